@@ -1,0 +1,3 @@
+fn main() {
+    println!("crisis {}", env!("CARGO_PKG_VERSION"));
+}
