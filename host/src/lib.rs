@@ -2,3 +2,9 @@
 //!
 //! The binary (`src/main.rs`) only parses the command line; everything else
 //! lives in this library so end-to-end tests and benchmarks can reach it.
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod playbook;
+pub mod tomlfile;

@@ -1,0 +1,577 @@
+//! Turns one playbook file into a [`Playbook`], reporting every problem with
+//! its position: missing phases, bad values, unresolved references, `after`
+//! cycles, unparsable `when`, cron, time zone and dedup-key templates.
+
+use super::model::{self, Str};
+use super::spec::*;
+use super::types::*;
+use crate::diag::{Diagnostic, Source};
+use crate::tomlfile::{self, Document};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+/// What playbook references are checked against: `crisis.toml` and the roster.
+#[derive(Debug, Clone, Default)]
+pub struct RefContext {
+    pub targets: BTreeSet<String>,
+    pub plugins: BTreeMap<String, World>,
+    pub rotas: BTreeSet<String>,
+    pub teams: BTreeSet<String>,
+    pub people: BTreeSet<String>,
+    /// Roles people hold in the roster (e.g. `duty-manager`), besides the incident roles.
+    pub roles: BTreeSet<String>,
+}
+
+/// Built-in plugins shipped inside the binary, with their worlds.
+pub const BUILTIN_PLUGINS: &[(&str, World)] = &[
+    ("webhook-notify", World::Notifier),
+    ("appease-script", World::Appeasement),
+    ("drill-sim", World::Drill),
+];
+
+impl RefContext {
+    /// A context that knows only the built-in plugins; used when no config is given.
+    pub fn builtins_only() -> Self {
+        let mut c = RefContext::default();
+        c.add_builtin_plugins();
+        c
+    }
+
+    pub fn add_builtin_plugins(&mut self) {
+        for (name, world) in BUILTIN_PLUGINS {
+            self.plugins.insert(name.to_string(), *world);
+        }
+    }
+}
+
+/// Variables a `when` expression may use.
+pub const WHEN_VARIABLES: &[&str] =
+    &["severity", "sev1", "sev2", "sev3", "sev4", "sev5", "category", "drill", "fields", "labels"];
+
+/// Parses and validates one playbook source. Returns `None` if any error was found.
+pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> Option<Playbook> {
+    let before = diags.len();
+    if source.text.trim().is_empty() {
+        diags.push(source.at(0..0, "empty playbook: a playbook needs a [playbook] table and the six phases [report], [activate], [assign], [[act]], [track], [outcome]"));
+        return None;
+    }
+    let doc = match tomlfile::parse(source) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.extend(e);
+            return None;
+        }
+    };
+    let mut v = Validator { doc: &doc, ctx, diags };
+    let pb = v.run();
+    if diags.len() > before { None } else { pb }
+}
+
+struct Validator<'a, 's> {
+    doc: &'a Document<'s>,
+    ctx: &'a RefContext,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+const SECTIONS: &[&str] = &["playbook", "trigger", "report", "activate", "assign", "act", "track", "outcome", "drill"];
+
+impl Validator<'_, '_> {
+    fn err(&mut self, at: &Str, msg: impl Into<String>) {
+        let d = self.doc.source.at(at.span(), msg);
+        self.diags.push(d);
+    }
+
+    fn err_span(&mut self, span: std::ops::Range<usize>, msg: impl Into<String>) {
+        let d = self.doc.source.at(span, msg);
+        self.diags.push(d);
+    }
+
+    fn section<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        let value = self.doc.get(key)?;
+        self.doc.section(value, &format!("[{key}]"), self.diags)
+    }
+
+    fn run(&mut self) -> Option<Playbook> {
+        for (key, span) in self.doc.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                self.err_span(span, format!("unknown section `{key}`: expected one of {}", SECTIONS.join(", ")));
+            }
+        }
+        let meta: Option<model::Meta> = self.section("playbook");
+        let trigger: Option<model::Trigger> = self.section("trigger");
+        let report: Option<model::ReportPhase> = self.section("report");
+        let activate: Option<model::ActivatePhase> = self.section("activate");
+        let assign: Option<model::AssignPhase> = self.section("assign");
+        let act: Vec<Option<model::Step>> = match self.doc.get("act") {
+            Some(v) => self.doc.array_of(v, "[[act]]", self.diags),
+            None => Vec::new(),
+        };
+        let track: Option<model::TrackPhase> = self.section("track");
+        let outcome: Option<model::OutcomePhase> = self.section("outcome");
+        let drill: Option<model::DrillSection> = self.section("drill");
+
+        let end = self.doc.source.text.len();
+        for (key, what) in [
+            ("playbook", "the [playbook] table (id, name, category, severity)"),
+            ("report", "the [report] phase"),
+            ("activate", "the [activate] phase"),
+            ("assign", "the [assign] phase"),
+            ("act", "at least one [[act]] step"),
+            ("track", "the [track] phase"),
+            ("outcome", "the [outcome] phase"),
+        ] {
+            if self.doc.get(key).is_none() {
+                self.err_span(end..end, format!("missing {what}: every playbook names all six phases of the crisis plan"));
+            }
+        }
+
+        let meta = self.meta(meta?);
+        let trigger = trigger.and_then(|t| self.trigger(t));
+        let report = report.and_then(|r| self.report(r));
+        let activate = activate.and_then(|a| self.activate(a));
+        let assign = assign.and_then(|a| self.assign(a));
+        let raw_steps: Vec<model::Step> = act.into_iter().flatten().collect();
+        let steps: Vec<StepSpec> = raw_steps.iter().cloned().filter_map(|s| self.step(s)).collect();
+        self.step_graph(&raw_steps, &steps);
+        let track = track.and_then(|t| self.track(t));
+        let outcome = outcome.and_then(|o| self.outcome(o));
+        let drill = drill.and_then(|d| self.drill(d));
+
+        let (id, name, category, severity, summary) = meta?;
+        Some(Playbook {
+            id,
+            name,
+            category,
+            severity,
+            summary,
+            path: self.doc.source.path.clone(),
+            hash: hex::encode(Sha256::digest(self.doc.source.text.as_bytes())),
+            trigger,
+            report: report?,
+            activate: activate?,
+            assign: assign?,
+            act: steps,
+            track: track?,
+            outcome: outcome?,
+            drill,
+        })
+    }
+
+    fn required(&mut self, v: Option<Str>, what: &str, section: &str) -> Option<Str> {
+        if v.is_none() {
+            let span = self.doc.key_span(section).unwrap_or(0..0);
+            self.err_span(span, format!("[{section}] is missing `{what}`"));
+        }
+        v
+    }
+
+    fn parse<T: FromStr<Err = String>>(&mut self, v: &Str) -> Option<T> {
+        match v.get_ref().parse::<T>() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.err(v, e);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, v: &Option<Str>) -> Option<Option<std::time::Duration>> {
+        match v {
+            None => Some(None),
+            Some(s) => match parse_duration(s.get_ref()) {
+                Ok(d) => Some(Some(d)),
+                Err(e) => {
+                    self.err(s, e);
+                    None
+                }
+            },
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn meta(&mut self, m: model::Meta) -> Option<(String, String, Category, Severity, String)> {
+        let id = self.required(m.id, "id", "playbook");
+        let name = self.required(m.name, "name", "playbook");
+        let category = self.required(m.category, "category", "playbook");
+        let severity = self.required(m.severity, "severity", "playbook");
+        if let Some(id) = &id {
+            let ok = !id.get_ref().is_empty()
+                && id.get_ref().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !ok {
+                self.err(id, format!("bad playbook id `{}`: use lowercase letters, digits, `-` and `_`", id.get_ref()));
+            }
+        }
+        let category = category.and_then(|c| self.parse::<Category>(&c));
+        let severity = severity.and_then(|s| self.parse::<Severity>(&s));
+        Some((id?.into_inner(), name?.into_inner(), category?, severity?, m.summary.unwrap_or_default()))
+    }
+
+    fn trigger(&mut self, t: model::Trigger) -> Option<TriggerSpec> {
+        if let Some(key) = &t.dedup_key {
+            let mut env = minijinja::Environment::new();
+            env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            if let Err(e) = env.template_from_str(key.get_ref()) {
+                self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
+            }
+        }
+        Some(TriggerSpec {
+            matches: t.matches.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
+            dedup_key: t.dedup_key.map(|k| k.into_inner()),
+        })
+    }
+
+    fn targets(&mut self, list: &[Str], what: &str) -> Vec<String> {
+        for t in list {
+            if !self.ctx.targets.contains(t.get_ref()) {
+                let known = join_or_none(&self.ctx.targets);
+                self.err(t, format!("unknown notification target `{}` in {what}: declare [targets.{}] in crisis.toml (known: {known})", t.get_ref(), t.get_ref()));
+            }
+        }
+        list.iter().map(|t| t.get_ref().clone()).collect()
+    }
+
+    fn who(&mut self, v: &Str) -> Option<Who> {
+        let who = self.parse::<Who>(v)?;
+        let (set, kind, hint) = match &who {
+            Who::Rota(n) => (&self.ctx.rotas, n, "a [rotas.NAME] table in the roster"),
+            Who::Team(n) => (&self.ctx.teams, n, "a [teams.NAME] table in the roster"),
+            Who::Person(n) => (&self.ctx.people, n, "a [people.NAME] table in the roster"),
+            Who::Role(n) => {
+                if INCIDENT_ROLES.contains(&n.as_str()) || self.ctx.roles.contains(n) {
+                    return Some(who);
+                }
+                let msg = format!(
+                    "unknown role `{n}`: use an incident role ({}) or give a person `roles = [\"{n}\"]` in the roster",
+                    INCIDENT_ROLES.join(", ")
+                );
+                self.err(v, msg);
+                return None;
+            }
+        };
+        if set.contains(kind) {
+            Some(who)
+        } else {
+            let known = join_or_none(set);
+            self.err(v, format!("`{}` does not resolve: add {hint} (known: {known})", v.get_ref()));
+            None
+        }
+    }
+
+    fn opt_who(&mut self, v: &Option<Str>) -> Option<Option<Who>> {
+        match v {
+            None => Some(None),
+            Some(s) => self.who(s).map(Some),
+        }
+    }
+
+    fn report(&mut self, r: model::ReportPhase) -> Option<ReportSpec> {
+        let require: Vec<_> = r.require.iter().map(|f| self.parse::<ReportField>(f)).collect();
+        let notify = self.targets(&r.notify, "[report] notify");
+        let within = self.duration(&r.within)?;
+        Some(ReportSpec {
+            require: require.into_iter().collect::<Option<_>>()?,
+            notify,
+            within: within.unwrap_or(DEFAULT_REPORT_WITHIN),
+        })
+    }
+
+    fn activate(&mut self, a: model::ActivatePhase) -> Option<ActivateSpec> {
+        let approval = self.opt_who(&a.approval);
+        let channels = self.targets(&a.channels, "[activate] channels");
+        let within = self.duration(&a.within);
+        Some(ActivateSpec { approval: approval?, channels, within: within? })
+    }
+
+    fn assign(&mut self, a: model::AssignPhase) -> Option<AssignSpec> {
+        let commander = self.required(a.commander.clone(), "commander", "assign");
+        let commander = commander.and_then(|c| self.who(&c));
+        let liaison = self.opt_who(&a.liaison);
+        let scribe = self.opt_who(&a.scribe);
+        let ack_within = self.duration(&a.ack_within);
+        let mut escalate = Vec::new();
+        let mut ok = true;
+        for e in &a.escalate {
+            let after = self.duration(&Some(e.after.clone())).flatten();
+            let to = self.who(&e.to);
+            match (after, to) {
+                (Some(after), Some(to)) => escalate.push(EscalationSpec { after, to, repeat: e.repeat.unwrap_or(1).max(1) }),
+                _ => ok = false,
+            }
+        }
+        for pair in escalate.windows(2) {
+            if pair[1].after <= pair[0].after {
+                // Point at the later level: its delay must grow.
+                if let Some(e) = a.escalate.iter().find(|e| parse_duration(e.after.get_ref()).ok() == Some(pair[1].after)) {
+                    let msg = "escalation levels must be in increasing `after` order";
+                    self.err(&e.after, msg);
+                }
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(AssignSpec {
+            commander: commander?,
+            liaison: liaison?,
+            scribe: scribe?,
+            ack_within: ack_within?,
+            escalate,
+        })
+    }
+
+    fn step(&mut self, s: model::Step) -> Option<StepSpec> {
+        let end = self.doc.key_span("act").unwrap_or(0..0);
+        let Some(id) = s.id.clone() else {
+            self.err_span(end, "an [[act]] step is missing `id`");
+            return None;
+        };
+        let kind = match &s.kind {
+            Some(k) => self.parse::<StepKind>(k),
+            None => {
+                self.err(&id, format!("step `{}` is missing `kind` (one of {})", id.get_ref(), StepKind::ALL.join(", ")));
+                None
+            }
+        };
+        let owner = self.opt_who(&s.owner);
+        let within = self.duration(&s.within);
+        let approval = self.opt_who(&s.approval);
+        let notify = self.targets(&s.notify, &format!("step `{}` notify", id.get_ref()));
+        let channel = s.channel.as_ref().and_then(|c| self.parse::<Channel>(c));
+        if let Some(w) = &s.when {
+            self.when(w);
+        }
+        let kind = kind?;
+        let mut ok = true;
+        let world_for_kind = match kind {
+            StepKind::Appease => Some(World::Appeasement),
+            StepKind::Notify => Some(World::Notifier),
+            _ => None,
+        };
+        if let Some(p) = &s.plugin {
+            match (self.ctx.plugins.get(p.get_ref()), world_for_kind) {
+                (None, _) => {
+                    let known = join_or_none(&self.ctx.plugins.keys().cloned().collect());
+                    self.err(p, format!("unknown plugin `{}`: use a built-in or declare [plugins.{}] in crisis.toml (known: {known})", p.get_ref(), p.get_ref()));
+                    ok = false;
+                }
+                (Some(_), None) => {
+                    self.err(p, format!("a `{kind}` step runs no plugin: remove `plugin` or make it an appease or notify step"));
+                    ok = false;
+                }
+                (Some(w), Some(need)) if *w != need => {
+                    self.err(p, format!("plugin `{}` implements the {w} world, but a `{kind}` step needs a {need} plugin", p.get_ref()));
+                    ok = false;
+                }
+                _ => {}
+            }
+        }
+        match kind {
+            StepKind::Appease if s.channel.is_none() => {
+                self.err(&id, format!("appease step `{}` needs `channel` (one of {})", id.get_ref(), Channel::ALL.join(", ")));
+                ok = false;
+            }
+            StepKind::Notify if s.notify.is_empty() => {
+                self.err(&id, format!("notify step `{}` needs `notify = [\"TARGET\", ...]`", id.get_ref()));
+                ok = false;
+            }
+            StepKind::Approval if s.approval.is_none() => {
+                self.err(&id, format!("approval step `{}` needs `approval = \"role:NAME\"` (who approves)", id.get_ref()));
+                ok = false;
+            }
+            _ => {}
+        }
+        if let Some(l) = &s.limits {
+            if l.max_messages == Some(0) || l.per_minute == Some(0) {
+                self.err(&id, format!("step `{}` limits must be positive", id.get_ref()));
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(StepSpec {
+            id: id.into_inner(),
+            kind,
+            owner: owner?,
+            tasks: s.tasks,
+            within: within?,
+            after: s.after.iter().map(|a| a.get_ref().clone()).collect(),
+            when: s.when.map(|w| w.into_inner()),
+            plugin: s.plugin.map(|p| p.into_inner()).or_else(|| (kind == StepKind::Appease).then(|| "appease-script".to_string())),
+            notify,
+            message: s.message,
+            audience: s.audience.map(|a| AudienceSpec { segment: a.segment, tier: a.tier }),
+            channel,
+            limits: s.limits.map(|l| LimitsSpec { max_messages: l.max_messages, per_minute: l.per_minute }).unwrap_or_default(),
+            approval: approval?,
+        })
+    }
+
+    fn when(&mut self, w: &Str) {
+        match cel_interpreter::Program::compile(w.get_ref()) {
+            Ok(program) => {
+                let refs = program.references();
+                for var in refs.variables() {
+                    if !WHEN_VARIABLES.contains(&var) {
+                        self.err(w, format!("`when` uses unknown variable `{var}`: available are {}", WHEN_VARIABLES.join(", ")));
+                    }
+                }
+            }
+            Err(e) => {
+                let first = e.errors.first();
+                let (line, col) = first.map(|e| e.pos).unwrap_or((1, 0));
+                let msg = first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string());
+                // Point inside the string when the expression is on one line.
+                let offset = if line <= 1 { w.span().start + 1 + col.max(0) as usize } else { w.span().start };
+                self.err_span(offset..offset, format!("`when` is not a valid CEL expression: {msg}; write it like \"severity <= sev2\""));
+            }
+        }
+    }
+
+    /// Checks `after` references and cycles among the steps that validated.
+    fn step_graph(&mut self, raw: &[model::Step], steps: &[StepSpec]) {
+        let mut seen: BTreeMap<&str, &Str> = BTreeMap::new();
+        for s in raw {
+            if let Some(id) = &s.id {
+                if let Some(first) = seen.get(id.get_ref().as_str()) {
+                    let (l, c) = self.doc.source.position(first.span().start);
+                    self.err(id, format!("duplicate step id `{}` (first defined at line {l}, column {c})", id.get_ref()));
+                } else {
+                    seen.insert(id.get_ref(), id);
+                }
+            }
+        }
+        for s in raw {
+            for a in &s.after {
+                if !seen.contains_key(a.get_ref().as_str()) {
+                    let known = join_or_none(&seen.keys().map(|k| k.to_string()).collect());
+                    self.err(a, format!("`after` names unknown step `{}` (steps: {known})", a.get_ref()));
+                } else if Some(a.get_ref()) == s.id.as_ref().map(|i| i.get_ref()) {
+                    self.err(a, format!("step `{}` cannot come after itself", a.get_ref()));
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(steps) {
+            let first = cycle[0].clone();
+            if let Some(step) = raw.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(&first)) {
+                let at = step.after.iter().find(|a| cycle.contains(a.get_ref())).cloned().or(step.id.clone());
+                if let Some(at) = at {
+                    self.err(&at, format!("`after` forms a cycle: {}", cycle.join(" -> ")));
+                }
+            }
+        }
+    }
+
+    fn track(&mut self, t: model::TrackPhase) -> Option<TrackSpec> {
+        let notify = self.targets(&t.notify, "[track] notify");
+        let update_every = self.duration(&t.update_every);
+        let stale_after = self.duration(&t.stale_after);
+        Some(TrackSpec { update_every: update_every?, notify, stale_after: stale_after? })
+    }
+
+    fn outcome(&mut self, o: model::OutcomePhase) -> Option<OutcomeSpec> {
+        let require: Vec<_> = o.require.iter().map(|f| self.parse::<OutcomeField>(f)).collect();
+        let notify = self.targets(&o.notify, "[outcome] notify");
+        let within = self.duration(&o.within);
+        Some(OutcomeSpec { require: require.into_iter().collect::<Option<_>>()?, notify, within: within? })
+    }
+
+    fn drill(&mut self, d: model::DrillSection) -> Option<DrillSpec> {
+        let mut ok = true;
+        if let Some(s) = &d.schedule {
+            if let Err(e) = croner::Cron::from_str(s.get_ref()) {
+                self.err(s, format!("bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"", s.get_ref()));
+                ok = false;
+            }
+        }
+        if let Some(tz) = &d.timezone {
+            if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
+                self.err(tz, format!("unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin", tz.get_ref()));
+                ok = false;
+            }
+        }
+        let clock = match &d.clock {
+            Some(c) => self.parse::<DrillClock>(c),
+            None => Some(DrillClock::Virtual),
+        };
+        if let Some(sim) = &d.simulator {
+            match self.ctx.plugins.get(sim.get_ref()) {
+                Some(World::Drill) => {}
+                Some(w) => {
+                    self.err(sim, format!("plugin `{}` implements the {w} world; a drill simulator needs a drill plugin", sim.get_ref()));
+                    ok = false;
+                }
+                None => {
+                    self.err(sim, format!("unknown drill simulator plugin `{}` (built-in: drill-sim)", sim.get_ref()));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(DrillSpec {
+            schedule: d.schedule.map(|s| s.into_inner()),
+            timezone: d.timezone.map(|s| s.into_inner()),
+            clock: clock?,
+            simulator: d.simulator.map(|s| s.into_inner()),
+        })
+    }
+}
+
+fn join_or_none(set: &BTreeSet<String>) -> String {
+    if set.is_empty() { "none".to_string() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") }
+}
+
+/// Finds one cycle in the `after` graph, as a path that returns to its start.
+pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
+    let index: BTreeMap<&str, &StepSpec> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks: BTreeMap<&str, Mark> = index.keys().map(|k| (*k, Mark::New)).collect();
+    fn visit<'a>(
+        id: &'a str,
+        index: &BTreeMap<&'a str, &'a StepSpec>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        marks.insert(id, Mark::Active);
+        stack.push(id);
+        for dep in &index[id].after {
+            let Some((dep, _)) = index.get_key_value(dep.as_str()) else { continue };
+            match marks[dep] {
+                Mark::Active => {
+                    let start = stack.iter().position(|s| s == dep).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    cycle.push(dep.to_string());
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(dep, index, marks, stack) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks.insert(id, Mark::Done);
+        None
+    }
+    let ids: Vec<&str> = index.keys().copied().collect();
+    for id in ids {
+        if marks[id] == Mark::New {
+            let mut stack = Vec::new();
+            if let Some(c) = visit(id, &index, &mut marks, &mut stack) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
