@@ -8,3 +8,5 @@ pub mod config;
 pub mod diag;
 pub mod playbook;
 pub mod tomlfile;
+pub mod incident;
+pub mod store;

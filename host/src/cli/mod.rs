@@ -4,6 +4,7 @@
 //! validation), 3 not found, 4 daemon unreachable.
 
 mod output;
+pub use output::nearby;
 mod playbook;
 
 use clap::{Parser, Subcommand};
