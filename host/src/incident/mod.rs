@@ -9,3 +9,6 @@ pub mod state;
 mod when;
 
 pub use engine::{Engine, EngineError, Generation, TriggerRequest, TriggerOutcome, StepAction, Actor};
+
+#[cfg(test)]
+mod tests;
