@@ -10,3 +10,6 @@ pub mod playbook;
 pub mod tomlfile;
 pub mod incident;
 pub mod store;
+pub mod report;
+pub mod generation;
+pub mod daemon;

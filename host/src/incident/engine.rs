@@ -145,13 +145,28 @@ impl Engine {
 
     /// The playbook version an incident pinned when it opened.
     pub fn pinned_playbook(&self, hash: &str) -> Result<Arc<Playbook>, EngineError> {
-        if let Some(p) = self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
-            return Ok(p.clone());
+        if let Some(p) = self.cached_pin(hash) {
+            return Ok(p);
         }
-        let spec = self
-            .store
-            .playbook_version(hash)?
-            .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("pinned playbook version {hash} is missing from the journal")))?;
+        let spec = self.store.playbook_version(hash)?;
+        self.remember_pin(hash, spec)
+    }
+
+    /// Same, inside a transaction (the store's connection is already held).
+    fn pinned_in(&self, tx: &mut dyn Tx, hash: &str) -> Result<Arc<Playbook>, EngineError> {
+        if let Some(p) = self.cached_pin(hash) {
+            return Ok(p);
+        }
+        let spec = tx.playbook_version(hash)?;
+        self.remember_pin(hash, spec)
+    }
+
+    fn cached_pin(&self, hash: &str) -> Option<Arc<Playbook>> {
+        self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
+    }
+
+    fn remember_pin(&self, hash: &str, spec: Option<serde_json::Value>) -> Result<Arc<Playbook>, EngineError> {
+        let spec = spec.ok_or_else(|| EngineError::Internal(anyhow::anyhow!("pinned playbook version {hash} is missing from the journal")))?;
         let pb: Playbook = serde_json::from_value(spec).map_err(|e| EngineError::Internal(e.into()))?;
         let pb = Arc::new(pb);
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.to_string(), pb.clone());
@@ -183,10 +198,11 @@ impl Engine {
         let now = self.clock.now_ms();
         let generation_ = self.generation();
         let mut user_err: Option<EngineError> = None;
+        let mut missing = false;
         let mut out: Option<Incident> = None;
         let res = self.store.transaction(&mut |tx| {
             let Some(row) = tx.incident(id)? else {
-                user_err = Some(self.not_found(id));
+                missing = true;
                 return Err(Abort.into());
             };
             let inc: Incident = serde_json::from_value(row.state)?;
@@ -196,7 +212,7 @@ impl Engine {
                 )));
                 return Err(Abort.into());
             }
-            let pb = match self.pinned_playbook(&inc.playbook_hash) {
+            let pb = match self.pinned_in(tx, &inc.playbook_hash) {
                 Ok(p) => p,
                 Err(e) => {
                     user_err = Some(e);
@@ -213,6 +229,9 @@ impl Engine {
             out = Some(ctx.inc);
             Ok(())
         });
+        if missing {
+            return Err(self.not_found(id));
+        }
         self.finish(res, user_err, out)
     }
 
@@ -285,7 +304,7 @@ impl Engine {
                 if let Some(existing) = tx.open_by_dedup(&pb.id, key)? {
                     let row = tx.incident(&existing)?.expect("dedup index points at an incident");
                     let inc: Incident = serde_json::from_value(row.state)?;
-                    let pinned = self.pinned_playbook(&inc.playbook_hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let pinned = self.pinned_in(tx, &inc.playbook_hash).map_err(|e| anyhow::anyhow!("{e}"))?;
                     let mut ctx = Ctx { tx, inc, pb: pinned, generation_: &generation_, now };
                     ctx.emit(Event::Attached { fields: fields.clone(), labels: req.labels.clone(), source: source.clone() })?;
                     ctx.advance()?;

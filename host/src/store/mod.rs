@@ -88,6 +88,7 @@ pub trait Tx {
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;
     fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()>;
     fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()>;
+    fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>>;
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
 }
 
@@ -106,6 +107,8 @@ pub trait Store: Send + Sync {
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>>;
     /// Records an execution attempt before running it (for "retried once" accounting).
     fn mark_attempt(&self, invocation_id: &str) -> Result<()>;
+    /// Postpones a pending intent after a transient failure.
+    fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()>;
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>>;
     fn kv_get(&self, key: &str) -> Result<Option<String>>;
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;

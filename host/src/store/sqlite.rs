@@ -275,6 +275,14 @@ impl Tx for SqlTx<'_> {
         Ok(())
     }
 
+    fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .tx
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(json))
+    }
+
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()> {
         self.tx.execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -374,6 +382,12 @@ impl Store for SqliteStore {
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let conn = self.lock();
         conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
+        Ok(())
+    }
+
+    fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()> {
+        let conn = self.lock();
+        conn.execute("UPDATE intents SET not_before = ?2 WHERE invocation_id = ?1 AND result IS NULL", params![invocation_id, not_before])?;
         Ok(())
     }
 
