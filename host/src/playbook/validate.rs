@@ -410,7 +410,7 @@ impl Validator<'_, '_> {
     }
 
     fn when(&mut self, w: &Str) {
-        match cel_interpreter::Program::compile(w.get_ref()) {
+        match compile_when(w.get_ref()) {
             Ok(program) => {
                 let refs = program.references();
                 for var in refs.variables() {
@@ -419,12 +419,10 @@ impl Validator<'_, '_> {
                     }
                 }
             }
-            Err(e) => {
-                let first = e.errors.first();
-                let (line, col) = first.map(|e| e.pos).unwrap_or((1, 0));
-                let msg = first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string());
+            Err(WhenError { msg, pos }) => {
+                let (line, col) = pos.unwrap_or((1, 0));
                 // Point inside the string when the expression is on one line.
-                let offset = if line <= 1 { w.span().start + 1 + col.max(0) as usize } else { w.span().start };
+                let offset = if line <= 1 { (w.span().start + 1 + col.max(0) as usize).min(w.span().end) } else { w.span().start };
                 self.err_span(offset..offset, format!("`when` is not a valid CEL expression: {msg}; write it like \"severity <= sev2\""));
             }
         }
@@ -519,6 +517,55 @@ impl Validator<'_, '_> {
             simulator: d.simulator.map(|s| s.into_inner()),
         })
     }
+}
+
+/// Why a `when` expression does not compile: the parser's message and its
+/// (1-based line, 0-based column) inside the expression, when known.
+#[derive(Debug, Clone)]
+pub struct WhenError {
+    pub msg: String,
+    pub pos: Option<(isize, isize)>,
+}
+
+/// Compiles a `when` expression without ever panicking.
+///
+/// cel-parser 0.10 panics (an `unreachable!` in antlr4rust) on some
+/// incomplete expressions such as `severity <= ` instead of returning an
+/// error. A playbook typo must not crash the validator or the daemon, so the
+/// panic is caught here, kept off stderr, and reported as a syntax error.
+pub fn compile_when(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
+    install_quiet_panic_hook();
+    QUIET_PANICS.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cel_interpreter::Program::compile(expr)));
+    QUIET_PANICS.with(|q| q.set(false));
+    match result {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => {
+            let first = e.errors.first();
+            Err(WhenError {
+                msg: first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string()),
+                pos: first.map(|e| e.pos),
+            })
+        }
+        Err(_) => Err(WhenError { msg: "incomplete or malformed expression".to_string(), pos: None }),
+    }
+}
+
+thread_local! {
+    /// Set while [`compile_when`] runs, so the panic hook stays quiet for parser panics.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn join_or_none(set: &BTreeSet<String>) -> String {
