@@ -126,7 +126,7 @@ impl Validator<'_, '_> {
             }
         }
 
-        let meta = self.meta(meta?);
+        let meta = meta.and_then(|m| self.meta(m));
         let trigger = trigger.and_then(|t| self.trigger(t));
         let report = report.and_then(|r| self.report(r));
         let activate = activate.and_then(|a| self.activate(a));
