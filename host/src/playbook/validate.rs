@@ -131,8 +131,21 @@ impl Validator<'_, '_> {
         let report = report.and_then(|r| self.report(r));
         let activate = activate.and_then(|a| self.activate(a));
         let assign = assign.and_then(|a| self.assign(a));
-        let raw_steps: Vec<model::Step> = act.into_iter().flatten().collect();
-        let steps: Vec<StepSpec> = raw_steps.iter().cloned().filter_map(|s| self.step(s)).collect();
+        // Each step's `[[act]]` header, so a step without an id can still be pointed at.
+        let act_spans: Vec<std::ops::Range<usize>> = match self.doc.get("act").map(|v| v.get_ref()) {
+            Some(toml::de::DeValue::Array(items)) => items.iter().map(|i| i.span()).collect(),
+            _ => Vec::new(),
+        };
+        let mut raw_steps: Vec<model::Step> = Vec::new();
+        let mut raw_spans = Vec::new();
+        for (i, s) in act.into_iter().enumerate() {
+            if let Some(s) = s {
+                raw_steps.push(s);
+                raw_spans.push((i + 1, act_spans.get(i).cloned().unwrap_or(0..0)));
+            }
+        }
+        let steps: Vec<StepSpec> =
+            raw_steps.iter().cloned().zip(raw_spans).filter_map(|(s, (n, span))| self.step(s, n, span)).collect();
         self.step_graph(&raw_steps, &steps);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
@@ -321,10 +334,10 @@ impl Validator<'_, '_> {
         })
     }
 
-    fn step(&mut self, s: model::Step) -> Option<StepSpec> {
-        let end = self.doc.key_span("act").unwrap_or(0..0);
+    /// Validates step number `n` (1-based) whose `[[act]]` header is at `header`.
+    fn step(&mut self, s: model::Step, n: usize, header: std::ops::Range<usize>) -> Option<StepSpec> {
         let Some(id) = s.id.clone() else {
-            self.err_span(end, "an [[act]] step is missing `id`");
+            self.err_span(header, format!("[[act]] step #{n} is missing `id`: give every step a unique id, like id = \"notify-customers\""));
             return None;
         };
         let kind = match &s.kind {
