@@ -146,7 +146,7 @@ impl Validator<'_, '_> {
         }
         let steps: Vec<StepSpec> =
             raw_steps.iter().cloned().zip(raw_spans).filter_map(|(s, (n, span))| self.step(s, n, span)).collect();
-        self.step_graph(&raw_steps, &steps);
+        self.step_graph(&raw_steps);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
         let drill = drill.and_then(|d| self.drill(d));
@@ -441,8 +441,8 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// Checks `after` references and cycles among the steps that validated.
-    fn step_graph(&mut self, raw: &[model::Step], steps: &[StepSpec]) {
+    /// Checks `after` references, duplicate step ids and cycles among all steps.
+    fn step_graph(&mut self, raw: &[model::Step]) {
         let mut seen: BTreeMap<&str, &Str> = BTreeMap::new();
         for s in raw {
             if let Some(id) = &s.id {
@@ -464,10 +464,20 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        if let Some(cycle) = find_cycle(steps) {
-            let first = cycle[0].clone();
-            if let Some(step) = raw.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(&first)) {
-                let at = step.after.iter().find(|a| cycle.contains(a.get_ref())).cloned().or(step.id.clone());
+        // Cycles are looked for among all steps with an id, not only the ones
+        // that validated: a typo in one step must not hide a cycle through it.
+        // Self-references are reported above and left out here.
+        let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for s in raw {
+            if let Some(id) = &s.id {
+                let deps = s.after.iter().map(|a| a.get_ref().as_str()).filter(|a| a != id.get_ref());
+                graph.entry(id.get_ref().as_str()).or_default().extend(deps);
+            }
+        }
+        if let Some(cycle) = find_cycle_in(&graph) {
+            let (first, next) = (&cycle[0], &cycle[1]);
+            if let Some(step) = raw.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(first) && s.after.iter().any(|a| a.get_ref() == next)) {
+                let at = step.after.iter().find(|a| a.get_ref() == next).cloned().or(step.id.clone());
                 if let Some(at) = at {
                     self.err(&at, format!("`after` forms a cycle: {}", cycle.join(" -> ")));
                 }
@@ -587,24 +597,32 @@ fn join_or_none(set: &BTreeSet<String>) -> String {
 
 /// Finds one cycle in the `after` graph, as a path that returns to its start.
 pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
-    let index: BTreeMap<&str, &StepSpec> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in steps {
+        graph.entry(s.id.as_str()).or_default().extend(s.after.iter().map(String::as_str));
+    }
+    find_cycle_in(&graph)
+}
+
+/// Finds one cycle in a graph of step id -> the steps it comes after.
+fn find_cycle_in(graph: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Active,
         Done,
     }
-    let mut marks: BTreeMap<&str, Mark> = index.keys().map(|k| (*k, Mark::New)).collect();
+    let mut marks: BTreeMap<&str, Mark> = graph.keys().map(|k| (*k, Mark::New)).collect();
     fn visit<'a>(
         id: &'a str,
-        index: &BTreeMap<&'a str, &'a StepSpec>,
+        graph: &BTreeMap<&'a str, Vec<&'a str>>,
         marks: &mut BTreeMap<&'a str, Mark>,
         stack: &mut Vec<&'a str>,
     ) -> Option<Vec<String>> {
         marks.insert(id, Mark::Active);
         stack.push(id);
-        for dep in &index[id].after {
-            let Some((dep, _)) = index.get_key_value(dep.as_str()) else { continue };
+        for dep in &graph[id] {
+            let Some((dep, _)) = graph.get_key_value(dep) else { continue };
             match marks[dep] {
                 Mark::Active => {
                     let start = stack.iter().position(|s| s == dep).unwrap_or(0);
@@ -613,7 +631,7 @@ pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
                     return Some(cycle);
                 }
                 Mark::New => {
-                    if let Some(c) = visit(dep, index, marks, stack) {
+                    if let Some(c) = visit(dep, graph, marks, stack) {
                         return Some(c);
                     }
                 }
@@ -624,11 +642,11 @@ pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
         marks.insert(id, Mark::Done);
         None
     }
-    let ids: Vec<&str> = index.keys().copied().collect();
+    let ids: Vec<&str> = graph.keys().copied().collect();
     for id in ids {
         if marks[id] == Mark::New {
             let mut stack = Vec::new();
-            if let Some(c) = visit(id, &index, &mut marks, &mut stack) {
+            if let Some(c) = visit(id, graph, &mut marks, &mut stack) {
                 return Some(c);
             }
         }
