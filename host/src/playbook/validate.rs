@@ -304,21 +304,29 @@ impl Validator<'_, '_> {
         let ack_within = self.duration(&a.ack_within);
         let mut escalate = Vec::new();
         let mut ok = true;
-        for e in &a.escalate {
+        // (level number, its `after`, the parsed delay) for the order check below.
+        let mut delays = Vec::new();
+        for (i, e) in a.escalate.iter().enumerate() {
             let after = self.duration(&Some(e.after.clone())).flatten();
             let to = self.who(&e.to);
+            if let Some(after) = after {
+                delays.push((i + 1, &e.after, after));
+            }
             match (after, to) {
                 (Some(after), Some(to)) => escalate.push(EscalationSpec { after, to, repeat: e.repeat.unwrap_or(1).max(1) }),
                 _ => ok = false,
             }
         }
-        for pair in escalate.windows(2) {
-            if pair[1].after <= pair[0].after {
+        for pair in delays.windows(2) {
+            let ((_, prev, prev_d), (n, at, d)) = (pair[0], pair[1]);
+            if d <= prev_d {
                 // Point at the later level: its delay must grow.
-                if let Some(e) = a.escalate.iter().find(|e| parse_duration(e.after.get_ref()).ok() == Some(pair[1].after)) {
-                    let msg = "escalation levels must be in increasing `after` order";
-                    self.err(&e.after, msg);
-                }
+                let msg = format!(
+                    "escalation level #{n} (after `{}`) must come later than the level before it (after `{}`): list levels in increasing `after` order",
+                    at.get_ref(),
+                    prev.get_ref()
+                );
+                self.err(at, msg);
                 ok = false;
             }
         }
@@ -374,7 +382,7 @@ impl Validator<'_, '_> {
                     ok = false;
                 }
                 (Some(w), Some(need)) if *w != need => {
-                    self.err(p, format!("plugin `{}` implements the {w} world, but a `{kind}` step needs a {need} plugin", p.get_ref()));
+                    self.err(p, format!("plugin `{}` implements the {w} world, but {} `{kind}` step needs {} {need} plugin", p.get_ref(), article(kind.as_str()), article(need.as_str())));
                     ok = false;
                 }
                 _ => {}
@@ -589,6 +597,11 @@ fn install_quiet_panic_hook() {
             }
         }));
     });
+}
+
+/// "a" or "an", for messages that name a step kind or plugin world.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
 }
 
 fn join_or_none(set: &BTreeSet<String>) -> String {
