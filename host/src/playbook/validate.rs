@@ -49,6 +49,9 @@ impl RefContext {
 pub const WHEN_VARIABLES: &[&str] =
     &["severity", "sev1", "sev2", "sev3", "sev4", "sev5", "category", "drill", "fields", "labels"];
 
+/// Variables a `dedup_key` template may use (plus minijinja's global functions).
+pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
+
 /// Parses and validates one playbook source. Returns `None` if any error was found.
 pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> Option<Playbook> {
     let before = diags.len();
@@ -224,8 +227,18 @@ impl Validator<'_, '_> {
         if let Some(key) = &t.dedup_key {
             let mut env = minijinja::Environment::new();
             env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-            if let Err(e) = env.template_from_str(key.get_ref()) {
-                self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
+            match env.template_from_str(key.get_ref()) {
+                Err(e) => {
+                    self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
+                }
+                Ok(t) => {
+                    let mut unknown: Vec<String> =
+                        t.undeclared_variables(false).into_iter().filter(|v| !DEDUP_VARIABLES.contains(&v.as_str())).collect();
+                    unknown.sort();
+                    for v in unknown {
+                        self.err(key, format!("dedup_key uses unknown variable `{v}`: use labels.NAME (alert labels) or fields.NAME (report fields), like \"{{{{ labels.service }}}}\""));
+                    }
+                }
             }
         }
         Some(TriggerSpec {
