@@ -141,15 +141,21 @@ impl Validator<'_, '_> {
         };
         let mut raw_steps: Vec<model::Step> = Vec::new();
         let mut raw_spans = Vec::new();
+        // Ids of steps whose table did not deserialize (a type error is already
+        // reported): `after` may still name them without a second, false error.
+        let mut broken_ids = Vec::new();
         for (i, s) in act.into_iter().enumerate() {
-            if let Some(s) = s {
-                raw_steps.push(s);
-                raw_spans.push((i + 1, act_spans.get(i).cloned().unwrap_or(0..0)));
+            match s {
+                Some(s) => {
+                    raw_steps.push(s);
+                    raw_spans.push((i + 1, act_spans.get(i).cloned().unwrap_or(0..0)));
+                }
+                None => broken_ids.extend(self.raw_step_id(i)),
             }
         }
         let steps: Vec<StepSpec> =
             raw_steps.iter().cloned().zip(raw_spans).filter_map(|(s, (n, span))| self.step(s, n, span)).collect();
-        self.step_graph(&raw_steps);
+        self.step_graph(&raw_steps, &broken_ids);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
         let drill = drill.and_then(|d| self.drill(d));
@@ -463,8 +469,10 @@ impl Validator<'_, '_> {
     }
 
     /// Checks `after` references, duplicate step ids and cycles among all steps.
-    fn step_graph(&mut self, raw: &[model::Step]) {
+    fn step_graph(&mut self, raw: &[model::Step], broken_ids: &[String]) {
         let mut seen: BTreeMap<&str, &Str> = BTreeMap::new();
+        // Only the first step with a given id takes part in the cycle check.
+        let mut first_defs: Vec<&model::Step> = Vec::new();
         for s in raw {
             if let Some(id) = &s.id {
                 if let Some(first) = seen.get(id.get_ref().as_str()) {
@@ -472,11 +480,15 @@ impl Validator<'_, '_> {
                     self.err(id, format!("duplicate step id `{}` (first defined at line {l}, column {c})", id.get_ref()));
                 } else {
                     seen.insert(id.get_ref(), id);
+                    first_defs.push(s);
                 }
             }
         }
         for s in raw {
             for a in &s.after {
+                if broken_ids.contains(a.get_ref()) {
+                    continue;
+                }
                 if !seen.contains_key(a.get_ref().as_str()) {
                     let known = join_or_none(&seen.keys().map(|k| k.to_string()).collect());
                     self.err(a, format!("`after` names unknown step `{}` (steps: {known})", a.get_ref()));
@@ -489,7 +501,7 @@ impl Validator<'_, '_> {
         // that validated: a typo in one step must not hide a cycle through it.
         // Self-references are reported above and left out here.
         let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for s in raw {
+        for s in &first_defs {
             if let Some(id) = &s.id {
                 let deps = s.after.iter().map(|a| a.get_ref().as_str()).filter(|a| a != id.get_ref());
                 graph.entry(id.get_ref().as_str()).or_default().extend(deps);
@@ -497,12 +509,23 @@ impl Validator<'_, '_> {
         }
         if let Some(cycle) = find_cycle_in(&graph) {
             let (first, next) = (&cycle[0], &cycle[1]);
-            if let Some(step) = raw.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(first) && s.after.iter().any(|a| a.get_ref() == next)) {
+            if let Some(step) = first_defs.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(first) && s.after.iter().any(|a| a.get_ref() == next)) {
                 let at = step.after.iter().find(|a| a.get_ref() == next).cloned().or(step.id.clone());
                 if let Some(at) = at {
                     self.err(&at, format!("`after` forms a cycle: {}", cycle.join(" -> ")));
                 }
             }
+        }
+    }
+
+    /// The `id` string of the `index`-th `[[act]]` table, read from the raw tree.
+    fn raw_step_id(&self, index: usize) -> Option<String> {
+        let toml::de::DeValue::Array(items) = self.doc.get("act")?.get_ref() else { return None };
+        let toml::de::DeValue::Table(t) = items.get(index)?.get_ref() else { return None };
+        let (_, v) = t.iter().find(|(k, _)| k.get_ref() == "id")?;
+        match v.get_ref() {
+            toml::de::DeValue::String(s) => Some(s.to_string()),
+            _ => None,
         }
     }
 
