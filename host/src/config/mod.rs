@@ -406,7 +406,7 @@ mod tests {
         let m = messages(load_text("[secrets.slack]\nvalue = \"xoxb-123\"\n"));
         assert_eq!(m, vec!["crisis.toml:2:9: inline secret `slack`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""]);
         let m = messages(load_text("[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { url = \"http://x\", token = \"abc\" }\n"));
-        assert!(m[0].starts_with("crisis.toml:3:39: inline secret in `token`"), "{m:?}");
+        assert!(m[0].starts_with("crisis.toml:3:38: inline secret in `token`"), "{m:?}");
     }
 
     #[test]
@@ -445,6 +445,6 @@ mod tests {
         let m: Vec<String> = load(&dir.path().join("crisis.toml")).err().unwrap().iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect();
         assert!(m.iter().any(|x| x.starts_with("4:12: unknown time zone `Mars/Olympus`")), "{m:?}");
         assert!(m.iter().any(|x| x.starts_with("5:11: bad hand-off time")), "{m:?}");
-        assert!(m.iter().any(|x| x.starts_with("7:18: rota `r` member `ghost`")), "{m:?}");
+        assert!(m.iter().any(|x| x.starts_with("7:17: rota `r` member `ghost`")), "{m:?}");
     }
 }
