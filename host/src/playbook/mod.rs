@@ -6,6 +6,9 @@ pub mod spec;
 pub mod types;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use crate::diag::{self, Diagnostic, Source};
 use crate::tomlfile;
 use sha2::{Digest, Sha256};
