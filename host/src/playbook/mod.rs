@@ -7,6 +7,8 @@ pub mod types;
 pub mod validate;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use crate::diag::{self, Diagnostic, Source};
