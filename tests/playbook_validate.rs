@@ -215,6 +215,7 @@ fn show_prints_all_six_phases() {
         assert!(r.stdout.contains(phase), "missing {phase}:\n{}", r.stdout);
     }
     assert!(r.stdout.contains("regulator-notice [notify]"), "{}", r.stdout);
+    assert!(r.stdout.contains("drill: schedule 0 14 1 */3 * (Europe/Berlin), clock x60"), "{}", r.stdout);
 
     let r = crisis(&["--json", "playbook", "show", "service-outage"]);
     assert_code(&r, 0);
