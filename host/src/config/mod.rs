@@ -365,14 +365,14 @@ fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec
     let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
     // Point at the person's `target` in the roster, where the fix is made.
     for (id, person) in &file.people {
-        if let Some(t) = &person.get_ref().target {
-            if !targets.contains_key(t.get_ref()) {
-                let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
-                diags.push(src.at(
-                    t.span(),
-                    format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
-                ));
-            }
+        if let Some(t) = &person.get_ref().target
+            && !targets.contains_key(t.get_ref())
+        {
+            let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
+            diags.push(src.at(
+                t.span(),
+                format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
+            ));
         }
     }
     roster::build(src, file, diags)

@@ -494,7 +494,7 @@ fn repo() -> std::path::PathBuf {
 #[test]
 fn shipped_playbooks_are_valid_under_the_example_config() {
     let cfg = crate::config::load(&repo().join("examples/crisis.toml")).unwrap_or_else(|e| panic!("{e:#?}"));
-    let v = validate(&Snapshot::read(&[cfg.playbooks.clone()]), &cfg.ref_context());
+    let v = validate(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg.ref_context());
     assert!(v.is_ok(), "{:#?}", v.diagnostics);
     let ids: Vec<&str> = v.playbooks.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["billing-error", "data-leak", "quality-complaint-surge", "service-outage", "social-media-crisis"]);
