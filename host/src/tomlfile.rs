@@ -51,6 +51,20 @@ pub fn parse<'s>(source: &'s Source) -> Result<Document<'s>, Vec<Diagnostic>> {
     Ok(Document { source, root: root.into_inner() })
 }
 
+/// Rewrites serde's type-error wording in TOML terms: "expected struct
+/// ReportPhase" names a Rust type the operator has never seen.
+fn plain_type_error(msg: &str) -> String {
+    let mut out = msg.to_string();
+    if let Some(i) = out.find("expected struct ") {
+        let rest = &out[i + "expected struct ".len()..];
+        let end = rest.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(rest.len());
+        out.replace_range(i..i + "expected struct ".len() + end, "expected a table");
+    }
+    out.replace("expected a sequence", "expected an array (written [ ... ])")
+        .replace("expected a map", "expected a table, like { key = \"value\" }")
+        .replace("expected u32", "expected a whole number")
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }
@@ -99,7 +113,7 @@ impl<'s> Document<'s> {
             Ok(v) => Some(v),
             Err(e) => {
                 let span = e.span().unwrap_or(value.span());
-                diags.push(self.source.at(span, format!("{context}: {}", first_line(e.message()))));
+                diags.push(self.source.at(span, format!("{context}: {}", plain_type_error(first_line(e.message())))));
                 None
             }
         }

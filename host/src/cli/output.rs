@@ -36,6 +36,11 @@ impl Failure {
 
     /// Prints the failure to stderr (or JSON to stdout) and returns the exit code.
     pub fn report(&self, json: bool) -> ExitCode {
+        if self.message.is_empty() && self.diagnostics.is_empty() {
+            // The command already printed its result (e.g. `validate --json`
+            // with `valid: false`); only the exit code is left to give.
+            return ExitCode::from(self.code);
+        }
         if json {
             #[derive(Serialize)]
             struct J<'a> {

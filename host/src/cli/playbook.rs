@@ -182,7 +182,13 @@ fn describe(p: &playbook::Playbook) -> String {
     let req: Vec<&str> = p.outcome.require.iter().map(|f| f.as_str()).collect();
     let _ = writeln!(s, "6 outcome:  require [{}], notify [{}]{}", req.join(", "), p.outcome.notify.join(", "), p.outcome.within.map(|w| format!(", within {}", d(w))).unwrap_or_default());
     if let Some(dr) = &p.drill {
-        let _ = writeln!(s, "drill: schedule {} ({}), clock {:?}", dr.schedule.as_deref().unwrap_or("-"), dr.timezone.as_deref().unwrap_or("UTC"), dr.clock);
+        // The spelling a playbook uses for the clock, not the Rust enum.
+        let clock = match dr.clock {
+            playbook::spec::DrillClock::Real => "real".to_string(),
+            playbook::spec::DrillClock::Virtual => "virtual".to_string(),
+            playbook::spec::DrillClock::Speed(n) => format!("x{n}"),
+        };
+        let _ = writeln!(s, "drill: schedule {} ({}), clock {clock}", dr.schedule.as_deref().unwrap_or("-"), dr.timezone.as_deref().unwrap_or("UTC"));
     }
     s
 }

@@ -319,14 +319,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 }
                 Ok(rsrc) => {
                     hasher.update(rsrc.text.as_bytes());
-                    let roster = load_roster(&rsrc, &mut diags);
-                    for (id, person) in &roster.people {
-                        if let Some(t) = &person.target {
-                            if !targets.contains_key(t) {
-                                diags.push(src.at(r.span(), format!("person `{id}` in the roster pages target `{t}`, which crisis.toml does not declare")));
-                            }
-                        }
-                    }
+                    let roster = load_roster(&rsrc, &targets, &mut diags);
                     (Some(p), roster)
                 }
             }
@@ -360,7 +353,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     })
 }
 
-fn load_roster(src: &Source, diags: &mut Vec<Diagnostic>) -> Roster {
+fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec<Diagnostic>) -> Roster {
     let doc = match tomlfile::parse(src) {
         Ok(d) => d,
         Err(e) => {
@@ -370,6 +363,18 @@ fn load_roster(src: &Source, diags: &mut Vec<Diagnostic>) -> Roster {
     };
     let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
     let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
+    // Point at the person's `target` in the roster, where the fix is made.
+    for (id, person) in &file.people {
+        if let Some(t) = &person.get_ref().target
+            && !targets.contains_key(t.get_ref())
+        {
+            let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
+            diags.push(src.at(
+                t.span(),
+                format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
+            ));
+        }
+    }
     roster::build(src, file, diags)
 }
 

@@ -6,6 +6,11 @@ pub mod spec;
 pub mod types;
 pub mod validate;
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
 use crate::diag::{self, Diagnostic, Source};
 use crate::tomlfile;
 use sha2::{Digest, Sha256};
@@ -28,6 +33,10 @@ impl Snapshot {
     pub fn read(paths: &[PathBuf]) -> Snapshot {
         let mut files = Vec::new();
         let mut read_errors = Vec::new();
+        // A file named twice (`validate playbooks/ playbooks/x.toml`) is read once,
+        // so it does not clash with itself as a duplicate id.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut first_time = |p: &Path| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
         for path in paths {
             if path.is_dir() {
                 let mut found = Vec::new();
@@ -36,6 +45,7 @@ impl Snapshot {
                     read_errors.push(diag::file_error(path, 1, 1, "no playbooks here: a playbook directory holds *.toml files"));
                 }
                 found.sort();
+                found.retain(|f| first_time(f));
                 for f in found {
                     match tomlfile::read_source(&f) {
                         Ok(s) => files.push(s),
@@ -43,6 +53,9 @@ impl Snapshot {
                     }
                 }
             } else if path.exists() {
+                if !first_time(path) {
+                    continue;
+                }
                 match tomlfile::read_source(path) {
                     Ok(s) => files.push(s),
                     Err(d) => read_errors.push(d),

@@ -49,6 +49,9 @@ impl RefContext {
 pub const WHEN_VARIABLES: &[&str] =
     &["severity", "sev1", "sev2", "sev3", "sev4", "sev5", "category", "drill", "fields", "labels"];
 
+/// Variables a `dedup_key` template may use (plus minijinja's global functions).
+pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
+
 /// Parses and validates one playbook source. Returns `None` if any error was found.
 pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> Option<Playbook> {
     let before = diags.len();
@@ -126,14 +129,33 @@ impl Validator<'_, '_> {
             }
         }
 
-        let meta = self.meta(meta?);
+        let meta = meta.and_then(|m| self.meta(m));
         let trigger = trigger.and_then(|t| self.trigger(t));
         let report = report.and_then(|r| self.report(r));
         let activate = activate.and_then(|a| self.activate(a));
         let assign = assign.and_then(|a| self.assign(a));
-        let raw_steps: Vec<model::Step> = act.into_iter().flatten().collect();
-        let steps: Vec<StepSpec> = raw_steps.iter().cloned().filter_map(|s| self.step(s)).collect();
-        self.step_graph(&raw_steps, &steps);
+        // Each step's `[[act]]` header, so a step without an id can still be pointed at.
+        let act_spans: Vec<std::ops::Range<usize>> = match self.doc.get("act").map(|v| v.get_ref()) {
+            Some(toml::de::DeValue::Array(items)) => items.iter().map(|i| i.span()).collect(),
+            _ => Vec::new(),
+        };
+        let mut raw_steps: Vec<model::Step> = Vec::new();
+        let mut raw_spans = Vec::new();
+        // Ids of steps whose table did not deserialize (a type error is already
+        // reported): `after` may still name them without a second, false error.
+        let mut broken_ids = Vec::new();
+        for (i, s) in act.into_iter().enumerate() {
+            match s {
+                Some(s) => {
+                    raw_steps.push(s);
+                    raw_spans.push((i + 1, act_spans.get(i).cloned().unwrap_or(0..0)));
+                }
+                None => broken_ids.extend(self.raw_step_id(i)),
+            }
+        }
+        let steps: Vec<StepSpec> =
+            raw_steps.iter().cloned().zip(raw_spans).filter_map(|(s, (n, span))| self.step(s, n, span)).collect();
+        self.step_graph(&raw_steps, &broken_ids);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
         let drill = drill.and_then(|d| self.drill(d));
@@ -211,8 +233,18 @@ impl Validator<'_, '_> {
         if let Some(key) = &t.dedup_key {
             let mut env = minijinja::Environment::new();
             env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-            if let Err(e) = env.template_from_str(key.get_ref()) {
-                self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
+            match env.template_from_str(key.get_ref()) {
+                Err(e) => {
+                    self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
+                }
+                Ok(t) => {
+                    let mut unknown: Vec<String> =
+                        t.undeclared_variables(false).into_iter().filter(|v| !DEDUP_VARIABLES.contains(&v.as_str())).collect();
+                    unknown.sort();
+                    for v in unknown {
+                        self.err(key, format!("dedup_key uses unknown variable `{v}`: use labels.NAME (alert labels) or fields.NAME (report fields), like \"{{{{ labels.service }}}}\""));
+                    }
+                }
             }
         }
         Some(TriggerSpec {
@@ -291,21 +323,29 @@ impl Validator<'_, '_> {
         let ack_within = self.duration(&a.ack_within);
         let mut escalate = Vec::new();
         let mut ok = true;
-        for e in &a.escalate {
+        // (level number, its `after`, the parsed delay) for the order check below.
+        let mut delays = Vec::new();
+        for (i, e) in a.escalate.iter().enumerate() {
             let after = self.duration(&Some(e.after.clone())).flatten();
             let to = self.who(&e.to);
+            if let Some(after) = after {
+                delays.push((i + 1, &e.after, after));
+            }
             match (after, to) {
                 (Some(after), Some(to)) => escalate.push(EscalationSpec { after, to, repeat: e.repeat.unwrap_or(1).max(1) }),
                 _ => ok = false,
             }
         }
-        for pair in escalate.windows(2) {
-            if pair[1].after <= pair[0].after {
+        for pair in delays.windows(2) {
+            let ((_, prev, prev_d), (n, at, d)) = (pair[0], pair[1]);
+            if d <= prev_d {
                 // Point at the later level: its delay must grow.
-                if let Some(e) = a.escalate.iter().find(|e| parse_duration(e.after.get_ref()).ok() == Some(pair[1].after)) {
-                    let msg = "escalation levels must be in increasing `after` order";
-                    self.err(&e.after, msg);
-                }
+                let msg = format!(
+                    "escalation level #{n} (after `{}`) must come later than the level before it (after `{}`): list levels in increasing `after` order",
+                    at.get_ref(),
+                    prev.get_ref()
+                );
+                self.err(at, msg);
                 ok = false;
             }
         }
@@ -321,10 +361,10 @@ impl Validator<'_, '_> {
         })
     }
 
-    fn step(&mut self, s: model::Step) -> Option<StepSpec> {
-        let end = self.doc.key_span("act").unwrap_or(0..0);
+    /// Validates step number `n` (1-based) whose `[[act]]` header is at `header`.
+    fn step(&mut self, s: model::Step, n: usize, header: std::ops::Range<usize>) -> Option<StepSpec> {
         let Some(id) = s.id.clone() else {
-            self.err_span(end, "an [[act]] step is missing `id`");
+            self.err_span(header, format!("[[act]] step #{n} is missing `id`: give every step a unique id, like id = \"notify-customers\""));
             return None;
         };
         let kind = match &s.kind {
@@ -361,7 +401,7 @@ impl Validator<'_, '_> {
                     ok = false;
                 }
                 (Some(w), Some(need)) if *w != need => {
-                    self.err(p, format!("plugin `{}` implements the {w} world, but a `{kind}` step needs a {need} plugin", p.get_ref()));
+                    self.err(p, format!("plugin `{}` implements the {w} world, but {} `{kind}` step needs {} {need} plugin", p.get_ref(), article(kind.as_str()), article(need.as_str())));
                     ok = false;
                 }
                 _ => {}
@@ -410,7 +450,7 @@ impl Validator<'_, '_> {
     }
 
     fn when(&mut self, w: &Str) {
-        match cel_interpreter::Program::compile(w.get_ref()) {
+        match compile_when(w.get_ref()) {
             Ok(program) => {
                 let refs = program.references();
                 for var in refs.variables() {
@@ -419,20 +459,20 @@ impl Validator<'_, '_> {
                     }
                 }
             }
-            Err(e) => {
-                let first = e.errors.first();
-                let (line, col) = first.map(|e| e.pos).unwrap_or((1, 0));
-                let msg = first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string());
+            Err(WhenError { msg, pos }) => {
+                let (line, col) = pos.unwrap_or((1, 0));
                 // Point inside the string when the expression is on one line.
-                let offset = if line <= 1 { w.span().start + 1 + col.max(0) as usize } else { w.span().start };
+                let offset = if line <= 1 { (w.span().start + 1 + col.max(0) as usize).min(w.span().end) } else { w.span().start };
                 self.err_span(offset..offset, format!("`when` is not a valid CEL expression: {msg}; write it like \"severity <= sev2\""));
             }
         }
     }
 
-    /// Checks `after` references and cycles among the steps that validated.
-    fn step_graph(&mut self, raw: &[model::Step], steps: &[StepSpec]) {
+    /// Checks `after` references, duplicate step ids and cycles among all steps.
+    fn step_graph(&mut self, raw: &[model::Step], broken_ids: &[String]) {
         let mut seen: BTreeMap<&str, &Str> = BTreeMap::new();
+        // Only the first step with a given id takes part in the cycle check.
+        let mut first_defs: Vec<&model::Step> = Vec::new();
         for s in raw {
             if let Some(id) = &s.id {
                 if let Some(first) = seen.get(id.get_ref().as_str()) {
@@ -440,11 +480,15 @@ impl Validator<'_, '_> {
                     self.err(id, format!("duplicate step id `{}` (first defined at line {l}, column {c})", id.get_ref()));
                 } else {
                     seen.insert(id.get_ref(), id);
+                    first_defs.push(s);
                 }
             }
         }
         for s in raw {
             for a in &s.after {
+                if broken_ids.contains(a.get_ref()) {
+                    continue;
+                }
                 if !seen.contains_key(a.get_ref().as_str()) {
                     let known = join_or_none(&seen.keys().map(|k| k.to_string()).collect());
                     self.err(a, format!("`after` names unknown step `{}` (steps: {known})", a.get_ref()));
@@ -453,14 +497,35 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        if let Some(cycle) = find_cycle(steps) {
-            let first = cycle[0].clone();
-            if let Some(step) = raw.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(&first)) {
-                let at = step.after.iter().find(|a| cycle.contains(a.get_ref())).cloned().or(step.id.clone());
+        // Cycles are looked for among all steps with an id, not only the ones
+        // that validated: a typo in one step must not hide a cycle through it.
+        // Self-references are reported above and left out here.
+        let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for s in &first_defs {
+            if let Some(id) = &s.id {
+                let deps = s.after.iter().map(|a| a.get_ref().as_str()).filter(|a| a != id.get_ref());
+                graph.entry(id.get_ref().as_str()).or_default().extend(deps);
+            }
+        }
+        if let Some(cycle) = find_cycle_in(&graph) {
+            let (first, next) = (&cycle[0], &cycle[1]);
+            if let Some(step) = first_defs.iter().find(|s| s.id.as_ref().map(|i| i.get_ref()) == Some(first) && s.after.iter().any(|a| a.get_ref() == next)) {
+                let at = step.after.iter().find(|a| a.get_ref() == next).cloned().or(step.id.clone());
                 if let Some(at) = at {
                     self.err(&at, format!("`after` forms a cycle: {}", cycle.join(" -> ")));
                 }
             }
+        }
+    }
+
+    /// The `id` string of the `index`-th `[[act]]` table, read from the raw tree.
+    fn raw_step_id(&self, index: usize) -> Option<String> {
+        let toml::de::DeValue::Array(items) = self.doc.get("act")?.get_ref() else { return None };
+        let toml::de::DeValue::Table(t) = items.get(index)?.get_ref() else { return None };
+        let (_, v) = t.iter().find(|(k, _)| k.get_ref() == "id")?;
+        match v.get_ref() {
+            toml::de::DeValue::String(s) => Some(s.to_string()),
+            _ => None,
         }
     }
 
@@ -521,30 +586,92 @@ impl Validator<'_, '_> {
     }
 }
 
+/// Why a `when` expression does not compile: the parser's message and its
+/// (1-based line, 0-based column) inside the expression, when known.
+#[derive(Debug, Clone)]
+pub struct WhenError {
+    pub msg: String,
+    pub pos: Option<(isize, isize)>,
+}
+
+/// Compiles a `when` expression without ever panicking.
+///
+/// cel-parser 0.10 panics (an `unreachable!` in antlr4rust) on some
+/// incomplete expressions such as `severity <= ` instead of returning an
+/// error. A playbook typo must not crash the validator or the daemon, so the
+/// panic is caught here, kept off stderr, and reported as a syntax error.
+pub fn compile_when(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
+    install_quiet_panic_hook();
+    QUIET_PANICS.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cel_interpreter::Program::compile(expr)));
+    QUIET_PANICS.with(|q| q.set(false));
+    match result {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => {
+            let first = e.errors.first();
+            Err(WhenError {
+                msg: first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string()),
+                pos: first.map(|e| e.pos),
+            })
+        }
+        Err(_) => Err(WhenError { msg: "incomplete or malformed expression".to_string(), pos: None }),
+    }
+}
+
+thread_local! {
+    /// Set while [`compile_when`] runs, so the panic hook stays quiet for parser panics.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// "a" or "an", for messages that name a step kind or plugin world.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
 fn join_or_none(set: &BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_string() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") }
 }
 
 /// Finds one cycle in the `after` graph, as a path that returns to its start.
 pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
-    let index: BTreeMap<&str, &StepSpec> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in steps {
+        graph.entry(s.id.as_str()).or_default().extend(s.after.iter().map(String::as_str));
+    }
+    find_cycle_in(&graph)
+}
+
+/// Finds one cycle in a graph of step id -> the steps it comes after.
+fn find_cycle_in(graph: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Active,
         Done,
     }
-    let mut marks: BTreeMap<&str, Mark> = index.keys().map(|k| (*k, Mark::New)).collect();
+    let mut marks: BTreeMap<&str, Mark> = graph.keys().map(|k| (*k, Mark::New)).collect();
     fn visit<'a>(
         id: &'a str,
-        index: &BTreeMap<&'a str, &'a StepSpec>,
+        graph: &BTreeMap<&'a str, Vec<&'a str>>,
         marks: &mut BTreeMap<&'a str, Mark>,
         stack: &mut Vec<&'a str>,
     ) -> Option<Vec<String>> {
         marks.insert(id, Mark::Active);
         stack.push(id);
-        for dep in &index[id].after {
-            let Some((dep, _)) = index.get_key_value(dep.as_str()) else { continue };
+        for dep in &graph[id] {
+            let Some((dep, _)) = graph.get_key_value(dep) else { continue };
             match marks[dep] {
                 Mark::Active => {
                     let start = stack.iter().position(|s| s == dep).unwrap_or(0);
@@ -553,7 +680,7 @@ pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
                     return Some(cycle);
                 }
                 Mark::New => {
-                    if let Some(c) = visit(dep, index, marks, stack) {
+                    if let Some(c) = visit(dep, graph, marks, stack) {
                         return Some(c);
                     }
                 }
@@ -564,11 +691,11 @@ pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
         marks.insert(id, Mark::Done);
         None
     }
-    let ids: Vec<&str> = index.keys().copied().collect();
+    let ids: Vec<&str> = graph.keys().copied().collect();
     for id in ids {
         if marks[id] == Mark::New {
             let mut stack = Vec::new();
-            if let Some(c) = visit(id, &index, &mut marks, &mut stack) {
+            if let Some(c) = visit(id, graph, &mut marks, &mut stack) {
                 return Some(c);
             }
         }
