@@ -2,11 +2,12 @@
 
 use super::state::Incident;
 use crate::playbook::types::Severity;
-use cel_interpreter::{Context, Program, Value};
+use crate::playbook::validate::compile_when;
+use cel_interpreter::{Context, Value};
 
 /// True if the step should run. Errors explain what went wrong in the expression.
 pub fn eval(expr: &str, inc: &Incident) -> Result<bool, String> {
-    let program = Program::compile(expr).map_err(|e| format!("`when` does not parse: {e}"))?;
+    let program = compile_when(expr).map_err(|e| format!("`when` does not parse: {}", e.msg))?;
     let mut ctx = Context::default();
     let sev: Severity = inc.severity.parse().unwrap_or(Severity::Sev3);
     ctx.add_variable_from_value("severity", sev.number());
