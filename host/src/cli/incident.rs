@@ -303,16 +303,59 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
         print_json(&v);
         return Ok(());
     }
+    let r = &v["reload"];
+    let short = |h: &Value| h.as_str().map(|h| h.get(..12).unwrap_or(h).to_string()).unwrap_or_else(|| "-".into());
     println!("crisis {} — {}", s(&v, "version"), if v["ready"].as_bool() == Some(true) { "ready" } else { "NOT READY" });
     println!("  config {}; state {}; listening {}", s(&v, "config"), s(&v, "state_dir"), s(&v, "listen"));
-    let g = &v["generation"];
-    println!("  generation {} (set {}), loaded {}", g["number"], &s(g, "set_hash").get(..12).unwrap_or("-"), s(g, "loaded_at"));
-    for p in g["playbooks"].as_array().cloned().unwrap_or_default() {
-        println!("    {} {} {}", &s(&p, "hash")[..12.min(s(&p, "hash").len())], s(&p, "id"), s(&p, "path"));
+    let a = &r["applied"];
+    println!("  applied generation {} (set {}), loaded {}", a["generation"], short(&a["set_hash"]), s(a, "loaded_at"));
+    for f in a["files"].as_array().cloned().unwrap_or_default() {
+        println!("    {} {}", short(&f["sha256"]), s(&f, "path"));
     }
-    println!("  open incidents: {}", v["open_incidents"]);
-    for e in v["errors"].as_array().cloned().unwrap_or_default() {
+    let d = &r["on_disk"];
+    if d["differs"].as_bool() == Some(true) {
+        println!("  on disk: set {} — DIFFERS from the applied generation{}", short(&d["set_hash"]), d["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default());
+    } else {
+        println!("  on disk: set {} (in sync)", short(&d["set_hash"]));
+    }
+    if let Some(l) = r["last_attempt"].as_object() {
+        println!(
+            "  last reload: {} by {} at {} in {} ms",
+            l.get("outcome").and_then(|x| x.as_str()).unwrap_or(""),
+            l.get("trigger").and_then(|x| x.as_str()).unwrap_or(""),
+            l.get("at").and_then(|x| x.as_str()).unwrap_or(""),
+            l.get("duration_ms").cloned().unwrap_or_default()
+        );
+    }
+    for e in r["errors"].as_array().cloned().unwrap_or_default() {
         println!("  error: {}", e.as_str().unwrap_or(""));
     }
+    println!("  watcher: {}{}", s(&r["watcher"], "mode"), if r["watcher"]["healthy"].as_bool() == Some(true) { "" } else { " (unhealthy)" });
+    if let Some(plugins) = v["plugins"].as_array() {
+        println!("  plugins:");
+        for p in plugins {
+            println!("    {} {} {} {}", s(p, "name"), s(p, "world"), short(&p["sha256"]), if p["quarantined"].as_bool() == Some(true) { "QUARANTINED" } else { "" });
+        }
+    }
+    println!("  open incidents: {}", v["open_incidents"]);
     Ok(())
+}
+
+/// `crisis reload`: synchronous; exit 2 when the new generation is rejected.
+pub fn reload(cli: &Cli) -> Result<(), Failure> {
+    let v = Client::from_cli(cli)?.post("/v1/reload", &json!({}))?;
+    let outcome = s(&v, "outcome");
+    let errors: Vec<String> = v["errors"].as_array().map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    if cli.json {
+        print_json(&v);
+    } else {
+        println!("{outcome}: generation {} (set {}) in {} ms", v["generation"], &s(&v, "set_hash").get(..12).unwrap_or("-"), v["duration_ms"]);
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        if outcome == "rejected" {
+            eprintln!("the previous generation keeps serving; fix the errors above and run `crisis reload` again");
+        }
+    }
+    if outcome == "rejected" { Err(Failure::new(2, "")) } else { Ok(()) }
 }

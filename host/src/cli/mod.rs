@@ -46,8 +46,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: crate::daemon::LogFormat,
     },
-    /// Daemon readiness, loaded playbook generation, errors, open incidents.
+    /// Daemon readiness, applied generation and files, on-disk drift, last reload, watcher, open incidents.
     Status,
+    /// Reload playbooks and configuration now and print the outcome (exit 2 if rejected).
+    Reload,
     /// Validate, list and show playbooks (offline: reads the files directly).
     #[command(subcommand)]
     Playbook(playbook::PlaybookCmd),
@@ -143,6 +145,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(crate::daemon::StartError::Other(e)) => Err(Failure::failed(format!("{e:#}"))),
         },
         Command::Status => incident::status(&cli),
+        Command::Reload => incident::reload(&cli),
         Command::Playbook(cmd) => playbook::run(&cli, cmd),
         Command::Trigger(a) => incident::trigger(&cli, a),
         Command::Incident(cmd) => incident::incident(&cli, cmd),

@@ -19,6 +19,12 @@ use std::sync::Arc;
 /// An API error: status plus a JSON body `{error, nearby?}`.
 pub struct ApiError(StatusCode, Value);
 
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(status, json!({"error": msg.into()}))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.0, Json(self.1)).into_response();
@@ -44,14 +50,14 @@ impl From<EngineError> for ApiError {
     }
 }
 
-fn bad_json(r: JsonRejection) -> ApiError {
+pub(super) fn bad_json(r: JsonRejection) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, json!({"error": format!("malformed request: {}", r.body_text())}))
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs an engine call on the blocking pool.
-async fn with_engine<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
+pub(super) async fn with_engine<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
     T: Send + 'static,
@@ -85,11 +91,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/playbooks", get(playbooks))
         .route("/v1/status", get(status))
         .route("/v1/verify", get(verify))
+        .route("/v1/reload", post(reload))
+        .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
+        .route("/v1/intake/events", post(super::intake::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -304,8 +314,21 @@ async fn playbooks(State(st): State<Arc<AppState>>) -> ApiResult {
 
 async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
     let s = st.clone();
-    let open = with_engine(&st, move |e| Ok(e.store().incidents(true, None)?.len())).await?;
-    Ok(Json(s.status_json(open)))
+    let v = tokio::task::spawn_blocking(move || s.status_json())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(v))
+}
+
+async fn reload(State(st): State<Arc<AppState>>) -> ApiResult {
+    let attempt = st.reload.request("cli").await;
+    Ok(Json(to_json(&attempt)))
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let s = st.clone();
+    let text = tokio::task::spawn_blocking(move || s.metrics.render(&**s.engine.store())).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 async fn verify(State(st): State<Arc<AppState>>) -> ApiResult {

@@ -3,19 +3,23 @@
 
 pub mod api;
 pub mod auth;
+pub mod intake;
+pub mod metrics;
+pub mod reload;
 pub mod worker;
 
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::generation;
 use crate::incident::clock::{fmt_ms, Clock, SystemClock};
 use crate::incident::effects::{Executor, LogExecutor};
 use crate::incident::Engine;
 use crate::store::{SqliteStore, Store};
+use metrics::Metrics;
+use reload::Reloader;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,21 +35,21 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub token: String,
     pub started_at: i64,
-    ready: AtomicBool,
-    /// Diagnostics of the last rejected load, if any.
-    pub load_errors: Mutex<Vec<Diagnostic>>,
     pub config_path: Option<PathBuf>,
+    pub metrics: Arc<Metrics>,
+    pub reload: Arc<Reloader>,
+    pub intake_limiter: intake::RateLimiter,
 }
 
 impl AppState {
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.reload.ready()
     }
 
-    /// What `crisis status` shows.
-    pub fn status_json(&self, open_incidents: usize) -> Value {
+    /// What `crisis status` shows (reads the disk to compare hashes: call off the async runtime).
+    pub fn status_json(&self) -> Value {
+        let open = self.engine.store().incidents(true, None).map(|r| r.len()).unwrap_or(0);
         let g = self.engine.generation();
-        let errors: Vec<String> = self.load_errors.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|d| d.to_string()).collect();
         json!({
             "ready": self.ready(),
             "version": env!("CARGO_PKG_VERSION"),
@@ -53,14 +57,9 @@ impl AppState {
             "config": self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
             "state_dir": g.config.state_dir,
             "listen": g.config.listen.to_string(),
-            "generation": {
-                "number": g.number,
-                "set_hash": g.set_hash,
-                "loaded_at": fmt_ms(g.loaded_at),
-                "playbooks": g.playbooks.values().map(|p| json!({"id": p.id, "path": p.path, "hash": p.hash})).collect::<Vec<_>>(),
-            },
-            "errors": errors,
-            "open_incidents": open_incidents,
+            "playbooks": g.playbooks.values().map(|p| json!({"id": p.id, "path": p.path, "hash": p.hash})).collect::<Vec<_>>(),
+            "reload": self.reload.status(),
+            "open_incidents": open,
         })
     }
 }
@@ -106,23 +105,26 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let token = auth::ensure_token(&cfg.state_dir)?;
     let listen = cfg.listen;
     let now = clock.now_ms();
-    let loaded = generation::load(cfg.clone(), 1, now);
-    let ready = loaded.generation.is_some();
-    for d in &loaded.diagnostics {
-        tracing::error!("{d}");
-    }
+    let metrics = Arc::new(Metrics::new());
+    let reload = Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone());
+    let engine = reload.engine().clone();
+    let m = metrics.clone();
+    engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
+    let ready = reload.ready();
     if !ready {
-        tracing::error!("the playbook set is invalid; serving without playbooks (not ready) until it is fixed");
+        tracing::error!("the playbook set is invalid and no earlier generation is recorded; serving without playbooks (not ready) until it is fixed");
+        for e in reload.status()["errors"].as_array().cloned().unwrap_or_default() {
+            tracing::error!("{}", e.as_str().unwrap_or_default());
+        }
     }
-    let generation = loaded.generation.unwrap_or_else(|| generation::empty(cfg.clone(), now));
-    let engine = Arc::new(Engine::new(store, clock.clone(), generation));
     let state = Arc::new(AppState {
         engine: engine.clone(),
         token,
         started_at: now,
-        ready: AtomicBool::new(ready),
-        load_errors: Mutex::new(loaded.diagnostics),
         config_path,
+        metrics,
+        reload: reload.clone(),
+        intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -131,7 +133,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let executor: Arc<dyn Executor> = Arc::new(LogExecutor);
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
+    tokio::spawn(reload.clone().run(stop_rx));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on http://{addr} (state {}, generation {}, {} playbooks{})",
@@ -140,7 +143,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         g.playbooks.len(),
         if ready { "" } else { ", NOT READY" }
     );
-    axum::serve(listener, api::router(state))
+    axum::serve(listener, api::router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");

@@ -88,8 +88,13 @@ pub enum StepAction {
     Skip,
 }
 
+/// Called after commit with each event an operation journaled and the incident's
+/// resulting state; metrics hang off this.
+pub type Observer = Arc<dyn Fn(&Event, &Incident) + Send + Sync>;
+
 /// The incident engine. Cheap to share behind an `Arc`.
 pub struct Engine {
+    observer: Mutex<Option<Observer>>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     generation: ArcSwap<Generation>,
@@ -115,6 +120,7 @@ impl Engine {
     /// is fixed here by the host and journaled in each incident's first event.
     pub fn with_mode(store: Arc<dyn Store>, clock: Arc<dyn Clock>, generation: Generation, mode: &'static str) -> Self {
         Engine {
+            observer: Mutex::new(None),
             store,
             clock,
             generation: ArcSwap::from_pointee(generation),
@@ -122,6 +128,20 @@ impl Engine {
             writer: Mutex::new(()),
             mode,
             wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Installs the observer called after each committed operation.
+    pub fn set_observer(&self, f: Observer) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    fn observe(&self, events: &[Event], inc: &Incident) {
+        let obs = self.observer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(obs) = obs {
+            for e in events {
+                obs(e, inc);
+            }
         }
     }
 
@@ -199,6 +219,7 @@ impl Engine {
         let generation_ = self.generation();
         let mut user_err: Option<EngineError> = None;
         let mut missing = false;
+        let mut emitted = Vec::new();
         let mut out: Option<Incident> = None;
         let res = self.store.transaction(&mut |tx| {
             let Some(row) = tx.incident(id)? else {
@@ -219,20 +240,23 @@ impl Engine {
                     return Err(Abort.into());
                 }
             };
-            let mut ctx = Ctx { tx, inc, pb, generation_: &generation_, now };
+            let mut ctx = Ctx { tx, emitted: Vec::new(), inc, pb, generation_: &generation_, now };
             if let Err(e) = f(&mut ctx) {
                 user_err = Some(e);
                 return Err(Abort.into());
             }
             ctx.advance()?;
             ctx.save()?;
+            emitted = std::mem::take(&mut ctx.emitted);
             out = Some(ctx.inc);
             Ok(())
         });
         if missing {
             return Err(self.not_found(id));
         }
-        self.finish(res, user_err, out)
+        let inc = self.finish(res, user_err, out)?;
+        self.observe(&emitted, &inc);
+        Ok(inc)
     }
 
     fn finish(&self, res: anyhow::Result<()>, user_err: Option<EngineError>, out: Option<Incident>) -> Result<Incident, EngineError> {
@@ -295,6 +319,7 @@ impl Engine {
 
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = None;
+        let mut emitted = Vec::new();
         let mut deduped = false;
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
@@ -305,10 +330,11 @@ impl Engine {
                     let row = tx.incident(&existing)?.expect("dedup index points at an incident");
                     let inc: Incident = serde_json::from_value(row.state)?;
                     let pinned = self.pinned_in(tx, &inc.playbook_hash).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let mut ctx = Ctx { tx, inc, pb: pinned, generation_: &generation_, now };
+                    let mut ctx = Ctx { tx, emitted: Vec::new(), inc, pb: pinned, generation_: &generation_, now };
                     ctx.emit(Event::Attached { fields: fields.clone(), labels: req.labels.clone(), source: source.clone() })?;
                     ctx.advance()?;
                     ctx.save()?;
+                    emitted = std::mem::take(&mut ctx.emitted);
                     out = Some(ctx.inc);
                     deduped = true;
                     return Ok(());
@@ -334,14 +360,21 @@ impl Engine {
             let rec = tx.append(&id, now, "opened", &serde_json::to_value(&opened)?)?;
             let mut inc = Incident::open(&id, &opened, now).expect("opened event");
             inc.last_seq = rec.seq;
-            let mut ctx = Ctx { tx, inc, pb: pb.clone(), generation_: &generation_, now };
+            let mut ctx = Ctx { tx, emitted: vec![opened.clone()], inc, pb: pb.clone(), generation_: &generation_, now };
             ctx.advance()?;
             ctx.save()?;
+            emitted = std::mem::take(&mut ctx.emitted);
             out = Some(ctx.inc);
             Ok(())
         });
         let incident = self.finish(res, None, out)?;
+        self.observe(&emitted, &incident);
         Ok(TriggerOutcome { incident, deduped })
+    }
+
+    /// The dedup key a playbook's template gives these labels and fields (intake "resolved").
+    pub fn dedup_key_for(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
+        render_dedup(pb, labels, fields, pb.severity).map_err(EngineError::Invalid)
     }
 
     /// Acknowledges: cancels pending escalations and repeats. Acking as someone
@@ -597,6 +630,8 @@ fn render_dedup(pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTree
 /// One incident inside one transaction.
 struct Ctx<'a> {
     tx: &'a mut dyn Tx,
+    /// Events journaled in this transaction, for the observer after commit.
+    emitted: Vec<Event>,
     inc: Incident,
     pb: Arc<Playbook>,
     generation_: &'a Generation,
@@ -608,6 +643,7 @@ impl Ctx<'_> {
         let data = serde_json::to_value(&ev)?;
         let rec = self.tx.append(&self.inc.id, self.now, &ev.kind(), &data)?;
         self.inc.apply(&ev, self.now, rec.seq);
+        self.emitted.push(ev);
         Ok(())
     }
 
