@@ -209,3 +209,19 @@ fn on_demand_allocation_works_when_pooling_is_off() {
     host.reload("chaos", &fx::bytes(fx::CHAOS)).unwrap();
     host.compose("chaos", &inv("od", RunMode::Live), &incident(), &customer("fine")).unwrap();
 }
+
+#[test]
+fn drills_on_a_virtual_clock_show_the_guest_the_virtual_time() {
+    let host = host_with(&[]);
+    host.reload("chaos", &fx::bytes(fx::CHAOS)).unwrap();
+    let base: u128 = 1_000_000_000_000; // 2001-09-09
+    let mut i = inv("vc", RunMode::Drill);
+    i.now_unix_ms = base as u64;
+    let out = host.compose("chaos", &i, &incident(), &customer("clock")).unwrap();
+    let t: u128 = out.value[0].body.strip_prefix("clock ").unwrap().parse().unwrap();
+    assert!(t >= base && t < base + 60_000, "guest saw {t}");
+    // Live calls see the real clock.
+    let out = host.compose("chaos", &inv("rc", RunMode::Live), &incident(), &customer("clock")).unwrap();
+    let t: u128 = out.value[0].body.strip_prefix("clock ").unwrap().parse().unwrap();
+    assert!(t > 1_700_000_000_000, "guest saw {t}");
+}

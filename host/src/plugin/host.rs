@@ -148,6 +148,17 @@ enum CallKind {
     Score(Invocation, String),
 }
 
+impl CallKind {
+    fn now_unix_ms(&self) -> Option<u64> {
+        match self {
+            CallKind::Describe => None,
+            CallKind::Send(i, _) | CallKind::Compose(i, _, _) | CallKind::Plan(i, _, _) | CallKind::Score(i, _) => {
+                Some(i.now_unix_ms)
+            }
+        }
+    }
+}
+
 enum CallValue {
     Describe(PluginDescription),
     Send(Receipt),
@@ -587,6 +598,11 @@ impl PluginHost {
         let stderr = CapturePipe::new(limits.max_log_bytes);
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        if mode == RunMode::Drill {
+            if let Some(base) = kind.now_unix_ms().filter(|ms| *ms != 0) {
+                b.wall_clock(super::state::DrillClock { base_unix_ms: base, started: start });
+            }
+        }
         let hooks = match v.world {
             World::Notifier => Hooks::Egress(EgressHooks {
                 ctx: Arc::new(EgressContext {

@@ -113,6 +113,23 @@ impl StdoutStream for CapturePipe {
     }
 }
 
+/// The guest's wall clock in drills: the invocation's (possibly virtual)
+/// time plus real time elapsed in this call. Why: a drill on a virtual clock
+/// must not show the guest today's date in its messages.
+pub(crate) struct DrillClock {
+    pub base_unix_ms: u64,
+    pub started: std::time::Instant,
+}
+
+impl wasmtime_wasi::HostWallClock for DrillClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.base_unix_ms) + self.started.elapsed()
+    }
+}
+
 /// Hooks for stores without network: every request is refused. (The
 /// linker for those worlds has no `wasi:http`, so this is belt and braces.)
 pub(crate) struct NoEgress;
