@@ -237,14 +237,17 @@ struct Pending {
 
 impl Pending {
     fn finish(mut self, d: HttpDisposition) {
+        // Log the destination host only: paths and queries can carry tokens
+        // (e.g. chat webhook URLs). The full record goes to the call outcome.
+        let url = self.record.url.split('/').take(3).collect::<Vec<_>>().join("/");
         match &d {
             HttpDisposition::Denied { reason } => {
-                tracing::warn!(plugin = %self.ctx.plugin, url = %self.record.url, reason = %reason, "plugin HTTP request denied")
+                tracing::warn!(plugin = %self.ctx.plugin, destination = %url, reason = %reason, "plugin HTTP request denied")
             }
             HttpDisposition::Failed { error } => {
-                tracing::info!(plugin = %self.ctx.plugin, url = %self.record.url, error = %error, "plugin HTTP request failed")
+                tracing::info!(plugin = %self.ctx.plugin, destination = %url, error = %error, "plugin HTTP request failed")
             }
-            _ => tracing::debug!(plugin = %self.ctx.plugin, url = %self.record.url, disposition = ?d, "plugin HTTP request"),
+            _ => tracing::debug!(plugin = %self.ctx.plugin, destination = %url, disposition = ?d, "plugin HTTP request"),
         }
         self.record.disposition = d;
         self.ctx.records.lock().unwrap_or_else(|p| p.into_inner()).push(self.record);

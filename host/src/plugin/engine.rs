@@ -58,7 +58,7 @@ pub(crate) fn build_engine(opts: &EngineOptions) -> wasmtime::Result<(Engine, bo
     if opts.pooling {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(opts.pool_instances)
-            .total_core_instances(opts.pool_instances * 4)
+            .total_core_instances(opts.pool_instances * 8)
             .total_memories(opts.pool_memories)
             .total_tables(opts.pool_memories)
             .total_stacks(opts.pool_instances)

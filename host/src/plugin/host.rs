@@ -208,7 +208,8 @@ impl PluginHost {
             plugin_dir: config.plugin_dir.clone(),
             quarantine_after: config.quarantine_after.max(1),
             quarantine_window: config.quarantine_window,
-            slots: CallSlots::new(config.engine.pool_instances as usize),
+            // Interpreted guests have several memories per instance.
+            slots: CallSlots::new((config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2)),
         };
         if config.load_builtins {
             for (name, bytes) in super::builtin::BUILTINS {
