@@ -225,3 +225,41 @@ fn drills_on_a_virtual_clock_show_the_guest_the_virtual_time() {
     let t: u128 = out.value[0].body.strip_prefix("clock ").unwrap().parse().unwrap();
     assert!(t > 1_700_000_000_000, "guest saw {t}");
 }
+
+fn count(host: &PluginHost, id: &str) -> u32 {
+    let out = host.compose("chaos", &inv(id, RunMode::Live), &incident(), &customer("count")).unwrap();
+    out.value[0].body.strip_prefix("count ").unwrap().parse().unwrap()
+}
+
+#[test]
+fn fresh_instance_per_call_by_default() {
+    let host = chaos_host(LimitOverrides::default());
+    assert_eq!((count(&host, "a"), count(&host, "b"), count(&host, "c")), (1, 1, 1));
+}
+
+#[test]
+fn warm_instances_are_reused_then_retired_after_n_calls_or_any_trap() {
+    let host = chaos_host(LimitOverrides { warm_calls: Some(3), ..Default::default() });
+    // One instance serves three calls, then a new one starts.
+    let seq: Vec<u32> = (0..4).map(|i| count(&host, &format!("w{i}"))).collect();
+    assert_eq!(seq, vec![1, 2, 3, 1]);
+    // A trap retires the instance: the next call starts fresh.
+    assert!(matches!(
+        host.compose("chaos", &inv("wt", RunMode::Live), &incident(), &customer("trap")),
+        Err(PluginCallError::Crashed { .. })
+    ));
+    assert_eq!(count(&host, "after-trap"), 1);
+    // A timeout does too, and the deadline is re-armed for reused instances.
+    let mut i = inv("wl", RunMode::Live);
+    i.budget_ms = Some(200);
+    assert!(matches!(
+        host.compose("chaos", &i, &incident(), &customer("loop")),
+        Err(PluginCallError::Timeout { .. })
+    ));
+    // The loop ran on the warm instance (count was 1), so it was retired.
+    assert_eq!(count(&host, "after-loop"), 1, "timed-out instance retired");
+    assert_eq!(count(&host, "again"), 2, "deadline re-armed on the reused instance");
+    // Drill calls never use warm instances.
+    let out = host.compose("chaos", &inv("wd", RunMode::Drill), &incident(), &customer("count")).unwrap();
+    assert_eq!(out.value[0].body, "count 1");
+}

@@ -173,6 +173,15 @@ struct RunOutput {
     logs: Vec<LogLine>,
 }
 
+/// An instantiated plugin kept between calls (`limits.warm_calls`).
+pub(crate) struct WarmInstance {
+    store: Store<StoreState>,
+    instance: wasmtime::component::Instance,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
+    calls: u32,
+}
+
 /// Extra grace beyond the budget for the outer timeout (host waits).
 const OUTER_GRACE: Duration = Duration::from_millis(50);
 
@@ -293,6 +302,7 @@ impl PluginHost {
             faults: Mutex::new(VecDeque::new()),
             quarantined: AtomicBool::new(false),
             calls: AtomicU64::new(0),
+            warm: Mutex::new(Vec::new()),
         };
         let grant = self.grant(name);
         let limits = Limits::for_world(version.world).with_overrides(&grant.limits, &self.caps);
@@ -595,15 +605,6 @@ impl PluginHost {
         let start = Instant::now();
         let deadline = start + budget;
         let records = Arc::new(Mutex::new(Vec::new()));
-        let stdout = CapturePipe::new(limits.max_log_bytes);
-        let stderr = CapturePipe::new(limits.max_log_bytes);
-        let mut b = WasiCtxBuilder::new();
-        b.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        if mode == RunMode::Drill {
-            if let Some(base) = kind.now_unix_ms().filter(|ms| *ms != 0) {
-                b.wall_clock(super::state::DrillClock { base_unix_ms: base, started: start });
-            }
-        }
         let hooks = match v.world {
             World::Notifier => Hooks::Egress(EgressHooks {
                 ctx: Arc::new(EgressContext {
@@ -619,20 +620,54 @@ impl PluginHost {
             }),
             _ => Hooks::None(NoEgress),
         };
-        let state = StoreState {
-            wasi: b.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
-            hooks,
-            limiter: StoreLimiter::new(limits),
-            plugin: name.clone(),
-            invocation_id: invocation_id.to_string(),
-            config,
-            grant,
-            logs: LogSink::new(limits.max_log_bytes),
+        // Warm reuse only for live calls: a drill's virtual clock is part of
+        // the WASI context, which is fixed when the store is made.
+        let use_warm = limits.warm_calls > 0 && mode == RunMode::Live && !matches!(kind, CallKind::Describe);
+        let reused = if use_warm { v.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        let (mut store, instance, stdout, stderr, prior_calls) = match reused {
+            Some(w) => {
+                let mut store = w.store;
+                let d = store.data_mut();
+                d.hooks = hooks;
+                d.invocation_id = invocation_id.to_string();
+                d.config = config;
+                d.grant = grant;
+                d.logs = LogSink::new(limits.max_log_bytes);
+                d.limiter.reset_call();
+                (store, Some(w.instance), w.stdout, w.stderr, w.calls)
+            }
+            None => {
+                let stdout = CapturePipe::new(limits.max_log_bytes);
+                let stderr = CapturePipe::new(limits.max_log_bytes);
+                let mut b = WasiCtxBuilder::new();
+                b.stdout(stdout.clone())
+                    .stderr(stderr.clone())
+                    .allow_tcp(false)
+                    .allow_udp(false)
+                    .allow_ip_name_lookup(false);
+                if mode == RunMode::Drill
+                    && let Some(base) = kind.now_unix_ms().filter(|ms| *ms != 0)
+                {
+                    b.wall_clock(super::state::DrillClock { base_unix_ms: base, started: start });
+                }
+                let state = StoreState {
+                    wasi: b.build(),
+                    table: ResourceTable::new(),
+                    http: WasiHttpCtx::new(),
+                    hooks,
+                    limiter: StoreLimiter::new(limits),
+                    plugin: name.clone(),
+                    invocation_id: invocation_id.to_string(),
+                    config,
+                    grant,
+                    logs: LogSink::new(limits.max_log_bytes),
+                };
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                (store, None, stdout, stderr, 0)
+            }
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        // Re-armed on every call, warm or fresh.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
@@ -641,7 +676,10 @@ impl PluginHost {
         let pre = v.pre.clone();
         let store_ref = &mut store;
         let fut = async move {
-            let instance = pre.instantiate_async(&mut *store_ref).await?;
+            let instance = match instance {
+                Some(i) => i,
+                None => pre.instantiate_async(&mut *store_ref).await?,
+            };
             let value = match kind {
                 CallKind::Describe => {
                     let g = meta::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
@@ -677,7 +715,7 @@ impl PluginHost {
                         .map(|c| CallValue::Score(c.into_iter().map(convert::criterion).collect()))
                 }
             };
-            Ok::<_, wasmtime::Error>(value)
+            Ok::<_, wasmtime::Error>((instance, value))
         };
         let outcome = self.rt().block_on(async { tokio::time::timeout(budget + 2 * EPOCH_TICK + OUTER_GRACE, fut).await });
 
@@ -689,8 +727,22 @@ impl PluginHost {
         data.absorb_output(LogSource::Stderr, &err_bytes, err_dropped);
         let exhausted = data.limiter.exhausted.clone();
         let logs = std::mem::replace(&mut data.logs, LogSink::new(0)).into_lines();
-        drop(store);
         let http = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+        // Keep the instance only after a clean return (a plugin error is a
+        // clean return) and while it has calls left; anything else retires it.
+        let outcome = match outcome {
+            Ok(Ok((instance, value))) => {
+                if use_warm && exhausted.is_none() && prior_calls + 1 < limits.warm_calls {
+                    let w = WarmInstance { store, instance, stdout, stderr, calls: prior_calls + 1 };
+                    v.warm.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                } else {
+                    drop(store);
+                }
+                Ok(Ok(value))
+            }
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        };
         let budget_ms = budget.as_millis() as u64;
 
         match outcome {

@@ -23,6 +23,11 @@ pub struct LimitOverrides {
     pub max_response_bytes: Option<u64>,
     /// Captured log/stdout/stderr bytes per call.
     pub max_log_bytes: Option<u64>,
+    /// Reuse one instance for up to this many live calls (default 0: a fresh
+    /// instance per call). For interpreted guests (Python, JS) whose
+    /// instantiation costs milliseconds. Guest globals persist between those
+    /// calls; an instance is retired after any trap, timeout or limit hit.
+    pub warm_calls: Option<u32>,
 }
 
 /// Effective limits for one plugin. Why a struct: computed once at load and
@@ -39,6 +44,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
     pub max_log_bytes: usize,
+    /// 0 = fresh instance per call; N = reuse an instance for up to N live calls.
+    pub warm_calls: u32,
 }
 
 /// Upper bounds an override cannot exceed. Why: the operator's grant can
@@ -49,6 +56,7 @@ pub struct LimitCaps {
     pub max_memory_bytes: usize,
     pub max_body_bytes: usize,
     pub max_log_bytes: usize,
+    pub max_warm_calls: u32,
 }
 
 impl Default for LimitCaps {
@@ -58,6 +66,7 @@ impl Default for LimitCaps {
             max_memory_bytes: 256 << 20,
             max_body_bytes: 16 << 20,
             max_log_bytes: 1 << 20,
+            max_warm_calls: 10_000,
         }
     }
 }
@@ -82,6 +91,7 @@ impl Limits {
             max_request_bytes: 1 << 20,
             max_response_bytes: 1 << 20,
             max_log_bytes: 64 << 10,
+            warm_calls: 0,
         }
     }
 
@@ -102,6 +112,9 @@ impl Limits {
         if let Some(b) = o.max_log_bytes {
             self.max_log_bytes = (b as usize).min(caps.max_log_bytes);
         }
+        if let Some(n) = o.warm_calls {
+            self.warm_calls = n.min(caps.max_warm_calls);
+        }
         self
     }
 }
@@ -121,6 +134,12 @@ pub(crate) struct StoreLimiter {
 }
 
 impl StoreLimiter {
+    /// Start a new call on a reused store: keep the memory accounting (the
+    /// memory is still allocated), forget the previous call's refusal.
+    pub(crate) fn reset_call(&mut self) {
+        self.exhausted = None;
+    }
+
     pub(crate) fn new(l: &Limits) -> Self {
         StoreLimiter {
             memory_bytes: l.memory_bytes,

@@ -33,6 +33,8 @@ pub(crate) struct PluginVersion {
     pub faults: Mutex<VecDeque<Instant>>,
     pub quarantined: AtomicBool,
     pub calls: AtomicU64,
+    /// Idle instances kept for reuse when the grant sets `limits.warm_calls`.
+    pub warm: Mutex<Vec<super::host::WarmInstance>>,
 }
 
 impl PluginVersion {
