@@ -78,6 +78,8 @@ fn webhook_notify_maps_status_codes_and_config_errors() {
     let err = host.notify("webhook-notify", &inv("a", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap_err();
     assert!(matches!(&err, PluginCallError::Plugin { error: PluginError::Transient(m), .. } if m.contains("503")), "{err:?}");
     assert!(err.is_retryable());
+    assert_eq!(err.http_records().len(), 1, "the failed call's request is reported for the journal");
+    assert_eq!(err.http_records()[0].disposition, HttpDisposition::Sent { status: 503 });
     let s400 = TestServer::start(400, "bad");
     let url = format!("http://127.0.0.1:{}/", s400.port);
     let err = host.notify("webhook-notify", &inv("b", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap_err();

@@ -4,7 +4,7 @@
 //! plugin error or a `Timeout` may be retried with the same invocation id;
 //! `Permanent` and `Config` are not), and status pages count crashes.
 
-use super::api::World;
+use super::api::{HttpRecord, World};
 use serde::{Deserialize, Serialize};
 
 /// An error a plugin returned on purpose (the WIT `plugin-error` variant),
@@ -28,13 +28,23 @@ pub enum PluginError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginCallError {
     #[error("plugin `{plugin}` ran past its {budget_ms} ms budget and was stopped; raise `limits.timeout_ms` in its grant if the work is legitimately slow")]
-    Timeout { plugin: String, budget_ms: u64 },
+    Timeout {
+        plugin: String,
+        budget_ms: u64,
+        /// Outbound requests made before the deadline (journal them: some may have been sent).
+        http: Vec<HttpRecord>,
+    },
     #[error("plugin `{plugin}` exhausted a resource limit ({detail}); raise `limits.memory_mb` in its grant or fix the plugin")]
     ResourceExhausted { plugin: String, detail: String },
     #[error("plugin `{plugin}` crashed: {trap}")]
-    Crashed { plugin: String, trap: String },
+    Crashed { plugin: String, trap: String, http: Vec<HttpRecord> },
     #[error("plugin `{plugin}` returned an error: {error}")]
-    Plugin { plugin: String, error: PluginError },
+    Plugin {
+        plugin: String,
+        error: PluginError,
+        /// Outbound requests the call made (e.g. the request that got a 503).
+        http: Vec<HttpRecord>,
+    },
     #[error("plugin `{plugin}` may not do this: {reason}")]
     Denied { plugin: String, reason: String },
     #[error("plugin `{plugin}` version {sha256_short} is quarantined after {crashes} crashes; fix or replace the file (a new version is loaded fresh) or run `crisis plugin unquarantine {plugin}`")]
@@ -56,6 +66,17 @@ impl PluginCallError {
             PluginCallError::Timeout { .. }
                 | PluginCallError::Plugin { error: PluginError::Transient(_), .. }
         )
+    }
+
+    /// Outbound HTTP records of the failed call, for the journal. Why: a
+    /// notifier that got a 5xx did send a request; the journal must say so.
+    pub fn http_records(&self) -> &[HttpRecord] {
+        match self {
+            PluginCallError::Timeout { http, .. }
+            | PluginCallError::Crashed { http, .. }
+            | PluginCallError::Plugin { http, .. } => http,
+            _ => &[],
+        }
     }
 
     /// True when the error counts as a fault toward quarantine.

@@ -746,17 +746,17 @@ impl PluginHost {
         let budget_ms = budget.as_millis() as u64;
 
         match outcome {
-            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms }),
+            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
             Ok(Ok(Ok(value))) => Ok(RunOutput { value, http, logs }),
             Ok(Ok(Err(plugin_err))) => {
-                Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err) })
+                Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err), http })
             }
             Ok(Err(err)) => {
                 if let Some(detail) = exhausted {
                     return Err(PluginCallError::ResourceExhausted { plugin: name, detail });
                 }
                 match err.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms }),
+                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
                     Some(Trap::StackOverflow) => {
                         Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
                     }
@@ -766,7 +766,7 @@ impl PluginHost {
                             let tail: String = stderr_text.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
                             trap.push_str(&format!(" (guest stderr: {tail})"));
                         }
-                        Err(PluginCallError::Crashed { plugin: name, trap })
+                        Err(PluginCallError::Crashed { plugin: name, trap, http })
                     }
                 }
             }
