@@ -189,3 +189,29 @@ fn oversized_response_is_cut_off_with_a_clear_error() {
         d => panic!("expected Failed, got {d:?}"),
     }
 }
+
+#[test]
+fn the_daemon_can_supply_resolved_secrets() {
+    let server = TestServer::start(200, "ok");
+    let host = probe_host(PluginGrant::default());
+    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
+    g.inject.push(InjectRule {
+        host: "127.0.0.1".into(),
+        header: "Authorization".into(),
+        secret: SecretRef::File("/nonexistent/only-the-daemon-knows".into()),
+        prefix: Some("Bearer ".into()),
+        name: None,
+    });
+    host.set_grant_with_secrets("probe", &g, &|r| {
+        assert_eq!(r, &SecretRef::File("/nonexistent/only-the-daemon-knows".into()));
+        Ok(SecretValue::new("from-daemon"))
+    })
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let out = host.notify("probe", &inv("ds", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
+    assert_eq!(server.requests()[0].header("authorization"), Some("Bearer from-daemon"));
+    assert!(out.http[0].headers.iter().any(|(k, v)| k == "authorization" && v == "[secret redacted]"));
+    // The file-based resolver would have failed with a message naming the file.
+    let err = host.set_grant("probe", &g).unwrap_err();
+    assert!(err.to_string().contains("only-the-daemon-knows"), "{err}");
+}

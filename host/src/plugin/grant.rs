@@ -158,6 +158,16 @@ impl PluginGrant {
     /// Parse patterns and read secrets. Why: fail at config time with the
     /// field named, not at the first notification.
     pub(crate) fn resolve(&self, plugin: &str) -> Result<ResolvedGrant, GrantError> {
+        self.resolve_with(plugin, &|r: &SecretRef| r.resolve())
+    }
+
+    /// Like `resolve`, with secrets read by the caller (the daemon's own
+    /// secret handling).
+    pub(crate) fn resolve_with(
+        &self,
+        plugin: &str,
+        secrets: &dyn Fn(&SecretRef) -> Result<SecretValue, GrantError>,
+    ) -> Result<ResolvedGrant, GrantError> {
         let parse = |field: &str, list: &[String]| -> Result<Vec<HostPattern>, GrantError> {
             list.iter()
                 .map(|s| {
@@ -174,7 +184,7 @@ impl PluginGrant {
             let header = http::HeaderName::from_bytes(rule.header.as_bytes()).map_err(|_| {
                 GrantError(format!("[plugins.{plugin}] inject.header `{}` is not a valid header name", rule.header))
             })?;
-            let secret = rule.secret.resolve().map_err(|e| {
+            let secret = secrets(&rule.secret).map_err(|e| {
                 GrantError(format!("[plugins.{plugin}] inject {} for {}: {e}", rule.header, rule.host))
             })?;
             let value = match &rule.prefix {

@@ -17,7 +17,7 @@ use super::convert;
 use super::egress::{EgressContext, EgressHooks, HostPattern};
 use super::engine::{self, EPOCH_TICK, EngineOptions};
 use super::error::{LoadError, PluginCallError};
-use super::grant::{GrantError, PluginGrant, ResolvedGrant};
+use super::grant::{GrantError, PluginGrant, ResolvedGrant, SecretRef, SecretValue};
 use super::limits::{LimitCaps, Limits, StoreLimiter};
 use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
 use super::state::{CapturePipe, Hooks, LogSink, NoEgress, StoreState};
@@ -246,6 +246,20 @@ impl PluginHost {
     /// change grants without reloading plugins; the next call uses the new one.
     pub fn set_grant(&self, name: &str, grant: &PluginGrant) -> Result<(), GrantError> {
         let resolved = Arc::new(grant.resolve(name)?);
+        self.grants.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), resolved);
+        Ok(())
+    }
+
+    /// Replace one plugin's grant with secrets supplied by the caller. Why:
+    /// the daemon may resolve `SecretRef`s itself (one place that reads
+    /// secrets, one error report) and hand the values in.
+    pub fn set_grant_with_secrets(
+        &self,
+        name: &str,
+        grant: &PluginGrant,
+        secrets: &dyn Fn(&SecretRef) -> Result<SecretValue, GrantError>,
+    ) -> Result<(), GrantError> {
+        let resolved = Arc::new(grant.resolve_with(name, secrets)?);
         self.grants.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), resolved);
         Ok(())
     }
