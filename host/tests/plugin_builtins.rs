@@ -49,6 +49,28 @@ fn webhook_notify_posts_generic_json_with_idempotency_key() {
     assert_eq!(body["incident"]["labels"]["service"], "checkout");
     assert_eq!(body["mode"], "live");
     assert_eq!(out.plugin.name, "webhook-notify");
+    let st = host.list().into_iter().find(|s| s.name == "webhook-notify").unwrap();
+    assert_eq!(st.effective_hosts, vec!["127.0.0.1"], "declared `*` defers to the grant");
+    assert_eq!(st.calls, 1);
+}
+
+#[test]
+fn a_file_can_shadow_a_builtin_and_removing_it_restores_the_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = builtin_host(&[]);
+    let builtin_sha = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap().sha256;
+    // An operator's own appeasement script under a built-in's name (a different world even).
+    let path = dir.path().join("drill-sim.wasm");
+    std::fs::write(&path, crisis::plugin::test_fixtures::bytes(crisis::plugin::test_fixtures::CHAOS)).unwrap();
+    let rep = host.scan_dir(Some(dir.path()));
+    assert_eq!(rep.loaded, vec!["drill-sim"], "{rep:?}");
+    let st = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap();
+    assert_eq!(st.source, PluginSource::File(path.clone()));
+    std::fs::remove_file(&path).unwrap();
+    let rep = host.scan_dir(Some(dir.path()));
+    assert_eq!(rep.removed, vec!["drill-sim"]);
+    let st = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap();
+    assert_eq!((st.source, st.sha256, st.world), (PluginSource::Builtin, builtin_sha, World::Drill));
 }
 
 #[test]

@@ -10,34 +10,45 @@ use std::time::Duration;
 
 #[test]
 fn reload_mid_call_finishes_the_old_call_on_the_old_version() {
-    let host = Arc::new(host_with(&[]));
+    // The slow call posts to a server that answers only when the test says
+    // so: the swap provably happens while that call is in flight.
+    let (server, release) = TestServer::start_gated(200, "late");
+    let grant = PluginGrant {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        allow_private: vec!["127.0.0.1".into()],
+        ..Default::default()
+    };
+    let host = Arc::new(host_with(&[("probe", grant)]));
     let v1 = with_custom_section(fx::bytes(fx::PROBE), "v1");
     let v2 = with_custom_section(fx::bytes(fx::PROBE), "v2");
     let ReloadOutcome::Swapped(r1) = host.reload("probe", &v1).unwrap() else { panic!("first load swaps") };
 
     let h = host.clone();
+    let url = format!("http://127.0.0.1:{}/slow", server.port);
     let slow = std::thread::spawn(move || {
-        h.notify("probe", &inv("slow", RunMode::Live), &note(), &target(&[("block_ms", "1500"), ("tag", "slow")]))
+        h.notify("probe", &inv("slow", RunMode::Live), &note(), &target(&[("url", &url), ("tag", "slow")]))
     });
-    // Wait until the slow call is running (it counts as a call on v1).
-    for _ in 0..200 {
-        if host.list()[0].calls > 0 {
+    // Wait until the slow call's request has reached the server.
+    for _ in 0..1000 {
+        if !server.requests().is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.requests().len(), 1, "the slow call is in flight");
+
     let ReloadOutcome::Swapped(r2) = host.reload("probe", &v2).unwrap() else { panic!("new bytes swap") };
     assert_ne!(r1.sha256, r2.sha256);
-    assert!(!slow.is_finished(), "the slow call is still in flight during the swap");
-
+    assert!(!slow.is_finished(), "the slow call is still waiting for its response");
     let fast = host.notify("probe", &inv("fast", RunMode::Live), &note(), &target(&[("tag", "fast")])).unwrap();
     assert_eq!(fast.plugin.sha256, r2.sha256, "new calls use the new version");
+    assert_eq!(host.list()[0].sha256, r2.sha256);
 
+    release.send(()).unwrap();
     let slow = slow.join().unwrap().expect("the in-flight call completes");
     assert_eq!(slow.plugin.sha256, r1.sha256, "the in-flight call finished on the old version");
     assert!(slow.value.detail.contains("\"tag\":\"slow\""));
-    assert_eq!(host.list()[0].sha256, r2.sha256);
+    assert!(slow.value.detail.contains("\"body\":\"late\""), "{}", slow.value.detail);
 
     // Same bytes again: nothing to do.
     assert!(matches!(host.reload("probe", &v2).unwrap(), ReloadOutcome::Unchanged(_)));

@@ -21,7 +21,7 @@ fn infinite_loop_times_out_within_budget_and_next_call_succeeds() {
     let elapsed = start.elapsed();
     assert!(matches!(err, PluginCallError::Timeout { budget_ms: 300, .. }), "{err:?}");
     // Budget plus a few ticks; generous for a loaded 2-core CI box.
-    assert!(elapsed < Duration::from_millis(300) + Duration::from_secs(2), "took {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(300) + Duration::from_secs(3), "took {elapsed:?}");
     let ok = host.compose("chaos", &inv("i-ok", RunMode::Live), &incident(), &customer("fine")).unwrap();
     assert_eq!(ok.value.len(), 1);
     assert!(ok.value[0].body.starts_with("ok i-ok inc-1 fine"), "{:?}", ok.value);
@@ -33,7 +33,7 @@ fn guest_parked_in_a_host_wait_is_stopped_too() {
     let start = Instant::now();
     let err = host.compose("chaos", &inv("i-sleep", RunMode::Live), &incident(), &customer("sleep")).unwrap_err();
     assert!(matches!(err, PluginCallError::Timeout { .. }), "{err:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
 }
 
 #[test]

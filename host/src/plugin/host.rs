@@ -284,6 +284,19 @@ impl PluginHost {
         expected: Option<World>,
         manifest: Option<&PluginManifest>,
     ) -> Result<PluginVersion, LoadError> {
+        let grant = self.grant(name);
+        self.prepare_with(name, bytes, source, expected, manifest, grant)
+    }
+
+    fn prepare_with(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: PluginSource,
+        expected: Option<World>,
+        manifest: Option<&PluginManifest>,
+        grant: Arc<ResolvedGrant>,
+    ) -> Result<PluginVersion, LoadError> {
         let sha = sha256_hex(bytes);
         if let Some(pin) = manifest.and_then(|m| m.plugin.sha256.as_ref())
             && !pin.eq_ignore_ascii_case(&sha) {
@@ -318,7 +331,6 @@ impl PluginHost {
             calls: AtomicU64::new(0),
             warm: Mutex::new(Vec::new()),
         };
-        let grant = self.grant(name);
         let limits = Limits::for_world(version.world).with_overrides(&grant.limits, &self.caps);
         let out = self
             .run(&version, grant.clone(), &limits, limits.init_budget, RunMode::Live, "describe", grant.config.clone(), CallKind::Describe)
@@ -432,12 +444,20 @@ impl PluginHost {
             if seen.contains(&name) {
                 continue;
             }
-            if let Some(slot) = self.registry.get(&name)
-                && let PluginSource::File(p) = &slot.current.load().source
-                    && p.parent() == Some(dir) && !p.exists() {
-                        self.registry.remove(&name);
-                        report.removed.push(name);
-                    }
+            let source = self.registry.get(&name).map(|slot| slot.current.load().source.clone());
+            if let Some(PluginSource::File(p)) = source
+                && p.parent() == Some(dir)
+                && !p.exists()
+            {
+                self.registry.remove(&name);
+                // A file that shadowed a built-in gives way to the built-in again.
+                if let Some(bytes) = super::builtin::builtin_component(&name)
+                    && let Err(e) = self.reload_from(&name, bytes, PluginSource::Builtin, None)
+                {
+                    tracing::error!(plugin = %name, error = %e, "could not restore the built-in plugin");
+                }
+                report.removed.push(name);
+            }
         }
         report
     }
@@ -844,7 +864,7 @@ impl PluginHost {
             None => Arc::new(ResolvedGrant::default()),
         };
         let v = self
-            .prepare_with_grant(name, bytes, world, &grant)
+            .prepare_with(name, bytes, PluginSource::Bytes, Some(world), None, grant.clone())
             .map_err(|source| PluginCallError::Load { plugin: name.into(), source })?;
         let mut inv = input.invocation.clone();
         inv.mode = mode;
@@ -886,21 +906,6 @@ impl PluginHost {
             "logs": out.logs,
         }))
     }
-
-    fn prepare_with_grant(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        world: World,
-        grant: &Arc<ResolvedGrant>,
-    ) -> Result<PluginVersion, LoadError> {
-        // `prepare` reads the grant by name; install a temporary one for the
-        // ad-hoc name used by `call_json` (never a registered plugin name).
-        self.grants.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), grant.clone());
-        let r = self.prepare(name, bytes, PluginSource::Bytes, Some(world), None);
-        self.grants.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-        r
-    }
 }
 
 impl Drop for PluginHost {
@@ -916,23 +921,21 @@ fn plugin_ref(v: &PluginVersion) -> PluginRef {
     PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
 }
 
+/// Display form of declared ∩ granted (exact pattern text; `*` on either
+/// side defers to the other). Enforcement matches each request against both
+/// lists; this is only what `list()` shows.
 fn effective_hosts(declared: &[HostPattern], granted: &[HostPattern]) -> Vec<String> {
-    if declared.is_empty() || granted.is_empty() {
-        return Vec::new();
+    let any = |l: &[HostPattern]| l.iter().any(|p| p.as_str() == "*");
+    let mut out: Vec<String> = Vec::new();
+    for g in granted {
+        if any(declared) || declared.iter().any(|d| d.as_str() == g.as_str()) {
+            out.push(g.as_str().to_string());
+        }
     }
-    let declared_any = declared.iter().any(|d| d.as_str() == "*");
-    granted
-        .iter()
-        .filter(|g| declared_any || declared.iter().any(|d| d.as_str() == g.as_str()))
-        .map(|g| g.as_str().to_string())
-        .chain(if declared_any {
-            Vec::new()
-        } else {
-            declared
-                .iter()
-                .filter(|d| granted.iter().any(|g| g.as_str() == "*") && d.as_str() != "*")
-                .map(|d| d.as_str().to_string())
-                .collect()
-        })
-        .collect()
+    if any(granted) {
+        out.extend(declared.iter().map(|d| d.as_str().to_string()));
+    }
+    out.sort();
+    out.dedup();
+    out
 }

@@ -31,6 +31,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(status: u16, reply: &'static str) -> TestServer {
+        Self::start_inner(status, reply, None)
+    }
+
+    /// Like `start`, but each response waits for one message on the returned
+    /// sender, so a test controls exactly when a call can finish.
+    pub fn start_gated(status: u16, reply: &'static str) -> (TestServer, std::sync::mpsc::Sender<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (Self::start_inner(status, reply, Some(rx)), tx)
+    }
+
+    fn start_inner(status: u16, reply: &'static str, gate: Option<std::sync::mpsc::Receiver<()>>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -89,6 +100,9 @@ impl TestServer {
                     headers,
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
+                if let Some(g) = &gate {
+                    let _ = g.recv_timeout(std::time::Duration::from_secs(30));
+                }
                 let mut s = stream;
                 let _ = write!(
                     s,
