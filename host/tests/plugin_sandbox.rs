@@ -132,7 +132,10 @@ fn garbage_and_precompiled_bytes_are_refused() {
         ..Default::default()
     })
     .unwrap();
-    assert!(matches!(host.reload("x", b"not wasm at all"), Err(LoadError::Compile(_))));
+    assert!(matches!(host.reload("x", b"not wasm at all"), Err(LoadError::Invalid(_))));
+    let core_module = b"\0asm\x01\0\0\0";
+    let err = host.reload("x", core_module).unwrap_err();
+    assert!(err.to_string().contains("core WebAssembly module, not a component"), "{err}");
     host.reload("chaos", &fx::bytes(fx::CHAOS)).unwrap();
     let cwasm = std::fs::read_dir(dir.path())
         .unwrap()

@@ -34,6 +34,21 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Refuse what is clearly not a component before compiling, with a message
+/// that says what the file is.
+fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(LoadError::Invalid("the file is not a WebAssembly binary (no `\\0asm` header)".into()));
+    }
+    match wasm[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(LoadError::Invalid(
+            "the file is a core WebAssembly module, not a component (wrap it with `wasm-tools component new` or build for wasm32-wasip2)".into(),
+        )),
+        _ => Err(LoadError::Invalid("unknown WebAssembly binary version".into())),
+    }
+}
+
 impl CompileCache {
     pub(crate) fn new(dir: Option<PathBuf>, engine_digest: String) -> Result<Self, LoadError> {
         if let Some(d) = &dir {
@@ -64,6 +79,7 @@ impl CompileCache {
         if Engine::detect_precompiled(wasm).is_some() {
             return Err(LoadError::Precompiled);
         }
+        check_header(wasm)?;
         let Some(dir) = &self.dir else {
             self.compiles.fetch_add(1, Ordering::Relaxed);
             return Component::new(engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")));
