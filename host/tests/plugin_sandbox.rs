@@ -266,3 +266,32 @@ fn warm_instances_are_reused_then_retired_after_n_calls_or_any_trap() {
     let out = host.compose("chaos", &inv("wd", RunMode::Drill), &incident(), &customer("count")).unwrap();
     assert_eq!(out.value[0].body, "count 1");
 }
+
+#[test]
+fn a_burst_larger_than_the_instance_pool_waits_instead_of_failing() {
+    let host = std::sync::Arc::new(
+        PluginHost::new(PluginHostConfig {
+            load_builtins: false,
+            engine: EngineOptions { pool_instances: 2, pool_memories: 4, ..Default::default() },
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    host.reload("chaos", &fx::bytes(fx::CHAOS)).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let h = host.clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    h.compose("chaos", &inv(&format!("b{t}-{i}"), RunMode::Live), &incident(), &customer("fine"))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("every call in the burst succeeds");
+    }
+    let st = &host.list()[0];
+    assert_eq!((st.calls, st.crashes, st.quarantined), (40, 0, false));
+}

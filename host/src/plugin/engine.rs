@@ -60,7 +60,7 @@ pub(crate) fn build_engine(opts: &EngineOptions) -> wasmtime::Result<(Engine, bo
         pool.total_component_instances(opts.pool_instances)
             .total_core_instances(opts.pool_instances * 8)
             .total_memories(opts.pool_memories)
-            .total_tables(opts.pool_memories)
+            .total_tables(opts.pool_instances * 8)
             .total_stacks(opts.pool_instances)
             .max_memory_size(opts.pool_max_memory_bytes)
             .max_component_instance_size(4 << 20)

@@ -53,6 +53,8 @@ pub enum PluginCallError {
     NotFound { plugin: String },
     #[error("plugin `{plugin}` could not be loaded: {source}")]
     Load { plugin: String, source: LoadError },
+    #[error("plugin `{plugin}` could not start: the host's instance pool is full ({detail}); retry, or raise the engine's pool sizes")]
+    Busy { plugin: String, detail: String },
     #[error("bad input for plugin `{plugin}`: {message}")]
     Input { plugin: String, message: String },
 }
@@ -64,6 +66,7 @@ impl PluginCallError {
         matches!(
             self,
             PluginCallError::Timeout { .. }
+                | PluginCallError::Busy { .. }
                 | PluginCallError::Plugin { error: PluginError::Transient(_), .. }
         )
     }

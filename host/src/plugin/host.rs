@@ -182,6 +182,12 @@ pub(crate) struct WarmInstance {
     calls: u32,
 }
 
+// The daemon shares one host across threads; keep that a compile-time fact.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PluginHost>();
+};
+
 /// Extra grace beyond the budget for the outer timeout (host waits).
 const OUTER_GRACE: Duration = Duration::from_millis(50);
 
@@ -793,6 +799,10 @@ impl PluginHost {
                     Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
                     Some(Trap::StackOverflow) => {
                         Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
+                    }
+                    None if format!("{err:#}").contains("maximum concurrent") => {
+                        // Pool exhaustion is the host's capacity, not the plugin's fault.
+                        Err(PluginCallError::Busy { plugin: name, detail: format!("{err:#}") })
                     }
                     _ => {
                         let mut trap = format!("{err:#}");
