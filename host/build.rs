@@ -20,13 +20,13 @@ use std::process::Command;
 const GROUPS: &[&[&str]] = &[
     &["webhook-notify", "fixture-probe"],
     &["appease-script", "fixture-chaos"],
-    &["drill-sim", "fixture-appease-http"],
+    &["drill-sim", "fixture-appease-http", "fixture-future-api"],
 ];
 
 /// Components embedded in the binary (file stem in the guest target dir).
 const BUILTINS: &[&str] = &["webhook_notify", "appease_script", "drill_sim"];
 /// Components used only by tests.
-const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http"];
+const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -295,3 +295,14 @@ fn a_burst_larger_than_the_instance_pool_waits_instead_of_failing() {
     let st = &host.list()[0];
     assert_eq!((st.calls, st.crashes, st.quarantined), (40, 0, false));
 }
+
+#[test]
+fn a_component_for_a_future_api_version_is_refused_clearly() {
+    let host = host_with(&[]);
+    let err = host.reload("future", &fx::bytes(fx::FUTURE_API)).unwrap_err();
+    match &err {
+        LoadError::UnsupportedVersion { found } => assert!(found.contains("@0.2.0"), "{found}"),
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+    assert!(err.to_string().contains("unsupported API version"), "{err}");
+}

@@ -56,6 +56,8 @@ pub mod test_fixtures {
     pub const CHAOS: &str = "fixture_chaos";
     /// Appeasement that imports wasi:http (must be refused).
     pub const APPEASE_HTTP: &str = "fixture_appease_http";
+    /// Component built against a future `crisis:plugin@0.2.0` (must be refused).
+    pub const FUTURE_API: &str = "fixture_future_api";
 
     /// Path of a fixture or built-in component by file stem.
     pub fn path(stem: &str) -> PathBuf {
