@@ -5,11 +5,12 @@
 
 pub mod cli;
 pub mod config;
-pub mod diag;
-pub mod playbook;
-pub mod tomlfile;
-pub mod incident;
-pub mod store;
-pub mod report;
-pub mod generation;
 pub mod daemon;
+pub mod diag;
+pub mod generation;
+pub mod incident;
+pub mod playbook;
+pub mod plugin;
+pub mod report;
+pub mod store;
+pub mod tomlfile;

@@ -1,0 +1,552 @@
+//! Outbound HTTP policy for notifiers, enforced in wasmtime-wasi-http's
+//! `send_request` hook.
+//!
+//! Order, for every request a guest makes:
+//! 1. the destination must match the plugin's declared hosts **and** the
+//!    operator grant (an empty grant denies everything);
+//! 2. in drill mode, unless the host is on the grant's `drill_allow`, the
+//!    request is recorded and answered with a synthetic 200: nothing leaves;
+//! 3. the request body is read up to `max_request_bytes`;
+//! 4. DNS is resolved by the host; loopback, private, link-local (incl. the
+//!    169.254.169.254 metadata service), CGNAT, multicast and other special
+//!    addresses (also as IPv4-mapped IPv6) are dropped unless the host is on
+//!    `allow_private`; the connection goes to a vetted address, so DNS
+//!    rebinding between check and connect is not possible;
+//! 5. secret headers from the grant are added (replacing any the guest set);
+//! 6. connect, send and read the response (capped at `max_response_bytes`),
+//!    all within what remains of the call's budget.
+//!
+//! Every request is recorded (secret header values redacted) and returned
+//! with the call's outcome.
+
+use super::api::{HttpDisposition, HttpRecord, RunMode};
+use super::grant::ResolvedGrant;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// A host pattern from a grant or a plugin's declaration.
+///
+/// Syntax: `host`, `host:port`, `*.domain` (subdomains only), `*` (any
+/// host), each optionally prefixed by `http://` or `https://` to restrict
+/// the scheme. Without a port any port matches. Why this small syntax:
+/// operators read and write these by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Option<String>,
+    host: HostMatch,
+    port: Option<u16>,
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    /// `.example.com`: any subdomain.
+    Suffix(String),
+}
+
+impl HostPattern {
+    /// Parse a pattern; the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<HostPattern, String> {
+        let text = s.trim().to_string();
+        let mut rest = text.as_str();
+        let mut scheme = None;
+        if let Some((sch, r)) = rest.split_once("://") {
+            let sch = sch.to_ascii_lowercase();
+            if sch != "http" && sch != "https" {
+                return Err(format!("scheme `{sch}` is not supported (use http or https)"));
+            }
+            scheme = Some(sch);
+            rest = r;
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            return Err("a host pattern cannot contain a path".into());
+        }
+        if rest.is_empty() {
+            return Err("empty host".into());
+        }
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or("unclosed `[` in IPv6 address")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?),
+                None if after.is_empty() => None,
+                None => return Err(format!("unexpected `{after}` after IPv6 address")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)),
+                None => (rest.to_string(), None),
+            }
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(d) = host.strip_prefix("*.") {
+            if d.is_empty() || d.contains('*') {
+                return Err("wildcards are only allowed as a leading `*.`".into());
+            }
+            HostMatch::Suffix(format!(".{d}"))
+        } else if host.contains('*') {
+            return Err("wildcards are only allowed as a leading `*.`".into());
+        } else {
+            HostMatch::Exact(host)
+        };
+        Ok(HostPattern { scheme, host, port, text })
+    }
+
+    /// Does this pattern allow `scheme://host:port`?
+    pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if let Some(s) = &self.scheme
+            && s != scheme {
+                return false;
+            }
+        if let Some(p) = self.port
+            && p != port {
+                return false;
+            }
+        match &self.host {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => h == host,
+            HostMatch::Suffix(d) => host.ends_with(d.as_str()) && host.len() > d.len(),
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Why an address is not reachable by default, or `None` if it is public.
+pub fn blocked_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_reason(v4),
+        IpAddr::V6(v6) => v6_reason(v6),
+    }
+}
+
+fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local (includes the cloud metadata service 169.254.169.254)")
+    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+        Some("shared address space (CGNAT, includes some cloud metadata services)")
+    } else if o[0] == 0 || ip.is_unspecified() {
+        Some("unspecified/this-network")
+    } else if ip.is_broadcast() || ip.is_multicast() {
+        Some("broadcast/multicast")
+    } else if o[0] >= 240 {
+        Some("reserved")
+    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0) || (o[0] == 198 && (o[1] & 0xfe) == 18) {
+        Some("special-purpose (IETF/benchmarking)")
+    } else {
+        None
+    }
+}
+
+fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_reason(v4);
+    }
+    let s = ip.segments();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_unspecified() {
+        Some("unspecified")
+    } else if (s[0] & 0xfe00) == 0xfc00 {
+        Some("unique-local (private; includes fd00:ec2::254 metadata)")
+    } else if (s[0] & 0xffc0) == 0xfe80 {
+        Some("link-local")
+    } else if (s[0] & 0xff00) == 0xff00 {
+        Some("multicast")
+    } else if s[0] == 0x64 && s[1] == 0xff9b {
+        // NAT64: judge the embedded IPv4 address.
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        v4_reason(v4)
+    } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
+        // Deprecated IPv4-compatible form ::a.b.c.d.
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        v4_reason(v4)
+    } else {
+        None
+    }
+}
+
+/// Everything the hook needs for one call. Why shared by `Arc`: the hook's
+/// future runs on the runtime while the guest keeps the store.
+pub(crate) struct EgressContext {
+    pub plugin: String,
+    pub declared: Vec<HostPattern>,
+    pub grant: Arc<ResolvedGrant>,
+    pub mode: RunMode,
+    pub deadline: Instant,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+    pub records: Arc<Mutex<Vec<HttpRecord>>>,
+}
+
+/// The `WasiHttpHooks` installed in every notifier store.
+pub(crate) struct EgressHooks {
+    pub ctx: Arc<EgressContext>,
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        let ctx = self.ctx.clone();
+        Box::new(async move {
+            let resp = send(ctx, request).await?;
+            Ok((resp, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+const SENSITIVE_HEADERS: &[&str] =
+    &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "api-key"];
+
+fn full_body(bytes: Bytes) -> WasiBody {
+    Full::new(bytes).map_err(|e: std::convert::Infallible| match e {}).boxed_unsync()
+}
+
+fn preview(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(256)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+struct Pending {
+    ctx: Arc<EgressContext>,
+    record: HttpRecord,
+}
+
+impl Pending {
+    fn finish(mut self, d: HttpDisposition) {
+        // Log the destination host only: paths and queries can carry tokens
+        // (e.g. chat webhook URLs). The full record goes to the call outcome.
+        let url = self.record.url.split('/').take(3).collect::<Vec<_>>().join("/");
+        match &d {
+            HttpDisposition::Denied { reason } => {
+                tracing::warn!(plugin = %self.ctx.plugin, destination = %url, reason = %reason, "plugin HTTP request denied")
+            }
+            HttpDisposition::Failed { error } => {
+                tracing::info!(plugin = %self.ctx.plugin, destination = %url, error = %error, "plugin HTTP request failed")
+            }
+            _ => tracing::debug!(plugin = %self.ctx.plugin, destination = %url, disposition = ?d, "plugin HTTP request"),
+        }
+        self.record.disposition = d;
+        self.ctx.records.lock().unwrap_or_else(|p| p.into_inner()).push(self.record);
+    }
+}
+
+fn remaining(ctx: &EgressContext) -> std::time::Duration {
+    ctx.deadline.saturating_duration_since(Instant::now())
+}
+
+async fn read_request_body(ctx: &EgressContext, body: WasiBody) -> Result<Bytes, (HttpError, String)> {
+    match tokio::time::timeout(remaining(ctx), Limited::new(body, ctx.max_request_bytes).collect()).await {
+        Err(_) => Err((HttpError::ConnectionWriteTimeout, "timed out reading the request body from the plugin".into())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
+            HttpError::HttpRequestBodySize(Some(ctx.max_request_bytes as u64)),
+            format!("request body larger than {} bytes (limits.max_request_bytes)", ctx.max_request_bytes),
+        )),
+        Ok(Err(e)) => Err((HttpError::HttpProtocolError, format!("reading request body: {e}"))),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<http::Response<WasiBody>, HttpError> {
+    let (parts, body) = req.into_parts();
+    let uri = parts.uri.clone();
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let url = match uri.port_u16() {
+        Some(p) => format!("{scheme}://{host}:{p}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    };
+    let injected: Vec<_> = ctx.grant.inject.iter().filter(|r| r.host.matches(&scheme, &host, port)).collect();
+    let mut rec_headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !injected.iter().any(|r| r.header == **k))
+        .map(|(k, v)| {
+            let name = k.as_str().to_string();
+            let value = if SENSITIVE_HEADERS.contains(&name.as_str()) {
+                "[redacted]".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (name, value)
+        })
+        .collect();
+    for r in &injected {
+        rec_headers.push((r.header.as_str().to_string(), "[secret redacted]".into()));
+    }
+    let pending = Pending {
+        ctx: ctx.clone(),
+        record: HttpRecord {
+            method: parts.method.to_string(),
+            url: url.clone(),
+            headers: rec_headers,
+            body_bytes: 0,
+            body_preview: String::new(),
+            disposition: HttpDisposition::Captured,
+        },
+    };
+
+    // 1. allow-list: declared ∩ granted.
+    let declared = ctx.declared.iter().any(|p| p.matches(&scheme, &host, port));
+    let granted = ctx.grant.allowed_hosts.iter().any(|p| p.matches(&scheme, &host, port));
+    if !(declared && granted) {
+        let reason = match (declared, granted) {
+            (false, _) => format!("`{host}` is not among the hosts the plugin declares"),
+            (true, false) if ctx.grant.allowed_hosts.is_empty() => format!(
+                "the operator granted no outbound hosts; add `{host}` to allowed_hosts in [plugins.{}]",
+                ctx.plugin
+            ),
+            (true, false) => format!("`{host}` is not in allowed_hosts of [plugins.{}]", ctx.plugin),
+            _ => unreachable!(),
+        };
+        pending.finish(HttpDisposition::Denied { reason });
+        return Err(HttpError::HttpRequestDenied);
+    }
+
+    let drill_real = ctx.grant.drill_allow.iter().any(|p| p.matches(&scheme, &host, port));
+    let mut pending = pending;
+    let body = match read_request_body(&ctx, body).await {
+        Ok(b) => b,
+        Err((err, reason)) => {
+            pending.finish(HttpDisposition::Denied { reason });
+            return Err(err);
+        }
+    };
+    pending.record.body_bytes = body.len();
+    pending.record.body_preview = preview(&body);
+
+    // 2. drill capture.
+    if ctx.mode == RunMode::Drill && !drill_real {
+        pending.finish(HttpDisposition::Captured);
+        let resp = http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header("x-crisis-drill", "captured")
+            .body(full_body(Bytes::from_static(br#"{"drill":true,"captured":true}"#)))
+            .expect("static response");
+        return Ok(resp);
+    }
+
+    // 4. DNS and address vetting.
+    let lookup = tokio::time::timeout(remaining(&ctx), tokio::net::lookup_host((host.as_str(), port))).await;
+    let addrs: Vec<SocketAddr> = match lookup {
+        Err(_) => {
+            pending.finish(HttpDisposition::Failed { error: format!("DNS lookup of `{host}` timed out") });
+            return Err(HttpError::DnsTimeout);
+        }
+        Ok(Err(e)) => {
+            pending.finish(HttpDisposition::Failed { error: format!("DNS lookup of `{host}` failed: {e}") });
+            return Err(HttpError::DnsError { rcode: Some(e.to_string()), info_code: None });
+        }
+        Ok(Ok(a)) => a.collect(),
+    };
+    let private_ok = ctx.grant.allow_private.iter().any(|p| p.matches(&scheme, &host, port));
+    let mut refused = Vec::new();
+    let usable: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match blocked_reason(a.ip()) {
+            Some(why) if !private_ok => {
+                refused.push(format!("{} ({why})", a.ip()));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if usable.is_empty() {
+        let reason = if refused.is_empty() {
+            format!("`{host}` resolved to no address")
+        } else {
+            format!(
+                "`{host}` resolves to {}; add it to allow_private in [plugins.{}] if this is intended",
+                refused.join(", "),
+                ctx.plugin
+            )
+        };
+        pending.finish(HttpDisposition::Denied { reason });
+        return Err(HttpError::DestinationIpProhibited);
+    }
+
+    // 5./6. connect to a vetted address, inject secrets, send.
+    match send_vetted(&ctx, &parts, &scheme, &host, &path, &usable, &injected, body).await {
+        Ok((status, headers, body)) => {
+            pending.finish(HttpDisposition::Sent { status: status.as_u16() });
+            let mut resp = http::Response::builder().status(status);
+            for (k, v) in headers.iter() {
+                resp = resp.header(k, v);
+            }
+            Ok(resp.body(full_body(body)).expect("valid response parts"))
+        }
+        Err((err, msg)) => {
+            pending.finish(HttpDisposition::Failed { error: msg });
+            Err(err)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_vetted(
+    ctx: &EgressContext,
+    parts: &http::request::Parts,
+    scheme: &str,
+    host: &str,
+    path: &str,
+    addrs: &[SocketAddr],
+    injected: &[&super::grant::ResolvedInject],
+    body: Bytes,
+) -> Result<(http::StatusCode, http::HeaderMap, Bytes), (HttpError, String)> {
+    use wasmtime_wasi_http::io::TokioIo;
+    let mut last_err = None;
+    let mut stream = None;
+    for addr in addrs {
+        match tokio::time::timeout(remaining(ctx), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_err = Some((HttpError::ConnectionRefused, format!("connect to {addr}: {e}"))),
+            Err(_) => {
+                last_err = Some((HttpError::ConnectionTimeout, format!("connect to {addr} timed out")));
+                break;
+            }
+        }
+    }
+    let Some(tcp) = stream else {
+        return Err(last_err.unwrap_or((HttpError::ConnectionRefused, "no address to connect to".into())));
+    };
+
+    let mut builder = http::Request::builder().method(parts.method.clone()).uri(path);
+    for (k, v) in parts.headers.iter() {
+        if injected.iter().any(|r| r.header == *k) {
+            continue;
+        }
+        builder = builder.header(k, v);
+    }
+    if !parts.headers.contains_key(http::header::HOST) {
+        builder = builder.header(http::header::HOST, host);
+    }
+    for r in injected {
+        let v = http::HeaderValue::from_str(r.value.expose()).map_err(|_| {
+            (HttpError::HttpRequestDenied, "an injected secret is not a valid header value".to_string())
+        })?;
+        builder = builder.header(r.header.clone(), v);
+    }
+    let req = builder
+        .body(Full::new(body))
+        .map_err(|e| (HttpError::HttpRequestUriInvalid, format!("building the request: {e}")))?;
+
+    macro_rules! exchange {
+        ($io:expr) => {{
+            let (mut sender, conn) = tokio::time::timeout(remaining(ctx), hyper::client::conn::http1::handshake($io))
+                .await
+                .map_err(|_| (HttpError::ConnectionTimeout, "HTTP handshake timed out".to_string()))?
+                .map_err(|e| (HttpError::HttpProtocolError, format!("HTTP handshake: {e}")))?;
+            let conn_task = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let resp = tokio::time::timeout(remaining(ctx), sender.send_request(req))
+                .await
+                .map_err(|_| (HttpError::HttpResponseTimeout, "no response within the call's budget".to_string()))?
+                .map_err(|e| (HttpError::HttpProtocolError, format!("sending the request: {e}")))?;
+            let (rparts, rbody) = resp.into_parts();
+            let collected = tokio::time::timeout(remaining(ctx), Limited::new(rbody, ctx.max_response_bytes).collect())
+                .await
+                .map_err(|_| (HttpError::ConnectionReadTimeout, "response body not read within the call's budget".to_string()))?;
+            conn_task.abort();
+            let bytes = match collected {
+                Ok(c) => c.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err((
+                        HttpError::HttpResponseBodySize(Some(ctx.max_response_bytes as u64)),
+                        format!("response body larger than {} bytes (limits.max_response_bytes)", ctx.max_response_bytes),
+                    ))
+                }
+                Err(e) => return Err((HttpError::HttpProtocolError, format!("reading the response: {e}"))),
+            };
+            Ok((rparts.status, rparts.headers, bytes))
+        }};
+    }
+
+    if scheme == "https" {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS server name `{host}`: {e}")))?;
+        let tls = tokio::time::timeout(remaining(ctx), connector.connect(name, tcp))
+            .await
+            .map_err(|_| (HttpError::ConnectionTimeout, "TLS handshake timed out".to_string()))?
+            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS handshake with `{host}`: {e}")))?;
+        exchange!(TokioIo::new(tls))
+    } else {
+        exchange!(TokioIo::new(tcp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_hosts_ports_and_schemes() {
+        let p = HostPattern::parse("hooks.slack.com").unwrap();
+        assert!(p.matches("https", "hooks.slack.com", 443));
+        assert!(!p.matches("https", "evil-hooks.slack.com", 443));
+        let w = HostPattern::parse("*.example.com").unwrap();
+        assert!(w.matches("https", "a.example.com", 443));
+        assert!(!w.matches("https", "example.com", 443));
+        assert!(!w.matches("https", "aexample.com", 443));
+        let s = HostPattern::parse("https://api.example.com:8443").unwrap();
+        assert!(s.matches("https", "api.example.com", 8443));
+        assert!(!s.matches("http", "api.example.com", 8443));
+        assert!(!s.matches("https", "api.example.com", 443));
+        assert!(HostPattern::parse("*").unwrap().matches("http", "x", 1));
+        assert!(HostPattern::parse("a*.com").is_err());
+        assert!(HostPattern::parse("example.com/path").is_err());
+        assert!(HostPattern::parse("[::1]:80").unwrap().matches("http", "::1", 80));
+    }
+
+    #[test]
+    fn special_addresses_are_blocked_including_mapped_forms() {
+        for ip in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
+            "0.0.0.0", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fd00:ec2::254", "fe80::1",
+            "64:ff9b::a9fe:a9fe", "::",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(blocked_reason(ip).is_some(), "{ip} should be blocked");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(blocked_reason(ip).is_none(), "{ip} should be allowed");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Operator grants: what each plugin may reach and which secrets the host
+//! injects for it.
+//!
+//! Why here: the daemon config (owned by the config module) embeds one
+//! `[plugins.NAME]` table per plugin with this exact type, so the schema and
+//! its validation live next to the code that enforces it.
+
+use super::egress::HostPattern;
+use super::limits::LimitOverrides;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `[plugins.NAME]` in `crisis.toml`.
+///
+/// ```toml
+/// [plugins.webhook-notify]
+/// allowed_hosts = ["hooks.slack.com", "*.example.com:8443"]
+/// allow_private = []          # hosts allowed to resolve to private/loopback addresses
+/// drill_allow = []            # hosts really contacted even in drills
+/// config = { format = "slack" }
+/// inject = [{ host = "hooks.slack.com", header = "Authorization", secret = { env = "SLACK_TOKEN" }, prefix = "Bearer " }]
+/// limits = { timeout_ms = 5000, memory_mb = 32 }
+/// ```
+///
+/// Why `deny_unknown_fields`: a misspelt `alowed_hosts` must be an error,
+/// not a silently empty allow-list.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginGrant {
+    /// Hosts the plugin may call (`host`, `host:port`, `*.domain`,
+    /// optionally with `https://`). Intersected with the plugin's own
+    /// declared hosts. Empty = no outbound HTTP at all.
+    pub allowed_hosts: Vec<String>,
+    /// Hosts that may resolve to loopback/private/link-local addresses.
+    /// Everything else is refused after DNS if it resolves there.
+    pub allow_private: Vec<String>,
+    /// Hosts contacted for real even in drill mode (e.g. a drill chat room).
+    pub drill_allow: Vec<String>,
+    /// Headers the host adds to requests for a host, with secret values the
+    /// plugin never sees.
+    pub inject: Vec<InjectRule>,
+    /// Plain configuration visible to the plugin through `host.config`.
+    pub config: BTreeMap<String, String>,
+    /// Limit overrides, clamped to the host's caps.
+    pub limits: LimitOverrides,
+}
+
+/// One injected header.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectRule {
+    /// Host pattern the header is added for (same syntax as `allowed_hosts`).
+    pub host: String,
+    /// Header name, e.g. `Authorization`.
+    pub header: String,
+    /// Where the value comes from.
+    pub secret: SecretRef,
+    /// Text put before the secret, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Name the plugin can ask for with `host.get-secret` (default: the header name, lowercased).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A secret's source. Never inline: `{ env = "NAME" }` or `{ file = "path" }`.
+/// Why: secrets in config files end up in backups and diffs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Read the secret now. Why: the daemon resolves grants at startup and
+    /// reload, so a missing variable is reported then, not mid-incident.
+    pub fn resolve(&self) -> Result<SecretValue, GrantError> {
+        match self {
+            SecretRef::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(SecretValue(v)),
+                _ => Err(GrantError(format!(
+                    "secret environment variable `{name}` is not set or empty; export it before starting the daemon"
+                ))),
+            },
+            SecretRef::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) => {
+                    let v = v.trim_end_matches(['\n', '\r']).to_string();
+                    if v.is_empty() {
+                        Err(GrantError(format!("secret file {} is empty", path.display())))
+                    } else {
+                        Ok(SecretValue(v))
+                    }
+                }
+                Err(e) => Err(GrantError(format!(
+                    "cannot read secret file {}: {e}; check the path and that the daemon user can read it",
+                    path.display()
+                ))),
+            },
+        }
+    }
+
+    /// Where the secret comes from, safe to print.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretRef::Env(n) => format!("env:{n}"),
+            SecretRef::File(p) => format!("file:{}", p.display()),
+        }
+    }
+}
+
+/// A resolved secret. Why a newtype: `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wrap a value resolved elsewhere (e.g. by the daemon's secret store).
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretValue(value.into())
+    }
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue([redacted])")
+    }
+}
+
+/// An invalid grant. Why: reported at config load with the plugin name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GrantError(pub String);
+
+/// A grant with host patterns parsed and secrets read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResolvedGrant {
+    pub allowed_hosts: Vec<HostPattern>,
+    pub allow_private: Vec<HostPattern>,
+    pub drill_allow: Vec<HostPattern>,
+    pub inject: Vec<ResolvedInject>,
+    pub config: BTreeMap<String, String>,
+    pub limits: LimitOverrides,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedInject {
+    pub host: HostPattern,
+    pub header: http::HeaderName,
+    pub value: SecretValue,
+    pub name: String,
+}
+
+impl PluginGrant {
+    /// Parse patterns and read secrets. Why: fail at config time with the
+    /// field named, not at the first notification.
+    pub(crate) fn resolve(&self, plugin: &str) -> Result<ResolvedGrant, GrantError> {
+        self.resolve_with(plugin, &|r: &SecretRef| r.resolve())
+    }
+
+    /// Like `resolve`, with secrets read by the caller (the daemon's own
+    /// secret handling).
+    pub(crate) fn resolve_with(
+        &self,
+        plugin: &str,
+        secrets: &dyn Fn(&SecretRef) -> Result<SecretValue, GrantError>,
+    ) -> Result<ResolvedGrant, GrantError> {
+        let parse = |field: &str, list: &[String]| -> Result<Vec<HostPattern>, GrantError> {
+            list.iter()
+                .map(|s| {
+                    HostPattern::parse(s).map_err(|e| {
+                        GrantError(format!("[plugins.{plugin}] {field}: `{s}`: {e}"))
+                    })
+                })
+                .collect()
+        };
+        let mut inject = Vec::new();
+        for rule in &self.inject {
+            let host = HostPattern::parse(&rule.host)
+                .map_err(|e| GrantError(format!("[plugins.{plugin}] inject.host `{}`: {e}", rule.host)))?;
+            let header = http::HeaderName::from_bytes(rule.header.as_bytes()).map_err(|_| {
+                GrantError(format!("[plugins.{plugin}] inject.header `{}` is not a valid header name", rule.header))
+            })?;
+            let secret = secrets(&rule.secret).map_err(|e| {
+                GrantError(format!("[plugins.{plugin}] inject {} for {}: {e}", rule.header, rule.host))
+            })?;
+            let value = match &rule.prefix {
+                Some(p) => SecretValue(format!("{p}{}", secret.expose())),
+                None => secret,
+            };
+            if http::HeaderValue::from_str(value.expose()).is_err() {
+                return Err(GrantError(format!(
+                    "[plugins.{plugin}] inject {}: the secret from {} is not a valid header value (control characters?)",
+                    rule.header,
+                    rule.secret.describe()
+                )));
+            }
+            inject.push(ResolvedInject {
+                host,
+                name: rule.name.clone().unwrap_or_else(|| rule.header.to_ascii_lowercase()),
+                header,
+                value,
+            });
+        }
+        Ok(ResolvedGrant {
+            allowed_hosts: parse("allowed_hosts", &self.allowed_hosts)?,
+            allow_private: parse("allow_private", &self.allow_private)?,
+            drill_allow: parse("drill_allow", &self.drill_allow)?,
+            inject,
+            config: self.config.clone(),
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_parses_from_toml_and_rejects_unknown_keys() {
+        let g: PluginGrant = toml::from_str(
+            r#"
+            allowed_hosts = ["hooks.slack.com"]
+            inject = [{ host = "hooks.slack.com", header = "Authorization", secret = { env = "X" } }]
+            config = { format = "slack" }
+            limits = { timeout_ms = 100 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(g.allowed_hosts, vec!["hooks.slack.com"]);
+        assert_eq!(g.inject[0].secret, SecretRef::Env("X".into()));
+        assert_eq!(g.limits.timeout_ms, Some(100));
+        let err = toml::from_str::<PluginGrant>("alowed_hosts = []").unwrap_err().to_string();
+        assert!(err.contains("alowed_hosts"), "{err}");
+        // Inline secrets are not accepted.
+        assert!(toml::from_str::<PluginGrant>(
+            r#"inject = [{ host = "a", header = "b", secret = "hunter2" }]"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted_and_missing_env_is_explained() {
+        let v = SecretValue::new("hunter2");
+        assert!(!format!("{v:?}").contains("hunter2"));
+        let err = SecretRef::Env("CRISIS_TEST_DEFINITELY_UNSET_VAR".into()).resolve().unwrap_err();
+        assert!(err.0.contains("CRISIS_TEST_DEFINITELY_UNSET_VAR"));
+    }
+}

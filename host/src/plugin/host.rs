@@ -1,0 +1,951 @@
+//! `PluginHost`: load, check, swap and call plugins.
+//!
+//! Threading: every method is blocking. Call them from a plain thread or
+//! from `tokio::task::spawn_blocking`, never directly from an async task
+//! (they drive wasmtime on a small runtime the host owns, with
+//! `Runtime::block_on`, which would panic inside another runtime's worker).
+//! The guest runs on the calling thread; the host's runtime only runs
+//! timers and outbound HTTP. Why async wasmtime under a blocking API: an
+//! outer `tokio::time::timeout` stops guests parked in host waits (sleeps,
+//! slow HTTP) that epoch interruption alone cannot stop.
+
+use super::api::*;
+use super::bindings::v0_1_0::exports::crisis::plugin::{appease, meta, notify, simulate};
+use super::cache::{CacheStats, CompileCache, sha256_hex};
+use super::capabilities::{self, Linkers};
+use super::convert;
+use super::egress::{EgressContext, EgressHooks, HostPattern};
+use super::engine::{self, EPOCH_TICK, EngineOptions};
+use super::error::{LoadError, PluginCallError};
+use super::grant::{GrantError, PluginGrant, ResolvedGrant, SecretRef, SecretValue};
+use super::limits::{LimitCaps, Limits, StoreLimiter};
+use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
+use super::state::{CapturePipe, Hooks, LogSink, NoEgress, StoreState};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// How a `PluginHost` is set up. Why a struct with defaults: the daemon
+/// fills it from `crisis.toml`; tests change one field at a time.
+#[derive(Debug, Clone)]
+pub struct PluginHostConfig {
+    /// Compiled-component cache, normally `<state_dir>/plugin-cache`. `None`
+    /// compiles in memory on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Directory of operator plugins (`*.wasm` + optional `*.toml`), scanned by
+    /// [`PluginHost::scan_dir`].
+    pub plugin_dir: Option<PathBuf>,
+    /// `[plugins.NAME]` grants from the daemon config.
+    pub grants: BTreeMap<String, PluginGrant>,
+    /// Load `webhook-notify`, `appease-script` and `drill-sim`.
+    pub load_builtins: bool,
+    pub engine: EngineOptions,
+    pub caps: LimitCaps,
+    /// Faults (trap, timeout, out-of-memory) within `quarantine_window` that
+    /// quarantine a plugin version.
+    pub quarantine_after: u32,
+    pub quarantine_window: Duration,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        PluginHostConfig {
+            cache_dir: None,
+            plugin_dir: None,
+            grants: BTreeMap::new(),
+            load_builtins: true,
+            engine: EngineOptions::default(),
+            caps: LimitCaps::default(),
+            quarantine_after: 3,
+            quarantine_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Error creating a `PluginHost`. Why separate: it is fatal at daemon start
+/// and names which part failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostInitError {
+    #[error("could not start the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("plugin grant: {0}")]
+    Grant(#[from] GrantError),
+    #[error("built-in plugin `{name}` failed to load: {source}")]
+    Builtin { name: String, source: LoadError },
+    #[error("plugin cache: {0}")]
+    Cache(LoadError),
+}
+
+/// Result of [`PluginHost::reload`]. Why: the reload task reports whether
+/// anything changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ReloadOutcome {
+    /// A new version now serves calls.
+    Swapped(PluginRef),
+    /// The bytes equal the running version; nothing changed.
+    Unchanged(PluginRef),
+}
+
+/// The plugin subsystem: one engine, the compiled-component cache, grants and
+/// the registry. `Send + Sync`; share it with `Arc`.
+pub struct PluginHost {
+    engine: Engine,
+    pooling: bool,
+    linkers: Linkers,
+    cache: CompileCache,
+    rt: Option<tokio::runtime::Runtime>,
+    grants: RwLock<BTreeMap<String, Arc<ResolvedGrant>>>,
+    registry: Registry,
+    caps: LimitCaps,
+    plugin_dir: Option<PathBuf>,
+    quarantine_after: u32,
+    quarantine_window: Duration,
+    /// Bounds concurrent calls to what the instance pool holds, so a burst
+    /// waits instead of failing (and never counts as a plugin crash).
+    slots: CallSlots,
+}
+
+/// A counting semaphore for blocking callers.
+struct CallSlots {
+    free: Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+struct CallSlot<'a>(&'a CallSlots);
+
+impl CallSlots {
+    fn new(n: usize) -> Self {
+        CallSlots { free: Mutex::new(n.max(1)), cv: std::sync::Condvar::new() }
+    }
+    fn acquire(&self) -> CallSlot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        CallSlot(self)
+    }
+}
+
+impl Drop for CallSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+enum CallKind {
+    Describe,
+    Send(Invocation, Notification),
+    Compose(Invocation, IncidentInfo, CustomerRef),
+    Plan(Invocation, IncidentInfo, Vec<(String, String)>),
+    Score(Invocation, String),
+}
+
+impl CallKind {
+    fn now_unix_ms(&self) -> Option<u64> {
+        match self {
+            CallKind::Describe => None,
+            CallKind::Send(i, _) | CallKind::Compose(i, _, _) | CallKind::Plan(i, _, _) | CallKind::Score(i, _) => {
+                Some(i.now_unix_ms)
+            }
+        }
+    }
+}
+
+enum CallValue {
+    Describe(PluginDescription),
+    Send(Receipt),
+    Compose(Vec<ComposedMessage>),
+    Plan(Scenario),
+    Score(Vec<Criterion>),
+}
+
+struct RunOutput {
+    value: CallValue,
+    http: Vec<HttpRecord>,
+    logs: Vec<LogLine>,
+}
+
+/// An instantiated plugin kept between calls (`limits.warm_calls`).
+pub(crate) struct WarmInstance {
+    store: Store<StoreState>,
+    instance: wasmtime::component::Instance,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
+    calls: u32,
+}
+
+// The daemon shares one host across threads; keep that a compile-time fact.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PluginHost>();
+};
+
+/// Extra grace beyond the budget for the outer timeout (host waits).
+const OUTER_GRACE: Duration = Duration::from_millis(50);
+
+impl PluginHost {
+    /// Start the engine (pooling, or on-demand if the reservation fails) and
+    /// its epoch ticker, resolve grants, and load the built-ins.
+    pub fn new(config: PluginHostConfig) -> Result<PluginHost, HostInitError> {
+        let (engine, pooling) =
+            engine::build_engine(&config.engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
+        engine::start_epoch_ticker(&engine);
+        let linkers = Linkers::new(&engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
+        let cache = CompileCache::new(config.cache_dir.clone(), engine::compatibility_digest(&engine))
+            .map_err(HostInitError::Cache)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("crisis-plugin-io")
+            .enable_all()
+            .build()
+            .map_err(|e| HostInitError::Engine(format!("plugin I/O runtime: {e}")))?;
+        let mut grants = BTreeMap::new();
+        for (name, g) in &config.grants {
+            grants.insert(name.clone(), Arc::new(g.resolve(name)?));
+        }
+        let host = PluginHost {
+            engine,
+            pooling,
+            linkers,
+            cache,
+            rt: Some(rt),
+            grants: RwLock::new(grants),
+            registry: Registry::default(),
+            caps: config.caps.clone(),
+            plugin_dir: config.plugin_dir.clone(),
+            quarantine_after: config.quarantine_after.max(1),
+            quarantine_window: config.quarantine_window,
+            // Interpreted guests have several memories per instance.
+            slots: CallSlots::new((config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2)),
+        };
+        if config.load_builtins {
+            for (name, bytes) in super::builtin::BUILTINS {
+                let v = host
+                    .prepare(name, bytes, PluginSource::Builtin, None, None)
+                    .map_err(|source| HostInitError::Builtin { name: name.to_string(), source })?;
+                host.registry.install(Arc::new(v));
+            }
+        }
+        Ok(host)
+    }
+
+    /// Whether the pooling allocator is in use (false after a fallback).
+    /// Why: shown in `crisis status` so a slow box can be diagnosed.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compile counters. Why: proves cache hits in tests and feeds metrics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Replace one plugin's grant (secrets are read now). Why: config reloads
+    /// change grants without reloading plugins; the next call uses the new one.
+    pub fn set_grant(&self, name: &str, grant: &PluginGrant) -> Result<(), GrantError> {
+        let resolved = Arc::new(grant.resolve(name)?);
+        self.grants.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), resolved);
+        Ok(())
+    }
+
+    /// Replace one plugin's grant with secrets supplied by the caller. Why:
+    /// the daemon may resolve `SecretRef`s itself (one place that reads
+    /// secrets, one error report) and hand the values in.
+    pub fn set_grant_with_secrets(
+        &self,
+        name: &str,
+        grant: &PluginGrant,
+        secrets: &dyn Fn(&SecretRef) -> Result<SecretValue, GrantError>,
+    ) -> Result<(), GrantError> {
+        let resolved = Arc::new(grant.resolve_with(name, secrets)?);
+        self.grants.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), resolved);
+        Ok(())
+    }
+
+    fn grant(&self, name: &str) -> Arc<ResolvedGrant> {
+        self.grants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned().unwrap_or_default()
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("runtime lives until drop")
+    }
+
+    // ----------------------------------------------------------------- load
+
+    /// Compile (or load from cache), check world and imports, link, and run
+    /// `describe` under the init budget.
+    fn prepare(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: PluginSource,
+        expected: Option<World>,
+        manifest: Option<&PluginManifest>,
+    ) -> Result<PluginVersion, LoadError> {
+        let grant = self.grant(name);
+        self.prepare_with(name, bytes, source, expected, manifest, grant)
+    }
+
+    fn prepare_with(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: PluginSource,
+        expected: Option<World>,
+        manifest: Option<&PluginManifest>,
+        grant: Arc<ResolvedGrant>,
+    ) -> Result<PluginVersion, LoadError> {
+        let sha = sha256_hex(bytes);
+        if let Some(pin) = manifest.and_then(|m| m.plugin.sha256.as_ref())
+            && !pin.eq_ignore_ascii_case(&sha) {
+                return Err(LoadError::ShaMismatch { expected: pin.clone(), actual: sha });
+            }
+        let component = self.cache.load(&self.engine, bytes, &sha)?;
+        let shape = capabilities::analyze(&self.engine, &component)?;
+        let expected = expected.or_else(|| manifest.and_then(|m| m.plugin.world));
+        if let Some(exp) = expected
+            && exp != shape.world {
+                return Err(LoadError::WrongWorld { expected: exp, found: shape.world });
+            }
+        let pre = self
+            .linkers
+            .for_world(shape.world)
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let mut version = PluginVersion {
+            name: name.to_string(),
+            world: shape.world,
+            api_version: shape.api_version,
+            sha256: sha,
+            size: bytes.len(),
+            source,
+            pre,
+            describe: PluginDescription::default(),
+            declared: Vec::new(),
+            imports: shape.imports,
+            exports: shape.exports,
+            faults: Mutex::new(VecDeque::new()),
+            quarantined: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            warm: Mutex::new(Vec::new()),
+        };
+        let limits = Limits::for_world(version.world).with_overrides(&grant.limits, &self.caps);
+        let out = self
+            .run(&version, grant.clone(), &limits, limits.init_budget, RunMode::Live, "describe", grant.config.clone(), CallKind::Describe)
+            .map_err(|e| LoadError::Describe(e.to_string()))?;
+        let CallValue::Describe(desc) = out.value else { unreachable!("describe returns a description") };
+        let declared_src = manifest
+            .and_then(|m| m.plugin.allowed_hosts.clone())
+            .unwrap_or_else(|| desc.allowed_hosts.clone());
+        version.declared = declared_src
+            .iter()
+            .map(|h| HostPattern::parse(h).map_err(|e| LoadError::Describe(format!("declared host `{h}`: {e}"))))
+            .collect::<Result<_, _>>()?;
+        version.describe = desc;
+        Ok(version)
+    }
+
+    /// Load `bytes` as plugin `name` and swap it in atomically. Calls already
+    /// running finish on the version they started with; on any error the
+    /// running version stays and the error is remembered for `list()`.
+    /// Blocking (compiles); call from the reload task's blocking thread.
+    pub fn reload(&self, name: &str, bytes: &[u8]) -> Result<ReloadOutcome, LoadError> {
+        self.reload_from(name, bytes, PluginSource::Bytes, None)
+    }
+
+    fn reload_from(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: PluginSource,
+        manifest: Option<&PluginManifest>,
+    ) -> Result<ReloadOutcome, LoadError> {
+        let _serial = self.registry.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = self.registry.get(name) {
+            let cur = slot.current.load_full();
+            if cur.sha256 == sha256_hex(bytes) && cur.source == source {
+                return Ok(ReloadOutcome::Unchanged(plugin_ref(&cur)));
+            }
+        }
+        match self.prepare(name, bytes, source, None, manifest) {
+            Ok(v) => {
+                let v = Arc::new(v);
+                let r = plugin_ref(&v);
+                let old = self.registry.install(v);
+                tracing::info!(plugin = name, sha256 = %r.sha256, previous = ?old.map(|o| o.short_sha()), "plugin loaded");
+                Ok(ReloadOutcome::Swapped(r))
+            }
+            Err(e) => {
+                tracing::warn!(plugin = name, error = %e, "plugin load refused; the running version (if any) stays");
+                self.registry.set_error(name, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Scan a plugin directory (default: the configured one): every
+    /// `NAME.wasm`, with optional `NAME.toml` manifest, is loaded if new or
+    /// changed; file plugins whose file is gone are unloaded. Errors are
+    /// collected per file; the last good version keeps running. Why one
+    /// function: the daemon's watcher, SIGHUP and `crisis reload` all call it.
+    pub fn scan_dir(&self, dir: Option<&Path>) -> ScanReport {
+        let mut report = ScanReport::default();
+        let Some(dir) = dir.or(self.plugin_dir.as_deref()) else { return report };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                report.errors.push(ScanError {
+                    path: dir.to_path_buf(),
+                    plugin: String::new(),
+                    message: format!("cannot read the plugin directory: {e}"),
+                });
+                return report;
+            }
+        };
+        let mut wasm: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+            .collect();
+        wasm.sort();
+        let mut seen = Vec::new();
+        for path in wasm {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+            let manifest_path = path.with_extension("toml");
+            let manifest = if manifest_path.is_file() {
+                match PluginManifest::read(&manifest_path) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        report.errors.push(ScanError { path: manifest_path, plugin: stem.clone(), message: e.to_string() });
+                        seen.push(stem);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let name = manifest.as_ref().and_then(|m| m.plugin.name.clone()).unwrap_or(stem);
+            seen.push(name.clone());
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    report.errors.push(ScanError { path, plugin: name, message: e.to_string() });
+                    continue;
+                }
+            };
+            match self.reload_from(&name, &bytes, PluginSource::File(path.clone()), manifest.as_ref()) {
+                Ok(ReloadOutcome::Swapped(_)) => report.loaded.push(name),
+                Ok(ReloadOutcome::Unchanged(_)) => report.unchanged.push(name),
+                Err(e) => report.errors.push(ScanError { path, plugin: name, message: e.to_string() }),
+            }
+        }
+        for name in self.registry.names() {
+            if seen.contains(&name) {
+                continue;
+            }
+            let source = self.registry.get(&name).map(|slot| slot.current.load().source.clone());
+            if let Some(PluginSource::File(p)) = source
+                && p.parent() == Some(dir)
+                && !p.exists()
+            {
+                self.registry.remove(&name);
+                // A file that shadowed a built-in gives way to the built-in again.
+                if let Some(bytes) = super::builtin::builtin_component(&name)
+                    && let Err(e) = self.reload_from(&name, bytes, PluginSource::Builtin, None)
+                {
+                    tracing::error!(plugin = %name, error = %e, "could not restore the built-in plugin");
+                }
+                report.removed.push(name);
+            }
+        }
+        report
+    }
+
+    /// Lift a quarantine. Why: after an operator fixed what the plugin
+    /// depends on (e.g. an upstream that made it crash) without new bytes.
+    pub fn unquarantine(&self, name: &str) -> Result<(), PluginCallError> {
+        let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
+        let v = slot.current.load();
+        v.quarantined.store(false, Ordering::SeqCst);
+        v.faults.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
+    }
+
+    /// Every loaded plugin with its state. Why: `crisis plugin list` and status.
+    pub fn list(&self) -> Vec<PluginStatus> {
+        let mut out = Vec::new();
+        for name in self.registry.names() {
+            let Some(slot) = self.registry.get(&name) else { continue };
+            let v = slot.current.load_full();
+            let grant = self.grant(&name);
+            let effective_hosts = effective_hosts(&v.declared, &grant.allowed_hosts);
+            out.push(PluginStatus {
+                name: v.name.clone(),
+                version: v.describe.version.clone(),
+                sha256: v.sha256.clone(),
+                world: v.world,
+                source: v.source.clone(),
+                quarantined: v.quarantined.load(Ordering::SeqCst),
+                crashes: v.fault_count(self.quarantine_window),
+                calls: v.calls.load(Ordering::Relaxed),
+                effective_hosts,
+                last_error: slot.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            });
+        }
+        out
+    }
+
+    /// The world of a loaded plugin. Why: playbook validation checks that a
+    /// step's plugin fits its kind (`notify` → notifier, `appease` → appeasement).
+    pub fn world_of(&self, name: &str) -> Option<World> {
+        self.registry.get(name).map(|s| s.current.load().world)
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    /// Send a notification with a notifier plugin. `target.config` is merged
+    /// over the grant's config. The outcome carries every HTTP request (sent,
+    /// denied or, in drills, captured) for the journal.
+    pub fn notify(
+        &self,
+        plugin: &str,
+        inv: &Invocation,
+        note: &Notification,
+        target: &NotifyTarget,
+    ) -> Result<CallOutcome<Receipt>, PluginCallError> {
+        let (v, out) = self.invoke(plugin, World::Notifier, inv, &target.config, CallKind::Send(inv.clone(), note.clone()))?;
+        let CallValue::Send(r) = out.value else { unreachable!() };
+        Ok(CallOutcome { value: r, plugin: v, http: out.http, logs: out.logs })
+    }
+
+    /// Compose the messages for one customer with an appeasement plugin. The
+    /// plugin never sees contact details; the host delivers the messages.
+    pub fn compose(
+        &self,
+        plugin: &str,
+        inv: &Invocation,
+        incident: &IncidentInfo,
+        customer: &CustomerRef,
+    ) -> Result<CallOutcome<Vec<ComposedMessage>>, PluginCallError> {
+        let (v, out) = self.invoke(
+            plugin,
+            World::Appeasement,
+            inv,
+            &BTreeMap::new(),
+            CallKind::Compose(inv.clone(), incident.clone(), customer.clone()),
+        )?;
+        let CallValue::Compose(m) = out.value else { unreachable!() };
+        Ok(CallOutcome { value: m, plugin: v, http: out.http, logs: out.logs })
+    }
+
+    /// Ask a drill simulator for a scenario of timed injects.
+    pub fn drill_plan(
+        &self,
+        plugin: &str,
+        inv: &Invocation,
+        incident: &IncidentInfo,
+        params: &[(String, String)],
+    ) -> Result<CallOutcome<Scenario>, PluginCallError> {
+        let (v, out) = self.invoke(
+            plugin,
+            World::Drill,
+            inv,
+            &BTreeMap::new(),
+            CallKind::Plan(inv.clone(), incident.clone(), params.to_vec()),
+        )?;
+        let CallValue::Plan(s) = out.value else { unreachable!() };
+        Ok(CallOutcome { value: s, plugin: v, http: out.http, logs: out.logs })
+    }
+
+    /// Let a drill simulator add criteria from the finished drill's journal (JSON).
+    pub fn drill_score(
+        &self,
+        plugin: &str,
+        inv: &Invocation,
+        journal_json: &str,
+    ) -> Result<CallOutcome<Vec<Criterion>>, PluginCallError> {
+        let (v, out) = self.invoke(
+            plugin,
+            World::Drill,
+            inv,
+            &BTreeMap::new(),
+            CallKind::Score(inv.clone(), journal_json.to_string()),
+        )?;
+        let CallValue::Score(c) = out.value else { unreachable!() };
+        Ok(CallOutcome { value: c, plugin: v, http: out.http, logs: out.logs })
+    }
+
+    fn invoke(
+        &self,
+        name: &str,
+        world: World,
+        inv: &Invocation,
+        extra_config: &BTreeMap<String, String>,
+        kind: CallKind,
+    ) -> Result<(PluginRef, RunOutput), PluginCallError> {
+        let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
+        // Hold this version for the whole call, whatever reloads happen.
+        let v = slot.current.load_full();
+        if v.world != world {
+            return Err(PluginCallError::Denied {
+                plugin: name.into(),
+                reason: format!("it is a {} plugin and cannot be used as {world}", v.world),
+            });
+        }
+        if v.quarantined.load(Ordering::SeqCst) {
+            return Err(PluginCallError::Quarantined {
+                plugin: name.into(),
+                sha256_short: v.short_sha(),
+                crashes: v.fault_count(self.quarantine_window),
+            });
+        }
+        let grant = self.grant(name);
+        let limits = Limits::for_world(world).with_overrides(&grant.limits, &self.caps);
+        let mut budget = limits.call_budget;
+        if let Some(ms) = inv.budget_ms {
+            budget = budget.min(Duration::from_millis(ms as u64));
+        }
+        let mut config = grant.config.clone();
+        config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        v.calls.fetch_add(1, Ordering::Relaxed);
+        let result = self.run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
+        if let Err(e) = &result
+            && e.is_fault() {
+                let (n, newly) = v.record_fault(self.quarantine_after, self.quarantine_window);
+                tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, error = %e, "plugin call failed");
+                if newly {
+                    tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, "plugin version quarantined after repeated crashes");
+                }
+            }
+        result.map(|out| (plugin_ref(&v), out))
+    }
+
+    /// One call in a fresh store.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        v: &PluginVersion,
+        grant: Arc<ResolvedGrant>,
+        limits: &Limits,
+        budget: Duration,
+        mode: RunMode,
+        invocation_id: &str,
+        config: BTreeMap<String, String>,
+        kind: CallKind,
+    ) -> Result<RunOutput, PluginCallError> {
+        let name = v.name.clone();
+        let _slot = self.slots.acquire();
+        let start = Instant::now();
+        let deadline = start + budget;
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let hooks = match v.world {
+            World::Notifier => Hooks::Egress(EgressHooks {
+                ctx: Arc::new(EgressContext {
+                    plugin: name.clone(),
+                    declared: v.declared.clone(),
+                    grant: grant.clone(),
+                    mode,
+                    deadline,
+                    max_request_bytes: limits.max_request_bytes,
+                    max_response_bytes: limits.max_response_bytes,
+                    records: records.clone(),
+                }),
+            }),
+            _ => Hooks::None(NoEgress),
+        };
+        // Warm reuse only for live calls: a drill's virtual clock is part of
+        // the WASI context, which is fixed when the store is made.
+        let use_warm = limits.warm_calls > 0 && mode == RunMode::Live && !matches!(kind, CallKind::Describe);
+        let reused = if use_warm { v.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        let (mut store, instance, stdout, stderr, prior_calls) = match reused {
+            Some(w) => {
+                let mut store = w.store;
+                let d = store.data_mut();
+                d.hooks = hooks;
+                d.invocation_id = invocation_id.to_string();
+                d.config = config;
+                d.grant = grant;
+                d.logs = LogSink::new(limits.max_log_bytes);
+                d.limiter.reset_call();
+                (store, Some(w.instance), w.stdout, w.stderr, w.calls)
+            }
+            None => {
+                let stdout = CapturePipe::new(limits.max_log_bytes);
+                let stderr = CapturePipe::new(limits.max_log_bytes);
+                let mut b = WasiCtxBuilder::new();
+                b.stdout(stdout.clone())
+                    .stderr(stderr.clone())
+                    .allow_tcp(false)
+                    .allow_udp(false)
+                    .allow_ip_name_lookup(false);
+                if mode == RunMode::Drill
+                    && let Some(base) = kind.now_unix_ms().filter(|ms| *ms != 0)
+                {
+                    b.wall_clock(super::state::DrillClock { base_unix_ms: base, started: start });
+                }
+                let state = StoreState {
+                    wasi: b.build(),
+                    table: ResourceTable::new(),
+                    http: WasiHttpCtx::new(),
+                    hooks,
+                    limiter: StoreLimiter::new(limits),
+                    plugin: name.clone(),
+                    invocation_id: invocation_id.to_string(),
+                    config,
+                    grant,
+                    logs: LogSink::new(limits.max_log_bytes),
+                };
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                (store, None, stdout, stderr, 0)
+            }
+        };
+        // Re-armed on every call, warm or fresh.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+        let budget_ms = budget.as_millis().min(u32::MAX as u128) as u32;
+        let pre = v.pre.clone();
+        let store_ref = &mut store;
+        let fut = async move {
+            let instance = match instance {
+                Some(i) => i,
+                None => pre.instantiate_async(&mut *store_ref).await?,
+            };
+            let value = match kind {
+                CallKind::Describe => {
+                    let g = meta::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    Ok(CallValue::Describe(convert::description(g.call_describe(&mut *store_ref).await?)))
+                }
+                CallKind::Send(inv, note) => {
+                    let g = notify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    g.call_send(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::notification(&note))
+                        .await?
+                        .map(|r| CallValue::Send(convert::receipt(r)))
+                }
+                CallKind::Compose(inv, inc, who) => {
+                    let g = appease::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    g.call_compose(
+                        &mut *store_ref,
+                        &convert::invocation(&inv, budget_ms),
+                        &convert::incident(&inc),
+                        &convert::customer(&who),
+                    )
+                    .await?
+                    .map(|m| CallValue::Compose(m.into_iter().map(convert::message).collect()))
+                }
+                CallKind::Plan(inv, inc, params) => {
+                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    g.call_plan(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::incident(&inc), &params)
+                        .await?
+                        .map(|s| CallValue::Plan(convert::scenario(s)))
+                }
+                CallKind::Score(inv, journal) => {
+                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    g.call_score(&mut *store_ref, &convert::invocation(&inv, budget_ms), &journal)
+                        .await?
+                        .map(|c| CallValue::Score(c.into_iter().map(convert::criterion).collect()))
+                }
+            };
+            Ok::<_, wasmtime::Error>((instance, value))
+        };
+        let outcome = self.rt().block_on(async { tokio::time::timeout(budget + 2 * EPOCH_TICK + OUTER_GRACE, fut).await });
+
+        let (out_bytes, out_dropped) = stdout.take();
+        let (err_bytes, err_dropped) = stderr.take();
+        let stderr_text = String::from_utf8_lossy(&err_bytes).trim().to_string();
+        let data = store.data_mut();
+        data.absorb_output(LogSource::Stdout, &out_bytes, out_dropped);
+        data.absorb_output(LogSource::Stderr, &err_bytes, err_dropped);
+        let exhausted = data.limiter.exhausted.clone();
+        let logs = std::mem::replace(&mut data.logs, LogSink::new(0)).into_lines();
+        let http = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+        // Keep the instance only after a clean return (a plugin error is a
+        // clean return) and while it has calls left; anything else retires it.
+        let outcome = match outcome {
+            Ok(Ok((instance, value))) => {
+                if use_warm && exhausted.is_none() && prior_calls + 1 < limits.warm_calls {
+                    let w = WarmInstance { store, instance, stdout, stderr, calls: prior_calls + 1 };
+                    v.warm.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                } else {
+                    drop(store);
+                }
+                Ok(Ok(value))
+            }
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        };
+        let budget_ms = budget.as_millis() as u64;
+
+        match outcome {
+            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
+            Ok(Ok(Ok(value))) => Ok(RunOutput { value, http, logs }),
+            Ok(Ok(Err(plugin_err))) => {
+                Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err), http })
+            }
+            Ok(Err(err)) => {
+                if let Some(detail) = exhausted {
+                    return Err(PluginCallError::ResourceExhausted { plugin: name, detail });
+                }
+                match err.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
+                    Some(Trap::StackOverflow) => {
+                        Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
+                    }
+                    None if format!("{err:#}").contains("maximum concurrent") => {
+                        // Pool exhaustion is the host's capacity, not the plugin's fault.
+                        Err(PluginCallError::Busy { plugin: name, detail: format!("{err:#}") })
+                    }
+                    _ => {
+                        let mut trap = format!("{err:#}");
+                        if !stderr_text.is_empty() {
+                            let tail: String = stderr_text.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+                            trap.push_str(&format!(" (guest stderr: {tail})"));
+                        }
+                        Err(PluginCallError::Crashed { plugin: name, trap, http })
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------ inspect / call
+
+    /// Describe a component without registering it: world, imports, exports,
+    /// capabilities, sha256 and `describe()`. Refused components produce the
+    /// same error a load would. Why: `crisis plugin inspect FILE`.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
+        let v = self.prepare("inspect", bytes, PluginSource::Bytes, None, None)?;
+        Ok(Inspection {
+            world: v.world,
+            api_version: v.api_version.clone(),
+            capabilities: capabilities::capabilities(&v.imports),
+            imports: v.imports.clone(),
+            exports: v.exports.clone(),
+            sha256: v.sha256.clone(),
+            size_bytes: v.size,
+            describe: v.describe.clone(),
+        })
+    }
+
+    /// Run one call of an unregistered component with JSON input, for
+    /// `crisis plugin call FILE --world W --input JSON`. Input fields (all
+    /// optional, defaults filled in): `invocation`, `config`, `grant` (a
+    /// `PluginGrant` as JSON) and per world: notifier `notification`;
+    /// appeasement `incident`, `customer`; drill `op` (`plan`|`score`),
+    /// `incident`, `params`, `journal`. `mode` overrides the invocation's mode.
+    pub fn call_json(
+        &self,
+        bytes: &[u8],
+        world: World,
+        input_json: &str,
+        mode: RunMode,
+    ) -> Result<serde_json::Value, PluginCallError> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct Input {
+            invocation: Invocation,
+            config: BTreeMap<String, String>,
+            grant: Option<PluginGrant>,
+            notification: Notification,
+            incident: IncidentInfo,
+            customer: CustomerRef,
+            op: Option<String>,
+            params: Vec<(String, String)>,
+            journal: Option<serde_json::Value>,
+        }
+        let name = "call";
+        let bad = |m: String| PluginCallError::Input { plugin: name.into(), message: m };
+        let input: Input = if input_json.trim().is_empty() {
+            Input::default()
+        } else {
+            serde_json::from_str(input_json).map_err(|e| bad(format!("input is not valid JSON for {world}: {e}")))?
+        };
+        let grant = match &input.grant {
+            Some(g) => Arc::new(g.resolve(name).map_err(|e| bad(e.0))?),
+            None => Arc::new(ResolvedGrant::default()),
+        };
+        let v = self
+            .prepare_with(name, bytes, PluginSource::Bytes, Some(world), None, grant.clone())
+            .map_err(|source| PluginCallError::Load { plugin: name.into(), source })?;
+        let mut inv = input.invocation.clone();
+        inv.mode = mode;
+        if inv.invocation_id.is_empty() {
+            inv.invocation_id = format!("call-{}", uuid::Uuid::now_v7());
+        }
+        let limits = Limits::for_world(world).with_overrides(&grant.limits, &self.caps);
+        let mut config = grant.config.clone();
+        config.extend(input.config.clone());
+        let kind = match world {
+            World::Notifier => CallKind::Send(inv.clone(), input.notification.clone()),
+            World::Appeasement => CallKind::Compose(inv.clone(), input.incident.clone(), input.customer.clone()),
+            World::Drill => match input.op.as_deref().unwrap_or("plan") {
+                "plan" => CallKind::Plan(inv.clone(), input.incident.clone(), input.params.clone()),
+                "score" => CallKind::Score(
+                    inv.clone(),
+                    input.journal.clone().unwrap_or(serde_json::Value::Array(vec![])).to_string(),
+                ),
+                other => return Err(bad(format!("op `{other}`: use `plan` or `score`"))),
+            },
+        };
+        let out = self.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
+        let value = match out.value {
+            CallValue::Describe(d) => serde_json::to_value(d),
+            CallValue::Send(r) => serde_json::to_value(r),
+            CallValue::Compose(m) => serde_json::to_value(m),
+            CallValue::Plan(s) => serde_json::to_value(s),
+            CallValue::Score(c) => serde_json::to_value(c),
+        }
+        .expect("plain types serialize");
+        Ok(serde_json::json!({
+            "plugin": v.describe.name,
+            "version": v.describe.version,
+            "sha256": v.sha256,
+            "world": world,
+            "mode": mode,
+            "value": value,
+            "http": out.http,
+            "logs": out.logs,
+        }))
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        // Never block (the host may be dropped inside an async context).
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn plugin_ref(v: &PluginVersion) -> PluginRef {
+    PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
+}
+
+/// Display form of declared ∩ granted (exact pattern text; `*` on either
+/// side defers to the other). Enforcement matches each request against both
+/// lists; this is only what `list()` shows.
+fn effective_hosts(declared: &[HostPattern], granted: &[HostPattern]) -> Vec<String> {
+    let any = |l: &[HostPattern]| l.iter().any(|p| p.as_str() == "*");
+    let mut out: Vec<String> = Vec::new();
+    for g in granted {
+        if any(declared) || declared.iter().any(|d| d.as_str() == g.as_str()) {
+            out.push(g.as_str().to_string());
+        }
+    }
+    if any(granted) {
+        out.extend(declared.iter().map(|d| d.as_str().to_string()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}

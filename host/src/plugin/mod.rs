@@ -1,0 +1,72 @@
+//! The WebAssembly plugin host.
+//!
+//! Plugins are components implementing one world of `crisis:plugin@0.1.0`
+//! (`plugins/wit/`): `notifier`, `appeasement` or `drill`. This module
+//! compiles them (with an on-disk cache), checks their imports against their
+//! world, runs each call in a fresh sandboxed store with CPU, memory and
+//! output limits, enforces the outbound HTTP policy (allow-list ∩ grant,
+//! post-DNS address checks, secret injection, drill capture), quarantines
+//! crashing versions and hot-swaps new versions atomically.
+//!
+//! Entry point: [`PluginHost`]. Types for callers: [`api`]. Operator
+//! grants: [`PluginGrant`]. See `docs/plugins.md` for authors.
+//!
+//! Layout: `engine.rs` (Engine, pooling, epoch ticker), `limits.rs`,
+//! `cache.rs`, `capabilities.rs` (world/import checks, linkers),
+//! `egress.rs` (HTTP hook), `state.rs` (store state, host import),
+//! `bindings.rs` (one module per WIT version), `convert.rs`, `registry.rs`,
+//! `host.rs` (`PluginHost`), `builtin.rs`.
+
+pub mod api;
+mod bindings;
+mod builtin;
+mod cache;
+mod capabilities;
+mod convert;
+pub mod egress;
+mod engine;
+mod error;
+mod grant;
+mod host;
+mod limits;
+mod registry;
+pub(crate) mod state;
+
+pub use api::*;
+pub use builtin::builtin_component;
+pub use cache::CacheStats;
+pub use egress::{HostPattern, blocked_reason};
+pub use engine::{EPOCH_TICK, EngineOptions};
+pub use error::{LoadError, PluginCallError, PluginError};
+pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
+pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome};
+pub use limits::{LimitCaps, LimitOverrides, Limits};
+pub use registry::{ManifestPlugin, PluginManifest, ScanError, ScanReport};
+
+/// Paths of the test-only fixture components built by `host/build.rs`.
+/// Why public but hidden: integration tests in `host/tests/` only see the
+/// library's public API; the fixtures are not embedded in the binary.
+#[doc(hidden)]
+pub mod test_fixtures {
+    use std::path::PathBuf;
+
+    /// Notifier that reports env/files/secret visibility and posts to config `url`.
+    pub const PROBE: &str = "fixture_probe";
+    /// Appeasement that loops/bombs/traps/sleeps/spams by customer id.
+    pub const CHAOS: &str = "fixture_chaos";
+    /// Appeasement that imports wasi:http (must be refused).
+    pub const APPEASE_HTTP: &str = "fixture_appease_http";
+    /// Component built against a future `crisis:plugin@0.2.0` (must be refused).
+    pub const FUTURE_API: &str = "fixture_future_api";
+
+    /// Path of a fixture or built-in component by file stem.
+    pub fn path(stem: &str) -> PathBuf {
+        PathBuf::from(env!("CRISIS_PLUGIN_FIXTURE_DIR")).join(format!("{stem}.wasm"))
+    }
+
+    /// Bytes of a fixture or built-in component by file stem.
+    pub fn bytes(stem: &str) -> Vec<u8> {
+        let p = path(stem);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {} missing: {e}", p.display()))
+    }
+}
