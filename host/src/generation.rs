@@ -51,13 +51,32 @@ pub fn load(config: Config, number: u64, now: i64) -> Loaded {
     }
 }
 
-/// The hash that decides "unchanged": playbook files plus config and roster.
+/// The hash that decides "unchanged": playbook files, config and roster,
+/// and the plugin files the config names or its plugin directory holds.
 pub fn combined_hash(snapshot: &Snapshot, config: &Config) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(snapshot.hash().as_bytes());
     h.update(config.hash.as_bytes());
+    for f in plugin_files(config) {
+        h.update(f.to_string_lossy().as_bytes());
+        if let Ok(bytes) = std::fs::read(&f) {
+            h.update(Sha256::digest(&bytes));
+        }
+    }
     hex::encode(h.finalize())
+}
+
+/// Plugin component files (and sidecar manifests) a configuration uses, sorted.
+pub fn plugin_files(config: &Config) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = config.plugins.values().filter_map(|p| p.file.clone()).collect();
+    if let Some(dir) = &config.plugin_dir {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")));
+        }
+    }
+    files.sort();
+    files
 }
 
 /// An empty generation: the daemon serves but is not ready.

@@ -58,13 +58,13 @@ impl SecretRef {
     }
 }
 
-/// Header injection: the host adds `header: format(secret)` for requests to `host`.
+/// Header injection: the host adds `header: prefix + secret` for requests to `host`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Inject {
     pub host: String,
     pub header: String,
     pub secret: String,
-    pub format: Option<String>,
+    pub prefix: Option<String>,
 }
 
 /// An operator's declaration of a plugin: its file (if not built in) and grants.
@@ -239,7 +239,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             if !secrets.contains_key(i.secret.get_ref()) {
                 diags.push(src.at(i.secret.span(), format!("unknown secret `{}`: declare [secrets.{}] with env or file", i.secret.get_ref(), i.secret.get_ref())));
             }
-            inject.push(Inject { host: i.host.get_ref().clone(), header: i.header.get_ref().clone(), secret: i.secret.get_ref().clone(), format: i.format.clone() });
+            inject.push(Inject { host: i.host.get_ref().clone(), header: i.header.get_ref().clone(), secret: i.secret.get_ref().clone(), prefix: i.prefix.clone() });
         }
         let timeout = d.timeout.as_ref().and_then(|t| match crate::playbook::types::parse_duration(t.get_ref()) {
             Ok(d) => Some(d),

@@ -43,8 +43,8 @@ pub struct InjectDecl {
     pub host: Str,
     pub header: Str,
     pub secret: Str,
-    /// Header value template; `{secret}` is replaced by the secret. Default: the secret alone.
-    pub format: Option<String>,
+    /// Text put before the secret in the header value, e.g. `Bearer `.
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

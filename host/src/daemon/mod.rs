@@ -11,7 +11,7 @@ pub mod worker;
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
 use crate::incident::clock::{fmt_ms, Clock, SystemClock};
-use crate::incident::effects::{Executor, LogExecutor};
+use crate::incident::effects::Executor;
 use crate::incident::Engine;
 use crate::store::{SqliteStore, Store};
 use metrics::Metrics;
@@ -33,6 +33,7 @@ pub enum LogFormat {
 /// Shared state of the running daemon.
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub plugins: Arc<crate::plugin::PluginHost>,
     pub token: String,
     pub started_at: i64,
     pub config_path: Option<PathBuf>,
@@ -59,6 +60,7 @@ impl AppState {
             "listen": g.config.listen.to_string(),
             "playbooks": g.playbooks.values().map(|p| json!({"id": p.id, "path": p.path, "hash": p.hash})).collect::<Vec<_>>(),
             "reload": self.reload.status(),
+            "plugins": self.plugins.list(),
             "open_incidents": open,
         })
     }
@@ -106,7 +108,24 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let listen = cfg.listen;
     let now = clock.now_ms();
     let metrics = Arc::new(Metrics::new());
-    let reload = Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone());
+    // Compiling the built-in plugins takes seconds cold and milliseconds from the cache.
+    let plugin_cfg = cfg.clone();
+    let plugins = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            let host = crate::plugin::PluginHost::new(crate::plugin::PluginHostConfig {
+                cache_dir: Some(plugin_cfg.state_dir.join("plugin-cache")),
+                plugin_dir: plugin_cfg.plugin_dir.clone(),
+                ..Default::default()
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
+            for e in crate::plugin::setup::apply(&host, &plugin_cfg) {
+                tracing::error!("{e}");
+            }
+            anyhow::Ok(host)
+        })
+        .await??,
+    );
+    let reload = Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone(), plugins.clone());
     let engine = reload.engine().clone();
     let m = metrics.clone();
     engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
@@ -119,10 +138,11 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     }
     let state = Arc::new(AppState {
         engine: engine.clone(),
+        plugins: plugins.clone(),
         token,
         started_at: now,
         config_path,
-        metrics,
+        metrics: metrics.clone(),
         reload: reload.clone(),
         intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
     });
@@ -132,7 +152,12 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let executor: Arc<dyn Executor> = Arc::new(LogExecutor);
+    let m = metrics.clone();
+    let counter: crate::plugin::executor::CallCounter =
+        Arc::new(move |plugin, result| {
+        m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
+    });
+    let executor: Arc<dyn Executor> = Arc::new(crate::plugin::executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx));
     let g = engine.generation();

@@ -12,6 +12,7 @@ use crate::incident::clock::{fmt_ms, Clock};
 use crate::store::Store;
 use crate::incident::{Engine, Generation};
 use crate::playbook::{Playbook, Snapshot};
+use crate::plugin::PluginHost;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -89,6 +90,7 @@ const PERSIST_KEY: &str = "last_good_generation";
 /// The reload task's handle.
 pub struct Reloader {
     engine: Arc<Engine>,
+    plugins: Arc<PluginHost>,
     config_path: Option<PathBuf>,
     state_dir: PathBuf,
     listen: std::net::SocketAddr,
@@ -106,6 +108,7 @@ impl Reloader {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        plugins: Arc<PluginHost>,
     ) -> Arc<Reloader> {
         let now = clock.now_ms();
         let persisted: Option<Persisted> = store.kv_get(PERSIST_KEY).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
@@ -131,6 +134,7 @@ impl Reloader {
         let (tx, rx) = mpsc::unbounded_channel();
         let r = Arc::new(Reloader {
             engine,
+            plugins,
             config_path,
             state_dir,
             listen,
@@ -307,6 +311,9 @@ impl Reloader {
                     attempt.errors = restart;
                 } else if snapshot_hash == current.set_hash && self.ready() {
                     attempt.outcome = Outcome::Unchanged;
+                } else if let Some(errors) = Some(crate::plugin::setup::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
+                    // A refused plugin rejects the whole generation; the host keeps its last good version.
+                    attempt.errors = errors;
                 } else {
                     let loaded = generation::load(cfg, current.number + 1, now);
                     match loaded.generation {
@@ -436,7 +443,9 @@ impl Reloader {
             }
         };
         let playbooks = abs(&cfg.playbooks);
+        let plugin_dir = cfg.plugin_dir.as_deref().map(abs);
         let mut files: Vec<PathBuf> = Vec::new();
+        files.extend(cfg.plugins.values().filter_map(|p| p.file.as_deref()).map(abs));
         if let Some(p) = &self.config_path {
             files.push(abs(p));
         }
@@ -452,6 +461,9 @@ impl Reloader {
             debouncer.watch(p, RecursiveMode::NonRecursive)?;
         }
         let mut watching_dir = playbooks.is_dir() && debouncer.watch(&playbooks, RecursiveMode::Recursive).is_ok();
+        if let Some(d) = plugin_dir.as_ref().filter(|d| d.is_dir()) {
+            debouncer.watch(d, RecursiveMode::NonRecursive)?;
+        }
         {
             let mut st = self.lock();
             st.watcher = format!("notify ({} directories, {}ms debounce)", parents.len() + watching_dir as usize, DEBOUNCE.as_millis());
@@ -467,7 +479,10 @@ impl Reloader {
                     continue;
                 }
             };
-            let relevant = events.iter().flat_map(|e| e.paths.iter()).any(|p| p.starts_with(&playbooks) || files.contains(p));
+            let relevant = events
+                .iter()
+                .flat_map(|e| e.paths.iter())
+                .any(|p| p.starts_with(&playbooks) || files.contains(p) || plugin_dir.as_ref().is_some_and(|d| p.starts_with(d)));
             // A playbook directory created (or recreated) after start: watch it.
             // Files written before the new watch took hold are caught by the reload it triggers.
             if !watching_dir && playbooks.is_dir() {

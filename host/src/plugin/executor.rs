@@ -1,0 +1,170 @@
+//! The engine's side-effect executor on top of the plugin host.
+//!
+//! Notifications go to the target's notifier plugin (or the `log` target).
+//! Customer messages are composed by the step's appeasement plugin for one
+//! customer (who it sees by id, segment, tier, locale and channel only), then
+//! delivered through the delivery target's notifier with the customer's
+//! address, which is looked up here at the last moment and scrubbed from
+//! every result the journal keeps.
+
+use super::api::{CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget, RunMode};
+use super::{PluginCallError, PluginHost};
+use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
+use crate::incident::Engine;
+use std::sync::{Arc, Weak};
+
+/// Called once per plugin call with the plugin name and `ok`/`error`/`captured`.
+pub type CallCounter = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Runs intents through Wasm plugins.
+pub struct PluginExecutor {
+    host: Arc<PluginHost>,
+    engine: Weak<Engine>,
+    log: LogExecutor,
+    counter: Option<CallCounter>,
+}
+
+impl PluginExecutor {
+    /// `engine` supplies the current targets and customer source.
+    pub fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
+        PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter }
+    }
+
+    fn count(&self, plugin: &str, result: &str) {
+        if let Some(c) = &self.counter {
+            c(plugin, result);
+        }
+    }
+}
+
+fn conv<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or_default()
+}
+
+fn invocation(id: &str, p: &IntentPayload, now: i64) -> Invocation {
+    Invocation {
+        invocation_id: id.to_string(),
+        incident_id: p.incident.id.clone(),
+        mode: if p.mode == "drill" { RunMode::Drill } else { RunMode::Live },
+        now_unix_ms: now.max(0) as u64,
+        budget_ms: None,
+    }
+}
+
+fn info(p: &IntentPayload) -> IncidentInfo {
+    IncidentInfo {
+        id: p.incident.id.clone(),
+        title: p.incident.title.clone(),
+        playbook_id: p.incident.playbook_id.clone(),
+        severity: conv(&p.incident.severity),
+        category: conv(&p.incident.category),
+        phase: p.incident.phase.clone(),
+        summary: p.incident.summary.clone(),
+        labels: Vec::new(),
+    }
+}
+
+/// One line per outbound request: `POST host/path -> 200` or `captured`.
+fn http_summary(records: &[HttpRecord]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            let url = r.url.split('?').next().unwrap_or(&r.url);
+            match &r.disposition {
+                HttpDisposition::Sent { status } => format!("{} {url} -> {status}", r.method),
+                HttpDisposition::Captured => format!("{} {url} captured (drill, not sent)", r.method),
+                HttpDisposition::Denied { reason } => format!("{} {url} denied: {reason}", r.method),
+                HttpDisposition::Failed { error } => format!("{} {url} failed: {error}", r.method),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn failed(e: &PluginCallError, scrub: &dyn Fn(String) -> String) -> EffectOutcome {
+    let http = http_summary(e.http_records());
+    let detail = if http.is_empty() { e.to_string() } else { format!("{e} ({http})") };
+    EffectOutcome::failed(scrub(detail), e.is_retryable())
+}
+
+impl PluginExecutor {
+    fn notify(&self, id: &str, p: &IntentPayload, engine: &Engine, params: Vec<(String, String)>, body: &str, subject: &str, scrub: &dyn Fn(String) -> String) -> EffectOutcome {
+        let g = engine.generation();
+        let config = g.config.targets.get(&p.target).map(|t| t.config.clone()).unwrap_or_default();
+        let note = Notification { incident: info(p), target: p.target.clone(), subject: subject.to_string(), body_text: body.to_string(), params };
+        match self.host.notify(&p.notifier, &invocation(id, p, engine.now()), &note, &NotifyTarget { config }) {
+            Ok(out) => {
+                let captured = out.http.iter().any(|r| r.disposition == HttpDisposition::Captured);
+                self.count(&p.notifier, if captured { "captured" } else { "ok" });
+                let http = http_summary(&out.http);
+                let detail = [out.value.detail.clone(), http].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
+                EffectOutcome::sent(scrub(format!("{} {}: {detail}", out.plugin.name, out.plugin.version)))
+            }
+            Err(e) => {
+                self.count(&p.notifier, "error");
+                failed(&e, scrub)
+            }
+        }
+    }
+}
+
+impl Executor for PluginExecutor {
+    fn execute(&self, id: &str, p: &IntentPayload) -> EffectOutcome {
+        let Some(engine) = self.engine.upgrade() else {
+            return EffectOutcome::failed("the daemon is shutting down", true);
+        };
+        match p.kind {
+            EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
+            EffectKind::Notify => {
+                let params = vec![("purpose".to_string(), p.purpose.clone()), ("recipients".to_string(), p.recipients.join(","))];
+                self.notify(id, p, &engine, params, &p.body, &p.subject, &|s| s)
+            }
+            EffectKind::Appease => {
+                let Some(c) = &p.customer else { return EffectOutcome::failed("customer message without a customer", false) };
+                let Some(composer) = &p.composer else { return EffectOutcome::failed("customer message without an appeasement plugin", false) };
+                let who = PCustomer { id: c.id.clone(), segment: c.segment.clone(), tier: c.tier.clone(), locale: c.locale.clone(), channel: conv(&c.channel) };
+                let composed = match self.host.compose(composer, &invocation(id, p, engine.now()), &info(p), &who) {
+                    Ok(out) => {
+                        self.count(composer, "ok");
+                        out.value
+                    }
+                    Err(e) => {
+                        self.count(composer, "error");
+                        return failed(&e, &|s| s);
+                    }
+                };
+                let Some(msg) = composed.into_iter().next() else {
+                    return EffectOutcome::failed(format!("{composer} composed no message for customer {}", c.id), false);
+                };
+                let body = msg.body.clone();
+                if p.notifier == "log" {
+                    tracing::info!(invocation_id = id, incident = %p.incident.id, customer = %c.id, channel = %c.channel, locale = %msg.locale, mode = %p.mode, "customer message (log target): {body}");
+                    return EffectOutcome::sent(format!("composed by {composer} ({}), logged: {body}", msg.locale));
+                }
+                if let Some(comp) = &msg.compensation {
+                    tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
+                }
+                // The address is looked up only now and never leaves this call except to the notifier.
+                let address = engine
+                    .generation()
+                    .customers
+                    .iter()
+                    .find(|x| x.id == c.id)
+                    .map(|x| x.contact.address(c.channel.parse().unwrap_or(x.channel)).to_string())
+                    .unwrap_or_default();
+                if address.is_empty() {
+                    return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
+                }
+                let scrub = |s: String| s.replace(&address, "<redacted>");
+                let params = vec![
+                    ("to".to_string(), address.clone()),
+                    ("channel".to_string(), c.channel.clone()),
+                    ("customer".to_string(), c.id.clone()),
+                    ("locale".to_string(), msg.locale.clone()),
+                ];
+                let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
+                self.notify(id, p, &engine, params, &body, &subject, &scrub)
+            }
+        }
+    }
+}
