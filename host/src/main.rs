@@ -1,3 +1,5 @@
-fn main() {
-    println!("crisis {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    crisis::cli::run(crisis::cli::Cli::parse())
 }

@@ -1,0 +1,25 @@
+# crisis: two commands.
+#   make run   set up what is needed, build, start the daemon on the example config
+#   make test  set up what is needed and run every test
+SHELL := /bin/bash
+CARGO ?= cargo
+CONFIG ?= examples/crisis.toml
+
+.PHONY: setup run test bench build clean-state
+
+# The toolchain is pinned by rust-toolchain.toml (1.95.0); guests build for wasm32-wasip2.
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+build: setup
+	$(CARGO) build --bin crisis
+
+run: build
+	$(CARGO) run --bin crisis -- --config $(CONFIG) playbook validate
+	$(CARGO) run --bin crisis -- --config $(CONFIG) daemon
+
+test: setup
+	$(CARGO) test --workspace --all-targets
+
+clean-state:
+	rm -rf .crisis

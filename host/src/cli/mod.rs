@@ -1,0 +1,167 @@
+//! The command line: one binary, subcommands by concern.
+//!
+//! Exit codes (DESIGN §10): 0 success, 1 failure, 2 invalid input (usage,
+//! validation), 3 not found, 4 daemon unreachable.
+
+mod client;
+mod incident;
+mod output;
+mod playbook;
+
+pub use output::nearby;
+pub use output::Failure;
+
+use clap::{Parser, Subcommand};
+use incident::{Actor, IncidentCmd, ReportFormat, Role, StepVerb, TriggerArgs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crisis",
+    version,
+    about = "Crisis and incident response: TOML playbooks, a six-phase engine, Wasm plugins, drills.",
+    long_about = "crisis runs customer-facing crises through the six phases of a crisis plan \
+(report, activate, assign, act, track, outcome). Playbooks are TOML files; plugins are \
+WebAssembly components. Most commands talk to a running `crisis daemon` over its local API \
+(address and token from the configuration, or CRISIS_API and CRISIS_TOKEN).\n\n\
+Exit codes: 0 success, 1 failure, 2 invalid input, 3 not found, 4 daemon unreachable."
+)]
+pub struct Cli {
+    /// Configuration file. Default: ./crisis.toml if present, else the embedded defaults.
+    #[arg(long, global = true, env = "CRISIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: API on loopback, journal, timers, side effects.
+    Daemon {
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: crate::daemon::LogFormat,
+    },
+    /// Daemon readiness, applied generation and files, on-disk drift, last reload, watcher, open incidents.
+    Status,
+    /// Reload playbooks and configuration now and print the outcome (exit 2 if rejected).
+    Reload,
+    /// Validate, list and show playbooks (offline: reads the files directly).
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCmd),
+    /// Start an incident from a playbook (or attach to the open one with the same dedup key).
+    Trigger(TriggerArgs),
+    /// List and show incidents.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Acknowledge an incident: stops escalation; you become commander if you were not.
+    Ack {
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Name a person for an incident role.
+    Assign {
+        id: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Roster person id.
+        #[arg(long, value_name = "PERSON")]
+        to: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Approve the plan's activation, or an approval step with --step.
+    Approve {
+        id: String,
+        #[arg(long)]
+        step: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Mark a step done or skip it.
+    Step {
+        id: String,
+        step: String,
+        #[arg(value_enum)]
+        action: StepVerb,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Add a progress note to the timeline.
+    Update {
+        id: String,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Write the outcome report (cause, process, aftermath).
+    Outcome {
+        id: String,
+        #[arg(long, default_value = "")]
+        cause: String,
+        #[arg(long, default_value = "")]
+        process: String,
+        #[arg(long, default_value = "")]
+        aftermath: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Resolve: the crisis is over; unfinished steps are skipped and the dedup key is released.
+    Resolve {
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Print an incident's journal; --follow keeps printing until it closes.
+    Timeline {
+        id: String,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// The outcome report of an incident.
+    Report {
+        id: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Check the journal's hash chain (exit 1 if it was tampered with).
+    Verify,
+}
+
+/// Runs a parsed command line and maps failures to exit codes.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Daemon { log_format } => match crate::daemon::run(cli.config.clone(), *log_format) {
+            Ok(()) => Ok(()),
+            Err(crate::daemon::StartError::Config(d)) => Err(Failure::diagnostics("the configuration is invalid; fix the errors above", d)),
+            Err(crate::daemon::StartError::Other(e)) => Err(Failure::failed(format!("{e:#}"))),
+        },
+        Command::Status => incident::status(&cli),
+        Command::Reload => incident::reload(&cli),
+        Command::Playbook(cmd) => playbook::run(&cli, cmd),
+        Command::Trigger(a) => incident::trigger(&cli, a),
+        Command::Incident(cmd) => incident::incident(&cli, cmd),
+        Command::Ack { id, actor } => incident::ack(&cli, id, actor),
+        Command::Assign { id, role, to, actor } => incident::assign(&cli, id, *role, to, actor),
+        Command::Approve { id, step, actor } => incident::approve(&cli, id, step.as_deref(), actor),
+        Command::Step { id, step, action, note, actor } => incident::step(&cli, id, step, *action, note.as_deref(), actor),
+        Command::Update { id, note, actor } => incident::update(&cli, id, note, actor),
+        Command::Outcome { id, cause, process, aftermath, actor } => incident::outcome(&cli, id, cause, process, aftermath, actor),
+        Command::Resolve { id, actor } => incident::resolve(&cli, id, actor),
+        Command::Timeline { id, follow } => incident::timeline(&cli, id, *follow),
+        Command::Report { id, format } => incident::report(&cli, id, *format),
+        Command::Verify => incident::verify(&cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(cli.json),
+    }
+}

@@ -1,0 +1,119 @@
+//! How the CLI reports results and failures, in text or JSON.
+
+use serde::Serialize;
+use std::process::ExitCode;
+
+use crate::diag::Diagnostic;
+
+/// A failed command: its exit code, a one-line message, and any diagnostics.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into(), diagnostics: Vec::new() }
+    }
+    /// Exit 1: something went wrong that is not the user's input.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(1, message)
+    }
+    /// Exit 2: the input (arguments, files) is invalid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(2, message)
+    }
+    /// Exit 3: the named thing does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(3, message)
+    }
+    /// Exit 2 with positioned diagnostics.
+    pub fn diagnostics(message: impl Into<String>, diagnostics: Vec<Diagnostic>) -> Self {
+        Failure { code: 2, message: message.into(), diagnostics }
+    }
+
+    /// Prints the failure to stderr (or JSON to stdout) and returns the exit code.
+    pub fn report(&self, json: bool) -> ExitCode {
+        if self.message.is_empty() && self.diagnostics.is_empty() {
+            // The command already printed its result (e.g. `validate --json`
+            // with `valid: false`); only the exit code is left to give.
+            return ExitCode::from(self.code);
+        }
+        if json {
+            #[derive(Serialize)]
+            struct J<'a> {
+                error: &'a str,
+                code: u8,
+                diagnostics: Vec<String>,
+            }
+            let j = J { error: &self.message, code: self.code, diagnostics: self.diagnostics.iter().map(|d| d.to_string()).collect() };
+            println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+        } else {
+            for d in &self.diagnostics {
+                eprintln!("{d}");
+            }
+            if !self.message.is_empty() {
+                eprintln!("error: {}", self.message);
+            }
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn print_json<T: Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+}
+
+/// Renders rows as an aligned text table.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(headers.to_vec());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+/// "did you mean" hints: the known names closest to `wanted`.
+pub fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = known.into_iter().map(|k| (strsim_distance(wanted, k), k)).collect();
+    scored.sort();
+    scored.into_iter().take(5).map(|(_, k)| k.to_string()).collect()
+}
+
+fn strsim_distance(a: &str, b: &str) -> usize {
+    // Levenshtein distance; tiny inputs, so the simple table is fine.
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

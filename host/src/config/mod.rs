@@ -1,0 +1,455 @@
+//! Daemon configuration (`crisis.toml`, DESIGN §5) and the roster it names.
+//!
+//! Paths in a config file resolve against the file's directory. With no
+//! config file, crisis runs on embedded defaults whose paths resolve against
+//! the current directory: `./playbooks`, `./examples/roster.toml`,
+//! `./examples/customers.csv`, and `log` targets for every channel.
+
+pub mod customers;
+pub mod model;
+pub mod roster;
+
+use crate::diag::{Diagnostic, Source};
+use crate::playbook::types::World;
+use crate::playbook::validate::RefContext;
+use crate::tomlfile;
+use chrono::{DateTime, Utc};
+use model::{ConfigFile, RosterFile, Str};
+use roster::Roster;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded default configuration, used when no `crisis.toml` is found.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// Settings that only take effect on restart; a reload that changes one is refused.
+pub const RESTART_ONLY: &[&str] = &["state_dir", "listen"];
+
+/// A notification target: where `notify = ["superiors"]` goes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Target {
+    /// `log` or a notifier plugin.
+    pub plugin: String,
+    pub drill_safe: bool,
+    /// Non-secret settings passed to the plugin; `secret:NAME` values are resolved by the host.
+    pub config: BTreeMap<String, String>,
+}
+
+/// Where a secret's value comes from. Values are never written in config files.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Reads the secret's value now; errors name the source, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            SecretRef::Env(v) => std::env::var(v).map_err(|_| format!("environment variable {v} is not set")),
+            SecretRef::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
+        }
+    }
+}
+
+/// Header injection: the host adds `header: format(secret)` for requests to `host`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Inject {
+    pub host: String,
+    pub header: String,
+    pub secret: String,
+    pub format: Option<String>,
+}
+
+/// An operator's declaration of a plugin: its file (if not built in) and grants.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct PluginSpec {
+    pub file: Option<PathBuf>,
+    pub world: Option<World>,
+    pub allowed_hosts: Vec<String>,
+    pub allow_private: Vec<String>,
+    pub drill_allow: Vec<String>,
+    pub inject: Vec<Inject>,
+    pub config: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub memory_mb: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Limits {
+    pub intake_per_minute: u32,
+    pub max_body_kb: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Blackout {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DrillsConfig {
+    pub blackout: Vec<Blackout>,
+    pub grace: Duration,
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it came from; `None` for the embedded defaults.
+    pub path: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub playbooks: PathBuf,
+    pub roster_path: Option<PathBuf>,
+    pub roster: Roster,
+    pub customers: Option<PathBuf>,
+    pub plugin_dir: Option<PathBuf>,
+    pub targets: BTreeMap<String, Target>,
+    pub plugins: BTreeMap<String, PluginSpec>,
+    pub secrets: BTreeMap<String, SecretRef>,
+    pub limits: Limits,
+    pub drills: DrillsConfig,
+    /// sha256 over the config and roster texts, to notice changes.
+    pub hash: String,
+}
+
+impl Config {
+    /// What playbooks may reference under this configuration.
+    pub fn ref_context(&self) -> RefContext {
+        let mut ctx = RefContext::builtins_only();
+        ctx.targets = self.targets.keys().cloned().collect();
+        for (name, p) in &self.plugins {
+            if let Some(w) = p.world {
+                ctx.plugins.insert(name.clone(), w);
+            }
+        }
+        ctx.rotas = self.roster.rotas.keys().cloned().collect();
+        ctx.teams = self.roster.teams.keys().cloned().collect();
+        ctx.people = self.roster.people.keys().cloned().collect();
+        ctx.roles = self.roster.people.values().flat_map(|p| p.roles.iter().cloned()).collect();
+        ctx
+    }
+}
+
+/// Finds the config to use: an explicit path, else `./crisis.toml`, else the embedded defaults.
+pub fn discover(explicit: Option<&Path>) -> Result<Config, Vec<Diagnostic>> {
+    match explicit {
+        Some(p) => load(p),
+        None if Path::new("crisis.toml").exists() => load(Path::new("crisis.toml")),
+        None => load_source(Source::new("<embedded default crisis.toml>", DEFAULT_CONFIG), None, Path::new(".")),
+    }
+}
+
+/// Loads and validates a config file and the roster it names.
+pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let src = tomlfile::read_source(path).map_err(|d| vec![d])?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    load_source(src, Some(path.to_path_buf()), &base)
+}
+
+fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let doc = tomlfile::parse(&src)?;
+    let file: ConfigFile = {
+        // The whole file is one section; wrap it so unknown keys are positioned.
+        let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+        doc.section(&value, "crisis.toml", &mut diags).unwrap_or_default()
+    };
+    let resolve = |s: &Str| base.join(s.get_ref());
+    let state_dir = file.state_dir.as_ref().map(resolve).unwrap_or_else(|| base.join(".crisis"));
+    let listen = match &file.listen {
+        None => "127.0.0.1:8707".parse().unwrap(),
+        Some(l) => l.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
+            diags.push(src.at(l.span(), format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref())));
+            "127.0.0.1:8707".parse().unwrap()
+        }),
+    };
+    let playbooks = file.playbooks.as_ref().map(resolve).unwrap_or_else(|| base.join("playbooks"));
+
+    // Secrets first: targets and grants refer to them.
+    let mut secrets = BTreeMap::new();
+    for (name, s) in &file.secrets {
+        let decl = s.get_ref();
+        if let Some(v) = &decl.value {
+            diags.push(src.at(v.span(), format!("inline secret `{name}`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\"")));
+            continue;
+        }
+        match (&decl.env, &decl.file) {
+            (Some(e), None) => {
+                secrets.insert(name.clone(), SecretRef::Env(e.get_ref().clone()));
+            }
+            (None, Some(f)) => {
+                secrets.insert(name.clone(), SecretRef::File(resolve(f)));
+            }
+            _ => diags.push(src.at(s.span(), format!("secret `{name}` needs exactly one of env = \"VAR\" or file = \"PATH\""))),
+        }
+    }
+    let check_secret_values = |config: &BTreeMap<String, Str>, diags: &mut Vec<Diagnostic>| -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, v) in config {
+            if let Some(name) = v.get_ref().strip_prefix("secret:") {
+                if !secrets.contains_key(name) {
+                    diags.push(src.at(v.span(), format!("unknown secret `{name}`: declare [secrets.{name}] with env or file")));
+                }
+            } else if looks_secret(k) && !v.get_ref().is_empty() {
+                diags.push(src.at(v.span(), format!("inline secret in `{k}`: reference a secret with \"secret:NAME\" and declare [secrets.NAME] with env or file")));
+            }
+            out.insert(k.clone(), v.get_ref().clone());
+        }
+        out
+    };
+
+    let mut plugins = BTreeMap::new();
+    let builtins: BTreeMap<&str, World> = crate::playbook::validate::BUILTIN_PLUGINS.iter().copied().collect();
+    for (name, p) in &file.plugins {
+        let d = p.get_ref();
+        let world = match (&d.world, builtins.get(name.as_str())) {
+            (Some(w), _) => match w.get_ref().parse::<World>() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    diags.push(src.at(w.span(), e));
+                    None
+                }
+            },
+            (None, Some(w)) => Some(*w),
+            (None, None) => {
+                diags.push(src.at(p.span(), format!("plugin `{name}` needs `world` (notifier, appeasement or drill)")));
+                None
+            }
+        };
+        if d.file.is_none() && !builtins.contains_key(name.as_str()) {
+            diags.push(src.at(p.span(), format!("plugin `{name}` is not built in: give its component with file = \"PATH.wasm\"")));
+        }
+        if let Some(f) = &d.file {
+            if f.get_ref().ends_with(".cwasm") {
+                diags.push(src.at(f.span(), "precompiled .cwasm artifacts are never loaded: give the .wasm component; crisis compiles and caches it"));
+            }
+        }
+        let mut inject = Vec::new();
+        for i in &d.inject {
+            if !secrets.contains_key(i.secret.get_ref()) {
+                diags.push(src.at(i.secret.span(), format!("unknown secret `{}`: declare [secrets.{}] with env or file", i.secret.get_ref(), i.secret.get_ref())));
+            }
+            inject.push(Inject { host: i.host.get_ref().clone(), header: i.header.get_ref().clone(), secret: i.secret.get_ref().clone(), format: i.format.clone() });
+        }
+        let timeout = d.timeout.as_ref().and_then(|t| match crate::playbook::types::parse_duration(t.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diags.push(src.at(t.span(), e));
+                None
+            }
+        });
+        let strs = |v: &[Str]| v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>();
+        plugins.insert(
+            name.clone(),
+            PluginSpec {
+                file: d.file.as_ref().map(resolve),
+                world,
+                allowed_hosts: strs(&d.allowed_hosts),
+                allow_private: strs(&d.allow_private),
+                drill_allow: strs(&d.drill_allow),
+                inject,
+                config: check_secret_values(&d.config, &mut diags),
+                timeout,
+                memory_mb: d.memory_mb,
+            },
+        );
+    }
+
+    let mut targets = BTreeMap::new();
+    for (name, t) in &file.targets {
+        let d = t.get_ref();
+        let plugin = d.plugin.get_ref();
+        if plugin != "log" {
+            let world = plugins.get(plugin).and_then(|p| p.world).or_else(|| builtins.get(plugin.as_str()).copied());
+            match world {
+                Some(World::Notifier) => {}
+                Some(w) => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses plugin `{plugin}`, which implements the {w} world; targets need a notifier"))),
+                None => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses unknown plugin `{plugin}`: use `log`, `webhook-notify` or declare [plugins.{plugin}]"))),
+            }
+        }
+        targets.insert(name.clone(), Target { plugin: plugin.clone(), drill_safe: d.drill_safe, config: check_secret_values(&d.config, &mut diags) });
+    }
+
+    let limits = file.limits.clone().unwrap_or_default();
+    let limits = Limits { intake_per_minute: limits.intake_per_minute.unwrap_or(600), max_body_kb: limits.max_body_kb.unwrap_or(1024) };
+    let drills_decl = file.drills.clone().unwrap_or_default();
+    let mut blackout = Vec::new();
+    for b in &drills_decl.blackout {
+        let parse = |s: &Str, diags: &mut Vec<Diagnostic>| {
+            DateTime::parse_from_rfc3339(s.get_ref()).map(|d| d.with_timezone(&Utc)).map_err(|_| {
+                diags.push(src.at(s.span(), format!("bad time `{}`: write RFC 3339 like 2026-12-24T00:00:00+08:00", s.get_ref())));
+            })
+        };
+        if let (Ok(start), Ok(end)) = (parse(&b.start, &mut diags), parse(&b.end, &mut diags)) {
+            if end <= start {
+                diags.push(src.at(b.end.span(), "blackout ends before it starts"));
+            }
+            blackout.push(Blackout { start, end, reason: b.reason.clone() });
+        }
+    }
+    let grace = match &drills_decl.grace {
+        None => Duration::from_secs(3600),
+        Some(g) => crate::playbook::types::parse_duration(g.get_ref()).unwrap_or_else(|e| {
+            diags.push(src.at(g.span(), e));
+            Duration::from_secs(3600)
+        }),
+    };
+
+    let mut hasher = Sha256::new();
+    hasher.update(src.text.as_bytes());
+    let (roster_path, roster) = match &file.roster {
+        None => (None, Roster::default()),
+        Some(r) => {
+            let p = resolve(r);
+            match tomlfile::read_source(&p) {
+                Err(mut d) => {
+                    d.message = format!("{} (named by roster = at {}:{}:{})", d.message, src.path.display(), src.position(r.span().start).0, src.position(r.span().start).1);
+                    diags.push(d);
+                    (Some(p), Roster::default())
+                }
+                Ok(rsrc) => {
+                    hasher.update(rsrc.text.as_bytes());
+                    let roster = load_roster(&rsrc, &targets, &mut diags);
+                    (Some(p), roster)
+                }
+            }
+        }
+    };
+    let customers = file.customers.as_ref().map(resolve);
+    if let (Some(c), Some(decl)) = (&customers, &file.customers) {
+        if !c.exists() {
+            diags.push(src.at(decl.span(), format!("customers file {} does not exist", c.display())));
+        }
+    }
+    if !diags.is_empty() {
+        crate::diag::sort(&mut diags);
+        return Err(diags);
+    }
+    Ok(Config {
+        path,
+        state_dir,
+        listen,
+        playbooks,
+        roster_path,
+        roster,
+        customers,
+        plugin_dir: file.plugin_dir.as_ref().map(resolve),
+        targets,
+        plugins,
+        secrets,
+        limits,
+        drills: DrillsConfig { blackout, grace },
+        hash: hex::encode(hasher.finalize()),
+    })
+}
+
+fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec<Diagnostic>) -> Roster {
+    let doc = match tomlfile::parse(src) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.extend(e);
+            return Roster::default();
+        }
+    };
+    let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+    let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
+    // Point at the person's `target` in the roster, where the fix is made.
+    for (id, person) in &file.people {
+        if let Some(t) = &person.get_ref().target
+            && !targets.contains_key(t.get_ref())
+        {
+            let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
+            diags.push(src.at(
+                t.span(),
+                format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
+            ));
+        }
+    }
+    roster::build(src, file, diags)
+}
+
+/// Keys whose values are credentials and must come from `[secrets]`.
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["token", "password", "passwd", "secret", "api_key", "apikey", "api-key", "credential", "authorization"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        load_source(Source::new("crisis.toml", text), None, Path::new("."))
+    }
+
+    fn messages(r: Result<Config, Vec<Diagnostic>>) -> Vec<String> {
+        r.err().unwrap().iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = load_source(Source::new("<default>", DEFAULT_CONFIG), None, Path::new("/nonexistent"));
+        // The roster path will not exist under /nonexistent, but the file itself parses.
+        let errs = c.err().unwrap();
+        assert!(errs.iter().all(|d| d.message.contains("cannot read") || d.message.contains("does not exist")), "{errs:?}");
+    }
+
+    #[test]
+    fn inline_secret_is_refused_with_position() {
+        let m = messages(load_text("[secrets.slack]\nvalue = \"xoxb-123\"\n"));
+        assert_eq!(m, vec!["crisis.toml:2:9: inline secret `slack`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""]);
+        let m = messages(load_text("[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { url = \"http://x\", token = \"abc\" }\n"));
+        assert!(m[0].starts_with("crisis.toml:3:38: inline secret in `token`"), "{m:?}");
+    }
+
+    #[test]
+    fn secret_references_resolve() {
+        let ok = load_text("[secrets.slack]\nenv = \"SLACK\"\n[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:slack\" }\n");
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let m = messages(load_text("[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:nope\" }\n"));
+        assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
+    }
+
+    #[test]
+    fn targets_need_notifier_plugins() {
+        let m = messages(load_text("[targets.x]\nplugin = \"appease-script\"\n[targets.y]\nplugin = \"nope\"\n"));
+        assert!(m[0].starts_with("crisis.toml:2:10:") && m[0].contains("appeasement world"), "{m:?}");
+        assert!(m[1].starts_with("crisis.toml:4:10:") && m[1].contains("unknown plugin `nope`"), "{m:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_listen() {
+        let m = messages(load_text("listen = \"nowhere\"\nstate_dri = \"x\"\n"));
+        assert_eq!(m[0], "crisis.toml:1:10: bad listen address `nowhere`: write IP:PORT like 127.0.0.1:8707");
+        assert_eq!(m[1], "crisis.toml:2:1: unknown key `state_dri` in crisis.toml: remove it or check its spelling");
+    }
+
+    #[test]
+    fn precompiled_plugins_refused() {
+        let m = messages(load_text("[plugins.fast]\nworld = \"notifier\"\nfile = \"fast.cwasm\"\n"));
+        assert!(m[0].contains("never loaded"), "{m:?}");
+    }
+
+    #[test]
+    fn roster_errors_are_positioned_in_the_roster() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("roster.toml"), "[people.a]\nname = \"A\"\n[rotas.r]\ntimezone = \"Mars/Olympus\"\nhandoff = \"9am\"\nstart = \"2026-01-05\"\nmembers = [\"a\", \"ghost\"]\n").unwrap();
+        std::fs::write(dir.path().join("crisis.toml"), "roster = \"roster.toml\"\n").unwrap();
+        let m: Vec<String> = load(&dir.path().join("crisis.toml")).err().unwrap().iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect();
+        assert!(m.iter().any(|x| x.starts_with("4:12: unknown time zone `Mars/Olympus`")), "{m:?}");
+        assert!(m.iter().any(|x| x.starts_with("5:11: bad hand-off time")), "{m:?}");
+        assert!(m.iter().any(|x| x.starts_with("7:17: rota `r` member `ghost`")), "{m:?}");
+    }
+}

@@ -1,0 +1,137 @@
+//! The `crisis.toml` and roster file formats, as written by operators.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+
+pub type Str = Spanned<String>;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct ConfigFile {
+    /// Where the journal, token and caches live. Restart required to change.
+    pub state_dir: Option<Str>,
+    /// API listen address. Restart required to change.
+    pub listen: Option<Str>,
+    pub playbooks: Option<Str>,
+    pub roster: Option<Str>,
+    pub customers: Option<Str>,
+    /// Extra Wasm plugins (hot-reloaded).
+    pub plugin_dir: Option<Str>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, Spanned<TargetDecl>>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Spanned<PluginDecl>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Spanned<SecretDecl>>,
+    pub limits: Option<LimitsDecl>,
+    pub drills: Option<DrillsDecl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetDecl {
+    /// `log` (journal + tracing only) or a notifier plugin name.
+    pub plugin: Str,
+    /// Whether drills may notify this target for real (participants, not customers).
+    #[serde(default)]
+    pub drill_safe: bool,
+    #[serde(default)]
+    pub config: BTreeMap<String, Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InjectDecl {
+    pub host: Str,
+    pub header: Str,
+    pub secret: Str,
+    /// Header value template; `{secret}` is replaced by the secret. Default: the secret alone.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PluginDecl {
+    /// Component file, for plugins that are not built in.
+    pub file: Option<Str>,
+    pub world: Option<Str>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<Str>,
+    #[serde(default)]
+    pub allow_private: Vec<Str>,
+    #[serde(default)]
+    pub drill_allow: Vec<Str>,
+    #[serde(default)]
+    pub inject: Vec<InjectDecl>,
+    #[serde(default)]
+    pub config: BTreeMap<String, Str>,
+    pub timeout: Option<Str>,
+    pub memory_mb: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretDecl {
+    pub env: Option<Str>,
+    pub file: Option<Str>,
+    /// Only here to be refused with a clear message.
+    pub value: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct LimitsDecl {
+    /// Intake requests accepted per source per minute before 429.
+    pub intake_per_minute: Option<u32>,
+    /// Largest accepted request body.
+    pub max_body_kb: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct DrillsDecl {
+    #[serde(default)]
+    pub blackout: Vec<BlackoutDecl>,
+    /// How late a missed scheduled drill may still start.
+    pub grace: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlackoutDecl {
+    /// RFC 3339 start and end.
+    pub start: Str,
+    pub end: Str,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RosterFile {
+    #[serde(default)]
+    pub people: BTreeMap<String, Spanned<PersonDecl>>,
+    #[serde(default)]
+    pub teams: BTreeMap<String, Spanned<TeamDecl>>,
+    #[serde(default)]
+    pub rotas: BTreeMap<String, Spanned<RotaDecl>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PersonDecl {
+    pub name: Option<String>,
+    pub timezone: Option<Str>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Notification target used to page this person (default: the rota's or none).
+    pub target: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TeamDecl {
+    #[serde(default)]
+    pub members: Vec<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RotaDecl {
+    pub timezone: Str,
+    /// Local time of day the shift changes, `HH:MM`.
+    pub handoff: Str,
+    /// Shift length in whole days (`1d`, `7d`).
+    pub shift: Option<Str>,
+    /// Local date on which the first member starts a shift, `YYYY-MM-DD`.
+    pub start: Str,
+    pub members: Vec<Str>,
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics (`GET /metrics`), fed by the engine's observer, the
+//! reload task and the intake.
+
+use crate::incident::events::Event;
+use crate::incident::state::Incident;
+use crate::store::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentLabels {
+    pub playbook: String,
+    pub severity: String,
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpenLabels {
+    pub playbook: String,
+    pub severity: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadlineLabels {
+    pub playbook: String,
+    pub what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EffectLabels {
+    pub target: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntakeLabels {
+    pub source: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+    pub result: String,
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub opened: Family<IncidentLabels, Counter>,
+    pub open: Family<OpenLabels, Gauge>,
+    pub time_to_ack: Histogram,
+    pub time_to_resolve: Histogram,
+    pub deadlines_missed: Family<DeadlineLabels, Counter>,
+    pub escalations: Counter,
+    pub notifications: Family<EffectLabels, Counter>,
+    pub customer_messages: Family<ChannelLabels, Counter>,
+    pub plugin_calls: Family<PluginLabels, Counter>,
+    pub reloads: Family<ResultLabels, Counter>,
+    pub last_reload_successful: Gauge,
+    pub last_reload_success_time: Gauge,
+    pub out_of_sync: Gauge,
+    pub generation: Gauge,
+    pub ready: Gauge,
+    pub intake: Family<IntakeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("crisis");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            opened: Family::default(),
+            open: Family::default(),
+            time_to_ack: Histogram::new(exponential_buckets(5.0, 2.0, 12)),
+            time_to_resolve: Histogram::new(exponential_buckets(60.0, 2.0, 14)),
+            deadlines_missed: Family::default(),
+            escalations: Counter::default(),
+            notifications: Family::default(),
+            customer_messages: Family::default(),
+            plugin_calls: Family::default(),
+            reloads: Family::default(),
+            last_reload_successful: Gauge::default(),
+            last_reload_success_time: Gauge::default(),
+            out_of_sync: Gauge::default(),
+            generation: Gauge::default(),
+            ready: Gauge::default(),
+            intake: Family::default(),
+        };
+        r.register("incidents_opened", "Incidents opened", m.opened.clone());
+        r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
+        r.register("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack.clone());
+        r.register("time_to_resolve_seconds", "Time from opening to resolution", m.time_to_resolve.clone());
+        r.register("deadlines_missed", "Phase, acknowledgement and step deadlines missed", m.deadlines_missed.clone());
+        r.register("escalations", "Escalation notices sent", m.escalations.clone());
+        r.register("notifications", "Notifications by target and result", m.notifications.clone());
+        r.register("customer_messages", "Customer messages by channel and result", m.customer_messages.clone());
+        r.register("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls.clone());
+        r.register("reloads", "Reload attempts by result", m.reloads.clone());
+        r.register("config_last_reload_successful", "1 if the last reload attempt succeeded", m.last_reload_successful.clone());
+        r.register("config_last_reload_success_timestamp_seconds", "When the last successful reload happened", m.last_reload_success_time.clone());
+        r.register("config_out_of_sync", "1 if the files on disk differ from the applied generation", m.out_of_sync.clone());
+        r.register("config_generation", "The applied generation number", m.generation.clone());
+        r.register("ready", "1 if a valid playbook generation is loaded", m.ready.clone());
+        r.register("intake", "Intake requests by source and result", m.intake.clone());
+        *m.registry.lock().unwrap() = r;
+        m
+    }
+
+    /// Updates counters from one journaled event.
+    pub fn observe(&self, ev: &Event, inc: &Incident) {
+        match ev {
+            Event::Opened { playbook_id, severity, mode, .. } => {
+                self.opened.get_or_create(&IncidentLabels { playbook: playbook_id.clone(), severity: severity.clone(), mode: mode.clone() }).inc();
+            }
+            Event::Acknowledged { .. } => {
+                if let Some(a) = inc.acked_at {
+                    self.time_to_ack.observe((a - inc.opened_at) as f64 / 1000.0);
+                }
+            }
+            Event::Resolved { .. } => {
+                if let Some(r) = inc.resolved_at {
+                    self.time_to_resolve.observe((r - inc.opened_at) as f64 / 1000.0);
+                }
+            }
+            Event::DeadlineMissed { what, .. } => {
+                let what = what.split(':').next().unwrap_or(what).to_string();
+                self.deadlines_missed.get_or_create(&DeadlineLabels { playbook: inc.playbook_id.clone(), what }).inc();
+            }
+            Event::Escalated { .. } => {
+                self.escalations.inc();
+            }
+            Event::EffectResult { target, channel, ok, .. } => {
+                let result = if *ok { "sent" } else { "failed" }.to_string();
+                match channel {
+                    Some(c) => self.customer_messages.get_or_create(&ChannelLabels { channel: c.clone(), result }).inc(),
+                    None => self.notifications.get_or_create(&EffectLabels { target: target.clone(), result }).inc(),
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// Renders the text exposition format, refreshing gauges computed from the store.
+    pub fn render(&self, store: &dyn Store) -> String {
+        self.open.clear();
+        if let Ok(rows) = store.incidents(true, Some("live")) {
+            for r in rows {
+                self.open.get_or_create(&OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase }).inc();
+            }
+        }
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+}

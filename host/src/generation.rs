@@ -1,0 +1,73 @@
+//! Building a [`Generation`]: the configuration, the validated playbook set
+//! and the customer source, loaded together so they are always consistent.
+
+use crate::config::{customers, Config};
+use crate::diag::Diagnostic;
+use crate::incident::Generation;
+use crate::playbook::{self, Snapshot};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What one load attempt produced.
+pub struct Loaded {
+    /// `None` if anything was invalid: a half-valid set is never used.
+    pub generation: Option<Generation>,
+    pub snapshot: Snapshot,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and validates everything a generation needs, at `now`, numbered `number`.
+pub fn load(config: Config, number: u64, now: i64) -> Loaded {
+    let snapshot = Snapshot::read(std::slice::from_ref(&config.playbooks));
+    let validated = playbook::validate(&snapshot, &config.ref_context());
+    let mut diagnostics = validated.diagnostics.clone();
+    let customers = match &config.customers {
+        None => Vec::new(),
+        Some(p) => match customers::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                diagnostics.push(Diagnostic { path: p.clone(), line: 1, col: 1, message: e });
+                Vec::new()
+            }
+        },
+    };
+    if !diagnostics.is_empty() {
+        return Loaded { generation: None, snapshot, diagnostics };
+    }
+    let playbooks: BTreeMap<String, Arc<playbook::Playbook>> =
+        validated.playbooks.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect();
+    let set_hash = combined_hash(&snapshot, &config);
+    Loaded {
+        generation: Some(Generation {
+            number,
+            set_hash,
+            loaded_at: now,
+            playbooks,
+            config: Arc::new(config),
+            customers: Arc::new(customers),
+        }),
+        snapshot,
+        diagnostics,
+    }
+}
+
+/// The hash that decides "unchanged": playbook files plus config and roster.
+pub fn combined_hash(snapshot: &Snapshot, config: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(snapshot.hash().as_bytes());
+    h.update(config.hash.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// An empty generation: the daemon serves but is not ready.
+pub fn empty(config: Config, now: i64) -> Generation {
+    Generation {
+        number: 0,
+        set_hash: String::new(),
+        loaded_at: now,
+        playbooks: BTreeMap::new(),
+        config: Arc::new(config),
+        customers: Arc::new(Vec::new()),
+    }
+}

@@ -1,0 +1,125 @@
+//! Side effects: what the engine asks the outside world to do.
+//!
+//! Every notification or customer message is first written as an intent
+//! (with an invocation id that doubles as the idempotency key), then run by
+//! an [`Executor`], then its result is journaled. After a crash, intents
+//! without a result run again with the same id.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EffectKind {
+    /// A message to a notification target (people, channels, webhooks).
+    Notify,
+    /// A message composed for one customer by an appeasement plugin.
+    Appease,
+}
+
+/// What plugins may know of an incident.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IncidentSummary {
+    pub id: String,
+    pub title: String,
+    pub playbook_id: String,
+    pub severity: String,
+    pub category: String,
+    pub phase: String,
+    pub summary: String,
+}
+
+/// A customer as an appeasement plugin sees them: no contact details.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CustomerRef {
+    pub id: String,
+    pub segment: String,
+    pub tier: String,
+    pub locale: String,
+    pub channel: String,
+}
+
+/// The stored description of one side effect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IntentPayload {
+    pub kind: EffectKind,
+    /// Why: `report`, `activate`, `page`, `escalate`, `deadline`, `track`, `outcome`, `step:ID`.
+    pub purpose: String,
+    /// The notification target that delivers it.
+    pub target: String,
+    /// `log` or the notifier plugin of the target.
+    pub notifier: String,
+    /// For appease intents: the appeasement plugin that composes the message.
+    pub composer: Option<String>,
+    /// `live` or `drill`, fixed by the host.
+    pub mode: String,
+    pub incident: IncidentSummary,
+    pub subject: String,
+    pub body: String,
+    /// People (roster ids) a page is for.
+    pub recipients: Vec<String>,
+    pub customer: Option<CustomerRef>,
+}
+
+/// How one execution attempt ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EffectOutcome {
+    pub ok: bool,
+    /// May succeed if tried again later (timeouts, 5xx).
+    pub transient: bool,
+    /// What happened, for the journal. Never contact details or secrets.
+    pub detail: String,
+}
+
+impl EffectOutcome {
+    pub fn sent(detail: impl Into<String>) -> Self {
+        EffectOutcome { ok: true, transient: false, detail: detail.into() }
+    }
+    pub fn failed(detail: impl Into<String>, transient: bool) -> Self {
+        EffectOutcome { ok: false, transient, detail: detail.into() }
+    }
+}
+
+/// Runs side effects. Implementations must treat `invocation_id` as an
+/// idempotency key: the same id may be executed again after a crash.
+pub trait Executor: Send + Sync {
+    fn execute(&self, invocation_id: &str, payload: &IntentPayload) -> EffectOutcome;
+}
+
+/// The `log` target: writes the rendered message to the log (and, through
+/// the result, to the journal). Nothing leaves the machine; useful for dry
+/// runs and as the default until an operator configures real targets.
+#[derive(Debug, Default)]
+pub struct LogExecutor;
+
+impl Executor for LogExecutor {
+    fn execute(&self, invocation_id: &str, p: &IntentPayload) -> EffectOutcome {
+        match p.kind {
+            EffectKind::Notify => {
+                tracing::info!(
+                    invocation_id,
+                    incident = %p.incident.id,
+                    target = %p.target,
+                    purpose = %p.purpose,
+                    mode = %p.mode,
+                    "notification (log target): {} — {}",
+                    p.subject,
+                    p.body
+                );
+                EffectOutcome::sent(format!("logged: {} — {}", p.subject, p.body))
+            }
+            EffectKind::Appease => {
+                let c = p.customer.as_ref();
+                tracing::info!(
+                    invocation_id,
+                    incident = %p.incident.id,
+                    customer = c.map(|c| c.id.as_str()).unwrap_or("-"),
+                    channel = c.map(|c| c.channel.as_str()).unwrap_or("-"),
+                    mode = %p.mode,
+                    "customer message (log target): {}",
+                    p.body
+                );
+                EffectOutcome::sent(format!("logged for customer {}: {}", c.map(|c| c.id.as_str()).unwrap_or("-"), p.body))
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The incident engine (DESIGN §2, §6): six phases, steps, deadlines,
+//! escalation, dedup, and side effects recorded before they run.
+
+pub mod clock;
+pub mod effects;
+mod engine;
+pub mod events;
+pub mod state;
+mod when;
+
+pub use engine::{Engine, EngineError, Generation, TriggerRequest, TriggerOutcome, StepAction, Actor};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! The playbook file format (DESIGN §4), as written by people.
+//!
+//! Values that can be wrong in ways serde cannot see (durations, references,
+//! cron strings) are kept as `Spanned<String>` so validation can point at
+//! them. Every section is optional here; validation reports missing phases
+//! all at once instead of stopping at the first.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+
+/// A spanned string: a value plus where it was written.
+pub type Str = Spanned<String>;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Meta {
+    pub id: Option<Str>,
+    pub name: Option<Str>,
+    pub category: Option<Str>,
+    pub severity: Option<Str>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trigger {
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, Str>,
+    pub dedup_key: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportPhase {
+    #[serde(default)]
+    pub require: Vec<Str>,
+    #[serde(default)]
+    pub notify: Vec<Str>,
+    pub within: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActivatePhase {
+    pub approval: Option<Str>,
+    #[serde(default)]
+    pub channels: Vec<Str>,
+    pub within: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Escalation {
+    pub after: Str,
+    pub to: Str,
+    pub repeat: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssignPhase {
+    pub commander: Option<Str>,
+    pub liaison: Option<Str>,
+    pub scribe: Option<Str>,
+    pub ack_within: Option<Str>,
+    #[serde(default)]
+    pub escalate: Vec<Escalation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Audience {
+    pub segment: Option<String>,
+    #[serde(default)]
+    pub tier: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StepLimits {
+    pub max_messages: Option<u32>,
+    pub per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    pub id: Option<Str>,
+    pub kind: Option<Str>,
+    pub owner: Option<Str>,
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    pub within: Option<Str>,
+    #[serde(default)]
+    pub after: Vec<Str>,
+    pub when: Option<Str>,
+    pub plugin: Option<Str>,
+    /// Notification targets for `notify` steps.
+    #[serde(default)]
+    pub notify: Vec<Str>,
+    /// Message text for `notify` steps; rendered with the incident's fields.
+    pub message: Option<String>,
+    pub audience: Option<Audience>,
+    pub channel: Option<Str>,
+    pub limits: Option<StepLimits>,
+    /// Who must approve before an `approval` step (or a gated appease step) completes.
+    pub approval: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrackPhase {
+    pub update_every: Option<Str>,
+    #[serde(default)]
+    pub notify: Vec<Str>,
+    pub stale_after: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutcomePhase {
+    #[serde(default)]
+    pub require: Vec<Str>,
+    #[serde(default)]
+    pub notify: Vec<Str>,
+    pub within: Option<Str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillSection {
+    pub schedule: Option<Str>,
+    pub timezone: Option<Str>,
+    pub clock: Option<Str>,
+    pub simulator: Option<Str>,
+}

@@ -1,0 +1,223 @@
+//! Small closed vocabularies of the domain (DESIGN §2), parsed from strings.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! vocabulary {
+    ($(#[$m:meta])* $name:ident, $what:literal, { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            /// Every accepted spelling, for error messages.
+            pub const ALL: &'static [&'static str] = &[$($text),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        "unknown {} `{}`: expected one of {}",
+                        $what, other, Self::ALL.join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+vocabulary!(
+    /// sev1 is the worst; ordering follows the number, so `sev1 < sev2`.
+    Severity, "severity", { Sev1 = "sev1", Sev2 = "sev2", Sev3 = "sev3", Sev4 = "sev4", Sev5 = "sev5" }
+);
+
+impl Severity {
+    /// 1 for sev1 … 5 for sev5, as exposed to `when` expressions.
+    pub fn number(self) -> i64 {
+        self as i64 + 1
+    }
+}
+
+vocabulary!(
+    /// Complaint categories from customer-service practice.
+    Category, "complaint category", {
+        ProductQuality = "product-quality",
+        ServiceAttitude = "service-attitude",
+        ServiceProcess = "service-process",
+        Price = "price",
+        Other = "other",
+    }
+);
+
+vocabulary!(
+    /// What an act step does; decides which plugin world it may call.
+    StepKind, "step kind", {
+        Dispatch = "dispatch",
+        Allocate = "allocate",
+        Appease = "appease",
+        Notify = "notify",
+        Manual = "manual",
+        Approval = "approval",
+    }
+);
+
+vocabulary!(
+    /// Channels customers are reached on.
+    Channel, "customer channel", { Phone = "phone", Sms = "sms", Email = "email", Social = "social" }
+);
+
+vocabulary!(
+    /// The six phases of a crisis plan, in order.
+    Phase, "phase", {
+        Report = "report",
+        Activate = "activate",
+        Assign = "assign",
+        Act = "act",
+        Track = "track",
+        Outcome = "outcome",
+    }
+);
+
+impl Phase {
+    /// Phases in plan order.
+    pub const ORDER: [Phase; 6] =
+        [Phase::Report, Phase::Activate, Phase::Assign, Phase::Act, Phase::Track, Phase::Outcome];
+
+    /// The phase after this one, or `None` after `outcome`.
+    pub fn next(self) -> Option<Phase> {
+        let i = Self::ORDER.iter().position(|p| *p == self)?;
+        Self::ORDER.get(i + 1).copied()
+    }
+}
+
+vocabulary!(
+    /// Fields a report may be required to carry (DESIGN §2 `report`).
+    ReportField, "report field", { Nature = "nature", Time = "time", Scope = "scope", Consequences = "consequences" }
+);
+
+vocabulary!(
+    /// Fields an outcome report may be required to carry (DESIGN §2 `outcome`).
+    OutcomeField, "outcome field", { Cause = "cause", Process = "process", Aftermath = "aftermath" }
+);
+
+/// A reference to who should do something: `rota:`, `team:`, `person:` or `role:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Who {
+    Rota(String),
+    Team(String),
+    Person(String),
+    Role(String),
+}
+
+impl FromStr for Who {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, name) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}` is not a reference: write rota:NAME, team:NAME, person:NAME or role:NAME")
+        })?;
+        if name.is_empty() {
+            return Err(format!("`{s}` names no {kind}: write {kind}:NAME"));
+        }
+        let name = name.to_string();
+        match kind {
+            "rota" => Ok(Who::Rota(name)),
+            "team" => Ok(Who::Team(name)),
+            "person" => Ok(Who::Person(name)),
+            "role" => Ok(Who::Role(name)),
+            other => Err(format!(
+                "unknown reference kind `{other}:` in `{s}`: expected rota:, team:, person: or role:"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for Who {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Who> for String {
+    fn from(w: Who) -> String {
+        w.to_string()
+    }
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::Rota(n) => write!(f, "rota:{n}"),
+            Who::Team(n) => write!(f, "team:{n}"),
+            Who::Person(n) => write!(f, "person:{n}"),
+            Who::Role(n) => write!(f, "role:{n}"),
+        }
+    }
+}
+
+/// Incident roles every playbook may refer to with `role:`.
+pub const INCIDENT_ROLES: &[&str] = &["commander", "liaison", "scribe"];
+
+/// Parses `90s`, `2m`, `1h30m`, `3d`: a human duration, never zero.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("bad duration `{s}`: {e}; write it like 90s, 2m, 1h30m or 3d")
+    })?;
+    if d.is_zero() {
+        return Err(format!("duration `{s}` is zero: use a positive duration like 30s"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn severity_orders_worst_first() {
+        assert!(Severity::Sev1 < Severity::Sev2);
+        assert_eq!(Severity::Sev3.number(), 3);
+        assert!("sev9".parse::<Severity>().unwrap_err().contains("sev1, sev2"));
+    }
+
+    #[test]
+    fn who_references() {
+        assert_eq!("rota:cs-duty".parse::<Who>().unwrap(), Who::Rota("cs-duty".into()));
+        assert!("boss".parse::<Who>().is_err());
+        assert!("group:x".parse::<Who>().unwrap_err().contains("unknown reference kind"));
+        assert!("rota:".parse::<Who>().is_err());
+    }
+
+    #[test]
+    fn phases_in_order() {
+        assert_eq!(Phase::Report.next(), Some(Phase::Activate));
+        assert_eq!(Phase::Outcome.next(), None);
+    }
+}
+
+vocabulary!(
+    /// The plugin world a component implements; decides which steps may call it.
+    World, "plugin world", { Notifier = "notifier", Appeasement = "appeasement", Drill = "drill" }
+);

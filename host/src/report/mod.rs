@@ -1,0 +1,8 @@
+//! Reports people read after the fact: the outcome report (DESIGN §6) and the
+//! human timeline. They count and reference customers by id only.
+
+mod outcome;
+mod timeline;
+
+pub use outcome::{OutcomeReport, build as outcome_report};
+pub use timeline::describe;

@@ -1,0 +1,125 @@
+//! The durable journal (DESIGN §6): append-only, hash-chained events, the
+//! incident projections derived from them, persisted timers and the outbox
+//! of side-effect intents.
+//!
+//! The engine talks to a [`Store`] through transactions so a PostgreSQL
+//! backend can follow without touching it; SQLite (WAL) is the embedded default.
+
+mod chain;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+pub use chain::{event_hash, GENESIS};
+pub use sqlite::SqliteStore;
+
+/// Store errors carry their cause; the engine turns them into "failed" (exit 1).
+pub type Result<T> = anyhow::Result<T>;
+
+/// One journal row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub incident_id: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub kind: String,
+    pub data: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The queryable projection of an incident, kept in step with its events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IncidentRow {
+    pub id: String,
+    pub playbook_id: String,
+    pub playbook_hash: String,
+    pub mode: String,
+    pub dedup_key: Option<String>,
+    /// `open`, `resolved` or `closed`.
+    pub status: String,
+    pub phase: String,
+    pub severity: String,
+    pub title: String,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    /// The full derived state as JSON.
+    pub state: serde_json::Value,
+}
+
+/// A persisted timer: fires once, late if the daemon was down.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimerRow {
+    pub id: i64,
+    pub incident_id: String,
+    pub due_at: i64,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+/// A side effect recorded before it runs; `result` is set once it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IntentRow {
+    pub invocation_id: String,
+    pub incident_id: String,
+    pub created_at: i64,
+    /// Not to be executed before this instant (rate limits).
+    pub not_before: i64,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub result: Option<serde_json::Value>,
+}
+
+/// Operations available inside one atomic transaction.
+pub trait Tx {
+    /// Appends an event, chaining its hash to the previous one; returns it.
+    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord>;
+    fn next_incident_number(&mut self, prefix: &str) -> Result<i64>;
+    fn put_incident(&mut self, row: &IncidentRow) -> Result<()>;
+    fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>>;
+    /// The open (not resolved, not closed) incident of a playbook with this dedup key.
+    fn open_by_dedup(&mut self, playbook_id: &str, key: &str) -> Result<Option<String>>;
+    fn add_timer(&mut self, incident_id: &str, due_at: i64, kind: &str, data: &serde_json::Value) -> Result<i64>;
+    /// Removes pending timers of an incident whose kind starts with `kind_prefix`; returns how many.
+    fn cancel_timers(&mut self, incident_id: &str, kind_prefix: &str) -> Result<usize>;
+    fn delete_timer(&mut self, id: i64) -> Result<()>;
+    fn add_intent(&mut self, intent: &IntentRow) -> Result<()>;
+    fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;
+    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()>;
+    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()>;
+    fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>>;
+    fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
+}
+
+/// A durable store. Writers are serialised by the store.
+pub trait Store: Send + Sync {
+    /// Runs `f` in one transaction; commits (durably) if it returns Ok.
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    fn incident(&self, id: &str) -> Result<Option<IncidentRow>>;
+    fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>>;
+    fn incident_ids(&self) -> Result<Vec<String>>;
+    fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>>;
+    fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>>;
+    fn next_timer_due(&self) -> Result<Option<i64>>;
+    fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
+    fn next_intent_due(&self) -> Result<Option<i64>>;
+    fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>>;
+    /// Records an execution attempt before running it (for "retried once" accounting).
+    fn mark_attempt(&self, invocation_id: &str) -> Result<()>;
+    /// Postpones a pending intent after a transient failure.
+    fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()>;
+    fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>>;
+    fn kv_get(&self, key: &str) -> Result<Option<String>>;
+    fn kv_put(&self, key: &str, value: &str) -> Result<()>;
+    /// Re-walks the whole chain; returns the problems found (empty = intact).
+    fn verify(&self) -> Result<VerifyReport>;
+}
+
+/// What `crisis verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct VerifyReport {
+    pub events: i64,
+    pub head: String,
+    pub problems: Vec<String>,
+}

@@ -1,0 +1,521 @@
+//! The embedded SQLite store: WAL mode, `synchronous = FULL`, versioned migrations.
+
+use super::chain::{event_hash, GENESIS};
+use super::*;
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: journal, projections, timers, outbox, pinned playbooks, key-value.
+    r#"
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX events_incident ON events(incident_id, seq);
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        playbook_hash TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        dedup_key TEXT,
+        status TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX incidents_open_dedup ON incidents(playbook_id, dedup_key)
+        WHERE status = 'open' AND dedup_key IS NOT NULL;
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX timers_due ON timers(due_at);
+    CREATE TABLE intents (
+        invocation_id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        not_before INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        completed_at INTEGER
+    );
+    CREATE INDEX intents_pending ON intents(not_before) WHERE result IS NULL;
+    CREATE INDEX intents_incident ON intents(incident_id);
+    CREATE TABLE playbook_versions (
+        hash TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
+];
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) `state_dir/journal.db`.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+        let path = state_dir.join("journal.db");
+        let conn = Connection::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+        Self::with_connection(conn)
+    }
+
+    /// An in-memory store for standalone runs and tests.
+    pub fn in_memory() -> anyhow::Result<Self> {
+        Self::with_connection(Connection::open_in_memory()?)
+    }
+
+    fn with_connection(mut conn: Connection) -> anyhow::Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed event survives power loss, not only a killed process.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            anyhow::bail!(
+                "the journal was written by a newer crisis (schema {version}, this build knows {}); upgrade crisis",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(m).with_context(|| format!("schema migration {} failed", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written
+        // transaction (SQLite rolls it back), so the connection is still good.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct SqlTx<'a> {
+    tx: Transaction<'a>,
+}
+
+fn json(s: String) -> serde_json::Value {
+    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+}
+
+fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: r.get(0)?,
+        playbook_id: r.get(1)?,
+        playbook_hash: r.get(2)?,
+        mode: r.get(3)?,
+        dedup_key: r.get(4)?,
+        status: r.get(5)?,
+        phase: r.get(6)?,
+        severity: r.get(7)?,
+        title: r.get(8)?,
+        opened_at: r.get(9)?,
+        updated_at: r.get(10)?,
+        state: json(r.get(11)?),
+    })
+}
+
+const INCIDENT_COLS: &str = "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
+
+fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
+    Ok(IntentRow {
+        invocation_id: r.get(0)?,
+        incident_id: r.get(1)?,
+        created_at: r.get(2)?,
+        not_before: r.get(3)?,
+        payload: json(r.get(4)?),
+        attempts: r.get(5)?,
+        result: r.get::<_, Option<String>>(6)?.map(json),
+    })
+}
+
+const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+
+impl Tx for SqlTx<'_> {
+    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
+        let (last_seq, prev): (i64, String) = self
+            .tx
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        let seq = last_seq + 1;
+        let text = serde_json::to_string(data)?;
+        let hash = event_hash(&prev, seq, incident_id, at, kind, &text);
+        self.tx.execute(
+            "INSERT INTO events (seq, incident_id, at, kind, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![seq, incident_id, at, kind, text, prev, hash],
+        )?;
+        self.tx.execute(
+            "INSERT INTO kv (key, value) VALUES ('chain_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![format!("{seq}:{hash}")],
+        )?;
+        Ok(EventRecord { seq, incident_id: incident_id.to_string(), at, kind: kind.to_string(), data: data.clone(), prev_hash: prev, hash })
+    }
+
+    fn next_incident_number(&mut self, prefix: &str) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            params![prefix],
+        )?;
+        Ok(self.tx.query_row("SELECT value FROM counters WHERE name = ?1", params![prefix], |r| r.get(0))?)
+    }
+
+    fn put_incident(&mut self, row: &IncidentRow) -> Result<()> {
+        self.tx.execute(
+            &format!("INSERT OR REPLACE INTO incidents ({INCIDENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            params![
+                row.id,
+                row.playbook_id,
+                row.playbook_hash,
+                row.mode,
+                row.dedup_key,
+                row.status,
+                row.phase,
+                row.severity,
+                row.title,
+                row.opened_at,
+                row.updated_at,
+                serde_json::to_string(&row.state)?
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>> {
+        Ok(self
+            .tx
+            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
+            .optional()?)
+    }
+
+    fn open_by_dedup(&mut self, playbook_id: &str, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT id FROM incidents WHERE playbook_id = ?1 AND dedup_key = ?2 AND status = 'open'",
+                params![playbook_id, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn add_timer(&mut self, incident_id: &str, due_at: i64, kind: &str, data: &serde_json::Value) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO timers (incident_id, due_at, kind, data) VALUES (?1, ?2, ?3, ?4)",
+            params![incident_id, due_at, kind, serde_json::to_string(data)?],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn cancel_timers(&mut self, incident_id: &str, kind_prefix: &str) -> Result<usize> {
+        Ok(self.tx.execute(
+            "DELETE FROM timers WHERE incident_id = ?1 AND substr(kind, 1, length(?2)) = ?2",
+            params![incident_id, kind_prefix],
+        )?)
+    }
+
+    fn delete_timer(&mut self, id: i64) -> Result<()> {
+        self.tx.execute("DELETE FROM timers WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    fn add_intent(&mut self, i: &IntentRow) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![i.invocation_id, i.incident_id, i.created_at, i.not_before, serde_json::to_string(&i.payload)?],
+        )?;
+        Ok(())
+    }
+
+    fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>> {
+        Ok(self
+            .tx
+            .query_row(&format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"), params![invocation_id], intent_from_row)
+            .optional()?)
+    }
+
+    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()> {
+        self.tx.execute(
+            "UPDATE intents SET result = ?2, completed_at = ?3 WHERE invocation_id = ?1",
+            params![invocation_id, serde_json::to_string(result)?, at],
+        )?;
+        Ok(())
+    }
+
+    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO playbook_versions (hash, playbook_id, spec) VALUES (?1, ?2, ?3)",
+            params![hash, playbook_id, serde_json::to_string(spec)?],
+        )?;
+        Ok(())
+    }
+
+    fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .tx
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(json))
+    }
+
+    fn kv_set(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut t = SqlTx { tx };
+        f(&mut t)?;
+        t.tx.commit()?;
+        Ok(())
+    }
+
+    fn incident(&self, id: &str) -> Result<Option<IncidentRow>> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
+            .optional()?)
+    }
+
+    fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INCIDENT_COLS} FROM incidents WHERE (?1 = 0 OR status = 'open') AND (?2 IS NULL OR mode = ?2) ORDER BY opened_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map(params![open_only as i64, mode], incident_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn incident_ids(&self) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events WHERE incident_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![incident_id, after_seq], |r| {
+            Ok(EventRecord {
+                seq: r.get(0)?,
+                incident_id: r.get(1)?,
+                at: r.get(2)?,
+                kind: r.get(3)?,
+                data: json(r.get(4)?),
+                prev_hash: r.get(5)?,
+                hash: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id, incident_id, due_at, kind, data FROM timers WHERE due_at <= ?1 ORDER BY due_at, id LIMIT 500")?;
+        let rows = stmt.query_map(params![now], |r| {
+            Ok(TimerRow { id: r.get(0)?, incident_id: r.get(1)?, due_at: r.get(2)?, kind: r.get(3)?, data: json(r.get(4)?) })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn next_timer_due(&self) -> Result<Option<i64>> {
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT MIN(due_at) FROM timers", [], |r| r.get(0))?)
+    }
+
+    fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INTENT_COLS} FROM intents WHERE result IS NULL AND not_before <= ?1 ORDER BY not_before, created_at, invocation_id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit as i64], intent_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn next_intent_due(&self) -> Result<Option<i64>> {
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT MIN(not_before) FROM intents WHERE result IS NULL", [], |r| r.get(0))?)
+    }
+
+    fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = ?1 ORDER BY created_at, invocation_id"))?;
+        let rows = stmt.query_map(params![incident_id], intent_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
+        let conn = self.lock();
+        conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
+        Ok(())
+    }
+
+    fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()> {
+        let conn = self.lock();
+        conn.execute("UPDATE intents SET not_before = ?2 WHERE invocation_id = ?1 AND result IS NULL", params![invocation_id, not_before])?;
+        Ok(())
+    }
+
+    fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(json))
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
+    }
+
+    fn kv_put(&self, key: &str, value: &str) -> Result<()> {
+        self.transaction(&mut |tx| tx.kv_set(key, value))
+    }
+
+    fn verify(&self) -> Result<VerifyReport> {
+        let conn = self.lock();
+        let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
+        let mut stmt = conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut expected_seq = 1i64;
+        let mut prev = GENESIS.to_string();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let incident: String = r.get(1)?;
+            let at: i64 = r.get(2)?;
+            let kind: String = r.get(3)?;
+            let data: String = r.get(4)?;
+            let prev_hash: String = r.get(5)?;
+            let hash: String = r.get(6)?;
+            if seq != expected_seq {
+                report.problems.push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
+            }
+            if prev_hash != prev {
+                report.problems.push(format!("event {seq} ({incident} {kind}) does not chain to the event before it"));
+            }
+            if event_hash(&prev_hash, seq, &incident, at, &kind, &data) != hash {
+                report.problems.push(format!("event {seq} ({incident} {kind}) was edited: its contents no longer match its hash"));
+            }
+            prev = hash;
+            expected_seq = seq + 1;
+            report.events += 1;
+        }
+        report.head = prev.clone();
+        let recorded: Option<String> = conn.query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0)).optional()?;
+        if let Some(rec) = recorded {
+            let (seq, hash) = rec.split_once(':').unwrap_or(("0", ""));
+            let seq: i64 = seq.parse().unwrap_or(0);
+            if seq != expected_seq - 1 || hash != prev {
+                report.problems.push(format!(
+                    "the journal ends at event {} but its recorded head is event {seq}: events were removed from the end",
+                    expected_seq - 1
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn append(store: &SqliteStore, n: usize) {
+        for i in 0..n {
+            store.transaction(&mut |tx| tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())).unwrap();
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_edits_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        append(&store, 5);
+        let r = store.verify().unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.events, 5);
+
+        let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+        conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
+        let r = store.verify().unwrap();
+        assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
+
+        conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
+        assert!(store.verify().unwrap().problems.is_empty());
+        conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
+        let r = store.verify().unwrap();
+        assert!(r.problems.iter().any(|p| p.contains("missing")), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn deleting_the_last_event_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        append(&store, 3);
+        let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+        conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
+        let r = store.verify().unwrap();
+        assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn failed_transactions_leave_nothing() {
+        let store = SqliteStore::in_memory().unwrap();
+        let r = store.transaction(&mut |tx| {
+            tx.append("INC-1", 1, "x", &json!({}))?;
+            anyhow::bail!("boom")
+        });
+        assert!(r.is_err());
+        assert_eq!(store.verify().unwrap().events, 0);
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let v: i64 = s.lock().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        s.lock().pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let e = SqliteStore::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("newer crisis"), "{e}");
+    }
+}

@@ -1,0 +1,218 @@
+//! Shared harness for end-to-end tests: runs the real `crisis` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_crisis"))
+}
+
+/// The repository root (shipped playbooks and examples live there).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The result of one CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `crisis ARGS` in `dir` with no inherited config.
+pub fn crisis_in(dir: &Path, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CRISIS_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run crisis")
+        .into()
+}
+
+/// Runs `crisis ARGS` from the repository root.
+pub fn crisis(args: &[&str]) -> Run {
+    crisis_in(&repo(), args)
+}
+
+/// A free loopback port (bound and released; the daemon binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Copies a fixture directory (recursively) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A real `crisis daemon` on a free loopback port with a temporary state dir.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: PathBuf,
+    child: Option<std::process::Child>,
+    runs: usize,
+    env: Vec<(String, String)>,
+}
+
+/// The config the harness writes; `extra` is appended (targets, plugins).
+pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let cfg = format!(
+        "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\nplaybooks = \"playbooks\"\nroster = \"roster.toml\"\ncustomers = \"customers.csv\"\n{extra}\n"
+    );
+    let path = dir.join("crisis.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// Log targets for every channel the engine fixtures use.
+pub const LOG_TARGETS: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
+
+impl Daemon {
+    /// Copies `fixture` (relative to tests/fixtures) and starts a daemon on it.
+    pub fn start(fixture: &str, extra_config: &str) -> Daemon {
+        Self::start_with_env(fixture, extra_config, &[])
+    }
+
+    pub fn start_with_env(fixture: &str, extra_config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures").join(fixture), dir.path());
+        let port = free_port();
+        let config = write_config(dir.path(), port, extra_config);
+        let mut d = Daemon { dir, port, config, child: None, runs: 0, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() };
+        d.spawn();
+        d
+    }
+
+    fn log_path(&self, run: usize) -> PathBuf {
+        self.dir.path().join(format!("daemon-{run}.log"))
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["--config", self.config.to_str().unwrap(), "daemon"])
+            .current_dir(self.dir.path())
+            .env_remove("CRISIS_CONFIG")
+            .env("CRISIS_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start daemon"));
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("daemon did not become healthy; log:\n{}", self.log());
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        let mut full = vec!["--config", self.config.to_str().unwrap()];
+        full.extend_from_slice(args);
+        crisis_in(self.dir.path(), &full)
+    }
+
+    /// Runs the CLI and asserts it succeeded.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.cli(args);
+        assert_eq!(r.code, 0, "crisis {args:?} failed: {}\n{}", r.stderr, r.stdout);
+        r.stdout
+    }
+
+    /// Runs the CLI with --json and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL on Unix
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Restarts with a different environment (e.g. without a failpoint).
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        self.restart();
+    }
+
+    /// Everything every run of this daemon logged.
+    pub fn log(&self) -> String {
+        (1..=self.runs).map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/api.token")).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits until `f` holds, or panics with the log.
+    pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
