@@ -40,10 +40,11 @@ notifier input. Fields:
 
   invocation    {invocation_id, incident_id, now_unix_ms, budget_ms}
   config        {key: value}  what the plugin reads with host.config
-  grant         a [plugins.NAME] grant as JSON, e.g.
+  grant         allowed_hosts, allow_private, drill_allow, config, limits; e.g.
                 {\"allowed_hosts\": [\"127.0.0.1:8080\"], \"allow_private\": [\"127.0.0.1:8080\"]}
   notification  notifier: {target, subject, body_text, params, incident}
-  incident      appeasement, drill: {id, title, playbook_id, severity, category, phase, summary, labels}
+  incident      appeasement, drill: {id, title, playbook_id, severity, category,
+                phase, summary, labels}
   customer      appeasement: {id, segment, tier, locale, channel}
   op            drill: \"plan\" (default) or \"score\", with params / journal
 
