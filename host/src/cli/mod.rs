@@ -7,6 +7,7 @@ mod client;
 mod incident;
 mod output;
 mod playbook;
+mod plugin;
 
 pub use output::nearby;
 pub use output::Failure;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Validate, list and show playbooks (offline: reads the files directly).
     #[command(subcommand)]
     Playbook(playbook::PlaybookCmd),
+    /// List, inspect and call Wasm plugins (offline: starts its own plugin host).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
     /// Start an incident from a playbook (or attach to the open one with the same dedup key).
     Trigger(TriggerArgs),
     /// List and show incidents.
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status => incident::status(&cli),
         Command::Reload => incident::reload(&cli),
         Command::Playbook(cmd) => playbook::run(&cli, cmd),
+        Command::Plugin(cmd) => plugin::run(&cli, cmd),
         Command::Trigger(a) => incident::trigger(&cli, a),
         Command::Incident(cmd) => incident::incident(&cli, cmd),
         Command::Ack { id, actor } => incident::ack(&cli, id, actor),

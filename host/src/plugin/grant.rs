@@ -25,7 +25,7 @@ use std::path::PathBuf;
 ///
 /// Why `deny_unknown_fields`: a misspelt `alowed_hosts` must be an error,
 /// not a silently empty allow-list.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginGrant {
     /// Hosts the plugin may call (`host`, `host:port`, `*.domain`,
@@ -47,7 +47,7 @@ pub struct PluginGrant {
 }
 
 /// One injected header.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InjectRule {
     /// Host pattern the header is added for (same syntax as `allowed_hosts`).
@@ -66,7 +66,7 @@ pub struct InjectRule {
 
 /// A secret's source. Never inline: `{ env = "NAME" }` or `{ file = "path" }`.
 /// Why: secrets in config files end up in backups and diffs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum SecretRef {
     Env(String),

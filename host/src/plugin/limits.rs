@@ -10,7 +10,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// Limit overrides in a grant (`limits = { timeout_ms = 5000 }`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitOverrides {
     /// Wall-clock budget for one call, including outbound HTTP.

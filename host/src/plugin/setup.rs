@@ -10,31 +10,32 @@ use std::collections::BTreeMap;
 
 /// Converts the config's plugin declarations into grants.
 pub fn grants(cfg: &Config) -> BTreeMap<String, PluginGrant> {
-    cfg.plugins
+    cfg.plugins.iter().map(|(name, p)| (name.clone(), grant(p, cfg))).collect()
+}
+
+/// One `[plugins.NAME]` declaration as the host's grant. Secret references
+/// become `{env}`/`{file}` sources the host reads itself; `secret:NAME`
+/// config values are for the daemon and are not passed to plugins.
+pub fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
+    let inject = p
+        .inject
         .iter()
-        .map(|(name, p)| {
-            let inject = p
-                .inject
-                .iter()
-                .filter_map(|i| {
-                    let secret = match cfg.secrets.get(&i.secret)? {
-                        config::SecretRef::Env(v) => SecretRef::Env(v.clone()),
-                        config::SecretRef::File(f) => SecretRef::File(f.clone()),
-                    };
-                    Some(InjectRule { host: i.host.clone(), header: i.header.clone(), secret, prefix: i.prefix.clone(), name: Some(i.secret.clone()) })
-                })
-                .collect();
-            let grant = PluginGrant {
-                allowed_hosts: p.allowed_hosts.clone(),
-                allow_private: p.allow_private.clone(),
-                drill_allow: p.drill_allow.clone(),
-                inject,
-                config: p.config.clone(),
-                limits: LimitOverrides { timeout_ms: p.timeout.map(|t| t.as_millis() as u64), memory_mb: p.memory_mb.map(u64::from), ..Default::default() },
+        .filter_map(|i| {
+            let secret = match cfg.secrets.get(&i.secret)? {
+                config::SecretRef::Env(v) => SecretRef::Env(v.clone()),
+                config::SecretRef::File(f) => SecretRef::File(f.clone()),
             };
-            (name.clone(), grant)
+            Some(InjectRule { host: i.host.clone(), header: i.header.clone(), secret, prefix: i.prefix.clone(), name: Some(i.secret.clone()) })
         })
-        .collect()
+        .collect();
+    PluginGrant {
+        allowed_hosts: p.allowed_hosts.clone(),
+        allow_private: p.allow_private.clone(),
+        drill_allow: p.drill_allow.clone(),
+        inject,
+        config: p.config.iter().filter(|(_, v)| !v.starts_with("secret:")).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        limits: LimitOverrides { timeout_ms: p.timeout.map(|t| t.as_millis() as u64), memory_mb: p.memory_mb.map(u64::from), ..Default::default() },
+    }
 }
 
 /// Creates the host for a daemon: compile cache under `state_dir/plugin-cache`.

@@ -1,0 +1,244 @@
+//! The Python (componentize-py) and JavaScript (componentize-js) example
+//! notifiers, loaded and called through the real `crisis` binary.
+//!
+//! This test builds nothing: `examples/build.sh` builds
+//! `target/examples/{python,js}_notifier.wasm` first (`make test` runs it
+//! before `cargo test`; it rebuilds only when the example sources or the WIT
+//! changed). A missing component fails the test with the command to run.
+
+mod common;
+
+use common::{Run, crisis_in, repo};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const EXAMPLES: &[(&str, &str)] = &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
+
+/// The built example component; panics (never skips) when it is missing.
+fn example(stem: &str) -> PathBuf {
+    let dir = std::env::var_os("CRISIS_EXAMPLES_OUT").map(PathBuf::from).unwrap_or_else(|| repo().join("target/examples"));
+    let path = dir.join(format!("{stem}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the example plugins first with `examples/build.sh` \
+         (from the repository root; `make test` runs it before `cargo test`)",
+        path.display()
+    );
+    path
+}
+
+/// Compiled components are cached across the tests of this run (the Python
+/// one takes seconds to compile, milliseconds to load from the cache).
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--cache-dir", cache.as_str()]);
+    crisis_in(dir, &all)
+}
+
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+}
+
+fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
+    req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
+}
+
+/// One HTTP/1.1 exchange on loopback answered with `status`: returns (port,
+/// receiver of (request head, body)).
+fn one_shot_server(status: u16) -> (u16, mpsc::Receiver<(String, Vec<u8>)>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed before the request head ended");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .expect("the request has a content-length");
+        while buf.len() < head_end + len {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[head_end..head_end + len].to_vec();
+        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 7\r\nx-request-id: srv-9\r\nconnection: close\r\n\r\nanswer!");
+        s.write_all(reply.as_bytes()).unwrap();
+        let _ = tx.send((head, body));
+    });
+    (port, rx)
+}
+
+fn note_input(invocation_id: &str, url: &str, grant: Option<u16>) -> String {
+    let mut v = serde_json::json!({
+        "invocation": { "invocation_id": invocation_id, "incident_id": "inc-42" },
+        "config": { "url": url },
+        "notification": {
+            "target": "superiors",
+            "subject": "Checkout down",
+            "body_text": "Card payments fail for 30% of checkouts.",
+            "params": [["bridge", "https://meet.example.com/war-room"]],
+            "incident": { "id": "inc-42", "title": "Payments", "playbook_id": "payment-outage",
+                          "severity": "sev1", "category": "product-quality", "phase": "act",
+                          "summary": "s", "labels": [["service", "checkout"]] }
+        }
+    });
+    if let Some(port) = grant {
+        let hp = format!("127.0.0.1:{port}");
+        v["grant"] = serde_json::json!({ "allowed_hosts": [hp], "allow_private": [hp] });
+    }
+    v.to_string()
+}
+
+#[test]
+fn examples_inspect_as_notifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, name) in EXAMPLES {
+        let file = example(stem);
+        let r = run(dir.path(), &["plugin", "inspect", file.to_str().unwrap(), "--json"]);
+        assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["world"], "notifier", "{stem}");
+        assert_eq!(v["describe"]["name"], *name);
+        assert_eq!(v["describe"]["config_keys"], serde_json::json!(["url"]));
+        assert!(
+            v["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:http/outgoing-handler@")),
+            "{stem} imports wasi:http: {v}"
+        );
+
+        let r = run(dir.path(), &["plugin", "inspect", file.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
+        assert!(r.stdout.contains("world:         notifier"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, name) in EXAMPLES {
+        let file = example(stem);
+        let inv = format!("inv-drill-{stem}");
+        let input = note_input(&inv, "https://hooks.example.com/crisis?team=ops", None);
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input, "--json"]);
+        assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
+        let v = json(&r);
+        assert_eq!(v["mode"], "drill");
+        assert_eq!(v["plugin"], *name);
+        assert_eq!(v["value"]["http_status"], 200, "{stem}: {v}");
+        assert!(v["value"]["detail"].as_str().unwrap().starts_with("delivered as json"), "{v}");
+        let http = v["http"].as_array().unwrap();
+        assert_eq!(http.len(), 1, "{stem}: {v}");
+        let req = &http[0];
+        assert_eq!(req["method"], "POST");
+        assert_eq!(req["url"], "https://hooks.example.com/crisis?team=ops");
+        assert_eq!(req["disposition"]["result"], "captured", "{stem}: nothing left the machine");
+        assert_eq!(header(req, "idempotency-key"), Some(inv.as_str()), "{stem}: {req}");
+        assert_eq!(header(req, "content-type"), Some("application/json"));
+        let preview = req["body_preview"].as_str().unwrap();
+        assert!(preview.starts_with(r#"{"kind":"crisis.notification""#), "{stem}: {preview}");
+        assert!(preview.contains(&format!(r#""invocation_id":"{inv}""#)), "{stem}: {preview}");
+        assert!(preview.contains(r#""mode":"drill""#), "{stem}: {preview}");
+        assert!(req["body_bytes"].as_u64().unwrap() > 256);
+        assert!(v["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().contains("delivered")), "{v}");
+
+        // Text output shows the captured request and its header.
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input]);
+        assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
+        assert!(r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"), "{}", r.stdout);
+        assert!(r.stdout.contains(&format!("idempotency-key: {inv}")), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn examples_live_deliver_to_a_granted_loopback_server() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, name) in EXAMPLES {
+        let file = example(stem);
+        let (port, rx) = one_shot_server(200);
+        let inv = format!("inv-live-{stem}");
+        let input = note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+        assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
+        let v = json(&r);
+        assert_eq!(v["mode"], "live");
+        assert_eq!(v["value"]["http_status"], 200);
+        assert_eq!(v["value"]["provider_id"], "srv-9", "{stem}: x-request-id becomes the provider id");
+        assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
+
+        let (head, body) = rx.recv_timeout(Duration::from_secs(10)).expect("the loopback server got the request");
+        assert!(head.starts_with("POST /hooks/incidents?x=1 HTTP/1.1\r\n"), "{stem}: {head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains(&format!("\r\nidempotency-key: {}\r\n", inv.to_ascii_lowercase())), "{stem}: {head}");
+        assert!(lower.contains("\r\ncontent-type: application/json\r\n"), "{stem}: {head}");
+        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{stem}: body is not JSON: {e}"));
+        assert_eq!(body["kind"], "crisis.notification");
+        assert_eq!(body["source"], *name);
+        assert_eq!(body["invocation_id"], inv.as_str());
+        assert_eq!(body["mode"], "live");
+        assert_eq!(body["target"], "superiors");
+        assert_eq!(body["subject"], "Checkout down");
+        assert_eq!(body["text"], "Card payments fail for 30% of checkouts.");
+        assert_eq!(body["incident"]["id"], "inc-42");
+        assert_eq!(body["incident"]["severity"], "sev1");
+        assert_eq!(body["incident"]["category"], "product-quality");
+        assert_eq!(body["incident"]["labels"]["service"], "checkout");
+        assert_eq!(body["params"]["bridge"], "https://meet.example.com/war-room");
+    }
+}
+
+#[test]
+fn examples_map_upstream_failures_and_missing_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, _) in EXAMPLES {
+        let file = example(stem);
+        for (status, kind) in [(503, "transient"), (422, "permanent")] {
+            let (port, rx) = one_shot_server(status);
+            let input = note_input("inv-fail", &format!("http://127.0.0.1:{port}/"), Some(port));
+            let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+            assert_eq!(r.code, 1, "{stem} {status}: {}\n{}", r.stdout, r.stderr);
+            let v = json(&r);
+            assert_eq!(v["plugin_error"]["kind"], kind, "{stem} {status}: {v}");
+            assert!(v["plugin_error"]["message"].as_str().unwrap().contains(&format!("answered {status}: answer!")), "{v}");
+            rx.recv_timeout(Duration::from_secs(10)).expect("the request was delivered");
+        }
+
+        // Live without a grant: the host denies the request; nothing is sent.
+        // Not for JS yet: the host refuses before draining the request body,
+        // and StarlingMonkey's fetch aborts the guest ("event loop error, but
+        // no exception is pending") instead of rejecting the promise, so the
+        // call ends as `crashed`. A host-side fix (drain the body before
+        // answering HttpRequestDenied in egress.rs) is tracked separately.
+        if *stem == "python_notifier" {
+            let input = note_input("inv-nogrant", "https://hooks.example.com/x", None);
+            let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+            assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
+            assert_eq!(json(&r)["plugin_error"]["kind"], "denied", "{stem}: {}", r.stdout);
+        }
+
+        // No url: a configuration error.
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", r#"{"config": {}}"#, "--json"]);
+        assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
+        let v = json(&r);
+        assert_eq!(v["plugin_error"]["kind"], "config", "{stem}: {v}");
+        assert!(v["plugin_error"]["message"].as_str().unwrap().contains("url"), "{v}");
+
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", r#"{"config": {"url": "ftp://x"}}"#, "--json"]);
+        assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
+        assert_eq!(json(&r)["plugin_error"]["kind"], "config", "{stem}: {}", r.stdout);
+    }
+}
