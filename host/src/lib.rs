@@ -13,3 +13,4 @@ pub mod store;
 pub mod report;
 pub mod generation;
 pub mod daemon;
+pub mod drill;
