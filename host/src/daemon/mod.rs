@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod drills;
 pub mod worker;
 
 use crate::config::{self, Config};
@@ -131,7 +132,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let executor: Arc<dyn Executor> = Arc::new(LogExecutor);
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
+    tokio::spawn(drills::scheduler(state.clone(), stop_rx));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on http://{addr} (state {}, generation {}, {} playbooks{})",

@@ -116,8 +116,10 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
     // One hands-on step in two drills fails once and is retried.
     let manual: Vec<&str> = pb.act.iter().filter(|s| is_hands_on(s.kind) && s.approval.is_none()).map(|s| s.id.as_str()).collect();
     let failing = if !manual.is_empty() && rng.chance(50) { Some(manual[rng.range(0, manual.len() as u64) as usize]) } else { None };
+    // A drill is an exercise of hours: long follow-ups (a 14-day root cause)
+    // are played as finished within the exercise, at most EXERCISE_STEP_CAP after they open.
     for s in &pb.act {
-        let within = s.within.unwrap_or(min(60));
+        let within = s.within.unwrap_or(min(60)).min(EXERCISE_STEP_CAP);
         if s.kind == StepKind::Approval || s.approval.is_some() {
             push(zero, rng.scaled(within, 20, 120), InjectKind::Approve { step: Some(s.id.clone()), by: None });
         } else if is_hands_on(s.kind) {
@@ -142,6 +144,9 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
     out.sort_by_key(|i| i.at);
     Scenario { title: format!("{} drill (seed {seed})", pb.name), source: "default".into(), injects: out }
 }
+
+/// The longest a scripted responder takes over one step.
+pub const EXERCISE_STEP_CAP: Duration = Duration::from_secs(4 * 3600);
 
 /// Steps a person finishes by saying so (the others run by themselves).
 pub fn is_hands_on(k: StepKind) -> bool {

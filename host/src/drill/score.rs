@@ -217,8 +217,14 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
         cr.evidence.insert(0, opened.seq);
         cr.evidence.extend(escalations.iter().copied());
         c.push(cr);
-        // Escalation: only judged when the owner was late.
-        let late = acked.is_none_or(|a| a.at - t0 > dur_ms(ack_limit));
+        // Escalation: judged when the owner missed the engine's own ack deadline,
+        // which runs from the page at the start of the assign phase.
+        let paged = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at);
+        let late = match (acked, paged) {
+            (None, Some(_)) => true,
+            (Some(a), Some(p)) => a.at - p > dur_ms(ack_limit),
+            _ => false,
+        };
         if late {
             let mut cr = if !escalations.is_empty() {
                 Criterion::new("escalation", "Escalated when the owner was silent", Rating::Performed, format!("{} escalation notice(s) went out before acknowledgement", escalations.len()), "[assign] escalate")
@@ -258,17 +264,20 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
             m
         });
         let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(r)).collect();
+        // Measured over the assign phase itself: activation delays are the activate criterion's.
+        let entered = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at).unwrap_or(t0);
         let done = events.iter().find(|e| e.kind == "phase_completed" && s(e, "phase") == "assign");
         let mut cr = match done {
             None => Criterion::new("assign", "Owner and roles assigned", Rating::Unable, "the assign phase never completed (no acknowledged commander)", "[assign]"),
             Some(d) => {
-                let mut r = Rating::against(d.at - t0, dur_ms(ack_limit));
-                let mut f = format!("{} named; assign phase completed after {}", wanted.iter().filter_map(|w| assigned.get(w).map(|e| format!("{w} {}", s(e, "person")))).collect::<Vec<_>>().join(", "), fmt_span(d.at - t0));
+                let took = d.at - entered;
+                let mut r = Rating::against(took, dur_ms(ack_limit));
+                let mut f = format!("{} named; commander acknowledged {} into the assign phase", wanted.iter().filter_map(|w| assigned.get(w).map(|e| format!("{w} {}", s(e, "person")))).collect::<Vec<_>>().join(", "), fmt_span(took));
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; nobody was available for {}", missing.join(", "));
                 }
-                let mut x = timed(Criterion::new("assign", "Owner and roles assigned", r, f, "[assign]"), d.at - t0, dur_ms(ack_limit));
+                let mut x = timed(Criterion::new("assign", "Owner and roles assigned", r, f, "[assign]"), took, dur_ms(ack_limit));
                 x.evidence.push(d.seq);
                 x
             }
