@@ -44,15 +44,27 @@ pub fn service(st: &AppState) -> anyhow::Result<Arc<DrillService>> {
     if let Some(s) = map.get(&dir) {
         return Ok(s.clone());
     }
-    let s = Arc::new(DrillService {
-        index: DrillIndex::open(&dir)?,
-        state_dir: dir.clone(),
-        running: Mutex::new(BTreeMap::new()),
-        inner: Mutex::new(Arc::new(LogExecutor)),
-        extensions: Mutex::new(Extensions::default()),
-    });
+    let s = Arc::new(DrillService::open(&dir)?);
     map.insert(dir, s.clone());
     Ok(s)
+}
+
+impl DrillService {
+    /// Opens the drill index in `state_dir` (drill journals go to `state_dir/drills/`).
+    pub fn open(state_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(DrillService {
+            index: DrillIndex::open(state_dir)?,
+            state_dir: state_dir.to_path_buf(),
+            running: Mutex::new(BTreeMap::new()),
+            inner: Mutex::new(Arc::new(LogExecutor)),
+            extensions: Mutex::new(Extensions::default()),
+        })
+    }
+
+    /// Ids of the runs in progress in this process.
+    pub fn running_ids(&self) -> Vec<String> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
 }
 
 struct ApiError(StatusCode, String);

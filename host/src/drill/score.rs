@@ -260,7 +260,7 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
     {
         let wanted: Vec<&str> = [Some("commander"), pb.assign.liaison.as_ref().map(|_| "liaison"), pb.assign.scribe.as_ref().map(|_| "scribe")].into_iter().flatten().collect();
         let assigned: BTreeMap<&str, &EventRecord> = events.iter().filter(|e| e.kind == "role_assigned").fold(BTreeMap::new(), |mut m, e| {
-            m.entry(s(e, "role")).or_insert(e);
+            m.insert(s(e, "role"), e); // the last holder: acking as someone else makes them commander
             m
         });
         let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(r)).collect();
