@@ -352,14 +352,21 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
     for pb in g.playbooks.values() {
         let Some(sched) = schedule_of(pb) else { continue };
         let grace = cfg.drills.grace;
-        let last = match svc.index.last_checked(&pb.id)? {
+        // The first check looks back one grace period for a run missed just
+        // before the daemon first started, without recording older history.
+        let checked = svc.index.last_checked(&pb.id)?;
+        let last = match checked {
             Some(t) => DateTime::from_timestamp_millis(t).unwrap_or(now),
             None => now - chrono::Duration::from_std(grace).unwrap_or_default(),
         };
         let running = svc.index.running(&pb.id)?;
         let suspended = svc.index.suspended(&pb.id)?;
         let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
-        for d in schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running) {
+        let mut decisions = schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
+        if checked.is_none() {
+            decisions = decisions.pop().into_iter().collect();
+        }
+        for d in decisions {
             let at = d.at();
             let id = format!("{}.{}", pb.id, at.format("%Y%m%dT%H%MZ"));
             // The occurrence's time seeds its scenario: every week a different, reproducible drill.
