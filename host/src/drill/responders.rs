@@ -175,12 +175,10 @@ mod tests {
 
     #[test]
     fn rng_is_stable() {
+        // Pinned (computed independently from the SplitMix64 definition): a
+        // change here would silently change every seeded drill.
         let mut r = Rng::new(42);
         let a: Vec<u64> = (0..3).map(|_| r.range(0, 1000)).collect();
-        let mut r = Rng::new(42);
-        let b: Vec<u64> = (0..3).map(|_| r.range(0, 1000)).collect();
-        assert_eq!(a, b);
-        // Pinned: a change here would silently change every seeded drill.
-        assert_eq!(a, vec![Rng::new(42).next_u64() % 1000, a[1], a[2]]);
+        assert_eq!(a, vec![100, 361, 580]);
     }
 }
