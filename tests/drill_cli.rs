@@ -68,7 +68,7 @@ fn inline_injects_are_validated_with_positions() {
     ] {
         assert!(r.stdout.contains(&want) || r.stderr.contains(&want), "missing {want}:\n{}{}", r.stdout, r.stderr);
     }
-    assert!(r.stderr.contains("`count` does not apply to a `ack` inject") || r.stdout.contains("`count` does not apply"), "{}", r.stderr);
+    assert!(r.stderr.contains("`count` does not apply to an `ack` inject") || r.stdout.contains("`count` does not apply"), "{}", r.stderr);
 }
 
 const TARGETS: &str = "[targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n[targets.customers]\nplugin = \"log\"\n[targets.regulator]\nplugin = \"log\"\n[targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n";
@@ -122,13 +122,20 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     let again = d.cli(&["drill", "run", "checkout-drill"]);
     assert_eq!(again.code, 1, "{}", again.stdout);
     assert!(again.stderr.contains("is still running"), "{}", again.stderr);
-    // A restart interrupts it, and says so.
+    // A restart interrupts it, and says so. The playbook is edited meanwhile:
+    // the list flags it as changed since its last drill.
+    let file = d.dir.path().join("playbooks/checkout-drill.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n# revised after the drill\n")).unwrap();
     d.restart();
     let real_id = started["id"].as_str().unwrap();
     d.wait_for("the interrupted run", || runs(&d).iter().any(|r| r["id"] == real_id && r["status"] == "interrupted"));
     let no = d.cli(&["drill", "report", real_id]);
     assert_eq!(no.code, 3);
     assert!(no.stderr.contains("interrupted"), "{}", no.stderr);
+    let pb = &d.json(&["drill", "list"])["playbooks"][0];
+    assert_eq!(pb["changed_since_last_drill"], true, "{pb}");
+    assert_ne!(pb["hash"], pb["last_run"]["hash"]);
     let missing = d.cli(&["drill", "report", "nope"]);
     assert_eq!(missing.code, 3);
 }

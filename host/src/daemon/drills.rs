@@ -186,7 +186,7 @@ async fn start(_: Authorized, State(st): State<Arc<AppState>>, body: Result<Json
     match res {
         Err(Launch::Overlap(other)) => Err(ApiError(StatusCode::CONFLICT, format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id))),
         Err(Launch::Failed(e)) => Err(internal(e)),
-        Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row)))).map(IntoResponse::into_response),
+        Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response()),
         Ok(row) => Ok((StatusCode::CREATED, Json(row_json(&row))).into_response()),
     }
 }

@@ -258,10 +258,10 @@ impl Runner<'_> {
                 idle_until.get_or_insert(now + IDLE_TAIL_MS);
             }
             let mut next = [next_action, store.next_timer_due()?, pending_intents, idle_until].into_iter().flatten().min();
-            if let Some(end) = idle_until {
-                if now >= end {
-                    return Ok(if inc.is_some() { "incomplete".into() } else { "not started".into() });
-                }
+            if let Some(end) = idle_until
+                && now >= end
+            {
+                return Ok(if inc.is_some() { "incomplete".into() } else { "not started".into() });
             }
             if next.is_none() && open_actions {
                 // Responders wait on something no one will do (e.g. a step nobody scripted).

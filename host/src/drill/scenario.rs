@@ -193,10 +193,10 @@ pub fn check(s: &Scenario, pb: &Playbook) -> Result<(), String> {
             InjectKind::Approve { step: Some(step), .. } => Some(step),
             _ => None,
         };
-        if let Some(step) = step {
-            if pb.step(step).is_none() {
-                return Err(format!("scenario `{}`: {} names step `{step}`, which playbook {} does not have", s.title, i.kind.name(), pb.id));
-            }
+        if let Some(step) = step
+            && pb.step(step).is_none()
+        {
+            return Err(format!("scenario `{}`: {} names step `{step}`, which playbook {} does not have", s.title, i.kind.name(), pb.id));
         }
     }
     Ok(())
@@ -292,18 +292,19 @@ pub fn from_toml(
     ];
     for (key, span) in present {
         let key_ok = allowed.contains(&key) || (key == "cause" && kind == "outcome");
-        if let Some(span) = span {
-            if !key_ok {
-                errs.push((span, format!("`{key}` does not apply to a `{kind}` inject ([[drill.inject]] #{n}); it takes {}", if allowed.is_empty() { "only at".to_string() } else { format!("at, {}", allowed.join(", ")) })));
-            }
+        if let Some(span) = span
+            && !key_ok
+        {
+            let takes = if allowed.is_empty() { "only at".to_string() } else { format!("at, {}", allowed.join(", ")) };
+            errs.push((span, format!("`{key}` does not apply to {} `{kind}` inject ([[drill.inject]] #{n}); it takes {takes}", if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" })));
         }
     }
     let parsed = match kind {
         "alert" => {
-            if let Some(sev) = &r.severity {
-                if let Err(e) = sev.get_ref().parse::<crate::playbook::types::Severity>() {
-                    errs.push((sev.span(), e));
-                }
+            if let Some(sev) = &r.severity
+                && let Err(e) = sev.get_ref().parse::<crate::playbook::types::Severity>()
+            {
+                errs.push((sev.span(), e));
             }
             InjectKind::Alert { labels: r.labels.clone(), fields: r.fields.clone(), severity: r.severity.as_ref().map(|s| s.get_ref().clone()), title: r.title.clone() }
         }
@@ -313,10 +314,10 @@ pub fn from_toml(
             if count == 0 || count > 10_000 {
                 errs.push((whole.clone(), format!("[[drill.inject]] #{n}: complaint-burst `count` must be 1..=10000, got {count}")));
             }
-            if let Some(c) = &r.channel {
-                if let Err(e) = c.get_ref().parse::<crate::playbook::types::Channel>() {
-                    errs.push((c.span(), e));
-                }
+            if let Some(c) = &r.channel
+                && let Err(e) = c.get_ref().parse::<crate::playbook::types::Channel>()
+            {
+                errs.push((c.span(), e));
             }
             InjectKind::ComplaintBurst { count, channel: r.channel.as_ref().map(|c| c.get_ref().clone()) }
         }

@@ -206,7 +206,7 @@ mod tests {
         assert!(matches!(&d[0], Decision::Skip { skip: Skip::Blackout { window }, .. } if window.contains("release freeze")), "{d:?}");
         // A late run whose occurrence was outside the window but "now" is inside it is also held back.
         let late = Blackout { start: utc("2026-03-02T09:45:00Z"), end: utc("2026-03-02T12:00:00Z"), reason: None };
-        let d = due_runs(&s, a, utc("2026-03-02T09:50:00Z"), HOUR, &[late.clone()], false, false);
+        let d = due_runs(&s, a, utc("2026-03-02T09:50:00Z"), HOUR, std::slice::from_ref(&late), false, false);
         assert!(matches!(d[0], Decision::Skip { skip: Skip::Blackout { .. }, .. }));
         // The window's end is exclusive.
         let d = due_runs(&s, utc("2026-03-02T11:00:00Z"), utc("2026-03-02T12:00:00Z"), HOUR, &[late], false, false);

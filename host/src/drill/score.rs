@@ -172,7 +172,7 @@ pub fn score(pb: &Playbook, incident: Option<&Incident>, events: &[EventRecord],
 pub fn total(criteria: Vec<Criterion>, hook_errors: Vec<String>) -> Score {
     let max = criteria.len() as u32 * MAX_POINTS;
     let got: u32 = criteria.iter().map(|c| c.rating.points()).sum();
-    let total = if max == 0 { 0 } else { ((got * 100 + max / 2) / max).min(100) };
+    let total = (got * 100 + max / 2).checked_div(max).unwrap_or(0).min(100);
     let verdict = if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) { "fail" } else { "pass" };
     Score { criteria, total, verdict: verdict.into(), hook_errors }
 }
