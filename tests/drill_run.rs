@@ -210,3 +210,31 @@ fn a_drill_on_a_sped_up_clock_takes_real_time_at_that_speed() {
     assert_eq!(out.report.status, "completed", "{:?}", out.report.went_wrong);
     assert_eq!(out.report.clock.to_string(), "x3600");
 }
+
+#[test]
+fn on_a_real_clock_only_the_playbooks_own_responders_act() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = inline(dir.path());
+    let mut opts = DrillOptions::virtual_in_memory("people", 1);
+    opts.clock = "x3600".parse().unwrap();
+    opts.responders = false;
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    opts.cancel = Some(cancel.clone());
+    let c2 = cancel.clone();
+    // Nobody resolves (no scripted resolve in the fixture): stop it after a while, as a blackout would.
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        c2.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let out = drill::run(&g, "checkout-drill", opts, Arc::new(Recorder::default()), &Extensions::default()).unwrap();
+    stopper.join().unwrap();
+    let r = out.report;
+    assert_eq!(r.status, "cancelled");
+    let result = |kind: &str| r.controller.iter().filter(|c| c.kind == kind).map(|c| c.result.clone()).collect::<Vec<_>>();
+    // The playbook's own ack (as zhang-min) and bridge step ran ...
+    assert_eq!(result("ack"), vec!["acknowledged as zhang-min".to_string()]);
+    assert!(result("step-done")[0].starts_with("done by"), "{:?}", r.controller);
+    // ... the default scenario's resolve did not: people would have to.
+    assert!(result("resolve").iter().all(|x| x.starts_with("not performed: people act")), "{:?}", result("resolve"));
+    assert!(r.went_wrong.iter().any(|w| w.contains("ended cancelled")));
+}

@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
                 print_json(&v);
             } else if v["status"] == "running" {
                 println!(
-                    "drill {} of {} started on the {} clock; people act with the usual commands; see `crisis drill list` and `crisis drill report {}`",
+                    "drill {} of {} started on the {} clock; it plays the scenario's injects and the responders scripted in the playbook's [[drill.inject]]; follow it with `crisis drill list`, then `crisis drill report {}`",
                     s(&v, "id"),
                     playbook,
                     s(&v, "clock"),

@@ -39,8 +39,9 @@ pub struct DrillOptions {
     /// The schedule occurrence this run is for (Unix ms), if scheduled.
     pub scheduled_for: Option<i64>,
     pub journal: Journal,
-    /// Whether scripted responders act. Always on a virtual clock; on a real or
-    /// sped-up clock people act unless this is set.
+    /// Whether the default scripted responders act. Always on a virtual clock;
+    /// on a real or sped-up clock people act unless this is set (responders the
+    /// playbook writes in `[[drill.inject]]` always act).
     pub responders: bool,
     /// Set to stop a running drill (blackout, shutdown, `drill cancel`).
     pub cancel: Option<Arc<AtomicBool>>,
@@ -312,8 +313,10 @@ impl Runner<'_> {
         let start = self.t0 + inj.at.as_millis() as i64;
         let after = inj.after.as_millis() as i64;
         let at_least = |t: i64| Due::At(start.max(t + after));
-        if inj.kind.is_responder() && !self.responders {
-            return Due::Never("people act in this drill (real or sped-up clock), not scripted responders".into());
+        // On a real or sped-up clock people act; only responders the playbook
+        // scripts explicitly in [[drill.inject]] stand in for them.
+        if inj.kind.is_responder() && !self.responders && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj)) {
+            return Due::Never("people act in this drill (real or sped-up clock), not the default scripted responders".into());
         }
         if let InjectKind::Alert { .. } = inj.kind {
             return Due::At(start);
