@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod drill;
 pub mod generation;
 pub mod incident;
 pub mod playbook;

@@ -4,6 +4,7 @@
 //! validation), 3 not found, 4 daemon unreachable.
 
 mod client;
+mod drill;
 mod incident;
 mod output;
 mod playbook;
@@ -138,6 +139,9 @@ pub enum Command {
     },
     /// Check the journal's hash chain (exit 1 if it was tampered with).
     Verify,
+    /// Drills: run a playbook as an exercise (never reaching customers), scored, with an after-action report.
+    #[command(subcommand)]
+    Drill(drill::DrillCmd),
 }
 
 /// Runs a parsed command line and maps failures to exit codes.
@@ -164,6 +168,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Timeline { id, follow } => incident::timeline(&cli, id, *follow),
         Command::Report { id, format } => incident::report(&cli, id, *format),
         Command::Verify => incident::verify(&cli),
+        Command::Drill(cmd) => drill::run(&cli, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod drills;
 pub mod intake;
 pub mod metrics;
 pub mod reload;
@@ -159,7 +160,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     });
     let executor: Arc<dyn Executor> = Arc::new(crate::plugin::executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
-    tokio::spawn(reload.clone().run(stop_rx));
+    tokio::spawn(reload.clone().run(stop_rx.clone()));
+    tokio::spawn(drills::scheduler(state.clone(), stop_rx));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on http://{addr} (state {}, generation {}, {} playbooks{})",

@@ -122,4 +122,31 @@ pub struct DrillSection {
     pub timezone: Option<Str>,
     pub clock: Option<Str>,
     pub simulator: Option<Str>,
+    /// Inline scenario entries: `[[drill.inject]] at = "5m" kind = "..."`.
+    #[serde(default)]
+    pub inject: Vec<Spanned<DrillInject>>,
+}
+
+/// One `[[drill.inject]]` entry; which keys apply depends on `kind`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillInject {
+    pub kind: Str,
+    pub at: Option<Str>,
+    pub after: Option<Str>,
+    pub by: Option<Str>,
+    pub step: Option<Str>,
+    pub count: Option<u32>,
+    pub channel: Option<Str>,
+    pub duration: Option<Str>,
+    pub retry_after: Option<Str>,
+    pub reason: Option<String>,
+    pub severity: Option<Str>,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    pub cause: Option<String>,
+    pub process: Option<String>,
+    pub aftermath: Option<String>,
 }

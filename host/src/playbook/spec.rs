@@ -155,6 +155,9 @@ pub struct DrillSpec {
     pub timezone: Option<String>,
     pub clock: DrillClock,
     pub simulator: Option<String>,
+    /// Inline scenario entries from `[[drill.inject]]`, validated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injects: Vec<crate::drill::scenario::Inject>,
 }
 
 impl Playbook {

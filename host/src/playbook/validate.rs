@@ -158,7 +158,8 @@ impl Validator<'_, '_> {
         self.step_graph(&raw_steps, &broken_ids);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
-        let drill = drill.and_then(|d| self.drill(d));
+        let step_ids: Vec<String> = steps.iter().map(|s| s.id.clone()).collect();
+        let drill = drill.and_then(|d| self.drill(d, &step_ids));
 
         let (id, name, category, severity, summary) = meta?;
         Some(Playbook {
@@ -543,8 +544,20 @@ impl Validator<'_, '_> {
         Some(OutcomeSpec { require: require.into_iter().collect::<Option<_>>()?, notify, within: within? })
     }
 
-    fn drill(&mut self, d: model::DrillSection) -> Option<DrillSpec> {
+    fn drill(&mut self, d: model::DrillSection, steps: &[String]) -> Option<DrillSpec> {
         let mut ok = true;
+        let mut injects = Vec::new();
+        for (n, raw) in d.inject.iter().enumerate() {
+            match crate::drill::scenario::from_toml(raw, n + 1, steps, self.ctx) {
+                Ok(i) => injects.push(i),
+                Err(errs) => {
+                    ok = false;
+                    for (span, msg) in errs {
+                        self.err_span(span, msg);
+                    }
+                }
+            }
+        }
         if let Some(s) = &d.schedule {
             if let Err(e) = croner::Cron::from_str(s.get_ref()) {
                 self.err(s, format!("bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"", s.get_ref()));
@@ -582,6 +595,7 @@ impl Validator<'_, '_> {
             timezone: d.timezone.map(|s| s.into_inner()),
             clock: clock?,
             simulator: d.simulator.map(|s| s.into_inner()),
+            injects,
         })
     }
 }

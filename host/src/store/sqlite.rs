@@ -65,6 +65,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 2: drill runs (one row per run or skipped occurrence) and schedule state.
+    r#"
+    CREATE TABLE drill_runs (
+        id TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        playbook_hash TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        scheduled_for INTEGER,
+        status TEXT NOT NULL,
+        reason TEXT,
+        clock TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        score INTEGER,
+        verdict TEXT,
+        report TEXT
+    );
+    CREATE UNIQUE INDEX drill_runs_occurrence ON drill_runs(playbook_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
+    CREATE INDEX drill_runs_playbook ON drill_runs(playbook_id, created_at);
+    CREATE TABLE drill_schedules (
+        playbook_id TEXT PRIMARY KEY,
+        suspended INTEGER NOT NULL DEFAULT 0,
+        last_checked INTEGER
+    );
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -78,6 +106,15 @@ impl SqliteStore {
         std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
         let path = state_dir.join("journal.db");
         let conn = Connection::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+        Self::with_connection(conn)
+    }
+
+    /// Opens (creating and migrating) a journal file at an exact path, e.g. a drill's own journal.
+    pub fn open_path(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("cannot open journal {}", path.display()))?;
         Self::with_connection(conn)
     }
 

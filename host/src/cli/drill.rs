@@ -1,0 +1,205 @@
+//! `crisis drill ...`: run drills (in the daemon or standalone), list runs
+//! and schedules, print after-action reports, suspend and resume schedules.
+
+use super::client::Client;
+use super::incident::ReportFormat;
+use super::output::{print_json, table, Failure};
+use super::Cli;
+use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
+use crate::incident::effects::LogExecutor;
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCmd {
+    /// Run a drill of a playbook now and print its scored after-action report.
+    ///
+    /// A drill is an incident in drill mode on its own journal: customer
+    /// messages and notices to targets not marked drill_safe are captured,
+    /// never sent. With the virtual clock (the default for most playbooks)
+    /// every deadline, escalation and inject happens instantly, in order, and
+    /// scripted responders play the team, so a multi-hour scenario finishes
+    /// in well under a second. The same playbook and seed give the same
+    /// journal and score.
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Playbook id (see `crisis playbook list`).
+        playbook: String,
+        /// virtual, real, or a speed-up like x10 or x60. Default: the playbook's [drill] clock, else virtual.
+        #[arg(long, value_name = "CLOCK", value_parser = parse_clock)]
+        clock: Option<ClockMode>,
+        /// Seed for the default scenario (delays, who is late, which step fails).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run in this process on an in-memory journal with the playbooks from
+        /// the configuration; no daemon needed (for CI). Responders always act.
+        #[arg(long)]
+        standalone: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Drill runs with their scores, and per playbook: schedule, next run,
+    /// suspended, and whether it changed since its last drill.
+    List,
+    /// The after-action report of a drill run.
+    Report {
+        /// Run id (from `crisis drill list`).
+        id: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Stop scheduled drills of a playbook (persisted across restarts).
+    Suspend { playbook: String },
+    /// Resume scheduled drills of a playbook.
+    Resume { playbook: String },
+}
+
+fn parse_clock(s: &str) -> Result<ClockMode, String> {
+    s.parse()
+}
+
+pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
+    match cmd {
+        DrillCmd::Run { playbook, clock, seed, standalone: true, format } => standalone(cli, playbook, *clock, *seed, *format),
+        DrillCmd::Run { playbook, clock, seed, standalone: false, format } => {
+            let c = Client::from_cli(cli)?;
+            let v = c.post("/v1/drills/runs", &json!({"playbook": playbook, "clock": clock.map(|c| c.to_string()), "seed": seed}))?;
+            if cli.json {
+                print_json(&v);
+            } else if v["status"] == "running" {
+                println!(
+                    "drill {} of {} started on the {} clock; it plays the scenario's injects and the responders scripted in the playbook's [[drill.inject]]; follow it with `crisis drill list`, then `crisis drill report {}`",
+                    s(&v, "id"),
+                    playbook,
+                    s(&v, "clock"),
+                    s(&v, "id")
+                );
+            } else if *format == ReportFormat::Json {
+                print_json(&v["report"]);
+            } else {
+                print!("{}", c.get_text(&format!("/v1/drills/runs/{}/report?format=md", s(&v, "id")))?);
+            }
+            Ok(())
+        }
+        DrillCmd::List => list(cli),
+        DrillCmd::Report { id, format } => {
+            let c = Client::from_cli(cli)?;
+            if *format == ReportFormat::Json || cli.json {
+                print_json(&c.get(&format!("/v1/drills/runs/{id}/report?format=json"))?);
+            } else {
+                print!("{}", c.get_text(&format!("/v1/drills/runs/{id}/report?format=md"))?);
+            }
+            Ok(())
+        }
+        DrillCmd::Suspend { playbook } => schedule_switch(cli, playbook, "suspend"),
+        DrillCmd::Resume { playbook } => schedule_switch(cli, playbook, "resume"),
+    }
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match &v[k] {
+        Value::String(x) => x.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, format: ReportFormat) -> Result<(), Failure> {
+    let cfg = crate::config::discover(cli.config.as_deref()).map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
+    let loaded = crate::generation::load(cfg, 1, chrono::Utc::now().timestamp_millis());
+    let Some(g) = loaded.generation else {
+        return Err(Failure::diagnostics("the playbook set is invalid; fix the errors above (crisis playbook validate)", loaded.diagnostics));
+    };
+    let clock = clock.or_else(|| g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).map(|d| d.clock.into())).unwrap_or(ClockMode::Virtual);
+    let opts = DrillOptions {
+        run_id: format!("{playbook}.standalone-{seed}"),
+        clock,
+        seed,
+        scheduled_for: None,
+        journal: Journal::Memory,
+        responders: true,
+        cancel: None,
+    };
+    if clock != ClockMode::Virtual && !cli.json {
+        eprintln!("running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)");
+    }
+    let out = drill::run(&g, playbook, opts, Arc::new(LogExecutor), &Extensions::default()).map_err(|e| match e {
+        drill::DrillError::NotFound { .. } => Failure::not_found(e.to_string()),
+        drill::DrillError::Invalid(_) => Failure::invalid(e.to_string()),
+        drill::DrillError::Failed(_) => Failure::failed(e.to_string()),
+    })?;
+    if cli.json || format == ReportFormat::Json {
+        print_json(&out.report);
+    } else {
+        print!("{}", out.report.markdown());
+    }
+    Ok(())
+}
+
+fn list(cli: &Cli) -> Result<(), Failure> {
+    let v = Client::from_cli(cli)?.get("/v1/drills")?;
+    if cli.json {
+        print_json(&v);
+        return Ok(());
+    }
+    let pbs: Vec<Vec<String>> = v["playbooks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let flag = if p["never_drilled"] == true {
+                "never drilled".to_string()
+            } else if p["changed_since_last_drill"] == true {
+                "CHANGED since last drill".to_string()
+            } else {
+                "drilled as is".to_string()
+            };
+            vec![
+                s(p, "id"),
+                if p["schedule"].is_null() { "-".into() } else { format!("{} {}", s(p, "schedule"), s(p, "timezone")) },
+                if p["suspended"] == true { "suspended".into() } else { s(&p["next"], "local") },
+                p["last_run"].get("score").map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                flag,
+            ]
+        })
+        .collect();
+    print!("{}", table(&["PLAYBOOK", "SCHEDULE", "NEXT", "LAST SCORE", "DRILLED VERSION"], &pbs));
+    let runs: Vec<Vec<String>> = v["runs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            vec![
+                s(r, "id"),
+                s(r, "playbook_id"),
+                s(r, "status"),
+                s(r, "clock"),
+                if r["score"].is_null() { "-".into() } else { format!("{} {}", s(r, "score"), s(r, "verdict")) },
+                r["started_at"].as_i64().or(r["scheduled_for"].as_i64()).map(crate::incident::clock::fmt_ms).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    println!();
+    if runs.is_empty() {
+        println!("no drill runs yet: crisis drill run PLAYBOOK");
+    } else {
+        print!("{}", table(&["RUN", "PLAYBOOK", "STATUS", "CLOCK", "SCORE", "STARTED"], &runs));
+    }
+    Ok(())
+}
+
+fn schedule_switch(cli: &Cli, playbook: &str, what: &str) -> Result<(), Failure> {
+    let v = Client::from_cli(cli)?.post(&format!("/v1/drills/schedules/{playbook}/{what}"), &json!({}))?;
+    if cli.json {
+        print_json(&v);
+    } else if what == "suspend" {
+        println!("scheduled drills of {playbook} are suspended; resume with: crisis drill resume {playbook}");
+    } else {
+        println!("scheduled drills of {playbook} resumed; next: {}", s(&v["next"], "local"));
+    }
+    Ok(())
+}

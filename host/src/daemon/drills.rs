@@ -1,0 +1,441 @@
+//! The daemon's drill API (`/v1/drills…`) and the drill scheduler task.
+//!
+//! Each run gets its own journal (`state_dir/drills/<run-id>.db`); the main
+//! journal keeps the run index (see `drill::index`). Scheduled occurrences
+//! are claimed in the index before they start, so restarts never run one twice.
+
+use super::AppState;
+use crate::drill::index::{DrillIndex, RunRow};
+use crate::drill::schedule::{self, Decision, Schedule};
+use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
+use crate::incident::effects::{Executor, LogExecutor};
+use crate::incident::Generation;
+use crate::playbook::spec::Playbook;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Drill state shared by the API and the scheduler of one daemon.
+pub struct DrillService {
+    pub index: DrillIndex,
+    state_dir: PathBuf,
+    /// Cancel flags of runs in progress, by run id.
+    running: Mutex<BTreeMap<String, (String, Arc<AtomicBool>)>>,
+    /// What drill-safe notices go through (the Wasm plugin executor can replace the log target here).
+    pub inner: Mutex<Arc<dyn Executor>>,
+    /// Scenario sources and score hooks from plugins.
+    pub extensions: Mutex<Extensions>,
+}
+
+/// The drill service of the daemon whose state lives in `state_dir`.
+pub fn service(st: &AppState) -> anyhow::Result<Arc<DrillService>> {
+    static SERVICES: OnceLock<Mutex<HashMap<PathBuf, Arc<DrillService>>>> = OnceLock::new();
+    let dir = st.engine.generation().config.state_dir.clone();
+    let mut map = SERVICES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = map.get(&dir) {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(DrillService::open(&dir)?);
+    map.insert(dir, s.clone());
+    Ok(s)
+}
+
+impl DrillService {
+    /// Opens the drill index in `state_dir` (drill journals go to `state_dir/drills/`).
+    pub fn open(state_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(DrillService {
+            index: DrillIndex::open(state_dir)?,
+            state_dir: state_dir.to_path_buf(),
+            running: Mutex::new(BTreeMap::new()),
+            inner: Mutex::new(Arc::new(LogExecutor)),
+            extensions: Mutex::new(Extensions::default()),
+        })
+    }
+
+    /// Ids of the runs in progress in this process.
+    pub fn running_ids(&self) -> Vec<String> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("drill API: {e}");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
+}
+
+/// Bearer-token check for every drill route (same token as the rest of `/v1`).
+struct Authorized;
+
+impl FromRequestParts<Arc<AppState>> for Authorized {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        let given = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        match given {
+            Some(t) if super::auth::token_matches(&st.token, t) => Ok(Authorized),
+            Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token".into())),
+            None => Err(ApiError(StatusCode::UNAUTHORIZED, "missing API token: send Authorization: Bearer <state_dir/api.token>".into())),
+        }
+    }
+}
+
+/// The drill routes, merged into the API router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/drills", get(list))
+        .route("/v1/drills/runs", post(start))
+        .route("/v1/drills/runs/{id}", get(show))
+        .route("/v1/drills/runs/{id}/report", get(report))
+        .route("/v1/drills/schedules/{playbook}/{action}", post(switch))
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn when(pb: &Playbook, at: Option<DateTime<Utc>>) -> Value {
+    let Some(at) = at else { return Value::Null };
+    let tz: Option<chrono_tz::Tz> = pb.drill.as_ref().and_then(|d| d.timezone.as_ref()).and_then(|t| t.parse().ok());
+    let local = match tz {
+        Some(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
+        None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    };
+    json!({"utc": at.to_rfc3339(), "local": local})
+}
+
+fn schedule_of(pb: &Playbook) -> Option<Schedule> {
+    let d = pb.drill.as_ref()?;
+    Schedule::parse(d.schedule.as_ref()?, d.timezone.as_deref()).ok()
+}
+
+async fn list(_: Authorized, State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let svc = service(&st).map_err(internal)?;
+    let g = st.engine.generation();
+    let out = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
+        let now = Utc::now();
+        let runs = svc.index.list(200)?;
+        let mut pbs = Vec::new();
+        for pb in g.playbooks.values() {
+            let last = svc.index.last_run(&pb.id)?;
+            let suspended = svc.index.suspended(&pb.id)?;
+            pbs.push(json!({
+                "id": pb.id,
+                "path": pb.path,
+                "hash": pb.hash,
+                "schedule": pb.drill.as_ref().and_then(|d| d.schedule.clone()),
+                "timezone": pb.drill.as_ref().and_then(|d| d.timezone.clone()),
+                "clock": pb.drill.as_ref().map(|d| ClockMode::from(d.clock).to_string()),
+                "suspended": suspended,
+                "next": when(pb, schedule_of(pb).and_then(|s| s.next_after(now))),
+                "last_run": last.as_ref().map(|r| json!({"id": r.id, "score": r.score, "verdict": r.verdict, "hash": r.playbook_hash, "finished_at": r.finished_at})),
+                "never_drilled": last.is_none(),
+                "changed_since_last_drill": last.as_ref().is_some_and(|r| r.playbook_hash != pb.hash),
+            }));
+        }
+        Ok(json!({"runs": runs, "playbooks": pbs}))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    playbook: String,
+    clock: Option<String>,
+    seed: Option<u64>,
+}
+
+async fn start(_: Authorized, State(st): State<Arc<AppState>>, body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|r| ApiError(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
+    let svc = service(&st).map_err(internal)?;
+    let g = st.engine.generation();
+    let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
+        let near = crate::cli::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", "))));
+    };
+    let clock = match &b.clock {
+        Some(c) => c.parse::<ClockMode>().map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?,
+        None => pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual),
+    };
+    let now = Utc::now().timestamp_millis();
+    let seed = b.seed.unwrap_or(1);
+    let row = new_row(&pb, format!("{}.m{now}", pb.id), "manual", None, clock, seed, now);
+    let res = tokio::task::spawn_blocking(move || launch(svc, g, row, clock == ClockMode::Virtual)).await.map_err(internal)?;
+    match res {
+        Err(Launch::Overlap(other)) => Err(ApiError(StatusCode::CONFLICT, format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id))),
+        Err(Launch::Failed(e)) => Err(internal(e)),
+        Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response()),
+        Ok(row) => Ok((StatusCode::CREATED, Json(row_json(&row))).into_response()),
+    }
+}
+
+fn row_json(r: &RunRow) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+fn new_row(pb: &Playbook, id: String, origin: &str, scheduled_for: Option<i64>, clock: ClockMode, seed: u64, now: i64) -> RunRow {
+    RunRow {
+        id,
+        playbook_id: pb.id.clone(),
+        playbook_path: pb.path.display().to_string(),
+        playbook_hash: pb.hash.clone(),
+        origin: origin.into(),
+        scheduled_for,
+        status: "running".into(),
+        reason: None,
+        clock: clock.to_string(),
+        seed,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        score: None,
+        verdict: None,
+        report: None,
+    }
+}
+
+enum Launch {
+    Overlap(String),
+    Failed(anyhow::Error),
+}
+
+/// Claims and runs a drill: inline (`wait`, virtual clock) or on its own thread.
+fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -> Result<RunRow, Launch> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let mut running = svc.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(other) = running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone()) {
+            return Err(Launch::Overlap(other));
+        }
+        if !svc.index.claim(&row).map_err(Launch::Failed)? {
+            return Err(Launch::Failed(anyhow::anyhow!("drill run {} was already claimed", row.id)));
+        }
+        running.insert(row.id.clone(), (row.playbook_id.clone(), cancel.clone()));
+    }
+    let clock: ClockMode = row.clock.parse().unwrap_or(ClockMode::Virtual);
+    let opts = DrillOptions {
+        run_id: row.id.clone(),
+        clock,
+        seed: row.seed,
+        scheduled_for: row.scheduled_for,
+        journal: Journal::File(svc.state_dir.join("drills").join(format!("{}.db", row.id))),
+        responders: false,
+        cancel: Some(cancel),
+    };
+    let svc2 = svc.clone();
+    let id = row.id.clone();
+    let pb = row.playbook_id.clone();
+    let work = move || {
+        let inner = svc2.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let ext = svc2.extensions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let res = drill::run(&g, &pb, opts, inner, &ext);
+        let now = Utc::now().timestamp_millis();
+        let rec = match &res {
+            Ok(out) => svc2.index.finish(&id, &out.report.status, None, now, Some(&out.report)),
+            Err(e) => {
+                tracing::error!("drill {id} of {pb} failed: {e}");
+                svc2.index.finish(&id, "failed", Some(&e.to_string()), now, None)
+            }
+        };
+        if let Err(e) = rec {
+            tracing::error!("cannot record the end of drill {id}: {e:#}");
+        }
+        svc2.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Ok(out) = &res {
+            tracing::info!("drill {id} of {pb} ended {}: score {} ({})", out.report.status, out.report.score.total, out.report.score.verdict);
+        }
+    };
+    if wait {
+        work();
+    } else {
+        std::thread::Builder::new().name(format!("drill-{}", row.id)).spawn(work).map_err(|e| Launch::Failed(e.into()))?;
+    }
+    svc.index.get(&row.id).map_err(Launch::Failed)?.ok_or_else(|| Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id)))
+}
+
+fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
+    match svc.index.get(id).map_err(internal)? {
+        Some(r) => Ok(r),
+        None => {
+            let ids = svc.index.ids().unwrap_or_default();
+            let near = crate::cli::nearby(id, ids.iter().map(String::as_str));
+            Err(ApiError(StatusCode::NOT_FOUND, format!("no drill run `{id}`{}", if near.is_empty() { "; see crisis drill list".to_string() } else { format!("; did you mean {}?", near.join(", ")) })))
+        }
+    }
+}
+
+async fn show(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let svc = service(&st).map_err(internal)?;
+    Ok(Json(row_json(&find_run(&svc, &id)?)))
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    format: Option<String>,
+}
+
+async fn report(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+    let svc = service(&st).map_err(internal)?;
+    let row = find_run(&svc, &id)?;
+    let Some(rep) = row.report.clone() else {
+        let why = match row.status.as_str() {
+            "running" => "it is still running".to_string(),
+            s => format!("it ended `{s}`{}", row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+        };
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("drill run {id} has no after-action report: {why}")));
+    };
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(rep).into_response()),
+        Some("md") | Some("markdown") => {
+            let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
+            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown()).into_response())
+        }
+        Some(other) => Err(ApiError(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
+    }
+}
+
+async fn switch(_: Authorized, State(st): State<Arc<AppState>>, Path((playbook, action)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let svc = service(&st).map_err(internal)?;
+    let g = st.engine.generation();
+    let Some(pb) = g.playbooks.get(&playbook).cloned() else {
+        let near = crate::cli::nearby(&playbook, g.playbooks.keys().map(String::as_str));
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{playbook}`; did you mean {}?", near.join(", "))));
+    };
+    let suspend = match action.as_str() {
+        "suspend" => true,
+        "resume" => false,
+        other => return Err(ApiError(StatusCode::NOT_FOUND, format!("unknown schedule action `{other}`: use suspend or resume"))),
+    };
+    svc.index.set_suspended(&playbook, suspend).map_err(internal)?;
+    if !suspend {
+        // Occurrences while suspended stay skipped; resuming starts from now.
+        svc.index.set_last_checked(&playbook, Utc::now().timestamp_millis()).map_err(internal)?;
+    }
+    let next = schedule_of(&pb).and_then(|s| s.next_after(Utc::now()));
+    Ok(Json(json!({"playbook": playbook, "suspended": suspend, "next": when(&pb, next)})))
+}
+
+/// One scheduler pass at `now`: decides every playbook's occurrences since its
+/// last check, records skips, starts runs, and halts running drills in a blackout.
+pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) -> anyhow::Result<Vec<RunRow>> {
+    let cfg = &g.config;
+    let mut started = Vec::new();
+    if schedule::in_blackout(now, &cfg.drills.blackout).is_some() {
+        for (id, (_, cancel)) in svc.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if !cancel.swap(true, Ordering::SeqCst) {
+                tracing::warn!("halting drill {id}: a blackout window began");
+            }
+        }
+    }
+    for pb in g.playbooks.values() {
+        let Some(sched) = schedule_of(pb) else { continue };
+        let grace = cfg.drills.grace;
+        // The first check looks back one grace period for a run missed just
+        // before the daemon first started, without recording older history.
+        let checked = svc.index.last_checked(&pb.id)?;
+        let last = match checked {
+            Some(t) => DateTime::from_timestamp_millis(t).unwrap_or(now),
+            None => now - chrono::Duration::from_std(grace).unwrap_or_default(),
+        };
+        let running = svc.index.running(&pb.id)?;
+        let suspended = svc.index.suspended(&pb.id)?;
+        let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
+        let mut decisions = schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
+        if checked.is_none() {
+            decisions = decisions.pop().into_iter().collect();
+        }
+        for d in decisions {
+            let at = d.at();
+            let id = format!("{}.{}", pb.id, at.format("%Y%m%dT%H%MZ"));
+            // The occurrence's time seeds its scenario: every week a different, reproducible drill.
+            let seed = (ms(at) / 60_000) as u64;
+            let mut row = new_row(pb, id, "schedule", Some(ms(at)), clock, seed, ms(now));
+            match d {
+                Decision::Skip { skip, .. } => {
+                    row.status = skip.status().into();
+                    row.reason = Some(skip.describe());
+                    row.started_at = None;
+                    row.finished_at = Some(ms(now));
+                    if svc.index.claim(&row)? {
+                        tracing::info!("scheduled drill {} {}", row.id, skip.describe());
+                    }
+                }
+                Decision::Run { late_ms, .. } => {
+                    if late_ms > 60_000 {
+                        tracing::info!("scheduled drill {} starts {} late", row.id, crate::incident::clock::fmt_span(late_ms));
+                    }
+                    if svc.index.get(&row.id)?.is_some() {
+                        continue; // claimed before a restart: never twice
+                    }
+                    match launch(svc.clone(), g.clone(), row.clone(), false) {
+                        Ok(r) => started.push(r),
+                        Err(Launch::Overlap(other)) => {
+                            row.status = "refused-overlap".into();
+                            row.reason = Some(format!("refused: drill {other} of this playbook is still running"));
+                            row.started_at = None;
+                            row.finished_at = Some(ms(now));
+                            svc.index.claim(&row)?;
+                        }
+                        Err(Launch::Failed(e)) => tracing::error!("cannot start scheduled drill {}: {e:#}", row.id),
+                    }
+                }
+            }
+        }
+        svc.index.set_last_checked(&pb.id, ms(now))?;
+    }
+    Ok(started)
+}
+
+/// The scheduler task: checks every 20 seconds until shutdown.
+pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let svc = match service(&state) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("drill scheduler disabled: {e:#}");
+            return;
+        }
+    };
+    match svc.index.interrupt_running(Utc::now().timestamp_millis()) {
+        Ok(n) if n > 0 => tracing::warn!("{n} drill run(s) were interrupted by the last shutdown"),
+        Ok(_) => {}
+        Err(e) => tracing::error!("drill index: {e:#}"),
+    }
+    loop {
+        let (s, g) = (svc.clone(), state.engine.generation());
+        if state.ready() {
+            match tokio::task::spawn_blocking(move || tick(&s, &g, Utc::now())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("drill scheduler pass failed: {e:#}"),
+                Err(e) => tracing::error!("drill scheduler pass panicked: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => {}
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { return; }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Drill clocks: real time, real time sped up N times, or virtual time that
+//! jumps straight to the next thing due.
+
+use crate::incident::clock::{Clock, ManualClock};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a drill's time passes (the playbook's `[drill] clock`, or `--clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ClockMode {
+    Real,
+    /// Real time sped up N times from the drill start.
+    Speed(u32),
+    /// Time moves only when the drill runner advances it to the next due event.
+    Virtual,
+}
+
+impl ClockMode {
+    /// How many drill milliseconds pass per real millisecond (`None` for virtual).
+    pub fn factor(self) -> Option<u32> {
+        match self {
+            ClockMode::Real => Some(1),
+            ClockMode::Speed(n) => Some(n),
+            ClockMode::Virtual => None,
+        }
+    }
+}
+
+impl From<crate::playbook::spec::DrillClock> for ClockMode {
+    fn from(c: crate::playbook::spec::DrillClock) -> Self {
+        use crate::playbook::spec::DrillClock as D;
+        match c {
+            D::Real => ClockMode::Real,
+            D::Virtual => ClockMode::Virtual,
+            D::Speed(n) => ClockMode::Speed(n),
+        }
+    }
+}
+
+impl std::str::FromStr for ClockMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<crate::playbook::spec::DrillClock>().map(ClockMode::from)
+    }
+}
+
+impl std::fmt::Display for ClockMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClockMode::Real => f.write_str("real"),
+            ClockMode::Virtual => f.write_str("virtual"),
+            ClockMode::Speed(n) => write!(f, "x{n}"),
+        }
+    }
+}
+
+impl From<ClockMode> for String {
+    fn from(c: ClockMode) -> String {
+        c.to_string()
+    }
+}
+
+impl TryFrom<String> for ClockMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// Real time scaled by `factor` from `start_ms` (drill time) at `origin` (real time).
+#[derive(Debug)]
+pub struct ScaledClock {
+    origin: Instant,
+    start_ms: i64,
+    factor: u32,
+}
+
+impl ScaledClock {
+    pub fn new(start_ms: i64, factor: u32) -> Self {
+        ScaledClock { origin: Instant::now(), start_ms, factor: factor.max(1) }
+    }
+
+    /// Real milliseconds until drill time `at` (0 if it has passed).
+    pub fn real_ms_until(&self, at: i64) -> u64 {
+        let ahead = at - self.now_ms();
+        if ahead <= 0 { 0 } else { (ahead as u64).div_ceil(self.factor as u64) }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now_ms(&self) -> i64 {
+        // Monotonic: a wall-clock step does not bend drill time.
+        let real = self.origin.elapsed().as_millis() as i64;
+        self.start_ms + real * self.factor as i64
+    }
+}
+
+/// The clock a drill runs on.
+pub enum DrillTime {
+    Virtual(Arc<ManualClock>),
+    Scaled(Arc<ScaledClock>),
+}
+
+impl DrillTime {
+    pub fn new(mode: ClockMode, start_ms: i64) -> Self {
+        match mode.factor() {
+            None => DrillTime::Virtual(Arc::new(ManualClock::new(start_ms))),
+            Some(f) => DrillTime::Scaled(Arc::new(ScaledClock::new(start_ms, f))),
+        }
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        match self {
+            DrillTime::Virtual(c) => c.clone(),
+            DrillTime::Scaled(c) => c.clone(),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock().now_ms()
+    }
+}
+
+/// 2026-01-05T01:00:00Z, a Monday 09:00 in Shanghai: the base of virtual drill time.
+pub const VIRTUAL_EPOCH_MS: i64 = 1_767_574_800_000;
+
+/// The start of a drill's timeline: its scheduled time, else (virtual) a fixed
+/// instant derived from the seed (a whole hour within four weeks of the base,
+/// so different seeds meet different rota shifts), else (real) now.
+pub fn start_time(mode: ClockMode, seed: u64, scheduled_for: Option<i64>, now: i64) -> i64 {
+    match (scheduled_for, mode) {
+        (Some(s), ClockMode::Virtual) => s,
+        (_, ClockMode::Virtual) => VIRTUAL_EPOCH_MS + (seed % (28 * 24)) as i64 * 3_600_000,
+        _ => now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for s in ["real", "virtual", "x10", "x60"] {
+            assert_eq!(s.parse::<ClockMode>().unwrap().to_string(), s);
+        }
+        assert!("x1".parse::<ClockMode>().unwrap_err().contains("x2..x3600"));
+        assert_eq!(chrono::DateTime::from_timestamp_millis(VIRTUAL_EPOCH_MS).unwrap().to_rfc3339(), "2026-01-05T01:00:00+00:00");
+    }
+
+    #[test]
+    fn scaled_clock_runs_n_times_faster() {
+        let c = ScaledClock::new(1_000_000, 600);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let gained = c.now_ms() - 1_000_000;
+        assert!(gained >= 20 * 600, "gained {gained}");
+        assert!(c.real_ms_until(c.now_ms() + 6000) <= 10);
+    }
+
+    #[test]
+    fn virtual_start_is_fixed_by_seed_or_schedule() {
+        assert_eq!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 7, None, 99));
+        assert_ne!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 8, None, 5));
+        assert_eq!(start_time(ClockMode::Virtual, 7, Some(42), 5), 42);
+        assert_eq!(start_time(ClockMode::Speed(60), 7, Some(42), 5), 5);
+    }
+}

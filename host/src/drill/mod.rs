@@ -1,0 +1,30 @@
+//! Drills (DESIGN §9, issue 7): a drill is an incident in drill mode, run by
+//! the real engine on its own journal and clock, fed by a scenario, scored
+//! from its journal, and written up as an after-action report.
+//!
+//! - [`scenario`]: injects and the [`ScenarioSource`] extension point;
+//! - [`responders`]: the default scenario and who scripted responders act as;
+//! - [`clock`]: real, sped-up and virtual drill time;
+//! - [`contain`]: [`DrillExecutor`], which keeps drills away from customers;
+//! - [`run`]: running one drill end to end;
+//! - [`score`]: HSEEP-rated criteria and the [`ScoreHook`] extension point;
+//! - [`report`]: the after-action report (Markdown and JSON);
+//! - [`schedule`]: cron schedules as pure decisions over a time range;
+//! - [`index`]: the daemon's index of drill runs and schedule state.
+
+pub mod clock;
+pub mod contain;
+pub mod index;
+pub mod report;
+pub mod responders;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod score;
+
+pub use clock::ClockMode;
+pub use contain::DrillExecutor;
+pub use report::AfterActionReport;
+pub use run::{run, DrillError, DrillOptions, DrillOutcome, Extensions, Journal};
+pub use scenario::{Inject, InjectKind, Scenario, ScenarioSource};
+pub use score::{Criterion, Rating, Score, ScoreHook, ScoreInput};

@@ -1,0 +1,281 @@
+//! The after-action report (research §A2.5): header, scenario, timeline of
+//! injects against responses, scores with evidence, what went well, what
+//! went wrong, captured communications, and improvement items linked to the
+//! playbook path and the content hash that was drilled. Customers appear by
+//! id and count only.
+
+use super::clock::ClockMode;
+use super::contain::CAPTURED;
+use super::scenario::Scenario;
+use super::score::{Rating, Score};
+use crate::incident::clock::{fmt_ms, fmt_span};
+use crate::incident::state::Incident;
+use crate::playbook::spec::Playbook;
+use crate::store::EventRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One thing the drill controller did (an inject or a scripted responder action).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControllerEntry {
+    pub at: i64,
+    pub offset_ms: i64,
+    /// 1-based position in the scenario.
+    pub inject: usize,
+    pub kind: String,
+    pub text: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimelineRow {
+    pub seq: i64,
+    pub at: String,
+    /// Drill time since the start.
+    pub offset: String,
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Communications {
+    /// Customer messages captured (never sent), by channel.
+    pub customer_messages_captured: BTreeMap<String, u32>,
+    /// Distinct customers who would have been contacted (count only).
+    pub customers_reached_in_drill: u32,
+    /// Notices captured because their target is not drill_safe, by target.
+    pub notices_captured: BTreeMap<String, u32>,
+    /// Notices delivered to drill_safe targets (participants), by target.
+    pub notices_delivered: BTreeMap<String, u32>,
+    pub failed: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Improvement {
+    pub id: String,
+    pub criterion: String,
+    pub description: String,
+    pub playbook_path: String,
+    pub playbook_hash: String,
+    pub section: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AfterActionReport {
+    pub run_id: String,
+    pub mode: String,
+    pub status: String,
+    pub playbook_id: String,
+    pub playbook_name: String,
+    pub playbook_path: String,
+    pub playbook_hash: String,
+    pub incident_id: Option<String>,
+    pub clock: ClockMode,
+    pub seed: u64,
+    pub scheduled_for: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    /// Drill time the exercise covered.
+    pub drill_duration: String,
+    /// Real time the run took (not part of the drill's record; varies run to run).
+    pub wall_ms: u64,
+    pub scenario: Scenario,
+    pub controller: Vec<ControllerEntry>,
+    pub timeline: Vec<TimelineRow>,
+    pub score: Score,
+    pub went_well: Vec<String>,
+    pub went_wrong: Vec<String>,
+    pub communications: Communications,
+    pub improvements: Vec<Improvement>,
+}
+
+pub struct Inputs<'a> {
+    pub run_id: &'a str,
+    pub pb: &'a Playbook,
+    pub clock: ClockMode,
+    pub seed: u64,
+    pub scheduled_for: Option<i64>,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub wall_ms: u64,
+    pub status: String,
+    pub scenario: &'a Scenario,
+    pub controller: Vec<ControllerEntry>,
+    pub incident: Option<&'a Incident>,
+    pub events: &'a [EventRecord],
+    pub score: Score,
+}
+
+pub fn build(i: Inputs<'_>) -> AfterActionReport {
+    let t0 = i.started_at;
+    let timeline = i
+        .events
+        .iter()
+        .map(|e| TimelineRow { seq: e.seq, at: fmt_ms(e.at), offset: format!("+{}", fmt_span(e.at - t0)), kind: e.kind.clone(), text: crate::report::describe(e) })
+        .collect();
+    let mut comms = Communications::default();
+    let mut customers = std::collections::BTreeSet::new();
+    for e in i.events.iter().filter(|e| e.kind == "effect_result") {
+        let detail = e.data["detail"].as_str().unwrap_or("");
+        let target = e.data["target"].as_str().unwrap_or("").to_string();
+        let ok = e.data["ok"] == true;
+        if let Some(c) = e.data.get("customer").and_then(|c| c.as_str()) {
+            customers.insert(c.to_string());
+            let ch = e.data["channel"].as_str().unwrap_or("-").to_string();
+            *comms.customer_messages_captured.entry(ch).or_default() += 1;
+        } else if !ok {
+            comms.failed += 1;
+        } else if detail.starts_with(CAPTURED) {
+            *comms.notices_captured.entry(target).or_default() += 1;
+        } else {
+            *comms.notices_delivered.entry(target).or_default() += 1;
+        }
+    }
+    comms.customers_reached_in_drill = customers.len() as u32;
+
+    let mut went_well = Vec::new();
+    let mut went_wrong = Vec::new();
+    for c in &i.score.criteria {
+        let line = format!("{}: {}", c.title, c.finding);
+        match c.rating {
+            Rating::Performed => went_well.push(line),
+            _ => went_wrong.push(format!("{line} ({})", c.rating.as_str())),
+        }
+    }
+    for entry in &i.controller {
+        if entry.result.starts_with("FAILED") || entry.result.contains("NOT deduplicated") {
+            went_wrong.push(format!("inject #{} {} at +{}: {}", entry.inject, entry.kind, fmt_span(entry.offset_ms), entry.result));
+        }
+    }
+    for e in &i.score.hook_errors {
+        went_wrong.push(e.clone());
+    }
+    if i.status != "completed" {
+        went_wrong.push(format!("the drill ended {} (the incident did not close)", i.status));
+    }
+    let path = i.pb.path.display().to_string();
+    let improvements = i
+        .score
+        .criteria
+        .iter()
+        .filter(|c| c.rating != Rating::Performed)
+        .enumerate()
+        .map(|(n, c)| Improvement {
+            id: format!("{}-{}", i.run_id, n + 1),
+            criterion: c.id.clone(),
+            description: improvement_text(c),
+            playbook_path: path.clone(),
+            playbook_hash: i.pb.hash.clone(),
+            section: c.section.clone(),
+            status: "open".into(),
+        })
+        .collect();
+    AfterActionReport {
+        run_id: i.run_id.to_string(),
+        mode: "drill".into(),
+        status: i.status,
+        playbook_id: i.pb.id.clone(),
+        playbook_name: i.pb.name.clone(),
+        playbook_path: path,
+        playbook_hash: i.pb.hash.clone(),
+        incident_id: i.incident.map(|x| x.id.clone()),
+        clock: i.clock,
+        seed: i.seed,
+        scheduled_for: i.scheduled_for.map(fmt_ms),
+        started_at: fmt_ms(t0),
+        ended_at: fmt_ms(i.ended_at),
+        drill_duration: fmt_span(i.ended_at - t0),
+        wall_ms: i.wall_ms,
+        scenario: i.scenario.clone(),
+        controller: i.controller,
+        timeline,
+        score: i.score,
+        went_well,
+        went_wrong,
+        communications: comms,
+        improvements,
+    }
+}
+
+fn improvement_text(c: &super::score::Criterion) -> String {
+    let base = match (c.measured.as_deref(), c.limit.as_deref()) {
+        (Some(m), Some(l)) => format!("{} took {m} against {l}", c.title),
+        _ => format!("{}: {}", c.title, c.finding),
+    };
+    let what = match c.id.as_str() {
+        "acknowledge" | "assign" => "check the rota and paging target, or revise ack_within and the escalation ladder",
+        "escalation" => "add an escalation level that reaches someone who can act",
+        "activate" => "make sure an approver is reachable on every shift, or revise [activate] within",
+        "report" => "check the report targets are configured and reachable",
+        "communications" => "check notification targets and their plugins; failed or late notices leave people uninformed",
+        "outcome" => "write the outcome report (cause, process, aftermath) sooner after resolution",
+        "dedup" => "fix the trigger's dedup_key so a repeated alert attaches to the open incident",
+        id if id.starts_with("step:") => "rehearse the step, give it an owner who is on duty, or revise its `within`",
+        _ => "review this criterion with the drill simulator's notes",
+    };
+    format!("{base}; {what}")
+}
+
+impl AfterActionReport {
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# After-action report: {} drill {}\n", self.playbook_id, self.run_id);
+        let _ = writeln!(o, "**DRILL** — nothing in this exercise reached a customer or a target not marked drill_safe.\n");
+        let _ = writeln!(o, "| | |\n|---|---|");
+        let _ = writeln!(o, "| Playbook | {} — {} |", self.playbook_id, self.playbook_name);
+        let _ = writeln!(o, "| Drilled version | `{}` @ `{}` |", self.playbook_path, self.playbook_hash);
+        let _ = writeln!(o, "| Incident | {} |", self.incident_id.as_deref().unwrap_or("none"));
+        let _ = writeln!(o, "| Clock | {} (seed {}) |", self.clock, self.seed);
+        if let Some(s) = &self.scheduled_for {
+            let _ = writeln!(o, "| Scheduled for | {s} |");
+        }
+        let _ = writeln!(o, "| Drill time | {} → {} ({}) |", self.started_at, self.ended_at, self.drill_duration);
+        let _ = writeln!(o, "| Status | {} |", self.status);
+        let _ = writeln!(o, "| Score | **{} / 100** — {} |\n", self.score.total, self.score.verdict.to_uppercase());
+
+        let _ = writeln!(o, "## Scenario: {} ({})\n", self.scenario.title, self.scenario.source);
+        let _ = writeln!(o, "| # | at | inject | result |\n|---|---|---|---|");
+        for c in &self.controller {
+            let _ = writeln!(o, "| {} | +{} | {} | {} |", c.inject, fmt_span(c.offset_ms), c.text, c.result);
+        }
+        let _ = writeln!(o, "\n## Scores\n");
+        let _ = writeln!(o, "| criterion | rating | measured | limit | evidence (journal seq) | finding |\n|---|---|---|---|---|---|");
+        for c in &self.score.criteria {
+            let ev: Vec<String> = c.evidence.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} |", c.title, c.rating.as_str(), c.measured.as_deref().unwrap_or("-"), c.limit.as_deref().unwrap_or("-"), ev.join(", "), c.finding);
+        }
+        let list = |o: &mut String, title: &str, items: &[String]| {
+            let _ = writeln!(o, "\n## {title}\n");
+            if items.is_empty() {
+                let _ = writeln!(o, "- nothing");
+            }
+            for x in items {
+                let _ = writeln!(o, "- {x}");
+            }
+        };
+        list(&mut o, "What went well", &self.went_well);
+        list(&mut o, "What went wrong", &self.went_wrong);
+        let _ = writeln!(o, "\n## Communications\n");
+        let c = &self.communications;
+        let fmt_map = |m: &BTreeMap<String, u32>| if m.is_empty() { "none".to_string() } else { m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ") };
+        let _ = writeln!(o, "- customer messages captured (not sent): {} ({} customers)", fmt_map(&c.customer_messages_captured), c.customers_reached_in_drill);
+        let _ = writeln!(o, "- notices captured (target not drill_safe): {}", fmt_map(&c.notices_captured));
+        let _ = writeln!(o, "- notices delivered to drill_safe targets: {}", fmt_map(&c.notices_delivered));
+        let _ = writeln!(o, "- failed: {}", c.failed);
+        let _ = writeln!(o, "\n## Improvement plan\n");
+        if self.improvements.is_empty() {
+            let _ = writeln!(o, "- none: every criterion was performed");
+        }
+        for i in &self.improvements {
+            let _ = writeln!(o, "- **{}** ({}): {} — `{}` {} @ `{}`", i.id, i.status, i.description, i.playbook_path, i.section, &i.playbook_hash[..i.playbook_hash.len().min(12)]);
+        }
+        let _ = writeln!(o, "\n## Timeline\n");
+        for t in &self.timeline {
+            let _ = writeln!(o, "- `{:>4}` {} ({}) {}", t.seq, t.offset, t.at, t.text);
+        }
+        o
+    }
+}

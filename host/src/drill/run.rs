@@ -1,0 +1,526 @@
+//! Running one drill: its own journal, its own clock, the real engine in
+//! drill mode, the scenario's injects and scripted responders, then the
+//! score and the after-action report.
+
+use super::clock::{start_time, ClockMode, DrillTime};
+use super::contain::DrillExecutor;
+use super::report::{self, AfterActionReport, ControllerEntry};
+use super::responders::{holder, DefaultScenario};
+use super::scenario::{self, Inject, InjectKind, Scenario, ScenarioSource};
+use super::score::{self, ScoreHook};
+use crate::daemon::worker::run_pending;
+use crate::incident::effects::Executor;
+use crate::incident::state::{Incident, Status, StepStatus};
+use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
+use crate::playbook::spec::Playbook;
+use crate::playbook::types::Phase;
+use crate::store::{EventRecord, SqliteStore, Store};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a drill's own journal lives.
+#[derive(Debug, Clone)]
+pub enum Journal {
+    /// In memory (`--standalone`, tests).
+    Memory,
+    /// A SQLite file, normally `state_dir/drills/<run-id>.db`.
+    File(PathBuf),
+}
+
+/// How to run one drill.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub run_id: String,
+    pub clock: ClockMode,
+    pub seed: u64,
+    /// The schedule occurrence this run is for (Unix ms), if scheduled.
+    pub scheduled_for: Option<i64>,
+    pub journal: Journal,
+    /// Whether the default scripted responders act. Always on a virtual clock;
+    /// on a real or sped-up clock people act unless this is set (responders the
+    /// playbook writes in `[[drill.inject]]` always act).
+    pub responders: bool,
+    /// Set to stop a running drill (blackout, shutdown, `drill cancel`).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl DrillOptions {
+    /// A virtual drill in memory: what `--standalone` and tests use.
+    pub fn virtual_in_memory(run_id: impl Into<String>, seed: u64) -> Self {
+        DrillOptions { run_id: run_id.into(), clock: ClockMode::Virtual, seed, scheduled_for: None, journal: Journal::Memory, responders: true, cancel: None }
+    }
+}
+
+/// Why a drill could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("no playbook `{id}` in the loaded set{}", if .nearby.is_empty() { String::new() } else { format!("; did you mean {}?", .nearby.join(", ")) })]
+    NotFound { id: String, nearby: Vec<String> },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("drill failed: {0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<EngineError> for DrillError {
+    fn from(e: EngineError) -> Self {
+        DrillError::Failed(anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Everything a finished drill produced.
+pub struct DrillOutcome {
+    pub report: AfterActionReport,
+    /// The drill incident's journal events.
+    pub events: Vec<EventRecord>,
+    pub incident: Option<Incident>,
+}
+
+/// Extension points for plugins: extra scenario sources (tried in order
+/// before the built-in default) and score hooks.
+#[derive(Default, Clone)]
+pub struct Extensions {
+    pub sources: Vec<Arc<dyn ScenarioSource>>,
+    pub hooks: Vec<Arc<dyn ScoreHook>>,
+}
+
+/// Picks the scenario: the first source with one (else the default), then
+/// the playbook's inline `[[drill.inject]]` entries over it.
+pub fn scenario_for(pb: &Playbook, seed: u64, ext: &Extensions) -> Result<Scenario, DrillError> {
+    let mut base = None;
+    for s in &ext.sources {
+        match s.plan(pb, seed) {
+            Ok(Some(sc)) => {
+                base = Some(sc);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => return Err(DrillError::Invalid(format!("scenario source `{}` failed for playbook {}: {e:#}", s.name(), pb.id))),
+        }
+    }
+    let base = match base {
+        Some(b) => b,
+        None => DefaultScenario.plan(pb, seed)?.expect("the default always plans"),
+    };
+    let inline = pb.drill.as_ref().map(|d| d.injects.clone()).unwrap_or_default();
+    let sc = scenario::overlay(base, &inline);
+    scenario::check(&sc, pb).map_err(DrillError::Invalid)?;
+    Ok(sc)
+}
+
+/// A generation holding only the drilled playbook, sharing config and customers.
+fn drill_generation(g: &Generation, pb: &Arc<Playbook>) -> Generation {
+    Generation {
+        number: g.number,
+        set_hash: g.set_hash.clone(),
+        loaded_at: g.loaded_at,
+        playbooks: BTreeMap::from([(pb.id.clone(), pb.clone())]),
+        config: g.config.clone(),
+        customers: g.customers.clone(),
+    }
+}
+
+/// Virtual drills stop after this much drill time whatever happens.
+const VIRTUAL_HORIZON_MS: i64 = 120 * 24 * 3_600_000;
+/// Once nothing is left for responders to do, timers play out this long.
+const IDLE_TAIL_MS: i64 = 24 * 3_600_000;
+
+/// Runs one drill of `playbook_id` from generation `g` to its end.
+pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn Executor>, ext: &Extensions) -> Result<DrillOutcome, DrillError> {
+    let wall = Instant::now();
+    let Some(pb) = g.playbooks.get(playbook_id).cloned() else {
+        return Err(DrillError::NotFound { id: playbook_id.to_string(), nearby: crate::cli::nearby(playbook_id, g.playbooks.keys().map(String::as_str)) });
+    };
+    let scenario = scenario_for(&pb, opts.seed, ext)?;
+    let store: Arc<dyn Store> = match &opts.journal {
+        Journal::Memory => Arc::new(SqliteStore::in_memory()?),
+        Journal::File(p) => Arc::new(open_file_store(p)?),
+    };
+    let t0 = start_time(opts.clock, opts.seed, opts.scheduled_for, chrono::Utc::now().timestamp_millis());
+    let time = DrillTime::new(opts.clock, t0);
+    let engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), "drill");
+    let exec = DrillExecutor::new(inner, g.config.targets.clone(), opts.run_id.clone());
+    let responders = opts.responders || opts.clock == ClockMode::Virtual;
+    let mut r = Runner {
+        engine: &engine,
+        pb: &pb,
+        g,
+        t0,
+        injects: scenario.injects.clone(),
+        done: vec![false; scenario.injects.len()],
+        log: Vec::new(),
+        incident: None,
+        retry_at: BTreeMap::new(),
+        alert: None,
+        responders,
+    };
+    let status = r.drive(&time, &exec, opts.cancel.as_deref())?;
+    let log = r.log;
+    let incident_id = r.incident;
+    let (incident, events) = match &incident_id {
+        Some(id) => (Some(engine.incident(id)?), store.events(id, 0)?),
+        None => (None, Vec::new()),
+    };
+    let score = score::score(&pb, incident.as_ref(), &events, &scenario, &ext.hooks);
+    let report = report::build(report::Inputs {
+        run_id: &opts.run_id,
+        pb: &pb,
+        clock: opts.clock,
+        seed: opts.seed,
+        scheduled_for: opts.scheduled_for,
+        started_at: t0,
+        ended_at: time.now(),
+        wall_ms: wall.elapsed().as_millis() as u64,
+        status,
+        scenario: &scenario,
+        controller: log,
+        incident: incident.as_ref(),
+        events: &events,
+        score,
+    });
+    Ok(DrillOutcome { report, events, incident })
+}
+
+/// Opens a drill's own journal file (creating its directory).
+fn open_file_store(p: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    use anyhow::Context;
+    SqliteStore::open_path(p).with_context(|| format!("cannot open the drill journal {}", p.display()))
+}
+
+struct Runner<'a> {
+    engine: &'a Engine,
+    pb: &'a Playbook,
+    g: &'a Generation,
+    t0: i64,
+    injects: Vec<Inject>,
+    done: Vec<bool>,
+    log: Vec<ControllerEntry>,
+    incident: Option<String>,
+    /// Step id -> earliest time a scripted responder may retry it after an injected failure.
+    retry_at: BTreeMap<String, i64>,
+    /// Labels and fields of the triggering alert, for duplicates and complaints.
+    alert: Option<TriggerRequest>,
+    responders: bool,
+}
+
+/// When an action may run: now or later (`Wait(Some(t))`), not yet known
+/// (`Wait(None)`, its precondition has not happened), or never (`Never`).
+enum Due {
+    At(i64),
+    Wait,
+    Never(String),
+}
+
+impl Runner<'_> {
+    fn drive(&mut self, time: &DrillTime, exec: &DrillExecutor, cancel: Option<&AtomicBool>) -> Result<String, DrillError> {
+        let mut idle_until: Option<i64> = None;
+        for _ in 0..1_000_000 {
+            if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return Ok("cancelled".into());
+            }
+            self.housekeeping(exec)?;
+            let now = time.now();
+            let inc = self.current()?;
+            // Perform the first action that is due; then settle the engine again.
+            let mut next_action: Option<i64> = None;
+            let mut performed = false;
+            for i in 0..self.injects.len() {
+                if self.done[i] {
+                    continue;
+                }
+                match self.due(i, inc.as_ref()) {
+                    Due::Never(why) => {
+                        self.done[i] = true;
+                        self.note(i, now, format!("not performed: {why}"));
+                    }
+                    Due::Wait => {}
+                    Due::At(t) if t <= now => {
+                        self.perform(i, now)?;
+                        performed = true;
+                        break;
+                    }
+                    Due::At(t) => next_action = Some(next_action.map_or(t, |n: i64| n.min(t))),
+                }
+            }
+            if performed {
+                continue;
+            }
+            let inc = self.current()?;
+            let store = self.engine.store();
+            let pending_intents = store.next_intent_due()?;
+            if inc.as_ref().is_some_and(|i| i.status == Status::Closed) && pending_intents.is_none() {
+                return Ok("completed".into());
+            }
+            let open_actions = self.done.iter().any(|d| !d);
+            if !open_actions || (!self.responders && next_action.is_none()) {
+                idle_until.get_or_insert(now + IDLE_TAIL_MS);
+            }
+            let mut next = [next_action, store.next_timer_due()?, pending_intents, idle_until].into_iter().flatten().min();
+            if let Some(end) = idle_until
+                && now >= end
+            {
+                return Ok(if inc.is_some() { "incomplete".into() } else { "not started".into() });
+            }
+            if next.is_none() && open_actions {
+                // Responders wait on something no one will do (e.g. a step nobody scripted).
+                idle_until = Some(now + IDLE_TAIL_MS);
+                next = idle_until;
+            }
+            let Some(next) = next else { return Ok("incomplete".into()) };
+            match time {
+                DrillTime::Virtual(c) => {
+                    if next - self.t0 > VIRTUAL_HORIZON_MS {
+                        return Ok("incomplete".into());
+                    }
+                    if next > now {
+                        c.set(next);
+                    }
+                }
+                DrillTime::Scaled(c) => {
+                    let ms = c.real_ms_until(next).clamp(1, 1000);
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+            }
+        }
+        Err(DrillError::Failed(anyhow::anyhow!("drill {} did not settle after a million steps; this is a bug in crisis", self.pb.id)))
+    }
+
+    fn housekeeping(&self, exec: &DrillExecutor) -> Result<(), DrillError> {
+        self.engine.fire_due_timers()?;
+        while run_pending(self.engine, exec)? > 0 {
+            self.engine.fire_due_timers()?;
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Result<Option<Incident>, DrillError> {
+        match &self.incident {
+            Some(id) => Ok(Some(self.engine.incident(id)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn note(&mut self, i: usize, at: i64, result: String) {
+        let inj = &self.injects[i];
+        self.log.push(ControllerEntry { at, offset_ms: at - self.t0, inject: i + 1, kind: inj.kind.name().to_string(), text: inj.kind.describe(), result });
+    }
+
+    fn due(&self, i: usize, inc: Option<&Incident>) -> Due {
+        let inj = &self.injects[i];
+        let start = self.t0 + inj.at.as_millis() as i64;
+        let after = inj.after.as_millis() as i64;
+        let at_least = |t: i64| Due::At(start.max(t + after));
+        // On a real or sped-up clock people act; only responders the playbook
+        // scripts explicitly in [[drill.inject]] stand in for them.
+        if inj.kind.is_responder() && !self.responders && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj)) {
+            return Due::Never("people act in this drill (real or sped-up clock), not the default scripted responders".into());
+        }
+        if let InjectKind::Alert { .. } = inj.kind {
+            return Due::At(start);
+        }
+        let Some(inc) = inc else { return Due::Wait };
+        let closed = inc.status == Status::Closed;
+        match &inj.kind {
+            InjectKind::Alert { .. } => unreachable!(),
+            InjectKind::NoAck { .. } => Due::At(start),
+            InjectKind::DuplicateAlert | InjectKind::ComplaintBurst { .. } => {
+                if inc.status != Status::Open { Due::Never("the incident was already resolved".into()) } else { Due::At(start) }
+            }
+            InjectKind::StepFailure { step, .. } => match inc.steps.get(step) {
+                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
+                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
+                Some(s) if s.status == StepStatus::Ready || s.status == StepStatus::Running => at_least(s.ready_at.unwrap_or(start)),
+                _ => Due::Wait,
+            },
+            InjectKind::Ack { .. } => {
+                if inc.acked_at.is_some() {
+                    return Due::Never("already acknowledged".into());
+                }
+                if closed || inc.status != Status::Open {
+                    return Due::Never("the incident was resolved before anyone acknowledged".into());
+                }
+                // The owner stays silent through every no-ack window.
+                let silent = self
+                    .injects
+                    .iter()
+                    .filter_map(|x| match x.kind {
+                        InjectKind::NoAck { duration } => Some(self.t0 + (x.at + duration).as_millis() as i64),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                match at_least(inc.opened_at) {
+                    Due::At(t) => Due::At(t.max(silent)),
+                    d => d,
+                }
+            }
+            InjectKind::Approve { step: None, .. } => {
+                if self.pb.activate.approval.is_none() {
+                    return Due::Never("the playbook does not need approval to activate".into());
+                }
+                if inc.approvals.contains("activation") || inc.completed(Phase::Activate) || inc.status != Status::Open {
+                    return Due::Never("activation no longer waited for approval".into());
+                }
+                match inc.phases.get(&Phase::Activate).and_then(|p| p.entered) {
+                    Some(t) => at_least(t),
+                    None => Due::Wait,
+                }
+            }
+            InjectKind::Approve { step: Some(step), .. } => match inc.steps.get(step) {
+                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
+                Some(s) if s.status == StepStatus::Waiting => at_least(s.ready_at.unwrap_or(start)),
+                Some(s) if s.status != StepStatus::Pending => Due::Never(format!("step {step} does not wait for approval")),
+                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
+                _ => Due::Wait,
+            },
+            InjectKind::StepDone { step, .. } => {
+                let failure_pending = self.injects.iter().enumerate().any(|(j, x)| !self.done[j] && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step));
+                match inc.steps.get(step) {
+                    Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished ({:?})", s.status).to_lowercase()),
+                    _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
+                    Some(s) if s.status == StepStatus::Ready && !failure_pending => match at_least(s.ready_at.unwrap_or(start)) {
+                        Due::At(t) => Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0))),
+                        d => d,
+                    },
+                    _ => Due::Wait,
+                }
+            }
+            InjectKind::Resolve { .. } => {
+                if inc.status != Status::Open {
+                    return Due::Never("already resolved".into());
+                }
+                match inc.phases.get(&Phase::Act).and_then(|p| p.completed) {
+                    Some(t) => at_least(t),
+                    None => Due::Wait,
+                }
+            }
+            InjectKind::Outcome { .. } => {
+                if inc.outcome.is_some() {
+                    return Due::Never("the outcome report was already written".into());
+                }
+                match inc.resolved_at {
+                    Some(t) => at_least(t),
+                    None => Due::Wait,
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, i: usize, now: i64) -> Result<(), DrillError> {
+        self.done[i] = true;
+        let kind = self.injects[i].kind.clone();
+        let id = self.incident.clone().unwrap_or_default();
+        let config = self.g.config.clone();
+        let res: Result<String, EngineError> = match kind {
+            InjectKind::Alert { labels, fields, severity, title } => {
+                let req = TriggerRequest {
+                    playbook: self.pb.id.clone(),
+                    title,
+                    severity,
+                    scope: None,
+                    fields,
+                    labels,
+                    dedup_key: None,
+                    source: "drill".into(),
+                    by: "drill".into(),
+                };
+                // A scenario whose alert the playbook refuses cannot run at all.
+                let out = self.engine.trigger(req.clone()).map_err(|e| DrillError::Invalid(format!("the scenario's alert was refused: {e}")))?;
+                self.incident = Some(out.incident.id.clone());
+                self.alert = Some(req);
+                Ok(format!("opened {}", out.incident.id))
+            }
+            InjectKind::DuplicateAlert => self.duplicate("duplicate alert", BTreeMap::new(), "drill").map(|d| {
+                if d { "deduplicated into the open incident".to_string() } else { "NOT deduplicated: a second incident opened".to_string() }
+            }),
+            InjectKind::ComplaintBurst { count, channel } => {
+                let mut attached = 0;
+                let mut res = Ok(());
+                for n in 1..=count {
+                    let f = BTreeMap::from([("complaint".to_string(), format!("customer complaint {n}/{count}{}", channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default()))]);
+                    match self.duplicate("complaint", f, "complaint") {
+                        Ok(true) => attached += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            res = Err(e);
+                            break;
+                        }
+                    }
+                }
+                res.map(|()| format!("{attached} of {count} complaints attached to {id}"))
+            }
+            InjectKind::NoAck { duration } => Ok(format!("the owner stays silent until +{}", humantime::format_duration(self.injects[i].at + duration))),
+            InjectKind::StepFailure { step, reason, retry_after } => {
+                let retry = now + retry_after.as_millis() as i64;
+                self.retry_at.insert(step.clone(), retry);
+                self.engine
+                    .update(&id, &format!("step {step} failed: {reason} (drill inject); retrying in {}", humantime::format_duration(retry_after)), "drill")
+                    .map(|_| format!("step {step} failed; retry not before +{}", crate::incident::clock::fmt_span(retry - self.t0)))
+            }
+            InjectKind::Ack { by } => {
+                let inc = self.engine.incident(&id)?;
+                let by = by.or_else(|| inc.roles.get("commander").cloned()).or_else(|| holder(&self.pb.assign.commander, &inc, &config, now));
+                match by {
+                    Some(by) => self.engine.ack(&id, &by).map(|_| format!("acknowledged as {by}")),
+                    None => Ok("nobody to acknowledge as: the commander rota resolves to no one".into()),
+                }
+            }
+            InjectKind::Approve { step, by } => {
+                let inc = self.engine.incident(&id)?;
+                let who = match &step {
+                    None => self.pb.activate.approval.clone(),
+                    Some(s) => self.pb.step(s).and_then(|x| x.approval.clone()),
+                };
+                let by = by.or_else(|| who.as_ref().and_then(|w| holder(w, &inc, &config, now)));
+                match by {
+                    Some(by) => self.engine.approve(&id, step.as_deref(), &by).map(|_| format!("approved as {by}")),
+                    None => Ok(format!("nobody in the roster can approve {}", step.as_deref().unwrap_or("the activation"))),
+                }
+            }
+            InjectKind::StepDone { step, by } => {
+                let inc = self.engine.incident(&id)?;
+                let owner = self.pb.step(&step).and_then(|s| s.owner.clone());
+                let by = by
+                    .or_else(|| owner.as_ref().and_then(|w| holder(w, &inc, &config, now)))
+                    .or_else(|| inc.roles.get("commander").cloned())
+                    .unwrap_or_else(|| "drill".into());
+                self.engine.step(&id, &step, StepAction::Done, Some("done (scripted responder)"), &by).map(|_| format!("done by {by}"))
+            }
+            InjectKind::Resolve { by } => {
+                let inc = self.engine.incident(&id)?;
+                let by = by.or_else(|| inc.roles.get("commander").cloned()).unwrap_or_else(|| "drill".into());
+                self.engine.resolve(&id, &by, "drill").map(|_| format!("resolved by {by}"))
+            }
+            InjectKind::Outcome { cause, process, aftermath } => {
+                let inc = self.engine.incident(&id)?;
+                let by = inc.roles.get("commander").cloned().unwrap_or_else(|| "drill".into());
+                self.engine.record_outcome(&id, &cause, &process, &aftermath, &by).map(|_| format!("outcome report written by {by}"))
+            }
+        };
+        let text = match res {
+            Ok(t) => t,
+            Err(EngineError::Internal(e)) => return Err(DrillError::Failed(e)),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        self.note(i, now, text);
+        Ok(())
+    }
+
+    /// Sends the alert again (with extra fields); true if it was deduplicated.
+    fn duplicate(&mut self, what: &str, fields: BTreeMap<String, String>, source: &str) -> Result<bool, EngineError> {
+        let inc = self.engine.incident(self.incident.as_deref().unwrap_or_default())?;
+        let Some(key) = inc.dedup_key.clone() else {
+            return Err(EngineError::Conflict(format!("playbook {} renders no dedup key for this alert, so a {what} would open a second incident; skipped", self.pb.id)));
+        };
+        let mut req = self.alert.clone().expect("alert came first");
+        req.fields.extend(fields);
+        req.dedup_key = Some(key);
+        req.source = source.to_string();
+        // If it opened a second incident, the drill keeps following the first;
+        // the controller log records the finding.
+        Ok(self.engine.trigger(req)?.deduped)
+    }
+}

@@ -1,0 +1,441 @@
+//! Scoring from the drill's own journal (research §A2.4): every number comes
+//! from event timestamps, every criterion is rated HSEEP-style and carries
+//! the journal sequence numbers it was judged on.
+
+use super::scenario::{InjectKind, Scenario};
+use crate::incident::clock::fmt_span;
+use crate::incident::state::Incident;
+use crate::playbook::spec::Playbook;
+use crate::store::EventRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// HSEEP ratings: P / S / M / U.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rating {
+    Performed,
+    SomeChallenges,
+    MajorChallenges,
+    Unable,
+}
+
+impl Rating {
+    pub fn points(self) -> u32 {
+        match self {
+            Rating::Performed => 3,
+            Rating::SomeChallenges => 2,
+            Rating::MajorChallenges => 1,
+            Rating::Unable => 0,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Performed => "performed",
+            Rating::SomeChallenges => "some-challenges",
+            Rating::MajorChallenges => "major-challenges",
+            Rating::Unable => "unable",
+        }
+    }
+    /// Rates a measured time against its limit: within it, up to 1.5×, up to 3×, beyond.
+    pub fn against(actual_ms: i64, limit_ms: i64) -> Rating {
+        let limit = limit_ms.max(1);
+        if actual_ms <= limit {
+            Rating::Performed
+        } else if actual_ms * 2 <= limit * 3 {
+            Rating::SomeChallenges
+        } else if actual_ms <= limit * 3 {
+            Rating::MajorChallenges
+        } else {
+            Rating::Unable
+        }
+    }
+}
+
+/// Points for the best rating.
+pub const MAX_POINTS: u32 = 3;
+
+/// One rated objective.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Criterion {
+    /// Stable id: `acknowledge`, `activate`, `assign`, `report`, `communications`, `step:ID`, `outcome`, ...
+    pub id: String,
+    pub title: String,
+    pub rating: Rating,
+    pub points: u32,
+    /// What was measured (drill time), e.g. `4m 10s`.
+    pub measured: Option<String>,
+    /// The threshold it was measured against.
+    pub limit: Option<String>,
+    /// Why it got this rating.
+    pub finding: String,
+    /// Journal event sequence numbers this rating rests on.
+    pub evidence: Vec<i64>,
+    /// The playbook section it concerns, e.g. `[assign] ack_within` or `[[act]] id = "bridge"`.
+    pub section: String,
+    /// `host` or the score hook that added it.
+    pub source: String,
+}
+
+impl Criterion {
+    pub fn new(id: impl Into<String>, title: impl Into<String>, rating: Rating, finding: impl Into<String>, section: impl Into<String>) -> Self {
+        Criterion {
+            id: id.into(),
+            title: title.into(),
+            rating,
+            points: rating.points(),
+            measured: None,
+            limit: None,
+            finding: finding.into(),
+            evidence: Vec::new(),
+            section: section.into(),
+            source: "host".into(),
+        }
+    }
+}
+
+/// The drill's score: every criterion, the 0–100 total and the verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Score {
+    pub criteria: Vec<Criterion>,
+    /// Points over the maximum, normalised to 0..=100.
+    pub total: u32,
+    /// `pass` unless some criterion is rated `unable`: a failed objective fails the drill.
+    pub verdict: String,
+    /// Score hooks that failed (their criteria are missing).
+    #[serde(default)]
+    pub hook_errors: Vec<String>,
+}
+
+/// What a [`ScoreHook`] gets to judge.
+pub struct ScoreInput<'a> {
+    pub playbook: &'a Playbook,
+    pub incident: Option<&'a Incident>,
+    pub events: &'a [EventRecord],
+    pub scenario: &'a Scenario,
+}
+
+/// Adds criteria to a drill's score (the `drill-sim` plugin's scoring export
+/// will implement this). Criteria it returns are rated like the host's own.
+pub trait ScoreHook: Send + Sync {
+    fn name(&self) -> &str;
+    fn criteria(&self, input: &ScoreInput<'_>) -> anyhow::Result<Vec<Criterion>>;
+}
+
+fn first<'a>(evs: &'a [EventRecord], kind: &str) -> Option<&'a EventRecord> {
+    evs.iter().find(|e| e.kind == kind)
+}
+
+fn s<'a>(e: &'a EventRecord, k: &str) -> &'a str {
+    e.data.get(k).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn span(d: Duration) -> String {
+    fmt_span(dur_ms(d))
+}
+
+fn timed(mut c: Criterion, actual: i64, limit: i64) -> Criterion {
+    c.measured = Some(fmt_span(actual));
+    c.limit = Some(fmt_span(limit));
+    c
+}
+
+/// Scores a drill. `incident` is `None` if the drill never opened one.
+pub fn score(pb: &Playbook, incident: Option<&Incident>, events: &[EventRecord], scenario: &Scenario, hooks: &[Arc<dyn ScoreHook>]) -> Score {
+    let mut c = Vec::new();
+    match first(events, "opened") {
+        None => c.push(Criterion::new("report", "Crisis reported", Rating::Unable, "the drill never opened an incident", "[trigger]")),
+        Some(opened) => host_criteria(pb, events, scenario, opened, &mut c),
+    }
+    let mut hook_errors = Vec::new();
+    let input = ScoreInput { playbook: pb, incident, events, scenario };
+    for h in hooks {
+        match h.criteria(&input) {
+            Ok(more) => c.extend(more.into_iter().map(|mut x| {
+                x.points = x.rating.points();
+                x.source = h.name().to_string();
+                x
+            })),
+            Err(e) => hook_errors.push(format!("score hook `{}` failed: {e:#}", h.name())),
+        }
+    }
+    total(c, hook_errors)
+}
+
+/// Sums criteria into a score clamped to 0..=100.
+pub fn total(criteria: Vec<Criterion>, hook_errors: Vec<String>) -> Score {
+    let max = criteria.len() as u32 * MAX_POINTS;
+    let got: u32 = criteria.iter().map(|c| c.rating.points()).sum();
+    let total = (got * 100 + max / 2).checked_div(max).unwrap_or(0).min(100);
+    let verdict = if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) { "fail" } else { "pass" };
+    Score { criteria, total, verdict: verdict.into(), hook_errors }
+}
+
+fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, opened: &EventRecord, c: &mut Vec<Criterion>) {
+    let t0 = opened.at;
+    let min5 = Duration::from_secs(300);
+
+    // Report: the report notice reached every target within report.within.
+    {
+        let limit = pb.report.within;
+        let results: Vec<&EventRecord> = events.iter().filter(|e| e.kind == "effect_result" && s(e, "purpose") == "report").collect();
+        let failed = results.iter().filter(|e| e.data["ok"] != true).count();
+        let mut cr = if pb.report.notify.is_empty() {
+            Criterion::new("report", "Crisis reported upward", Rating::MajorChallenges, "the playbook reports to no one: [report] notify is empty", "[report] notify")
+        } else if results.len() < pb.report.notify.len() || failed > 0 {
+            Criterion::new("report", "Crisis reported upward", Rating::Unable, format!("{} of {} report notices delivered", results.len() - failed, pb.report.notify.len()), "[report] notify")
+        } else {
+            let last = results.iter().map(|e| e.at).max().unwrap_or(t0);
+            let r = Rating::against(last - t0, dur_ms(limit));
+            timed(Criterion::new("report", "Crisis reported upward", r, format!("report notice delivered to {} within {}", pb.report.notify.join(", "), span(limit)), "[report] within"), last - t0, dur_ms(limit))
+        };
+        cr.evidence = std::iter::once(opened.seq).chain(results.iter().map(|e| e.seq)).collect();
+        c.push(cr);
+    }
+
+    // Acknowledge.
+    let ack_limit = pb.assign.ack_within.unwrap_or(min5);
+    let acked = first(events, "acknowledged");
+    {
+        let escalations: Vec<i64> = events.iter().filter(|e| e.kind == "escalated").map(|e| e.seq).collect();
+        let mut cr = match acked {
+            None => Criterion::new("acknowledge", "Owner acknowledged", Rating::Unable, "nobody acknowledged the incident", "[assign] ack_within"),
+            Some(a) => {
+                let r = Rating::against(a.at - t0, dur_ms(ack_limit));
+                let f = format!("acknowledged by {} after {}{}", s(a, "by"), fmt_span(a.at - t0), if escalations.is_empty() { String::new() } else { format!(" and {} escalation(s)", escalations.len()) });
+                let mut x = timed(Criterion::new("acknowledge", "Owner acknowledged", r, f, "[assign] ack_within"), a.at - t0, dur_ms(ack_limit));
+                x.evidence.push(a.seq);
+                x
+            }
+        };
+        cr.evidence.insert(0, opened.seq);
+        cr.evidence.extend(escalations.iter().copied());
+        c.push(cr);
+        // Escalation: judged when the owner missed the engine's own ack deadline,
+        // which runs from the page at the start of the assign phase.
+        let paged = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at);
+        let late = match (acked, paged) {
+            (None, Some(_)) => true,
+            (Some(a), Some(p)) => a.at - p > dur_ms(ack_limit),
+            _ => false,
+        };
+        if late {
+            let mut cr = if !escalations.is_empty() {
+                Criterion::new("escalation", "Escalated when the owner was silent", Rating::Performed, format!("{} escalation notice(s) went out before acknowledgement", escalations.len()), "[assign] escalate")
+            } else if pb.assign.escalate.is_empty() {
+                Criterion::new("escalation", "Escalated when the owner was silent", Rating::MajorChallenges, "the owner was late and the playbook escalates to no one", "[assign] escalate")
+            } else {
+                Criterion::new("escalation", "Escalated when the owner was silent", Rating::SomeChallenges, "the owner was late, but no escalation fired before the acknowledgement", "[assign] escalate")
+            };
+            cr.evidence = escalations;
+            c.push(cr);
+        }
+    }
+
+    // Activate.
+    {
+        let limit = pb.activate.within.unwrap_or(Duration::from_secs(900));
+        let mut cr = match first(events, "activated") {
+            None => Criterion::new("activate", "Plan activated", Rating::Unable, if pb.activate.approval.is_some() { "the plan was never activated (activation waits for approval)" } else { "the plan was never activated" }, "[activate]"),
+            Some(a) => {
+                let r = Rating::against(a.at - t0, dur_ms(limit));
+                let mut x = timed(Criterion::new("activate", "Plan activated", r, format!("activated ({}) after {}", s(a, "by"), fmt_span(a.at - t0)), "[activate] within"), a.at - t0, dur_ms(limit));
+                x.evidence.push(a.seq);
+                x
+            }
+        };
+        cr.evidence.insert(0, opened.seq);
+        cr.evidence.extend(events.iter().filter(|e| (e.kind == "approved" && s(e, "what") == "activation") || (e.kind == "deadline_missed" && s(e, "what") == "activate")).map(|e| e.seq));
+        cr.evidence.sort_unstable();
+        c.push(cr);
+    }
+
+    // Assign: every role the playbook names is filled, and the assign phase completes in time.
+    {
+        let wanted: Vec<&str> = [Some("commander"), pb.assign.liaison.as_ref().map(|_| "liaison"), pb.assign.scribe.as_ref().map(|_| "scribe")].into_iter().flatten().collect();
+        let assigned: BTreeMap<&str, &EventRecord> = events.iter().filter(|e| e.kind == "role_assigned").fold(BTreeMap::new(), |mut m, e| {
+            m.insert(s(e, "role"), e); // the last holder: acking as someone else makes them commander
+            m
+        });
+        let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(r)).collect();
+        // Measured over the assign phase itself: activation delays are the activate criterion's.
+        let entered = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at).unwrap_or(t0);
+        let done = events.iter().find(|e| e.kind == "phase_completed" && s(e, "phase") == "assign");
+        let mut cr = match done {
+            None => Criterion::new("assign", "Owner and roles assigned", Rating::Unable, "the assign phase never completed (no acknowledged commander)", "[assign]"),
+            Some(d) => {
+                let took = d.at - entered;
+                let mut r = Rating::against(took, dur_ms(ack_limit));
+                let mut f = format!("{} named; commander acknowledged {} into the assign phase", wanted.iter().filter_map(|w| assigned.get(w).map(|e| format!("{w} {}", s(e, "person")))).collect::<Vec<_>>().join(", "), fmt_span(took));
+                if !missing.is_empty() {
+                    r = r.max(Rating::MajorChallenges);
+                    f = format!("{f}; nobody was available for {}", missing.join(", "));
+                }
+                let mut x = timed(Criterion::new("assign", "Owner and roles assigned", r, f, "[assign]"), took, dur_ms(ack_limit));
+                x.evidence.push(d.seq);
+                x
+            }
+        };
+        cr.evidence.extend(assigned.values().map(|e| e.seq));
+        cr.evidence.sort_unstable();
+        c.push(cr);
+    }
+
+    // Each step against its `within`.
+    for step in &pb.act {
+        let mine: Vec<&EventRecord> = events
+            .iter()
+            .filter(|e| s(e, "step") == step.id || (e.kind == "deadline_missed" && s(e, "what") == format!("step:{}", step.id)) || (e.kind == "note" && s(e, "note").starts_with(&format!("step {} failed", step.id))))
+            .collect();
+        let ready = mine.iter().find(|e| e.kind == "step_ready" || e.kind == "step_waiting").map(|e| e.at);
+        let end = mine.iter().find(|e| matches!(e.kind.as_str(), "step_done" | "step_skipped" | "step_failed"));
+        let title = format!("Step {} ({})", step.id, step.kind);
+        let section = format!("[[act]] id = \"{}\"", step.id);
+        let id = format!("step:{}", step.id);
+        let cr = match end {
+            Some(e) if e.kind == "step_skipped" && s(e, "reason").starts_with("`when") => continue, // not part of this plan
+            None => Criterion::new(id, title, Rating::Unable, "the step never finished", section),
+            Some(e) if e.kind == "step_failed" => Criterion::new(id, title, Rating::Unable, format!("the step failed: {}", s(e, "reason")), section),
+            Some(e) if e.kind == "step_skipped" => Criterion::new(id, title, Rating::Unable, format!("the step was skipped: {}", s(e, "reason")), section),
+            Some(e) => {
+                let took = e.at - ready.unwrap_or(e.at);
+                match step.within {
+                    Some(w) => {
+                        let r = Rating::against(took, dur_ms(w));
+                        timed(Criterion::new(id, title, r, format!("done by {} {} after it became ready", s(e, "by"), fmt_span(took)), format!("{section} within")), took, dur_ms(w))
+                    }
+                    None => {
+                        let mut x = Criterion::new(id, title, Rating::Performed, format!("done by {} {} after it became ready (no deadline set)", s(e, "by"), fmt_span(took)), section);
+                        x.measured = Some(fmt_span(took));
+                        x
+                    }
+                }
+            }
+        };
+        let mut cr = cr;
+        cr.evidence = mine.iter().map(|e| e.seq).collect();
+        if mine.iter().any(|e| e.kind == "note") && cr.rating == Rating::Performed {
+            cr.finding = format!("{}; recovered from an injected failure", cr.finding);
+        }
+        c.push(cr);
+    }
+
+    // Communications: every notice delivered (or captured) within the 2-minute service level.
+    {
+        let sla = dur_ms(crate::playbook::spec::DEFAULT_REPORT_WITHIN);
+        let intents: BTreeMap<&str, &EventRecord> = events.iter().filter(|e| e.kind == "intent_recorded").map(|e| (s(e, "invocation_id"), e)).collect();
+        let mut total = 0;
+        let mut good = 0;
+        let mut bad_seqs = Vec::new();
+        let mut all_seqs = Vec::new();
+        for r in events.iter().filter(|e| e.kind == "effect_result" && e.data.get("customer").is_none_or(|c| c.is_null())) {
+            total += 1;
+            let started = intents.get(s(r, "invocation_id")).map(|i| i.at).unwrap_or(r.at);
+            all_seqs.push(r.seq);
+            if r.data["ok"] == true && r.at - started <= sla {
+                good += 1;
+            } else {
+                bad_seqs.push(r.seq);
+            }
+        }
+        let pending = intents.len() - events.iter().filter(|e| e.kind == "effect_result").count().min(intents.len());
+        let rating = if total == 0 {
+            Rating::MajorChallenges
+        } else {
+            let pct = good * 100 / total;
+            match pct {
+                100 => Rating::Performed,
+                90..=99 => Rating::SomeChallenges,
+                50..=89 => Rating::MajorChallenges,
+                _ => Rating::Unable,
+            }
+        };
+        let rating = if pending > 0 { rating.max(Rating::SomeChallenges) } else { rating };
+        let mut cr = Criterion::new(
+            "communications",
+            "Communications within their service level",
+            rating,
+            format!("{good} of {total} notices delivered within {}{}", fmt_span(sla), if pending > 0 { format!("; {pending} message(s) never ran") } else { String::new() }),
+            "[report] notify, [track] notify, [outcome] notify",
+        );
+        cr.limit = Some(fmt_span(sla));
+        cr.evidence = if bad_seqs.is_empty() { all_seqs.into_iter().take(20).collect() } else { bad_seqs.into_iter().take(50).collect() };
+        c.push(cr);
+    }
+
+    // Deduplication of the scenario's duplicate alerts.
+    if scenario.injects.iter().any(|i| matches!(i.kind, InjectKind::DuplicateAlert)) {
+        let attached: Vec<i64> = events.iter().filter(|e| e.kind == "attached" && s(e, "source") == "drill").map(|e| e.seq).collect();
+        let mut cr = if attached.is_empty() {
+            Criterion::new("dedup", "Duplicate alert deduplicated", Rating::Unable, "the duplicate alert was not attached to the open incident", "[trigger] dedup_key")
+        } else {
+            Criterion::new("dedup", "Duplicate alert deduplicated", Rating::Performed, format!("{} duplicate alert(s) attached to the open incident", attached.len()), "[trigger] dedup_key")
+        };
+        cr.evidence = attached;
+        c.push(cr);
+    }
+
+    // Outcome report complete, in time after resolution.
+    {
+        let limit = pb.outcome.within.unwrap_or(Duration::from_secs(72 * 3600));
+        let resolved = first(events, "resolved");
+        let mut cr = match (first(events, "outcome_recorded"), resolved) {
+            (None, _) => Criterion::new("outcome", "Outcome report complete", Rating::Unable, "no outcome report was written", "[outcome]"),
+            (Some(o), res) => {
+                let missing: Vec<&str> = pb.outcome.require.iter().map(|f| f.as_str()).filter(|f| s(o, f).trim().is_empty()).collect();
+                let from = res.map(|r| r.at).unwrap_or(o.at);
+                let took = (o.at - from).max(0);
+                let mut r = Rating::against(took, dur_ms(limit));
+                let mut f = format!("written by {} {} after resolution", s(o, "by"), fmt_span(took));
+                if !missing.is_empty() {
+                    r = r.max(Rating::MajorChallenges);
+                    f = format!("{f}; missing {}", missing.join(", "));
+                }
+                let mut x = timed(Criterion::new("outcome", "Outcome report complete", r, f, "[outcome] within"), took, dur_ms(limit));
+                x.evidence = res.iter().map(|r| r.seq).chain([o.seq]).collect();
+                x
+            }
+        };
+        if let Some(cl) = first(events, "closed") {
+            cr.evidence.push(cl.seq);
+        }
+        c.push(cr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratings_follow_the_thresholds() {
+        assert_eq!(Rating::against(300_000, 300_000), Rating::Performed);
+        assert_eq!(Rating::against(450_000, 300_000), Rating::SomeChallenges);
+        assert_eq!(Rating::against(450_001, 300_000), Rating::MajorChallenges);
+        assert_eq!(Rating::against(900_000, 300_000), Rating::MajorChallenges);
+        assert_eq!(Rating::against(900_001, 300_000), Rating::Unable);
+    }
+
+    #[test]
+    fn totals_stay_in_bounds_and_unable_fails() {
+        let mk = |r| Criterion::new("x", "x", r, "", "");
+        assert_eq!(total(vec![], vec![]).total, 0);
+        let all = total(vec![mk(Rating::Performed); 7], vec![]);
+        assert_eq!((all.total, all.verdict.as_str()), (100, "pass"));
+        let mixed = total(vec![mk(Rating::Performed), mk(Rating::Unable)], vec![]);
+        assert_eq!((mixed.total, mixed.verdict.as_str()), (50, "fail"));
+        for n in 1..40u32 {
+            for k in 0..=n {
+                let v: Vec<Criterion> = (0..n).map(|i| mk(if i < k { Rating::Performed } else { Rating::MajorChallenges })).collect();
+                let t = total(v, vec![]).total;
+                assert!((33..=100).contains(&t), "{n} {k} {t}");
+            }
+        }
+    }
+}
