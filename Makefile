@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= examples/crisis.toml
 
-.PHONY: setup run test bench build clean-state
+.PHONY: setup run test bench build clean-state examples
 
 # The toolchain is pinned by rust-toolchain.toml (1.95.0); guests build for wasm32-wasip2.
 setup:
@@ -18,7 +18,11 @@ run: build
 	$(CARGO) run --bin crisis -- --config $(CONFIG) playbook validate
 	$(CARGO) run --bin crisis -- --config $(CONFIG) daemon
 
-test: setup
+# The Python and JavaScript example plugins are rebuilt only when their sources change.
+examples: setup
+	examples/build.sh
+
+test: setup examples
 	$(CARGO) test --workspace --all-targets
 
 clean-state:

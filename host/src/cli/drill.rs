@@ -125,7 +125,15 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
     if clock != ClockMode::Virtual && !cli.json {
         eprintln!("running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)");
     }
-    let out = drill::run(&g, playbook, opts, Arc::new(LogExecutor), &Extensions::default()).map_err(|e| match e {
+    // The playbook's simulator plugin (drill-sim) plans injects and adds criteria.
+    let mut ext = Extensions::default();
+    if g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some()) {
+        let host = crate::plugin::setup::host_for(&g.config).map_err(Failure::failed)?;
+        let sim = Arc::new(drill::simulator::Simulator::new(Arc::new(host)));
+        ext.sources.push(sim.clone());
+        ext.hooks.push(sim);
+    }
+    let out = drill::run(&g, playbook, opts, Arc::new(LogExecutor), &ext).map_err(|e| match e {
         drill::DrillError::NotFound { .. } => Failure::not_found(e.to_string()),
         drill::DrillError::Invalid(_) => Failure::invalid(e.to_string()),
         drill::DrillError::Failed(_) => Failure::failed(e.to_string()),

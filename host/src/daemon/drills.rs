@@ -45,6 +45,15 @@ pub fn service(st: &AppState) -> anyhow::Result<Arc<DrillService>> {
         return Ok(s.clone());
     }
     let s = Arc::new(DrillService::open(&dir)?);
+    // Drill-safe notices go through the Wasm plugins (in drill mode: HTTP is
+    // captured unless drill-allowed); the simulator plugin plans and scores.
+    *s.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(crate::plugin::executor::PluginExecutor::new(st.plugins.clone(), &st.engine, None));
+    {
+        let sim = Arc::new(crate::drill::simulator::Simulator::new(st.plugins.clone()));
+        let mut ext = s.extensions.lock().unwrap_or_else(|p| p.into_inner());
+        ext.sources.push(sim.clone());
+        ext.hooks.push(sim);
+    }
     map.insert(dir, s.clone());
     Ok(s)
 }

@@ -21,6 +21,7 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod score;
+pub mod simulator;
 
 pub use clock::ClockMode;
 pub use contain::DrillExecutor;

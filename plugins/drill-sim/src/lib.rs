@@ -138,7 +138,8 @@ impl Drill for DrillSim {
         let has = |needle: &str| k.iter().any(|s| s.contains(needle));
 
         let opened = k.iter().filter(|s| s.contains("opened") || s.contains("incident.created")).count();
-        let dedup_ok = has("dedup") && opened <= 1;
+        // crisis journals a deduplicated trigger as `attached`.
+        let dedup_ok = (has("dedup") || has("attached")) && opened <= 1;
         let dedup = Criterion {
             name: "duplicate alert deduplicated".into(),
             points: if dedup_ok { 10 } else { 0 },
