@@ -79,6 +79,7 @@ pub struct PluginSpec {
     pub config: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub memory_mb: Option<u32>,
+    pub warm_calls: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -226,8 +227,8 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 None
             }
         };
-        if d.file.is_none() && !builtins.contains_key(name.as_str()) {
-            diags.push(src.at(p.span(), format!("plugin `{name}` is not built in: give its component with file = \"PATH.wasm\"")));
+        if d.file.is_none() && !builtins.contains_key(name.as_str()) && file.plugin_dir.is_none() {
+            diags.push(src.at(p.span(), format!("plugin `{name}` is not built in: give its component with file = \"PATH.wasm\" or put it in plugin_dir")));
         }
         if let Some(f) = &d.file {
             if f.get_ref().ends_with(".cwasm") {
@@ -261,6 +262,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 config: check_secret_values(&d.config, &mut diags),
                 timeout,
                 memory_mb: d.memory_mb,
+                warm_calls: d.warm_calls,
             },
         );
     }

@@ -64,6 +64,8 @@ pub struct PluginDecl {
     pub config: BTreeMap<String, Str>,
     pub timeout: Option<Str>,
     pub memory_mb: Option<u32>,
+    /// Reuse one instance for up to this many live calls (interpreted guests).
+    pub warm_calls: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,7 +34,7 @@ pub fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
         drill_allow: p.drill_allow.clone(),
         inject,
         config: p.config.iter().filter(|(_, v)| !v.starts_with("secret:")).map(|(k, v)| (k.clone(), v.clone())).collect(),
-        limits: LimitOverrides { timeout_ms: p.timeout.map(|t| t.as_millis() as u64), memory_mb: p.memory_mb.map(u64::from), ..Default::default() },
+        limits: LimitOverrides { timeout_ms: p.timeout.map(|t| t.as_millis() as u64), memory_mb: p.memory_mb.map(u64::from), warm_calls: p.warm_calls, ..Default::default() },
     }
 }
 
