@@ -25,5 +25,10 @@ examples: setup
 test: setup examples
 	$(CARGO) test --workspace --all-targets
 
+# Benchmarks (release build): writes target/bench/summary.{md,json}. Never part of `make test`,
+# which only builds them and runs each measurement once as a smoke test.
+bench: setup
+	$(CARGO) bench --bench suite
+
 clean-state:
 	rm -rf .crisis

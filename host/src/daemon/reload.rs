@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Quiet period after the last file event before a reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// After the watcher's debounce, further events this close together join the same reload.
+pub const COALESCE_QUIET: Duration = Duration::from_millis(100);
 /// Longest a burst of file events may delay a reload.
 pub const MAX_COALESCE: Duration = Duration::from_secs(2);
 /// Fallback checksum poll for filesystems without events.
@@ -255,7 +257,7 @@ impl Reloader {
             // A synchronous `crisis reload` in the batch goes at once.
             let started = Instant::now();
             while batch.iter().all(|r| r.respond.is_none()) && started.elapsed() < MAX_COALESCE {
-                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                match tokio::time::timeout(COALESCE_QUIET, rx.recv()).await {
                     Ok(Some(r)) => batch.push(r),
                     Ok(None) | Err(_) => break,
                 }
