@@ -8,12 +8,9 @@
 
 mod common;
 
-use common::{Run, crisis_in, repo};
+use common::{Run, crisis_in, one_shot_server, repo};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 const EXAMPLES: &[(&str, &str)] = &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
@@ -48,41 +45,6 @@ fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
     req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
 }
 
-/// One HTTP/1.1 exchange on loopback answered with `status`: returns (port,
-/// receiver of (request head, body)).
-fn one_shot_server(status: u16) -> (u16, mpsc::Receiver<(String, Vec<u8>)>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let head_end = loop {
-            let n = s.read(&mut chunk).unwrap();
-            assert!(n > 0, "connection closed before the request head ended");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-            .expect("the request has a content-length");
-        while buf.len() < head_end + len {
-            let n = s.read(&mut chunk).unwrap();
-            assert!(n > 0);
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + len].to_vec();
-        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 7\r\nx-request-id: srv-9\r\nconnection: close\r\n\r\nanswer!");
-        s.write_all(reply.as_bytes()).unwrap();
-        let _ = tx.send((head, body));
-    });
-    (port, rx)
-}
 
 fn note_input(invocation_id: &str, url: &str, grant: Option<u16>) -> String {
     let mut v = serde_json::json!({

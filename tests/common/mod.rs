@@ -291,3 +291,39 @@ impl TestServer {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// One HTTP/1.1 exchange on loopback: returns (port, receiver of (request head, body)).
+pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed before the request head ended");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[head_end..head_end + len].to_vec();
+        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nx-request-id: srv-1\r\nconnection: close\r\n\r\nok");
+        s.write_all(reply.as_bytes()).unwrap();
+        let _ = tx.send((head, body));
+    });
+    (port, rx)
+}
