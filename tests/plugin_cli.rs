@@ -252,7 +252,7 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = json(&r);
     assert_eq!(v["mode"], "live");
-    assert_eq!(v["value"]["provider_id"], "srv-1");
+    assert_eq!(v["value"]["provider_id"], "srv-9");
     assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
     let (head, body) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the server got the request");
     assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");

@@ -321,7 +321,7 @@ pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, 
             buf.extend_from_slice(&chunk[..n]);
         }
         let body = buf[head_end..head_end + len].to_vec();
-        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nx-request-id: srv-1\r\nconnection: close\r\n\r\nok");
+        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 7\r\nx-request-id: srv-9\r\nconnection: close\r\n\r\nanswer!");
         s.write_all(reply.as_bytes()).unwrap();
         let _ = tx.send((head, body));
     });
