@@ -101,7 +101,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     assert_eq!(d.json(&["incident", "list"]).as_array().unwrap().len(), 0);
     let rep = d.json(&["drill", "report", &id, "--format", "json"]);
     assert_eq!(rep["run_id"], id.as_str());
-    assert_eq!(rep["incident_id"], "DRL-1");
+    assert_eq!(rep["incident_id"], format!("DRL-{id}-1").as_str(), "daemon drill incidents are named after their run");
     assert!(rep["communications"]["notices_captured"]["regulator"].as_u64().unwrap() >= 1);
 
     // Suspend is persisted; after a restart the runs and the suspension are still there.
@@ -122,6 +122,15 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     let again = d.cli(&["drill", "run", "checkout-drill"]);
     assert_eq!(again.code, 1, "{}", again.stdout);
     assert!(again.stderr.contains("is still running"), "{}", again.stderr);
+    // People act on the running drill's incident through the normal CLI; it
+    // lives in the drill's own journal, never among live incidents.
+    let drill_incident = format!("DRL-{}-1", started["id"].as_str().unwrap());
+    d.wait_for("the drill incident", || d.cli(&["incident", "show", &drill_incident]).code == 0);
+    let shown = d.json(&["incident", "show", &drill_incident]);
+    assert_eq!(shown["mode"], "drill");
+    d.ok(&["update", &drill_incident, "--note", "bridge call opened by a person during the drill"]);
+    assert!(d.ok(&["timeline", &drill_incident]).contains("bridge call opened by a person"));
+    assert_eq!(d.json(&["incident", "list"]).as_array().unwrap().len(), 0);
     // A restart interrupts it, and says so. The playbook is edited meanwhile:
     // the list flags it as changed since its last drill.
     let file = d.dir.path().join("playbooks/checkout-drill.toml");

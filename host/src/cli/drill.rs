@@ -121,6 +121,8 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
         journal: Journal::Memory,
         responders: true,
         cancel: None,
+        incident_prefix: None,
+        engine_hook: None,
     };
     if clock != ClockMode::Virtual && !cli.json {
         eprintln!("running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)");

@@ -62,7 +62,34 @@ where
     F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
     T: Send + 'static,
 {
-    let engine = st.engine.clone();
+    run_on(st.engine.clone(), f).await
+}
+
+/// The engine an incident lives in: a running drill's own engine for its
+/// `DRL-<run>-N` incidents, else the live engine.
+fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
+    if id.starts_with("DRL-") {
+        if let Some(e) = super::drills::service(st).ok().and_then(|svc| svc.engine_for_incident(id)) {
+            return e;
+        }
+    }
+    st.engine.clone()
+}
+
+/// Runs an engine call about incident `id` on the engine that holds it.
+async fn with_incident<T, F>(st: &AppState, id: &str, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+    T: Send + 'static,
+{
+    run_on(engine_for(st, id), f).await
+}
+
+async fn run_on<T, F>(engine: Arc<Engine>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+    T: Send + 'static,
+{
     tokio::task::spawn_blocking(move || f(&engine))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": format!("task failed: {e}")})))?
@@ -159,7 +186,7 @@ async fn list(State(st): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Ap
 }
 
 async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    let inc = with_engine(&st, move |e| e.incident(&id)).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.incident(&id)).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -175,7 +202,7 @@ fn actor(by: Option<String>) -> String {
 
 async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| {
+    let inc = with_incident(&st, &id.clone(), move |e| {
         let by = match b.by.filter(|s| !s.is_empty()) {
             Some(by) => by,
             None => e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
@@ -196,7 +223,7 @@ struct AssignBody {
 
 async fn assign(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<AssignBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.assign(&id, &b.role, &b.to, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by))).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -209,7 +236,7 @@ struct ApproveBody {
 
 async fn approve(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ApproveBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -223,7 +250,7 @@ struct StepBody {
 
 async fn step(State(st): State<Arc<AppState>>, Path((id, step)): Path<(String, String)>, body: Result<Json<StepBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -236,7 +263,7 @@ struct UpdateBody {
 
 async fn update(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<UpdateBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.update(&id, &b.note, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -254,13 +281,13 @@ struct OutcomeBody {
 
 async fn outcome(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<OutcomeBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(b.by))).await?;
     Ok(Json(to_json(&inc)))
 }
 
 async fn resolve(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult {
     let Json(b) = body.map_err(bad_json)?;
-    let inc = with_engine(&st, move |e| e.resolve(&id, &actor(b.by), "cli")).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.resolve(&id, &actor(b.by), "cli")).await?;
     Ok(Json(to_json(&inc)))
 }
 
@@ -271,7 +298,7 @@ struct EventsQuery {
 }
 
 async fn events(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> ApiResult {
-    let (inc, evs) = with_engine(&st, move |e| {
+    let (inc, evs) = with_incident(&st, &id.clone(), move |e| {
         let inc = e.incident(&id)?;
         Ok((inc, e.store().events(&id, q.after)?))
     })
@@ -289,7 +316,7 @@ struct ReportQuery {
 }
 
 async fn report_handler(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
-    let rep = with_engine(&st, move |e| {
+    let rep = with_incident(&st, &id.clone(), move |e| {
         let inc = e.incident(&id)?;
         let evs = e.store().events(&id, 0)?;
         let summary = e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();

@@ -34,6 +34,8 @@ pub struct DrillService {
     pub inner: Mutex<Arc<dyn Executor>>,
     /// Scenario sources and score hooks from plugins.
     pub extensions: Mutex<Extensions>,
+    /// Engines of drills in progress, by incident id prefix (`DRL-<run id>`).
+    pub engines: Mutex<BTreeMap<String, Arc<crate::incident::Engine>>>,
 }
 
 /// The drill service of the daemon whose state lives in `state_dir`.
@@ -59,6 +61,12 @@ pub fn service(st: &AppState) -> anyhow::Result<Arc<DrillService>> {
 }
 
 impl DrillService {
+    /// The engine of the running drill an incident id belongs to (`DRL-<run id>-N`).
+    pub fn engine_for_incident(&self, id: &str) -> Option<Arc<crate::incident::Engine>> {
+        let prefix = id.rsplit_once('-').map(|(p, _)| p)?;
+        self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(prefix).cloned()
+    }
+
     /// Opens the drill index in `state_dir` (drill journals go to `state_dir/drills/`).
     pub fn open(state_dir: &std::path::Path) -> anyhow::Result<Self> {
         Ok(DrillService {
@@ -67,6 +75,7 @@ impl DrillService {
             running: Mutex::new(BTreeMap::new()),
             inner: Mutex::new(Arc::new(LogExecutor)),
             extensions: Mutex::new(Extensions::default()),
+            engines: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -252,6 +261,24 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         journal: Journal::File(svc.state_dir.join("drills").join(format!("{}.db", row.id))),
         responders: false,
         cancel: Some(cancel),
+        // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
+        // them through the normal CLI (`crisis ack DRL-...`) while the drill runs.
+        incident_prefix: Some(format!("DRL-{}", row.id)),
+        engine_hook: Some({
+            let svc = svc.clone();
+            let prefix = format!("DRL-{}", row.id);
+            crate::drill::run::EngineHook(Arc::new(move |engine| {
+                let mut engines = svc.engines.lock().unwrap_or_else(|p| p.into_inner());
+                match engine {
+                    Some(e) => {
+                        engines.insert(prefix.clone(), e);
+                    }
+                    None => {
+                        engines.remove(&prefix);
+                    }
+                }
+            }))
+        }),
     };
     let svc2 = svc.clone();
     let id = row.id.clone();

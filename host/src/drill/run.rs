@@ -30,9 +30,23 @@ pub enum Journal {
     File(PathBuf),
 }
 
+/// Told about a run's engine while the run lasts (`Some` at start, `None` at
+/// the end), so the daemon can route people's commands on drill incidents to it.
+#[derive(Clone)]
+pub struct EngineHook(pub Arc<dyn Fn(Option<Arc<Engine>>) + Send + Sync>);
+
+impl std::fmt::Debug for EngineHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineHook")
+    }
+}
+
 /// How to run one drill.
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
+    /// Incident id prefix (default `DRL`, giving `DRL-1`); daemon runs use `DRL-<run id>`.
+    pub incident_prefix: Option<String>,
+    pub engine_hook: Option<EngineHook>,
     pub run_id: String,
     pub clock: ClockMode,
     pub seed: u64,
@@ -50,7 +64,17 @@ pub struct DrillOptions {
 impl DrillOptions {
     /// A virtual drill in memory: what `--standalone` and tests use.
     pub fn virtual_in_memory(run_id: impl Into<String>, seed: u64) -> Self {
-        DrillOptions { run_id: run_id.into(), clock: ClockMode::Virtual, seed, scheduled_for: None, journal: Journal::Memory, responders: true, cancel: None }
+        DrillOptions {
+            run_id: run_id.into(),
+            clock: ClockMode::Virtual,
+            seed,
+            scheduled_for: None,
+            journal: Journal::Memory,
+            responders: true,
+            cancel: None,
+            incident_prefix: None,
+            engine_hook: None,
+        }
     }
 }
 
@@ -141,7 +165,14 @@ pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn
     };
     let t0 = start_time(opts.clock, opts.seed, opts.scheduled_for, chrono::Utc::now().timestamp_millis());
     let time = DrillTime::new(opts.clock, t0);
-    let engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), "drill");
+    let mut engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), "drill");
+    if let Some(p) = &opts.incident_prefix {
+        engine = engine.with_id_prefix(p.clone());
+    }
+    let engine = Arc::new(engine);
+    if let Some(h) = &opts.engine_hook {
+        (h.0)(Some(engine.clone()));
+    }
     let exec = DrillExecutor::new(inner, g.config.targets.clone(), opts.run_id.clone());
     let responders = opts.responders || opts.clock == ClockMode::Virtual;
     let mut r = Runner {
@@ -157,7 +188,11 @@ pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn
         alert: None,
         responders,
     };
-    let status = r.drive(&time, &exec, opts.cancel.as_deref())?;
+    let status = r.drive(&time, &exec, opts.cancel.as_deref());
+    if let Some(h) = &opts.engine_hook {
+        (h.0)(None);
+    }
+    let status = status?;
     let log = r.log;
     let incident_id = r.incident;
     let (incident, events) = match &incident_id {

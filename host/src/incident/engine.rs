@@ -101,6 +101,8 @@ pub struct Engine {
     pinned: Mutex<HashMap<String, Arc<Playbook>>>,
     writer: Mutex<()>,
     mode: &'static str,
+    /// Incident ids are `{id_prefix}-{n}`.
+    id_prefix: String,
     /// Woken whenever new timers or intents may be due.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -127,8 +129,21 @@ impl Engine {
             pinned: Mutex::new(HashMap::new()),
             writer: Mutex::new(()),
             mode,
+            id_prefix: if mode == "drill" { "DRL".into() } else { "INC".into() },
             wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Numbers incidents `{prefix}-{n}` instead of `INC-n`/`DRL-n`; drills run
+    /// by the daemon use their run id so their incidents are unique across runs.
+    pub fn with_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.id_prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of this engine's incident ids.
+    pub fn id_prefix(&self) -> &str {
+        &self.id_prefix
     }
 
     /// Installs the observer called after each committed operation.
@@ -340,7 +355,7 @@ impl Engine {
                     return Ok(());
                 }
             }
-            let prefix = if self.mode == "drill" { "DRL" } else { "INC" };
+            let prefix = self.id_prefix.as_str();
             let n = tx.next_incident_number(prefix)?;
             let id = format!("{prefix}-{n}");
             tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&*pb)?)?;
