@@ -57,6 +57,10 @@ fn next_delay(engine: &Engine) -> Duration {
 pub fn run_pending(engine: &Engine, executor: &dyn Executor) -> anyhow::Result<usize> {
     let pending = engine.pending_intents(64).map_err(|e| anyhow::anyhow!("{e}"))?;
     let n = pending.len();
+    // An intent is recorded before it runs: never run one that is not yet on disk.
+    if n > 0 {
+        engine.store().sync()?;
+    }
     for (id, payload, attempts) in pending {
         engine.store().mark_attempt(&id)?;
         if attempts > 0 {

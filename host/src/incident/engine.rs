@@ -229,14 +229,14 @@ impl Engine {
         allow_closed: bool,
         f: &mut dyn FnMut(&mut Ctx<'_>) -> Result<(), EngineError>,
     ) -> Result<Incident, EngineError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now_ms();
         let generation_ = self.generation();
         let mut user_err: Option<EngineError> = None;
         let mut missing = false;
         let mut emitted = Vec::new();
         let mut out: Option<Incident> = None;
-        let res = self.store.transaction(&mut |tx| {
+        let res = self.store.transaction_unsynced(&mut |tx| {
             let Some(row) = tx.incident(id)? else {
                 missing = true;
                 return Err(Abort.into());
@@ -266,6 +266,8 @@ impl Engine {
             out = Some(ctx.inc);
             Ok(())
         });
+        // Release the writer before flushing, so concurrent operations share the flush.
+        drop(writer);
         if missing {
             return Err(self.not_found(id));
         }
@@ -274,9 +276,11 @@ impl Engine {
         Ok(inc)
     }
 
+    /// Waits for the commit to be durable, then wakes the worker and returns the incident.
     fn finish(&self, res: anyhow::Result<()>, user_err: Option<EngineError>, out: Option<Incident>) -> Result<Incident, EngineError> {
         match res {
             Ok(()) => {
+                self.store.sync()?;
                 self.wake.notify_one();
                 Ok(out.expect("transaction produced an incident"))
             }
@@ -332,13 +336,13 @@ impl Engine {
         }
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).insert(pb.hash.clone(), pb.clone());
 
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = None;
         let mut emitted = Vec::new();
         let mut deduped = false;
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
-        let res = self.store.transaction(&mut |tx| {
+        let res = self.store.transaction_unsynced(&mut |tx| {
             deduped = false;
             if let Some(key) = &dedup_key {
                 if let Some(existing) = tx.open_by_dedup(&pb.id, key)? {
@@ -382,6 +386,7 @@ impl Engine {
             out = Some(ctx.inc);
             Ok(())
         });
+        drop(writer);
         let incident = self.finish(res, None, out)?;
         self.observe(&emitted, &incident);
         Ok(TriggerOutcome { incident, deduped })
@@ -594,7 +599,7 @@ impl Engine {
     /// Journals the result of a side effect (once; repeats are ignored).
     pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
         let mut incident_id = None;
-        self.store.transaction(&mut |tx| {
+        self.store.transaction_unsynced(&mut |tx| {
             incident_id = tx.intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
             Ok(())
         })?;

@@ -94,8 +94,19 @@ pub trait Tx {
 
 /// A durable store. Writers are serialised by the store.
 pub trait Store: Send + Sync {
-    /// Runs `f` in one transaction; commits (durably) if it returns Ok.
-    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `f` in one transaction; commits if it returns Ok, and returns once
+    /// the commit is durable.
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.transaction_unsynced(f)?;
+        self.sync()
+    }
+    /// Runs `f` in one transaction and commits, without waiting for the commit
+    /// to reach the disk. The caller must call [`Store::sync`] before it tells
+    /// anyone the change happened; doing so after releasing its own locks lets
+    /// concurrent commits share one flush (group commit).
+    fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Returns once every transaction committed so far is durable.
+    fn sync(&self) -> Result<()>;
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>>;
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>>;
     fn incident_ids(&self) -> Result<Vec<String>>;
