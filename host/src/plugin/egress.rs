@@ -324,6 +324,9 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
             (true, false) => format!("`{host}` is not in allowed_hosts of [plugins.{}]", ctx.plugin),
             _ => unreachable!(),
         };
+        // Take the body the guest is writing before refusing: some guests
+        // (componentize-js) abort if their request body is never read.
+        let _ = read_request_body(&ctx, body).await;
         pending.finish(HttpDisposition::Denied { reason });
         return Err(HttpError::HttpRequestDenied);
     }
