@@ -99,6 +99,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     generation: ArcSwap<Generation>,
     pinned: Mutex<HashMap<String, Arc<Playbook>>>,
+    /// Playbook versions known to be in the store, so a trigger does not rewrite them.
+    stored_versions: Mutex<std::collections::HashSet<String>>,
     writer: Mutex<()>,
     mode: &'static str,
     /// Incident ids are `{id_prefix}-{n}`.
@@ -127,6 +129,7 @@ impl Engine {
             clock,
             generation: ArcSwap::from_pointee(generation),
             pinned: Mutex::new(HashMap::new()),
+            stored_versions: Mutex::new(std::collections::HashSet::new()),
             writer: Mutex::new(()),
             mode,
             id_prefix: if mode == "drill" { "DRL".into() } else { "INC".into() },
@@ -340,6 +343,7 @@ impl Engine {
         let mut out = None;
         let mut emitted = Vec::new();
         let mut deduped = false;
+        let mut stored_version = false;
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
         let res = self.store.transaction_unsynced(&mut |tx| {
@@ -362,7 +366,10 @@ impl Engine {
             let prefix = self.id_prefix.as_str();
             let n = tx.next_incident_number(prefix)?;
             let id = format!("{prefix}-{n}");
-            tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&*pb)?)?;
+            if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
+                tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&*pb)?)?;
+                stored_version = true;
+            }
             let opened = Event::Opened {
                 playbook_id: pb.id.clone(),
                 playbook_hash: pb.hash.clone(),
@@ -386,6 +393,9 @@ impl Engine {
             out = Some(ctx.inc);
             Ok(())
         });
+        if res.is_ok() && stored_version {
+            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(pb.hash.clone());
+        }
         drop(writer);
         let incident = self.finish(res, None, out)?;
         self.observe(&emitted, &incident);
@@ -638,7 +648,9 @@ impl Engine {
 /// Renders a playbook's dedup-key template; an empty result means "no key".
 fn render_dedup(pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, sev: Severity) -> Result<Option<String>, String> {
     let Some(tpl) = pb.trigger.as_ref().and_then(|t| t.dedup_key.as_ref()) else { return Ok(None) };
-    let env = minijinja::Environment::new();
+    // One environment for the process: building one per trigger costs more than rendering.
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    let env = ENV.get_or_init(minijinja::Environment::new);
     let ctx = minijinja::context! { labels => labels, fields => fields, severity => sev.as_str(), playbook => pb.id };
     let key = env
         .render_str(tpl, ctx)

@@ -131,12 +131,13 @@ pub fn validate(snapshot: &Snapshot, ctx: &RefContext) -> Validated {
     let mut playbooks: Vec<Playbook> = Vec::new();
     let mut first_seen: BTreeMap<String, (PathBuf, usize, usize)> = BTreeMap::new();
     for src in &snapshot.files {
-        if let Some(pb) = validate::playbook(src, ctx, &mut diagnostics) {
+        // Duplicate ids are checked from the raw id so they are found even
+        // when one of the files has other errors.
+        let (pb, raw) = validate::playbook_and_id(src, ctx, &mut diagnostics);
+        if let Some(pb) = pb {
             playbooks.push(pb);
         }
-        // Duplicate ids are checked from the raw text so they are found even
-        // when one of the files has other errors.
-        if let Some((id, span)) = raw_id(src) {
+        if let Some((id, span)) = raw {
             let (line, col) = src.position(span.start);
             match first_seen.get(&id) {
                 Some((p, l, c)) => diagnostics.push(src.at(
@@ -155,17 +156,6 @@ pub fn validate(snapshot: &Snapshot, ctx: &RefContext) -> Validated {
     }
     playbooks.sort_by(|a, b| a.id.cmp(&b.id));
     Validated { playbooks, diagnostics }
-}
-
-fn raw_id(src: &Source) -> Option<(String, std::ops::Range<usize>)> {
-    let doc = tomlfile::parse(src).ok()?;
-    let meta = doc.get("playbook")?;
-    let toml::de::DeValue::Table(t) = meta.get_ref() else { return None };
-    let (_, v) = t.iter().find(|(k, _)| k.get_ref() == "id")?;
-    match v.get_ref() {
-        toml::de::DeValue::String(s) => Some((s.to_string(), v.span())),
-        _ => None,
-    }
 }
 
 /// Parses a single playbook text against a context (used for fixtures and pinned versions).

@@ -54,21 +54,39 @@ pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "nam
 
 /// Parses and validates one playbook source. Returns `None` if any error was found.
 pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> Option<Playbook> {
+    playbook_and_id(source, ctx, diags).0
+}
+
+/// Like [`playbook`], also returning the raw `[playbook] id` and its span
+/// (even when the file has other errors), from the same parse, so duplicate
+/// ids across files are found without reading each file twice.
+pub fn playbook_and_id(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> (Option<Playbook>, Option<(String, std::ops::Range<usize>)>) {
     let before = diags.len();
     if source.text.trim().is_empty() {
         diags.push(source.at(0..0, "empty playbook: a playbook needs a [playbook] table and the six phases [report], [activate], [assign], [[act]], [track], [outcome]"));
-        return None;
+        return (None, None);
     }
     let doc = match tomlfile::parse(source) {
         Ok(d) => d,
         Err(e) => {
             diags.extend(e);
-            return None;
+            return (None, None);
         }
     };
+    let id = raw_id(&doc);
     let mut v = Validator { doc: &doc, ctx, diags };
     let pb = v.run();
-    if diags.len() > before { None } else { pb }
+    (if diags.len() > before { None } else { pb }, id)
+}
+
+fn raw_id(doc: &Document<'_>) -> Option<(String, std::ops::Range<usize>)> {
+    let meta = doc.get("playbook")?;
+    let toml::de::DeValue::Table(t) = meta.get_ref() else { return None };
+    let (_, v) = t.iter().find(|(k, _)| k.get_ref() == "id")?;
+    match v.get_ref() {
+        toml::de::DeValue::String(s) => Some((s.to_string(), v.span())),
+        _ => None,
+    }
 }
 
 struct Validator<'a, 's> {
@@ -232,8 +250,12 @@ impl Validator<'_, '_> {
 
     fn trigger(&mut self, t: model::Trigger) -> Option<TriggerSpec> {
         if let Some(key) = &t.dedup_key {
-            let mut env = minijinja::Environment::new();
-            env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+            let env = ENV.get_or_init(|| {
+                let mut env = minijinja::Environment::new();
+                env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+                env
+            });
             match env.template_from_str(key.get_ref()) {
                 Err(e) => {
                     self.err(key, format!("dedup_key template does not parse: {}; write it like \"{{{{ labels.service }}}}:{{{{ labels.region }}}}\"", e.detail().unwrap_or("syntax error")));
