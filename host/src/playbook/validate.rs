@@ -473,11 +473,10 @@ impl Validator<'_, '_> {
     }
 
     fn when(&mut self, w: &Str) {
-        match compile_when(w.get_ref()) {
-            Ok(program) => {
-                let refs = program.references();
-                for var in refs.variables() {
-                    if !WHEN_VARIABLES.contains(&var) {
+        match when_variables(w.get_ref()) {
+            Ok(vars) => {
+                for var in vars {
+                    if !WHEN_VARIABLES.contains(&var.as_str()) {
                         self.err(w, format!("`when` uses unknown variable `{var}`: available are {}", WHEN_VARIABLES.join(", ")));
                     }
                 }
@@ -628,6 +627,29 @@ impl Validator<'_, '_> {
 pub struct WhenError {
     pub msg: String,
     pub pos: Option<(isize, isize)>,
+}
+
+/// The variables a `when` expression uses, or why it does not compile.
+///
+/// Memoized by expression text: the CEL parser is the most expensive part of
+/// validation, and playbooks repeat the same few conditions (and a reload
+/// re-validates every file). The memo is bounded; it is cleared when full.
+fn when_variables(expr: &str) -> Result<Vec<String>, WhenError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Memo = Mutex<HashMap<String, Result<Vec<String>, WhenError>>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(hit) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(expr) {
+        return hit.clone();
+    }
+    let result = compile_when(expr).map(|p| p.references().variables().into_iter().map(str::to_string).collect());
+    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() >= 4096 {
+        m.clear();
+    }
+    m.insert(expr.to_string(), result.clone());
+    result
 }
 
 /// Compiles a `when` expression without ever panicking.
