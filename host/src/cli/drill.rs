@@ -5,7 +5,7 @@ use super::client::Client;
 use super::incident::ReportFormat;
 use super::output::{print_json, table, Failure};
 use super::Cli;
-use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
+use crate::drill::{self, ClockMode, DrillOptions, Extensions};
 use crate::incident::effects::LogExecutor;
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -113,17 +113,8 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
         return Err(Failure::diagnostics("the playbook set is invalid; fix the errors above (crisis playbook validate)", loaded.diagnostics));
     };
     let clock = clock.or_else(|| g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).map(|d| d.clock.into())).unwrap_or(ClockMode::Virtual);
-    let opts = DrillOptions {
-        run_id: format!("{playbook}.standalone-{seed}"),
-        clock,
-        seed,
-        scheduled_for: None,
-        journal: Journal::Memory,
-        responders: true,
-        cancel: None,
-        incident_prefix: None,
-        engine_hook: None,
-    };
+    // In memory, with the scripted responders, on the chosen clock.
+    let opts = DrillOptions { clock, ..DrillOptions::virtual_in_memory(format!("{playbook}.standalone-{seed}"), seed) };
     if clock != ClockMode::Virtual && !cli.json {
         eprintln!("running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)");
     }
