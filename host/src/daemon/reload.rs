@@ -280,9 +280,14 @@ impl Reloader {
     }
 
     /// True if the disk differs from both the applied set and the last rejected one.
+    /// Also keeps `crisis_config_out_of_sync` current between status queries.
     fn poll_changed(&self) -> bool {
-        let Ok(disk) = self.disk_hash() else { return false };
+        let Ok(disk) = self.disk_hash() else {
+            self.metrics.out_of_sync.set(1);
+            return false;
+        };
         let applied = self.engine.generation().set_hash.clone();
+        self.metrics.out_of_sync.set((disk != applied) as i64);
         let last_rejected = self.lock().last_attempt.as_ref().filter(|a| a.outcome == Outcome::Rejected).and_then(|a| a.disk_hash.clone());
         disk != applied && Some(&disk) != last_rejected.as_ref()
     }

@@ -608,11 +608,8 @@ impl Engine {
 
     /// Journals the result of a side effect (once; repeats are ignored).
     pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
-        let mut incident_id = None;
-        self.store.transaction_unsynced(&mut |tx| {
-            incident_id = tx.intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
-            Ok(())
-        })?;
+        // A plain read to find the incident; the result is checked again inside the write.
+        let incident_id = self.store.intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
         let Some(incident_id) = incident_id else { return Ok(()) };
         self.mutate(&incident_id, true, &mut |ctx| {
             let Some(intent) = ctx.tx.intent(invocation_id)? else { return Ok(()) };

@@ -116,6 +116,8 @@ pub trait Store: Send + Sync {
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
     fn next_intent_due(&self) -> Result<Option<i64>>;
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>>;
+    /// One intent by its invocation id (a plain read, no write transaction).
+    fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>>;
     /// Records an execution attempt before running it (for "retried once" accounting).
     fn mark_attempt(&self, invocation_id: &str) -> Result<()>;
     /// Postpones a pending intent after a transient failure.

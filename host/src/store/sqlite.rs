@@ -493,6 +493,13 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(&format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"), params![invocation_id], intent_from_row)
+            .optional()?)
+    }
+
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let conn = self.lock();
         conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
