@@ -1,6 +1,6 @@
 //! The command line: one binary, subcommands by concern.
 //!
-//! Exit codes (DESIGN §10): 0 success, 1 failure, 2 invalid input (usage,
+//! Exit codes: 0 success, 1 failure, 2 invalid input (usage,
 //! validation), 3 not found, 4 daemon unreachable.
 
 mod client;

@@ -1,6 +1,6 @@
 //! The customer source: who an appeasement step may write to.
 //!
-//! Contact details are private (DESIGN §2): they live only in [`Contact`],
+//! Contact details are private: they live only in [`Contact`],
 //! whose `Debug` and `Serialize` never reveal them, and leave the process
 //! only through a notifier delivering a message. Reports count customers by
 //! id, segment, tier and channel.

@@ -1,4 +1,4 @@
-//! Daemon configuration (`crisis.toml`, DESIGN §5) and the roster it names.
+//! Daemon configuration (`crisis.toml`) and the roster it names.
 //!
 //! Paths in a config file resolve against the file's directory. With no
 //! config file, crisis runs on embedded defaults whose paths resolve against

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN §10): JSON under `/v1/`, bearer-token auth, plus
+//! The HTTP API: JSON under `/v1/`, bearer-token auth, plus
 //! unauthenticated `/healthz` and `/readyz`.
 
 use super::auth::token_matches;

@@ -1,4 +1,4 @@
-//! Hot reload (DESIGN §8): one task, fed by a debounced file watcher, SIGHUP,
+//! Hot reload: one task, fed by a debounced file watcher, SIGHUP,
 //! `crisis reload` and a periodic checksum poll. Each attempt reads every
 //! file, hashes the set (unchanged: no swap), validates everything, and swaps
 //! the whole generation atomically. Any error rejects the whole generation

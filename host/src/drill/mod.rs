@@ -1,4 +1,4 @@
-//! Drills (DESIGN §9, issue 7): a drill is an incident in drill mode, run by
+//! Drills: a drill is an incident in drill mode, run by
 //! the real engine on its own journal and clock, fed by a scenario, scored
 //! from its journal, and written up as an after-action report.
 //!

@@ -1,4 +1,4 @@
-//! The after-action report (research §A2.5): header, scenario, timeline of
+//! The after-action report: header, scenario, timeline of
 //! injects against responses, scores with evidence, what went well, what
 //! went wrong, captured communications, and improvement items linked to the
 //! playbook path and the content hash that was drilled. Customers appear by

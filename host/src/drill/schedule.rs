@@ -1,4 +1,4 @@
-//! Drill schedules (research §A3) as pure functions over a time range, so
+//! Drill schedules as pure functions over a time range, so
 //! they can be tested on virtual time: cron in an IANA time zone (croner
 //! handles daylight saving like Vixie cron: a local time skipped by spring
 //! forward runs once right after the gap, a repeated local time runs once),

@@ -1,4 +1,4 @@
-//! Scoring from the drill's own journal (research §A2.4): every number comes
+//! Scoring from the drill's own journal: every number comes
 //! from event timestamps, every criterion is rated HSEEP-style and carries
 //! the journal sequence numbers it was judged on.
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// Maximum bytes in a dedup key (DESIGN §6).
+/// Maximum bytes in a dedup key.
 pub const MAX_DEDUP_KEY: usize = 255;
 
 /// One applied set of playbooks and configuration. Swapped whole on reload.

@@ -1,4 +1,4 @@
-//! The incident engine (DESIGN §2, §6): six phases, steps, deadlines,
+//! The incident engine: six phases, steps, deadlines,
 //! escalation, dedup, and side effects recorded before they run.
 
 pub mod clock;

@@ -1,4 +1,4 @@
-//! Playbooks: the TOML format (DESIGN §4), validation with `path:line:col`
+//! Playbooks: the TOML format, validation with `path:line:col`
 //! diagnostics, and loading a whole directory as one consistent set.
 
 pub mod model;

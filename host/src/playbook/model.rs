@@ -1,4 +1,4 @@
-//! The playbook file format (DESIGN §4), as written by people.
+//! The playbook file format, as written by people.
 //!
 //! Values that can be wrong in ways serde cannot see (durations, references,
 //! cron strings) are kept as `Spanned<String>` so validation can point at

@@ -1,4 +1,4 @@
-//! Small closed vocabularies of the domain (DESIGN §2), parsed from strings.
+//! Small closed vocabularies of the domain, parsed from strings.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -102,12 +102,12 @@ impl Phase {
 }
 
 vocabulary!(
-    /// Fields a report may be required to carry (DESIGN §2 `report`).
+    /// Fields a report may be required to carry.
     ReportField, "report field", { Nature = "nature", Time = "time", Scope = "scope", Consequences = "consequences" }
 );
 
 vocabulary!(
-    /// Fields an outcome report may be required to carry (DESIGN §2 `outcome`).
+    /// Fields an outcome report may be required to carry.
     OutcomeField, "outcome field", { Cause = "cause", Process = "process", Aftermath = "aftermath" }
 );
 

@@ -2,8 +2,8 @@
 //!
 //! Why: a plugin is untrusted code. CPU time is bounded by epoch deadlines
 //! (see `engine.rs`), memory and tables by the limiter below, outbound bytes
-//! by the egress hook, and captured output by the log sink. Defaults follow
-//! the research notes (§11.2); a grant can override them up to the host caps.
+//! by the egress hook, and captured output by the log sink. A grant can
+//! override the defaults up to the host caps.
 
 use super::api::World;
 use serde::Deserialize;

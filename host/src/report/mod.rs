@@ -1,4 +1,4 @@
-//! Reports people read after the fact: the outcome report (DESIGN §6) and the
+//! Reports people read after the fact: the outcome report and the
 //! human timeline. They count and reference customers by id only.
 
 mod outcome;

@@ -1,4 +1,4 @@
-//! The durable journal (DESIGN §6): append-only, hash-chained events, the
+//! The durable journal: append-only, hash-chained events, the
 //! incident projections derived from them, persisted timers and the outbox
 //! of side-effect intents.
 //!
