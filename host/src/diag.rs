@@ -72,6 +72,29 @@ pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| (&a.path, a.line, a.col, &a.message).cmp(&(&b.path, b.line, b.col, &b.message)));
 }
 
+/// "Did you mean" hints: the known names close to `wanted`, closest first.
+///
+/// A name is close when its normalised Levenshtein similarity is at least
+/// one half, or when one name contains the other (`outage` finds
+/// `service-outage`). At most five are returned, so a long list of ids never
+/// floods an error message, and none when nothing is close.
+pub fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    const MIN_SIMILARITY: f64 = 0.5;
+    let w = wanted.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = known
+        .into_iter()
+        .filter_map(|k| {
+            let kl = k.to_lowercase();
+            let sim = strsim::normalized_levenshtein(&w, &kl);
+            let contains = !w.is_empty() && (kl.contains(&w) || w.contains(&kl));
+            (sim >= MIN_SIMILARITY || contains).then_some((sim.max(if contains { MIN_SIMILARITY } else { 0.0 }), k))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(5).map(|(_, k)| k.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +108,15 @@ mod tests {
         let eq = t.find('=').unwrap();
         assert_eq!(position_in(t, t[eq + 1..].find('=').unwrap() + eq + 1), (2, 4));
         assert_eq!(position_in(t, 999), (3, 1));
+    }
+
+    #[test]
+    fn nearby_names_only_close_names_closest_first() {
+        let known = ["outage", "data-leak", "service-outage", "billing-error"];
+        assert_eq!(nearby("outgae", known), vec!["outage", "service-outage"]);
+        assert_eq!(nearby("data-leek", known), vec!["data-leak"]);
+        assert!(nearby("zzzz", known).is_empty(), "nothing close, no hint");
+        let many: Vec<String> = (1..=40).map(|n| format!("INC-{n}")).collect();
+        assert!(nearby("INC-9", many.iter().map(String::as_str)).len() <= 5);
     }
 }

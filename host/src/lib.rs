@@ -15,3 +15,4 @@ pub mod plugin;
 pub mod report;
 pub mod store;
 pub mod tomlfile;
+pub mod when;

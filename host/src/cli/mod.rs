@@ -10,7 +10,6 @@ mod output;
 mod playbook;
 mod plugin;
 
-pub use output::nearby;
 pub use output::Failure;
 
 use clap::{Parser, Subcommand};

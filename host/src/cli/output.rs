@@ -94,26 +94,3 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
-
-/// "did you mean" hints: the known names closest to `wanted`.
-pub fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut scored: Vec<(usize, &str)> = known.into_iter().map(|k| (strsim_distance(wanted, k), k)).collect();
-    scored.sort();
-    scored.into_iter().take(5).map(|(_, k)| k.to_string()).collect()
-}
-
-fn strsim_distance(a: &str, b: &str) -> usize {
-    // Levenshtein distance; tiny inputs, so the simple table is fine.
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}

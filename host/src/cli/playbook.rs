@@ -1,6 +1,7 @@
 //! `crisis playbook validate|list|show`: offline, straight from the files.
 
-use super::output::{Failure, nearby, print_json, table};
+use super::output::{Failure, print_json, table};
+use crate::diag::nearby;
 use super::Cli;
 use crate::config;
 use crate::playbook::{self, Snapshot};

@@ -190,7 +190,7 @@ async fn start(_: Authorized, State(st): State<Arc<AppState>>, body: Result<Json
     let svc = service(&st).map_err(internal)?;
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
-        let near = crate::cli::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
+        let near = crate::diag::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", "))));
     };
     let clock = match &b.clock {
@@ -316,7 +316,7 @@ fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
         Some(r) => Ok(r),
         None => {
             let ids = svc.index.ids().unwrap_or_default();
-            let near = crate::cli::nearby(id, ids.iter().map(String::as_str));
+            let near = crate::diag::nearby(id, ids.iter().map(String::as_str));
             Err(ApiError(StatusCode::NOT_FOUND, format!("no drill run `{id}`{}", if near.is_empty() { "; see crisis drill list".to_string() } else { format!("; did you mean {}?", near.join(", ")) })))
         }
     }
@@ -356,7 +356,7 @@ async fn switch(_: Authorized, State(st): State<Arc<AppState>>, Path((playbook, 
     let svc = service(&st).map_err(internal)?;
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&playbook).cloned() else {
-        let near = crate::cli::nearby(&playbook, g.playbooks.keys().map(String::as_str));
+        let near = crate::diag::nearby(&playbook, g.playbooks.keys().map(String::as_str));
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{playbook}`; did you mean {}?", near.join(", "))));
     };
     let suspend = match action.as_str() {

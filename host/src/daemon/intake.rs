@@ -250,7 +250,7 @@ pub async fn events(
             Some(id) => match g.playbooks.get(id) {
                 Some(p) => vec![p.clone()],
                 None => {
-                    let nearby = crate::cli::nearby(id, g.playbooks.keys().map(String::as_str));
+                    let nearby = crate::diag::nearby(id, g.playbooks.keys().map(String::as_str));
                     return Err(EngineError::NotFound { what: "playbook", id: id.clone(), nearby });
                 }
             },

@@ -8,7 +8,7 @@ use super::report::{self, AfterActionReport, ControllerEntry};
 use super::responders::{holder, DefaultScenario};
 use super::scenario::{self, Inject, InjectKind, Scenario, ScenarioSource};
 use super::score::{self, ScoreHook};
-use crate::daemon::worker::run_pending;
+use crate::incident::outbox::run_pending;
 use crate::incident::effects::Executor;
 use crate::incident::state::{Incident, Status, StepStatus};
 use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
@@ -156,7 +156,7 @@ const IDLE_TAIL_MS: i64 = 24 * 3_600_000;
 pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn Executor>, ext: &Extensions) -> Result<DrillOutcome, DrillError> {
     let wall = Instant::now();
     let Some(pb) = g.playbooks.get(playbook_id).cloned() else {
-        return Err(DrillError::NotFound { id: playbook_id.to_string(), nearby: crate::cli::nearby(playbook_id, g.playbooks.keys().map(String::as_str)) });
+        return Err(DrillError::NotFound { id: playbook_id.to_string(), nearby: crate::diag::nearby(playbook_id, g.playbooks.keys().map(String::as_str)) });
     };
     let scenario = scenario_for(&pb, opts.seed, ext)?;
     let store: Arc<dyn Store> = match &opts.journal {

@@ -236,7 +236,7 @@ pub fn from_toml(
     let step_ref = |errs: &mut Vec<(Span, String)>| -> Option<String> {
         let s = r.step.as_ref()?;
         if !steps.iter().any(|x| x == s.get_ref()) {
-            let near = crate::cli::nearby(s.get_ref(), steps.iter().map(String::as_str));
+            let near = crate::diag::nearby(s.get_ref(), steps.iter().map(String::as_str));
             errs.push((s.span(), format!("[[drill.inject]] #{n} names step `{}`, which this playbook does not have (steps: {})", s.get_ref(), near.join(", "))));
             return None;
         }
@@ -245,7 +245,7 @@ pub fn from_toml(
     let person = |v: &Option<Str>, errs: &mut Vec<(Span, String)>| -> Option<String> {
         let v = v.as_ref()?;
         if !ctx.people.is_empty() && !ctx.people.contains(v.get_ref()) {
-            let near = crate::cli::nearby(v.get_ref(), ctx.people.iter().map(String::as_str));
+            let near = crate::diag::nearby(v.get_ref(), ctx.people.iter().map(String::as_str));
             errs.push((v.span(), format!("[[drill.inject]] #{n}: `by = \"{}\"` is not a person in the roster; did you mean {}?", v.get_ref(), near.join(", "))));
         }
         Some(v.get_ref().clone())
@@ -270,7 +270,7 @@ pub fn from_toml(
         "resolve" => &["by"],
         "outcome" => &["cause", "process", "aftermath"],
         other => {
-            let near = crate::cli::nearby(other, KINDS.iter().copied());
+            let near = crate::diag::nearby(other, KINDS.iter().copied());
             errs.push((r.kind.span(), format!("unknown inject kind `{other}`: use one of {} (did you mean {}?)", KINDS.join(", "), near.first().cloned().unwrap_or_default())));
             return Err(errs);
         }

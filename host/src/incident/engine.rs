@@ -221,7 +221,7 @@ impl Engine {
 
     fn not_found(&self, id: &str) -> EngineError {
         let ids = self.store.incident_ids().unwrap_or_default();
-        let nearby = crate::cli::nearby(id, ids.iter().map(String::as_str));
+        let nearby = crate::diag::nearby(id, ids.iter().map(String::as_str));
         EngineError::NotFound { what: "incident", id: id.to_string(), nearby }
     }
 
@@ -296,7 +296,7 @@ impl Engine {
     pub fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, EngineError> {
         let generation_ = self.generation();
         let Some(pb) = generation_.playbooks.get(&req.playbook).cloned() else {
-            let nearby = crate::cli::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
+            let nearby = crate::diag::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
             return Err(EngineError::NotFound { what: "playbook", id: req.playbook.clone(), nearby });
         };
         let severity = match &req.severity {
@@ -698,7 +698,7 @@ impl Ctx<'_> {
         self.pb.step(step).ok_or_else(|| EngineError::NotFound {
             what: "step",
             id: step.to_string(),
-            nearby: crate::cli::nearby(step, self.pb.act.iter().map(|s| s.id.as_str())),
+            nearby: crate::diag::nearby(step, self.pb.act.iter().map(|s| s.id.as_str())),
         })
     }
 
@@ -710,7 +710,7 @@ impl Ctx<'_> {
         Err(EngineError::NotFound {
             what: "person in the roster",
             id: person.to_string(),
-            nearby: crate::cli::nearby(person, people.keys().map(String::as_str)),
+            nearby: crate::diag::nearby(person, people.keys().map(String::as_str)),
         })
     }
 

@@ -45,9 +45,6 @@ impl RefContext {
     }
 }
 
-/// Variables a `when` expression may use.
-pub const WHEN_VARIABLES: &[&str] =
-    &["severity", "sev1", "sev2", "sev3", "sev4", "sev5", "category", "drill", "fields", "labels"];
 
 /// Variables a `dedup_key` template may use (plus minijinja's global functions).
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
@@ -473,15 +470,15 @@ impl Validator<'_, '_> {
     }
 
     fn when(&mut self, w: &Str) {
-        match when_variables(w.get_ref()) {
+        match crate::when::variables(w.get_ref()) {
             Ok(vars) => {
                 for var in vars {
-                    if !WHEN_VARIABLES.contains(&var.as_str()) {
-                        self.err(w, format!("`when` uses unknown variable `{var}`: available are {}", WHEN_VARIABLES.join(", ")));
+                    if !crate::when::VARIABLES.contains(&var.as_str()) {
+                        self.err(w, format!("`when` uses unknown variable `{var}`: available are {}", crate::when::VARIABLES.join(", ")));
                     }
                 }
             }
-            Err(WhenError { msg, pos }) => {
+            Err(crate::when::WhenError { msg, pos }) => {
                 let (line, col) = pos.unwrap_or((1, 0));
                 // Point inside the string when the expression is on one line.
                 let offset = if line <= 1 { (w.span().start + 1 + col.max(0) as usize).min(w.span().end) } else { w.span().start };
@@ -619,78 +616,6 @@ impl Validator<'_, '_> {
             injects,
         })
     }
-}
-
-/// Why a `when` expression does not compile: the parser's message and its
-/// (1-based line, 0-based column) inside the expression, when known.
-#[derive(Debug, Clone)]
-pub struct WhenError {
-    pub msg: String,
-    pub pos: Option<(isize, isize)>,
-}
-
-/// The variables a `when` expression uses, or why it does not compile.
-///
-/// Memoized by expression text: the CEL parser is the most expensive part of
-/// validation, and playbooks repeat the same few conditions (and a reload
-/// re-validates every file). The memo is bounded; it is cleared when full.
-fn when_variables(expr: &str) -> Result<Vec<String>, WhenError> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    type Memo = Mutex<HashMap<String, Result<Vec<String>, WhenError>>>;
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    let memo = MEMO.get_or_init(Default::default);
-    if let Some(hit) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(expr) {
-        return hit.clone();
-    }
-    let result = compile_when(expr).map(|p| p.references().variables().into_iter().map(str::to_string).collect());
-    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
-    if m.len() >= 4096 {
-        m.clear();
-    }
-    m.insert(expr.to_string(), result.clone());
-    result
-}
-
-/// Compiles a `when` expression without ever panicking.
-///
-/// cel-parser 0.10 panics (an `unreachable!` in antlr4rust) on some
-/// incomplete expressions such as `severity <= ` instead of returning an
-/// error. A playbook typo must not crash the validator or the daemon, so the
-/// panic is caught here, kept off stderr, and reported as a syntax error.
-pub fn compile_when(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
-    install_quiet_panic_hook();
-    QUIET_PANICS.with(|q| q.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cel_interpreter::Program::compile(expr)));
-    QUIET_PANICS.with(|q| q.set(false));
-    match result {
-        Ok(Ok(p)) => Ok(p),
-        Ok(Err(e)) => {
-            let first = e.errors.first();
-            Err(WhenError {
-                msg: first.map(|e| e.msg.clone()).unwrap_or_else(|| e.to_string()),
-                pos: first.map(|e| e.pos),
-            })
-        }
-        Err(_) => Err(WhenError { msg: "incomplete or malformed expression".to_string(), pos: None }),
-    }
-}
-
-thread_local! {
-    /// Set while [`compile_when`] runs, so the panic hook stays quiet for parser panics.
-    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn install_quiet_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET_PANICS.with(|q| q.get()) {
-                previous(info);
-            }
-        }));
-    });
 }
 
 /// "a" or "an", for messages that name a step kind or plugin world.
