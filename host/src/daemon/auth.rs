@@ -1,15 +1,22 @@
-//! The API bearer token: written to `state_dir/api.token` (0600), compared in constant time.
+//! The API bearer token: written to `state_dir/api.token` (0600), checked in
+//! constant time by one middleware in front of every `/v1` route.
 
+use super::api_types::ApiError;
+use super::AppState;
+use crate::config::state_dir::StateDir;
 use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use std::io::Write;
 use std::path::Path;
-
-/// File name of the token under the state directory.
-pub const TOKEN_FILE: &str = "api.token";
+use std::sync::Arc;
 
 /// Reuses the existing token (so CLI sessions survive restarts) or writes a new one.
 pub fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
-    let path = state_dir.join(TOKEN_FILE);
+    let dir = StateDir::new(state_dir);
+    let path = dir.token_file();
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_string();
         if t.len() >= 32 {
@@ -22,7 +29,7 @@ pub fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
         let bytes: [u8; 32] = rand::rng().random();
         hex::encode(bytes)
     };
-    let tmp = state_dir.join(format!(".{TOKEN_FILE}.tmp"));
+    let tmp = dir.token_tmp();
     {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -49,6 +56,22 @@ fn restrict(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `/v1` gate: passes requests that carry `Authorization: Bearer <token>`,
+/// answers 401 (with `WWW-Authenticate: Bearer`) to the rest.
+pub(crate) async fn require_token(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if token_matches(&st.token, t) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token").into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing API token: send Authorization: Bearer <state_dir/api.token>").into_response(),
+    }
+}
+
 /// Compares without leaking where the first difference is.
 pub fn token_matches(expected: &str, given: &str) -> bool {
     let (a, b) = (expected.as_bytes(), given.as_bytes());
@@ -72,7 +95,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(StateDir::new(dir.path()).token_file()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(token_matches(&a, &a.clone()));

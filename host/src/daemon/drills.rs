@@ -258,7 +258,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         clock,
         seed: row.seed,
         scheduled_for: row.scheduled_for,
-        journal: Journal::File(svc.state_dir.join("drills").join(format!("{}.db", row.id))),
+        journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
         responders: false,
         cancel: Some(cancel),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
