@@ -105,7 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), super::auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(super::auth::ApiToken::new(&state.token), super::auth::require_token));
     Router::new()
         .merge(v1)
         .route("/healthz", get(|| async { "ok\n" }))
