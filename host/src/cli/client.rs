@@ -1,12 +1,18 @@
 //! The CLI's HTTP client for the daemon's API.
 //!
 //! The address and token come from `CRISIS_API` / `CRISIS_TOKEN`, or from the
-//! configuration (`listen` and `state_dir/api.token`).
+//! configuration (`listen` and the state directory's token file). Bodies and
+//! replies are the daemon's own `api_types`; error replies decode into its
+//! `ApiError`, whose status gives the exit code.
 
 use super::output::Failure;
 use super::Cli;
 use crate::config;
-use serde_json::Value;
+use crate::config::state_dir::StateDir;
+use crate::daemon::api_types::{ApiError, ErrorBody};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 
 pub struct Client {
@@ -26,7 +32,7 @@ impl Client {
                 let cfg = config::discover(cli.config.as_deref())
                     .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
                 let token = tok.or_else(|| {
-                    std::fs::read_to_string(cfg.state_dir.join(crate::daemon::auth::TOKEN_FILE)).ok().map(|t| t.trim().to_string())
+                    std::fs::read_to_string(StateDir::new(&cfg.state_dir).token_file()).ok().map(|t| t.trim().to_string())
                 });
                 (api.unwrap_or_else(|| format!("http://{}", cfg.listen)), token)
             }
@@ -56,14 +62,7 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(text);
         }
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let msg = v.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or(text.trim().to_string());
-        Err(match status {
-            404 => Failure::not_found(msg),
-            400 | 422 => Failure::invalid(msg),
-            401 => Failure::failed(format!("{msg} (the CLI reads the token from state_dir/api.token or CRISIS_TOKEN)")),
-            _ => Failure::failed(msg),
-        })
+        Err(failure(decode_error(status, &text)))
     }
 
     /// GET returning text.
@@ -76,20 +75,60 @@ impl Client {
         self.handle(resp)
     }
 
-    /// GET returning JSON.
-    pub fn get(&self, path: &str) -> Result<Value, Failure> {
-        let t = self.get_text(path)?;
-        serde_json::from_str(&t).map_err(|e| Failure::failed(format!("the daemon sent invalid JSON: {e}")))
+    /// GET returning a typed reply.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        parse(&self.get_text(path)?)
     }
 
-    /// POST a JSON body, returning JSON.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    /// POST a typed body, returning a typed reply.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
         let mut req = self.agent.post(format!("{}{path}", self.base));
         if let Some(a) = self.auth() {
             req = req.header("Authorization", &a);
         }
         let resp = req.send_json(body).map_err(|e| self.unreachable(e))?;
-        let t = self.handle(resp)?;
-        serde_json::from_str(&t).map_err(|e| Failure::failed(format!("the daemon sent invalid JSON: {e}")))
+        parse(&self.handle(resp)?)
+    }
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    serde_json::from_str(text).map_err(|e| Failure::failed(format!("the daemon sent an unexpected reply: {e}")))
+}
+
+/// An error reply as the daemon's `ApiError`; a body that is not one (a proxy,
+/// an old daemon) becomes its text.
+fn decode_error(status: u16, text: &str) -> ApiError {
+    let body = serde_json::from_str::<ErrorBody>(text)
+        .unwrap_or_else(|_| ErrorBody { error: text.trim().to_string(), code: None, nearby: None, hint: None });
+    ApiError { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body }
+}
+
+fn failure(e: ApiError) -> Failure {
+    let mut msg = e.to_string();
+    if e.status == StatusCode::UNAUTHORIZED {
+        msg.push_str(" (the CLI reads the token from state_dir/api.token or CRISIS_TOKEN)");
+    }
+    Failure::new(e.exit_code(), msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_replies_map_to_exit_codes() {
+        let nf = decode_error(404, r#"{"error":"no incident `INC-9`","nearby":["INC-1"]}"#);
+        assert_eq!(nf.body.nearby.as_deref(), Some(&["INC-1".to_string()][..]));
+        assert_eq!(failure(nf).code, 3);
+        assert_eq!(failure(decode_error(422, r#"{"error":"bad"}"#)).code, 2);
+        assert_eq!(failure(decode_error(400, r#"{"error":"bad"}"#)).code, 2);
+        assert_eq!(failure(decode_error(409, r#"{"error":"busy"}"#)).code, 1);
+        let unauth = failure(decode_error(401, r#"{"error":"wrong API token"}"#));
+        assert_eq!(unauth.code, 1);
+        assert!(unauth.message.contains("CRISIS_TOKEN"), "{}", unauth.message);
+        let proxy = failure(decode_error(502, "Bad Gateway\n"));
+        assert_eq!((proxy.code, proxy.message.as_str()), (1, "Bad Gateway"));
+        let hinted = failure(decode_error(422, r#"{"error":"bad","hint":"try again"}"#));
+        assert_eq!(hinted.message, "bad (try again)");
     }
 }

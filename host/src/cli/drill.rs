@@ -3,12 +3,14 @@
 
 use super::client::Client;
 use super::incident::ReportFormat;
-use super::output::{print_json, table, Failure};
+use super::output::{print_json, print_reply, table, Failure};
 use super::Cli;
+use crate::daemon::api_types::{DrillList, DrillStartRequest, EmptyBody, NextRun, ReportFormat as WireFormat, ScheduleSwitch};
+use crate::drill::index::RunRow;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions};
+use crate::incident::clock::fmt_ms;
 use crate::incident::effects::LogExecutor;
 use clap::Subcommand;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -65,21 +67,19 @@ pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
         DrillCmd::Run { playbook, clock, seed, standalone: true, format } => standalone(cli, playbook, *clock, *seed, *format),
         DrillCmd::Run { playbook, clock, seed, standalone: false, format } => {
             let c = Client::from_cli(cli)?;
-            let v = c.post("/v1/drills/runs", &json!({"playbook": playbook, "clock": clock.map(|c| c.to_string()), "seed": seed}))?;
+            let body = DrillStartRequest { playbook: playbook.clone(), clock: *clock, seed: Some(*seed) };
+            let v: RunRow = c.post("/v1/drills/runs", &body)?;
             if cli.json {
-                print_json(&v);
-            } else if v["status"] == "running" {
+                print_reply(&v);
+            } else if v.status == "running" {
                 println!(
                     "drill {} of {} started on the {} clock; it plays the scenario's injects and the responders scripted in the playbook's [[drill.inject]]; follow it with `crisis drill list`, then `crisis drill report {}`",
-                    s(&v, "id"),
-                    playbook,
-                    s(&v, "clock"),
-                    s(&v, "id")
+                    v.id, playbook, v.clock, v.id
                 );
             } else if *format == ReportFormat::Json {
-                print_json(&v["report"]);
+                print_reply(&v.report);
             } else {
-                print!("{}", c.get_text(&format!("/v1/drills/runs/{}/report?format=md", s(&v, "id")))?);
+                print!("{}", c.get_text(&format!("/v1/drills/runs/{}/report?format={}", v.id, WireFormat::Markdown.as_str()))?);
             }
             Ok(())
         }
@@ -87,22 +87,15 @@ pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
         DrillCmd::Report { id, format } => {
             let c = Client::from_cli(cli)?;
             if *format == ReportFormat::Json || cli.json {
-                print_json(&c.get(&format!("/v1/drills/runs/{id}/report?format=json"))?);
+                let rep: drill::AfterActionReport = c.get(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Json.as_str()))?;
+                print_reply(&rep);
             } else {
-                print!("{}", c.get_text(&format!("/v1/drills/runs/{id}/report?format=md"))?);
+                print!("{}", c.get_text(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Markdown.as_str()))?);
             }
             Ok(())
         }
         DrillCmd::Suspend { playbook } => schedule_switch(cli, playbook, "suspend"),
         DrillCmd::Resume { playbook } => schedule_switch(cli, playbook, "resume"),
-    }
-}
-
-fn s(v: &Value, k: &str) -> String {
-    match &v[k] {
-        Value::String(x) => x.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
     }
 }
 
@@ -139,48 +132,48 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
     Ok(())
 }
 
+fn local(next: Option<&NextRun>) -> String {
+    next.map(|n| n.local.clone()).unwrap_or_else(|| "-".into())
+}
+
 fn list(cli: &Cli) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.get("/v1/drills")?;
+    let v: DrillList = Client::from_cli(cli)?.get("/v1/drills")?;
     if cli.json {
-        print_json(&v);
+        print_reply(&v);
         return Ok(());
     }
-    let pbs: Vec<Vec<String>> = v["playbooks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let pbs: Vec<Vec<String>> = v
+        .playbooks
         .iter()
         .map(|p| {
-            let flag = if p["never_drilled"] == true {
-                "never drilled".to_string()
-            } else if p["changed_since_last_drill"] == true {
-                "CHANGED since last drill".to_string()
+            let flag = if p.never_drilled {
+                "never drilled"
+            } else if p.changed_since_last_drill {
+                "CHANGED since last drill"
             } else {
-                "drilled as is".to_string()
+                "drilled as is"
             };
             vec![
-                s(p, "id"),
-                if p["schedule"].is_null() { "-".into() } else { format!("{} {}", s(p, "schedule"), s(p, "timezone")) },
-                if p["suspended"] == true { "suspended".into() } else { s(&p["next"], "local") },
-                p["last_run"].get("score").map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-                flag,
+                p.id.clone(),
+                p.schedule.as_ref().map(|s| format!("{s} {}", p.timezone.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
+                if p.suspended { "suspended".into() } else { local(p.next.as_ref()) },
+                p.last_run.as_ref().and_then(|r| r.score).map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                flag.to_string(),
             ]
         })
         .collect();
     print!("{}", table(&["PLAYBOOK", "SCHEDULE", "NEXT", "LAST SCORE", "DRILLED VERSION"], &pbs));
-    let runs: Vec<Vec<String>> = v["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let runs: Vec<Vec<String>> = v
+        .runs
         .iter()
         .map(|r| {
             vec![
-                s(r, "id"),
-                s(r, "playbook_id"),
-                s(r, "status"),
-                s(r, "clock"),
-                if r["score"].is_null() { "-".into() } else { format!("{} {}", s(r, "score"), s(r, "verdict")) },
-                r["started_at"].as_i64().or(r["scheduled_for"].as_i64()).map(crate::incident::clock::fmt_ms).unwrap_or_else(|| "-".into()),
+                r.id.clone(),
+                r.playbook_id.clone(),
+                r.status.clone(),
+                r.clock.clone(),
+                r.score.map(|s| format!("{s} {}", r.verdict.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
+                r.started_at.or(r.scheduled_for).map(fmt_ms).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -194,13 +187,13 @@ fn list(cli: &Cli) -> Result<(), Failure> {
 }
 
 fn schedule_switch(cli: &Cli, playbook: &str, what: &str) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post(&format!("/v1/drills/schedules/{playbook}/{what}"), &json!({}))?;
+    let v: ScheduleSwitch = Client::from_cli(cli)?.post(&format!("/v1/drills/schedules/{playbook}/{what}"), &EmptyBody {})?;
     if cli.json {
-        print_json(&v);
+        print_reply(&v);
     } else if what == "suspend" {
         println!("scheduled drills of {playbook} are suspended; resume with: crisis drill resume {playbook}");
     } else {
-        println!("scheduled drills of {playbook} resumed; next: {}", s(&v["next"], "local"));
+        println!("scheduled drills of {playbook} resumed; next: {}", local(v.next.as_ref()));
     }
     Ok(())
 }

@@ -2,12 +2,17 @@
 //! approve, step, update, outcome, resolve, timeline, report, verify, status.
 
 use super::client::Client;
-use super::output::{print_json, table, Failure};
+use super::output::{print_reply, table, wire_name, Failure};
 use super::Cli;
+use crate::daemon::api_types::{
+    ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt, ReportFormat as WireFormat,
+    StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+};
+use crate::daemon::reload::Outcome;
 use crate::incident::clock::fmt_ms;
+use crate::incident::state::{Incident, Status};
+use crate::playbook::types::Phase;
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// `--as PERSON`: who is acting, recorded in the journal.
 #[derive(Debug, Args, Clone)]
@@ -88,56 +93,45 @@ pub struct TriggerArgs {
 
 pub fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
-    let body = json!({
-        "playbook": a.playbook,
-        "title": a.title,
-        "severity": a.severity,
-        "scope": a.scope,
-        "fields": a.fields.iter().cloned().collect::<BTreeMap<_, _>>(),
-        "labels": a.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
-        "dedup_key": a.dedup_key,
-        "source": "cli",
-        "by": a.actor.or_env().unwrap_or_default(),
-    });
-    let v = c.post("/v1/incidents", &body)?;
+    let body = TriggerRequest {
+        playbook: a.playbook.clone(),
+        title: a.title.clone(),
+        severity: a.severity.clone(),
+        scope: a.scope.clone(),
+        fields: a.fields.iter().cloned().collect(),
+        labels: a.labels.iter().cloned().collect(),
+        dedup_key: a.dedup_key.clone(),
+        source: "cli".into(),
+        by: a.actor.or_env().unwrap_or_default(),
+    };
+    let r: TriggerReply = c.post("/v1/incidents", &body)?;
     if cli.json {
-        print_json(&v);
+        print_reply(&r);
         return Ok(());
     }
-    let inc = &v["incident"];
-    if v["deduped"].as_bool() == Some(true) {
-        println!("attached to open incident {} (same dedup key {}); it has now had {} duplicate trigger(s)", inc["id"].as_str().unwrap_or(""), inc["dedup_key"], inc["attached"]);
+    let inc = &r.incident;
+    if r.deduped {
+        let key = serde_json::to_string(&inc.dedup_key).unwrap_or_default();
+        println!("attached to open incident {} (same dedup key {key}); it has now had {} duplicate trigger(s)", inc.id, inc.attached);
     } else {
-        println!("opened {} — {} ({}, playbook {}), phase {}", s(inc, "id"), s(inc, "title"), s(inc, "severity"), s(inc, "playbook_id"), s(inc, "phase"));
+        println!("opened {} — {} ({}, playbook {}), phase {}", inc.id, inc.title, inc.severity, inc.playbook_id, inc.phase);
     }
     Ok(())
-}
-
-fn s(v: &Value, k: &str) -> String {
-    match &v[k] {
-        Value::String(x) => x.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     match cmd {
         IncidentCmd::List { open } => {
-            let v = c.get(&format!("/v1/incidents?open={open}"))?;
+            let list: Vec<IncidentSummary> = c.get(&format!("/v1/incidents?open={open}"))?;
             if cli.json {
-                print_json(&v);
+                print_reply(&list);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| vec![s(i, "id"), s(i, "status"), s(i, "phase"), s(i, "severity"), s(i, "playbook"), fmt_ms(i["opened_at"].as_i64().unwrap_or(0)), s(i, "title")])
-                        .collect()
-                })
-                .unwrap_or_default();
+            let rows: Vec<Vec<String>> = list
+                .into_iter()
+                .map(|i| vec![i.id, i.status, i.phase, i.severity, i.playbook, fmt_ms(i.opened_at), i.title])
+                .collect();
             if rows.is_empty() {
                 println!("no incidents");
             } else {
@@ -146,11 +140,11 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
             Ok(())
         }
         IncidentCmd::Show { id } => {
-            let v = c.get(&format!("/v1/incidents/{id}"))?;
+            let inc: Incident = c.get(&format!("/v1/incidents/{id}"))?;
             if cli.json {
-                print_json(&v);
+                print_reply(&inc);
             } else {
-                print!("{}", describe(&v));
+                print!("{}", describe(&inc));
             }
             Ok(())
         }
@@ -158,96 +152,94 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
 }
 
 /// A readable view of an incident's state.
-fn describe(v: &Value) -> String {
+fn describe(v: &Incident) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "{} — {}{}", s(v, "id"), s(v, "title"), if s(v, "mode") == "drill" { " [DRILL]" } else { "" });
-    let _ = writeln!(o, "  status {}, phase {}, {} {}, playbook {}", s(v, "status"), s(v, "phase"), s(v, "severity"), s(v, "category"), s(v, "playbook_id"));
-    if let Some(k) = v["dedup_key"].as_str() {
-        let _ = writeln!(o, "  dedup key {k} ({} duplicate trigger(s) attached)", v["attached"]);
+    let _ = writeln!(o, "{} — {}{}", v.id, v.title, if v.mode == "drill" { " [DRILL]" } else { "" });
+    let _ = writeln!(o, "  status {}, phase {}, {} {}, playbook {}", v.status.as_str(), v.phase, v.severity, v.category, v.playbook_id);
+    if let Some(k) = &v.dedup_key {
+        let _ = writeln!(o, "  dedup key {k} ({} duplicate trigger(s) attached)", v.attached);
     }
-    if let Some(roles) = v["roles"].as_object() {
-        let r: Vec<String> = roles.iter().map(|(k, p)| format!("{k} {}", p.as_str().unwrap_or(""))).collect();
-        let _ = writeln!(o, "  roles: {}", if r.is_empty() { "none yet".into() } else { r.join(", ") });
-    }
-    let _ = writeln!(o, "  acknowledged: {}", v["acked_by"].as_str().map(|b| format!("by {b} at {}", fmt_ms(v["acked_at"].as_i64().unwrap_or(0)))).unwrap_or_else(|| "no".into()));
+    let r: Vec<String> = v.roles.iter().map(|(k, p)| format!("{k} {p}")).collect();
+    let _ = writeln!(o, "  roles: {}", if r.is_empty() { "none yet".into() } else { r.join(", ") });
+    let _ = writeln!(o, "  acknowledged: {}", v.acked_by.as_ref().map(|b| format!("by {b} at {}", fmt_ms(v.acked_at.unwrap_or(0)))).unwrap_or_else(|| "no".into()));
     let _ = writeln!(o, "phases:");
-    for p in ["report", "activate", "assign", "act", "track", "outcome"] {
-        let t = &v["phases"][p];
-        let e = t["entered"].as_i64().map(fmt_ms).unwrap_or_else(|| "—".into());
-        let c = t["completed"].as_i64().map(fmt_ms).unwrap_or_else(|| "—".into());
-        let _ = writeln!(o, "  {p:<9} entered {e:<21} completed {c}");
+    for p in Phase::ORDER {
+        let t = v.phases.get(&p).cloned().unwrap_or_default();
+        let e = t.entered.map(fmt_ms).unwrap_or_else(|| "—".into());
+        let c = t.completed.map(fmt_ms).unwrap_or_else(|| "—".into());
+        let _ = writeln!(o, "  {:<9} entered {e:<21} completed {c}", p.as_str());
     }
-    if let Some(steps) = v["steps"].as_object() {
-        let _ = writeln!(o, "steps:");
-        for (id, st) in steps {
-            let _ = writeln!(o, "  {id:<24} {}{}", s(st, "status"), st["note"].as_str().map(|n| format!(" ({n})")).unwrap_or_default());
-        }
+    let _ = writeln!(o, "steps:");
+    for (id, st) in &v.steps {
+        let _ = writeln!(o, "  {id:<24} {}{}", wire_name(&st.status), st.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
     }
-    if let Some(missed) = v["missed"].as_array().filter(|m| !m.is_empty()) {
+    if !v.missed.is_empty() {
         let _ = writeln!(o, "missed deadlines:");
-        for m in missed {
-            let _ = writeln!(o, "  {} (due {})", s(m, "what"), fmt_ms(m["due_at"].as_i64().unwrap_or(0)));
+        for m in &v.missed {
+            let _ = writeln!(o, "  {} (due {})", m.what, fmt_ms(m.due_at));
         }
     }
     o
 }
 
-fn print_incident(cli: &Cli, v: &Value, what: &str) {
+fn print_incident(cli: &Cli, v: &Incident, what: &str) {
     if cli.json {
-        print_json(v);
+        print_reply(v);
     } else {
-        println!("{} {what}; status {}, phase {}", s(v, "id"), s(v, "status"), s(v, "phase"));
+        println!("{} {what}; status {}, phase {}", v.id, v.status.as_str(), v.phase);
     }
 }
 
 pub fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/ack"), &json!({"as": actor.by}))?;
-    print_incident(cli, &v, &format!("acknowledged by {}", v["acked_by"].as_str().unwrap_or("")));
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
+    print_incident(cli, &v, &format!("acknowledged by {}", v.acked_by.as_deref().unwrap_or("")));
     Ok(())
 }
 
 pub fn assign(cli: &Cli, id: &str, role: Role, to: &str, actor: &Actor) -> Result<(), Failure> {
     let role = format!("{role:?}").to_lowercase();
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/assign"), &json!({"role": role, "to": to, "as": actor.or_env()}))?;
+    let body = AssignBody { role: role.clone(), to: to.to_string(), by: actor.or_env() };
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/assign"), &body)?;
     print_incident(cli, &v, &format!("{role} is now {to}"));
     Ok(())
 }
 
 pub fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result<(), Failure> {
     let by = actor.or_env().ok_or_else(|| Failure::invalid("say who approves: --as PERSON"))?;
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &json!({"step": step, "as": by}))?;
+    let body = ApproveBody { step: step.map(str::to_string), by: by.clone() };
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &body)?;
     print_incident(cli, &v, &format!("{} approved by {by}", step.map(|s| format!("step {s}")).unwrap_or_else(|| "activation".into())));
     Ok(())
 }
 
 pub fn step(cli: &Cli, id: &str, step: &str, verb: StepVerb, note: Option<&str>, actor: &Actor) -> Result<(), Failure> {
     let action = match verb {
-        StepVerb::Done => "done",
-        StepVerb::Skip => "skip",
+        StepVerb::Done => StepAction::Done,
+        StepVerb::Skip => StepAction::Skip,
     };
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &json!({"action": action, "note": note, "as": actor.or_env()}))?;
-    print_incident(cli, &v, &format!("step {step} {action}"));
+    let body = StepBody { action, note: note.map(str::to_string), by: actor.or_env() };
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
+    print_incident(cli, &v, &format!("step {step} {}", wire_name(&action)));
     Ok(())
 }
 
 pub fn update(cli: &Cli, id: &str, note: &str, actor: &Actor) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/updates"), &json!({"note": note, "as": actor.or_env()}))?;
+    let body = UpdateBody { note: note.to_string(), by: actor.or_env() };
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/updates"), &body)?;
     print_incident(cli, &v, "updated");
     Ok(())
 }
 
 pub fn outcome(cli: &Cli, id: &str, cause: &str, process: &str, aftermath: &str, actor: &Actor) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post(
-        &format!("/v1/incidents/{id}/outcome"),
-        &json!({"cause": cause, "process": process, "aftermath": aftermath, "as": actor.or_env()}),
-    )?;
+    let body = OutcomeBody { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: actor.or_env() };
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/outcome"), &body)?;
     print_incident(cli, &v, "outcome recorded");
     Ok(())
 }
 
 pub fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/resolve"), &json!({"as": actor.or_env()}))?;
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
     print_incident(cli, &v, "resolved");
     Ok(())
 }
@@ -256,16 +248,17 @@ pub fn timeline(cli: &Cli, id: &str, follow: bool) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     let mut after = 0i64;
     loop {
-        let v = c.get(&format!("/v1/incidents/{id}/events?after={after}"))?;
-        for e in v["events"].as_array().cloned().unwrap_or_default() {
-            after = after.max(e["seq"].as_i64().unwrap_or(0));
+        let t: Timeline = c.get(&format!("/v1/incidents/{id}/events?after={after}"))?;
+        for e in &t.events {
+            after = after.max(e.seq);
             if cli.json {
-                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                let line = serde_json::to_value(e).and_then(|v| serde_json::to_string(&v));
+                println!("{}", line.unwrap_or_default());
             } else {
-                println!("{}  {}", fmt_ms(e["at"].as_i64().unwrap_or(0)), s(&e, "text"));
+                println!("{}  {}", fmt_ms(e.at), e.text);
             }
         }
-        if !follow || v["status"].as_str() == Some("closed") {
+        if !follow || t.status == Status::Closed {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -275,87 +268,83 @@ pub fn timeline(cli: &Cli, id: &str, follow: bool) -> Result<(), Failure> {
 pub fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     if format == ReportFormat::Json || cli.json {
-        print_json(&c.get(&format!("/v1/incidents/{id}/report?format=json"))?);
+        // The outcome report is printed as the daemon wrote it.
+        let rep: serde_json::Value = c.get(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Json.as_str()))?;
+        print_reply(&rep);
     } else {
-        print!("{}", c.get_text(&format!("/v1/incidents/{id}/report?format=md"))?);
+        print!("{}", c.get_text(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Markdown.as_str()))?);
     }
     Ok(())
 }
 
 pub fn verify(cli: &Cli) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.get("/v1/verify")?;
-    let problems: Vec<String> = v["problems"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let v: VerifyReport = Client::from_cli(cli)?.get("/v1/verify")?;
     if cli.json {
-        print_json(&v);
-    } else if problems.is_empty() {
-        println!("journal intact: {} events, head {}", v["events"], &s(&v, "head")[..16.min(s(&v, "head").len())]);
+        print_reply(&v);
+    } else if v.problems.is_empty() {
+        println!("journal intact: {} events, head {}", v.events, &v.head[..16.min(v.head.len())]);
     } else {
-        for p in &problems {
+        for p in &v.problems {
             eprintln!("tampered: {p}");
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Failure::failed(format!("the journal fails verification ({} problem(s))", problems.len()))) }
+    if v.problems.is_empty() { Ok(()) } else { Err(Failure::failed(format!("the journal fails verification ({} problem(s))", v.problems.len()))) }
+}
+
+/// The first 12 characters of a hash, or `-`.
+fn short(h: Option<&str>) -> String {
+    h.map(|h| h.get(..12).unwrap_or(h).to_string()).unwrap_or_else(|| "-".into())
 }
 
 pub fn status(cli: &Cli) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.get("/v1/status")?;
+    let v: StatusReply = Client::from_cli(cli)?.get("/v1/status")?;
     if cli.json {
-        print_json(&v);
+        print_reply(&v);
         return Ok(());
     }
-    let r = &v["reload"];
-    let short = |h: &Value| h.as_str().map(|h| h.get(..12).unwrap_or(h).to_string()).unwrap_or_else(|| "-".into());
-    println!("crisis {} — {}", s(&v, "version"), if v["ready"].as_bool() == Some(true) { "ready" } else { "NOT READY" });
-    println!("  config {}; state {}; listening {}", s(&v, "config"), s(&v, "state_dir"), s(&v, "listen"));
-    let a = &r["applied"];
-    println!("  applied generation {} (set {}), loaded {}", a["generation"], short(&a["set_hash"]), s(a, "loaded_at"));
-    for f in a["files"].as_array().cloned().unwrap_or_default() {
-        println!("    {} {}", short(&f["sha256"]), s(&f, "path"));
+    let r = &v.reload;
+    println!("crisis {} — {}", v.version, if v.ready { "ready" } else { "NOT READY" });
+    println!("  config {}; state {}; listening {}", v.config, v.state_dir.display(), v.listen);
+    let a = &r.applied;
+    println!("  applied generation {} (set {}), loaded {}", a.generation, short(Some(&a.set_hash)), a.loaded_at);
+    for f in &a.files {
+        println!("    {} {}", short(Some(&f.sha256)), f.path.display());
     }
-    let d = &r["on_disk"];
-    if d["differs"].as_bool() == Some(true) {
-        println!("  on disk: set {} — DIFFERS from the applied generation{}", short(&d["set_hash"]), d["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default());
+    let d = &r.on_disk;
+    if d.differs {
+        println!("  on disk: set {} — DIFFERS from the applied generation{}", short(d.set_hash.as_deref()), d.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default());
     } else {
-        println!("  on disk: set {} (in sync)", short(&d["set_hash"]));
+        println!("  on disk: set {} (in sync)", short(d.set_hash.as_deref()));
     }
-    if let Some(l) = r["last_attempt"].as_object() {
-        println!(
-            "  last reload: {} by {} at {} in {} ms",
-            l.get("outcome").and_then(|x| x.as_str()).unwrap_or(""),
-            l.get("trigger").and_then(|x| x.as_str()).unwrap_or(""),
-            l.get("at").and_then(|x| x.as_str()).unwrap_or(""),
-            l.get("duration_ms").cloned().unwrap_or_default()
-        );
+    if let Some(l) = &r.last_attempt {
+        println!("  last reload: {} by {} at {} in {} ms", wire_name(&l.outcome), l.trigger, l.at, l.duration_ms);
     }
-    for e in r["errors"].as_array().cloned().unwrap_or_default() {
-        println!("  error: {}", e.as_str().unwrap_or(""));
+    for e in &r.errors {
+        println!("  error: {e}");
     }
-    println!("  watcher: {}{}", s(&r["watcher"], "mode"), if r["watcher"]["healthy"].as_bool() == Some(true) { "" } else { " (unhealthy)" });
-    if let Some(plugins) = v["plugins"].as_array() {
-        println!("  plugins:");
-        for p in plugins {
-            println!("    {} {} {} {}", s(p, "name"), s(p, "world"), short(&p["sha256"]), if p["quarantined"].as_bool() == Some(true) { "QUARANTINED" } else { "" });
-        }
+    println!("  watcher: {}{}", r.watcher.mode, if r.watcher.healthy { "" } else { " (unhealthy)" });
+    println!("  plugins:");
+    for p in &v.plugins {
+        println!("    {} {} {} {}", p.name, wire_name(&p.world), short(Some(&p.sha256)), if p.quarantined { "QUARANTINED" } else { "" });
     }
-    println!("  open incidents: {}", v["open_incidents"]);
+    println!("  open incidents: {}", v.open_incidents);
     Ok(())
 }
 
 /// `crisis reload`: synchronous; exit 2 when the new generation is rejected.
 pub fn reload(cli: &Cli) -> Result<(), Failure> {
-    let v = Client::from_cli(cli)?.post("/v1/reload", &json!({}))?;
-    let outcome = s(&v, "outcome");
-    let errors: Vec<String> = v["errors"].as_array().map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let v: ReloadAttempt = Client::from_cli(cli)?.post("/v1/reload", &EmptyBody {})?;
+    let rejected = v.outcome == Outcome::Rejected;
     if cli.json {
-        print_json(&v);
+        print_reply(&v);
     } else {
-        println!("{outcome}: generation {} (set {}) in {} ms", v["generation"], &s(&v, "set_hash").get(..12).unwrap_or("-"), v["duration_ms"]);
-        for e in &errors {
+        println!("{}: generation {} (set {}) in {} ms", wire_name(&v.outcome), v.generation, v.set_hash.get(..12).unwrap_or("-"), v.duration_ms);
+        for e in &v.errors {
             eprintln!("{e}");
         }
-        if outcome == "rejected" {
+        if rejected {
             eprintln!("the previous generation keeps serving; fix the errors above and run `crisis reload` again");
         }
     }
-    if outcome == "rejected" { Err(Failure::new(2, "")) } else { Ok(()) }
+    if rejected { Err(Failure::new(2, "")) } else { Ok(()) }
 }

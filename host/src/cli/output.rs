@@ -67,6 +67,24 @@ pub fn print_json<T: Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
 }
 
+/// Prints a daemon reply as pretty JSON, keys in the order `serde_json::Value`
+/// keeps them, so `--json` output is the same as printing the raw reply.
+pub fn print_reply<T: Serialize>(value: &T) {
+    match serde_json::to_value(value) {
+        Ok(v) => print_json(&v),
+        Err(e) => eprintln!("error: cannot print the reply: {e}"),
+    }
+}
+
+/// The wire spelling of a serde enum (`"rejected"`, `"skip"`), for text output.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "-".into(),
+    }
+}
+
 /// Renders rows as an aligned text table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();

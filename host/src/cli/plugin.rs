@@ -153,7 +153,7 @@ fn cache_dir(cli: &Cli, args: &CacheArgs, cfg: Option<&Config>) -> Option<PathBu
         return Some(d.clone());
     }
     if let Some(cfg) = cfg.filter(|_| config_in_use(cli)) {
-        return Some(cfg.state_dir.join("plugin-cache"));
+        return Some(config::state_dir::StateDir::new(&cfg.state_dir).plugin_cache());
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())

@@ -8,6 +8,7 @@
 pub mod customers;
 pub mod model;
 pub mod roster;
+pub(crate) mod state_dir;
 
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::World;

@@ -4,6 +4,7 @@
 //! journal keeps the run index (see `drill::index`). Scheduled occurrences
 //! are claimed in the index before they start, so restarts never run one twice.
 
+use super::api_types::ApiError;
 use super::AppState;
 use crate::drill::index::{DrillIndex, RunRow};
 use crate::drill::schedule::{self, Decision, Schedule};
@@ -11,8 +12,8 @@ use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
 use crate::incident::effects::{Executor, LogExecutor};
 use crate::incident::Generation;
 use crate::playbook::spec::Playbook;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -85,36 +86,9 @@ impl DrillService {
     }
 }
 
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, Json(json!({"error": self.1}))).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
-}
-
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!("drill API: {e}");
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
-}
-
-/// Bearer-token check for every drill route (same token as the rest of `/v1`).
-struct Authorized;
-
-impl FromRequestParts<Arc<AppState>> for Authorized {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
-        let given = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-        match given {
-            Some(t) if super::auth::token_matches(&st.token, t) => Ok(Authorized),
-            Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token".into())),
-            None => Err(ApiError(StatusCode::UNAUTHORIZED, "missing API token: send Authorization: Bearer <state_dir/api.token>".into())),
-        }
-    }
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
 }
 
 /// The drill routes, merged into the API router.
@@ -146,7 +120,7 @@ fn schedule_of(pb: &Playbook) -> Option<Schedule> {
     Schedule::parse(d.schedule.as_ref()?, d.timezone.as_deref()).ok()
 }
 
-async fn list(_: Authorized, State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+async fn list(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let svc = service(&st).map_err(internal)?;
     let g = st.engine.generation();
     let out = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
@@ -185,16 +159,16 @@ struct StartBody {
     seed: Option<u64>,
 }
 
-async fn start(_: Authorized, State(st): State<Arc<AppState>>, body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|r| ApiError(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
+async fn start(State(st): State<Arc<AppState>>, body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
     let svc = service(&st).map_err(internal)?;
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
         let near = crate::diag::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", "))));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", "))));
     };
     let clock = match &b.clock {
-        Some(c) => c.parse::<ClockMode>().map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?,
+        Some(c) => c.parse::<ClockMode>().map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?,
         None => pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual),
     };
     let now = Utc::now().timestamp_millis();
@@ -202,7 +176,7 @@ async fn start(_: Authorized, State(st): State<Arc<AppState>>, body: Result<Json
     let row = new_row(&pb, format!("{}.m{now}", pb.id), "manual", None, clock, seed, now);
     let res = tokio::task::spawn_blocking(move || launch(svc, g, row, clock == ClockMode::Virtual)).await.map_err(internal)?;
     match res {
-        Err(Launch::Overlap(other)) => Err(ApiError(StatusCode::CONFLICT, format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id))),
+        Err(Launch::Overlap(other)) => Err(ApiError::new(StatusCode::CONFLICT, format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id))),
         Err(Launch::Failed(e)) => Err(internal(e)),
         Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response()),
         Ok(row) => Ok((StatusCode::CREATED, Json(row_json(&row))).into_response()),
@@ -258,7 +232,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         clock,
         seed: row.seed,
         scheduled_for: row.scheduled_for,
-        journal: Journal::File(svc.state_dir.join("drills").join(format!("{}.db", row.id))),
+        journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
         responders: false,
         cancel: Some(cancel),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
@@ -317,12 +291,12 @@ fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
         None => {
             let ids = svc.index.ids().unwrap_or_default();
             let near = crate::diag::nearby(id, ids.iter().map(String::as_str));
-            Err(ApiError(StatusCode::NOT_FOUND, format!("no drill run `{id}`{}", if near.is_empty() { "; see crisis drill list".to_string() } else { format!("; did you mean {}?", near.join(", ")) })))
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("no drill run `{id}`{}", if near.is_empty() { "; see crisis drill list".to_string() } else { format!("; did you mean {}?", near.join(", ")) })))
         }
     }
 }
 
-async fn show(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let svc = service(&st).map_err(internal)?;
     Ok(Json(row_json(&find_run(&svc, &id)?)))
 }
@@ -332,7 +306,7 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+async fn report(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
     let svc = service(&st).map_err(internal)?;
     let row = find_run(&svc, &id)?;
     let Some(rep) = row.report.clone() else {
@@ -340,7 +314,7 @@ async fn report(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<S
             "running" => "it is still running".to_string(),
             s => format!("it ended `{s}`{}", row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
         };
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("drill run {id} has no after-action report: {why}")));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("drill run {id} has no after-action report: {why}")));
     };
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rep).into_response()),
@@ -348,21 +322,21 @@ async fn report(_: Authorized, State(st): State<Arc<AppState>>, Path(id): Path<S
             let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
             Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown()).into_response())
         }
-        Some(other) => Err(ApiError(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
+        Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
     }
 }
 
-async fn switch(_: Authorized, State(st): State<Arc<AppState>>, Path((playbook, action)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn switch(State(st): State<Arc<AppState>>, Path((playbook, action)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     let svc = service(&st).map_err(internal)?;
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&playbook).cloned() else {
         let near = crate::diag::nearby(&playbook, g.playbooks.keys().map(String::as_str));
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no playbook `{playbook}`; did you mean {}?", near.join(", "))));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no playbook `{playbook}`; did you mean {}?", near.join(", "))));
     };
     let suspend = match action.as_str() {
         "suspend" => true,
         "resume" => false,
-        other => return Err(ApiError(StatusCode::NOT_FOUND, format!("unknown schedule action `{other}`: use suspend or resume"))),
+        other => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown schedule action `{other}`: use suspend or resume"))),
     };
     svc.index.set_suspended(&playbook, suspend).map_err(internal)?;
     if !suspend {

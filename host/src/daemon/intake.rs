@@ -1,7 +1,8 @@
 //! Intake: Alertmanager webhooks (version 4, as sent) and generic events.
 //! Both answer 202 only once what they carried is journaled.
 
-use super::api::{bad_json, with_engine, ApiError};
+use super::api::with_engine;
+use super::api_types::{ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeReply, IntakeResult};
 use super::metrics::IntakeLabels;
 use super::AppState;
 use crate::incident::{Engine, EngineError, TriggerRequest};
@@ -11,37 +12,52 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// A per-source token bucket: `per_minute` requests, refilled continuously.
+/// How often idle sources are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Per-source intake limit: `per_minute` requests with bursts up to as many,
+/// refilled continuously. Sources idle long enough to be back at a full
+/// allowance are dropped on a periodic sweep, so the map stays bounded by the
+/// senders of the last minute.
 pub struct RateLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    last_sweep: Mutex<Instant>,
 }
 
 impl RateLimiter {
+    /// A limiter allowing `per_minute` requests (at least 1) per source address.
     pub fn new(per_minute: u32) -> Self {
-        RateLimiter { per_minute: per_minute.max(1) as f64, buckets: Mutex::new(HashMap::new()) }
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        RateLimiter { limiter: DefaultKeyedRateLimiter::hashmap(quota), last_sweep: Mutex::new(Instant::now()) }
     }
 
-    /// Takes one token for `source`; false means "too many requests".
+    /// Takes one request's allowance for `source`; false means "too many requests".
     pub fn allow(&self, source: IpAddr) -> bool {
-        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (tokens, last) = b.entry(source).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0).min(self.per_minute);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+        self.sweep_if_due();
+        self.limiter.check_key(&source).is_ok()
+    }
+
+    fn sweep_if_due(&self) {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= SWEEP_EVERY {
+            *last = Instant::now();
+            self.sweep();
         }
+    }
+
+    /// Forgets sources whose allowance is full again.
+    fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 }
 
@@ -70,13 +86,13 @@ fn count(st: &AppState, source: &str, result: &str) {
     st.metrics.intake.get_or_create(&IntakeLabels { source: source.into(), result: result.into() }).inc();
 }
 
-fn limited(st: &AppState, source: &str, addr: SocketAddr) -> Option<Response> {
+/// 429 (with `retry-after: 1`) once a source exceeds `[limits] intake_per_minute`.
+fn limit(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> {
     if st.intake_limiter.allow(addr.ip()) {
-        return None;
+        return Ok(());
     }
     count(st, source, "rate_limited");
-    Some((StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], Json(json!({"error": "too many intake requests from this source; slow down or raise [limits] intake_per_minute"})))
-        .into_response())
+    Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many intake requests from this source; slow down or raise [limits] intake_per_minute"))
 }
 
 /// Playbooks whose `trigger.match` labels are all present in `labels`.
@@ -119,17 +135,16 @@ fn alert_key(pb: &Playbook, a: &AmAlert) -> Option<String> {
     if has_template { None } else { a.fingerprint.clone().map(|f| format!("am:{f}")) }
 }
 
-pub async fn alertmanager(
+/// `POST /v1/intake/alertmanager`: opens or resolves incidents of the playbooks each alert matches.
+pub(crate) async fn alertmanager(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = limited(&st, "alertmanager", addr) {
-        return Ok(r);
-    }
+    limit(&st, "alertmanager", addr)?;
     let Json(raw) = body.map_err(|e| {
         count(&st, "alertmanager", "rejected");
-        bad_json(e)
+        ApiError::from(e)
     })?;
     let payload: AmPayload = serde_json::from_value(raw).map_err(|e| {
         count(&st, "alertmanager", "rejected");
@@ -148,7 +163,7 @@ pub async fn alertmanager(
         for a in &payload.alerts {
             let pbs = matching(g.playbooks.values(), &a.labels);
             if pbs.is_empty() {
-                out.push(json!({"alert": a.labels.get("alertname"), "result": "unmatched"}));
+                out.push(IntakeResult::Unmatched { alert: a.labels.get("alertname").cloned(), result: IntakeOutcome::Unmatched });
                 continue;
             }
             for pb in pbs {
@@ -166,7 +181,7 @@ pub async fn alertmanager(
                         Some(k) => e.resolve_by_key(&pb.id, &k, &format!("alertmanager (alert ended {})", a.ends_at.clone().unwrap_or_default()))?,
                         None => None,
                     };
-                    out.push(json!({"playbook": pb.id, "result": if res.is_some() { "resolved" } else { "no-open-incident" }, "incident": res.map(|i| i.id)}));
+                    out.push(resolved(&pb, res.map(|i| i.id)));
                 } else {
                     let fields = report_fields(&pb, &a.labels, &a.annotations, extra);
                     let t = e.trigger(TriggerRequest {
@@ -180,7 +195,7 @@ pub async fn alertmanager(
                         by: "alertmanager".into(),
                         ..Default::default()
                     })?;
-                    out.push(json!({"playbook": pb.id, "result": if t.deduped { "deduped" } else { "opened" }, "incident": t.incident.id}));
+                    out.push(triggered(&pb, &t));
                 }
             }
         }
@@ -189,56 +204,41 @@ pub async fn alertmanager(
     .await
     .inspect_err(|_| count(&st2, "alertmanager", "rejected"))?;
     for r in &results {
-        count(&st, "alertmanager", r["result"].as_str().unwrap_or("accepted"));
+        count(&st, "alertmanager", r.outcome().as_str());
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": results}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(IntakeReply { accepted: results })).into_response())
+}
+
+fn resolved(pb: &Playbook, incident: Option<String>) -> IntakeResult {
+    let result = if incident.is_some() { IntakeOutcome::Resolved } else { IntakeOutcome::NoOpenIncident };
+    IntakeResult::Playbook { playbook: pb.id.clone(), result, incident }
+}
+
+fn triggered(pb: &Playbook, t: &crate::incident::TriggerOutcome) -> IntakeResult {
+    let result = if t.deduped { IntakeOutcome::Deduped } else { IntakeOutcome::Opened };
+    IntakeResult::Playbook { playbook: pb.id.clone(), result, incident: Some(t.incident.id.clone()) }
 }
 
 fn render_key(e: &Engine, pb: &Playbook, labels: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
     e.dedup_key_for(pb, labels, &BTreeMap::new())
 }
 
-/// A generic event: name a playbook or give labels to match.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GenericEvent {
-    playbook: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    severity: Option<String>,
-    summary: Option<String>,
-    title: Option<String>,
-    scope: Option<String>,
-    dedup_key: Option<String>,
-    #[serde(default)]
-    fields: BTreeMap<String, String>,
-    /// `trigger` (default) or `resolve`.
-    action: Option<String>,
-    /// Who sent it, for the journal.
-    source: Option<String>,
-}
-
-pub async fn events(
+/// `POST /v1/intake/events`: triggers or resolves by playbook id or by labels.
+pub(crate) async fn events(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = limited(&st, "events", addr) {
-        return Ok(r);
-    }
+    limit(&st, "events", addr)?;
     let Json(raw) = body.map_err(|e| {
         count(&st, "events", "rejected");
-        bad_json(e)
+        ApiError::from(e)
     })?;
     let ev: GenericEvent = serde_json::from_value(raw).map_err(|e| {
         count(&st, "events", "rejected");
         ApiError::new(StatusCode::BAD_REQUEST, format!("malformed event: {e}"))
     })?;
-    let action = ev.action.clone().unwrap_or_else(|| "trigger".into());
-    if action != "trigger" && action != "resolve" {
-        count(&st, "events", "rejected");
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown action `{action}`: use trigger or resolve")));
-    }
+    let action = ev.action;
     if ev.playbook.is_none() && ev.labels.is_empty() {
         count(&st, "events", "rejected");
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "an event names a `playbook` or carries `labels` to match playbooks"));
@@ -259,7 +259,7 @@ pub async fn events(
         let source = ev.source.clone().unwrap_or_else(|| "events".into());
         let mut out = Vec::new();
         for pb in pbs {
-            if action == "resolve" {
+            if action == EventAction::Resolve {
                 let key = match &ev.dedup_key {
                     Some(k) => Some(k.clone()),
                     None => e.dedup_key_for(&pb, &ev.labels, &ev.fields)?,
@@ -268,7 +268,7 @@ pub async fn events(
                     return Err(EngineError::Invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)));
                 };
                 let r = e.resolve_by_key(&pb.id, &key, &source)?;
-                out.push(json!({"playbook": pb.id, "result": if r.is_some() { "resolved" } else { "no-open-incident" }, "incident": r.map(|i| i.id)}));
+                out.push(resolved(&pb, r.map(|i| i.id)));
             } else {
                 let mut fields = ev.fields.clone();
                 if let Some(s) = &ev.summary {
@@ -285,7 +285,7 @@ pub async fn events(
                     source: source.clone(),
                     by: source.clone(),
                 })?;
-                out.push(json!({"playbook": pb.id, "result": if t.deduped { "deduped" } else { "opened" }, "incident": t.incident.id}));
+                out.push(triggered(&pb, &t));
             }
         }
         Ok(out)
@@ -296,7 +296,35 @@ pub async fn events(
         count(&st, "events", "unmatched");
     }
     for r in &results {
-        count(&st, "events", r["result"].as_str().unwrap_or("accepted"));
+        count(&st, "events", r.outcome().as_str());
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": results}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(IntakeReply { accepted: results })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_each_source_to_its_rate() {
+        let l = RateLimiter::new(2);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert!(l.allow(a));
+        assert!(l.allow(a));
+        assert!(!l.allow(a), "a third request within the minute is refused");
+        assert!(l.allow(b), "another source has its own allowance");
+    }
+
+    #[test]
+    fn sweep_forgets_sources_back_at_a_full_allowance() {
+        // 60 000 a minute: one request's allowance returns after 1 ms.
+        let l = RateLimiter::new(60_000);
+        for i in 0..50u8 {
+            assert!(l.allow(IpAddr::from([10, 0, 0, i])));
+        }
+        assert_eq!(l.limiter.len(), 50);
+        std::thread::sleep(Duration::from_millis(20));
+        l.sweep();
+        assert_eq!(l.limiter.len(), 0);
+    }
 }

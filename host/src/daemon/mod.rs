@@ -2,6 +2,7 @@
 //! API on loopback, fires timers and runs side effects.
 
 pub mod api;
+pub(crate) mod api_types;
 pub mod auth;
 pub mod drills;
 pub mod intake;
@@ -11,13 +12,12 @@ pub mod worker;
 
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::incident::clock::{fmt_ms, Clock, SystemClock};
+use crate::incident::clock::{Clock, SystemClock};
 use crate::incident::effects::Executor;
 use crate::incident::Engine;
 use crate::store::{SqliteStore, Store};
 use metrics::Metrics;
 use reload::Reloader;
-use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,24 +46,6 @@ pub struct AppState {
 impl AppState {
     pub fn ready(&self) -> bool {
         self.reload.ready()
-    }
-
-    /// What `crisis status` shows (reads the disk to compare hashes: call off the async runtime).
-    pub fn status_json(&self) -> Value {
-        let open = self.engine.store().incidents(true, None).map(|r| r.len()).unwrap_or(0);
-        let g = self.engine.generation();
-        json!({
-            "ready": self.ready(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "started_at": fmt_ms(self.started_at),
-            "config": self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
-            "state_dir": g.config.state_dir,
-            "listen": g.config.listen.to_string(),
-            "playbooks": g.playbooks.values().map(|p| json!({"id": p.id, "path": p.path, "hash": p.hash})).collect::<Vec<_>>(),
-            "reload": self.reload.status(),
-            "plugins": self.plugins.list(),
-            "open_incidents": open,
-        })
     }
 }
 
@@ -114,7 +96,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let plugins = Arc::new(
         tokio::task::spawn_blocking(move || {
             let host = crate::plugin::PluginHost::new(crate::plugin::PluginHostConfig {
-                cache_dir: Some(plugin_cfg.state_dir.join("plugin-cache")),
+                cache_dir: Some(config::state_dir::StateDir::new(&plugin_cfg.state_dir).plugin_cache()),
                 plugin_dir: plugin_cfg.plugin_dir.clone(),
                 ..Default::default()
             })

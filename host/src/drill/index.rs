@@ -70,7 +70,7 @@ impl DrillIndex {
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
         // Opening the store applies the migrations; the index then uses its own connection.
         drop(crate::store::SqliteStore::open(state_dir)?);
-        let path = state_dir.join("journal.db");
+        let path = crate::config::state_dir::StateDir::new(state_dir).journal();
         let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(DrillIndex { conn: Mutex::new(conn) })

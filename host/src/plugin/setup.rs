@@ -41,7 +41,7 @@ pub fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
 /// Creates the host for a daemon: compile cache under `state_dir/plugin-cache`.
 pub fn host_for(cfg: &Config) -> Result<PluginHost, String> {
     let host = PluginHost::new(PluginHostConfig {
-        cache_dir: Some(cfg.state_dir.join("plugin-cache")),
+        cache_dir: Some(crate::config::state_dir::StateDir::new(&cfg.state_dir).plugin_cache()),
         plugin_dir: cfg.plugin_dir.clone(),
         grants: BTreeMap::new(),
         load_builtins: true,

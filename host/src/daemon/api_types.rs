@@ -1,0 +1,534 @@
+//! The API's request and reply bodies, shared by the axum handlers and the
+//! CLI client so both ends serialize the same types. Field names here are the
+//! wire format: renaming one breaks clients and `--json` output.
+
+use crate::drill::index::RunRow;
+use crate::drill::ClockMode;
+use crate::incident::state::{Incident, Status};
+use crate::playbook::types::{Category, Phase, Severity};
+use crate::plugin::PluginStatus;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub(crate) use crate::daemon::reload::Attempt as ReloadAttempt;
+pub(crate) use crate::incident::{StepAction, TriggerRequest};
+pub(crate) use crate::store::VerifyReport;
+
+// ------------------------------------------------------------------ errors
+
+/// What kind of failure an error reply reports. Why: clients branch on a
+/// stable code rather than on the English message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    Malformed,
+    Invalid,
+    NotFound,
+    Conflict,
+    Unauthorized,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorCode {
+    fn for_status(status: StatusCode) -> ErrorCode {
+        match status {
+            StatusCode::BAD_REQUEST => ErrorCode::Malformed,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+            s if s.is_client_error() => ErrorCode::Invalid,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The JSON body of every error reply. Why: one shape for the CLI to decode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    /// Known names close to the one that was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearby: Option<Vec<String>>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// An error reply: status plus [`ErrorBody`]. Why: every handler, intake and
+/// the CLI speak this one type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with a message; the code follows from the status.
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError { status, body: ErrorBody { error: msg.into(), code: Some(ErrorCode::for_status(status)), nearby: None, hint: None } }
+    }
+
+    /// 500 for a failure that is not the caller's; the cause goes to the log.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e:#}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
+    }
+
+    /// Adds the names close to a missing one.
+    pub fn with_nearby(mut self, nearby: Vec<String>) -> Self {
+        self.body.nearby = Some(nearby);
+        self
+    }
+
+    /// The CLI's exit code for this reply: 2 invalid input, 3 not found, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self.status.as_u16() {
+            400 | 422 => 2,
+            404 => 3,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.body.error)?;
+        if let Some(h) = &self.body.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+// ---------------------------------------------------------------- requests
+
+/// `POST /v1/incidents/{id}/ack` and `/resolve`: who acts (`as`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActorBody {
+    #[serde(rename = "as")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/assign`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignBody {
+    pub role: String,
+    pub to: String,
+    #[serde(rename = "as")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/approve`: activation, or one approval step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApproveBody {
+    pub step: Option<String>,
+    #[serde(rename = "as")]
+    pub by: String,
+}
+
+/// `POST /v1/incidents/{id}/steps/{step}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepBody {
+    pub action: StepAction,
+    pub note: Option<String>,
+    #[serde(rename = "as")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/updates`: a progress note.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateBody {
+    pub note: String,
+    #[serde(rename = "as")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/outcome`: the outcome report's prose.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutcomeBody {
+    #[serde(default)]
+    pub cause: String,
+    #[serde(default)]
+    pub process: String,
+    #[serde(default)]
+    pub aftermath: String,
+    #[serde(rename = "as")]
+    pub by: Option<String>,
+}
+
+/// A body for POSTs that carry nothing (`{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EmptyBody {}
+
+/// `GET /v1/incidents?open=&mode=`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub open: bool,
+    pub mode: Option<String>,
+}
+
+/// `GET /v1/incidents/{id}/events?after=`: events after a sequence number.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: i64,
+}
+
+/// How a report is rendered (`?format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
+impl ReportFormat {
+    /// The `format` query value that asks for this rendering.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Markdown => "md",
+            ReportFormat::Json => "json",
+        }
+    }
+
+    /// Parses `?format=` (absent means JSON); the error is the 400 reply.
+    pub fn from_query(q: Option<&str>) -> Result<ReportFormat, ApiError> {
+        match q {
+            None | Some("json") => Ok(ReportFormat::Json),
+            Some("md") | Some("markdown") => Ok(ReportFormat::Markdown),
+            Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
+        }
+    }
+}
+
+/// `?format=` of the report endpoints, parsed with [`ReportFormat::from_query`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReportQuery {
+    pub format: Option<String>,
+}
+
+/// `POST /v1/drills/runs`: start a drill now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillStartRequest {
+    pub playbook: String,
+    pub clock: Option<ClockMode>,
+    pub seed: Option<u64>,
+}
+
+/// `POST /v1/intake/events`: `trigger` (default) or `resolve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    #[default]
+    Trigger,
+    Resolve,
+}
+
+/// `POST /v1/intake/events`: name a playbook or give labels to match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericEvent {
+    pub playbook: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub severity: Option<String>,
+    pub summary: Option<String>,
+    pub title: Option<String>,
+    pub scope: Option<String>,
+    pub dedup_key: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub action: EventAction,
+    /// Who sent it, for the journal.
+    pub source: Option<String>,
+}
+
+// ----------------------------------------------------------------- replies
+
+/// Reply to `POST /v1/incidents`: 201 opened, 200 attached to an open one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TriggerReply {
+    pub deduped: bool,
+    pub incident: Incident,
+}
+
+/// One row of `GET /v1/incidents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    pub id: String,
+    pub playbook: String,
+    pub mode: String,
+    pub status: String,
+    pub phase: String,
+    pub severity: String,
+    pub title: String,
+    pub opened_at: i64,
+    pub dedup_key: Option<String>,
+}
+
+/// One journal event as `crisis timeline` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    /// One readable line.
+    pub text: String,
+    pub data: serde_json::Value,
+}
+
+/// Reply to `GET /v1/incidents/{id}/events`: the state tells `--follow` when to stop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    pub status: Status,
+    pub phase: Phase,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// One playbook of `GET /v1/playbooks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaybookSummary {
+    pub id: String,
+    pub name: String,
+    pub severity: Severity,
+    pub category: Category,
+    pub hash: String,
+    pub path: PathBuf,
+}
+
+/// Reply to `GET /v1/playbooks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaybookList {
+    pub generation: u64,
+    pub playbooks: Vec<PlaybookSummary>,
+}
+
+/// A playbook file of the applied generation, in `crisis status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaybookFile {
+    pub id: String,
+    pub path: PathBuf,
+    pub hash: String,
+}
+
+/// A hashed input file of the applied generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileHash {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// The generation serving requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppliedGeneration {
+    pub generation: u64,
+    pub set_hash: String,
+    pub loaded_at: String,
+    pub files: Vec<FileHash>,
+}
+
+/// The files on disk now, compared with the applied generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OnDisk {
+    pub set_hash: Option<String>,
+    pub error: Option<String>,
+    pub differs: bool,
+}
+
+/// How changes on disk are noticed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatcherStatus {
+    pub mode: String,
+    pub healthy: bool,
+}
+
+/// The reload part of `crisis status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    pub ready: bool,
+    pub applied: AppliedGeneration,
+    pub on_disk: OnDisk,
+    pub last_attempt: Option<ReloadAttempt>,
+    pub errors: Vec<String>,
+    pub watcher: WatcherStatus,
+}
+
+/// Reply to `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReply {
+    pub ready: bool,
+    pub version: String,
+    pub started_at: String,
+    /// The configuration file, or `<embedded defaults>`.
+    pub config: String,
+    pub state_dir: PathBuf,
+    pub listen: String,
+    pub playbooks: Vec<PlaybookFile>,
+    pub reload: ReloadStatus,
+    pub plugins: Vec<PluginStatus>,
+    pub open_incidents: usize,
+}
+
+/// What intake did with one alert or event for one playbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntakeOutcome {
+    Opened,
+    Deduped,
+    Resolved,
+    NoOpenIncident,
+    Unmatched,
+}
+
+impl IntakeOutcome {
+    /// The wire name, also the `result` label of the intake metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntakeOutcome::Opened => "opened",
+            IntakeOutcome::Deduped => "deduped",
+            IntakeOutcome::Resolved => "resolved",
+            IntakeOutcome::NoOpenIncident => "no-open-incident",
+            IntakeOutcome::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// One entry of an intake reply: per matched playbook, or an unmatched alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntakeResult {
+    Playbook { playbook: String, result: IntakeOutcome, incident: Option<String> },
+    Unmatched { alert: Option<String>, result: IntakeOutcome },
+}
+
+impl IntakeResult {
+    /// What happened, for metrics.
+    pub fn outcome(&self) -> IntakeOutcome {
+        match self {
+            IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => *result,
+        }
+    }
+}
+
+/// Reply to the intake endpoints (202).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntakeReply {
+    pub accepted: Vec<IntakeResult>,
+}
+
+/// When a scheduled drill runs next, in UTC and in the playbook's zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NextRun {
+    pub utc: String,
+    pub local: String,
+}
+
+/// The last drill run of a playbook, in `crisis drill list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastRun {
+    pub id: String,
+    pub score: Option<u32>,
+    pub verdict: Option<String>,
+    pub hash: String,
+    pub finished_at: Option<i64>,
+}
+
+/// One playbook's drill schedule and history, in `crisis drill list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillPlaybook {
+    pub id: String,
+    pub path: PathBuf,
+    pub hash: String,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub clock: Option<String>,
+    pub suspended: bool,
+    pub next: Option<NextRun>,
+    pub last_run: Option<LastRun>,
+    pub never_drilled: bool,
+    pub changed_since_last_drill: bool,
+}
+
+/// Reply to `GET /v1/drills`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillList {
+    pub runs: Vec<RunRow>,
+    pub playbooks: Vec<DrillPlaybook>,
+}
+
+/// Reply to `POST /v1/drills/schedules/{playbook}/{suspend|resume}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleSwitch {
+    pub playbook: String,
+    pub suspended: bool,
+    pub next: Option<NextRun>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_body_omits_what_it_lacks_and_keeps_nearby() {
+        let e = ApiError::new(StatusCode::NOT_FOUND, "no playbook `x`").with_nearby(vec![]);
+        assert_eq!(serde_json::to_value(&e.body).unwrap(), json!({"error": "no playbook `x`", "code": "not-found", "nearby": []}));
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad").exit_code(), 2);
+        assert_eq!(ApiError::new(StatusCode::BAD_REQUEST, "bad").exit_code(), 2);
+        assert_eq!(ApiError::new(StatusCode::CONFLICT, "busy").exit_code(), 1);
+        let back: ErrorBody = serde_json::from_value(json!({"error": "old daemon"})).unwrap();
+        assert_eq!(back.error, "old daemon");
+        assert!(back.code.is_none() && back.nearby.is_none() && back.hint.is_none());
+    }
+
+    #[test]
+    fn intake_results_keep_their_wire_shapes() {
+        let opened = IntakeResult::Playbook { playbook: "p".into(), result: IntakeOutcome::Opened, incident: Some("INC-1".into()) };
+        let none = IntakeResult::Playbook { playbook: "p".into(), result: IntakeOutcome::NoOpenIncident, incident: None };
+        let unmatched = IntakeResult::Unmatched { alert: Some("Disk".into()), result: IntakeOutcome::Unmatched };
+        assert_eq!(serde_json::to_value(&opened).unwrap(), json!({"playbook": "p", "result": "opened", "incident": "INC-1"}));
+        assert_eq!(serde_json::to_value(&none).unwrap(), json!({"playbook": "p", "result": "no-open-incident", "incident": null}));
+        assert_eq!(serde_json::to_value(&unmatched).unwrap(), json!({"alert": "Disk", "result": "unmatched"}));
+        for r in [opened, none, unmatched] {
+            let back: IntakeResult = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn request_bodies_use_as_for_the_actor() {
+        let b = StepBody { action: StepAction::Skip, note: None, by: Some("ana".into()) };
+        assert_eq!(serde_json::to_value(&b).unwrap(), json!({"action": "skip", "note": null, "as": "ana"}));
+        assert_eq!(serde_json::to_value(EmptyBody {}).unwrap(), json!({}));
+    }
+
+    #[test]
+    fn report_format_parses_the_query() {
+        assert_eq!(ReportFormat::from_query(None).unwrap(), ReportFormat::Json);
+        assert_eq!(ReportFormat::from_query(Some("markdown")).unwrap(), ReportFormat::Markdown);
+        assert_eq!(ReportFormat::from_query(Some("pdf")).unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+}
