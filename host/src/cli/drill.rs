@@ -121,7 +121,7 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
     // The playbook's simulator plugin (drill-sim) plans injects and adds criteria.
     let mut ext = Extensions::default();
     if g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some()) {
-        let host = crate::plugin::setup::host_for(&g.config).map_err(Failure::failed)?;
+        let host = crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?;
         let sim = Arc::new(drill::simulator::Simulator::new(Arc::new(host)));
         ext.sources.push(sim.clone());
         ext.hooks.push(sim);

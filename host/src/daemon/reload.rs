@@ -318,7 +318,7 @@ impl Reloader {
                     attempt.errors = restart;
                 } else if snapshot_hash == current.set_hash && self.ready() {
                     attempt.outcome = Outcome::Unchanged;
-                } else if let Some(errors) = Some(crate::plugin::setup::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
+                } else if let Some(errors) = Some(super::plugins::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
                     // A refused plugin rejects the whole generation; the host keeps its last good version.
                     attempt.errors = errors;
                 } else {

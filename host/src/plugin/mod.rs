@@ -70,6 +70,3 @@ pub mod test_fixtures {
         std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {} missing: {e}", p.display()))
     }
 }
-
-pub mod executor;
-pub mod setup;
