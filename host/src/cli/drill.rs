@@ -108,7 +108,7 @@ fn s(v: &Value, k: &str) -> String {
 
 fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, format: ReportFormat) -> Result<(), Failure> {
     let cfg = crate::config::discover(cli.config.as_deref()).map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
-    let loaded = crate::generation::load(cfg, 1, chrono::Utc::now().timestamp_millis());
+    let loaded = crate::incident::loader::load(cfg, 1, chrono::Utc::now().timestamp_millis());
     let Some(g) = loaded.generation else {
         return Err(Failure::diagnostics("the playbook set is invalid; fix the errors above (crisis playbook validate)", loaded.diagnostics));
     };
