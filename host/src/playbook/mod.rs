@@ -2,9 +2,9 @@
 //! diagnostics, and loading a whole directory as one consistent set.
 
 mod graph;
-pub mod inject;
+pub(crate) mod inject;
 pub mod model;
-pub mod refs;
+pub(crate) mod refs;
 pub mod spec;
 pub mod types;
 pub mod validate;

@@ -18,7 +18,7 @@ pub struct RefContext {
 }
 
 /// Built-in plugins shipped inside the binary, with their worlds.
-pub const BUILTIN_PLUGINS: &[(&str, World)] = &[
+pub(crate) const BUILTIN_PLUGINS: &[(&str, World)] = &[
     ("webhook-notify", World::Notifier),
     ("appease-script", World::Appeasement),
     ("drill-sim", World::Drill),
