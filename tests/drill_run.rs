@@ -22,7 +22,7 @@ fn generation(dir: &Path, playbooks: &Path, roster: &Path, customers: &Path) -> 
     );
     std::fs::write(dir.join("crisis.toml"), cfg).unwrap();
     let config = crisis::config::load(&dir.join("crisis.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    let loaded = crisis::generation::load(config, 1, 0);
+    let loaded = crisis::incident::loader::load(config, 1, 0);
     loaded.generation.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
 }
 

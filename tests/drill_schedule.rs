@@ -22,7 +22,7 @@ fn generation(dir: &Path, drills: &str) -> Arc<Generation> {
     );
     std::fs::write(dir.join("crisis.toml"), cfg).unwrap();
     let config = crisis::config::load(&dir.join("crisis.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    Arc::new(crisis::generation::load(config, 1, 0).generation.expect("valid fixture"))
+    Arc::new(crisis::incident::loader::load(config, 1, 0).generation.expect("valid fixture"))
 }
 
 fn utc(s: &str) -> DateTime<Utc> {

@@ -186,7 +186,7 @@ fn validate_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>, n: usize) {
 fn drill_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     let mut cfg = crisis::config::load(&repo().join("examples/crisis.toml")).unwrap();
     cfg.state_dir = std::env::temp_dir().join("crisis-bench-unused");
-    let g = crisis::generation::load(cfg, 1, 0).generation.expect("shipped playbooks are valid");
+    let g = crisis::incident::loader::load(cfg, 1, 0).generation.expect("shipped playbooks are valid");
     // The longest shipped scenario.
     let (pb, span, events) = g
         .playbooks

@@ -8,7 +8,6 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod drill;
-pub mod generation;
 pub mod incident;
 pub mod playbook;
 pub mod plugin;

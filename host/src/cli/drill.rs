@@ -101,7 +101,7 @@ pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
 
 fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, format: ReportFormat) -> Result<(), Failure> {
     let cfg = crate::config::discover(cli.config.as_deref()).map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
-    let loaded = crate::generation::load(cfg, 1, chrono::Utc::now().timestamp_millis());
+    let loaded = crate::incident::loader::load(cfg, 1, chrono::Utc::now().timestamp_millis());
     let Some(g) = loaded.generation else {
         return Err(Failure::diagnostics("the playbook set is invalid; fix the errors above (crisis playbook validate)", loaded.diagnostics));
     };
@@ -114,7 +114,7 @@ fn standalone(cli: &Cli, playbook: &str, clock: Option<ClockMode>, seed: u64, fo
     // The playbook's simulator plugin (drill-sim) plans injects and adds criteria.
     let mut ext = Extensions::default();
     if g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some()) {
-        let host = crate::plugin::setup::host_for(&g.config).map_err(Failure::failed)?;
+        let host = crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?;
         let sim = Arc::new(drill::simulator::Simulator::new(Arc::new(host)));
         ext.sources.push(sim.clone());
         ext.hooks.push(sim);

@@ -203,13 +203,13 @@ fn load_failure(origin: &str, e: &LoadError) -> Failure {
 
 /// A `[plugins.NAME]` declaration as the JSON `plugin call` accepts as `grant`.
 fn grant_json(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<Value, String> {
-    serde_json::to_value(crate::plugin::setup::grant(spec, cfg)).map_err(|e| format!("[plugins.{name}]: {e}"))
+    serde_json::to_value(crate::daemon::plugins::grant(spec, cfg)).map_err(|e| format!("[plugins.{name}]: {e}"))
 }
 
 /// The grant for `name`, with its secrets checked now so one missing
 /// variable is reported for its plugin instead of failing the whole host.
 fn grant_for(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<PluginGrant, String> {
-    let g = crate::plugin::setup::grant(spec, cfg);
+    let g = crate::daemon::plugins::grant(spec, cfg);
     for rule in &g.inject {
         rule.secret.resolve().map_err(|e| format!("[plugins.{name}] inject {}: {e}", rule.header))?;
     }

@@ -12,7 +12,7 @@ pub(crate) mod state_dir;
 
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::World;
-use crate::playbook::validate::RefContext;
+use crate::playbook::refs::{RefContext, BUILTIN_PLUGINS};
 use crate::tomlfile;
 use chrono::{DateTime, Utc};
 use model::{ConfigFile, RosterFile, Str};
@@ -211,7 +211,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     };
 
     let mut plugins = BTreeMap::new();
-    let builtins: BTreeMap<&str, World> = crate::playbook::validate::BUILTIN_PLUGINS.iter().copied().collect();
+    let builtins: BTreeMap<&str, World> = BUILTIN_PLUGINS.iter().copied().collect();
     for (name, p) in &file.plugins {
         let d = p.get_ref();
         let world = match (&d.world, builtins.get(name.as_str())) {

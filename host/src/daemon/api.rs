@@ -56,7 +56,7 @@ where
 /// `DRL-<run>-N` incidents, else the live engine.
 fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
     if id.starts_with("DRL-") {
-        if let Some(e) = super::drills::service(st).ok().and_then(|svc| svc.engine_for_incident(id)) {
+        if let Some(e) = st.drills.engine_for_incident(id) {
             return e;
         }
     }

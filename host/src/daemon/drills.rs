@@ -6,11 +6,14 @@
 
 use super::api_types::ApiError;
 use super::AppState;
+use super::executor::PluginExecutor;
+use crate::drill::simulator::Simulator;
 use crate::drill::index::{DrillIndex, RunRow};
 use crate::drill::schedule::{self, Decision, Schedule};
 use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
 use crate::incident::effects::{Executor, LogExecutor};
-use crate::incident::Generation;
+use crate::incident::{Engine, Generation};
+use crate::plugin::PluginHost;
 use crate::playbook::spec::Playbook;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -20,10 +23,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Drill state shared by the API and the scheduler of one daemon.
 pub struct DrillService {
@@ -36,34 +39,28 @@ pub struct DrillService {
     /// Scenario sources and score hooks from plugins.
     pub extensions: Mutex<Extensions>,
     /// Engines of drills in progress, by incident id prefix (`DRL-<run id>`).
-    pub engines: Mutex<BTreeMap<String, Arc<crate::incident::Engine>>>,
-}
-
-/// The drill service of the daemon whose state lives in `state_dir`.
-pub fn service(st: &AppState) -> anyhow::Result<Arc<DrillService>> {
-    static SERVICES: OnceLock<Mutex<HashMap<PathBuf, Arc<DrillService>>>> = OnceLock::new();
-    let dir = st.engine.generation().config.state_dir.clone();
-    let mut map = SERVICES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(s) = map.get(&dir) {
-        return Ok(s.clone());
-    }
-    let s = Arc::new(DrillService::open(&dir)?);
-    // Drill-safe notices go through the Wasm plugins (in drill mode: HTTP is
-    // captured unless drill-allowed); the simulator plugin plans and scores.
-    *s.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(crate::plugin::executor::PluginExecutor::new(st.plugins.clone(), &st.engine, None));
-    {
-        let sim = Arc::new(crate::drill::simulator::Simulator::new(st.plugins.clone()));
-        let mut ext = s.extensions.lock().unwrap_or_else(|p| p.into_inner());
-        ext.sources.push(sim.clone());
-        ext.hooks.push(sim);
-    }
-    map.insert(dir, s.clone());
-    Ok(s)
+    pub engines: Mutex<BTreeMap<String, Arc<Engine>>>,
 }
 
 impl DrillService {
+    /// The drill service of a daemon, created once at start and kept in
+    /// [`AppState`]: drill-safe notices go through the Wasm plugins (in drill
+    /// mode HTTP is captured unless drill-allowed) and the simulator plugin
+    /// plans and scores.
+    pub(crate) fn for_daemon(state_dir: &std::path::Path, plugins: Arc<PluginHost>, engine: &Arc<Engine>) -> anyhow::Result<Self> {
+        let s = DrillService::open(state_dir)?;
+        *s.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(PluginExecutor::new(plugins.clone(), engine, None));
+        {
+            let sim = Arc::new(Simulator::new(plugins));
+            let mut ext = s.extensions.lock().unwrap_or_else(|p| p.into_inner());
+            ext.sources.push(sim.clone());
+            ext.hooks.push(sim);
+        }
+        Ok(s)
+    }
+
     /// The engine of the running drill an incident id belongs to (`DRL-<run id>-N`).
-    pub fn engine_for_incident(&self, id: &str) -> Option<Arc<crate::incident::Engine>> {
+    pub fn engine_for_incident(&self, id: &str) -> Option<Arc<Engine>> {
         let prefix = id.rsplit_once('-').map(|(p, _)| p)?;
         self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(prefix).cloned()
     }
@@ -121,7 +118,7 @@ fn schedule_of(pb: &Playbook) -> Option<Schedule> {
 }
 
 async fn list(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let svc = service(&st).map_err(internal)?;
+    let svc = st.drills.clone();
     let g = st.engine.generation();
     let out = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
         let now = Utc::now();
@@ -161,7 +158,7 @@ struct StartBody {
 
 async fn start(State(st): State<Arc<AppState>>, body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
-    let svc = service(&st).map_err(internal)?;
+    let svc = st.drills.clone();
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
         let near = crate::diag::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
@@ -297,7 +294,7 @@ fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
 }
 
 async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let svc = service(&st).map_err(internal)?;
+    let svc = st.drills.clone();
     Ok(Json(row_json(&find_run(&svc, &id)?)))
 }
 
@@ -307,7 +304,7 @@ struct ReportQuery {
 }
 
 async fn report(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
-    let svc = service(&st).map_err(internal)?;
+    let svc = st.drills.clone();
     let row = find_run(&svc, &id)?;
     let Some(rep) = row.report.clone() else {
         let why = match row.status.as_str() {
@@ -327,7 +324,7 @@ async fn report(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q
 }
 
 async fn switch(State(st): State<Arc<AppState>>, Path((playbook, action)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
-    let svc = service(&st).map_err(internal)?;
+    let svc = st.drills.clone();
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&playbook).cloned() else {
         let near = crate::diag::nearby(&playbook, g.playbooks.keys().map(String::as_str));
@@ -420,13 +417,7 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
 
 /// The scheduler task: checks every 20 seconds until shutdown.
 pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let svc = match service(&state) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("drill scheduler disabled: {e:#}");
-            return;
-        }
-    };
+    let svc = state.drills.clone();
     match svc.index.interrupt_running(Utc::now().timestamp_millis()) {
         Ok(n) if n > 0 => tracing::warn!("{n} drill run(s) were interrupted by the last shutdown"),
         Ok(_) => {}

@@ -5,8 +5,10 @@ pub mod api;
 pub(crate) mod api_types;
 pub mod auth;
 pub mod drills;
+pub(crate) mod executor;
 pub mod intake;
 pub mod metrics;
+pub(crate) mod plugins;
 pub mod reload;
 pub mod worker;
 
@@ -41,6 +43,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub reload: Arc<Reloader>,
     pub intake_limiter: intake::RateLimiter,
+    /// Drill runs, schedules and the engines of drills in progress; one per
+    /// daemon, shared by the drill API, the incident API and the scheduler.
+    pub drills: Arc<drills::DrillService>,
 }
 
 impl AppState {
@@ -101,7 +106,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
                 ..Default::default()
             })
             .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
-            for e in crate::plugin::setup::apply(&host, &plugin_cfg) {
+            for e in plugins::apply(&host, &plugin_cfg) {
                 tracing::error!("{e}");
             }
             anyhow::Ok(host)
@@ -119,6 +124,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
             tracing::error!("{}", e.as_str().unwrap_or_default());
         }
     }
+    let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
     let state = Arc::new(AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
@@ -128,6 +134,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         metrics: metrics.clone(),
         reload: reload.clone(),
         intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
+        drills,
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -136,11 +143,11 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let m = metrics.clone();
-    let counter: crate::plugin::executor::CallCounter =
+    let counter: executor::CallCounter =
         Arc::new(move |plugin, result| {
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
-    let executor: Arc<dyn Executor> = Arc::new(crate::plugin::executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
+    let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx));

@@ -7,7 +7,7 @@
 use super::metrics::Metrics;
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::generation;
+use crate::incident::loader;
 use crate::incident::clock::{fmt_ms, Clock};
 use crate::store::Store;
 use crate::incident::{Engine, Generation};
@@ -117,7 +117,7 @@ impl Reloader {
         let next = persisted.as_ref().map(|p| p.number + 1).unwrap_or(1);
         let state_dir = config.state_dir.clone();
         let listen = config.listen;
-        let loaded = generation::load(config.clone(), next, now);
+        let loaded = loader::load(config.clone(), next, now);
         let errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
         let files = file_hashes(&loaded.snapshot);
         let (generation, ready, files) = match (loaded.generation, &persisted) {
@@ -128,9 +128,9 @@ impl Reloader {
                     let files = g.playbooks.values().map(|p| FileHash { path: p.path.clone(), sha256: p.hash.clone() }).collect();
                     (g, true, files)
                 }
-                None => (generation::empty(config.clone(), now), false, Vec::new()),
+                None => (loader::empty(config.clone(), now), false, Vec::new()),
             },
-            (None, None) => (generation::empty(config.clone(), now), false, Vec::new()),
+            (None, None) => (loader::empty(config.clone(), now), false, Vec::new()),
         };
         let engine = Arc::new(Engine::new(store, clock, generation));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -197,7 +197,7 @@ impl Reloader {
     fn disk_hash(&self) -> Result<String, String> {
         let cfg = config::discover(self.config_path.as_deref()).map_err(|d| format!("configuration invalid: {}", d.first().map(|d| d.to_string()).unwrap_or_default()))?;
         let snapshot = Snapshot::read(std::slice::from_ref(&cfg.playbooks));
-        Ok(generation::combined_hash(&snapshot, &cfg))
+        Ok(loader::combined_hash(&snapshot, &cfg))
     }
 
     /// Asks for a reload and waits for its outcome (`crisis reload`).
@@ -312,17 +312,17 @@ impl Reloader {
             Err(diags) => attempt.errors = diags.iter().map(Diagnostic::to_string).collect(),
             Ok(cfg) => {
                 let restart = self.restart_only_changes(&cfg);
-                let snapshot_hash = generation::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
+                let snapshot_hash = loader::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
                 attempt.disk_hash = Some(snapshot_hash.clone());
                 if !restart.is_empty() {
                     attempt.errors = restart;
                 } else if snapshot_hash == current.set_hash && self.ready() {
                     attempt.outcome = Outcome::Unchanged;
-                } else if let Some(errors) = Some(crate::plugin::setup::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
+                } else if let Some(errors) = Some(super::plugins::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
                     // A refused plugin rejects the whole generation; the host keeps its last good version.
                     attempt.errors = errors;
                 } else {
-                    let loaded = generation::load(cfg, current.number + 1, now);
+                    let loaded = loader::load(cfg, current.number + 1, now);
                     match loaded.generation {
                         Some(g) => {
                             attempt.outcome = Outcome::Applied;

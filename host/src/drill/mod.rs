@@ -2,7 +2,8 @@
 //! the real engine on its own journal and clock, fed by a scenario, scored
 //! from its journal, and written up as an after-action report.
 //!
-//! - [`scenario`]: injects and the [`ScenarioSource`] extension point;
+//! - [`scenario`]: scenarios (injects from `playbook::inject`) and the
+//!   [`ScenarioSource`] extension point;
 //! - [`responders`]: the default scenario and who scripted responders act as;
 //! - [`clock`]: real, sped-up and virtual drill time;
 //! - [`contain`]: [`DrillExecutor`], which keeps drills away from customers;
@@ -27,5 +28,6 @@ pub use clock::ClockMode;
 pub use contain::DrillExecutor;
 pub use report::AfterActionReport;
 pub use run::{run, DrillError, DrillOptions, DrillOutcome, Extensions, Journal};
-pub use scenario::{Inject, InjectKind, Scenario, ScenarioSource};
+pub use crate::playbook::inject::{Inject, InjectKind};
+pub use scenario::{Scenario, ScenarioSource};
 pub use score::{Criterion, Rating, Score, ScoreHook, ScoreInput};

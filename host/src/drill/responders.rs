@@ -4,7 +4,8 @@
 //! Everything here is a pure function of the playbook and the seed (a
 //! SplitMix64 stream), so the same seed always plays the same drill.
 
-use super::scenario::{Inject, InjectKind, Scenario, ScenarioSource};
+use super::scenario::{Scenario, ScenarioSource};
+use crate::playbook::inject::{Inject, InjectKind};
 use crate::config::Config;
 use crate::incident::state::Incident;
 use crate::playbook::spec::Playbook;

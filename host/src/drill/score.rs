@@ -2,7 +2,8 @@
 //! from event timestamps, every criterion is rated HSEEP-style and carries
 //! the journal sequence numbers it was judged on.
 
-use super::scenario::{InjectKind, Scenario};
+use super::scenario::Scenario;
+use crate::playbook::inject::InjectKind;
 use crate::incident::clock::fmt_span;
 use crate::incident::state::Incident;
 use crate::playbook::spec::Playbook;

@@ -7,7 +7,8 @@
 //! of this playbook; its extra criteria are rated like the host's own.
 
 use super::responders::{alert_labels, default_scenario};
-use super::scenario::{overlay, Inject, InjectKind, Scenario, ScenarioSource};
+use super::scenario::{overlay, Scenario, ScenarioSource};
+use crate::playbook::inject::{Inject, InjectKind};
 use super::score::{Criterion, Rating, ScoreHook, ScoreInput};
 use crate::playbook::Playbook;
 use crate::plugin::api::{self as papi, IncidentInfo, Invocation, RunMode};

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod effects;
 mod engine;
 pub mod events;
+pub mod loader;
 pub mod outbox;
 pub mod state;
 mod when;

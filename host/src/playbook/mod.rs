@@ -1,7 +1,10 @@
 //! Playbooks: the TOML format, validation with `path:line:col`
 //! diagnostics, and loading a whole directory as one consistent set.
 
+mod graph;
+pub(crate) mod inject;
 pub mod model;
+pub(crate) mod refs;
 pub mod spec;
 pub mod types;
 pub mod validate;
@@ -18,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use spec::Playbook;
-pub use validate::RefContext;
+pub use refs::RefContext;
 
 /// Every file of a playbook set, read at one moment, with the set's hash.
 #[derive(Debug, Clone)]

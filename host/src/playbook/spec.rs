@@ -157,7 +157,7 @@ pub struct DrillSpec {
     pub simulator: Option<String>,
     /// Inline scenario entries from `[[drill.inject]]`, validated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub injects: Vec<crate::drill::scenario::Inject>,
+    pub injects: Vec<super::inject::Inject>,
 }
 
 impl Playbook {

@@ -4,7 +4,7 @@
 //! checked against that file by eye.
 
 use super::types::World;
-use super::validate::RefContext;
+use super::refs::RefContext;
 use super::*;
 use crate::diag::Source;
 use std::path::Path;

@@ -2,7 +2,10 @@
 //! its position: missing phases, bad values, unresolved references, `after`
 //! cycles, unparsable `when`, cron, time zone and dedup-key templates.
 
+use super::graph::find_cycle_in;
+use super::inject;
 use super::model::{self, Str};
+use super::refs::RefContext;
 use super::spec::*;
 use super::types::*;
 use crate::diag::{Diagnostic, Source};
@@ -10,41 +13,6 @@ use crate::tomlfile::{self, Document};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
-
-/// What playbook references are checked against: `crisis.toml` and the roster.
-#[derive(Debug, Clone, Default)]
-pub struct RefContext {
-    pub targets: BTreeSet<String>,
-    pub plugins: BTreeMap<String, World>,
-    pub rotas: BTreeSet<String>,
-    pub teams: BTreeSet<String>,
-    pub people: BTreeSet<String>,
-    /// Roles people hold in the roster (e.g. `duty-manager`), besides the incident roles.
-    pub roles: BTreeSet<String>,
-}
-
-/// Built-in plugins shipped inside the binary, with their worlds.
-pub const BUILTIN_PLUGINS: &[(&str, World)] = &[
-    ("webhook-notify", World::Notifier),
-    ("appease-script", World::Appeasement),
-    ("drill-sim", World::Drill),
-];
-
-impl RefContext {
-    /// A context that knows only the built-in plugins; used when no config is given.
-    pub fn builtins_only() -> Self {
-        let mut c = RefContext::default();
-        c.add_builtin_plugins();
-        c
-    }
-
-    pub fn add_builtin_plugins(&mut self) {
-        for (name, world) in BUILTIN_PLUGINS {
-            self.plugins.insert(name.to_string(), *world);
-        }
-    }
-}
-
 
 /// Variables a `dedup_key` template may use (plus minijinja's global functions).
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
@@ -566,7 +534,7 @@ impl Validator<'_, '_> {
         let mut ok = true;
         let mut injects = Vec::new();
         for (n, raw) in d.inject.iter().enumerate() {
-            match crate::drill::scenario::from_toml(raw, n + 1, steps, self.ctx) {
+            match inject::from_toml(raw, n + 1, steps, self.ctx) {
                 Ok(i) => injects.push(i),
                 Err(errs) => {
                     ok = false;
@@ -625,63 +593,4 @@ fn article(word: &str) -> &'static str {
 
 fn join_or_none(set: &BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_string() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") }
-}
-
-/// Finds one cycle in the `after` graph, as a path that returns to its start.
-pub fn find_cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
-    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for s in steps {
-        graph.entry(s.id.as_str()).or_default().extend(s.after.iter().map(String::as_str));
-    }
-    find_cycle_in(&graph)
-}
-
-/// Finds one cycle in a graph of step id -> the steps it comes after.
-fn find_cycle_in(graph: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    let mut marks: BTreeMap<&str, Mark> = graph.keys().map(|k| (*k, Mark::New)).collect();
-    fn visit<'a>(
-        id: &'a str,
-        graph: &BTreeMap<&'a str, Vec<&'a str>>,
-        marks: &mut BTreeMap<&'a str, Mark>,
-        stack: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
-        marks.insert(id, Mark::Active);
-        stack.push(id);
-        for dep in &graph[id] {
-            let Some((dep, _)) = graph.get_key_value(dep) else { continue };
-            match marks[dep] {
-                Mark::Active => {
-                    let start = stack.iter().position(|s| s == dep).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
-                    cycle.push(dep.to_string());
-                    return Some(cycle);
-                }
-                Mark::New => {
-                    if let Some(c) = visit(dep, graph, marks, stack) {
-                        return Some(c);
-                    }
-                }
-                Mark::Done => {}
-            }
-        }
-        stack.pop();
-        marks.insert(id, Mark::Done);
-        None
-    }
-    let ids: Vec<&str> = graph.keys().copied().collect();
-    for id in ids {
-        if marks[id] == Mark::New {
-            let mut stack = Vec::new();
-            if let Some(c) = visit(id, graph, &mut marks, &mut stack) {
-                return Some(c);
-            }
-        }
-    }
-    None
 }

@@ -23,7 +23,7 @@ pub(crate) mod v0_1_0 {
         world: "crisis:host-bindings/all",
         exports: { default: async },
         with: {
-            "crisis:plugin/host.secret": crate::plugin::state::SecretHandle,
+            "crisis:plugin/host.secret": crate::plugin::secret::SecretHandle,
         },
     });
 }

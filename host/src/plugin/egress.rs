@@ -19,169 +19,16 @@
 //! Every request is recorded (secret header values redacted) and returned
 //! with the call's outcome.
 
+use super::addr::blocked_reason;
 use super::api::{HttpDisposition, HttpRecord, RunMode};
-use super::grant::ResolvedGrant;
+use super::grant::{ResolvedGrant, ResolvedInject};
+use super::pattern::HostPattern;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
-
-/// A host pattern from a grant or a plugin's declaration.
-///
-/// Syntax: `host`, `host:port`, `*.domain` (subdomains only), `*` (any
-/// host), each optionally prefixed by `http://` or `https://` to restrict
-/// the scheme. Without a port any port matches. Why this small syntax:
-/// operators read and write these by hand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPattern {
-    scheme: Option<String>,
-    host: HostMatch,
-    port: Option<u16>,
-    text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostMatch {
-    Any,
-    Exact(String),
-    /// `.example.com`: any subdomain.
-    Suffix(String),
-}
-
-impl HostPattern {
-    /// Parse a pattern; the error says what is wrong with it.
-    pub fn parse(s: &str) -> Result<HostPattern, String> {
-        let text = s.trim().to_string();
-        let mut rest = text.as_str();
-        let mut scheme = None;
-        if let Some((sch, r)) = rest.split_once("://") {
-            let sch = sch.to_ascii_lowercase();
-            if sch != "http" && sch != "https" {
-                return Err(format!("scheme `{sch}` is not supported (use http or https)"));
-            }
-            scheme = Some(sch);
-            rest = r;
-        }
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('/') {
-            return Err("a host pattern cannot contain a path".into());
-        }
-        if rest.is_empty() {
-            return Err("empty host".into());
-        }
-        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or("unclosed `[` in IPv6 address")?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?),
-                None if after.is_empty() => None,
-                None => return Err(format!("unexpected `{after}` after IPv6 address")),
-            };
-            (h.to_string(), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)),
-                None => (rest.to_string(), None),
-            }
-        };
-        let host = host.to_ascii_lowercase();
-        let host = if host == "*" {
-            HostMatch::Any
-        } else if let Some(d) = host.strip_prefix("*.") {
-            if d.is_empty() || d.contains('*') {
-                return Err("wildcards are only allowed as a leading `*.`".into());
-            }
-            HostMatch::Suffix(format!(".{d}"))
-        } else if host.contains('*') {
-            return Err("wildcards are only allowed as a leading `*.`".into());
-        } else {
-            HostMatch::Exact(host)
-        };
-        Ok(HostPattern { scheme, host, port, text })
-    }
-
-    /// Does this pattern allow `scheme://host:port`?
-    pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme
-            && s != scheme {
-                return false;
-            }
-        if let Some(p) = self.port
-            && p != port {
-                return false;
-            }
-        match &self.host {
-            HostMatch::Any => true,
-            HostMatch::Exact(h) => h == host,
-            HostMatch::Suffix(d) => host.ends_with(d.as_str()) && host.len() > d.len(),
-        }
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
-
-/// Why an address is not reachable by default, or `None` if it is public.
-pub fn blocked_reason(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => v4_reason(v4),
-        IpAddr::V6(v6) => v6_reason(v6),
-    }
-}
-
-fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local (includes the cloud metadata service 169.254.169.254)")
-    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
-        Some("shared address space (CGNAT, includes some cloud metadata services)")
-    } else if o[0] == 0 || ip.is_unspecified() {
-        Some("unspecified/this-network")
-    } else if ip.is_broadcast() || ip.is_multicast() {
-        Some("broadcast/multicast")
-    } else if o[0] >= 240 {
-        Some("reserved")
-    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0) || (o[0] == 198 && (o[1] & 0xfe) == 18) {
-        Some("special-purpose (IETF/benchmarking)")
-    } else {
-        None
-    }
-}
-
-fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_reason(v4);
-    }
-    let s = ip.segments();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if (s[0] & 0xfe00) == 0xfc00 {
-        Some("unique-local (private; includes fd00:ec2::254 metadata)")
-    } else if (s[0] & 0xffc0) == 0xfe80 {
-        Some("link-local")
-    } else if (s[0] & 0xff00) == 0xff00 {
-        Some("multicast")
-    } else if s[0] == 0x64 && s[1] == 0xff9b {
-        // NAT64: judge the embedded IPv4 address.
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        v4_reason(v4)
-    } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
-        // Deprecated IPv4-compatible form ::a.b.c.d.
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        v4_reason(v4)
-    } else {
-        None
-    }
-}
 
 /// Everything the hook needs for one call. Why shared by `Arc`: the hook's
 /// future runs on the runtime while the guest keeps the store.
@@ -419,7 +266,7 @@ async fn send_vetted(
     host: &str,
     path: &str,
     addrs: &[SocketAddr],
-    injected: &[&super::grant::ResolvedInject],
+    injected: &[&ResolvedInject],
     body: Bytes,
 ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), (HttpError, String)> {
     use wasmtime_wasi_http::io::TokioIo;
@@ -511,45 +358,5 @@ async fn send_vetted(
         exchange!(TokioIo::new(tls))
     } else {
         exchange!(TokioIo::new(tcp))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_match_hosts_ports_and_schemes() {
-        let p = HostPattern::parse("hooks.slack.com").unwrap();
-        assert!(p.matches("https", "hooks.slack.com", 443));
-        assert!(!p.matches("https", "evil-hooks.slack.com", 443));
-        let w = HostPattern::parse("*.example.com").unwrap();
-        assert!(w.matches("https", "a.example.com", 443));
-        assert!(!w.matches("https", "example.com", 443));
-        assert!(!w.matches("https", "aexample.com", 443));
-        let s = HostPattern::parse("https://api.example.com:8443").unwrap();
-        assert!(s.matches("https", "api.example.com", 8443));
-        assert!(!s.matches("http", "api.example.com", 8443));
-        assert!(!s.matches("https", "api.example.com", 443));
-        assert!(HostPattern::parse("*").unwrap().matches("http", "x", 1));
-        assert!(HostPattern::parse("a*.com").is_err());
-        assert!(HostPattern::parse("example.com/path").is_err());
-        assert!(HostPattern::parse("[::1]:80").unwrap().matches("http", "::1", 80));
-    }
-
-    #[test]
-    fn special_addresses_are_blocked_including_mapped_forms() {
-        for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
-            "0.0.0.0", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fd00:ec2::254", "fe80::1",
-            "64:ff9b::a9fe:a9fe", "::",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert!(blocked_reason(ip).is_some(), "{ip} should be blocked");
-        }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert!(blocked_reason(ip).is_none(), "{ip} should be allowed");
-        }
     }
 }

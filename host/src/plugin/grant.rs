@@ -5,7 +5,7 @@
 //! `[plugins.NAME]` table per plugin with this exact type, so the schema and
 //! its validation live next to the code that enforces it.
 
-use super::egress::HostPattern;
+use super::pattern::HostPattern;
 use super::limits::LimitOverrides;
 use serde::Deserialize;
 use std::collections::BTreeMap;

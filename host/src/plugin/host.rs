@@ -10,26 +10,21 @@
 //! slow HTTP) that epoch interruption alone cannot stop.
 
 use super::api::*;
-use super::bindings::v0_1_0::exports::crisis::plugin::{appease, meta, notify, simulate};
 use super::cache::{CacheStats, CompileCache, sha256_hex};
+use super::call::{CallEnv, CallKind, CallSlots, CallValue, RunOutput};
 use super::capabilities::{self, Linkers};
-use super::convert;
-use super::egress::{EgressContext, EgressHooks, HostPattern};
-use super::engine::{self, EPOCH_TICK, EngineOptions};
+use super::engine::{self, EngineOptions};
 use super::error::{LoadError, PluginCallError};
 use super::grant::{GrantError, PluginGrant, ResolvedGrant, SecretRef, SecretValue};
-use super::limits::{LimitCaps, Limits, StoreLimiter};
+use super::limits::{LimitCaps, Limits};
+use super::pattern::{HostPattern, effective_hosts};
 use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
-use super::state::{CapturePipe, Hooks, LogSink, NoEgress, StoreState};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
-use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi_http::WasiHttpCtx;
+use std::time::Duration;
+use wasmtime::Engine;
 
 /// How a `PluginHost` is set up. Why a struct with defaults: the daemon
 /// fills it from `crisis.toml`; tests change one field at a time.
@@ -102,7 +97,7 @@ pub struct PluginHost {
     rt: Option<tokio::runtime::Runtime>,
     grants: RwLock<BTreeMap<String, Arc<ResolvedGrant>>>,
     registry: Registry,
-    caps: LimitCaps,
+    pub(super) caps: LimitCaps,
     plugin_dir: Option<PathBuf>,
     quarantine_after: u32,
     quarantine_window: Duration,
@@ -111,85 +106,11 @@ pub struct PluginHost {
     slots: CallSlots,
 }
 
-/// A counting semaphore for blocking callers.
-struct CallSlots {
-    free: Mutex<usize>,
-    cv: std::sync::Condvar,
-}
-
-struct CallSlot<'a>(&'a CallSlots);
-
-impl CallSlots {
-    fn new(n: usize) -> Self {
-        CallSlots { free: Mutex::new(n.max(1)), cv: std::sync::Condvar::new() }
-    }
-    fn acquire(&self) -> CallSlot<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-        CallSlot(self)
-    }
-}
-
-impl Drop for CallSlot<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.cv.notify_one();
-    }
-}
-
-enum CallKind {
-    Describe,
-    Send(Invocation, Notification),
-    Compose(Invocation, IncidentInfo, CustomerRef),
-    Plan(Invocation, IncidentInfo, Vec<(String, String)>),
-    Score(Invocation, String),
-}
-
-impl CallKind {
-    fn now_unix_ms(&self) -> Option<u64> {
-        match self {
-            CallKind::Describe => None,
-            CallKind::Send(i, _) | CallKind::Compose(i, _, _) | CallKind::Plan(i, _, _) | CallKind::Score(i, _) => {
-                Some(i.now_unix_ms)
-            }
-        }
-    }
-}
-
-enum CallValue {
-    Describe(PluginDescription),
-    Send(Receipt),
-    Compose(Vec<ComposedMessage>),
-    Plan(Scenario),
-    Score(Vec<Criterion>),
-}
-
-struct RunOutput {
-    value: CallValue,
-    http: Vec<HttpRecord>,
-    logs: Vec<LogLine>,
-}
-
-/// An instantiated plugin kept between calls (`limits.warm_calls`).
-pub(crate) struct WarmInstance {
-    store: Store<StoreState>,
-    instance: wasmtime::component::Instance,
-    stdout: CapturePipe,
-    stderr: CapturePipe,
-    calls: u32,
-}
-
 // The daemon shares one host across threads; keep that a compile-time fact.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<PluginHost>();
 };
-
-/// Extra grace beyond the budget for the outer timeout (host waits).
-const OUTER_GRACE: Duration = Duration::from_millis(50);
 
 impl PluginHost {
     /// Start the engine (pooling, or on-demand if the reservation fails) and
@@ -278,11 +199,16 @@ impl PluginHost {
         self.rt.as_ref().expect("runtime lives until drop")
     }
 
+    /// What one call needs from the host: the engine, the runtime and the call slots.
+    pub(super) fn call_env(&self) -> CallEnv<'_> {
+        CallEnv { engine: &self.engine, rt: self.rt(), slots: &self.slots }
+    }
+
     // ----------------------------------------------------------------- load
 
     /// Compile (or load from cache), check world and imports, link, and run
     /// `describe` under the init budget.
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         name: &str,
         bytes: &[u8],
@@ -294,7 +220,7 @@ impl PluginHost {
         self.prepare_with(name, bytes, source, expected, manifest, grant)
     }
 
-    fn prepare_with(
+    pub(super) fn prepare_with(
         &self,
         name: &str,
         bytes: &[u8],
@@ -339,6 +265,7 @@ impl PluginHost {
         };
         let limits = Limits::for_world(version.world).with_overrides(&grant.limits, &self.caps);
         let out = self
+            .call_env()
             .run(&version, grant.clone(), &limits, limits.init_budget, RunMode::Live, "describe", grant.config.clone(), CallKind::Describe)
             .map_err(|e| LoadError::Describe(e.to_string()))?;
         let CallValue::Describe(desc) = out.value else { unreachable!("describe returns a description") };
@@ -615,7 +542,7 @@ impl PluginHost {
         let mut config = grant.config.clone();
         config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.calls.fetch_add(1, Ordering::Relaxed);
-        let result = self.run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
+        let result = self.call_env().run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
         if let Err(e) = &result
             && e.is_fault() {
                 let (n, newly) = v.record_fault(self.quarantine_after, self.quarantine_window);
@@ -625,296 +552,6 @@ impl PluginHost {
                 }
             }
         result.map(|out| (plugin_ref(&v), out))
-    }
-
-    /// One call in a fresh store.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        v: &PluginVersion,
-        grant: Arc<ResolvedGrant>,
-        limits: &Limits,
-        budget: Duration,
-        mode: RunMode,
-        invocation_id: &str,
-        config: BTreeMap<String, String>,
-        kind: CallKind,
-    ) -> Result<RunOutput, PluginCallError> {
-        let name = v.name.clone();
-        let _slot = self.slots.acquire();
-        let start = Instant::now();
-        let deadline = start + budget;
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let hooks = match v.world {
-            World::Notifier => Hooks::Egress(EgressHooks {
-                ctx: Arc::new(EgressContext {
-                    plugin: name.clone(),
-                    declared: v.declared.clone(),
-                    grant: grant.clone(),
-                    mode,
-                    deadline,
-                    max_request_bytes: limits.max_request_bytes,
-                    max_response_bytes: limits.max_response_bytes,
-                    records: records.clone(),
-                }),
-            }),
-            _ => Hooks::None(NoEgress),
-        };
-        // Warm reuse only for live calls: a drill's virtual clock is part of
-        // the WASI context, which is fixed when the store is made.
-        let use_warm = limits.warm_calls > 0 && mode == RunMode::Live && !matches!(kind, CallKind::Describe);
-        let reused = if use_warm { v.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
-        let (mut store, instance, stdout, stderr, prior_calls) = match reused {
-            Some(w) => {
-                let mut store = w.store;
-                let d = store.data_mut();
-                d.hooks = hooks;
-                d.invocation_id = invocation_id.to_string();
-                d.config = config;
-                d.grant = grant;
-                d.logs = LogSink::new(limits.max_log_bytes);
-                d.limiter.reset_call();
-                (store, Some(w.instance), w.stdout, w.stderr, w.calls)
-            }
-            None => {
-                let stdout = CapturePipe::new(limits.max_log_bytes);
-                let stderr = CapturePipe::new(limits.max_log_bytes);
-                let mut b = WasiCtxBuilder::new();
-                b.stdout(stdout.clone())
-                    .stderr(stderr.clone())
-                    .allow_tcp(false)
-                    .allow_udp(false)
-                    .allow_ip_name_lookup(false);
-                if mode == RunMode::Drill
-                    && let Some(base) = kind.now_unix_ms().filter(|ms| *ms != 0)
-                {
-                    b.wall_clock(super::state::DrillClock { base_unix_ms: base, started: start });
-                }
-                let state = StoreState {
-                    wasi: b.build(),
-                    table: ResourceTable::new(),
-                    http: WasiHttpCtx::new(),
-                    hooks,
-                    limiter: StoreLimiter::new(limits),
-                    plugin: name.clone(),
-                    invocation_id: invocation_id.to_string(),
-                    config,
-                    grant,
-                    logs: LogSink::new(limits.max_log_bytes),
-                };
-                let mut store = Store::new(&self.engine, state);
-                store.limiter(|s| &mut s.limiter);
-                (store, None, stdout, stderr, 0)
-            }
-        };
-        // Re-armed on every call, warm or fresh.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
-        });
-        let budget_ms = budget.as_millis().min(u32::MAX as u128) as u32;
-        let pre = v.pre.clone();
-        let store_ref = &mut store;
-        let fut = async move {
-            let instance = match instance {
-                Some(i) => i,
-                None => pre.instantiate_async(&mut *store_ref).await?,
-            };
-            let value = match kind {
-                CallKind::Describe => {
-                    let g = meta::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    Ok(CallValue::Describe(convert::description(g.call_describe(&mut *store_ref).await?)))
-                }
-                CallKind::Send(inv, note) => {
-                    let g = notify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    g.call_send(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::notification(&note))
-                        .await?
-                        .map(|r| CallValue::Send(convert::receipt(r)))
-                }
-                CallKind::Compose(inv, inc, who) => {
-                    let g = appease::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    g.call_compose(
-                        &mut *store_ref,
-                        &convert::invocation(&inv, budget_ms),
-                        &convert::incident(&inc),
-                        &convert::customer(&who),
-                    )
-                    .await?
-                    .map(|m| CallValue::Compose(m.into_iter().map(convert::message).collect()))
-                }
-                CallKind::Plan(inv, inc, params) => {
-                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    g.call_plan(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::incident(&inc), &params)
-                        .await?
-                        .map(|s| CallValue::Plan(convert::scenario(s)))
-                }
-                CallKind::Score(inv, journal) => {
-                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    g.call_score(&mut *store_ref, &convert::invocation(&inv, budget_ms), &journal)
-                        .await?
-                        .map(|c| CallValue::Score(c.into_iter().map(convert::criterion).collect()))
-                }
-            };
-            Ok::<_, wasmtime::Error>((instance, value))
-        };
-        let outcome = self.rt().block_on(async { tokio::time::timeout(budget + 2 * EPOCH_TICK + OUTER_GRACE, fut).await });
-
-        let (out_bytes, out_dropped) = stdout.take();
-        let (err_bytes, err_dropped) = stderr.take();
-        let stderr_text = String::from_utf8_lossy(&err_bytes).trim().to_string();
-        let data = store.data_mut();
-        data.absorb_output(LogSource::Stdout, &out_bytes, out_dropped);
-        data.absorb_output(LogSource::Stderr, &err_bytes, err_dropped);
-        let exhausted = data.limiter.exhausted.clone();
-        let logs = std::mem::replace(&mut data.logs, LogSink::new(0)).into_lines();
-        let http = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-        // Keep the instance only after a clean return (a plugin error is a
-        // clean return) and while it has calls left; anything else retires it.
-        let outcome = match outcome {
-            Ok(Ok((instance, value))) => {
-                if use_warm && exhausted.is_none() && prior_calls + 1 < limits.warm_calls {
-                    let w = WarmInstance { store, instance, stdout, stderr, calls: prior_calls + 1 };
-                    v.warm.lock().unwrap_or_else(|p| p.into_inner()).push(w);
-                } else {
-                    drop(store);
-                }
-                Ok(Ok(value))
-            }
-            Ok(Err(e)) => Ok(Err(e)),
-            Err(e) => Err(e),
-        };
-        let budget_ms = budget.as_millis() as u64;
-
-        match outcome {
-            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
-            Ok(Ok(Ok(value))) => Ok(RunOutput { value, http, logs }),
-            Ok(Ok(Err(plugin_err))) => {
-                Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err), http })
-            }
-            Ok(Err(err)) => {
-                if let Some(detail) = exhausted {
-                    return Err(PluginCallError::ResourceExhausted { plugin: name, detail });
-                }
-                match err.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
-                    Some(Trap::StackOverflow) => {
-                        Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
-                    }
-                    None if format!("{err:#}").contains("maximum concurrent") => {
-                        // Pool exhaustion is the host's capacity, not the plugin's fault.
-                        Err(PluginCallError::Busy { plugin: name, detail: format!("{err:#}") })
-                    }
-                    _ => {
-                        let mut trap = format!("{err:#}");
-                        if !stderr_text.is_empty() {
-                            let tail: String = stderr_text.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
-                            trap.push_str(&format!(" (guest stderr: {tail})"));
-                        }
-                        Err(PluginCallError::Crashed { plugin: name, trap, http })
-                    }
-                }
-            }
-        }
-    }
-
-    // ------------------------------------------------------ inspect / call
-
-    /// Describe a component without registering it: world, imports, exports,
-    /// capabilities, sha256 and `describe()`. Refused components produce the
-    /// same error a load would. Why: `crisis plugin inspect FILE`.
-    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
-        let v = self.prepare("inspect", bytes, PluginSource::Bytes, None, None)?;
-        Ok(Inspection {
-            world: v.world,
-            api_version: v.api_version.clone(),
-            capabilities: capabilities::capabilities(&v.imports),
-            imports: v.imports.clone(),
-            exports: v.exports.clone(),
-            sha256: v.sha256.clone(),
-            size_bytes: v.size,
-            describe: v.describe.clone(),
-        })
-    }
-
-    /// Run one call of an unregistered component with JSON input, for
-    /// `crisis plugin call FILE --world W --input JSON`. Input fields (all
-    /// optional, defaults filled in): `invocation`, `config`, `grant` (a
-    /// `PluginGrant` as JSON) and per world: notifier `notification`;
-    /// appeasement `incident`, `customer`; drill `op` (`plan`|`score`),
-    /// `incident`, `params`, `journal`. `mode` overrides the invocation's mode.
-    pub fn call_json(
-        &self,
-        bytes: &[u8],
-        world: World,
-        input_json: &str,
-        mode: RunMode,
-    ) -> Result<serde_json::Value, PluginCallError> {
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default, deny_unknown_fields)]
-        struct Input {
-            invocation: Invocation,
-            config: BTreeMap<String, String>,
-            grant: Option<PluginGrant>,
-            notification: Notification,
-            incident: IncidentInfo,
-            customer: CustomerRef,
-            op: Option<String>,
-            params: Vec<(String, String)>,
-            journal: Option<serde_json::Value>,
-        }
-        let name = "call";
-        let bad = |m: String| PluginCallError::Input { plugin: name.into(), message: m };
-        let input: Input = if input_json.trim().is_empty() {
-            Input::default()
-        } else {
-            serde_json::from_str(input_json).map_err(|e| bad(format!("input is not valid JSON for {world}: {e}")))?
-        };
-        let grant = match &input.grant {
-            Some(g) => Arc::new(g.resolve(name).map_err(|e| bad(e.0))?),
-            None => Arc::new(ResolvedGrant::default()),
-        };
-        let v = self
-            .prepare_with(name, bytes, PluginSource::Bytes, Some(world), None, grant.clone())
-            .map_err(|source| PluginCallError::Load { plugin: name.into(), source })?;
-        let mut inv = input.invocation.clone();
-        inv.mode = mode;
-        if inv.invocation_id.is_empty() {
-            inv.invocation_id = format!("call-{}", uuid::Uuid::now_v7());
-        }
-        let limits = Limits::for_world(world).with_overrides(&grant.limits, &self.caps);
-        let mut config = grant.config.clone();
-        config.extend(input.config.clone());
-        let kind = match world {
-            World::Notifier => CallKind::Send(inv.clone(), input.notification.clone()),
-            World::Appeasement => CallKind::Compose(inv.clone(), input.incident.clone(), input.customer.clone()),
-            World::Drill => match input.op.as_deref().unwrap_or("plan") {
-                "plan" => CallKind::Plan(inv.clone(), input.incident.clone(), input.params.clone()),
-                "score" => CallKind::Score(
-                    inv.clone(),
-                    input.journal.clone().unwrap_or(serde_json::Value::Array(vec![])).to_string(),
-                ),
-                other => return Err(bad(format!("op `{other}`: use `plan` or `score`"))),
-            },
-        };
-        let out = self.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
-        let value = match out.value {
-            CallValue::Describe(d) => serde_json::to_value(d),
-            CallValue::Send(r) => serde_json::to_value(r),
-            CallValue::Compose(m) => serde_json::to_value(m),
-            CallValue::Plan(s) => serde_json::to_value(s),
-            CallValue::Score(c) => serde_json::to_value(c),
-        }
-        .expect("plain types serialize");
-        Ok(serde_json::json!({
-            "plugin": v.describe.name,
-            "version": v.describe.version,
-            "sha256": v.sha256,
-            "world": world,
-            "mode": mode,
-            "value": value,
-            "http": out.http,
-            "logs": out.logs,
-        }))
     }
 }
 
@@ -927,25 +564,6 @@ impl Drop for PluginHost {
     }
 }
 
-fn plugin_ref(v: &PluginVersion) -> PluginRef {
+pub(super) fn plugin_ref(v: &PluginVersion) -> PluginRef {
     PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
-}
-
-/// Display form of declared ∩ granted (exact pattern text; `*` on either
-/// side defers to the other). Enforcement matches each request against both
-/// lists; this is only what `list()` shows.
-fn effective_hosts(declared: &[HostPattern], granted: &[HostPattern]) -> Vec<String> {
-    let any = |l: &[HostPattern]| l.iter().any(|p| p.as_str() == "*");
-    let mut out: Vec<String> = Vec::new();
-    for g in granted {
-        if any(declared) || declared.iter().any(|d| d.as_str() == g.as_str()) {
-            out.push(g.as_str().to_string());
-        }
-    }
-    if any(granted) {
-        out.extend(declared.iter().map(|d| d.as_str().to_string()));
-    }
-    out.sort();
-    out.dedup();
-    out
 }

@@ -13,29 +13,40 @@
 //!
 //! Layout: `engine.rs` (Engine, pooling, epoch ticker), `limits.rs`,
 //! `cache.rs`, `capabilities.rs` (world/import checks, linkers),
-//! `egress.rs` (HTTP hook), `state.rs` (store state, host import),
-//! `bindings.rs` (one module per WIT version), `convert.rs`, `registry.rs`,
-//! `host.rs` (`PluginHost`), `builtin.rs`.
+//! `pattern.rs` (host patterns), `addr.rs` (address ranges refused by
+//! default), `egress.rs` (HTTP hook), `secret.rs`, `state.rs` (store state,
+//! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
+//! `warm.rs`, `registry.rs`, `call.rs` (one sandboxed call), `host.rs`
+//! (`PluginHost`), `adhoc.rs` (inspect/call of unregistered files),
+//! `builtin.rs`.
+//!
+//! The host wraps wasmtime only: it never names the incident engine or the
+//! configuration; the daemon adapts both to it.
 
+mod addr;
+mod adhoc;
 pub mod api;
 mod bindings;
 mod builtin;
 mod cache;
+mod call;
 mod capabilities;
 mod convert;
-pub mod egress;
+mod egress;
 mod engine;
 mod error;
 mod grant;
 mod host;
 mod limits;
+mod pattern;
 mod registry;
-pub(crate) mod state;
+mod secret;
+mod state;
+mod warm;
 
 pub use api::*;
 pub use builtin::builtin_component;
 pub use cache::CacheStats;
-pub use egress::{HostPattern, blocked_reason};
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{LoadError, PluginCallError, PluginError};
 pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
@@ -70,6 +81,3 @@ pub mod test_fixtures {
         std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {} missing: {e}", p.display()))
     }
 }
-
-pub mod executor;
-pub mod setup;

@@ -5,9 +5,10 @@
 //! never disturbs it; the old version is freed when its last call returns.
 
 use super::api::{PluginSource, World};
-use super::egress::HostPattern;
+use super::pattern::HostPattern;
 use super::error::LoadError;
 use super::state::StoreState;
+use super::warm::WarmInstance;
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -34,7 +35,7 @@ pub(crate) struct PluginVersion {
     pub quarantined: AtomicBool,
     pub calls: AtomicU64,
     /// Idle instances kept for reuse when the grant sets `limits.warm_calls`.
-    pub warm: Mutex<Vec<super::host::WarmInstance>>,
+    pub warm: Mutex<Vec<WarmInstance>>,
 }
 
 impl PluginVersion {

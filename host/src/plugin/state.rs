@@ -10,6 +10,7 @@ use super::bindings::v0_1_0::crisis::plugin::{host, types};
 use super::egress::EgressHooks;
 use super::grant::ResolvedGrant;
 use super::limits::StoreLimiter;
+use super::secret::SecretHandle;
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -18,13 +19,6 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// The value behind a `crisis:plugin/host.secret` handle: only the name and
-/// the host it is injected for. The secret value never enters the store.
-pub struct SecretHandle {
-    name: String,
-    host: String,
-}
 
 /// Size-capped sink for `host.log` lines and guest stdout/stderr.
 pub(crate) struct LogSink {

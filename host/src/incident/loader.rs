@@ -1,9 +1,11 @@
 //! Building a [`Generation`]: the configuration, the validated playbook set
 //! and the customer source, loaded together so they are always consistent.
+//! It sits in the incident layer because a generation is the engine's unit of
+//! configuration; it reads config and playbooks, which are below it.
 
 use crate::config::{customers, Config};
 use crate::diag::Diagnostic;
-use crate::incident::Generation;
+use super::Generation;
 use crate::playbook::{self, Snapshot};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,21 +2,23 @@
 //!
 //! `[plugins.NAME]` grants become [`PluginGrant`]s (secrets resolved from the
 //! `[secrets]` they name); plugins declared with `file` are loaded from it,
-//! and `plugin_dir` is scanned for more.
+//! and `plugin_dir` is scanned for more. It lives in the daemon because it
+//! translates configuration into plugin-host terms; the host never reads
+//! `crisis.toml` types.
 
-use super::{InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef};
+use crate::plugin::{InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef};
 use crate::config::{self, Config};
 use std::collections::BTreeMap;
 
 /// Converts the config's plugin declarations into grants.
-pub fn grants(cfg: &Config) -> BTreeMap<String, PluginGrant> {
+pub(crate) fn grants(cfg: &Config) -> BTreeMap<String, PluginGrant> {
     cfg.plugins.iter().map(|(name, p)| (name.clone(), grant(p, cfg))).collect()
 }
 
 /// One `[plugins.NAME]` declaration as the host's grant. Secret references
 /// become `{env}`/`{file}` sources the host reads itself; `secret:NAME`
 /// config values are for the daemon and are not passed to plugins.
-pub fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
+pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
     let inject = p
         .inject
         .iter()
@@ -39,7 +41,7 @@ pub fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
 }
 
 /// Creates the host for a daemon: compile cache under `state_dir/plugin-cache`.
-pub fn host_for(cfg: &Config) -> Result<PluginHost, String> {
+pub(crate) fn host_for(cfg: &Config) -> Result<PluginHost, String> {
     let host = PluginHost::new(PluginHostConfig {
         cache_dir: Some(crate::config::state_dir::StateDir::new(&cfg.state_dir).plugin_cache()),
         plugin_dir: cfg.plugin_dir.clone(),
@@ -55,7 +57,7 @@ pub fn host_for(cfg: &Config) -> Result<PluginHost, String> {
 /// Applies grants, loads declared plugin files and scans `plugin_dir`.
 /// Returns problems as `path:line:col: message`-style lines; a refused file
 /// keeps its last good version.
-pub fn apply(host: &PluginHost, cfg: &Config) -> Vec<String> {
+pub(crate) fn apply(host: &PluginHost, cfg: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     let cfg_path = cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
     for (name, grant) in grants(cfg) {

@@ -1,5 +1,9 @@
 //! The engine's side-effect executor on top of the plugin host.
 //!
+//! It lives in the daemon (the composition root) because it adapts the
+//! engine's intents to plugin calls: the plugin host itself knows nothing of
+//! incidents.
+//!
 //! Notifications go to the target's notifier plugin (or the `log` target).
 //! Customer messages are composed by the step's appeasement plugin for one
 //! customer (who it sees by id, segment, tier, locale and channel only), then
@@ -7,17 +11,17 @@
 //! address, which is looked up here at the last moment and scrubbed from
 //! every result the journal keeps.
 
-use super::api::{CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget, RunMode};
-use super::{PluginCallError, PluginHost};
+use crate::plugin::api::{CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget, RunMode};
+use crate::plugin::{PluginCallError, PluginHost};
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::incident::Engine;
 use std::sync::{Arc, Weak};
 
 /// Called once per plugin call with the plugin name and `ok`/`error`/`captured`.
-pub type CallCounter = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub(crate) type CallCounter = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Runs intents through Wasm plugins.
-pub struct PluginExecutor {
+pub(crate) struct PluginExecutor {
     host: Arc<PluginHost>,
     engine: Weak<Engine>,
     log: LogExecutor,
@@ -26,7 +30,7 @@ pub struct PluginExecutor {
 
 impl PluginExecutor {
     /// `engine` supplies the current targets and customer source.
-    pub fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
+    pub(crate) fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
         PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter }
     }
 

@@ -1,0 +1,41 @@
+//! What playbook references are resolved against, kept apart from the
+//! validator so the config loader and the inject parser can build and read it
+//! without depending on the whole validator.
+
+use super::types::World;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What playbook references are checked against: `crisis.toml` and the roster.
+#[derive(Debug, Clone, Default)]
+pub struct RefContext {
+    pub targets: BTreeSet<String>,
+    pub plugins: BTreeMap<String, World>,
+    pub rotas: BTreeSet<String>,
+    pub teams: BTreeSet<String>,
+    pub people: BTreeSet<String>,
+    /// Roles people hold in the roster (e.g. `duty-manager`), besides the incident roles.
+    pub roles: BTreeSet<String>,
+}
+
+/// Built-in plugins shipped inside the binary, with their worlds.
+pub(crate) const BUILTIN_PLUGINS: &[(&str, World)] = &[
+    ("webhook-notify", World::Notifier),
+    ("appease-script", World::Appeasement),
+    ("drill-sim", World::Drill),
+];
+
+impl RefContext {
+    /// A context that knows only the built-in plugins; used when no config is given.
+    pub fn builtins_only() -> Self {
+        let mut c = RefContext::default();
+        c.add_builtin_plugins();
+        c
+    }
+
+    /// Adds the built-in plugins, which every configuration can name.
+    pub fn add_builtin_plugins(&mut self) {
+        for (name, world) in BUILTIN_PLUGINS {
+            self.plugins.insert(name.to_string(), *world);
+        }
+    }
+}
