@@ -19,6 +19,7 @@ mod drill_cli;
 mod drill_run;
 mod drill_schedule;
 mod incident_flow;
+mod layers;
 mod playbook_validate;
 mod plugin_builtins;
 mod plugin_cli;
