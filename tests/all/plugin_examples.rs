@@ -6,9 +6,7 @@
 //! before `cargo test`; it rebuilds only when the example sources or the WIT
 //! changed). A missing component fails the test with the command to run.
 
-mod common;
-
-use common::{Run, crisis_in, one_shot_server, repo};
+use crate::common::{Run, crisis_in, one_shot_server, repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,16 +14,27 @@ use std::time::Duration;
 const EXAMPLES: &[(&str, &str)] = &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
 
 /// The built example component; panics (never skips) when it is missing.
+/// `CRISIS_EXAMPLES_OUT` wins when set (as in `examples/build.sh`); otherwise
+/// the component is looked for in `target/examples` of the repository, then
+/// in `examples/` of the cargo target directory (a shared `CARGO_TARGET_DIR`).
 fn example(stem: &str) -> PathBuf {
-    let dir = std::env::var_os("CRISIS_EXAMPLES_OUT").map(PathBuf::from).unwrap_or_else(|| repo().join("target/examples"));
-    let path = dir.join(format!("{stem}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the example plugins first with `examples/build.sh` \
-         (from the repository root; `make test` runs it before `cargo test`)",
-        path.display()
-    );
-    path
+    let file = format!("{stem}.wasm");
+    let dirs: Vec<PathBuf> = match std::env::var_os("CRISIS_EXAMPLES_OUT") {
+        Some(out) => vec![PathBuf::from(out)],
+        None => {
+            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("examples");
+            vec![repo().join("target/examples"), target_dir]
+        }
+    };
+    let found = dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        let tried: Vec<String> = dirs.iter().map(|d| d.join(&file).display().to_string()).collect();
+        panic!(
+            "{file} is missing (looked at {}): build the example plugins first with `examples/build.sh` \
+             (from the repository root; `make test` runs it before `cargo test`)",
+            tried.join(", ")
+        )
+    })
 }
 
 /// Compiled components are cached across the tests of this run (the Python

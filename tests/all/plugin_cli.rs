@@ -2,9 +2,7 @@
 //! components and the host's test fixtures: output, JSON shapes and exit codes
 //! (0 ok, 1 call failed, 2 invalid input / refused component, 3 not found).
 
-mod common;
-
-use common::{Run, crisis_in, one_shot_server};
+use crate::common::{Run, crisis_in, one_shot_server};
 use crisis::plugin::test_fixtures;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,4 @@
 //! Shared harness for end-to-end tests: runs the real `crisis` binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,5 @@
 //! Shared helpers for the plugin integration tests: a loopback HTTP server
 //! that records what it receives, and small constructors.
-#![allow(dead_code)]
 
 use crisis::plugin::*;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -165,6 +164,34 @@ pub fn customer(id: &str) -> CustomerRef {
 
 pub fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
     NotifyTarget { config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+}
+
+/// Runs the test `test` (a `module_path!()`-qualified name) again in a child
+/// process of this test binary, with `vars` in its environment from the start,
+/// and asserts that it passed. Returns true in that child, where the test body
+/// runs, and false in the parent once the child passed.
+///
+/// Why: setting a variable with `std::env::set_var` while other tests run on
+/// other threads of the same process is a data race (libc reads the
+/// environment without the lock std takes), and every test of the suite shares
+/// this one process.
+pub fn in_child_with_env(test: &str, vars: &[(&str, &str)]) -> bool {
+    if vars.iter().all(|(k, v)| std::env::var(k).as_deref() == Ok(*v)) {
+        return true;
+    }
+    // libtest names tests without the crate: `plugin_egress::name`.
+    let name = test.split_once("::").map_or(test, |(_, rest)| rest);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed in its child process:\n{stdout}\n{stderr}");
+    // A filter that matches nothing also exits 0: make sure the test ran.
+    assert!(stdout.contains("test result: ok. 1 passed"), "{name} did not run in its child process:\n{stdout}\n{stderr}");
+    false
 }
 
 /// Append a custom section so the bytes (and sha256) differ while the

@@ -1,8 +1,7 @@
 //! Crash safety with a real kill -9: nothing acknowledged is lost, timers that
 //! fell due while the daemon was down fire once, and an intent interrupted
 //! between execution and result is retried once with its original id.
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn sigkill_during_triggers_loses_no_acknowledged_trigger() {

@@ -1,6 +1,5 @@
 //! End to end: `crisis drill` through the real binary, standalone and via the daemon.
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn json_of(r: &Run) -> Value {

@@ -1,6 +1,5 @@
 //! End-to-end: hot reload, status, Alertmanager and event intake, metrics.
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -2,10 +2,9 @@
 //! checks, secret injection, drill capture, and no ambient authority.
 //! Every server here is a loopback server the test starts itself.
 
-mod plugin_support;
 use crisis::plugin::test_fixtures as fx;
 use crisis::plugin::*;
-use plugin_support::*;
+use crate::plugin_support::*;
 
 fn probe_host(grant: PluginGrant) -> PluginHost {
     let host = host_with(&[("probe", grant)]);
@@ -86,8 +85,9 @@ fn name_resolving_to_loopback_is_refused_after_dns_unless_granted_private() {
 fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
     const SECRET: &str = "s3cr3t-token-value-1234567890";
     let var = "CRISIS_TEST_PROBE_SECRET_TOKEN";
-    // SAFETY: set before any thread reads this variable; unique to this test.
-    unsafe { std::env::set_var(var, SECRET) };
+    if !in_child_with_env(concat!(module_path!(), "::injected_secret_reaches_the_server_and_is_never_visible_to_the_guest"), &[(var, SECRET)]) {
+        return;
+    }
     let server = TestServer::start(200, "ok");
     let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
     g.inject.push(InjectRule {

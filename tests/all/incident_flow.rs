@@ -1,6 +1,5 @@
 //! End-to-end: a whole incident through all six phases with the real daemon and CLI.
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn trigger(d: &Daemon, service: &str) -> Value {

@@ -1,7 +1,6 @@
 //! End-to-end: notify and appease steps run through the real Wasm plugins,
 //! sending real HTTP to a loopback server, with everything journaled.
-mod common;
-use common::*;
+use crate::common::*;
 
 fn config(port: u16) -> String {
     format!(

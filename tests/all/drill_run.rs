@@ -1,7 +1,6 @@
 //! Drills through the library: determinism, containment and inline scenarios,
 //! on the shipped playbooks and a fixture with inline injects.
-mod common;
-use common::repo;
+use crate::common::repo;
 use crisis::drill::{self, DrillOptions, Extensions, InjectKind, Rating, Scenario, ScenarioSource, ScoreHook, ScoreInput};
 use crisis::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload};
 use crisis::incident::Generation;

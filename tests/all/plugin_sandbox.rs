@@ -1,10 +1,9 @@
 //! Sandbox limits: deadlines, memory, traps and quarantine, output capture,
 //! world/import checks and the compiled-component cache.
 
-mod plugin_support;
 use crisis::plugin::test_fixtures as fx;
 use crisis::plugin::*;
-use plugin_support::*;
+use crate::plugin_support::*;
 use std::time::{Duration, Instant};
 
 fn chaos_host(limits: LimitOverrides) -> PluginHost {

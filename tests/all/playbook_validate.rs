@@ -1,7 +1,6 @@
 //! `crisis playbook validate|list|show` on good and broken directories,
 //! driving the real binary from the repository root as a user would.
-mod common;
-use common::*;
+use crate::common::*;
 
 const EXAMPLE: &str = "examples/crisis.toml";
 const SHIPPED: [&str; 5] = ["billing-error", "data-leak", "quality-complaint-surge", "service-outage", "social-media-crisis"];

@@ -3,13 +3,10 @@
 use crisis::daemon::drills::{tick, DrillService};
 use crisis::drill::index::RunRow;
 use crisis::incident::Generation;
+use crate::common::repo;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
-
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 /// The inline fixture (schedule `*/2 * * * *` in Europe/Berlin, virtual clock) with `drills` appended to crisis.toml.
 fn generation(dir: &Path, drills: &str) -> Arc<Generation> {

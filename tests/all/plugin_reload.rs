@@ -1,10 +1,9 @@
 //! Hot swap: in-flight calls finish on the old version, a broken file keeps
 //! the last good version, directory scans load, skip and unload.
 
-mod plugin_support;
 use crisis::plugin::test_fixtures as fx;
 use crisis::plugin::*;
-use plugin_support::*;
+use crate::plugin_support::*;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! The built-in plugins, run through the real host: webhook-notify against a
 //! loopback server, appease-script in zh-CN and en, drill-sim plan and score.
 
-mod plugin_support;
 use crisis::plugin::*;
-use plugin_support::*;
+use crate::plugin_support::*;
 
 fn builtin_host(grants: &[(&str, PluginGrant)]) -> PluginHost {
     let mut cfg = PluginHostConfig {

@@ -1,0 +1,31 @@
+//! The one integration-test binary of `crisis`: one module per feature, the
+//! shared harnesses as modules. Every test binary links wasmtime, so one
+//! binary instead of one per file keeps `cargo test` from spending its time
+//! linking.
+//!
+//! All modules run in one process and in parallel: a test must not change
+//! process-wide state (environment variables, the working directory, global
+//! statics). Children get their environment through `Command::env`, and a
+//! test that needs a variable in this process runs in a child process of the
+//! binary (`plugin_support::in_child_with_env`).
+//!
+//! No `allow(dead_code)`: a helper no test uses any more is deleted, not hidden.
+
+mod common;
+mod plugin_support;
+
+mod crash;
+mod drill_cli;
+mod drill_run;
+mod drill_schedule;
+mod incident_flow;
+mod layers;
+mod playbook_validate;
+mod plugin_builtins;
+mod plugin_cli;
+mod plugin_egress;
+mod plugin_examples;
+mod plugin_flow;
+mod plugin_reload;
+mod plugin_sandbox;
+mod reload_intake;
