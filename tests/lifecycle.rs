@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A playbook whose incidents only send notices and set no timer that could
-/// fall due during a test, so the number of notices is fixed once triggers stop.
+/// A playbook whose incidents send three report notices, then wait for an
+/// activation approval that never comes and set no timer that could fall due
+/// during a test: the number of notices is fixed once triggers stop.
 const NOTICE_PLAYBOOK: &str = r#"
 [playbook]
 id = "notice"
@@ -26,10 +27,11 @@ dedup_key = "{{ labels.n }}"
 
 [report]
 require = ["nature"]
-notify = ["superiors"]
+notify = ["superiors", "departments", "oncall"]
 within = "1h"
 
 [activate]
+approval = "role:director"
 channels = ["superiors"]
 
 [assign]
@@ -307,8 +309,8 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     let grace = Duration::from_secs(3);
     let mut site = Site::new(&webhook_targets(receiver.port, "3s"));
     let (mut d, run1) = site.start();
-    // Several notices per incident; the receiver's delay keeps the worker far behind.
-    site.trigger(8_000);
+    // Three notices per incident; the receiver's delay keeps the worker far behind.
+    site.trigger(7_500);
     wait_until("the first notices", Duration::from_secs(60), || !receiver.keys().is_empty());
 
     let t = Instant::now();
@@ -325,7 +327,7 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     // The restart works through the backlog at full speed.
     receiver.delay_ms.store(0, Ordering::SeqCst);
     let (mut d, run2) = site.start();
-    wait_until("the whole backlog", Duration::from_secs(400), || receiver.keys().len() >= sent1 + left);
+    wait_until("the whole backlog", Duration::from_secs(900), || receiver.keys().len() >= sent1 + left);
     sigterm(&d);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
     let log2 = site.log(run2);
