@@ -20,6 +20,7 @@ mod drill_run;
 mod drill_schedule;
 mod incident_flow;
 mod layers;
+mod lifecycle;
 mod playbook_validate;
 mod plugin_builtins;
 mod plugin_cli;

@@ -30,6 +30,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Settings that only take effect on restart; a reload that changes one is refused.
 pub const RESTART_ONLY: &[&str] = &["state_dir", "listen"];
 
+/// `shutdown_grace` when crisis.toml does not set it.
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// A notification target: where `notify = ["superiors"]` goes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Target {
@@ -119,6 +122,10 @@ pub struct Config {
     pub secrets: BTreeMap<String, SecretRef>,
     pub limits: Limits,
     pub drills: DrillsConfig,
+    /// How long side-effect calls already running may finish after SIGTERM
+    /// or SIGINT before the daemon exits without them (they run again on the
+    /// next start, with the same invocation id).
+    pub shutdown_grace: Duration,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -307,6 +314,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             Duration::from_secs(3600)
         }),
     };
+    let shutdown_grace = match &file.shutdown_grace {
+        None => DEFAULT_SHUTDOWN_GRACE,
+        Some(g) => crate::playbook::types::parse_duration(g.get_ref()).unwrap_or_else(|e| {
+            diags.push(src.at(g.span(), e));
+            DEFAULT_SHUTDOWN_GRACE
+        }),
+    };
 
     let mut hasher = Sha256::new();
     hasher.update(src.text.as_bytes());
@@ -352,6 +366,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         secrets,
         limits,
         drills: DrillsConfig { blackout, grace },
+        shutdown_grace,
         hash: hex::encode(hasher.finalize()),
     })
 }

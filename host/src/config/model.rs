@@ -25,6 +25,8 @@ pub struct ConfigFile {
     pub secrets: BTreeMap<String, Spanned<SecretDecl>>,
     pub limits: Option<LimitsDecl>,
     pub drills: Option<DrillsDecl>,
+    /// How long side effects already running may finish after SIGTERM.
+    pub shutdown_grace: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

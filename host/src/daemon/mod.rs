@@ -7,6 +7,7 @@ pub mod auth;
 pub mod drills;
 pub(crate) mod executor;
 pub mod intake;
+pub(crate) mod lock;
 pub mod metrics;
 pub(crate) mod plugins;
 pub mod reload;
@@ -22,6 +23,7 @@ use metrics::Metrics;
 use reload::Reloader;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Log output format.
@@ -76,25 +78,42 @@ pub enum StartError {
     Other(anyhow::Error),
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM, then shuts down in bounded time.
 pub fn run(config_path: Option<PathBuf>, log_format: LogFormat) -> Result<(), StartError> {
     init_logging(log_format);
     let cfg = config::discover(config_path.as_deref()).map_err(StartError::Config)?;
+    let started_at = SystemClock.now_ms();
+    // Taken before the journal is opened: a second daemon must not touch it at all.
+    let lock = lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at)).map_err(|e| StartError::Other(e.into()))?;
+    tracing::info!("holding {} for pid {}", lock.path().display(), std::process::id());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("crisis")
         .build()
         .map_err(|e| StartError::Other(e.into()))?;
-    rt.block_on(serve(cfg, config_path)).map_err(StartError::Other)
+    let result = rt.block_on(serve(cfg, config_path, started_at));
+    // A call abandoned after the grace period still occupies a blocking
+    // thread: do not wait for it; the process ends and the intent stays pending.
+    rt.shutdown_background();
+    // The journal was flushed by `serve`; only now may another daemon take over.
+    drop(lock);
+    result.map_err(StartError::Other)
 }
 
-async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+/// Tells systemd about a state change when it started us with `Type=notify`
+/// (a no-op without `NOTIFY_SOCKET`).
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
+}
+
+async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?);
     let token = auth::ensure_token(&cfg.state_dir)?;
     let listen = cfg.listen;
-    let now = clock.now_ms();
     let metrics = Arc::new(Metrics::new());
     // Compiling the built-in plugins takes seconds cold and milliseconds from the cache.
     let plugin_cfg = cfg.clone();
@@ -142,15 +161,17 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Raised first on shutdown: the worker claims no timer or intent after it.
+    let stop = Arc::new(AtomicBool::new(false));
     let m = metrics.clone();
     let counter: executor::CallCounter =
         Arc::new(move |plugin, result| {
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
     let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop_rx.clone()));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
-    tokio::spawn(drills::scheduler(state.clone(), stop_rx));
+    tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on http://{addr} (state {}, generation {}, {} playbooks{})",
@@ -159,15 +180,51 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         g.playbooks.len(),
         if ready { "" } else { ", NOT READY" }
     );
-    axum::serve(listener, api::router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-        })
-        .await?;
+    let mut server_stop = stop_rx;
+    let mut server = tokio::spawn(
+        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    notify_systemd(sd_notify::NotifyState::Ready);
+    let server_failed = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = &mut server => Some(r),
+    };
+
+    // Shutdown: no new requests, no new work; running calls get the grace period.
+    let grace = engine.generation().config.shutdown_grace;
+    stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    let _ = worker.await;
-    Ok(())
+    notify_systemd(sd_notify::NotifyState::Stopping);
+    tracing::info!("shutting down: accepting no new requests and claiming no new work; calls already running have {} to finish", humantime::format_duration(grace));
+    let deadline = tokio::time::Instant::now() + grace;
+    let served = match server_failed {
+        Some(r) => Some(r),
+        None => tokio::time::timeout_at(deadline, &mut server).await.ok(),
+    };
+    if served.is_none() {
+        server.abort();
+        tracing::warn!("API requests still open after the grace period are dropped");
+    }
+    let abandoned = tokio::time::timeout_at(deadline, worker).await.is_err();
+    if abandoned {
+        tracing::warn!("a side-effect call still running after the grace period is abandoned: its result is not journaled, and it runs again on the next start with the same invocation id");
+    }
+    let e = engine.clone();
+    let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        e.store().sync()?;
+        Ok(e.store().pending_intents(i64::MAX, i64::MAX as usize)?.len())
+    })
+    .await??;
+    tracing::info!(pending_intents = pending, abandoned_calls = usize::from(abandoned), "stopped: journal flushed; {pending} pending side effects are left for the next start");
+    match served {
+        Some(Ok(Err(e))) => Err(e.into()),
+        Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("the API server panicked: {e}")),
+        _ => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,20 +1,37 @@
 //! The background worker: the daemon's tokio loop around the engine's
 //! timers and outbox, woken when work may be due.
+//!
+//! On shutdown the `stop` flag is raised before anything else: from then on
+//! the worker claims no timer and no intent; only the side-effect call
+//! already running (if any) may finish.
 
 use crate::incident::effects::Executor;
-use crate::incident::outbox::run_pending;
+use crate::incident::outbox::run_pending_until;
 use crate::incident::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs until `shutdown` flips to true.
-pub async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Runs until `stop` is raised and `shutdown` flips to true; returns once
+/// the pass in progress (if any) has finished.
+pub async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, stop: Arc<AtomicBool>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         let e = engine.clone();
         let x = executor.clone();
+        let s = stop.clone();
         let pass = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let stopping = || s.load(Ordering::SeqCst);
+            if stopping() {
+                return Ok(());
+            }
             e.fire_due_timers().map_err(|err| anyhow::anyhow!("{err}"))?;
-            while run_pending(&e, &*x)? > 0 {
+            while !stopping() && run_pending_until(&e, &*x, &stopping)? > 0 {
+                if stopping() {
+                    break;
+                }
                 e.fire_due_timers().map_err(|err| anyhow::anyhow!("{err}"))?;
             }
             Ok(())
@@ -47,4 +64,3 @@ fn next_delay(engine: &Engine) -> Duration {
         None => Duration::from_secs(1),
     }
 }
-

@@ -13,13 +13,23 @@ pub const MAX_ATTEMPTS: i64 = 5;
 
 /// Executes the intents due now; returns how many ran.
 pub fn run_pending(engine: &Engine, executor: &dyn Executor) -> anyhow::Result<usize> {
+    run_pending_until(engine, executor, &|| false)
+}
+
+/// Like [`run_pending`], but claims no further intent once `stop()` is true,
+/// so a shutdown waits for at most the call already running.
+pub fn run_pending_until(engine: &Engine, executor: &dyn Executor, stop: &dyn Fn() -> bool) -> anyhow::Result<usize> {
     let pending = engine.pending_intents(64).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let n = pending.len();
+    let mut n = 0;
     // An intent is recorded before it runs: never run one that is not yet on disk.
-    if n > 0 {
+    if !pending.is_empty() {
         engine.store().sync()?;
     }
     for (id, payload, attempts) in pending {
+        if stop() {
+            break;
+        }
+        n += 1;
         engine.store().mark_attempt(&id)?;
         if attempts > 0 {
             tracing::info!(invocation_id = %id, attempt = attempts + 1, "retrying side effect with its original invocation id");
