@@ -40,8 +40,8 @@ impl From<EngineError> for ApiError {
         let msg = e.to_string();
         match e {
             EngineError::NotFound { nearby, .. } => ApiError(StatusCode::NOT_FOUND, json!({"error": msg, "nearby": nearby})),
-            EngineError::Invalid(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg})),
-            EngineError::Conflict(_) => ApiError(StatusCode::CONFLICT, json!({"error": msg})),
+            EngineError::Invalid { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg})),
+            EngineError::Conflict { .. } => ApiError(StatusCode::CONFLICT, json!({"error": msg})),
             EngineError::Internal(err) => {
                 tracing::error!("internal error: {err:#}");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": msg}))
