@@ -116,10 +116,12 @@ impl Engine {
         }
     }
 
+    /// The journal, for reads that need no engine logic.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The engine's clock (virtual in drills), in Unix milliseconds.
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -6,6 +6,7 @@ use std::fmt;
 /// Why an engine call was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Nothing by that name; `nearby` holds the names that look like it.
     #[error("no {what} `{id}`{}", nearby_hint(.nearby))]
     NotFound { what: &'static str, id: String, nearby: Vec<String> },
     /// The request itself is wrong; `hint` says how to fix it.
@@ -14,6 +15,7 @@ pub enum EngineError {
     /// The request does not fit the incident's current state.
     #[error("{message}{}", hint_suffix(.hint))]
     Conflict { message: String, hint: Option<Hint> },
+    /// The store or the engine failed; not the caller's fault.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }

@@ -16,7 +16,7 @@ pub fn describe(e: &EventRecord) -> String {
 }
 
 /// A short human description of an event.
-pub fn describe_event(ev: &Event) -> String {
+pub(crate) fn describe_event(ev: &Event) -> String {
     match ev {
         Event::Opened { playbook_id, playbook_hash, mode, severity, category, source, by, .. } => format!(
             "opened from {source} by {by} ({severity} {category}, playbook {playbook_id} @{}{})",
