@@ -86,7 +86,7 @@ fn nothing_but_drill_safe_notices_ever_reaches_the_inner_executor() {
                 assert_eq!(p.kind, EffectKind::Notify, "{pb}/{seed}: a customer message reached the executor");
                 assert!(p.customer.is_none(), "{pb}/{seed}");
                 assert!(safe.contains(&&p.target), "{pb}/{seed}: notice to non-drill-safe target {}", p.target);
-                assert_eq!(p.mode, "drill");
+                assert_eq!(p.mode.to_string(), "drill");
                 assert!(p.subject.starts_with(&format!("[DRILL {pb}-{seed}]")), "{}", p.subject);
                 passed += 1;
             }

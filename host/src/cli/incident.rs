@@ -74,7 +74,7 @@ pub struct TriggerArgs {
     pub title: Option<String>,
     /// sev1 (worst) .. sev5; default: the playbook's.
     #[arg(long)]
-    pub severity: Option<String>,
+    pub severity: Option<crate::playbook::types::Severity>,
     /// Who and what is affected.
     #[arg(long)]
     pub scope: Option<String>,
@@ -96,7 +96,7 @@ pub fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
     let body = TriggerRequest {
         playbook: a.playbook.clone(),
         title: a.title.clone(),
-        severity: a.severity.clone(),
+        severity: a.severity,
         scope: a.scope.clone(),
         fields: a.fields.iter().cloned().collect(),
         labels: a.labels.iter().cloned().collect(),
@@ -155,7 +155,7 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
 fn describe(v: &Incident) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "{} — {}{}", v.id, v.title, if v.mode == "drill" { " [DRILL]" } else { "" });
+    let _ = writeln!(o, "{} — {}{}", v.id, v.title, if v.mode == crate::playbook::types::Mode::Drill { " [DRILL]" } else { "" });
     let _ = writeln!(o, "  status {}, phase {}, {} {}, playbook {}", v.status.as_str(), v.phase, v.severity, v.category, v.playbook_id);
     if let Some(k) = &v.dedup_key {
         let _ = writeln!(o, "  dedup key {k} ({} duplicate trigger(s) attached)", v.attached);

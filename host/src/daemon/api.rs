@@ -25,8 +25,14 @@ impl From<EngineError> for ApiError {
         let msg = e.to_string();
         match e {
             EngineError::NotFound { nearby, .. } => ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby),
-            EngineError::Invalid(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
-            EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, msg),
+            EngineError::Invalid { ref hint, .. } => {
+                let hint = hint.as_ref().map(ToString::to_string);
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg).with_hint(hint)
+            }
+            EngineError::Conflict { ref hint, .. } => {
+                let hint = hint.as_ref().map(ToString::to_string);
+                ApiError::new(StatusCode::CONFLICT, msg).with_hint(hint)
+            }
             EngineError::Internal(err) => {
                 tracing::error!("internal error: {err:#}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)

@@ -88,6 +88,12 @@ impl ApiError {
         self
     }
 
+    /// Adds the next step a person can take, as its own field.
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.body.hint = hint;
+        self
+    }
+
     /// The CLI's exit code for this reply: 2 invalid input, 3 not found, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self.status.as_u16() {
@@ -100,11 +106,9 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.body.error)?;
-        if let Some(h) = &self.body.hint {
-            write!(f, " ({h})")?;
-        }
-        Ok(())
+        // `error` is the whole sentence a person reads, the next step included;
+        // `hint` repeats that step alone for front ends that show it apart.
+        f.write_str(&self.body.error)
     }
 }
 

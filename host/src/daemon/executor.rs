@@ -49,7 +49,7 @@ fn invocation(id: &str, p: &IntentPayload, now: i64) -> Invocation {
     Invocation {
         invocation_id: id.to_string(),
         incident_id: p.incident.id.clone(),
-        mode: if p.mode == "drill" { RunMode::Drill } else { RunMode::Live },
+        mode: if p.mode == crate::playbook::types::Mode::Drill { RunMode::Drill } else { RunMode::Live },
         now_unix_ms: now.max(0) as u64,
         budget_ms: None,
     }
@@ -60,9 +60,9 @@ fn info(p: &IntentPayload) -> IncidentInfo {
         id: p.incident.id.clone(),
         title: p.incident.title.clone(),
         playbook_id: p.incident.playbook_id.clone(),
-        severity: conv(&p.incident.severity),
-        category: conv(&p.incident.category),
-        phase: p.incident.phase.clone(),
+        severity: conv(p.incident.severity.as_str()),
+        category: conv(p.incident.category.as_str()),
+        phase: p.incident.phase.to_string(),
         summary: p.incident.summary.clone(),
         labels: Vec::new(),
     }
@@ -120,7 +120,7 @@ impl Executor for PluginExecutor {
         match p.kind {
             EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
             EffectKind::Notify => {
-                let params = vec![("purpose".to_string(), p.purpose.clone()), ("recipients".to_string(), p.recipients.join(","))];
+                let params = vec![("purpose".to_string(), p.purpose.to_string()), ("recipients".to_string(), p.recipients.join(","))];
                 self.notify(id, p, &engine, params, &p.body, &p.subject, &|s| s)
             }
             EffectKind::Appease => {

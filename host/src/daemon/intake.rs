@@ -187,7 +187,7 @@ pub(crate) async fn alertmanager(
                     let t = e.trigger(TriggerRequest {
                         playbook: pb.id.clone(),
                         title: a.annotations.get("summary").cloned(),
-                        severity: a.labels.get("severity").filter(|s| s.parse::<crate::playbook::types::Severity>().is_ok()).cloned(),
+                        severity: a.labels.get("severity").and_then(|s| s.parse::<crate::playbook::types::Severity>().ok()),
                         fields,
                         labels: a.labels.clone(),
                         dedup_key: key,
@@ -265,7 +265,7 @@ pub(crate) async fn events(
                     None => e.dedup_key_for(&pb, &ev.labels, &ev.fields)?,
                 };
                 let Some(key) = key else {
-                    return Err(EngineError::Invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)));
+                    return Err(EngineError::invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)));
                 };
                 let r = e.resolve_by_key(&pb.id, &key, &source)?;
                 out.push(resolved(&pb, r.map(|i| i.id)));
@@ -277,7 +277,7 @@ pub(crate) async fn events(
                 let t = e.trigger(TriggerRequest {
                     playbook: pb.id.clone(),
                     title: ev.title.clone().or(ev.summary.clone()),
-                    severity: ev.severity.clone(),
+                    severity: ev.severity.as_deref().map(str::parse).transpose().map_err(EngineError::invalid)?,
                     scope: ev.scope.clone(),
                     fields,
                     labels: ev.labels.clone(),

@@ -134,7 +134,7 @@ impl Metrics {
     pub fn observe(&self, ev: &Event, inc: &Incident) {
         match ev {
             Event::Opened { playbook_id, severity, mode, .. } => {
-                self.opened.get_or_create(&IncidentLabels { playbook: playbook_id.clone(), severity: severity.clone(), mode: mode.clone() }).inc();
+                self.opened.get_or_create(&IncidentLabels { playbook: playbook_id.clone(), severity: severity.to_string(), mode: mode.to_string() }).inc();
             }
             Event::Acknowledged { .. } => {
                 if let Some(a) = inc.acked_at {

@@ -15,7 +15,7 @@ pub mod worker;
 
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::incident::clock::{Clock, SystemClock};
+use crate::incident::clock::{fmt_ms, Clock, SystemClock};
 use crate::incident::effects::Executor;
 use crate::incident::Engine;
 use crate::store::{SqliteStore, Store};

@@ -36,13 +36,13 @@ impl DrillExecutor {
 
     /// Whether a notification to `target` may leave the drill.
     pub fn passes(&self, p: &IntentPayload) -> bool {
-        p.mode == "drill" && p.kind == EffectKind::Notify && p.customer.is_none() && self.targets.get(&p.target).is_some_and(|t| t.drill_safe)
+        p.mode == crate::playbook::types::Mode::Drill && p.kind == EffectKind::Notify && p.customer.is_none() && self.targets.get(&p.target).is_some_and(|t| t.drill_safe)
     }
 }
 
 impl Executor for DrillExecutor {
     fn execute(&self, invocation_id: &str, p: &IntentPayload) -> EffectOutcome {
-        if p.mode != "drill" {
+        if p.mode != crate::playbook::types::Mode::Drill {
             // Two locks: the engine sets the mode, and this wrapper checks it again.
             return EffectOutcome::failed(format!("refused: the drill executor only runs drill-mode effects, got mode `{}`", p.mode), false);
         }
@@ -88,12 +88,12 @@ mod tests {
     fn payload(kind: EffectKind, target: &str, mode: &str, customer: bool) -> IntentPayload {
         IntentPayload {
             kind,
-            purpose: "report".into(),
+            purpose: "report".parse().unwrap(),
             target: target.into(),
             notifier: "log".into(),
             composer: None,
-            mode: mode.into(),
-            incident: IncidentSummary { id: "DRL-1".into(), title: "t".into(), playbook_id: "p".into(), severity: "sev2".into(), category: "price".into(), phase: "report".into(), summary: String::new() },
+            mode: mode.parse().unwrap(),
+            incident: IncidentSummary { id: "DRL-1".into(), title: "t".into(), playbook_id: "p".into(), severity: "sev2".parse().unwrap(), category: "price".parse().unwrap(), phase: "report".parse().unwrap(), summary: String::new() },
             subject: "s".into(),
             body: "b".into(),
             recipients: vec![],

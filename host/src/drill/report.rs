@@ -9,6 +9,7 @@ use super::contain::CAPTURED;
 use super::scenario::Scenario;
 use super::score::{Rating, Score};
 use crate::incident::clock::{fmt_ms, fmt_span};
+use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
 use crate::playbook::spec::Playbook;
 use crate::store::EventRecord;
@@ -117,13 +118,37 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
         .collect();
     let mut comms = Communications::default();
     let mut customers = std::collections::BTreeSet::new();
-    for e in i.events.iter().filter(|e| e.kind == "effect_result") {
-        let detail = e.data["detail"].as_str().unwrap_or("");
-        let target = e.data["target"].as_str().unwrap_or("").to_string();
-        let ok = e.data["ok"] == true;
-        if let Some(c) = e.data.get("customer").and_then(|c| c.as_str()) {
-            customers.insert(c.to_string());
-            let ch = e.data["channel"].as_str().unwrap_or("-").to_string();
+    for e in i.events {
+        let Ok(ev) = e.event() else { continue };
+        let (target, channel, customer, ok, detail) = match ev {
+            Event::EffectResult { target, channel, customer, ok, detail, .. } => (target, channel, customer, ok, detail),
+            // Only results say what was sent.
+            Event::Opened { .. }
+            | Event::Attached { .. }
+            | Event::PhaseEntered { .. }
+            | Event::PhaseCompleted { .. }
+            | Event::Approved { .. }
+            | Event::Activated { .. }
+            | Event::RoleAssigned { .. }
+            | Event::Acknowledged { .. }
+            | Event::Escalated { .. }
+            | Event::DeadlineMissed { .. }
+            | Event::StepReady { .. }
+            | Event::StepWaiting { .. }
+            | Event::StepDone { .. }
+            | Event::StepSkipped { .. }
+            | Event::StepFailed { .. }
+            | Event::Note { .. }
+            | Event::UpdateDue {}
+            | Event::Stale { .. }
+            | Event::OutcomeRecorded { .. }
+            | Event::Resolved { .. }
+            | Event::Closed {}
+            | Event::IntentRecorded { .. } => continue,
+        };
+        if let Some(c) = customer {
+            customers.insert(c);
+            let ch = channel.unwrap_or_else(|| "-".to_string());
             *comms.customer_messages_captured.entry(ch).or_default() += 1;
         } else if !ok {
             comms.failed += 1;

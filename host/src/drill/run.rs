@@ -166,7 +166,7 @@ pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn
     };
     let t0 = start_time(opts.clock, opts.seed, opts.scheduled_for, chrono::Utc::now().timestamp_millis());
     let time = DrillTime::new(opts.clock, t0);
-    let mut engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), "drill");
+    let mut engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), crate::playbook::types::Mode::Drill);
     if let Some(p) = &opts.incident_prefix {
         engine = engine.with_id_prefix(p.clone());
     }
@@ -455,7 +455,7 @@ impl Runner<'_> {
                 let req = TriggerRequest {
                     playbook: self.pb.id.clone(),
                     title,
-                    severity,
+                    severity: severity.map(|s| s.parse()).transpose().map_err(DrillError::Invalid)?,
                     scope: None,
                     fields,
                     labels,
@@ -549,7 +549,7 @@ impl Runner<'_> {
     fn duplicate(&mut self, what: &str, fields: BTreeMap<String, String>, source: &str) -> Result<bool, EngineError> {
         let inc = self.engine.incident(self.incident.as_deref().unwrap_or_default())?;
         let Some(key) = inc.dedup_key.clone() else {
-            return Err(EngineError::Conflict(format!("playbook {} renders no dedup key for this alert, so a {what} would open a second incident; skipped", self.pb.id)));
+            return Err(EngineError::conflict(format!("playbook {} renders no dedup key for this alert, so a {what} would open a second incident; skipped", self.pb.id)));
         };
         let mut req = self.alert.clone().expect("alert came first");
         req.fields.extend(fields);

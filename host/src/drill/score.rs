@@ -5,8 +5,10 @@
 use super::scenario::Scenario;
 use crate::playbook::inject::InjectKind;
 use crate::incident::clock::fmt_span;
+use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
 use crate::playbook::spec::Playbook;
+use crate::playbook::types::{OutcomeField, Phase, Purpose};
 use crate::store::EventRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -125,12 +127,162 @@ pub trait ScoreHook: Send + Sync {
     fn criteria(&self, input: &ScoreInput<'_>) -> anyhow::Result<Vec<Criterion>>;
 }
 
-fn first<'a>(evs: &'a [EventRecord], kind: &str) -> Option<&'a EventRecord> {
-    evs.iter().find(|e| e.kind == kind)
+/// Where an event sits in the journal.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    seq: i64,
+    at: i64,
 }
 
-fn s<'a>(e: &'a EventRecord, k: &str) -> &'a str {
-    e.data.get(k).and_then(|v| v.as_str()).unwrap_or("")
+/// What happened to steps, in journal order.
+#[derive(Debug, Clone)]
+enum StepFact {
+    Ready(String),
+    Waiting(String),
+    Done { step: String, by: String },
+    Skipped { step: String, reason: String },
+    Failed { step: String, reason: String },
+    /// A missed deadline (`step:ID` for steps).
+    Missed(String),
+    /// A note, which may report an injected step failure.
+    Note(String),
+}
+
+impl StepFact {
+    fn concerns(&self, step: &str) -> bool {
+        match self {
+            StepFact::Ready(s) | StepFact::Waiting(s) => s == step,
+            StepFact::Done { step: s, .. } | StepFact::Skipped { step: s, .. } | StepFact::Failed { step: s, .. } => s == step,
+            StepFact::Missed(what) => what.strip_prefix("step:") == Some(step),
+            StepFact::Note(n) => n.starts_with(&format!("step {step} failed")),
+        }
+    }
+}
+
+/// The facts scoring is judged on, read once from the typed journal.
+#[derive(Debug, Default)]
+struct Facts {
+    opened: Option<At>,
+    report_results: Vec<(At, bool)>,
+    acked: Option<(At, String)>,
+    escalations: Vec<i64>,
+    assign_entered: Option<i64>,
+    assign_completed: Option<At>,
+    activated: Option<(At, String)>,
+    /// Approvals of the activation and missed activation deadlines.
+    activation_evidence: Vec<i64>,
+    /// The last holder of each role: acking as someone else makes them commander.
+    roles: BTreeMap<String, (At, String)>,
+    steps: Vec<(At, StepFact)>,
+    intents: BTreeMap<String, i64>,
+    /// Results of notices (not customer messages): invocation id, ok.
+    notice_results: Vec<(At, String, bool)>,
+    effect_results: usize,
+    attached_by_drill: Vec<i64>,
+    resolved: Option<At>,
+    outcome: Option<(At, Written)>,
+    closed: Option<At>,
+}
+
+/// The first outcome report written.
+#[derive(Debug)]
+struct Written {
+    cause: String,
+    process: String,
+    aftermath: String,
+    by: String,
+}
+
+impl Written {
+    fn field(&self, f: OutcomeField) -> &str {
+        match f {
+            OutcomeField::Cause => &self.cause,
+            OutcomeField::Process => &self.process,
+            OutcomeField::Aftermath => &self.aftermath,
+        }
+    }
+}
+
+impl Facts {
+    /// Reads the journal; rows this version cannot read are left out.
+    fn read(events: &[EventRecord]) -> Facts {
+        let mut f = Facts::default();
+        for e in events {
+            let Ok(ev) = e.event() else { continue };
+            let at = At { seq: e.seq, at: e.at };
+            match ev {
+                Event::Opened { .. } => {
+                    f.opened.get_or_insert(at);
+                }
+                Event::Acknowledged { by } => {
+                    f.acked.get_or_insert((at, by));
+                }
+                Event::Escalated { .. } => f.escalations.push(at.seq),
+                Event::PhaseEntered { phase } => {
+                    if phase == Phase::Assign {
+                        f.assign_entered.get_or_insert(at.at);
+                    }
+                }
+                Event::PhaseCompleted { phase } => {
+                    if phase == Phase::Assign {
+                        f.assign_completed.get_or_insert(at);
+                    }
+                }
+                Event::Activated { by, .. } => {
+                    f.activated.get_or_insert((at, by));
+                }
+                Event::Approved { what, .. } => {
+                    if what == "activation" {
+                        f.activation_evidence.push(at.seq);
+                    }
+                }
+                Event::DeadlineMissed { what, .. } => {
+                    if what == "activate" {
+                        f.activation_evidence.push(at.seq);
+                    }
+                    f.steps.push((at, StepFact::Missed(what)));
+                }
+                Event::RoleAssigned { role, person, .. } => {
+                    f.roles.insert(role, (at, person));
+                }
+                Event::StepReady { step } => f.steps.push((at, StepFact::Ready(step))),
+                Event::StepWaiting { step, .. } => f.steps.push((at, StepFact::Waiting(step))),
+                Event::StepDone { step, by, .. } => f.steps.push((at, StepFact::Done { step, by })),
+                Event::StepSkipped { step, reason, .. } => f.steps.push((at, StepFact::Skipped { step, reason })),
+                Event::StepFailed { step, reason } => f.steps.push((at, StepFact::Failed { step, reason })),
+                Event::Note { note, .. } => f.steps.push((at, StepFact::Note(note))),
+                Event::IntentRecorded { invocation_id, .. } => {
+                    f.intents.insert(invocation_id, at.at);
+                }
+                Event::EffectResult { invocation_id, purpose, customer, ok, .. } => {
+                    f.effect_results += 1;
+                    if purpose == Purpose::Report {
+                        f.report_results.push((at, ok));
+                    }
+                    if customer.is_none() {
+                        f.notice_results.push((at, invocation_id, ok));
+                    }
+                }
+                Event::Attached { source, .. } => {
+                    if source == "drill" {
+                        f.attached_by_drill.push(at.seq);
+                    }
+                }
+                Event::Resolved { .. } => {
+                    f.resolved.get_or_insert(at);
+                }
+                Event::OutcomeRecorded { cause, process, aftermath, by } => {
+                    f.outcome.get_or_insert((at, Written { cause, process, aftermath, by }));
+                }
+                Event::Closed {} => {
+                    f.closed.get_or_insert(at);
+                }
+                // Not judged here.
+                Event::UpdateDue {} | Event::Stale { .. } => {}
+            }
+        }
+        f
+    }
 }
 
 fn dur_ms(d: Duration) -> i64 {
@@ -150,9 +302,10 @@ fn timed(mut c: Criterion, actual: i64, limit: i64) -> Criterion {
 /// Scores a drill. `incident` is `None` if the drill never opened one.
 pub fn score(pb: &Playbook, incident: Option<&Incident>, events: &[EventRecord], scenario: &Scenario, hooks: &[Arc<dyn ScoreHook>]) -> Score {
     let mut c = Vec::new();
-    match first(events, "opened") {
+    let facts = Facts::read(events);
+    match facts.opened {
         None => c.push(Criterion::new("report", "Crisis reported", Rating::Unable, "the drill never opened an incident", "[trigger]")),
-        Some(opened) => host_criteria(pb, events, scenario, opened, &mut c),
+        Some(opened) => host_criteria(pb, &facts, scenario, opened, &mut c),
     }
     let mut hook_errors = Vec::new();
     let input = ScoreInput { playbook: pb, incident, events, scenario };
@@ -178,38 +331,38 @@ pub fn total(criteria: Vec<Criterion>, hook_errors: Vec<String>) -> Score {
     Score { criteria, total, verdict: verdict.into(), hook_errors }
 }
 
-fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, opened: &EventRecord, c: &mut Vec<Criterion>) {
+fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &mut Vec<Criterion>) {
     let t0 = opened.at;
     let min5 = Duration::from_secs(300);
 
     // Report: the report notice reached every target within report.within.
     {
         let limit = pb.report.within;
-        let results: Vec<&EventRecord> = events.iter().filter(|e| e.kind == "effect_result" && s(e, "purpose") == "report").collect();
-        let failed = results.iter().filter(|e| e.data["ok"] != true).count();
+        let results = &f.report_results;
+        let failed = results.iter().filter(|(_, ok)| !ok).count();
         let mut cr = if pb.report.notify.is_empty() {
             Criterion::new("report", "Crisis reported upward", Rating::MajorChallenges, "the playbook reports to no one: [report] notify is empty", "[report] notify")
         } else if results.len() < pb.report.notify.len() || failed > 0 {
             Criterion::new("report", "Crisis reported upward", Rating::Unable, format!("{} of {} report notices delivered", results.len() - failed, pb.report.notify.len()), "[report] notify")
         } else {
-            let last = results.iter().map(|e| e.at).max().unwrap_or(t0);
+            let last = results.iter().map(|(e, _)| e.at).max().unwrap_or(t0);
             let r = Rating::against(last - t0, dur_ms(limit));
             timed(Criterion::new("report", "Crisis reported upward", r, format!("report notice delivered to {} within {}", pb.report.notify.join(", "), span(limit)), "[report] within"), last - t0, dur_ms(limit))
         };
-        cr.evidence = std::iter::once(opened.seq).chain(results.iter().map(|e| e.seq)).collect();
+        cr.evidence = std::iter::once(opened.seq).chain(results.iter().map(|(e, _)| e.seq)).collect();
         c.push(cr);
     }
 
     // Acknowledge.
     let ack_limit = pb.assign.ack_within.unwrap_or(min5);
-    let acked = first(events, "acknowledged");
+    let acked = f.acked.as_ref();
     {
-        let escalations: Vec<i64> = events.iter().filter(|e| e.kind == "escalated").map(|e| e.seq).collect();
+        let escalations: Vec<i64> = f.escalations.clone();
         let mut cr = match acked {
             None => Criterion::new("acknowledge", "Owner acknowledged", Rating::Unable, "nobody acknowledged the incident", "[assign] ack_within"),
-            Some(a) => {
+            Some((a, by)) => {
                 let r = Rating::against(a.at - t0, dur_ms(ack_limit));
-                let f = format!("acknowledged by {} after {}{}", s(a, "by"), fmt_span(a.at - t0), if escalations.is_empty() { String::new() } else { format!(" and {} escalation(s)", escalations.len()) });
+                let f = format!("acknowledged by {by} after {}{}", fmt_span(a.at - t0), if escalations.is_empty() { String::new() } else { format!(" and {} escalation(s)", escalations.len()) });
                 let mut x = timed(Criterion::new("acknowledge", "Owner acknowledged", r, f, "[assign] ack_within"), a.at - t0, dur_ms(ack_limit));
                 x.evidence.push(a.seq);
                 x
@@ -220,10 +373,10 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
         c.push(cr);
         // Escalation: judged when the owner missed the engine's own ack deadline,
         // which runs from the page at the start of the assign phase.
-        let paged = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at);
+        let paged = f.assign_entered;
         let late = match (acked, paged) {
             (None, Some(_)) => true,
-            (Some(a), Some(p)) => a.at - p > dur_ms(ack_limit),
+            (Some((a, _)), Some(p)) => a.at - p > dur_ms(ack_limit),
             _ => false,
         };
         if late {
@@ -242,17 +395,17 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
     // Activate.
     {
         let limit = pb.activate.within.unwrap_or(Duration::from_secs(900));
-        let mut cr = match first(events, "activated") {
+        let mut cr = match &f.activated {
             None => Criterion::new("activate", "Plan activated", Rating::Unable, if pb.activate.approval.is_some() { "the plan was never activated (activation waits for approval)" } else { "the plan was never activated" }, "[activate]"),
-            Some(a) => {
+            Some((a, by)) => {
                 let r = Rating::against(a.at - t0, dur_ms(limit));
-                let mut x = timed(Criterion::new("activate", "Plan activated", r, format!("activated ({}) after {}", s(a, "by"), fmt_span(a.at - t0)), "[activate] within"), a.at - t0, dur_ms(limit));
+                let mut x = timed(Criterion::new("activate", "Plan activated", r, format!("activated ({by}) after {}", fmt_span(a.at - t0)), "[activate] within"), a.at - t0, dur_ms(limit));
                 x.evidence.push(a.seq);
                 x
             }
         };
         cr.evidence.insert(0, opened.seq);
-        cr.evidence.extend(events.iter().filter(|e| (e.kind == "approved" && s(e, "what") == "activation") || (e.kind == "deadline_missed" && s(e, "what") == "activate")).map(|e| e.seq));
+        cr.evidence.extend(f.activation_evidence.iter().copied());
         cr.evidence.sort_unstable();
         c.push(cr);
     }
@@ -260,20 +413,17 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
     // Assign: every role the playbook names is filled, and the assign phase completes in time.
     {
         let wanted: Vec<&str> = [Some("commander"), pb.assign.liaison.as_ref().map(|_| "liaison"), pb.assign.scribe.as_ref().map(|_| "scribe")].into_iter().flatten().collect();
-        let assigned: BTreeMap<&str, &EventRecord> = events.iter().filter(|e| e.kind == "role_assigned").fold(BTreeMap::new(), |mut m, e| {
-            m.insert(s(e, "role"), e); // the last holder: acking as someone else makes them commander
-            m
-        });
-        let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(r)).collect();
+        let assigned = &f.roles;
+        let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(*r)).collect();
         // Measured over the assign phase itself: activation delays are the activate criterion's.
-        let entered = events.iter().find(|e| e.kind == "phase_entered" && s(e, "phase") == "assign").map(|e| e.at).unwrap_or(t0);
-        let done = events.iter().find(|e| e.kind == "phase_completed" && s(e, "phase") == "assign");
+        let entered = f.assign_entered.unwrap_or(t0);
+        let done = f.assign_completed;
         let mut cr = match done {
             None => Criterion::new("assign", "Owner and roles assigned", Rating::Unable, "the assign phase never completed (no acknowledged commander)", "[assign]"),
             Some(d) => {
                 let took = d.at - entered;
                 let mut r = Rating::against(took, dur_ms(ack_limit));
-                let mut f = format!("{} named; commander acknowledged {} into the assign phase", wanted.iter().filter_map(|w| assigned.get(w).map(|e| format!("{w} {}", s(e, "person")))).collect::<Vec<_>>().join(", "), fmt_span(took));
+                let mut f = format!("{} named; commander acknowledged {} into the assign phase", wanted.iter().filter_map(|w| assigned.get(*w).map(|(_, person)| format!("{w} {person}"))).collect::<Vec<_>>().join(", "), fmt_span(took));
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; nobody was available for {}", missing.join(", "));
@@ -283,36 +433,37 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
                 x
             }
         };
-        cr.evidence.extend(assigned.values().map(|e| e.seq));
+        cr.evidence.extend(assigned.values().map(|(e, _)| e.seq));
         cr.evidence.sort_unstable();
         c.push(cr);
     }
 
     // Each step against its `within`.
     for step in &pb.act {
-        let mine: Vec<&EventRecord> = events
-            .iter()
-            .filter(|e| s(e, "step") == step.id || (e.kind == "deadline_missed" && s(e, "what") == format!("step:{}", step.id)) || (e.kind == "note" && s(e, "note").starts_with(&format!("step {} failed", step.id))))
-            .collect();
-        let ready = mine.iter().find(|e| e.kind == "step_ready" || e.kind == "step_waiting").map(|e| e.at);
-        let end = mine.iter().find(|e| matches!(e.kind.as_str(), "step_done" | "step_skipped" | "step_failed"));
+        let mine: Vec<&(At, StepFact)> = f.steps.iter().filter(|(_, x)| x.concerns(&step.id)).collect();
+        let ready = mine.iter().find(|(_, x)| matches!(x, StepFact::Ready(_) | StepFact::Waiting(_))).map(|(e, _)| e.at);
+        let end = mine.iter().find(|(_, x)| matches!(x, StepFact::Done { .. } | StepFact::Skipped { .. } | StepFact::Failed { .. }));
         let title = format!("Step {} ({})", step.id, step.kind);
         let section = format!("[[act]] id = \"{}\"", step.id);
         let id = format!("step:{}", step.id);
         let cr = match end {
-            Some(e) if e.kind == "step_skipped" && s(e, "reason").starts_with("`when") => continue, // not part of this plan
+            Some((_, StepFact::Skipped { reason, .. })) if reason.starts_with("`when") => continue, // not part of this plan
             None => Criterion::new(id, title, Rating::Unable, "the step never finished", section),
-            Some(e) if e.kind == "step_failed" => Criterion::new(id, title, Rating::Unable, format!("the step failed: {}", s(e, "reason")), section),
-            Some(e) if e.kind == "step_skipped" => Criterion::new(id, title, Rating::Unable, format!("the step was skipped: {}", s(e, "reason")), section),
-            Some(e) => {
+            Some((_, StepFact::Failed { reason, .. })) => Criterion::new(id, title, Rating::Unable, format!("the step failed: {reason}"), section),
+            Some((_, StepFact::Skipped { reason, .. })) => Criterion::new(id, title, Rating::Unable, format!("the step was skipped: {reason}"), section),
+            Some((e, fact)) => {
+                let by = match fact {
+                    StepFact::Done { by, .. } => by.as_str(),
+                    _ => "",
+                };
                 let took = e.at - ready.unwrap_or(e.at);
                 match step.within {
                     Some(w) => {
                         let r = Rating::against(took, dur_ms(w));
-                        timed(Criterion::new(id, title, r, format!("done by {} {} after it became ready", s(e, "by"), fmt_span(took)), format!("{section} within")), took, dur_ms(w))
+                        timed(Criterion::new(id, title, r, format!("done by {by} {} after it became ready", fmt_span(took)), format!("{section} within")), took, dur_ms(w))
                     }
                     None => {
-                        let mut x = Criterion::new(id, title, Rating::Performed, format!("done by {} {} after it became ready (no deadline set)", s(e, "by"), fmt_span(took)), section);
+                        let mut x = Criterion::new(id, title, Rating::Performed, format!("done by {by} {} after it became ready (no deadline set)", fmt_span(took)), section);
                         x.measured = Some(fmt_span(took));
                         x
                     }
@@ -320,8 +471,8 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
             }
         };
         let mut cr = cr;
-        cr.evidence = mine.iter().map(|e| e.seq).collect();
-        if mine.iter().any(|e| e.kind == "note") && cr.rating == Rating::Performed {
+        cr.evidence = mine.iter().map(|(e, _)| e.seq).collect();
+        if mine.iter().any(|(_, x)| matches!(x, StepFact::Note(_))) && cr.rating == Rating::Performed {
             cr.finding = format!("{}; recovered from an injected failure", cr.finding);
         }
         c.push(cr);
@@ -330,22 +481,22 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
     // Communications: every notice delivered (or captured) within the 2-minute service level.
     {
         let sla = dur_ms(crate::playbook::spec::DEFAULT_REPORT_WITHIN);
-        let intents: BTreeMap<&str, &EventRecord> = events.iter().filter(|e| e.kind == "intent_recorded").map(|e| (s(e, "invocation_id"), e)).collect();
+        let intents = &f.intents;
         let mut total = 0;
         let mut good = 0;
         let mut bad_seqs = Vec::new();
         let mut all_seqs = Vec::new();
-        for r in events.iter().filter(|e| e.kind == "effect_result" && e.data.get("customer").is_none_or(|c| c.is_null())) {
+        for (r, invocation_id, ok) in &f.notice_results {
             total += 1;
-            let started = intents.get(s(r, "invocation_id")).map(|i| i.at).unwrap_or(r.at);
+            let started = intents.get(invocation_id).copied().unwrap_or(r.at);
             all_seqs.push(r.seq);
-            if r.data["ok"] == true && r.at - started <= sla {
+            if *ok && r.at - started <= sla {
                 good += 1;
             } else {
                 bad_seqs.push(r.seq);
             }
         }
-        let pending = intents.len() - events.iter().filter(|e| e.kind == "effect_result").count().min(intents.len());
+        let pending = intents.len() - f.effect_results.min(intents.len());
         let rating = if total == 0 {
             Rating::MajorChallenges
         } else {
@@ -372,7 +523,7 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
 
     // Deduplication of the scenario's duplicate alerts.
     if scenario.injects.iter().any(|i| matches!(i.kind, InjectKind::DuplicateAlert)) {
-        let attached: Vec<i64> = events.iter().filter(|e| e.kind == "attached" && s(e, "source") == "drill").map(|e| e.seq).collect();
+        let attached: Vec<i64> = f.attached_by_drill.clone();
         let mut cr = if attached.is_empty() {
             Criterion::new("dedup", "Duplicate alert deduplicated", Rating::Unable, "the duplicate alert was not attached to the open incident", "[trigger] dedup_key")
         } else {
@@ -385,15 +536,15 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
     // Outcome report complete, in time after resolution.
     {
         let limit = pb.outcome.within.unwrap_or(Duration::from_secs(72 * 3600));
-        let resolved = first(events, "resolved");
-        let mut cr = match (first(events, "outcome_recorded"), resolved) {
+        let resolved = f.resolved;
+        let mut cr = match (&f.outcome, resolved) {
             (None, _) => Criterion::new("outcome", "Outcome report complete", Rating::Unable, "no outcome report was written", "[outcome]"),
-            (Some(o), res) => {
-                let missing: Vec<&str> = pb.outcome.require.iter().map(|f| f.as_str()).filter(|f| s(o, f).trim().is_empty()).collect();
+            (Some((o, written)), res) => {
+                let missing: Vec<&str> = pb.outcome.require.iter().filter(|f| written.field(**f).trim().is_empty()).map(|f| f.as_str()).collect();
                 let from = res.map(|r| r.at).unwrap_or(o.at);
                 let took = (o.at - from).max(0);
                 let mut r = Rating::against(took, dur_ms(limit));
-                let mut f = format!("written by {} {} after resolution", s(o, "by"), fmt_span(took));
+                let mut f = format!("written by {} {} after resolution", written.by, fmt_span(took));
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; missing {}", missing.join(", "));
@@ -403,7 +554,7 @@ fn host_criteria(pb: &Playbook, events: &[EventRecord], scenario: &Scenario, ope
                 x
             }
         };
-        if let Some(cl) = first(events, "closed") {
+        if let Some(cl) = f.closed {
             cr.evidence.push(cl.seq);
         }
         c.push(cr);

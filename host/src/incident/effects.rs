@@ -5,6 +5,7 @@
 //! an [`Executor`], then its result is journaled. After a crash, intents
 //! without a result run again with the same id.
 
+use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -22,9 +23,9 @@ pub struct IncidentSummary {
     pub id: String,
     pub title: String,
     pub playbook_id: String,
-    pub severity: String,
-    pub category: String,
-    pub phase: String,
+    pub severity: Severity,
+    pub category: Category,
+    pub phase: Phase,
     pub summary: String,
 }
 
@@ -42,16 +43,16 @@ pub struct CustomerRef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IntentPayload {
     pub kind: EffectKind,
-    /// Why: `report`, `activate`, `page`, `escalate`, `deadline`, `track`, `outcome`, `step:ID`.
-    pub purpose: String,
+    /// Why it was recorded; its effects are counted under this purpose.
+    pub purpose: Purpose,
     /// The notification target that delivers it.
     pub target: String,
     /// `log` or the notifier plugin of the target.
     pub notifier: String,
     /// For appease intents: the appeasement plugin that composes the message.
     pub composer: Option<String>,
-    /// `live` or `drill`, fixed by the host.
-    pub mode: String,
+    /// Fixed by the host; drill effects never reach real people.
+    pub mode: Mode,
     pub incident: IncidentSummary,
     pub subject: String,
     pub body: String,

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::playbook::types::Phase;
+use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
+use crate::store::EventRecord;
 
 /// An incident event as stored in the journal (`kind` + JSON data).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -13,10 +14,10 @@ pub enum Event {
     Opened {
         playbook_id: String,
         playbook_hash: String,
-        mode: String,
+        mode: Mode,
         title: String,
-        severity: String,
-        category: String,
+        severity: Severity,
+        category: Category,
         dedup_key: Option<String>,
         fields: BTreeMap<String, String>,
         labels: BTreeMap<String, String>,
@@ -48,7 +49,7 @@ pub enum Event {
     /// A side effect was recorded before it runs; the invocation id is its idempotency key.
     IntentRecorded {
         invocation_id: String,
-        purpose: String,
+        purpose: Purpose,
         target: String,
         channel: Option<String>,
         customer: Option<String>,
@@ -56,7 +57,7 @@ pub enum Event {
     /// The side effect ran (or finally failed).
     EffectResult {
         invocation_id: String,
-        purpose: String,
+        purpose: Purpose,
         target: String,
         channel: Option<String>,
         customer: Option<String>,
@@ -66,12 +67,33 @@ pub enum Event {
 }
 
 impl Event {
-    /// The `kind` column value.
-    pub fn kind(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
-            .unwrap_or_default()
+    /// The `kind` column value; the same text serde writes as the tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Opened { .. } => "opened",
+            Event::Attached { .. } => "attached",
+            Event::PhaseEntered { .. } => "phase_entered",
+            Event::PhaseCompleted { .. } => "phase_completed",
+            Event::Approved { .. } => "approved",
+            Event::Activated { .. } => "activated",
+            Event::RoleAssigned { .. } => "role_assigned",
+            Event::Acknowledged { .. } => "acknowledged",
+            Event::Escalated { .. } => "escalated",
+            Event::DeadlineMissed { .. } => "deadline_missed",
+            Event::StepReady { .. } => "step_ready",
+            Event::StepWaiting { .. } => "step_waiting",
+            Event::StepDone { .. } => "step_done",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::StepFailed { .. } => "step_failed",
+            Event::Note { .. } => "note",
+            Event::UpdateDue {} => "update_due",
+            Event::Stale { .. } => "stale",
+            Event::OutcomeRecorded { .. } => "outcome_recorded",
+            Event::Resolved { .. } => "resolved",
+            Event::Closed {} => "closed",
+            Event::IntentRecorded { .. } => "intent_recorded",
+            Event::EffectResult { .. } => "effect_result",
+        }
     }
 
     /// Whether this event shows people working the incident (resets "stale").
@@ -88,5 +110,45 @@ impl Event {
                 | Event::OutcomeRecorded { .. }
                 | Event::Resolved { .. }
         )
+    }
+}
+
+/// Reads the typed event back from a journal row. The store cannot know
+/// [`Event`], so readers of the journal (timeline, reports, drill scoring)
+/// go through this and match on the enum instead of on `kind` strings.
+pub trait JournalEvent {
+    /// The event this row holds; an error if the row is not one.
+    fn event(&self) -> anyhow::Result<Event>;
+}
+
+impl JournalEvent for EventRecord {
+    fn event(&self) -> anyhow::Result<Event> {
+        let mut data = self.data.clone();
+        if let Some(obj) = data.as_object_mut() {
+            obj.entry("kind").or_insert_with(|| serde_json::Value::String(self.kind.clone()));
+        }
+        serde_json::from_value(data).map_err(|e| anyhow::anyhow!("event {} ({}) of {} is unreadable: {e}", self.seq, self.kind, self.incident_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_is_the_serde_tag() {
+        let evs = [
+            Event::UpdateDue {},
+            Event::Closed {},
+            Event::StepReady { step: "a".into() },
+            Event::DeadlineMissed { what: "ack".into(), due_at: 1 },
+            Event::IntentRecorded { invocation_id: "I.1".into(), purpose: Purpose::Step("a".into()), target: "t".into(), channel: None, customer: None },
+        ];
+        for e in evs {
+            let v = serde_json::to_value(&e).unwrap();
+            assert_eq!(v["kind"], e.kind());
+            let rec = EventRecord { seq: 1, incident_id: "I".into(), at: 0, kind: e.kind().into(), data: v, prev_hash: String::new(), hash: String::new() };
+            assert_eq!(rec.event().unwrap(), e);
+        }
     }
 }

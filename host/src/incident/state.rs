@@ -1,7 +1,7 @@
 //! An incident's state, derived by folding its events in order.
 
 use super::events::Event;
-use crate::playbook::types::Phase;
+use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,7 +57,7 @@ pub struct StepState {
     pub note: Option<String>,
 }
 
-/// Counts of side effects for one purpose (e.g. `report`, `step:appease`).
+/// Counts of side effects for one purpose, keyed in the state by its text (`report`, `step:appease`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct EffectCounts {
     pub recorded: u32,
@@ -91,10 +91,10 @@ pub struct Incident {
     pub id: String,
     pub playbook_id: String,
     pub playbook_hash: String,
-    pub mode: String,
+    pub mode: Mode,
     pub title: String,
-    pub severity: String,
-    pub category: String,
+    pub severity: Severity,
+    pub category: Category,
     pub dedup_key: Option<String>,
     pub fields: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
@@ -135,10 +135,10 @@ impl Incident {
             id: id.to_string(),
             playbook_id: playbook_id.clone(),
             playbook_hash: playbook_hash.clone(),
-            mode: mode.clone(),
+            mode: *mode,
             title: title.clone(),
-            severity: severity.clone(),
-            category: category.clone(),
+            severity: *severity,
+            category: *category,
             dedup_key: dedup_key.clone(),
             fields: fields.clone(),
             labels: labels.clone(),
@@ -259,8 +259,8 @@ impl Incident {
                 self.closed_at = Some(at);
             }
             Event::IntentRecorded { purpose, .. } => {
-                self.effects.entry(purpose.clone()).or_default().recorded += 1;
-                if let Some(step) = purpose.strip_prefix("step:") {
+                self.effects.entry(purpose.to_string()).or_default().recorded += 1;
+                if let Some(step) = purpose.step() {
                     let s = self.step_mut(step);
                     if s.status == StepStatus::Ready || s.status == StepStatus::Waiting {
                         s.status = StepStatus::Running;
@@ -268,7 +268,7 @@ impl Incident {
                 }
             }
             Event::EffectResult { purpose, ok, .. } => {
-                let c = self.effects.entry(purpose.clone()).or_default();
+                let c = self.effects.entry(purpose.to_string()).or_default();
                 if *ok {
                     c.ok += 1;
                 } else {
@@ -315,11 +315,11 @@ impl Incident {
     }
 
     /// Side effects of one purpose.
-    pub fn effects_for(&self, purpose: &str) -> EffectCounts {
-        self.effects.get(purpose).cloned().unwrap_or_default()
+    pub fn effects_for(&self, purpose: &Purpose) -> EffectCounts {
+        self.effects.get(&purpose.to_string()).cloned().unwrap_or_default()
     }
 
     pub fn is_drill(&self) -> bool {
-        self.mode == "drill"
+        self.mode == Mode::Drill
     }
 }

@@ -192,7 +192,7 @@ fn a_whole_incident_runs_through_six_phases() {
         assert!(t.entered.is_some() && t.completed.is_some(), "{p} not entered and completed");
     }
     let err = f.engine.update(&inc.id, "late note", "alice").unwrap_err();
-    assert!(matches!(err, EngineError::Conflict(_)), "{err}");
+    assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
     assert!(f.engine.store().verify().unwrap().problems.is_empty());
 }
 
@@ -200,7 +200,7 @@ fn a_whole_incident_runs_through_six_phases() {
 fn missing_report_field_is_refused_naming_it() {
     let f = fixture();
     let err = f.engine.trigger(TriggerRequest { playbook: "outage".into(), scope: Some("x".into()), ..Default::default() }).unwrap_err();
-    assert!(matches!(&err, EngineError::Invalid(m) if m.contains("`nature`") && m.contains("--field nature=")), "{err}");
+    assert!(matches!(&err, EngineError::Invalid { .. }) && err.to_string().contains("`nature`") && err.to_string().contains("--field nature="), "{err}");
     let err = f.engine.trigger(TriggerRequest { playbook: "outgae".into(), ..Default::default() }).unwrap_err();
     assert!(matches!(&err, EngineError::NotFound { nearby, .. } if nearby[0] == "outage"), "{err}");
 }
@@ -222,7 +222,7 @@ fn dedup_attaches_while_open_and_reopens_after_resolution() {
     let long = "x".repeat(300);
     let mut req = TriggerRequest { playbook: "outage".into(), scope: Some("s".into()), dedup_key: Some(long), ..Default::default() };
     req.fields.insert("nature".into(), "n".into());
-    assert!(matches!(f.engine.trigger(req), Err(EngineError::Invalid(m)) if m.contains("255")));
+    assert!(matches!(f.engine.trigger(req), Err(e @ EngineError::Invalid { .. }) if e.to_string().contains("255")));
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn step_deadline_missed_is_journaled_and_notifies() {
     let inc = f.engine.incident(&id).unwrap();
     assert!(inc.missed.iter().any(|m| m.what == "step:dispatch"), "{:?}", inc.missed);
     let pending = f.engine.pending_intents(10).unwrap();
-    assert!(pending.iter().any(|(_, p, _)| p.purpose == "deadline" && p.kind == EffectKind::Notify));
+    assert!(pending.iter().any(|(_, p, _)| p.purpose == crate::playbook::types::Purpose::Deadline && p.kind == EffectKind::Notify));
 }
 
 #[test]
@@ -336,4 +336,52 @@ fn approval_gates_activation() {
     let inc = f.engine.approve(&id, None, "alice").unwrap();
     assert_eq!(inc.phase, Phase::Assign);
     assert_eq!(inc.activated_by.as_deref(), Some("approval"));
+}
+
+const TWO_BRIDGES: &str = r#"
+[playbook]
+id = "outage"
+name = "Two bridges"
+category = "service-process"
+severity = "sev2"
+[report]
+require = ["nature", "scope"]
+notify = ["superiors"]
+within = "2m"
+[activate]
+channels = ["superiors"]
+[assign]
+commander = "rota:duty"
+[[act]]
+id = "bridge"
+kind = "manual"
+tasks = ["Open the bridge"]
+within = "10m"
+[[act]]
+id = "bridge-2"
+kind = "manual"
+tasks = ["Open the second bridge"]
+within = "20m"
+[track]
+notify = ["superiors"]
+[outcome]
+notify = ["superiors"]
+"#;
+
+#[test]
+fn finishing_a_step_keeps_the_deadline_of_a_step_whose_id_extends_it() {
+    let f = fixture_with(TWO_BRIDGES);
+    let id = trigger(&f, "checkout").unwrap().incident.id;
+    drain(&f);
+    f.engine.ack(&id, "alice").unwrap();
+    let inc = f.engine.step(&id, "bridge", StepAction::Done, None, "alice").unwrap();
+    assert_eq!(inc.step_status("bridge-2"), StepStatus::Ready);
+    let pending: Vec<String> = f.engine.store().due_timers(i64::MAX).unwrap().into_iter().filter(|t| t.incident_id == id).map(|t| t.kind).collect();
+    assert!(pending.iter().any(|k| k == "deadline:step:bridge-2"), "{pending:?}");
+    assert!(!pending.iter().any(|k| k == "deadline:step:bridge"), "{pending:?}");
+    f.clock.advance(20 * 60_000);
+    f.engine.fire_due_timers().unwrap();
+    let inc = f.engine.incident(&id).unwrap();
+    let missed: Vec<&str> = inc.missed.iter().map(|m| m.what.as_str()).collect();
+    assert_eq!(missed, ["step:bridge-2"]);
 }

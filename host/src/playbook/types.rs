@@ -102,6 +102,88 @@ impl Phase {
 }
 
 vocabulary!(
+    /// Whether an incident is real or a drill; fixed by the host when it opens.
+    Mode, "mode", { Live = "live", Drill = "drill" }
+);
+
+/// Why a side effect was recorded; effects are counted per purpose, and a
+/// step's effects finish the step. Stored as its text (`report`, `step:ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Purpose {
+    Report,
+    Activate,
+    Page,
+    Escalate,
+    Deadline,
+    Track,
+    Outcome,
+    /// Messages a step sends (`step:ID`).
+    Step(String),
+}
+
+impl Purpose {
+    /// The step whose messages these are, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Purpose::Step(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Purpose {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "report" => Purpose::Report,
+            "activate" => Purpose::Activate,
+            "page" => Purpose::Page,
+            "escalate" => Purpose::Escalate,
+            "deadline" => Purpose::Deadline,
+            "track" => Purpose::Track,
+            "outcome" => Purpose::Outcome,
+            other => match other.strip_prefix("step:") {
+                Some(id) if !id.is_empty() => Purpose::Step(id.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, step:ID"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl TryFrom<String> for Purpose {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Purpose> for String {
+    fn from(p: Purpose) -> String {
+        p.to_string()
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Purpose::Report => f.write_str("report"),
+            Purpose::Activate => f.write_str("activate"),
+            Purpose::Page => f.write_str("page"),
+            Purpose::Escalate => f.write_str("escalate"),
+            Purpose::Deadline => f.write_str("deadline"),
+            Purpose::Track => f.write_str("track"),
+            Purpose::Outcome => f.write_str("outcome"),
+            Purpose::Step(id) => write!(f, "step:{id}"),
+        }
+    }
+}
+
+vocabulary!(
     /// Fields a report may be required to carry.
     ReportField, "report field", { Nature = "nature", Time = "time", Scope = "scope", Consequences = "consequences" }
 );
@@ -208,6 +290,20 @@ mod tests {
         assert!("boss".parse::<Who>().is_err());
         assert!("group:x".parse::<Who>().unwrap_err().contains("unknown reference kind"));
         assert!("rota:".parse::<Who>().is_err());
+    }
+
+    #[test]
+    fn purposes_keep_their_stored_text() {
+        for text in ["report", "activate", "page", "escalate", "deadline", "track", "outcome", "step:bridge-2"] {
+            let p: Purpose = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+            assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!(text));
+            assert_eq!(serde_json::from_value::<Purpose>(serde_json::json!(text)).unwrap(), p);
+        }
+        assert_eq!("step:a:b".parse::<Purpose>().unwrap().step(), Some("a:b"));
+        assert!("step:".parse::<Purpose>().is_err());
+        assert!("paging".parse::<Purpose>().is_err());
+        assert_eq!(serde_json::to_value(Mode::Drill).unwrap(), serde_json::json!("drill"));
     }
 
     #[test]

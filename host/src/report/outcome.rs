@@ -1,9 +1,10 @@
 //! The outcome report: what happened, when, what was sent, what was missed.
 
-use super::timeline::describe;
+use super::timeline::{describe, describe_event};
+use crate::incident::events::{Event, JournalEvent};
 use crate::incident::clock::{fmt_ms, fmt_span};
 use crate::incident::state::Incident;
-use crate::playbook::types::Phase;
+use crate::playbook::types::{Category, Mode, Phase, Severity};
 use crate::store::EventRecord;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -51,11 +52,11 @@ pub struct Times {
 pub struct OutcomeReport {
     pub id: String,
     pub title: String,
-    pub mode: String,
+    pub mode: Mode,
     pub playbook_id: String,
     pub playbook_hash: String,
-    pub severity: String,
-    pub category: String,
+    pub severity: Severity,
+    pub category: Category,
     pub status: String,
     pub summary: String,
     pub opened_at: String,
@@ -98,52 +99,74 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
     let mut customer_messages: BTreeMap<String, Counts> = BTreeMap::new();
     let mut reached = std::collections::BTreeSet::new();
     let mut intents: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    let mut process = Vec::new();
     for e in events {
-        let d = &e.data;
-        let inv = d["invocation_id"].as_str().unwrap_or("").to_string();
-        match e.kind.as_str() {
-            "intent_recorded" => {
-                let channel = d["channel"].as_str().map(str::to_string);
-                match &channel {
-                    Some(c) => customer_messages.entry(c.clone()).or_default().pending += 1,
-                    None => notifications.entry(d["target"].as_str().unwrap_or("").to_string()).or_default().pending += 1,
-                }
-                intents.insert(inv, (d["target"].as_str().unwrap_or("").to_string(), channel));
+        let ev = match e.event() {
+            Ok(ev) => ev,
+            Err(_) => {
+                process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: e.kind.clone(), text: describe(e) });
+                continue;
             }
-            "effect_result" => {
-                let ok = d["ok"].as_bool() == Some(true);
-                let Some((target, channel)) = intents.get(&inv) else { continue };
+        };
+        match &ev {
+            Event::IntentRecorded { invocation_id, target, channel, .. } => {
+                match channel {
+                    Some(c) => customer_messages.entry(c.clone()).or_default().pending += 1,
+                    None => notifications.entry(target.clone()).or_default().pending += 1,
+                }
+                intents.insert(invocation_id.clone(), (target.clone(), channel.clone()));
+            }
+            Event::EffectResult { invocation_id, ok, customer, .. } => {
+                let Some((target, channel)) = intents.get(invocation_id) else { continue };
                 let c = match channel {
                     Some(ch) => customer_messages.entry(ch.clone()).or_default(),
                     None => notifications.entry(target.clone()).or_default(),
                 };
                 c.pending = c.pending.saturating_sub(1);
-                if ok {
+                if *ok {
                     c.sent += 1;
-                    if let Some(cust) = d["customer"].as_str() {
-                        reached.insert(cust.to_string());
+                    if let Some(cust) = customer {
+                        reached.insert(cust.clone());
                     }
                 } else {
                     c.failed += 1;
                 }
             }
-            _ => {}
+            // Everything else is the process people followed.
+            Event::Opened { .. }
+            | Event::Attached { .. }
+            | Event::PhaseEntered { .. }
+            | Event::PhaseCompleted { .. }
+            | Event::Approved { .. }
+            | Event::Activated { .. }
+            | Event::RoleAssigned { .. }
+            | Event::Acknowledged { .. }
+            | Event::Escalated { .. }
+            | Event::DeadlineMissed { .. }
+            | Event::StepReady { .. }
+            | Event::StepWaiting { .. }
+            | Event::StepDone { .. }
+            | Event::StepSkipped { .. }
+            | Event::StepFailed { .. }
+            | Event::Note { .. }
+            | Event::UpdateDue {}
+            | Event::Stale { .. }
+            | Event::OutcomeRecorded { .. }
+            | Event::Resolved { .. }
+            | Event::Closed {} => {
+                process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: ev.kind().to_string(), text: describe_event(&ev) });
+            }
         }
     }
-    let process = events
-        .iter()
-        .filter(|e| !matches!(e.kind.as_str(), "intent_recorded" | "effect_result"))
-        .map(|e| TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: e.kind.clone(), text: describe(e) })
-        .collect();
     let assigned = inc.assigned_at.get("commander").copied();
     OutcomeReport {
         id: inc.id.clone(),
         title: inc.title.clone(),
-        mode: inc.mode.clone(),
+        mode: inc.mode,
         playbook_id: inc.playbook_id.clone(),
         playbook_hash: inc.playbook_hash.clone(),
-        severity: inc.severity.clone(),
-        category: inc.category.clone(),
+        severity: inc.severity,
+        category: inc.category,
         status: inc.status.as_str().to_string(),
         summary: summary.to_string(),
         opened_at: fmt_ms(inc.opened_at),
@@ -173,7 +196,7 @@ impl OutcomeReport {
     pub fn markdown(&self) -> String {
         let span = |ms: Option<i64>| ms.map(fmt_span).unwrap_or_else(|| "—".into());
         let mut s = String::new();
-        let drill = if self.mode == "drill" { " (DRILL)" } else { "" };
+        let drill = if self.mode == Mode::Drill { " (DRILL)" } else { "" };
         let _ = writeln!(s, "# Outcome report: {} — {}{drill}\n", self.id, self.title);
         let _ = writeln!(s, "## Summary\n");
         let _ = writeln!(s, "- Playbook: `{}` (version `{}`)", self.playbook_id, &self.playbook_hash[..12.min(self.playbook_hash.len())]);

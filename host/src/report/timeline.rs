@@ -1,66 +1,56 @@
 //! One line of text per journal event, for `crisis timeline` and reports.
 
 use crate::incident::clock::fmt_span;
+use crate::incident::events::{Event, JournalEvent};
+use crate::playbook::types::Mode;
 use crate::store::EventRecord;
 
-/// A short human description of an event. Never includes contact details:
-/// events only ever hold customer ids.
+/// A short human description of a journal row. Never includes contact
+/// details: events only ever hold customer ids. A row this version cannot
+/// read is shown raw.
 pub fn describe(e: &EventRecord) -> String {
-    let d = &e.data;
-    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    match e.kind.as_str() {
-        "opened" => format!(
-            "opened from {} by {} ({} {}, playbook {} @{}{})",
-            s("source"),
-            s("by"),
-            s("severity"),
-            s("category"),
-            s("playbook_id"),
-            &s("playbook_hash").get(..12).unwrap_or(""),
-            if s("mode") == "drill" { ", DRILL" } else { "" }
+    match e.event() {
+        Ok(ev) => describe_event(&ev),
+        Err(_) => format!("{} {}", e.kind, e.data),
+    }
+}
+
+/// A short human description of an event.
+pub(crate) fn describe_event(ev: &Event) -> String {
+    match ev {
+        Event::Opened { playbook_id, playbook_hash, mode, severity, category, source, by, .. } => format!(
+            "opened from {source} by {by} ({severity} {category}, playbook {playbook_id} @{}{})",
+            playbook_hash.get(..12).unwrap_or(""),
+            if *mode == Mode::Drill { ", DRILL" } else { "" }
         ),
-        "attached" => format!("duplicate trigger from {} attached (same dedup key)", s("source")),
-        "phase_entered" => format!("entered phase {}", s("phase")),
-        "phase_completed" => format!("completed phase {}", s("phase")),
-        "approved" => format!("{} approved by {}", s("what"), s("by")),
-        "activated" => {
-            let ch: Vec<String> = d["channels"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            format!("plan activated ({}); channels opened: {}", s("by"), if ch.is_empty() { "none".into() } else { ch.join(", ") })
+        Event::Attached { source, .. } => format!("duplicate trigger from {source} attached (same dedup key)"),
+        Event::PhaseEntered { phase } => format!("entered phase {phase}"),
+        Event::PhaseCompleted { phase } => format!("completed phase {phase}"),
+        Event::Approved { what, by } => format!("{what} approved by {by}"),
+        Event::Activated { by, channels } => {
+            format!("plan activated ({by}); channels opened: {}", if channels.is_empty() { "none".into() } else { channels.join(", ") })
         }
-        "role_assigned" => format!("{} is {} (by {})", s("person"), s("role"), s("by")),
-        "acknowledged" => format!("acknowledged by {}", s("by")),
-        "escalated" => {
-            let people: Vec<String> = d["people"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            format!("escalated to level {} ({}: {}), round {}", d["level"], s("to"), people.join(", "), d["round"])
+        Event::RoleAssigned { role, person, by } => format!("{person} is {role} (by {by})"),
+        Event::Acknowledged { by } => format!("acknowledged by {by}"),
+        Event::Escalated { level, to, people, round } => format!("escalated to level {level} ({to}: {}), round {round}", people.join(", ")),
+        Event::DeadlineMissed { what, .. } => format!("DEADLINE MISSED: {what}"),
+        Event::StepReady { step } => format!("step {step} ready"),
+        Event::StepWaiting { step, reason } => format!("step {step} {reason}"),
+        Event::StepDone { step, by, note } => format!("step {step} done by {by}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()),
+        Event::StepSkipped { step, reason, .. } => format!("step {step} skipped: {reason}"),
+        Event::StepFailed { step, reason } => format!("step {step} FAILED: {reason}"),
+        Event::Note { by, note } => format!("{by}: {note}"),
+        Event::UpdateDue {} => "periodic update sent".to_string(),
+        Event::Stale { idle_ms } => format!("STALE: no activity for {}", fmt_span(*idle_ms)),
+        Event::OutcomeRecorded { by, .. } => format!("outcome report written by {by}"),
+        Event::Resolved { by, source } => format!("resolved by {by} ({source})"),
+        Event::Closed {} => "closed".to_string(),
+        Event::IntentRecorded { invocation_id, purpose, target, customer, .. } => {
+            let who = customer.as_ref().map(|c| format!(" for customer {c}")).unwrap_or_default();
+            format!("{purpose} message {invocation_id} queued to {target}{who}")
         }
-        "deadline_missed" => format!("DEADLINE MISSED: {}", s("what")),
-        "step_ready" => format!("step {} ready", s("step")),
-        "step_waiting" => format!("step {} {}", s("step"), s("reason")),
-        "step_done" => format!(
-            "step {} done by {}{}",
-            s("step"),
-            s("by"),
-            d.get("note").and_then(|n| n.as_str()).map(|n| format!(": {n}")).unwrap_or_default()
-        ),
-        "step_skipped" => format!("step {} skipped: {}", s("step"), s("reason")),
-        "step_failed" => format!("step {} FAILED: {}", s("step"), s("reason")),
-        "note" => format!("{}: {}", s("by"), s("note")),
-        "update_due" => "periodic update sent".to_string(),
-        "stale" => format!("STALE: no activity for {}", fmt_span(d["idle_ms"].as_i64().unwrap_or(0))),
-        "outcome_recorded" => format!("outcome report written by {}", s("by")),
-        "resolved" => format!("resolved by {} ({})", s("by"), s("source")),
-        "closed" => "closed".to_string(),
-        "intent_recorded" => {
-            let who = d.get("customer").and_then(|c| c.as_str()).map(|c| format!(" for customer {c}")).unwrap_or_default();
-            format!("{} message {} queued to {}{who}", s("purpose"), s("invocation_id"), s("target"))
+        Event::EffectResult { invocation_id, purpose, ok, detail, .. } => {
+            format!("{purpose} message {invocation_id} {}: {detail}", if *ok { "sent" } else { "FAILED" })
         }
-        "effect_result" => format!(
-            "{} message {} {}: {}",
-            s("purpose"),
-            s("invocation_id"),
-            if d["ok"].as_bool() == Some(true) { "sent" } else { "FAILED" },
-            s("detail")
-        ),
-        other => format!("{other} {d}"),
     }
 }

@@ -54,7 +54,10 @@ pub struct TimerRow {
     pub id: i64,
     pub incident_id: String,
     pub due_at: i64,
+    /// The timer's exact key, unique per incident and purpose (`deadline:step:bridge`).
     pub kind: String,
+    /// The fixed group it is cancelled with (`escalate`, `step-deadline`, ...).
+    pub family: String,
     pub data: serde_json::Value,
 }
 
@@ -78,11 +81,16 @@ pub trait Tx {
     fn next_incident_number(&mut self, prefix: &str) -> Result<i64>;
     fn put_incident(&mut self, row: &IncidentRow) -> Result<()>;
     fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>>;
+    /// Every incident id, for "did you mean" suggestions inside a transaction.
+    fn incident_ids(&mut self) -> Result<Vec<String>>;
     /// The open (not resolved, not closed) incident of a playbook with this dedup key.
     fn open_by_dedup(&mut self, playbook_id: &str, key: &str) -> Result<Option<String>>;
-    fn add_timer(&mut self, incident_id: &str, due_at: i64, kind: &str, data: &serde_json::Value) -> Result<i64>;
-    /// Removes pending timers of an incident whose kind starts with `kind_prefix`; returns how many.
-    fn cancel_timers(&mut self, incident_id: &str, kind_prefix: &str) -> Result<usize>;
+    /// Schedules a timer under its exact `key`, grouped in `family` for cancellation.
+    fn add_timer(&mut self, incident_id: &str, due_at: i64, key: &str, family: &str, data: &serde_json::Value) -> Result<i64>;
+    /// Removes the pending timers of an incident with exactly this key; returns how many.
+    fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize>;
+    /// Removes the pending timers of an incident in exactly this family; returns how many.
+    fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize>;
     fn delete_timer(&mut self, id: i64) -> Result<()>;
     fn add_intent(&mut self, intent: &IntentRow) -> Result<()>;
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;

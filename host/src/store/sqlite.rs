@@ -93,6 +93,19 @@ const MIGRATIONS: &[&str] = &[
         last_checked INTEGER
     );
     "#,
+    // 3: timers carry the family they are cancelled by, so cancellation is an
+    // exact match on a fixed value; timers stored before get theirs from their key.
+    r#"
+    ALTER TABLE timers ADD COLUMN family TEXT NOT NULL DEFAULT '';
+    UPDATE timers SET family = CASE
+        WHEN kind LIKE 'deadline:step:%' THEN 'step-deadline'
+        WHEN kind LIKE 'deadline:%' THEN 'deadline'
+        WHEN kind LIKE 'escalate:%' THEN 'escalate'
+        WHEN kind LIKE 'track:%' THEN 'track'
+        ELSE '' END;
+    CREATE INDEX timers_incident_family ON timers(incident_id, family);
+    CREATE INDEX timers_incident_kind ON timers(incident_id, kind);
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -296,6 +309,12 @@ impl Tx for SqlTx<'_> {
             .optional()?)
     }
 
+    fn incident_ids(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn open_by_dedup(&mut self, playbook_id: &str, key: &str) -> Result<Option<String>> {
         Ok(self
             .tx
@@ -307,19 +326,20 @@ impl Tx for SqlTx<'_> {
             .optional()?)
     }
 
-    fn add_timer(&mut self, incident_id: &str, due_at: i64, kind: &str, data: &serde_json::Value) -> Result<i64> {
+    fn add_timer(&mut self, incident_id: &str, due_at: i64, key: &str, family: &str, data: &serde_json::Value) -> Result<i64> {
         self.tx.execute(
-            "INSERT INTO timers (incident_id, due_at, kind, data) VALUES (?1, ?2, ?3, ?4)",
-            params![incident_id, due_at, kind, serde_json::to_string(data)?],
+            "INSERT INTO timers (incident_id, due_at, kind, family, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![incident_id, due_at, key, family, serde_json::to_string(data)?],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
 
-    fn cancel_timers(&mut self, incident_id: &str, kind_prefix: &str) -> Result<usize> {
-        Ok(self.tx.execute(
-            "DELETE FROM timers WHERE incident_id = ?1 AND substr(kind, 1, length(?2)) = ?2",
-            params![incident_id, kind_prefix],
-        )?)
+    fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize> {
+        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2", params![incident_id, key])?)
+    }
+
+    fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize> {
+        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND family = ?2", params![incident_id, family])?)
     }
 
     fn delete_timer(&mut self, id: i64) -> Result<()> {
@@ -460,9 +480,9 @@ impl Store for SqliteStore {
 
     fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, incident_id, due_at, kind, data FROM timers WHERE due_at <= ?1 ORDER BY due_at, id LIMIT 500")?;
+        let mut stmt = conn.prepare("SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE due_at <= ?1 ORDER BY due_at, id LIMIT 500")?;
         let rows = stmt.query_map(params![now], |r| {
-            Ok(TimerRow { id: r.get(0)?, incident_id: r.get(1)?, due_at: r.get(2)?, kind: r.get(3)?, data: json(r.get(4)?) })
+            Ok(TimerRow { id: r.get(0)?, incident_id: r.get(1)?, due_at: r.get(2)?, kind: r.get(3)?, family: r.get(4)?, data: json(r.get(5)?) })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -574,96 +594,4 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn append(store: &SqliteStore, n: usize) {
-        for i in 0..n {
-            store.transaction(&mut |tx| tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())).unwrap();
-        }
-    }
-
-    #[test]
-    fn chain_verifies_and_detects_edits_and_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        append(&store, 5);
-        let r = store.verify().unwrap();
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        assert_eq!(r.events, 5);
-
-        let conn = Connection::open(dir.path().join("journal.db")).unwrap();
-        conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
-        let r = store.verify().unwrap();
-        assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
-
-        conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
-        assert!(store.verify().unwrap().problems.is_empty());
-        conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
-        let r = store.verify().unwrap();
-        assert!(r.problems.iter().any(|p| p.contains("missing")), "{:?}", r.problems);
-    }
-
-    #[test]
-    fn deleting_the_last_event_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        append(&store, 3);
-        let conn = Connection::open(dir.path().join("journal.db")).unwrap();
-        conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
-        let r = store.verify().unwrap();
-        assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
-    }
-
-    #[test]
-    fn concurrent_commits_share_flushes_and_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let s = store.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        s.transaction(&mut |tx| tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ())).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let r = store.verify().unwrap();
-        assert_eq!(r.events, 400);
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        let flushes = store.flush_count();
-        assert!(flushes >= 1 && flushes <= 400, "{flushes}");
-        // Every commit was followed by a flush that covered it.
-        let st = store.flush_lock();
-        assert_eq!(st.synced, st.committed);
-    }
-
-    #[test]
-    fn failed_transactions_leave_nothing() {
-        let store = SqliteStore::in_memory().unwrap();
-        let r = store.transaction(&mut |tx| {
-            tx.append("INC-1", 1, "x", &json!({}))?;
-            anyhow::bail!("boom")
-        });
-        assert!(r.is_err());
-        assert_eq!(store.verify().unwrap().events, 0);
-    }
-
-    #[test]
-    fn migrations_are_idempotent_and_versioned() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
-        let s = SqliteStore::open(dir.path()).unwrap();
-        let v: i64 = s.lock().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(v as usize, MIGRATIONS.len());
-        s.lock().pragma_update(None, "user_version", 99).unwrap();
-        drop(s);
-        let e = SqliteStore::open(dir.path()).err().unwrap().to_string();
-        assert!(e.contains("newer crisis"), "{e}");
-    }
-}
+mod tests;

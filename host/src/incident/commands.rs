@@ -1,0 +1,360 @@
+//! What people and intake ask of the engine: trigger, ack, assign, approve,
+//! step, update, outcome, resolve; and effect results coming back.
+
+use super::advance::Ctx;
+use super::clock::fmt_ms;
+use super::effects::{EffectOutcome, IntentPayload};
+use super::engine::{Engine, MAX_DEDUP_KEY};
+use super::error::{EngineError, Hint};
+use super::events::Event;
+use super::state::{Incident, Status, StepStatus};
+use super::timers::{DeadlineKind, Timer, TimerFamily};
+use crate::playbook::spec::Playbook;
+use crate::playbook::types::{OutcomeField, Phase, ReportField, Severity, INCIDENT_ROLES};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A request to start (or attach to) an incident.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TriggerRequest {
+    pub playbook: String,
+    pub title: Option<String>,
+    /// Overrides the playbook's severity.
+    pub severity: Option<Severity>,
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub dedup_key: Option<String>,
+    /// `cli`, `alertmanager`, `events`, `drill`.
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub by: String,
+}
+
+/// The incident a trigger opened or attached to.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerOutcome {
+    pub incident: Incident,
+    /// True if the trigger attached to an open incident with the same dedup key.
+    pub deduped: bool,
+}
+
+/// What a person does with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepAction {
+    Done,
+    Skip,
+}
+
+impl Engine {
+    /// Opens an incident, or attaches the trigger to the open incident with its dedup key.
+    pub fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, EngineError> {
+        let generation_ = self.generation();
+        let Some(pb) = generation_.playbooks.get(&req.playbook).cloned() else {
+            let nearby = crate::diag::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
+            return Err(EngineError::NotFound { what: "playbook", id: req.playbook.clone(), nearby });
+        };
+        let severity = req.severity.unwrap_or(pb.severity);
+        let now = self.now();
+        let mut fields = req.fields.clone();
+        if let Some(scope) = &req.scope {
+            fields.insert("scope".into(), scope.clone());
+        }
+        for f in &pb.report.require {
+            match f {
+                ReportField::Time => {
+                    fields.entry("time".into()).or_insert_with(|| fmt_ms(now));
+                }
+                other => {
+                    let present = fields.get(other.as_str()).is_some_and(|v| !v.trim().is_empty());
+                    if !present {
+                        return Err(EngineError::invalid(format!("missing report field `{other}`: playbook {} requires it in the report", pb.id))
+                            .with_hint(Hint::PassField(*other)));
+                    }
+                }
+            }
+        }
+        let dedup_key = match &req.dedup_key {
+            Some(k) if !k.is_empty() => Some(k.clone()),
+            _ => render_dedup(&pb, &req.labels, &fields, severity).map_err(EngineError::invalid)?,
+        };
+        if let Some(k) = &dedup_key {
+            if k.len() > MAX_DEDUP_KEY {
+                return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
+            }
+        }
+        self.pin(&pb);
+
+        let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
+        let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
+        let mut stored_version = false;
+        let (incident, emitted, deduped) = self.write(|tx| -> Result<_, EngineError> {
+            if let Some(key) = &dedup_key {
+                if let Some(existing) = tx.open_by_dedup(&pb.id, key)? {
+                    let row = tx.incident(&existing)?.expect("dedup index points at an incident");
+                    let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
+                    let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
+                    let mut ctx = Ctx::new(tx, inc, pinned, &generation_, now);
+                    ctx.emit(Event::Attached { fields: fields.clone(), labels: req.labels.clone(), source: source.clone() })?;
+                    ctx.advance()?;
+                    ctx.save()?;
+                    let (inc, emitted) = ctx.finish();
+                    return Ok((inc, emitted, true));
+                }
+            }
+            let prefix = self.id_prefix();
+            let n = tx.next_incident_number(prefix)?;
+            let id = format!("{prefix}-{n}");
+            if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
+                tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&*pb).map_err(anyhow::Error::from)?)?;
+                stored_version = true;
+            }
+            let opened = Event::Opened {
+                playbook_id: pb.id.clone(),
+                playbook_hash: pb.hash.clone(),
+                mode: self.mode,
+                title: req.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| pb.name.clone()),
+                severity,
+                category: pb.category,
+                dedup_key: dedup_key.clone(),
+                fields: fields.clone(),
+                labels: req.labels.clone(),
+                source: source.clone(),
+                by: by.clone(),
+            };
+            let rec = tx.append(&id, now, opened.kind(), &serde_json::to_value(&opened).map_err(anyhow::Error::from)?)?;
+            let mut inc = Incident::open(&id, &opened, now).expect("opened event");
+            inc.last_seq = rec.seq;
+            let mut ctx = Ctx::new(tx, inc, pb.clone(), &generation_, now);
+            ctx.already_emitted(opened);
+            ctx.advance()?;
+            ctx.save()?;
+            let (inc, emitted) = ctx.finish();
+            Ok((inc, emitted, false))
+        })?;
+        if stored_version {
+            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(pb.hash.clone());
+        }
+        self.observe(&emitted, &incident);
+        Ok(TriggerOutcome { incident, deduped })
+    }
+
+    /// The dedup key a playbook's template gives these labels and fields (intake "resolved").
+    pub fn dedup_key_for(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
+        render_dedup(pb, labels, fields, pb.severity).map_err(EngineError::invalid)
+    }
+
+    /// Acknowledges: cancels pending escalations and repeats. Acking as someone
+    /// other than the commander makes them the commander.
+    pub fn ack(&self, id: &str, by: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            if let Some(at) = ctx.inc.acked_at {
+                return Err(EngineError::conflict(format!(
+                    "incident {id} was already acknowledged by {} at {}",
+                    ctx.inc.acked_by.clone().unwrap_or_default(),
+                    fmt_ms(at)
+                )));
+            }
+            ctx.check_person(by)?;
+            if ctx.inc.roles.get("commander").map(String::as_str) != Some(by) {
+                ctx.emit(Event::RoleAssigned { role: "commander".into(), person: by.to_string(), by: by.to_string() })?;
+            }
+            ctx.emit(Event::Acknowledged { by: by.to_string() })?;
+            ctx.cancel_family(TimerFamily::Escalate)?;
+            ctx.cancel(&Timer::Deadline(DeadlineKind::Ack))?;
+            Ok(())
+        })
+    }
+
+    /// Names a person for an incident role.
+    pub fn assign(&self, id: &str, role: &str, to: &str, by: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            if !INCIDENT_ROLES.contains(&role) {
+                return Err(EngineError::invalid(format!("unknown role `{role}`: use one of {}", INCIDENT_ROLES.join(", "))));
+            }
+            ctx.check_person(to)?;
+            Ok(ctx.emit(Event::RoleAssigned { role: role.to_string(), person: to.to_string(), by: by.to_string() })?)
+        })
+    }
+
+    /// Approves the activation (no step) or an approval-gated step.
+    pub fn approve(&self, id: &str, step: Option<&str>, by: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            ctx.check_person(by)?;
+            let (what, who) = match step {
+                None => {
+                    let Some(who) = ctx.pb.activate.approval.clone() else {
+                        return Err(EngineError::conflict(format!("playbook {} does not need approval to activate", ctx.pb.id)));
+                    };
+                    if ctx.inc.completed(Phase::Activate) {
+                        return Err(EngineError::conflict(format!("incident {id} is already activated")));
+                    }
+                    ("activation".to_string(), who)
+                }
+                Some(s) => {
+                    let spec = ctx.step_spec(s)?;
+                    let Some(who) = spec.approval.clone() else {
+                        return Err(EngineError::conflict(format!("step `{s}` does not need approval")));
+                    };
+                    if ctx.inc.step_status(s).finished() {
+                        return Err(EngineError::conflict(format!("step `{s}` is already finished")));
+                    }
+                    (format!("step:{s}"), who)
+                }
+            };
+            if !ctx.holds(by, &who) {
+                return Err(EngineError::invalid(format!("{by} cannot approve this: it needs {who}")));
+            }
+            if ctx.inc.approvals.contains(&what) {
+                return Err(EngineError::conflict(format!("{what} is already approved")));
+            }
+            Ok(ctx.emit(Event::Approved { what, by: by.to_string() })?)
+        })
+    }
+
+    /// Marks a manual step done or skips a step.
+    pub fn step(&self, id: &str, step: &str, action: StepAction, note: Option<&str>, by: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            let spec = ctx.step_spec(step)?.clone();
+            if ctx.inc.status != Status::Open {
+                return Err(EngineError::conflict(format!("incident {id} is resolved; its steps are settled")));
+            }
+            if !ctx.inc.entered(Phase::Act) {
+                let e = EngineError::conflict(format!("steps start in the act phase; incident {id} is in the {} phase", ctx.inc.phase));
+                return Err(if ctx.inc.phase == Phase::Assign { e.with_hint(Hint::AckFirst) } else { e });
+            }
+            let status = ctx.inc.step_status(step);
+            if status.finished() {
+                let said = serde_json::to_value(status).map_err(anyhow::Error::from)?;
+                return Err(EngineError::conflict(format!("step `{step}` is already {}", said.as_str().unwrap_or(""))));
+            }
+            let by = by.to_string();
+            match action {
+                StepAction::Skip => {
+                    ctx.emit(Event::StepSkipped { step: step.to_string(), reason: note.map(str::to_string).unwrap_or_else(|| "skipped".into()), by: Some(by) })?;
+                }
+                StepAction::Done => {
+                    match status {
+                        StepStatus::Pending => {
+                            let waiting: Vec<String> = spec.after.iter().filter(|a| !ctx.inc.step_status(a).finished()).cloned().collect();
+                            return Err(EngineError::conflict(format!("step `{step}` is not ready: it waits for {}", waiting.join(", "))));
+                        }
+                        StepStatus::Waiting => {
+                            let who = spec.approval.map(|a| a.to_string()).unwrap_or_default();
+                            return Err(EngineError::conflict(format!("step `{step}` waits for approval by {who}"))
+                                .with_hint(Hint::ApproveStep { incident: id.to_string(), step: step.to_string() }));
+                        }
+                        StepStatus::Running => {
+                            return Err(EngineError::conflict(format!("step `{step}` runs by itself (its messages are being sent); skip it to stop waiting")));
+                        }
+                        StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {}
+                    }
+                    ctx.emit(Event::StepDone { step: step.to_string(), by, note: note.map(str::to_string) })?;
+                }
+            }
+            ctx.cancel(&Timer::Deadline(DeadlineKind::Step(step.to_string())))?;
+            Ok(())
+        })
+    }
+
+    /// Adds a progress note to the timeline.
+    pub fn update(&self, id: &str, note: &str, by: &str) -> Result<Incident, EngineError> {
+        if note.trim().is_empty() {
+            return Err(EngineError::invalid("an update needs a note").with_hint(Hint::PassNote));
+        }
+        self.mutate(id, false, |ctx| Ok(ctx.emit(Event::Note { by: by.to_string(), note: note.to_string() })?))
+    }
+
+    /// Records the outcome report text; the incident closes once it is also resolved.
+    pub fn record_outcome(&self, id: &str, cause: &str, process: &str, aftermath: &str, by: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            for (f, v) in [(OutcomeField::Cause, cause), (OutcomeField::Process, process), (OutcomeField::Aftermath, aftermath)] {
+                if ctx.pb.outcome.require.contains(&f) && v.trim().is_empty() {
+                    return Err(EngineError::invalid(format!("the outcome report of playbook {} requires `{f}`", ctx.pb.id)).with_hint(Hint::PassOutcomeField(f)));
+                }
+            }
+            Ok(ctx.emit(Event::OutcomeRecorded { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: by.into() })?)
+        })
+    }
+
+    /// Resolves: the crisis is over. Unfinished steps are skipped, the dedup key
+    /// is released, and the incident moves to the outcome phase.
+    pub fn resolve(&self, id: &str, by: &str, source: &str) -> Result<Incident, EngineError> {
+        self.mutate(id, false, |ctx| {
+            if ctx.inc.status != Status::Open {
+                return Err(EngineError::conflict(format!("incident {id} is already resolved")));
+            }
+            ctx.emit(Event::Resolved { by: by.to_string(), source: source.to_string() })?;
+            // Every timer but the outcome deadline: the outcome phase still runs.
+            for d in [DeadlineKind::Ack, DeadlineKind::Report, DeadlineKind::Activate] {
+                ctx.cancel(&Timer::Deadline(d))?;
+            }
+            for f in [TimerFamily::StepDeadline, TimerFamily::Escalate, TimerFamily::Track] {
+                ctx.cancel_family(f)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Resolves the open incident of a playbook with a dedup key, if any (intake "resolved").
+    pub fn resolve_by_key(&self, playbook: &str, key: &str, source: &str) -> Result<Option<Incident>, EngineError> {
+        let open = self.store().incidents(true, None)?;
+        match open.iter().find(|r| r.playbook_id == playbook && r.dedup_key.as_deref() == Some(key)) {
+            Some(r) => self.resolve(&r.id, source, source).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Journals the result of a side effect (once; repeats are ignored).
+    pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
+        // A plain read to find the incident; the result is checked again inside the write.
+        let incident_id = self.store().intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
+        let Some(incident_id) = incident_id else { return Ok(()) };
+        self.mutate(&incident_id, true, |ctx| {
+            let Some(intent) = ctx.tx.intent(invocation_id)? else { return Ok(()) };
+            if intent.result.is_some() {
+                return Ok(());
+            }
+            let p: IntentPayload = serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
+            ctx.tx.complete_intent(invocation_id, ctx.now, &serde_json::to_value(outcome).map_err(anyhow::Error::from)?)?;
+            ctx.emit(Event::EffectResult {
+                invocation_id: invocation_id.to_string(),
+                purpose: p.purpose,
+                target: p.target,
+                channel: p.customer.as_ref().map(|c| c.channel.clone()),
+                customer: p.customer.map(|c| c.id),
+                ok: outcome.ok,
+                detail: outcome.detail.clone(),
+            })?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Intents due now that have no result yet.
+    pub fn pending_intents(&self, limit: usize) -> Result<Vec<(String, IntentPayload, i64)>, EngineError> {
+        let rows = self.store().pending_intents(self.now(), limit)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.payload).ok().map(|p| (r.invocation_id, p, r.attempts)))
+            .collect())
+    }
+}
+
+/// Renders a playbook's dedup-key template; an empty result means "no key".
+fn render_dedup(pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, sev: Severity) -> Result<Option<String>, String> {
+    let Some(tpl) = pb.trigger.as_ref().and_then(|t| t.dedup_key.as_ref()) else { return Ok(None) };
+    // One environment for the process: building one per trigger costs more than rendering.
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    let env = ENV.get_or_init(minijinja::Environment::new);
+    let ctx = minijinja::context! { labels => labels, fields => fields, severity => sev.as_str(), playbook => pb.id };
+    let key = env
+        .render_str(tpl, ctx)
+        .map_err(|e| format!("cannot render the dedup key template of playbook {}: {e}", pb.id))?;
+    let key = key.trim().to_string();
+    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') { None } else { Some(key) })
+}

@@ -1,0 +1,132 @@
+//! Journal, timer and migration tests of the SQLite store.
+
+use super::*;
+use serde_json::json;
+
+fn append(store: &SqliteStore, n: usize) {
+    for i in 0..n {
+        store.transaction(&mut |tx| tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())).unwrap();
+    }
+}
+
+#[test]
+fn chain_verifies_and_detects_edits_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    append(&store, 5);
+    let r = store.verify().unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.events, 5);
+
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
+    let r = store.verify().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
+
+    conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
+    assert!(store.verify().unwrap().problems.is_empty());
+    conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
+    let r = store.verify().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("missing")), "{:?}", r.problems);
+}
+
+#[test]
+fn deleting_the_last_event_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    append(&store, 3);
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
+    let r = store.verify().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
+}
+
+#[test]
+fn concurrent_commits_share_flushes_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    s.transaction(&mut |tx| tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ())).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let r = store.verify().unwrap();
+    assert_eq!(r.events, 400);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let flushes = store.flush_count();
+    assert!(flushes >= 1 && flushes <= 400, "{flushes}");
+    // Every commit was followed by a flush that covered it.
+    let st = store.flush_lock();
+    assert_eq!(st.synced, st.committed);
+}
+
+#[test]
+fn failed_transactions_leave_nothing() {
+    let store = SqliteStore::in_memory().unwrap();
+    let r = store.transaction(&mut |tx| {
+        tx.append("INC-1", 1, "x", &json!({}))?;
+        anyhow::bail!("boom")
+    });
+    assert!(r.is_err());
+    assert_eq!(store.verify().unwrap().events, 0);
+}
+
+#[test]
+fn migrations_are_idempotent_and_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let v: i64 = s.lock().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, MIGRATIONS.len());
+    s.lock().pragma_update(None, "user_version", 99).unwrap();
+    drop(s);
+    let e = SqliteStore::open(dir.path()).err().unwrap().to_string();
+    assert!(e.contains("newer crisis"), "{e}");
+}
+
+#[test]
+fn timers_cancel_by_exact_key_or_family() {
+    let store = SqliteStore::in_memory().unwrap();
+    store
+        .transaction(&mut |tx| {
+            tx.add_timer("INC-1", 10, "deadline:step:bridge", "step-deadline", &json!({}))?;
+            tx.add_timer("INC-1", 10, "deadline:step:bridge-2", "step-deadline", &json!({}))?;
+            tx.add_timer("INC-1", 10, "escalate:0", "escalate", &json!({"level": 0, "round": 1}))?;
+            tx.add_timer("INC-1", 10, "escalate:1", "escalate", &json!({"level": 1, "round": 1}))?;
+            tx.add_timer("INC-2", 10, "escalate:0", "escalate", &json!({"level": 0, "round": 1}))?;
+            assert_eq!(tx.cancel_timer("INC-1", "deadline:step:bridge")?, 1);
+            assert_eq!(tx.cancel_timers_in("INC-1", "escalate")?, 2);
+            Ok(())
+        })
+        .unwrap();
+    let left: Vec<(String, String)> = store.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.incident_id, t.kind)).collect();
+    assert_eq!(left, [("INC-1".to_string(), "deadline:step:bridge-2".to_string()), ("INC-2".to_string(), "escalate:0".to_string())]);
+}
+
+#[test]
+fn timers_stored_before_families_get_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..2] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for k in ["deadline:step:a", "deadline:ack", "escalate:3", "track:stale"] {
+            conn.execute("INSERT INTO timers (incident_id, due_at, kind, data) VALUES ('INC-1', 1, ?1, '{}')", params![k]).unwrap();
+        }
+    }
+    let s = SqliteStore::open_path(&path).unwrap();
+    let fams: Vec<(String, String)> = s.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.kind, t.family)).collect();
+    let want = [("deadline:step:a", "step-deadline"), ("deadline:ack", "deadline"), ("escalate:3", "escalate"), ("track:stale", "track")];
+    assert_eq!(fams, want.map(|(k, f)| (k.to_string(), f.to_string())));
+}
