@@ -128,7 +128,8 @@ mod tests {
         assert!(unauth.message.contains("CRISIS_TOKEN"), "{}", unauth.message);
         let proxy = failure(decode_error(502, "Bad Gateway\n"));
         assert_eq!((proxy.code, proxy.message.as_str()), (1, "Bad Gateway"));
-        let hinted = failure(decode_error(422, r#"{"error":"bad","hint":"try again"}"#));
-        assert_eq!(hinted.message, "bad (try again)");
+        // `error` already carries the next step; the separate `hint` is for other front ends.
+        let hinted = failure(decode_error(422, r#"{"error":"bad: try again","hint":"try again"}"#));
+        assert_eq!(hinted.message, "bad: try again");
     }
 }

@@ -2,6 +2,7 @@
 //! unauthenticated `/healthz`, `/readyz` and `/metrics`. Bodies and replies are
 //! the types of `api_types`, which the CLI shares.
 
+use super::engine_call::with_engine;
 use super::api_types::{
     ActorBody, ApiError, ApproveBody, AssignBody, EventsQuery, IncidentSummary, ListQuery, OutcomeBody, PlaybookFile,
     PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, StatusReply, StepBody, Timeline, TimelineEvent,
@@ -49,15 +50,6 @@ impl From<JsonRejection> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// Runs an engine call on the blocking pool.
-pub(super) async fn with_engine<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
-    T: Send + 'static,
-{
-    run_on(st.engine.clone(), f).await
-}
-
 /// The engine an incident lives in: a running drill's own engine for its
 /// `DRL-<run>-N` incidents, else the live engine.
 fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
@@ -75,18 +67,7 @@ where
     F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
     T: Send + 'static,
 {
-    run_on(engine_for(st, id), f).await
-}
-
-async fn run_on<T, F>(engine: Arc<Engine>, f: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(move || f(&engine))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("task failed: {e}")))?
-        .map_err(ApiError::from)
+    super::engine_call::run_on(engine_for(st, id), f).await
 }
 
 /// Builds the router: every `/v1` route (drills included) sits behind the token layer.

@@ -1,7 +1,7 @@
 //! Intake: Alertmanager webhooks (version 4, as sent) and generic events.
 //! Both answer 202 only once what they carried is journaled.
 
-use super::api::with_engine;
+use super::engine_call::with_engine;
 use super::api_types::{ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeReply, IntakeResult};
 use super::metrics::IntakeLabels;
 use super::AppState;

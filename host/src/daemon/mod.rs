@@ -5,6 +5,7 @@ pub mod api;
 pub(crate) mod api_types;
 pub mod auth;
 pub mod drills;
+mod engine_call;
 pub(crate) mod executor;
 pub mod intake;
 pub(crate) mod lock;

@@ -1,7 +1,7 @@
 //! What people and intake ask of the engine: trigger, ack, assign, approve,
 //! step, update, outcome, resolve; and effect results coming back.
 
-use super::advance::Ctx;
+use super::ctx::Ctx;
 use super::clock::fmt_ms;
 use super::effects::{EffectOutcome, IntentPayload};
 use super::engine::{Engine, MAX_DEDUP_KEY};

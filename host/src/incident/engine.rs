@@ -7,32 +7,21 @@
 //! it goes on its own, and the projection is saved. Nothing takes effect
 //! unless its event is durable.
 
-use super::advance::Ctx;
+use super::ctx::Ctx;
+use super::generation::Generation;
 use super::error::{EngineError, Hint};
 use super::events::Event;
 use super::clock::Clock;
 use super::state::{Incident, Status};
-use crate::config::customers::Customer;
-use crate::config::Config;
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::Mode;
 use crate::store::{Store, Tx};
 use arc_swap::ArcSwap;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Maximum bytes in a dedup key.
 pub const MAX_DEDUP_KEY: usize = 255;
-
-/// One applied set of playbooks and configuration. Swapped whole on reload.
-pub struct Generation {
-    pub number: u64,
-    pub set_hash: String,
-    pub loaded_at: i64,
-    pub playbooks: BTreeMap<String, Arc<Playbook>>,
-    pub config: Arc<Config>,
-    pub customers: Arc<Vec<Customer>>,
-}
 
 /// Who did something, as recorded in the journal.
 pub type Actor = String;

@@ -4,10 +4,12 @@
 mod advance;
 pub mod clock;
 mod commands;
+mod ctx;
 pub mod effects;
 mod engine;
 mod error;
 pub mod events;
+mod generation;
 pub mod loader;
 mod notices;
 pub mod outbox;
@@ -16,7 +18,8 @@ mod timers;
 mod when;
 
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
-pub use engine::{Actor, Engine, Generation, Observer, MAX_DEDUP_KEY};
+pub use engine::{Actor, Engine, Observer, MAX_DEDUP_KEY};
+pub use generation::Generation;
 pub use error::{EngineError, Hint};
 pub use events::JournalEvent;
 

@@ -1,7 +1,7 @@
 //! Notices: the side effects an incident asks for, recorded as intents
 //! before they run. Every intent payload is built in one place.
 
-use super::advance::Ctx;
+use super::ctx::Ctx;
 use super::effects::{CustomerRef, EffectKind, IncidentSummary, IntentPayload};
 use super::events::Event;
 use crate::playbook::types::Purpose;

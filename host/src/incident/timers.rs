@@ -5,7 +5,7 @@
 //! its whole family (every escalation level); never by a prefix of free
 //! text, so a step `bridge` never cancels the deadline of step `bridge-2`.
 
-use super::advance::Ctx;
+use super::ctx::Ctx;
 use super::clock::{fmt_ms, fmt_span};
 use super::engine::Engine;
 use super::error::EngineError;
