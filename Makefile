@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= examples/crisis.toml
 
-.PHONY: setup run test bench build clean-state examples
+.PHONY: setup run test bench build clean-state examples lint
 
 # The toolchain is pinned by rust-toolchain.toml (1.95.0); guests build for wasm32-wasip2.
 setup:
@@ -22,7 +22,12 @@ run: build
 examples: setup
 	examples/build.sh
 
-test: setup examples
+# Formatting and clippy with warnings as errors; part of `make test`.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: setup examples lint
 	$(CARGO) test --workspace --all-targets
 
 # Benchmarks (release build): writes target/bench/summary.{md,json}. Never part of `make test`,

@@ -6,12 +6,12 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod diag;
+pub(crate) mod diag;
 pub mod drill;
 pub mod incident;
 pub mod playbook;
 pub mod plugin;
-pub mod report;
+pub(crate) mod report;
 pub mod store;
-pub mod tomlfile;
-pub mod when;
+pub(crate) mod tomlfile;
+pub(crate) mod when;

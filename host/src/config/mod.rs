@@ -6,7 +6,7 @@
 //! `./examples/customers.csv`, and `log` targets for every channel.
 
 pub mod customers;
-pub mod model;
+pub(crate) mod model;
 pub mod roster;
 pub(crate) mod state_dir;
 

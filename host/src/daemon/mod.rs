@@ -1,18 +1,18 @@
 //! `crisis daemon`: the long-running process. It owns the journal, serves the
 //! API on loopback, fires timers and runs side effects.
 
-pub mod api;
+pub(crate) mod api;
 pub(crate) mod api_types;
-pub mod auth;
+pub(crate) mod auth;
 pub mod drills;
 mod engine_call;
 pub(crate) mod executor;
-pub mod intake;
+pub(crate) mod intake;
 pub(crate) mod lock;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod plugins;
-pub mod reload;
-pub mod worker;
+pub(crate) mod reload;
+pub(crate) mod worker;
 
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;

@@ -2,17 +2,17 @@
 //! escalation, dedup, and side effects recorded before they run.
 
 mod advance;
-pub mod clock;
+pub(crate) mod clock;
 mod commands;
 mod ctx;
 pub mod effects;
 mod engine;
 mod error;
-pub mod events;
+pub(crate) mod events;
 mod generation;
 pub mod loader;
 mod notices;
-pub mod outbox;
+pub(crate) mod outbox;
 pub mod state;
 mod timers;
 mod when;

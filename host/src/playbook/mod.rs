@@ -3,7 +3,7 @@
 
 mod graph;
 pub(crate) mod inject;
-pub mod model;
+pub(crate) mod model;
 pub(crate) mod refs;
 pub mod spec;
 pub mod types;

@@ -75,6 +75,10 @@ impl CompileCache {
 
     /// Compile `wasm` (a component in binary or text form), or load it from
     /// the cache. `sha` is its sha256.
+    #[expect(
+        unsafe_code,
+        reason = "wasmtime deserializes compiled code only through unsafe; each site says why its bytes are our own"
+    )]
     pub(crate) fn load(&self, engine: &Engine, wasm: &[u8], sha: &str) -> Result<Component, LoadError> {
         if Engine::detect_precompiled(wasm).is_some() {
             return Err(LoadError::Precompiled);
