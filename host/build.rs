@@ -29,9 +29,9 @@ const BUILTINS: &[&str] = &["webhook_notify", "appease_script", "drill_sim"];
 const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts"));
     let plugins = manifest_dir.join("..").join("plugins");
-    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let guest_target = out_dir.join("guest-target");
 
     for rel in [

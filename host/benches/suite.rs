@@ -7,6 +7,9 @@
 //! Run without `--bench` (as `cargo test --all-targets` does), every
 //! measurement runs once on small inputs as a smoke test.
 
+// A benchmark fails by panicking, like a test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::Criterion;
 use crisis::drill::run::{self as drill_run, DrillOptions, Extensions};
 use crisis::incident::effects::LogExecutor;

@@ -1,3 +1,5 @@
+//! The `crisis` command: parses the command line and hands it to the library.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -11,6 +11,9 @@
 //!
 //! No `allow(dead_code)`: a helper no test uses any more is deleted, not hidden.
 
+// Tests (and their helpers) fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod plugin_support;
 

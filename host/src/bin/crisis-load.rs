@@ -114,7 +114,7 @@ fn main() {
                         }
                     }
                 }
-                latencies.lock().unwrap().extend(mine);
+                latencies.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
             })
         })
         .collect();
@@ -122,7 +122,7 @@ fn main() {
         let _ = t.join();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let mut l = latencies.lock().unwrap().clone();
+    let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     l.sort();
     let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
     let ok = l.len() as u64;
@@ -138,7 +138,7 @@ fn main() {
         max_ms: l.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap());
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     } else {
         println!(
             "{} ok, {} errors in {:.2}s: {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

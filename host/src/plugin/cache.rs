@@ -26,7 +26,9 @@ pub(crate) struct CompileCache {
 /// load skipped compilation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct CacheStats {
+    /// Components compiled by Cranelift since the host started.
     pub compiles: u64,
+    /// Components loaded from the on-disk cache instead of compiled.
     pub hits: u64,
 }
 
