@@ -125,6 +125,7 @@ impl Bare {
     }
 }
 
+#[expect(unsafe_code, reason = "the bare baseline deserializes a component it compiled itself, as wasmtime requires")]
 fn plugin_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     let bytes = crisis::plugin::builtin_component("drill-sim").unwrap();
     let cache = tempfile::tempdir().unwrap();
