@@ -10,6 +10,7 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum ClockMode {
+    /// Wall-clock time, as in a live incident.
     Real,
     /// Real time sped up N times from the drill start.
     Speed(u32),
@@ -78,6 +79,7 @@ pub struct ScaledClock {
 }
 
 impl ScaledClock {
+    /// Starts drill time at `start_ms` (Unix ms) now, running `factor` times real time (at least 1).
     pub fn new(start_ms: i64, factor: u32) -> Self {
         ScaledClock { origin: Instant::now(), start_ms, factor: factor.max(1) }
     }
@@ -99,11 +101,14 @@ impl Clock for ScaledClock {
 
 /// The clock a drill runs on.
 pub enum DrillTime {
+    /// Virtual time, advanced by the drill runner to the next due event.
     Virtual(Arc<ManualClock>),
+    /// Real or sped-up time (factor 1 for real).
     Scaled(Arc<ScaledClock>),
 }
 
 impl DrillTime {
+    /// A clock for `mode` whose time starts at `start_ms` (Unix ms).
     pub fn new(mode: ClockMode, start_ms: i64) -> Self {
         match mode.factor() {
             None => DrillTime::Virtual(Arc::new(ManualClock::new(start_ms))),
@@ -111,6 +116,7 @@ impl DrillTime {
         }
     }
 
+    /// The clock to hand to the engine, shared with this handle.
     pub fn clock(&self) -> Arc<dyn Clock> {
         match self {
             DrillTime::Virtual(c) => c.clone(),
@@ -118,6 +124,7 @@ impl DrillTime {
         }
     }
 
+    /// Current drill time in Unix milliseconds.
     pub fn now(&self) -> i64 {
         self.clock().now_ms()
     }

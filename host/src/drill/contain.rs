@@ -22,6 +22,7 @@ use std::sync::Arc;
 /// Prefix of the journaled detail of every captured effect.
 pub const CAPTURED: &str = "captured (drill): ";
 
+/// An [`Executor`] wrapper that captures every drill effect except notices to `drill_safe` targets, and refuses live-mode effects.
 pub struct DrillExecutor {
     inner: Arc<dyn Executor>,
     targets: BTreeMap<String, Target>,

@@ -16,28 +16,43 @@ use std::sync::Mutex;
 /// One drill run, or one scheduled occurrence that did not run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRow {
+    /// Run id: `<playbook>.m<unix ms>` for manual runs; scheduled runs get their own id per occurrence.
     pub id: String,
+    /// Id of the playbook drilled.
     pub playbook_id: String,
+    /// File the drilled playbook was loaded from (informational).
     pub playbook_path: String,
+    /// sha256 (hex) of the exact playbook version drilled.
     pub playbook_hash: String,
     /// `schedule` or `manual`.
     pub origin: String,
+    /// Unix ms of the schedule occurrence this row is for; `None` for manual runs.
     pub scheduled_for: Option<i64>,
     /// `running`, `completed`, `incomplete`, `cancelled`, `failed`, `interrupted`,
     /// or for occurrences that did not run: `missed`, `suspended`, `blackout`, `refused-overlap`.
     pub status: String,
+    /// Why the run ended as it did or the occurrence was skipped; `None` for a normal run.
     pub reason: Option<String>,
+    /// Clock mode the run used: `real`, `virtual` or `xN`.
     pub clock: String,
+    /// Scenario seed: the same seed replays the same drill.
     pub seed: u64,
+    /// Unix ms when the row was claimed.
     pub created_at: i64,
+    /// Unix ms when the run started; `None` for occurrences that never ran.
     pub started_at: Option<i64>,
+    /// Unix ms when the run ended; `None` while running or if it never ran.
     pub finished_at: Option<i64>,
+    /// Total score 0..=100 from the after-action report; `None` until the run finishes with a report.
     pub score: Option<u32>,
+    /// `pass` or `fail` from the report; `None` until the run finishes with a report.
     pub verdict: Option<String>,
+    /// The after-action report as JSON; only filled by [`DrillIndex::get`], `None` in listings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<serde_json::Value>,
 }
 
+/// Handle on the drill tables of the main journal database; safe to share between threads.
 pub struct DrillIndex {
     conn: Mutex<Connection>,
 }
@@ -103,6 +118,7 @@ impl DrillIndex {
         Ok(())
     }
 
+    /// One run by id, with its report; `None` if there is no such run.
     pub fn get(&self, id: &str) -> anyhow::Result<Option<RunRow>> {
         let c = self.lock();
         let r = c
@@ -123,6 +139,7 @@ impl DrillIndex {
         Ok(rows)
     }
 
+    /// Ids of the newest 500 runs, newest first (for suggestions on a mistyped id).
     pub fn ids(&self) -> anyhow::Result<Vec<String>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT id FROM drill_runs ORDER BY created_at DESC LIMIT 500")?;
@@ -155,6 +172,7 @@ impl DrillIndex {
         )?)
     }
 
+    /// Suspends or resumes the scheduled drills of `playbook` (`crisis drill suspend`/`resume`).
     pub fn set_suspended(&self, playbook: &str, suspended: bool) -> anyhow::Result<()> {
         self.lock().execute(
             "INSERT INTO drill_schedules (playbook_id, suspended) VALUES (?1, ?2) ON CONFLICT(playbook_id) DO UPDATE SET suspended = ?2",
@@ -163,16 +181,19 @@ impl DrillIndex {
         Ok(())
     }
 
+    /// Whether scheduled drills of `playbook` are suspended; `false` if never set.
     pub fn suspended(&self, playbook: &str) -> anyhow::Result<bool> {
         let v: Option<i64> = self.lock().query_row("SELECT suspended FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0)).optional()?;
         Ok(v == Some(1))
     }
 
+    /// Unix ms up to which the schedule of `playbook` has been decided; `None` if never checked.
     pub fn last_checked(&self, playbook: &str) -> anyhow::Result<Option<i64>> {
         let v: Option<Option<i64>> = self.lock().query_row("SELECT last_checked FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0)).optional()?;
         Ok(v.flatten())
     }
 
+    /// Records that occurrences of `playbook` up to `at` (Unix ms) have been decided.
     pub fn set_last_checked(&self, playbook: &str, at: i64) -> anyhow::Result<()> {
         self.lock().execute(
             "INSERT INTO drill_schedules (playbook_id, last_checked) VALUES (?1, ?2) ON CONFLICT(playbook_id) DO UPDATE SET last_checked = ?2",

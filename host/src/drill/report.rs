@@ -20,25 +20,36 @@ use std::fmt::Write;
 /// One thing the drill controller did (an inject or a scripted responder action).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ControllerEntry {
+    /// Drill time it happened, Unix ms.
     pub at: i64,
+    /// Milliseconds of drill time since the drill start.
     pub offset_ms: i64,
     /// 1-based position in the scenario.
     pub inject: usize,
+    /// Inject kind as written in playbooks (`alert`, `ack`, `step-done`, ...).
     pub kind: String,
+    /// What the inject does, in one line.
     pub text: String,
+    /// What came of it; starts with `FAILED` when the engine refused the action.
     pub result: String,
 }
 
+/// One journal event of the drill incident, as shown in the report's timeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimelineRow {
+    /// Journal sequence number, to look the event up as evidence.
     pub seq: i64,
+    /// Drill time of the event, RFC 3339 UTC.
     pub at: String,
     /// Drill time since the start.
     pub offset: String,
+    /// Journal event kind (`opened`, `acknowledged`, ...).
     pub kind: String,
+    /// The event described for people.
     pub text: String,
 }
 
+/// What the drill would have sent, and what it really sent, as counts only.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Communications {
     /// Customer messages captured (never sent), by channel.
@@ -49,66 +60,113 @@ pub struct Communications {
     pub notices_captured: BTreeMap<String, u32>,
     /// Notices delivered to drill_safe targets (participants), by target.
     pub notices_delivered: BTreeMap<String, u32>,
+    /// Notices whose delivery failed.
     pub failed: u32,
 }
 
+/// One improvement-plan item: a criterion not rated `performed`, tied to the drilled playbook version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Improvement {
+    /// Item id, `<run id>-<n>`, numbered from 1.
     pub id: String,
+    /// Id of the criterion that fell short (`acknowledge`, `step:ID`, ...).
     pub criterion: String,
+    /// What fell short and what to change.
     pub description: String,
+    /// File of the drilled playbook, where the fix goes.
     pub playbook_path: String,
+    /// sha256 (hex) of the playbook version drilled, so later edits can be compared.
     pub playbook_hash: String,
+    /// Playbook section the fix concerns, e.g. `[assign] ack_within`.
     pub section: String,
+    /// Tracking status of the item; always `open` when the report is written.
     pub status: String,
 }
 
+/// The after-action report of one drill run, written as Markdown or JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AfterActionReport {
+    /// Id of the drill run.
     pub run_id: String,
+    /// Always `drill`, so a report can never be mistaken for a live incident's.
     pub mode: String,
+    /// How the run ended: `completed`, `incomplete` or `cancelled`.
     pub status: String,
+    /// Id of the drilled playbook.
     pub playbook_id: String,
+    /// Human title of the drilled playbook.
     pub playbook_name: String,
+    /// File the drilled playbook was loaded from.
     pub playbook_path: String,
+    /// sha256 (hex) of the drilled playbook version.
     pub playbook_hash: String,
+    /// Id of the drill incident (e.g. `DRL-1`); `None` if the drill never opened one.
     pub incident_id: Option<String>,
+    /// How drill time passed.
     pub clock: ClockMode,
+    /// Scenario seed; rerunning with it replays the same drill.
     pub seed: u64,
+    /// Schedule occurrence this run was for, RFC 3339 UTC; `None` for manual runs.
     pub scheduled_for: Option<String>,
+    /// Drill time the exercise started, RFC 3339 UTC.
     pub started_at: String,
+    /// Drill time the exercise ended, RFC 3339 UTC.
     pub ended_at: String,
     /// Drill time the exercise covered.
     pub drill_duration: String,
     /// Real time the run took (not part of the drill's record; varies run to run).
     pub wall_ms: u64,
+    /// The scenario that was played.
     pub scenario: Scenario,
+    /// What the drill controller did, in order: injects and scripted responder actions with their results.
     pub controller: Vec<ControllerEntry>,
+    /// Every journal event of the drill incident, in order.
     pub timeline: Vec<TimelineRow>,
+    /// Rated criteria, total and verdict.
     pub score: Score,
+    /// Findings of criteria rated `performed`.
     pub went_well: Vec<String>,
+    /// Shortfalls: lower-rated criteria, failed or undeduplicated injects, failed score hooks, an unfinished run.
     pub went_wrong: Vec<String>,
+    /// Counts of captured and delivered messages.
     pub communications: Communications,
+    /// The improvement plan, one item per criterion not performed.
     pub improvements: Vec<Improvement>,
 }
 
+/// Everything [`build`] needs from a finished run.
 pub struct Inputs<'a> {
+    /// Id of the drill run.
     pub run_id: &'a str,
+    /// The playbook that was drilled.
     pub pb: &'a Playbook,
+    /// How drill time passed.
     pub clock: ClockMode,
+    /// Scenario seed of the run.
     pub seed: u64,
+    /// Schedule occurrence (Unix ms) the run was for; `None` for manual runs.
     pub scheduled_for: Option<i64>,
+    /// Drill start, Unix ms of drill time.
     pub started_at: i64,
+    /// Drill end, Unix ms of drill time.
     pub ended_at: i64,
+    /// Real milliseconds the run took.
     pub wall_ms: u64,
+    /// How the run ended: `completed`, `incomplete` or `cancelled`.
     pub status: String,
+    /// The scenario that was played.
     pub scenario: &'a Scenario,
+    /// The drill controller's log.
     pub controller: Vec<ControllerEntry>,
+    /// Final state of the drill incident; `None` if none was opened.
     pub incident: Option<&'a Incident>,
+    /// The drill incident's journal events, in order.
     pub events: &'a [EventRecord],
+    /// The score computed from those events.
     pub score: Score,
 }
 
+/// Assembles the after-action report: timeline, communication counts, findings and the improvement plan.
 pub fn build(i: Inputs<'_>) -> AfterActionReport {
     let t0 = i.started_at;
     let timeline = i

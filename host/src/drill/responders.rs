@@ -18,9 +18,11 @@ use std::time::Duration;
 pub struct Rng(u64);
 
 impl Rng {
+    /// A stream determined entirely by `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x6372_6973_6973_2d64) // "crisis-d"
     }
+    /// The next number of the stream, uniform over all of `u64`.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -36,6 +38,7 @@ impl Rng {
     pub fn scaled(&mut self, base: Duration, lo_pct: u64, hi_pct: u64) -> Duration {
         Duration::from_secs((base.as_secs() * self.range(lo_pct, hi_pct) / 100).max(1))
     }
+    /// True `pct` times in a hundred.
     pub fn chance(&mut self, pct: u64) -> bool {
         self.range(0, 100) < pct
     }

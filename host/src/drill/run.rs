@@ -47,12 +47,17 @@ impl std::fmt::Debug for EngineHook {
 pub struct DrillOptions {
     /// Incident id prefix (default `DRL`, giving `DRL-1`); daemon runs use `DRL-<run id>`.
     pub incident_prefix: Option<String>,
+    /// Told about the drill's engine while it runs; `None` when nobody needs to reach it (standalone runs, tests).
     pub engine_hook: Option<EngineHook>,
+    /// Id of this run, used in `[DRILL <run>]` subjects, improvement ids and the report.
     pub run_id: String,
+    /// How drill time passes; on a virtual clock scripted responders always act.
     pub clock: ClockMode,
+    /// Scenario seed: the same seed replays the same drill.
     pub seed: u64,
     /// The schedule occurrence this run is for (Unix ms), if scheduled.
     pub scheduled_for: Option<i64>,
+    /// Where the drill incident's journal is kept.
     pub journal: Journal,
     /// Whether the default scripted responders act. Always on a virtual clock;
     /// on a real or sped-up clock people act unless this is set (responders the
@@ -82,10 +87,13 @@ impl DrillOptions {
 /// Why a drill could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
+    /// The playbook to drill is not loaded; `nearby` holds similar ids to suggest.
     #[error("no playbook `{id}` in the loaded set{}", if .nearby.is_empty() { String::new() } else { format!("; did you mean {}?", .nearby.join(", ")) })]
     NotFound { id: String, nearby: Vec<String> },
+    /// The scenario cannot be played: a scenario source failed or the scenario does not fit the playbook; fix the scenario or `[[drill.inject]]`.
     #[error("{0}")]
     Invalid(String),
+    /// The run broke down (journal, engine or store error); the drill has no report.
     #[error("drill failed: {0:#}")]
     Failed(#[from] anyhow::Error),
 }
@@ -98,9 +106,11 @@ impl From<EngineError> for DrillError {
 
 /// Everything a finished drill produced.
 pub struct DrillOutcome {
+    /// The after-action report, with the score.
     pub report: AfterActionReport,
     /// The drill incident's journal events.
     pub events: Vec<EventRecord>,
+    /// Final state of the drill incident; `None` if the drill never opened one.
     pub incident: Option<Incident>,
 }
 
@@ -108,7 +118,9 @@ pub struct DrillOutcome {
 /// before the built-in default) and score hooks.
 #[derive(Default, Clone)]
 pub struct Extensions {
+    /// Scenario sources asked in order; the first with a scenario wins, the built-in default comes last.
     pub sources: Vec<Arc<dyn ScenarioSource>>,
+    /// Score hooks whose criteria are added to the host's own.
     pub hooks: Vec<Arc<dyn ScoreHook>>,
 }
 

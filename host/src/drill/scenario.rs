@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 /// A drill scenario: what happens when, and who does what.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Scenario {
+    /// Human title shown in the report.
     pub title: String,
     /// Where it came from: `default`, `default+inline`, or a plugin name.
     pub source: String,
+    /// Timed entries in order of `at`; exactly one is the triggering alert.
     pub injects: Vec<Inject>,
 }
 

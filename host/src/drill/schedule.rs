@@ -21,13 +21,16 @@ pub enum Skip {
     Missed { late_ms: i64 },
     /// A later occurrence superseded it (only the newest late one runs).
     Superseded,
+    /// The playbook's drills are suspended (`crisis drill suspend`).
     Suspended,
+    /// The occurrence (or now) falls in a blackout window; `window` describes it (start – end and reason).
     Blackout { window: String },
     /// A run of the same playbook was still going.
     Overlap,
 }
 
 impl Skip {
+    /// The run status recorded for the skipped occurrence: `missed`, `suspended`, `blackout` or `refused-overlap`.
     pub fn status(&self) -> &'static str {
         match self {
             Skip::Missed { .. } | Skip::Superseded => "missed",
@@ -36,6 +39,7 @@ impl Skip {
             Skip::Overlap => "refused-overlap",
         }
     }
+    /// Why it was skipped, in a sentence for `crisis drill list` and the log.
     pub fn describe(&self) -> String {
         match self {
             Skip::Missed { late_ms } => format!("missed: noticed {} late, beyond the [drills] grace period", crate::incident::clock::fmt_span(*late_ms)),
@@ -50,11 +54,14 @@ impl Skip {
 /// What to do about one scheduled occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
+    /// Run the occurrence due `at`; `late_ms` is how far behind it is (within the grace period).
     Run { at: DateTime<Utc>, late_ms: i64 },
+    /// Record the occurrence due `at` as not run, for the reason in `skip`.
     Skip { at: DateTime<Utc>, skip: Skip },
 }
 
 impl Decision {
+    /// The occurrence this decision is about.
     pub fn at(&self) -> DateTime<Utc> {
         match self {
             Decision::Run { at, .. } | Decision::Skip { at, .. } => *at,
@@ -65,7 +72,9 @@ impl Decision {
 /// A parsed schedule: cron plus time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
+    /// The parsed `[drill] schedule` cron expression.
     pub cron: Cron,
+    /// Time zone the cron expression is read in (UTC unless `[drill] timezone` says otherwise).
     pub tz: Tz,
 }
 

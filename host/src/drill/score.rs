@@ -19,13 +19,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rating {
+    /// Performed without challenges: within the limit (3 points).
     Performed,
+    /// Performed with some challenges: up to 1.5 times the limit (2 points).
     SomeChallenges,
+    /// Performed with major challenges: up to 3 times the limit (1 point).
     MajorChallenges,
+    /// Unable to be performed: beyond 3 times the limit or not done; fails the drill (0 points).
     Unable,
 }
 
 impl Rating {
+    /// Points this rating earns, from 3 (performed) down to 0 (unable).
     pub fn points(self) -> u32 {
         match self {
             Rating::Performed => 3,
@@ -34,6 +39,7 @@ impl Rating {
             Rating::Unable => 0,
         }
     }
+    /// The rating as written in reports and JSON (`performed`, `some-challenges`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Rating::Performed => "performed",
@@ -65,8 +71,11 @@ pub const MAX_POINTS: u32 = 3;
 pub struct Criterion {
     /// Stable id: `acknowledge`, `activate`, `assign`, `report`, `communications`, `step:ID`, `outcome`, ...
     pub id: String,
+    /// Human title shown in the report, e.g. `Owner acknowledged`.
     pub title: String,
+    /// How well the objective was met.
     pub rating: Rating,
+    /// Points earned, always `rating.points()` (the host recomputes it for hook criteria).
     pub points: u32,
     /// What was measured (drill time), e.g. `4m 10s`.
     pub measured: Option<String>,
@@ -83,6 +92,7 @@ pub struct Criterion {
 }
 
 impl Criterion {
+    /// A host criterion with no measurement, limit or evidence yet.
     pub fn new(id: impl Into<String>, title: impl Into<String>, rating: Rating, finding: impl Into<String>, section: impl Into<String>) -> Self {
         Criterion {
             id: id.into(),
@@ -102,6 +112,7 @@ impl Criterion {
 /// The drill's score: every criterion, the 0–100 total and the verdict.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Score {
+    /// Every rated criterion: the host's first, then each hook's.
     pub criteria: Vec<Criterion>,
     /// Points over the maximum, normalised to 0..=100.
     pub total: u32,
@@ -114,16 +125,22 @@ pub struct Score {
 
 /// What a [`ScoreHook`] gets to judge.
 pub struct ScoreInput<'a> {
+    /// The playbook that was drilled.
     pub playbook: &'a Playbook,
+    /// Final state of the drill incident; `None` if the drill never opened one.
     pub incident: Option<&'a Incident>,
+    /// The drill incident's journal events, in order.
     pub events: &'a [EventRecord],
+    /// The scenario that was played.
     pub scenario: &'a Scenario,
 }
 
 /// Adds criteria to a drill's score (the `drill-sim` plugin's scoring export
 /// will implement this). Criteria it returns are rated like the host's own.
 pub trait ScoreHook: Send + Sync {
+    /// A short name recorded as the source of its criteria and in hook errors.
     fn name(&self) -> &str;
+    /// Extra criteria for this drill; an error is listed in the report and the hook's criteria are left out.
     fn criteria(&self, input: &ScoreInput<'_>) -> anyhow::Result<Vec<Criterion>>;
 }
 

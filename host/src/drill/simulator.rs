@@ -22,6 +22,7 @@ pub struct Simulator {
 }
 
 impl Simulator {
+    /// Uses the plugins loaded in `host`; each playbook names its own simulator in `[drill] simulator`.
     pub fn new(host: Arc<PluginHost>) -> Self {
         Simulator { host }
     }

@@ -25,6 +25,7 @@ pub struct Inject {
     /// For responder actions: delay after the action's precondition is met.
     #[serde(with = "dur", default)]
     pub after: Duration,
+    /// What happens, flattened into the same table (`kind = "..."` plus that kind's keys).
     #[serde(flatten)]
     pub kind: InjectKind,
 }
@@ -35,12 +36,16 @@ pub struct Inject {
 pub enum InjectKind {
     /// The triggering alert (opens the drill incident).
     Alert {
+        /// Alert labels; the playbook's trigger `match` labels must be among them.
         #[serde(default)]
         labels: BTreeMap<String, String>,
+        /// Report fields the alert carries (`nature`, `scope`, ...).
         #[serde(default)]
         fields: BTreeMap<String, String>,
+        /// Severity spelled `sev1`..`sev5`; `None` opens at the playbook's severity.
         #[serde(default)]
         severity: Option<String>,
+        /// Incident title; `None` uses the playbook's name.
         #[serde(default)]
         title: Option<String>,
     },
@@ -48,42 +53,54 @@ pub enum InjectKind {
     DuplicateAlert,
     /// `count` customer complaints arrive (attached as triggers from source `complaint`).
     ComplaintBurst {
+        /// How many complaints arrive at once (1..=10000, default 10).
         count: u32,
+        /// Customer channel they come in on (`phone`, `sms`, `email`, `social`); `None` if unspecified.
         #[serde(default)]
         channel: Option<String>,
     },
     /// The owner does not acknowledge for `duration` from `at`: forces escalation.
     NoAck {
+        /// How long the owner stays silent.
         #[serde(with = "dur")]
         duration: Duration,
     },
     /// A step fails when tried; the scripted responder retries after `retry_after`.
     StepFailure {
+        /// Id of the step that fails.
         step: String,
+        /// Error text recorded for the failure (default `injected failure`).
         reason: String,
+        /// Delay before the scripted responder tries the step again (default 15 minutes).
         #[serde(with = "dur")]
         retry_after: Duration,
     },
     /// Responder: acknowledge (default: the current commander).
     Ack {
+        /// Roster id of the person acknowledging; `None` means the current commander.
         #[serde(default)]
         by: Option<String>,
     },
     /// Responder: mark a step done once it is ready.
     StepDone {
+        /// Id of the step to mark done.
         step: String,
+        /// Roster id of the person marking it done; `None` means whoever holds the step's owner reference, else the commander.
         #[serde(default)]
         by: Option<String>,
     },
     /// Responder: approve the activation (no step) or an approval step.
     Approve {
+        /// Id of the approval step to approve; `None` approves the activation.
         #[serde(default)]
         step: Option<String>,
+        /// Roster id of the approver; `None` means whoever holds the `approval` reference the playbook names.
         #[serde(default)]
         by: Option<String>,
     },
     /// Responder: resolve once every step is finished.
     Resolve {
+        /// Roster id of the person resolving; `None` means the current commander.
         #[serde(default)]
         by: Option<String>,
     },

@@ -26,6 +26,7 @@ pub use refs::RefContext;
 /// Every file of a playbook set, read at one moment, with the set's hash.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// The `*.toml` files found, each with its path and full text, sorted by path within each directory.
     pub files: Vec<Source>,
     /// Problems reading paths (missing, unreadable, not UTF-8, empty directory).
     pub read_errors: Vec<Diagnostic>,
@@ -113,11 +114,14 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Diagnostic>
 /// The result of validating a snapshot: the playbooks if all were valid, and every problem.
 #[derive(Debug, Clone)]
 pub struct Validated {
+    /// Every playbook of the set sorted by id, or empty if any file had a problem.
     pub playbooks: Vec<Playbook>,
+    /// Every read and validation problem, sorted by path and position; empty when the set is valid.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Validated {
+    /// Whether the whole set is valid, so its playbooks may be loaded.
     pub fn is_ok(&self) -> bool {
         self.diagnostics.is_empty()
     }

@@ -8,10 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What playbook references are checked against: `crisis.toml` and the roster.
 #[derive(Debug, Clone, Default)]
 pub struct RefContext {
+    /// Notification target names from `crisis.toml` that `notify` and `channels` may name.
     pub targets: BTreeSet<String>,
+    /// Plugin names (configured and built-in) with the world each implements, which decides the steps that may call it.
     pub plugins: BTreeMap<String, World>,
+    /// Rota names in the roster, for `rota:NAME` references.
     pub rotas: BTreeSet<String>,
+    /// Team names in the roster, for `team:NAME` references.
     pub teams: BTreeSet<String>,
+    /// Roster ids of people, for `person:NAME` references and drill `by = ...`; empty means people are not checked.
     pub people: BTreeSet<String>,
     /// Roles people hold in the roster (e.g. `duty-manager`), besides the incident roles.
     pub roles: BTreeSet<String>,

@@ -13,6 +13,7 @@ macro_rules! vocabulary {
         impl $name {
             /// Every accepted spelling, for error messages.
             pub const ALL: &'static [&'static str] = &[$($text),+];
+            /// The spelling used in playbooks, the API and the journal.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
             }
@@ -111,12 +112,19 @@ vocabulary!(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Purpose {
+    /// The report notice of the `report` phase.
     Report,
+    /// The notice to `[activate] channels` when the response is activated.
     Activate,
+    /// Paging the commander (and other roles) in the `assign` phase.
     Page,
+    /// Paging the next rung of the escalation ladder after no acknowledgement.
     Escalate,
+    /// A notice that a phase or step missed its `within` deadline.
     Deadline,
+    /// Progress updates and stale warnings of the `track` phase.
     Track,
+    /// Sending the outcome report.
     Outcome,
     /// Messages a step sends (`step:ID`).
     Step(String),
@@ -197,9 +205,13 @@ vocabulary!(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Who {
+    /// Whoever is on duty on the named rota when the reference is resolved.
     Rota(String),
+    /// The named roster team.
     Team(String),
+    /// One person, by roster id.
     Person(String),
+    /// Whoever holds the role: an incident role (`commander`, `liaison`, `scribe`) or a roster role like `duty-manager`.
     Role(String),
 }
 
