@@ -5,10 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 
 macro_rules! vocabulary {
-    ($(#[$m:meta])* $name:ident, $what:literal, { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident, $what:literal, { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
             /// Every accepted spelling, for error messages.
@@ -40,7 +40,18 @@ macro_rules! vocabulary {
 
 vocabulary!(
     /// sev1 is the worst; ordering follows the number, so `sev1 < sev2`.
-    Severity, "severity", { Sev1 = "sev1", Sev2 = "sev2", Sev3 = "sev3", Sev4 = "sev4", Sev5 = "sev5" }
+    Severity, "severity", {
+        /// Critical: the business or many customers are hurt now.
+        Sev1 = "sev1",
+        /// Major: a customer-facing service is failing for many.
+        Sev2 = "sev2",
+        /// Moderate: degraded service or a limited group affected.
+        Sev3 = "sev3",
+        /// Minor: little customer impact.
+        Sev4 = "sev4",
+        /// Informational: worth tracking, no impact yet.
+        Sev5 = "sev5",
+    }
 );
 
 impl Severity {
@@ -53,10 +64,15 @@ impl Severity {
 vocabulary!(
     /// Complaint categories from customer-service practice.
     Category, "complaint category", {
+        /// The product itself is faulty or not as promised.
         ProductQuality = "product-quality",
+        /// How staff treated the customer.
         ServiceAttitude = "service-attitude",
+        /// How the service works: delays, errors, outages, policies.
         ServiceProcess = "service-process",
+        /// Charges, refunds and pricing.
         Price = "price",
+        /// Anything the other categories do not cover.
         Other = "other",
     }
 );
@@ -64,28 +80,49 @@ vocabulary!(
 vocabulary!(
     /// What an act step does; decides which plugin world it may call.
     StepKind, "step kind", {
+        /// Send people somewhere; done by a person.
         Dispatch = "dispatch",
+        /// Allocate resources; done by a person.
         Allocate = "allocate",
+        /// Message affected customers through an appeasement plugin.
         Appease = "appease",
+        /// Notify targets; runs by itself.
         Notify = "notify",
+        /// Any task a person marks done.
         Manual = "manual",
+        /// Waits for an approval by the named role.
         Approval = "approval",
     }
 );
 
 vocabulary!(
     /// Channels customers are reached on.
-    Channel, "customer channel", { Phone = "phone", Sms = "sms", Email = "email", Social = "social" }
+    Channel, "customer channel", {
+        /// A phone call.
+        Phone = "phone",
+        /// A text message.
+        Sms = "sms",
+        /// An e-mail.
+        Email = "email",
+        /// A social-media message or reply.
+        Social = "social",
+    }
 );
 
 vocabulary!(
     /// The six phases of a crisis plan, in order.
     Phase, "phase", {
+        /// The crisis is reported upward at once.
         Report = "report",
+        /// The plan is put into effect and channels are opened.
         Activate = "activate",
+        /// An owner is named and acknowledges.
         Assign = "assign",
+        /// The planned steps run.
         Act = "act",
+        /// Progress is followed and reported.
         Track = "track",
+        /// The outcome report is written and sent.
         Outcome = "outcome",
     }
 );
@@ -104,7 +141,12 @@ impl Phase {
 
 vocabulary!(
     /// Whether an incident is real or a drill; fixed by the host when it opens.
-    Mode, "mode", { Live = "live", Drill = "drill" }
+    Mode, "mode", {
+        /// A real incident: messages reach real people.
+        Live = "live",
+        /// An exercise: every message is captured, none is sent.
+        Drill = "drill",
+    }
 );
 
 /// Why a side effect was recorded; effects are counted per purpose, and a
@@ -193,12 +235,28 @@ impl fmt::Display for Purpose {
 
 vocabulary!(
     /// Fields a report may be required to carry.
-    ReportField, "report field", { Nature = "nature", Time = "time", Scope = "scope", Consequences = "consequences" }
+    ReportField, "report field", {
+        /// What is happening.
+        Nature = "nature",
+        /// When it started (filled in with the trigger time if not given).
+        Time = "time",
+        /// Who and what is affected.
+        Scope = "scope",
+        /// What is likely to follow if nothing is done.
+        Consequences = "consequences",
+    }
 );
 
 vocabulary!(
     /// Fields an outcome report may be required to carry.
-    OutcomeField, "outcome field", { Cause = "cause", Process = "process", Aftermath = "aftermath" }
+    OutcomeField, "outcome field", {
+        /// Why it happened.
+        Cause = "cause",
+        /// How it was handled.
+        Process = "process",
+        /// What follows: customer follow-up and improvements.
+        Aftermath = "aftermath",
+    }
 );
 
 /// A reference to who should do something: `rota:`, `team:`, `person:` or `role:`.
@@ -327,5 +385,12 @@ mod tests {
 
 vocabulary!(
     /// The plugin world a component implements; decides which steps may call it.
-    World, "plugin world", { Notifier = "notifier", Appeasement = "appeasement", Drill = "drill" }
+    World, "plugin world", {
+        /// Delivers notifications (outbound HTTP through the host).
+        Notifier = "notifier",
+        /// Composes customer messages; no network.
+        Appeasement = "appeasement",
+        /// Supplies drill injects and scores drills.
+        Drill = "drill",
+    }
 );
