@@ -17,6 +17,7 @@ use incident::{Actor, IncidentCmd, ReportFormat, Role, StepVerb, TriggerArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The parsed `crisis` command line: global options and one subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "crisis",
@@ -35,10 +36,12 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The subcommand to run (`crisis help` lists them).
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Every `crisis` subcommand with its arguments.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: API on loopback, journal, timers, side effects.
@@ -64,75 +67,104 @@ pub enum Command {
     Incident(IncidentCmd),
     /// Acknowledge an incident: stops escalation; you become commander if you were not.
     Ack {
+        /// Incident id to acknowledge, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Name a person for an incident role.
     Assign {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// Role to fill: the commander leads, the liaison talks to customers and
+        /// the public, the scribe keeps the record.
         #[arg(long, value_enum)]
         role: Role,
         /// Roster person id.
         #[arg(long, value_name = "PERSON")]
         to: String,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Approve the plan's activation, or an approval step with --step.
     Approve {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// Approve this playbook step (its id) instead of the activation.
         #[arg(long)]
         step: Option<String>,
+        /// Who approves (`--as PERSON`); must be, or hold the role of, the approver the playbook names.
         #[command(flatten)]
         actor: Actor,
     },
     /// Mark a step done or skip it.
     Step {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// Step id from the playbook (see `crisis incident show ID`).
         step: String,
+        /// `done` if the step was carried out, `skip` if it is not needed.
         #[arg(value_enum)]
         action: StepVerb,
+        /// Optional note recorded with the step in the timeline.
         #[arg(long)]
         note: Option<String>,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Add a progress note to the timeline.
     Update {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// The progress note, as it should appear in the timeline.
         #[arg(long)]
         note: String,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Write the outcome report (cause, process, aftermath).
     Outcome {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// What caused the crisis. Required if the playbook's outcome requires `cause`.
         #[arg(long, default_value = "")]
         cause: String,
+        /// How it was handled. Required if the playbook's outcome requires `process`.
         #[arg(long, default_value = "")]
         process: String,
+        /// What follows: remedies, compensation, prevention. Required if the playbook's
+        /// outcome requires `aftermath`.
         #[arg(long, default_value = "")]
         aftermath: String,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Resolve: the crisis is over; unfinished steps are skipped and the dedup key is released.
     Resolve {
+        /// Incident id to resolve, e.g. INC-12.
         id: String,
+        /// Who is acting (`--as PERSON`), recorded in the journal.
         #[command(flatten)]
         actor: Actor,
     },
     /// Print an incident's journal; --follow keeps printing until it closes.
     Timeline {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// Keep polling and printing new events until the incident closes.
         #[arg(long)]
         follow: bool,
     },
     /// The outcome report of an incident.
     Report {
+        /// Incident id, e.g. INC-12 (see `crisis incident list`).
         id: String,
+        /// `md` for a Markdown report, `json` for the report as the daemon stores it.
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
     },

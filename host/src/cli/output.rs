@@ -8,12 +8,17 @@ use crate::diag::Diagnostic;
 /// A failed command: its exit code, a one-line message, and any diagnostics.
 #[derive(Debug)]
 pub struct Failure {
+    /// Process exit code: 1 failure, 2 invalid input, 3 not found, 4 daemon unreachable.
     pub code: u8,
+    /// One-line explanation printed as `error: ...`; empty if the command already
+    /// printed its result and only the exit code is left.
     pub message: String,
+    /// File/line diagnostics printed before the message (e.g. playbook validation).
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Failure {
+    /// A failure with an explicit exit code and no diagnostics.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
         Failure { code, message: message.into(), diagnostics: Vec::new() }
     }

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RunMode {
+    /// A real incident: outbound requests are sent and customers are reached.
     #[default]
     Live,
+    /// An exercise: outbound requests are captured and answered by the host (except
+    /// `drill_allow` hosts), so nothing reaches customers or providers.
     Drill,
 }
 
@@ -23,11 +26,16 @@ pub enum RunMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The worst severity: the highest customer impact.
     Sev1,
+    /// Serious, one step below the worst.
     Sev2,
+    /// Moderate; the default when a playbook or caller names none.
     #[default]
     Sev3,
+    /// Minor, limited customer impact.
     Sev4,
+    /// The least severe level.
     Sev5,
 }
 
@@ -35,10 +43,15 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
+    /// Complaints about the product itself (defects, safety, quality).
     ProductQuality,
+    /// Complaints about how staff treated the customer.
     ServiceAttitude,
+    /// Complaints about the service process (delays, handoffs, policy).
     ServiceProcess,
+    /// Complaints about pricing, charges or refunds.
     Price,
+    /// Anything not covered above; the default.
     #[default]
     Other,
 }
@@ -47,10 +60,14 @@ pub enum Category {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
+    /// A phone call; the host places it, the plugin writes the script.
     Phone,
+    /// A text message; the default channel.
     #[default]
     Sms,
+    /// An email; `subject` is used.
     Email,
+    /// A reply or direct message on a social network.
     Social,
 }
 
@@ -59,8 +76,12 @@ pub enum Channel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Invocation {
+    /// Unique per logical side effect and stable across retries of the same
+    /// intent; plugins pass it to providers as an idempotency key.
     pub invocation_id: String,
+    /// Id of the incident this call acts for (e.g. `INC-12`).
     pub incident_id: String,
+    /// Live or drill, set by the host; in drills outbound HTTP is captured.
     pub mode: RunMode,
     /// Host clock (virtual in drills), Unix ms. 0 means "now".
     pub now_unix_ms: u64,
@@ -72,13 +93,21 @@ pub struct Invocation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct IncidentInfo {
+    /// The incident's id as the engine assigned it (e.g. `INC-12`).
     pub id: String,
+    /// Human-readable incident title shown in notifications.
     pub title: String,
+    /// Id of the playbook the incident runs.
     pub playbook_id: String,
+    /// Current severity; may change during the incident.
     pub severity: Severity,
+    /// Complaint category, taken from the playbook.
     pub category: Category,
+    /// Current phase: `report`, `activate`, `assign`, `act`, `track` or `outcome`.
     pub phase: String,
+    /// Short free-text description of what is happening, for message bodies.
     pub summary: String,
+    /// Key/value labels from the trigger (e.g. `region=eu`), in trigger order.
     pub labels: Vec<(String, String)>,
 }
 
@@ -86,11 +115,16 @@ pub struct IncidentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Notification {
+    /// The incident the notification is about.
     pub incident: IncidentInfo,
     /// Target name from the daemon config (e.g. `superiors`).
     pub target: String,
+    /// Subject or title line, already rendered by the engine.
     pub subject: String,
+    /// Plain-text body, already rendered by the engine; the plugin formats it
+    /// for its provider.
     pub body_text: String,
+    /// Extra key/values from the playbook step, passed through unchanged.
     pub params: Vec<(String, String)>,
 }
 
@@ -99,14 +133,19 @@ pub struct Notification {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct NotifyTarget {
+    /// Target-specific settings (e.g. `url`, `channel`); on a key clash they win
+    /// over the grant's `config`.
     pub config: BTreeMap<String, String>,
 }
 
 /// A notifier's successful answer. Why: journaled as the call's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Receipt {
+    /// The provider's id for the sent message, or None if it returned none.
     pub provider_id: Option<String>,
+    /// HTTP status of the final provider response, or None if no request was made.
     pub http_status: Option<u16>,
+    /// Free-text note from the plugin for the journal (e.g. "posted to #ops").
     pub detail: String,
 }
 
@@ -115,10 +154,15 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct CustomerRef {
+    /// The host's customer id; opaque to the plugin, never contact data.
     pub id: String,
+    /// Customer segment, e.g. `affected` or `enterprise`.
     pub segment: String,
+    /// Service tier, e.g. `vip` or `standard`; plugins may vary tone or compensation by it.
     pub tier: String,
+    /// Preferred language as a BCP 47 tag, e.g. `zh-CN` or `en`.
     pub locale: String,
+    /// The channel the host will deliver on; the plugin shapes text for it.
     pub channel: Channel,
 }
 
@@ -126,10 +170,16 @@ pub struct CustomerRef {
 /// captures it in a drill).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ComposedMessage {
+    /// Channel this message is written for; normally the customer's channel.
     pub channel: Channel,
+    /// BCP 47 language tag of the text.
     pub locale: String,
+    /// Subject line for channels that have one (email), else None.
     pub subject: Option<String>,
+    /// The text the customer receives.
     pub body: String,
+    /// The compensation offer included in `body`, stated separately so the host
+    /// can count and report it; None if nothing is offered.
     pub compensation: Option<String>,
 }
 
@@ -137,39 +187,58 @@ pub struct ComposedMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InjectKind {
+    /// The triggering alert that opens the incident.
     Alert,
+    /// A burst of customer complaints; `payload_json` is `{"count": n, "channel": ..}`.
     ComplaintBurst,
+    /// The same alert again; the engine is expected to dedup it.
     DuplicateAlert,
+    /// A participant does not acknowledge; `target` names the role.
     NoAck,
+    /// A scripted acknowledgement.
     Ack,
+    /// A playbook step fails; `target` names the step id.
     StepFailure,
+    /// A playbook step completes; `target` names the step id.
     StepDone,
+    /// A scripted outcome report.
     Outcome,
 }
 
 /// One timed inject. Why: the drill runner schedules it on its (virtual) clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inject {
+    /// When to fire, in milliseconds after the drill starts (drill clock).
     pub at_offset_ms: u64,
+    /// What happens; decides how `target` and `payload_json` are read.
     pub kind: InjectKind,
+    /// Role or step id the inject is about (see [`InjectKind`]), None if unused.
     pub target: Option<String>,
+    /// Kind-specific details as a JSON document; empty when the kind needs none.
     pub payload_json: String,
 }
 
 /// A drill scenario. Why: what `drill_plan` returns for the runner to play.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
+    /// Scenario title shown in the drill report.
     pub title: String,
+    /// Severity the drill incident is opened with.
     pub severity: Severity,
+    /// The timed events to play, in any order; the runner sorts by offset.
     pub injects: Vec<Inject>,
 }
 
 /// An extra scoring criterion from the simulator. Why: added to the host's own score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Criterion {
+    /// Short criterion name shown in the score table (e.g. `ack within 5 min`).
     pub name: String,
+    /// Points earned, at most `max_points`.
     pub points: u32,
+    /// Points available for this criterion; added to the drill's maximum score.
     pub max_points: u32,
+    /// Why these points were given or withheld, for the after-action report.
     pub note: String,
 }
 
@@ -177,8 +246,11 @@ pub struct Criterion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
+    /// Sends notifications (webhook, chat, SMS, email); may use outbound HTTP.
     Notifier,
+    /// Composes customer messages; pure text work, no network.
     Appeasement,
+    /// Plans and scores drill scenarios; no network.
     Drill,
 }
 
@@ -217,25 +289,39 @@ impl std::str::FromStr for World {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum HttpDisposition {
     /// Sent upstream; the upstream status.
-    Sent { status: u16 },
+    Sent {
+        /// HTTP status of the upstream response.
+        status: u16,
+    },
     /// Drill mode: not sent; answered by the host with a synthetic 200.
     Captured,
     /// Refused by policy before anything left the host.
-    Denied { reason: String },
+    Denied {
+        /// Which rule refused it (allow-list, private address, size), for the operator.
+        reason: String,
+    },
     /// Sent or attempted but failed in transit.
-    Failed { error: String },
+    Failed {
+        /// The transport error (DNS, connect, TLS, timeout, body too large).
+        error: String,
+    },
 }
 
 /// A record of one outbound request. Secret header values are redacted.
 /// Why: part of every call's outcome, so the journal holds what a plugin did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRecord {
+    /// HTTP method as sent, e.g. `POST`.
     pub method: String,
+    /// Full request URL as the plugin built it.
     pub url: String,
+    /// Request headers in order, with injected secret values replaced by a redaction marker.
     pub headers: Vec<(String, String)>,
+    /// Size of the request body in bytes.
     pub body_bytes: usize,
     /// First 256 bytes of the body, lossy UTF-8.
     pub body_preview: String,
+    /// Whether the request was sent, captured, denied or failed.
     pub disposition: HttpDisposition,
 }
 
@@ -243,8 +329,11 @@ pub struct HttpRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
+    /// Written deliberately through the `host.log` import.
     Log,
+    /// Captured from the guest's standard output.
     Stdout,
+    /// Captured from the guest's standard error.
     Stderr,
 }
 
@@ -252,8 +341,11 @@ pub enum LogSource {
 /// outcome so `crisis plugin call` and the journal can show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
+    /// Which stream the line came from.
     pub source: LogSource,
+    /// `trace`, `debug`, `info`, `warn` or `error`; captured stdout/stderr is `info`.
     pub level: String,
+    /// The text, truncated with a marker once the per-call log limit is reached.
     pub message: String,
 }
 
@@ -261,8 +353,11 @@ pub struct LogLine {
 /// journal records which version produced a result across hot reloads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRef {
+    /// Name the plugin is registered under (file stem, manifest name or built-in name).
     pub name: String,
+    /// Version string the plugin reported from `meta.describe`.
     pub version: String,
+    /// Hex SHA-256 of the component bytes; identifies the exact build.
     pub sha256: String,
 }
 
@@ -270,9 +365,13 @@ pub struct PluginRef {
 /// the HTTP records (drill captures included) and logs with the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallOutcome<T> {
+    /// What the plugin returned.
     pub value: T,
+    /// The plugin version that served the call.
     pub plugin: PluginRef,
+    /// Every outbound request the call made, in order (sent, denied or captured).
     pub http: Vec<HttpRecord>,
+    /// Log and stdout/stderr lines the call produced, size-capped.
     pub logs: Vec<LogLine>,
 }
 
@@ -280,22 +379,33 @@ pub struct CallOutcome<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "path")]
 pub enum PluginSource {
+    /// Embedded in the crisis binary (`webhook-notify`, `appease-script`, `drill-sim`).
     Builtin,
+    /// Loaded from this `.wasm` file in the plugin directory.
     File(std::path::PathBuf),
+    /// Handed in as bytes by a caller (e.g. [`PluginHost::reload`](super::PluginHost::reload) or inspect).
     Bytes,
 }
 
 /// One row of `crisis plugin list`. Why: operators see quarantine and crash counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginStatus {
+    /// Name the plugin is registered and called under.
     pub name: String,
+    /// Version string from `meta.describe`.
     pub version: String,
+    /// Hex SHA-256 of the running component's bytes.
     pub sha256: String,
+    /// Which kind of plugin it is; decides which playbook steps may use it.
     pub world: World,
+    /// Built-in, file or bytes.
     pub source: PluginSource,
+    /// True if this version is refused after repeated faults; new bytes or
+    /// `crisis plugin unquarantine` lift it.
     pub quarantined: bool,
     /// Faults (traps, timeouts, out-of-memory) within the quarantine window.
     pub crashes: u32,
+    /// Calls started on this version since it was loaded.
     pub calls: u64,
     /// Effective outbound allow-list (declared ∩ granted); empty = no egress.
     pub effective_hosts: Vec<String>,
@@ -306,10 +416,16 @@ pub struct PluginStatus {
 /// What `meta.describe` said. Why: shown by inspect and used for declared hosts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PluginDescription {
+    /// The name the plugin gives itself (may differ from its registered name).
     pub name: String,
+    /// The plugin's own version string, e.g. `1.2.0`.
     pub version: String,
+    /// One-line human description of what the plugin does.
     pub description: String,
+    /// Hosts the plugin wants to reach (`host`, `host:port`, `*.domain` or `*`);
+    /// the effective allow-list is this intersected with the operator's grant.
     pub allowed_hosts: Vec<String>,
+    /// Configuration keys the plugin reads with `host.config`.
     pub config_keys: Vec<String>,
 }
 
@@ -317,13 +433,20 @@ pub struct PluginDescription {
 /// component before deploying it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inspection {
+    /// The plugin world the component implements.
     pub world: World,
+    /// The `crisis:plugin` package version it was built against, e.g. `0.1.0`.
     pub api_version: String,
+    /// Every import of the component, fully qualified (e.g. `wasi:http/outgoing-handler@0.2.12`).
     pub imports: Vec<String>,
+    /// Every export of the component, fully qualified.
     pub exports: Vec<String>,
     /// Capabilities implied by imports, e.g. `outbound-http`.
     pub capabilities: Vec<String>,
+    /// Hex SHA-256 of the file; pin it in a manifest's `sha256`.
     pub sha256: String,
+    /// Size of the component file in bytes.
     pub size_bytes: usize,
+    /// What the plugin's `meta.describe` returned at load.
     pub describe: PluginDescription,
 }

@@ -13,12 +13,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", content = "message", rename_all = "lowercase")]
 pub enum PluginError {
+    /// Bad or missing configuration (grant or target `config`); not retried:
+    /// fix the configuration.
     #[error("configuration error: {0}")]
     Config(String),
+    /// The host refused a capability the plugin needed (host, secret, size);
+    /// not retried: widen the grant if the access is intended.
     #[error("denied: {0}")]
     Denied(String),
+    /// May succeed later (upstream 5xx, timeout, rate limit); the engine
+    /// retries with the same invocation id.
     #[error("transient error (may be retried): {0}")]
     Transient(String),
+    /// Rejected upstream for good (4xx, invalid recipient); not retried.
     #[error("permanent error: {0}")]
     Permanent(String),
 }
@@ -27,36 +34,102 @@ pub enum PluginError {
 /// says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginCallError {
+    /// The call was interrupted at its deadline. Counts as a fault toward
+    /// quarantine; retryable with the same invocation id.
     #[error("plugin `{plugin}` ran past its {budget_ms} ms budget and was stopped; raise `limits.timeout_ms` in its grant if the work is legitimately slow")]
     Timeout {
+        /// Registered name of the plugin that was called.
         plugin: String,
+        /// The deadline that was exceeded, in milliseconds (the grant's limit or
+        /// the invocation's tighter budget).
         budget_ms: u64,
         /// Outbound requests made before the deadline (journal them: some may have been sent).
         http: Vec<HttpRecord>,
     },
     #[error("plugin `{plugin}` exhausted a resource limit ({detail}); raise `limits.memory_mb` in its grant or fix the plugin")]
-    ResourceExhausted { plugin: String, detail: String },
+    /// The guest hit its memory, table or stack limit. Counts as a fault;
+    /// not retried.
+    ResourceExhausted {
+        /// Registered name of the plugin that was called.
+        plugin: String,
+        /// Which limit was hit, e.g. "linear memory limit of 32 MiB reached".
+        detail: String,
+    },
     #[error("plugin `{plugin}` crashed: {trap}")]
-    Crashed { plugin: String, trap: String, http: Vec<HttpRecord> },
+    /// The guest trapped (panic, `unreachable`, bad memory access). Counts as
+    /// a fault; not retried.
+    Crashed {
+        /// Registered name of the plugin that was called.
+        plugin: String,
+        /// The trap message with backtrace, plus the tail of the guest's stderr.
+        trap: String,
+        /// Outbound requests made before the crash (journal them: some may have been sent).
+        http: Vec<HttpRecord>,
+    },
+    /// The plugin returned an error on purpose; retried only if it is
+    /// [`PluginError::Transient`].
     #[error("plugin `{plugin}` returned an error: {error}")]
     Plugin {
+        /// Registered name of the plugin that was called.
         plugin: String,
+        /// The error exactly as the plugin returned it.
         error: PluginError,
         /// Outbound requests the call made (e.g. the request that got a 503).
         http: Vec<HttpRecord>,
     },
     #[error("plugin `{plugin}` may not do this: {reason}")]
-    Denied { plugin: String, reason: String },
+    /// The host refused the call itself, e.g. the plugin's world does not
+    /// fit the call; fix the playbook step or the plugin choice.
+    Denied {
+        /// Registered name of the plugin that was called.
+        plugin: String,
+        /// What was refused and why, in words for the operator.
+        reason: String,
+    },
     #[error("plugin `{plugin}` version {sha256_short} is quarantined after {crashes} crashes; fix or replace the file (a new version is loaded fresh) or run `crisis plugin unquarantine {plugin}`")]
-    Quarantined { plugin: String, sha256_short: String, crashes: u32 },
+    /// This version is quarantined after repeated faults; every call is
+    /// refused until new bytes are loaded or it is unquarantined.
+    Quarantined {
+        /// Registered name of the plugin that was called.
+        plugin: String,
+        /// First 12 hex digits of the quarantined version's SHA-256.
+        sha256_short: String,
+        /// Faults counted within the quarantine window.
+        crashes: u32,
+    },
     #[error("no plugin named `{plugin}` is loaded; built-ins are webhook-notify, appease-script and drill-sim, others come from the plugin directory")]
-    NotFound { plugin: String },
+    /// No plugin is registered under that name; check the playbook step and
+    /// the plugin directory.
+    NotFound {
+        /// The name that was asked for.
+        plugin: String,
+    },
     #[error("plugin `{plugin}` could not be loaded: {source}")]
-    Load { plugin: String, source: LoadError },
+    /// An unregistered component given for a one-off call was refused at load.
+    Load {
+        /// Name the component was to be called under.
+        plugin: String,
+        /// Why it was refused.
+        source: LoadError,
+    },
     #[error("plugin `{plugin}` could not start: the host's instance pool is full ({detail}); retry, or raise the engine's pool sizes")]
-    Busy { plugin: String, detail: String },
+    /// Every instance slot is in use. Not the plugin's fault (never counts
+    /// toward quarantine); retryable.
+    Busy {
+        /// Registered name of the plugin that was called.
+        plugin: String,
+        /// The pool's error message.
+        detail: String,
+    },
     #[error("bad input for plugin `{plugin}`: {message}")]
-    Input { plugin: String, message: String },
+    /// The caller's input could not be turned into the plugin's arguments
+    /// (e.g. malformed JSON for `crisis plugin call`); fix the input.
+    Input {
+        /// Name the plugin was to be called under.
+        plugin: String,
+        /// What is wrong with the input.
+        message: String,
+    },
 }
 
 impl PluginCallError {
@@ -97,30 +170,83 @@ impl PluginCallError {
 /// `crisis plugin inspect` print these to the person who wrote the plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
+    /// The file is a precompiled wasmtime artifact; those are never loaded (they
+    /// would be trusted as native code unchecked): ship the `.wasm` component.
     #[error("the file is a precompiled artifact (.cwasm); crisis only loads WebAssembly components (.wasm) and compiles them itself")]
     Precompiled,
+    /// The bytes are not a WebAssembly component (a core module, a corrupt or
+    /// truncated file).
     #[error("not a valid WebAssembly component: {0}; build it for wasm32-wasip2 (or with componentize-py/jco) against the crisis:plugin@0.1.0 WIT")]
     Invalid(String),
     #[error("the component exports no crisis plugin world (expected `crisis:plugin/notify`, `crisis:plugin/appease` or `crisis:plugin/simulate` @0.1.x, plus `crisis:plugin/meta`); it exports: {exports}")]
-    NoWorld { exports: String },
+    /// The component exports no plugin interface, or lacks `meta`.
+    NoWorld {
+        /// What the component does export, comma-separated.
+        exports: String,
+    },
+    /// The component exports the interfaces of more than one world.
     #[error("the component exports more than one plugin world ({0}); build one component per world")]
     SeveralWorlds(String),
     #[error("unsupported API version: the component targets `{found}`, this host supports crisis:plugin@0.1.x; rebuild it against plugins/wit/crisis-plugin@0.1.0")]
-    UnsupportedVersion { found: String },
+    /// The component targets a `crisis:plugin` version this host does not speak.
+    UnsupportedVersion {
+        /// The export or import naming the unsupported version, e.g.
+        /// `crisis:plugin/notify@0.2.0`.
+        found: String,
+    },
     #[error("the `{world}` world may not import `{import}`{hint}; remove that import (capabilities are imports, and this world is not granted it)")]
-    ForbiddenImport { world: World, import: String, hint: String },
+    /// The component imports something its world is not allowed, e.g.
+    /// outbound HTTP in an appeasement plugin.
+    ForbiddenImport {
+        /// The world the component implements.
+        world: World,
+        /// The refused import, fully qualified with its version.
+        import: String,
+        /// Extra explanation appended to the message (leading space included), or empty.
+        hint: String,
+    },
     #[error("expected a `{expected}` plugin but the component implements `{found}`")]
-    WrongWorld { expected: World, found: World },
+    /// The manifest or caller asked for a different world than the component
+    /// implements.
+    WrongWorld {
+        /// The world the manifest's `world` or the caller required.
+        expected: World,
+        /// The world the component actually implements.
+        found: World,
+    },
     #[error("sha256 mismatch: the manifest pins {expected} but the file hashes to {actual}")]
-    ShaMismatch { expected: String, actual: String },
+    /// The file does not match the manifest's `sha256` pin: the file changed
+    /// or the pin is stale.
+    ShaMismatch {
+        /// Hex SHA-256 pinned in the manifest.
+        expected: String,
+        /// Hex SHA-256 of the file as read.
+        actual: String,
+    },
     #[error("manifest {path}: {message}")]
-    Manifest { path: String, message: String },
+    /// The sidecar `NAME.toml` manifest is not valid TOML or has unknown keys.
+    Manifest {
+        /// Path of the manifest file, as displayed.
+        path: String,
+        /// The parser's error, with line and column.
+        message: String,
+    },
+    /// wasmtime could not compile the component or load its cached artifact.
     #[error("compiling the component failed: {0}")]
     Compile(String),
+    /// The component's imports could not be linked to the host's.
     #[error("linking the component failed: {0}")]
     Link(String),
+    /// `meta.describe` trapped or timed out under the init budget, or declared
+    /// a host pattern that does not parse.
     #[error("`meta.describe` failed at load: {0}")]
     Describe(String),
     #[error("I/O error on {path}: {message}")]
-    Io { path: String, message: String },
+    /// A file (component, manifest or cache entry) could not be read or written.
+    Io {
+        /// The file or directory involved, as displayed.
+        path: String,
+        /// The operating-system error.
+        message: String,
+    },
 }

@@ -69,7 +69,10 @@ pub struct InjectRule {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum SecretRef {
+    /// Read from this environment variable of the daemon process; must be non-empty.
     Env(String),
+    /// Read from this file (trailing newlines trimmed); must be non-empty and
+    /// readable by the daemon user.
     File(PathBuf),
 }
 

@@ -40,11 +40,14 @@ pub struct PluginHostConfig {
     pub grants: BTreeMap<String, PluginGrant>,
     /// Load `webhook-notify`, `appease-script` and `drill-sim`.
     pub load_builtins: bool,
+    /// wasmtime engine settings: pooling allocator sizes and related knobs.
     pub engine: EngineOptions,
+    /// Upper bounds that grant `limits` overrides are clamped to.
     pub caps: LimitCaps,
     /// Faults (trap, timeout, out-of-memory) within `quarantine_window` that
     /// quarantine a plugin version.
     pub quarantine_after: u32,
+    /// Sliding window in which faults are counted toward `quarantine_after`.
     pub quarantine_window: Duration,
 }
 
@@ -67,12 +70,22 @@ impl Default for PluginHostConfig {
 /// and names which part failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HostInitError {
+    /// wasmtime (or the host's I/O runtime) could not be started, e.g. the
+    /// machine refused the memory reservation.
     #[error("could not start the WebAssembly engine: {0}")]
     Engine(String),
+    /// A `[plugins.NAME]` grant is invalid or names a secret that cannot be read.
     #[error("plugin grant: {0}")]
     Grant(#[from] GrantError),
+    /// A built-in plugin was refused at load; a grant for it may be too restrictive.
     #[error("built-in plugin `{name}` failed to load: {source}")]
-    Builtin { name: String, source: LoadError },
+    Builtin {
+        /// Name of the built-in, e.g. `webhook-notify`.
+        name: String,
+        /// Why it was refused (usually a grant limit too tight for `describe`).
+        source: LoadError,
+    },
+    /// The compiled-component cache directory could not be created or used.
     #[error("plugin cache: {0}")]
     Cache(LoadError),
 }

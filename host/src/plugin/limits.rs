@@ -34,15 +34,25 @@ pub struct LimitOverrides {
 /// carried with the plugin version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Wall-clock deadline for one call, outbound HTTP included.
     pub call_budget: Duration,
+    /// Deadline for instantiation plus `meta.describe` at load.
     pub init_budget: Duration,
+    /// Linear memory allowed per call, summed over all the component's memories.
     pub memory_bytes: usize,
+    /// Largest size any one table may grow to, in elements.
     pub table_elements: usize,
+    /// Most core instances one store (one call) may create.
     pub instances: usize,
+    /// Most tables one store may hold.
     pub tables: usize,
+    /// Most linear memories one store may hold (interpreted guests use several).
     pub memories: usize,
+    /// Largest outbound request body the plugin may send, in bytes.
     pub max_request_bytes: usize,
+    /// Largest response body the host reads for the plugin, in bytes.
     pub max_response_bytes: usize,
+    /// Captured log/stdout/stderr bytes kept per call; the rest is cut with a marker.
     pub max_log_bytes: usize,
     /// 0 = fresh instance per call; N = reuse an instance for up to N live calls.
     pub warm_calls: u32,
@@ -52,10 +62,15 @@ pub struct Limits {
 /// loosen limits, but not past what this machine can afford.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCaps {
+    /// Longest call budget a grant may set (default 60 s).
     pub max_timeout: Duration,
+    /// Most linear memory a grant may give one call (default 256 MiB).
     pub max_memory_bytes: usize,
+    /// Largest request or response body limit a grant may set (default 16 MiB).
     pub max_body_bytes: usize,
+    /// Largest per-call captured-output limit a grant may set (default 1 MiB).
     pub max_log_bytes: usize,
+    /// Most live calls a grant may let one warm instance serve (default 10 000).
     pub max_warm_calls: u32,
 }
 

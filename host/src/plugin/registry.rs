@@ -126,6 +126,7 @@ impl Registry {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginManifest {
+    /// The `[plugin]` table; all of its keys are optional.
     pub plugin: ManifestPlugin,
 }
 
@@ -133,9 +134,13 @@ pub struct PluginManifest {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManifestPlugin {
+    /// Name to register the plugin under instead of the file stem.
     pub name: Option<String>,
+    /// Expected world; the file is refused if the component implements another.
     pub world: Option<World>,
+    /// Hex SHA-256 pin; the file is refused if its bytes hash differently.
     pub sha256: Option<String>,
+    /// Declared hosts, replacing what `meta.describe` declares; None keeps the plugin's own.
     pub allowed_hosts: Option<Vec<String>>,
 }
 
@@ -165,7 +170,10 @@ pub struct ScanReport {
 /// One refused file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScanError {
+    /// The `.wasm` or `.toml` file (or the directory) that failed.
     pub path: PathBuf,
+    /// Plugin name the file would register under; empty if the directory itself failed.
     pub plugin: String,
+    /// Why it failed, ready to show to the operator.
     pub message: String,
 }
