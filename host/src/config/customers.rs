@@ -10,8 +10,10 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::Path;
 
+/// A customer an appeasement step may message, as read from the customer source.
 #[derive(Debug, Clone, Serialize)]
 pub struct Customer {
+    /// The customer's stable id in the customer source; reports and plugins refer to them by it.
     pub id: String,
     /// e.g. `affected`, `enterprise`, `retail`.
     pub segment: String,
@@ -19,15 +21,20 @@ pub struct Customer {
     pub tier: String,
     /// BCP 47 tag, e.g. `zh-CN`, `en`.
     pub locale: String,
+    /// How this customer prefers to be reached; selects which [`Contact`] address a notifier uses.
     pub channel: Channel,
+    /// Private contact details; never serialized, logged or shown to plugins.
     pub contact: Contact,
 }
 
 /// A customer's name, phone and email. Never printed, logged or serialized.
 #[derive(Clone, Default)]
 pub struct Contact {
+    /// The customer's name as the message should address them.
     pub name: String,
+    /// Phone number used for every non-email channel (SMS, voice, chat apps).
     pub phone: String,
+    /// Email address used when the channel is email.
     pub email: String,
 }
 

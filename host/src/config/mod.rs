@@ -38,6 +38,7 @@ pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Target {
     /// `log` or a notifier plugin.
     pub plugin: String,
+    /// Whether drills may really deliver to this target; otherwise drill messages only go to the log.
     pub drill_safe: bool,
     /// Non-secret settings passed to the plugin; `secret:NAME` values are resolved by the host.
     pub config: BTreeMap<String, String>,
@@ -46,7 +47,9 @@ pub struct Target {
 /// Where a secret's value comes from. Values are never written in config files.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub enum SecretRef {
+    /// Read from this environment variable of the daemon.
     Env(String),
+    /// Read from this file (trailing newline stripped); resolved against the config file's directory.
     File(PathBuf),
 }
 
@@ -65,43 +68,67 @@ impl SecretRef {
 /// Header injection: the host adds `header: prefix + secret` for requests to `host`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Inject {
+    /// The host name whose outgoing requests get the header.
     pub host: String,
+    /// The header name to set, e.g. `Authorization`.
     pub header: String,
+    /// The name of the `[secrets]` entry whose value goes in the header.
     pub secret: String,
+    /// Text put before the secret value, e.g. `Bearer `; `None` sends the bare value.
     pub prefix: Option<String>,
 }
 
 /// An operator's declaration of a plugin: its file (if not built in) and grants.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct PluginSpec {
+    /// The plugin's compiled component file; `None` for a built-in plugin or one found in `plugin_dir`.
     pub file: Option<PathBuf>,
+    /// Which interface the plugin implements (notifier, appeasement or drill); `None` only for built-ins, whose world is known.
     pub world: Option<World>,
+    /// Host patterns the plugin may make HTTP requests to; anything else is refused.
     pub allowed_hosts: Vec<String>,
+    /// Host patterns allowed to resolve to private or loopback addresses (refused by default).
     pub allow_private: Vec<String>,
+    /// Host patterns really contacted even in drills; other egress is faked during drills.
     pub drill_allow: Vec<String>,
+    /// Headers carrying secrets that the host adds to the plugin's requests, so the plugin never sees them.
     pub inject: Vec<Inject>,
+    /// Non-secret settings passed to the plugin; `secret:NAME` values are resolved by the host.
     pub config: BTreeMap<String, String>,
+    /// Wall-clock budget for one plugin call; `None` uses the host default.
     pub timeout: Option<Duration>,
+    /// Memory cap for the plugin instance in MiB; `None` uses the host default.
     pub memory_mb: Option<u32>,
+    /// How many live calls may reuse one warm instance before it is recycled; `None` uses the host default, 0 disables reuse.
     pub warm_calls: Option<u32>,
 }
 
+/// Protection limits for the HTTP intake.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Limits {
+    /// Triggers accepted per minute before intake answers 429 (default 600).
     pub intake_per_minute: u32,
+    /// Largest accepted request body in KiB (default 1024).
     pub max_body_kb: u32,
 }
 
+/// A window in which no scheduled drill starts and running drills are halted.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Blackout {
+    /// When the window begins (UTC).
     pub start: DateTime<Utc>,
+    /// When the window ends (UTC); never before `start`.
     pub end: DateTime<Utc>,
+    /// Why drills are paused, shown to operators; `None` if not given.
     pub reason: Option<String>,
 }
 
+/// The `[drills]` section: when scheduled drills may run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DrillsConfig {
+    /// Windows in which drills are not allowed, e.g. release freezes.
     pub blackout: Vec<Blackout>,
+    /// How far back a scheduled drill missed while the daemon was down is still started (default 1 hour).
     pub grace: Duration,
 }
 
@@ -110,17 +137,29 @@ pub struct DrillsConfig {
 pub struct Config {
     /// The file it came from; `None` for the embedded defaults.
     pub path: Option<PathBuf>,
+    /// Directory holding the journal database, API token and lock file; restart-only.
     pub state_dir: PathBuf,
+    /// Address the HTTP API and intake listen on; restart-only.
     pub listen: SocketAddr,
+    /// Directory the playbooks are loaded from.
     pub playbooks: PathBuf,
+    /// The roster file the roster was read from; `None` when no roster is configured.
     pub roster_path: Option<PathBuf>,
+    /// People, teams and rotas that playbooks page and assign roles to.
     pub roster: Roster,
+    /// The customer source (CSV) for appeasement steps; `None` means no customers are messaged.
     pub customers: Option<PathBuf>,
+    /// Directory searched for plugins that are not built in and have no `file`; `None` if not set.
     pub plugin_dir: Option<PathBuf>,
+    /// Notification targets by the name playbooks use in `notify`.
     pub targets: BTreeMap<String, Target>,
+    /// Plugin declarations and grants, by plugin name.
     pub plugins: BTreeMap<String, PluginSpec>,
+    /// Where each named secret is read from; referenced as `secret:NAME`.
     pub secrets: BTreeMap<String, SecretRef>,
+    /// Rate and size limits of the HTTP intake.
     pub limits: Limits,
+    /// Scheduled-drill settings: blackout windows and catch-up grace.
     pub drills: DrillsConfig,
     /// How long side-effect calls already running may finish after SIGTERM
     /// or SIGINT before the daemon exits without them (they run again on the

@@ -12,28 +12,42 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Who can be paged: people, teams and rotas, all keyed by their roster ids.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Roster {
+    /// People by roster id (the id playbooks and commands use, e.g. `alice`).
     pub people: BTreeMap<String, Person>,
+    /// Teams by id, each a list of people's roster ids.
     pub teams: BTreeMap<String, Vec<String>>,
+    /// On-call rotas by id.
     pub rotas: BTreeMap<String, Rota>,
 }
 
+/// One person in the roster.
 #[derive(Debug, Clone, Serialize)]
 pub struct Person {
+    /// Display name, as shown in reports and pages.
     pub name: String,
+    /// IANA time zone of the person (e.g. `Asia/Shanghai`), for showing local times; `None` if unknown.
     pub timezone: Option<String>,
+    /// Roles this person can fill (e.g. `commander`); `role:` references pick people by these.
     pub roles: Vec<String>,
     /// Target used to page this person.
     pub target: Option<String>,
 }
 
+/// A rotation of people taking shifts of whole days.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rota {
+    /// The rota's time zone; hand-offs happen in its local time.
     pub timezone: Tz,
+    /// Local time of day at which one shift hands off to the next.
     pub handoff: NaiveTime,
+    /// Length of one shift in days (at least 1).
     pub shift_days: u32,
+    /// Local date on which the first member's first shift starts.
     pub start: NaiveDate,
+    /// Roster ids of the people taking turns, in shift order.
     pub members: Vec<String>,
 }
 

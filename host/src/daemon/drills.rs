@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 /// Drill state shared by the API and the scheduler of one daemon.
 pub struct DrillService {
+    /// Durable record of drill runs, schedules and suspensions.
     pub index: DrillIndex,
     state_dir: PathBuf,
     /// Cancel flags of runs in progress, by run id.

@@ -38,13 +38,21 @@ pub enum LogFormat {
 
 /// Shared state of the running daemon.
 pub struct AppState {
+    /// The incident engine every API handler works through.
     pub engine: Arc<Engine>,
+    /// The Wasm plugin host that runs notifier, appeasement and drill plugins.
     pub plugins: Arc<crate::plugin::PluginHost>,
+    /// The bearer token API clients must send (the contents of `state_dir/api.token`).
     pub token: String,
+    /// Unix milliseconds when this daemon started, for status output.
     pub started_at: i64,
+    /// The config file in use; `None` when running on the embedded defaults.
     pub config_path: Option<PathBuf>,
+    /// Counters and gauges served on the metrics endpoint.
     pub metrics: Arc<Metrics>,
+    /// Applies config and playbook reloads and remembers whether the last load succeeded.
     pub reload: Arc<Reloader>,
+    /// Limits how many triggers intake accepts per minute.
     pub intake_limiter: intake::RateLimiter,
     /// Drill runs, schedules and the engines of drills in progress; one per
     /// daemon, shared by the drill API, the incident API and the scheduler.
@@ -52,6 +60,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// True once a valid configuration and playbook set is loaded, for the readiness probe.
     pub fn ready(&self) -> bool {
         self.reload.ready()
     }

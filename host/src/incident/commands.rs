@@ -17,19 +17,26 @@ use std::collections::BTreeMap;
 /// A request to start (or attach to) an incident.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TriggerRequest {
+    /// Id of the playbook to run.
     pub playbook: String,
+    /// Incident title; `None` uses the playbook's title.
     pub title: Option<String>,
     /// Overrides the playbook's severity.
     pub severity: Option<Severity>,
+    /// What is affected (a service, region or customer group); stored as the `scope` field.
     pub scope: Option<String>,
+    /// Values for the playbook's fields, by field name.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// Free-form labels for filtering and grouping, e.g. from alert labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Triggers with the same key attach to the open incident instead of opening another; `None` never deduplicates.
     pub dedup_key: Option<String>,
     /// `cli`, `alertmanager`, `events`, `drill`.
     #[serde(default)]
     pub source: String,
+    /// Who triggered it: a roster id or the name of the sending system.
     #[serde(default)]
     pub by: String,
 }
@@ -37,6 +44,7 @@ pub struct TriggerRequest {
 /// The incident a trigger opened or attached to.
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerOutcome {
+    /// The incident's state after the trigger.
     pub incident: Incident,
     /// True if the trigger attached to an open incident with the same dedup key.
     pub deduped: bool,
@@ -46,7 +54,9 @@ pub struct TriggerOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepAction {
+    /// Mark the step completed.
     Done,
+    /// Skip the step; it counts as finished without being done.
     Skip,
 }
 

@@ -8,6 +8,7 @@
 use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
 use serde::{Deserialize, Serialize};
 
+/// Which kind of side effect an intent is.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EffectKind {
@@ -20,28 +21,41 @@ pub enum EffectKind {
 /// What plugins may know of an incident.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IncidentSummary {
+    /// The incident id, e.g. `INC-42`.
     pub id: String,
+    /// The incident title as people see it.
     pub title: String,
+    /// Id of the playbook the incident runs.
     pub playbook_id: String,
+    /// Current severity of the incident.
     pub severity: Severity,
+    /// The playbook's incident category.
     pub category: Category,
+    /// The phase the incident is in when the effect was recorded.
     pub phase: Phase,
+    /// A short rendered summary of the incident for the message.
     pub summary: String,
 }
 
 /// A customer as an appeasement plugin sees them: no contact details.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CustomerRef {
+    /// The customer's id in the customer source.
     pub id: String,
+    /// The customer's segment, e.g. `affected`, `enterprise`.
     pub segment: String,
+    /// The customer's tier, e.g. `vip`, `standard`.
     pub tier: String,
+    /// BCP 47 locale to write the message in, e.g. `zh-CN`.
     pub locale: String,
+    /// The channel the message will be sent on, e.g. `email`, `sms`.
     pub channel: String,
 }
 
 /// The stored description of one side effect.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IntentPayload {
+    /// Whether this is a notification or a customer message.
     pub kind: EffectKind,
     /// Why it was recorded; its effects are counted under this purpose.
     pub purpose: Purpose,
@@ -53,17 +67,22 @@ pub struct IntentPayload {
     pub composer: Option<String>,
     /// Fixed by the host; drill effects never reach real people.
     pub mode: Mode,
+    /// What the delivering and composing plugins may know of the incident.
     pub incident: IncidentSummary,
+    /// The message's subject line (used by channels that have one).
     pub subject: String,
+    /// The rendered message text.
     pub body: String,
     /// People (roster ids) a page is for.
     pub recipients: Vec<String>,
+    /// For appease intents: the customer written to; `None` for notifications.
     pub customer: Option<CustomerRef>,
 }
 
 /// How one execution attempt ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EffectOutcome {
+    /// True if the effect was delivered.
     pub ok: bool,
     /// May succeed if tried again later (timeouts, 5xx).
     pub transient: bool,
@@ -72,9 +91,11 @@ pub struct EffectOutcome {
 }
 
 impl EffectOutcome {
+    /// An outcome for a delivered effect, with what happened for the journal.
     pub fn sent(detail: impl Into<String>) -> Self {
         EffectOutcome { ok: true, transient: false, detail: detail.into() }
     }
+    /// An outcome for a failed effect; `transient` says whether retrying later may help.
     pub fn failed(detail: impl Into<String>, transient: bool) -> Self {
         EffectOutcome { ok: false, transient, detail: detail.into() }
     }
@@ -83,6 +104,7 @@ impl EffectOutcome {
 /// Runs side effects. Implementations must treat `invocation_id` as an
 /// idempotency key: the same id may be executed again after a crash.
 pub trait Executor: Send + Sync {
+    /// Runs one side effect and reports how it ended; must be idempotent per `invocation_id`.
     fn execute(&self, invocation_id: &str, payload: &IntentPayload) -> EffectOutcome;
 }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 pub struct Loaded {
     /// `None` if anything was invalid: a half-valid set is never used.
     pub generation: Option<Generation>,
+    /// The playbook files as read, kept even when invalid so diagnostics can point into them.
     pub snapshot: Snapshot,
+    /// Every problem found; any error means `generation` is `None`.
     pub diagnostics: Vec<Diagnostic>,
 }
 

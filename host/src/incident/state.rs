@@ -5,15 +5,20 @@ use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being worked; steps, timers and escalations run.
     Open,
+    /// The problem is over; the outcome may still be written before closing.
     Resolved,
+    /// Finished; nothing more can be recorded on it.
     Closed,
 }
 
 impl Status {
+    /// The lowercase name used in the store, the API and the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Open => "open",
@@ -23,15 +28,23 @@ impl Status {
     }
 }
 
+/// Where a playbook step stands.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
+    /// Not yet reached: its phase has not started or the steps before it are unfinished.
     Pending,
+    /// Reached but waiting for an approval or something else before it can start.
     Waiting,
+    /// May be started now.
     Ready,
+    /// Started; its side effects or the person doing it have not finished.
     Running,
+    /// Completed by a person or by its effects.
     Done,
+    /// Skipped on purpose, with a reason.
     Skipped,
+    /// Could not be completed; the reason is in the journal.
     Failed,
 }
 
@@ -42,86 +55,140 @@ impl StepStatus {
     }
 }
 
+/// When a phase of an incident started and finished.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PhaseTimes {
+    /// Unix milliseconds when the phase was entered; `None` if not yet.
     pub entered: Option<i64>,
+    /// Unix milliseconds when the phase was completed; `None` while running or not reached.
     pub completed: Option<i64>,
 }
 
+/// The state of one playbook step in an incident.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepState {
+    /// Where the step stands.
     pub status: StepStatus,
+    /// Unix milliseconds when the step became ready or waiting; `None` before that.
     pub ready_at: Option<i64>,
+    /// Unix milliseconds when the step was done, skipped or failed; `None` until then.
     pub finished_at: Option<i64>,
+    /// Roster id of who finished or skipped the step; `None` if not a person or not yet.
     pub by: Option<String>,
+    /// The note or reason given when the step finished, if any.
     pub note: Option<String>,
 }
 
 /// Counts of side effects for one purpose, keyed in the state by its text (`report`, `step:appease`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct EffectCounts {
+    /// Effects recorded as intents.
     pub recorded: u32,
+    /// Effects delivered successfully.
     pub ok: u32,
+    /// Effects that failed for good.
     pub failed: u32,
 }
 
 impl EffectCounts {
+    /// Effects recorded but not yet finished (neither ok nor failed).
     pub fn pending(&self) -> u32 {
         self.recorded - self.ok - self.failed
     }
 }
 
+/// The outcome report written before closing an incident.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutcomeText {
+    /// What caused the incident.
     pub cause: String,
+    /// How it was handled, and what went well or badly.
     pub process: String,
+    /// What follows: remaining damage, follow-up work, lessons.
     pub aftermath: String,
 }
 
+/// A deadline the incident missed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Missed {
+    /// What was due, e.g. `ack` or `step:bridge`.
     pub what: String,
+    /// Unix milliseconds when it was due.
     pub due_at: i64,
+    /// Unix milliseconds when the miss was recorded.
     pub at: i64,
 }
 
 /// Everything known about an incident, derived from its journal.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Incident {
+    /// The incident id, e.g. `INC-42` (`DRILL-…` for drills).
     pub id: String,
+    /// Id of the playbook the incident runs.
     pub playbook_id: String,
+    /// Hash of the exact playbook version it opened with; later reloads do not change it.
     pub playbook_hash: String,
+    /// Live or drill; drill incidents never reach real people.
     pub mode: Mode,
+    /// Title people see in pages and lists.
     pub title: String,
+    /// Current severity (the playbook's, or the trigger's override).
     pub severity: Severity,
+    /// The playbook's incident category.
     pub category: Category,
+    /// Key that later triggers attach by while the incident is open; `None` if none was given.
     pub dedup_key: Option<String>,
+    /// Field values from the trigger and later attachments, by field name.
     pub fields: BTreeMap<String, String>,
+    /// Labels from the trigger and later attachments.
     pub labels: BTreeMap<String, String>,
+    /// Open, resolved or closed.
     pub status: Status,
+    /// The phase currently being worked.
     pub phase: Phase,
+    /// When each phase was entered and completed.
     pub phases: BTreeMap<Phase, PhaseTimes>,
+    /// Unix milliseconds when the incident opened.
     pub opened_at: i64,
+    /// Who opened it: a roster id or the sending system.
     pub opened_by: String,
+    /// Unix milliseconds when someone activated the playbook response; `None` until then.
     pub activated_at: Option<i64>,
+    /// Roster id of who activated it; `None` until someone does.
     pub activated_by: Option<String>,
+    /// Unix milliseconds of the first acknowledgement; `None` until someone acknowledges.
     pub acked_at: Option<i64>,
+    /// Roster id of the person who acknowledged; `None` until someone does.
     pub acked_by: Option<String>,
+    /// Unix milliseconds when it was resolved; `None` while open.
     pub resolved_at: Option<i64>,
+    /// Unix milliseconds when it was closed; `None` until then.
     pub closed_at: Option<i64>,
+    /// Incident roles (e.g. `commander`) to the roster id of who fills them.
     pub roles: BTreeMap<String, String>,
     /// When each role was first filled.
     pub assigned_at: BTreeMap<String, i64>,
+    /// What has been approved so far (approval names given by the playbook).
     pub approvals: BTreeSet<String>,
+    /// State of each step reached so far, by step id.
     pub steps: BTreeMap<String, StepState>,
+    /// The outcome report; `None` until it is recorded.
     pub outcome: Option<OutcomeText>,
+    /// Deadlines missed so far, in order.
     pub missed: Vec<Missed>,
+    /// How many times the incident was escalated.
     pub escalations: u32,
+    /// How many later triggers attached to it by dedup key.
     pub attached: u32,
+    /// How many notes were added.
     pub notes: u32,
+    /// How many times it was flagged for going too long without activity.
     pub stale_warnings: u32,
+    /// Unix milliseconds of the last event, for staleness checks.
     pub last_activity_at: i64,
+    /// Side-effect counts by purpose (`report`, `step:appease`, ...).
     pub effects: BTreeMap<String, EffectCounts>,
+    /// Sequence number of the last journal event folded into this state.
     pub last_seq: i64,
 }
 
@@ -301,10 +368,12 @@ impl Incident {
         self.status != Status::Open && p != Phase::Outcome && self.phases.get(&p).and_then(|t| t.entered).is_none()
     }
 
+    /// True once phase `p` has been entered.
     pub fn entered(&self, p: Phase) -> bool {
         self.phases.get(&p).and_then(|t| t.entered).is_some()
     }
 
+    /// True once phase `p` has been completed.
     pub fn completed(&self, p: Phase) -> bool {
         self.phases.get(&p).and_then(|t| t.completed).is_some()
     }
@@ -319,6 +388,7 @@ impl Incident {
         self.effects.get(&purpose.to_string()).cloned().unwrap_or_default()
     }
 
+    /// True if this is a drill incident (no real people are reached).
     pub fn is_drill(&self) -> bool {
         self.mode == Mode::Drill
     }

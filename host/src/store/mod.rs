@@ -19,30 +19,46 @@ pub type Result<T> = anyhow::Result<T>;
 /// One journal row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EventRecord {
+    /// Position in the whole journal, increasing across all incidents.
     pub seq: i64,
+    /// The incident this event belongs to.
     pub incident_id: String,
     /// Unix milliseconds.
     pub at: i64,
+    /// Event type name, e.g. `opened`, `step_done`.
     pub kind: String,
+    /// The event's fields as JSON.
     pub data: serde_json::Value,
+    /// Hash of the previous journal row (the genesis value for the first).
     pub prev_hash: String,
+    /// Hash of this row chained to `prev_hash`; any tampering breaks the chain.
     pub hash: String,
 }
 
 /// The queryable projection of an incident, kept in step with its events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IncidentRow {
+    /// The incident id, e.g. `INC-42`.
     pub id: String,
+    /// Id of the playbook it runs.
     pub playbook_id: String,
+    /// Hash of the playbook version it opened with.
     pub playbook_hash: String,
+    /// `live` or `drill`.
     pub mode: String,
+    /// Dedup key while the incident may still attach triggers; `None` if none was given.
     pub dedup_key: Option<String>,
     /// `open`, `resolved` or `closed`.
     pub status: String,
+    /// Current phase name.
     pub phase: String,
+    /// Current severity name.
     pub severity: String,
+    /// Incident title.
     pub title: String,
+    /// Unix milliseconds when it opened.
     pub opened_at: i64,
+    /// Unix milliseconds of the latest change.
     pub updated_at: i64,
     /// The full derived state as JSON.
     pub state: serde_json::Value,
@@ -51,26 +67,36 @@ pub struct IncidentRow {
 /// A persisted timer: fires once, late if the daemon was down.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimerRow {
+    /// Store-assigned id, used to delete the timer once handled.
     pub id: i64,
+    /// The incident the timer acts on.
     pub incident_id: String,
+    /// Unix milliseconds when it should fire.
     pub due_at: i64,
     /// The timer's exact key, unique per incident and purpose (`deadline:step:bridge`).
     pub kind: String,
     /// The fixed group it is cancelled with (`escalate`, `step-deadline`, ...).
     pub family: String,
+    /// What the timer needs when it fires, as JSON.
     pub data: serde_json::Value,
 }
 
 /// A side effect recorded before it runs; `result` is set once it ran.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IntentRow {
+    /// Unique id of the effect, also its idempotency key for the executor.
     pub invocation_id: String,
+    /// The incident that caused the effect.
     pub incident_id: String,
+    /// Unix milliseconds when the intent was recorded.
     pub created_at: i64,
     /// Not to be executed before this instant (rate limits).
     pub not_before: i64,
+    /// The effect's description (an `IntentPayload`) as JSON.
     pub payload: serde_json::Value,
+    /// How many times execution was attempted.
     pub attempts: i64,
+    /// The outcome once executed; `None` while pending.
     pub result: Option<serde_json::Value>,
 }
 
@@ -78,8 +104,11 @@ pub struct IntentRow {
 pub trait Tx {
     /// Appends an event, chaining its hash to the previous one; returns it.
     fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord>;
+    /// Returns the next free number for incident ids with this prefix (e.g. `INC`).
     fn next_incident_number(&mut self, prefix: &str) -> Result<i64>;
+    /// Inserts or replaces an incident's projection row.
     fn put_incident(&mut self, row: &IncidentRow) -> Result<()>;
+    /// An incident's projection row as of this transaction; `None` if no such id.
     fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>>;
     /// Every incident id, for "did you mean" suggestions inside a transaction.
     fn incident_ids(&mut self) -> Result<Vec<String>>;
@@ -91,12 +120,19 @@ pub trait Tx {
     fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize>;
     /// Removes the pending timers of an incident in exactly this family; returns how many.
     fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize>;
+    /// Removes a timer after it fired and was handled.
     fn delete_timer(&mut self, id: i64) -> Result<()>;
+    /// Records a side effect to run once the transaction commits.
     fn add_intent(&mut self, intent: &IntentRow) -> Result<()>;
+    /// An intent by invocation id as of this transaction; `None` if unknown.
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;
+    /// Stores an intent's result at `at` (Unix ms), so it is not run again.
     fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()>;
+    /// Stores a playbook version by its hash, once, so incidents can replay with it.
     fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()>;
+    /// A stored playbook version by hash; `None` if never stored.
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>>;
+    /// Sets a small piece of daemon state by key (e.g. drill bookkeeping).
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
 }
 
@@ -115,14 +151,23 @@ pub trait Store: Send + Sync {
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Returns once every transaction committed so far is durable.
     fn sync(&self) -> Result<()>;
+    /// An incident's projection row; `None` if no such id.
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>>;
+    /// Incident rows, only unresolved ones if `open_only`, optionally only of one mode (`live`/`drill`).
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>>;
+    /// Every incident id, for "did you mean" suggestions.
     fn incident_ids(&self) -> Result<Vec<String>>;
+    /// An incident's events with `seq` greater than `after_seq`, in order.
     fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>>;
+    /// Timers due at or before `now` (Unix ms).
     fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>>;
+    /// When the earliest pending timer is due; `None` if there are none.
     fn next_timer_due(&self) -> Result<Option<i64>>;
+    /// Up to `limit` unexecuted intents whose `not_before` has passed at `now`.
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
+    /// When the earliest unexecuted intent may run; `None` if there are none.
     fn next_intent_due(&self) -> Result<Option<i64>>;
+    /// Every intent of an incident, executed or not.
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>>;
     /// One intent by its invocation id (a plain read, no write transaction).
     fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>>;
@@ -130,8 +175,11 @@ pub trait Store: Send + Sync {
     fn mark_attempt(&self, invocation_id: &str) -> Result<()>;
     /// Postpones a pending intent after a transient failure.
     fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()>;
+    /// A stored playbook version by hash; `None` if never stored.
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>>;
+    /// A piece of daemon state by key; `None` if never set.
     fn kv_get(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a piece of daemon state by key, in its own transaction.
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
     /// Re-walks the whole chain; returns the problems found (empty = intact).
     fn verify(&self) -> Result<VerifyReport>;
@@ -140,7 +188,10 @@ pub trait Store: Send + Sync {
 /// What `crisis verify` found.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct VerifyReport {
+    /// How many journal events were checked.
     pub events: i64,
+    /// Hash of the last event: the chain head to compare with an earlier copy.
     pub head: String,
+    /// Each break found (bad hash, gap, broken link); empty means the journal is intact.
     pub problems: Vec<String>,
 }
