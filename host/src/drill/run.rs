@@ -89,7 +89,12 @@ impl DrillOptions {
 pub enum DrillError {
     /// The playbook to drill is not loaded; `nearby` holds similar ids to suggest.
     #[error("no playbook `{id}` in the loaded set{}", if .nearby.is_empty() { String::new() } else { format!("; did you mean {}?", .nearby.join(", ")) })]
-    NotFound { id: String, nearby: Vec<String> },
+    NotFound {
+        /// The playbook id that was asked for.
+        id: String,
+        /// Loaded playbook ids close to it.
+        nearby: Vec<String>,
+    },
     /// The scenario cannot be played: a scenario source failed or the scenario does not fit the playbook; fix the scenario or `[[drill.inject]]`.
     #[error("{0}")]
     Invalid(String),

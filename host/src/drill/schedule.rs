@@ -18,13 +18,19 @@ use std::time::Duration;
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Skip {
     /// Older than the grace period when it was noticed (the daemon was down).
-    Missed { late_ms: i64 },
+    Missed {
+        /// How late the occurrence was noticed, in milliseconds.
+        late_ms: i64,
+    },
     /// A later occurrence superseded it (only the newest late one runs).
     Superseded,
     /// The playbook's drills are suspended (`crisis drill suspend`).
     Suspended,
     /// The occurrence (or now) falls in a blackout window; `window` describes it (start – end and reason).
-    Blackout { window: String },
+    Blackout {
+        /// The window: start – end and its reason.
+        window: String,
+    },
     /// A run of the same playbook was still going.
     Overlap,
 }
@@ -55,9 +61,19 @@ impl Skip {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     /// Run the occurrence due `at`; `late_ms` is how far behind it is (within the grace period).
-    Run { at: DateTime<Utc>, late_ms: i64 },
+    Run {
+        /// When the occurrence was due.
+        at: DateTime<Utc>,
+        /// How far behind it is, in milliseconds.
+        late_ms: i64,
+    },
     /// Record the occurrence due `at` as not run, for the reason in `skip`.
-    Skip { at: DateTime<Utc>, skip: Skip },
+    Skip {
+        /// When the occurrence was due.
+        at: DateTime<Utc>,
+        /// Why it does not run.
+        skip: Skip,
+    },
 }
 
 impl Decision {

@@ -8,13 +8,30 @@ use std::fmt;
 pub enum EngineError {
     /// Nothing by that name; `nearby` holds the names that look like it.
     #[error("no {what} `{id}`{}", nearby_hint(.nearby))]
-    NotFound { what: &'static str, id: String, nearby: Vec<String> },
+    NotFound {
+        /// What kind of thing was looked up: `incident`, `playbook`, `step`, `person`.
+        what: &'static str,
+        /// The name that was asked for.
+        id: String,
+        /// Known names close to it, closest first.
+        nearby: Vec<String>,
+    },
     /// The request itself is wrong; `hint` says how to fix it.
     #[error("{message}{}", hint_suffix(.hint))]
-    Invalid { message: String, hint: Option<Hint> },
+    Invalid {
+        /// What is wrong, in a sentence.
+        message: String,
+        /// What to do about it, when the engine knows.
+        hint: Option<Hint>,
+    },
     /// The request does not fit the incident's current state.
     #[error("{message}{}", hint_suffix(.hint))]
-    Conflict { message: String, hint: Option<Hint> },
+    Conflict {
+        /// Why the state does not allow it, in a sentence.
+        message: String,
+        /// What to do about it, when the engine knows.
+        hint: Option<Hint>,
+    },
     /// The store or the engine failed; not the caller's fault.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -72,7 +89,12 @@ pub enum Hint {
     /// Steps start once the incident is acknowledged.
     AckFirst,
     /// The step waits for an approval.
-    ApproveStep { incident: String, step: String },
+    ApproveStep {
+        /// The incident the step belongs to.
+        incident: String,
+        /// The step that waits.
+        step: String,
+    },
     /// The incident is closed; only a new one can be worked.
     OpenNew,
 }

@@ -105,7 +105,14 @@ pub enum InjectKind {
         by: Option<String>,
     },
     /// Responder: write the outcome report once resolved.
-    Outcome { cause: String, process: String, aftermath: String },
+    Outcome {
+        /// Why it happened.
+        cause: String,
+        /// How it was handled.
+        process: String,
+        /// What follows for customers and the plan.
+        aftermath: String,
+    },
 }
 
 impl InjectKind {
