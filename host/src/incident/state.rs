@@ -275,6 +275,8 @@ impl Incident {
                     c.failed += 1;
                 }
             }
+            // Set-aside items are kept in the store, not in the state.
+            Event::DeadLettered { .. } | Event::Redriven { .. } => {}
         }
     }
 
