@@ -4,6 +4,7 @@
 pub mod api;
 pub(crate) mod api_types;
 pub mod auth;
+pub(crate) mod breaker;
 pub mod drills;
 pub(crate) mod executor;
 pub mod intake;
@@ -11,7 +12,7 @@ pub(crate) mod lock;
 pub mod metrics;
 pub(crate) mod plugins;
 pub mod reload;
-pub mod worker;
+pub(crate) mod worker;
 
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
@@ -48,6 +49,8 @@ pub struct AppState {
     /// Drill runs, schedules and the engines of drills in progress; one per
     /// daemon, shared by the drill API, the incident API and the scheduler.
     pub drills: Arc<drills::DrillService>,
+    /// The outbox's delivery lanes and breakers, for status and metrics.
+    pub(crate) dispatch: Arc<worker::Dispatch>,
 }
 
 impl AppState {
@@ -143,6 +146,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
             tracing::error!("{}", e.as_str().unwrap_or_default());
         }
     }
+    let dispatch = Arc::new(worker::Dispatch::new(cfg.limits.effects_concurrency));
     let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
     let state = Arc::new(AppState {
         engine: engine.clone(),
@@ -154,6 +158,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         reload: reload.clone(),
         intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
         drills,
+        dispatch: dispatch.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -169,7 +174,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
     let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop.clone(), stop_rx.clone()));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();

@@ -52,10 +52,10 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::EffectResult { invocation_id, purpose, ok, detail, .. } => {
             format!("{purpose} message {invocation_id} {}: {detail}", if *ok { "sent" } else { "FAILED" })
         }
-        Event::DeadLettered { item: DeadItemKind::Intent, id, reason } => {
+        Event::DeadLettered { item: DeadItemKind::Intent, id, reason, .. } => {
             format!("DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}")
         }
-        Event::DeadLettered { item: DeadItemKind::Timer, id, reason } => format!("DEAD LETTER: timer {id} set aside ({reason})"),
-        Event::Redriven { invocation_id, by } => format!("message {invocation_id} re-driven by {by}"),
+        Event::DeadLettered { item: DeadItemKind::Timer, id, reason, .. } => format!("DEAD LETTER: timer {id} set aside ({reason})"),
+        Event::Redriven { invocation_id, by, .. } => format!("message {invocation_id} re-driven by {by}"),
     }
 }

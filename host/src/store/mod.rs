@@ -144,8 +144,9 @@ pub trait Store: Send + Sync {
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
     /// Releases every claim; called at startup, when no call can be running.
     fn release_claims(&self) -> Result<usize>;
-    /// Postpones a timer whose firing failed; returns how many times it failed.
-    fn defer_timer(&self, id: i64, due_at: i64) -> Result<i64>;
+    /// Postpones a timer whose firing failed by `base_ms` doubled for each
+    /// earlier failure (at most 256 times); returns how many times it failed.
+    fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64>;
     /// Every dead-lettered timer and intent, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
     /// Pending (not dead-lettered) intents per delivery target.

@@ -575,8 +575,8 @@ impl Store for SqliteStore {
         Ok(self.lock().execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
     }
 
-    fn defer_timer(&self, id: i64, due_at: i64) -> Result<i64> {
-        outbox::defer_timer(&self.lock(), id, due_at)
+    fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64> {
+        outbox::defer_timer(&self.lock(), id, now, base_ms)
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {

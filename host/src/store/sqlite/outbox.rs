@@ -73,8 +73,8 @@ pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before:
     Ok(())
 }
 
-pub(super) fn defer_timer(conn: &Connection, id: i64, due_at: i64) -> Result<i64> {
-    conn.execute("UPDATE timers SET attempts = attempts + 1, due_at = ?2 WHERE id = ?1", params![id, due_at])?;
+pub(super) fn defer_timer(conn: &Connection, id: i64, now: i64, base_ms: i64) -> Result<i64> {
+    conn.execute("UPDATE timers SET due_at = ?2 + ?3 * (1 << MIN(attempts, 8)), attempts = attempts + 1 WHERE id = ?1", params![id, now, base_ms])?;
     Ok(conn.query_row("SELECT attempts FROM timers WHERE id = ?1", params![id], |r| r.get(0))?)
 }
 

@@ -161,7 +161,10 @@ fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
     store.transaction(&mut |tx| tx.dead_letter_intent("INC-1.2", 30, "boom")).unwrap();
     assert_eq!(store.outbox_depth().unwrap(), vec![("oncall".to_string(), 1)]);
     let timer = store.due_timers(10).unwrap().remove(0);
-    assert_eq!(store.defer_timer(timer.id, 40).unwrap(), 1);
+    assert_eq!(store.defer_timer(timer.id, 40, 1000).unwrap(), 1);
+    assert_eq!(store.next_timer_due().unwrap(), Some(1040));
+    assert_eq!(store.defer_timer(timer.id, 40, 1000).unwrap(), 2);
+    assert_eq!(store.next_timer_due().unwrap(), Some(2040));
     store.transaction(&mut |tx| tx.dead_letter_timer(timer.id, 31, "bad")).unwrap();
     assert!(store.due_timers(100).unwrap().is_empty());
     assert_eq!(store.next_timer_due().unwrap(), None);
