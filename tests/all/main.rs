@@ -24,6 +24,7 @@ mod drill_schedule;
 mod incident_flow;
 mod layers;
 mod lifecycle;
+mod outbox_chaos;
 mod playbook_validate;
 mod plugin_builtins;
 mod plugin_cli;

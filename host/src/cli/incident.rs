@@ -6,7 +6,7 @@ use super::output::{print_reply, table, wire_name, Failure};
 use super::Cli;
 use crate::daemon::api_types::{
     ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt, ReportFormat as WireFormat,
-    StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    RetryReply, StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
 use crate::daemon::reload::Outcome;
 use crate::incident::clock::fmt_ms;
@@ -145,6 +145,10 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
                 print_reply(&inc);
             } else {
                 print!("{}", describe(&inc));
+                let dead: Vec<crate::store::DeadLetter> = c.get("/v1/dead-letters")?;
+                for d in dead.iter().filter(|d| d.incident_id == inc.id) {
+                    println!("DEAD LETTER {} {}: {} (re-drive: crisis retry {})", wire_name(&d.kind), d.id, d.reason, d.id);
+                }
             }
             Ok(())
         }
@@ -328,6 +332,27 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
         println!("    {} {} {} {}", p.name, wire_name(&p.world), short(Some(&p.sha256)), if p.quarantined { "QUARANTINED" } else { "" });
     }
     println!("  open incidents: {}", v.open_incidents);
+    let o = &v.outbox;
+    let depth: Vec<String> = o.depth.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    println!("  outbox: {}", if depth.is_empty() { "empty".to_string() } else { format!("pending {}", depth.join(", ")) });
+    for b in o.breakers.iter().filter(|b| b.state != "closed") {
+        println!("    breaker {}: {}{}", b.lane, b.state.to_uppercase(), b.until.as_ref().map(|u| format!(" until {u}")).unwrap_or_default());
+    }
+    println!("  dead letters: {}", o.dead_letter_count);
+    for d in &o.dead_letters {
+        println!("    {} {} ({}): {}", wire_name(&d.kind), d.id, if d.incident_id.is_empty() { "?" } else { &d.incident_id }, d.reason);
+    }
+    Ok(())
+}
+
+/// `crisis retry INTENT-ID`: re-drives a dead-lettered side effect.
+pub fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
+    let v: RetryReply = Client::from_cli(cli)?.post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
+    if cli.json {
+        print_reply(&v);
+    } else {
+        println!("{} is back in the outbox of {}", v.invocation_id, v.incident);
+    }
     Ok(())
 }
 

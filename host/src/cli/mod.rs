@@ -170,6 +170,13 @@ pub enum Command {
     },
     /// Check the journal's hash chain (exit 1 if it was tampered with).
     Verify,
+    /// Put a dead-lettered side effect back in the outbox (journaled); see `crisis status`.
+    Retry {
+        /// The invocation id of the dead-lettered intent (`INC-3.2`).
+        intent: String,
+        #[command(flatten)]
+        actor: incident::Actor,
+    },
     /// Drills: run a playbook as an exercise (never reaching customers), scored, with an after-action report.
     #[command(subcommand)]
     Drill(drill::DrillCmd),
@@ -199,6 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Timeline { id, follow } => incident::timeline(&cli, id, *follow),
         Command::Report { id, format } => incident::report(&cli, id, *format),
         Command::Verify => incident::verify(&cli),
+        Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
     };
     match result {

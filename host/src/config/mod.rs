@@ -42,6 +42,25 @@ pub struct Target {
     pub drill_safe: bool,
     /// Non-secret settings passed to the plugin; `secret:NAME` values are resolved by the host.
     pub config: BTreeMap<String, String>,
+    /// How the outbox delivers to it.
+    pub delivery: Delivery,
+}
+
+/// Per-target delivery limits: a slow or failing target is isolated from the others.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Delivery {
+    /// Calls running at once (per channel for customer messages).
+    pub concurrency: usize,
+    /// Consecutive failures that open the circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit waits before one probe call.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery { concurrency: 4, breaker_failures: 5, breaker_cooldown: Duration::from_secs(30) }
+    }
 }
 
 /// Where a secret's value comes from. Values are never written in config files.
@@ -110,6 +129,8 @@ pub struct Limits {
     pub intake_per_minute: u32,
     /// Largest accepted request body in KiB (default 1024).
     pub max_body_kb: u32,
+    /// Side-effect calls running at once across every target.
+    pub effects_concurrency: usize,
 }
 
 /// A window in which no scheduled drill starts and running drills are halted.
@@ -326,11 +347,28 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 None => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses unknown plugin `{plugin}`: use `log`, `webhook-notify` or declare [plugins.{plugin}]"))),
             }
         }
-        targets.insert(name.clone(), Target { plugin: plugin.clone(), drill_safe: d.drill_safe, config: check_secret_values(&d.config, &mut diags) });
+        let def = Delivery::default();
+        let breaker_cooldown = match &d.breaker_cooldown {
+            None => def.breaker_cooldown,
+            Some(c) => crate::playbook::types::parse_duration(c.get_ref()).unwrap_or_else(|e| {
+                diags.push(src.at(c.span(), e));
+                def.breaker_cooldown
+            }),
+        };
+        let delivery = Delivery {
+            concurrency: d.concurrency.map_or(def.concurrency, |n| n.max(1) as usize),
+            breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
+            breaker_cooldown,
+        };
+        targets.insert(name.clone(), Target { plugin: plugin.clone(), drill_safe: d.drill_safe, config: check_secret_values(&d.config, &mut diags), delivery });
     }
 
     let limits = file.limits.clone().unwrap_or_default();
-    let limits = Limits { intake_per_minute: limits.intake_per_minute.unwrap_or(600), max_body_kb: limits.max_body_kb.unwrap_or(1024) };
+    let limits = Limits {
+        intake_per_minute: limits.intake_per_minute.unwrap_or(600),
+        max_body_kb: limits.max_body_kb.unwrap_or(1024),
+        effects_concurrency: limits.effects_concurrency.map_or(16, |n| n.max(1) as usize),
+    };
     let drills_decl = file.drills.clone().unwrap_or_default();
     let mut blackout = Vec::new();
     for b in &drills_decl.blackout {

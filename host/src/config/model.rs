@@ -38,6 +38,12 @@ pub struct TargetDecl {
     pub drill_safe: bool,
     #[serde(default)]
     pub config: BTreeMap<String, Str>,
+    /// Calls to this target (per channel for customer messages) run at once.
+    pub concurrency: Option<u32>,
+    /// Consecutive failures that open the target's circuit.
+    pub breaker_failures: Option<u32>,
+    /// How long an open circuit waits before one probe call.
+    pub breaker_cooldown: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +90,8 @@ pub struct LimitsDecl {
     pub intake_per_minute: Option<u32>,
     /// Largest accepted request body.
     pub max_body_kb: Option<u32>,
+    /// Side-effect calls running at once across every target.
+    pub effects_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

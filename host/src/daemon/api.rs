@@ -6,7 +6,7 @@ use super::engine_call::with_engine;
 use super::api_types::{
     ActorBody, ApiError, ApproveBody, AssignBody, EventsQuery, IncidentSummary, ListQuery, OutcomeBody, PlaybookFile,
     PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, StatusReply, StepBody, Timeline, TimelineEvent,
-    TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    TriggerReply, TriggerRequest, UpdateBody, VerifyReport, BreakerStatus, OutboxStatus, RetryReply,
 };
 use super::AppState;
 use crate::incident::clock::fmt_ms;
@@ -87,6 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/incidents/{id}/report", get(report_handler))
         .route("/v1/playbooks", get(playbooks))
         .route("/v1/status", get(status))
+        .route("/v1/dead-letters", get(dead_letters))
+        .route("/v1/intents/{id}/retry", post(retry))
         .route("/v1/verify", get(verify))
         .route("/v1/reload", post(reload))
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
@@ -251,7 +253,48 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
         reload,
         plugins: st.plugins.list(),
         open_incidents: open,
+        outbox: outbox_status(st)?,
     })
+}
+
+/// Breakers, depth per target and dead letters.
+fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
+    use super::breaker::BreakerState;
+    let store = st.engine.store();
+    let dead_letters = store.dead_letters().map_err(ApiError::internal)?;
+    let breakers: Vec<BreakerStatus> = st
+        .dispatch
+        .lanes()
+        .into_iter()
+        .map(|l| {
+            let (state, failures, until) = match l.breaker {
+                BreakerState::Closed { failures } => ("closed", failures, None),
+                BreakerState::Open { until } => ("open", 0, Some(fmt_ms(until))),
+                BreakerState::HalfOpen => ("half-open", 0, None),
+            };
+            BreakerStatus { lane: l.lane, target: l.target, state: state.into(), failures, until }
+        })
+        .collect();
+    let open_breakers = st.dispatch.open_by_target().into_iter().filter(|(_, open)| *open).map(|(t, _)| t).collect();
+    Ok(OutboxStatus {
+        breakers,
+        open_breakers,
+        depth: store.outbox_depth().map_err(ApiError::internal)?.into_iter().collect(),
+        dead_letter_count: dead_letters.len(),
+        dead_letters,
+    })
+}
+
+async fn dead_letters(State(st): State<Arc<AppState>>) -> ApiResult<Vec<crate::store::DeadLetter>> {
+    let v = with_engine(&st, |e| Ok(e.store().dead_letters()?)).await?;
+    Ok(Json(v))
+}
+
+/// `crisis retry INTENT-ID`: puts a dead-lettered intent back in the outbox.
+async fn retry(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult<RetryReply> {
+    let Json(b) = body?;
+    let inc = with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
+    Ok(Json(RetryReply { invocation_id: inc.0, incident: inc.1.id }))
 }
 
 async fn status(State(st): State<Arc<AppState>>) -> ApiResult<StatusReply> {
@@ -266,7 +309,12 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult<ReloadAttempt> {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
-    let text = tokio::task::spawn_blocking(move || s.metrics.render(&**s.engine.store())).await.unwrap_or_default();
+    let text = tokio::task::spawn_blocking(move || {
+        s.metrics.refresh_outbox(&s.dispatch.open_by_target(), &**s.engine.store());
+        s.metrics.render(&**s.engine.store())
+    })
+    .await
+    .unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 

@@ -393,6 +393,45 @@ pub struct StatusReply {
     pub reload: ReloadStatus,
     pub plugins: Vec<PluginStatus>,
     pub open_incidents: usize,
+    /// Delivery health: breakers, pending effects per target, dead letters.
+    #[serde(default)]
+    pub outbox: OutboxStatus,
+}
+
+/// The outbox as `crisis status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutboxStatus {
+    /// Every delivery lane used since the daemon started, with its breaker.
+    pub breakers: Vec<BreakerStatus>,
+    /// Targets whose breaker holds calls back now.
+    pub open_breakers: Vec<String>,
+    /// Pending side effects per target.
+    pub depth: std::collections::BTreeMap<String, i64>,
+    /// How many timers and intents are dead-lettered.
+    pub dead_letter_count: usize,
+    pub dead_letters: Vec<crate::store::DeadLetter>,
+}
+
+/// One delivery lane's circuit breaker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BreakerStatus {
+    /// The target, or `target/channel` for customer messages.
+    pub lane: String,
+    pub target: String,
+    /// `closed`, `open` or `half-open`.
+    pub state: String,
+    /// Consecutive failures while closed.
+    #[serde(default)]
+    pub failures: u32,
+    /// When an open breaker lets one probe call through.
+    pub until: Option<String>,
+}
+
+/// Reply to `POST /v1/intents/{id}/retry`: the incident after the re-drive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetryReply {
+    pub invocation_id: String,
+    pub incident: String,
 }
 
 /// What intake did with one alert or event for one playbook.

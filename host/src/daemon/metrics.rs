@@ -55,6 +55,12 @@ pub struct IntakeLabels {
     pub result: String,
 }
 
+/// Labels of the per-target outbox gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
@@ -80,6 +86,12 @@ pub struct Metrics {
     pub generation: Gauge,
     pub ready: Gauge,
     pub intake: Family<IntakeLabels, Counter>,
+    /// 1 while a target's circuit breaker holds its calls back.
+    pub breaker_open: Family<TargetLabels, Gauge>,
+    /// Pending side effects per target.
+    pub outbox_depth: Family<TargetLabels, Gauge>,
+    /// Timers and intents set aside after failing persistently.
+    pub dead_letters: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,6 +121,9 @@ impl Metrics {
             generation: Gauge::default(),
             ready: Gauge::default(),
             intake: Family::default(),
+            breaker_open: Family::default(),
+            outbox_depth: Family::default(),
+            dead_letters: Gauge::default(),
         };
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
         r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
@@ -126,6 +141,9 @@ impl Metrics {
         r.register("config_generation", "The applied generation number", m.generation.clone());
         r.register("ready", "1 if a valid playbook generation is loaded", m.ready.clone());
         r.register("intake", "Intake requests by source and result", m.intake.clone());
+        r.register("target_breaker_open", "1 while the target's circuit breaker holds its calls back", m.breaker_open.clone());
+        r.register("outbox_depth", "Pending side effects by target", m.outbox_depth.clone());
+        r.register("dead_letters", "Timers and side effects set aside after failing persistently", m.dead_letters.clone());
         *m.registry.lock().unwrap() = r;
         m
     }
@@ -161,6 +179,22 @@ impl Metrics {
                 };
             }
             _ => {}
+        }
+    }
+
+    /// Refreshes the outbox gauges: breakers per target, depth, dead letters.
+    pub(crate) fn refresh_outbox(&self, open: &std::collections::BTreeMap<String, bool>, store: &dyn Store) {
+        for (target, open) in open {
+            self.breaker_open.get_or_create(&TargetLabels { target: target.clone() }).set(i64::from(*open));
+        }
+        self.outbox_depth.clear();
+        if let Ok(depth) = store.outbox_depth() {
+            for (target, n) in depth {
+                self.outbox_depth.get_or_create(&TargetLabels { target }).set(n);
+            }
+        }
+        if let Ok(dead) = store.dead_letters() {
+            self.dead_letters.set(dead.len() as i64);
         }
     }
 

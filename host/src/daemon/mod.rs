@@ -4,6 +4,7 @@
 pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
+pub(crate) mod breaker;
 pub mod drills;
 mod engine_call;
 pub(crate) mod executor;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// Drill runs, schedules and the engines of drills in progress; one per
     /// daemon, shared by the drill API, the incident API and the scheduler.
     pub drills: Arc<drills::DrillService>,
+    /// The outbox's delivery lanes and breakers, for status and metrics.
+    pub(crate) dispatch: Arc<worker::Dispatch>,
 }
 
 impl AppState {
@@ -153,6 +156,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
             tracing::error!("{}", e.as_str().unwrap_or_default());
         }
     }
+    let dispatch = Arc::new(worker::Dispatch::new(cfg.limits.effects_concurrency));
     let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
     let state = Arc::new(AppState {
         engine: engine.clone(),
@@ -164,6 +168,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         reload: reload.clone(),
         intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
         drills,
+        dispatch: dispatch.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -179,7 +184,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
     let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, stop.clone(), stop_rx.clone()));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();

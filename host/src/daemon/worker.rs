@@ -1,66 +1,307 @@
-//! The background worker: the daemon's tokio loop around the engine's
-//! timers and outbox, woken when work may be due.
+//! The background worker: the daemon's tokio tasks around the engine's
+//! timers and outbox.
+//!
+//! Timers fire on their own task, never behind a side-effect call. Intents
+//! are claimed in batches by a dispatcher and run concurrently: each delivery
+//! lane (a target, or a target and channel for customer messages) has its own
+//! concurrency limit and circuit breaker, and every call also takes a permit
+//! of the global cap, so a failing or hanging target never delays another.
 //!
 //! On shutdown the `stop` flag is raised before anything else: from then on
-//! the worker claims no timer and no intent; only the side-effect call
-//! already running (if any) may finish.
+//! no timer fires and no intent is claimed or started; calls already running
+//! may finish, and claimed intents not yet started are given back.
 
-use crate::incident::effects::Executor;
-use crate::incident::outbox::run_pending_until;
+use super::breaker::{Admit, Breaker, BreakerState};
+use crate::config::{Config, Delivery};
+use crate::incident::effects::{EffectKind, Executor};
+use crate::incident::outbox::{failpoint, ClaimedIntent, Next, Outbox, Settled};
 use crate::incident::Engine;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
 
-/// Runs until `stop` is raised and `shutdown` flips to true; returns once
-/// the pass in progress (if any) has finished.
-pub async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, stop: Arc<AtomicBool>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Intents claimed per dispatcher pass.
+const BATCH: usize = 256;
+/// The shortest pause between passes that made no progress: the loops never spin.
+const MIN_IDLE: Duration = Duration::from_millis(20);
+/// The longest pause: new work also wakes the loops.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// One delivery lane: its own concurrency and breaker.
+struct Lane {
+    target: String,
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+    breaker: Mutex<Breaker>,
+}
+
+/// What `crisis status` and `/metrics` show of one lane.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LaneStatus {
+    /// The target, or `target/channel` for customer messages.
+    pub(crate) lane: String,
+    /// The notification target.
+    pub(crate) target: String,
+    #[serde(flatten)]
+    pub(crate) breaker: BreakerState,
+}
+
+/// The outbox's live state, shared by the dispatcher, the API and metrics.
+pub(crate) struct Dispatch {
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    global: Arc<Semaphore>,
+    outbox: Outbox,
+    /// Pages already escalated around while their circuit was open.
+    rerouted: Mutex<HashSet<String>>,
+}
+
+impl Dispatch {
+    /// A dispatcher with `global` calls at most running at once.
+    pub(crate) fn new(global: usize) -> Self {
+        Dispatch { lanes: Mutex::default(), global: Arc::new(Semaphore::new(global.max(1))), outbox: Outbox::default(), rerouted: Mutex::default() }
+    }
+
+    /// Every lane that has been used, with its breaker.
+    pub(crate) fn lanes(&self) -> Vec<LaneStatus> {
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<LaneStatus> = lanes
+            .iter()
+            .map(|(k, l)| LaneStatus { lane: k.clone(), target: l.target.clone(), breaker: l.breaker.lock().unwrap_or_else(|p| p.into_inner()).state() })
+            .collect();
+        out.sort_by(|a, b| a.lane.cmp(&b.lane));
+        out
+    }
+
+    /// Open breakers per target (a target counts as open if any of its lanes is).
+    pub(crate) fn open_by_target(&self) -> BTreeMap<String, bool> {
+        let mut out = BTreeMap::new();
+        for l in self.lanes() {
+            let open = !matches!(l.breaker, BreakerState::Closed { .. });
+            *out.entry(l.target).or_insert(false) |= open;
+        }
+        out
+    }
+
+    /// The lane of an intent, created (or re-limited after a reload) from the target's settings.
+    fn lane(&self, c: &ClaimedIntent, config: &Config) -> Arc<Lane> {
+        let p = &c.payload;
+        let key = match (p.kind, &p.customer) {
+            (EffectKind::Appease, Some(cust)) => format!("{}/{}", p.target, cust.channel),
+            _ => p.target.clone(),
+        };
+        let d = config.targets.get(&p.target).map(|t| t.delivery).unwrap_or_default();
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let lane = lanes.entry(key).or_insert_with(|| Arc::new(new_lane(&p.target, &d, None)));
+        if lane.concurrency != d.concurrency {
+            let breaker = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            *lane = Arc::new(new_lane(&p.target, &d, Some(breaker)));
+        } else {
+            lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
+        }
+        lane.clone()
+    }
+}
+
+fn new_lane(target: &str, d: &Delivery, breaker: Option<Breaker>) -> Lane {
+    let mut breaker = breaker.unwrap_or_else(|| Breaker::new(d.breaker_failures, d.breaker_cooldown.as_millis() as i64));
+    breaker.configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
+    Lane { target: target.to_string(), slots: Arc::new(Semaphore::new(d.concurrency.max(1))), concurrency: d.concurrency, breaker: Mutex::new(breaker) }
+}
+
+/// Runs the timer task and the dispatcher until `stop` is raised and
+/// `shutdown` flips to true; returns once the calls already running finished.
+pub(crate) async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, stop: Arc<AtomicBool>, shutdown: watch::Receiver<bool>) {
+    // Released claims belong to a run that is gone (one daemon per state dir).
+    let e = engine.clone();
+    match tokio::task::spawn_blocking(move || e.store().release_claims()).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!("{n} side effects claimed by the previous run are back in the outbox"),
+        Ok(Err(e)) => tracing::error!("cannot release the previous run's claims: {e:#}"),
+        _ => {}
+    }
+    let timers_wake = Arc::new(Notify::new());
+    let intents_wake = Arc::new(Notify::new());
+    let fan_out = {
+        let (wake, t, i) = (engine.wake.clone(), timers_wake.clone(), intents_wake.clone());
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                t.notify_one();
+                i.notify_one();
+            }
+        })
+    };
+    let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
+    dispatcher(engine, executor, dispatch, stop, intents_wake, shutdown).await;
+    let _ = timers.await;
+    fan_out.abort();
+}
+
+/// Waits for `delay`, a wake-up or shutdown; false on shutdown.
+async fn idle(delay: Duration, wake: &Notify, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = wake.notified() => true,
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.changed() => !*shutdown.borrow(),
+    }
+}
+
+/// How long until `next` (Unix ms), between the idle bounds.
+fn until(engine: &Engine, next: Option<i64>) -> Duration {
+    match next {
+        Some(t) => Duration::from_millis((t - engine.now()).max(0) as u64).clamp(MIN_IDLE, MAX_IDLE),
+        None => MAX_IDLE,
+    }
+}
+
+/// Fires due timers, on its own so a hanging send never delays an escalation.
+async fn timer_loop(engine: Arc<Engine>, stop: Arc<AtomicBool>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let e = engine.clone();
-        let x = executor.clone();
-        let s = stop.clone();
-        let pass = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let stopping = || s.load(Ordering::SeqCst);
-            if stopping() {
-                return Ok(());
+        let next = tokio::task::spawn_blocking(move || {
+            if let Err(err) = e.fire_due_timers() {
+                tracing::error!("firing timers failed: {err}");
             }
-            e.fire_due_timers().map_err(|err| anyhow::anyhow!("{err}"))?;
-            while !stopping() && run_pending_until(&e, &*x, &stopping)? > 0 {
-                if stopping() {
-                    break;
-                }
-                e.fire_due_timers().map_err(|err| anyhow::anyhow!("{err}"))?;
-            }
-            Ok(())
+            e.store().next_timer_due().ok().flatten()
         })
-        .await;
-        match pass {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("worker pass failed: {e:#}"),
-            Err(e) => tracing::error!("worker pass panicked: {e}"),
-        }
-        let delay = next_delay(&engine);
-        tokio::select! {
-            _ = engine.wake.notified() => {}
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { return; }
-            }
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!("the timer pass panicked: {e}");
+            None
+        });
+        if !idle(until(&engine, next), &wake, &mut shutdown).await {
+            return;
         }
     }
 }
 
-/// How long until the next timer or intent is due (at most one second).
-fn next_delay(engine: &Engine) -> Duration {
+/// Claims due intents and hands each to its lane.
+async fn dispatcher(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, stop: Arc<AtomicBool>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let e = engine.clone();
+        let claimed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ClaimedIntent>> {
+            let claimed = e.claim_intents(BATCH).map_err(|err| anyhow::anyhow!("{err}"))?;
+            // An intent is recorded before it runs: never run one that is not yet on disk.
+            if !claimed.is_empty() {
+                e.store().sync()?;
+            }
+            Ok(claimed)
+        })
+        .await;
+        let claimed = match claimed {
+            Ok(Ok(c)) => c,
+            Ok(Err(err)) => {
+                tracing::error!("claiming side effects failed: {err:#}");
+                Vec::new()
+            }
+            Err(err) => {
+                tracing::error!("claiming side effects panicked: {err}");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            let e = engine.clone();
+            let next = tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten()).await.ok().flatten();
+            if !idle(until(&engine, next), &wake, &mut shutdown).await {
+                break;
+            }
+            continue;
+        }
+        let config = engine.generation().config.clone();
+        for c in claimed {
+            let lane = dispatch.lane(&c, &config);
+            running.spawn(deliver(engine.clone(), executor.clone(), dispatch.clone(), lane, c, stop.clone()));
+        }
+    }
+    // Calls already running finish (the daemon bounds this by its grace period);
+    // the ones still waiting for a slot see `stop` and give their intent back.
+    while running.join_next().await.is_some() {}
+}
+
+/// Gives a claimed intent back to the outbox, due at `at` if given.
+async fn give_back(engine: &Arc<Engine>, id: &str, at: Option<i64>) {
+    let (e, id) = (engine.clone(), id.to_string());
+    let res = tokio::task::spawn_blocking(move || e.store().release_intent(&id, at)).await;
+    if let Ok(Err(err)) = res {
+        tracing::error!("cannot give an intent back to the outbox: {err:#}");
+    }
+}
+
+/// Runs one intent in its lane: waits for a lane slot, asks the breaker,
+/// takes a global slot, executes and settles it.
+async fn deliver(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, lane: Arc<Lane>, c: ClaimedIntent, stop: Arc<AtomicBool>) {
+    let Ok(_slot) = lane.slots.clone().acquire_owned().await else { return };
+    if stop.load(Ordering::SeqCst) {
+        return give_back(&engine, &c.id, None).await;
+    }
+    let admit = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(engine.now());
+    if let Admit::Deny { until } = admit {
+        // Not attempted and not counted: due again when the probe may run.
+        give_back(&engine, &c.id, Some(until)).await;
+        let first = c.is_page() && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+        if first {
+            let e = engine.clone();
+            let why = format!("the circuit of target `{}` is open", c.payload.target);
+            let c = c.clone();
+            let res = tokio::task::spawn_blocking(move || e.page_undeliverable(&c, &why)).await;
+            if let Ok(Err(err)) = res {
+                tracing::error!("cannot escalate around an undeliverable page: {err}");
+            }
+        }
+        return;
+    }
+    let Ok(_global) = dispatch.global.clone().acquire_owned().await else { return };
+    if stop.load(Ordering::SeqCst) {
+        return give_back(&engine, &c.id, None).await;
+    }
+    let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
+    let res = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
+        match d.outbox.prepare(&e, &item)? {
+            Next::Settled => Ok(None),
+            Next::Execute => {
+                let outcome = x.execute(&item.id, &item.payload);
+                failpoint("after-execute", &item.id);
+                let (ok, transient) = (outcome.ok, outcome.transient);
+                Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
+            }
+        }
+    })
+    .await;
     let now = engine.now();
-    let store = engine.store();
-    let next = [store.next_timer_due().ok().flatten(), store.next_intent_due().ok().flatten()].into_iter().flatten().min();
-    match next {
-        Some(t) if t > now => Duration::from_millis(((t - now) as u64).min(1000)),
-        Some(_) => Duration::from_millis(0),
-        None => Duration::from_secs(1),
+    match res {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some((ok, transient, settled)))) => {
+            let mut b = lane.breaker.lock().unwrap_or_else(|p| p.into_inner());
+            // A refusal (not transient) still shows the target answering.
+            if ok || !transient {
+                b.success();
+            } else if b.failure(now) {
+                tracing::warn!(target = %c.payload.target, "circuit opened after repeated failures; calls wait for the cooldown");
+            }
+            drop(b);
+            if settled == Settled::DeadLettered {
+                tracing::warn!(invocation_id = %c.id, "side effect dead-lettered; re-drive it with: crisis retry {}", c.id);
+            }
+        }
+        Ok(Err(err)) => {
+            let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
+            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+        }
+        Err(err) => {
+            tracing::error!(invocation_id = %c.id, "side-effect call panicked: {err}");
+            let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
+            let err = anyhow::anyhow!("the call panicked: {err}");
+            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+        }
     }
 }

@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn only_drill_safe_notifications_pass() {
         let rec = Arc::new(Rec::default());
-        let t = |safe| Target { plugin: "log".into(), drill_safe: safe, config: BTreeMap::new() };
+        let t = |safe| Target { plugin: "log".into(), drill_safe: safe, config: BTreeMap::new(), delivery: Default::default() };
         let targets = BTreeMap::from([("oncall".to_string(), t(true)), ("customers".to_string(), t(false)), ("regulator".to_string(), t(false))]);
         let x = DrillExecutor::new(rec.clone(), targets, "run-1");
         let r = x.execute("a", &payload(EffectKind::Notify, "oncall", "drill", false));

@@ -202,6 +202,8 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::OutcomeRecorded { .. }
             | Event::Resolved { .. }
             | Event::Closed {}
+            | Event::DeadLettered { .. }
+            | Event::Redriven { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

@@ -295,7 +295,8 @@ impl Facts {
                     f.closed.get_or_insert(at);
                 }
                 // Not judged here.
-                Event::UpdateDue {} | Event::Stale { .. } => {}
+                // Delivery trouble is the outbox's, not the participants'.
+                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } => {}
             }
         }
         f

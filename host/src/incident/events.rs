@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
-use crate::store::EventRecord;
+use crate::store::{DeadItemKind, EventRecord};
 
 /// An incident event as stored in the journal (`kind` + JSON data).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,6 +64,12 @@ pub enum Event {
         ok: bool,
         detail: String,
     },
+    /// A timer or intent failed persistently, or its row could not be read,
+    /// and was set aside: it is no longer claimed. An intent can be re-driven;
+    /// until then it counts as a failed delivery of its `purpose` (if readable).
+    DeadLettered { item: DeadItemKind, id: String, purpose: Option<Purpose>, reason: String },
+    /// A dead-lettered intent was put back in the outbox with a fresh attempt budget.
+    Redriven { invocation_id: String, purpose: Option<Purpose>, by: String },
 }
 
 impl Event {
@@ -93,6 +99,8 @@ impl Event {
             Event::Closed {} => "closed",
             Event::IntentRecorded { .. } => "intent_recorded",
             Event::EffectResult { .. } => "effect_result",
+            Event::DeadLettered { .. } => "dead_lettered",
+            Event::Redriven { .. } => "redriven",
         }
     }
 
@@ -143,6 +151,8 @@ mod tests {
             Event::StepReady { step: "a".into() },
             Event::DeadlineMissed { what: "ack".into(), due_at: 1 },
             Event::IntentRecorded { invocation_id: "I.1".into(), purpose: Purpose::Step("a".into()), target: "t".into(), channel: None, customer: None },
+            Event::DeadLettered { item: DeadItemKind::Intent, id: "I.1".into(), purpose: Some(Purpose::Page), reason: "r".into() },
+            Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

@@ -1,6 +1,7 @@
 //! An incident's state, derived by folding its events in order.
 
 use super::events::Event;
+use crate::store::DeadItemKind;
 use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -342,6 +343,15 @@ impl Incident {
                     c.failed += 1;
                 }
             }
+            // A set-aside intent is a failed delivery until it is re-driven.
+            Event::DeadLettered { item: DeadItemKind::Intent, purpose: Some(purpose), .. } => {
+                self.effects.entry(purpose.to_string()).or_default().failed += 1;
+            }
+            Event::Redriven { purpose: Some(purpose), .. } => {
+                let c = self.effects.entry(purpose.to_string()).or_default();
+                c.failed = c.failed.saturating_sub(1);
+            }
+            Event::DeadLettered { .. } | Event::Redriven { .. } => {}
         }
     }
 

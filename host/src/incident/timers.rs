@@ -12,7 +12,8 @@ use super::error::EngineError;
 use super::events::Event;
 use super::state::Status;
 use crate::playbook::types::{Phase, Purpose};
-use crate::store::TimerRow;
+use super::outbox::{backoff_ms, MAX_ATTEMPTS};
+use crate::store::{DeadItemKind, TimerRow};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl TimerFamily {
 
 impl Timer {
     /// The exact stored key; at most one pending timer of an incident has it.
-    fn key(&self) -> String {
+    pub(super) fn key(&self) -> String {
         match self {
             Timer::Deadline(d) => format!("deadline:{}", d.what()),
             Timer::Escalate { level, .. } => format!("escalate:{level}"),
@@ -160,7 +161,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn fire_timer(&mut self, t: &Timer, due_at: i64) -> anyhow::Result<()> {
+    pub(super) fn fire_timer(&mut self, t: &Timer, due_at: i64) -> anyhow::Result<()> {
         match t {
             Timer::Deadline(d) => {
                 let done = match d {
@@ -234,6 +235,10 @@ impl Ctx<'_> {
 
 impl Engine {
     /// Fires every timer that is due (late ones once). Returns how many fired.
+    ///
+    /// One timer's failure never stops the others: a timer that fails is
+    /// retried with backoff and dead-lettered after [`MAX_ATTEMPTS`] tries,
+    /// and one that cannot be read at all is dead-lettered at once.
     pub fn fire_due_timers(&self) -> Result<usize, EngineError> {
         let mut fired = 0;
         loop {
@@ -242,23 +247,58 @@ impl Engine {
                 return Ok(fired);
             }
             for t in due {
-                self.fire(t)?;
-                fired += 1;
+                if self.fire_isolated(t) {
+                    fired += 1;
+                }
             }
         }
     }
 
-    fn fire(&self, row: TimerRow) -> Result<(), EngineError> {
-        let timer = Timer::from_row(&row);
-        if timer.is_none() {
-            tracing::warn!(incident = %row.incident_id, key = %row.kind, "dropping a timer this version of crisis does not know");
+    /// Fires one timer; on failure defers or dead-letters it. True if it fired.
+    fn fire_isolated(&self, row: TimerRow) -> bool {
+        let (id, incident) = (row.id, row.incident_id.clone());
+        let Some(timer) = Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty()) else {
+            self.dead_letter_timer(id, &incident, &format!("the stored timer `{}` cannot be read", row.kind));
+            return false;
+        };
+        let Err(e) = self.fire(row, timer) else { return true };
+        match self.store().defer_timer(id, self.now(), backoff_ms(0)) {
+            Ok(attempts) if attempts < MAX_ATTEMPTS => tracing::warn!(timer = id, incident = %incident, attempt = attempts, "timer failed, retrying with backoff: {e}"),
+            Ok(attempts) => self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}")),
+            Err(d) => {
+                tracing::error!(timer = id, "cannot postpone the failed timer: {d:#}");
+                self.dead_letter_timer(id, &incident, &format!("failed and could not be postponed: {e}"));
+            }
         }
+        false
+    }
+
+    /// Sets a timer aside, journaling it on its incident when that can be read.
+    fn dead_letter_timer(&self, id: i64, incident: &str, reason: &str) {
+        tracing::error!(timer = id, incident = %incident, "dead-lettering timer: {reason}");
+        let journaled = !incident.is_empty()
+            && self
+                .mutate(incident, true, |ctx| {
+                    ctx.tx.dead_letter_timer(id, ctx.now, reason)?;
+                    ctx.emit(Event::DeadLettered { item: DeadItemKind::Timer, id: id.to_string(), purpose: None, reason: reason.to_string() })?;
+                    Ok(())
+                })
+                .is_ok();
+        if !journaled {
+            let now = self.now();
+            if let Err(e) = self.store().transaction(&mut |tx| tx.dead_letter_timer(id, now, reason)) {
+                tracing::error!(timer = id, "cannot set the timer aside: {e:#}");
+            }
+        }
+    }
+
+    fn fire(&self, row: TimerRow, timer: Timer) -> Result<(), EngineError> {
         let res = self.mutate(&row.incident_id, true, |ctx| {
             ctx.tx.delete_timer(row.id)?;
-            match &timer {
-                Some(t) if ctx.inc.status != Status::Closed => ctx.fire_timer(t, row.due_at).map_err(EngineError::Internal),
-                _ => Ok(()),
+            if ctx.inc.status != Status::Closed {
+                ctx.fire_timer(&timer, row.due_at).map_err(EngineError::Internal)?;
             }
+            Ok(())
         });
         match res {
             Ok(_) => Ok(()),

@@ -153,6 +153,8 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
             | Event::Stale { .. }
             | Event::OutcomeRecorded { .. }
             | Event::Resolved { .. }
+            | Event::DeadLettered { .. }
+            | Event::Redriven { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: ev.kind().to_string(), text: describe_event(&ev) });
             }

@@ -3,7 +3,7 @@
 use crate::incident::clock::fmt_span;
 use crate::incident::events::{Event, JournalEvent};
 use crate::playbook::types::Mode;
-use crate::store::EventRecord;
+use crate::store::{DeadItemKind, EventRecord};
 
 /// A short human description of a journal row. Never includes contact
 /// details: events only ever hold customer ids. A row this version cannot
@@ -52,5 +52,10 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::EffectResult { invocation_id, purpose, ok, detail, .. } => {
             format!("{purpose} message {invocation_id} {}: {detail}", if *ok { "sent" } else { "FAILED" })
         }
+        Event::DeadLettered { item: DeadItemKind::Intent, id, reason, .. } => {
+            format!("DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}")
+        }
+        Event::DeadLettered { item: DeadItemKind::Timer, id, reason, .. } => format!("DEAD LETTER: timer {id} set aside ({reason})"),
+        Event::Redriven { invocation_id, by, .. } => format!("message {invocation_id} re-driven by {by}"),
     }
 }

@@ -128,6 +128,13 @@ pub trait Tx {
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;
     /// Stores an intent's result at `at` (Unix ms), so it is not run again.
     fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()>;
+    /// Sets a pending intent aside with its reason: it is never claimed again until re-driven.
+    fn dead_letter_intent(&mut self, invocation_id: &str, at: i64, reason: &str) -> Result<()>;
+    /// Sets a timer aside with its reason: it never fires.
+    fn dead_letter_timer(&mut self, id: i64, at: i64, reason: &str) -> Result<()>;
+    /// Puts a dead-lettered intent back in the outbox, due `now`, with a fresh
+    /// attempt budget; false if it is not dead-lettered.
+    fn redrive_intent(&mut self, invocation_id: &str, now: i64) -> Result<bool>;
     /// Stores a playbook version by its hash, once, so incidents can replay with it.
     fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()>;
     /// A stored playbook version by hash; `None` if never stored.
@@ -175,6 +182,20 @@ pub trait Store: Send + Sync {
     fn mark_attempt(&self, invocation_id: &str) -> Result<()>;
     /// Postpones a pending intent after a transient failure.
     fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()>;
+    /// Takes up to `limit` due intents for execution: a claimed intent is not
+    /// returned again until released (or the daemon restarts).
+    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
+    /// Gives a claimed intent back, due at `not_before` if given.
+    fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
+    /// Releases every claim; called at startup, when no call can be running.
+    fn release_claims(&self) -> Result<usize>;
+    /// Postpones a timer whose firing failed by `base_ms` doubled for each
+    /// earlier failure (at most 256 times); returns how many times it failed.
+    fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64>;
+    /// Every dead-lettered timer and intent, oldest first.
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
+    /// Pending (not dead-lettered) intents per delivery target.
+    fn outbox_depth(&self) -> Result<Vec<(String, i64)>>;
     /// A stored playbook version by hash; `None` if never stored.
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>>;
     /// A piece of daemon state by key; `None` if never set.
@@ -183,6 +204,29 @@ pub trait Store: Send + Sync {
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
     /// Re-walks the whole chain; returns the problems found (empty = intact).
     fn verify(&self) -> Result<VerifyReport>;
+}
+
+/// Which table a dead letter sits in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadItemKind {
+    /// A persisted timer (its id is the row id).
+    Timer,
+    /// A side-effect intent (its id is the invocation id).
+    Intent,
+}
+
+/// An item set aside after failing persistently or being unreadable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub kind: DeadItemKind,
+    /// The invocation id of an intent, the row id of a timer.
+    pub id: String,
+    /// Empty when the row's incident id itself could not be read.
+    pub incident_id: String,
+    pub reason: String,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 /// What `crisis verify` found.

@@ -106,6 +106,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX timers_incident_family ON timers(incident_id, family);
     CREATE INDEX timers_incident_kind ON timers(incident_id, kind);
     "#,
+    // 4: per-item error isolation. A timer or intent that keeps failing (or
+    // cannot be decoded) is dead-lettered: kept with its reason, never claimed
+    // again until re-driven. Timers count their failed firings; an intent
+    // handed to a worker is `claimed` so the next batch skips it.
+    r#"
+    ALTER TABLE timers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE timers ADD COLUMN dead_letter TEXT;
+    ALTER TABLE timers ADD COLUMN dead_at INTEGER;
+    ALTER TABLE intents ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE intents ADD COLUMN dead_letter TEXT;
+    ALTER TABLE intents ADD COLUMN dead_at INTEGER;
+    CREATE INDEX intents_dead ON intents(dead_at) WHERE dead_letter IS NOT NULL;
+    CREATE INDEX timers_dead ON timers(dead_at) WHERE dead_letter IS NOT NULL;
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -215,7 +229,7 @@ struct SqlTx<'a> {
     tx: Transaction<'a>,
 }
 
-fn json(s: String) -> serde_json::Value {
+pub(super) fn json(s: String) -> serde_json::Value {
     serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
 }
 
@@ -238,7 +252,7 @@ fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
 
 const INCIDENT_COLS: &str = "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
 
-fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
+pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
     Ok(IntentRow {
         invocation_id: r.get(0)?,
         incident_id: r.get(1)?,
@@ -250,7 +264,7 @@ fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
     })
 }
 
-const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+pub(super) const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
 
 impl Tx for SqlTx<'_> {
     fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
@@ -386,6 +400,28 @@ impl Tx for SqlTx<'_> {
             .map(json))
     }
 
+    fn dead_letter_intent(&mut self, invocation_id: &str, at: i64, reason: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE intents SET dead_letter = ?2, dead_at = ?3, claimed = 0 WHERE invocation_id = ?1 AND result IS NULL",
+            params![invocation_id, reason, at],
+        )?;
+        Ok(())
+    }
+
+    fn dead_letter_timer(&mut self, id: i64, at: i64, reason: &str) -> Result<()> {
+        self.tx.execute("UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1", params![id, reason, at])?;
+        Ok(())
+    }
+
+    fn redrive_intent(&mut self, invocation_id: &str, now: i64) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE intents SET dead_letter = NULL, dead_at = NULL, attempts = 0, claimed = 0, not_before = ?2 \
+             WHERE invocation_id = ?1 AND dead_letter IS NOT NULL AND result IS NULL",
+            params![invocation_id, now],
+        )?;
+        Ok(n > 0)
+    }
+
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()> {
         self.tx.execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -479,23 +515,18 @@ impl Store for SqliteStore {
     }
 
     fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE due_at <= ?1 ORDER BY due_at, id LIMIT 500")?;
-        let rows = stmt.query_map(params![now], |r| {
-            Ok(TimerRow { id: r.get(0)?, incident_id: r.get(1)?, due_at: r.get(2)?, kind: r.get(3)?, family: r.get(4)?, data: json(r.get(5)?) })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        outbox::due_timers(&self.lock(), now)
     }
 
     fn next_timer_due(&self) -> Result<Option<i64>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT MIN(due_at) FROM timers", [], |r| r.get(0))?)
+        Ok(conn.query_row("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", [], |r| r.get(0))?)
     }
 
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
         let conn = self.lock();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {INTENT_COLS} FROM intents WHERE result IS NULL AND not_before <= ?1 ORDER BY not_before, created_at, invocation_id LIMIT ?2"
+            "SELECT {INTENT_COLS} FROM intents WHERE result IS NULL AND dead_letter IS NULL AND not_before <= ?1 ORDER BY not_before, created_at, invocation_id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![now, limit as i64], intent_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -503,7 +534,7 @@ impl Store for SqliteStore {
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT MIN(not_before) FROM intents WHERE result IS NULL", [], |r| r.get(0))?)
+        Ok(conn.query_row("SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0", [], |r| r.get(0))?)
     }
 
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
@@ -530,6 +561,30 @@ impl Store for SqliteStore {
         let conn = self.lock();
         conn.execute("UPDATE intents SET not_before = ?2 WHERE invocation_id = ?1 AND result IS NULL", params![invocation_id, not_before])?;
         Ok(())
+    }
+
+    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+        outbox::claim_intents(&mut self.lock(), now, limit)
+    }
+
+    fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
+        outbox::release_intent(&self.lock(), invocation_id, not_before)
+    }
+
+    fn release_claims(&self) -> Result<usize> {
+        Ok(self.lock().execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
+    }
+
+    fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64> {
+        outbox::defer_timer(&self.lock(), id, now, base_ms)
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        outbox::dead_letters(&self.lock())
+    }
+
+    fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {
+        outbox::outbox_depth(&self.lock())
     }
 
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
@@ -593,5 +648,6 @@ impl Store for SqliteStore {
     }
 }
 
+mod outbox;
 #[cfg(test)]
 mod tests;

@@ -326,3 +326,129 @@ pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, 
     });
     (port, rx)
 }
+
+/// How a [`ChaosServer`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 200 at once.
+    Ok,
+    /// Reads the request, never answers (keeps the connection open).
+    Hang,
+    /// 500 at once.
+    Fail,
+}
+
+/// One request a [`ChaosServer`] answered with 200.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub key: String,
+    pub path: String,
+    pub at: std::time::Instant,
+}
+
+/// A loopback webhook receiver that can be told to hang or answer 500; it
+/// records every request it answered 200 by `Idempotency-Key`, and counts the others.
+pub struct ChaosServer {
+    pub port: u16,
+    mode: std::sync::Arc<std::sync::Mutex<Mode>>,
+    pub delivered: std::sync::Arc<std::sync::Mutex<Vec<Delivered>>>,
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ChaosServer {
+    pub fn start(mode: Mode) -> ChaosServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let s = ChaosServer { port, mode: std::sync::Arc::new(std::sync::Mutex::new(mode)), delivered: Default::default(), refused: Default::default() };
+        let (mode, delivered, refused) = (s.mode.clone(), s.delivered.clone(), s.refused.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (mode, delivered, refused) = (mode.clone(), delivered.clone(), refused.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut out = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let (mut len, mut key) = (0usize, String::new());
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    len = v.trim().parse().unwrap_or(0);
+                                } else if k.eq_ignore_ascii_case("idempotency-key") {
+                                    key = v.trim().to_string();
+                                }
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let m = *mode.lock().unwrap();
+                        let status = match m {
+                            Mode::Hang => {
+                                refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                // Never answer; the caller gives up on its own deadline.
+                                std::thread::sleep(std::time::Duration::from_secs(300));
+                                return;
+                            }
+                            Mode::Fail => {
+                                refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                "500 Internal Server Error"
+                            }
+                            Mode::Ok => {
+                                delivered.lock().unwrap().push(Delivered { key, path, at: std::time::Instant::now() });
+                                "200 OK"
+                            }
+                        };
+                        let reply = "{\"ok\":true}";
+                        if write!(out, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}", reply.len()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        s
+    }
+
+    /// Changes how the next requests are answered.
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// The requests answered 200 so far.
+    pub fn delivered(&self) -> Vec<Delivered> {
+        self.delivered.lock().unwrap().clone()
+    }
+
+    /// Requests hung or answered 500 so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Waits until `f` holds or `secs` pass; panics with `what` and the daemon log.
+pub fn wait_until(d: &Daemon, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out after {secs}s waiting for {what}; log:\n{}", d.log());
+}

@@ -130,3 +130,72 @@ fn timers_stored_before_families_get_theirs() {
     let want = [("deadline:step:a", "step-deadline"), ("deadline:ack", "deadline"), ("escalate:3", "escalate"), ("track:stale", "track")];
     assert_eq!(fams, want.map(|(k, f)| (k.to_string(), f.to_string())));
 }
+
+#[test]
+fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
+    let store = SqliteStore::in_memory().unwrap();
+    let intent = |id: &str| IntentRow {
+        invocation_id: id.into(),
+        incident_id: "INC-1".into(),
+        created_at: 0,
+        not_before: 0,
+        payload: json!({"target": "oncall"}),
+        attempts: 0,
+        result: None,
+    };
+    store.transaction(&mut |tx| {
+        tx.add_intent(&intent("INC-1.1"))?;
+        tx.add_intent(&intent("INC-1.2"))?;
+        tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(store.claim_intents(10, 1).unwrap()[0].invocation_id, "INC-1.1");
+    assert_eq!(store.claim_intents(10, 10).unwrap().len(), 1, "the claimed one is skipped");
+    assert!(store.claim_intents(10, 10).unwrap().is_empty());
+    store.release_intent("INC-1.1", Some(20)).unwrap();
+    assert!(store.claim_intents(10, 10).unwrap().is_empty(), "released but deferred");
+    assert_eq!(store.claim_intents(20, 10).unwrap().len(), 1);
+    assert_eq!(store.outbox_depth().unwrap(), vec![("oncall".to_string(), 2)]);
+
+    store.transaction(&mut |tx| tx.dead_letter_intent("INC-1.2", 30, "boom")).unwrap();
+    assert_eq!(store.outbox_depth().unwrap(), vec![("oncall".to_string(), 1)]);
+    let timer = store.due_timers(10).unwrap().remove(0);
+    assert_eq!(store.defer_timer(timer.id, 40, 1000).unwrap(), 1);
+    assert_eq!(store.next_timer_due().unwrap(), Some(1040));
+    assert_eq!(store.defer_timer(timer.id, 40, 1000).unwrap(), 2);
+    assert_eq!(store.next_timer_due().unwrap(), Some(2040));
+    store.transaction(&mut |tx| tx.dead_letter_timer(timer.id, 31, "bad")).unwrap();
+    assert!(store.due_timers(100).unwrap().is_empty());
+    assert_eq!(store.next_timer_due().unwrap(), None);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.iter().map(|d| (d.kind, d.id.as_str())).collect::<Vec<_>>(), vec![(DeadItemKind::Intent, "INC-1.2"), (DeadItemKind::Timer, "1")]);
+
+    let mut redriven = false;
+    store.transaction(&mut |tx| {
+        redriven = tx.redrive_intent("INC-1.2", 50)?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(redriven);
+    assert_eq!(store.claim_intents(50, 10).unwrap()[0].invocation_id, "INC-1.2");
+    assert_eq!(store.dead_letters().unwrap().len(), 1);
+}
+
+#[test]
+fn corrupt_rows_are_returned_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.transaction(&mut |tx| {
+        tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
+        tx.add_timer("INC-2", 5, "track:update", "track", &json!({}))?;
+        Ok(())
+    })
+    .unwrap();
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    conn.execute("UPDATE timers SET data = '{not json', incident_id = x'ff00' WHERE incident_id = 'INC-1'", []).unwrap();
+    let due = store.due_timers(10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0].data, serde_json::Value::Null);
+    assert_eq!(due[1].incident_id, "INC-2");
+}

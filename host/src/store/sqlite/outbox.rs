@@ -1,0 +1,104 @@
+//! The outbox side of the SQLite store: claiming intents, deferring timers
+//! and listing dead letters.
+//!
+//! Rows are read tolerantly: a column that cannot be decoded reads as empty
+//! (or JSON `null`) instead of failing the whole query, so one corrupt row
+//! reaches the engine, which dead-letters it, while every other row still runs.
+
+use super::{json, DeadItemKind, DeadLetter, IntentRow, Result, TimerRow};
+use rusqlite::{params, Connection};
+
+/// A text column, or empty if it is missing or not text.
+fn text(r: &rusqlite::Row<'_>, i: usize) -> String {
+    r.get::<_, String>(i).unwrap_or_default()
+}
+
+/// A JSON text column, or `null` if it is not valid JSON.
+fn json_col(r: &rusqlite::Row<'_>, i: usize) -> serde_json::Value {
+    r.get::<_, String>(i).map(json).unwrap_or(serde_json::Value::Null)
+}
+
+pub(super) fn due_timers(conn: &Connection, now: i64) -> Result<Vec<TimerRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE due_at <= ?1 AND dead_letter IS NULL ORDER BY due_at, id LIMIT 500",
+    )?;
+    let rows = stmt.query_map(params![now], |r| {
+        Ok(TimerRow {
+            id: r.get(0)?,
+            incident_id: text(r, 1),
+            due_at: r.get(2).unwrap_or(now),
+            kind: text(r, 3),
+            family: text(r, 4),
+            data: json_col(r, 5),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRow> {
+    Ok(IntentRow {
+        invocation_id: r.get(0)?,
+        incident_id: text(r, 1),
+        created_at: r.get(2).unwrap_or(now),
+        not_before: r.get(3).unwrap_or(now),
+        payload: json_col(r, 4),
+        attempts: r.get(5).unwrap_or(0),
+        result: None,
+    })
+}
+
+pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<IntentRow> = {
+        let mut stmt = tx.prepare(
+            "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts FROM intents \
+             WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
+             ORDER BY not_before, created_at, invocation_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| tolerant_intent(r, now))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for r in &rows {
+        tx.execute("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1", params![r.invocation_id])?;
+    }
+    tx.commit()?;
+    Ok(rows)
+}
+
+pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
+    match not_before {
+        Some(t) => conn.execute("UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1", params![invocation_id, t])?,
+        None => conn.execute("UPDATE intents SET claimed = 0 WHERE invocation_id = ?1", params![invocation_id])?,
+    };
+    Ok(())
+}
+
+pub(super) fn defer_timer(conn: &Connection, id: i64, now: i64, base_ms: i64) -> Result<i64> {
+    conn.execute("UPDATE timers SET due_at = ?2 + ?3 * (1 << MIN(attempts, 8)), attempts = attempts + 1 WHERE id = ?1", params![id, now, base_ms])?;
+    Ok(conn.query_row("SELECT attempts FROM timers WHERE id = ?1", params![id], |r| r.get(0))?)
+}
+
+pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare("SELECT id, incident_id, dead_letter, dead_at FROM timers WHERE dead_letter IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DeadLetter { kind: DeadItemKind::Timer, id: r.get::<_, i64>(0)?.to_string(), incident_id: text(r, 1), reason: text(r, 2), at: r.get(3).unwrap_or(0) })
+    })?;
+    out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    let mut stmt = conn.prepare("SELECT invocation_id, incident_id, dead_letter, dead_at FROM intents WHERE dead_letter IS NOT NULL AND result IS NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DeadLetter { kind: DeadItemKind::Intent, id: r.get(0)?, incident_id: text(r, 1), reason: text(r, 2), at: r.get(3).unwrap_or(0) })
+    })?;
+    out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    out.sort_by_key(|d| d.at);
+    Ok(out)
+}
+
+pub(super) fn outbox_depth(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT CASE WHEN json_valid(payload) THEN COALESCE(json_extract(payload, '$.target'), '?') ELSE '?' END AS t, COUNT(*) \
+         FROM intents WHERE result IS NULL AND dead_letter IS NULL GROUP BY t ORDER BY t",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((text(r, 0), r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
