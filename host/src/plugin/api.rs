@@ -294,7 +294,9 @@ pub struct PluginStatus {
     pub world: World,
     pub source: PluginSource,
     pub quarantined: bool,
-    /// Faults (traps, timeouts, out-of-memory) within the quarantine window.
+    /// When the quarantine ends by itself (the next call is then let through).
+    pub quarantine_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Faults (traps, out-of-memory, timeouts while computing) within the quarantine window.
     pub crashes: u32,
     pub calls: u64,
     /// Effective outbound allow-list (declared ∩ granted); empty = no egress.
