@@ -12,6 +12,7 @@ use crate::incident::clock::fmt_ms;
 use crate::incident::state::Incident;
 use crate::incident::{Engine, EngineError};
 use crate::report;
+use crate::plugin::{PluginRef, UnquarantineError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -108,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/verify", get(verify))
         .route("/v1/reload", post(reload))
+        .route("/v1/plugins/{name}/unquarantine", post(unquarantine))
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
@@ -283,9 +285,30 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult<ReloadAttempt> {
     Ok(Json(st.reload.request("cli").await))
 }
 
+/// Lifts a plugin version's quarantine. Plugins are not incidents, so this
+/// is logged, not journaled.
+async fn unquarantine(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<PluginRef> {
+    let s = st.clone();
+    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name)).await.map_err(ApiError::internal)?;
+    match r {
+        Ok(v) => Ok(Json(v)),
+        Err(e @ UnquarantineError::NotFound { .. }) => {
+            let msg = e.to_string();
+            let UnquarantineError::NotFound { nearby, .. } = e else { unreachable!("matched above") };
+            Err(ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby))
+        }
+        Err(e @ UnquarantineError::NotQuarantined { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
-    let text = tokio::task::spawn_blocking(move || s.metrics.render(&**s.engine.store())).await.unwrap_or_default();
+    let text = tokio::task::spawn_blocking(move || {
+        s.metrics.refresh_plugins(&s.plugins.list());
+        s.metrics.render(&**s.engine.store())
+    })
+    .await
+    .unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
