@@ -329,7 +329,12 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     println!("  watcher: {}{}", r.watcher.mode, if r.watcher.healthy { "" } else { " (unhealthy)" });
     println!("  plugins:");
     for p in &v.plugins {
-        println!("    {} {} {} {}", p.name, wire_name(&p.world), short(Some(&p.sha256)), if p.quarantined { "QUARANTINED" } else { "" });
+        let state = match (p.quarantined, p.quarantine_ends_at) {
+            (true, Some(end)) => format!("QUARANTINED until {}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            (true, None) => "QUARANTINED".to_string(),
+            (false, _) => String::new(),
+        };
+        println!("    {} {} {} {state}", p.name, wire_name(&p.world), short(Some(&p.sha256)));
     }
     println!("  open incidents: {}", v.open_incidents);
     let o = &v.outbox;

@@ -1,7 +1,8 @@
-//! `crisis plugin list|inspect|call`: offline plugin tools for operators and
-//! plugin authors. Nothing here talks to a running daemon: each command
-//! starts its own [`PluginHost`] (the same engine, checks and sandbox the
-//! daemon uses) and drops it on exit.
+//! `crisis plugin list|inspect|call|unquarantine`: plugin tools for
+//! operators and plugin authors. `inspect` and `call` are offline: they start
+//! their own [`PluginHost`] (the same engine, checks and sandbox the daemon
+//! uses) and drop it on exit. `list` does too, then overlays the quarantine
+//! state of a running daemon when one answers; `unquarantine` asks the daemon.
 //!
 //! Exit codes: 0 ok, 1 the call failed (plugin error, trap, timeout), 2
 //! invalid input or a refused component, 3 file not found.
@@ -61,12 +62,22 @@ pub enum PluginCmd {
     /// Offline: builds a plugin host from the configuration's grants, loads
     /// every plugin (compiling it, or reading it from <state_dir>/plugin-cache)
     /// and shows name, world, version, sha256, source and state. A plugin that
-    /// fails to load is listed with its error (exit 1). Quarantine and crash
-    /// counts are those of this process; the daemon's live view is in
-    /// `crisis status`.
+    /// fails to load is listed with its error (exit 1). Quarantine state and
+    /// crash counts come from the running daemon when it answers (`live` is
+    /// then true), else they are those of this process.
     List {
         #[command(flatten)]
         cache: CacheArgs,
+    },
+    /// Lift the quarantine of a plugin's running version in the daemon; its next call runs.
+    ///
+    /// A version that faults (trap, out of memory, computing past its
+    /// deadline) repeatedly is quarantined for `plugin_quarantine_base`, then
+    /// twice as long each time; this ends it now. Exit 3 for an unknown
+    /// plugin, 1 if it is not quarantined.
+    Unquarantine {
+        /// The plugin name (as in `crisis plugin list`).
+        name: String,
     },
     /// Show what a component is: world, API version, imports, exports, capabilities, sha256 and describe().
     ///
@@ -125,6 +136,7 @@ pub struct CacheArgs {
 pub fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
     match cmd {
         PluginCmd::List { cache } => list(cli, cache),
+        PluginCmd::Unquarantine { name } => unquarantine(cli, name),
         PluginCmd::Inspect { file, builtin, cache } => inspect(cli, file.as_deref(), builtin.as_deref(), cache),
         PluginCmd::Call { file, builtin, world, input, live, grant, cache } => {
             let world: World = world.parse().map_err(Failure::invalid)?;
@@ -227,7 +239,11 @@ struct ListRow {
     /// `builtin`, or the component file.
     source: String,
     quarantined: bool,
+    /// When the quarantine ends by itself.
+    quarantine_ends_at: Option<chrono::DateTime<chrono::Utc>>,
     crashes: u32,
+    /// Whether quarantine and crashes are the running daemon's.
+    live: bool,
     /// Outbound allow-list in effect (declared ∩ granted).
     effective_hosts: Vec<String>,
     /// Why the plugin (or its grant) could not be loaded.
@@ -262,7 +278,9 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
             sha256: None,
             source: file.display().to_string(),
             quarantined: false,
+            quarantine_ends_at: None,
             crashes: 0,
+            live: false,
             effective_hosts: Vec::new(),
             error: Some(msg),
         };
@@ -294,14 +312,16 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                 sha256: None,
                 source: e.path.display().to_string(),
                 quarantined: false,
+                quarantine_ends_at: None,
                 crashes: 0,
+                live: false,
                 effective_hosts: Vec::new(),
                 error: Some(e.message),
             });
         }
     }
     for s in host.list() {
-        let PluginStatus { name, version, sha256, world, source, quarantined, crashes, effective_hosts, last_error, .. } = s;
+        let PluginStatus { name, version, sha256, world, source, quarantined, quarantine_ends_at, crashes, effective_hosts, last_error, .. } = s;
         let source = match source {
             PluginSource::Builtin => "builtin".to_string(),
             PluginSource::File(p) => p.display().to_string(),
@@ -322,11 +342,22 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                 sha256: Some(sha256),
                 source,
                 quarantined,
+                quarantine_ends_at,
                 crashes,
+                live: false,
                 effective_hosts,
                 error,
             },
         );
+    }
+    // The daemon's view of the same versions, when one is running.
+    for d in daemon_plugins(cli) {
+        if let Some(r) = rows.get_mut(&d.name).filter(|r| r.sha256.as_deref() == Some(d.sha256.as_str())) {
+            r.quarantined = d.quarantined;
+            r.quarantine_ends_at = d.quarantine_ends_at;
+            r.crashes = d.crashes;
+            r.live = true;
+        }
     }
     let mut rows: Vec<ListRow> = rows.into_values().collect();
     rows.extend(scan_errors);
@@ -346,7 +377,14 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                     r.source.clone(),
                     match (&r.error, r.quarantined) {
                         (Some(_), _) => "error".into(),
-                        (None, true) => format!("quarantined ({} crashes)", r.crashes),
+                        (None, true) => match r.quarantine_ends_at {
+                            Some(end) => format!(
+                                "quarantined until {} ({} crashes)",
+                                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                r.crashes
+                            ),
+                            None => format!("quarantined ({} crashes)", r.crashes),
+                        },
                         (None, false) => "ok".into(),
                     },
                     if r.effective_hosts.is_empty() { "-".into() } else { r.effective_hosts.join(",") },
@@ -363,6 +401,40 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
         return Err(Failure::new(1, ""));
     }
     Ok(())
+}
+
+/// The running daemon's plugin list, or nothing when no daemon answers
+/// (`list` is an offline tool first).
+fn daemon_plugins(cli: &Cli) -> Vec<PluginStatus> {
+    let Ok(client) = super::client::Client::from_cli(cli) else { return Vec::new() };
+    match client.get::<crate::daemon::api_types::StatusReply>("/v1/status") {
+        Ok(s) => s.plugins,
+        Err(_) => Vec::new(),
+    }
+}
+
+// ------------------------------------------------------------ unquarantine
+
+fn unquarantine(cli: &Cli, name: &str) -> Result<(), Failure> {
+    let client = super::client::Client::from_cli(cli)?;
+    let path = format!("/v1/plugins/{}/unquarantine", urlencoding_segment(name));
+    let v: crate::plugin::PluginRef = client.post(&path, &json!({}))?;
+    if cli.json {
+        print_json(&v);
+    } else {
+        println!("plugin `{}` ({} {}) is no longer quarantined; its next call runs", v.name, v.version, &v.sha256[..12.min(v.sha256.len())]);
+    }
+    Ok(())
+}
+
+/// A plugin name as one URL path segment.
+fn urlencoding_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 // ----------------------------------------------------------------- inspect

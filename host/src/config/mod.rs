@@ -33,6 +33,9 @@ pub const RESTART_ONLY: &[&str] = &["state_dir", "listen"];
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// `plugin_quarantine_base` when crisis.toml does not set it.
+pub(crate) const DEFAULT_PLUGIN_QUARANTINE_BASE: Duration = Duration::from_secs(60);
+
 /// A notification target: where `notify = ["superiors"]` goes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Target {
@@ -172,6 +175,9 @@ pub struct Config {
     pub customers: Option<PathBuf>,
     /// Directory searched for plugins that are not built in and have no `file`; `None` if not set.
     pub plugin_dir: Option<PathBuf>,
+    /// How long a plugin version that keeps crashing is first quarantined;
+    /// each further quarantine lasts twice as long, up to an hour.
+    pub plugin_quarantine_base: Duration,
     /// Notification targets by the name playbooks use in `notify`.
     pub targets: BTreeMap<String, Target>,
     /// Plugin declarations and grants, by plugin name.
@@ -398,6 +404,20 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             DEFAULT_SHUTDOWN_GRACE
         }),
     };
+    let plugin_quarantine_base = match &file.plugin_quarantine_base {
+        None => DEFAULT_PLUGIN_QUARANTINE_BASE,
+        Some(g) => match crate::playbook::types::parse_duration(g.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                diags.push(src.at(g.span(), "plugin_quarantine_base must be longer than zero".to_string()));
+                DEFAULT_PLUGIN_QUARANTINE_BASE
+            }
+            Err(e) => {
+                diags.push(src.at(g.span(), e));
+                DEFAULT_PLUGIN_QUARANTINE_BASE
+            }
+        },
+    };
 
     let mut hasher = Sha256::new();
     hasher.update(src.text.as_bytes());
@@ -438,6 +458,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         roster,
         customers,
         plugin_dir: file.plugin_dir.as_ref().map(resolve),
+        plugin_quarantine_base,
         targets,
         plugins,
         secrets,

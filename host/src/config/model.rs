@@ -17,6 +17,8 @@ pub struct ConfigFile {
     pub customers: Option<Str>,
     /// Extra Wasm plugins (hot-reloaded).
     pub plugin_dir: Option<Str>,
+    /// How long a crashing plugin version's first quarantine lasts.
+    pub plugin_quarantine_base: Option<Str>,
     #[serde(default)]
     pub targets: BTreeMap<String, Spanned<TargetDecl>>,
     #[serde(default)]

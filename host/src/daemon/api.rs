@@ -13,6 +13,7 @@ use crate::incident::clock::fmt_ms;
 use crate::incident::state::Incident;
 use crate::incident::{Engine, EngineError};
 use crate::report;
+use crate::plugin::{PluginRef, UnquarantineError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -91,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intents/{id}/retry", post(retry))
         .route("/v1/verify", get(verify))
         .route("/v1/reload", post(reload))
+        .route("/v1/plugins/{name}/unquarantine", post(unquarantine))
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
@@ -307,10 +309,27 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult<ReloadAttempt> {
     Ok(Json(st.reload.request("cli").await))
 }
 
+/// Lifts a plugin version's quarantine. Plugins are not incidents, so this
+/// is logged, not journaled.
+async fn unquarantine(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<PluginRef> {
+    let s = st.clone();
+    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name)).await.map_err(ApiError::internal)?;
+    match r {
+        Ok(v) => Ok(Json(v)),
+        Err(e @ UnquarantineError::NotFound { .. }) => {
+            let msg = e.to_string();
+            let UnquarantineError::NotFound { nearby, .. } = e else { unreachable!("matched above") };
+            Err(ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby))
+        }
+        Err(e @ UnquarantineError::NotQuarantined { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
     let text = tokio::task::spawn_blocking(move || {
         s.metrics.refresh_outbox(&s.dispatch.open_by_target(), &**s.engine.store());
+        s.metrics.refresh_plugins(&s.plugins.list());
         s.metrics.render(&**s.engine.store())
     })
     .await

@@ -67,6 +67,12 @@ pub struct PluginLabels {
     pub result: String,
 }
 
+/// Labels of per-plugin gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginNameLabels {
+    pub plugin: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -79,6 +85,10 @@ pub struct Metrics {
     pub notifications: Family<EffectLabels, Counter>,
     pub customer_messages: Family<ChannelLabels, Counter>,
     pub plugin_calls: Family<PluginLabels, Counter>,
+    /// 1 for a plugin whose running version is quarantined, else 0.
+    pub plugin_quarantined: Family<PluginNameLabels, Gauge>,
+    /// When a quarantined plugin's quarantine ends (Unix seconds).
+    pub plugin_quarantine_end: Family<PluginNameLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
     pub last_reload_successful: Gauge,
     pub last_reload_success_time: Gauge,
@@ -114,6 +124,8 @@ impl Metrics {
             notifications: Family::default(),
             customer_messages: Family::default(),
             plugin_calls: Family::default(),
+            plugin_quarantined: Family::default(),
+            plugin_quarantine_end: Family::default(),
             reloads: Family::default(),
             last_reload_successful: Gauge::default(),
             last_reload_success_time: Gauge::default(),
@@ -134,6 +146,8 @@ impl Metrics {
         r.register("notifications", "Notifications by target and result", m.notifications.clone());
         r.register("customer_messages", "Customer messages by channel and result", m.customer_messages.clone());
         r.register("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls.clone());
+        r.register("plugin_quarantined", "1 if the plugin's running version is quarantined", m.plugin_quarantined.clone());
+        r.register("plugin_quarantine_end_timestamp_seconds", "When a quarantined plugin's quarantine ends", m.plugin_quarantine_end.clone());
         r.register("reloads", "Reload attempts by result", m.reloads.clone());
         r.register("config_last_reload_successful", "1 if the last reload attempt succeeded", m.last_reload_successful.clone());
         r.register("config_last_reload_success_timestamp_seconds", "When the last successful reload happened", m.last_reload_success_time.clone());
@@ -195,6 +209,19 @@ impl Metrics {
         }
         if let Ok(dead) = store.dead_letters() {
             self.dead_letters.set(dead.len() as i64);
+        }
+    }
+
+    /// Sets the plugin quarantine gauges from the host's current list.
+    pub fn refresh_plugins(&self, plugins: &[crate::plugin::PluginStatus]) {
+        self.plugin_quarantined.clear();
+        self.plugin_quarantine_end.clear();
+        for p in plugins {
+            let labels = PluginNameLabels { plugin: p.name.clone() };
+            self.plugin_quarantined.get_or_create(&labels).set(i64::from(p.quarantined));
+            if let Some(end) = p.quarantine_ends_at {
+                self.plugin_quarantine_end.get_or_create(&labels).set(end.timestamp());
+            }
         }
     }
 

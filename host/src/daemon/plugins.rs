@@ -60,6 +60,7 @@ pub(crate) fn host_for(cfg: &Config) -> Result<PluginHost, String> {
 pub(crate) fn apply(host: &PluginHost, cfg: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     let cfg_path = cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
+    host.set_quarantine_base(cfg.plugin_quarantine_base);
     for (name, grant) in grants(cfg) {
         if let Err(e) = host.set_grant(&name, &grant) {
             errors.push(format!("{cfg_path}:1:1: plugin `{name}`: {e}"));

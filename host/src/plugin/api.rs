@@ -403,7 +403,9 @@ pub struct PluginStatus {
     /// True if this version is refused after repeated faults; new bytes or
     /// `crisis plugin unquarantine` lift it.
     pub quarantined: bool,
-    /// Faults (traps, timeouts, out-of-memory) within the quarantine window.
+    /// When the quarantine ends by itself (the next call is then let through).
+    pub quarantine_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Faults (traps, out-of-memory, timeouts while computing) within the quarantine window.
     pub crashes: u32,
     /// Calls started on this version since it was loaded.
     pub calls: u64,

@@ -91,6 +91,19 @@ pub(crate) struct RunOutput {
 /// Extra grace beyond the budget for the outer timeout (host waits).
 const OUTER_GRACE: Duration = Duration::from_millis(50);
 
+/// Time kept back from a call's budget when the host waits on the network,
+/// so the guest still has time to turn a slow upstream into a transient
+/// error of its own instead of being stopped mid-wait.
+pub(crate) const HOST_WAIT_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long host HTTP waits (DNS, connect, TLS, send, response head and
+/// body) may take in total within a call of `budget`: the budget less
+/// [`HOST_WAIT_MARGIN`], but never less than half the budget, so a small
+/// budget still leaves the network time to answer.
+pub(crate) fn host_wait_budget(budget: Duration) -> Duration {
+    budget.saturating_sub(HOST_WAIT_MARGIN.min(budget / 2))
+}
+
 /// What one call borrows from the host.
 pub(crate) struct CallEnv<'a> {
     pub(crate) engine: &'a Engine,
@@ -124,7 +137,7 @@ impl CallEnv<'_> {
                     declared: v.declared.clone(),
                     grant: grant.clone(),
                     mode,
-                    deadline,
+                    deadline: start + host_wait_budget(budget),
                     max_request_bytes: limits.max_request_bytes,
                     max_response_bytes: limits.max_response_bytes,
                     records: records.clone(),
@@ -258,7 +271,9 @@ impl CallEnv<'_> {
         let budget_ms = budget.as_millis() as u64;
 
         match outcome {
-            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
+            // The outer timeout only fires while the guest is parked in a host
+            // wait (guest code is interrupted by the epoch deadline first).
+            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, in_guest: false, http }),
             Ok(Ok(Ok(value))) => Ok(RunOutput { value, http, logs }),
             Ok(Ok(Err(plugin_err))) => {
                 Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err), http })
@@ -268,7 +283,7 @@ impl CallEnv<'_> {
                     return Err(PluginCallError::ResourceExhausted { plugin: name, detail });
                 }
                 match err.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, http }),
+                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout { plugin: name, budget_ms, in_guest: true, http }),
                     Some(Trap::StackOverflow) => {
                         Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
                     }
@@ -286,6 +301,25 @@ impl CallEnv<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_waits_end_a_margin_before_the_budget_but_keep_half_of_small_budgets() {
+        let ms = Duration::from_millis;
+        assert_eq!(host_wait_budget(ms(10_000)), ms(9_500));
+        assert_eq!(host_wait_budget(ms(1_000)), ms(500));
+        assert_eq!(host_wait_budget(ms(600)), ms(300));
+        assert_eq!(host_wait_budget(ms(100)), ms(50));
+        assert_eq!(host_wait_budget(ms(0)), ms(0));
+        for b in [1u64, 7, 999, 1_001, 30_000] {
+            let w = host_wait_budget(ms(b));
+            assert!(w < ms(b).max(ms(1)) && w >= ms(b) / 2, "{b} ms -> {w:?}");
         }
     }
 }

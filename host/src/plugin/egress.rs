@@ -14,7 +14,9 @@
 //!    rebinding between check and connect is not possible;
 //! 5. secret headers from the grant are added (replacing any the guest set);
 //! 6. connect, send and read the response (capped at `max_response_bytes`),
-//!    all within what remains of the call's budget.
+//!    all before the host-wait deadline, which ends a margin before the
+//!    call's budget; past it the guest gets a wasi-http timeout error code
+//!    and still has time to answer with a transient error of its own.
 //!
 //! Every request is recorded (secret header values redacted) and returned
 //! with the call's outcome.
@@ -37,6 +39,7 @@ pub(crate) struct EgressContext {
     pub declared: Vec<HostPattern>,
     pub grant: Arc<ResolvedGrant>,
     pub mode: RunMode,
+    /// When every host wait of this call ends (before the call's own deadline).
     pub deadline: Instant,
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,

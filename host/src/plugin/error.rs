@@ -34,15 +34,20 @@ pub enum PluginError {
 /// says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginCallError {
-    /// The call was interrupted at its deadline. Counts as a fault toward
-    /// quarantine; retryable with the same invocation id.
-    #[error("plugin `{plugin}` ran past its {budget_ms} ms budget and was stopped; raise `limits.timeout_ms` in its grant if the work is legitimately slow")]
+    /// The call was interrupted at its deadline: a fault toward quarantine when
+    /// the guest itself was computing, a slow upstream otherwise. Retryable
+    /// with the same invocation id.
+    #[error("plugin `{plugin}` ran past its {budget_ms} ms budget and was stopped{}", if *in_guest { "; raise `limits.timeout_ms` in its grant if the work is legitimately slow" } else { " while it waited on the host (a slow upstream); the call may be retried" })]
     Timeout {
         /// Registered name of the plugin that was called.
         plugin: String,
         /// The deadline that was exceeded, in milliseconds (the grant's limit or
         /// the invocation's tighter budget).
         budget_ms: u64,
+        /// True when the deadline interrupted guest code (the plugin was
+        /// computing: a fault); false when the guest was parked in a host
+        /// wait such as a sleep or a slow upstream (transient, never a fault).
+        in_guest: bool,
         /// Outbound requests made before the deadline (journal them: some may have been sent).
         http: Vec<HttpRecord>,
     },
@@ -86,9 +91,9 @@ pub enum PluginCallError {
         /// What was refused and why, in words for the operator.
         reason: String,
     },
-    #[error("plugin `{plugin}` version {sha256_short} is quarantined after {crashes} crashes; fix or replace the file (a new version is loaded fresh) or run `crisis plugin unquarantine {plugin}`")]
-    /// This version is quarantined after repeated faults; every call is
-    /// refused until new bytes are loaded or it is unquarantined.
+    #[error("plugin `{plugin}` version {sha256_short} is quarantined after {crashes} crashes for {}s more; fix or replace the file (a new version is loaded fresh) or run `crisis plugin unquarantine {plugin}`", remaining.as_secs().max(1))]
+    /// This version is quarantined after repeated faults; calls are refused
+    /// until the quarantine ends, new bytes are loaded or it is lifted.
     Quarantined {
         /// Registered name of the plugin that was called.
         plugin: String,
@@ -96,6 +101,8 @@ pub enum PluginCallError {
         sha256_short: String,
         /// Faults counted within the quarantine window.
         crashes: u32,
+        /// Until the quarantine ends by itself (then the next call is let through).
+        remaining: std::time::Duration,
     },
     #[error("no plugin named `{plugin}` is loaded; built-ins are webhook-notify, appease-script and drill-sim, others come from the plugin directory")]
     /// No plugin is registered under that name; check the playbook step and
@@ -155,14 +162,66 @@ impl PluginCallError {
         }
     }
 
-    /// True when the error counts as a fault toward quarantine.
+    /// True when the error counts as a fault toward quarantine: the plugin
+    /// itself misbehaved (trap, out of memory, computing past its deadline).
+    /// A timeout while parked in a host wait is the upstream's slowness.
     pub(crate) fn is_fault(&self) -> bool {
         matches!(
             self,
-            PluginCallError::Timeout { .. }
+            PluginCallError::Timeout { in_guest: true, .. }
                 | PluginCallError::ResourceExhausted { .. }
                 | PluginCallError::Crashed { .. }
         )
+    }
+
+    /// True when the guest ran and the call ended without a fault, which
+    /// closes a half-open quarantine. Errors raised before the guest ran
+    /// (not found, denied, busy, quarantined, bad input) say nothing about it.
+    pub(crate) fn guest_ran_cleanly(&self) -> bool {
+        matches!(self, PluginCallError::Plugin { .. } | PluginCallError::Timeout { in_guest: false, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn all() -> Vec<(PluginCallError, bool)> {
+        let p = || "p".to_string();
+        vec![
+            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: true, http: vec![] }, true),
+            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: false, http: vec![] }, false),
+            (PluginCallError::ResourceExhausted { plugin: p(), detail: "oom".into() }, true),
+            (PluginCallError::Crashed { plugin: p(), trap: "unreachable".into(), http: vec![] }, true),
+            (PluginCallError::Plugin { plugin: p(), error: PluginError::Transient("503".into()), http: vec![] }, false),
+            (PluginCallError::Plugin { plugin: p(), error: PluginError::Permanent("400".into()), http: vec![] }, false),
+            (PluginCallError::Denied { plugin: p(), reason: "world".into() }, false),
+            (
+                PluginCallError::Quarantined { plugin: p(), sha256_short: "abc".into(), crashes: 3, remaining: Duration::from_secs(5) },
+                false,
+            ),
+            (PluginCallError::NotFound { plugin: p() }, false),
+            (PluginCallError::Load { plugin: p(), source: LoadError::Precompiled }, false),
+            (PluginCallError::Busy { plugin: p(), detail: "pool".into() }, false),
+            (PluginCallError::Input { plugin: p(), message: "json".into() }, false),
+        ]
+    }
+
+    #[test]
+    fn only_plugin_misbehaviour_is_a_fault() {
+        for (e, fault) in all() {
+            assert_eq!(e.is_fault(), fault, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_host_wait_timeout_is_transient_and_retryable_and_says_so() {
+        let e = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: false, http: vec![] };
+        assert!(e.is_retryable() && e.guest_ran_cleanly() && !e.is_fault());
+        assert!(e.to_string().contains("slow upstream"), "{e}");
+        let g = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: true, http: vec![] };
+        assert!(g.to_string().contains("limits.timeout_ms"), "{g}");
     }
 }
 

@@ -19,11 +19,12 @@ use super::grant::{GrantError, PluginGrant, ResolvedGrant, SecretRef, SecretValu
 use super::limits::{LimitCaps, Limits};
 use super::pattern::{HostPattern, effective_hosts};
 use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
-use std::collections::{BTreeMap, VecDeque};
+use super::quarantine::{Breaker, BreakerState, DEFAULT_QUARANTINE_BASE};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::Engine;
 
 /// How a `PluginHost` is set up. Why a struct with defaults: the daemon
@@ -49,6 +50,9 @@ pub struct PluginHostConfig {
     pub quarantine_after: u32,
     /// Sliding window in which faults are counted toward `quarantine_after`.
     pub quarantine_window: Duration,
+    /// How long a version's first quarantine lasts; each further one lasts
+    /// twice as long, up to an hour.
+    pub quarantine_base: Duration,
 }
 
 impl Default for PluginHostConfig {
@@ -62,6 +66,7 @@ impl Default for PluginHostConfig {
             caps: LimitCaps::default(),
             quarantine_after: 3,
             quarantine_window: Duration::from_secs(300),
+            quarantine_base: DEFAULT_QUARANTINE_BASE,
         }
     }
 }
@@ -90,6 +95,38 @@ pub enum HostInitError {
     Cache(LoadError),
 }
 
+/// Why [`PluginHost::unquarantine`] changed nothing. Why typed: the API
+/// answers 404 (with nearby names) or 409 from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnquarantineError {
+    /// No plugin of that name is loaded.
+    #[error("no plugin named `{plugin}` is loaded{}; `crisis plugin list` shows the loaded ones", did_you_mean(nearby))]
+    NotFound {
+        /// The name asked for.
+        plugin: String,
+        /// Loaded plugins with similar names.
+        nearby: Vec<String>,
+    },
+    /// The running version is not quarantined (never was, or it expired).
+    #[error("plugin `{plugin}` is not quarantined")]
+    NotQuarantined {
+        /// The name asked for.
+        plugin: String,
+    },
+}
+
+fn did_you_mean(nearby: &[String]) -> String {
+    if nearby.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", nearby.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
 /// Result of [`PluginHost::reload`]. Why: the reload task reports whether
 /// anything changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -114,6 +151,8 @@ pub struct PluginHost {
     plugin_dir: Option<PathBuf>,
     quarantine_after: u32,
     quarantine_window: Duration,
+    /// `quarantine_base` in milliseconds; changed by config reloads.
+    quarantine_base_ms: AtomicU64,
     /// Bounds concurrent calls to what the instance pool holds, so a burst
     /// waits instead of failing (and never counts as a plugin crash).
     slots: CallSlots,
@@ -157,6 +196,7 @@ impl PluginHost {
             plugin_dir: config.plugin_dir.clone(),
             quarantine_after: config.quarantine_after.max(1),
             quarantine_window: config.quarantine_window,
+            quarantine_base_ms: AtomicU64::new(duration_ms(config.quarantine_base)),
             // Interpreted guests have several memories per instance.
             slots: CallSlots::new((config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2)),
         };
@@ -271,8 +311,7 @@ impl PluginHost {
             declared: Vec::new(),
             imports: shape.imports,
             exports: shape.exports,
-            faults: Mutex::new(VecDeque::new()),
-            quarantined: AtomicBool::new(false),
+            breaker: Mutex::new(Breaker::default()),
             calls: AtomicU64::new(0),
             warm: Mutex::new(Vec::new()),
         };
@@ -408,14 +447,32 @@ impl PluginHost {
         report
     }
 
-    /// Lift a quarantine. Why: after an operator fixed what the plugin
-    /// depends on (e.g. an upstream that made it crash) without new bytes.
-    pub fn unquarantine(&self, name: &str) -> Result<(), PluginCallError> {
-        let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
-        let v = slot.current.load();
-        v.quarantined.store(false, Ordering::SeqCst);
-        v.faults.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        Ok(())
+    /// Lift the quarantine of a plugin's running version; the next call runs.
+    /// Why: after an operator fixed what the plugin depends on (e.g. an
+    /// upstream that made it crash) without new bytes, waiting out the
+    /// backoff would keep paging stopped for nothing.
+    pub fn unquarantine(&self, name: &str) -> Result<PluginRef, UnquarantineError> {
+        let Some(slot) = self.registry.get(name) else {
+            let names = self.registry.names();
+            let nearby = crate::diag::nearby(name, names.iter().map(String::as_str));
+            return Err(UnquarantineError::NotFound { plugin: name.into(), nearby });
+        };
+        let v = slot.current.load_full();
+        if !v.breaker().lift(Instant::now()) {
+            return Err(UnquarantineError::NotQuarantined { plugin: name.into() });
+        }
+        tracing::warn!(plugin = name, sha256 = %v.short_sha(), "plugin quarantine lifted by an operator");
+        Ok(plugin_ref(&v))
+    }
+
+    /// Change how long a first quarantine lasts (later ones double it). Why:
+    /// `crisis.toml` sets it and a reload may change it without a restart.
+    pub fn set_quarantine_base(&self, base: Duration) {
+        self.quarantine_base_ms.store(duration_ms(base.max(Duration::from_millis(1))), Ordering::Relaxed);
+    }
+
+    fn quarantine_base(&self) -> Duration {
+        Duration::from_millis(self.quarantine_base_ms.load(Ordering::Relaxed))
     }
 
     /// Every loaded plugin with its state. Why: `crisis plugin list` and status.
@@ -426,14 +483,24 @@ impl PluginHost {
             let v = slot.current.load_full();
             let grant = self.grant(&name);
             let effective_hosts = effective_hosts(&v.declared, &grant.allowed_hosts);
+            let now = Instant::now();
+            let (state, crashes) = {
+                let b = v.breaker();
+                (b.state(now), b.fault_count(now, self.quarantine_window))
+            };
+            let quarantine_ends_at = match state {
+                BreakerState::Open { until_wall, .. } => Some(chrono::DateTime::<chrono::Utc>::from(until_wall)),
+                _ => None,
+            };
             out.push(PluginStatus {
                 name: v.name.clone(),
                 version: v.describe.version.clone(),
                 sha256: v.sha256.clone(),
                 world: v.world,
                 source: v.source.clone(),
-                quarantined: v.quarantined.load(Ordering::SeqCst),
-                crashes: v.fault_count(self.quarantine_window),
+                quarantined: quarantine_ends_at.is_some(),
+                quarantine_ends_at,
+                crashes,
                 calls: v.calls.load(Ordering::Relaxed),
                 effective_hosts,
                 last_error: slot.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
@@ -539,12 +606,17 @@ impl PluginHost {
                 reason: format!("it is a {} plugin and cannot be used as {world}", v.world),
             });
         }
-        if v.quarantined.load(Ordering::SeqCst) {
-            return Err(PluginCallError::Quarantined {
-                plugin: name.into(),
-                sha256_short: v.short_sha(),
-                crashes: v.fault_count(self.quarantine_window),
-            });
+        {
+            let now = Instant::now();
+            let mut b = v.breaker();
+            if let Err(BreakerState::Open { until, .. }) = b.admit(now) {
+                return Err(PluginCallError::Quarantined {
+                    plugin: name.into(),
+                    sha256_short: v.short_sha(),
+                    crashes: b.fault_count(now, self.quarantine_window),
+                    remaining: until.saturating_duration_since(now),
+                });
+            }
         }
         let grant = self.grant(name);
         let limits = Limits::for_world(world).with_overrides(&grant.limits, &self.caps);
@@ -556,14 +628,19 @@ impl PluginHost {
         config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.calls.fetch_add(1, Ordering::Relaxed);
         let result = self.call_env().run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
-        if let Err(e) = &result
-            && e.is_fault() {
-                let (n, newly) = v.record_fault(self.quarantine_after, self.quarantine_window);
-                tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, error = %e, "plugin call failed");
-                if newly {
-                    tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = n, "plugin version quarantined after repeated crashes");
+        let now = Instant::now();
+        match &result {
+            Err(e) if e.is_fault() => {
+                let r = v.breaker().record_fault(now, self.quarantine_after, self.quarantine_window, self.quarantine_base());
+                tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, error = %e, "plugin call failed");
+                if let Some(d) = r.quarantined_for {
+                    tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, quarantine_ms = d.as_millis() as u64, "plugin version quarantined after repeated crashes");
                 }
             }
+            Ok(_) => v.breaker().record_success(now),
+            Err(e) if e.guest_ran_cleanly() => v.breaker().record_success(now),
+            Err(_) => {}
+        }
         result.map(|out| (plugin_ref(&v), out))
     }
 }

@@ -16,7 +16,7 @@
 //! `pattern.rs` (host patterns), `addr.rs` (address ranges refused by
 //! default), `egress.rs` (HTTP hook), `secret.rs`, `state.rs` (store state,
 //! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
-//! `warm.rs`, `registry.rs`, `call.rs` (one sandboxed call), `host.rs`
+//! `warm.rs`, `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
 //! (`PluginHost`), `adhoc.rs` (inspect/call of unregistered files),
 //! `builtin.rs`.
 //!
@@ -39,6 +39,7 @@ mod grant;
 mod host;
 mod limits;
 mod pattern;
+mod quarantine;
 mod registry;
 mod secret;
 mod state;
@@ -50,7 +51,7 @@ pub use cache::CacheStats;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{LoadError, PluginCallError, PluginError};
 pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
-pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome};
+pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome, UnquarantineError};
 pub use limits::{LimitCaps, LimitOverrides, Limits};
 pub use registry::{ManifestPlugin, PluginManifest, ScanError, ScanReport};
 

@@ -8,14 +8,14 @@ use super::api::{PluginSource, World};
 use super::pattern::HostPattern;
 use super::error::LoadError;
 use super::state::StoreState;
+use super::quarantine::Breaker;
 use super::warm::WarmInstance;
 use arc_swap::ArcSwap;
 use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 use wasmtime::component::InstancePre;
 
 /// One compiled, linked and described plugin version.
@@ -31,32 +31,17 @@ pub(crate) struct PluginVersion {
     pub declared: Vec<HostPattern>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
-    pub faults: Mutex<VecDeque<Instant>>,
-    pub quarantined: AtomicBool,
+    /// Plugin faults and quarantine of this version (a new version starts clean).
+    pub breaker: Mutex<Breaker>,
     pub calls: AtomicU64,
     /// Idle instances kept for reuse when the grant sets `limits.warm_calls`.
     pub warm: Mutex<Vec<WarmInstance>>,
 }
 
 impl PluginVersion {
-    /// Record a fault; returns the fault count in the window and whether
-    /// this fault quarantined the version.
-    pub(crate) fn record_fault(&self, threshold: u32, window: Duration) -> (u32, bool) {
-        let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        f.push_back(now);
-        while f.front().is_some_and(|t| now.duration_since(*t) > window) {
-            f.pop_front();
-        }
-        let n = f.len() as u32;
-        let newly = n >= threshold && !self.quarantined.swap(true, Ordering::SeqCst);
-        (n, newly)
-    }
-
-    pub(crate) fn fault_count(&self, window: Duration) -> u32 {
-        let f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        f.iter().filter(|t| now.duration_since(**t) <= window).count() as u32
+    /// The breaker, even if a call panicked while holding it.
+    pub(crate) fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn short_sha(&self) -> String {
