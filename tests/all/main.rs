@@ -20,6 +20,7 @@ mod drill_run;
 mod drill_schedule;
 mod fsync_fatal;
 mod incident_flow;
+mod intake_groups;
 mod layers;
 mod lifecycle;
 mod playbook_validate;
