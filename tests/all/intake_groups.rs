@@ -94,3 +94,22 @@ fn a_lower_intake_rate_applies_on_reload() {
     assert_eq!(&after[..2], &[202, 202], "{after:?}");
     assert!(after[2..].contains(&429), "the reloaded limit of 2 a minute applies: {after:?}");
 }
+
+#[test]
+fn validate_warns_when_the_dedup_template_names_a_label_match_does_not_guarantee() {
+    let r = crisis(&["playbook", "validate", "playbooks/billing-error.toml"]);
+    assert_eq!(r.code, 0, "a warning does not fail validation: {}", r.stderr);
+    assert_eq!(r.stdout.trim(), "ok: 1 playbook valid");
+    let warning = r.stderr.lines().find(|l| l.contains("warning:")).unwrap_or_else(|| panic!("no warning: {}", r.stderr));
+    assert!(warning.starts_with("playbooks/billing-error.toml:17:13: warning: dedup_key uses labels.billing_run"), "{warning}");
+
+    // Once match requires the label, every matching alert carries it: no warning.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("playbooks/billing-error.toml")).unwrap();
+    let fixed = text.replace("match = { alertname = \"BillingAnomaly\" }", "match = { alertname = \"BillingAnomaly\", billing_run = \"nightly\" }");
+    assert_ne!(fixed, text);
+    std::fs::write(dir.path().join("billing.toml"), fixed).unwrap();
+    let r = crisis(&["playbook", "validate", dir.path().join("billing.toml").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
+}
