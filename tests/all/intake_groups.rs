@@ -96,6 +96,21 @@ fn a_lower_intake_rate_applies_on_reload() {
 }
 
 #[test]
+fn a_lower_body_limit_applies_on_reload() {
+    let d = Daemon::start("engine", LOG_TARGETS);
+    let big = json!({"playbook": "outage", "summary": "s".repeat(3000), "scope": "x", "dedup_key": "big"});
+    let (code, v) = post(&d, "/v1/intake/events", &big);
+    assert_eq!(code, 202, "{v}");
+    write_config(d.dir.path(), d.port, &format!("{LOG_TARGETS}\n[limits]\nmax_body_kb = 2\n"));
+    let r = d.cli(&["reload"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (code, v) = post(&d, "/v1/intake/events", &big);
+    assert_eq!(code, 413, "{v}");
+    let small = json!({"playbook": "outage", "summary": "s", "scope": "x", "dedup_key": "small"});
+    assert_eq!(post(&d, "/v1/intake/events", &small).0, 202);
+}
+
+#[test]
 fn validate_warns_when_the_dedup_template_names_a_label_match_does_not_guarantee() {
     let r = crisis(&["playbook", "validate", "playbooks/billing-error.toml"]);
     assert_eq!(r.code, 0, "a warning does not fail validation: {}", r.stderr);

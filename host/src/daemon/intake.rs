@@ -86,6 +86,18 @@ impl RateLimiter {
     }
 }
 
+/// Caps request bodies at `[limits] max_body_kb` of the serving
+/// configuration, read on every request so a reload changes it (413 past it).
+pub(crate) async fn body_limit(State(st): State<Arc<AppState>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let max = st.engine.generation().config.limits.max_body_kb as usize * 1024;
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} KiB; raise [limits] max_body_kb", max / 1024)).into_response();
+    }
+    // A body without a length is cut off at the limit while it is read.
+    next.run(req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, max)))).await
+}
+
 /// One alert of an Alertmanager webhook payload (fields we use; others are ignored).
 #[derive(Debug, Deserialize)]
 struct AmAlert {
@@ -176,11 +188,11 @@ pub(crate) async fn alertmanager(
         count(&st, "alertmanager", "rejected");
         ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook payload: {e}"))
     })?;
-    if let Some(v) = &payload.version {
-        if v != "4" {
-            count(&st, "alertmanager", "rejected");
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unsupported Alertmanager payload version {v}: crisis accepts version 4")));
-        }
+    if let Some(v) = &payload.version
+        && v != "4"
+    {
+        count(&st, "alertmanager", "rejected");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unsupported Alertmanager payload version {v}: crisis accepts version 4")));
     }
     let st2 = st.clone();
     let reply = with_engine(&st, move |e: &Engine| {

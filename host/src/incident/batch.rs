@@ -19,9 +19,21 @@ use super::{TriggerOutcome, TriggerRequest};
 pub enum IntakeOp {
     /// Opens an incident or attaches to the open one with the same dedup key;
     /// `fallback` stands in for a dedup template that renders empty.
-    Trigger { req: TriggerRequest, fallback: Option<FallbackKey> },
+    Trigger {
+        /// The trigger, as `Engine::trigger` takes it.
+        req: TriggerRequest,
+        /// The sender's own key, if it has one.
+        fallback: Option<FallbackKey>,
+    },
     /// Resolves the open incident of `playbook` with dedup key `key`, if any.
-    Resolve { playbook: String, key: String, source: String },
+    Resolve {
+        /// The playbook id.
+        playbook: String,
+        /// The dedup key of the incident to resolve.
+        key: String,
+        /// Who resolves it, for the journal.
+        source: String,
+    },
 }
 
 /// What one operation of a batch did.

@@ -110,10 +110,10 @@ impl Engine {
             }
         }
         let dedup = dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback).map_err(EngineError::invalid)?;
-        if let Some(k) = dedup.key() {
-            if k.len() > MAX_DEDUP_KEY {
-                return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
-            }
+        if let Some(k) = dedup.key()
+            && k.len() > MAX_DEDUP_KEY
+        {
+            return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
         }
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
@@ -126,18 +126,18 @@ impl Engine {
         self.pin(pb);
         let now = self.now();
         let dedup_key = p.dedup.key().map(str::to_string);
-        if let Some(key) = &dedup_key {
-            if let Some(existing) = tx.open_by_dedup(&pb.id, key)? {
-                let row = tx.incident(&existing)?.ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {existing}, which is missing"))?;
-                let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
-                let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
-                let mut ctx = Ctx::new(tx, inc, pinned, generation_, now);
-                ctx.emit(Event::Attached { fields: p.fields.clone(), labels: req.labels.clone(), source: p.source.clone() })?;
-                ctx.advance()?;
-                ctx.save()?;
-                let (incident, emitted) = ctx.finish();
-                return Ok(TriggerDone { incident, emitted, deduped: true, stored_version: false });
-            }
+        if let Some(key) = &dedup_key
+            && let Some(existing) = tx.open_by_dedup(&pb.id, key)?
+        {
+            let row = tx.incident(&existing)?.ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {existing}, which is missing"))?;
+            let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
+            let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
+            let mut ctx = Ctx::new(tx, inc, pinned, generation_, now);
+            ctx.emit(Event::Attached { fields: p.fields.clone(), labels: req.labels.clone(), source: p.source.clone() })?;
+            ctx.advance()?;
+            ctx.save()?;
+            let (incident, emitted) = ctx.finish();
+            return Ok(TriggerDone { incident, emitted, deduped: true, stored_version: false });
         }
         let prefix = self.id_prefix();
         let n = tx.next_incident_number(prefix)?;
