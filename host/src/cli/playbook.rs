@@ -47,6 +47,7 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
                     playbooks: Vec<&'a str>,
                     set_hash: String,
                     errors: Vec<String>,
+                    warnings: Vec<String>,
                 }
                 print_json(&Out {
                     valid: validated.is_ok(),
@@ -54,6 +55,7 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
                     playbooks: validated.playbooks.iter().map(|p| p.id.as_str()).collect(),
                     set_hash: snapshot.hash(),
                     errors: validated.diagnostics.iter().map(|d| d.to_string()).collect(),
+                    warnings: validated.warnings.iter().map(|d| d.to_string()).collect(),
                 });
                 return if validated.is_ok() { Ok(()) } else { Err(Failure::new(2, "")) };
             }
@@ -63,6 +65,11 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
                     format!("{n} problem{} in {} file{}", if n == 1 { "" } else { "s" }, snapshot.files.len(), if snapshot.files.len() == 1 { "" } else { "s" }),
                     validated.diagnostics,
                 ));
+            }
+            // Warnings never change the exit code. They go to stderr once the
+            // set is valid, so a broken set shows its errors alone first.
+            for w in &validated.warnings {
+                eprintln!("{w}");
             }
             println!("ok: {} playbook{} valid", validated.playbooks.len(), if validated.playbooks.len() == 1 { "" } else { "s" });
             Ok(())

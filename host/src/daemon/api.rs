@@ -73,7 +73,6 @@ where
 
 /// Builds the router: every `/v1` route (drills included) sits behind the token layer.
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state.engine.generation().config.limits.max_body_kb as usize * 1024;
     let v1 = Router::new()
         .route("/v1/incidents", post(trigger).get(list))
         .route("/v1/incidents/{id}", get(show))
@@ -102,7 +101,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::intake::body_limit))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

@@ -479,6 +479,22 @@ impl IntakeResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntakeReply {
     pub accepted: Vec<IntakeResult>,
+    /// Alerts the engine refused for their content; the rest were journaled.
+    #[serde(default)]
+    pub rejected: Vec<IntakeRejection>,
+}
+
+/// One alert of a group the engine refused (dedup key too long, missing
+/// report field, unknown playbook): named in the reply instead of failing
+/// the group, because Alertmanager does not retry a 4xx.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntakeRejection {
+    /// Position of the alert in the payload's `alerts`.
+    pub index: usize,
+    pub fingerprint: Option<String>,
+    /// The playbook the alert was refused for.
+    pub playbook: Option<String>,
+    pub reason: String,
 }
 
 /// When a scheduled drill runs next, in UTC and in the playbook's zone.

@@ -1,12 +1,21 @@
 //! Intake: Alertmanager webhooks (version 4, as sent) and generic events.
-//! Both answer 202 only once what they carried is journaled.
+//!
+//! The alerts of one webhook are journaled in one transaction: 202 means
+//! every alert the engine accepted is durable. An alert the engine refuses
+//! for its content (dedup key too long, missing report field, unknown
+//! playbook) is named under `rejected` and logged as a warning while the
+//! rest of the group is journaled, and the answer is still 202: Alertmanager
+//! does not retry a 4xx, and retrying a content error could never succeed.
+//! Only a failure of the daemon itself (5xx) asks the sender to retry, and
+//! then nothing of the group was written.
 
 use super::engine_call::with_engine;
-use super::api_types::{ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeReply, IntakeResult};
+use super::api_types::{ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeRejection, IntakeReply, IntakeResult};
 use super::metrics::IntakeLabels;
 use super::AppState;
-use crate::incident::{Engine, EngineError, TriggerRequest};
+use crate::incident::{Engine, EngineError, FallbackKey, IntakeDone, IntakeOp, TriggerRequest};
 use crate::playbook::Playbook;
+use arc_swap::ArcSwap;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
@@ -18,6 +27,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,23 +37,37 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Per-source intake limit: `per_minute` requests with bursts up to as many,
 /// refilled continuously. Sources idle long enough to be back at a full
 /// allowance are dropped on a periodic sweep, so the map stays bounded by the
-/// senders of the last minute.
+/// senders of the last minute. The rate follows `[limits] intake_per_minute`
+/// of the serving configuration, so a reload changes it.
 pub struct RateLimiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limiter: ArcSwap<DefaultKeyedRateLimiter<IpAddr>>,
+    per_minute: AtomicU32,
     last_sweep: Mutex<Instant>,
+}
+
+fn keyed(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+    DefaultKeyedRateLimiter::hashmap(Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)))
 }
 
 impl RateLimiter {
     /// A limiter allowing `per_minute` requests (at least 1) per source address.
     pub fn new(per_minute: u32) -> Self {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
-        RateLimiter { limiter: DefaultKeyedRateLimiter::hashmap(quota), last_sweep: Mutex::new(Instant::now()) }
+        RateLimiter { limiter: ArcSwap::from_pointee(keyed(per_minute)), per_minute: AtomicU32::new(per_minute), last_sweep: Mutex::new(Instant::now()) }
+    }
+
+    /// Switches to a new rate when it differs from the current one. Every
+    /// source starts over with a full allowance of the new rate.
+    pub fn set_rate(&self, per_minute: u32) {
+        if self.per_minute.swap(per_minute, Ordering::AcqRel) != per_minute {
+            self.limiter.store(Arc::new(keyed(per_minute)));
+            tracing::info!("intake rate limit is now {per_minute} requests a minute per source");
+        }
     }
 
     /// Takes one request's allowance for `source`; false means "too many requests".
     pub fn allow(&self, source: IpAddr) -> bool {
         self.sweep_if_due();
-        self.limiter.check_key(&source).is_ok()
+        self.limiter.load().check_key(&source).is_ok()
     }
 
     fn sweep_if_due(&self) {
@@ -56,9 +80,22 @@ impl RateLimiter {
 
     /// Forgets sources whose allowance is full again.
     fn sweep(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        let l = self.limiter.load();
+        l.retain_recent();
+        l.shrink_to_fit();
     }
+}
+
+/// Caps request bodies at `[limits] max_body_kb` of the serving
+/// configuration, read on every request so a reload changes it (413 past it).
+pub(crate) async fn body_limit(State(st): State<Arc<AppState>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let max = st.engine.generation().config.limits.max_body_kb as usize * 1024;
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} KiB; raise [limits] max_body_kb", max / 1024)).into_response();
+    }
+    // A body without a length is cut off at the limit while it is read.
+    next.run(req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, max)))).await
 }
 
 /// One alert of an Alertmanager webhook payload (fields we use; others are ignored).
@@ -88,6 +125,7 @@ fn count(st: &AppState, source: &str, result: &str) {
 
 /// 429 (with `retry-after: 1`) once a source exceeds `[limits] intake_per_minute`.
 fn limit(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> {
+    st.intake_limiter.set_rate(st.engine.generation().config.limits.intake_per_minute);
     if st.intake_limiter.allow(addr.ip()) {
         return Ok(());
     }
@@ -150,63 +188,121 @@ pub(crate) async fn alertmanager(
         count(&st, "alertmanager", "rejected");
         ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook payload: {e}"))
     })?;
-    if let Some(v) = &payload.version {
-        if v != "4" {
-            count(&st, "alertmanager", "rejected");
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unsupported Alertmanager payload version {v}: crisis accepts version 4")));
-        }
+    if let Some(v) = &payload.version
+        && v != "4"
+    {
+        count(&st, "alertmanager", "rejected");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unsupported Alertmanager payload version {v}: crisis accepts version 4")));
     }
     let st2 = st.clone();
-    let results = with_engine(&st, move |e: &Engine| {
+    let reply = with_engine(&st, move |e: &Engine| {
         let g = e.generation();
-        let mut out = Vec::new();
-        for a in &payload.alerts {
+        let mut plan = Plan::default();
+        for (index, a) in payload.alerts.iter().enumerate() {
             let pbs = matching(g.playbooks.values(), &a.labels);
             if pbs.is_empty() {
-                out.push(IntakeResult::Unmatched { alert: a.labels.get("alertname").cloned(), result: IntakeOutcome::Unmatched });
+                plan.done(IntakeResult::Unmatched { alert: a.labels.get("alertname").cloned(), result: IntakeOutcome::Unmatched });
                 continue;
             }
+            let fallback = a.fingerprint.as_deref().map(FallbackKey::alertmanager);
             for pb in pbs {
-                let mut extra = BTreeMap::new();
-                if let Some(s) = &a.starts_at {
-                    extra.insert("alert_starts_at".to_string(), s.clone());
-                }
-                let key = alert_key(&pb, a);
+                let whose = Whose { index, fingerprint: a.fingerprint.clone(), playbook: pb.clone() };
                 if a.status == "resolved" {
-                    let key = match key {
-                        Some(k) => Some(k),
-                        None => render_key(e, &pb, &a.labels)?,
+                    let key = match alert_key(&pb, a) {
+                        Some(k) => Ok(Some(k)),
+                        None => e.dedup_key_or(&pb, &a.labels, &BTreeMap::new(), fallback.as_ref()),
                     };
-                    let res = match key {
-                        Some(k) => e.resolve_by_key(&pb.id, &k, &format!("alertmanager (alert ended {})", a.ends_at.clone().unwrap_or_default()))?,
-                        None => None,
-                    };
-                    out.push(resolved(&pb, res.map(|i| i.id)));
+                    let source = format!("alertmanager (alert ended {})", a.ends_at.clone().unwrap_or_default());
+                    match key {
+                        Ok(Some(key)) => plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source }),
+                        Ok(None) => plan.done(resolved(&pb, None)),
+                        Err(err) => plan.refuse(whose, err),
+                    }
                 } else {
-                    let fields = report_fields(&pb, &a.labels, &a.annotations, extra);
-                    let t = e.trigger(TriggerRequest {
+                    let mut extra = BTreeMap::new();
+                    if let Some(s) = &a.starts_at {
+                        extra.insert("alert_starts_at".to_string(), s.clone());
+                    }
+                    let req = TriggerRequest {
                         playbook: pb.id.clone(),
                         title: a.annotations.get("summary").cloned(),
                         severity: a.labels.get("severity").and_then(|s| s.parse::<crate::playbook::types::Severity>().ok()),
-                        fields,
+                        fields: report_fields(&pb, &a.labels, &a.annotations, extra),
                         labels: a.labels.clone(),
-                        dedup_key: key,
+                        dedup_key: alert_key(&pb, a),
                         source: "alertmanager".into(),
                         by: "alertmanager".into(),
                         ..Default::default()
-                    })?;
-                    out.push(triggered(&pb, &t));
+                    };
+                    plan.op(whose, IntakeOp::Trigger { req, fallback: fallback.clone() });
                 }
             }
         }
-        Ok(out)
+        plan.run(e).map(|(reply, _)| reply)
     })
     .await
     .inspect_err(|_| count(&st2, "alertmanager", "rejected"))?;
-    for r in &results {
-        count(&st, "alertmanager", r.outcome().as_str());
+    Ok(reply_with(&st, "alertmanager", reply))
+}
+
+/// Whose operation this is: the alert (by position) and the playbook it matched.
+struct Whose {
+    index: usize,
+    fingerprint: Option<String>,
+    playbook: Arc<Playbook>,
+}
+
+/// What intake will do with one request: results known without the engine,
+/// operations for the batch, and refusals found while building them.
+#[derive(Default)]
+struct Plan {
+    accepted: Vec<IntakeResult>,
+    rejected: Vec<IntakeRejection>,
+    ops: Vec<(Whose, IntakeOp)>,
+    /// The first refusal, for a request whose only content was refused.
+    first_refusal: Option<EngineError>,
+}
+
+impl Plan {
+    fn done(&mut self, r: IntakeResult) {
+        self.accepted.push(r);
     }
-    Ok((StatusCode::ACCEPTED, Json(IntakeReply { accepted: results })).into_response())
+
+    fn op(&mut self, whose: Whose, op: IntakeOp) {
+        self.ops.push((whose, op));
+    }
+
+    fn refuse(&mut self, whose: Whose, err: EngineError) {
+        tracing::warn!(alert = whose.index, fingerprint = whose.fingerprint.as_deref().unwrap_or(""), playbook = %whose.playbook.id, "intake refused one alert (the rest of its group is journaled): {err}");
+        self.rejected.push(IntakeRejection { index: whose.index, fingerprint: whose.fingerprint, playbook: Some(whose.playbook.id.clone()), reason: err.to_string() });
+        self.first_refusal.get_or_insert(err);
+    }
+
+    /// Runs the operations as one batch. Refusals of single alerts land in
+    /// `rejected`; a store failure fails the whole request (nothing written).
+    fn run(mut self, e: &Engine) -> Result<(IntakeReply, Option<EngineError>), EngineError> {
+        let (whose, ops): (Vec<Whose>, Vec<IntakeOp>) = std::mem::take(&mut self.ops).into_iter().unzip();
+        let results = if ops.is_empty() { Vec::new() } else { e.intake_batch(ops)? };
+        for (w, r) in whose.into_iter().zip(results) {
+            match r {
+                Ok(IntakeDone::Triggered(t)) => self.done(triggered(&w.playbook, &t)),
+                Ok(IntakeDone::Resolved(inc)) => self.done(resolved(&w.playbook, inc.map(|i| i.id))),
+                Err(err) => self.refuse(w, err),
+            }
+        }
+        Ok((IntakeReply { accepted: self.accepted, rejected: self.rejected }, self.first_refusal))
+    }
+}
+
+/// Counts the reply in the metrics and answers 202.
+fn reply_with(st: &AppState, source: &str, reply: IntakeReply) -> Response {
+    for r in &reply.accepted {
+        count(st, source, r.outcome().as_str());
+    }
+    for _ in &reply.rejected {
+        count(st, source, "rejected");
+    }
+    (StatusCode::ACCEPTED, Json(reply)).into_response()
 }
 
 fn resolved(pb: &Playbook, incident: Option<String>) -> IntakeResult {
@@ -217,10 +313,6 @@ fn resolved(pb: &Playbook, incident: Option<String>) -> IntakeResult {
 fn triggered(pb: &Playbook, t: &crate::incident::TriggerOutcome) -> IntakeResult {
     let result = if t.deduped { IntakeOutcome::Deduped } else { IntakeOutcome::Opened };
     IntakeResult::Playbook { playbook: pb.id.clone(), result, incident: Some(t.incident.id.clone()) }
-}
-
-fn render_key(e: &Engine, pb: &Playbook, labels: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
-    e.dedup_key_for(pb, labels, &BTreeMap::new())
 }
 
 /// `POST /v1/intake/events`: triggers or resolves by playbook id or by labels.
@@ -244,7 +336,7 @@ pub(crate) async fn events(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "an event names a `playbook` or carries `labels` to match playbooks"));
     }
     let st2 = st.clone();
-    let results = with_engine(&st, move |e: &Engine| {
+    let reply = with_engine(&st, move |e: &Engine| {
         let g = e.generation();
         let pbs: Vec<Arc<Playbook>> = match &ev.playbook {
             Some(id) => match g.playbooks.get(id) {
@@ -257,48 +349,55 @@ pub(crate) async fn events(
             None => matching(g.playbooks.values(), &ev.labels),
         };
         let source = ev.source.clone().unwrap_or_else(|| "events".into());
-        let mut out = Vec::new();
+        let severity = ev.severity.as_deref().map(str::parse).transpose().map_err(EngineError::invalid)?;
+        let mut plan = Plan::default();
         for pb in pbs {
+            let whose = Whose { index: 0, fingerprint: None, playbook: pb.clone() };
             if action == EventAction::Resolve {
                 let key = match &ev.dedup_key {
-                    Some(k) => Some(k.clone()),
-                    None => e.dedup_key_for(&pb, &ev.labels, &ev.fields)?,
+                    Some(k) => Ok(Some(k.clone())),
+                    None => e.dedup_key_for(&pb, &ev.labels, &ev.fields),
                 };
-                let Some(key) = key else {
-                    return Err(EngineError::invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)));
-                };
-                let r = e.resolve_by_key(&pb.id, &key, &source)?;
-                out.push(resolved(&pb, r.map(|i| i.id)));
+                match key {
+                    Ok(Some(key)) => plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source: source.clone() }),
+                    Ok(None) => plan.refuse(
+                        whose,
+                        EngineError::invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)),
+                    ),
+                    Err(err) => plan.refuse(whose, err),
+                }
             } else {
                 let mut fields = ev.fields.clone();
                 if let Some(s) = &ev.summary {
                     fields.entry("nature".into()).or_insert_with(|| s.clone());
                 }
-                let t = e.trigger(TriggerRequest {
+                let req = TriggerRequest {
                     playbook: pb.id.clone(),
                     title: ev.title.clone().or(ev.summary.clone()),
-                    severity: ev.severity.as_deref().map(str::parse).transpose().map_err(EngineError::invalid)?,
+                    severity,
                     scope: ev.scope.clone(),
                     fields,
                     labels: ev.labels.clone(),
                     dedup_key: ev.dedup_key.clone(),
                     source: source.clone(),
                     by: source.clone(),
-                })?;
-                out.push(triggered(&pb, &t));
+                };
+                plan.op(whose, IntakeOp::Trigger { req, fallback: None });
             }
         }
-        Ok(out)
+        // One event refused for every playbook it named is the sender's error, as before.
+        let (reply, first) = plan.run(e)?;
+        match first {
+            Some(err) if reply.accepted.is_empty() => Err(err),
+            _ => Ok(reply),
+        }
     })
     .await
     .inspect_err(|_| count(&st2, "events", "rejected"))?;
-    if results.is_empty() {
+    if reply.accepted.is_empty() && reply.rejected.is_empty() {
         count(&st, "events", "unmatched");
     }
-    for r in &results {
-        count(&st, "events", r.outcome().as_str());
-    }
-    Ok((StatusCode::ACCEPTED, Json(IntakeReply { accepted: results })).into_response())
+    Ok(reply_with(&st, "events", reply))
 }
 
 #[cfg(test)]
@@ -322,9 +421,9 @@ mod tests {
         for i in 0..50u8 {
             assert!(l.allow(IpAddr::from([10, 0, 0, i])));
         }
-        assert_eq!(l.limiter.len(), 50);
+        assert_eq!(l.limiter.load().len(), 50);
         std::thread::sleep(Duration::from_millis(20));
         l.sweep();
-        assert_eq!(l.limiter.len(), 0);
+        assert_eq!(l.limiter.load().len(), 0);
     }
 }

@@ -4,7 +4,9 @@
 use super::ctx::Ctx;
 use super::clock::fmt_ms;
 use super::effects::{EffectOutcome, IntentPayload};
+use super::dedup::{self, DedupKey, FallbackKey};
 use super::engine::{Engine, MAX_DEDUP_KEY};
+use super::generation::Generation;
 use super::error::{EngineError, Hint};
 use super::events::Event;
 use super::state::{Incident, Status, StepStatus};
@@ -12,7 +14,9 @@ use super::timers::{DeadlineKind, Timer, TimerFamily};
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::{OutcomeField, Phase, ReportField, Severity, INCIDENT_ROLES};
 use serde::{Deserialize, Serialize};
+use crate::store::Tx;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A request to start (or attach to) an incident.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,6 +45,26 @@ pub struct TriggerRequest {
     pub by: String,
 }
 
+/// A trigger checked and settled, ready to be journaled.
+pub(super) struct PreparedTrigger {
+    pb: Arc<Playbook>,
+    req: TriggerRequest,
+    severity: Severity,
+    fields: BTreeMap<String, String>,
+    dedup: DedupKey,
+    source: String,
+    by: String,
+}
+
+/// What a trigger did inside its transaction, for after the commit.
+pub(super) struct TriggerDone {
+    incident: Incident,
+    emitted: Vec<Event>,
+    deduped: bool,
+    /// The playbook version was written in this transaction.
+    stored_version: bool,
+}
+
 /// The incident a trigger opened or attached to.
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerOutcome {
@@ -64,6 +88,14 @@ impl Engine {
     /// Opens an incident, or attaches the trigger to the open incident with its dedup key.
     pub fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, EngineError> {
         let generation_ = self.generation();
+        let prepared = self.prepare_trigger(&generation_, req, None)?;
+        let done = self.write(|tx| self.trigger_in(tx, &generation_, &prepared))?;
+        Ok(self.triggered(&prepared, done))
+    }
+
+    /// Checks a trigger and settles its fields and dedup key, before any
+    /// write: what is refused here is the request's fault, never the store's.
+    pub(super) fn prepare_trigger(&self, generation_: &Generation, req: TriggerRequest, fallback: Option<&FallbackKey>) -> Result<PreparedTrigger, EngineError> {
         let Some(pb) = generation_.playbooks.get(&req.playbook).cloned() else {
             let nearby = crate::diag::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
             return Err(EngineError::NotFound { what: "playbook", id: req.playbook.clone(), nearby });
@@ -88,74 +120,91 @@ impl Engine {
                 }
             }
         }
-        let dedup_key = match &req.dedup_key {
-            Some(k) if !k.is_empty() => Some(k.clone()),
-            _ => render_dedup(&pb, &req.labels, &fields, severity).map_err(EngineError::invalid)?,
-        };
-        if let Some(k) = &dedup_key {
-            if k.len() > MAX_DEDUP_KEY {
-                return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
-            }
+        let dedup = dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback).map_err(EngineError::invalid)?;
+        if let Some(k) = dedup.key()
+            && k.len() > MAX_DEDUP_KEY
+        {
+            return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
         }
-        self.pin(&pb);
-
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
-        let mut stored_version = false;
-        let (incident, emitted, deduped) = self.write(|tx| -> Result<_, EngineError> {
-            if let Some(key) = &dedup_key {
-                if let Some(existing) = tx.open_by_dedup(&pb.id, key)? {
-                    let row = tx.incident(&existing)?.expect("dedup index points at an incident");
-                    let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
-                    let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
-                    let mut ctx = Ctx::new(tx, inc, pinned, &generation_, now);
-                    ctx.emit(Event::Attached { fields: fields.clone(), labels: req.labels.clone(), source: source.clone() })?;
-                    ctx.advance()?;
-                    ctx.save()?;
-                    let (inc, emitted) = ctx.finish();
-                    return Ok((inc, emitted, true));
-                }
-            }
-            let prefix = self.id_prefix();
-            let n = tx.next_incident_number(prefix)?;
-            let id = format!("{prefix}-{n}");
-            if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
-                tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&*pb).map_err(anyhow::Error::from)?)?;
-                stored_version = true;
-            }
-            let opened = Event::Opened {
-                playbook_id: pb.id.clone(),
-                playbook_hash: pb.hash.clone(),
-                mode: self.mode,
-                title: req.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| pb.name.clone()),
-                severity,
-                category: pb.category,
-                dedup_key: dedup_key.clone(),
-                fields: fields.clone(),
-                labels: req.labels.clone(),
-                source: source.clone(),
-                by: by.clone(),
-            };
-            let rec = tx.append(&id, now, opened.kind(), &serde_json::to_value(&opened).map_err(anyhow::Error::from)?)?;
-            let mut inc = Incident::open(&id, &opened, now).expect("opened event");
-            inc.last_seq = rec.seq;
-            let mut ctx = Ctx::new(tx, inc, pb.clone(), &generation_, now);
-            ctx.already_emitted(opened);
+        Ok(PreparedTrigger { pb, req, severity, fields, dedup, source, by })
+    }
+
+    /// Opens or attaches inside the caller's transaction.
+    pub(super) fn trigger_in(&self, tx: &mut dyn Tx, generation_: &Generation, p: &PreparedTrigger) -> Result<TriggerDone, EngineError> {
+        let (pb, req) = (&p.pb, &p.req);
+        self.pin(pb);
+        let now = self.now();
+        let dedup_key = p.dedup.key().map(str::to_string);
+        if let Some(key) = &dedup_key
+            && let Some(existing) = tx.open_by_dedup(&pb.id, key)?
+        {
+            let row = tx.incident(&existing)?.ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {existing}, which is missing"))?;
+            let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
+            let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
+            let mut ctx = Ctx::new(tx, inc, pinned, generation_, now);
+            ctx.emit(Event::Attached { fields: p.fields.clone(), labels: req.labels.clone(), source: p.source.clone() })?;
             ctx.advance()?;
             ctx.save()?;
-            let (inc, emitted) = ctx.finish();
-            Ok((inc, emitted, false))
-        })?;
-        if stored_version {
-            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(pb.hash.clone());
+            let (incident, emitted) = ctx.finish();
+            return Ok(TriggerDone { incident, emitted, deduped: true, stored_version: false });
         }
-        self.observe(&emitted, &incident);
-        Ok(TriggerOutcome { incident, deduped })
+        let prefix = self.id_prefix();
+        let n = tx.next_incident_number(prefix)?;
+        let id = format!("{prefix}-{n}");
+        let mut stored_version = false;
+        if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
+            tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&**pb).map_err(anyhow::Error::from)?)?;
+            stored_version = true;
+        }
+        let opened = Event::Opened {
+            playbook_id: pb.id.clone(),
+            playbook_hash: pb.hash.clone(),
+            mode: self.mode,
+            title: req.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| pb.name.clone()),
+            severity: p.severity,
+            category: pb.category,
+            dedup_key,
+            fields: p.fields.clone(),
+            labels: req.labels.clone(),
+            source: p.source.clone(),
+            by: p.by.clone(),
+        };
+        let rec = tx.append(&id, now, opened.kind(), &serde_json::to_value(&opened).map_err(anyhow::Error::from)?)?;
+        let mut inc = Incident::open(&id, &opened, now).ok_or_else(|| anyhow::anyhow!("an opened event did not open incident {id}"))?;
+        inc.last_seq = rec.seq;
+        let mut ctx = Ctx::new(tx, inc, pb.clone(), generation_, now);
+        ctx.already_emitted(opened);
+        // The key did not come from the template: say so where people look.
+        if let Some(note) = p.dedup.warning(pb) {
+            ctx.emit(Event::Note { by: dedup::NOTE_BY.into(), note })?;
+        }
+        ctx.advance()?;
+        ctx.save()?;
+        let (incident, emitted) = ctx.finish();
+        Ok(TriggerDone { incident, emitted, deduped: false, stored_version })
+    }
+
+    /// After the commit: remembers the stored version and tells the observer.
+    pub(super) fn triggered(&self, p: &PreparedTrigger, done: TriggerDone) -> TriggerOutcome {
+        if done.stored_version {
+            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(p.pb.hash.clone());
+        }
+        self.observe(&done.emitted, &done.incident);
+        TriggerOutcome { incident: done.incident, deduped: done.deduped }
     }
 
     /// The dedup key a playbook's template gives these labels and fields (intake "resolved").
     pub fn dedup_key_for(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
-        render_dedup(pb, labels, fields, pb.severity).map_err(EngineError::invalid)
+        self.dedup_key_or(pb, labels, fields, None)
+    }
+
+    /// Same, falling back to the sender's key when the template renders
+    /// empty, exactly as a trigger with the same labels chose it.
+    pub fn dedup_key_or(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, fallback: Option<&FallbackKey>) -> Result<Option<String>, EngineError> {
+        let k = dedup::choose(pb, None, labels, fields, pb.severity, fallback).map_err(EngineError::invalid)?;
+        Ok(k.key().map(str::to_string))
     }
 
     /// Acknowledges: cancels pending escalations and repeats. Acking as someone
@@ -294,20 +343,7 @@ impl Engine {
     /// Resolves: the crisis is over. Unfinished steps are skipped, the dedup key
     /// is released, and the incident moves to the outcome phase.
     pub fn resolve(&self, id: &str, by: &str, source: &str) -> Result<Incident, EngineError> {
-        self.mutate(id, false, |ctx| {
-            if ctx.inc.status != Status::Open {
-                return Err(EngineError::conflict(format!("incident {id} is already resolved")));
-            }
-            ctx.emit(Event::Resolved { by: by.to_string(), source: source.to_string() })?;
-            // Every timer but the outcome deadline: the outcome phase still runs.
-            for d in [DeadlineKind::Ack, DeadlineKind::Report, DeadlineKind::Activate] {
-                ctx.cancel(&Timer::Deadline(d))?;
-            }
-            for f in [TimerFamily::StepDeadline, TimerFamily::Escalate, TimerFamily::Track] {
-                ctx.cancel_family(f)?;
-            }
-            Ok(())
-        })
+        self.mutate(id, false, |ctx| resolve_ctx(ctx, by, source))
     }
 
     /// Resolves the open incident of a playbook with a dedup key, if any (intake "resolved").
@@ -355,16 +391,18 @@ impl Engine {
     }
 }
 
-/// Renders a playbook's dedup-key template; an empty result means "no key".
-fn render_dedup(pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, sev: Severity) -> Result<Option<String>, String> {
-    let Some(tpl) = pb.trigger.as_ref().and_then(|t| t.dedup_key.as_ref()) else { return Ok(None) };
-    // One environment for the process: building one per trigger costs more than rendering.
-    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-    let env = ENV.get_or_init(minijinja::Environment::new);
-    let ctx = minijinja::context! { labels => labels, fields => fields, severity => sev.as_str(), playbook => pb.id };
-    let key = env
-        .render_str(tpl, ctx)
-        .map_err(|e| format!("cannot render the dedup key template of playbook {}: {e}", pb.id))?;
-    let key = key.trim().to_string();
-    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') { None } else { Some(key) })
+/// The resolve itself, on an incident loaded in a transaction.
+pub(super) fn resolve_ctx(ctx: &mut Ctx<'_>, by: &str, source: &str) -> Result<(), EngineError> {
+    if ctx.inc.status != Status::Open {
+        return Err(EngineError::conflict(format!("incident {} is already resolved", ctx.inc.id)));
+    }
+    ctx.emit(Event::Resolved { by: by.to_string(), source: source.to_string() })?;
+    // Every timer but the outcome deadline: the outcome phase still runs.
+    for d in [DeadlineKind::Ack, DeadlineKind::Report, DeadlineKind::Activate] {
+        ctx.cancel(&Timer::Deadline(d))?;
+    }
+    for f in [TimerFamily::StepDeadline, TimerFamily::Escalate, TimerFamily::Track] {
+        ctx.cancel_family(f)?;
+    }
+    Ok(())
 }

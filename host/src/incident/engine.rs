@@ -204,25 +204,36 @@ impl Engine {
     /// it; calls the observer with what was journaled.
     pub(super) fn mutate(&self, id: &str, allow_closed: bool, mut f: impl FnMut(&mut Ctx<'_>) -> Result<(), EngineError>) -> Result<Incident, EngineError> {
         let generation_ = self.generation();
-        let (inc, emitted) = self.write(|tx| {
-            let now = self.clock.now_ms();
-            let Some(row) = tx.incident(id)? else {
-                let ids = tx.incident_ids()?;
-                return Err(not_found(id, &ids));
-            };
-            let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
-            if inc.status == Status::Closed && !allow_closed {
-                return Err(EngineError::conflict(format!("incident {id} is closed; nothing more can be done on it")).with_hint(Hint::OpenNew));
-            }
-            let pb = self.pinned_in(tx, &inc.playbook_hash)?;
-            let mut ctx = Ctx::new(tx, inc, pb, &generation_, now);
-            f(&mut ctx)?;
-            ctx.advance()?;
-            ctx.save()?;
-            Ok(ctx.finish())
-        })?;
+        let (inc, emitted) = self.write(|tx| self.mutate_in(tx, &generation_, id, allow_closed, &mut f))?;
         self.observe(&emitted, &inc);
         Ok(inc)
+    }
+
+    /// The body of [`Engine::mutate`], inside the caller's transaction; the
+    /// caller tells the observer about the events once it committed.
+    pub(super) fn mutate_in(
+        &self,
+        tx: &mut dyn Tx,
+        generation_: &Generation,
+        id: &str,
+        allow_closed: bool,
+        f: &mut dyn FnMut(&mut Ctx<'_>) -> Result<(), EngineError>,
+    ) -> Result<(Incident, Vec<Event>), EngineError> {
+        let now = self.clock.now_ms();
+        let Some(row) = tx.incident(id)? else {
+            let ids = tx.incident_ids()?;
+            return Err(not_found(id, &ids));
+        };
+        let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
+        if inc.status == Status::Closed && !allow_closed {
+            return Err(EngineError::conflict(format!("incident {id} is closed; nothing more can be done on it")).with_hint(Hint::OpenNew));
+        }
+        let pb = self.pinned_in(tx, &inc.playbook_hash)?;
+        let mut ctx = Ctx::new(tx, inc, pb, generation_, now);
+        f(&mut ctx)?;
+        ctx.advance()?;
+        ctx.save()?;
+        Ok(ctx.finish())
     }
 }
 

@@ -2,9 +2,11 @@
 //! escalation, dedup, and side effects recorded before they run.
 
 mod advance;
+mod batch;
 pub(crate) mod clock;
 mod commands;
 mod ctx;
+mod dedup;
 pub mod effects;
 mod engine;
 mod error;
@@ -17,7 +19,9 @@ pub mod state;
 mod timers;
 mod when;
 
+pub use batch::{IntakeDone, IntakeOp};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
+pub use dedup::FallbackKey;
 pub use engine::{Actor, Engine, Observer, MAX_DEDUP_KEY};
 pub use generation::Generation;
 pub use error::{EngineError, Hint};

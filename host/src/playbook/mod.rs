@@ -118,6 +118,8 @@ pub struct Validated {
     pub playbooks: Vec<Playbook>,
     /// Every read and validation problem, sorted by path and position; empty when the set is valid.
     pub diagnostics: Vec<Diagnostic>,
+    /// Things allowed but probably not meant (`warning: ...`); they never make the set invalid.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Validated {
@@ -135,12 +137,13 @@ impl Validated {
 /// Validates every file of a snapshot, and that ids are unique across files.
 pub fn validate(snapshot: &Snapshot, ctx: &RefContext) -> Validated {
     let mut diagnostics = snapshot.read_errors.clone();
+    let mut warnings = Vec::new();
     let mut playbooks: Vec<Playbook> = Vec::new();
     let mut first_seen: BTreeMap<String, (PathBuf, usize, usize)> = BTreeMap::new();
     for src in &snapshot.files {
         // Duplicate ids are checked from the raw id so they are found even
         // when one of the files has other errors.
-        let (pb, raw) = validate::playbook_and_id(src, ctx, &mut diagnostics);
+        let (pb, raw) = validate::playbook_with_warnings(src, ctx, &mut diagnostics, &mut warnings);
         if let Some(pb) = pb {
             playbooks.push(pb);
         }
@@ -162,7 +165,8 @@ pub fn validate(snapshot: &Snapshot, ctx: &RefContext) -> Validated {
         playbooks.clear();
     }
     playbooks.sort_by(|a, b| a.id.cmp(&b.id));
-    Validated { playbooks, diagnostics }
+    diag::sort(&mut warnings);
+    Validated { playbooks, diagnostics, warnings }
 }
 
 /// Parses a single playbook text against a context (used for fixtures and pinned versions).

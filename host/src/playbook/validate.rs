@@ -26,6 +26,17 @@ pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) 
 /// (even when the file has other errors), from the same parse, so duplicate
 /// ids across files are found without reading each file twice.
 pub fn playbook_and_id(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> (Option<Playbook>, Option<(String, std::ops::Range<usize>)>) {
+    playbook_with_warnings(source, ctx, diags, &mut Vec::new())
+}
+
+/// Like [`playbook_and_id`], also collecting warnings: things that are
+/// allowed but probably not meant, which never make the playbook invalid.
+pub(crate) fn playbook_with_warnings(
+    source: &Source,
+    ctx: &RefContext,
+    diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> (Option<Playbook>, Option<(String, std::ops::Range<usize>)>) {
     let before = diags.len();
     if source.text.trim().is_empty() {
         diags.push(source.at(0..0, "empty playbook: a playbook needs a [playbook] table and the six phases [report], [activate], [assign], [[act]], [track], [outcome]"));
@@ -39,7 +50,7 @@ pub fn playbook_and_id(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagno
         }
     };
     let id = raw_id(&doc);
-    let mut v = Validator { doc: &doc, ctx, diags };
+    let mut v = Validator { doc: &doc, ctx, diags, warnings };
     let pb = v.run();
     (if diags.len() > before { None } else { pb }, id)
 }
@@ -58,6 +69,7 @@ struct Validator<'a, 's> {
     doc: &'a Document<'s>,
     ctx: &'a RefContext,
     diags: &'a mut Vec<Diagnostic>,
+    warnings: &'a mut Vec<Diagnostic>,
 }
 
 const SECTIONS: &[&str] = &["playbook", "trigger", "report", "activate", "assign", "act", "track", "outcome", "drill"];
@@ -66,6 +78,11 @@ impl Validator<'_, '_> {
     fn err(&mut self, at: &Str, msg: impl Into<String>) {
         let d = self.doc.source.at(at.span(), msg);
         self.diags.push(d);
+    }
+
+    fn warn(&mut self, at: &Str, msg: impl std::fmt::Display) {
+        let d = self.doc.source.at(at.span(), format!("warning: {msg}"));
+        self.warnings.push(d);
     }
 
     fn err_span(&mut self, span: std::ops::Range<usize>, msg: impl Into<String>) {
@@ -214,6 +231,7 @@ impl Validator<'_, '_> {
     }
 
     fn trigger(&mut self, t: model::Trigger) -> Option<TriggerSpec> {
+        let matches = &t.matches;
         if let Some(key) = &t.dedup_key {
             static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
             let env = ENV.get_or_init(|| {
@@ -231,6 +249,18 @@ impl Validator<'_, '_> {
                     unknown.sort();
                     for v in unknown {
                         self.err(key, format!("dedup_key uses unknown variable `{v}`: use labels.NAME (alert labels) or fields.NAME (report fields), like \"{{{{ labels.service }}}}\""));
+                    }
+                    let mut unguaranteed: Vec<String> = t
+                        .undeclared_variables(true)
+                        .into_iter()
+                        .filter_map(|v| v.strip_prefix("labels.").map(str::to_string))
+                        .filter(|l| !matches.contains_key(l))
+                        .collect();
+                    unguaranteed.sort();
+                    for label in unguaranteed {
+                        self.warn(key, format_args!(
+                            "dedup_key uses labels.{label}, which [trigger] match does not guarantee: an alert without it gets the Alertmanager fingerprint as its dedup key instead; add `{label}` to match or use a label every matching alert carries"
+                        ));
                     }
                 }
             }

@@ -1,4 +1,5 @@
-//! The embedded SQLite store: WAL mode, `synchronous = FULL`, versioned migrations.
+//! The embedded SQLite store: WAL mode, an fsync of the WAL before any commit
+//! is acknowledged (group commit), versioned migrations.
 
 use super::chain::{event_hash, GENESIS};
 use super::*;
@@ -122,6 +123,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Exit status of a process whose journal could not be flushed (`EX_SOFTWARE`).
+pub const EXIT_FSYNC_FAILED: i32 = 70;
+
 /// SQLite-backed [`Store`].
 ///
 /// Durability: commits run with `synchronous = NORMAL` in WAL mode (no fsync
@@ -129,12 +133,21 @@ const MIGRATIONS: &[&str] = &[
 /// commit while a flush is running share the next one, so many concurrent
 /// commits cost one fsync instead of one each, and nothing is acknowledged
 /// before it is on disk.
+///
+/// A failed fsync is fatal: the kernel may already have dropped the dirty
+/// pages, so a later fsync that "succeeds" proves nothing. The process logs
+/// the error and exits with [`EXIT_FSYNC_FAILED`] before anyone is told the
+/// unflushed commits happened; the next start re-reads the journal from disk.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The WAL file to fsync; `None` for in-memory stores.
     wal: Option<std::path::PathBuf>,
     flush: Mutex<FlushState>,
     flushed: std::sync::Condvar,
+    /// Test hook: the fsync with this number (1-based) fails.
+    fail_fsync_at: Option<u64>,
+    /// Exit the process on an fsync failure (always, outside unit tests).
+    exit_on_fsync_failure: bool,
 }
 
 #[derive(Default)]
@@ -144,8 +157,22 @@ struct FlushState {
     flushing: bool,
     /// fsyncs done, for tests and metrics.
     flushes: u64,
-    /// An open handle on the WAL file, reopened if SQLite recreated it.
+    /// fsyncs attempted, successful or not (numbers the failpoint).
+    attempts: u64,
+    /// Set once an fsync failed: nothing committed after that is ever reported durable.
+    failed: bool,
+    /// An open handle on the WAL file.
     file: Option<std::fs::File>,
+}
+
+/// Reads the test hook `CRISIS_FAILPOINT=fsync-error-after:N`: the Nth fsync
+/// of a file-backed journal fails as if the disk had reported an I/O error.
+fn fsync_failpoint() -> Option<u64> {
+    parse_fsync_failpoint(&std::env::var("CRISIS_FAILPOINT").ok()?)
+}
+
+fn parse_fsync_failpoint(v: &str) -> Option<u64> {
+    v.strip_prefix("fsync-error-after:")?.parse().ok().filter(|n| *n > 0)
 }
 
 impl SqliteStore {
@@ -165,6 +192,7 @@ impl SqliteStore {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         s.wal = Some(wal.into());
+        s.fail_fsync_at = fsync_failpoint();
         Ok(s)
     }
 
@@ -192,7 +220,14 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), wal: None, flush: Mutex::new(FlushState::default()), flushed: std::sync::Condvar::new() })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            wal: None,
+            flush: Mutex::new(FlushState::default()),
+            flushed: std::sync::Condvar::new(),
+            fail_fsync_at: None,
+            exit_on_fsync_failure: true,
+        })
     }
 
     /// How many WAL flushes have been done (group commit makes this far below the commit count).
@@ -204,18 +239,31 @@ impl SqliteStore {
         self.flush.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// fsyncs the WAL file (opening it if needed).
-    fn fsync_wal(&self, file: &mut Option<std::fs::File>) -> anyhow::Result<()> {
+    /// fsyncs the WAL file (opening it if needed); `attempt` numbers this fsync for the failpoint.
+    fn fsync_wal(&self, file: &mut Option<std::fs::File>, attempt: u64) -> anyhow::Result<()> {
         let Some(wal) = &self.wal else { return Ok(()) };
-        if file.is_none() {
-            *file = Some(std::fs::OpenOptions::new().read(true).open(wal).with_context(|| format!("cannot open {}", wal.display()))?);
-        }
-        let res = file.as_ref().expect("opened above").sync_data();
-        if res.is_err() {
-            // The file may have been replaced; reopen next time.
-            *file = None;
-        }
+        let f = match file {
+            Some(f) => f,
+            None => file.insert(std::fs::OpenOptions::new().read(true).open(wal).with_context(|| format!("cannot open {}", wal.display()))?),
+        };
+        let res = if self.fail_fsync_at == Some(attempt) {
+            Err(std::io::Error::other(format!("failpoint fsync-error-after:{attempt}")))
+        } else {
+            f.sync_data()
+        };
         res.with_context(|| format!("cannot flush {}", wal.display()))
+    }
+
+    /// An fsync failed: log it and end the process, unless a unit test keeps
+    /// it alive to look at the store afterwards.
+    fn fsync_failed(&self, e: &anyhow::Error) {
+        tracing::error!(
+            "{e:#}: the journal cannot be made durable, so crisis stops now (exit {EXIT_FSYNC_FAILED}) instead of acknowledging writes that may be lost; \
+             check the disk, then start the daemon again: it re-reads the journal from disk"
+        );
+        if self.exit_on_fsync_failure {
+            std::process::exit(EXIT_FSYNC_FAILED);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -447,6 +495,9 @@ impl Store for SqliteStore {
         let mut st = self.flush_lock();
         let target = st.committed;
         loop {
+            if st.failed {
+                anyhow::bail!("an earlier fsync of the journal failed; nothing committed since is durable");
+            }
             if st.synced >= target {
                 return Ok(());
             }
@@ -457,15 +508,24 @@ impl Store for SqliteStore {
             // Become the flusher for everything committed up to now.
             st.flushing = true;
             let upto = st.committed;
+            st.attempts += 1;
+            let attempt = st.attempts;
             let mut file = st.file.take();
             drop(st);
-            let res = self.fsync_wal(&mut file);
+            let res = self.fsync_wal(&mut file, attempt);
+            if let Err(e) = &res {
+                // Never retried: the kernel may have dropped the pages this fsync was for.
+                self.fsync_failed(e);
+            }
             st = self.flush_lock();
             st.file = file;
             st.flushing = false;
-            if res.is_ok() {
-                st.synced = st.synced.max(upto);
-                st.flushes += 1;
+            match res {
+                Ok(()) => {
+                    st.synced = st.synced.max(upto);
+                    st.flushes += 1;
+                }
+                Err(_) => st.failed = true,
             }
             self.flushed.notify_all();
             res?;

@@ -199,3 +199,28 @@ fn corrupt_rows_are_returned_not_fatal() {
     assert_eq!(due[0].data, serde_json::Value::Null);
     assert_eq!(due[1].incident_id, "INC-2");
 }
+
+#[test]
+fn a_failed_fsync_is_never_followed_by_a_successful_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.fail_fsync_at = Some(2);
+    store.exit_on_fsync_failure = false;
+    append(&store, 1);
+    let second = store.transaction(&mut |tx| tx.append("INC-1", 1, "note", &json!({})).map(|_| ()));
+    let err = format!("{:#}", second.unwrap_err());
+    assert!(err.contains("cannot flush") && err.contains("failpoint"), "{err}");
+    // The disk is not asked again: a later fsync could succeed without the lost pages.
+    let third = store.transaction(&mut |tx| tx.append("INC-1", 2, "note", &json!({})).map(|_| ()));
+    assert!(format!("{:#}", third.unwrap_err()).contains("earlier fsync"));
+    assert!(store.sync().is_err());
+    assert_eq!(store.flush_count(), 1);
+}
+
+#[test]
+fn the_fsync_failpoint_is_read_as_a_positive_count() {
+    // Parsed from the value alone; the environment is process-wide, so it is not set here.
+    assert_eq!(parse_fsync_failpoint("fsync-error-after:3"), Some(3));
+    assert_eq!(parse_fsync_failpoint("fsync-error-after:0"), None);
+    assert_eq!(parse_fsync_failpoint("after-execute"), None);
+}
