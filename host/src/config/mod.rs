@@ -83,7 +83,10 @@ pub struct PluginSpec {
     pub config: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub memory_mb: Option<u32>,
-    pub warm_calls: Option<u32>,
+    pub warm_calls: Option<u32>,    /// Outgoing requests one plugin call may have in flight.
+    pub max_in_flight: Option<u32>,
+    /// Body bytes the host holds for one plugin call at once.
+    pub max_buffered_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -271,6 +274,8 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 timeout,
                 memory_mb: d.memory_mb,
                 warm_calls: d.warm_calls,
+                max_in_flight: d.max_in_flight,
+                max_buffered_bytes: d.max_buffered_bytes,
             },
         );
     }
