@@ -18,6 +18,7 @@ mod crash;
 mod drill_cli;
 mod drill_run;
 mod drill_schedule;
+mod egress_security;
 mod incident_flow;
 mod layers;
 mod lifecycle;

@@ -172,7 +172,13 @@ impl Pending {
             HttpDisposition::Failed { error } => HttpDisposition::Failed { error: scrub.scrub(&error) },
             other => other,
         };
-        self.record.url = scrub.scrub(&self.record.url);
+        // The origin stays readable; a secret URL's path and query do not.
+        let rest = self.record.url.get(url.len()..).unwrap_or_default().to_string();
+        self.record.url = if self.record.url.starts_with(&url) {
+            format!("{url}{}", scrub.scrub(&rest))
+        } else {
+            scrub.scrub(&self.record.url)
+        };
         self.record.body_preview = scrub.scrub(&self.record.body_preview);
         for (_, v) in &mut self.record.headers {
             *v = scrub.scrub(v);
