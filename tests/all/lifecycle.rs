@@ -59,7 +59,7 @@ within = "72h"
 /// Every target goes to the recording server through the built-in webhook notifier.
 fn webhook_targets(port: u16, grace: &str) -> String {
     let mut s = format!(
-        "shutdown_grace = \"{grace}\"\n[plugins.webhook-notify]\nallowed_hosts = [\"localhost:{port}\"]\nallow_private = [\"localhost\"]\ntimeout = \"60s\"\n"
+        "shutdown_grace = \"{grace}\"\n[plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{port}\"]\nallow_private = [\"http://localhost:{port}\"]\ntimeout = \"60s\"\n"
     );
     for t in ["superiors", "departments", "customers", "oncall"] {
         s.push_str(&format!("[targets.{t}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{t}\" }}\n"));

@@ -21,6 +21,7 @@ mod crash;
 mod drill_cli;
 mod drill_run;
 mod drill_schedule;
+mod egress_security;
 mod fsync_fatal;
 mod incident_flow;
 mod intake_groups;

@@ -15,18 +15,17 @@ fn builtin_host(grants: &[(&str, PluginGrant)]) -> PluginHost {
     PluginHost::new(cfg).unwrap()
 }
 
-fn webhook_grant() -> PluginGrant {
-    PluginGrant {
-        allowed_hosts: vec!["127.0.0.1".into()],
-        allow_private: vec!["127.0.0.1".into()],
-        ..Default::default()
-    }
+/// Grants cleartext to the given loopback ports: a bare host name would
+/// mean https on 443 only.
+fn webhook_grant(ports: &[u16]) -> PluginGrant {
+    let hosts: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    PluginGrant { allowed_hosts: hosts.clone(), allow_private: hosts, ..Default::default() }
 }
 
 #[test]
 fn webhook_notify_posts_generic_json_with_idempotency_key() {
     let server = TestServer::start(200, "accepted");
-    let host = builtin_host(&[("webhook-notify", webhook_grant())]);
+    let host = builtin_host(&[("webhook-notify", webhook_grant(&[server.port]))]);
     let url = format!("http://127.0.0.1:{}/hooks/crisis", server.port);
     let out = host
         .notify("webhook-notify", &inv("inv-json-1", RunMode::Live), &note(), &target(&[("url", &url)]))
@@ -49,12 +48,12 @@ fn webhook_notify_posts_generic_json_with_idempotency_key() {
     assert_eq!(body["mode"], "live");
     assert_eq!(out.plugin.name, "webhook-notify");
     let st = host.list().into_iter().find(|s| s.name == "webhook-notify").unwrap();
-    assert_eq!(st.effective_hosts, vec!["127.0.0.1"], "declared `*` defers to the grant");
+    assert_eq!(st.effective_hosts, vec![format!("http://127.0.0.1:{}", server.port)], "declared `*` defers to the grant");
     assert_eq!(st.calls, 1);
 }
 
 #[test]
-fn a_file_can_shadow_a_builtin_and_removing_it_restores_the_builtin() {
+fn a_file_in_plugin_dir_cannot_shadow_a_builtin() {
     let dir = tempfile::tempdir().unwrap();
     let host = builtin_host(&[]);
     let builtin_sha = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap().sha256;
@@ -62,20 +61,28 @@ fn a_file_can_shadow_a_builtin_and_removing_it_restores_the_builtin() {
     let path = dir.path().join("drill-sim.wasm");
     std::fs::write(&path, crisis::plugin::test_fixtures::bytes(crisis::plugin::test_fixtures::CHAOS)).unwrap();
     let rep = host.scan_dir(Some(dir.path()));
-    assert_eq!(rep.loaded, vec!["drill-sim"], "{rep:?}");
+    assert!(rep.loaded.is_empty(), "{rep:?}");
+    assert_eq!(rep.errors.len(), 1, "{rep:?}");
+    assert_eq!(rep.errors[0].path, path);
+    assert!(rep.errors[0].message.contains("drill-sim.wasm") && rep.errors[0].message.contains("built-in"), "{rep:?}");
     let st = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap();
-    assert_eq!(st.source, PluginSource::File(path.clone()));
+    assert_eq!((st.source, st.sha256, st.world), (PluginSource::Builtin, builtin_sha.clone(), World::Drill));
+    // Nor under a manifest name.
     std::fs::remove_file(&path).unwrap();
+    let other = dir.path().join("mine.wasm");
+    std::fs::write(&other, crisis::plugin::test_fixtures::bytes(crisis::plugin::test_fixtures::CHAOS)).unwrap();
+    std::fs::write(dir.path().join("mine.toml"), "[plugin]\nname = \"webhook-notify\"\n").unwrap();
     let rep = host.scan_dir(Some(dir.path()));
-    assert_eq!(rep.removed, vec!["drill-sim"]);
-    let st = host.list().into_iter().find(|s| s.name == "drill-sim").unwrap();
-    assert_eq!((st.source, st.sha256, st.world), (PluginSource::Builtin, builtin_sha, World::Drill));
+    assert!(rep.loaded.is_empty() && rep.errors.len() == 1, "{rep:?}");
+    assert!(rep.errors[0].message.contains("mine.wasm") && rep.errors[0].message.contains("webhook-notify"), "{rep:?}");
+    let st = host.list().into_iter().find(|s| s.name == "webhook-notify").unwrap();
+    assert_eq!(st.source, PluginSource::Builtin);
 }
 
 #[test]
 fn webhook_notify_posts_slack_payloads() {
     let server = TestServer::start(200, "ok");
-    let host = builtin_host(&[("webhook-notify", webhook_grant())]);
+    let host = builtin_host(&[("webhook-notify", webhook_grant(&[server.port]))]);
     let url = format!("http://127.0.0.1:{}/services/T0/B0/x", server.port);
     host.notify(
         "webhook-notify",
@@ -93,15 +100,15 @@ fn webhook_notify_posts_slack_payloads() {
 
 #[test]
 fn webhook_notify_maps_status_codes_and_config_errors() {
-    let host = builtin_host(&[("webhook-notify", webhook_grant())]);
     let s503 = TestServer::start(503, "busy");
+    let s400 = TestServer::start(400, "bad");
+    let host = builtin_host(&[("webhook-notify", webhook_grant(&[s503.port, s400.port]))]);
     let url = format!("http://127.0.0.1:{}/", s503.port);
     let err = host.notify("webhook-notify", &inv("a", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap_err();
     assert!(matches!(&err, PluginCallError::Plugin { error: PluginError::Transient(m), .. } if m.contains("503")), "{err:?}");
     assert!(err.is_retryable());
     assert_eq!(err.http_records().len(), 1, "the failed call's request is reported for the journal");
     assert_eq!(err.http_records()[0].disposition, HttpDisposition::Sent { status: 503 });
-    let s400 = TestServer::start(400, "bad");
     let url = format!("http://127.0.0.1:{}/", s400.port);
     let err = host.notify("webhook-notify", &inv("b", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap_err();
     assert!(matches!(&err, PluginCallError::Plugin { error: PluginError::Permanent(_), .. }), "{err:?}");
@@ -117,7 +124,7 @@ fn webhook_notify_maps_status_codes_and_config_errors() {
 #[test]
 fn webhook_notify_in_a_drill_is_captured() {
     let server = TestServer::start(200, "ok");
-    let host = builtin_host(&[("webhook-notify", webhook_grant())]);
+    let host = builtin_host(&[("webhook-notify", webhook_grant(&[server.port]))]);
     let url = format!("http://127.0.0.1:{}/", server.port);
     let out = host.notify("webhook-notify", &inv("dr", RunMode::Drill), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(out.http[0].disposition, HttpDisposition::Captured);

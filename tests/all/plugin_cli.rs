@@ -239,7 +239,7 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
     let dir = tempfile::tempdir().unwrap();
     let (port, rx) = one_shot_server(200);
     let cfg = format!(
-        "state_dir = \"state\"\n\n[plugins.webhook-notify]\nallowed_hosts = [\"127.0.0.1:{port}\"]\nallow_private = [\"127.0.0.1:{port}\"]\n"
+        "state_dir = \"state\"\n\n[plugins.webhook-notify]\nallowed_hosts = [\"http://127.0.0.1:{port}\"]\nallow_private = [\"http://127.0.0.1:{port}\"]\n"
     );
     std::fs::write(dir.path().join("crisis.toml"), cfg).unwrap();
     let input = format!(r#"{{"invocation": {{"invocation_id": "inv-live-7"}}, "config": {{"url": "http://127.0.0.1:{port}/hook"}}}}"#);

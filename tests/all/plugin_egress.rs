@@ -16,6 +16,12 @@ fn report(out: &CallOutcome<Receipt>) -> serde_json::Value {
     serde_json::from_str(&out.value.detail).expect("probe returns a JSON report")
 }
 
+/// The pattern a loopback test server needs: cleartext and its port are
+/// never implied by a bare host name.
+fn lo(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
 fn grant(allowed: &[&str], private: &[&str]) -> PluginGrant {
     PluginGrant {
         allowed_hosts: allowed.iter().map(|s| s.to_string()).collect(),
@@ -58,7 +64,7 @@ fn name_resolving_to_loopback_is_refused_after_dns_unless_granted_private() {
     let server = TestServer::start(200, "hello");
     let url = format!("http://localhost:{}/x", server.port);
     // Allowed by name, but it resolves to 127.0.0.1 / ::1.
-    let host = probe_host(grant(&["localhost"], &[]));
+    let host = probe_host(grant(&[&format!("http://localhost:{}", server.port)], &[]));
     let out = host.notify("probe", &inv("e3", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     match &out.http[0].disposition {
         HttpDisposition::Denied { reason } => {
@@ -70,7 +76,8 @@ fn name_resolving_to_loopback_is_refused_after_dns_unless_granted_private() {
     assert!(server.requests().is_empty(), "nothing reached the server");
 
     // Granting the name as private lets the same request through.
-    host.set_grant("probe", &grant(&["localhost"], &["localhost"])).unwrap();
+    let named = format!("http://localhost:{}", server.port);
+    host.set_grant("probe", &grant(&[&named], &[&named])).unwrap();
     let out = host.notify("probe", &inv("e4", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(out.http[0].disposition, HttpDisposition::Sent { status: 200 });
     assert_eq!(report(&out)["http"]["status"], 200);
@@ -89,9 +96,9 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
         return;
     }
     let server = TestServer::start(200, "ok");
-    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
+    let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
     g.inject.push(InjectRule {
-        host: "127.0.0.1".into(),
+        host: lo(server.port),
         header: "X-Api-Token".into(),
         secret: SecretRef::Env(var.into()),
         prefix: Some("Token ".into()),
@@ -110,7 +117,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
     // The guest got a handle (name + host), never the value.
     let r = report(&out);
     assert_eq!(r["secret"]["name"], "api-token");
-    assert_eq!(r["secret"]["for"], "127.0.0.1");
+    assert_eq!(r["secret"]["for"], lo(server.port));
     let everything = format!("{} {:?} {:?}", out.value.detail, out.http, out.logs);
     assert!(!everything.contains(SECRET), "secret leaked into the outcome: {everything}");
     assert!(out.http[0].headers.iter().any(|(k, v)| k == "x-api-token" && v == "[secret redacted]"));
@@ -130,7 +137,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
 #[test]
 fn drill_mode_records_requests_and_does_not_send_them() {
     let server = TestServer::start(200, "real");
-    let host = probe_host(grant(&["127.0.0.1"], &["127.0.0.1"]));
+    let host = probe_host(grant(&[&lo(server.port)], &[&lo(server.port)]));
     let url = format!("http://127.0.0.1:{}/drill", server.port);
     let out = host.notify("probe", &inv("d1", RunMode::Drill), &note(), &target(&[("url", &url)])).unwrap();
     assert!(server.requests().is_empty(), "a drill must not reach the endpoint");
@@ -151,8 +158,8 @@ fn drill_mode_records_requests_and_does_not_send_them() {
     assert!(matches!(out.http[0].disposition, HttpDisposition::Denied { .. }));
 
     // An explicit drill allow-list entry sends for real.
-    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
-    g.drill_allow = vec!["127.0.0.1".into()];
+    let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
+    g.drill_allow = vec![lo(server.port)];
     host.set_grant("probe", &g).unwrap();
     let out = host.notify("probe", &inv("d3", RunMode::Drill), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(out.http[0].disposition, HttpDisposition::Sent { status: 200 });
@@ -163,7 +170,7 @@ fn drill_mode_records_requests_and_does_not_send_them() {
 fn declared_hosts_intersect_with_the_grant() {
     let server = TestServer::start(200, "ok");
     // The plugin declares only hooks.example.com; the operator grants 127.0.0.1.
-    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
+    let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
     g.config.insert("declared_hosts".into(), "hooks.example.com".into());
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/", server.port);
@@ -179,7 +186,7 @@ fn declared_hosts_intersect_with_the_grant() {
 fn oversized_response_is_cut_off_with_a_clear_error() {
     let big: &'static str = Box::leak("x".repeat(64 * 1024).into_boxed_str());
     let server = TestServer::start(200, big);
-    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
+    let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
     g.limits.max_response_bytes = Some(1024);
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/", server.port);
@@ -194,9 +201,9 @@ fn oversized_response_is_cut_off_with_a_clear_error() {
 fn the_daemon_can_supply_resolved_secrets() {
     let server = TestServer::start(200, "ok");
     let host = probe_host(PluginGrant::default());
-    let mut g = grant(&["127.0.0.1"], &["127.0.0.1"]);
+    let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
     g.inject.push(InjectRule {
-        host: "127.0.0.1".into(),
+        host: lo(server.port),
         header: "Authorization".into(),
         secret: SecretRef::File("/nonexistent/only-the-daemon-knows".into()),
         prefix: Some("Bearer ".into()),

@@ -70,7 +70,7 @@ fn note_input(invocation_id: &str, url: &str, grant: Option<u16>) -> String {
         }
     });
     if let Some(port) = grant {
-        let hp = format!("127.0.0.1:{port}");
+        let hp = format!("http://127.0.0.1:{port}");
         v["grant"] = serde_json::json!({ "allowed_hosts": [hp], "allow_private": [hp] });
     }
     v.to_string()

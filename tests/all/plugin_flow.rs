@@ -9,9 +9,9 @@ fn config(port: u16) -> String {
 env = "CRISIS_TEST_HOOK_TOKEN"
 
 [plugins.webhook-notify]
-allowed_hosts = ["localhost:{port}"]
-allow_private = ["localhost"]
-inject = [{{ host = "localhost", header = "Authorization", secret = "hook", prefix = "Bearer " }}]
+allowed_hosts = ["http://localhost:{port}"]
+allow_private = ["http://localhost:{port}"]
+inject = [{{ host = "http://localhost:{port}", header = "Authorization", secret = "hook", prefix = "Bearer " }}]
 
 [targets.superiors]
 plugin = "webhook-notify"

@@ -12,11 +12,8 @@ fn reload_mid_call_finishes_the_old_call_on_the_old_version() {
     // The slow call posts to a server that answers only when the test says
     // so: the swap provably happens while that call is in flight.
     let (server, release) = TestServer::start_gated(200, "late");
-    let grant = PluginGrant {
-        allowed_hosts: vec!["127.0.0.1".into()],
-        allow_private: vec!["127.0.0.1".into()],
-        ..Default::default()
-    };
+    let lo = format!("http://127.0.0.1:{}", server.port);
+    let grant = PluginGrant { allowed_hosts: vec![lo.clone()], allow_private: vec![lo], ..Default::default() };
     let host = Arc::new(host_with(&[("probe", grant)]));
     let v1 = with_custom_section(fx::bytes(fx::PROBE), "v1");
     let v2 = with_custom_section(fx::bytes(fx::PROBE), "v2");

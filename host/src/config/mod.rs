@@ -123,6 +123,10 @@ pub struct PluginSpec {
     pub memory_mb: Option<u32>,
     /// How many live calls may reuse one warm instance before it is recycled; `None` uses the host default, 0 disables reuse.
     pub warm_calls: Option<u32>,
+    /// Outgoing requests one plugin call may have in flight.
+    pub max_in_flight: Option<u32>,
+    /// Body bytes the host holds for one plugin call at once.
+    pub max_buffered_bytes: Option<u64>,
 }
 
 /// Protection limits for the HTTP intake.
@@ -337,6 +341,8 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 timeout,
                 memory_mb: d.memory_mb,
                 warm_calls: d.warm_calls,
+                max_in_flight: d.max_in_flight,
+                max_buffered_bytes: d.max_buffered_bytes,
             },
         );
     }

@@ -10,9 +10,15 @@
 //! delivered through the delivery target's notifier with the customer's
 //! address, which is looked up here at the last moment and scrubbed from
 //! every result the journal keeps.
+//!
+//! Rule: nothing a plugin call returns reaches the journal unscrubbed. A
+//! target's `secret:NAME` config values are read here and handed to the
+//! plugin; they, the grant's secrets and the customer's contact details are
+//! removed (in their common encodings) from every effect result, and an
+//! HTTP request is summarised as method, `scheme://host[:port]` and status.
 
 use crate::plugin::api::{CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget, RunMode};
-use crate::plugin::{PluginCallError, PluginHost};
+use crate::plugin::{PluginCallError, PluginHost, Scrubber};
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::incident::Engine;
 use std::sync::{Arc, Weak};
@@ -68,12 +74,14 @@ fn info(p: &IntentPayload) -> IncidentInfo {
     }
 }
 
-/// One line per outbound request: `POST host/path -> 200` or `captured`.
+/// One line per outbound request: `POST https://host -> 200` or `captured`.
+/// Only the origin: a webhook URL's path, query or userinfo is often its
+/// credential.
 fn http_summary(records: &[HttpRecord]) -> String {
     records
         .iter()
         .map(|r| {
-            let url = r.url.split('?').next().unwrap_or(&r.url);
+            let url = crate::plugin::origin(&r.url);
             match &r.disposition {
                 HttpDisposition::Sent { status } => format!("{} {url} -> {status}", r.method),
                 HttpDisposition::Captured => format!("{} {url} captured (drill, not sent)", r.method),
@@ -85,28 +93,41 @@ fn http_summary(records: &[HttpRecord]) -> String {
         .join("; ")
 }
 
-fn failed(e: &PluginCallError, scrub: &dyn Fn(String) -> String) -> EffectOutcome {
+fn failed(e: &PluginCallError, scrub: &Scrubber) -> EffectOutcome {
     let http = http_summary(e.http_records());
     let detail = if http.is_empty() { e.to_string() } else { format!("{e} ({http})") };
-    EffectOutcome::failed(scrub(detail), e.is_retryable())
+    EffectOutcome::failed(scrub.scrub(&detail), e.is_retryable())
 }
 
 impl PluginExecutor {
-    fn notify(&self, id: &str, p: &IntentPayload, engine: &Engine, params: Vec<(String, String)>, body: &str, subject: &str, scrub: &dyn Fn(String) -> String) -> EffectOutcome {
+    /// Sends through the target's notifier. `contacts` are the customer
+    /// details this call carries, scrubbed from its result.
+    fn notify(&self, id: &str, p: &IntentPayload, engine: &Engine, params: Vec<(String, String)>, body: &str, subject: &str, contacts: Vec<String>) -> EffectOutcome {
         let g = engine.generation();
-        let config = g.config.targets.get(&p.target).map(|t| t.config.clone()).unwrap_or_default();
+        let mut target = NotifyTarget { contacts, ..Default::default() };
+        if let Some(t) = g.config.targets.get(&p.target) {
+            target.config = t.config.iter().filter(|(_, v)| !v.starts_with("secret:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            match super::plugins::target_secrets(t, &g.config) {
+                Ok(secrets) => target.secrets = secrets,
+                Err(e) => {
+                    self.count(&p.notifier, "error");
+                    return EffectOutcome::failed(format!("target `{}`: {e}", p.target), false);
+                }
+            }
+        }
+        let scrub = self.host.scrubber(&p.notifier, &target);
         let note = Notification { incident: info(p), target: p.target.clone(), subject: subject.to_string(), body_text: body.to_string(), params };
-        match self.host.notify(&p.notifier, &invocation(id, p, engine.now()), &note, &NotifyTarget { config }) {
+        match self.host.notify(&p.notifier, &invocation(id, p, engine.now()), &note, &target) {
             Ok(out) => {
                 let captured = out.http.iter().any(|r| r.disposition == HttpDisposition::Captured);
                 self.count(&p.notifier, if captured { "captured" } else { "ok" });
                 let http = http_summary(&out.http);
                 let detail = [out.value.detail.clone(), http].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
-                EffectOutcome::sent(scrub(format!("{} {}: {detail}", out.plugin.name, out.plugin.version)))
+                EffectOutcome::sent(scrub.scrub(&format!("{} {}: {detail}", out.plugin.name, out.plugin.version)))
             }
             Err(e) => {
                 self.count(&p.notifier, "error");
-                failed(&e, scrub)
+                failed(&e, &scrub)
             }
         }
     }
@@ -121,7 +142,7 @@ impl Executor for PluginExecutor {
             EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
             EffectKind::Notify => {
                 let params = vec![("purpose".to_string(), p.purpose.to_string()), ("recipients".to_string(), p.recipients.join(","))];
-                self.notify(id, p, &engine, params, &p.body, &p.subject, &|s| s)
+                self.notify(id, p, &engine, params, &p.body, &p.subject, Vec::new())
             }
             EffectKind::Appease => {
                 let Some(c) = &p.customer else { return EffectOutcome::failed("customer message without a customer", false) };
@@ -134,7 +155,7 @@ impl Executor for PluginExecutor {
                     }
                     Err(e) => {
                         self.count(composer, "error");
-                        return failed(&e, &|s| s);
+                        return failed(&e, &Scrubber::default());
                     }
                 };
                 let Some(msg) = composed.into_iter().next() else {
@@ -159,7 +180,6 @@ impl Executor for PluginExecutor {
                 if address.is_empty() {
                     return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
                 }
-                let scrub = |s: String| s.replace(&address, "<redacted>");
                 let params = vec![
                     ("to".to_string(), address.clone()),
                     ("channel".to_string(), c.channel.clone()),
@@ -167,7 +187,7 @@ impl Executor for PluginExecutor {
                     ("locale".to_string(), msg.locale.clone()),
                 ];
                 let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
-                self.notify(id, p, &engine, params, &body, &subject, &scrub)
+                self.notify(id, p, &engine, params, &body, &subject, vec![address])
             }
         }
     }

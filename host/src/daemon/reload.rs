@@ -318,13 +318,19 @@ impl Reloader {
                     attempt.errors = restart;
                 } else if snapshot_hash == current.set_hash && self.ready() {
                     attempt.outcome = Outcome::Unchanged;
-                } else if let Some(errors) = Some(super::plugins::apply(&self.plugins, &cfg)).filter(|e| !e.is_empty()) {
-                    // A refused plugin rejects the whole generation; the host keeps its last good version.
-                    attempt.errors = errors;
                 } else {
+                    // Grants and plugins are staged first and committed only
+                    // together with the new generation: a refused plugin, an
+                    // unreadable secret or an invalid playbook rejects the
+                    // whole attempt and grants, plugins and targets stay as
+                    // they were.
+                    let (staged, plugin_errors) = super::plugins::stage(&self.plugins, &cfg);
                     let loaded = loader::load(cfg, current.number + 1, now);
                     match loaded.generation {
+                        Some(_) if !plugin_errors.is_empty() => attempt.errors = plugin_errors,
                         Some(g) => {
+                            self.plugins.set_quarantine_base(g.config.plugin_quarantine_base);
+                            self.plugins.commit(staged);
                             attempt.outcome = Outcome::Applied;
                             attempt.generation = g.number;
                             attempt.set_hash = g.set_hash.clone();
@@ -333,7 +339,10 @@ impl Reloader {
                             self.engine.swap_generation(g);
                             self.persist();
                         }
-                        None => attempt.errors = loaded.diagnostics.iter().map(Diagnostic::to_string).collect(),
+                        None => {
+                            attempt.errors = plugin_errors;
+                            attempt.errors.extend(loaded.diagnostics.iter().map(Diagnostic::to_string));
+                        }
                     }
                 }
             }

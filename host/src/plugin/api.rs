@@ -136,6 +136,15 @@ pub struct NotifyTarget {
     /// Target-specific settings (e.g. `url`, `channel`); on a key clash they win
     /// over the grant's `config`.
     pub config: BTreeMap<String, String>,
+    /// Configuration values resolved from secrets by the caller. Passed to
+    /// the plugin like `config`, and scrubbed from everything the call
+    /// returns. Never serialized.
+    #[serde(skip)]
+    pub secrets: BTreeMap<String, super::grant::SecretValue>,
+    /// Customer contact details this call carries (e.g. the `to` address),
+    /// scrubbed from everything the call returns in their common encodings.
+    #[serde(skip)]
+    pub contacts: Vec<String>,
 }
 
 /// A notifier's successful answer. Why: journaled as the call's result.

@@ -141,6 +141,7 @@ impl CallEnv<'_> {
                     max_request_bytes: limits.max_request_bytes,
                     max_response_bytes: limits.max_response_bytes,
                     records: records.clone(),
+                    budget: super::egress::EgressBudget::for_grant(&grant),
                 }),
             }),
             _ => Hooks::None(NoEgress),

@@ -18,16 +18,25 @@
 //!    call's budget; past it the guest gets a wasi-http timeout error code
 //!    and still has time to answer with a transient error of its own.
 //!
-//! Every request is recorded (secret header values redacted) and returned
-//! with the call's outcome.
+//! Per call, at most `max_in_flight` requests are past step 1 at once (more
+//! wait for a slot, and are refused if the call's deadline passes first),
+//! and the request and response bodies the host holds for the call never
+//! exceed `max_buffered_bytes` together. Why: each request buffers bodies
+//! outside the guest's `memory_mb` and holds a socket; without a per-call
+//! cap one notifier could exhaust the daemon's memory and descriptors.
+//!
+//! Every request is recorded (secret header values redacted, every resolved
+//! secret and contact detail scrubbed) and returned with the call's outcome;
+//! the log only ever names `scheme://host[:port]`.
 
 use super::addr::blocked_reason;
 use super::api::{HttpDisposition, HttpRecord, RunMode};
 use super::grant::{ResolvedGrant, ResolvedInject};
-use super::pattern::HostPattern;
+use super::pattern::{HostPattern, Scheme};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -44,6 +53,65 @@ pub(crate) struct EgressContext {
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
     pub records: Arc<Mutex<Vec<HttpRecord>>>,
+    /// This call's concurrency and buffer allowance.
+    pub budget: EgressBudget,
+}
+
+/// Default for `[plugins.X] max_in_flight`: concurrent outgoing requests per call.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// Default for `[plugins.X] max_buffered_bytes`: body bytes the host holds per call.
+pub(crate) const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
+
+/// One call's allowance of concurrent requests and buffered body bytes.
+/// Why per call: the caps bound what one invocation can make the host hold.
+pub(crate) struct EgressBudget {
+    slots: tokio::sync::Semaphore,
+    max_in_flight: usize,
+    buffered: Arc<AtomicUsize>,
+    max_buffered: usize,
+}
+
+impl EgressBudget {
+    /// The allowance a grant gives each call.
+    pub(crate) fn for_grant(grant: &ResolvedGrant) -> EgressBudget {
+        let max_in_flight = grant.max_in_flight.max(1);
+        EgressBudget {
+            slots: tokio::sync::Semaphore::new(max_in_flight),
+            max_in_flight,
+            buffered: Arc::new(AtomicUsize::new(0)),
+            max_buffered: grant.max_buffered_bytes,
+        }
+    }
+
+    /// Bytes still free in the buffer allowance.
+    fn available(&self) -> usize {
+        self.max_buffered.saturating_sub(self.buffered.load(Ordering::SeqCst))
+    }
+
+    /// Account `n` bytes until the returned lease drops, or refuse if the
+    /// allowance would be exceeded.
+    fn reserve(&self, n: usize) -> Option<BufferLease> {
+        let mut cur = self.buffered.load(Ordering::SeqCst);
+        loop {
+            let next = cur.checked_add(n).filter(|v| *v <= self.max_buffered)?;
+            match self.buffered.compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return Some(BufferLease { buffered: self.buffered.clone(), n }),
+                Err(v) => cur = v,
+            }
+        }
+    }
+}
+
+/// Bytes counted against a call's buffer allowance while this lives.
+struct BufferLease {
+    buffered: Arc<AtomicUsize>,
+    n: usize,
+}
+
+impl Drop for BufferLease {
+    fn drop(&mut self) {
+        self.buffered.fetch_sub(self.n, Ordering::SeqCst);
+    }
 }
 
 /// The `WasiHttpHooks` installed in every notifier store.
@@ -75,6 +143,17 @@ fn full_body(bytes: Bytes) -> WasiBody {
     Full::new(bytes).map_err(|e: std::convert::Infallible| match e {}).boxed_unsync()
 }
 
+/// A response body that keeps its bytes counted until the guest drops it.
+fn leased_body(bytes: Bytes, lease: BufferLease) -> WasiBody {
+    Full::new(bytes)
+        .map_frame(move |f| {
+            let _held = &lease;
+            f
+        })
+        .map_err(|e: std::convert::Infallible| match e {})
+        .boxed_unsync()
+}
+
 fn preview(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(256)];
     String::from_utf8_lossy(cut).into_owned()
@@ -87,9 +166,26 @@ struct Pending {
 
 impl Pending {
     fn finish(mut self, d: HttpDisposition) {
-        // Log the destination host only: paths and queries can carry tokens
-        // (e.g. chat webhook URLs). The full record goes to the call outcome.
-        let url = self.record.url.split('/').take(3).collect::<Vec<_>>().join("/");
+        // Log the origin only: paths and queries can carry tokens (e.g. chat
+        // webhook URLs). The record, scrubbed, goes to the call outcome.
+        let url = origin(&self.record.url);
+        let scrub = &self.ctx.grant.scrub;
+        let d = match d {
+            HttpDisposition::Denied { reason } => HttpDisposition::Denied { reason: scrub.scrub(&reason) },
+            HttpDisposition::Failed { error } => HttpDisposition::Failed { error: scrub.scrub(&error) },
+            other => other,
+        };
+        // The origin stays readable; a secret URL's path and query do not.
+        let rest = self.record.url.get(url.len()..).unwrap_or_default().to_string();
+        self.record.url = if self.record.url.starts_with(&url) {
+            format!("{url}{}", scrub.scrub(&rest))
+        } else {
+            scrub.scrub(&self.record.url)
+        };
+        self.record.body_preview = scrub.scrub(&self.record.body_preview);
+        for (_, v) in &mut self.record.headers {
+            *v = scrub.scrub(v);
+        }
         match &d {
             HttpDisposition::Denied { reason } => {
                 tracing::warn!(plugin = %self.ctx.plugin, destination = %url, reason = %reason, "plugin HTTP request denied")
@@ -104,13 +200,30 @@ impl Pending {
     }
 }
 
+/// `scheme://host[:port]` of a recorded URL: what logs and journals may show.
+/// Why: the path, query and userinfo of a webhook URL are often its credential.
+pub(crate) fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() { authority.to_string() } else { format!("{scheme}://{authority}") }
+}
+
 fn remaining(ctx: &EgressContext) -> std::time::Duration {
     ctx.deadline.saturating_duration_since(Instant::now())
 }
 
 async fn read_request_body(ctx: &EgressContext, body: WasiBody) -> Result<Bytes, (HttpError, String)> {
-    match tokio::time::timeout(remaining(ctx), Limited::new(body, ctx.max_request_bytes).collect()).await {
+    let limit = ctx.max_request_bytes.min(ctx.budget.available());
+    match tokio::time::timeout(remaining(ctx), Limited::new(body, limit).collect()).await {
         Err(_) => Err((HttpError::ConnectionWriteTimeout, "timed out reading the request body from the plugin".into())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() && limit < ctx.max_request_bytes => Err((
+            HttpError::HttpRequestBodySize(Some(limit as u64)),
+            format!(
+                "request body does not fit in what is left ({limit} bytes) of the call's buffer allowance of {} bytes ([plugins.{}] max_buffered_bytes)",
+                ctx.budget.max_buffered, ctx.plugin
+            ),
+        )),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
             HttpError::HttpRequestBodySize(Some(ctx.max_request_bytes as u64)),
             format!("request body larger than {} bytes (limits.max_request_bytes)", ctx.max_request_bytes),
@@ -123,15 +236,29 @@ async fn read_request_body(ctx: &EgressContext, body: WasiBody) -> Result<Bytes,
 async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<http::Response<WasiBody>, HttpError> {
     let (parts, body) = req.into_parts();
     let uri = parts.uri.clone();
-    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let scheme_text = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
     let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     let url = match uri.port_u16() {
-        Some(p) => format!("{scheme}://{host}:{p}{path}"),
-        None => format!("{scheme}://{host}{path}"),
+        Some(p) => format!("{scheme_text}://{host}:{p}{path}"),
+        None => format!("{scheme_text}://{host}{path}"),
     };
-    let injected: Vec<_> = ctx.grant.inject.iter().filter(|r| r.host.matches(&scheme, &host, port)).collect();
+    let Some(scheme) = Scheme::parse(&scheme_text) else {
+        let _ = read_request_body(&ctx, body).await;
+        let record = HttpRecord {
+            method: parts.method.to_string(),
+            url,
+            headers: Vec::new(),
+            body_bytes: 0,
+            body_preview: String::new(),
+            disposition: HttpDisposition::Captured,
+        };
+        let reason = format!("scheme `{scheme_text}` is not allowed (only http and https)");
+        Pending { ctx, record }.finish(HttpDisposition::Denied { reason });
+        return Err(HttpError::HttpProtocolError);
+    };
+    let port = uri.port_u16().unwrap_or(scheme.default_port());
+    let injected: Vec<_> = ctx.grant.inject.iter().filter(|r| r.host.matches(scheme, &host, port)).collect();
     let mut rec_headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -162,8 +289,8 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
     };
 
     // 1. allow-list: declared ∩ granted.
-    let declared = ctx.declared.iter().any(|p| p.matches(&scheme, &host, port));
-    let granted = ctx.grant.allowed_hosts.iter().any(|p| p.matches(&scheme, &host, port));
+    let declared = ctx.declared.iter().any(|p| p.matches(scheme, &host, port));
+    let granted = ctx.grant.allowed_hosts.iter().any(|p| p.matches(scheme, &host, port));
     if !(declared && granted) {
         let reason = match (declared, granted) {
             (false, _) => format!("`{host}` is not among the hosts the plugin declares"),
@@ -171,7 +298,11 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
                 "the operator granted no outbound hosts; add `{host}` to allowed_hosts in [plugins.{}]",
                 ctx.plugin
             ),
-            (true, false) => format!("`{host}` is not in allowed_hosts of [plugins.{}]", ctx.plugin),
+            (true, false) => format!(
+                "`{}` is not in allowed_hosts of [plugins.{}] (a pattern without a scheme allows only https on port 443; write `http://{host}:{port}` to allow this)",
+                origin(&url),
+                ctx.plugin
+            ),
             _ => unreachable!(),
         };
         // Take the body the guest is writing before refusing: some guests
@@ -181,7 +312,21 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
         return Err(HttpError::HttpRequestDenied);
     }
 
-    let drill_real = ctx.grant.drill_allow.iter().any(|p| p.matches(&scheme, &host, port));
+    // At most `max_in_flight` requests of this call proceed at once; the
+    // rest wait here, before any of their bytes are buffered.
+    let _slot = match tokio::time::timeout(remaining(&ctx), ctx.budget.slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            let reason = format!(
+                "the call's deadline passed while {} requests were already in flight ([plugins.{}] max_in_flight)",
+                ctx.budget.max_in_flight, ctx.plugin
+            );
+            pending.finish(HttpDisposition::Denied { reason });
+            return Err(HttpError::HttpRequestDenied);
+        }
+    };
+
+    let drill_real = ctx.grant.drill_allow.iter().any(|p| p.matches(scheme, &host, port));
     let mut pending = pending;
     let body = match read_request_body(&ctx, body).await {
         Ok(b) => b,
@@ -189,6 +334,16 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
             pending.finish(HttpDisposition::Denied { reason });
             return Err(err);
         }
+    };
+    let Some(_request_lease) = ctx.budget.reserve(body.len()) else {
+        let reason = format!(
+            "request body of {} bytes exceeds what is left of the call's buffer allowance of {} bytes ([plugins.{}] max_buffered_bytes)",
+            body.len(),
+            ctx.budget.max_buffered,
+            ctx.plugin
+        );
+        pending.finish(HttpDisposition::Denied { reason });
+        return Err(HttpError::HttpRequestBodySize(Some(ctx.budget.max_buffered as u64)));
     };
     pending.record.body_bytes = body.len();
     pending.record.body_preview = preview(&body);
@@ -218,7 +373,7 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
         }
         Ok(Ok(a)) => a.collect(),
     };
-    let private_ok = ctx.grant.allow_private.iter().any(|p| p.matches(&scheme, &host, port));
+    let private_ok = ctx.grant.allow_private.iter().any(|p| p.matches(scheme, &host, port));
     let mut refused = Vec::new();
     let usable: Vec<SocketAddr> = addrs
         .into_iter()
@@ -245,14 +400,24 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
     }
 
     // 5./6. connect to a vetted address, inject secrets, send.
-    match send_vetted(&ctx, &parts, &scheme, &host, &path, &usable, &injected, body).await {
+    match send_vetted(&ctx, &parts, scheme.as_str(), &host, &path, &usable, &injected, body).await {
         Ok((status, headers, body)) => {
+            let Some(lease) = ctx.budget.reserve(body.len()) else {
+                let reason = format!(
+                    "response body of {} bytes exceeds what is left of the call's buffer allowance of {} bytes ([plugins.{}] max_buffered_bytes)",
+                    body.len(),
+                    ctx.budget.max_buffered,
+                    ctx.plugin
+                );
+                pending.finish(HttpDisposition::Denied { reason });
+                return Err(HttpError::HttpResponseBodySize(Some(ctx.budget.max_buffered as u64)));
+            };
             pending.finish(HttpDisposition::Sent { status: status.as_u16() });
             let mut resp = http::Response::builder().status(status);
             for (k, v) in headers.iter() {
                 resp = resp.header(k, v);
             }
-            Ok(resp.body(full_body(body)).expect("valid response parts"))
+            resp.body(leased_body(body, lease)).map_err(|e| HttpError::InternalError(Some(format!("building the response: {e}"))))
         }
         Err((err, msg)) => {
             pending.finish(HttpDisposition::Failed { error: msg });
@@ -326,7 +491,10 @@ async fn send_vetted(
                 .map_err(|_| (HttpError::HttpResponseTimeout, "no response within the call's budget".to_string()))?
                 .map_err(|e| (HttpError::HttpProtocolError, format!("sending the request: {e}")))?;
             let (rparts, rbody) = resp.into_parts();
-            let collected = tokio::time::timeout(remaining(ctx), Limited::new(rbody, ctx.max_response_bytes).collect())
+            // The response may use what the request body (counted until it is
+            // sent) leaves of the buffer allowance.
+            let response_cap = ctx.max_response_bytes.min(ctx.budget.available());
+            let collected = tokio::time::timeout(remaining(ctx), Limited::new(rbody, response_cap).collect())
                 .await
                 .map_err(|_| (HttpError::ConnectionReadTimeout, "response body not read within the call's budget".to_string()))?;
             conn_task.abort();
@@ -334,8 +502,11 @@ async fn send_vetted(
                 Ok(c) => c.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                     return Err((
-                        HttpError::HttpResponseBodySize(Some(ctx.max_response_bytes as u64)),
-                        format!("response body larger than {} bytes (limits.max_response_bytes)", ctx.max_response_bytes),
+                        HttpError::HttpResponseBodySize(Some(response_cap as u64)),
+                        format!(
+                            "response body larger than {response_cap} bytes (limits.max_response_bytes, or what is left of [plugins.{}] max_buffered_bytes)",
+                            ctx.plugin
+                        ),
                     ))
                 }
                 Err(e) => return Err((HttpError::HttpProtocolError, format!("reading the response: {e}"))),

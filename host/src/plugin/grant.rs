@@ -5,8 +5,10 @@
 //! `[plugins.NAME]` table per plugin with this exact type, so the schema and
 //! its validation live next to the code that enforces it.
 
+use super::egress::{DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT};
 use super::pattern::HostPattern;
 use super::limits::LimitOverrides;
+use super::scrub::Scrubber;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,12 +17,14 @@ use std::path::PathBuf;
 ///
 /// ```toml
 /// [plugins.webhook-notify]
-/// allowed_hosts = ["hooks.slack.com", "*.example.com:8443"]
+/// allowed_hosts = ["hooks.slack.com", "https://*.example.com:8443", "http://127.0.0.1:8080"]
 /// allow_private = []          # hosts allowed to resolve to private/loopback addresses
 /// drill_allow = []            # hosts really contacted even in drills
 /// config = { format = "slack" }
 /// inject = [{ host = "hooks.slack.com", header = "Authorization", secret = { env = "SLACK_TOKEN" }, prefix = "Bearer " }]
 /// limits = { timeout_ms = 5000, memory_mb = 32 }
+/// max_in_flight = 4           # concurrent outgoing requests per call
+/// max_buffered_bytes = 4194304 # request + response bytes the host holds per call
 /// ```
 ///
 /// Why `deny_unknown_fields`: a misspelt `alowed_hosts` must be an error,
@@ -29,8 +33,9 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 pub struct PluginGrant {
     /// Hosts the plugin may call (`host`, `host:port`, `*.domain`,
-    /// optionally with `https://`). Intersected with the plugin's own
-    /// declared hosts. Empty = no outbound HTTP at all.
+    /// optionally with `http://` or `https://`; without a scheme only https,
+    /// without a port only the scheme's default port). Intersected with the
+    /// plugin's own declared hosts. Empty = no outbound HTTP at all.
     pub allowed_hosts: Vec<String>,
     /// Hosts that may resolve to loopback/private/link-local addresses.
     /// Everything else is refused after DNS if it resolves there.
@@ -42,8 +47,17 @@ pub struct PluginGrant {
     pub inject: Vec<InjectRule>,
     /// Plain configuration visible to the plugin through `host.config`.
     pub config: BTreeMap<String, String>,
+    /// Configuration values the host reads from a secret source and passes
+    /// to the plugin through `host.config`; every such value is scrubbed from
+    /// whatever the plugin's calls return.
+    pub secret_config: BTreeMap<String, SecretRef>,
     /// Limit overrides, clamped to the host's caps.
     pub limits: LimitOverrides,
+    /// Outgoing requests one call may have in flight (default 4); more wait.
+    pub max_in_flight: Option<u32>,
+    /// Request and response body bytes the host holds for one call at once
+    /// (default 4 MiB).
+    pub max_buffered_bytes: Option<u64>,
 }
 
 /// One injected header.
@@ -139,14 +153,35 @@ impl std::fmt::Debug for SecretValue {
 pub struct GrantError(pub String);
 
 /// A grant with host patterns parsed and secrets read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ResolvedGrant {
     pub allowed_hosts: Vec<HostPattern>,
     pub allow_private: Vec<HostPattern>,
     pub drill_allow: Vec<HostPattern>,
     pub inject: Vec<ResolvedInject>,
+    /// Plain and secret configuration, as the plugin sees it.
     pub config: BTreeMap<String, String>,
     pub limits: LimitOverrides,
+    pub max_in_flight: usize,
+    pub max_buffered_bytes: usize,
+    /// Every secret value of this grant (injected headers, secret config).
+    pub scrub: Scrubber,
+}
+
+impl Default for ResolvedGrant {
+    fn default() -> Self {
+        ResolvedGrant {
+            allowed_hosts: Vec::new(),
+            allow_private: Vec::new(),
+            drill_allow: Vec::new(),
+            inject: Vec::new(),
+            config: BTreeMap::new(),
+            limits: LimitOverrides::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            scrub: Scrubber::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +215,7 @@ impl PluginGrant {
                 })
                 .collect()
         };
+        let mut scrub = Scrubber::default();
         let mut inject = Vec::new();
         for rule in &self.inject {
             let host = HostPattern::parse(&rule.host)
@@ -190,6 +226,7 @@ impl PluginGrant {
             let secret = secrets(&rule.secret).map_err(|e| {
                 GrantError(format!("[plugins.{plugin}] inject {} for {}: {e}", rule.header, rule.host))
             })?;
+            scrub.add_secret(secret.expose());
             let value = match &rule.prefix {
                 Some(p) => SecretValue(format!("{p}{}", secret.expose())),
                 None => secret,
@@ -208,13 +245,29 @@ impl PluginGrant {
                 value,
             });
         }
+        let mut config = self.config.clone();
+        for (key, source) in &self.secret_config {
+            let value = secrets(source)
+                .map_err(|e| GrantError(format!("[plugins.{plugin}] config `{key}`: {e}")))?;
+            scrub.add_secret(value.expose());
+            config.insert(key.clone(), value.expose().to_string());
+        }
+        let max_in_flight = self.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |n| n as usize);
+        if max_in_flight == 0 {
+            return Err(GrantError(format!("[plugins.{plugin}] max_in_flight must be at least 1")));
+        }
         Ok(ResolvedGrant {
             allowed_hosts: parse("allowed_hosts", &self.allowed_hosts)?,
             allow_private: parse("allow_private", &self.allow_private)?,
             drill_allow: parse("drill_allow", &self.drill_allow)?,
             inject,
-            config: self.config.clone(),
+            config,
             limits: self.limits.clone(),
+            max_in_flight,
+            max_buffered_bytes: self
+                .max_buffered_bytes
+                .map_or(DEFAULT_MAX_BUFFERED_BYTES, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            scrub,
         })
     }
 }
@@ -244,6 +297,31 @@ mod tests {
             r#"inject = [{ host = "a", header = "b", secret = "hunter2" }]"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn resolved_grant_carries_caps_secret_config_and_its_scrubber() {
+        let mut g = PluginGrant { max_in_flight: Some(2), max_buffered_bytes: Some(1024), ..Default::default() };
+        g.secret_config.insert("url".into(), SecretRef::Env("UNUSED".into()));
+        g.inject.push(InjectRule {
+            host: "api.example.com".into(),
+            header: "Authorization".into(),
+            secret: SecretRef::Env("UNUSED".into()),
+            prefix: Some("Bearer ".into()),
+            name: None,
+        });
+        let r = g
+            .resolve_with("p", &|s: &SecretRef| {
+                Ok(SecretValue::new(if s.describe() == "env:UNUSED" { "https://h/T/B/XSECRET" } else { "" }))
+            })
+            .unwrap();
+        assert_eq!((r.max_in_flight, r.max_buffered_bytes), (2, 1024));
+        assert_eq!(r.config["url"], "https://h/T/B/XSECRET");
+        assert_eq!(r.scrub.scrub("POST https://h/T/B/XSECRET"), "POST <redacted>");
+        let d = PluginGrant::default().resolve("p").unwrap();
+        assert_eq!((d.max_in_flight, d.max_buffered_bytes), (4, 4 << 20));
+        let zero = PluginGrant { max_in_flight: Some(0), ..Default::default() };
+        assert!(zero.resolve("p").unwrap_err().0.contains("max_in_flight"));
     }
 
     #[test]

@@ -145,10 +145,10 @@ pub struct PluginHost {
     linkers: Linkers,
     cache: CompileCache,
     rt: Option<tokio::runtime::Runtime>,
-    grants: RwLock<BTreeMap<String, Arc<ResolvedGrant>>>,
-    registry: Registry,
+    pub(super) grants: RwLock<BTreeMap<String, Arc<ResolvedGrant>>>,
+    pub(super) registry: Registry,
     pub(super) caps: LimitCaps,
-    plugin_dir: Option<PathBuf>,
+    pub(super) plugin_dir: Option<PathBuf>,
     quarantine_after: u32,
     quarantine_window: Duration,
     /// `quarantine_base` in milliseconds; changed by config reloads.
@@ -244,7 +244,7 @@ impl PluginHost {
         Ok(())
     }
 
-    fn grant(&self, name: &str) -> Arc<ResolvedGrant> {
+    pub(super) fn grant(&self, name: &str) -> Arc<ResolvedGrant> {
         self.grants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned().unwrap_or_default()
     }
 
@@ -340,7 +340,7 @@ impl PluginHost {
         self.reload_from(name, bytes, PluginSource::Bytes, None)
     }
 
-    fn reload_from(
+    pub(super) fn reload_from(
         &self,
         name: &str,
         bytes: &[u8],
@@ -378,71 +378,18 @@ impl PluginHost {
     pub fn scan_dir(&self, dir: Option<&Path>) -> ScanReport {
         let mut report = ScanReport::default();
         let Some(dir) = dir.or(self.plugin_dir.as_deref()) else { return report };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                report.errors.push(ScanError {
-                    path: dir.to_path_buf(),
-                    plugin: String::new(),
-                    message: format!("cannot read the plugin directory: {e}"),
-                });
-                return report;
-            }
-        };
-        let mut wasm: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
-            .collect();
-        wasm.sort();
-        let mut seen = Vec::new();
-        for path in wasm {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
-            let manifest_path = path.with_extension("toml");
-            let manifest = if manifest_path.is_file() {
-                match PluginManifest::read(&manifest_path) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        report.errors.push(ScanError { path: manifest_path, plugin: stem.clone(), message: e.to_string() });
-                        seen.push(stem);
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let name = manifest.as_ref().and_then(|m| m.plugin.name.clone()).unwrap_or(stem);
-            seen.push(name.clone());
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) => {
-                    report.errors.push(ScanError { path, plugin: name, message: e.to_string() });
-                    continue;
-                }
-            };
-            match self.reload_from(&name, &bytes, PluginSource::File(path.clone()), manifest.as_ref()) {
-                Ok(ReloadOutcome::Swapped(_)) => report.loaded.push(name),
-                Ok(ReloadOutcome::Unchanged(_)) => report.unchanged.push(name),
-                Err(e) => report.errors.push(ScanError { path, plugin: name, message: e.to_string() }),
+        let found = self.read_plugin_dir(dir);
+        report.errors = found.errors;
+        for c in found.candidates {
+            match self.reload_from(&c.name, &c.bytes, PluginSource::File(c.path.clone()), c.manifest.as_ref()) {
+                Ok(ReloadOutcome::Swapped(_)) => report.loaded.push(c.name),
+                Ok(ReloadOutcome::Unchanged(_)) => report.unchanged.push(c.name),
+                Err(e) => report.errors.push(ScanError { path: c.path, plugin: c.name, message: e.to_string() }),
             }
         }
-        for name in self.registry.names() {
-            if seen.contains(&name) {
-                continue;
-            }
-            let source = self.registry.get(&name).map(|slot| slot.current.load().source.clone());
-            if let Some(PluginSource::File(p)) = source
-                && p.parent() == Some(dir)
-                && !p.exists()
-            {
-                self.registry.remove(&name);
-                // A file that shadowed a built-in gives way to the built-in again.
-                if let Some(bytes) = super::builtin::builtin_component(&name)
-                    && let Err(e) = self.reload_from(&name, bytes, PluginSource::Builtin, None)
-                {
-                    tracing::error!(plugin = %name, error = %e, "could not restore the built-in plugin");
-                }
-                report.removed.push(name);
-            }
+        for name in found.gone {
+            self.registry.remove(&name);
+            report.removed.push(name);
         }
         report
     }
@@ -527,9 +474,25 @@ impl PluginHost {
         note: &Notification,
         target: &NotifyTarget,
     ) -> Result<CallOutcome<Receipt>, PluginCallError> {
-        let (v, out) = self.invoke(plugin, World::Notifier, inv, &target.config, CallKind::Send(inv.clone(), note.clone()))?;
-        let CallValue::Send(r) = out.value else { unreachable!() };
+        let mut config = target.config.clone();
+        config.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.expose().to_string())));
+        let extra = target_scrubber(target);
+        let (v, out) = self.invoke(plugin, World::Notifier, inv, &config, &extra, CallKind::Send(inv.clone(), note.clone()))?;
+        let CallValue::Send(mut r) = out.value else { unreachable!() };
+        let scrub = self.scrubber(plugin, target);
+        r.detail = scrub.scrub(&r.detail);
+        r.provider_id = r.provider_id.map(|p| scrub.scrub(&p));
         Ok(CallOutcome { value: r, plugin: v, http: out.http, logs: out.logs })
+    }
+
+    /// Everything a notify call to `plugin` for `target` must keep out of
+    /// logs and journals: the grant's secrets, the target's resolved
+    /// secrets and its contact details. Why public to the crate: the daemon
+    /// scrubs the error texts and summaries it journals with the same values.
+    pub(crate) fn scrubber(&self, plugin: &str, target: &NotifyTarget) -> super::Scrubber {
+        let mut s = self.grant(plugin).scrub.clone();
+        s.extend(&target_scrubber(target));
+        s
     }
 
     /// Compose the messages for one customer with an appeasement plugin. The
@@ -546,6 +509,7 @@ impl PluginHost {
             World::Appeasement,
             inv,
             &BTreeMap::new(),
+            &super::Scrubber::default(),
             CallKind::Compose(inv.clone(), incident.clone(), customer.clone()),
         )?;
         let CallValue::Compose(m) = out.value else { unreachable!() };
@@ -565,6 +529,7 @@ impl PluginHost {
             World::Drill,
             inv,
             &BTreeMap::new(),
+            &super::Scrubber::default(),
             CallKind::Plan(inv.clone(), incident.clone(), params.to_vec()),
         )?;
         let CallValue::Plan(s) = out.value else { unreachable!() };
@@ -583,6 +548,7 @@ impl PluginHost {
             World::Drill,
             inv,
             &BTreeMap::new(),
+            &super::Scrubber::default(),
             CallKind::Score(inv.clone(), journal_json.to_string()),
         )?;
         let CallValue::Score(c) = out.value else { unreachable!() };
@@ -595,6 +561,7 @@ impl PluginHost {
         world: World,
         inv: &Invocation,
         extra_config: &BTreeMap<String, String>,
+        extra_scrub: &super::Scrubber,
         kind: CallKind,
     ) -> Result<(PluginRef, RunOutput), PluginCallError> {
         let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
@@ -618,7 +585,15 @@ impl PluginHost {
                 });
             }
         }
-        let grant = self.grant(name);
+        let mut grant = self.grant(name);
+        if !extra_scrub.is_empty() {
+            // This call's own secrets and contacts join the grant's, so the
+            // log sink and the egress hook scrub them at the source.
+            let mut g = (*grant).clone();
+            g.scrub.extend(extra_scrub);
+            grant = Arc::new(g);
+        }
+        let scrub = grant.scrub.clone();
         let limits = Limits::for_world(world).with_overrides(&grant.limits, &self.caps);
         let mut budget = limits.call_budget;
         if let Some(ms) = inv.budget_ms {
@@ -632,7 +607,8 @@ impl PluginHost {
         match &result {
             Err(e) if e.is_fault() => {
                 let r = v.breaker().record_fault(now, self.quarantine_after, self.quarantine_window, self.quarantine_base());
-                tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, error = %e, "plugin call failed");
+                let error = scrub.scrub(&e.to_string());
+                tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, error = %error, "plugin call failed");
                 if let Some(d) = r.quarantined_for {
                     tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, quarantine_ms = d.as_millis() as u64, "plugin version quarantined after repeated crashes");
                 }
@@ -652,6 +628,18 @@ impl Drop for PluginHost {
             rt.shutdown_background();
         }
     }
+}
+
+/// The per-call secrets and contact details of a notify target.
+fn target_scrubber(target: &NotifyTarget) -> super::Scrubber {
+    let mut s = super::Scrubber::default();
+    for v in target.secrets.values() {
+        s.add_secret(v.expose());
+    }
+    for c in &target.contacts {
+        s.add_contact(c);
+    }
+    s
 }
 
 pub(super) fn plugin_ref(v: &PluginVersion) -> PluginRef {

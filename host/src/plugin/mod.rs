@@ -14,10 +14,12 @@
 //! Layout: `engine.rs` (Engine, pooling, epoch ticker), `limits.rs`,
 //! `cache.rs`, `capabilities.rs` (world/import checks, linkers),
 //! `pattern.rs` (host patterns), `addr.rs` (address ranges refused by
-//! default), `egress.rs` (HTTP hook), `secret.rs`, `state.rs` (store state,
+//! default), `egress.rs` (HTTP hook), `scrub.rs` (secrets and contact
+//! details removed from call output), `secret.rs`, `state.rs` (store state,
 //! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
 //! `warm.rs`, `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
-//! (`PluginHost`), `adhoc.rs` (inspect/call of unregistered files),
+//! (`PluginHost`), `stage.rs` (grants and plugins swapped in together),
+//! `adhoc.rs` (inspect/call of unregistered files),
 //! `builtin.rs`.
 //!
 //! The host wraps wasmtime only: it never names the incident engine or the
@@ -41,7 +43,9 @@ mod limits;
 mod pattern;
 mod quarantine;
 mod registry;
+mod scrub;
 mod secret;
+mod stage;
 mod state;
 mod warm;
 
@@ -54,6 +58,9 @@ pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
 pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome, UnquarantineError};
 pub use limits::{LimitCaps, LimitOverrides, Limits};
 pub use registry::{ManifestPlugin, PluginManifest, ScanError, ScanReport};
+pub(crate) use egress::origin;
+pub(crate) use scrub::Scrubber;
+pub use stage::{DeclaredFile, StagedPlugins};
 
 /// Paths of the test-only fixture components built by `host/build.rs`.
 /// Why public but hidden: integration tests in `host/tests/` only see the

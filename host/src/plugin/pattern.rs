@@ -4,15 +4,56 @@
 /// A host pattern from a grant or a plugin's declaration.
 ///
 /// Syntax: `host`, `host:port`, `*.domain` (subdomains only), `*` (any
-/// host), each optionally prefixed by `http://` or `https://` to restrict
-/// the scheme. Without a port any port matches. Why this small syntax:
-/// operators read and write these by hand.
+/// host), each optionally prefixed by `http://` or `https://`. Without a
+/// scheme a pattern means `https`; without a port it means the scheme's
+/// default port (443 for https, 80 for http). So `hooks.slack.com` allows
+/// only `https://hooks.slack.com:443`; cleartext or another port must be
+/// written out (`http://127.0.0.1:8080`). A bare `*` alone matches every
+/// scheme and port. Why this small syntax: operators read and write these by
+/// hand, and a secret injected for a host must never go out in cleartext
+/// or to another service on the same host unless someone wrote it down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HostPattern {
-    scheme: Option<String>,
+    /// `None` only for the bare `*` pattern.
+    scheme: Option<Scheme>,
     host: HostMatch,
+    /// `None` only for the bare `*` pattern.
     port: Option<u16>,
     text: String,
+}
+
+/// The URL schemes a notifier may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// Parse a request's or pattern's scheme (case-insensitive).
+    pub(crate) fn parse(s: &str) -> Option<Scheme> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            _ => None,
+        }
+    }
+
+    /// The port used when a URL or pattern names none.
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// Lower-case name as written in URLs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +71,10 @@ impl HostPattern {
         let mut rest = text.as_str();
         let mut scheme = None;
         if let Some((sch, r)) = rest.split_once("://") {
-            let sch = sch.to_ascii_lowercase();
-            if sch != "http" && sch != "https" {
-                return Err(format!("scheme `{sch}` is not supported (use http or https)"));
-            }
-            scheme = Some(sch);
+            scheme = Some(
+                Scheme::parse(sch)
+                    .ok_or_else(|| format!("scheme `{sch}` is not supported (use http or https)"))?,
+            );
             rest = r;
         }
         let rest = rest.trim_end_matches('/');
@@ -71,12 +111,17 @@ impl HostPattern {
         } else {
             HostMatch::Exact(host)
         };
-        Ok(HostPattern { scheme, host, port, text })
+        if host == HostMatch::Any && scheme.is_none() && port.is_none() {
+            return Ok(HostPattern { scheme: None, host, port: None, text });
+        }
+        let scheme = scheme.unwrap_or(Scheme::Https);
+        let port = port.unwrap_or(scheme.default_port());
+        Ok(HostPattern { scheme: Some(scheme), host, port: Some(port), text })
     }
 
     /// Does this pattern allow `scheme://host:port`?
-    pub(crate) fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme
+    pub(crate) fn matches(&self, scheme: Scheme, host: &str, port: u16) -> bool {
+        if let Some(s) = self.scheme
             && s != scheme {
                 return false;
             }
@@ -120,22 +165,54 @@ pub(crate) fn effective_hosts(declared: &[HostPattern], granted: &[HostPattern])
 mod tests {
     use super::*;
 
+    use Scheme::{Http, Https};
+
     #[test]
     fn patterns_match_hosts_ports_and_schemes() {
         let p = HostPattern::parse("hooks.slack.com").unwrap();
-        assert!(p.matches("https", "hooks.slack.com", 443));
-        assert!(!p.matches("https", "evil-hooks.slack.com", 443));
+        assert!(p.matches(Https, "hooks.slack.com", 443));
+        assert!(!p.matches(Https, "evil-hooks.slack.com", 443));
         let w = HostPattern::parse("*.example.com").unwrap();
-        assert!(w.matches("https", "a.example.com", 443));
-        assert!(!w.matches("https", "example.com", 443));
-        assert!(!w.matches("https", "aexample.com", 443));
+        assert!(w.matches(Https, "a.example.com", 443));
+        assert!(!w.matches(Https, "example.com", 443));
+        assert!(!w.matches(Https, "aexample.com", 443));
         let s = HostPattern::parse("https://api.example.com:8443").unwrap();
-        assert!(s.matches("https", "api.example.com", 8443));
-        assert!(!s.matches("http", "api.example.com", 8443));
-        assert!(!s.matches("https", "api.example.com", 443));
-        assert!(HostPattern::parse("*").unwrap().matches("http", "x", 1));
+        assert!(s.matches(Https, "api.example.com", 8443));
+        assert!(!s.matches(Http, "api.example.com", 8443));
+        assert!(!s.matches(Https, "api.example.com", 443));
+        assert!(HostPattern::parse("*").unwrap().matches(Http, "x", 1));
         assert!(HostPattern::parse("a*.com").is_err());
         assert!(HostPattern::parse("example.com/path").is_err());
-        assert!(HostPattern::parse("[::1]:80").unwrap().matches("http", "::1", 80));
+        assert!(HostPattern::parse("ftp://example.com").is_err());
+        assert!(HostPattern::parse("http://[::1]:80").unwrap().matches(Http, "::1", 80));
+    }
+
+    #[test]
+    fn a_pattern_without_scheme_means_https_on_443_only() {
+        let p = HostPattern::parse("hooks.slack.com").unwrap();
+        assert!(p.matches(Https, "hooks.slack.com", 443));
+        assert!(!p.matches(Http, "hooks.slack.com", 80), "no cleartext by default");
+        assert!(!p.matches(Http, "hooks.slack.com", 443));
+        assert!(!p.matches(Https, "hooks.slack.com", 8443), "no other port by default");
+        let w = HostPattern::parse("*.example.com").unwrap();
+        assert!(!w.matches(Http, "a.example.com", 80));
+        // A port without a scheme is still https only.
+        let p = HostPattern::parse("127.0.0.1:8080").unwrap();
+        assert!(p.matches(Https, "127.0.0.1", 8080));
+        assert!(!p.matches(Http, "127.0.0.1", 8080));
+        assert!(!HostPattern::parse("[::1]:80").unwrap().matches(Http, "::1", 80));
+    }
+
+    #[test]
+    fn an_explicit_scheme_sets_the_default_port() {
+        let p = HostPattern::parse("http://127.0.0.1").unwrap();
+        assert!(p.matches(Http, "127.0.0.1", 80));
+        assert!(!p.matches(Http, "127.0.0.1", 8080));
+        assert!(!p.matches(Https, "127.0.0.1", 443));
+        let p = HostPattern::parse("http://127.0.0.1:8080").unwrap();
+        assert!(p.matches(Http, "127.0.0.1", 8080));
+        assert!(!p.matches(Https, "127.0.0.1", 8080));
+        let p = HostPattern::parse("HTTPS://Api.Example.com").unwrap();
+        assert!(p.matches(Https, "api.example.com", 443));
     }
 }

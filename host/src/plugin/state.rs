@@ -185,13 +185,14 @@ impl WasiHttpView for StoreState {
 }
 
 impl StoreState {
-    /// Record captured stdout/stderr as log lines and forward to tracing.
+    /// Record captured stdout/stderr as log lines and forward to tracing,
+    /// scrubbed of the call's secrets and contact details.
     pub(crate) fn absorb_output(&mut self, source: LogSource, bytes: &[u8], dropped: bool) {
         if bytes.is_empty() && !dropped {
             return;
         }
         let text = String::from_utf8_lossy(bytes);
-        let mut text = text.trim_end().to_string();
+        let mut text = self.grant.scrub.scrub(text.trim_end());
         if dropped {
             text.push_str("\n…[output truncated by the host]");
         }
@@ -215,6 +216,8 @@ impl host::Host for StoreState {
             host::Level::Warn => "warn",
             host::Level::Error => "error",
         };
+        // Scrubbed before it is kept or logged: a plugin may log what it sends.
+        let message = self.grant.scrub.scrub(&message);
         let (plugin, inv) = (&self.plugin, &self.invocation_id);
         if self.logs.push(LogSource::Log, lvl, &message) {
             let msg: String = message.chars().take(2000).collect();

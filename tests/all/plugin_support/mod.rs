@@ -163,7 +163,7 @@ pub fn customer(id: &str) -> CustomerRef {
 }
 
 pub fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
-    NotifyTarget { config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    NotifyTarget { config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
 }
 
 /// Runs the test `test` (a `module_path!()`-qualified name) again in a child
