@@ -56,10 +56,12 @@ notify = ["superiors"]
 within = "72h"
 "#;
 
-/// Every target goes to the recording server through the built-in webhook notifier.
+/// Every target goes to the recording server through the built-in webhook notifier,
+/// one call at a time, so the backlog and the calls in flight at shutdown are known.
 fn webhook_targets(port: u16, grace: &str) -> String {
     let mut s = format!(
-        "shutdown_grace = \"{grace}\"\n[plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{port}\"]\nallow_private = [\"http://localhost:{port}\"]\ntimeout = \"60s\"\n"
+        "shutdown_grace = \"{grace}\"\n[plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{port}\"]\nallow_private = [\"http://localhost:{port}\"]\ntimeout = \"60s\"\n\
+         [limits]\neffects_concurrency = 1\n"
     );
     for t in ["superiors", "departments", "customers", "oncall"] {
         s.push_str(&format!("[targets.{t}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{t}\" }}\n"));

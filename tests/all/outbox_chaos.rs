@@ -13,8 +13,8 @@ fn webhook(port: u16, target: &str, extra: &str) -> String {
 }
 
 fn plugin_grant(ports: &[u16], timeout: &str) -> String {
-    let hosts: Vec<String> = ports.iter().map(|p| format!("\"localhost:{p}\"")).collect();
-    format!("[plugins.webhook-notify]\nallowed_hosts = [{}]\nallow_private = [\"localhost\"]\ntimeout = \"{timeout}\"\n", hosts.join(", "))
+    let hosts: Vec<String> = ports.iter().map(|p| format!("\"http://localhost:{p}\"")).collect();
+    format!("[plugins.webhook-notify]\nallowed_hosts = [{0}]\nallow_private = [{0}]\ntimeout = \"{timeout}\"\n", hosts.join(", "))
 }
 
 /// Log targets for the notices a test does not watch.

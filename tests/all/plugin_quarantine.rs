@@ -152,8 +152,8 @@ fn silent_config(port: u16) -> String {
     format!(
         r#"
 [plugins.webhook-notify]
-allowed_hosts = ["127.0.0.1:{port}"]
-allow_private = ["127.0.0.1"]
+allowed_hosts = ["http://127.0.0.1:{port}"]
+allow_private = ["http://127.0.0.1:{port}"]
 timeout = "1s"
 
 [targets.superiors]
@@ -208,8 +208,8 @@ fn a_silent_upstream_is_a_transient_failure_and_never_quarantines_the_notifier()
 fn host_waits_end_before_the_budget_so_the_webhook_answers_transient() {
     let server = SilentServer::start();
     let grant = PluginGrant {
-        allowed_hosts: vec![format!("127.0.0.1:{}", server.port)],
-        allow_private: vec!["127.0.0.1".into()],
+        allowed_hosts: vec![format!("http://127.0.0.1:{}", server.port)],
+        allow_private: vec![format!("http://127.0.0.1:{}", server.port)],
         limits: LimitOverrides { timeout_ms: Some(1000), ..Default::default() },
         ..Default::default()
     };

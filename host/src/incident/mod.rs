@@ -15,6 +15,7 @@ mod generation;
 pub mod loader;
 mod notices;
 pub(crate) mod outbox;
+mod retry;
 pub mod state;
 mod timers;
 mod when;

@@ -22,14 +22,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Transient failures are retried this many times in all, with backoff; the
-/// same cap bounds re-sends of an effect whose result could not be journaled.
-pub const MAX_ATTEMPTS: i64 = 5;
-
-/// The wait before retry number `attempts` (1 s, 2 s, 4 s, ... at most 5 min).
-pub(crate) fn backoff_ms(attempts: i64) -> i64 {
-    1000 * 2i64.pow(attempts.clamp(0, 8) as u32).min(300)
-}
+pub use super::retry::MAX_ATTEMPTS;
+pub(crate) use super::retry::backoff_ms;
 
 /// A due intent taken from the store for execution.
 #[derive(Debug, Clone)]

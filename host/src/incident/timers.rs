@@ -12,7 +12,7 @@ use super::error::EngineError;
 use super::events::Event;
 use super::state::Status;
 use crate::playbook::types::{Phase, Purpose};
-use super::outbox::{backoff_ms, MAX_ATTEMPTS};
+use super::retry::{backoff_ms, MAX_ATTEMPTS};
 use crate::store::{DeadItemKind, TimerRow};
 
 /// What a deadline is for.

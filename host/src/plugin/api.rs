@@ -140,7 +140,7 @@ pub struct NotifyTarget {
     /// the plugin like `config`, and scrubbed from everything the call
     /// returns. Never serialized.
     #[serde(skip)]
-    pub secrets: BTreeMap<String, super::grant::SecretValue>,
+    pub secrets: BTreeMap<String, super::secret::SecretValue>,
     /// Customer contact details this call carries (e.g. the `to` address),
     /// scrubbed from everything the call returns in their common encodings.
     #[serde(skip)]

@@ -57,10 +57,6 @@ pub(crate) struct EgressContext {
     pub budget: EgressBudget,
 }
 
-/// Default for `[plugins.X] max_in_flight`: concurrent outgoing requests per call.
-pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 4;
-/// Default for `[plugins.X] max_buffered_bytes`: body bytes the host holds per call.
-pub(crate) const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
 
 /// One call's allowance of concurrent requests and buffered body bytes.
 /// Why per call: the caps bound what one invocation can make the host hold.

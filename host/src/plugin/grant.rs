@@ -5,13 +5,17 @@
 //! `[plugins.NAME]` table per plugin with this exact type, so the schema and
 //! its validation live next to the code that enforces it.
 
-use super::egress::{DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT};
 use super::pattern::HostPattern;
 use super::limits::LimitOverrides;
 use super::scrub::Scrubber;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// Default for `[plugins.X] max_in_flight`: concurrent outgoing requests per call.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// Default for `[plugins.X] max_buffered_bytes`: body bytes the host holds per call.
+pub(crate) const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
 
 /// `[plugins.NAME]` in `crisis.toml`.
 ///
@@ -96,7 +100,7 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<SecretValue, GrantError> {
         match self {
             SecretRef::Env(name) => match std::env::var(name) {
-                Ok(v) if !v.is_empty() => Ok(SecretValue(v)),
+                Ok(v) if !v.is_empty() => Ok(SecretValue::new(v)),
                 _ => Err(GrantError(format!(
                     "secret environment variable `{name}` is not set or empty; export it before starting the daemon"
                 ))),
@@ -107,7 +111,7 @@ impl SecretRef {
                     if v.is_empty() {
                         Err(GrantError(format!("secret file {} is empty", path.display())))
                     } else {
-                        Ok(SecretValue(v))
+                        Ok(SecretValue::new(v))
                     }
                 }
                 Err(e) => Err(GrantError(format!(
@@ -127,25 +131,7 @@ impl SecretRef {
     }
 }
 
-/// A resolved secret. Why a newtype: `Debug` never prints the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    /// Wrap a value resolved elsewhere (e.g. by the daemon's secret store).
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretValue(value.into())
-    }
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretValue([redacted])")
-    }
-}
+pub use super::secret::SecretValue;
 
 /// An invalid grant. Why: reported at config load with the plugin name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,7 +214,7 @@ impl PluginGrant {
             })?;
             scrub.add_secret(secret.expose());
             let value = match &rule.prefix {
-                Some(p) => SecretValue(format!("{p}{}", secret.expose())),
+                Some(p) => SecretValue::new(format!("{p}{}", secret.expose())),
                 None => secret,
             };
             if http::HeaderValue::from_str(value.expose()).is_err() {

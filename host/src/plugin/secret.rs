@@ -10,3 +10,23 @@ pub struct SecretHandle {
     pub(crate) name: String,
     pub(crate) host: String,
 }
+
+/// A resolved secret. Why a newtype: `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wrap a value resolved elsewhere (e.g. by the daemon's secret store).
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretValue(value.into())
+    }
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue([redacted])")
+    }
+}
