@@ -109,7 +109,7 @@ fn probes_answer_loopback_and_other_peers_only_with_the_metrics_token() {
     assert!(d.log().contains("insecure_listen = true"), "the start warns: {}", d.log());
     let (s, body) = get(lo, "/metrics", None).unwrap();
     assert_eq!(s, 200);
-    assert!(body.contains("crisis_incidents_opened"), "{body}");
+    assert!(body.contains("crisis_ready 1"), "{body}");
     let Some(ip) = non_loopback_address() else {
         println!("skipped the non-loopback half: this machine has no non-loopback address");
         return;
