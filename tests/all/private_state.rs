@@ -48,13 +48,37 @@ fn a_group_or_world_writable_state_dir_is_refused_at_start() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let r = crisis_in(dir.path(), &["--config", config.to_str().unwrap(), "daemon"]);
+    let r = refused_start(dir.path(), &config);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let state = state.display().to_string();
     for part in [state.as_str(), "owned by uid", "mode 0777", "not writable by group or others", "chmod 0700"] {
         assert!(r.stderr.contains(part), "{part:?} missing from: {}", r.stderr);
     }
     assert!(!dir.path().join("state/journal.db").exists(), "nothing is written into a refused state_dir");
+}
+
+/// Runs `crisis daemon` expecting it to exit at once; a daemon that starts
+/// instead is killed after 30 s and the test fails rather than hangs.
+fn refused_start(dir: &Path, config: &Path) -> Run {
+    let mut child = std::process::Command::new(bin())
+        .args(["--config", config.to_str().unwrap(), "daemon"])
+        .current_dir(dir)
+        .env_remove("CRISIS_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out: Run = child.wait_with_output().unwrap().into();
+            panic!("the daemon started on an unsafe state_dir: {}", out.stderr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap().into()
 }
 
 /// Notices to `superiors` go through the webhook-notify plugin to `port`.
