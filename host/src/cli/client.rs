@@ -1,7 +1,9 @@
 //! The CLI's HTTP client for the daemon's API.
 //!
 //! The address and token come from `CRISIS_API` / `CRISIS_TOKEN`, or from the
-//! configuration (`listen` and the state directory's token file). Bodies and
+//! configuration (`listen`, `https` when `[tls]` is set, and the state
+//! directory's token file). A daemon with a self-signed or private-CA
+//! certificate is trusted through `CRISIS_CA` or `[tls] ca`. Bodies and
 //! replies are the daemon's own `api_types`; error replies decode into its
 //! `ApiError`, whose status gives the exit code.
 
@@ -26,22 +28,27 @@ impl Client {
     pub fn from_cli(cli: &Cli) -> Result<Client, Failure> {
         let env_api = std::env::var("CRISIS_API").ok().filter(|s| !s.is_empty());
         let env_token = std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty());
-        let (base, token) = match (env_api, env_token) {
-            (Some(a), Some(t)) => (a, Some(t)),
+        let env_ca = std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
+        let (base, token, ca) = match (env_api, env_token) {
+            (Some(a), Some(t)) => (a, Some(t), env_ca),
             (api, tok) => {
                 let cfg = config::discover(cli.config.as_deref())
                     .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
                 let token = tok.or_else(|| {
                     std::fs::read_to_string(StateDir::new(&cfg.state_dir).token_file()).ok().map(|t| t.trim().to_string())
                 });
-                (api.unwrap_or_else(|| format!("http://{}", cfg.listen)), token)
+                let ca = env_ca.or_else(|| cfg.tls.as_ref().and_then(|t| t.ca.clone()));
+                (api.unwrap_or_else(|| local_url(&cfg)), token, ca)
             }
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let mut agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30)));
+        if let Some(ca) = ca {
+            let pem = std::fs::read(&ca).map_err(|e| Failure::failed(format!("cannot read the CA certificate {} (CRISIS_CA or [tls] ca): {e}", ca.display())))?;
+            let cert = ureq::tls::Certificate::from_pem(&pem)
+                .map_err(|e| Failure::failed(format!("{} (CRISIS_CA or [tls] ca) is not a PEM certificate: {e}", ca.display())))?;
+            agent = agent.tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build());
+        }
+        let agent: ureq::Agent = agent.build().into();
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, agent })
     }
 
@@ -89,6 +96,17 @@ impl Client {
         let resp = req.send_json(body).map_err(|e| self.unreachable(e))?;
         parse(&self.handle(resp)?)
     }
+}
+
+/// The daemon's own address as the configuration gives it: `https` with
+/// `[tls]`, and loopback for a daemon listening on every address.
+fn local_url(cfg: &config::Config) -> String {
+    let mut addr = cfg.listen;
+    if addr.ip().is_unspecified() {
+        let lo: std::net::IpAddr = if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        addr.set_ip(lo);
+    }
+    format!("{}://{addr}", if cfg.tls.is_some() { "https" } else { "http" })
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {

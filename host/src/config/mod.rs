@@ -28,7 +28,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] = &["state_dir", "listen"];
+pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -129,6 +129,18 @@ pub struct PluginSpec {
     pub max_buffered_bytes: Option<u64>,
 }
 
+/// `[tls]`: HTTPS for the API. Why: a `listen` beyond loopback carries the
+/// API token and incident data over the network.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TlsConfig {
+    /// PEM certificate chain the daemon serves.
+    pub cert: PathBuf,
+    /// PEM private key of the certificate.
+    pub key: PathBuf,
+    /// PEM CA certificate the CLI trusts in addition to the public roots.
+    pub ca: Option<PathBuf>,
+}
+
 /// Protection limits for the HTTP intake.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Limits {
@@ -196,6 +208,13 @@ pub struct Config {
     /// or SIGINT before the daemon exits without them (they run again on the
     /// next start, with the same invocation id).
     pub shutdown_grace: Duration,
+    /// The `[secrets]` name of the token that non-loopback peers must send
+    /// to read `/metrics` and the health probes; `None`: loopback only.
+    pub metrics_token: Option<String>,
+    /// HTTPS for the API.
+    pub tls: Option<TlsConfig>,
+    /// A non-loopback `listen` without TLS was explicitly accepted.
+    pub insecure_listen: bool,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -425,6 +444,27 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         },
     };
 
+    let metrics_token = file.metrics_token.as_ref().and_then(|t| match t.get_ref().strip_prefix("secret:") {
+        Some(name) if secrets.contains_key(name) => Some(name.to_string()),
+        Some(name) => {
+            diags.push(src.at(t.span(), format!("unknown secret `{name}`: declare [secrets.{name}] with env or file")));
+            None
+        }
+        None => {
+            diags.push(src.at(t.span(), "inline secret in `metrics_token`: write metrics_token = \"secret:NAME\" and declare [secrets.NAME] with env or file"));
+            None
+        }
+    });
+    let tls = file.tls.as_ref().map(|t| TlsConfig { cert: resolve(&t.cert), key: resolve(&t.key), ca: t.ca.as_ref().map(resolve) });
+    let insecure_listen = file.insecure_listen.unwrap_or(false);
+    if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
+        let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
+        diags.push(src.at(
+            at,
+            format!("listen = \"{listen}\" is not a loopback address, so the API token and incident data would cross the network in clear: add [tls] with cert = \"PATH\" and key = \"PATH\", or set insecure_listen = true to accept plain HTTP"),
+        ));
+    }
+
     let mut hasher = Sha256::new();
     hasher.update(src.text.as_bytes());
     let (roster_path, roster) = match &file.roster {
@@ -471,6 +511,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         limits,
         drills: DrillsConfig { blackout, grace },
         shutdown_grace,
+        metrics_token,
+        tls,
+        insecure_listen,
         hash: hex::encode(hasher.finalize()),
     })
 }
@@ -556,6 +599,22 @@ mod tests {
         let m = messages(load_text("listen = \"nowhere\"\nstate_dri = \"x\"\n"));
         assert_eq!(m[0], "crisis.toml:1:10: bad listen address `nowhere`: write IP:PORT like 127.0.0.1:8707");
         assert_eq!(m[1], "crisis.toml:2:1: unknown key `state_dri` in crisis.toml: remove it or check its spelling");
+    }
+
+    #[test]
+    fn exposure_settings() {
+        let m = messages(load_text("listen = \"0.0.0.0:8707\"\n"));
+        assert!(m[0].starts_with("crisis.toml:1:10: listen = \"0.0.0.0:8707\" is not a loopback address") && m[0].contains("[tls]") && m[0].contains("insecure_listen = true"), "{m:?}");
+        let c = load_text("listen = \"0.0.0.0:8707\"\ninsecure_listen = true\n").unwrap();
+        assert!(c.insecure_listen && c.tls.is_none());
+        let c = load_text("listen = \"[::]:8707\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+        assert_eq!(c.tls.unwrap().cert, Path::new("./c.pem"));
+        let m = messages(load_text("metrics_token = \"abc\"\n"));
+        assert!(m[0].contains("inline secret in `metrics_token`"), "{m:?}");
+        let m = messages(load_text("metrics_token = \"secret:nope\"\n"));
+        assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
+        let c = load_text("metrics_token = \"secret:m\"\n[secrets.m]\nenv = \"M\"\n").unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some("m"));
     }
 
     #[test]

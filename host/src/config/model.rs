@@ -29,6 +29,26 @@ pub struct ConfigFile {
     pub drills: Option<DrillsDecl>,
     /// How long side effects already running may finish after SIGTERM.
     pub shutdown_grace: Option<Str>,
+    /// `secret:NAME`: the bearer token non-loopback peers must send to read
+    /// `/metrics`, `/healthz` and `/readyz`. Restart required to change.
+    pub metrics_token: Option<Str>,
+    /// HTTPS for the API; required for a non-loopback `listen` unless
+    /// `insecure_listen` is set. Restart required to change.
+    pub tls: Option<TlsDecl>,
+    /// Accept a non-loopback `listen` without TLS (warned at every start).
+    pub insecure_listen: Option<bool>,
+}
+
+/// `[tls]`: the daemon's certificate and key, and the CA the CLI trusts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsDecl {
+    /// PEM certificate chain the daemon serves.
+    pub cert: Str,
+    /// PEM private key of the certificate.
+    pub key: Str,
+    /// PEM CA certificate the CLI trusts for this daemon (for a self-signed
+    /// or private-CA certificate; the CLI trusts public roots otherwise).
+    pub ca: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,6 @@
-//! The HTTP API: JSON under `/v1/` behind the bearer token, plus
-//! unauthenticated `/healthz`, `/readyz` and `/metrics`. Bodies and replies are
+//! The HTTP API: JSON under `/v1/` behind the bearer token, plus `/healthz`,
+//! `/readyz` and `/metrics` for loopback peers (and, with `metrics_token`,
+//! for other peers that send it). Bodies and replies are
 //! the types of `api_types`, which the CLI shares.
 
 use super::engine_call::with_engine;
@@ -96,11 +97,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
         .layer(axum::middleware::from_fn_with_state(super::auth::ApiToken::new(&state.token), super::auth::require_token));
-    Router::new()
-        .merge(v1)
+    // Loopback peers only, unless `metrics_token` lets others in.
+    let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            super::auth::ProbeAccess::new(state.metrics_token.as_deref()),
+            super::auth::probe_gate,
+        ));
+    Router::new()
+        .merge(v1)
+        .merge(probes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::intake::body_limit))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -330,7 +338,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
         s.metrics.refresh_outbox(&s.dispatch.open_by_target(), &**s.engine.store());
         s.metrics.refresh_plugins(&s.plugins.list());
-        s.metrics.render(&**s.engine.store())
+        s.metrics.render()
     })
     .await
     .unwrap_or_default();

@@ -2,57 +2,43 @@
 //! constant time by one middleware in front of every `/v1` route.
 
 use super::api_types::ApiError;
-use crate::config::state_dir::StateDir;
+use crate::config::state_dir::{read_private, write_private, PrivateFile, StateDir};
 use anyhow::Context;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Reuses the existing token (so CLI sessions survive restarts) or writes a new one.
+/// Reuses the existing token (so CLI sessions survive restarts) or writes a
+/// new one. A token file whose mode or owner was changed (or that was replaced
+/// by a symlink) may have been read by others: it is replaced, loudly, by a
+/// new token rather than quietly tightened.
 pub fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
     let dir = StateDir::new(state_dir);
     let path = dir.token_file();
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if t.len() >= 32 {
-            restrict(&path)?;
-            return Ok(t);
+    match read_private(&path).with_context(|| format!("cannot read {}", path.display()))? {
+        PrivateFile::Private(bytes) => {
+            let t = String::from_utf8_lossy(&bytes).trim().to_string();
+            if t.len() >= 32 {
+                return Ok(t);
+            }
         }
+        PrivateFile::Exposed { mode, owner } => tracing::warn!(
+            "{} has mode {mode:04o} and owner uid {owner}, so others may have read it: replacing it with a new token (CLI users re-read the file)",
+            path.display()
+        ),
+        PrivateFile::Missing => {}
     }
     let token: String = {
         use rand::Rng;
         let bytes: [u8; 32] = rand::rng().random();
         hex::encode(bytes)
     };
-    let tmp = dir.token_tmp();
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(token.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    restrict(&path)?;
+    write_private(&dir.token_tmp(), &path, token.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
-}
-
-fn restrict(path: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
 }
 
 /// The token the `/v1` gate expects. Why: the middleware's own state, so the
@@ -70,17 +56,66 @@ impl ApiToken {
 /// The `/v1` gate: passes requests that carry `Authorization: Bearer <token>`,
 /// answers 401 (with `WWW-Authenticate: Bearer`) to the rest.
 pub(crate) async fn require_token(State(expected): State<ApiToken>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
+    match bearer(&req) {
         Some(t) if token_matches(&expected.0, t) => next.run(req).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token").into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "missing API token: send Authorization: Bearer <state_dir/api.token>").into_response(),
     }
+}
+
+/// Who may read `/metrics`, `/healthz` and `/readyz`: loopback peers, and
+/// other peers that send the `metrics_token` when one is configured. Why:
+/// the probes tell an outsider what is going on (incident counts by playbook,
+/// readiness) and cost work on every request.
+#[derive(Clone)]
+pub(crate) struct ProbeAccess(Option<ApiToken>);
+
+impl ProbeAccess {
+    /// The probes' gate state; `token` is the resolved `metrics_token`.
+    pub(crate) fn new(token: Option<&str>) -> Self {
+        ProbeAccess(token.map(ApiToken::new))
+    }
+}
+
+/// Whether a probe request from `peer` carrying `bearer` is answered.
+pub(crate) fn probe_allowed(peer: IpAddr, bearer: Option<&str>, token: Option<&str>) -> bool {
+    // `::ffff:127.0.0.1` is how an IPv4 loopback peer of a `[::]` socket looks.
+    if peer.to_canonical().is_loopback() {
+        return true;
+    }
+    matches!((token, bearer), (Some(t), Some(b)) if token_matches(t, b))
+}
+
+/// The probes' gate: loopback peers pass; others pass with the metrics token
+/// (401 without or with a wrong one) or, when none is configured, get 403.
+pub(crate) async fn probe_gate(
+    State(access): State<ProbeAccess>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let bearer = bearer(&req);
+    let token = access.0.as_ref().map(|t| &*t.0);
+    if probe_allowed(peer.ip(), bearer, token) {
+        return next.run(req).await;
+    }
+    match token {
+        None => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the health and metrics endpoints answer loopback peers only; set metrics_token = \"secret:NAME\" in crisis.toml to let other peers in with that bearer token",
+        )
+        .into_response(),
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <metrics_token> to read this endpoint from another host").into_response(),
+    }
+}
+
+/// The bearer token of a request, if any.
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// Compares without leaking where the first difference is.
@@ -111,6 +146,34 @@ mod tests {
         }
         assert!(token_matches(&a, &a.clone()));
         assert!(!token_matches(&a, &b[1..]));
+    }
+
+    #[test]
+    fn a_loosened_token_file_is_replaced_not_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure_token(dir.path()).unwrap();
+        let path = StateDir::new(dir.path()).token_file();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let b = ensure_token(dir.path()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(ensure_token(dir.path()).unwrap(), b);
+    }
+
+    #[test]
+    fn probes_answer_loopback_and_token_holders_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for local in ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(probe_allowed(ip(local), None, None), "{local}");
+        }
+        for remote in ["10.0.0.7", "192.168.1.2", "::ffff:10.0.0.7", "2001:db8::1", "0.0.0.0"] {
+            assert!(!probe_allowed(ip(remote), None, None), "{remote}");
+            assert!(!probe_allowed(ip(remote), Some("m3trics"), None), "{remote}: no token configured");
+            assert!(!probe_allowed(ip(remote), None, Some("m3trics")), "{remote}");
+            assert!(!probe_allowed(ip(remote), Some("m3tric"), Some("m3trics")), "{remote}");
+            assert!(probe_allowed(ip(remote), Some("m3trics"), Some("m3trics")), "{remote}");
+        }
     }
 
     /// Serves `/v1/x` behind the gate on a loopback port and returns its address.

@@ -2,8 +2,10 @@
 //! reload task and the intake.
 
 use crate::incident::events::Event;
-use crate::incident::state::Incident;
+use crate::incident::state::{Incident, Status};
+use crate::playbook::types::Mode;
 use crate::store::Store;
+use std::collections::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,6 +78,11 @@ pub struct PluginNameLabels {
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// The label set each open live incident is counted under in `open`.
+    /// Why: the gauge is moved by the engine's observer, one incident at a
+    /// time, instead of a scrape re-reading every open incident under the
+    /// journal's lock (which let unauthenticated scrapes stall intake).
+    open_by_incident: Mutex<HashMap<String, OpenLabels>>,
     pub opened: Family<IncidentLabels, Counter>,
     pub open: Family<OpenLabels, Gauge>,
     pub time_to_ack: Histogram,
@@ -115,6 +122,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("crisis");
         let m = Metrics {
             registry: Mutex::new(Registry::default()),
+            open_by_incident: Mutex::new(HashMap::new()),
             opened: Family::default(),
             open: Family::default(),
             time_to_ack: Histogram::new(exponential_buckets(5.0, 2.0, 12)),
@@ -162,8 +170,51 @@ impl Metrics {
         m
     }
 
-    /// Updates counters from one journaled event.
+    /// Counts the open live incidents of the journal; called once at start,
+    /// before the engine's observer is installed, so no event is missed or
+    /// counted twice.
+    pub(crate) fn init_open(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let rows = store.incidents(true, Some(Mode::Live.to_string().as_str()))?;
+        let mut map = self.open_by_incident.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rows {
+            let labels = OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };
+            self.open.get_or_create(&labels).inc();
+            map.insert(r.id, labels);
+        }
+        Ok(())
+    }
+
+    /// Moves `inc` to the label set of its current state in the open gauge
+    /// (or out of it once it is closed).
+    fn track_open(&self, inc: &Incident) {
+        let now = (inc.mode == Mode::Live && inc.status != Status::Closed).then(|| OpenLabels {
+            playbook: inc.playbook_id.clone(),
+            severity: inc.severity.to_string(),
+            phase: inc.phase.to_string(),
+        });
+        let mut map = self.open_by_incident.lock().unwrap_or_else(|p| p.into_inner());
+        let before = match &now {
+            Some(l) => map.insert(inc.id.clone(), l.clone()),
+            None => map.remove(&inc.id),
+        };
+        if before == now {
+            return;
+        }
+        if let Some(b) = before {
+            // A label set no incident is in any more disappears, as it did
+            // when the gauge was recounted per scrape.
+            if self.open.get_or_create(&b).dec() <= 1 {
+                self.open.remove(&b);
+            }
+        }
+        if let Some(n) = now {
+            self.open.get_or_create(&n).inc();
+        }
+    }
+
+    /// Updates counters and the open-incident gauge from one journaled event.
     pub fn observe(&self, ev: &Event, inc: &Incident) {
+        self.track_open(inc);
         match ev {
             Event::Opened { playbook_id, severity, mode, .. } => {
                 self.opened.get_or_create(&IncidentLabels { playbook: playbook_id.clone(), severity: severity.to_string(), mode: mode.to_string() }).inc();
@@ -225,14 +276,9 @@ impl Metrics {
         }
     }
 
-    /// Renders the text exposition format, refreshing gauges computed from the store.
-    pub fn render(&self, store: &dyn Store) -> String {
-        self.open.clear();
-        if let Ok(rows) = store.incidents(true, Some("live")) {
-            for r in rows {
-                self.open.get_or_create(&OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase }).inc();
-            }
-        }
+    /// Renders the text exposition format from memory: a scrape reads no
+    /// journal.
+    pub fn render(&self) -> String {
         let mut out = String::new();
         let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &reg);

@@ -1,5 +1,7 @@
 //! `crisis daemon`: the long-running process. It owns the journal, serves the
-//! API on loopback, fires timers and runs side effects.
+//! API (on loopback, or beyond it over TLS or with `insecure_listen`), fires
+//! timers and runs side effects. Everything it keeps on disk is private to its
+//! user: the state directory is 0700 and its files 0600.
 
 pub(crate) mod api;
 pub(crate) mod api_types;
@@ -13,8 +15,10 @@ pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod plugins;
 pub(crate) mod reload;
+pub(crate) mod tls;
 pub(crate) mod worker;
 
+use crate::config::state_dir::{private_umask, restrict_file, StateDir};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
 use crate::incident::clock::{fmt_ms, Clock, SystemClock};
@@ -60,6 +64,9 @@ pub struct AppState {
     pub drills: Arc<drills::DrillService>,
     /// The outbox's delivery lanes and breakers, for status and metrics.
     pub(crate) dispatch: Arc<worker::Dispatch>,
+    /// The resolved `metrics_token`: the bearer token that lets non-loopback
+    /// peers read the probes; `None` keeps them loopback-only.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -94,7 +101,10 @@ pub enum StartError {
 /// Runs the daemon until SIGINT or SIGTERM, then shuts down in bounded time.
 pub fn run(config_path: Option<PathBuf>, log_format: LogFormat) -> Result<(), StartError> {
     init_logging(log_format);
+    // Files SQLite and drills create get no group or other bits from the start.
+    private_umask();
     let cfg = config::discover(config_path.as_deref()).map_err(StartError::Config)?;
+    StateDir::new(&cfg.state_dir).ensure_private().map_err(|e| StartError::Other(e.into()))?;
     let started_at = SystemClock.now_ms();
     // Taken before the journal is opened: a second daemon must not touch it at all.
     let lock = lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at)).map_err(|e| StartError::Other(e.into()))?;
@@ -125,8 +135,24 @@ fn notify_systemd(state: sd_notify::NotifyState<'_>) {
 async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?);
+    // SQLite created these itself: their mode is set here, not left to the umask.
+    for f in StateDir::new(&cfg.state_dir).database_files() {
+        restrict_file(&f).map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
+    }
     let token = auth::ensure_token(&cfg.state_dir)?;
     let listen = cfg.listen;
+    let tls = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
+    if tls.is_none() && !listen.ip().is_loopback() {
+        // Config validation lets this through only with insecure_listen = true.
+        tracing::warn!("insecure_listen = true: serving the API on non-loopback {listen} over plain HTTP, so the API token and incident data cross the network in clear; configure [tls] cert and key instead");
+    }
+    let metrics_token = match &cfg.metrics_token {
+        None => None,
+        Some(name) => {
+            let secret = cfg.secrets.get(name).ok_or_else(|| anyhow::anyhow!("metrics_token names undeclared secret `{name}`"))?;
+            Some(secret.read().map_err(|e| anyhow::anyhow!("metrics_token (secret `{name}`): {e}"))?)
+        }
+    };
     let metrics = Arc::new(Metrics::new());
     // Compiling the built-in plugins takes seconds cold and milliseconds from the cache.
     let plugin_cfg = cfg.clone();
@@ -147,6 +173,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     );
     let reload = Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone(), plugins.clone());
     let engine = reload.engine().clone();
+    // Counted once here; from now on the observer moves the open-incident gauge.
+    let (m, st) = (metrics.clone(), engine.store().clone());
+    tokio::task::spawn_blocking(move || m.init_open(&*st)).await??;
     let m = metrics.clone();
     engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
     let ready = reload.ready();
@@ -169,6 +198,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         intake_limiter: intake::RateLimiter::new(cfg.limits.intake_per_minute),
         drills,
         dispatch: dispatch.clone(),
+        metrics_token,
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -189,20 +219,27 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();
     tracing::info!(
-        "crisis daemon listening on http://{addr} (state {}, generation {}, {} playbooks{})",
+        "crisis daemon listening on {}://{addr} (state {}, generation {}, {} playbooks{})",
+        if tls.is_some() { "https" } else { "http" },
         g.config.state_dir.display(),
         g.number,
         g.playbooks.len(),
         if ready { "" } else { ", NOT READY" }
     );
     let mut server_stop = stop_rx;
-    let mut server = tokio::spawn(
-        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let graceful = async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let mut server = match tls {
+        Some(acceptor) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` gives the TLS listener the same `ConnectInfo<SocketAddr>`.
+            let listener = tls::TlsListener::spawn(listener, acceptor)?.tap_io(|_| {});
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future())
+        }
+        None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future()),
+    };
     notify_systemd(sd_notify::NotifyState::Ready);
     let server_failed = tokio::select! {
         _ = shutdown_signal() => None,
