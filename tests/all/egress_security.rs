@@ -8,18 +8,28 @@ use crisis::plugin::test_fixtures as fx;
 use crisis::plugin::{PluginGrant, RunMode};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const CREDENTIAL: &str = "XXXXSECRET0123456789";
 
 /// Log targets for the channels the `engine` fixture uses besides `superiors`.
-const OTHER_LOG_TARGETS: &str =
-    "[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
+const OTHER_LOG_TARGETS: &str = "[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
 
 fn trigger(d: &Daemon) -> String {
-    let v = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=checkout", "--label", "region=eu"]);
+    let v = d.json(&[
+        "trigger",
+        "outage",
+        "--scope",
+        "EU",
+        "--field",
+        "nature=n",
+        "--label",
+        "service=checkout",
+        "--label",
+        "region=eu",
+    ]);
     v["incident"]["id"].as_str().unwrap().to_string()
 }
 
@@ -48,17 +58,32 @@ fn a_webhook_credential_given_as_a_secret_never_reaches_journal_cli_or_log() {
          [targets.superiors]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"secret:superiors-hook\", format = \"slack\" }}\n\
          {OTHER_LOG_TARGETS}"
     );
-    let d = Daemon::start_with_env("engine", &cfg, &[("CRISIS_TEST_SLACK_HOOK", &hook), ("CRISIS_LOG", "debug")]);
+    let d = Daemon::start_with_env(
+        "engine",
+        &cfg,
+        &[("CRISIS_TEST_SLACK_HOOK", &hook), ("CRISIS_LOG", "debug")],
+    );
     let id = trigger(&d);
     let path = format!("/services/T000/B000/{CREDENTIAL}");
     d.wait_for("the webhook call", || server.requests().iter().any(|r| r.path == path));
-    d.wait_for("the journaled result", || d.ok(&["--json", "timeline", &id]).contains("webhook-notify"));
+    d.wait_for("the journaled result", || {
+        d.ok(&["--json", "timeline", &id]).contains("webhook-notify")
+    });
     let timeline = d.ok(&["--json", "timeline", &id]);
-    assert!(timeline.contains(&format!("POST {lo} -> 200")), "the origin and status are journaled: {timeline}");
+    assert!(
+        timeline.contains(&format!("POST {lo} -> 200")),
+        "the origin and status are journaled: {timeline}"
+    );
     let text_timeline = d.ok(&["timeline", &id]);
     let report = d.ok(&["report", &id]);
     let report_json = d.ok(&["report", &id, "--format", "json"]);
-    for (what, text) in [("timeline", &timeline), ("text timeline", &text_timeline), ("report", &report), ("report json", &report_json), ("log", &d.log())] {
+    for (what, text) in [
+        ("timeline", &timeline),
+        ("text timeline", &text_timeline),
+        ("report", &report),
+        ("report json", &report_json),
+        ("log", &d.log()),
+    ] {
         assert!(!text.contains(CREDENTIAL), "the credential is in the {what}:\n{text}");
         assert!(!text.contains("/services/T000"), "the webhook path is in the {what}:\n{text}");
     }
@@ -82,7 +107,11 @@ impl CountingServer {
     fn start() -> CountingServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (open, max_open, served) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (open, max_open, served) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let (o, m, s) = (open.clone(), max_open.clone(), served.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -100,7 +129,9 @@ impl CountingServer {
                     o.fetch_sub(1, Ordering::SeqCst);
                     s.fetch_add(1, Ordering::SeqCst);
                     let mut stream = stream;
-                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    );
                 });
             }
         });
@@ -111,13 +142,23 @@ impl CountingServer {
 fn fanout(max_in_flight: Option<u32>, n: usize) -> (serde_json::Value, CountingServer) {
     let server = CountingServer::start();
     let lo = format!("http://127.0.0.1:{}", server.port);
-    let grant = PluginGrant { allowed_hosts: vec![lo.clone()], allow_private: vec![lo.clone()], max_in_flight, ..Default::default() };
+    let grant = PluginGrant {
+        allowed_hosts: vec![lo.clone()],
+        allow_private: vec![lo.clone()],
+        max_in_flight,
+        ..Default::default()
+    };
     let host = host_with(&[("probe", grant)]);
     host.reload("probe", &fx::bytes(fx::PROBE)).expect("probe fixture loads");
     let url = format!("{lo}/fan");
     let n = n.to_string();
     let out = host
-        .notify("probe", &inv("fan", RunMode::Live), &note(), &target(&[("fanout", &n), ("fanout_url", &url)]))
+        .notify(
+            "probe",
+            &inv("fan", RunMode::Live),
+            &note(),
+            &target(&[("fanout", &n), ("fanout_url", &url)]),
+        )
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&out.value.detail).unwrap();
     (report["fanout"].clone(), server)

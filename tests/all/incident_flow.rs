@@ -4,13 +4,25 @@ use serde_json::Value;
 
 fn trigger(d: &Daemon, service: &str) -> Value {
     d.json(&[
-        "trigger", "outage", "--title", "Checkout down in EU", "--scope", "EU shoppers",
-        "--field", "nature=checkout returns 500", "--label", &format!("service={service}"), "--label", "region=eu",
+        "trigger",
+        "outage",
+        "--title",
+        "Checkout down in EU",
+        "--scope",
+        "EU shoppers",
+        "--field",
+        "nature=checkout returns 500",
+        "--label",
+        &format!("service={service}"),
+        "--label",
+        "region=eu",
     ])
 }
 
 fn wait_phase(d: &Daemon, id: &str, phase: &str) {
-    d.wait_for(&format!("{id} to reach {phase}"), || d.json(&["incident", "show", id])["phase"] == phase);
+    d.wait_for(&format!("{id} to reach {phase}"), || {
+        d.json(&["incident", "show", id])["phase"] == phase
+    });
 }
 
 #[test]
@@ -42,7 +54,18 @@ fn a_whole_incident_through_six_phases_from_the_cli() {
     // Appease and notify steps run by themselves; then the plan waits for the outcome.
     wait_phase(&d, &id, "outcome");
     d.ok(&["resolve", &id, "--as", "alice"]);
-    d.ok(&["outcome", &id, "--cause", "expired TLS certificate on the gateway", "--process", "rotated the certificate, restarted", "--aftermath", "apology SMS and coupons to affected customers", "--as", "alice"]);
+    d.ok(&[
+        "outcome",
+        &id,
+        "--cause",
+        "expired TLS certificate on the gateway",
+        "--process",
+        "rotated the certificate, restarted",
+        "--aftermath",
+        "apology SMS and coupons to affected customers",
+        "--as",
+        "alice",
+    ]);
     let inc = d.json(&["incident", "show", &id]);
     assert_eq!(inc["status"], "closed");
 
@@ -67,7 +90,9 @@ fn a_whole_incident_through_six_phases_from_the_cli() {
 
     // No customer contact detail in the report, the journal or the log.
     let timeline = d.ok(&["--json", "timeline", &id]);
-    for secret in ["+86-555-0101", "lin.wei@example.com", "anna@example.org", "Lin Wei", "Anna Schmidt"] {
+    for secret in
+        ["+86-555-0101", "lin.wei@example.com", "anna@example.org", "Lin Wei", "Anna Schmidt"]
+    {
         assert!(!md.contains(secret) && !report.to_string().contains(secret), "{secret} in report");
         assert!(!timeline.contains(secret), "{secret} in journal");
         assert!(!d.log().contains(secret), "{secret} in the daemon log");
@@ -106,10 +131,12 @@ fn bad_input_gets_the_documented_exit_codes() {
     assert_eq!(d.cli(&["step", "INC-1"]).code, 2);
 
     // Wrong or missing token: 401. Malformed JSON: 400 with the reason.
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let r = agent.get(&d.url("/v1/incidents")).call().unwrap();
     assert_eq!(r.status(), 401);
-    let r = agent.get(&d.url("/v1/incidents")).header("Authorization", "Bearer nope").call().unwrap();
+    let r =
+        agent.get(&d.url("/v1/incidents")).header("Authorization", "Bearer nope").call().unwrap();
     assert_eq!(r.status(), 401);
     let mut r = agent
         .post(&d.url("/v1/incidents"))

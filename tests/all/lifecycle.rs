@@ -163,7 +163,8 @@ impl Site {
 }
 
 fn sigterm(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    let ok =
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill -TERM");
 }
 
@@ -194,7 +195,10 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 /// The number in `key=N` on the daemon's "stopped" line.
 fn stopped_field(log: &str, key: &str) -> usize {
-    let line = log.lines().find(|l| l.contains("stopped: journal flushed")).unwrap_or_else(|| panic!("no stopped line in:\n{log}"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("stopped: journal flushed"))
+        .unwrap_or_else(|| panic!("no stopped line in:\n{log}"));
     let at = line.find(&format!("{key}=")).unwrap_or_else(|| panic!("no {key} in {line}"));
     line[at + key.len() + 1..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
@@ -213,7 +217,12 @@ impl Receiver {
     fn start(delay_ms: u64) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let r = Receiver { port, keys: Default::default(), delay_ms: Arc::new(AtomicU64::new(delay_ms)), hang_next: Default::default() };
+        let r = Receiver {
+            port,
+            keys: Default::default(),
+            delay_ms: Arc::new(AtomicU64::new(delay_ms)),
+            hang_next: Default::default(),
+        };
         let (keys, delay, hang) = (r.keys.clone(), r.delay_ms.clone(), r.hang_next.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -276,17 +285,27 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_is_gone() {
     let mut site = Site::new(LOG_TARGETS);
     // The second daemon listens elsewhere: only the state directory is shared.
     let other = site.dir.path().join("other.toml");
-    let text = std::fs::read_to_string(&site.config).unwrap().replace(&format!("127.0.0.1:{}", site.port), &format!("127.0.0.1:{}", free_port()));
+    let text = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace(&format!("127.0.0.1:{}", site.port), &format!("127.0.0.1:{}", free_port()));
     std::fs::write(&other, text).unwrap();
     let state = site.dir.path().join("state");
 
     let (mut first, _) = site.start();
     let (mut second, run) = site.spawn_with(&other);
-    let status = wait_exit(&mut second, Duration::from_secs(60)).expect("the second daemon exits by itself");
+    let status =
+        wait_exit(&mut second, Duration::from_secs(60)).expect("the second daemon exits by itself");
     let log = site.log(run);
     assert_eq!(status.code(), Some(1), "{log}");
-    let expected = format!("state_dir {} is in use by crisis daemon pid {} (started ", state.display(), first.id());
-    assert!(log.contains(&expected) && log.contains("); stop it first"), "expected `{expected}…; stop it first` in:\n{log}");
+    let expected = format!(
+        "state_dir {} is in use by crisis daemon pid {} (started ",
+        state.display(),
+        first.id()
+    );
+    assert!(
+        log.contains(&expected) && log.contains("); stop it first"),
+        "expected `{expected}…; stop it first` in:\n{log}"
+    );
 
     // After a clean stop the next daemon starts and records itself.
     sigterm(&first);
@@ -306,7 +325,8 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_is_gone() {
 }
 
 #[test]
-fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_sends_each_notice_once() {
+fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_sends_each_notice_once()
+ {
     let receiver = Receiver::start(50);
     let grace = Duration::from_secs(3);
     let mut site = Site::new(&webhook_targets(receiver.port, "3s"));
@@ -319,7 +339,8 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     sigterm(&d);
     let status = wait_exit(&mut d, grace + Duration::from_secs(2));
     let log1 = site.log(run1);
-    let status = status.unwrap_or_else(|| panic!("still running {:?} after SIGTERM; log:\n{log1}", t.elapsed()));
+    let status = status
+        .unwrap_or_else(|| panic!("still running {:?} after SIGTERM; log:\n{log1}", t.elapsed()));
     assert_eq!(status.code(), Some(0), "{log1}");
     let sent1 = receiver.keys().len();
     let left = stopped_field(&log1, "pending_intents");
@@ -329,11 +350,17 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     // The restart works through the backlog at full speed.
     receiver.delay_ms.store(0, Ordering::SeqCst);
     let (mut d, run2) = site.start();
-    wait_until("the whole backlog", Duration::from_secs(900), || receiver.keys().len() >= sent1 + left);
+    wait_until("the whole backlog", Duration::from_secs(900), || {
+        receiver.keys().len() >= sent1 + left
+    });
     sigterm(&d);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
     let log2 = site.log(run2);
-    assert_eq!(stopped_field(&log2, "pending_intents"), 0, "nothing is left after the second run:\n{log2}");
+    assert_eq!(
+        stopped_field(&log2, "pending_intents"),
+        0,
+        "nothing is left after the second run:\n{log2}"
+    );
 
     let keys = receiver.keys();
     let mut distinct = keys.clone();
@@ -341,7 +368,11 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     distinct.dedup();
     assert!(keys.iter().all(|k| !k.is_empty()), "every notice carries its invocation id");
     assert_eq!(distinct.len(), keys.len(), "no invocation id was sent twice across both runs");
-    assert_eq!(keys.len(), sent1 + left, "every notice pending at shutdown was sent after the restart");
+    assert_eq!(
+        keys.len(),
+        sent1 + left,
+        "every notice pending at shutdown was sent after the restart"
+    );
 }
 
 #[test]
@@ -358,13 +389,23 @@ fn a_call_hanging_past_the_grace_period_is_abandoned_and_runs_again_with_its_id(
     sigterm(&d);
     let status = wait_exit(&mut d, grace + Duration::from_secs(2));
     let log1 = site.log(run1);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits 0 within the grace period plus 2 s:\n{log1}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exits 0 within the grace period plus 2 s:\n{log1}"
+    );
     assert_eq!(stopped_field(&log1, "abandoned_calls"), 1, "{log1}");
     assert!(stopped_field(&log1, "pending_intents") >= 1, "{log1}");
-    assert_eq!(receiver.keys(), vec![hung.clone()], "nothing else was claimed during the grace period");
+    assert_eq!(
+        receiver.keys(),
+        vec![hung.clone()],
+        "nothing else was claimed during the grace period"
+    );
 
     let (mut d, run2) = site.start();
-    wait_until("the retried call", Duration::from_secs(60), || receiver.keys().iter().filter(|k| **k == hung).count() == 2);
+    wait_until("the retried call", Duration::from_secs(60), || {
+        receiver.keys().iter().filter(|k| **k == hung).count() == 2
+    });
     let log2 = site.log(run2);
     assert!(log2.contains("retrying side effect with its original invocation id"), "{log2}");
     d.kill().unwrap();

@@ -4,17 +4,22 @@
 //! dead-lettered while everything else keeps working.
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 fn webhook(port: u16, target: &str, extra: &str) -> String {
-    format!("[targets.{target}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{target}\" }}\n{extra}")
+    format!(
+        "[targets.{target}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{target}\" }}\n{extra}"
+    )
 }
 
 fn plugin_grant(ports: &[u16], timeout: &str) -> String {
     let hosts: Vec<String> = ports.iter().map(|p| format!("\"http://localhost:{p}\"")).collect();
-    format!("[plugins.webhook-notify]\nallowed_hosts = [{0}]\nallow_private = [{0}]\ntimeout = \"{timeout}\"\n", hosts.join(", "))
+    format!(
+        "[plugins.webhook-notify]\nallowed_hosts = [{0}]\nallow_private = [{0}]\ntimeout = \"{timeout}\"\n",
+        hosts.join(", ")
+    )
 }
 
 /// Log targets for the notices a test does not watch.
@@ -22,9 +27,14 @@ const QUIET: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.oncall]\npl
 
 /// Opens an incident over the API; returns its id once the daemon answered.
 fn trigger(d: &Daemon, playbook: &str, n: usize) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let body = json!({ "playbook": playbook, "fields": { "nature": "chaos" }, "labels": { "n": n.to_string() } });
-    let mut r = agent.post(&d.url("/v1/incidents")).header("Authorization", &format!("Bearer {}", d.token())).send_json(&body).unwrap();
+    let mut r = agent
+        .post(&d.url("/v1/incidents"))
+        .header("Authorization", &format!("Bearer {}", d.token()))
+        .send_json(&body)
+        .unwrap();
     let status = r.status().as_u16();
     let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert!(status == 201 || status == 202, "{status} {v}");
@@ -32,7 +42,8 @@ fn trigger(d: &Daemon, playbook: &str, n: usize) -> String {
 }
 
 fn events(d: &Daemon, id: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&get_text(d, &format!("/v1/incidents/{id}/events"))).unwrap_or(Value::Null);
+    let v: Value = serde_json::from_str(&get_text(d, &format!("/v1/incidents/{id}/events")))
+        .unwrap_or(Value::Null);
     v["events"].as_array().cloned().unwrap_or_default()
 }
 
@@ -82,12 +93,17 @@ fn a_hanging_target_never_delays_another_and_its_backlog_is_delivered_once() {
             late.push(format!("{} after {took:?}", r.key));
         }
     }
-    assert!(late.is_empty(), "pages to the good target were delayed by the hanging one: {late:?}\n{}", d.log());
+    assert!(
+        late.is_empty(),
+        "pages to the good target were delayed by the hanging one: {late:?}\n{}",
+        d.log()
+    );
 
     // The bad server recovers: its backlog arrives, once per idempotency key.
     bad.set(Mode::Ok);
     wait_until(&d, "the bad target's backlog", 120, || {
-        let keys: BTreeSet<String> = bad.delivered().into_iter().map(|r| incident_of(&r.key).to_string()).collect();
+        let keys: BTreeSet<String> =
+            bad.delivered().into_iter().map(|r| incident_of(&r.key).to_string()).collect();
         keys.len() >= opened.len()
     });
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
@@ -99,7 +115,9 @@ fn a_hanging_target_never_delays_another_and_its_backlog_is_delivered_once() {
     assert!(dup.is_empty(), "delivered more than once: {dup:?}");
     assert_eq!(per_key.len(), opened.len());
     assert!(per_key.keys().all(|k| opened.contains_key(incident_of(k))));
-    wait_until(&d, "the breaker to close", 30, || status(&d)["outbox"]["open_breakers"].as_array().is_some_and(|a| a.is_empty()));
+    wait_until(&d, "the breaker to close", 30, || {
+        status(&d)["outbox"]["open_breakers"].as_array().is_some_and(|a| a.is_empty())
+    });
     assert_eq!(status(&d)["outbox"]["dead_letter_count"], 0);
 }
 
@@ -117,15 +135,27 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
     let id = trigger(&d, "page", 1);
 
     // Two 500s open the breaker; the deferred page escalates around it.
-    wait_until(&d, "the pager breaker to open", 30, || status(&d)["outbox"]["open_breakers"].as_array().unwrap().iter().any(|t| t == "pager"));
+    wait_until(&d, "the pager breaker to open", 30, || {
+        status(&d)["outbox"]["open_breakers"].as_array().unwrap().iter().any(|t| t == "pager")
+    });
     let metrics = get_text(&d, "/metrics");
     assert!(metrics.contains("crisis_target_breaker_open{target=\"pager\"} 1"), "{metrics}");
-    wait_until(&d, "escalation level 1 to be paged", 30, || managers.delivered().iter().any(|r| r.path == "/managers"));
+    wait_until(&d, "escalation level 1 to be paged", 30, || {
+        managers.delivered().iter().any(|r| r.path == "/managers")
+    });
     let evs = events(&d, &id);
-    let note = evs.iter().position(|e| e["kind"] == "note" && e["text"].as_str().unwrap_or("").contains("cannot be delivered"));
+    let note = evs.iter().position(|e| {
+        e["kind"] == "note" && e["text"].as_str().unwrap_or("").contains("cannot be delivered")
+    });
     let esc = evs.iter().position(|e| e["kind"] == "escalated" && e["data"]["level"] == 1);
-    assert!(note.is_some() && esc.is_some() && note < esc, "the journal says why it escalated, then escalates: {evs:#?}");
-    assert!(evs[note.unwrap()]["text"].as_str().unwrap().contains("circuit of target `pager` is open"), "{evs:#?}");
+    assert!(
+        note.is_some() && esc.is_some() && note < esc,
+        "the journal says why it escalated, then escalates: {evs:#?}"
+    );
+    assert!(
+        evs[note.unwrap()]["text"].as_str().unwrap().contains("circuit of target `pager` is open"),
+        "{evs:#?}"
+    );
     assert!(pager.refused() >= 2);
 
     // Recovery: the probe succeeds, the breaker closes, the commander's page arrives once.
@@ -133,7 +163,11 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
     wait_until(&d, "the commander's page after recovery", 60, || !pager.delivered().is_empty());
     wait_until(&d, "the pager breaker to close", 30, || {
         let s = status(&d);
-        s["outbox"]["breakers"].as_array().unwrap().iter().any(|b| b["lane"] == "pager" && b["state"] == "closed")
+        s["outbox"]["breakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["lane"] == "pager" && b["state"] == "closed")
     });
     let keys: Vec<String> = pager.delivered().into_iter().map(|r| r.key).collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -142,18 +176,39 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
 
 /// GET with the API token, as text.
 fn get_text(d: &Daemon, path: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    agent.get(&d.url(path)).header("Authorization", &format!("Bearer {}", d.token())).call().unwrap().body_mut().read_to_string().unwrap()
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    agent
+        .get(&d.url(path))
+        .header("Authorization", &format!("Bearer {}", d.token()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
 }
 
 #[test]
 fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
     let mut d = Daemon::start("engine", LOG_TARGETS);
-    let a = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=a", "--label", "region=eu"])["incident"]["id"]
+    let a = d.json(&[
+        "trigger",
+        "outage",
+        "--scope",
+        "EU",
+        "--field",
+        "nature=n",
+        "--label",
+        "service=a",
+        "--label",
+        "region=eu",
+    ])["incident"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    d.wait_for("A's report notice to be sent", || events(&d, &a).iter().any(|e| e["kind"] == "effect_result"));
+    d.wait_for("A's report notice to be sent", || {
+        events(&d, &a).iter().any(|e| e["kind"] == "effect_result")
+    });
     d.kill9();
 
     // Corrupt a pending timer of A (due now), and add unreadable intents: one of A, one of no incident.
@@ -169,21 +224,52 @@ fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
     d.restart();
 
     // The daemon starts and dead-letters each item, journaled on A where it can be.
-    let dead_in = |kind: &str| events(&d, &a).iter().filter(|e| e["kind"] == "dead_lettered" && e["data"]["item"] == kind).count();
-    d.wait_for("A's corrupt timer and intent to be dead-lettered", || dead_in("timer") == 1 && dead_in("intent") == 1);
+    let dead_in = |kind: &str| {
+        events(&d, &a)
+            .iter()
+            .filter(|e| e["kind"] == "dead_lettered" && e["data"]["item"] == kind)
+            .count()
+    };
+    d.wait_for("A's corrupt timer and intent to be dead-lettered", || {
+        dead_in("timer") == 1 && dead_in("intent") == 1
+    });
     d.wait_for("three dead letters in status", || status(&d)["outbox"]["dead_letter_count"] == 3);
-    let ids: Vec<String> = status(&d)["outbox"]["dead_letters"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = status(&d)["outbox"]["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
     assert!(ids.contains(&format!("{a}.99")) && ids.contains(&"LOST.1".to_string()), "{ids:?}");
     let shown = d.ok(&["incident", "show", &a]);
     assert!(shown.contains(&format!("DEAD LETTER intent {a}.99")), "{shown}");
 
     // Every other incident's timers and sends keep working: B escalates after 2 s and its notices go out.
-    let b = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=b", "--label", "region=eu"])["incident"]["id"]
+    let b = d.json(&[
+        "trigger",
+        "outage",
+        "--scope",
+        "EU",
+        "--field",
+        "nature=n",
+        "--label",
+        "service=b",
+        "--label",
+        "region=eu",
+    ])["incident"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    d.wait_for("B to escalate on its timer", || events(&d, &b).iter().any(|e| e["kind"] == "escalated"));
-    d.wait_for("B's notices to be sent", || events(&d, &b).iter().filter(|e| e["kind"] == "effect_result" && e["data"]["ok"] == true).count() >= 2);
+    d.wait_for("B to escalate on its timer", || {
+        events(&d, &b).iter().any(|e| e["kind"] == "escalated")
+    });
+    d.wait_for("B's notices to be sent", || {
+        events(&d, &b)
+            .iter()
+            .filter(|e| e["kind"] == "effect_result" && e["data"]["ok"] == true)
+            .count()
+            >= 2
+    });
 
     // A retry is journaled; the payload is still unreadable, so it is set aside again.
     d.ok(&["retry", &format!("{a}.99"), "--as", "alice"]);

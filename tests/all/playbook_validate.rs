@@ -3,7 +3,13 @@
 use crate::common::*;
 
 const EXAMPLE: &str = "examples/crisis.toml";
-const SHIPPED: [&str; 5] = ["billing-error", "data-leak", "quality-complaint-surge", "service-outage", "social-media-crisis"];
+const SHIPPED: [&str; 5] = [
+    "billing-error",
+    "data-leak",
+    "quality-complaint-surge",
+    "service-outage",
+    "social-media-crisis",
+];
 
 /// The `path:line:col: message` lines of a run's stderr (everything but the summary).
 fn diagnostics(r: &Run) -> Vec<&str> {
@@ -46,7 +52,8 @@ fn shipped_playbooks_are_valid_with_the_example_config() {
     let r = crisis(&["--config", EXAMPLE, "playbook", "validate"]);
     assert_code(&r, 0);
     // From another working directory, config-relative paths still resolve.
-    let r = crisis_in(&repo().join("examples"), &["--config", "crisis.toml", "playbook", "validate"]);
+    let r =
+        crisis_in(&repo().join("examples"), &["--config", "crisis.toml", "playbook", "validate"]);
     assert_code(&r, 0);
 }
 
@@ -58,10 +65,18 @@ fn one_broken_file_prints_every_error_with_its_position() {
     let expected = [
         format!("{p}:6:12: unknown severity `sev0`: expected one of sev1, sev2, sev3, sev4, sev5"),
         format!("{p}:16:10: bad duration `2 minutes-ish`: "),
-        format!("{p}:24:13: `rota:night-shift` does not resolve: add a [rotas.NAME] table in the roster (known: cs-duty, cs-manager, eu-duty, sre-oncall)"),
-        format!("{p}:52:8: unknown step kind `notfy`: expected one of dispatch, allocate, appease, notify, manual, approval"),
-        format!("{p}:65:11: unknown notification target `superior` in [track] notify: declare [targets.superior] in crisis.toml (known: customers, departments, oncall, pr, regulator, superiors)"),
-        format!("{p}:75:12: unknown time zone `Asia/Peking`: use an IANA name like Asia/Shanghai or Europe/Berlin"),
+        format!(
+            "{p}:24:13: `rota:night-shift` does not resolve: add a [rotas.NAME] table in the roster (known: cs-duty, cs-manager, eu-duty, sre-oncall)"
+        ),
+        format!(
+            "{p}:52:8: unknown step kind `notfy`: expected one of dispatch, allocate, appease, notify, manual, approval"
+        ),
+        format!(
+            "{p}:65:11: unknown notification target `superior` in [track] notify: declare [targets.superior] in crisis.toml (known: customers, departments, oncall, pr, regulator, superiors)"
+        ),
+        format!(
+            "{p}:75:12: unknown time zone `Asia/Peking`: use an IANA name like Asia/Shanghai or Europe/Berlin"
+        ),
     ];
     let got = diagnostics(&r);
     assert_eq!(got.len(), expected.len(), "{}", r.stderr);
@@ -84,14 +99,26 @@ fn several_broken_files_are_reported_at_once() {
         format!("{d}/bad-duration.toml:38:10: bad duration `10 mims`: "),
         format!("{d}/bad-severity-category.toml:5:12: unknown complaint category `pricing`"),
         format!("{d}/bad-severity-category.toml:6:12: unknown severity `critical`"),
-        format!("{d}/cycle.toml:47:10: `after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease"),
-        format!("{d}/dup-id-b.toml:3:6: duplicate playbook id `same-id`: already used by {d}/dup-id-a.toml:3:6; ids are unique across files"),
+        format!(
+            "{d}/cycle.toml:47:10: `after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease"
+        ),
+        format!(
+            "{d}/dup-id-b.toml:3:6: duplicate playbook id `same-id`: already used by {d}/dup-id-a.toml:3:6; ids are unique across files"
+        ),
         format!("{d}/empty.toml:1:1: empty playbook: "),
         format!("{d}/missing-refs.toml:29:24: `rota:night-managers` does not resolve"),
-        format!("{d}/missing-refs.toml:43:10: unknown plugin `sms-blaster`: use a built-in or declare [plugins.sms-blaster] in crisis.toml"),
-        format!("{d}/missing-refs.toml:53:11: unknown notification target `twitter` in step `tell` notify"),
-        format!("{d}/unknown-key.toml:7:1: unknown key `summry` in [playbook]: remove it or check its spelling"),
-        format!("{d}/wrong-type.toml:27:14: [assign]: invalid type: integer `5`, expected a string"),
+        format!(
+            "{d}/missing-refs.toml:43:10: unknown plugin `sms-blaster`: use a built-in or declare [plugins.sms-blaster] in crisis.toml"
+        ),
+        format!(
+            "{d}/missing-refs.toml:53:11: unknown notification target `twitter` in step `tell` notify"
+        ),
+        format!(
+            "{d}/unknown-key.toml:7:1: unknown key `summry` in [playbook]: remove it or check its spelling"
+        ),
+        format!(
+            "{d}/wrong-type.toml:27:14: [assign]: invalid type: integer `5`, expected a string"
+        ),
     ];
     let got = diagnostics(&r);
     assert_eq!(got.len(), expected.len(), "{}", r.stderr);
@@ -103,7 +130,14 @@ fn several_broken_files_are_reported_at_once() {
 
 #[test]
 fn broken_and_valid_directories_together_fail_as_one_set() {
-    let r = crisis(&["--config", EXAMPLE, "playbook", "validate", "playbooks", "tests/fixtures/broken-one"]);
+    let r = crisis(&[
+        "--config",
+        EXAMPLE,
+        "playbook",
+        "validate",
+        "playbooks",
+        "tests/fixtures/broken-one",
+    ]);
     assert_code(&r, 2);
     assert!(r.stderr.ends_with("error: 6 problems in 6 files\n"), "{}", r.stderr);
 }
@@ -112,7 +146,12 @@ fn broken_and_valid_directories_together_fail_as_one_set() {
 fn a_directory_without_playbooks() {
     let r = crisis(&["playbook", "validate", "tests/fixtures/no-playbooks"]);
     assert_code(&r, 2);
-    assert_eq!(diagnostics(&r), ["tests/fixtures/no-playbooks:1:1: no playbooks here: a playbook directory holds *.toml files"]);
+    assert_eq!(
+        diagnostics(&r),
+        [
+            "tests/fixtures/no-playbooks:1:1: no playbooks here: a playbook directory holds *.toml files"
+        ]
+    );
 }
 
 #[test]
@@ -132,7 +171,8 @@ fn non_utf8_and_empty_files_are_reported_not_crashed_on() {
     bytes[at] = 0xE9;
     std::fs::write(dir.path().join("latin1.toml"), bytes).unwrap();
     std::fs::write(dir.path().join("empty.toml"), "").unwrap();
-    std::fs::write(dir.path().join("ok.toml"), base.replacen("id = \"base\"", "id = \"fine\"", 1)).unwrap();
+    std::fs::write(dir.path().join("ok.toml"), base.replacen("id = \"base\"", "id = \"fine\"", 1))
+        .unwrap();
     let r = crisis(&["--config", EXAMPLE, "playbook", "validate", dir.path().to_str().unwrap()]);
     assert_code(&r, 2);
     let got = diagnostics(&r);
@@ -140,7 +180,9 @@ fn non_utf8_and_empty_files_are_reported_not_crashed_on() {
     assert_eq!(
         got,
         [
-            format!("{p}/empty.toml:1:1: empty playbook: a playbook needs a [playbook] table and the six phases [report], [activate], [assign], [[act]], [track], [outcome]"),
+            format!(
+                "{p}/empty.toml:1:1: empty playbook: a playbook needs a [playbook] table and the six phases [report], [activate], [assign], [[act]], [track], [outcome]"
+            ),
             format!("{p}/latin1.toml:3:22: file is not valid UTF-8: save it as UTF-8 text"),
         ]
     );
@@ -148,19 +190,32 @@ fn non_utf8_and_empty_files_are_reported_not_crashed_on() {
 
 #[test]
 fn an_inline_secret_in_the_config_is_refused() {
-    let r = crisis(&["--config", "tests/fixtures/config/inline-secret.toml", "playbook", "validate"]);
+    let r =
+        crisis(&["--config", "tests/fixtures/config/inline-secret.toml", "playbook", "validate"]);
     assert_code(&r, 2);
     let c = "tests/fixtures/config/inline-secret.toml";
     assert_eq!(
         diagnostics(&r),
         [
-            format!("{c}:7:57: inline secret in `token`: reference a secret with \"secret:NAME\" and declare [secrets.NAME] with env or file"),
-            format!("{c}:21:9: inline secret `chat-token`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""),
+            format!(
+                "{c}:7:57: inline secret in `token`: reference a secret with \"secret:NAME\" and declare [secrets.NAME] with env or file"
+            ),
+            format!(
+                "{c}:21:9: inline secret `chat-token`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""
+            ),
         ]
     );
-    assert!(r.stderr.ends_with("error: the configuration is invalid; fix the errors above\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with("error: the configuration is invalid; fix the errors above\n"),
+        "{}",
+        r.stderr
+    );
     // The secret's value is never echoed back.
-    assert!(!r.stderr.contains("hunter2") && !r.stderr.contains("xoxb-not-a-real-token"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("hunter2") && !r.stderr.contains("xoxb-not-a-real-token"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -174,14 +229,24 @@ fn validate_json_parses() {
     assert_eq!(v["set_hash"].as_str().unwrap().len(), 64);
     assert_eq!(v["errors"], serde_json::json!([]));
 
-    let r = crisis(&["--json", "--config", EXAMPLE, "playbook", "validate", "tests/fixtures/broken-many"]);
+    let r = crisis(&[
+        "--json",
+        "--config",
+        EXAMPLE,
+        "playbook",
+        "validate",
+        "tests/fixtures/broken-many",
+    ]);
     assert_code(&r, 2);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON on failure too");
     assert_eq!(v["valid"], false);
     assert_eq!(v["files"], 10);
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 13);
-    assert!(errors.iter().all(|e| e.as_str().unwrap().starts_with("tests/fixtures/broken-many/")), "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.as_str().unwrap().starts_with("tests/fixtures/broken-many/")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -189,7 +254,13 @@ fn list_shows_every_shipped_playbook() {
     let r = crisis(&["playbook", "list"]);
     assert_code(&r, 0);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with("ID ") && lines[0].contains("SEVERITY") && lines[0].contains("CATEGORY"), "{}", r.stdout);
+    assert!(
+        lines[0].starts_with("ID ")
+            && lines[0].contains("SEVERITY")
+            && lines[0].contains("CATEGORY"),
+        "{}",
+        r.stdout
+    );
     let ids: Vec<&str> = lines[1..].iter().map(|l| l.split_whitespace().next().unwrap()).collect();
     assert_eq!(ids, SHIPPED);
     let leak = lines.iter().find(|l| l.starts_with("data-leak ")).unwrap();
@@ -210,11 +281,17 @@ fn list_shows_every_shipped_playbook() {
 fn show_prints_all_six_phases() {
     let r = crisis(&["playbook", "show", "data-leak"]);
     assert_code(&r, 0);
-    for phase in ["1 report:", "2 activate:", "3 assign:", "4 act:", "5 track:", "6 outcome:", "drill:"] {
+    for phase in
+        ["1 report:", "2 activate:", "3 assign:", "4 act:", "5 track:", "6 outcome:", "drill:"]
+    {
         assert!(r.stdout.contains(phase), "missing {phase}:\n{}", r.stdout);
     }
     assert!(r.stdout.contains("regulator-notice [notify]"), "{}", r.stdout);
-    assert!(r.stdout.contains("drill: schedule 0 14 1 */3 * (Europe/Berlin), clock x60"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("drill: schedule 0 14 1 */3 * (Europe/Berlin), clock x60"),
+        "{}",
+        r.stdout
+    );
 
     let r = crisis(&["--json", "playbook", "show", "service-outage"]);
     assert_code(&r, 0);
@@ -222,7 +299,13 @@ fn show_prints_all_six_phases() {
     assert_eq!(v["id"], "service-outage");
     assert_eq!(v["report"]["within"], "2m");
     assert_eq!(v["assign"]["commander"], "rota:cs-duty");
-    assert!(v["act"].as_array().unwrap().iter().any(|s| s["kind"] == "appease" && s["channel"] == "sms"));
+    assert!(
+        v["act"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "appease" && s["channel"] == "sms")
+    );
 }
 
 #[test]

@@ -20,16 +20,20 @@ fn run(dir: &Path, args: &[&str]) -> Run {
 }
 
 fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn fixture(stem: &str) -> String {
     test_fixtures::path(stem).display().to_string()
 }
 
-
 fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
-    req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
+    req["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0].as_str() == Some(name))
+        .and_then(|h| h[1].as_str())
 }
 
 #[test]
@@ -42,9 +46,13 @@ fn inspect_builtin_shows_world_imports_and_describe() {
     assert_eq!(v["api_version"], "0.1.0");
     assert_eq!(v["describe"]["name"], "webhook-notify");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
-    let imports: Vec<&str> = v["imports"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let imports: Vec<&str> =
+        v["imports"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@")), "{imports:?}");
-    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.0"), "{v}");
+    assert!(
+        v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.0"),
+        "{v}"
+    );
     assert!(v["capabilities"].to_string().contains("outbound-http"), "{v}");
 
     let r = run(dir.path(), &["plugin", "inspect", "--builtin", "appease-script"]);
@@ -62,7 +70,8 @@ fn inspect_refuses_a_component_importing_a_capability_its_world_lacks() {
     assert!(r.stderr.contains("`appeasement` world may not import `wasi:http/"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 
-    let r = run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
+    let r =
+        run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
     assert_eq!(r.code, 2);
     assert!(json(&r)["error"].as_str().unwrap().contains("wasi:http/"), "{}", r.stdout);
 }
@@ -85,20 +94,51 @@ fn inspect_and_call_exit_codes_for_missing_and_bad_files() {
     let r = run(dir.path(), &["plugin", "call", "nope.wasm", "--world", "notifier"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "@missing.json"]);
+    let r = run(
+        dir.path(),
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "drill-sim",
+            "--world",
+            "drill",
+            "--input",
+            "@missing.json",
+        ],
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", r#"{"bogus": 1}"#]);
+    let r = run(
+        dir.path(),
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "drill-sim",
+            "--world",
+            "drill",
+            "--input",
+            r#"{"bogus": 1}"#,
+        ],
+    );
     assert_eq!(r.code, 2, "unknown input fields are refused: {}", r.stderr);
 
     // A component of another world than asked for is refused (2).
     let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "notifier"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("expected a `notifier` plugin but the component implements `drill`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("expected a `notifier` plugin but the component implements `drill`"),
+        "{}",
+        r.stderr
+    );
 
     // clap refuses an unknown world as a usage error (2).
     let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "pager"]);
@@ -111,7 +151,20 @@ fn call_notifier_in_drill_mode_captures_the_post() {
     let input = r#"{"invocation": {"invocation_id": "inv-cli-1"},
                     "config": {"url": "https://hooks.example.com/incidents"},
                     "notification": {"subject": "Payments down"}}"#;
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input, "--json"]);
+    let r = run(
+        dir.path(),
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "webhook-notify",
+            "--world",
+            "notifier",
+            "--input",
+            input,
+            "--json",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     assert_eq!(v["mode"], "drill");
@@ -123,12 +176,22 @@ fn call_notifier_in_drill_mode_captures_the_post() {
     assert_eq!(http[0]["url"], "https://hooks.example.com/incidents");
     assert_eq!(http[0]["disposition"]["result"], "captured");
     assert_eq!(header(&http[0], "idempotency-key"), Some("inv-cli-1"));
-    assert!(http[0]["body_preview"].as_str().unwrap().contains(r#""id":"inc-fixture-0001""#), "the fixture incident: {v}");
+    assert!(
+        http[0]["body_preview"].as_str().unwrap().contains(r#""id":"inc-fixture-0001""#),
+        "the fixture incident: {v}"
+    );
 
     // Text output names the capture.
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("POST https://hooks.example.com/incidents -> captured"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("POST https://hooks.example.com/incidents -> captured"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("idempotency-key: inv-cli-1"), "{}", r.stdout);
 }
 
@@ -136,7 +199,10 @@ fn call_notifier_in_drill_mode_captures_the_post() {
 fn call_failures_exit_1_with_the_plugin_error() {
     let dir = tempfile::tempdir().unwrap();
     // No url configured: the plugin's own `config` error.
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"],
+    );
     assert_eq!(r.code, 1, "{}", r.stdout);
     let v = json(&r);
     assert_eq!(v["kind"], "plugin");
@@ -145,8 +211,17 @@ fn call_failures_exit_1_with_the_plugin_error() {
     // Live without a grant: the host's egress policy denies the request.
     let r = run(
         dir.path(),
-        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--live",
-          "--input", r#"{"config": {"url": "https://hooks.example.com/x"}}"#],
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "webhook-notify",
+            "--world",
+            "notifier",
+            "--live",
+            "--input",
+            r#"{"config": {"url": "https://hooks.example.com/x"}}"#,
+        ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("denied"), "{}", r.stderr);
@@ -157,8 +232,17 @@ fn call_appeasement_and_drill_builtins() {
     let dir = tempfile::tempdir().unwrap();
     let r = run(
         dir.path(),
-        &["plugin", "call", "--builtin", "appease-script", "--world", "appeasement", "--json",
-          "--input", r#"{"customer": {"tier": "standard", "locale": "en", "channel": "sms"}}"#],
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "appease-script",
+            "--world",
+            "appeasement",
+            "--json",
+            "--input",
+            r#"{"customer": {"tier": "standard", "locale": "en", "channel": "sms"}}"#,
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
@@ -167,14 +251,27 @@ fn call_appeasement_and_drill_builtins() {
     assert_eq!(msgs[0]["channel"], "sms");
     assert!(v["http"].as_array().unwrap().is_empty());
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     assert!(!v["value"]["injects"].as_array().unwrap().is_empty(), "{v}");
 
     let r = run(
         dir.path(),
-        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json", "--input", r#"{"op": "score", "journal": []}"#],
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "drill-sim",
+            "--world",
+            "drill",
+            "--json",
+            "--input",
+            r#"{"op": "score", "journal": []}"#,
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(json(&r)["value"].is_array());
@@ -183,8 +280,10 @@ fn call_appeasement_and_drill_builtins() {
 #[test]
 fn list_shows_builtins_and_declared_plugins_with_grants() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(test_fixtures::path(test_fixtures::PROBE), dir.path().join("probe.wasm")).unwrap();
-    std::fs::copy(test_fixtures::path(test_fixtures::APPEASE_HTTP), dir.path().join("greedy.wasm")).unwrap();
+    std::fs::copy(test_fixtures::path(test_fixtures::PROBE), dir.path().join("probe.wasm"))
+        .unwrap();
+    std::fs::copy(test_fixtures::path(test_fixtures::APPEASE_HTTP), dir.path().join("greedy.wasm"))
+        .unwrap();
     let good = r#"state_dir = "state"
 
 [plugins.probe]
@@ -215,10 +314,17 @@ allowed_hosts = ["hooks.example.com"]
     let r = crisis_in(dir.path(), &["plugin", "list"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("NAME"), "{}", r.stdout);
-    assert!(r.stdout.lines().any(|l| l.starts_with("probe ") && l.contains("notifier") && l.contains(" ok")), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("probe ") && l.contains("notifier") && l.contains(" ok")),
+        "{}",
+        r.stdout
+    );
 
     // A declared component the host refuses is listed with the reason; exit 1.
-    let bad = format!("{good}\n[plugins.greedy]\nfile = \"greedy.wasm\"\nworld = \"appeasement\"\n");
+    let bad =
+        format!("{good}\n[plugins.greedy]\nfile = \"greedy.wasm\"\nworld = \"appeasement\"\n");
     std::fs::write(dir.path().join("crisis.toml"), bad).unwrap();
     let r = crisis_in(dir.path(), &["plugin", "list", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -242,23 +348,51 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
         "state_dir = \"state\"\n\n[plugins.webhook-notify]\nallowed_hosts = [\"http://127.0.0.1:{port}\"]\nallow_private = [\"http://127.0.0.1:{port}\"]\n"
     );
     std::fs::write(dir.path().join("crisis.toml"), cfg).unwrap();
-    let input = format!(r#"{{"invocation": {{"invocation_id": "inv-live-7"}}, "config": {{"url": "http://127.0.0.1:{port}/hook"}}}}"#);
+    let input = format!(
+        r#"{{"invocation": {{"invocation_id": "inv-live-7"}}, "config": {{"url": "http://127.0.0.1:{port}/hook"}}}}"#
+    );
     let r = crisis_in(
         dir.path(),
-        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--live", "--grant", "webhook-notify", "--input", &input, "--json"],
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "webhook-notify",
+            "--world",
+            "notifier",
+            "--live",
+            "--grant",
+            "webhook-notify",
+            "--input",
+            &input,
+            "--json",
+        ],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = json(&r);
     assert_eq!(v["mode"], "live");
     assert_eq!(v["value"]["provider_id"], "srv-9");
     assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
-    let (head, body) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the server got the request");
+    let (head, body) =
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the server got the request");
     assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
     assert!(head.to_ascii_lowercase().contains("idempotency-key: inv-live-7"), "{head}");
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["invocation_id"], "inv-live-7");
 
     // --grant naming an undeclared plugin is "not found".
-    let r = crisis_in(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--grant", "nope"]);
+    let r = crisis_in(
+        dir.path(),
+        &[
+            "plugin",
+            "call",
+            "--builtin",
+            "webhook-notify",
+            "--world",
+            "notifier",
+            "--grant",
+            "nope",
+        ],
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
 }

@@ -11,7 +11,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const EXAMPLES: &[(&str, &str)] = &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
+const EXAMPLES: &[(&str, &str)] =
+    &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
 
 /// The built example component; panics (never skips) when it is missing.
 /// `CRISIS_EXAMPLES_OUT` wins when set (as in `examples/build.sh`); otherwise
@@ -22,7 +23,8 @@ fn example(stem: &str) -> PathBuf {
     let dirs: Vec<PathBuf> = match std::env::var_os("CRISIS_EXAMPLES_OUT") {
         Some(out) => vec![PathBuf::from(out)],
         None => {
-            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("examples");
+            let target_dir =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("examples");
             vec![repo().join("target/examples"), target_dir]
         }
     };
@@ -40,20 +42,25 @@ fn example(stem: &str) -> PathBuf {
 /// Compiled components are cached across the tests of this run (the Python
 /// one takes seconds to compile, milliseconds to load from the cache).
 fn run(dir: &Path, args: &[&str]) -> Run {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
+    let cache =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--cache-dir", cache.as_str()]);
     crisis_in(dir, &all)
 }
 
 fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
-    req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
+    req["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0].as_str() == Some(name))
+        .and_then(|h| h[1].as_str())
 }
-
 
 fn note_input(invocation_id: &str, url: &str, grant: Option<u16>) -> String {
     let mut v = serde_json::json!({
@@ -88,7 +95,11 @@ fn examples_inspect_as_notifiers() {
         assert_eq!(v["describe"]["name"], *name);
         assert_eq!(v["describe"]["config_keys"], serde_json::json!(["url"]));
         assert!(
-            v["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:http/outgoing-handler@")),
+            v["imports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i.as_str().unwrap().starts_with("wasi:http/outgoing-handler@")),
             "{stem} imports wasi:http: {v}"
         );
 
@@ -105,7 +116,19 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         let file = example(stem);
         let inv = format!("inv-drill-{stem}");
         let input = note_input(&inv, "https://hooks.example.com/crisis?team=ops", None);
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input, "--json"]);
+        let r = run(
+            dir.path(),
+            &[
+                "plugin",
+                "call",
+                file.to_str().unwrap(),
+                "--world",
+                "notifier",
+                "--input",
+                &input,
+                "--json",
+            ],
+        );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
         let v = json(&r);
         assert_eq!(v["mode"], "drill");
@@ -125,12 +148,26 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         assert!(preview.contains(&format!(r#""invocation_id":"{inv}""#)), "{stem}: {preview}");
         assert!(preview.contains(r#""mode":"drill""#), "{stem}: {preview}");
         assert!(req["body_bytes"].as_u64().unwrap() > 256);
-        assert!(v["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().contains("delivered")), "{v}");
+        assert!(
+            v["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["message"].as_str().unwrap().contains("delivered")),
+            "{v}"
+        );
 
         // Text output shows the captured request and its header.
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input]);
+        let r = run(
+            dir.path(),
+            &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input],
+        );
         assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
-        assert!(r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"),
+            "{}",
+            r.stdout
+        );
         assert!(r.stdout.contains(&format!("idempotency-key: {inv}")), "{}", r.stdout);
     }
 }
@@ -142,21 +179,46 @@ fn examples_live_deliver_to_a_granted_loopback_server() {
         let file = example(stem);
         let (port, rx) = one_shot_server(200);
         let inv = format!("inv-live-{stem}");
-        let input = note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+        let input =
+            note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
+        let r = run(
+            dir.path(),
+            &[
+                "plugin",
+                "call",
+                file.to_str().unwrap(),
+                "--world",
+                "notifier",
+                "--live",
+                "--input",
+                &input,
+                "--json",
+            ],
+        );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
         let v = json(&r);
         assert_eq!(v["mode"], "live");
         assert_eq!(v["value"]["http_status"], 200);
-        assert_eq!(v["value"]["provider_id"], "srv-9", "{stem}: x-request-id becomes the provider id");
-        assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
+        assert_eq!(
+            v["value"]["provider_id"], "srv-9",
+            "{stem}: x-request-id becomes the provider id"
+        );
+        assert_eq!(
+            v["http"][0]["disposition"],
+            serde_json::json!({"result": "sent", "status": 200})
+        );
 
-        let (head, body) = rx.recv_timeout(Duration::from_secs(10)).expect("the loopback server got the request");
+        let (head, body) =
+            rx.recv_timeout(Duration::from_secs(10)).expect("the loopback server got the request");
         assert!(head.starts_with("POST /hooks/incidents?x=1 HTTP/1.1\r\n"), "{stem}: {head}");
         let lower = head.to_ascii_lowercase();
-        assert!(lower.contains(&format!("\r\nidempotency-key: {}\r\n", inv.to_ascii_lowercase())), "{stem}: {head}");
+        assert!(
+            lower.contains(&format!("\r\nidempotency-key: {}\r\n", inv.to_ascii_lowercase())),
+            "{stem}: {head}"
+        );
         assert!(lower.contains("\r\ncontent-type: application/json\r\n"), "{stem}: {head}");
-        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{stem}: body is not JSON: {e}"));
+        let body: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{stem}: body is not JSON: {e}"));
         assert_eq!(body["kind"], "crisis.notification");
         assert_eq!(body["source"], *name);
         assert_eq!(body["invocation_id"], inv.as_str());
@@ -180,11 +242,30 @@ fn examples_map_upstream_failures_and_missing_config() {
         for (status, kind) in [(503, "transient"), (422, "permanent")] {
             let (port, rx) = one_shot_server(status);
             let input = note_input("inv-fail", &format!("http://127.0.0.1:{port}/"), Some(port));
-            let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+            let r = run(
+                dir.path(),
+                &[
+                    "plugin",
+                    "call",
+                    file.to_str().unwrap(),
+                    "--world",
+                    "notifier",
+                    "--live",
+                    "--input",
+                    &input,
+                    "--json",
+                ],
+            );
             assert_eq!(r.code, 1, "{stem} {status}: {}\n{}", r.stdout, r.stderr);
             let v = json(&r);
             assert_eq!(v["plugin_error"]["kind"], kind, "{stem} {status}: {v}");
-            assert!(v["plugin_error"]["message"].as_str().unwrap().contains(&format!("answered {status}: answer!")), "{v}");
+            assert!(
+                v["plugin_error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("answered {status}: answer!")),
+                "{v}"
+            );
             rx.recv_timeout(Duration::from_secs(10)).expect("the request was delivered");
         }
 
@@ -193,7 +274,20 @@ fn examples_map_upstream_failures_and_missing_config() {
         // gets an error rather than aborting the guest.)
         {
             let input = note_input("inv-nogrant", "https://hooks.example.com/x", None);
-            let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"]);
+            let r = run(
+                dir.path(),
+                &[
+                    "plugin",
+                    "call",
+                    file.to_str().unwrap(),
+                    "--world",
+                    "notifier",
+                    "--live",
+                    "--input",
+                    &input,
+                    "--json",
+                ],
+            );
             assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
             // Python sees the host's refusal as such; JS's fetch only sees a
             // failed request. Either way it is the plugin's answer, not a crash.
@@ -203,13 +297,37 @@ fn examples_map_upstream_failures_and_missing_config() {
         }
 
         // No url: a configuration error.
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", r#"{"config": {}}"#, "--json"]);
+        let r = run(
+            dir.path(),
+            &[
+                "plugin",
+                "call",
+                file.to_str().unwrap(),
+                "--world",
+                "notifier",
+                "--input",
+                r#"{"config": {}}"#,
+                "--json",
+            ],
+        );
         assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
         let v = json(&r);
         assert_eq!(v["plugin_error"]["kind"], "config", "{stem}: {v}");
         assert!(v["plugin_error"]["message"].as_str().unwrap().contains("url"), "{v}");
 
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", r#"{"config": {"url": "ftp://x"}}"#, "--json"]);
+        let r = run(
+            dir.path(),
+            &[
+                "plugin",
+                "call",
+                file.to_str().unwrap(),
+                "--world",
+                "notifier",
+                "--input",
+                r#"{"config": {"url": "ftp://x"}}"#,
+                "--json",
+            ],
+        );
         assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
         assert_eq!(json(&r)["plugin_error"]["kind"], "config", "{stem}: {}", r.stdout);
     }

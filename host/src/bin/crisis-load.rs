@@ -10,7 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
-#[command(name = "crisis-load", version, about = "Bounded load generator for a crisis daemon (loopback only).")]
+#[command(
+    name = "crisis-load",
+    version,
+    about = "Bounded load generator for a crisis daemon (loopback only)."
+)]
 struct Args {
     /// Daemon base URL; must be a loopback address.
     #[arg(long, default_value = "http://127.0.0.1:8707")]
@@ -48,7 +52,9 @@ struct Args {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
 /// What one run measured.
@@ -72,16 +78,21 @@ fn main() {
         eprintln!("error: crisis-load only drives loopback daemons; {} is not loopback", a.url);
         std::process::exit(2);
     }
-    let token = a.token.clone().or_else(|| std::fs::read_to_string(&a.token_file).ok().map(|t| t.trim().to_string())).unwrap_or_else(|| {
-        eprintln!("error: no token: pass --token or --token-file (state_dir/api.token)");
-        std::process::exit(2);
-    });
+    let token = a
+        .token
+        .clone()
+        .or_else(|| std::fs::read_to_string(&a.token_file).ok().map(|t| t.trim().to_string()))
+        .unwrap_or_else(|| {
+            eprintln!("error: no token: pass --token or --token-file (state_dir/api.token)");
+            std::process::exit(2);
+        });
     let next = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(a.count as usize)));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.max_seconds);
-    let fields: serde_json::Map<String, serde_json::Value> = a.fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    let fields: serde_json::Map<String, serde_json::Value> =
+        a.fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
     let threads: Vec<_> = (0..a.concurrency.max(1))
         .map(|_| {
             let (next, latencies, errors) = (next.clone(), latencies.clone(), errors.clone());
@@ -124,7 +135,11 @@ fn main() {
     let seconds = start.elapsed().as_secs_f64();
     let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     l.sort();
-    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
     let ok = l.len() as u64;
     let r = Report {
         sent: ok + errors.load(Ordering::SeqCst),
@@ -138,7 +153,10 @@ fn main() {
         max_ms: l.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        );
     } else {
         println!(
             "{} ok, {} errors in {:.2}s: {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

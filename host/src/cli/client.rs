@@ -7,14 +7,14 @@
 //! replies are the daemon's own `api_types`; error replies decode into its
 //! `ApiError`, whose status gives the exit code.
 
-use super::output::Failure;
 use super::Cli;
+use super::output::Failure;
 use crate::config;
 use crate::config::state_dir::StateDir;
 use crate::daemon::api_types::{ApiError, ErrorBody};
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 pub struct Client {
@@ -28,25 +28,44 @@ impl Client {
     pub fn from_cli(cli: &Cli) -> Result<Client, Failure> {
         let env_api = std::env::var("CRISIS_API").ok().filter(|s| !s.is_empty());
         let env_token = std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty());
-        let env_ca = std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
+        let env_ca =
+            std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
         let (base, token, ca) = match (env_api, env_token) {
             (Some(a), Some(t)) => (a, Some(t), env_ca),
             (api, tok) => {
-                let cfg = config::discover(cli.config.as_deref())
-                    .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
+                let cfg = config::discover(cli.config.as_deref()).map_err(|d| {
+                    Failure::diagnostics("the configuration is invalid; fix the errors above", d)
+                })?;
                 let token = tok.or_else(|| {
-                    std::fs::read_to_string(StateDir::new(&cfg.state_dir).token_file()).ok().map(|t| t.trim().to_string())
+                    std::fs::read_to_string(StateDir::new(&cfg.state_dir).token_file())
+                        .ok()
+                        .map(|t| t.trim().to_string())
                 });
                 let ca = env_ca.or_else(|| cfg.tls.as_ref().and_then(|t| t.ca.clone()));
                 (api.unwrap_or_else(|| local_url(&cfg)), token, ca)
             }
         };
-        let mut agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30)));
+        let mut agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)));
         if let Some(ca) = ca {
-            let pem = std::fs::read(&ca).map_err(|e| Failure::failed(format!("cannot read the CA certificate {} (CRISIS_CA or [tls] ca): {e}", ca.display())))?;
-            let cert = ureq::tls::Certificate::from_pem(&pem)
-                .map_err(|e| Failure::failed(format!("{} (CRISIS_CA or [tls] ca) is not a PEM certificate: {e}", ca.display())))?;
-            agent = agent.tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build());
+            let pem = std::fs::read(&ca).map_err(|e| {
+                Failure::failed(format!(
+                    "cannot read the CA certificate {} (CRISIS_CA or [tls] ca): {e}",
+                    ca.display()
+                ))
+            })?;
+            let cert = ureq::tls::Certificate::from_pem(&pem).map_err(|e| {
+                Failure::failed(format!(
+                    "{} (CRISIS_CA or [tls] ca) is not a PEM certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+            agent = agent.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+                    .build(),
+            );
         }
         let agent: ureq::Agent = agent.build().into();
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, agent })
@@ -55,7 +74,10 @@ impl Client {
     fn unreachable(&self, e: ureq::Error) -> Failure {
         Failure::new(
             4,
-            format!("cannot reach the crisis daemon at {} ({e}); start it with `crisis daemon` or `make run`", self.base),
+            format!(
+                "cannot reach the crisis daemon at {} ({e}); start it with `crisis daemon` or `make run`",
+                self.base
+            ),
         )
     }
 
@@ -88,7 +110,11 @@ impl Client {
     }
 
     /// POST a typed body, returning a typed reply.
-    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
         let mut req = self.agent.post(format!("{}{path}", self.base));
         if let Some(a) = self.auth() {
             req = req.header("Authorization", &a);
@@ -103,22 +129,34 @@ impl Client {
 fn local_url(cfg: &config::Config) -> String {
     let mut addr = cfg.listen;
     if addr.ip().is_unspecified() {
-        let lo: std::net::IpAddr = if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        let lo: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
         addr.set_ip(lo);
     }
     format!("{}://{addr}", if cfg.tls.is_some() { "https" } else { "http" })
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
-    serde_json::from_str(text).map_err(|e| Failure::failed(format!("the daemon sent an unexpected reply: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| Failure::failed(format!("the daemon sent an unexpected reply: {e}")))
 }
 
 /// An error reply as the daemon's `ApiError`; a body that is not one (a proxy,
 /// an old daemon) becomes its text.
 fn decode_error(status: u16, text: &str) -> ApiError {
-    let body = serde_json::from_str::<ErrorBody>(text)
-        .unwrap_or_else(|_| ErrorBody { error: text.trim().to_string(), code: None, nearby: None, hint: None });
-    ApiError { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body }
+    let body = serde_json::from_str::<ErrorBody>(text).unwrap_or_else(|_| ErrorBody {
+        error: text.trim().to_string(),
+        code: None,
+        nearby: None,
+        hint: None,
+    });
+    ApiError {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    }
 }
 
 fn failure(e: ApiError) -> Failure {

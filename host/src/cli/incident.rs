@@ -1,12 +1,13 @@
 //! Commands that run incidents through the daemon: trigger, ack, assign,
 //! approve, step, update, outcome, resolve, timeline, report, verify, status.
 
-use super::client::Client;
-use super::output::{print_reply, table, wire_name, Failure};
 use super::Cli;
+use super::client::Client;
+use super::output::{Failure, print_reply, table, wire_name};
 use crate::daemon::api_types::{
-    ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt, ReportFormat as WireFormat,
-    RetryReply, StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt,
+    ReportFormat as WireFormat, RetryReply, StatusReply, StepAction, StepBody, Timeline,
+    TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
 use crate::daemon::reload::Outcome;
 use crate::incident::clock::fmt_ms;
@@ -24,7 +25,10 @@ pub struct Actor {
 
 impl Actor {
     fn or_env(&self) -> Option<String> {
-        self.by.clone().or_else(|| std::env::var("CRISIS_USER").ok()).or_else(|| std::env::var("USER").ok())
+        self.by
+            .clone()
+            .or_else(|| std::env::var("CRISIS_USER").ok())
+            .or_else(|| std::env::var("USER").ok())
     }
 }
 
@@ -112,9 +116,15 @@ pub fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
     let inc = &r.incident;
     if r.deduped {
         let key = serde_json::to_string(&inc.dedup_key).unwrap_or_default();
-        println!("attached to open incident {} (same dedup key {key}); it has now had {} duplicate trigger(s)", inc.id, inc.attached);
+        println!(
+            "attached to open incident {} (same dedup key {key}); it has now had {} duplicate trigger(s)",
+            inc.id, inc.attached
+        );
     } else {
-        println!("opened {} — {} ({}, playbook {}), phase {}", inc.id, inc.title, inc.severity, inc.playbook_id, inc.phase);
+        println!(
+            "opened {} — {} ({}, playbook {}), phase {}",
+            inc.id, inc.title, inc.severity, inc.playbook_id, inc.phase
+        );
     }
     Ok(())
 }
@@ -130,12 +140,25 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
             }
             let rows: Vec<Vec<String>> = list
                 .into_iter()
-                .map(|i| vec![i.id, i.status, i.phase, i.severity, i.playbook, fmt_ms(i.opened_at), i.title])
+                .map(|i| {
+                    vec![
+                        i.id,
+                        i.status,
+                        i.phase,
+                        i.severity,
+                        i.playbook,
+                        fmt_ms(i.opened_at),
+                        i.title,
+                    ]
+                })
                 .collect();
             if rows.is_empty() {
                 println!("no incidents");
             } else {
-                print!("{}", table(&["ID", "STATUS", "PHASE", "SEV", "PLAYBOOK", "OPENED", "TITLE"], &rows));
+                print!(
+                    "{}",
+                    table(&["ID", "STATUS", "PHASE", "SEV", "PLAYBOOK", "OPENED", "TITLE"], &rows)
+                );
             }
             Ok(())
         }
@@ -147,7 +170,13 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
                 print!("{}", describe(&inc));
                 let dead: Vec<crate::store::DeadLetter> = c.get("/v1/dead-letters")?;
                 for d in dead.iter().filter(|d| d.incident_id == inc.id) {
-                    println!("DEAD LETTER {} {}: {} (re-drive: crisis retry {})", wire_name(&d.kind), d.id, d.reason, d.id);
+                    println!(
+                        "DEAD LETTER {} {}: {} (re-drive: crisis retry {})",
+                        wire_name(&d.kind),
+                        d.id,
+                        d.reason,
+                        d.id
+                    );
                 }
             }
             Ok(())
@@ -159,14 +188,35 @@ pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
 fn describe(v: &Incident) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "{} — {}{}", v.id, v.title, if v.mode == crate::playbook::types::Mode::Drill { " [DRILL]" } else { "" });
-    let _ = writeln!(o, "  status {}, phase {}, {} {}, playbook {}", v.status.as_str(), v.phase, v.severity, v.category, v.playbook_id);
+    let _ = writeln!(
+        o,
+        "{} — {}{}",
+        v.id,
+        v.title,
+        if v.mode == crate::playbook::types::Mode::Drill { " [DRILL]" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "  status {}, phase {}, {} {}, playbook {}",
+        v.status.as_str(),
+        v.phase,
+        v.severity,
+        v.category,
+        v.playbook_id
+    );
     if let Some(k) = &v.dedup_key {
         let _ = writeln!(o, "  dedup key {k} ({} duplicate trigger(s) attached)", v.attached);
     }
     let r: Vec<String> = v.roles.iter().map(|(k, p)| format!("{k} {p}")).collect();
     let _ = writeln!(o, "  roles: {}", if r.is_empty() { "none yet".into() } else { r.join(", ") });
-    let _ = writeln!(o, "  acknowledged: {}", v.acked_by.as_ref().map(|b| format!("by {b} at {}", fmt_ms(v.acked_at.unwrap_or(0)))).unwrap_or_else(|| "no".into()));
+    let _ = writeln!(
+        o,
+        "  acknowledged: {}",
+        v.acked_by
+            .as_ref()
+            .map(|b| format!("by {b} at {}", fmt_ms(v.acked_at.unwrap_or(0))))
+            .unwrap_or_else(|| "no".into())
+    );
     let _ = writeln!(o, "phases:");
     for p in Phase::ORDER {
         let t = v.phases.get(&p).cloned().unwrap_or_default();
@@ -176,7 +226,12 @@ fn describe(v: &Incident) -> String {
     }
     let _ = writeln!(o, "steps:");
     for (id, st) in &v.steps {
-        let _ = writeln!(o, "  {id:<24} {}{}", wire_name(&st.status), st.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "  {id:<24} {}{}",
+            wire_name(&st.status),
+            st.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+        );
     }
     if !v.missed.is_empty() {
         let _ = writeln!(o, "missed deadlines:");
@@ -196,7 +251,8 @@ fn print_incident(cli: &Cli, v: &Incident, what: &str) {
 }
 
 pub fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
+    let v: Incident = Client::from_cli(cli)?
+        .post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
     print_incident(cli, &v, &format!("acknowledged by {}", v.acked_by.as_deref().unwrap_or("")));
     Ok(())
 }
@@ -213,17 +269,32 @@ pub fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result
     let by = actor.or_env().ok_or_else(|| Failure::invalid("say who approves: --as PERSON"))?;
     let body = ApproveBody { step: step.map(str::to_string), by: by.clone() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &body)?;
-    print_incident(cli, &v, &format!("{} approved by {by}", step.map(|s| format!("step {s}")).unwrap_or_else(|| "activation".into())));
+    print_incident(
+        cli,
+        &v,
+        &format!(
+            "{} approved by {by}",
+            step.map(|s| format!("step {s}")).unwrap_or_else(|| "activation".into())
+        ),
+    );
     Ok(())
 }
 
-pub fn step(cli: &Cli, id: &str, step: &str, verb: StepVerb, note: Option<&str>, actor: &Actor) -> Result<(), Failure> {
+pub fn step(
+    cli: &Cli,
+    id: &str,
+    step: &str,
+    verb: StepVerb,
+    note: Option<&str>,
+    actor: &Actor,
+) -> Result<(), Failure> {
     let action = match verb {
         StepVerb::Done => StepAction::Done,
         StepVerb::Skip => StepAction::Skip,
     };
     let body = StepBody { action, note: note.map(str::to_string), by: actor.or_env() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
+    let v: Incident =
+        Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
     print_incident(cli, &v, &format!("step {step} {}", wire_name(&action)));
     Ok(())
 }
@@ -235,15 +306,28 @@ pub fn update(cli: &Cli, id: &str, note: &str, actor: &Actor) -> Result<(), Fail
     Ok(())
 }
 
-pub fn outcome(cli: &Cli, id: &str, cause: &str, process: &str, aftermath: &str, actor: &Actor) -> Result<(), Failure> {
-    let body = OutcomeBody { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: actor.or_env() };
+pub fn outcome(
+    cli: &Cli,
+    id: &str,
+    cause: &str,
+    process: &str,
+    aftermath: &str,
+    actor: &Actor,
+) -> Result<(), Failure> {
+    let body = OutcomeBody {
+        cause: cause.into(),
+        process: process.into(),
+        aftermath: aftermath.into(),
+        by: actor.or_env(),
+    };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/outcome"), &body)?;
     print_incident(cli, &v, "outcome recorded");
     Ok(())
 }
 
 pub fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
+    let v: Incident = Client::from_cli(cli)?
+        .post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
     print_incident(cli, &v, "resolved");
     Ok(())
 }
@@ -273,10 +357,17 @@ pub fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Failure> 
     let c = Client::from_cli(cli)?;
     if format == ReportFormat::Json || cli.json {
         // The outcome report is printed as the daemon wrote it.
-        let rep: serde_json::Value = c.get(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Json.as_str()))?;
+        let rep: serde_json::Value =
+            c.get(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Json.as_str()))?;
         print_reply(&rep);
     } else {
-        print!("{}", c.get_text(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Markdown.as_str()))?);
+        print!(
+            "{}",
+            c.get_text(&format!(
+                "/v1/incidents/{id}/report?format={}",
+                WireFormat::Markdown.as_str()
+            ))?
+        );
     }
     Ok(())
 }
@@ -292,7 +383,14 @@ pub fn verify(cli: &Cli) -> Result<(), Failure> {
             eprintln!("tampered: {p}");
         }
     }
-    if v.problems.is_empty() { Ok(()) } else { Err(Failure::failed(format!("the journal fails verification ({} problem(s))", v.problems.len()))) }
+    if v.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "the journal fails verification ({} problem(s))",
+            v.problems.len()
+        )))
+    }
 }
 
 /// The first 12 characters of a hash, or `-`.
@@ -310,27 +408,49 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     println!("crisis {} — {}", v.version, if v.ready { "ready" } else { "NOT READY" });
     println!("  config {}; state {}; listening {}", v.config, v.state_dir.display(), v.listen);
     let a = &r.applied;
-    println!("  applied generation {} (set {}), loaded {}", a.generation, short(Some(&a.set_hash)), a.loaded_at);
+    println!(
+        "  applied generation {} (set {}), loaded {}",
+        a.generation,
+        short(Some(&a.set_hash)),
+        a.loaded_at
+    );
     for f in &a.files {
         println!("    {} {}", short(Some(&f.sha256)), f.path.display());
     }
     let d = &r.on_disk;
     if d.differs {
-        println!("  on disk: set {} — DIFFERS from the applied generation{}", short(d.set_hash.as_deref()), d.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default());
+        println!(
+            "  on disk: set {} — DIFFERS from the applied generation{}",
+            short(d.set_hash.as_deref()),
+            d.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+        );
     } else {
         println!("  on disk: set {} (in sync)", short(d.set_hash.as_deref()));
     }
     if let Some(l) = &r.last_attempt {
-        println!("  last reload: {} by {} at {} in {} ms", wire_name(&l.outcome), l.trigger, l.at, l.duration_ms);
+        println!(
+            "  last reload: {} by {} at {} in {} ms",
+            wire_name(&l.outcome),
+            l.trigger,
+            l.at,
+            l.duration_ms
+        );
     }
     for e in &r.errors {
         println!("  error: {e}");
     }
-    println!("  watcher: {}{}", r.watcher.mode, if r.watcher.healthy { "" } else { " (unhealthy)" });
+    println!(
+        "  watcher: {}{}",
+        r.watcher.mode,
+        if r.watcher.healthy { "" } else { " (unhealthy)" }
+    );
     println!("  plugins:");
     for p in &v.plugins {
         let state = match (p.quarantined, p.quarantine_ends_at) {
-            (true, Some(end)) => format!("QUARANTINED until {}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            (true, Some(end)) => format!(
+                "QUARANTINED until {}",
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             (true, None) => "QUARANTINED".to_string(),
             (false, _) => String::new(),
         };
@@ -339,20 +459,39 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     println!("  open incidents: {}", v.open_incidents);
     let o = &v.outbox;
     let depth: Vec<String> = o.depth.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    println!("  outbox: {}", if depth.is_empty() { "empty".to_string() } else { format!("pending {}", depth.join(", ")) });
+    println!(
+        "  outbox: {}",
+        if depth.is_empty() {
+            "empty".to_string()
+        } else {
+            format!("pending {}", depth.join(", "))
+        }
+    );
     for b in o.breakers.iter().filter(|b| b.state != "closed") {
-        println!("    breaker {}: {}{}", b.lane, b.state.to_uppercase(), b.until.as_ref().map(|u| format!(" until {u}")).unwrap_or_default());
+        println!(
+            "    breaker {}: {}{}",
+            b.lane,
+            b.state.to_uppercase(),
+            b.until.as_ref().map(|u| format!(" until {u}")).unwrap_or_default()
+        );
     }
     println!("  dead letters: {}", o.dead_letter_count);
     for d in &o.dead_letters {
-        println!("    {} {} ({}): {}", wire_name(&d.kind), d.id, if d.incident_id.is_empty() { "?" } else { &d.incident_id }, d.reason);
+        println!(
+            "    {} {} ({}): {}",
+            wire_name(&d.kind),
+            d.id,
+            if d.incident_id.is_empty() { "?" } else { &d.incident_id },
+            d.reason
+        );
     }
     Ok(())
 }
 
 /// `crisis retry INTENT-ID`: re-drives a dead-lettered side effect.
 pub fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: RetryReply = Client::from_cli(cli)?.post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
+    let v: RetryReply = Client::from_cli(cli)?
+        .post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
     if cli.json {
         print_reply(&v);
     } else {
@@ -368,12 +507,20 @@ pub fn reload(cli: &Cli) -> Result<(), Failure> {
     if cli.json {
         print_reply(&v);
     } else {
-        println!("{}: generation {} (set {}) in {} ms", wire_name(&v.outcome), v.generation, v.set_hash.get(..12).unwrap_or("-"), v.duration_ms);
+        println!(
+            "{}: generation {} (set {}) in {} ms",
+            wire_name(&v.outcome),
+            v.generation,
+            v.set_hash.get(..12).unwrap_or("-"),
+            v.duration_ms
+        );
         for e in &v.errors {
             eprintln!("{e}");
         }
         if rejected {
-            eprintln!("the previous generation keeps serving; fix the errors above and run `crisis reload` again");
+            eprintln!(
+                "the previous generation keeps serving; fix the errors above and run `crisis reload` again"
+            );
         }
     }
     if rejected { Err(Failure::new(2, "")) } else { Ok(()) }

@@ -185,9 +185,12 @@ pub enum Command {
 /// Runs a parsed command line and maps failures to exit codes.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Daemon { log_format } => match crate::daemon::run(cli.config.clone(), *log_format) {
+        Command::Daemon { log_format } => match crate::daemon::run(cli.config.clone(), *log_format)
+        {
             Ok(()) => Ok(()),
-            Err(crate::daemon::StartError::Config(d)) => Err(Failure::diagnostics("the configuration is invalid; fix the errors above", d)),
+            Err(crate::daemon::StartError::Config(d)) => {
+                Err(Failure::diagnostics("the configuration is invalid; fix the errors above", d))
+            }
             Err(crate::daemon::StartError::Other(e)) => Err(Failure::failed(format!("{e:#}"))),
         },
         Command::Status => incident::status(&cli),
@@ -199,9 +202,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ack { id, actor } => incident::ack(&cli, id, actor),
         Command::Assign { id, role, to, actor } => incident::assign(&cli, id, *role, to, actor),
         Command::Approve { id, step, actor } => incident::approve(&cli, id, step.as_deref(), actor),
-        Command::Step { id, step, action, note, actor } => incident::step(&cli, id, step, *action, note.as_deref(), actor),
+        Command::Step { id, step, action, note, actor } => {
+            incident::step(&cli, id, step, *action, note.as_deref(), actor)
+        }
         Command::Update { id, note, actor } => incident::update(&cli, id, note, actor),
-        Command::Outcome { id, cause, process, aftermath, actor } => incident::outcome(&cli, id, cause, process, aftermath, actor),
+        Command::Outcome { id, cause, process, aftermath, actor } => {
+            incident::outcome(&cli, id, cause, process, aftermath, actor)
+        }
         Command::Resolve { id, actor } => incident::resolve(&cli, id, actor),
         Command::Timeline { id, follow } => incident::timeline(&cli, id, *follow),
         Command::Report { id, format } => incident::report(&cli, id, *format),

@@ -53,7 +53,11 @@ impl Failure {
                 code: u8,
                 diagnostics: Vec<String>,
             }
-            let j = J { error: &self.message, code: self.code, diagnostics: self.diagnostics.iter().map(|d| d.to_string()).collect() };
+            let j = J {
+                error: &self.message,
+                code: self.code,
+                diagnostics: self.diagnostics.iter().map(|d| d.to_string()).collect(),
+            };
             println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         } else {
             for d in &self.diagnostics {

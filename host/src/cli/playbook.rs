@@ -1,9 +1,9 @@
 //! `crisis playbook validate|list|show`: offline, straight from the files.
 
-use super::output::{Failure, print_json, table};
-use crate::diag::nearby;
 use super::Cli;
+use super::output::{Failure, print_json, table};
 use crate::config;
+use crate::diag::nearby;
 use crate::playbook::{self, Snapshot};
 use clap::Subcommand;
 use serde::Serialize;
@@ -29,8 +29,9 @@ pub enum PlaybookCmd {
 }
 
 pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
-    let cfg = config::discover(cli.config.as_deref())
-        .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
+    let cfg = config::discover(cli.config.as_deref()).map_err(|d| {
+        Failure::diagnostics("the configuration is invalid; fix the errors above", d)
+    })?;
     let paths = match cmd {
         PlaybookCmd::Validate { paths } if !paths.is_empty() => paths.clone(),
         _ => vec![cfg.playbooks.clone()],
@@ -62,7 +63,12 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
             if !validated.is_ok() {
                 let n = validated.diagnostics.len();
                 return Err(Failure::diagnostics(
-                    format!("{n} problem{} in {} file{}", if n == 1 { "" } else { "s" }, snapshot.files.len(), if snapshot.files.len() == 1 { "" } else { "s" }),
+                    format!(
+                        "{n} problem{} in {} file{}",
+                        if n == 1 { "" } else { "s" },
+                        snapshot.files.len(),
+                        if snapshot.files.len() == 1 { "" } else { "s" }
+                    ),
                     validated.diagnostics,
                 ));
             }
@@ -71,12 +77,19 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
             for w in &validated.warnings {
                 eprintln!("{w}");
             }
-            println!("ok: {} playbook{} valid", validated.playbooks.len(), if validated.playbooks.len() == 1 { "" } else { "s" });
+            println!(
+                "ok: {} playbook{} valid",
+                validated.playbooks.len(),
+                if validated.playbooks.len() == 1 { "" } else { "s" }
+            );
             Ok(())
         }
         PlaybookCmd::List => {
             if !validated.is_ok() {
-                return Err(Failure::diagnostics("the playbook set is invalid; run `crisis playbook validate` for details", validated.diagnostics));
+                return Err(Failure::diagnostics(
+                    "the playbook set is invalid; run `crisis playbook validate` for details",
+                    validated.diagnostics,
+                ));
             }
             if cli.json {
                 #[derive(Serialize)]
@@ -107,19 +120,37 @@ pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
                 let rows: Vec<Vec<String>> = validated
                     .playbooks
                     .iter()
-                    .map(|p| vec![p.id.clone(), p.severity.to_string(), p.category.to_string(), p.act.len().to_string(), p.hash[..12].to_string(), p.name.clone()])
+                    .map(|p| {
+                        vec![
+                            p.id.clone(),
+                            p.severity.to_string(),
+                            p.category.to_string(),
+                            p.act.len().to_string(),
+                            p.hash[..12].to_string(),
+                            p.name.clone(),
+                        ]
+                    })
                     .collect();
-                print!("{}", table(&["ID", "SEVERITY", "CATEGORY", "STEPS", "HASH", "NAME"], &rows));
+                print!(
+                    "{}",
+                    table(&["ID", "SEVERITY", "CATEGORY", "STEPS", "HASH", "NAME"], &rows)
+                );
             }
             Ok(())
         }
         PlaybookCmd::Show { id } => {
             if !validated.is_ok() {
-                return Err(Failure::diagnostics("the playbook set is invalid; run `crisis playbook validate` for details", validated.diagnostics));
+                return Err(Failure::diagnostics(
+                    "the playbook set is invalid; run `crisis playbook validate` for details",
+                    validated.diagnostics,
+                ));
             }
             let Some(pb) = validated.playbooks.iter().find(|p| &p.id == id) else {
                 let near = nearby(id, validated.playbooks.iter().map(|p| p.id.as_str()));
-                return Err(Failure::not_found(format!("no playbook `{id}`; playbooks: {}", near.join(", "))));
+                return Err(Failure::not_found(format!(
+                    "no playbook `{id}`; playbooks: {}",
+                    near.join(", ")
+                )));
             };
             if cli.json {
                 print_json(pb);
@@ -137,16 +168,34 @@ fn describe(p: &playbook::Playbook) -> String {
     let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
     let mut s = String::new();
     let _ = writeln!(s, "{} — {}", p.id, p.name);
-    let _ = writeln!(s, "  category {}, default severity {}, file {}, hash {}", p.category, p.severity, p.path.display(), &p.hash[..12]);
+    let _ = writeln!(
+        s,
+        "  category {}, default severity {}, file {}, hash {}",
+        p.category,
+        p.severity,
+        p.path.display(),
+        &p.hash[..12]
+    );
     if !p.summary.is_empty() {
         let _ = writeln!(s, "  {}", p.summary);
     }
     if let Some(t) = &p.trigger {
         let m: Vec<String> = t.matches.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(s, "trigger: match {} dedup {}", m.join(","), t.dedup_key.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            s,
+            "trigger: match {} dedup {}",
+            m.join(","),
+            t.dedup_key.as_deref().unwrap_or("-")
+        );
     }
     let req: Vec<&str> = p.report.require.iter().map(|f| f.as_str()).collect();
-    let _ = writeln!(s, "1 report:   within {}, require [{}], notify [{}]", d(p.report.within), req.join(", "), p.report.notify.join(", "));
+    let _ = writeln!(
+        s,
+        "1 report:   within {}, require [{}], notify [{}]",
+        d(p.report.within),
+        req.join(", "),
+        p.report.notify.join(", ")
+    );
     let _ = writeln!(
         s,
         "2 activate: {}channels [{}]{}",
@@ -163,7 +212,8 @@ fn describe(p: &playbook::Playbook) -> String {
         p.assign.ack_within.map(|w| format!(", ack within {}", d(w))).unwrap_or_default()
     );
     for e in &p.assign.escalate {
-        let _ = writeln!(s, "             escalate after {} to {} (x{})", d(e.after), e.to, e.repeat);
+        let _ =
+            writeln!(s, "             escalate after {} to {} (x{})", d(e.after), e.to, e.repeat);
     }
     let _ = writeln!(s, "4 act:");
     for st in &p.act {
@@ -173,7 +223,11 @@ fn describe(p: &playbook::Playbook) -> String {
             st.id,
             st.kind,
             st.within.map(|w| format!(" within {}", d(w))).unwrap_or_default(),
-            if st.after.is_empty() { String::new() } else { format!(" after {}", st.after.join(",")) },
+            if st.after.is_empty() {
+                String::new()
+            } else {
+                format!(" after {}", st.after.join(","))
+            },
             st.when.as_ref().map(|w| format!(" when {w}")).unwrap_or_default()
         );
         for t in &st.tasks {
@@ -188,7 +242,13 @@ fn describe(p: &playbook::Playbook) -> String {
         p.track.notify.join(", ")
     );
     let req: Vec<&str> = p.outcome.require.iter().map(|f| f.as_str()).collect();
-    let _ = writeln!(s, "6 outcome:  require [{}], notify [{}]{}", req.join(", "), p.outcome.notify.join(", "), p.outcome.within.map(|w| format!(", within {}", d(w))).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "6 outcome:  require [{}], notify [{}]{}",
+        req.join(", "),
+        p.outcome.notify.join(", "),
+        p.outcome.within.map(|w| format!(", within {}", d(w))).unwrap_or_default()
+    );
     if let Some(dr) = &p.drill {
         // The spelling a playbook uses for the clock, not the Rust enum.
         let clock = match dr.clock {
@@ -196,7 +256,12 @@ fn describe(p: &playbook::Playbook) -> String {
             playbook::spec::DrillClock::Virtual => "virtual".to_string(),
             playbook::spec::DrillClock::Speed(n) => format!("x{n}"),
         };
-        let _ = writeln!(s, "drill: schedule {} ({}), clock {clock}", dr.schedule.as_deref().unwrap_or("-"), dr.timezone.as_deref().unwrap_or("UTC"));
+        let _ = writeln!(
+            s,
+            "drill: schedule {} ({}), clock {clock}",
+            dr.schedule.as_deref().unwrap_or("-"),
+            dr.timezone.as_deref().unwrap_or("UTC")
+        );
     }
     s
 }

@@ -7,12 +7,12 @@
 //! Exit codes: 0 ok, 1 the call failed (plugin error, trap, timeout), 2
 //! invalid input or a refused component, 3 file not found.
 
-use super::output::{Failure, print_json, table};
 use super::Cli;
+use super::output::{Failure, print_json, table};
 use crate::config::{self, Config, PluginSpec};
 use crate::plugin::{
-    EngineOptions, Inspection, LoadError, PluginCallError, PluginGrant, PluginHost, PluginHostConfig, PluginSource,
-    PluginStatus, RunMode, World, builtin_component,
+    EngineOptions, Inspection, LoadError, PluginCallError, PluginGrant, PluginHost,
+    PluginHostConfig, PluginSource, PluginStatus, RunMode, World, builtin_component,
 };
 use clap::Subcommand;
 use serde::Serialize;
@@ -137,10 +137,21 @@ pub fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
     match cmd {
         PluginCmd::List { cache } => list(cli, cache),
         PluginCmd::Unquarantine { name } => unquarantine(cli, name),
-        PluginCmd::Inspect { file, builtin, cache } => inspect(cli, file.as_deref(), builtin.as_deref(), cache),
+        PluginCmd::Inspect { file, builtin, cache } => {
+            inspect(cli, file.as_deref(), builtin.as_deref(), cache)
+        }
         PluginCmd::Call { file, builtin, world, input, live, grant, cache } => {
             let world: World = world.parse().map_err(Failure::invalid)?;
-            call(cli, file.as_deref(), builtin.as_deref(), world, input, *live, grant.as_deref(), cache)
+            call(
+                cli,
+                file.as_deref(),
+                builtin.as_deref(),
+                world,
+                input,
+                *live,
+                grant.as_deref(),
+                cache,
+            )
         }
     }
 }
@@ -170,11 +181,19 @@ fn cache_dir(cli: &Cli, args: &CacheArgs, cfg: Option<&Config>) -> Option<PathBu
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
     Some(base.join("crisis").join("plugin-cache"))
 }
 
-fn new_host(cache_dir: Option<PathBuf>, grants: BTreeMap<String, PluginGrant>, load_builtins: bool) -> Result<PluginHost, Failure> {
+fn new_host(
+    cache_dir: Option<PathBuf>,
+    grants: BTreeMap<String, PluginGrant>,
+    load_builtins: bool,
+) -> Result<PluginHost, Failure> {
     PluginHost::new(PluginHostConfig {
         cache_dir,
         grants,
@@ -187,7 +206,10 @@ fn new_host(cache_dir: Option<PathBuf>, grants: BTreeMap<String, PluginGrant>, l
 }
 
 /// The component bytes of FILE or a built-in, with a printable origin.
-fn read_component(file: Option<&Path>, builtin: Option<&str>) -> Result<(Vec<u8>, String), Failure> {
+fn read_component(
+    file: Option<&Path>,
+    builtin: Option<&str>,
+) -> Result<(Vec<u8>, String), Failure> {
     if let Some(name) = builtin {
         return builtin_component(name).map(|b| (b.to_vec(), format!("builtin:{name}"))).ok_or_else(|| {
             Failure::not_found(format!(
@@ -215,7 +237,8 @@ fn load_failure(origin: &str, e: &LoadError) -> Failure {
 
 /// A `[plugins.NAME]` declaration as the JSON `plugin call` accepts as `grant`.
 fn grant_json(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<Value, String> {
-    serde_json::to_value(crate::daemon::plugins::grant(spec, cfg)).map_err(|e| format!("[plugins.{name}]: {e}"))
+    serde_json::to_value(crate::daemon::plugins::grant(spec, cfg))
+        .map_err(|e| format!("[plugins.{name}]: {e}"))
 }
 
 /// The grant for `name`, with its secrets checked now so one missing
@@ -223,7 +246,9 @@ fn grant_json(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<Value, Stri
 fn grant_for(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<PluginGrant, String> {
     let g = crate::daemon::plugins::grant(spec, cfg);
     for rule in &g.inject {
-        rule.secret.resolve().map_err(|e| format!("[plugins.{name}] inject {}: {e}", rule.header))?;
+        rule.secret
+            .resolve()
+            .map_err(|e| format!("[plugins.{name}] inject {}: {e}", rule.header))?;
     }
     Ok(g)
 }
@@ -321,7 +346,19 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
         }
     }
     for s in host.list() {
-        let PluginStatus { name, version, sha256, world, source, quarantined, quarantine_ends_at, crashes, effective_hosts, last_error, .. } = s;
+        let PluginStatus {
+            name,
+            version,
+            sha256,
+            world,
+            source,
+            quarantined,
+            quarantine_ends_at,
+            crashes,
+            effective_hosts,
+            last_error,
+            ..
+        } = s;
         let source = match source {
             PluginSource::Builtin => "builtin".to_string(),
             PluginSource::File(p) => p.display().to_string(),
@@ -331,7 +368,9 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
         if let Some(declared) = cfg.plugins.get(&name).and_then(|p| p.world)
             && declared.as_str() != world.as_str()
         {
-            error = Some(format!("crisis.toml declares world `{declared}` but the component implements `{world}`"));
+            error = Some(format!(
+                "crisis.toml declares world `{declared}` but the component implements `{world}`"
+            ));
         }
         rows.insert(
             name.clone(),
@@ -352,7 +391,9 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
     }
     // The daemon's view of the same versions, when one is running.
     for d in daemon_plugins(cli) {
-        if let Some(r) = rows.get_mut(&d.name).filter(|r| r.sha256.as_deref() == Some(d.sha256.as_str())) {
+        if let Some(r) =
+            rows.get_mut(&d.name).filter(|r| r.sha256.as_deref() == Some(d.sha256.as_str()))
+        {
             r.quarantined = d.quarantined;
             r.quarantine_ends_at = d.quarantine_ends_at;
             r.crashes = d.crashes;
@@ -373,7 +414,10 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                     r.name.clone(),
                     r.world.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
                     r.version.clone().unwrap_or_else(|| "-".into()),
-                    r.sha256.as_deref().map(|s| s[..12.min(s.len())].to_string()).unwrap_or_else(|| "-".into()),
+                    r.sha256
+                        .as_deref()
+                        .map(|s| s[..12.min(s.len())].to_string())
+                        .unwrap_or_else(|| "-".into()),
                     r.source.clone(),
                     match (&r.error, r.quarantined) {
                         (Some(_), _) => "error".into(),
@@ -387,11 +431,18 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                         },
                         (None, false) => "ok".into(),
                     },
-                    if r.effective_hosts.is_empty() { "-".into() } else { r.effective_hosts.join(",") },
+                    if r.effective_hosts.is_empty() {
+                        "-".into()
+                    } else {
+                        r.effective_hosts.join(",")
+                    },
                 ]
             })
             .collect();
-        print!("{}", table(&["NAME", "WORLD", "VERSION", "SHA256", "SOURCE", "STATE", "EGRESS"], &cells));
+        print!(
+            "{}",
+            table(&["NAME", "WORLD", "VERSION", "SHA256", "SOURCE", "STATE", "EGRESS"], &cells)
+        );
         for r in rows.iter().filter(|r| r.error.is_some()) {
             eprintln!("{}: {}", r.name, r.error.as_deref().unwrap_or_default());
         }
@@ -422,7 +473,12 @@ fn unquarantine(cli: &Cli, name: &str) -> Result<(), Failure> {
     if cli.json {
         print_json(&v);
     } else {
-        println!("plugin `{}` ({} {}) is no longer quarantined; its next call runs", v.name, v.version, &v.sha256[..12.min(v.sha256.len())]);
+        println!(
+            "plugin `{}` ({} {}) is no longer quarantined; its next call runs",
+            v.name,
+            v.version,
+            &v.sha256[..12.min(v.sha256.len())]
+        );
     }
     Ok(())
 }
@@ -431,7 +487,9 @@ fn unquarantine(cli: &Cli, name: &str) -> Result<(), Failure> {
 fn urlencoding_segment(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -439,7 +497,12 @@ fn urlencoding_segment(name: &str) -> String {
 
 // ----------------------------------------------------------------- inspect
 
-fn inspect(cli: &Cli, file: Option<&Path>, builtin: Option<&str>, cache: &CacheArgs) -> Result<(), Failure> {
+fn inspect(
+    cli: &Cli,
+    file: Option<&Path>,
+    builtin: Option<&str>,
+    cache: &CacheArgs,
+) -> Result<(), Failure> {
     let (bytes, origin) = read_component(file, builtin)?;
     let cfg = if config_in_use(cli) { Some(load_config(cli)?) } else { None };
     let host = new_host(cache_dir(cli, cache, cfg.as_ref()), BTreeMap::new(), false)?;
@@ -463,7 +526,10 @@ fn inspect(cli: &Cli, file: Option<&Path>, builtin: Option<&str>, cache: &CacheA
     println!("sha256:        {}", i.sha256);
     println!("size:          {} bytes", i.size_bytes);
     println!("capabilities:  {}", list(&i.capabilities));
-    println!("allowed hosts: {}  (declared; effective = declared ∩ the operator's grant)", list(&d.allowed_hosts));
+    println!(
+        "allowed hosts: {}  (declared; effective = declared ∩ the operator's grant)",
+        list(&d.allowed_hosts)
+    );
     println!("config keys:   {}", list(&d.config_keys));
     println!("exports:");
     for e in &i.exports {
@@ -494,12 +560,15 @@ fn call(
     let user: Value = serde_json::from_str(&text)
         .map_err(|e| Failure::invalid(format!("--input is not valid JSON: {e}")))?;
     if !user.is_object() {
-        return Err(Failure::invalid("--input must be a JSON object (see `crisis plugin call --help`)"));
+        return Err(Failure::invalid(
+            "--input must be a JSON object (see `crisis plugin call --help`)",
+        ));
     }
     let mut merged = fixture(world);
     merge(&mut merged, user);
 
-    let cfg = if config_in_use(cli) || grant_name.is_some() { Some(load_config(cli)?) } else { None };
+    let cfg =
+        if config_in_use(cli) || grant_name.is_some() { Some(load_config(cli)?) } else { None };
     if let Some(name) = grant_name
         && merged.get("grant").is_none()
     {
@@ -565,7 +634,9 @@ fn call_failure(cli: &Cli, origin: &str, e: &PluginCallError) -> Failure {
     let message = match e {
         PluginCallError::Load { source, .. } => format!("{origin} was refused: {source}"),
         PluginCallError::Input { message, .. } => format!("bad input: {message}"),
-        PluginCallError::Plugin { error, .. } => format!("{origin}: the plugin returned an error: {error}"),
+        PluginCallError::Plugin { error, .. } => {
+            format!("{origin}: the plugin returned an error: {error}")
+        }
         other => format!("{origin}: {other}"),
     };
     if cli.json {
@@ -579,7 +650,9 @@ fn call_failure(cli: &Cli, origin: &str, e: &PluginCallError) -> Failure {
             PluginCallError::Input { .. } => ("input", None),
             _ => ("other", None),
         };
-        print_json(&json!({ "error": message, "code": code, "kind": kind, "plugin_error": plugin_error }));
+        print_json(
+            &json!({ "error": message, "code": code, "kind": kind, "plugin_error": plugin_error }),
+        );
         return Failure::new(code, "");
     }
     Failure::new(code, message)
@@ -597,7 +670,8 @@ fn print_call(origin: &str, out: &Value) {
         &s("sha256")[..12.min(s("sha256").len())]
     );
     println!("result:");
-    let value = serde_json::to_string_pretty(out.get("value").unwrap_or(&Value::Null)).unwrap_or_default();
+    let value =
+        serde_json::to_string_pretty(out.get("value").unwrap_or(&Value::Null)).unwrap_or_default();
     for line in value.lines() {
         println!("  {line}");
     }
@@ -612,11 +686,20 @@ fn print_call(origin: &str, out: &Value) {
             "failed" => format!("failed: {}", d["error"].as_str().unwrap_or("")),
             other => other.to_string(),
         };
-        println!("  {} {} -> {}", r["method"].as_str().unwrap_or(""), r["url"].as_str().unwrap_or(""), disposition);
+        println!(
+            "  {} {} -> {}",
+            r["method"].as_str().unwrap_or(""),
+            r["url"].as_str().unwrap_or(""),
+            disposition
+        );
         for h in r["headers"].as_array().into_iter().flatten() {
             println!("    {}: {}", h[0].as_str().unwrap_or(""), h[1].as_str().unwrap_or(""));
         }
-        println!("    body ({} bytes): {}", r["body_bytes"], r["body_preview"].as_str().unwrap_or(""));
+        println!(
+            "    body ({} bytes): {}",
+            r["body_bytes"],
+            r["body_preview"].as_str().unwrap_or("")
+        );
     }
     let logs = out.get("logs").and_then(Value::as_array).cloned().unwrap_or_default();
     println!("logs: {}", logs.len());

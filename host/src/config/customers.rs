@@ -63,19 +63,25 @@ impl Serialize for Contact {
 /// Reads `id,name,segment,tier,locale,channel,phone,email` rows.
 /// Errors name the file, line and column but never echo the row's contents.
 pub fn load(path: &Path) -> Result<Vec<Customer>, String> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{}: cannot read customers: {e}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| format!("{}: cannot read customers: {e}", path.display()))?;
     let headers = reader.headers().map_err(|e| format!("{}:1:1: {e}", path.display()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let need = ["id", "segment", "tier", "locale", "channel"];
     for n in need {
         if col(n).is_none() {
-            return Err(format!("{}:1:1: customers file lacks the `{n}` column (expected id,name,segment,tier,locale,channel,phone,email)", path.display()));
+            return Err(format!(
+                "{}:1:1: customers file lacks the `{n}` column (expected id,name,segment,tier,locale,channel,phone,email)",
+                path.display()
+            ));
         }
     }
     let mut out = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| format!("{}:{line}:1: malformed row: {}", path.display(), e.kind_summary()))?;
+        let row = row.map_err(|e| {
+            format!("{}:{line}:1: malformed row: {}", path.display(), e.kind_summary())
+        })?;
         let get = |n: &str| col(n).and_then(|c| row.get(c)).unwrap_or("").trim().to_string();
         let channel_text = get("channel");
         let channel = channel_text.parse::<Channel>().map_err(|e| {

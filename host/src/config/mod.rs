@@ -11,8 +11,8 @@ pub mod roster;
 pub(crate) mod state_dir;
 
 use crate::diag::{Diagnostic, Source};
+use crate::playbook::refs::{BUILTIN_PLUGINS, RefContext};
 use crate::playbook::types::World;
-use crate::playbook::refs::{RefContext, BUILTIN_PLUGINS};
 use crate::tomlfile;
 use chrono::{DateTime, Utc};
 use model::{ConfigFile, RosterFile, Str};
@@ -28,7 +28,8 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
+pub const RESTART_ONLY: &[&str] =
+    &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -79,7 +80,9 @@ impl SecretRef {
     /// Reads the secret's value now; errors name the source, never the value.
     pub fn read(&self) -> Result<String, String> {
         match self {
-            SecretRef::Env(v) => std::env::var(v).map_err(|_| format!("environment variable {v} is not set")),
+            SecretRef::Env(v) => {
+                std::env::var(v).map_err(|_| format!("environment variable {v} is not set"))
+            }
             SecretRef::File(p) => std::fs::read_to_string(p)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
@@ -242,7 +245,11 @@ pub fn discover(explicit: Option<&Path>) -> Result<Config, Vec<Diagnostic>> {
     match explicit {
         Some(p) => load(p),
         None if Path::new("crisis.toml").exists() => load(Path::new("crisis.toml")),
-        None => load_source(Source::new("<embedded default crisis.toml>", DEFAULT_CONFIG), None, Path::new(".")),
+        None => load_source(
+            Source::new("<embedded default crisis.toml>", DEFAULT_CONFIG),
+            None,
+            Path::new("."),
+        ),
     }
 }
 
@@ -259,7 +266,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let doc = tomlfile::parse(&src)?;
     let file: ConfigFile = {
         // The whole file is one section; wrap it so unknown keys are positioned.
-        let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+        let value = serde_spanned::Spanned::new(
+            0..src.text.len(),
+            toml::de::DeValue::Table(doc.root.clone()),
+        );
         doc.section(&value, "crisis.toml", &mut diags).unwrap_or_default()
     };
     let resolve = |s: &Str| base.join(s.get_ref());
@@ -267,7 +277,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let listen = match &file.listen {
         None => "127.0.0.1:8707".parse().unwrap(),
         Some(l) => l.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
-            diags.push(src.at(l.span(), format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref())));
+            diags.push(src.at(
+                l.span(),
+                format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref()),
+            ));
             "127.0.0.1:8707".parse().unwrap()
         }),
     };
@@ -288,15 +301,25 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             (None, Some(f)) => {
                 secrets.insert(name.clone(), SecretRef::File(resolve(f)));
             }
-            _ => diags.push(src.at(s.span(), format!("secret `{name}` needs exactly one of env = \"VAR\" or file = \"PATH\""))),
+            _ => diags.push(src.at(
+                s.span(),
+                format!("secret `{name}` needs exactly one of env = \"VAR\" or file = \"PATH\""),
+            )),
         }
     }
-    let check_secret_values = |config: &BTreeMap<String, Str>, diags: &mut Vec<Diagnostic>| -> BTreeMap<String, String> {
+    let check_secret_values = |config: &BTreeMap<String, Str>,
+                               diags: &mut Vec<Diagnostic>|
+     -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (k, v) in config {
             if let Some(name) = v.get_ref().strip_prefix("secret:") {
                 if !secrets.contains_key(name) {
-                    diags.push(src.at(v.span(), format!("unknown secret `{name}`: declare [secrets.{name}] with env or file")));
+                    diags.push(src.at(
+                        v.span(),
+                        format!(
+                            "unknown secret `{name}`: declare [secrets.{name}] with env or file"
+                        ),
+                    ));
                 }
             } else if looks_secret(k) && !v.get_ref().is_empty() {
                 diags.push(src.at(v.span(), format!("inline secret in `{k}`: reference a secret with \"secret:NAME\" and declare [secrets.NAME] with env or file")));
@@ -320,7 +343,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             },
             (None, Some(w)) => Some(*w),
             (None, None) => {
-                diags.push(src.at(p.span(), format!("plugin `{name}` needs `world` (notifier, appeasement or drill)")));
+                diags.push(src.at(
+                    p.span(),
+                    format!("plugin `{name}` needs `world` (notifier, appeasement or drill)"),
+                ));
                 None
             }
         };
@@ -335,17 +361,32 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         let mut inject = Vec::new();
         for i in &d.inject {
             if !secrets.contains_key(i.secret.get_ref()) {
-                diags.push(src.at(i.secret.span(), format!("unknown secret `{}`: declare [secrets.{}] with env or file", i.secret.get_ref(), i.secret.get_ref())));
+                diags.push(src.at(
+                    i.secret.span(),
+                    format!(
+                        "unknown secret `{}`: declare [secrets.{}] with env or file",
+                        i.secret.get_ref(),
+                        i.secret.get_ref()
+                    ),
+                ));
             }
-            inject.push(Inject { host: i.host.get_ref().clone(), header: i.header.get_ref().clone(), secret: i.secret.get_ref().clone(), prefix: i.prefix.clone() });
+            inject.push(Inject {
+                host: i.host.get_ref().clone(),
+                header: i.header.get_ref().clone(),
+                secret: i.secret.get_ref().clone(),
+                prefix: i.prefix.clone(),
+            });
         }
-        let timeout = d.timeout.as_ref().and_then(|t| match crate::playbook::types::parse_duration(t.get_ref()) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                diags.push(src.at(t.span(), e));
-                None
-            }
-        });
+        let timeout =
+            d.timeout.as_ref().and_then(|t| {
+                match crate::playbook::types::parse_duration(t.get_ref()) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        diags.push(src.at(t.span(), e));
+                        None
+                    }
+                }
+            });
         let strs = |v: &[Str]| v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>();
         plugins.insert(
             name.clone(),
@@ -371,7 +412,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         let d = t.get_ref();
         let plugin = d.plugin.get_ref();
         if plugin != "log" {
-            let world = plugins.get(plugin).and_then(|p| p.world).or_else(|| builtins.get(plugin.as_str()).copied());
+            let world = plugins
+                .get(plugin)
+                .and_then(|p| p.world)
+                .or_else(|| builtins.get(plugin.as_str()).copied());
             match world {
                 Some(World::Notifier) => {}
                 Some(w) => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses plugin `{plugin}`, which implements the {w} world; targets need a notifier"))),
@@ -391,7 +435,15 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
             breaker_cooldown,
         };
-        targets.insert(name.clone(), Target { plugin: plugin.clone(), drill_safe: d.drill_safe, config: check_secret_values(&d.config, &mut diags), delivery });
+        targets.insert(
+            name.clone(),
+            Target {
+                plugin: plugin.clone(),
+                drill_safe: d.drill_safe,
+                config: check_secret_values(&d.config, &mut diags),
+                delivery,
+            },
+        );
     }
 
     let limits = file.limits.clone().unwrap_or_default();
@@ -405,7 +457,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     for b in &drills_decl.blackout {
         let parse = |s: &Str, diags: &mut Vec<Diagnostic>| {
             DateTime::parse_from_rfc3339(s.get_ref()).map(|d| d.with_timezone(&Utc)).map_err(|_| {
-                diags.push(src.at(s.span(), format!("bad time `{}`: write RFC 3339 like 2026-12-24T00:00:00+08:00", s.get_ref())));
+                diags.push(src.at(
+                    s.span(),
+                    format!(
+                        "bad time `{}`: write RFC 3339 like 2026-12-24T00:00:00+08:00",
+                        s.get_ref()
+                    ),
+                ));
             })
         };
         if let (Ok(start), Ok(end)) = (parse(&b.start, &mut diags), parse(&b.end, &mut diags)) {
@@ -434,7 +492,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         Some(g) => match crate::playbook::types::parse_duration(g.get_ref()) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
-                diags.push(src.at(g.span(), "plugin_quarantine_base must be longer than zero".to_string()));
+                diags.push(
+                    src.at(g.span(), "plugin_quarantine_base must be longer than zero".to_string()),
+                );
                 DEFAULT_PLUGIN_QUARANTINE_BASE
             }
             Err(e) => {
@@ -455,7 +515,11 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             None
         }
     });
-    let tls = file.tls.as_ref().map(|t| TlsConfig { cert: resolve(&t.cert), key: resolve(&t.key), ca: t.ca.as_ref().map(resolve) });
+    let tls = file.tls.as_ref().map(|t| TlsConfig {
+        cert: resolve(&t.cert),
+        key: resolve(&t.key),
+        ca: t.ca.as_ref().map(resolve),
+    });
     let insecure_listen = file.insecure_listen.unwrap_or(false);
     if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
         let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
@@ -473,7 +537,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             let p = resolve(r);
             match tomlfile::read_source(&p) {
                 Err(mut d) => {
-                    d.message = format!("{} (named by roster = at {}:{}:{})", d.message, src.path.display(), src.position(r.span().start).0, src.position(r.span().start).1);
+                    d.message = format!(
+                        "{} (named by roster = at {}:{}:{})",
+                        d.message,
+                        src.path.display(),
+                        src.position(r.span().start).0,
+                        src.position(r.span().start).1
+                    );
                     diags.push(d);
                     (Some(p), Roster::default())
                 }
@@ -488,7 +558,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let customers = file.customers.as_ref().map(resolve);
     if let (Some(c), Some(decl)) = (&customers, &file.customers) {
         if !c.exists() {
-            diags.push(src.at(decl.span(), format!("customers file {} does not exist", c.display())));
+            diags.push(
+                src.at(decl.span(), format!("customers file {} does not exist", c.display())),
+            );
         }
     }
     if !diags.is_empty() {
@@ -518,7 +590,11 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     })
 }
 
-fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec<Diagnostic>) -> Roster {
+fn load_roster(
+    src: &Source,
+    targets: &BTreeMap<String, Target>,
+    diags: &mut Vec<Diagnostic>,
+) -> Roster {
     let doc = match tomlfile::parse(src) {
         Ok(d) => d,
         Err(e) => {
@@ -526,7 +602,8 @@ fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec
             return Roster::default();
         }
     };
-    let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+    let value =
+        serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
     let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
     // Point at the person's `target` in the roster, where the fix is made.
     for (id, person) in &file.people {
@@ -546,9 +623,19 @@ fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec
 /// Keys whose values are credentials and must come from `[secrets]`.
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["token", "password", "passwd", "secret", "api_key", "apikey", "api-key", "credential", "authorization"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "token",
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "api-key",
+        "credential",
+        "authorization",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 #[cfg(test)]
@@ -565,49 +652,86 @@ mod tests {
 
     #[test]
     fn embedded_default_parses() {
-        let c = load_source(Source::new("<default>", DEFAULT_CONFIG), None, Path::new("/nonexistent"));
+        let c =
+            load_source(Source::new("<default>", DEFAULT_CONFIG), None, Path::new("/nonexistent"));
         // The roster path will not exist under /nonexistent, but the file itself parses.
         let errs = c.err().unwrap();
-        assert!(errs.iter().all(|d| d.message.contains("cannot read") || d.message.contains("does not exist")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .all(|d| d.message.contains("cannot read") || d.message.contains("does not exist")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn inline_secret_is_refused_with_position() {
         let m = messages(load_text("[secrets.slack]\nvalue = \"xoxb-123\"\n"));
-        assert_eq!(m, vec!["crisis.toml:2:9: inline secret `slack`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""]);
-        let m = messages(load_text("[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { url = \"http://x\", token = \"abc\" }\n"));
+        assert_eq!(
+            m,
+            vec![
+                "crisis.toml:2:9: inline secret `slack`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""
+            ]
+        );
+        let m = messages(load_text(
+            "[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { url = \"http://x\", token = \"abc\" }\n",
+        ));
         assert!(m[0].starts_with("crisis.toml:3:38: inline secret in `token`"), "{m:?}");
     }
 
     #[test]
     fn secret_references_resolve() {
-        let ok = load_text("[secrets.slack]\nenv = \"SLACK\"\n[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:slack\" }\n");
+        let ok = load_text(
+            "[secrets.slack]\nenv = \"SLACK\"\n[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:slack\" }\n",
+        );
         assert!(ok.is_ok(), "{:?}", ok.err());
-        let m = messages(load_text("[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:nope\" }\n"));
+        let m = messages(load_text(
+            "[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:nope\" }\n",
+        ));
         assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
     }
 
     #[test]
     fn targets_need_notifier_plugins() {
-        let m = messages(load_text("[targets.x]\nplugin = \"appease-script\"\n[targets.y]\nplugin = \"nope\"\n"));
-        assert!(m[0].starts_with("crisis.toml:2:10:") && m[0].contains("appeasement world"), "{m:?}");
-        assert!(m[1].starts_with("crisis.toml:4:10:") && m[1].contains("unknown plugin `nope`"), "{m:?}");
+        let m = messages(load_text(
+            "[targets.x]\nplugin = \"appease-script\"\n[targets.y]\nplugin = \"nope\"\n",
+        ));
+        assert!(
+            m[0].starts_with("crisis.toml:2:10:") && m[0].contains("appeasement world"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].starts_with("crisis.toml:4:10:") && m[1].contains("unknown plugin `nope`"),
+            "{m:?}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_listen() {
         let m = messages(load_text("listen = \"nowhere\"\nstate_dri = \"x\"\n"));
-        assert_eq!(m[0], "crisis.toml:1:10: bad listen address `nowhere`: write IP:PORT like 127.0.0.1:8707");
-        assert_eq!(m[1], "crisis.toml:2:1: unknown key `state_dri` in crisis.toml: remove it or check its spelling");
+        assert_eq!(
+            m[0],
+            "crisis.toml:1:10: bad listen address `nowhere`: write IP:PORT like 127.0.0.1:8707"
+        );
+        assert_eq!(
+            m[1],
+            "crisis.toml:2:1: unknown key `state_dri` in crisis.toml: remove it or check its spelling"
+        );
     }
 
     #[test]
     fn exposure_settings() {
         let m = messages(load_text("listen = \"0.0.0.0:8707\"\n"));
-        assert!(m[0].starts_with("crisis.toml:1:10: listen = \"0.0.0.0:8707\" is not a loopback address") && m[0].contains("[tls]") && m[0].contains("insecure_listen = true"), "{m:?}");
+        assert!(
+            m[0].starts_with(
+                "crisis.toml:1:10: listen = \"0.0.0.0:8707\" is not a loopback address"
+            ) && m[0].contains("[tls]")
+                && m[0].contains("insecure_listen = true"),
+            "{m:?}"
+        );
         let c = load_text("listen = \"0.0.0.0:8707\"\ninsecure_listen = true\n").unwrap();
         assert!(c.insecure_listen && c.tls.is_none());
-        let c = load_text("listen = \"[::]:8707\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+        let c = load_text("listen = \"[::]:8707\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
+            .unwrap();
         assert_eq!(c.tls.unwrap().cert, Path::new("./c.pem"));
         let m = messages(load_text("metrics_token = \"abc\"\n"));
         assert!(m[0].contains("inline secret in `metrics_token`"), "{m:?}");
@@ -619,7 +743,8 @@ mod tests {
 
     #[test]
     fn precompiled_plugins_refused() {
-        let m = messages(load_text("[plugins.fast]\nworld = \"notifier\"\nfile = \"fast.cwasm\"\n"));
+        let m =
+            messages(load_text("[plugins.fast]\nworld = \"notifier\"\nfile = \"fast.cwasm\"\n"));
         assert!(m[0].contains("never loaded"), "{m:?}");
     }
 
@@ -628,7 +753,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("roster.toml"), "[people.a]\nname = \"A\"\n[rotas.r]\ntimezone = \"Mars/Olympus\"\nhandoff = \"9am\"\nstart = \"2026-01-05\"\nmembers = [\"a\", \"ghost\"]\n").unwrap();
         std::fs::write(dir.path().join("crisis.toml"), "roster = \"roster.toml\"\n").unwrap();
-        let m: Vec<String> = load(&dir.path().join("crisis.toml")).err().unwrap().iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect();
+        let m: Vec<String> = load(&dir.path().join("crisis.toml"))
+            .err()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect();
         assert!(m.iter().any(|x| x.starts_with("4:12: unknown time zone `Mars/Olympus`")), "{m:?}");
         assert!(m.iter().any(|x| x.starts_with("5:11: bad hand-off time")), "{m:?}");
         assert!(m.iter().any(|x| x.starts_with("7:17: rota `r` member `ghost`")), "{m:?}");

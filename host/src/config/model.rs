@@ -95,7 +95,8 @@ pub struct PluginDecl {
     pub timeout: Option<Str>,
     pub memory_mb: Option<u32>,
     /// Reuse one instance for up to this many live calls (interpreted guests).
-    pub warm_calls: Option<u32>,    /// Outgoing requests one call may have in flight (default 4).
+    pub warm_calls: Option<u32>,
+    /// Outgoing requests one call may have in flight (default 4).
     pub max_in_flight: Option<u32>,
     /// Body bytes the host holds for one call at once (default 4 MiB).
     pub max_buffered_bytes: Option<u64>,

@@ -3,21 +3,22 @@
 //! for other peers that send it). Bodies and replies are
 //! the types of `api_types`, which the CLI shares.
 
-use super::engine_call::with_engine;
-use super::api_types::{
-    ActorBody, ApiError, ApproveBody, AssignBody, EventsQuery, IncidentSummary, ListQuery, OutcomeBody, PlaybookFile,
-    PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, StatusReply, StepBody, Timeline, TimelineEvent,
-    TriggerReply, TriggerRequest, UpdateBody, VerifyReport, BreakerStatus, OutboxStatus, RetryReply,
-};
 use super::AppState;
+use super::api_types::{
+    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentSummary,
+    ListQuery, OutboxStatus, OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary,
+    ReloadAttempt, ReportFormat, ReportQuery, RetryReply, StatusReply, StepBody, Timeline,
+    TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+};
+use super::engine_call::with_engine;
 use crate::incident::clock::fmt_ms;
 use crate::incident::state::Incident;
 use crate::incident::{Engine, EngineError};
-use crate::report;
 use crate::plugin::{PluginRef, UnquarantineError};
+use crate::report;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,7 +28,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let msg = e.to_string();
         match e {
-            EngineError::NotFound { nearby, .. } => ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby),
+            EngineError::NotFound { nearby, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby)
+            }
             EngineError::Invalid { ref hint, .. } => {
                 let hint = hint.as_ref().map(ToString::to_string);
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg).with_hint(hint)
@@ -96,7 +99,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
-        .layer(axum::middleware::from_fn_with_state(super::auth::ApiToken::new(&state.token), super::auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(
+            super::auth::ApiToken::new(&state.token),
+            super::auth::require_token,
+        ));
     // Loopback peers only, unless `metrics_token` lets others in.
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -118,11 +124,18 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if st.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no valid playbook generation is loaded; see `crisis status`\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no valid playbook generation is loaded; see `crisis status`\n",
+        )
+            .into_response()
     }
 }
 
-async fn trigger(State(st): State<Arc<AppState>>, body: Result<Json<TriggerRequest>, JsonRejection>) -> Result<Response, ApiError> {
+async fn trigger(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<TriggerRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
     if req.source.is_empty() {
         req.source = "api".into();
@@ -132,8 +145,12 @@ async fn trigger(State(st): State<Arc<AppState>>, body: Result<Json<TriggerReque
     Ok((code, Json(TriggerReply { deduped: out.deduped, incident: out.incident })).into_response())
 }
 
-async fn list(State(st): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> ApiResult<Vec<IncidentSummary>> {
-    let rows = with_engine(&st, move |e| Ok(e.store().incidents(q.open, q.mode.as_deref())?)).await?;
+async fn list(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Vec<IncidentSummary>> {
+    let rows =
+        with_engine(&st, move |e| Ok(e.store().incidents(q.open, q.mode.as_deref())?)).await?;
     let out = rows
         .into_iter()
         .map(|r| IncidentSummary {
@@ -160,12 +177,18 @@ fn actor(by: Option<String>) -> String {
     by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "cli".to_string())
 }
 
-async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn ack(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActorBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
     let inc = with_incident(&st, &id.clone(), move |e| {
         let by = match b.by.filter(|s| !s.is_empty()) {
             Some(by) => by,
-            None => e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
+            None => {
+                e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into())
+            }
         };
         e.ack(&id, &by)
     })
@@ -173,43 +196,80 @@ async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Resu
     Ok(Json(inc))
 }
 
-async fn assign(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<AssignBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn assign(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<AssignBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by)))
+        .await?;
     Ok(Json(inc))
 }
 
-async fn approve(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ApproveBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn approve(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<ApproveBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
+    let inc =
+        with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
     Ok(Json(inc))
 }
 
-async fn step(State(st): State<Arc<AppState>>, Path((id, step)): Path<(String, String)>, body: Result<Json<StepBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn step(
+    State(st): State<Arc<AppState>>,
+    Path((id, step)): Path<(String, String)>,
+    body: Result<Json<StepBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| {
+        e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))
+    })
+    .await?;
     Ok(Json(inc))
 }
 
-async fn update(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<UpdateBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn update(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
+    let inc =
+        with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
     Ok(Json(inc))
 }
 
-async fn outcome(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<OutcomeBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn outcome(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<OutcomeBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| {
+        e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(b.by))
+    })
+    .await?;
     Ok(Json(inc))
 }
 
-async fn resolve(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult<Incident> {
+async fn resolve(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActorBody>, JsonRejection>,
+) -> ApiResult<Incident> {
     let Json(b) = body?;
     let inc = with_incident(&st, &id.clone(), move |e| e.resolve(&id, &actor(b.by), "cli")).await?;
     Ok(Json(inc))
 }
 
-async fn events(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> ApiResult<Timeline> {
+async fn events(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Timeline> {
     let (inc, evs) = with_incident(&st, &id.clone(), move |e| {
         let inc = e.incident(&id)?;
         Ok((inc, e.store().events(&id, q.after)?))
@@ -217,23 +277,37 @@ async fn events(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q
     .await?;
     let events = evs
         .into_iter()
-        .map(|ev| TimelineEvent { text: report::describe(&ev), seq: ev.seq, at: ev.at, kind: ev.kind, data: ev.data })
+        .map(|ev| TimelineEvent {
+            text: report::describe(&ev),
+            seq: ev.seq,
+            at: ev.at,
+            kind: ev.kind,
+            data: ev.data,
+        })
         .collect();
     Ok(Json(Timeline { status: inc.status, phase: inc.phase, events }))
 }
 
-async fn report_handler(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+async fn report_handler(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
     let format = ReportFormat::from_query(q.format.as_deref());
     let rep = with_incident(&st, &id.clone(), move |e| {
         let inc = e.incident(&id)?;
         let evs = e.store().events(&id, 0)?;
-        let summary = e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();
+        let summary =
+            e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();
         Ok(report::outcome_report(&inc, &evs, &summary))
     })
     .await?;
     Ok(match format? {
         ReportFormat::Json => Json(rep).into_response(),
-        ReportFormat::Markdown => ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], rep.markdown()).into_response(),
+        ReportFormat::Markdown => {
+            ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], rep.markdown())
+                .into_response()
+        }
     })
 }
 
@@ -242,7 +316,14 @@ async fn playbooks(State(st): State<Arc<AppState>>) -> ApiResult<PlaybookList> {
     let playbooks = g
         .playbooks
         .values()
-        .map(|p| PlaybookSummary { id: p.id.clone(), name: p.name.clone(), severity: p.severity, category: p.category, hash: p.hash.clone(), path: p.path.clone() })
+        .map(|p| PlaybookSummary {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            severity: p.severity,
+            category: p.category,
+            hash: p.hash.clone(),
+            path: p.path.clone(),
+        })
         .collect();
     Ok(Json(PlaybookList { generation: g.number, playbooks }))
 }
@@ -256,10 +337,18 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
         ready: st.ready(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: fmt_ms(st.started_at),
-        config: st.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
+        config: st
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<embedded defaults>".into()),
         state_dir: g.config.state_dir.clone(),
         listen: g.config.listen.to_string(),
-        playbooks: g.playbooks.values().map(|p| PlaybookFile { id: p.id.clone(), path: p.path.clone(), hash: p.hash.clone() }).collect(),
+        playbooks: g
+            .playbooks
+            .values()
+            .map(|p| PlaybookFile { id: p.id.clone(), path: p.path.clone(), hash: p.hash.clone() })
+            .collect(),
         reload,
         plugins: st.plugins.list(),
         open_incidents: open,
@@ -285,7 +374,13 @@ fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
             BreakerStatus { lane: l.lane, target: l.target, state: state.into(), failures, until }
         })
         .collect();
-    let open_breakers = st.dispatch.open_by_target().into_iter().filter(|(_, open)| *open).map(|(t, _)| t).collect();
+    let open_breakers = st
+        .dispatch
+        .open_by_target()
+        .into_iter()
+        .filter(|(_, open)| *open)
+        .map(|(t, _)| t)
+        .collect();
     Ok(OutboxStatus {
         breakers,
         open_breakers,
@@ -301,15 +396,22 @@ async fn dead_letters(State(st): State<Arc<AppState>>) -> ApiResult<Vec<crate::s
 }
 
 /// `crisis retry INTENT-ID`: puts a dead-lettered intent back in the outbox.
-async fn retry(State(st): State<Arc<AppState>>, Path(id): Path<String>, body: Result<Json<ActorBody>, JsonRejection>) -> ApiResult<RetryReply> {
+async fn retry(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActorBody>, JsonRejection>,
+) -> ApiResult<RetryReply> {
     let Json(b) = body?;
-    let inc = with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
+    let inc =
+        with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
     Ok(Json(RetryReply { invocation_id: inc.0, incident: inc.1.id }))
 }
 
 async fn status(State(st): State<Arc<AppState>>) -> ApiResult<StatusReply> {
     let s = st.clone();
-    let v = tokio::task::spawn_blocking(move || status_reply(&s)).await.map_err(ApiError::internal)??;
+    let v = tokio::task::spawn_blocking(move || status_reply(&s))
+        .await
+        .map_err(ApiError::internal)??;
     Ok(Json(v))
 }
 
@@ -319,17 +421,26 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult<ReloadAttempt> {
 
 /// Lifts a plugin version's quarantine. Plugins are not incidents, so this
 /// is logged, not journaled.
-async fn unquarantine(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<PluginRef> {
+async fn unquarantine(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<PluginRef> {
     let s = st.clone();
-    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name)).await.map_err(ApiError::internal)?;
+    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name))
+        .await
+        .map_err(ApiError::internal)?;
     match r {
         Ok(v) => Ok(Json(v)),
         Err(e @ UnquarantineError::NotFound { .. }) => {
             let msg = e.to_string();
-            let UnquarantineError::NotFound { nearby, .. } = e else { unreachable!("matched above") };
+            let UnquarantineError::NotFound { nearby, .. } = e else {
+                unreachable!("matched above")
+            };
             Err(ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby))
         }
-        Err(e @ UnquarantineError::NotQuarantined { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ UnquarantineError::NotQuarantined { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
     }
 }
 
@@ -342,7 +453,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     })
     .await
     .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
 }
 
 async fn verify(State(st): State<Arc<AppState>>) -> ApiResult<VerifyReport> {

@@ -2,14 +2,14 @@
 //! CLI client so both ends serialize the same types. Field names here are the
 //! wire format: renaming one breaks clients and `--json` output.
 
-use crate::drill::index::RunRow;
 use crate::drill::ClockMode;
+use crate::drill::index::RunRow;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::{Category, Phase, Severity};
 use crate::plugin::PluginStatus;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,7 +73,15 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a message; the code follows from the status.
     pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { error: msg.into(), code: Some(ErrorCode::for_status(status)), nearby: None, hint: None } }
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: msg.into(),
+                code: Some(ErrorCode::for_status(status)),
+                nearby: None,
+                hint: None,
+            },
+        }
     }
 
     /// 500 for a failure that is not the caller's; the cause goes to the log.
@@ -221,7 +229,10 @@ impl ReportFormat {
         match q {
             None | Some("json") => Ok(ReportFormat::Json),
             Some("md") | Some("markdown") => Ok(ReportFormat::Markdown),
-            Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
+            Some(other) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown report format `{other}`: use md or json"),
+            )),
         }
     }
 }
@@ -470,7 +481,9 @@ impl IntakeResult {
     /// What happened, for metrics.
     pub fn outcome(&self) -> IntakeOutcome {
         match self {
-            IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => *result,
+            IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => {
+                *result
+            }
         }
     }
 }
@@ -553,7 +566,10 @@ mod tests {
     #[test]
     fn error_body_omits_what_it_lacks_and_keeps_nearby() {
         let e = ApiError::new(StatusCode::NOT_FOUND, "no playbook `x`").with_nearby(vec![]);
-        assert_eq!(serde_json::to_value(&e.body).unwrap(), json!({"error": "no playbook `x`", "code": "not-found", "nearby": []}));
+        assert_eq!(
+            serde_json::to_value(&e.body).unwrap(),
+            json!({"error": "no playbook `x`", "code": "not-found", "nearby": []})
+        );
         assert_eq!(e.exit_code(), 3);
         assert_eq!(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad").exit_code(), 2);
         assert_eq!(ApiError::new(StatusCode::BAD_REQUEST, "bad").exit_code(), 2);
@@ -565,14 +581,35 @@ mod tests {
 
     #[test]
     fn intake_results_keep_their_wire_shapes() {
-        let opened = IntakeResult::Playbook { playbook: "p".into(), result: IntakeOutcome::Opened, incident: Some("INC-1".into()) };
-        let none = IntakeResult::Playbook { playbook: "p".into(), result: IntakeOutcome::NoOpenIncident, incident: None };
-        let unmatched = IntakeResult::Unmatched { alert: Some("Disk".into()), result: IntakeOutcome::Unmatched };
-        assert_eq!(serde_json::to_value(&opened).unwrap(), json!({"playbook": "p", "result": "opened", "incident": "INC-1"}));
-        assert_eq!(serde_json::to_value(&none).unwrap(), json!({"playbook": "p", "result": "no-open-incident", "incident": null}));
-        assert_eq!(serde_json::to_value(&unmatched).unwrap(), json!({"alert": "Disk", "result": "unmatched"}));
+        let opened = IntakeResult::Playbook {
+            playbook: "p".into(),
+            result: IntakeOutcome::Opened,
+            incident: Some("INC-1".into()),
+        };
+        let none = IntakeResult::Playbook {
+            playbook: "p".into(),
+            result: IntakeOutcome::NoOpenIncident,
+            incident: None,
+        };
+        let unmatched = IntakeResult::Unmatched {
+            alert: Some("Disk".into()),
+            result: IntakeOutcome::Unmatched,
+        };
+        assert_eq!(
+            serde_json::to_value(&opened).unwrap(),
+            json!({"playbook": "p", "result": "opened", "incident": "INC-1"})
+        );
+        assert_eq!(
+            serde_json::to_value(&none).unwrap(),
+            json!({"playbook": "p", "result": "no-open-incident", "incident": null})
+        );
+        assert_eq!(
+            serde_json::to_value(&unmatched).unwrap(),
+            json!({"alert": "Disk", "result": "unmatched"})
+        );
         for r in [opened, none, unmatched] {
-            let back: IntakeResult = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+            let back: IntakeResult =
+                serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
             assert_eq!(back, r);
         }
     }
@@ -580,7 +617,10 @@ mod tests {
     #[test]
     fn request_bodies_use_as_for_the_actor() {
         let b = StepBody { action: StepAction::Skip, note: None, by: Some("ana".into()) };
-        assert_eq!(serde_json::to_value(&b).unwrap(), json!({"action": "skip", "note": null, "as": "ana"}));
+        assert_eq!(
+            serde_json::to_value(&b).unwrap(),
+            json!({"action": "skip", "note": null, "as": "ana"})
+        );
         assert_eq!(serde_json::to_value(EmptyBody {}).unwrap(), json!({}));
     }
 
@@ -588,6 +628,9 @@ mod tests {
     fn report_format_parses_the_query() {
         assert_eq!(ReportFormat::from_query(None).unwrap(), ReportFormat::Json);
         assert_eq!(ReportFormat::from_query(Some("markdown")).unwrap(), ReportFormat::Markdown);
-        assert_eq!(ReportFormat::from_query(Some("pdf")).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ReportFormat::from_query(Some("pdf")).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

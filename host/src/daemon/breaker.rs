@@ -51,7 +51,11 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// A closed breaker that opens after `threshold` consecutive failures for `cooldown_ms`.
     pub(crate) fn new(threshold: u32, cooldown_ms: i64) -> Self {
-        Breaker { threshold: threshold.max(1), cooldown_ms: cooldown_ms.max(0), state: BreakerState::Closed { failures: 0 } }
+        Breaker {
+            threshold: threshold.max(1),
+            cooldown_ms: cooldown_ms.max(0),
+            state: BreakerState::Closed { failures: 0 },
+        }
     }
 
     /// Changes the limits (a reload), keeping the state.
@@ -74,7 +78,9 @@ impl Breaker {
                 Admit::Probe
             }
             BreakerState::Open { until } => Admit::Deny { until },
-            BreakerState::HalfOpen => Admit::Deny { until: now + PROBE_WAIT_MS.min(self.cooldown_ms.max(1)) },
+            BreakerState::HalfOpen => {
+                Admit::Deny { until: now + PROBE_WAIT_MS.min(self.cooldown_ms.max(1)) }
+            }
         }
     }
 
@@ -143,7 +149,11 @@ mod tests {
         b.failure(0);
         assert_eq!(b.admit(100), Admit::Probe);
         b.failure(150);
-        assert_eq!(b.state(), BreakerState::Open { until: 250 }, "a failed probe opens it for another cooldown");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: 250 },
+            "a failed probe opens it for another cooldown"
+        );
         assert_eq!(b.admit(250), Admit::Probe);
         b.success();
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });

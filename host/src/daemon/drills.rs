@@ -4,25 +4,25 @@
 //! journal keeps the run index (see `drill::index`). Scheduled occurrences
 //! are claimed in the index before they start, so restarts never run one twice.
 
-use super::api_types::ApiError;
 use super::AppState;
+use super::api_types::ApiError;
 use super::executor::PluginExecutor;
-use crate::drill::simulator::Simulator;
 use crate::drill::index::{DrillIndex, RunRow};
 use crate::drill::schedule::{self, Decision, Schedule};
+use crate::drill::simulator::Simulator;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
 use crate::incident::effects::{Executor, LogExecutor};
 use crate::incident::{Engine, Generation};
-use crate::plugin::PluginHost;
 use crate::playbook::spec::Playbook;
+use crate::plugin::PluginHost;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,9 +48,14 @@ impl DrillService {
     /// [`AppState`]: drill-safe notices go through the Wasm plugins (in drill
     /// mode HTTP is captured unless drill-allowed) and the simulator plugin
     /// plans and scores.
-    pub(crate) fn for_daemon(state_dir: &std::path::Path, plugins: Arc<PluginHost>, engine: &Arc<Engine>) -> anyhow::Result<Self> {
+    pub(crate) fn for_daemon(
+        state_dir: &std::path::Path,
+        plugins: Arc<PluginHost>,
+        engine: &Arc<Engine>,
+    ) -> anyhow::Result<Self> {
         let s = DrillService::open(state_dir)?;
-        *s.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(PluginExecutor::new(plugins.clone(), engine, None));
+        *s.inner.lock().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(PluginExecutor::new(plugins.clone(), engine, None));
         {
             let sim = Arc::new(Simulator::new(plugins));
             let mut ext = s.extensions.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,7 +110,8 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn when(pb: &Playbook, at: Option<DateTime<Utc>>) -> Value {
     let Some(at) = at else { return Value::Null };
-    let tz: Option<chrono_tz::Tz> = pb.drill.as_ref().and_then(|d| d.timezone.as_ref()).and_then(|t| t.parse().ok());
+    let tz: Option<chrono_tz::Tz> =
+        pb.drill.as_ref().and_then(|d| d.timezone.as_ref()).and_then(|t| t.parse().ok());
     let local = match tz {
         Some(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
         None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -157,26 +163,46 @@ struct StartBody {
     seed: Option<u64>,
 }
 
-async fn start(State(st): State<Arc<AppState>>, body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
+async fn start(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|r| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text()))
+    })?;
     let svc = st.drills.clone();
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
         let near = crate::diag::nearby(&b.playbook, g.playbooks.keys().map(String::as_str));
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", "))));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no playbook `{}`; did you mean {}?", b.playbook, near.join(", ")),
+        ));
     };
     let clock = match &b.clock {
-        Some(c) => c.parse::<ClockMode>().map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?,
+        Some(c) => c
+            .parse::<ClockMode>()
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?,
         None => pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual),
     };
     let now = Utc::now().timestamp_millis();
     let seed = b.seed.unwrap_or(1);
     let row = new_row(&pb, format!("{}.m{now}", pb.id), "manual", None, clock, seed, now);
-    let res = tokio::task::spawn_blocking(move || launch(svc, g, row, clock == ClockMode::Virtual)).await.map_err(internal)?;
+    let res = tokio::task::spawn_blocking(move || launch(svc, g, row, clock == ClockMode::Virtual))
+        .await
+        .map_err(internal)?;
     match res {
-        Err(Launch::Overlap(other)) => Err(ApiError::new(StatusCode::CONFLICT, format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id))),
+        Err(Launch::Overlap(other)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "a drill of {} is still running ({other}); wait for it to end, then run again",
+                pb.id
+            ),
+        )),
         Err(Launch::Failed(e)) => Err(internal(e)),
-        Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response()),
+        Ok(row) if row.status == "running" => {
+            Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response())
+        }
         Ok(row) => Ok((StatusCode::CREATED, Json(row_json(&row))).into_response()),
     }
 }
@@ -185,7 +211,15 @@ fn row_json(r: &RunRow) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
-fn new_row(pb: &Playbook, id: String, origin: &str, scheduled_for: Option<i64>, clock: ClockMode, seed: u64, now: i64) -> RunRow {
+fn new_row(
+    pb: &Playbook,
+    id: String,
+    origin: &str,
+    scheduled_for: Option<i64>,
+    clock: ClockMode,
+    seed: u64,
+    now: i64,
+) -> RunRow {
     RunRow {
         id,
         playbook_id: pb.id.clone(),
@@ -212,15 +246,25 @@ enum Launch {
 }
 
 /// Claims and runs a drill: inline (`wait`, virtual clock) or on its own thread.
-fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -> Result<RunRow, Launch> {
+fn launch(
+    svc: Arc<DrillService>,
+    g: Arc<Generation>,
+    row: RunRow,
+    wait: bool,
+) -> Result<RunRow, Launch> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let mut running = svc.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(other) = running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone()) {
+        if let Some(other) =
+            running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone())
+        {
             return Err(Launch::Overlap(other));
         }
         if !svc.index.claim(&row).map_err(Launch::Failed)? {
-            return Err(Launch::Failed(anyhow::anyhow!("drill run {} was already claimed", row.id)));
+            return Err(Launch::Failed(anyhow::anyhow!(
+                "drill run {} was already claimed",
+                row.id
+            )));
         }
         running.insert(row.id.clone(), (row.playbook_id.clone(), cancel.clone()));
     }
@@ -230,7 +274,9 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         clock,
         seed: row.seed,
         scheduled_for: row.scheduled_for,
-        journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
+        journal: Journal::File(
+            crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id),
+        ),
         responders: false,
         cancel: Some(cancel),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
@@ -272,15 +318,25 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         }
         svc2.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         if let Ok(out) = &res {
-            tracing::info!("drill {id} of {pb} ended {}: score {} ({})", out.report.status, out.report.score.total, out.report.score.verdict);
+            tracing::info!(
+                "drill {id} of {pb} ended {}: score {} ({})",
+                out.report.status,
+                out.report.score.total,
+                out.report.score.verdict
+            );
         }
     };
     if wait {
         work();
     } else {
-        std::thread::Builder::new().name(format!("drill-{}", row.id)).spawn(work).map_err(|e| Launch::Failed(e.into()))?;
+        std::thread::Builder::new()
+            .name(format!("drill-{}", row.id))
+            .spawn(work)
+            .map_err(|e| Launch::Failed(e.into()))?;
     }
-    svc.index.get(&row.id).map_err(Launch::Failed)?.ok_or_else(|| Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id)))
+    svc.index.get(&row.id).map_err(Launch::Failed)?.ok_or_else(|| {
+        Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id))
+    })
 }
 
 fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
@@ -289,12 +345,25 @@ fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
         None => {
             let ids = svc.index.ids().unwrap_or_default();
             let near = crate::diag::nearby(id, ids.iter().map(String::as_str));
-            Err(ApiError::new(StatusCode::NOT_FOUND, format!("no drill run `{id}`{}", if near.is_empty() { "; see crisis drill list".to_string() } else { format!("; did you mean {}?", near.join(", ")) })))
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no drill run `{id}`{}",
+                    if near.is_empty() {
+                        "; see crisis drill list".to_string()
+                    } else {
+                        format!("; did you mean {}?", near.join(", "))
+                    }
+                ),
+            ))
         }
     }
 }
 
-async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let svc = st.drills.clone();
     Ok(Json(row_json(&find_run(&svc, &id)?)))
 }
@@ -304,37 +373,62 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+async fn report(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
     let svc = st.drills.clone();
     let row = find_run(&svc, &id)?;
     let Some(rep) = row.report.clone() else {
         let why = match row.status.as_str() {
             "running" => "it is still running".to_string(),
-            s => format!("it ended `{s}`{}", row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+            s => format!(
+                "it ended `{s}`{}",
+                row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
         };
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("drill run {id} has no after-action report: {why}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("drill run {id} has no after-action report: {why}"),
+        ));
     };
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rep).into_response()),
         Some("md") | Some("markdown") => {
             let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
-            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown()).into_response())
+            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown())
+                .into_response())
         }
-        Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json"))),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown report format `{other}`: use md or json"),
+        )),
     }
 }
 
-async fn switch(State(st): State<Arc<AppState>>, Path((playbook, action)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn switch(
+    State(st): State<Arc<AppState>>,
+    Path((playbook, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let svc = st.drills.clone();
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&playbook).cloned() else {
         let near = crate::diag::nearby(&playbook, g.playbooks.keys().map(String::as_str));
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no playbook `{playbook}`; did you mean {}?", near.join(", "))));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no playbook `{playbook}`; did you mean {}?", near.join(", ")),
+        ));
     };
     let suspend = match action.as_str() {
         "suspend" => true,
         "resume" => false,
-        other => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown schedule action `{other}`: use suspend or resume"))),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown schedule action `{other}`: use suspend or resume"),
+            ));
+        }
     };
     svc.index.set_suspended(&playbook, suspend).map_err(internal)?;
     if !suspend {
@@ -347,7 +441,11 @@ async fn switch(State(st): State<Arc<AppState>>, Path((playbook, action)): Path<
 
 /// One scheduler pass at `now`: decides every playbook's occurrences since its
 /// last check, records skips, starts runs, and halts running drills in a blackout.
-pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) -> anyhow::Result<Vec<RunRow>> {
+pub fn tick(
+    svc: &Arc<DrillService>,
+    g: &Arc<Generation>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<RunRow>> {
     let cfg = &g.config;
     let mut started = Vec::new();
     if schedule::in_blackout(now, &cfg.drills.blackout).is_some() {
@@ -369,8 +467,10 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
         };
         let running = svc.index.running(&pb.id)?;
         let suspended = svc.index.suspended(&pb.id)?;
-        let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
-        let mut decisions = schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
+        let clock: ClockMode =
+            pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
+        let mut decisions =
+            schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
         if checked.is_none() {
             decisions = decisions.pop().into_iter().collect();
         }
@@ -392,7 +492,11 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
                 }
                 Decision::Run { late_ms, .. } => {
                     if late_ms > 60_000 {
-                        tracing::info!("scheduled drill {} starts {} late", row.id, crate::incident::clock::fmt_span(late_ms));
+                        tracing::info!(
+                            "scheduled drill {} starts {} late",
+                            row.id,
+                            crate::incident::clock::fmt_span(late_ms)
+                        );
                     }
                     if svc.index.get(&row.id)?.is_some() {
                         continue; // claimed before a restart: never twice
@@ -401,12 +505,16 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
                         Ok(r) => started.push(r),
                         Err(Launch::Overlap(other)) => {
                             row.status = "refused-overlap".into();
-                            row.reason = Some(format!("refused: drill {other} of this playbook is still running"));
+                            row.reason = Some(format!(
+                                "refused: drill {other} of this playbook is still running"
+                            ));
                             row.started_at = None;
                             row.finished_at = Some(ms(now));
                             svc.index.claim(&row)?;
                         }
-                        Err(Launch::Failed(e)) => tracing::error!("cannot start scheduled drill {}: {e:#}", row.id),
+                        Err(Launch::Failed(e)) => {
+                            tracing::error!("cannot start scheduled drill {}: {e:#}", row.id)
+                        }
                     }
                 }
             }

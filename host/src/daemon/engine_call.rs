@@ -1,8 +1,8 @@
 //! Engine calls from async handlers: the engine blocks on the journal, so
 //! each call runs on the blocking pool and its refusal becomes an [`ApiError`].
 
-use super::api_types::ApiError;
 use super::AppState;
+use super::api_types::ApiError;
 use crate::incident::{Engine, EngineError};
 use axum::http::StatusCode;
 use std::sync::Arc;

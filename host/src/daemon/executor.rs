@@ -17,10 +17,13 @@
 //! removed (in their common encodings) from every effect result, and an
 //! HTTP request is summarised as method, `scheme://host[:port]` and status.
 
-use crate::plugin::api::{CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget, RunMode};
-use crate::plugin::{PluginCallError, PluginHost, Scrubber};
-use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::incident::Engine;
+use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
+use crate::plugin::api::{
+    CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification,
+    NotifyTarget, RunMode,
+};
+use crate::plugin::{PluginCallError, PluginHost, Scrubber};
 use std::sync::{Arc, Weak};
 
 /// Called once per plugin call with the plugin name and `ok`/`error`/`captured`.
@@ -36,7 +39,11 @@ pub(crate) struct PluginExecutor {
 
 impl PluginExecutor {
     /// `engine` supplies the current targets and customer source.
-    pub(crate) fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
+    pub(crate) fn new(
+        host: Arc<PluginHost>,
+        engine: &Arc<Engine>,
+        counter: Option<CallCounter>,
+    ) -> Self {
         PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter }
     }
 
@@ -55,7 +62,11 @@ fn invocation(id: &str, p: &IntentPayload, now: i64) -> Invocation {
     Invocation {
         invocation_id: id.to_string(),
         incident_id: p.incident.id.clone(),
-        mode: if p.mode == crate::playbook::types::Mode::Drill { RunMode::Drill } else { RunMode::Live },
+        mode: if p.mode == crate::playbook::types::Mode::Drill {
+            RunMode::Drill
+        } else {
+            RunMode::Live
+        },
         now_unix_ms: now.max(0) as u64,
         budget_ms: None,
     }
@@ -84,8 +95,12 @@ fn http_summary(records: &[HttpRecord]) -> String {
             let url = crate::plugin::origin(&r.url);
             match &r.disposition {
                 HttpDisposition::Sent { status } => format!("{} {url} -> {status}", r.method),
-                HttpDisposition::Captured => format!("{} {url} captured (drill, not sent)", r.method),
-                HttpDisposition::Denied { reason } => format!("{} {url} denied: {reason}", r.method),
+                HttpDisposition::Captured => {
+                    format!("{} {url} captured (drill, not sent)", r.method)
+                }
+                HttpDisposition::Denied { reason } => {
+                    format!("{} {url} denied: {reason}", r.method)
+                }
                 HttpDisposition::Failed { error } => format!("{} {url} failed: {error}", r.method),
             }
         })
@@ -102,11 +117,25 @@ fn failed(e: &PluginCallError, scrub: &Scrubber) -> EffectOutcome {
 impl PluginExecutor {
     /// Sends through the target's notifier. `contacts` are the customer
     /// details this call carries, scrubbed from its result.
-    fn notify(&self, id: &str, p: &IntentPayload, engine: &Engine, params: Vec<(String, String)>, body: &str, subject: &str, contacts: Vec<String>) -> EffectOutcome {
+    fn notify(
+        &self,
+        id: &str,
+        p: &IntentPayload,
+        engine: &Engine,
+        params: Vec<(String, String)>,
+        body: &str,
+        subject: &str,
+        contacts: Vec<String>,
+    ) -> EffectOutcome {
         let g = engine.generation();
         let mut target = NotifyTarget { contacts, ..Default::default() };
         if let Some(t) = g.config.targets.get(&p.target) {
-            target.config = t.config.iter().filter(|(_, v)| !v.starts_with("secret:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            target.config = t
+                .config
+                .iter()
+                .filter(|(_, v)| !v.starts_with("secret:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             match super::plugins::target_secrets(t, &g.config) {
                 Ok(secrets) => target.secrets = secrets,
                 Err(e) => {
@@ -116,14 +145,26 @@ impl PluginExecutor {
             }
         }
         let scrub = self.host.scrubber(&p.notifier, &target);
-        let note = Notification { incident: info(p), target: p.target.clone(), subject: subject.to_string(), body_text: body.to_string(), params };
+        let note = Notification {
+            incident: info(p),
+            target: p.target.clone(),
+            subject: subject.to_string(),
+            body_text: body.to_string(),
+            params,
+        };
         match self.host.notify(&p.notifier, &invocation(id, p, engine.now()), &note, &target) {
             Ok(out) => {
                 let captured = out.http.iter().any(|r| r.disposition == HttpDisposition::Captured);
                 self.count(&p.notifier, if captured { "captured" } else { "ok" });
                 let http = http_summary(&out.http);
-                let detail = [out.value.detail.clone(), http].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
-                EffectOutcome::sent(scrub.scrub(&format!("{} {}: {detail}", out.plugin.name, out.plugin.version)))
+                let detail = [out.value.detail.clone(), http]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                EffectOutcome::sent(
+                    scrub.scrub(&format!("{} {}: {detail}", out.plugin.name, out.plugin.version)),
+                )
             }
             Err(e) => {
                 self.count(&p.notifier, "error");
@@ -141,14 +182,35 @@ impl Executor for PluginExecutor {
         match p.kind {
             EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
             EffectKind::Notify => {
-                let params = vec![("purpose".to_string(), p.purpose.to_string()), ("recipients".to_string(), p.recipients.join(","))];
+                let params = vec![
+                    ("purpose".to_string(), p.purpose.to_string()),
+                    ("recipients".to_string(), p.recipients.join(",")),
+                ];
                 self.notify(id, p, &engine, params, &p.body, &p.subject, Vec::new())
             }
             EffectKind::Appease => {
-                let Some(c) = &p.customer else { return EffectOutcome::failed("customer message without a customer", false) };
-                let Some(composer) = &p.composer else { return EffectOutcome::failed("customer message without an appeasement plugin", false) };
-                let who = PCustomer { id: c.id.clone(), segment: c.segment.clone(), tier: c.tier.clone(), locale: c.locale.clone(), channel: conv(&c.channel) };
-                let composed = match self.host.compose(composer, &invocation(id, p, engine.now()), &info(p), &who) {
+                let Some(c) = &p.customer else {
+                    return EffectOutcome::failed("customer message without a customer", false);
+                };
+                let Some(composer) = &p.composer else {
+                    return EffectOutcome::failed(
+                        "customer message without an appeasement plugin",
+                        false,
+                    );
+                };
+                let who = PCustomer {
+                    id: c.id.clone(),
+                    segment: c.segment.clone(),
+                    tier: c.tier.clone(),
+                    locale: c.locale.clone(),
+                    channel: conv(&c.channel),
+                };
+                let composed = match self.host.compose(
+                    composer,
+                    &invocation(id, p, engine.now()),
+                    &info(p),
+                    &who,
+                ) {
                     Ok(out) => {
                         self.count(composer, "ok");
                         out.value
@@ -159,12 +221,18 @@ impl Executor for PluginExecutor {
                     }
                 };
                 let Some(msg) = composed.into_iter().next() else {
-                    return EffectOutcome::failed(format!("{composer} composed no message for customer {}", c.id), false);
+                    return EffectOutcome::failed(
+                        format!("{composer} composed no message for customer {}", c.id),
+                        false,
+                    );
                 };
                 let body = msg.body.clone();
                 if p.notifier == "log" {
                     tracing::info!(invocation_id = id, incident = %p.incident.id, customer = %c.id, channel = %c.channel, locale = %msg.locale, mode = %p.mode, "customer message (log target): {body}");
-                    return EffectOutcome::sent(format!("composed by {composer} ({}), logged: {body}", msg.locale));
+                    return EffectOutcome::sent(format!(
+                        "composed by {composer} ({}), logged: {body}",
+                        msg.locale
+                    ));
                 }
                 if let Some(comp) = &msg.compensation {
                     tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
@@ -178,7 +246,10 @@ impl Executor for PluginExecutor {
                     .map(|x| x.contact.address(c.channel.parse().unwrap_or(x.channel)).to_string())
                     .unwrap_or_default();
                 if address.is_empty() {
-                    return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
+                    return EffectOutcome::failed(
+                        format!("customer {} has no address for {}", c.id, c.channel),
+                        false,
+                    );
                 }
                 let params = vec![
                     ("to".to_string(), address.clone()),

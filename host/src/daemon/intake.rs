@@ -9,18 +9,20 @@
 //! Only a failure of the daemon itself (5xx) asks the sender to retry, and
 //! then nothing of the group was written.
 
-use super::engine_call::with_engine;
-use super::api_types::{ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeRejection, IntakeReply, IntakeResult};
-use super::metrics::IntakeLabels;
 use super::AppState;
+use super::api_types::{
+    ApiError, EventAction, GenericEvent, IntakeOutcome, IntakeRejection, IntakeReply, IntakeResult,
+};
+use super::engine_call::with_engine;
+use super::metrics::IntakeLabels;
 use crate::incident::{Engine, EngineError, FallbackKey, IntakeDone, IntakeOp, TriggerRequest};
 use crate::playbook::Playbook;
 use arc_swap::ArcSwap;
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,13 +48,19 @@ pub struct RateLimiter {
 }
 
 fn keyed(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
-    DefaultKeyedRateLimiter::hashmap(Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)))
+    DefaultKeyedRateLimiter::hashmap(Quota::per_minute(
+        NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN),
+    ))
 }
 
 impl RateLimiter {
     /// A limiter allowing `per_minute` requests (at least 1) per source address.
     pub fn new(per_minute: u32) -> Self {
-        RateLimiter { limiter: ArcSwap::from_pointee(keyed(per_minute)), per_minute: AtomicU32::new(per_minute), last_sweep: Mutex::new(Instant::now()) }
+        RateLimiter {
+            limiter: ArcSwap::from_pointee(keyed(per_minute)),
+            per_minute: AtomicU32::new(per_minute),
+            last_sweep: Mutex::new(Instant::now()),
+        }
     }
 
     /// Switches to a new rate when it differs from the current one. Every
@@ -88,11 +96,23 @@ impl RateLimiter {
 
 /// Caps request bodies at `[limits] max_body_kb` of the serving
 /// configuration, read on every request so a reload changes it (413 past it).
-pub(crate) async fn body_limit(State(st): State<Arc<AppState>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn body_limit(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let max = st.engine.generation().config.limits.max_body_kb as usize * 1024;
-    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} KiB; raise [limits] max_body_kb", max / 1024)).into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {} KiB; raise [limits] max_body_kb", max / 1024),
+        )
+        .into_response();
     }
     // A body without a length is cut off at the limit while it is read.
     next.run(req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, max)))).await
@@ -120,7 +140,10 @@ struct AmPayload {
 }
 
 fn count(st: &AppState, source: &str, result: &str) {
-    st.metrics.intake.get_or_create(&IntakeLabels { source: source.into(), result: result.into() }).inc();
+    st.metrics
+        .intake
+        .get_or_create(&IntakeLabels { source: source.into(), result: result.into() })
+        .inc();
 }
 
 /// 429 (with `retry-after: 1`) once a source exceeds `[limits] intake_per_minute`.
@@ -130,36 +153,56 @@ fn limit(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> 
         return Ok(());
     }
     count(st, source, "rate_limited");
-    Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many intake requests from this source; slow down or raise [limits] intake_per_minute"))
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many intake requests from this source; slow down or raise [limits] intake_per_minute",
+    ))
 }
 
 /// Playbooks whose `trigger.match` labels are all present in `labels`.
-fn matching<'a>(playbooks: impl Iterator<Item = &'a Arc<Playbook>>, labels: &BTreeMap<String, String>) -> Vec<Arc<Playbook>> {
+fn matching<'a>(
+    playbooks: impl Iterator<Item = &'a Arc<Playbook>>,
+    labels: &BTreeMap<String, String>,
+) -> Vec<Arc<Playbook>> {
     playbooks
         .filter(|p| {
-            p.trigger.as_ref().is_some_and(|t| !t.matches.is_empty() && t.matches.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            p.trigger.as_ref().is_some_and(|t| {
+                !t.matches.is_empty() && t.matches.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
         })
         .cloned()
         .collect()
 }
 
 /// Fills required report fields from the alert so a real alert is never dropped for want of prose.
-fn report_fields(pb: &Playbook, labels: &BTreeMap<String, String>, ann: &BTreeMap<String, String>, extra: BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn report_fields(
+    pb: &Playbook,
+    labels: &BTreeMap<String, String>,
+    ann: &BTreeMap<String, String>,
+    extra: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut fields = extra;
     let alertname = labels.get("alertname").cloned().unwrap_or_else(|| "alert".into());
-    let first = |keys: &[&str]| keys.iter().find_map(|k| ann.get(*k).filter(|v| !v.is_empty()).cloned());
+    let first =
+        |keys: &[&str]| keys.iter().find_map(|k| ann.get(*k).filter(|v| !v.is_empty()).cloned());
     for f in &pb.report.require {
         let key = f.as_str().to_string();
         if fields.contains_key(&key) {
             continue;
         }
         let v = match key.as_str() {
-            "nature" => first(&["nature", "summary", "description"]).unwrap_or_else(|| format!("{alertname} firing")),
+            "nature" => first(&["nature", "summary", "description"])
+                .unwrap_or_else(|| format!("{alertname} firing")),
             "scope" => first(&["scope", "impact"]).unwrap_or_else(|| {
-                let l: Vec<String> = labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("{k}={v}")).collect();
+                let l: Vec<String> = labels
+                    .iter()
+                    .filter(|(k, _)| *k != "alertname")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 format!("labels {}", l.join(", "))
             }),
-            "consequences" => first(&["consequences", "impact", "description"]).unwrap_or_else(|| format!("not stated by alert {alertname}")),
+            "consequences" => first(&["consequences", "impact", "description"])
+                .unwrap_or_else(|| format!("not stated by alert {alertname}")),
             _ => continue,
         };
         fields.insert(key, v);
@@ -192,7 +235,10 @@ pub(crate) async fn alertmanager(
         && v != "4"
     {
         count(&st, "alertmanager", "rejected");
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unsupported Alertmanager payload version {v}: crisis accepts version 4")));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported Alertmanager payload version {v}: crisis accepts version 4"),
+        ));
     }
     let st2 = st.clone();
     let reply = with_engine(&st, move |e: &Engine| {
@@ -201,20 +247,28 @@ pub(crate) async fn alertmanager(
         for (index, a) in payload.alerts.iter().enumerate() {
             let pbs = matching(g.playbooks.values(), &a.labels);
             if pbs.is_empty() {
-                plan.done(IntakeResult::Unmatched { alert: a.labels.get("alertname").cloned(), result: IntakeOutcome::Unmatched });
+                plan.done(IntakeResult::Unmatched {
+                    alert: a.labels.get("alertname").cloned(),
+                    result: IntakeOutcome::Unmatched,
+                });
                 continue;
             }
             let fallback = a.fingerprint.as_deref().map(FallbackKey::alertmanager);
             for pb in pbs {
-                let whose = Whose { index, fingerprint: a.fingerprint.clone(), playbook: pb.clone() };
+                let whose =
+                    Whose { index, fingerprint: a.fingerprint.clone(), playbook: pb.clone() };
                 if a.status == "resolved" {
                     let key = match alert_key(&pb, a) {
                         Some(k) => Ok(Some(k)),
                         None => e.dedup_key_or(&pb, &a.labels, &BTreeMap::new(), fallback.as_ref()),
                     };
-                    let source = format!("alertmanager (alert ended {})", a.ends_at.clone().unwrap_or_default());
+                    let source = format!(
+                        "alertmanager (alert ended {})",
+                        a.ends_at.clone().unwrap_or_default()
+                    );
                     match key {
-                        Ok(Some(key)) => plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source }),
+                        Ok(Some(key)) => plan
+                            .op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source }),
                         Ok(None) => plan.done(resolved(&pb, None)),
                         Err(err) => plan.refuse(whose, err),
                     }
@@ -226,7 +280,10 @@ pub(crate) async fn alertmanager(
                     let req = TriggerRequest {
                         playbook: pb.id.clone(),
                         title: a.annotations.get("summary").cloned(),
-                        severity: a.labels.get("severity").and_then(|s| s.parse::<crate::playbook::types::Severity>().ok()),
+                        severity: a
+                            .labels
+                            .get("severity")
+                            .and_then(|s| s.parse::<crate::playbook::types::Severity>().ok()),
                         fields: report_fields(&pb, &a.labels, &a.annotations, extra),
                         labels: a.labels.clone(),
                         dedup_key: alert_key(&pb, a),
@@ -274,19 +331,27 @@ impl Plan {
 
     fn refuse(&mut self, whose: Whose, err: EngineError) {
         tracing::warn!(alert = whose.index, fingerprint = whose.fingerprint.as_deref().unwrap_or(""), playbook = %whose.playbook.id, "intake refused one alert (the rest of its group is journaled): {err}");
-        self.rejected.push(IntakeRejection { index: whose.index, fingerprint: whose.fingerprint, playbook: Some(whose.playbook.id.clone()), reason: err.to_string() });
+        self.rejected.push(IntakeRejection {
+            index: whose.index,
+            fingerprint: whose.fingerprint,
+            playbook: Some(whose.playbook.id.clone()),
+            reason: err.to_string(),
+        });
         self.first_refusal.get_or_insert(err);
     }
 
     /// Runs the operations as one batch. Refusals of single alerts land in
     /// `rejected`; a store failure fails the whole request (nothing written).
     fn run(mut self, e: &Engine) -> Result<(IntakeReply, Option<EngineError>), EngineError> {
-        let (whose, ops): (Vec<Whose>, Vec<IntakeOp>) = std::mem::take(&mut self.ops).into_iter().unzip();
+        let (whose, ops): (Vec<Whose>, Vec<IntakeOp>) =
+            std::mem::take(&mut self.ops).into_iter().unzip();
         let results = if ops.is_empty() { Vec::new() } else { e.intake_batch(ops)? };
         for (w, r) in whose.into_iter().zip(results) {
             match r {
                 Ok(IntakeDone::Triggered(t)) => self.done(triggered(&w.playbook, &t)),
-                Ok(IntakeDone::Resolved(inc)) => self.done(resolved(&w.playbook, inc.map(|i| i.id))),
+                Ok(IntakeDone::Resolved(inc)) => {
+                    self.done(resolved(&w.playbook, inc.map(|i| i.id)))
+                }
                 Err(err) => self.refuse(w, err),
             }
         }
@@ -306,13 +371,18 @@ fn reply_with(st: &AppState, source: &str, reply: IntakeReply) -> Response {
 }
 
 fn resolved(pb: &Playbook, incident: Option<String>) -> IntakeResult {
-    let result = if incident.is_some() { IntakeOutcome::Resolved } else { IntakeOutcome::NoOpenIncident };
+    let result =
+        if incident.is_some() { IntakeOutcome::Resolved } else { IntakeOutcome::NoOpenIncident };
     IntakeResult::Playbook { playbook: pb.id.clone(), result, incident }
 }
 
 fn triggered(pb: &Playbook, t: &crate::incident::TriggerOutcome) -> IntakeResult {
     let result = if t.deduped { IntakeOutcome::Deduped } else { IntakeOutcome::Opened };
-    IntakeResult::Playbook { playbook: pb.id.clone(), result, incident: Some(t.incident.id.clone()) }
+    IntakeResult::Playbook {
+        playbook: pb.id.clone(),
+        result,
+        incident: Some(t.incident.id.clone()),
+    }
 }
 
 /// `POST /v1/intake/events`: triggers or resolves by playbook id or by labels.
@@ -333,7 +403,10 @@ pub(crate) async fn events(
     let action = ev.action;
     if ev.playbook.is_none() && ev.labels.is_empty() {
         count(&st, "events", "rejected");
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "an event names a `playbook` or carries `labels` to match playbooks"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an event names a `playbook` or carries `labels` to match playbooks",
+        ));
     }
     let st2 = st.clone();
     let reply = with_engine(&st, move |e: &Engine| {

@@ -67,10 +67,18 @@ impl StateDirLock {
         let io = |source| LockError::Io { path: path.clone(), source };
         std::fs::create_dir_all(state_dir).map_err(io)?;
         // Never truncate before holding the lock: the contents belong to the holder.
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => return Err(Self::in_use(state_dir, &mut file)),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(Self::in_use(state_dir, &mut file));
+            }
             Err(e) => return Err(io(e.into())),
         }
         let holder = Holder { pid: std::process::id(), started_at: started_at.to_string() };
@@ -85,7 +93,8 @@ impl StateDirLock {
     fn in_use(state_dir: &Path, file: &mut File) -> LockError {
         for _ in 0..20 {
             let mut text = String::new();
-            if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut text).is_ok()
+            if file.seek(SeekFrom::Start(0)).is_ok()
+                && file.read_to_string(&mut text).is_ok()
                 && let Some(holder) = Holder::parse(&text)
             {
                 return LockError::InUse { dir: state_dir.to_path_buf(), holder };
@@ -112,13 +121,20 @@ mod tests {
         let err = StateDirLock::acquire(dir.path(), "2026-01-01T00:00:05Z").unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg == format!("state_dir {} is in use by crisis daemon pid {} (started 2026-01-01T00:00:00Z); stop it first", dir.path().display(), std::process::id()),
+            msg == format!(
+                "state_dir {} is in use by crisis daemon pid {} (started 2026-01-01T00:00:00Z); stop it first",
+                dir.path().display(),
+                std::process::id()
+            ),
             "{msg}"
         );
         drop(first);
         let second = StateDirLock::acquire(dir.path(), "2026-01-01T00:00:09Z").unwrap();
         let text = std::fs::read_to_string(second.path()).unwrap();
-        assert_eq!(Holder::parse(&text), Some(Holder { pid: std::process::id(), started_at: "2026-01-01T00:00:09Z".into() }));
+        assert_eq!(
+            Holder::parse(&text),
+            Some(Holder { pid: std::process::id(), started_at: "2026-01-01T00:00:09Z".into() })
+        );
     }
 
     #[test]

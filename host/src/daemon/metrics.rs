@@ -5,13 +5,13 @@ use crate::incident::events::Event;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::Mode;
 use crate::store::Store;
-use std::collections::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,25 +147,69 @@ impl Metrics {
         };
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
         r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
-        r.register("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack.clone());
-        r.register("time_to_resolve_seconds", "Time from opening to resolution", m.time_to_resolve.clone());
-        r.register("deadlines_missed", "Phase, acknowledgement and step deadlines missed", m.deadlines_missed.clone());
+        r.register(
+            "time_to_acknowledge_seconds",
+            "Time from opening to acknowledgement",
+            m.time_to_ack.clone(),
+        );
+        r.register(
+            "time_to_resolve_seconds",
+            "Time from opening to resolution",
+            m.time_to_resolve.clone(),
+        );
+        r.register(
+            "deadlines_missed",
+            "Phase, acknowledgement and step deadlines missed",
+            m.deadlines_missed.clone(),
+        );
         r.register("escalations", "Escalation notices sent", m.escalations.clone());
         r.register("notifications", "Notifications by target and result", m.notifications.clone());
-        r.register("customer_messages", "Customer messages by channel and result", m.customer_messages.clone());
+        r.register(
+            "customer_messages",
+            "Customer messages by channel and result",
+            m.customer_messages.clone(),
+        );
         r.register("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls.clone());
-        r.register("plugin_quarantined", "1 if the plugin's running version is quarantined", m.plugin_quarantined.clone());
-        r.register("plugin_quarantine_end_timestamp_seconds", "When a quarantined plugin's quarantine ends", m.plugin_quarantine_end.clone());
+        r.register(
+            "plugin_quarantined",
+            "1 if the plugin's running version is quarantined",
+            m.plugin_quarantined.clone(),
+        );
+        r.register(
+            "plugin_quarantine_end_timestamp_seconds",
+            "When a quarantined plugin's quarantine ends",
+            m.plugin_quarantine_end.clone(),
+        );
         r.register("reloads", "Reload attempts by result", m.reloads.clone());
-        r.register("config_last_reload_successful", "1 if the last reload attempt succeeded", m.last_reload_successful.clone());
-        r.register("config_last_reload_success_timestamp_seconds", "When the last successful reload happened", m.last_reload_success_time.clone());
-        r.register("config_out_of_sync", "1 if the files on disk differ from the applied generation", m.out_of_sync.clone());
+        r.register(
+            "config_last_reload_successful",
+            "1 if the last reload attempt succeeded",
+            m.last_reload_successful.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the last successful reload happened",
+            m.last_reload_success_time.clone(),
+        );
+        r.register(
+            "config_out_of_sync",
+            "1 if the files on disk differ from the applied generation",
+            m.out_of_sync.clone(),
+        );
         r.register("config_generation", "The applied generation number", m.generation.clone());
         r.register("ready", "1 if a valid playbook generation is loaded", m.ready.clone());
         r.register("intake", "Intake requests by source and result", m.intake.clone());
-        r.register("target_breaker_open", "1 while the target's circuit breaker holds its calls back", m.breaker_open.clone());
+        r.register(
+            "target_breaker_open",
+            "1 while the target's circuit breaker holds its calls back",
+            m.breaker_open.clone(),
+        );
         r.register("outbox_depth", "Pending side effects by target", m.outbox_depth.clone());
-        r.register("dead_letters", "Timers and side effects set aside after failing persistently", m.dead_letters.clone());
+        r.register(
+            "dead_letters",
+            "Timers and side effects set aside after failing persistently",
+            m.dead_letters.clone(),
+        );
         *m.registry.lock().unwrap() = r;
         m
     }
@@ -177,7 +221,8 @@ impl Metrics {
         let rows = store.incidents(true, Some(Mode::Live.to_string().as_str()))?;
         let mut map = self.open_by_incident.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows {
-            let labels = OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };
+            let labels =
+                OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };
             self.open.get_or_create(&labels).inc();
             map.insert(r.id, labels);
         }
@@ -217,7 +262,13 @@ impl Metrics {
         self.track_open(inc);
         match ev {
             Event::Opened { playbook_id, severity, mode, .. } => {
-                self.opened.get_or_create(&IncidentLabels { playbook: playbook_id.clone(), severity: severity.to_string(), mode: mode.to_string() }).inc();
+                self.opened
+                    .get_or_create(&IncidentLabels {
+                        playbook: playbook_id.clone(),
+                        severity: severity.to_string(),
+                        mode: mode.to_string(),
+                    })
+                    .inc();
             }
             Event::Acknowledged { .. } => {
                 if let Some(a) = inc.acked_at {
@@ -231,7 +282,9 @@ impl Metrics {
             }
             Event::DeadlineMissed { what, .. } => {
                 let what = what.split(':').next().unwrap_or(what).to_string();
-                self.deadlines_missed.get_or_create(&DeadlineLabels { playbook: inc.playbook_id.clone(), what }).inc();
+                self.deadlines_missed
+                    .get_or_create(&DeadlineLabels { playbook: inc.playbook_id.clone(), what })
+                    .inc();
             }
             Event::Escalated { .. } => {
                 self.escalations.inc();
@@ -239,8 +292,14 @@ impl Metrics {
             Event::EffectResult { target, channel, ok, .. } => {
                 let result = if *ok { "sent" } else { "failed" }.to_string();
                 match channel {
-                    Some(c) => self.customer_messages.get_or_create(&ChannelLabels { channel: c.clone(), result }).inc(),
-                    None => self.notifications.get_or_create(&EffectLabels { target: target.clone(), result }).inc(),
+                    Some(c) => self
+                        .customer_messages
+                        .get_or_create(&ChannelLabels { channel: c.clone(), result })
+                        .inc(),
+                    None => self
+                        .notifications
+                        .get_or_create(&EffectLabels { target: target.clone(), result })
+                        .inc(),
                 };
             }
             _ => {}
@@ -248,9 +307,15 @@ impl Metrics {
     }
 
     /// Refreshes the outbox gauges: breakers per target, depth, dead letters.
-    pub(crate) fn refresh_outbox(&self, open: &std::collections::BTreeMap<String, bool>, store: &dyn Store) {
+    pub(crate) fn refresh_outbox(
+        &self,
+        open: &std::collections::BTreeMap<String, bool>,
+        store: &dyn Store,
+    ) {
         for (target, open) in open {
-            self.breaker_open.get_or_create(&TargetLabels { target: target.clone() }).set(i64::from(*open));
+            self.breaker_open
+                .get_or_create(&TargetLabels { target: target.clone() })
+                .set(i64::from(*open));
         }
         self.outbox_depth.clear();
         if let Ok(depth) = store.outbox_depth() {

@@ -18,19 +18,19 @@ pub(crate) mod reload;
 pub(crate) mod tls;
 pub(crate) mod worker;
 
-use crate::config::state_dir::{private_umask, restrict_file, StateDir};
+use crate::config::state_dir::{StateDir, private_umask, restrict_file};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::incident::clock::{fmt_ms, Clock, SystemClock};
-use crate::incident::effects::Executor;
 use crate::incident::Engine;
+use crate::incident::clock::{Clock, SystemClock, fmt_ms};
+use crate::incident::effects::Executor;
 use crate::store::{SqliteStore, Store};
 use metrics::Metrics;
 use reload::Reloader;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,7 +107,8 @@ pub fn run(config_path: Option<PathBuf>, log_format: LogFormat) -> Result<(), St
     StateDir::new(&cfg.state_dir).ensure_private().map_err(|e| StartError::Other(e.into()))?;
     let started_at = SystemClock.now_ms();
     // Taken before the journal is opened: a second daemon must not touch it at all.
-    let lock = lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at)).map_err(|e| StartError::Other(e.into()))?;
+    let lock = lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at))
+        .map_err(|e| StartError::Other(e.into()))?;
     tracing::info!("holding {} for pid {}", lock.path().display(), std::process::id());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -137,20 +138,30 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?);
     // SQLite created these itself: their mode is set here, not left to the umask.
     for f in StateDir::new(&cfg.state_dir).database_files() {
-        restrict_file(&f).map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
+        restrict_file(&f)
+            .map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
     }
     let token = auth::ensure_token(&cfg.state_dir)?;
     let listen = cfg.listen;
     let tls = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
     if tls.is_none() && !listen.ip().is_loopback() {
         // Config validation lets this through only with insecure_listen = true.
-        tracing::warn!("insecure_listen = true: serving the API on non-loopback {listen} over plain HTTP, so the API token and incident data cross the network in clear; configure [tls] cert and key instead");
+        tracing::warn!(
+            "insecure_listen = true: serving the API on non-loopback {listen} over plain HTTP, so the API token and incident data cross the network in clear; configure [tls] cert and key instead"
+        );
     }
     let metrics_token = match &cfg.metrics_token {
         None => None,
         Some(name) => {
-            let secret = cfg.secrets.get(name).ok_or_else(|| anyhow::anyhow!("metrics_token names undeclared secret `{name}`"))?;
-            Some(secret.read().map_err(|e| anyhow::anyhow!("metrics_token (secret `{name}`): {e}"))?)
+            let secret = cfg
+                .secrets
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("metrics_token names undeclared secret `{name}`"))?;
+            Some(
+                secret
+                    .read()
+                    .map_err(|e| anyhow::anyhow!("metrics_token (secret `{name}`): {e}"))?,
+            )
         }
     };
     let metrics = Arc::new(Metrics::new());
@@ -159,7 +170,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let plugins = Arc::new(
         tokio::task::spawn_blocking(move || {
             let host = crate::plugin::PluginHost::new(crate::plugin::PluginHostConfig {
-                cache_dir: Some(config::state_dir::StateDir::new(&plugin_cfg.state_dir).plugin_cache()),
+                cache_dir: Some(
+                    config::state_dir::StateDir::new(&plugin_cfg.state_dir).plugin_cache(),
+                ),
                 plugin_dir: plugin_cfg.plugin_dir.clone(),
                 ..Default::default()
             })
@@ -171,7 +184,14 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         })
         .await??,
     );
-    let reload = Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone(), plugins.clone());
+    let reload = Reloader::start(
+        cfg.clone(),
+        config_path.clone(),
+        store,
+        clock.clone(),
+        metrics.clone(),
+        plugins.clone(),
+    );
     let engine = reload.engine().clone();
     // Counted once here; from now on the observer moves the open-incident gauge.
     let (m, st) = (metrics.clone(), engine.store().clone());
@@ -180,13 +200,16 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
     let ready = reload.ready();
     if !ready {
-        tracing::error!("the playbook set is invalid and no earlier generation is recorded; serving without playbooks (not ready) until it is fixed");
+        tracing::error!(
+            "the playbook set is invalid and no earlier generation is recorded; serving without playbooks (not ready) until it is fixed"
+        );
         for e in reload.status()["errors"].as_array().cloned().unwrap_or_default() {
             tracing::error!("{}", e.as_str().unwrap_or_default());
         }
     }
     let dispatch = Arc::new(worker::Dispatch::new(cfg.limits.effects_concurrency));
-    let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
+    let drills =
+        Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
     let state = Arc::new(AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
@@ -209,12 +232,20 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     // Raised first on shutdown: the worker claims no timer or intent after it.
     let stop = Arc::new(AtomicBool::new(false));
     let m = metrics.clone();
-    let counter: executor::CallCounter =
-        Arc::new(move |plugin, result| {
-        m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
+    let counter: executor::CallCounter = Arc::new(move |plugin, result| {
+        m.plugin_calls
+            .get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() })
+            .inc();
     });
-    let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
+    let executor: Arc<dyn Executor> =
+        Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
+    let worker = tokio::spawn(worker::run(
+        engine.clone(),
+        executor,
+        dispatch,
+        stop.clone(),
+        stop_rx.clone(),
+    ));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();
@@ -238,7 +269,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
             let listener = tls::TlsListener::spawn(listener, acceptor)?.tap_io(|_| {});
             tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future())
         }
-        None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future()),
+        None => {
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future())
+        }
     };
     notify_systemd(sd_notify::NotifyState::Ready);
     let server_failed = tokio::select! {
@@ -251,7 +284,10 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     notify_systemd(sd_notify::NotifyState::Stopping);
-    tracing::info!("shutting down: accepting no new requests and claiming no new work; calls already running have {} to finish", humantime::format_duration(grace));
+    tracing::info!(
+        "shutting down: accepting no new requests and claiming no new work; calls already running have {} to finish",
+        humantime::format_duration(grace)
+    );
     let deadline = tokio::time::Instant::now() + grace;
     let served = match server_failed {
         Some(r) => Some(r),
@@ -263,7 +299,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     }
     let abandoned = tokio::time::timeout_at(deadline, worker).await.is_err();
     if abandoned {
-        tracing::warn!("a side-effect call still running after the grace period is abandoned: its result is not journaled, and it runs again on the next start with the same invocation id");
+        tracing::warn!(
+            "a side-effect call still running after the grace period is abandoned: its result is not journaled, and it runs again on the next start with the same invocation id"
+        );
     }
     let e = engine.clone();
     let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
@@ -271,7 +309,11 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         Ok(e.store().pending_intents(i64::MAX, i64::MAX as usize)?.len())
     })
     .await??;
-    tracing::info!(pending_intents = pending, abandoned_calls = usize::from(abandoned), "stopped: journal flushed; {pending} pending side effects are left for the next start");
+    tracing::info!(
+        pending_intents = pending,
+        abandoned_calls = usize::from(abandoned),
+        "stopped: journal flushed; {pending} pending side effects are left for the next start"
+    );
     match served {
         Some(Ok(Err(e))) => Err(e.into()),
         Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("the API server panicked: {e}")),
@@ -280,7 +322,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -10,8 +10,11 @@
 //! playbook generation (see `reload.rs`): a rejected reload changes none of
 //! them, an accepted one replaces the whole grant map.
 
-use crate::plugin::{DeclaredFile, InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef, SecretValue, StagedPlugins};
 use crate::config::{self, Config};
+use crate::plugin::{
+    DeclaredFile, InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef,
+    SecretValue, StagedPlugins,
+};
 use std::collections::BTreeMap;
 
 /// Converts the config's plugin declarations into grants.
@@ -37,7 +40,13 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
         .iter()
         .filter_map(|i| {
             let secret = secret_source(cfg.secrets.get(&i.secret)?);
-            Some(InjectRule { host: i.host.clone(), header: i.header.clone(), secret, prefix: i.prefix.clone(), name: Some(i.secret.clone()) })
+            Some(InjectRule {
+                host: i.host.clone(),
+                header: i.header.clone(),
+                secret,
+                prefix: i.prefix.clone(),
+                name: Some(i.secret.clone()),
+            })
         })
         .collect();
     PluginGrant {
@@ -45,13 +54,25 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
         allow_private: p.allow_private.clone(),
         drill_allow: p.drill_allow.clone(),
         inject,
-        config: p.config.iter().filter(|(_, v)| !v.starts_with("secret:")).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        config: p
+            .config
+            .iter()
+            .filter(|(_, v)| !v.starts_with("secret:"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         secret_config: p
             .config
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), secret_source(cfg.secrets.get(v.strip_prefix("secret:")?)?))))
+            .filter_map(|(k, v)| {
+                Some((k.clone(), secret_source(cfg.secrets.get(v.strip_prefix("secret:")?)?)))
+            })
             .collect(),
-        limits: LimitOverrides { timeout_ms: p.timeout.map(|t| t.as_millis() as u64), memory_mb: p.memory_mb.map(u64::from), warm_calls: p.warm_calls, ..Default::default() },
+        limits: LimitOverrides {
+            timeout_ms: p.timeout.map(|t| t.as_millis() as u64),
+            memory_mb: p.memory_mb.map(u64::from),
+            warm_calls: p.warm_calls,
+            ..Default::default()
+        },
         max_in_flight: p.max_in_flight,
         max_buffered_bytes: p.max_buffered_bytes,
     }
@@ -61,11 +82,17 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
 /// Why at call time: the value is handed to the plugin only for this call
 /// and scrubbed from its results; a secret that cannot be read fails the
 /// call with the secret's name (never its value).
-pub(crate) fn target_secrets(target: &config::Target, cfg: &Config) -> Result<BTreeMap<String, SecretValue>, String> {
+pub(crate) fn target_secrets(
+    target: &config::Target,
+    cfg: &Config,
+) -> Result<BTreeMap<String, SecretValue>, String> {
     let mut out = BTreeMap::new();
     for (key, value) in &target.config {
         let Some(name) = value.strip_prefix("secret:") else { continue };
-        let source = cfg.secrets.get(name).ok_or_else(|| format!("config `{key}` names unknown secret `{name}`"))?;
+        let source = cfg
+            .secrets
+            .get(name)
+            .ok_or_else(|| format!("config `{key}` names unknown secret `{name}`"))?;
         let v = source.read().map_err(|e| format!("config `{key}`: secret `{name}`: {e}"))?;
         out.insert(key.clone(), SecretValue::new(v));
     }
@@ -90,7 +117,8 @@ pub(crate) fn host_for(cfg: &Config) -> Result<PluginHost, String> {
 /// `plugin_dir` without changing what serves calls. Returns the staged set
 /// and its problems as `path:line:col: message`-style lines.
 pub(crate) fn stage(host: &PluginHost, cfg: &Config) -> (StagedPlugins, Vec<String>) {
-    let cfg_path = cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
+    let cfg_path =
+        cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
     let files: Vec<DeclaredFile> = cfg
         .plugins
         .iter()
@@ -102,7 +130,12 @@ pub(crate) fn stage(host: &PluginHost, cfg: &Config) -> (StagedPlugins, Vec<Stri
         errors.push(format!("{cfg_path}:1:1: plugin `{name}`: {e}"));
     }
     for e in &staged.file_errors {
-        errors.push(format!("{}:1:1: plugin `{}` refused: {}", e.path.display(), e.plugin, e.message));
+        errors.push(format!(
+            "{}:1:1: plugin `{}` refused: {}",
+            e.path.display(),
+            e.plugin,
+            e.message
+        ));
     }
     (staged, errors)
 }

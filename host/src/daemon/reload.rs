@@ -7,12 +7,12 @@
 use super::metrics::Metrics;
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
+use crate::incident::clock::{Clock, fmt_ms};
 use crate::incident::loader;
-use crate::incident::clock::{fmt_ms, Clock};
-use crate::store::Store;
 use crate::incident::{Engine, Generation};
 use crate::playbook::{Playbook, Snapshot};
 use crate::plugin::PluginHost;
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -113,7 +113,8 @@ impl Reloader {
         plugins: Arc<PluginHost>,
     ) -> Arc<Reloader> {
         let now = clock.now_ms();
-        let persisted: Option<Persisted> = store.kv_get(PERSIST_KEY).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+        let persisted: Option<Persisted> =
+            store.kv_get(PERSIST_KEY).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
         let next = persisted.as_ref().map(|p| p.number + 1).unwrap_or(1);
         let state_dir = config.state_dir.clone();
         let listen = config.listen;
@@ -124,8 +125,15 @@ impl Reloader {
             (Some(g), _) => (g, true, files),
             (None, Some(p)) => match restore(&*store, p, config.clone()) {
                 Some(g) => {
-                    tracing::warn!("the playbook set on disk is invalid; serving the last good generation {} from the journal", g.number);
-                    let files = g.playbooks.values().map(|p| FileHash { path: p.path.clone(), sha256: p.hash.clone() }).collect();
+                    tracing::warn!(
+                        "the playbook set on disk is invalid; serving the last good generation {} from the journal",
+                        g.number
+                    );
+                    let files = g
+                        .playbooks
+                        .values()
+                        .map(|p| FileHash { path: p.path.clone(), sha256: p.hash.clone() })
+                        .collect();
                     (g, true, files)
                 }
                 None => (loader::empty(config.clone(), now), false, Vec::new()),
@@ -141,7 +149,14 @@ impl Reloader {
             state_dir,
             listen,
             metrics,
-            state: Mutex::new(ReloadState { ready, files, last_attempt: None, errors, watcher: "starting".into(), watcher_healthy: false }),
+            state: Mutex::new(ReloadState {
+                ready,
+                files,
+                last_attempt: None,
+                errors,
+                watcher: "starting".into(),
+                watcher_healthy: false,
+            }),
             tx,
             rx: Mutex::new(Some(rx)),
         });
@@ -195,7 +210,12 @@ impl Reloader {
 
     /// The hash of what is on disk now (config, roster, playbooks).
     fn disk_hash(&self) -> Result<String, String> {
-        let cfg = config::discover(self.config_path.as_deref()).map_err(|d| format!("configuration invalid: {}", d.first().map(|d| d.to_string()).unwrap_or_default()))?;
+        let cfg = config::discover(self.config_path.as_deref()).map_err(|d| {
+            format!(
+                "configuration invalid: {}",
+                d.first().map(|d| d.to_string()).unwrap_or_default()
+            )
+        })?;
         let snapshot = Snapshot::read(std::slice::from_ref(&cfg.playbooks));
         Ok(loader::combined_hash(&snapshot, &cfg))
     }
@@ -232,7 +252,8 @@ impl Reloader {
             loop {
                 tick.tick().await;
                 let p = poller.clone();
-                let changed = tokio::task::spawn_blocking(move || p.poll_changed()).await.unwrap_or(false);
+                let changed =
+                    tokio::task::spawn_blocking(move || p.poll_changed()).await.unwrap_or(false);
                 if changed {
                     poller.nudge("poll");
                 }
@@ -240,7 +261,11 @@ impl Reloader {
         });
         let hup = self.clone();
         tokio::spawn(async move {
-            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            let Ok(mut sig) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
             while sig.recv().await.is_some() {
                 hup.nudge("sighup");
             }
@@ -288,7 +313,12 @@ impl Reloader {
         };
         let applied = self.engine.generation().set_hash.clone();
         self.metrics.out_of_sync.set((disk != applied) as i64);
-        let last_rejected = self.lock().last_attempt.as_ref().filter(|a| a.outcome == Outcome::Rejected).and_then(|a| a.disk_hash.clone());
+        let last_rejected = self
+            .lock()
+            .last_attempt
+            .as_ref()
+            .filter(|a| a.outcome == Outcome::Rejected)
+            .and_then(|a| a.disk_hash.clone());
         disk != applied && Some(&disk) != last_rejected.as_ref()
     }
 
@@ -312,7 +342,10 @@ impl Reloader {
             Err(diags) => attempt.errors = diags.iter().map(Diagnostic::to_string).collect(),
             Ok(cfg) => {
                 let restart = self.restart_only_changes(&cfg);
-                let snapshot_hash = loader::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
+                let snapshot_hash = loader::combined_hash(
+                    &Snapshot::read(std::slice::from_ref(&cfg.playbooks)),
+                    &cfg,
+                );
                 attempt.disk_hash = Some(snapshot_hash.clone());
                 if !restart.is_empty() {
                     attempt.errors = restart;
@@ -341,7 +374,9 @@ impl Reloader {
                         }
                         None => {
                             attempt.errors = plugin_errors;
-                            attempt.errors.extend(loaded.diagnostics.iter().map(Diagnostic::to_string));
+                            attempt
+                                .errors
+                                .extend(loaded.diagnostics.iter().map(Diagnostic::to_string));
                         }
                     }
                 }
@@ -353,7 +388,10 @@ impl Reloader {
             Outcome::Unchanged => "unchanged",
             Outcome::Rejected => "rejected",
         };
-        self.metrics.reloads.get_or_create(&super::metrics::ResultLabels { result: result.into() }).inc();
+        self.metrics
+            .reloads
+            .get_or_create(&super::metrics::ResultLabels { result: result.into() })
+            .inc();
         {
             let mut st = self.lock();
             match attempt.outcome {
@@ -376,10 +414,20 @@ impl Reloader {
         }
         self.update_gauges(self.ready());
         match attempt.outcome {
-            Outcome::Applied => tracing::info!(trigger, generation = attempt.generation, "reload applied: generation {} ({})", attempt.generation, &attempt.set_hash[..12]),
+            Outcome::Applied => tracing::info!(
+                trigger,
+                generation = attempt.generation,
+                "reload applied: generation {} ({})",
+                attempt.generation,
+                &attempt.set_hash[..12]
+            ),
             Outcome::Unchanged => tracing::debug!(trigger, "reload: nothing changed"),
             Outcome::Rejected => {
-                tracing::error!(trigger, "reload rejected; generation {} keeps serving", attempt.generation);
+                tracing::error!(
+                    trigger,
+                    "reload rejected; generation {} keeps serving",
+                    attempt.generation
+                );
                 for e in &attempt.errors {
                     tracing::error!("{e}");
                 }
@@ -399,7 +447,11 @@ impl Reloader {
         let where_ = |key: &str| -> String {
             let Some(p) = &self.config_path else { return "<embedded defaults>".into() };
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            let line = text.lines().position(|l| l.trim_start().starts_with(key)).map(|i| i + 1).unwrap_or(1);
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i + 1)
+                .unwrap_or(1);
             format!("{}:{line}:1", p.display())
         };
         if cfg.listen != self.listen {
@@ -419,7 +471,12 @@ impl Reloader {
     /// Records the serving generation so a restart on a broken directory can use it.
     fn persist(&self) {
         let g = self.engine.generation();
-        let p = Persisted { number: g.number, set_hash: g.set_hash.clone(), loaded_at: g.loaded_at, playbooks: g.playbooks.values().map(|p| p.hash.clone()).collect() };
+        let p = Persisted {
+            number: g.number,
+            set_hash: g.set_hash.clone(),
+            loaded_at: g.loaded_at,
+            playbooks: g.playbooks.values().map(|p| p.hash.clone()).collect(),
+        };
         let store = self.engine.store().clone();
         let res = store.transaction(&mut |tx| {
             for pb in g.playbooks.values() {
@@ -439,7 +496,10 @@ impl Reloader {
             .name("crisis-watch".into())
             .spawn(move || {
                 if let Err(e) = me.watch_loop() {
-                    tracing::error!("file watcher failed ({e}); falling back to the {}s checksum poll", POLL_EVERY.as_secs());
+                    tracing::error!(
+                        "file watcher failed ({e}); falling back to the {}s checksum poll",
+                        POLL_EVERY.as_secs()
+                    );
                     let mut st = me.lock();
                     st.watcher = format!("poll only (watcher failed: {e})");
                     st.watcher_healthy = false;
@@ -452,7 +512,11 @@ impl Reloader {
         use notify_debouncer_full::notify::RecursiveMode;
         let cfg = self.engine.generation().config.clone();
         let abs = |p: &Path| -> PathBuf {
-            let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(p)
+            };
             match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
                 (Some(d), Some(n)) => d.join(n),
                 _ => p,
@@ -467,7 +531,11 @@ impl Reloader {
         }
         files.extend(cfg.roster_path.as_deref().map(abs));
         files.extend(cfg.customers.as_deref().map(abs));
-        let mut parents: Vec<PathBuf> = files.iter().chain(std::iter::once(&playbooks)).filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+        let mut parents: Vec<PathBuf> = files
+            .iter()
+            .chain(std::iter::once(&playbooks))
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         parents.sort();
         parents.dedup();
 
@@ -476,13 +544,18 @@ impl Reloader {
         for p in &parents {
             debouncer.watch(p, RecursiveMode::NonRecursive)?;
         }
-        let mut watching_dir = playbooks.is_dir() && debouncer.watch(&playbooks, RecursiveMode::Recursive).is_ok();
+        let mut watching_dir =
+            playbooks.is_dir() && debouncer.watch(&playbooks, RecursiveMode::Recursive).is_ok();
         if let Some(d) = plugin_dir.as_ref().filter(|d| d.is_dir()) {
             debouncer.watch(d, RecursiveMode::NonRecursive)?;
         }
         {
             let mut st = self.lock();
-            st.watcher = format!("notify ({} directories, {}ms debounce)", parents.len() + watching_dir as usize, DEBOUNCE.as_millis());
+            st.watcher = format!(
+                "notify ({} directories, {}ms debounce)",
+                parents.len() + watching_dir as usize,
+                DEBOUNCE.as_millis()
+            );
             st.watcher_healthy = true;
         }
         for res in rx {
@@ -495,10 +568,11 @@ impl Reloader {
                     continue;
                 }
             };
-            let relevant = events
-                .iter()
-                .flat_map(|e| e.paths.iter())
-                .any(|p| p.starts_with(&playbooks) || files.contains(p) || plugin_dir.as_ref().is_some_and(|d| p.starts_with(d)));
+            let relevant = events.iter().flat_map(|e| e.paths.iter()).any(|p| {
+                p.starts_with(&playbooks)
+                    || files.contains(p)
+                    || plugin_dir.as_ref().is_some_and(|d| p.starts_with(d))
+            });
             // A playbook directory created (or recreated) after start: watch it.
             // Files written before the new watch took hold are caught by the reload it triggers.
             if !watching_dir && playbooks.is_dir() {
@@ -522,10 +596,27 @@ fn restore(store: &dyn Store, p: &Persisted, config: Config) -> Option<Generatio
         let pb: Playbook = serde_json::from_value(spec).ok()?;
         playbooks.insert(pb.id.clone(), Arc::new(pb));
     }
-    let customers = config.customers.as_deref().and_then(|c| crate::config::customers::load(c).ok()).unwrap_or_default();
-    Some(Generation { number: p.number, set_hash: p.set_hash.clone(), loaded_at: p.loaded_at, playbooks, config: Arc::new(config), customers: Arc::new(customers) })
+    let customers = config
+        .customers
+        .as_deref()
+        .and_then(|c| crate::config::customers::load(c).ok())
+        .unwrap_or_default();
+    Some(Generation {
+        number: p.number,
+        set_hash: p.set_hash.clone(),
+        loaded_at: p.loaded_at,
+        playbooks,
+        config: Arc::new(config),
+        customers: Arc::new(customers),
+    })
 }
 
 fn file_hashes(s: &Snapshot) -> Vec<FileHash> {
-    s.files.iter().map(|f| FileHash { path: f.path.clone(), sha256: hex::encode(Sha256::digest(f.text.as_bytes())) }).collect()
+    s.files
+        .iter()
+        .map(|f| FileHash {
+            path: f.path.clone(),
+            sha256: hex::encode(Sha256::digest(f.text.as_bytes())),
+        })
+        .collect()
 }

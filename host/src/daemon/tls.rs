@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::server::TlsStream;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// How long a client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,16 +29,31 @@ const MAX_HANDSHAKES: usize = 128;
 pub(crate) fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
     let certs = CertificateDer::pem_file_iter(&cfg.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("[tls] cert = {}: cannot read a PEM certificate chain", cfg.cert.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "[tls] cert = {}: no certificate in the file", cfg.cert.display());
-    let key = PrivateKeyDer::from_pem_file(&cfg.key)
-        .with_context(|| format!("[tls] key = {}: cannot read a PEM private key", cfg.key.display()))?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .with_context(|| format!("[tls] cert = {} and key = {} do not make a usable pair", cfg.cert.display(), cfg.key.display()))?;
+        .with_context(|| {
+            format!("[tls] cert = {}: cannot read a PEM certificate chain", cfg.cert.display())
+        })?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "[tls] cert = {}: no certificate in the file",
+        cfg.cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(&cfg.key).with_context(|| {
+        format!("[tls] key = {}: cannot read a PEM private key", cfg.key.display())
+    })?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .with_context(|| {
+        format!(
+            "[tls] cert = {} and key = {} do not make a usable pair",
+            cfg.cert.display(),
+            cfg.key.display()
+        )
+    })?;
     // The API speaks HTTP/1.1 only.
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))

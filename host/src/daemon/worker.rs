@@ -13,15 +13,15 @@
 
 use super::breaker::{Admit, Breaker, BreakerState};
 use crate::config::{Config, Delivery};
-use crate::incident::effects::{EffectKind, Executor};
-use crate::incident::outbox::{failpoint, ClaimedIntent, Next, Outbox, Settled};
 use crate::incident::Engine;
+use crate::incident::effects::{EffectKind, Executor};
+use crate::incident::outbox::{ClaimedIntent, Next, Outbox, Settled, failpoint};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// Intents claimed per dispatcher pass.
 const BATCH: usize = 256;
@@ -61,7 +61,12 @@ pub(crate) struct Dispatch {
 impl Dispatch {
     /// A dispatcher with `global` calls at most running at once.
     pub(crate) fn new(global: usize) -> Self {
-        Dispatch { lanes: Mutex::default(), global: Arc::new(Semaphore::new(global.max(1))), outbox: Outbox::default(), rerouted: Mutex::default() }
+        Dispatch {
+            lanes: Mutex::default(),
+            global: Arc::new(Semaphore::new(global.max(1))),
+            outbox: Outbox::default(),
+            rerouted: Mutex::default(),
+        }
     }
 
     /// Every lane that has been used, with its breaker.
@@ -69,7 +74,11 @@ impl Dispatch {
         let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<LaneStatus> = lanes
             .iter()
-            .map(|(k, l)| LaneStatus { lane: k.clone(), target: l.target.clone(), breaker: l.breaker.lock().unwrap_or_else(|p| p.into_inner()).state() })
+            .map(|(k, l)| LaneStatus {
+                lane: k.clone(),
+                target: l.target.clone(),
+                breaker: l.breaker.lock().unwrap_or_else(|p| p.into_inner()).state(),
+            })
             .collect();
         out.sort_by(|a, b| a.lane.cmp(&b.lane));
         out
@@ -99,25 +108,42 @@ impl Dispatch {
             let breaker = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).clone();
             *lane = Arc::new(new_lane(&p.target, &d, Some(breaker)));
         } else {
-            lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
+            lane.breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
         }
         lane.clone()
     }
 }
 
 fn new_lane(target: &str, d: &Delivery, breaker: Option<Breaker>) -> Lane {
-    let mut breaker = breaker.unwrap_or_else(|| Breaker::new(d.breaker_failures, d.breaker_cooldown.as_millis() as i64));
+    let mut breaker = breaker
+        .unwrap_or_else(|| Breaker::new(d.breaker_failures, d.breaker_cooldown.as_millis() as i64));
     breaker.configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
-    Lane { target: target.to_string(), slots: Arc::new(Semaphore::new(d.concurrency.max(1))), concurrency: d.concurrency, breaker: Mutex::new(breaker) }
+    Lane {
+        target: target.to_string(),
+        slots: Arc::new(Semaphore::new(d.concurrency.max(1))),
+        concurrency: d.concurrency,
+        breaker: Mutex::new(breaker),
+    }
 }
 
 /// Runs the timer task and the dispatcher until `stop` is raised and
 /// `shutdown` flips to true; returns once the calls already running finished.
-pub(crate) async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, stop: Arc<AtomicBool>, shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    executor: Arc<dyn Executor>,
+    dispatch: Arc<Dispatch>,
+    stop: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
     // Released claims belong to a run that is gone (one daemon per state dir).
     let e = engine.clone();
     match tokio::task::spawn_blocking(move || e.store().release_claims()).await {
-        Ok(Ok(n)) if n > 0 => tracing::info!("{n} side effects claimed by the previous run are back in the outbox"),
+        Ok(Ok(n)) if n > 0 => {
+            tracing::info!("{n} side effects claimed by the previous run are back in the outbox")
+        }
         Ok(Err(e)) => tracing::error!("cannot release the previous run's claims: {e:#}"),
         _ => {}
     }
@@ -133,7 +159,8 @@ pub(crate) async fn run(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispat
             }
         })
     };
-    let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
+    let timers =
+        tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
     dispatcher(engine, executor, dispatch, stop, intents_wake, shutdown).await;
     let _ = timers.await;
     fan_out.abort();
@@ -151,13 +178,20 @@ async fn idle(delay: Duration, wake: &Notify, shutdown: &mut watch::Receiver<boo
 /// How long until `next` (Unix ms), between the idle bounds.
 fn until(engine: &Engine, next: Option<i64>) -> Duration {
     match next {
-        Some(t) => Duration::from_millis((t - engine.now()).max(0) as u64).clamp(MIN_IDLE, MAX_IDLE),
+        Some(t) => {
+            Duration::from_millis((t - engine.now()).max(0) as u64).clamp(MIN_IDLE, MAX_IDLE)
+        }
         None => MAX_IDLE,
     }
 }
 
 /// Fires due timers, on its own so a hanging send never delays an escalation.
-async fn timer_loop(engine: Arc<Engine>, stop: Arc<AtomicBool>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+async fn timer_loop(
+    engine: Arc<Engine>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -181,7 +215,14 @@ async fn timer_loop(engine: Arc<Engine>, stop: Arc<AtomicBool>, wake: Arc<Notify
 }
 
 /// Claims due intents and hands each to its lane.
-async fn dispatcher(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, stop: Arc<AtomicBool>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+async fn dispatcher(
+    engine: Arc<Engine>,
+    executor: Arc<dyn Executor>,
+    dispatch: Arc<Dispatch>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
@@ -211,7 +252,11 @@ async fn dispatcher(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: 
         };
         if claimed.is_empty() {
             let e = engine.clone();
-            let next = tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten()).await.ok().flatten();
+            let next =
+                tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten())
+                    .await
+                    .ok()
+                    .flatten();
             if !idle(until(&engine, next), &wake, &mut shutdown).await {
                 break;
             }
@@ -220,7 +265,14 @@ async fn dispatcher(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: 
         let config = engine.generation().config.clone();
         for c in claimed {
             let lane = dispatch.lane(&c, &config);
-            running.spawn(deliver(engine.clone(), executor.clone(), dispatch.clone(), lane, c, stop.clone()));
+            running.spawn(deliver(
+                engine.clone(),
+                executor.clone(),
+                dispatch.clone(),
+                lane,
+                c,
+                stop.clone(),
+            ));
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
@@ -239,7 +291,14 @@ async fn give_back(engine: &Arc<Engine>, id: &str, at: Option<i64>) {
 
 /// Runs one intent in its lane: waits for a lane slot, asks the breaker,
 /// takes a global slot, executes and settles it.
-async fn deliver(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc<Dispatch>, lane: Arc<Lane>, c: ClaimedIntent, stop: Arc<AtomicBool>) {
+async fn deliver(
+    engine: Arc<Engine>,
+    executor: Arc<dyn Executor>,
+    dispatch: Arc<Dispatch>,
+    lane: Arc<Lane>,
+    c: ClaimedIntent,
+    stop: Arc<AtomicBool>,
+) {
     let Ok(_slot) = lane.slots.clone().acquire_owned().await else { return };
     if stop.load(Ordering::SeqCst) {
         return give_back(&engine, &c.id, None).await;
@@ -248,7 +307,8 @@ async fn deliver(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc
     if let Admit::Deny { until } = admit {
         // Not attempted and not counted: due again when the probe may run.
         give_back(&engine, &c.id, Some(until)).await;
-        let first = c.is_page() && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+        let first = c.is_page()
+            && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
         if first {
             let e = engine.clone();
             let why = format!("the circuit of target `{}` is open", c.payload.target);
@@ -265,18 +325,19 @@ async fn deliver(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc
         return give_back(&engine, &c.id, None).await;
     }
     let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
-    let res = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
-        match d.outbox.prepare(&e, &item)? {
-            Next::Settled => Ok(None),
-            Next::Execute => {
-                let outcome = x.execute(&item.id, &item.payload);
-                failpoint("after-execute", &item.id);
-                let (ok, transient) = (outcome.ok, outcome.transient);
-                Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
+    let res =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
+            match d.outbox.prepare(&e, &item)? {
+                Next::Settled => Ok(None),
+                Next::Execute => {
+                    let outcome = x.execute(&item.id, &item.payload);
+                    failpoint("after-execute", &item.id);
+                    let (ok, transient) = (outcome.ok, outcome.transient);
+                    Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
     let now = engine.now();
     match res {
         Ok(Ok(None)) => {}
@@ -295,13 +356,15 @@ async fn deliver(engine: Arc<Engine>, executor: Arc<dyn Executor>, dispatch: Arc
         }
         Ok(Err(err)) => {
             let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
-            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
         }
         Err(err) => {
             tracing::error!(invocation_id = %c.id, "side-effect call panicked: {err}");
             let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
             let err = anyhow::anyhow!("the call panicked: {err}");
-            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
         }
     }
 }

@@ -154,7 +154,10 @@ mod tests {
             assert_eq!(s.parse::<ClockMode>().unwrap().to_string(), s);
         }
         assert!("x1".parse::<ClockMode>().unwrap_err().contains("x2..x3600"));
-        assert_eq!(chrono::DateTime::from_timestamp_millis(VIRTUAL_EPOCH_MS).unwrap().to_rfc3339(), "2026-01-05T01:00:00+00:00");
+        assert_eq!(
+            chrono::DateTime::from_timestamp_millis(VIRTUAL_EPOCH_MS).unwrap().to_rfc3339(),
+            "2026-01-05T01:00:00+00:00"
+        );
     }
 
     #[test]
@@ -168,8 +171,14 @@ mod tests {
 
     #[test]
     fn virtual_start_is_fixed_by_seed_or_schedule() {
-        assert_eq!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 7, None, 99));
-        assert_ne!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 8, None, 5));
+        assert_eq!(
+            start_time(ClockMode::Virtual, 7, None, 5),
+            start_time(ClockMode::Virtual, 7, None, 99)
+        );
+        assert_ne!(
+            start_time(ClockMode::Virtual, 7, None, 5),
+            start_time(ClockMode::Virtual, 8, None, 5)
+        );
         assert_eq!(start_time(ClockMode::Virtual, 7, Some(42), 5), 42);
         assert_eq!(start_time(ClockMode::Speed(60), 7, Some(42), 5), 5);
     }

@@ -31,13 +31,20 @@ pub struct DrillExecutor {
 
 impl DrillExecutor {
     /// `targets` come from the configuration the drill runs under.
-    pub fn new(inner: Arc<dyn Executor>, targets: BTreeMap<String, Target>, run_id: impl Into<String>) -> Self {
+    pub fn new(
+        inner: Arc<dyn Executor>,
+        targets: BTreeMap<String, Target>,
+        run_id: impl Into<String>,
+    ) -> Self {
         DrillExecutor { inner, targets, run_id: run_id.into() }
     }
 
     /// Whether a notification to `target` may leave the drill.
     pub fn passes(&self, p: &IntentPayload) -> bool {
-        p.mode == crate::playbook::types::Mode::Drill && p.kind == EffectKind::Notify && p.customer.is_none() && self.targets.get(&p.target).is_some_and(|t| t.drill_safe)
+        p.mode == crate::playbook::types::Mode::Drill
+            && p.kind == EffectKind::Notify
+            && p.customer.is_none()
+            && self.targets.get(&p.target).is_some_and(|t| t.drill_safe)
     }
 }
 
@@ -45,7 +52,13 @@ impl Executor for DrillExecutor {
     fn execute(&self, invocation_id: &str, p: &IntentPayload) -> EffectOutcome {
         if p.mode != crate::playbook::types::Mode::Drill {
             // Two locks: the engine sets the mode, and this wrapper checks it again.
-            return EffectOutcome::failed(format!("refused: the drill executor only runs drill-mode effects, got mode `{}`", p.mode), false);
+            return EffectOutcome::failed(
+                format!(
+                    "refused: the drill executor only runs drill-mode effects, got mode `{}`",
+                    p.mode
+                ),
+                false,
+            );
         }
         if self.passes(p) {
             let mut out = p.clone();
@@ -56,8 +69,13 @@ impl Executor for DrillExecutor {
             return self.inner.execute(invocation_id, &out);
         }
         let detail = match (p.kind, &p.customer) {
-            (EffectKind::Appease, Some(c)) => format!("{CAPTURED}customer message for customer {} by {} ({}), not sent", c.id, c.channel, p.purpose),
-            (EffectKind::Appease, None) => format!("{CAPTURED}customer message ({}), not sent", p.purpose),
+            (EffectKind::Appease, Some(c)) => format!(
+                "{CAPTURED}customer message for customer {} by {} ({}), not sent",
+                c.id, c.channel, p.purpose
+            ),
+            (EffectKind::Appease, None) => {
+                format!("{CAPTURED}customer message ({}), not sent", p.purpose)
+            }
             (EffectKind::Notify, _) => {
                 let why = match self.targets.get(&p.target) {
                     None => "not configured",
@@ -94,24 +112,50 @@ mod tests {
             notifier: "log".into(),
             composer: None,
             mode: mode.parse().unwrap(),
-            incident: IncidentSummary { id: "DRL-1".into(), title: "t".into(), playbook_id: "p".into(), severity: "sev2".parse().unwrap(), category: "price".parse().unwrap(), phase: "report".parse().unwrap(), summary: String::new() },
+            incident: IncidentSummary {
+                id: "DRL-1".into(),
+                title: "t".into(),
+                playbook_id: "p".into(),
+                severity: "sev2".parse().unwrap(),
+                category: "price".parse().unwrap(),
+                phase: "report".parse().unwrap(),
+                summary: String::new(),
+            },
             subject: "s".into(),
             body: "b".into(),
             recipients: vec![],
-            customer: customer.then(|| CustomerRef { id: "c1".into(), segment: "affected".into(), tier: "vip".into(), locale: "en".into(), channel: "sms".into() }),
+            customer: customer.then(|| CustomerRef {
+                id: "c1".into(),
+                segment: "affected".into(),
+                tier: "vip".into(),
+                locale: "en".into(),
+                channel: "sms".into(),
+            }),
         }
     }
 
     #[test]
     fn only_drill_safe_notifications_pass() {
         let rec = Arc::new(Rec::default());
-        let t = |safe| Target { plugin: "log".into(), drill_safe: safe, config: BTreeMap::new(), delivery: Default::default() };
-        let targets = BTreeMap::from([("oncall".to_string(), t(true)), ("customers".to_string(), t(false)), ("regulator".to_string(), t(false))]);
+        let t = |safe| Target {
+            plugin: "log".into(),
+            drill_safe: safe,
+            config: BTreeMap::new(),
+            delivery: Default::default(),
+        };
+        let targets = BTreeMap::from([
+            ("oncall".to_string(), t(true)),
+            ("customers".to_string(), t(false)),
+            ("regulator".to_string(), t(false)),
+        ]);
         let x = DrillExecutor::new(rec.clone(), targets, "run-1");
         let r = x.execute("a", &payload(EffectKind::Notify, "oncall", "drill", false));
         assert!(r.ok && r.detail == "ok");
         let r = x.execute("b", &payload(EffectKind::Notify, "regulator", "drill", false));
-        assert!(r.ok && r.detail.starts_with(CAPTURED) && r.detail.contains("not drill_safe"), "{r:?}");
+        assert!(
+            r.ok && r.detail.starts_with(CAPTURED) && r.detail.contains("not drill_safe"),
+            "{r:?}"
+        );
         let r = x.execute("c", &payload(EffectKind::Notify, "nowhere", "drill", false));
         assert!(r.detail.contains("not configured"));
         // A customer message is captured even if addressed through a drill-safe target.

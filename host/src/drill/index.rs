@@ -8,7 +8,7 @@
 //! check can never start the same occurrence twice.
 
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;
@@ -86,7 +86,8 @@ impl DrillIndex {
         // Opening the store applies the migrations; the index then uses its own connection.
         drop(crate::store::SqliteStore::open(state_dir)?);
         let path = crate::config::state_dir::StateDir::new(state_dir).journal();
-        let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let conn =
+            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(DrillIndex { conn: Mutex::new(conn) })
     }
@@ -106,9 +107,20 @@ impl DrillIndex {
     }
 
     /// Records a finished run with its score and report.
-    pub fn finish(&self, id: &str, status: &str, reason: Option<&str>, finished_at: i64, report: Option<&super::AfterActionReport>) -> anyhow::Result<()> {
+    pub fn finish(
+        &self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+        finished_at: i64,
+        report: Option<&super::AfterActionReport>,
+    ) -> anyhow::Result<()> {
         let (score, verdict, json) = match report {
-            Some(r) => (Some(r.score.total as i64), Some(r.score.verdict.clone()), Some(serde_json::to_string(r)?)),
+            Some(r) => (
+                Some(r.score.total as i64),
+                Some(r.score.verdict.clone()),
+                Some(serde_json::to_string(r)?),
+            ),
             None => (None, None, None),
         };
         self.lock().execute(
@@ -124,7 +136,8 @@ impl DrillIndex {
         let r = c
             .query_row(&format!("SELECT {COLS}, report FROM drill_runs WHERE id = ?1"), [id], |r| {
                 let mut x = row(r)?;
-                x.report = r.get::<_, Option<String>>(15)?.and_then(|s| serde_json::from_str(&s).ok());
+                x.report =
+                    r.get::<_, Option<String>>(15)?.and_then(|s| serde_json::from_str(&s).ok());
                 Ok(x)
             })
             .optional()?;
@@ -134,7 +147,9 @@ impl DrillIndex {
     /// All runs, newest first (without reports).
     pub fn list(&self, limit: usize) -> anyhow::Result<Vec<RunRow>> {
         let c = self.lock();
-        let mut st = c.prepare(&format!("SELECT {COLS} FROM drill_runs ORDER BY created_at DESC, id DESC LIMIT ?1"))?;
+        let mut st = c.prepare(&format!(
+            "SELECT {COLS} FROM drill_runs ORDER BY created_at DESC, id DESC LIMIT ?1"
+        ))?;
         let rows = st.query_map([limit as i64], row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -149,7 +164,11 @@ impl DrillIndex {
 
     /// Whether a run of `playbook` is in progress.
     pub fn running(&self, playbook: &str) -> anyhow::Result<bool> {
-        let n: i64 = self.lock().query_row("SELECT COUNT(*) FROM drill_runs WHERE playbook_id = ?1 AND status = 'running'", [playbook], |r| r.get(0))?;
+        let n: i64 = self.lock().query_row(
+            "SELECT COUNT(*) FROM drill_runs WHERE playbook_id = ?1 AND status = 'running'",
+            [playbook],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
 
@@ -183,13 +202,27 @@ impl DrillIndex {
 
     /// Whether scheduled drills of `playbook` are suspended; `false` if never set.
     pub fn suspended(&self, playbook: &str) -> anyhow::Result<bool> {
-        let v: Option<i64> = self.lock().query_row("SELECT suspended FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0)).optional()?;
+        let v: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT suspended FROM drill_schedules WHERE playbook_id = ?1",
+                [playbook],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(v == Some(1))
     }
 
     /// Unix ms up to which the schedule of `playbook` has been decided; `None` if never checked.
     pub fn last_checked(&self, playbook: &str) -> anyhow::Result<Option<i64>> {
-        let v: Option<Option<i64>> = self.lock().query_row("SELECT last_checked FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0)).optional()?;
+        let v: Option<Option<i64>> = self
+            .lock()
+            .query_row(
+                "SELECT last_checked FROM drill_schedules WHERE playbook_id = ?1",
+                [playbook],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(v.flatten())
     }
 

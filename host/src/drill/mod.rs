@@ -24,10 +24,10 @@ pub mod schedule;
 pub mod score;
 pub mod simulator;
 
+pub use crate::playbook::inject::{Inject, InjectKind};
 pub use clock::ClockMode;
 pub use contain::DrillExecutor;
 pub use report::AfterActionReport;
-pub use run::{run, DrillError, DrillOptions, DrillOutcome, Extensions, Journal};
-pub use crate::playbook::inject::{Inject, InjectKind};
+pub use run::{DrillError, DrillOptions, DrillOutcome, Extensions, Journal, run};
 pub use scenario::{Scenario, ScenarioSource};
 pub use score::{Criterion, Rating, Score, ScoreHook, ScoreInput};

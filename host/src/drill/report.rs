@@ -172,14 +172,22 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
     let timeline = i
         .events
         .iter()
-        .map(|e| TimelineRow { seq: e.seq, at: fmt_ms(e.at), offset: format!("+{}", fmt_span(e.at - t0)), kind: e.kind.clone(), text: crate::report::describe(e) })
+        .map(|e| TimelineRow {
+            seq: e.seq,
+            at: fmt_ms(e.at),
+            offset: format!("+{}", fmt_span(e.at - t0)),
+            kind: e.kind.clone(),
+            text: crate::report::describe(e),
+        })
         .collect();
     let mut comms = Communications::default();
     let mut customers = std::collections::BTreeSet::new();
     for e in i.events {
         let Ok(ev) = e.event() else { continue };
         let (target, channel, customer, ok, detail) = match ev {
-            Event::EffectResult { target, channel, customer, ok, detail, .. } => (target, channel, customer, ok, detail),
+            Event::EffectResult { target, channel, customer, ok, detail, .. } => {
+                (target, channel, customer, ok, detail)
+            }
             // Only results say what was sent.
             Event::Opened { .. }
             | Event::Attached { .. }
@@ -231,7 +239,13 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
     }
     for entry in &i.controller {
         if entry.result.starts_with("FAILED") || entry.result.contains("NOT deduplicated") {
-            went_wrong.push(format!("inject #{} {} at +{}: {}", entry.inject, entry.kind, fmt_span(entry.offset_ms), entry.result));
+            went_wrong.push(format!(
+                "inject #{} {} at +{}: {}",
+                entry.inject,
+                entry.kind,
+                fmt_span(entry.offset_ms),
+                entry.result
+            ));
         }
     }
     for e in &i.score.hook_errors {
@@ -290,14 +304,22 @@ fn improvement_text(c: &super::score::Criterion) -> String {
         _ => format!("{}: {}", c.title, c.finding),
     };
     let what = match c.id.as_str() {
-        "acknowledge" | "assign" => "check the rota and paging target, or revise ack_within and the escalation ladder",
+        "acknowledge" | "assign" => {
+            "check the rota and paging target, or revise ack_within and the escalation ladder"
+        }
         "escalation" => "add an escalation level that reaches someone who can act",
-        "activate" => "make sure an approver is reachable on every shift, or revise [activate] within",
+        "activate" => {
+            "make sure an approver is reachable on every shift, or revise [activate] within"
+        }
         "report" => "check the report targets are configured and reachable",
-        "communications" => "check notification targets and their plugins; failed or late notices leave people uninformed",
+        "communications" => {
+            "check notification targets and their plugins; failed or late notices leave people uninformed"
+        }
         "outcome" => "write the outcome report (cause, process, aftermath) sooner after resolution",
         "dedup" => "fix the trigger's dedup_key so a repeated alert attaches to the open incident",
-        id if id.starts_with("step:") => "rehearse the step, give it an owner who is on duty, or revise its `within`",
+        id if id.starts_with("step:") => {
+            "rehearse the step, give it an owner who is on duty, or revise its `within`"
+        }
         _ => "review this criterion with the drill simulator's notes",
     };
     format!("{base}; {what}")
@@ -308,29 +330,64 @@ impl AfterActionReport {
     pub fn markdown(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# After-action report: {} drill {}\n", self.playbook_id, self.run_id);
-        let _ = writeln!(o, "**DRILL** — nothing in this exercise reached a customer or a target not marked drill_safe.\n");
+        let _ = writeln!(
+            o,
+            "**DRILL** — nothing in this exercise reached a customer or a target not marked drill_safe.\n"
+        );
         let _ = writeln!(o, "| | |\n|---|---|");
         let _ = writeln!(o, "| Playbook | {} — {} |", self.playbook_id, self.playbook_name);
-        let _ = writeln!(o, "| Drilled version | `{}` @ `{}` |", self.playbook_path, self.playbook_hash);
+        let _ = writeln!(
+            o,
+            "| Drilled version | `{}` @ `{}` |",
+            self.playbook_path, self.playbook_hash
+        );
         let _ = writeln!(o, "| Incident | {} |", self.incident_id.as_deref().unwrap_or("none"));
         let _ = writeln!(o, "| Clock | {} (seed {}) |", self.clock, self.seed);
         if let Some(s) = &self.scheduled_for {
             let _ = writeln!(o, "| Scheduled for | {s} |");
         }
-        let _ = writeln!(o, "| Drill time | {} → {} ({}) |", self.started_at, self.ended_at, self.drill_duration);
+        let _ = writeln!(
+            o,
+            "| Drill time | {} → {} ({}) |",
+            self.started_at, self.ended_at, self.drill_duration
+        );
         let _ = writeln!(o, "| Status | {} |", self.status);
-        let _ = writeln!(o, "| Score | **{} / 100** — {} |\n", self.score.total, self.score.verdict.to_uppercase());
+        let _ = writeln!(
+            o,
+            "| Score | **{} / 100** — {} |\n",
+            self.score.total,
+            self.score.verdict.to_uppercase()
+        );
 
         let _ = writeln!(o, "## Scenario: {} ({})\n", self.scenario.title, self.scenario.source);
         let _ = writeln!(o, "| # | at | inject | result |\n|---|---|---|---|");
         for c in &self.controller {
-            let _ = writeln!(o, "| {} | +{} | {} | {} |", c.inject, fmt_span(c.offset_ms), c.text, c.result);
+            let _ = writeln!(
+                o,
+                "| {} | +{} | {} | {} |",
+                c.inject,
+                fmt_span(c.offset_ms),
+                c.text,
+                c.result
+            );
         }
         let _ = writeln!(o, "\n## Scores\n");
-        let _ = writeln!(o, "| criterion | rating | measured | limit | evidence (journal seq) | finding |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| criterion | rating | measured | limit | evidence (journal seq) | finding |\n|---|---|---|---|---|---|"
+        );
         for c in &self.score.criteria {
             let ev: Vec<String> = c.evidence.iter().map(|s| s.to_string()).collect();
-            let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} |", c.title, c.rating.as_str(), c.measured.as_deref().unwrap_or("-"), c.limit.as_deref().unwrap_or("-"), ev.join(", "), c.finding);
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.title,
+                c.rating.as_str(),
+                c.measured.as_deref().unwrap_or("-"),
+                c.limit.as_deref().unwrap_or("-"),
+                ev.join(", "),
+                c.finding
+            );
         }
         let list = |o: &mut String, title: &str, items: &[String]| {
             let _ = writeln!(o, "\n## {title}\n");
@@ -345,17 +402,45 @@ impl AfterActionReport {
         list(&mut o, "What went wrong", &self.went_wrong);
         let _ = writeln!(o, "\n## Communications\n");
         let c = &self.communications;
-        let fmt_map = |m: &BTreeMap<String, u32>| if m.is_empty() { "none".to_string() } else { m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ") };
-        let _ = writeln!(o, "- customer messages captured (not sent): {} ({} customers)", fmt_map(&c.customer_messages_captured), c.customers_reached_in_drill);
-        let _ = writeln!(o, "- notices captured (target not drill_safe): {}", fmt_map(&c.notices_captured));
-        let _ = writeln!(o, "- notices delivered to drill_safe targets: {}", fmt_map(&c.notices_delivered));
+        let fmt_map = |m: &BTreeMap<String, u32>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let _ = writeln!(
+            o,
+            "- customer messages captured (not sent): {} ({} customers)",
+            fmt_map(&c.customer_messages_captured),
+            c.customers_reached_in_drill
+        );
+        let _ = writeln!(
+            o,
+            "- notices captured (target not drill_safe): {}",
+            fmt_map(&c.notices_captured)
+        );
+        let _ = writeln!(
+            o,
+            "- notices delivered to drill_safe targets: {}",
+            fmt_map(&c.notices_delivered)
+        );
         let _ = writeln!(o, "- failed: {}", c.failed);
         let _ = writeln!(o, "\n## Improvement plan\n");
         if self.improvements.is_empty() {
             let _ = writeln!(o, "- none: every criterion was performed");
         }
         for i in &self.improvements {
-            let _ = writeln!(o, "- **{}** ({}): {} — `{}` {} @ `{}`", i.id, i.status, i.description, i.playbook_path, i.section, &i.playbook_hash[..i.playbook_hash.len().min(12)]);
+            let _ = writeln!(
+                o,
+                "- **{}** ({}): {} — `{}` {} @ `{}`",
+                i.id,
+                i.status,
+                i.description,
+                i.playbook_path,
+                i.section,
+                &i.playbook_hash[..i.playbook_hash.len().min(12)]
+            );
         }
         let _ = writeln!(o, "\n## Timeline\n");
         for t in &self.timeline {

@@ -2,24 +2,24 @@
 //! drill mode, the scenario's injects and scripted responders, then the
 //! score and the after-action report.
 
-use super::clock::{start_time, ClockMode, DrillTime};
+use super::clock::{ClockMode, DrillTime, start_time};
 use super::contain::DrillExecutor;
 use super::report::{self, AfterActionReport, ControllerEntry};
-use super::responders::{holder, DefaultScenario};
+use super::responders::{DefaultScenario, holder};
 use super::scenario::{self, Scenario, ScenarioSource};
-use crate::playbook::inject::{Inject, InjectKind};
 use super::score::{self, ScoreHook};
-use crate::incident::outbox::run_pending;
 use crate::incident::effects::Executor;
+use crate::incident::outbox::run_pending;
 use crate::incident::state::{Incident, Status, StepStatus};
 use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
+use crate::playbook::inject::{Inject, InjectKind};
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::Phase;
 use crate::store::{EventRecord, SqliteStore, Store};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Where a drill's own journal lives.
@@ -140,7 +140,13 @@ pub fn scenario_for(pb: &Playbook, seed: u64, ext: &Extensions) -> Result<Scenar
                 break;
             }
             Ok(None) => {}
-            Err(e) => return Err(DrillError::Invalid(format!("scenario source `{}` failed for playbook {}: {e:#}", s.name(), pb.id))),
+            Err(e) => {
+                return Err(DrillError::Invalid(format!(
+                    "scenario source `{}` failed for playbook {}: {e:#}",
+                    s.name(),
+                    pb.id
+                )));
+            }
         }
     }
     let base = match base {
@@ -171,19 +177,38 @@ const VIRTUAL_HORIZON_MS: i64 = 120 * 24 * 3_600_000;
 const IDLE_TAIL_MS: i64 = 24 * 3_600_000;
 
 /// Runs one drill of `playbook_id` from generation `g` to its end.
-pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn Executor>, ext: &Extensions) -> Result<DrillOutcome, DrillError> {
+pub fn run(
+    g: &Generation,
+    playbook_id: &str,
+    opts: DrillOptions,
+    inner: Arc<dyn Executor>,
+    ext: &Extensions,
+) -> Result<DrillOutcome, DrillError> {
     let wall = Instant::now();
     let Some(pb) = g.playbooks.get(playbook_id).cloned() else {
-        return Err(DrillError::NotFound { id: playbook_id.to_string(), nearby: crate::diag::nearby(playbook_id, g.playbooks.keys().map(String::as_str)) });
+        return Err(DrillError::NotFound {
+            id: playbook_id.to_string(),
+            nearby: crate::diag::nearby(playbook_id, g.playbooks.keys().map(String::as_str)),
+        });
     };
     let scenario = scenario_for(&pb, opts.seed, ext)?;
     let store: Arc<dyn Store> = match &opts.journal {
         Journal::Memory => Arc::new(SqliteStore::in_memory()?),
         Journal::File(p) => Arc::new(open_file_store(p)?),
     };
-    let t0 = start_time(opts.clock, opts.seed, opts.scheduled_for, chrono::Utc::now().timestamp_millis());
+    let t0 = start_time(
+        opts.clock,
+        opts.seed,
+        opts.scheduled_for,
+        chrono::Utc::now().timestamp_millis(),
+    );
     let time = DrillTime::new(opts.clock, t0);
-    let mut engine = Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), crate::playbook::types::Mode::Drill);
+    let mut engine = Engine::with_mode(
+        store.clone(),
+        time.clock(),
+        drill_generation(g, &pb),
+        crate::playbook::types::Mode::Drill,
+    );
     if let Some(p) = &opts.incident_prefix {
         engine = engine.with_id_prefix(p.clone());
     }
@@ -240,7 +265,8 @@ pub fn run(g: &Generation, playbook_id: &str, opts: DrillOptions, inner: Arc<dyn
 /// Opens a drill's own journal file (creating its directory).
 fn open_file_store(p: &std::path::Path) -> anyhow::Result<SqliteStore> {
     use anyhow::Context;
-    SqliteStore::open_path(p).with_context(|| format!("cannot open the drill journal {}", p.display()))
+    SqliteStore::open_path(p)
+        .with_context(|| format!("cannot open the drill journal {}", p.display()))
 }
 
 struct Runner<'a> {
@@ -268,7 +294,12 @@ enum Due {
 }
 
 impl Runner<'_> {
-    fn drive(&mut self, time: &DrillTime, exec: &DrillExecutor, cancel: Option<&AtomicBool>) -> Result<String, DrillError> {
+    fn drive(
+        &mut self,
+        time: &DrillTime,
+        exec: &DrillExecutor,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<String, DrillError> {
         let mut idle_until: Option<i64> = None;
         for _ in 0..1_000_000 {
             if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
@@ -304,14 +335,18 @@ impl Runner<'_> {
             let inc = self.current()?;
             let store = self.engine.store();
             let pending_intents = store.next_intent_due()?;
-            if inc.as_ref().is_some_and(|i| i.status == Status::Closed) && pending_intents.is_none() {
+            if inc.as_ref().is_some_and(|i| i.status == Status::Closed) && pending_intents.is_none()
+            {
                 return Ok("completed".into());
             }
             let open_actions = self.done.iter().any(|d| !d);
             if !open_actions || (!self.responders && next_action.is_none()) {
                 idle_until.get_or_insert(now + IDLE_TAIL_MS);
             }
-            let mut next = [next_action, store.next_timer_due()?, pending_intents, idle_until].into_iter().flatten().min();
+            let mut next = [next_action, store.next_timer_due()?, pending_intents, idle_until]
+                .into_iter()
+                .flatten()
+                .min();
             if let Some(end) = idle_until
                 && now >= end
             {
@@ -338,7 +373,10 @@ impl Runner<'_> {
                 }
             }
         }
-        Err(DrillError::Failed(anyhow::anyhow!("drill {} did not settle after a million steps; this is a bug in crisis", self.pb.id)))
+        Err(DrillError::Failed(anyhow::anyhow!(
+            "drill {} did not settle after a million steps; this is a bug in crisis",
+            self.pb.id
+        )))
     }
 
     fn housekeeping(&self, exec: &DrillExecutor) -> Result<(), DrillError> {
@@ -358,7 +396,14 @@ impl Runner<'_> {
 
     fn note(&mut self, i: usize, at: i64, result: String) {
         let inj = &self.injects[i];
-        self.log.push(ControllerEntry { at, offset_ms: at - self.t0, inject: i + 1, kind: inj.kind.name().to_string(), text: inj.kind.describe(), result });
+        self.log.push(ControllerEntry {
+            at,
+            offset_ms: at - self.t0,
+            inject: i + 1,
+            kind: inj.kind.name().to_string(),
+            text: inj.kind.describe(),
+            result,
+        });
     }
 
     fn due(&self, i: usize, inc: Option<&Incident>) -> Due {
@@ -368,7 +413,10 @@ impl Runner<'_> {
         let at_least = |t: i64| Due::At(start.max(t + after));
         // On a real or sped-up clock people act; only responders the playbook
         // scripts explicitly in [[drill.inject]] stand in for them.
-        if inj.kind.is_responder() && !self.responders && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj)) {
+        if inj.kind.is_responder()
+            && !self.responders
+            && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj))
+        {
             return Due::Never("people act in this drill (real or sped-up clock), not the default scripted responders".into());
         }
         if let InjectKind::Alert { .. } = inj.kind {
@@ -380,12 +428,22 @@ impl Runner<'_> {
             InjectKind::Alert { .. } => unreachable!(),
             InjectKind::NoAck { .. } => Due::At(start),
             InjectKind::DuplicateAlert | InjectKind::ComplaintBurst { .. } => {
-                if inc.status != Status::Open { Due::Never("the incident was already resolved".into()) } else { Due::At(start) }
+                if inc.status != Status::Open {
+                    Due::Never("the incident was already resolved".into())
+                } else {
+                    Due::At(start)
+                }
             }
             InjectKind::StepFailure { step, .. } => match inc.steps.get(step) {
-                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
-                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
-                Some(s) if s.status == StepStatus::Ready || s.status == StepStatus::Running => at_least(s.ready_at.unwrap_or(start)),
+                _ if inc.status != Status::Open => {
+                    Due::Never("the incident was already resolved".into())
+                }
+                Some(s) if s.status.finished() => {
+                    Due::Never(format!("step {step} had already finished"))
+                }
+                Some(s) if s.status == StepStatus::Ready || s.status == StepStatus::Running => {
+                    at_least(s.ready_at.unwrap_or(start))
+                }
                 _ => Due::Wait,
             },
             InjectKind::Ack { .. } => {
@@ -393,14 +451,18 @@ impl Runner<'_> {
                     return Due::Never("already acknowledged".into());
                 }
                 if closed || inc.status != Status::Open {
-                    return Due::Never("the incident was resolved before anyone acknowledged".into());
+                    return Due::Never(
+                        "the incident was resolved before anyone acknowledged".into(),
+                    );
                 }
                 // The owner stays silent through every no-ack window.
                 let silent = self
                     .injects
                     .iter()
                     .filter_map(|x| match x.kind {
-                        InjectKind::NoAck { duration } => Some(self.t0 + (x.at + duration).as_millis() as i64),
+                        InjectKind::NoAck { duration } => {
+                            Some(self.t0 + (x.at + duration).as_millis() as i64)
+                        }
                         _ => None,
                     })
                     .max()
@@ -414,7 +476,10 @@ impl Runner<'_> {
                 if self.pb.activate.approval.is_none() {
                     return Due::Never("the playbook does not need approval to activate".into());
                 }
-                if inc.approvals.contains("activation") || inc.completed(Phase::Activate) || inc.status != Status::Open {
+                if inc.approvals.contains("activation")
+                    || inc.completed(Phase::Activate)
+                    || inc.status != Status::Open
+                {
                     return Due::Never("activation no longer waited for approval".into());
                 }
                 match inc.phases.get(&Phase::Activate).and_then(|p| p.entered) {
@@ -423,21 +488,38 @@ impl Runner<'_> {
                 }
             }
             InjectKind::Approve { step: Some(step), .. } => match inc.steps.get(step) {
-                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
+                Some(s) if s.status.finished() => {
+                    Due::Never(format!("step {step} had already finished"))
+                }
                 Some(s) if s.status == StepStatus::Waiting => at_least(s.ready_at.unwrap_or(start)),
-                Some(s) if s.status != StepStatus::Pending => Due::Never(format!("step {step} does not wait for approval")),
-                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
+                Some(s) if s.status != StepStatus::Pending => {
+                    Due::Never(format!("step {step} does not wait for approval"))
+                }
+                _ if inc.status != Status::Open => {
+                    Due::Never("the incident was already resolved".into())
+                }
                 _ => Due::Wait,
             },
             InjectKind::StepDone { step, .. } => {
-                let failure_pending = self.injects.iter().enumerate().any(|(j, x)| !self.done[j] && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step));
+                let failure_pending = self.injects.iter().enumerate().any(|(j, x)| {
+                    !self.done[j]
+                        && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step)
+                });
                 match inc.steps.get(step) {
-                    Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished ({:?})", s.status).to_lowercase()),
-                    _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
-                    Some(s) if s.status == StepStatus::Ready && !failure_pending => match at_least(s.ready_at.unwrap_or(start)) {
-                        Due::At(t) => Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0))),
-                        d => d,
-                    },
+                    Some(s) if s.status.finished() => Due::Never(
+                        format!("step {step} had already finished ({:?})", s.status).to_lowercase(),
+                    ),
+                    _ if inc.status != Status::Open => {
+                        Due::Never("the incident was already resolved".into())
+                    }
+                    Some(s) if s.status == StepStatus::Ready && !failure_pending => {
+                        match at_least(s.ready_at.unwrap_or(start)) {
+                            Due::At(t) => {
+                                Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0)))
+                            }
+                            d => d,
+                        }
+                    }
                     _ => Due::Wait,
                 }
             }
@@ -472,7 +554,10 @@ impl Runner<'_> {
                 let req = TriggerRequest {
                     playbook: self.pb.id.clone(),
                     title,
-                    severity: severity.map(|s| s.parse()).transpose().map_err(DrillError::Invalid)?,
+                    severity: severity
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(DrillError::Invalid)?,
                     scope: None,
                     fields,
                     labels,
@@ -481,19 +566,33 @@ impl Runner<'_> {
                     by: "drill".into(),
                 };
                 // A scenario whose alert the playbook refuses cannot run at all.
-                let out = self.engine.trigger(req.clone()).map_err(|e| DrillError::Invalid(format!("the scenario's alert was refused: {e}")))?;
+                let out = self.engine.trigger(req.clone()).map_err(|e| {
+                    DrillError::Invalid(format!("the scenario's alert was refused: {e}"))
+                })?;
                 self.incident = Some(out.incident.id.clone());
                 self.alert = Some(req);
                 Ok(format!("opened {}", out.incident.id))
             }
-            InjectKind::DuplicateAlert => self.duplicate("duplicate alert", BTreeMap::new(), "drill").map(|d| {
-                if d { "deduplicated into the open incident".to_string() } else { "NOT deduplicated: a second incident opened".to_string() }
-            }),
+            InjectKind::DuplicateAlert => {
+                self.duplicate("duplicate alert", BTreeMap::new(), "drill").map(|d| {
+                    if d {
+                        "deduplicated into the open incident".to_string()
+                    } else {
+                        "NOT deduplicated: a second incident opened".to_string()
+                    }
+                })
+            }
             InjectKind::ComplaintBurst { count, channel } => {
                 let mut attached = 0;
                 let mut res = Ok(());
                 for n in 1..=count {
-                    let f = BTreeMap::from([("complaint".to_string(), format!("customer complaint {n}/{count}{}", channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default()))]);
+                    let f = BTreeMap::from([(
+                        "complaint".to_string(),
+                        format!(
+                            "customer complaint {n}/{count}{}",
+                            channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default()
+                        ),
+                    )]);
                     match self.duplicate("complaint", f, "complaint") {
                         Ok(true) => attached += 1,
                         Ok(false) => {}
@@ -505,20 +604,39 @@ impl Runner<'_> {
                 }
                 res.map(|()| format!("{attached} of {count} complaints attached to {id}"))
             }
-            InjectKind::NoAck { duration } => Ok(format!("the owner stays silent until +{}", humantime::format_duration(self.injects[i].at + duration))),
+            InjectKind::NoAck { duration } => Ok(format!(
+                "the owner stays silent until +{}",
+                humantime::format_duration(self.injects[i].at + duration)
+            )),
             InjectKind::StepFailure { step, reason, retry_after } => {
                 let retry = now + retry_after.as_millis() as i64;
                 self.retry_at.insert(step.clone(), retry);
                 self.engine
-                    .update(&id, &format!("step {step} failed: {reason} (drill inject); retrying in {}", humantime::format_duration(retry_after)), "drill")
-                    .map(|_| format!("step {step} failed; retry not before +{}", crate::incident::clock::fmt_span(retry - self.t0)))
+                    .update(
+                        &id,
+                        &format!(
+                            "step {step} failed: {reason} (drill inject); retrying in {}",
+                            humantime::format_duration(retry_after)
+                        ),
+                        "drill",
+                    )
+                    .map(|_| {
+                        format!(
+                            "step {step} failed; retry not before +{}",
+                            crate::incident::clock::fmt_span(retry - self.t0)
+                        )
+                    })
             }
             InjectKind::Ack { by } => {
                 let inc = self.engine.incident(&id)?;
-                let by = by.or_else(|| inc.roles.get("commander").cloned()).or_else(|| holder(&self.pb.assign.commander, &inc, &config, now));
+                let by = by
+                    .or_else(|| inc.roles.get("commander").cloned())
+                    .or_else(|| holder(&self.pb.assign.commander, &inc, &config, now));
                 match by {
                     Some(by) => self.engine.ack(&id, &by).map(|_| format!("acknowledged as {by}")),
-                    None => Ok("nobody to acknowledge as: the commander rota resolves to no one".into()),
+                    None => {
+                        Ok("nobody to acknowledge as: the commander rota resolves to no one".into())
+                    }
                 }
             }
             InjectKind::Approve { step, by } => {
@@ -529,8 +647,14 @@ impl Runner<'_> {
                 };
                 let by = by.or_else(|| who.as_ref().and_then(|w| holder(w, &inc, &config, now)));
                 match by {
-                    Some(by) => self.engine.approve(&id, step.as_deref(), &by).map(|_| format!("approved as {by}")),
-                    None => Ok(format!("nobody in the roster can approve {}", step.as_deref().unwrap_or("the activation"))),
+                    Some(by) => self
+                        .engine
+                        .approve(&id, step.as_deref(), &by)
+                        .map(|_| format!("approved as {by}")),
+                    None => Ok(format!(
+                        "nobody in the roster can approve {}",
+                        step.as_deref().unwrap_or("the activation")
+                    )),
                 }
             }
             InjectKind::StepDone { step, by } => {
@@ -540,17 +664,23 @@ impl Runner<'_> {
                     .or_else(|| owner.as_ref().and_then(|w| holder(w, &inc, &config, now)))
                     .or_else(|| inc.roles.get("commander").cloned())
                     .unwrap_or_else(|| "drill".into());
-                self.engine.step(&id, &step, StepAction::Done, Some("done (scripted responder)"), &by).map(|_| format!("done by {by}"))
+                self.engine
+                    .step(&id, &step, StepAction::Done, Some("done (scripted responder)"), &by)
+                    .map(|_| format!("done by {by}"))
             }
             InjectKind::Resolve { by } => {
                 let inc = self.engine.incident(&id)?;
-                let by = by.or_else(|| inc.roles.get("commander").cloned()).unwrap_or_else(|| "drill".into());
+                let by = by
+                    .or_else(|| inc.roles.get("commander").cloned())
+                    .unwrap_or_else(|| "drill".into());
                 self.engine.resolve(&id, &by, "drill").map(|_| format!("resolved by {by}"))
             }
             InjectKind::Outcome { cause, process, aftermath } => {
                 let inc = self.engine.incident(&id)?;
                 let by = inc.roles.get("commander").cloned().unwrap_or_else(|| "drill".into());
-                self.engine.record_outcome(&id, &cause, &process, &aftermath, &by).map(|_| format!("outcome report written by {by}"))
+                self.engine
+                    .record_outcome(&id, &cause, &process, &aftermath, &by)
+                    .map(|_| format!("outcome report written by {by}"))
             }
         };
         let text = match res {
@@ -563,10 +693,18 @@ impl Runner<'_> {
     }
 
     /// Sends the alert again (with extra fields); true if it was deduplicated.
-    fn duplicate(&mut self, what: &str, fields: BTreeMap<String, String>, source: &str) -> Result<bool, EngineError> {
+    fn duplicate(
+        &mut self,
+        what: &str,
+        fields: BTreeMap<String, String>,
+        source: &str,
+    ) -> Result<bool, EngineError> {
         let inc = self.engine.incident(self.incident.as_deref().unwrap_or_default())?;
         let Some(key) = inc.dedup_key.clone() else {
-            return Err(EngineError::conflict(format!("playbook {} renders no dedup key for this alert, so a {what} would open a second incident; skipped", self.pb.id)));
+            return Err(EngineError::conflict(format!(
+                "playbook {} renders no dedup key for this alert, so a {what} would open a second incident; skipped",
+                self.pb.id
+            )));
         };
         let mut req = self.alert.clone().expect("alert came first");
         req.fields.extend(fields);

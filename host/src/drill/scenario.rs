@@ -45,8 +45,13 @@ pub fn overlay(base: Scenario, inline: &[Inject]) -> Scenario {
     if inline.is_empty() {
         return base;
     }
-    let slots: std::collections::BTreeSet<String> = inline.iter().filter_map(|i| i.kind.slot()).collect();
-    let mut injects: Vec<Inject> = base.injects.into_iter().filter(|i| i.kind.slot().is_none_or(|s| !slots.contains(&s))).collect();
+    let slots: std::collections::BTreeSet<String> =
+        inline.iter().filter_map(|i| i.kind.slot()).collect();
+    let mut injects: Vec<Inject> = base
+        .injects
+        .into_iter()
+        .filter(|i| i.kind.slot().is_none_or(|s| !slots.contains(&s)))
+        .collect();
     injects.extend(inline.iter().cloned());
     injects.sort_by_key(|i| i.at);
     Scenario { title: base.title, source: format!("{}+inline", base.source), injects }
@@ -56,7 +61,10 @@ pub fn overlay(base: Scenario, inline: &[Inject]) -> Scenario {
 pub fn check(s: &Scenario, pb: &Playbook) -> Result<(), String> {
     let alerts = s.injects.iter().filter(|i| matches!(i.kind, InjectKind::Alert { .. })).count();
     if alerts != 1 {
-        return Err(format!("scenario `{}` has {alerts} alert injects; a drill starts from exactly one alert", s.title));
+        return Err(format!(
+            "scenario `{}` has {alerts} alert injects; a drill starts from exactly one alert",
+            s.title
+        ));
     }
     for i in &s.injects {
         let step = match &i.kind {
@@ -67,7 +75,12 @@ pub fn check(s: &Scenario, pb: &Playbook) -> Result<(), String> {
         if let Some(step) = step
             && pb.step(step).is_none()
         {
-            return Err(format!("scenario `{}`: {} names step `{step}`, which playbook {} does not have", s.title, i.kind.name(), pb.id));
+            return Err(format!(
+                "scenario `{}`: {} names step `{step}`, which playbook {} does not have",
+                s.title,
+                i.kind.name(),
+                pb.id
+            ));
         }
     }
     Ok(())
@@ -88,16 +101,30 @@ mod tests {
             title: "t".into(),
             source: "default".into(),
             injects: vec![
-                inj(0, InjectKind::Alert { labels: Default::default(), fields: Default::default(), severity: None, title: None }),
+                inj(
+                    0,
+                    InjectKind::Alert {
+                        labels: Default::default(),
+                        fields: Default::default(),
+                        severity: None,
+                        title: None,
+                    },
+                ),
                 inj(60, InjectKind::Ack { by: None }),
                 inj(120, InjectKind::StepDone { step: "a".into(), by: None }),
             ],
         };
-        let inline = vec![inj(600, InjectKind::Ack { by: Some("bob".into()) }), inj(30, InjectKind::DuplicateAlert)];
+        let inline = vec![
+            inj(600, InjectKind::Ack { by: Some("bob".into()) }),
+            inj(30, InjectKind::DuplicateAlert),
+        ];
         let s = overlay(base, &inline);
         assert_eq!(s.source, "default+inline");
-        let kinds: Vec<(&str, u64)> = s.injects.iter().map(|i| (i.kind.name(), i.at.as_secs())).collect();
-        assert_eq!(kinds, vec![("alert", 0), ("duplicate-alert", 30), ("step-done", 120), ("ack", 600)]);
+        let kinds: Vec<(&str, u64)> =
+            s.injects.iter().map(|i| (i.kind.name(), i.at.as_secs())).collect();
+        assert_eq!(
+            kinds,
+            vec![("alert", 0), ("duplicate-alert", 30), ("step-done", 120), ("ack", 600)]
+        );
     }
-
 }

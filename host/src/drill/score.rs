@@ -3,10 +3,10 @@
 //! the journal sequence numbers it was judged on.
 
 use super::scenario::Scenario;
-use crate::playbook::inject::InjectKind;
 use crate::incident::clock::fmt_span;
 use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
+use crate::playbook::inject::InjectKind;
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::{OutcomeField, Phase, Purpose};
 use crate::store::EventRecord;
@@ -93,7 +93,13 @@ pub struct Criterion {
 
 impl Criterion {
     /// A host criterion with no measurement, limit or evidence yet.
-    pub fn new(id: impl Into<String>, title: impl Into<String>, rating: Rating, finding: impl Into<String>, section: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        rating: Rating,
+        finding: impl Into<String>,
+        section: impl Into<String>,
+    ) -> Self {
         Criterion {
             id: id.into(),
             title: title.into(),
@@ -156,9 +162,18 @@ struct At {
 enum StepFact {
     Ready(String),
     Waiting(String),
-    Done { step: String, by: String },
-    Skipped { step: String, reason: String },
-    Failed { step: String, reason: String },
+    Done {
+        step: String,
+        by: String,
+    },
+    Skipped {
+        step: String,
+        reason: String,
+    },
+    Failed {
+        step: String,
+        reason: String,
+    },
     /// A missed deadline (`step:ID` for steps).
     Missed(String),
     /// A note, which may report an injected step failure.
@@ -169,7 +184,9 @@ impl StepFact {
     fn concerns(&self, step: &str) -> bool {
         match self {
             StepFact::Ready(s) | StepFact::Waiting(s) => s == step,
-            StepFact::Done { step: s, .. } | StepFact::Skipped { step: s, .. } | StepFact::Failed { step: s, .. } => s == step,
+            StepFact::Done { step: s, .. }
+            | StepFact::Skipped { step: s, .. }
+            | StepFact::Failed { step: s, .. } => s == step,
             StepFact::Missed(what) => what.strip_prefix("step:") == Some(step),
             StepFact::Note(n) => n.starts_with(&format!("step {step} failed")),
         }
@@ -265,8 +282,12 @@ impl Facts {
                 Event::StepReady { step } => f.steps.push((at, StepFact::Ready(step))),
                 Event::StepWaiting { step, .. } => f.steps.push((at, StepFact::Waiting(step))),
                 Event::StepDone { step, by, .. } => f.steps.push((at, StepFact::Done { step, by })),
-                Event::StepSkipped { step, reason, .. } => f.steps.push((at, StepFact::Skipped { step, reason })),
-                Event::StepFailed { step, reason } => f.steps.push((at, StepFact::Failed { step, reason })),
+                Event::StepSkipped { step, reason, .. } => {
+                    f.steps.push((at, StepFact::Skipped { step, reason }))
+                }
+                Event::StepFailed { step, reason } => {
+                    f.steps.push((at, StepFact::Failed { step, reason }))
+                }
                 Event::Note { note, .. } => f.steps.push((at, StepFact::Note(note))),
                 Event::IntentRecorded { invocation_id, .. } => {
                     f.intents.insert(invocation_id, at.at);
@@ -296,7 +317,10 @@ impl Facts {
                 }
                 // Not judged here.
                 // Delivery trouble is the outbox's, not the participants'.
-                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } => {}
+                Event::UpdateDue {}
+                | Event::Stale { .. }
+                | Event::DeadLettered { .. }
+                | Event::Redriven { .. } => {}
             }
         }
         f
@@ -318,11 +342,23 @@ fn timed(mut c: Criterion, actual: i64, limit: i64) -> Criterion {
 }
 
 /// Scores a drill. `incident` is `None` if the drill never opened one.
-pub fn score(pb: &Playbook, incident: Option<&Incident>, events: &[EventRecord], scenario: &Scenario, hooks: &[Arc<dyn ScoreHook>]) -> Score {
+pub fn score(
+    pb: &Playbook,
+    incident: Option<&Incident>,
+    events: &[EventRecord],
+    scenario: &Scenario,
+    hooks: &[Arc<dyn ScoreHook>],
+) -> Score {
     let mut c = Vec::new();
     let facts = Facts::read(events);
     match facts.opened {
-        None => c.push(Criterion::new("report", "Crisis reported", Rating::Unable, "the drill never opened an incident", "[trigger]")),
+        None => c.push(Criterion::new(
+            "report",
+            "Crisis reported",
+            Rating::Unable,
+            "the drill never opened an incident",
+            "[trigger]",
+        )),
         Some(opened) => host_criteria(pb, &facts, scenario, opened, &mut c),
     }
     let mut hook_errors = Vec::new();
@@ -345,11 +381,21 @@ pub fn total(criteria: Vec<Criterion>, hook_errors: Vec<String>) -> Score {
     let max = criteria.len() as u32 * MAX_POINTS;
     let got: u32 = criteria.iter().map(|c| c.rating.points()).sum();
     let total = (got * 100 + max / 2).checked_div(max).unwrap_or(0).min(100);
-    let verdict = if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) { "fail" } else { "pass" };
+    let verdict = if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) {
+        "fail"
+    } else {
+        "pass"
+    };
     Score { criteria, total, verdict: verdict.into(), hook_errors }
 }
 
-fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &mut Vec<Criterion>) {
+fn host_criteria(
+    pb: &Playbook,
+    f: &Facts,
+    scenario: &Scenario,
+    opened: At,
+    c: &mut Vec<Criterion>,
+) {
     let t0 = opened.at;
     let min5 = Duration::from_secs(300);
 
@@ -359,15 +405,46 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
         let results = &f.report_results;
         let failed = results.iter().filter(|(_, ok)| !ok).count();
         let mut cr = if pb.report.notify.is_empty() {
-            Criterion::new("report", "Crisis reported upward", Rating::MajorChallenges, "the playbook reports to no one: [report] notify is empty", "[report] notify")
+            Criterion::new(
+                "report",
+                "Crisis reported upward",
+                Rating::MajorChallenges,
+                "the playbook reports to no one: [report] notify is empty",
+                "[report] notify",
+            )
         } else if results.len() < pb.report.notify.len() || failed > 0 {
-            Criterion::new("report", "Crisis reported upward", Rating::Unable, format!("{} of {} report notices delivered", results.len() - failed, pb.report.notify.len()), "[report] notify")
+            Criterion::new(
+                "report",
+                "Crisis reported upward",
+                Rating::Unable,
+                format!(
+                    "{} of {} report notices delivered",
+                    results.len() - failed,
+                    pb.report.notify.len()
+                ),
+                "[report] notify",
+            )
         } else {
             let last = results.iter().map(|(e, _)| e.at).max().unwrap_or(t0);
             let r = Rating::against(last - t0, dur_ms(limit));
-            timed(Criterion::new("report", "Crisis reported upward", r, format!("report notice delivered to {} within {}", pb.report.notify.join(", "), span(limit)), "[report] within"), last - t0, dur_ms(limit))
+            timed(
+                Criterion::new(
+                    "report",
+                    "Crisis reported upward",
+                    r,
+                    format!(
+                        "report notice delivered to {} within {}",
+                        pb.report.notify.join(", "),
+                        span(limit)
+                    ),
+                    "[report] within",
+                ),
+                last - t0,
+                dur_ms(limit),
+            )
         };
-        cr.evidence = std::iter::once(opened.seq).chain(results.iter().map(|(e, _)| e.seq)).collect();
+        cr.evidence =
+            std::iter::once(opened.seq).chain(results.iter().map(|(e, _)| e.seq)).collect();
         c.push(cr);
     }
 
@@ -377,11 +454,35 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
     {
         let escalations: Vec<i64> = f.escalations.clone();
         let mut cr = match acked {
-            None => Criterion::new("acknowledge", "Owner acknowledged", Rating::Unable, "nobody acknowledged the incident", "[assign] ack_within"),
+            None => Criterion::new(
+                "acknowledge",
+                "Owner acknowledged",
+                Rating::Unable,
+                "nobody acknowledged the incident",
+                "[assign] ack_within",
+            ),
             Some((a, by)) => {
                 let r = Rating::against(a.at - t0, dur_ms(ack_limit));
-                let f = format!("acknowledged by {by} after {}{}", fmt_span(a.at - t0), if escalations.is_empty() { String::new() } else { format!(" and {} escalation(s)", escalations.len()) });
-                let mut x = timed(Criterion::new("acknowledge", "Owner acknowledged", r, f, "[assign] ack_within"), a.at - t0, dur_ms(ack_limit));
+                let f = format!(
+                    "acknowledged by {by} after {}{}",
+                    fmt_span(a.at - t0),
+                    if escalations.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {} escalation(s)", escalations.len())
+                    }
+                );
+                let mut x = timed(
+                    Criterion::new(
+                        "acknowledge",
+                        "Owner acknowledged",
+                        r,
+                        f,
+                        "[assign] ack_within",
+                    ),
+                    a.at - t0,
+                    dur_ms(ack_limit),
+                );
                 x.evidence.push(a.seq);
                 x
             }
@@ -399,11 +500,32 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
         };
         if late {
             let mut cr = if !escalations.is_empty() {
-                Criterion::new("escalation", "Escalated when the owner was silent", Rating::Performed, format!("{} escalation notice(s) went out before acknowledgement", escalations.len()), "[assign] escalate")
+                Criterion::new(
+                    "escalation",
+                    "Escalated when the owner was silent",
+                    Rating::Performed,
+                    format!(
+                        "{} escalation notice(s) went out before acknowledgement",
+                        escalations.len()
+                    ),
+                    "[assign] escalate",
+                )
             } else if pb.assign.escalate.is_empty() {
-                Criterion::new("escalation", "Escalated when the owner was silent", Rating::MajorChallenges, "the owner was late and the playbook escalates to no one", "[assign] escalate")
+                Criterion::new(
+                    "escalation",
+                    "Escalated when the owner was silent",
+                    Rating::MajorChallenges,
+                    "the owner was late and the playbook escalates to no one",
+                    "[assign] escalate",
+                )
             } else {
-                Criterion::new("escalation", "Escalated when the owner was silent", Rating::SomeChallenges, "the owner was late, but no escalation fired before the acknowledgement", "[assign] escalate")
+                Criterion::new(
+                    "escalation",
+                    "Escalated when the owner was silent",
+                    Rating::SomeChallenges,
+                    "the owner was late, but no escalation fired before the acknowledgement",
+                    "[assign] escalate",
+                )
             };
             cr.evidence = escalations;
             c.push(cr);
@@ -414,10 +536,30 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
     {
         let limit = pb.activate.within.unwrap_or(Duration::from_secs(900));
         let mut cr = match &f.activated {
-            None => Criterion::new("activate", "Plan activated", Rating::Unable, if pb.activate.approval.is_some() { "the plan was never activated (activation waits for approval)" } else { "the plan was never activated" }, "[activate]"),
+            None => Criterion::new(
+                "activate",
+                "Plan activated",
+                Rating::Unable,
+                if pb.activate.approval.is_some() {
+                    "the plan was never activated (activation waits for approval)"
+                } else {
+                    "the plan was never activated"
+                },
+                "[activate]",
+            ),
             Some((a, by)) => {
                 let r = Rating::against(a.at - t0, dur_ms(limit));
-                let mut x = timed(Criterion::new("activate", "Plan activated", r, format!("activated ({by}) after {}", fmt_span(a.at - t0)), "[activate] within"), a.at - t0, dur_ms(limit));
+                let mut x = timed(
+                    Criterion::new(
+                        "activate",
+                        "Plan activated",
+                        r,
+                        format!("activated ({by}) after {}", fmt_span(a.at - t0)),
+                        "[activate] within",
+                    ),
+                    a.at - t0,
+                    dur_ms(limit),
+                );
                 x.evidence.push(a.seq);
                 x
             }
@@ -430,23 +572,49 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
 
     // Assign: every role the playbook names is filled, and the assign phase completes in time.
     {
-        let wanted: Vec<&str> = [Some("commander"), pb.assign.liaison.as_ref().map(|_| "liaison"), pb.assign.scribe.as_ref().map(|_| "scribe")].into_iter().flatten().collect();
+        let wanted: Vec<&str> = [
+            Some("commander"),
+            pb.assign.liaison.as_ref().map(|_| "liaison"),
+            pb.assign.scribe.as_ref().map(|_| "scribe"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let assigned = &f.roles;
-        let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(*r)).collect();
+        let missing: Vec<&str> =
+            wanted.iter().copied().filter(|r| !assigned.contains_key(*r)).collect();
         // Measured over the assign phase itself: activation delays are the activate criterion's.
         let entered = f.assign_entered.unwrap_or(t0);
         let done = f.assign_completed;
         let mut cr = match done {
-            None => Criterion::new("assign", "Owner and roles assigned", Rating::Unable, "the assign phase never completed (no acknowledged commander)", "[assign]"),
+            None => Criterion::new(
+                "assign",
+                "Owner and roles assigned",
+                Rating::Unable,
+                "the assign phase never completed (no acknowledged commander)",
+                "[assign]",
+            ),
             Some(d) => {
                 let took = d.at - entered;
                 let mut r = Rating::against(took, dur_ms(ack_limit));
-                let mut f = format!("{} named; commander acknowledged {} into the assign phase", wanted.iter().filter_map(|w| assigned.get(*w).map(|(_, person)| format!("{w} {person}"))).collect::<Vec<_>>().join(", "), fmt_span(took));
+                let mut f = format!(
+                    "{} named; commander acknowledged {} into the assign phase",
+                    wanted
+                        .iter()
+                        .filter_map(|w| assigned.get(*w).map(|(_, person)| format!("{w} {person}")))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    fmt_span(took)
+                );
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; nobody was available for {}", missing.join(", "));
                 }
-                let mut x = timed(Criterion::new("assign", "Owner and roles assigned", r, f, "[assign]"), took, dur_ms(ack_limit));
+                let mut x = timed(
+                    Criterion::new("assign", "Owner and roles assigned", r, f, "[assign]"),
+                    took,
+                    dur_ms(ack_limit),
+                );
                 x.evidence.push(d.seq);
                 x
             }
@@ -458,17 +626,35 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
 
     // Each step against its `within`.
     for step in &pb.act {
-        let mine: Vec<&(At, StepFact)> = f.steps.iter().filter(|(_, x)| x.concerns(&step.id)).collect();
-        let ready = mine.iter().find(|(_, x)| matches!(x, StepFact::Ready(_) | StepFact::Waiting(_))).map(|(e, _)| e.at);
-        let end = mine.iter().find(|(_, x)| matches!(x, StepFact::Done { .. } | StepFact::Skipped { .. } | StepFact::Failed { .. }));
+        let mine: Vec<&(At, StepFact)> =
+            f.steps.iter().filter(|(_, x)| x.concerns(&step.id)).collect();
+        let ready = mine
+            .iter()
+            .find(|(_, x)| matches!(x, StepFact::Ready(_) | StepFact::Waiting(_)))
+            .map(|(e, _)| e.at);
+        let end = mine.iter().find(|(_, x)| {
+            matches!(x, StepFact::Done { .. } | StepFact::Skipped { .. } | StepFact::Failed { .. })
+        });
         let title = format!("Step {} ({})", step.id, step.kind);
         let section = format!("[[act]] id = \"{}\"", step.id);
         let id = format!("step:{}", step.id);
         let cr = match end {
             Some((_, StepFact::Skipped { reason, .. })) if reason.starts_with("`when") => continue, // not part of this plan
             None => Criterion::new(id, title, Rating::Unable, "the step never finished", section),
-            Some((_, StepFact::Failed { reason, .. })) => Criterion::new(id, title, Rating::Unable, format!("the step failed: {reason}"), section),
-            Some((_, StepFact::Skipped { reason, .. })) => Criterion::new(id, title, Rating::Unable, format!("the step was skipped: {reason}"), section),
+            Some((_, StepFact::Failed { reason, .. })) => Criterion::new(
+                id,
+                title,
+                Rating::Unable,
+                format!("the step failed: {reason}"),
+                section,
+            ),
+            Some((_, StepFact::Skipped { reason, .. })) => Criterion::new(
+                id,
+                title,
+                Rating::Unable,
+                format!("the step was skipped: {reason}"),
+                section,
+            ),
             Some((e, fact)) => {
                 let by = match fact {
                     StepFact::Done { by, .. } => by.as_str(),
@@ -478,10 +664,29 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
                 match step.within {
                     Some(w) => {
                         let r = Rating::against(took, dur_ms(w));
-                        timed(Criterion::new(id, title, r, format!("done by {by} {} after it became ready", fmt_span(took)), format!("{section} within")), took, dur_ms(w))
+                        timed(
+                            Criterion::new(
+                                id,
+                                title,
+                                r,
+                                format!("done by {by} {} after it became ready", fmt_span(took)),
+                                format!("{section} within"),
+                            ),
+                            took,
+                            dur_ms(w),
+                        )
                     }
                     None => {
-                        let mut x = Criterion::new(id, title, Rating::Performed, format!("done by {by} {} after it became ready (no deadline set)", fmt_span(took)), section);
+                        let mut x = Criterion::new(
+                            id,
+                            title,
+                            Rating::Performed,
+                            format!(
+                                "done by {by} {} after it became ready (no deadline set)",
+                                fmt_span(took)
+                            ),
+                            section,
+                        );
                         x.measured = Some(fmt_span(took));
                         x
                     }
@@ -490,7 +695,9 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
         };
         let mut cr = cr;
         cr.evidence = mine.iter().map(|(e, _)| e.seq).collect();
-        if mine.iter().any(|(_, x)| matches!(x, StepFact::Note(_))) && cr.rating == Rating::Performed {
+        if mine.iter().any(|(_, x)| matches!(x, StepFact::Note(_)))
+            && cr.rating == Rating::Performed
+        {
             cr.finding = format!("{}; recovered from an injected failure", cr.finding);
         }
         c.push(cr);
@@ -531,11 +738,23 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
             "communications",
             "Communications within their service level",
             rating,
-            format!("{good} of {total} notices delivered within {}{}", fmt_span(sla), if pending > 0 { format!("; {pending} message(s) never ran") } else { String::new() }),
+            format!(
+                "{good} of {total} notices delivered within {}{}",
+                fmt_span(sla),
+                if pending > 0 {
+                    format!("; {pending} message(s) never ran")
+                } else {
+                    String::new()
+                }
+            ),
             "[report] notify, [track] notify, [outcome] notify",
         );
         cr.limit = Some(fmt_span(sla));
-        cr.evidence = if bad_seqs.is_empty() { all_seqs.into_iter().take(20).collect() } else { bad_seqs.into_iter().take(50).collect() };
+        cr.evidence = if bad_seqs.is_empty() {
+            all_seqs.into_iter().take(20).collect()
+        } else {
+            bad_seqs.into_iter().take(50).collect()
+        };
         c.push(cr);
     }
 
@@ -543,9 +762,21 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
     if scenario.injects.iter().any(|i| matches!(i.kind, InjectKind::DuplicateAlert)) {
         let attached: Vec<i64> = f.attached_by_drill.clone();
         let mut cr = if attached.is_empty() {
-            Criterion::new("dedup", "Duplicate alert deduplicated", Rating::Unable, "the duplicate alert was not attached to the open incident", "[trigger] dedup_key")
+            Criterion::new(
+                "dedup",
+                "Duplicate alert deduplicated",
+                Rating::Unable,
+                "the duplicate alert was not attached to the open incident",
+                "[trigger] dedup_key",
+            )
         } else {
-            Criterion::new("dedup", "Duplicate alert deduplicated", Rating::Performed, format!("{} duplicate alert(s) attached to the open incident", attached.len()), "[trigger] dedup_key")
+            Criterion::new(
+                "dedup",
+                "Duplicate alert deduplicated",
+                Rating::Performed,
+                format!("{} duplicate alert(s) attached to the open incident", attached.len()),
+                "[trigger] dedup_key",
+            )
         };
         cr.evidence = attached;
         c.push(cr);
@@ -556,18 +787,35 @@ fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &
         let limit = pb.outcome.within.unwrap_or(Duration::from_secs(72 * 3600));
         let resolved = f.resolved;
         let mut cr = match (&f.outcome, resolved) {
-            (None, _) => Criterion::new("outcome", "Outcome report complete", Rating::Unable, "no outcome report was written", "[outcome]"),
+            (None, _) => Criterion::new(
+                "outcome",
+                "Outcome report complete",
+                Rating::Unable,
+                "no outcome report was written",
+                "[outcome]",
+            ),
             (Some((o, written)), res) => {
-                let missing: Vec<&str> = pb.outcome.require.iter().filter(|f| written.field(**f).trim().is_empty()).map(|f| f.as_str()).collect();
+                let missing: Vec<&str> = pb
+                    .outcome
+                    .require
+                    .iter()
+                    .filter(|f| written.field(**f).trim().is_empty())
+                    .map(|f| f.as_str())
+                    .collect();
                 let from = res.map(|r| r.at).unwrap_or(o.at);
                 let took = (o.at - from).max(0);
                 let mut r = Rating::against(took, dur_ms(limit));
-                let mut f = format!("written by {} {} after resolution", written.by, fmt_span(took));
+                let mut f =
+                    format!("written by {} {} after resolution", written.by, fmt_span(took));
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; missing {}", missing.join(", "));
                 }
-                let mut x = timed(Criterion::new("outcome", "Outcome report complete", r, f, "[outcome] within"), took, dur_ms(limit));
+                let mut x = timed(
+                    Criterion::new("outcome", "Outcome report complete", r, f, "[outcome] within"),
+                    took,
+                    dur_ms(limit),
+                );
                 x.evidence = res.iter().map(|r| r.seq).chain([o.seq]).collect();
                 x
             }
@@ -602,7 +850,9 @@ mod tests {
         assert_eq!((mixed.total, mixed.verdict.as_str()), (50, "fail"));
         for n in 1..40u32 {
             for k in 0..=n {
-                let v: Vec<Criterion> = (0..n).map(|i| mk(if i < k { Rating::Performed } else { Rating::MajorChallenges })).collect();
+                let v: Vec<Criterion> = (0..n)
+                    .map(|i| mk(if i < k { Rating::Performed } else { Rating::MajorChallenges }))
+                    .collect();
                 let t = total(v, vec![]).total;
                 assert!((33..=100).contains(&t), "{n} {k} {t}");
             }

@@ -7,12 +7,12 @@
 //! of this playbook; its extra criteria are rated like the host's own.
 
 use super::responders::{alert_labels, default_scenario};
-use super::scenario::{overlay, Scenario, ScenarioSource};
-use crate::playbook::inject::{Inject, InjectKind};
+use super::scenario::{Scenario, ScenarioSource, overlay};
 use super::score::{Criterion, Rating, ScoreHook, ScoreInput};
 use crate::playbook::Playbook;
-use crate::plugin::api::{self as papi, IncidentInfo, Invocation, RunMode};
+use crate::playbook::inject::{Inject, InjectKind};
 use crate::plugin::PluginHost;
+use crate::plugin::api::{self as papi, IncidentInfo, Invocation, RunMode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,15 +33,26 @@ fn conv<T: serde::de::DeserializeOwned + Default>(v: impl serde::Serialize) -> T
 }
 
 fn invocation(id: String) -> Invocation {
-    Invocation { invocation_id: id, incident_id: String::new(), mode: RunMode::Drill, now_unix_ms: 0, budget_ms: None }
+    Invocation {
+        invocation_id: id,
+        incident_id: String::new(),
+        mode: RunMode::Drill,
+        now_unix_ms: 0,
+        budget_ms: None,
+    }
 }
 
 /// Maps the plugin's injects onto the runner's, keeping only those that fit this playbook.
 fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
     let offset = |i: &papi::Inject| Duration::from_millis(i.at_offset_ms);
-    let payload = |i: &papi::Inject| serde_json::from_str::<serde_json::Value>(&i.payload_json).unwrap_or_default();
+    let payload = |i: &papi::Inject| {
+        serde_json::from_str::<serde_json::Value>(&i.payload_json).unwrap_or_default()
+    };
     let next_of = |from: usize, kind: papi::InjectKind, target: &Option<String>| {
-        injects[from..].iter().find(|j| j.kind == kind && (target.is_none() || &j.target == target)).map(|j| Duration::from_millis(j.at_offset_ms))
+        injects[from..]
+            .iter()
+            .find(|j| j.kind == kind && (target.is_none() || &j.target == target))
+            .map(|j| Duration::from_millis(j.at_offset_ms))
     };
     let mut out = Vec::new();
     for (n, i) in injects.iter().enumerate() {
@@ -54,14 +65,20 @@ fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
             },
             papi::InjectKind::DuplicateAlert => InjectKind::DuplicateAlert,
             papi::InjectKind::NoAck => {
-                let until = next_of(n, papi::InjectKind::Ack, &None).unwrap_or(at + Duration::from_secs(300));
-                InjectKind::NoAck { duration: until.saturating_sub(at).max(Duration::from_secs(60)) }
+                let until = next_of(n, papi::InjectKind::Ack, &None)
+                    .unwrap_or(at + Duration::from_secs(300));
+                InjectKind::NoAck {
+                    duration: until.saturating_sub(at).max(Duration::from_secs(60)),
+                }
             }
             papi::InjectKind::Ack => InjectKind::Ack { by: None },
             papi::InjectKind::StepFailure => {
                 // Only for a step this playbook has; otherwise the fault has nothing to hit.
-                let Some(step) = i.target.clone().filter(|s| pb.step(s).is_some()) else { continue };
-                let retry = next_of(n, papi::InjectKind::StepDone, &i.target).unwrap_or(at + Duration::from_secs(240));
+                let Some(step) = i.target.clone().filter(|s| pb.step(s).is_some()) else {
+                    continue;
+                };
+                let retry = next_of(n, papi::InjectKind::StepDone, &i.target)
+                    .unwrap_or(at + Duration::from_secs(240));
                 InjectKind::StepFailure {
                     step,
                     reason: p["error"].as_str().unwrap_or("simulated failure").to_string(),
@@ -88,7 +105,9 @@ impl ScenarioSource for Simulator {
     }
 
     fn plan(&self, pb: &Playbook, seed: u64) -> anyhow::Result<Option<Scenario>> {
-        let Some(sim) = pb.drill.as_ref().and_then(|d| d.simulator.clone()) else { return Ok(None) };
+        let Some(sim) = pb.drill.as_ref().and_then(|d| d.simulator.clone()) else {
+            return Ok(None);
+        };
         let labels = alert_labels(pb).into_iter().collect();
         let info = IncidentInfo {
             id: format!("drill-plan-{}", pb.id),
@@ -101,8 +120,14 @@ impl ScenarioSource for Simulator {
             labels,
         };
         // The step that fails: the first step people carry out by hand.
-        let failing = pb.act.iter().find(|s| super::responders::is_hands_on(s.kind)).map(|s| s.id.clone()).unwrap_or_default();
-        let params = vec![("failing_step".to_string(), failing), ("seed".to_string(), seed.to_string())];
+        let failing = pb
+            .act
+            .iter()
+            .find(|s| super::responders::is_hands_on(s.kind))
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        let params =
+            vec![("failing_step".to_string(), failing), ("seed".to_string(), seed.to_string())];
         let out = self
             .host
             .drill_plan(&sim, &invocation(format!("plan-{}-{seed}", pb.id)), &info, &params)
@@ -121,18 +146,28 @@ impl ScoreHook for Simulator {
     }
 
     fn criteria(&self, input: &ScoreInput<'_>) -> anyhow::Result<Vec<Criterion>> {
-        let Some(sim) = input.playbook.drill.as_ref().and_then(|d| d.simulator.clone()) else { return Ok(Vec::new()) };
-        let journal: Vec<serde_json::Value> =
-            input.events.iter().map(|e| serde_json::json!({"seq": e.seq, "at": e.at, "kind": e.kind, "data": e.data})).collect();
+        let Some(sim) = input.playbook.drill.as_ref().and_then(|d| d.simulator.clone()) else {
+            return Ok(Vec::new());
+        };
+        let journal: Vec<serde_json::Value> = input
+            .events
+            .iter()
+            .map(|e| serde_json::json!({"seq": e.seq, "at": e.at, "kind": e.kind, "data": e.data}))
+            .collect();
         let out = self
             .host
-            .drill_score(&sim, &invocation(format!("score-{}", input.playbook.id)), &serde_json::to_string(&journal)?)
+            .drill_score(
+                &sim,
+                &invocation(format!("score-{}", input.playbook.id)),
+                &serde_json::to_string(&journal)?,
+            )
             .map_err(|e| anyhow::anyhow!("simulator plugin `{sim}`: {e}"))?;
         Ok(out
             .value
             .into_iter()
             .map(|c| {
-                let ratio = if c.max_points == 0 { 1.0 } else { c.points as f64 / c.max_points as f64 };
+                let ratio =
+                    if c.max_points == 0 { 1.0 } else { c.points as f64 / c.max_points as f64 };
                 let rating = match ratio {
                     r if r >= 1.0 => Rating::Performed,
                     r if r >= 0.66 => Rating::SomeChallenges,

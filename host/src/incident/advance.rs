@@ -1,16 +1,16 @@
 //! One incident inside one transaction: journaling events, and moving the
 //! plan forward through its phases and steps as far as it goes without people.
 
+use super::ctx::Ctx;
 use super::effects::CustomerRef;
 use super::error::EngineError;
 use super::events::Event;
 use super::notices::Notice;
-use super::ctx::Ctx;
 use super::state::{Status, StepStatus};
 use super::timers::{DeadlineKind, Timer, TimerFamily};
 use super::when;
 use crate::playbook::spec::StepSpec;
-use crate::playbook::types::{Phase, Purpose, StepKind, Who, INCIDENT_ROLES};
+use crate::playbook::types::{INCIDENT_ROLES, Phase, Purpose, StepKind, Who};
 
 impl Ctx<'_> {
     pub(super) fn step_spec(&self, step: &str) -> Result<&StepSpec, EngineError> {
@@ -39,16 +39,24 @@ impl Ctx<'_> {
         match who {
             Who::Person(p) => p == person,
             Who::Team(t) => roster.teams.get(t).is_some_and(|m| m.iter().any(|x| x == person)),
-            Who::Rota(r) => roster.rotas.get(r).is_some_and(|r| r.members.iter().any(|x| x == person)),
-            Who::Role(role) if INCIDENT_ROLES.contains(&role.as_str()) => self.inc.roles.get(role).map(String::as_str) == Some(person),
-            Who::Role(role) => roster.people.get(person).is_some_and(|p| p.roles.iter().any(|r| r == role)),
+            Who::Rota(r) => {
+                roster.rotas.get(r).is_some_and(|r| r.members.iter().any(|x| x == person))
+            }
+            Who::Role(role) if INCIDENT_ROLES.contains(&role.as_str()) => {
+                self.inc.roles.get(role).map(String::as_str) == Some(person)
+            }
+            Who::Role(role) => {
+                roster.people.get(person).is_some_and(|p| p.roles.iter().any(|r| r == role))
+            }
         }
     }
 
     /// People a reference resolves to right now (incident roles through the incident).
     pub(super) fn people(&self, who: &Who) -> Vec<String> {
         match who {
-            Who::Role(r) if INCIDENT_ROLES.contains(&r.as_str()) => self.inc.roles.get(r).cloned().into_iter().collect(),
+            Who::Role(r) if INCIDENT_ROLES.contains(&r.as_str()) => {
+                self.inc.roles.get(r).cloned().into_iter().collect()
+            }
             other => {
                 let at = chrono::DateTime::from_timestamp_millis(self.now).unwrap_or_default();
                 self.generation_.config.roster.resolve(other, at)
@@ -103,7 +111,11 @@ impl Ctx<'_> {
         if phase == Phase::Act {
             for s in self.pb.act.clone() {
                 if !self.inc.step_status(&s.id).finished() {
-                    self.emit(Event::StepSkipped { step: s.id.clone(), reason: "incident resolved".into(), by: None })?;
+                    self.emit(Event::StepSkipped {
+                        step: s.id.clone(),
+                        reason: "incident resolved".into(),
+                        by: None,
+                    })?;
                 }
             }
         }
@@ -115,12 +127,24 @@ impl Ctx<'_> {
         let pb = self.pb.clone();
         match phase {
             Phase::Report => {
-                let scope = self.inc.fields.get("scope").cloned().unwrap_or_else(|| "not stated".into());
-                let nature = self.inc.fields.get("nature").cloned().unwrap_or_else(|| self.inc.title.clone());
-                let body = format!("Nature: {nature}. Scope: {scope}. Category {}. Playbook {}.", self.inc.category, pb.id);
+                let scope =
+                    self.inc.fields.get("scope").cloned().unwrap_or_else(|| "not stated".into());
+                let nature = self
+                    .inc
+                    .fields
+                    .get("nature")
+                    .cloned()
+                    .unwrap_or_else(|| self.inc.title.clone());
+                let body = format!(
+                    "Nature: {nature}. Scope: {scope}. Category {}. Playbook {}.",
+                    self.inc.category, pb.id
+                );
                 let subject = self.subject("crisis reported");
                 self.notify(Purpose::Report, &pb.report.notify, &subject, &body)?;
-                self.schedule(pb.report.within.as_millis() as i64, Timer::Deadline(DeadlineKind::Report))?;
+                self.schedule(
+                    pb.report.within.as_millis() as i64,
+                    Timer::Deadline(DeadlineKind::Report),
+                )?;
             }
             Phase::Activate => {
                 if let Some(w) = pb.activate.within {
@@ -148,14 +172,25 @@ impl Ctx<'_> {
 
     fn start_assign(&mut self) -> anyhow::Result<()> {
         let a = self.pb.assign.clone();
-        for (role, who) in [("commander", Some(&a.commander)), ("liaison", a.liaison.as_ref()), ("scribe", a.scribe.as_ref())] {
+        for (role, who) in [
+            ("commander", Some(&a.commander)),
+            ("liaison", a.liaison.as_ref()),
+            ("scribe", a.scribe.as_ref()),
+        ] {
             let Some(who) = who else { continue };
             if self.inc.roles.contains_key(role) {
                 continue;
             }
             match self.people(who).into_iter().next() {
-                Some(person) => self.emit(Event::RoleAssigned { role: role.into(), person, by: who.to_string() })?,
-                None => self.emit(Event::Note { by: "crisis".into(), note: format!("no one is available for {role} from {who}") })?,
+                Some(person) => self.emit(Event::RoleAssigned {
+                    role: role.into(),
+                    person,
+                    by: who.to_string(),
+                })?,
+                None => self.emit(Event::Note {
+                    by: "crisis".into(),
+                    note: format!("no one is available for {role} from {who}"),
+                })?,
             }
         }
         if self.inc.acked_at.is_some() {
@@ -225,7 +260,10 @@ impl Ctx<'_> {
                     return Ok(false);
                 }
                 let subject = self.subject("outcome report");
-                let body = format!("Cause: {}\nProcess: {}\nAftermath: {}", o.cause, o.process, o.aftermath);
+                let body = format!(
+                    "Cause: {}\nProcess: {}\nAftermath: {}",
+                    o.cause, o.process, o.aftermath
+                );
                 let targets = self.pb.outcome.notify.clone();
                 self.notify(Purpose::Outcome, &targets, &subject, &body)?;
                 self.complete(Phase::Outcome)?;
@@ -257,7 +295,11 @@ impl Ctx<'_> {
                     if let Some(expr) = &s.when {
                         match when::eval(expr, &self.inc) {
                             Ok(false) => {
-                                self.emit(Event::StepSkipped { step: s.id.clone(), reason: format!("`when {expr}` is false"), by: None })?;
+                                self.emit(Event::StepSkipped {
+                                    step: s.id.clone(),
+                                    reason: format!("`when {expr}` is false"),
+                                    by: None,
+                                })?;
                                 return Ok(true);
                             }
                             Err(e) => {
@@ -273,7 +315,10 @@ impl Ctx<'_> {
                     let gated = s.kind == StepKind::Approval || s.approval.is_some();
                     if gated && !self.inc.approvals.contains(&format!("step:{}", s.id)) {
                         let who = s.approval.as_ref().map(|a| a.to_string()).unwrap_or_default();
-                        self.emit(Event::StepWaiting { step: s.id.clone(), reason: format!("waiting for approval by {who}") })?;
+                        self.emit(Event::StepWaiting {
+                            step: s.id.clone(),
+                            reason: format!("waiting for approval by {who}"),
+                        })?;
                     } else {
                         self.emit(Event::StepReady { step: s.id.clone() })?;
                         self.start_step(s)?;
@@ -284,7 +329,11 @@ impl Ctx<'_> {
                     if self.inc.approvals.contains(&format!("step:{}", s.id)) {
                         if s.kind == StepKind::Approval {
                             self.cancel(&deadline)?;
-                            self.emit(Event::StepDone { step: s.id.clone(), by: "approval".into(), note: None })?;
+                            self.emit(Event::StepDone {
+                                step: s.id.clone(),
+                                by: "approval".into(),
+                                note: None,
+                            })?;
                         } else {
                             self.emit(Event::StepReady { step: s.id.clone() })?;
                             self.start_step(s)?;
@@ -299,14 +348,23 @@ impl Ctx<'_> {
                     }
                     self.cancel(&deadline)?;
                     if c.failed > 0 && c.ok == 0 {
-                        self.emit(Event::StepFailed { step: s.id.clone(), reason: format!("all {} deliveries failed", c.failed) })?;
+                        self.emit(Event::StepFailed {
+                            step: s.id.clone(),
+                            reason: format!("all {} deliveries failed", c.failed),
+                        })?;
                     } else {
-                        let note = (c.failed > 0).then(|| format!("{} of {} deliveries failed", c.failed, c.recorded));
-                        self.emit(Event::StepDone { step: s.id.clone(), by: "crisis".into(), note })?;
+                        let note = (c.failed > 0)
+                            .then(|| format!("{} of {} deliveries failed", c.failed, c.recorded));
+                        self.emit(Event::StepDone {
+                            step: s.id.clone(),
+                            by: "crisis".into(),
+                            note,
+                        })?;
                     }
                     return Ok(true);
                 }
-                StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {}
+                StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {
+                }
             }
         }
         if steps.iter().all(|s| self.inc.step_status(&s.id).finished()) {
@@ -324,7 +382,11 @@ impl Ctx<'_> {
                 let body = s.message.clone().unwrap_or_else(|| s.tasks.join("; "));
                 self.notify(Purpose::Step(s.id.clone()), &s.notify, &subject, &body)?;
                 if s.notify.is_empty() {
-                    self.emit(Event::StepDone { step: s.id.clone(), by: "crisis".into(), note: Some("no targets".into()) })?;
+                    self.emit(Event::StepDone {
+                        step: s.id.clone(),
+                        by: "crisis".into(),
+                        note: Some("no targets".into()),
+                    })?;
                 }
             }
             StepKind::Appease => self.start_appease(s)?,
@@ -337,7 +399,10 @@ impl Ctx<'_> {
     fn start_appease(&mut self, s: &StepSpec) -> anyhow::Result<()> {
         let deliver = s.notify.first().cloned().unwrap_or_else(|| "customers".to_string());
         let Some(target) = self.generation_.config.targets.get(&deliver).cloned() else {
-            self.emit(Event::StepFailed { step: s.id.clone(), reason: format!("no `{deliver}` target is configured to deliver customer messages") })?;
+            self.emit(Event::StepFailed {
+                step: s.id.clone(),
+                reason: format!("no `{deliver}` target is configured to deliver customer messages"),
+            })?;
             return Ok(());
         };
         let audience = s.audience.clone().unwrap_or_default();
@@ -351,16 +416,33 @@ impl Ctx<'_> {
             .filter(|c| audience.segment.as_ref().is_none_or(|seg| &c.segment == seg))
             .filter(|c| audience.tier.is_empty() || audience.tier.contains(&c.tier))
             .take(max)
-            .map(|c| CustomerRef { id: c.id.clone(), segment: c.segment.clone(), tier: c.tier.clone(), locale: c.locale.clone(), channel: channel.clone() })
+            .map(|c| CustomerRef {
+                id: c.id.clone(),
+                segment: c.segment.clone(),
+                tier: c.tier.clone(),
+                locale: c.locale.clone(),
+                channel: channel.clone(),
+            })
             .collect();
         if chosen.is_empty() {
-            self.emit(Event::StepDone { step: s.id.clone(), by: "crisis".into(), note: Some("no customers matched the audience".into()) })?;
+            self.emit(Event::StepDone {
+                step: s.id.clone(),
+                by: "crisis".into(),
+                note: Some("no customers matched the audience".into()),
+            })?;
             return Ok(());
         }
         let subject = self.subject("customer message");
         for (i, c) in chosen.into_iter().enumerate() {
             let not_before = self.now + (i as i64 / per_minute) * 60_000;
-            let notice = Notice::appease(Purpose::Step(s.id.clone()), &deliver, &target.plugin, s.plugin.clone(), &subject, c);
+            let notice = Notice::appease(
+                Purpose::Step(s.id.clone()),
+                &deliver,
+                &target.plugin,
+                s.plugin.clone(),
+                &subject,
+                c,
+            );
             self.record_notice(notice, not_before)?;
         }
         Ok(())

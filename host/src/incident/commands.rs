@@ -1,20 +1,20 @@
 //! What people and intake ask of the engine: trigger, ack, assign, approve,
 //! step, update, outcome, resolve; and effect results coming back.
 
-use super::ctx::Ctx;
 use super::clock::fmt_ms;
-use super::effects::{EffectOutcome, IntentPayload};
+use super::ctx::Ctx;
 use super::dedup::{self, DedupKey, FallbackKey};
+use super::effects::{EffectOutcome, IntentPayload};
 use super::engine::{Engine, MAX_DEDUP_KEY};
-use super::generation::Generation;
 use super::error::{EngineError, Hint};
 use super::events::Event;
+use super::generation::Generation;
 use super::state::{Incident, Status, StepStatus};
 use super::timers::{DeadlineKind, Timer, TimerFamily};
 use crate::playbook::spec::Playbook;
-use crate::playbook::types::{OutcomeField, Phase, ReportField, Severity, INCIDENT_ROLES};
-use serde::{Deserialize, Serialize};
+use crate::playbook::types::{INCIDENT_ROLES, OutcomeField, Phase, ReportField, Severity};
 use crate::store::Tx;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -95,10 +95,22 @@ impl Engine {
 
     /// Checks a trigger and settles its fields and dedup key, before any
     /// write: what is refused here is the request's fault, never the store's.
-    pub(super) fn prepare_trigger(&self, generation_: &Generation, req: TriggerRequest, fallback: Option<&FallbackKey>) -> Result<PreparedTrigger, EngineError> {
+    pub(super) fn prepare_trigger(
+        &self,
+        generation_: &Generation,
+        req: TriggerRequest,
+        fallback: Option<&FallbackKey>,
+    ) -> Result<PreparedTrigger, EngineError> {
         let Some(pb) = generation_.playbooks.get(&req.playbook).cloned() else {
-            let nearby = crate::diag::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
-            return Err(EngineError::NotFound { what: "playbook", id: req.playbook.clone(), nearby });
+            let nearby = crate::diag::nearby(
+                &req.playbook,
+                generation_.playbooks.keys().map(String::as_str),
+            );
+            return Err(EngineError::NotFound {
+                what: "playbook",
+                id: req.playbook.clone(),
+                nearby,
+            });
         };
         let severity = req.severity.unwrap_or(pb.severity);
         let now = self.now();
@@ -114,17 +126,26 @@ impl Engine {
                 other => {
                     let present = fields.get(other.as_str()).is_some_and(|v| !v.trim().is_empty());
                     if !present {
-                        return Err(EngineError::invalid(format!("missing report field `{other}`: playbook {} requires it in the report", pb.id))
-                            .with_hint(Hint::PassField(*other)));
+                        return Err(EngineError::invalid(format!(
+                            "missing report field `{other}`: playbook {} requires it in the report",
+                            pb.id
+                        ))
+                        .with_hint(Hint::PassField(*other)));
                     }
                 }
             }
         }
-        let dedup = dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback).map_err(EngineError::invalid)?;
+        let dedup =
+            dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback)
+                .map_err(EngineError::invalid)?;
         if let Some(k) = dedup.key()
             && k.len() > MAX_DEDUP_KEY
         {
-            return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len())).with_hint(Hint::ShortenDedupKey));
+            return Err(EngineError::invalid(format!(
+                "dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}",
+                k.len()
+            ))
+            .with_hint(Hint::ShortenDedupKey));
         }
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
@@ -132,7 +153,12 @@ impl Engine {
     }
 
     /// Opens or attaches inside the caller's transaction.
-    pub(super) fn trigger_in(&self, tx: &mut dyn Tx, generation_: &Generation, p: &PreparedTrigger) -> Result<TriggerDone, EngineError> {
+    pub(super) fn trigger_in(
+        &self,
+        tx: &mut dyn Tx,
+        generation_: &Generation,
+        p: &PreparedTrigger,
+    ) -> Result<TriggerDone, EngineError> {
         let (pb, req) = (&p.pb, &p.req);
         self.pin(pb);
         let now = self.now();
@@ -140,11 +166,17 @@ impl Engine {
         if let Some(key) = &dedup_key
             && let Some(existing) = tx.open_by_dedup(&pb.id, key)?
         {
-            let row = tx.incident(&existing)?.ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {existing}, which is missing"))?;
+            let row = tx.incident(&existing)?.ok_or_else(|| {
+                anyhow::anyhow!("the dedup index points at incident {existing}, which is missing")
+            })?;
             let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
             let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
             let mut ctx = Ctx::new(tx, inc, pinned, generation_, now);
-            ctx.emit(Event::Attached { fields: p.fields.clone(), labels: req.labels.clone(), source: p.source.clone() })?;
+            ctx.emit(Event::Attached {
+                fields: p.fields.clone(),
+                labels: req.labels.clone(),
+                source: p.source.clone(),
+            })?;
             ctx.advance()?;
             ctx.save()?;
             let (incident, emitted) = ctx.finish();
@@ -155,14 +187,22 @@ impl Engine {
         let id = format!("{prefix}-{n}");
         let mut stored_version = false;
         if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
-            tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&**pb).map_err(anyhow::Error::from)?)?;
+            tx.put_playbook_version(
+                &pb.hash,
+                &pb.id,
+                &serde_json::to_value(&**pb).map_err(anyhow::Error::from)?,
+            )?;
             stored_version = true;
         }
         let opened = Event::Opened {
             playbook_id: pb.id.clone(),
             playbook_hash: pb.hash.clone(),
             mode: self.mode,
-            title: req.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| pb.name.clone()),
+            title: req
+                .title
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| pb.name.clone()),
             severity: p.severity,
             category: pb.category,
             dedup_key,
@@ -171,8 +211,14 @@ impl Engine {
             source: p.source.clone(),
             by: p.by.clone(),
         };
-        let rec = tx.append(&id, now, opened.kind(), &serde_json::to_value(&opened).map_err(anyhow::Error::from)?)?;
-        let mut inc = Incident::open(&id, &opened, now).ok_or_else(|| anyhow::anyhow!("an opened event did not open incident {id}"))?;
+        let rec = tx.append(
+            &id,
+            now,
+            opened.kind(),
+            &serde_json::to_value(&opened).map_err(anyhow::Error::from)?,
+        )?;
+        let mut inc = Incident::open(&id, &opened, now)
+            .ok_or_else(|| anyhow::anyhow!("an opened event did not open incident {id}"))?;
         inc.last_seq = rec.seq;
         let mut ctx = Ctx::new(tx, inc, pb.clone(), generation_, now);
         ctx.already_emitted(opened);
@@ -189,21 +235,36 @@ impl Engine {
     /// After the commit: remembers the stored version and tells the observer.
     pub(super) fn triggered(&self, p: &PreparedTrigger, done: TriggerDone) -> TriggerOutcome {
         if done.stored_version {
-            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(p.pb.hash.clone());
+            self.stored_versions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(p.pb.hash.clone());
         }
         self.observe(&done.emitted, &done.incident);
         TriggerOutcome { incident: done.incident, deduped: done.deduped }
     }
 
     /// The dedup key a playbook's template gives these labels and fields (intake "resolved").
-    pub fn dedup_key_for(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>) -> Result<Option<String>, EngineError> {
+    pub fn dedup_key_for(
+        &self,
+        pb: &Playbook,
+        labels: &BTreeMap<String, String>,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, EngineError> {
         self.dedup_key_or(pb, labels, fields, None)
     }
 
     /// Same, falling back to the sender's key when the template renders
     /// empty, exactly as a trigger with the same labels chose it.
-    pub fn dedup_key_or(&self, pb: &Playbook, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, fallback: Option<&FallbackKey>) -> Result<Option<String>, EngineError> {
-        let k = dedup::choose(pb, None, labels, fields, pb.severity, fallback).map_err(EngineError::invalid)?;
+    pub fn dedup_key_or(
+        &self,
+        pb: &Playbook,
+        labels: &BTreeMap<String, String>,
+        fields: &BTreeMap<String, String>,
+        fallback: Option<&FallbackKey>,
+    ) -> Result<Option<String>, EngineError> {
+        let k = dedup::choose(pb, None, labels, fields, pb.severity, fallback)
+            .map_err(EngineError::invalid)?;
         Ok(k.key().map(str::to_string))
     }
 
@@ -220,7 +281,11 @@ impl Engine {
             }
             ctx.check_person(by)?;
             if ctx.inc.roles.get("commander").map(String::as_str) != Some(by) {
-                ctx.emit(Event::RoleAssigned { role: "commander".into(), person: by.to_string(), by: by.to_string() })?;
+                ctx.emit(Event::RoleAssigned {
+                    role: "commander".into(),
+                    person: by.to_string(),
+                    by: by.to_string(),
+                })?;
             }
             ctx.emit(Event::Acknowledged { by: by.to_string() })?;
             ctx.cancel_family(TimerFamily::Escalate)?;
@@ -230,13 +295,26 @@ impl Engine {
     }
 
     /// Names a person for an incident role.
-    pub fn assign(&self, id: &str, role: &str, to: &str, by: &str) -> Result<Incident, EngineError> {
+    pub fn assign(
+        &self,
+        id: &str,
+        role: &str,
+        to: &str,
+        by: &str,
+    ) -> Result<Incident, EngineError> {
         self.mutate(id, false, |ctx| {
             if !INCIDENT_ROLES.contains(&role) {
-                return Err(EngineError::invalid(format!("unknown role `{role}`: use one of {}", INCIDENT_ROLES.join(", "))));
+                return Err(EngineError::invalid(format!(
+                    "unknown role `{role}`: use one of {}",
+                    INCIDENT_ROLES.join(", ")
+                )));
             }
             ctx.check_person(to)?;
-            Ok(ctx.emit(Event::RoleAssigned { role: role.to_string(), person: to.to_string(), by: by.to_string() })?)
+            Ok(ctx.emit(Event::RoleAssigned {
+                role: role.to_string(),
+                person: to.to_string(),
+                by: by.to_string(),
+            })?)
         })
     }
 
@@ -247,26 +325,37 @@ impl Engine {
             let (what, who) = match step {
                 None => {
                     let Some(who) = ctx.pb.activate.approval.clone() else {
-                        return Err(EngineError::conflict(format!("playbook {} does not need approval to activate", ctx.pb.id)));
+                        return Err(EngineError::conflict(format!(
+                            "playbook {} does not need approval to activate",
+                            ctx.pb.id
+                        )));
                     };
                     if ctx.inc.completed(Phase::Activate) {
-                        return Err(EngineError::conflict(format!("incident {id} is already activated")));
+                        return Err(EngineError::conflict(format!(
+                            "incident {id} is already activated"
+                        )));
                     }
                     ("activation".to_string(), who)
                 }
                 Some(s) => {
                     let spec = ctx.step_spec(s)?;
                     let Some(who) = spec.approval.clone() else {
-                        return Err(EngineError::conflict(format!("step `{s}` does not need approval")));
+                        return Err(EngineError::conflict(format!(
+                            "step `{s}` does not need approval"
+                        )));
                     };
                     if ctx.inc.step_status(s).finished() {
-                        return Err(EngineError::conflict(format!("step `{s}` is already finished")));
+                        return Err(EngineError::conflict(format!(
+                            "step `{s}` is already finished"
+                        )));
                     }
                     (format!("step:{s}"), who)
                 }
             };
             if !ctx.holds(by, &who) {
-                return Err(EngineError::invalid(format!("{by} cannot approve this: it needs {who}")));
+                return Err(EngineError::invalid(format!(
+                    "{by} cannot approve this: it needs {who}"
+                )));
             }
             if ctx.inc.approvals.contains(&what) {
                 return Err(EngineError::conflict(format!("{what} is already approved")));
@@ -276,7 +365,14 @@ impl Engine {
     }
 
     /// Marks a manual step done or skips a step.
-    pub fn step(&self, id: &str, step: &str, action: StepAction, note: Option<&str>, by: &str) -> Result<Incident, EngineError> {
+    pub fn step(
+        &self,
+        id: &str,
+        step: &str,
+        action: StepAction,
+        note: Option<&str>,
+        by: &str,
+    ) -> Result<Incident, EngineError> {
         self.mutate(id, false, |ctx| {
             let spec = ctx.step_spec(step)?.clone();
             if ctx.inc.status != Status::Open {
@@ -325,18 +421,40 @@ impl Engine {
         if note.trim().is_empty() {
             return Err(EngineError::invalid("an update needs a note").with_hint(Hint::PassNote));
         }
-        self.mutate(id, false, |ctx| Ok(ctx.emit(Event::Note { by: by.to_string(), note: note.to_string() })?))
+        self.mutate(id, false, |ctx| {
+            Ok(ctx.emit(Event::Note { by: by.to_string(), note: note.to_string() })?)
+        })
     }
 
     /// Records the outcome report text; the incident closes once it is also resolved.
-    pub fn record_outcome(&self, id: &str, cause: &str, process: &str, aftermath: &str, by: &str) -> Result<Incident, EngineError> {
+    pub fn record_outcome(
+        &self,
+        id: &str,
+        cause: &str,
+        process: &str,
+        aftermath: &str,
+        by: &str,
+    ) -> Result<Incident, EngineError> {
         self.mutate(id, false, |ctx| {
-            for (f, v) in [(OutcomeField::Cause, cause), (OutcomeField::Process, process), (OutcomeField::Aftermath, aftermath)] {
+            for (f, v) in [
+                (OutcomeField::Cause, cause),
+                (OutcomeField::Process, process),
+                (OutcomeField::Aftermath, aftermath),
+            ] {
                 if ctx.pb.outcome.require.contains(&f) && v.trim().is_empty() {
-                    return Err(EngineError::invalid(format!("the outcome report of playbook {} requires `{f}`", ctx.pb.id)).with_hint(Hint::PassOutcomeField(f)));
+                    return Err(EngineError::invalid(format!(
+                        "the outcome report of playbook {} requires `{f}`",
+                        ctx.pb.id
+                    ))
+                    .with_hint(Hint::PassOutcomeField(f)));
                 }
             }
-            Ok(ctx.emit(Event::OutcomeRecorded { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: by.into() })?)
+            Ok(ctx.emit(Event::OutcomeRecorded {
+                cause: cause.into(),
+                process: process.into(),
+                aftermath: aftermath.into(),
+                by: by.into(),
+            })?)
         })
     }
 
@@ -347,26 +465,45 @@ impl Engine {
     }
 
     /// Resolves the open incident of a playbook with a dedup key, if any (intake "resolved").
-    pub fn resolve_by_key(&self, playbook: &str, key: &str, source: &str) -> Result<Option<Incident>, EngineError> {
+    pub fn resolve_by_key(
+        &self,
+        playbook: &str,
+        key: &str,
+        source: &str,
+    ) -> Result<Option<Incident>, EngineError> {
         let open = self.store().incidents(true, None)?;
-        match open.iter().find(|r| r.playbook_id == playbook && r.dedup_key.as_deref() == Some(key)) {
+        match open.iter().find(|r| r.playbook_id == playbook && r.dedup_key.as_deref() == Some(key))
+        {
             Some(r) => self.resolve(&r.id, source, source).map(Some),
             None => Ok(None),
         }
     }
 
     /// Journals the result of a side effect (once; repeats are ignored).
-    pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
+    pub fn record_effect(
+        &self,
+        invocation_id: &str,
+        outcome: &EffectOutcome,
+    ) -> Result<(), EngineError> {
         // A plain read to find the incident; the result is checked again inside the write.
-        let incident_id = self.store().intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
+        let incident_id = self
+            .store()
+            .intent(invocation_id)?
+            .filter(|i| i.result.is_none())
+            .map(|i| i.incident_id);
         let Some(incident_id) = incident_id else { return Ok(()) };
         self.mutate(&incident_id, true, |ctx| {
             let Some(intent) = ctx.tx.intent(invocation_id)? else { return Ok(()) };
             if intent.result.is_some() {
                 return Ok(());
             }
-            let p: IntentPayload = serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
-            ctx.tx.complete_intent(invocation_id, ctx.now, &serde_json::to_value(outcome).map_err(anyhow::Error::from)?)?;
+            let p: IntentPayload =
+                serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
+            ctx.tx.complete_intent(
+                invocation_id,
+                ctx.now,
+                &serde_json::to_value(outcome).map_err(anyhow::Error::from)?,
+            )?;
             ctx.emit(Event::EffectResult {
                 invocation_id: invocation_id.to_string(),
                 purpose: p.purpose,
@@ -382,11 +519,16 @@ impl Engine {
     }
 
     /// Intents due now that have no result yet.
-    pub fn pending_intents(&self, limit: usize) -> Result<Vec<(String, IntentPayload, i64)>, EngineError> {
+    pub fn pending_intents(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, IntentPayload, i64)>, EngineError> {
         let rows = self.store().pending_intents(self.now(), limit)?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| serde_json::from_value(r.payload).ok().map(|p| (r.invocation_id, p, r.attempts)))
+            .filter_map(|r| {
+                serde_json::from_value(r.payload).ok().map(|p| (r.invocation_id, p, r.attempts))
+            })
             .collect())
     }
 }

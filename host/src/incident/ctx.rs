@@ -21,7 +21,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub(super) fn new(tx: &'a mut dyn Tx, inc: Incident, pb: Arc<Playbook>, generation_: &'a Generation, now: i64) -> Self {
+    pub(super) fn new(
+        tx: &'a mut dyn Tx,
+        inc: Incident,
+        pb: Arc<Playbook>,
+        generation_: &'a Generation,
+        now: i64,
+    ) -> Self {
         Ctx { tx, emitted: Vec::new(), inc, pb, generation_, now }
     }
 

@@ -29,7 +29,9 @@ impl DedupKey {
     /// The key itself, if any.
     pub(crate) fn key(&self) -> Option<&str> {
         match self {
-            DedupKey::Given(k) | DedupKey::Template(k) | DedupKey::Fallback { key: k, .. } => Some(k),
+            DedupKey::Given(k) | DedupKey::Template(k) | DedupKey::Fallback { key: k, .. } => {
+                Some(k)
+            }
             DedupKey::Empty | DedupKey::None => None,
         }
     }
@@ -64,7 +66,10 @@ pub struct FallbackKey {
 impl FallbackKey {
     /// The fallback for an Alertmanager alert: its fingerprint, as `am:<fingerprint>`.
     pub fn alertmanager(fingerprint: &str) -> Self {
-        FallbackKey { key: format!("am:{fingerprint}"), what: "the Alertmanager fingerprint".into() }
+        FallbackKey {
+            key: format!("am:{fingerprint}"),
+            what: "the Alertmanager fingerprint".into(),
+        }
     }
 }
 
@@ -80,7 +85,9 @@ pub(crate) fn choose(
     if let Some(k) = given.filter(|k| !k.is_empty()) {
         return Ok(DedupKey::Given(k.to_string()));
     }
-    let Some(tpl) = pb.trigger.as_ref().and_then(|t| t.dedup_key.as_ref()) else { return Ok(DedupKey::None) };
+    let Some(tpl) = pb.trigger.as_ref().and_then(|t| t.dedup_key.as_ref()) else {
+        return Ok(DedupKey::None);
+    };
     if let Some(k) = render(pb, tpl, labels, fields, sev)? {
         return Ok(DedupKey::Template(k));
     }
@@ -91,7 +98,13 @@ pub(crate) fn choose(
 }
 
 /// Renders a dedup-key template; a result of only separators counts as empty.
-fn render(pb: &Playbook, tpl: &str, labels: &BTreeMap<String, String>, fields: &BTreeMap<String, String>, sev: Severity) -> Result<Option<String>, String> {
+fn render(
+    pb: &Playbook,
+    tpl: &str,
+    labels: &BTreeMap<String, String>,
+    fields: &BTreeMap<String, String>,
+    sev: Severity,
+) -> Result<Option<String>, String> {
     // One environment for the process: building one per trigger costs more than rendering.
     static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
     let env = ENV.get_or_init(minijinja::Environment::new);
@@ -100,7 +113,11 @@ fn render(pb: &Playbook, tpl: &str, labels: &BTreeMap<String, String>, fields: &
         .render_str(tpl, ctx)
         .map_err(|e| format!("cannot render the dedup key template of playbook {}: {e}", pb.id))?;
     let key = key.trim().to_string();
-    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') { None } else { Some(key) })
+    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') {
+        None
+    } else {
+        Some(key)
+    })
 }
 
 #[cfg(test)]
@@ -111,7 +128,10 @@ mod tests {
     fn playbook(tpl: Option<&str>) -> Playbook {
         let f = crate::incident::tests::fixture_with(crate::incident::tests::PLAYBOOK);
         let mut pb = (*f.engine.generation().playbooks["outage"]).clone();
-        pb.trigger = Some(TriggerSpec { matches: [("alertname".to_string(), "Down".to_string())].into(), dedup_key: tpl.map(String::from) });
+        pb.trigger = Some(TriggerSpec {
+            matches: [("alertname".to_string(), "Down".to_string())].into(),
+            dedup_key: tpl.map(String::from),
+        });
         pb
     }
 
@@ -123,7 +143,15 @@ mod tests {
     fn a_template_that_renders_falls_back_to_nothing() {
         let pb = playbook(Some("{{ labels.billing_run }}"));
         let fp = FallbackKey::alertmanager("c0ffee");
-        let k = choose(&pb, None, &labels(&[("billing_run", "42")]), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap();
+        let k = choose(
+            &pb,
+            None,
+            &labels(&[("billing_run", "42")]),
+            &BTreeMap::new(),
+            Severity::Sev1,
+            Some(&fp),
+        )
+        .unwrap();
         assert_eq!(k, DedupKey::Template("42".into()));
         assert_eq!(k.warning(&pb), None);
     }
@@ -132,16 +160,30 @@ mod tests {
     fn an_empty_render_falls_back_to_the_fingerprint_with_a_warning() {
         let pb = playbook(Some("{{ labels.billing_run }}"));
         let fp = FallbackKey::alertmanager("c0ffee");
-        let k = choose(&pb, None, &labels(&[("alertname", "Down")]), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap();
+        let k = choose(
+            &pb,
+            None,
+            &labels(&[("alertname", "Down")]),
+            &BTreeMap::new(),
+            Severity::Sev1,
+            Some(&fp),
+        )
+        .unwrap();
         assert_eq!(k.key(), Some("am:c0ffee"));
         let w = k.warning(&pb).unwrap();
-        assert!(w.contains("rendered empty") && w.contains("Alertmanager fingerprint") && w.contains("am:c0ffee"), "{w}");
+        assert!(
+            w.contains("rendered empty")
+                && w.contains("Alertmanager fingerprint")
+                && w.contains("am:c0ffee"),
+            "{w}"
+        );
     }
 
     #[test]
     fn separators_alone_count_as_empty() {
         let pb = playbook(Some("{{ labels.service }}:{{ labels.region }}"));
-        let k = choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, None).unwrap();
+        let k =
+            choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, None).unwrap();
         assert_eq!(k, DedupKey::Empty);
         assert!(k.warning(&pb).unwrap().contains("no dedup key"));
     }
@@ -149,10 +191,22 @@ mod tests {
     #[test]
     fn a_given_key_wins_and_no_template_means_no_key() {
         let pb = playbook(Some("{{ labels.service }}"));
-        let k = choose(&pb, Some("evt-1"), &labels(&[("service", "x")]), &BTreeMap::new(), Severity::Sev1, None).unwrap();
+        let k = choose(
+            &pb,
+            Some("evt-1"),
+            &labels(&[("service", "x")]),
+            &BTreeMap::new(),
+            Severity::Sev1,
+            None,
+        )
+        .unwrap();
         assert_eq!(k, DedupKey::Given("evt-1".into()));
         let pb = playbook(None);
         let fp = FallbackKey::alertmanager("c0ffee");
-        assert_eq!(choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap(), DedupKey::None);
+        assert_eq!(
+            choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, Some(&fp))
+                .unwrap(),
+            DedupKey::None
+        );
     }
 }

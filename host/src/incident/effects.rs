@@ -141,7 +141,11 @@ impl Executor for LogExecutor {
                     "customer message (log target): {}",
                     p.body
                 );
-                EffectOutcome::sent(format!("logged for customer {}: {}", c.map(|c| c.id.as_str()).unwrap_or("-"), p.body))
+                EffectOutcome::sent(format!(
+                    "logged for customer {}: {}",
+                    c.map(|c| c.id.as_str()).unwrap_or("-"),
+                    p.body
+                ))
             }
         }
     }

@@ -7,11 +7,11 @@
 //! it goes on its own, and the projection is saved. Nothing takes effect
 //! unless its event is durable.
 
+use super::clock::Clock;
 use super::ctx::Ctx;
-use super::generation::Generation;
 use super::error::{EngineError, Hint};
 use super::events::Event;
-use super::clock::Clock;
+use super::generation::Generation;
 use super::state::{Incident, Status};
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::Mode;
@@ -61,7 +61,12 @@ impl Engine {
 
     /// An engine whose incidents all run in `mode`; the mode is fixed here by
     /// the host and journaled in each incident's first event.
-    pub fn with_mode(store: Arc<dyn Store>, clock: Arc<dyn Clock>, generation: Generation, mode: Mode) -> Self {
+    pub fn with_mode(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        generation: Generation,
+        mode: Mode,
+    ) -> Self {
         Engine {
             observer: Mutex::new(None),
             store,
@@ -135,7 +140,11 @@ impl Engine {
     }
 
     /// Same, inside a transaction (the store's connection is already held).
-    pub(super) fn pinned_in(&self, tx: &mut dyn Tx, hash: &str) -> Result<Arc<Playbook>, EngineError> {
+    pub(super) fn pinned_in(
+        &self,
+        tx: &mut dyn Tx,
+        hash: &str,
+    ) -> Result<Arc<Playbook>, EngineError> {
         if let Some(p) = self.cached_pin(hash) {
             return Ok(p);
         }
@@ -152,9 +161,18 @@ impl Engine {
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
     }
 
-    fn remember_pin(&self, hash: &str, spec: Option<serde_json::Value>) -> Result<Arc<Playbook>, EngineError> {
-        let spec = spec.ok_or_else(|| EngineError::Internal(anyhow::anyhow!("pinned playbook version {hash} is missing from the journal")))?;
-        let pb: Playbook = serde_json::from_value(spec).map_err(|e| EngineError::Internal(e.into()))?;
+    fn remember_pin(
+        &self,
+        hash: &str,
+        spec: Option<serde_json::Value>,
+    ) -> Result<Arc<Playbook>, EngineError> {
+        let spec = spec.ok_or_else(|| {
+            EngineError::Internal(anyhow::anyhow!(
+                "pinned playbook version {hash} is missing from the journal"
+            ))
+        })?;
+        let pb: Playbook =
+            serde_json::from_value(spec).map_err(|e| EngineError::Internal(e.into()))?;
         let pb = Arc::new(pb);
         self.pin(&pb);
         Ok(pb)
@@ -163,7 +181,9 @@ impl Engine {
     /// Loads an incident's current state.
     pub fn incident(&self, id: &str) -> Result<Incident, EngineError> {
         match self.store.incident(id)? {
-            Some(row) => serde_json::from_value(row.state).map_err(|e| EngineError::Internal(e.into())),
+            Some(row) => {
+                serde_json::from_value(row.state).map_err(|e| EngineError::Internal(e.into()))
+            }
             None => {
                 let ids = self.store.incident_ids().unwrap_or_default();
                 Err(not_found(id, &ids))
@@ -176,7 +196,10 @@ impl Engine {
     /// the caller unchanged; once `f` succeeded, returns after the commit is
     /// durable and wakes the worker. The lock is released before the flush,
     /// so concurrent operations share it.
-    pub(super) fn write<T, E: From<anyhow::Error>>(&self, mut f: impl FnMut(&mut dyn Tx) -> Result<T, E>) -> Result<T, E> {
+    pub(super) fn write<T, E: From<anyhow::Error>>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut done: Option<T> = None;
         let mut refused: Option<E> = None;
@@ -202,9 +225,15 @@ impl Engine {
 
     /// Runs `f` on an incident inside one transaction, then advances and saves
     /// it; calls the observer with what was journaled.
-    pub(super) fn mutate(&self, id: &str, allow_closed: bool, mut f: impl FnMut(&mut Ctx<'_>) -> Result<(), EngineError>) -> Result<Incident, EngineError> {
+    pub(super) fn mutate(
+        &self,
+        id: &str,
+        allow_closed: bool,
+        mut f: impl FnMut(&mut Ctx<'_>) -> Result<(), EngineError>,
+    ) -> Result<Incident, EngineError> {
         let generation_ = self.generation();
-        let (inc, emitted) = self.write(|tx| self.mutate_in(tx, &generation_, id, allow_closed, &mut f))?;
+        let (inc, emitted) =
+            self.write(|tx| self.mutate_in(tx, &generation_, id, allow_closed, &mut f))?;
         self.observe(&emitted, &inc);
         Ok(inc)
     }
@@ -226,7 +255,10 @@ impl Engine {
         };
         let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
         if inc.status == Status::Closed && !allow_closed {
-            return Err(EngineError::conflict(format!("incident {id} is closed; nothing more can be done on it")).with_hint(Hint::OpenNew));
+            return Err(EngineError::conflict(format!(
+                "incident {id} is closed; nothing more can be done on it"
+            ))
+            .with_hint(Hint::OpenNew));
         }
         let pb = self.pinned_in(tx, &inc.playbook_hash)?;
         let mut ctx = Ctx::new(tx, inc, pb, generation_, now);

@@ -25,26 +25,83 @@ pub enum Event {
         by: String,
     },
     /// A trigger with the dedup key of this open incident was attached to it.
-    Attached { fields: BTreeMap<String, String>, labels: BTreeMap<String, String>, source: String },
-    PhaseEntered { phase: Phase },
-    PhaseCompleted { phase: Phase },
+    Attached {
+        fields: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        source: String,
+    },
+    PhaseEntered {
+        phase: Phase,
+    },
+    PhaseCompleted {
+        phase: Phase,
+    },
     /// Someone approved the activation (`what = "activation"`) or a step.
-    Approved { what: String, by: String },
-    Activated { by: String, channels: Vec<String> },
-    RoleAssigned { role: String, person: String, by: String },
-    Acknowledged { by: String },
-    Escalated { level: usize, to: String, people: Vec<String>, round: u32 },
-    DeadlineMissed { what: String, due_at: i64 },
-    StepReady { step: String },
-    StepWaiting { step: String, reason: String },
-    StepDone { step: String, by: String, note: Option<String> },
-    StepSkipped { step: String, reason: String, by: Option<String> },
-    StepFailed { step: String, reason: String },
-    Note { by: String, note: String },
+    Approved {
+        what: String,
+        by: String,
+    },
+    Activated {
+        by: String,
+        channels: Vec<String>,
+    },
+    RoleAssigned {
+        role: String,
+        person: String,
+        by: String,
+    },
+    Acknowledged {
+        by: String,
+    },
+    Escalated {
+        level: usize,
+        to: String,
+        people: Vec<String>,
+        round: u32,
+    },
+    DeadlineMissed {
+        what: String,
+        due_at: i64,
+    },
+    StepReady {
+        step: String,
+    },
+    StepWaiting {
+        step: String,
+        reason: String,
+    },
+    StepDone {
+        step: String,
+        by: String,
+        note: Option<String>,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+        by: Option<String>,
+    },
+    StepFailed {
+        step: String,
+        reason: String,
+    },
+    Note {
+        by: String,
+        note: String,
+    },
     UpdateDue {},
-    Stale { idle_ms: i64 },
-    OutcomeRecorded { cause: String, process: String, aftermath: String, by: String },
-    Resolved { by: String, source: String },
+    Stale {
+        idle_ms: i64,
+    },
+    OutcomeRecorded {
+        cause: String,
+        process: String,
+        aftermath: String,
+        by: String,
+    },
+    Resolved {
+        by: String,
+        source: String,
+    },
     Closed {},
     /// A side effect was recorded before it runs; the invocation id is its idempotency key.
     IntentRecorded {
@@ -67,9 +124,18 @@ pub enum Event {
     /// A timer or intent failed persistently, or its row could not be read,
     /// and was set aside: it is no longer claimed. An intent can be re-driven;
     /// until then it counts as a failed delivery of its `purpose` (if readable).
-    DeadLettered { item: DeadItemKind, id: String, purpose: Option<Purpose>, reason: String },
+    DeadLettered {
+        item: DeadItemKind,
+        id: String,
+        purpose: Option<Purpose>,
+        reason: String,
+    },
     /// A dead-lettered intent was put back in the outbox with a fresh attempt budget.
-    Redriven { invocation_id: String, purpose: Option<Purpose>, by: String },
+    Redriven {
+        invocation_id: String,
+        purpose: Option<Purpose>,
+        by: String,
+    },
 }
 
 impl Event {
@@ -135,7 +201,14 @@ impl JournalEvent for EventRecord {
         if let Some(obj) = data.as_object_mut() {
             obj.entry("kind").or_insert_with(|| serde_json::Value::String(self.kind.clone()));
         }
-        serde_json::from_value(data).map_err(|e| anyhow::anyhow!("event {} ({}) of {} is unreadable: {e}", self.seq, self.kind, self.incident_id))
+        serde_json::from_value(data).map_err(|e| {
+            anyhow::anyhow!(
+                "event {} ({}) of {} is unreadable: {e}",
+                self.seq,
+                self.kind,
+                self.incident_id
+            )
+        })
     }
 }
 
@@ -150,14 +223,33 @@ mod tests {
             Event::Closed {},
             Event::StepReady { step: "a".into() },
             Event::DeadlineMissed { what: "ack".into(), due_at: 1 },
-            Event::IntentRecorded { invocation_id: "I.1".into(), purpose: Purpose::Step("a".into()), target: "t".into(), channel: None, customer: None },
-            Event::DeadLettered { item: DeadItemKind::Intent, id: "I.1".into(), purpose: Some(Purpose::Page), reason: "r".into() },
+            Event::IntentRecorded {
+                invocation_id: "I.1".into(),
+                purpose: Purpose::Step("a".into()),
+                target: "t".into(),
+                channel: None,
+                customer: None,
+            },
+            Event::DeadLettered {
+                item: DeadItemKind::Intent,
+                id: "I.1".into(),
+                purpose: Some(Purpose::Page),
+                reason: "r".into(),
+            },
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();
             assert_eq!(v["kind"], e.kind());
-            let rec = EventRecord { seq: 1, incident_id: "I".into(), at: 0, kind: e.kind().into(), data: v, prev_hash: String::new(), hash: String::new() };
+            let rec = EventRecord {
+                seq: 1,
+                incident_id: "I".into(),
+                at: 0,
+                kind: e.kind().into(),
+                data: v,
+                prev_hash: String::new(),
+                hash: String::new(),
+            };
             assert_eq!(rec.event().unwrap(), e);
         }
     }

@@ -1,7 +1,7 @@
 //! One applied set of playbooks and configuration, swapped whole on reload.
 
-use crate::config::customers::Customer;
 use crate::config::Config;
+use crate::config::customers::Customer;
 use crate::playbook::spec::Playbook;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 //! It sits in the incident layer because a generation is the engine's unit of
 //! configuration; it reads config and playbooks, which are below it.
 
-use crate::config::{customers, Config};
-use crate::diag::Diagnostic;
 use super::Generation;
+use crate::config::{Config, customers};
+use crate::diag::Diagnostic;
 use crate::playbook::{self, Snapshot};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,10 +73,16 @@ pub fn combined_hash(snapshot: &Snapshot, config: &Config) -> String {
 
 /// Plugin component files (and sidecar manifests) a configuration uses, sorted.
 pub fn plugin_files(config: &Config) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<std::path::PathBuf> = config.plugins.values().filter_map(|p| p.file.clone()).collect();
+    let mut files: Vec<std::path::PathBuf> =
+        config.plugins.values().filter_map(|p| p.file.clone()).collect();
     if let Some(dir) = &config.plugin_dir {
         if let Ok(entries) = std::fs::read_dir(dir) {
-            files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")));
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")),
+            );
         }
     }
     files.sort();

@@ -23,10 +23,10 @@ mod when;
 pub use batch::{IntakeDone, IntakeOp};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
 pub use dedup::FallbackKey;
-pub use engine::{Actor, Engine, Observer, MAX_DEDUP_KEY};
-pub use generation::Generation;
+pub use engine::{Actor, Engine, MAX_DEDUP_KEY, Observer};
 pub use error::{EngineError, Hint};
 pub use events::JournalEvent;
+pub use generation::Generation;
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,14 @@ pub(super) struct Notice {
 
 impl Notice {
     /// A message to a notification target, for `recipients` when it pages people.
-    fn notify(purpose: Purpose, target: &str, notifier: &str, subject: &str, body: &str, recipients: Vec<String>) -> Self {
+    fn notify(
+        purpose: Purpose,
+        target: &str,
+        notifier: &str,
+        subject: &str,
+        body: &str,
+        recipients: Vec<String>,
+    ) -> Self {
         Notice {
             kind: EffectKind::Notify,
             purpose,
@@ -38,7 +45,14 @@ impl Notice {
     }
 
     /// A message an appeasement plugin composes for one customer.
-    pub(super) fn appease(purpose: Purpose, target: &str, notifier: &str, composer: Option<String>, subject: &str, customer: CustomerRef) -> Self {
+    pub(super) fn appease(
+        purpose: Purpose,
+        target: &str,
+        notifier: &str,
+        composer: Option<String>,
+        subject: &str,
+        customer: CustomerRef,
+    ) -> Self {
         Notice {
             kind: EffectKind::Appease,
             purpose,
@@ -110,31 +124,63 @@ impl Ctx<'_> {
     }
 
     /// Records a notification to each target.
-    pub(super) fn notify(&mut self, purpose: Purpose, targets: &[String], subject: &str, body: &str) -> anyhow::Result<()> {
+    pub(super) fn notify(
+        &mut self,
+        purpose: Purpose,
+        targets: &[String],
+        subject: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
         for t in targets {
             let Some(target) = self.generation_.config.targets.get(t) else {
-                self.emit(Event::Note { by: "crisis".into(), note: format!("target `{t}` is no longer configured; {purpose} notice not sent") })?;
+                self.emit(Event::Note {
+                    by: "crisis".into(),
+                    note: format!(
+                        "target `{t}` is no longer configured; {purpose} notice not sent"
+                    ),
+                })?;
                 continue;
             };
-            let notice = Notice::notify(purpose.clone(), t, &target.plugin, subject, body, Vec::new());
+            let notice =
+                Notice::notify(purpose.clone(), t, &target.plugin, subject, body, Vec::new());
             self.record_notice(notice, self.now)?;
         }
         Ok(())
     }
 
     /// Pages people through their roster target (default: the `oncall` target).
-    pub(super) fn page(&mut self, purpose: Purpose, people: &[String], subject: &str, body: &str) -> anyhow::Result<()> {
+    pub(super) fn page(
+        &mut self,
+        purpose: Purpose,
+        people: &[String],
+        subject: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
         let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in people {
-            let target = self.generation_.config.roster.people.get(p).and_then(|x| x.target.clone()).unwrap_or_else(|| "oncall".into());
+            let target = self
+                .generation_
+                .config
+                .roster
+                .people
+                .get(p)
+                .and_then(|x| x.target.clone())
+                .unwrap_or_else(|| "oncall".into());
             by_target.entry(target).or_default().push(p.clone());
         }
         for (target, recipients) in by_target {
             let Some(t) = self.generation_.config.targets.get(&target) else {
-                self.emit(Event::Note { by: "crisis".into(), note: format!("cannot page {}: no `{target}` target is configured", recipients.join(", ")) })?;
+                self.emit(Event::Note {
+                    by: "crisis".into(),
+                    note: format!(
+                        "cannot page {}: no `{target}` target is configured",
+                        recipients.join(", ")
+                    ),
+                })?;
                 continue;
             };
-            let notice = Notice::notify(purpose.clone(), &target, &t.plugin, subject, body, recipients);
+            let notice =
+                Notice::notify(purpose.clone(), &target, &t.plugin, subject, body, recipients);
             self.record_notice(notice, self.now)?;
         }
         Ok(())

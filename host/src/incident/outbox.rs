@@ -9,13 +9,13 @@
 //! dead-lettered (set aside with its reason, journaled on its incident) and
 //! can be re-driven with `crisis retry`.
 
+use super::Engine;
 use super::ctx::Ctx;
 use super::effects::{EffectOutcome, Executor, IntentPayload};
 use super::error::EngineError;
 use super::events::Event;
 use super::state::{Incident, Status};
 use super::timers::Timer;
-use super::Engine;
 use crate::playbook::types::Purpose;
 use crate::store::{DeadItemKind, IntentRow};
 use std::collections::HashMap;
@@ -96,7 +96,12 @@ impl Outbox {
     }
 
     /// Journals how an execution ended, or schedules its retry.
-    pub(crate) fn settle(&self, engine: &Engine, c: &ClaimedIntent, outcome: EffectOutcome) -> anyhow::Result<Settled> {
+    pub(crate) fn settle(
+        &self,
+        engine: &Engine,
+        c: &ClaimedIntent,
+        outcome: EffectOutcome,
+    ) -> anyhow::Result<Settled> {
         if !outcome.ok && outcome.transient {
             if c.attempts + 1 < MAX_ATTEMPTS {
                 let at = engine.now() + backoff_ms(c.attempts);
@@ -112,7 +117,13 @@ impl Outbox {
     }
 
     /// Journals `outcome`; if that fails, keeps it and retries later (dead-letters after the cap).
-    fn record(&self, engine: &Engine, c: &ClaimedIntent, outcome: &EffectOutcome, failures: i64) -> anyhow::Result<Settled> {
+    fn record(
+        &self,
+        engine: &Engine,
+        c: &ClaimedIntent,
+        outcome: &EffectOutcome,
+        failures: i64,
+    ) -> anyhow::Result<Settled> {
         match engine.record_effect(&c.id, outcome) {
             Ok(()) => {
                 self.unrecorded().remove(&c.id);
@@ -154,8 +165,15 @@ impl Engine {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             match serde_json::from_value::<IntentPayload>(row.payload.clone()) {
-                Ok(payload) => out.push(ClaimedIntent { id: row.invocation_id, incident_id: row.incident_id, payload, attempts: row.attempts }),
-                Err(e) => self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}")),
+                Ok(payload) => out.push(ClaimedIntent {
+                    id: row.invocation_id,
+                    incident_id: row.incident_id,
+                    payload,
+                    attempts: row.attempts,
+                }),
+                Err(e) => {
+                    self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}"))
+                }
             }
         }
         Ok(out)
@@ -168,13 +186,21 @@ impl Engine {
             && self
                 .mutate(&row.incident_id, true, |ctx| {
                     ctx.tx.dead_letter_intent(&row.invocation_id, ctx.now, reason)?;
-                    ctx.emit(Event::DeadLettered { item: DeadItemKind::Intent, id: row.invocation_id.clone(), purpose: None, reason: reason.to_string() })?;
+                    ctx.emit(Event::DeadLettered {
+                        item: DeadItemKind::Intent,
+                        id: row.invocation_id.clone(),
+                        purpose: None,
+                        reason: reason.to_string(),
+                    })?;
                     Ok(())
                 })
                 .is_ok();
         if !journaled {
             let now = self.now();
-            if let Err(e) = self.store().transaction(&mut |tx| tx.dead_letter_intent(&row.invocation_id, now, reason)) {
+            if let Err(e) = self
+                .store()
+                .transaction(&mut |tx| tx.dead_letter_intent(&row.invocation_id, now, reason))
+            {
                 tracing::error!(invocation_id = %row.invocation_id, "cannot set the unreadable intent aside: {e:#}");
             }
         }
@@ -182,14 +208,23 @@ impl Engine {
 
     /// Sets an intent aside for good (until `crisis retry`), journals why, and
     /// pages around it when it was a page nobody will receive.
-    pub(crate) fn dead_letter_intent(&self, c: &ClaimedIntent, reason: &str) -> Result<(), EngineError> {
+    pub(crate) fn dead_letter_intent(
+        &self,
+        c: &ClaimedIntent,
+        reason: &str,
+    ) -> Result<(), EngineError> {
         tracing::error!(invocation_id = %c.id, target = %c.payload.target, "dead-lettering side effect: {reason}");
         let res = self.mutate(&c.incident_id, true, |ctx| {
             if ctx.tx.intent(&c.id)?.is_none_or(|i| i.result.is_some()) {
                 return Ok(());
             }
             ctx.tx.dead_letter_intent(&c.id, ctx.now, reason)?;
-            ctx.emit(Event::DeadLettered { item: DeadItemKind::Intent, id: c.id.clone(), purpose: Some(c.payload.purpose.clone()), reason: reason.to_string() })?;
+            ctx.emit(Event::DeadLettered {
+                item: DeadItemKind::Intent,
+                id: c.id.clone(),
+                purpose: Some(c.payload.purpose.clone()),
+                reason: reason.to_string(),
+            })?;
             if c.is_page() {
                 ctx.escalate_around(&c.id, &c.payload.target, "it was dead-lettered")?;
             }
@@ -207,24 +242,46 @@ impl Engine {
 
     /// A page cannot be delivered now (its target's circuit is open): pages
     /// the next escalation level at once instead of waiting for the ack timer.
-    pub(crate) fn page_undeliverable(&self, c: &ClaimedIntent, why: &str) -> Result<(), EngineError> {
-        self.mutate(&c.incident_id, true, |ctx| Ok(ctx.escalate_around(&c.id, &c.payload.target, why)?))?;
+    pub(crate) fn page_undeliverable(
+        &self,
+        c: &ClaimedIntent,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        self.mutate(&c.incident_id, true, |ctx| {
+            Ok(ctx.escalate_around(&c.id, &c.payload.target, why)?)
+        })?;
         Ok(())
     }
 
     /// Puts a dead-lettered intent back in the outbox (`crisis retry`), journaled.
     pub fn retry_intent(&self, invocation_id: &str, by: &str) -> Result<Incident, EngineError> {
         let Some(row) = self.store().intent(invocation_id)? else {
-            let dead: Vec<String> = self.store().dead_letters()?.into_iter().filter(|d| d.kind == DeadItemKind::Intent).map(|d| d.id).collect();
+            let dead: Vec<String> = self
+                .store()
+                .dead_letters()?
+                .into_iter()
+                .filter(|d| d.kind == DeadItemKind::Intent)
+                .map(|d| d.id)
+                .collect();
             let nearby = crate::diag::nearby(invocation_id, dead.iter().map(String::as_str));
-            return Err(EngineError::NotFound { what: "intent", id: invocation_id.to_string(), nearby });
+            return Err(EngineError::NotFound {
+                what: "intent",
+                id: invocation_id.to_string(),
+                nearby,
+            });
         };
         let purpose = serde_json::from_value::<IntentPayload>(row.payload).ok().map(|p| p.purpose);
         self.mutate(&row.incident_id, true, |ctx| {
             if !ctx.tx.redrive_intent(invocation_id, ctx.now)? {
-                return Err(EngineError::conflict(format!("intent {invocation_id} is not dead-lettered; only dead letters can be retried")));
+                return Err(EngineError::conflict(format!(
+                    "intent {invocation_id} is not dead-lettered; only dead letters can be retried"
+                )));
             }
-            ctx.emit(Event::Redriven { invocation_id: invocation_id.to_string(), purpose: purpose.clone(), by: by.to_string() })?;
+            ctx.emit(Event::Redriven {
+                invocation_id: invocation_id.to_string(),
+                purpose: purpose.clone(),
+                by: by.to_string(),
+            })?;
             Ok(())
         })
     }
@@ -233,7 +290,12 @@ impl Engine {
 impl Ctx<'_> {
     /// Pages the next escalation level that has not fired yet, now, because
     /// the page `invocation_id` to `target` will not reach anyone; journals why.
-    pub(super) fn escalate_around(&mut self, invocation_id: &str, target: &str, why: &str) -> anyhow::Result<()> {
+    pub(super) fn escalate_around(
+        &mut self,
+        invocation_id: &str,
+        target: &str,
+        why: &str,
+    ) -> anyhow::Result<()> {
         if self.inc.acked_at.is_some() || self.inc.status != Status::Open {
             return Ok(());
         }
@@ -260,7 +322,11 @@ pub fn run_pending(engine: &Engine, executor: &dyn Executor) -> anyhow::Result<u
 
 /// Like [`run_pending`], but claims no further intent once `stop()` is true,
 /// so a shutdown waits for at most the call already running.
-pub fn run_pending_until(engine: &Engine, executor: &dyn Executor, stop: &dyn Fn() -> bool) -> anyhow::Result<usize> {
+pub fn run_pending_until(
+    engine: &Engine,
+    executor: &dyn Executor,
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<usize> {
     let outbox = Outbox::default();
     let claimed = engine.claim_intents(64).map_err(|e| anyhow::anyhow!("{e}"))?;
     // An intent is recorded before it runs: never run one that is not yet on disk.

@@ -1,8 +1,8 @@
 //! An incident's state, derived by folding its events in order.
 
 use super::events::Event;
-use crate::store::DeadItemKind;
 use crate::playbook::types::{Category, Mode, Phase, Purpose, Severity};
+use crate::store::DeadItemKind;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -196,7 +196,20 @@ pub struct Incident {
 impl Incident {
     /// Starts a state from the `Opened` event.
     pub fn open(id: &str, ev: &Event, at: i64) -> Option<Incident> {
-        let Event::Opened { playbook_id, playbook_hash, mode, title, severity, category, dedup_key, fields, labels, by, .. } = ev else {
+        let Event::Opened {
+            playbook_id,
+            playbook_hash,
+            mode,
+            title,
+            severity,
+            category,
+            dedup_key,
+            fields,
+            labels,
+            by,
+            ..
+        } = ev
+        else {
             return None;
         };
         Some(Incident {
@@ -280,7 +293,9 @@ impl Incident {
                 }
             }
             Event::Escalated { .. } => self.escalations += 1,
-            Event::DeadlineMissed { what, due_at } => self.missed.push(Missed { what: what.clone(), due_at: *due_at, at }),
+            Event::DeadlineMissed { what, due_at } => {
+                self.missed.push(Missed { what: what.clone(), due_at: *due_at, at })
+            }
             Event::StepReady { step } => {
                 let s = self.step_mut(step);
                 s.status = StepStatus::Ready;
@@ -315,7 +330,11 @@ impl Incident {
             Event::UpdateDue {} => {}
             Event::Stale { .. } => self.stale_warnings += 1,
             Event::OutcomeRecorded { cause, process, aftermath, .. } => {
-                self.outcome = Some(OutcomeText { cause: cause.clone(), process: process.clone(), aftermath: aftermath.clone() });
+                self.outcome = Some(OutcomeText {
+                    cause: cause.clone(),
+                    process: process.clone(),
+                    aftermath: aftermath.clone(),
+                });
             }
             Event::Resolved { .. } => {
                 self.status = Status::Resolved;
@@ -369,13 +388,17 @@ impl Incident {
     pub fn current_phase(&self) -> Phase {
         Phase::ORDER
             .into_iter()
-            .find(|p| self.phases.get(p).and_then(|t| t.completed).is_none() && !self.skipped_phase(*p))
+            .find(|p| {
+                self.phases.get(p).and_then(|t| t.completed).is_none() && !self.skipped_phase(*p)
+            })
             .unwrap_or(Phase::Outcome)
     }
 
     /// A phase never entered because the incident was resolved first.
     pub fn skipped_phase(&self, p: Phase) -> bool {
-        self.status != Status::Open && p != Phase::Outcome && self.phases.get(&p).and_then(|t| t.entered).is_none()
+        self.status != Status::Open
+            && p != Phase::Outcome
+            && self.phases.get(&p).and_then(|t| t.entered).is_none()
     }
 
     /// True once phase `p` has been entered.

@@ -113,11 +113,20 @@ pub fn fixture_with(playbook: &str) -> Fixture {
     std::fs::write(dir.path().join("customers.csv"), CUSTOMERS).unwrap();
     std::fs::write(dir.path().join("crisis.toml"), CONFIG).unwrap();
     let cfg = config::load(&dir.path().join("crisis.toml")).unwrap();
-    let pb = crate::playbook::parse_one(&dir.path().join("outage.toml"), playbook, &cfg.ref_context()).unwrap();
+    let pb =
+        crate::playbook::parse_one(&dir.path().join("outage.toml"), playbook, &cfg.ref_context())
+            .unwrap();
     let customers = config::customers::load(&dir.path().join("customers.csv")).unwrap();
     let mut playbooks = BTreeMap::new();
     playbooks.insert(pb.id.clone(), Arc::new(pb));
-    let generation = Generation { number: 1, set_hash: "x".into(), loaded_at: T0, playbooks, config: Arc::new(cfg), customers: Arc::new(customers) };
+    let generation = Generation {
+        number: 1,
+        set_hash: "x".into(),
+        loaded_at: T0,
+        playbooks,
+        config: Arc::new(cfg),
+        customers: Arc::new(customers),
+    };
     let clock = Arc::new(ManualClock::new(T0));
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     Fixture { engine: Engine::new(store, clock.clone(), generation), clock, _dir: dir }
@@ -133,7 +142,13 @@ fn trigger(f: &Fixture, service: &str) -> Result<TriggerOutcome, EngineError> {
     let mut labels = BTreeMap::new();
     labels.insert("service".to_string(), service.to_string());
     labels.insert("region".to_string(), "eu".to_string());
-    f.engine.trigger(TriggerRequest { playbook: "outage".into(), scope: Some("all EU shoppers".into()), fields, labels, ..Default::default() })
+    f.engine.trigger(TriggerRequest {
+        playbook: "outage".into(),
+        scope: Some("all EU shoppers".into()),
+        fields,
+        labels,
+        ..Default::default()
+    })
 }
 
 /// Runs every due intent through the log executor, like the daemon's worker.
@@ -171,8 +186,15 @@ fn a_whole_incident_runs_through_six_phases() {
     let inc = f.engine.ack(&inc.id, "alice").unwrap();
     assert_eq!(inc.phase, Phase::Act);
     assert_eq!(inc.step_status("dispatch"), StepStatus::Ready);
-    assert_eq!(inc.step_status("low-sev-only"), StepStatus::Skipped, "when severity >= sev4 is false for sev2");
-    let inc = f.engine.step(&inc.id, "dispatch", StepAction::Done, Some("two engineers sent"), "alice").unwrap();
+    assert_eq!(
+        inc.step_status("low-sev-only"),
+        StepStatus::Skipped,
+        "when severity >= sev4 is false for sev2"
+    );
+    let inc = f
+        .engine
+        .step(&inc.id, "dispatch", StepAction::Done, Some("two engineers sent"), "alice")
+        .unwrap();
     assert_eq!(inc.step_status("tell-customers"), StepStatus::Running);
     // max_messages = 2 → two intents; per_minute = 1 → the second waits a minute.
     assert_eq!(drain(&f), 1);
@@ -185,7 +207,10 @@ fn a_whole_incident_runs_through_six_phases() {
     assert_eq!(inc.status, Status::Resolved);
     let err = f.engine.record_outcome(&inc.id, "bad deploy", "", "refunds", "alice").unwrap_err();
     assert!(err.to_string().contains("requires `process`"), "{err}");
-    let inc = f.engine.record_outcome(&inc.id, "bad deploy", "rolled back", "refunds sent", "alice").unwrap();
+    let inc = f
+        .engine
+        .record_outcome(&inc.id, "bad deploy", "rolled back", "refunds sent", "alice")
+        .unwrap();
     assert_eq!(inc.status, Status::Closed);
     for p in Phase::ORDER {
         let t = &inc.phases[&p];
@@ -199,9 +224,24 @@ fn a_whole_incident_runs_through_six_phases() {
 #[test]
 fn missing_report_field_is_refused_naming_it() {
     let f = fixture();
-    let err = f.engine.trigger(TriggerRequest { playbook: "outage".into(), scope: Some("x".into()), ..Default::default() }).unwrap_err();
-    assert!(matches!(&err, EngineError::Invalid { .. }) && err.to_string().contains("`nature`") && err.to_string().contains("--field nature="), "{err}");
-    let err = f.engine.trigger(TriggerRequest { playbook: "outgae".into(), ..Default::default() }).unwrap_err();
+    let err = f
+        .engine
+        .trigger(TriggerRequest {
+            playbook: "outage".into(),
+            scope: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Invalid { .. })
+            && err.to_string().contains("`nature`")
+            && err.to_string().contains("--field nature="),
+        "{err}"
+    );
+    let err = f
+        .engine
+        .trigger(TriggerRequest { playbook: "outgae".into(), ..Default::default() })
+        .unwrap_err();
     assert!(matches!(&err, EngineError::NotFound { nearby, .. } if nearby[0] == "outage"), "{err}");
 }
 
@@ -220,9 +260,16 @@ fn dedup_attaches_while_open_and_reopens_after_resolution() {
     assert!(!d.deduped);
     assert_ne!(d.incident.id, a.incident.id);
     let long = "x".repeat(300);
-    let mut req = TriggerRequest { playbook: "outage".into(), scope: Some("s".into()), dedup_key: Some(long), ..Default::default() };
+    let mut req = TriggerRequest {
+        playbook: "outage".into(),
+        scope: Some("s".into()),
+        dedup_key: Some(long),
+        ..Default::default()
+    };
     req.fields.insert("nature".into(), "n".into());
-    assert!(matches!(f.engine.trigger(req), Err(e @ EngineError::Invalid { .. }) if e.to_string().contains("255")));
+    assert!(
+        matches!(f.engine.trigger(req), Err(e @ EngineError::Invalid { .. }) if e.to_string().contains("255"))
+    );
 }
 
 #[test]
@@ -258,8 +305,20 @@ fn escalation_fires_on_time_repeats_and_ack_cancels() {
     let inc2 = f.engine.incident(&id2).unwrap();
     assert_eq!(inc2.escalations, 0);
     assert_eq!(inc2.roles["commander"], "bob", "acking takes command");
-    let escalated_people: Vec<_> = f.engine.store().events(&id, 0).unwrap().into_iter().filter(|e| e.kind == "escalated").map(|e| e.data["people"].clone()).collect();
-    assert_eq!(escalated_people[0], serde_json::json!(["carol"]), "managers rota (Asia/Shanghai) resolves to carol");
+    let escalated_people: Vec<_> = f
+        .engine
+        .store()
+        .events(&id, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "escalated")
+        .map(|e| e.data["people"].clone())
+        .collect();
+    assert_eq!(
+        escalated_people[0],
+        serde_json::json!(["carol"]),
+        "managers rota (Asia/Shanghai) resolves to carol"
+    );
 }
 
 #[test]
@@ -272,13 +331,18 @@ fn late_timers_fire_once() {
     f.clock.advance(2 * 3_600_000);
     f.engine.fire_due_timers().unwrap();
     assert_eq!(f.engine.incident(&id).unwrap().escalations, 2);
-    let missed_ack = f.engine.incident(&id).unwrap().missed.iter().filter(|m| m.what == "ack").count();
+    let missed_ack =
+        f.engine.incident(&id).unwrap().missed.iter().filter(|m| m.what == "ack").count();
     assert_eq!(missed_ack, 1);
     f.engine.fire_due_timers().unwrap();
     assert_eq!(f.engine.incident(&id).unwrap().escalations, 2);
     f.clock.advance(15 * 60_000);
     f.engine.fire_due_timers().unwrap();
-    assert_eq!(f.engine.incident(&id).unwrap().escalations, 3, "the repeat round, 15m after the late firing");
+    assert_eq!(
+        f.engine.incident(&id).unwrap().escalations,
+        3,
+        "the repeat round, 15m after the late firing"
+    );
 }
 
 #[test]
@@ -292,7 +356,8 @@ fn step_deadline_missed_is_journaled_and_notifies() {
     let inc = f.engine.incident(&id).unwrap();
     assert!(inc.missed.iter().any(|m| m.what == "step:dispatch"), "{:?}", inc.missed);
     let pending = f.engine.pending_intents(10).unwrap();
-    assert!(pending.iter().any(|(_, p, _)| p.purpose == crate::playbook::types::Purpose::Deadline && p.kind == EffectKind::Notify));
+    assert!(pending.iter().any(|(_, p, _)| p.purpose == crate::playbook::types::Purpose::Deadline
+        && p.kind == EffectKind::Notify));
 }
 
 #[test]
@@ -310,7 +375,11 @@ fn stale_and_periodic_updates_during_act() {
     f.engine.update(&id, "still working", "alice").unwrap();
     f.clock.advance(30 * 60_000);
     f.engine.fire_due_timers().unwrap();
-    assert_eq!(f.engine.incident(&id).unwrap().stale_warnings, 1, "activity resets the stale clock");
+    assert_eq!(
+        f.engine.incident(&id).unwrap().stale_warnings,
+        1,
+        "activity resets the stale clock"
+    );
 }
 
 #[test]
@@ -376,7 +445,15 @@ fn finishing_a_step_keeps_the_deadline_of_a_step_whose_id_extends_it() {
     f.engine.ack(&id, "alice").unwrap();
     let inc = f.engine.step(&id, "bridge", StepAction::Done, None, "alice").unwrap();
     assert_eq!(inc.step_status("bridge-2"), StepStatus::Ready);
-    let pending: Vec<String> = f.engine.store().due_timers(i64::MAX).unwrap().into_iter().filter(|t| t.incident_id == id).map(|t| t.kind).collect();
+    let pending: Vec<String> = f
+        .engine
+        .store()
+        .due_timers(i64::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.incident_id == id)
+        .map(|t| t.kind)
+        .collect();
     assert!(pending.iter().any(|k| k == "deadline:step:bridge-2"), "{pending:?}");
     assert!(!pending.iter().any(|k| k == "deadline:step:bridge"), "{pending:?}");
     f.clock.advance(20 * 60_000);

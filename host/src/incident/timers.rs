@@ -5,14 +5,14 @@
 //! its whole family (every escalation level); never by a prefix of free
 //! text, so a step `bridge` never cancels the deadline of step `bridge-2`.
 
-use super::ctx::Ctx;
 use super::clock::{fmt_ms, fmt_span};
+use super::ctx::Ctx;
 use super::engine::Engine;
 use super::error::EngineError;
 use super::events::Event;
+use super::retry::{MAX_ATTEMPTS, backoff_ms};
 use super::state::Status;
 use crate::playbook::types::{Phase, Purpose};
-use super::retry::{backoff_ms, MAX_ATTEMPTS};
 use crate::store::{DeadItemKind, TimerRow};
 
 /// What a deadline is for.
@@ -53,7 +53,9 @@ impl DeadlineKind {
             "activate" => DeadlineKind::Activate,
             "ack" => DeadlineKind::Ack,
             "outcome" => DeadlineKind::Outcome,
-            other => DeadlineKind::Step(other.strip_prefix("step:").filter(|s| !s.is_empty())?.to_string()),
+            other => DeadlineKind::Step(
+                other.strip_prefix("step:").filter(|s| !s.is_empty())?.to_string(),
+            ),
         })
     }
 }
@@ -63,7 +65,10 @@ impl DeadlineKind {
 pub(crate) enum Timer {
     Deadline(DeadlineKind),
     /// Escalation `level` (0-based), its `round`th time (1-based).
-    Escalate { level: usize, round: u32 },
+    Escalate {
+        level: usize,
+        round: u32,
+    },
     TrackUpdate,
     TrackStale,
 }
@@ -82,7 +87,12 @@ pub(crate) enum TimerFamily {
 }
 
 impl TimerFamily {
-    pub(super) const ALL: [TimerFamily; 4] = [TimerFamily::Deadline, TimerFamily::StepDeadline, TimerFamily::Escalate, TimerFamily::Track];
+    pub(super) const ALL: [TimerFamily; 4] = [
+        TimerFamily::Deadline,
+        TimerFamily::StepDeadline,
+        TimerFamily::Escalate,
+        TimerFamily::Track,
+    ];
 
     /// The stored `family` column value.
     fn as_str(self) -> &'static str {
@@ -118,7 +128,9 @@ impl Timer {
     fn data(&self) -> serde_json::Value {
         match self {
             Timer::Deadline(d) => serde_json::json!({ "what": d.what() }),
-            Timer::Escalate { level, round } => serde_json::json!({ "level": level, "round": round }),
+            Timer::Escalate { level, round } => {
+                serde_json::json!({ "level": level, "round": round })
+            }
             Timer::TrackUpdate | Timer::TrackStale => serde_json::json!({}),
         }
     }
@@ -145,7 +157,13 @@ impl Timer {
 impl Ctx<'_> {
     /// Schedules `t` to fire `after_ms` from now.
     pub(super) fn schedule(&mut self, after_ms: i64, t: Timer) -> anyhow::Result<()> {
-        self.tx.add_timer(&self.inc.id, self.now + after_ms, &t.key(), t.family().as_str(), &t.data())?;
+        self.tx.add_timer(
+            &self.inc.id,
+            self.now + after_ms,
+            &t.key(),
+            t.family().as_str(),
+            &t.data(),
+        )?;
         Ok(())
     }
 
@@ -187,12 +205,24 @@ impl Ctx<'_> {
                 }
                 let Some(e) = self.pb.assign.escalate.get(*level).cloned() else { return Ok(()) };
                 let people = self.people(&e.to);
-                self.emit(Event::Escalated { level: level + 1, to: e.to.to_string(), people: people.clone(), round: *round })?;
-                let subject = self.subject(&format!("escalation level {} (not acknowledged)", level + 1));
-                let body = format!("Nobody has acknowledged {}. Acknowledge with: crisis ack {} --as YOU", self.inc.id, self.inc.id);
+                self.emit(Event::Escalated {
+                    level: level + 1,
+                    to: e.to.to_string(),
+                    people: people.clone(),
+                    round: *round,
+                })?;
+                let subject =
+                    self.subject(&format!("escalation level {} (not acknowledged)", level + 1));
+                let body = format!(
+                    "Nobody has acknowledged {}. Acknowledge with: crisis ack {} --as YOU",
+                    self.inc.id, self.inc.id
+                );
                 self.page(Purpose::Escalate, &people, &subject, &body)?;
                 if *round < e.repeat {
-                    self.schedule(e.after.as_millis() as i64, Timer::Escalate { level: *level, round: round + 1 })?;
+                    self.schedule(
+                        e.after.as_millis() as i64,
+                        Timer::Escalate { level: *level, round: round + 1 },
+                    )?;
                 }
                 Ok(())
             }
@@ -202,7 +232,11 @@ impl Ctx<'_> {
                 }
                 self.emit(Event::UpdateDue {})?;
                 let done = self.inc.steps.values().filter(|s| s.status.finished()).count();
-                let body = format!("Progress: {done} of {} steps finished; phase {}.", self.pb.act.len(), self.inc.phase);
+                let body = format!(
+                    "Progress: {done} of {} steps finished; phase {}.",
+                    self.pb.act.len(),
+                    self.inc.phase
+                );
                 let subject = self.subject("progress update");
                 let targets = self.pb.track.notify.clone();
                 self.notify(Purpose::Track, &targets, &subject, &body)?;
@@ -257,17 +291,31 @@ impl Engine {
     /// Fires one timer; on failure defers or dead-letters it. True if it fired.
     fn fire_isolated(&self, row: TimerRow) -> bool {
         let (id, incident) = (row.id, row.incident_id.clone());
-        let Some(timer) = Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty()) else {
-            self.dead_letter_timer(id, &incident, &format!("the stored timer `{}` cannot be read", row.kind));
+        let Some(timer) =
+            Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty())
+        else {
+            self.dead_letter_timer(
+                id,
+                &incident,
+                &format!("the stored timer `{}` cannot be read", row.kind),
+            );
             return false;
         };
         let Err(e) = self.fire(row, timer) else { return true };
         match self.store().defer_timer(id, self.now(), backoff_ms(0)) {
-            Ok(attempts) if attempts < MAX_ATTEMPTS => tracing::warn!(timer = id, incident = %incident, attempt = attempts, "timer failed, retrying with backoff: {e}"),
-            Ok(attempts) => self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}")),
+            Ok(attempts) if attempts < MAX_ATTEMPTS => {
+                tracing::warn!(timer = id, incident = %incident, attempt = attempts, "timer failed, retrying with backoff: {e}")
+            }
+            Ok(attempts) => {
+                self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}"))
+            }
             Err(d) => {
                 tracing::error!(timer = id, "cannot postpone the failed timer: {d:#}");
-                self.dead_letter_timer(id, &incident, &format!("failed and could not be postponed: {e}"));
+                self.dead_letter_timer(
+                    id,
+                    &incident,
+                    &format!("failed and could not be postponed: {e}"),
+                );
             }
         }
         false
@@ -280,13 +328,20 @@ impl Engine {
             && self
                 .mutate(incident, true, |ctx| {
                     ctx.tx.dead_letter_timer(id, ctx.now, reason)?;
-                    ctx.emit(Event::DeadLettered { item: DeadItemKind::Timer, id: id.to_string(), purpose: None, reason: reason.to_string() })?;
+                    ctx.emit(Event::DeadLettered {
+                        item: DeadItemKind::Timer,
+                        id: id.to_string(),
+                        purpose: None,
+                        reason: reason.to_string(),
+                    })?;
                     Ok(())
                 })
                 .is_ok();
         if !journaled {
             let now = self.now();
-            if let Err(e) = self.store().transaction(&mut |tx| tx.dead_letter_timer(id, now, reason)) {
+            if let Err(e) =
+                self.store().transaction(&mut |tx| tx.dead_letter_timer(id, now, reason))
+            {
                 tracing::error!(timer = id, "cannot set the timer aside: {e:#}");
             }
         }
@@ -327,10 +382,20 @@ mod tests {
             Timer::TrackStale,
         ];
         for t in timers {
-            let row = TimerRow { id: 1, incident_id: "I".into(), due_at: 0, kind: t.key(), family: t.family().as_str().into(), data: t.data() };
+            let row = TimerRow {
+                id: 1,
+                incident_id: "I".into(),
+                due_at: 0,
+                kind: t.key(),
+                family: t.family().as_str().into(),
+                data: t.data(),
+            };
             assert_eq!(Timer::from_row(&row), Some(t));
         }
-        assert_eq!(Timer::Deadline(DeadlineKind::Step("bridge".into())).key(), "deadline:step:bridge");
+        assert_eq!(
+            Timer::Deadline(DeadlineKind::Step("bridge".into())).key(),
+            "deadline:step:bridge"
+        );
         assert_eq!(Timer::Escalate { level: 0, round: 3 }.key(), "escalate:0");
     }
 }

@@ -134,7 +134,14 @@ impl InjectKind {
 
     /// Scripted responder actions stand in for people in a virtual drill.
     pub fn is_responder(&self) -> bool {
-        matches!(self, InjectKind::Ack { .. } | InjectKind::StepDone { .. } | InjectKind::Approve { .. } | InjectKind::Resolve { .. } | InjectKind::Outcome { .. })
+        matches!(
+            self,
+            InjectKind::Ack { .. }
+                | InjectKind::StepDone { .. }
+                | InjectKind::Approve { .. }
+                | InjectKind::Resolve { .. }
+                | InjectKind::Outcome { .. }
+        )
     }
 
     /// Two entries with the same slot: an inline one replaces the default one.
@@ -143,7 +150,9 @@ impl InjectKind {
             InjectKind::Alert { .. } => "alert".into(),
             InjectKind::Ack { .. } => "ack".into(),
             InjectKind::StepDone { step, .. } => format!("step-done:{step}"),
-            InjectKind::Approve { step, .. } => format!("approve:{}", step.as_deref().unwrap_or("activation")),
+            InjectKind::Approve { step, .. } => {
+                format!("approve:{}", step.as_deref().unwrap_or("activation"))
+            }
             InjectKind::Resolve { .. } => "resolve".into(),
             InjectKind::Outcome { .. } => "outcome".into(),
             _ => return None,
@@ -159,13 +168,23 @@ impl InjectKind {
             }
             InjectKind::DuplicateAlert => "duplicate alert (should be deduplicated)".into(),
             InjectKind::ComplaintBurst { count, channel } => {
-                format!("{count} customer complaints{}", channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default())
+                format!(
+                    "{count} customer complaints{}",
+                    channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default()
+                )
             }
-            InjectKind::NoAck { duration } => format!("owner does not acknowledge for {}", humantime::format_duration(*duration)),
+            InjectKind::NoAck { duration } => {
+                format!("owner does not acknowledge for {}", humantime::format_duration(*duration))
+            }
             InjectKind::StepFailure { step, reason, .. } => format!("step {step} fails: {reason}"),
-            InjectKind::Ack { by } => format!("acknowledge{}", by.as_ref().map(|b| format!(" as {b}")).unwrap_or_default()),
+            InjectKind::Ack { by } => format!(
+                "acknowledge{}",
+                by.as_ref().map(|b| format!(" as {b}")).unwrap_or_default()
+            ),
             InjectKind::StepDone { step, .. } => format!("step {step} done"),
-            InjectKind::Approve { step, .. } => format!("approve {}", step.as_deref().unwrap_or("activation")),
+            InjectKind::Approve { step, .. } => {
+                format!("approve {}", step.as_deref().unwrap_or("activation"))
+            }
             InjectKind::Resolve { .. } => "resolve".into(),
             InjectKind::Outcome { .. } => "write the outcome report".into(),
         }
@@ -173,8 +192,18 @@ impl InjectKind {
 }
 
 /// The inject kinds a playbook may write in `[[drill.inject]]`.
-pub(crate) const KINDS: &[&str] =
-    &["alert", "duplicate-alert", "complaint-burst", "no-ack", "step-failure", "ack", "step-done", "approve", "resolve", "outcome"];
+pub(crate) const KINDS: &[&str] = &[
+    "alert",
+    "duplicate-alert",
+    "complaint-burst",
+    "no-ack",
+    "step-failure",
+    "ack",
+    "step-done",
+    "approve",
+    "resolve",
+    "outcome",
+];
 
 type Span = std::ops::Range<usize>;
 
@@ -195,7 +224,10 @@ pub(crate) fn from_toml(
         match humantime::parse_duration(v.get_ref().trim()) {
             Ok(d) => Some(d),
             Err(e) => {
-                errs.push((v.span(), format!("bad duration `{}`: {e}; write it like 90s, 5m or 1h30m", v.get_ref())));
+                errs.push((
+                    v.span(),
+                    format!("bad duration `{}`: {e}; write it like 90s, 5m or 1h30m", v.get_ref()),
+                ));
                 None
             }
         }
@@ -240,7 +272,14 @@ pub(crate) fn from_toml(
         "outcome" => &["cause", "process", "aftermath"],
         other => {
             let near = nearby(other, KINDS.iter().copied());
-            errs.push((r.kind.span(), format!("unknown inject kind `{other}`: use one of {} (did you mean {}?)", KINDS.join(", "), near.first().cloned().unwrap_or_default())));
+            errs.push((
+                r.kind.span(),
+                format!(
+                    "unknown inject kind `{other}`: use one of {} (did you mean {}?)",
+                    KINDS.join(", "),
+                    near.first().cloned().unwrap_or_default()
+                ),
+            ));
             return Err(errs);
         }
     };
@@ -256,7 +295,10 @@ pub(crate) fn from_toml(
         ("title", r.title.as_ref().map(|_| whole.clone())),
         ("labels", (!r.labels.is_empty()).then(|| whole.clone())),
         ("fields", (!r.fields.is_empty()).then(|| whole.clone())),
-        ("cause", r.cause.as_ref().or(r.process.as_ref()).or(r.aftermath.as_ref()).map(|_| whole.clone())),
+        (
+            "cause",
+            r.cause.as_ref().or(r.process.as_ref()).or(r.aftermath.as_ref()).map(|_| whole.clone()),
+        ),
         ("after", None),
     ];
     for (key, span) in present {
@@ -264,7 +306,11 @@ pub(crate) fn from_toml(
         if let Some(span) = span
             && !key_ok
         {
-            let takes = if allowed.is_empty() { "only at".to_string() } else { format!("at, {}", allowed.join(", ")) };
+            let takes = if allowed.is_empty() {
+                "only at".to_string()
+            } else {
+                format!("at, {}", allowed.join(", "))
+            };
             errs.push((span, format!("`{key}` does not apply to {} `{kind}` inject ([[drill.inject]] #{n}); it takes {takes}", if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" })));
         }
     }
@@ -275,7 +321,12 @@ pub(crate) fn from_toml(
             {
                 errs.push((sev.span(), e));
             }
-            InjectKind::Alert { labels: r.labels.clone(), fields: r.fields.clone(), severity: r.severity.as_ref().map(|s| s.get_ref().clone()), title: r.title.clone() }
+            InjectKind::Alert {
+                labels: r.labels.clone(),
+                fields: r.fields.clone(),
+                severity: r.severity.as_ref().map(|s| s.get_ref().clone()),
+                title: r.title.clone(),
+            }
         }
         "duplicate-alert" => InjectKind::DuplicateAlert,
         "complaint-burst" => {
@@ -288,7 +339,10 @@ pub(crate) fn from_toml(
             {
                 errs.push((c.span(), e));
             }
-            InjectKind::ComplaintBurst { count, channel: r.channel.as_ref().map(|c| c.get_ref().clone()) }
+            InjectKind::ComplaintBurst {
+                count,
+                channel: r.channel.as_ref().map(|c| c.get_ref().clone()),
+            }
         }
         "no-ack" => {
             if r.duration.is_none() {
@@ -302,16 +356,30 @@ pub(crate) fn from_toml(
             retry_after: dur(&r.retry_after, &mut errs).unwrap_or(Duration::from_secs(900)),
         },
         "ack" => InjectKind::Ack { by: person(&r.by, &mut errs) },
-        "step-done" => InjectKind::StepDone { step: need_step(&mut errs).unwrap_or_default(), by: person(&r.by, &mut errs) },
-        "approve" => InjectKind::Approve { step: step_ref(&mut errs), by: person(&r.by, &mut errs) },
+        "step-done" => InjectKind::StepDone {
+            step: need_step(&mut errs).unwrap_or_default(),
+            by: person(&r.by, &mut errs),
+        },
+        "approve" => {
+            InjectKind::Approve { step: step_ref(&mut errs), by: person(&r.by, &mut errs) }
+        }
         "resolve" => InjectKind::Resolve { by: person(&r.by, &mut errs) },
         "outcome" => {
-            for (k, v) in [("cause", &r.cause), ("process", &r.process), ("aftermath", &r.aftermath)] {
+            for (k, v) in
+                [("cause", &r.cause), ("process", &r.process), ("aftermath", &r.aftermath)]
+            {
                 if v.as_ref().is_none_or(|t| t.trim().is_empty()) {
-                    errs.push((whole.clone(), format!("[[drill.inject]] #{n}: an `outcome` inject needs `{k}`")));
+                    errs.push((
+                        whole.clone(),
+                        format!("[[drill.inject]] #{n}: an `outcome` inject needs `{k}`"),
+                    ));
                 }
             }
-            InjectKind::Outcome { cause: text(&r.cause), process: text(&r.process), aftermath: text(&r.aftermath) }
+            InjectKind::Outcome {
+                cause: text(&r.cause),
+                process: text(&r.process),
+                aftermath: text(&r.aftermath),
+            }
         }
         _ => unreachable!("kinds are matched above"),
     };
@@ -341,7 +409,14 @@ mod tests {
 
     #[test]
     fn injects_round_trip_through_json() {
-        let i = inj(300, InjectKind::StepFailure { step: "bridge".into(), reason: "bridge line down".into(), retry_after: Duration::from_secs(900) });
+        let i = inj(
+            300,
+            InjectKind::StepFailure {
+                step: "bridge".into(),
+                reason: "bridge line down".into(),
+                retry_after: Duration::from_secs(900),
+            },
+        );
         let v = serde_json::to_value(&i).unwrap();
         assert_eq!(v["kind"], "step-failure");
         assert_eq!(v["at"], "5m");

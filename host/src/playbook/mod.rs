@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use spec::Playbook;
 pub use refs::RefContext;
+pub use spec::Playbook;
 
 /// Every file of a playbook set, read at one moment, with the set's hash.
 #[derive(Debug, Clone)]
@@ -40,13 +40,19 @@ impl Snapshot {
         // A file named twice (`validate playbooks/ playbooks/x.toml`) is read once,
         // so it does not clash with itself as a duplicate id.
         let mut seen = std::collections::BTreeSet::new();
-        let mut first_time = |p: &Path| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+        let mut first_time =
+            |p: &Path| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
         for path in paths {
             if path.is_dir() {
                 let mut found = Vec::new();
                 collect_toml(path, &mut found, &mut read_errors);
                 if found.is_empty() {
-                    read_errors.push(diag::file_error(path, 1, 1, "no playbooks here: a playbook directory holds *.toml files"));
+                    read_errors.push(diag::file_error(
+                        path,
+                        1,
+                        1,
+                        "no playbooks here: a playbook directory holds *.toml files",
+                    ));
                 }
                 found.sort();
                 found.retain(|f| first_time(f));

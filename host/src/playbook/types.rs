@@ -198,7 +198,7 @@ impl FromStr for Purpose {
                 _ => {
                     return Err(format!(
                         "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, step:ID"
-                    ))
+                    ));
                 }
             },
         })
@@ -277,7 +277,9 @@ impl FromStr for Who {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (kind, name) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}` is not a reference: write rota:NAME, team:NAME, person:NAME or role:NAME")
+            format!(
+                "`{s}` is not a reference: write rota:NAME, team:NAME, person:NAME or role:NAME"
+            )
         })?;
         if name.is_empty() {
             return Err(format!("`{s}` names no {kind}: write {kind}:NAME"));
@@ -324,9 +326,8 @@ pub const INCIDENT_ROLES: &[&str] = &["commander", "liaison", "scribe"];
 
 /// Parses `90s`, `2m`, `1h30m`, `3d`: a human duration, never zero.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("bad duration `{s}`: {e}; write it like 90s, 2m, 1h30m or 3d")
-    })?;
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("bad duration `{s}`: {e}; write it like 90s, 2m, 1h30m or 3d"))?;
     if d.is_zero() {
         return Err(format!("duration `{s}` is zero: use a positive duration like 30s"));
     }
@@ -364,7 +365,16 @@ mod tests {
 
     #[test]
     fn purposes_keep_their_stored_text() {
-        for text in ["report", "activate", "page", "escalate", "deadline", "track", "outcome", "step:bridge-2"] {
+        for text in [
+            "report",
+            "activate",
+            "page",
+            "escalate",
+            "deadline",
+            "track",
+            "outcome",
+            "step:bridge-2",
+        ] {
             let p: Purpose = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
             assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!(text));

@@ -43,12 +43,21 @@ const V4_BLOCKED: &[(Ipv4Net, &str)] = &[
 const V6_RULES: &[(Ipv6Net, V6Rule)] = &[
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), V6Rule::Block("loopback")),
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), V6Rule::Block("unspecified")),
-    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), V6Rule::Block("unique-local (private; includes fd00:ec2::254 metadata)")),
+    (
+        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        V6Rule::Block("unique-local (private; includes fd00:ec2::254 metadata)"),
+    ),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), V6Rule::Block("link-local")),
     (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), V6Rule::Block("site-local (deprecated private range)")),
     (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), V6Rule::Block("multicast")),
-    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), V6Rule::Block("6to4 tunnel (can reach any IPv4 address, private ones included)")),
-    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), V6Rule::Block("Teredo tunnel (can reach any IPv4 address, private ones included)")),
+    (
+        v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16),
+        V6Rule::Block("6to4 tunnel (can reach any IPv4 address, private ones included)"),
+    ),
+    (
+        v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),
+        V6Rule::Block("Teredo tunnel (can reach any IPv4 address, private ones included)"),
+    ),
     (v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), V6Rule::EmbeddedV4),
     // Deprecated IPv4-compatible form ::a.b.c.d.
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), V6Rule::EmbeddedV4),
@@ -98,9 +107,20 @@ mod tests {
     #[test]
     fn special_addresses_are_blocked_including_mapped_forms() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
-            "0.0.0.0", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fd00:ec2::254", "fe80::1",
-            "64:ff9b::a9fe:a9fe", "::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "fe80::1",
+            "64:ff9b::a9fe:a9fe",
+            "::",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(blocked_reason(ip).is_some(), "{ip} should be blocked");
@@ -115,11 +135,22 @@ mod tests {
     fn every_v4_range_blocks_its_first_and_last_address_and_not_its_neighbours() {
         for (net, why) in V4_BLOCKED {
             assert_eq!(v4_reason(net.network()), Some(*why), "{net} first address");
-            let last = v4_reason(net.broadcast()).unwrap_or_else(|| panic!("{net} last address is allowed"));
+            let last = v4_reason(net.broadcast())
+                .unwrap_or_else(|| panic!("{net} last address is allowed"));
             assert!(!last.is_empty());
         }
         // Just outside some ranges.
-        for ip in ["9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0", "100.63.255.255", "100.128.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255"] {
+        for ip in [
+            "9.255.255.255",
+            "11.0.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+        ] {
             assert_eq!(reason(ip), None, "{ip} should be allowed");
         }
     }
@@ -130,7 +161,10 @@ mod tests {
         assert_eq!(reason("240.0.0.1"), Some("reserved"));
         assert_eq!(reason("::1"), Some("loopback"));
         assert_eq!(reason("::"), Some("unspecified"));
-        assert_eq!(reason("fd00:ec2::254"), Some("unique-local (private; includes fd00:ec2::254 metadata)"));
+        assert_eq!(
+            reason("fd00:ec2::254"),
+            Some("unique-local (private; includes fd00:ec2::254 metadata)")
+        );
     }
 
     #[test]
@@ -138,7 +172,11 @@ mod tests {
         for ip in ["2002:c0a8:0101::1", "2002::", "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff"] {
             assert!(reason(ip).is_some_and(|r| r.starts_with("6to4")), "{ip}");
         }
-        for ip in ["2001::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff"] {
+        for ip in [
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
             assert!(reason(ip).is_some_and(|r| r.starts_with("Teredo")), "{ip}");
         }
         for ip in ["fec0::1", "feff:ffff::1"] {

@@ -91,7 +91,14 @@ fn check_import(world: World, import: &str) -> Result<(), LoadError> {
             _ => Err(forbidden(" (not a host-provided crisis interface)")),
         };
     }
-    let wasi_pkg = ["wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/", "wasi:sockets/"];
+    let wasi_pkg = [
+        "wasi:cli/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:io/",
+        "wasi:filesystem/",
+        "wasi:sockets/",
+    ];
     if wasi_pkg.iter().any(|p| name.starts_with(p)) {
         // Linked inert: no environment, no preopened directories, every
         // socket address and name lookup refused.

@@ -51,7 +51,9 @@ pub enum PluginCallError {
         /// Outbound requests made before the deadline (journal them: some may have been sent).
         http: Vec<HttpRecord>,
     },
-    #[error("plugin `{plugin}` exhausted a resource limit ({detail}); raise `limits.memory_mb` in its grant or fix the plugin")]
+    #[error(
+        "plugin `{plugin}` exhausted a resource limit ({detail}); raise `limits.memory_mb` in its grant or fix the plugin"
+    )]
     /// The guest hit its memory, table or stack limit. Counts as a fault;
     /// not retried.
     ResourceExhausted {
@@ -104,7 +106,9 @@ pub enum PluginCallError {
         /// Until the quarantine ends by itself (then the next call is let through).
         remaining: std::time::Duration,
     },
-    #[error("no plugin named `{plugin}` is loaded; built-ins are webhook-notify, appease-script and drill-sim, others come from the plugin directory")]
+    #[error(
+        "no plugin named `{plugin}` is loaded; built-ins are webhook-notify, appease-script and drill-sim, others come from the plugin directory"
+    )]
     /// No plugin is registered under that name; check the playbook step and
     /// the plugin directory.
     NotFound {
@@ -119,7 +123,9 @@ pub enum PluginCallError {
         /// Why it was refused.
         source: LoadError,
     },
-    #[error("plugin `{plugin}` could not start: the host's instance pool is full ({detail}); retry, or raise the engine's pool sizes")]
+    #[error(
+        "plugin `{plugin}` could not start: the host's instance pool is full ({detail}); retry, or raise the engine's pool sizes"
+    )]
     /// Every instance slot is in use. Not the plugin's fault (never counts
     /// toward quarantine); retryable.
     Busy {
@@ -178,7 +184,10 @@ impl PluginCallError {
     /// closes a half-open quarantine. Errors raised before the guest ran
     /// (not found, denied, busy, quarantined, bad input) say nothing about it.
     pub(crate) fn guest_ran_cleanly(&self) -> bool {
-        matches!(self, PluginCallError::Plugin { .. } | PluginCallError::Timeout { in_guest: false, .. })
+        matches!(
+            self,
+            PluginCallError::Plugin { .. } | PluginCallError::Timeout { in_guest: false, .. }
+        )
     }
 }
 
@@ -190,15 +199,53 @@ mod tests {
     fn all() -> Vec<(PluginCallError, bool)> {
         let p = || "p".to_string();
         vec![
-            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: true, http: vec![] }, true),
-            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: false, http: vec![] }, false),
+            (
+                PluginCallError::Timeout {
+                    plugin: p(),
+                    budget_ms: 1,
+                    in_guest: true,
+                    http: vec![],
+                },
+                true,
+            ),
+            (
+                PluginCallError::Timeout {
+                    plugin: p(),
+                    budget_ms: 1,
+                    in_guest: false,
+                    http: vec![],
+                },
+                false,
+            ),
             (PluginCallError::ResourceExhausted { plugin: p(), detail: "oom".into() }, true),
-            (PluginCallError::Crashed { plugin: p(), trap: "unreachable".into(), http: vec![] }, true),
-            (PluginCallError::Plugin { plugin: p(), error: PluginError::Transient("503".into()), http: vec![] }, false),
-            (PluginCallError::Plugin { plugin: p(), error: PluginError::Permanent("400".into()), http: vec![] }, false),
+            (
+                PluginCallError::Crashed { plugin: p(), trap: "unreachable".into(), http: vec![] },
+                true,
+            ),
+            (
+                PluginCallError::Plugin {
+                    plugin: p(),
+                    error: PluginError::Transient("503".into()),
+                    http: vec![],
+                },
+                false,
+            ),
+            (
+                PluginCallError::Plugin {
+                    plugin: p(),
+                    error: PluginError::Permanent("400".into()),
+                    http: vec![],
+                },
+                false,
+            ),
             (PluginCallError::Denied { plugin: p(), reason: "world".into() }, false),
             (
-                PluginCallError::Quarantined { plugin: p(), sha256_short: "abc".into(), crashes: 3, remaining: Duration::from_secs(5) },
+                PluginCallError::Quarantined {
+                    plugin: p(),
+                    sha256_short: "abc".into(),
+                    crashes: 3,
+                    remaining: Duration::from_secs(5),
+                },
                 false,
             ),
             (PluginCallError::NotFound { plugin: p() }, false),
@@ -217,10 +264,20 @@ mod tests {
 
     #[test]
     fn a_host_wait_timeout_is_transient_and_retryable_and_says_so() {
-        let e = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: false, http: vec![] };
+        let e = PluginCallError::Timeout {
+            plugin: "w".into(),
+            budget_ms: 1000,
+            in_guest: false,
+            http: vec![],
+        };
         assert!(e.is_retryable() && e.guest_ran_cleanly() && !e.is_fault());
         assert!(e.to_string().contains("slow upstream"), "{e}");
-        let g = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: true, http: vec![] };
+        let g = PluginCallError::Timeout {
+            plugin: "w".into(),
+            budget_ms: 1000,
+            in_guest: true,
+            http: vec![],
+        };
         assert!(g.to_string().contains("limits.timeout_ms"), "{g}");
     }
 }
@@ -231,29 +288,41 @@ mod tests {
 pub enum LoadError {
     /// The file is a precompiled wasmtime artifact; those are never loaded (they
     /// would be trusted as native code unchecked): ship the `.wasm` component.
-    #[error("the file is a precompiled artifact (.cwasm); crisis only loads WebAssembly components (.wasm) and compiles them itself")]
+    #[error(
+        "the file is a precompiled artifact (.cwasm); crisis only loads WebAssembly components (.wasm) and compiles them itself"
+    )]
     Precompiled,
     /// The bytes are not a WebAssembly component (a core module, a corrupt or
     /// truncated file).
-    #[error("not a valid WebAssembly component: {0}; build it for wasm32-wasip2 (or with componentize-py/jco) against the crisis:plugin@0.1.0 WIT")]
+    #[error(
+        "not a valid WebAssembly component: {0}; build it for wasm32-wasip2 (or with componentize-py/jco) against the crisis:plugin@0.1.0 WIT"
+    )]
     Invalid(String),
-    #[error("the component exports no crisis plugin world (expected `crisis:plugin/notify`, `crisis:plugin/appease` or `crisis:plugin/simulate` @0.1.x, plus `crisis:plugin/meta`); it exports: {exports}")]
+    #[error(
+        "the component exports no crisis plugin world (expected `crisis:plugin/notify`, `crisis:plugin/appease` or `crisis:plugin/simulate` @0.1.x, plus `crisis:plugin/meta`); it exports: {exports}"
+    )]
     /// The component exports no plugin interface, or lacks `meta`.
     NoWorld {
         /// What the component does export, comma-separated.
         exports: String,
     },
     /// The component exports the interfaces of more than one world.
-    #[error("the component exports more than one plugin world ({0}); build one component per world")]
+    #[error(
+        "the component exports more than one plugin world ({0}); build one component per world"
+    )]
     SeveralWorlds(String),
-    #[error("unsupported API version: the component targets `{found}`, this host supports crisis:plugin@0.1.x; rebuild it against plugins/wit/crisis-plugin@0.1.0")]
+    #[error(
+        "unsupported API version: the component targets `{found}`, this host supports crisis:plugin@0.1.x; rebuild it against plugins/wit/crisis-plugin@0.1.0"
+    )]
     /// The component targets a `crisis:plugin` version this host does not speak.
     UnsupportedVersion {
         /// The export or import naming the unsupported version, e.g.
         /// `crisis:plugin/notify@0.2.0`.
         found: String,
     },
-    #[error("the `{world}` world may not import `{import}`{hint}; remove that import (capabilities are imports, and this world is not granted it)")]
+    #[error(
+        "the `{world}` world may not import `{import}`{hint}; remove that import (capabilities are imports, and this world is not granted it)"
+    )]
     /// The component imports something its world is not allowed, e.g.
     /// outbound HTTP in an appeasement plugin.
     ForbiddenImport {

@@ -18,8 +18,8 @@ use super::error::{LoadError, PluginCallError};
 use super::grant::{GrantError, PluginGrant, ResolvedGrant, SecretRef, SecretValue};
 use super::limits::{LimitCaps, Limits};
 use super::pattern::{HostPattern, effective_hosts};
-use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
 use super::quarantine::{Breaker, BreakerState, DEFAULT_QUARANTINE_BASE};
+use super::registry::{PluginManifest, PluginVersion, Registry, ScanError, ScanReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,7 +100,10 @@ pub enum HostInitError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnquarantineError {
     /// No plugin of that name is loaded.
-    #[error("no plugin named `{plugin}` is loaded{}; `crisis plugin list` shows the loaded ones", did_you_mean(nearby))]
+    #[error(
+        "no plugin named `{plugin}` is loaded{}; `crisis plugin list` shows the loaded ones",
+        did_you_mean(nearby)
+    )]
     NotFound {
         /// The name asked for.
         plugin: String,
@@ -119,7 +122,10 @@ fn did_you_mean(nearby: &[String]) -> String {
     if nearby.is_empty() {
         String::new()
     } else {
-        format!(" (did you mean {}?)", nearby.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            " (did you mean {}?)",
+            nearby.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )
     }
 }
 
@@ -168,12 +174,13 @@ impl PluginHost {
     /// Start the engine (pooling, or on-demand if the reservation fails) and
     /// its epoch ticker, resolve grants, and load the built-ins.
     pub fn new(config: PluginHostConfig) -> Result<PluginHost, HostInitError> {
-        let (engine, pooling) =
-            engine::build_engine(&config.engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
+        let (engine, pooling) = engine::build_engine(&config.engine)
+            .map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
         engine::start_epoch_ticker(&engine);
         let linkers = Linkers::new(&engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
-        let cache = CompileCache::new(config.cache_dir.clone(), engine::compatibility_digest(&engine))
-            .map_err(HostInitError::Cache)?;
+        let cache =
+            CompileCache::new(config.cache_dir.clone(), engine::compatibility_digest(&engine))
+                .map_err(HostInitError::Cache)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("crisis-plugin-io")
@@ -198,7 +205,10 @@ impl PluginHost {
             quarantine_window: config.quarantine_window,
             quarantine_base_ms: AtomicU64::new(duration_ms(config.quarantine_base)),
             // Interpreted guests have several memories per instance.
-            slots: CallSlots::new((config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2)),
+            slots: CallSlots::new(
+                (config.engine.pool_instances as usize)
+                    .min(config.engine.pool_memories as usize / 2),
+            ),
         };
         if config.load_builtins {
             for (name, bytes) in super::builtin::BUILTINS {
@@ -284,16 +294,18 @@ impl PluginHost {
     ) -> Result<PluginVersion, LoadError> {
         let sha = sha256_hex(bytes);
         if let Some(pin) = manifest.and_then(|m| m.plugin.sha256.as_ref())
-            && !pin.eq_ignore_ascii_case(&sha) {
-                return Err(LoadError::ShaMismatch { expected: pin.clone(), actual: sha });
-            }
+            && !pin.eq_ignore_ascii_case(&sha)
+        {
+            return Err(LoadError::ShaMismatch { expected: pin.clone(), actual: sha });
+        }
         let component = self.cache.load(&self.engine, bytes, &sha)?;
         let shape = capabilities::analyze(&self.engine, &component)?;
         let expected = expected.or_else(|| manifest.and_then(|m| m.plugin.world));
         if let Some(exp) = expected
-            && exp != shape.world {
-                return Err(LoadError::WrongWorld { expected: exp, found: shape.world });
-            }
+            && exp != shape.world
+        {
+            return Err(LoadError::WrongWorld { expected: exp, found: shape.world });
+        }
         let pre = self
             .linkers
             .for_world(shape.world)
@@ -318,15 +330,29 @@ impl PluginHost {
         let limits = Limits::for_world(version.world).with_overrides(&grant.limits, &self.caps);
         let out = self
             .call_env()
-            .run(&version, grant.clone(), &limits, limits.init_budget, RunMode::Live, "describe", grant.config.clone(), CallKind::Describe)
+            .run(
+                &version,
+                grant.clone(),
+                &limits,
+                limits.init_budget,
+                RunMode::Live,
+                "describe",
+                grant.config.clone(),
+                CallKind::Describe,
+            )
             .map_err(|e| LoadError::Describe(e.to_string()))?;
-        let CallValue::Describe(desc) = out.value else { unreachable!("describe returns a description") };
+        let CallValue::Describe(desc) = out.value else {
+            unreachable!("describe returns a description")
+        };
         let declared_src = manifest
             .and_then(|m| m.plugin.allowed_hosts.clone())
             .unwrap_or_else(|| desc.allowed_hosts.clone());
         version.declared = declared_src
             .iter()
-            .map(|h| HostPattern::parse(h).map_err(|e| LoadError::Describe(format!("declared host `{h}`: {e}"))))
+            .map(|h| {
+                HostPattern::parse(h)
+                    .map_err(|e| LoadError::Describe(format!("declared host `{h}`: {e}")))
+            })
             .collect::<Result<_, _>>()?;
         version.describe = desc;
         Ok(version)
@@ -381,10 +407,19 @@ impl PluginHost {
         let found = self.read_plugin_dir(dir);
         report.errors = found.errors;
         for c in found.candidates {
-            match self.reload_from(&c.name, &c.bytes, PluginSource::File(c.path.clone()), c.manifest.as_ref()) {
+            match self.reload_from(
+                &c.name,
+                &c.bytes,
+                PluginSource::File(c.path.clone()),
+                c.manifest.as_ref(),
+            ) {
                 Ok(ReloadOutcome::Swapped(_)) => report.loaded.push(c.name),
                 Ok(ReloadOutcome::Unchanged(_)) => report.unchanged.push(c.name),
-                Err(e) => report.errors.push(ScanError { path: c.path, plugin: c.name, message: e.to_string() }),
+                Err(e) => report.errors.push(ScanError {
+                    path: c.path,
+                    plugin: c.name,
+                    message: e.to_string(),
+                }),
             }
         }
         for name in found.gone {
@@ -415,7 +450,8 @@ impl PluginHost {
     /// Change how long a first quarantine lasts (later ones double it). Why:
     /// `crisis.toml` sets it and a reload may change it without a restart.
     pub fn set_quarantine_base(&self, base: Duration) {
-        self.quarantine_base_ms.store(duration_ms(base.max(Duration::from_millis(1))), Ordering::Relaxed);
+        self.quarantine_base_ms
+            .store(duration_ms(base.max(Duration::from_millis(1))), Ordering::Relaxed);
     }
 
     fn quarantine_base(&self) -> Duration {
@@ -436,7 +472,9 @@ impl PluginHost {
                 (b.state(now), b.fault_count(now, self.quarantine_window))
             };
             let quarantine_ends_at = match state {
-                BreakerState::Open { until_wall, .. } => Some(chrono::DateTime::<chrono::Utc>::from(until_wall)),
+                BreakerState::Open { until_wall, .. } => {
+                    Some(chrono::DateTime::<chrono::Utc>::from(until_wall))
+                }
                 _ => None,
             };
             out.push(PluginStatus {
@@ -477,7 +515,14 @@ impl PluginHost {
         let mut config = target.config.clone();
         config.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.expose().to_string())));
         let extra = target_scrubber(target);
-        let (v, out) = self.invoke(plugin, World::Notifier, inv, &config, &extra, CallKind::Send(inv.clone(), note.clone()))?;
+        let (v, out) = self.invoke(
+            plugin,
+            World::Notifier,
+            inv,
+            &config,
+            &extra,
+            CallKind::Send(inv.clone(), note.clone()),
+        )?;
         let CallValue::Send(mut r) = out.value else { unreachable!() };
         let scrub = self.scrubber(plugin, target);
         r.detail = scrub.scrub(&r.detail);
@@ -564,7 +609,10 @@ impl PluginHost {
         extra_scrub: &super::Scrubber,
         kind: CallKind,
     ) -> Result<(PluginRef, RunOutput), PluginCallError> {
-        let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
+        let slot = self
+            .registry
+            .get(name)
+            .ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
         // Hold this version for the whole call, whatever reloads happen.
         let v = slot.current.load_full();
         if v.world != world {
@@ -602,11 +650,25 @@ impl PluginHost {
         let mut config = grant.config.clone();
         config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.calls.fetch_add(1, Ordering::Relaxed);
-        let result = self.call_env().run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
+        let result = self.call_env().run(
+            &v,
+            grant,
+            &limits,
+            budget,
+            inv.mode,
+            &inv.invocation_id,
+            config,
+            kind,
+        );
         let now = Instant::now();
         match &result {
             Err(e) if e.is_fault() => {
-                let r = v.breaker().record_fault(now, self.quarantine_after, self.quarantine_window, self.quarantine_base());
+                let r = v.breaker().record_fault(
+                    now,
+                    self.quarantine_after,
+                    self.quarantine_window,
+                    self.quarantine_base(),
+                );
                 let error = scrub.scrub(&e.to_string());
                 tracing::error!(plugin = name, sha256 = %v.short_sha(), faults = r.count, error = %error, "plugin call failed");
                 if let Some(d) = r.quarantined_for {
@@ -643,5 +705,9 @@ fn target_scrubber(target: &NotifyTarget) -> super::Scrubber {
 }
 
 pub(super) fn plugin_ref(v: &PluginVersion) -> PluginRef {
-    PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
+    PluginRef {
+        name: v.name.clone(),
+        version: v.describe.version.clone(),
+        sha256: v.sha256.clone(),
+    }
 }

@@ -52,13 +52,13 @@ mod warm;
 pub use api::*;
 pub use builtin::builtin_component;
 pub use cache::CacheStats;
+pub(crate) use egress::origin;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{LoadError, PluginCallError, PluginError};
 pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
 pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome, UnquarantineError};
 pub use limits::{LimitCaps, LimitOverrides, Limits};
 pub use registry::{ManifestPlugin, PluginManifest, ScanError, ScanReport};
-pub(crate) use egress::origin;
 pub(crate) use scrub::Scrubber;
 pub use stage::{DeclaredFile, StagedPlugins};
 

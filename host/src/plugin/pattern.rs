@@ -71,10 +71,10 @@ impl HostPattern {
         let mut rest = text.as_str();
         let mut scheme = None;
         if let Some((sch, r)) = rest.split_once("://") {
-            scheme = Some(
-                Scheme::parse(sch)
-                    .ok_or_else(|| format!("scheme `{sch}` is not supported (use http or https)"))?,
-            );
+            scheme =
+                Some(Scheme::parse(sch).ok_or_else(|| {
+                    format!("scheme `{sch}` is not supported (use http or https)")
+                })?);
             rest = r;
         }
         let rest = rest.trim_end_matches('/');
@@ -94,7 +94,9 @@ impl HostPattern {
             (h.to_string(), port)
         } else {
             match rest.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)),
+                Some((h, p)) => {
+                    (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?))
+                }
                 None => (rest.to_string(), None),
             }
         };
@@ -122,13 +124,15 @@ impl HostPattern {
     /// Does this pattern allow `scheme://host:port`?
     pub(crate) fn matches(&self, scheme: Scheme, host: &str, port: u16) -> bool {
         if let Some(s) = self.scheme
-            && s != scheme {
-                return false;
-            }
+            && s != scheme
+        {
+            return false;
+        }
         if let Some(p) = self.port
-            && p != port {
-                return false;
-            }
+            && p != port
+        {
+            return false;
+        }
         match &self.host {
             HostMatch::Any => true,
             HostMatch::Exact(h) => h == host,

@@ -96,7 +96,13 @@ impl Breaker {
     }
 
     /// Records a plugin fault.
-    pub(crate) fn record_fault(&mut self, now: Instant, threshold: u32, window: Duration, base: Duration) -> FaultRecorded {
+    pub(crate) fn record_fault(
+        &mut self,
+        now: Instant,
+        threshold: u32,
+        window: Duration,
+        base: Duration,
+    ) -> FaultRecorded {
         self.faults.push_back(now);
         while self.faults.front().is_some_and(|t| now.saturating_duration_since(*t) > window) {
             self.faults.pop_front();
@@ -224,7 +230,11 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(b.record_fault(t0, 3, W, B).quarantined_for, None);
         }
-        assert_eq!(b.record_fault(t0, 3, W, B).quarantined_for, Some(2 * B), "backoff kept after a manual lift");
+        assert_eq!(
+            b.record_fault(t0, 3, W, B).quarantined_for,
+            Some(2 * B),
+            "backoff kept after a manual lift"
+        );
         assert!(!b.lift(t0 + 2 * B), "an expired quarantine is not lifted again");
     }
 }

@@ -5,10 +5,10 @@
 //! never disturbs it; the old version is freed when its last call returns.
 
 use super::api::{PluginSource, World};
-use super::pattern::HostPattern;
 use super::error::LoadError;
-use super::state::StoreState;
+use super::pattern::HostPattern;
 use super::quarantine::Breaker;
+use super::state::StoreState;
 use super::warm::WarmInstance;
 use arc_swap::ArcSwap;
 use serde::Deserialize;
@@ -132,9 +132,14 @@ pub struct ManifestPlugin {
 impl PluginManifest {
     /// Read and parse a manifest; errors name the file.
     pub fn read(path: &Path) -> Result<PluginManifest, LoadError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::Io { path: path.display().to_string(), message: e.to_string() })?;
-        toml::from_str(&text).map_err(|e| LoadError::Manifest { path: path.display().to_string(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| LoadError::Manifest {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 }
 

@@ -129,7 +129,11 @@ impl PluginHost {
                 Err(e) => {
                     tracing::warn!(plugin = %c.name, error = %e, "plugin refused; the running version (if any) stays");
                     self.registry.set_error(&c.name, e.to_string());
-                    staged.file_errors.push(ScanError { path: c.path, plugin: c.name, message: e.to_string() });
+                    staged.file_errors.push(ScanError {
+                        path: c.path,
+                        plugin: c.name,
+                        message: e.to_string(),
+                    });
                 }
             }
         }
@@ -144,7 +148,8 @@ impl PluginHost {
         let _serial = self.registry.load_lock.lock().unwrap_or_else(|p| p.into_inner());
         let revoked: Vec<String> = {
             let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
-            let revoked = grants.keys().filter(|k| !staged.grants.contains_key(*k)).cloned().collect();
+            let revoked =
+                grants.keys().filter(|k| !staged.grants.contains_key(*k)).cloned().collect();
             *grants = staged.grants;
             revoked
         };
@@ -191,7 +196,11 @@ impl PluginHost {
                 match PluginManifest::read(&manifest_path) {
                     Ok(m) => Some(m),
                     Err(e) => {
-                        out.errors.push(ScanError { path: manifest_path, plugin: stem.clone(), message: e.to_string() });
+                        out.errors.push(ScanError {
+                            path: manifest_path,
+                            plugin: stem.clone(),
+                            message: e.to_string(),
+                        });
                         seen.push(stem);
                         continue;
                     }

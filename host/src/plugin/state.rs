@@ -83,7 +83,11 @@ impl IsTerminal for CapturePipe {
 }
 
 impl tokio::io::AsyncWrite for CapturePipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let mut g = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         let room = self.cap.saturating_sub(g.0.len());
         let take = room.min(data.len());

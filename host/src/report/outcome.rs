@@ -1,8 +1,8 @@
 //! The outcome report: what happened, when, what was sent, what was missed.
 
 use super::timeline::{describe, describe_event};
-use crate::incident::events::{Event, JournalEvent};
 use crate::incident::clock::{fmt_ms, fmt_span};
+use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
 use crate::playbook::types::{Category, Mode, Phase, Severity};
 use crate::store::EventRecord;
@@ -104,7 +104,12 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
         let ev = match e.event() {
             Ok(ev) => ev,
             Err(_) => {
-                process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: e.kind.clone(), text: describe(e) });
+                process.push(TimelineEntry {
+                    seq: e.seq,
+                    at: fmt_ms(e.at),
+                    kind: e.kind.clone(),
+                    text: describe(e),
+                });
                 continue;
             }
         };
@@ -156,7 +161,12 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
             | Event::Closed {} => {
-                process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: ev.kind().to_string(), text: describe_event(&ev) });
+                process.push(TimelineEntry {
+                    seq: e.seq,
+                    at: fmt_ms(e.at),
+                    kind: ev.kind().to_string(),
+                    text: describe_event(&ev),
+                });
             }
         }
     }
@@ -182,7 +192,15 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
         notifications,
         customer_messages,
         customers_reached: reached.len(),
-        missed_deadlines: inc.missed.iter().map(|m| MissedRow { what: m.what.clone(), due_at: fmt_ms(m.due_at), noticed_at: fmt_ms(m.at) }).collect(),
+        missed_deadlines: inc
+            .missed
+            .iter()
+            .map(|m| MissedRow {
+                what: m.what.clone(),
+                due_at: fmt_ms(m.due_at),
+                noticed_at: fmt_ms(m.at),
+            })
+            .collect(),
         escalations: inc.escalations,
         duplicate_triggers: inc.attached,
         times: Times {
@@ -201,9 +219,23 @@ impl OutcomeReport {
         let drill = if self.mode == Mode::Drill { " (DRILL)" } else { "" };
         let _ = writeln!(s, "# Outcome report: {} — {}{drill}\n", self.id, self.title);
         let _ = writeln!(s, "## Summary\n");
-        let _ = writeln!(s, "- Playbook: `{}` (version `{}`)", self.playbook_id, &self.playbook_hash[..12.min(self.playbook_hash.len())]);
-        let _ = writeln!(s, "- Severity: {}; category: {}; status: {}", self.severity, self.category, self.status);
-        let _ = writeln!(s, "- Opened {}{}", self.opened_at, self.closed_at.as_ref().map(|c| format!(", closed {c}")).unwrap_or_default());
+        let _ = writeln!(
+            s,
+            "- Playbook: `{}` (version `{}`)",
+            self.playbook_id,
+            &self.playbook_hash[..12.min(self.playbook_hash.len())]
+        );
+        let _ = writeln!(
+            s,
+            "- Severity: {}; category: {}; status: {}",
+            self.severity, self.category, self.status
+        );
+        let _ = writeln!(
+            s,
+            "- Opened {}{}",
+            self.opened_at,
+            self.closed_at.as_ref().map(|c| format!(", closed {c}")).unwrap_or_default()
+        );
         if !self.summary.is_empty() {
             let _ = writeln!(s, "- {}", self.summary);
         }
@@ -217,7 +249,11 @@ impl OutcomeReport {
             span(self.times.to_assign_ms),
             span(self.times.to_resolve_ms)
         );
-        let _ = writeln!(s, "- Escalations: {}; duplicate triggers attached: {}\n", self.escalations, self.duplicate_triggers);
+        let _ = writeln!(
+            s,
+            "- Escalations: {}; duplicate triggers attached: {}\n",
+            self.escalations, self.duplicate_triggers
+        );
         let _ = writeln!(s, "## Phases\n");
         let _ = writeln!(s, "| phase | entered | completed | duration |");
         let _ = writeln!(s, "|---|---|---|---|");
@@ -231,7 +267,8 @@ impl OutcomeReport {
                 span(p.duration_ms)
             );
         }
-        let _ = writeln!(s, "\n## Cause\n\n{}\n", self.cause.as_deref().unwrap_or("_not yet written_"));
+        let _ =
+            writeln!(s, "\n## Cause\n\n{}\n", self.cause.as_deref().unwrap_or("_not yet written_"));
         let _ = writeln!(s, "## Process\n");
         if let Some(p) = &self.process_summary {
             let _ = writeln!(s, "{p}\n");
@@ -239,7 +276,11 @@ impl OutcomeReport {
         for e in &self.process {
             let _ = writeln!(s, "- {} — {}", e.at, e.text);
         }
-        let _ = writeln!(s, "\n## Aftermath\n\n{}\n", self.aftermath.as_deref().unwrap_or("_not yet written_"));
+        let _ = writeln!(
+            s,
+            "\n## Aftermath\n\n{}\n",
+            self.aftermath.as_deref().unwrap_or("_not yet written_")
+        );
         let _ = writeln!(s, "## Notifications\n");
         if self.notifications.is_empty() {
             let _ = writeln!(s, "None.");
@@ -257,7 +298,11 @@ impl OutcomeReport {
             for (t, c) in &self.customer_messages {
                 let _ = writeln!(s, "| {t} | {} | {} | {} |", c.sent, c.failed, c.pending);
             }
-            let _ = writeln!(s, "\nCustomers reached: {} (by id in the journal; no contact details here).", self.customers_reached);
+            let _ = writeln!(
+                s,
+                "\nCustomers reached: {} (by id in the journal; no contact details here).",
+                self.customers_reached
+            );
         }
         let _ = writeln!(s, "\n## Missed deadlines\n");
         if self.missed_deadlines.is_empty() {

@@ -18,25 +18,37 @@ pub fn describe(e: &EventRecord) -> String {
 /// A short human description of an event.
 pub(crate) fn describe_event(ev: &Event) -> String {
     match ev {
-        Event::Opened { playbook_id, playbook_hash, mode, severity, category, source, by, .. } => format!(
+        Event::Opened {
+            playbook_id, playbook_hash, mode, severity, category, source, by, ..
+        } => format!(
             "opened from {source} by {by} ({severity} {category}, playbook {playbook_id} @{}{})",
             playbook_hash.get(..12).unwrap_or(""),
             if *mode == Mode::Drill { ", DRILL" } else { "" }
         ),
-        Event::Attached { source, .. } => format!("duplicate trigger from {source} attached (same dedup key)"),
+        Event::Attached { source, .. } => {
+            format!("duplicate trigger from {source} attached (same dedup key)")
+        }
         Event::PhaseEntered { phase } => format!("entered phase {phase}"),
         Event::PhaseCompleted { phase } => format!("completed phase {phase}"),
         Event::Approved { what, by } => format!("{what} approved by {by}"),
         Event::Activated { by, channels } => {
-            format!("plan activated ({by}); channels opened: {}", if channels.is_empty() { "none".into() } else { channels.join(", ") })
+            format!(
+                "plan activated ({by}); channels opened: {}",
+                if channels.is_empty() { "none".into() } else { channels.join(", ") }
+            )
         }
         Event::RoleAssigned { role, person, by } => format!("{person} is {role} (by {by})"),
         Event::Acknowledged { by } => format!("acknowledged by {by}"),
-        Event::Escalated { level, to, people, round } => format!("escalated to level {level} ({to}: {}), round {round}", people.join(", ")),
+        Event::Escalated { level, to, people, round } => {
+            format!("escalated to level {level} ({to}: {}), round {round}", people.join(", "))
+        }
         Event::DeadlineMissed { what, .. } => format!("DEADLINE MISSED: {what}"),
         Event::StepReady { step } => format!("step {step} ready"),
         Event::StepWaiting { step, reason } => format!("step {step} {reason}"),
-        Event::StepDone { step, by, note } => format!("step {step} done by {by}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()),
+        Event::StepDone { step, by, note } => format!(
+            "step {step} done by {by}{}",
+            note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+        ),
         Event::StepSkipped { step, reason, .. } => format!("step {step} skipped: {reason}"),
         Event::StepFailed { step, reason } => format!("step {step} FAILED: {reason}"),
         Event::Note { by, note } => format!("{by}: {note}"),
@@ -50,12 +62,21 @@ pub(crate) fn describe_event(ev: &Event) -> String {
             format!("{purpose} message {invocation_id} queued to {target}{who}")
         }
         Event::EffectResult { invocation_id, purpose, ok, detail, .. } => {
-            format!("{purpose} message {invocation_id} {}: {detail}", if *ok { "sent" } else { "FAILED" })
+            format!(
+                "{purpose} message {invocation_id} {}: {detail}",
+                if *ok { "sent" } else { "FAILED" }
+            )
         }
         Event::DeadLettered { item: DeadItemKind::Intent, id, reason, .. } => {
-            format!("DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}")
+            format!(
+                "DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}"
+            )
         }
-        Event::DeadLettered { item: DeadItemKind::Timer, id, reason, .. } => format!("DEAD LETTER: timer {id} set aside ({reason})"),
-        Event::Redriven { invocation_id, by, .. } => format!("message {invocation_id} re-driven by {by}"),
+        Event::DeadLettered { item: DeadItemKind::Timer, id, reason, .. } => {
+            format!("DEAD LETTER: timer {id} set aside ({reason})")
+        }
+        Event::Redriven { invocation_id, by, .. } => {
+            format!("message {invocation_id} re-driven by {by}")
+        }
     }
 }

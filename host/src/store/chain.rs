@@ -6,9 +6,23 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// sha256 over the previous hash and every field of the event.
-pub fn event_hash(prev: &str, seq: i64, incident_id: &str, at: i64, kind: &str, data: &str) -> String {
+pub fn event_hash(
+    prev: &str,
+    seq: i64,
+    incident_id: &str,
+    at: i64,
+    kind: &str,
+    data: &str,
+) -> String {
     let mut h = Sha256::new();
-    for part in [prev.as_bytes(), &seq.to_be_bytes(), incident_id.as_bytes(), &at.to_be_bytes(), kind.as_bytes(), data.as_bytes()] {
+    for part in [
+        prev.as_bytes(),
+        &seq.to_be_bytes(),
+        incident_id.as_bytes(),
+        &at.to_be_bytes(),
+        kind.as_bytes(),
+        data.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -28,6 +42,9 @@ mod tests {
         assert_ne!(base, event_hash(GENESIS, 1, "INC-1", 5, "j", "{}"));
         assert_ne!(base, event_hash(GENESIS, 1, "INC-1", 5, "k", "{ }"));
         // Length prefixes stop field boundaries from sliding.
-        assert_ne!(event_hash(GENESIS, 1, "ab", 5, "c", "{}"), event_hash(GENESIS, 1, "a", 5, "bc", "{}"));
+        assert_ne!(
+            event_hash(GENESIS, 1, "ab", 5, "c", "{}"),
+            event_hash(GENESIS, 1, "a", 5, "bc", "{}")
+        );
     }
 }

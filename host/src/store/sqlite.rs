@@ -1,10 +1,10 @@
 //! The embedded SQLite store: WAL mode, an fsync of the WAL before any commit
 //! is acknowledged (group commit), versioned migrations.
 
-use super::chain::{event_hash, GENESIS};
+use super::chain::{GENESIS, event_hash};
 use super::*;
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -178,16 +178,19 @@ fn parse_fsync_failpoint(v: &str) -> Option<u64> {
 impl SqliteStore {
     /// Opens (creating and migrating) `state_dir/journal.db`.
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
         Self::open_path(&state_dir.join("journal.db"))
     }
 
     /// Opens (creating and migrating) a journal file at an exact path, e.g. a drill's own journal.
     pub fn open_path(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("cannot open journal {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open journal {}", path.display()))?;
         let mut s = Self::with_connection(conn)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
@@ -244,7 +247,12 @@ impl SqliteStore {
         let Some(wal) = &self.wal else { return Ok(()) };
         let f = match file {
             Some(f) => f,
-            None => file.insert(std::fs::OpenOptions::new().read(true).open(wal).with_context(|| format!("cannot open {}", wal.display()))?),
+            None => file.insert(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .open(wal)
+                    .with_context(|| format!("cannot open {}", wal.display()))?,
+            ),
         };
         let res = if self.fail_fsync_at == Some(attempt) {
             Err(std::io::Error::other(format!("failpoint fsync-error-after:{attempt}")))
@@ -312,13 +320,22 @@ pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentR
     })
 }
 
-pub(super) const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+pub(super) const INTENT_COLS: &str =
+    "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
 
 impl Tx for SqlTx<'_> {
-    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
+    fn append(
+        &mut self,
+        incident_id: &str,
+        at: i64,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> Result<EventRecord> {
         let (last_seq, prev): (i64, String) = self
             .tx
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .unwrap_or((0, GENESIS.to_string()));
         let seq = last_seq + 1;
@@ -332,7 +349,15 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO kv (key, value) VALUES ('chain_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![format!("{seq}:{hash}")],
         )?;
-        Ok(EventRecord { seq, incident_id: incident_id.to_string(), at, kind: kind.to_string(), data: data.clone(), prev_hash: prev, hash })
+        Ok(EventRecord {
+            seq,
+            incident_id: incident_id.to_string(),
+            at,
+            kind: kind.to_string(),
+            data: data.clone(),
+            prev_hash: prev,
+            hash,
+        })
     }
 
     fn next_incident_number(&mut self, prefix: &str) -> Result<i64> {
@@ -340,7 +365,11 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
             params![prefix],
         )?;
-        Ok(self.tx.query_row("SELECT value FROM counters WHERE name = ?1", params![prefix], |r| r.get(0))?)
+        Ok(self.tx.query_row(
+            "SELECT value FROM counters WHERE name = ?1",
+            params![prefix],
+            |r| r.get(0),
+        )?)
     }
 
     fn put_incident(&mut self, row: &IncidentRow) -> Result<()> {
@@ -367,12 +396,17 @@ impl Tx for SqlTx<'_> {
     fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>> {
         Ok(self
             .tx
-            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
+            .query_row(
+                &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
+                params![id],
+                incident_from_row,
+            )
             .optional()?)
     }
 
     fn incident_ids(&mut self) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let mut stmt =
+            self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -388,7 +422,14 @@ impl Tx for SqlTx<'_> {
             .optional()?)
     }
 
-    fn add_timer(&mut self, incident_id: &str, due_at: i64, key: &str, family: &str, data: &serde_json::Value) -> Result<i64> {
+    fn add_timer(
+        &mut self,
+        incident_id: &str,
+        due_at: i64,
+        key: &str,
+        family: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64> {
         self.tx.execute(
             "INSERT INTO timers (incident_id, due_at, kind, family, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![incident_id, due_at, key, family, serde_json::to_string(data)?],
@@ -397,11 +438,17 @@ impl Tx for SqlTx<'_> {
     }
 
     fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize> {
-        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2", params![incident_id, key])?)
+        Ok(self.tx.execute(
+            "DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2",
+            params![incident_id, key],
+        )?)
     }
 
     fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize> {
-        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND family = ?2", params![incident_id, family])?)
+        Ok(self.tx.execute(
+            "DELETE FROM timers WHERE incident_id = ?1 AND family = ?2",
+            params![incident_id, family],
+        )?)
     }
 
     fn delete_timer(&mut self, id: i64) -> Result<()> {
@@ -420,11 +467,20 @@ impl Tx for SqlTx<'_> {
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>> {
         Ok(self
             .tx
-            .query_row(&format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"), params![invocation_id], intent_from_row)
+            .query_row(
+                &format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"),
+                params![invocation_id],
+                intent_from_row,
+            )
             .optional()?)
     }
 
-    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()> {
+    fn complete_intent(
+        &mut self,
+        invocation_id: &str,
+        at: i64,
+        result: &serde_json::Value,
+    ) -> Result<()> {
         self.tx.execute(
             "UPDATE intents SET result = ?2, completed_at = ?3 WHERE invocation_id = ?1",
             params![invocation_id, serde_json::to_string(result)?, at],
@@ -432,7 +488,12 @@ impl Tx for SqlTx<'_> {
         Ok(())
     }
 
-    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()> {
+    fn put_playbook_version(
+        &mut self,
+        hash: &str,
+        playbook_id: &str,
+        spec: &serde_json::Value,
+    ) -> Result<()> {
         self.tx.execute(
             "INSERT OR IGNORE INTO playbook_versions (hash, playbook_id, spec) VALUES (?1, ?2, ?3)",
             params![hash, playbook_id, serde_json::to_string(spec)?],
@@ -443,7 +504,9 @@ impl Tx for SqlTx<'_> {
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
         Ok(self
             .tx
-            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()?
             .map(json))
     }
@@ -457,7 +520,10 @@ impl Tx for SqlTx<'_> {
     }
 
     fn dead_letter_timer(&mut self, id: i64, at: i64, reason: &str) -> Result<()> {
-        self.tx.execute("UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1", params![id, reason, at])?;
+        self.tx.execute(
+            "UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1",
+            params![id, reason, at],
+        )?;
         Ok(())
     }
 
@@ -496,7 +562,9 @@ impl Store for SqliteStore {
         let target = st.committed;
         loop {
             if st.failed {
-                anyhow::bail!("an earlier fsync of the journal failed; nothing committed since is durable");
+                anyhow::bail!(
+                    "an earlier fsync of the journal failed; nothing committed since is durable"
+                );
             }
             if st.synced >= target {
                 return Ok(());
@@ -535,7 +603,11 @@ impl Store for SqliteStore {
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>> {
         let conn = self.lock();
         Ok(conn
-            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
+            .query_row(
+                &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
+                params![id],
+                incident_from_row,
+            )
             .optional()?)
     }
 
@@ -550,7 +622,8 @@ impl Store for SqliteStore {
 
     fn incident_ids(&self) -> Result<Vec<String>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let mut stmt =
+            conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -580,7 +653,9 @@ impl Store for SqliteStore {
 
     fn next_timer_due(&self) -> Result<Option<i64>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", [], |r| r.get(0))?)
+        Ok(conn.query_row("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", [], |r| {
+            r.get(0)
+        })?)
     }
 
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
@@ -607,19 +682,29 @@ impl Store for SqliteStore {
     fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>> {
         let conn = self.lock();
         Ok(conn
-            .query_row(&format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"), params![invocation_id], intent_from_row)
+            .query_row(
+                &format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"),
+                params![invocation_id],
+                intent_from_row,
+            )
             .optional()?)
     }
 
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let conn = self.lock();
-        conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
+        conn.execute(
+            "UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1",
+            params![invocation_id],
+        )?;
         Ok(())
     }
 
     fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()> {
         let conn = self.lock();
-        conn.execute("UPDATE intents SET not_before = ?2 WHERE invocation_id = ?1 AND result IS NULL", params![invocation_id, not_before])?;
+        conn.execute(
+            "UPDATE intents SET not_before = ?2 WHERE invocation_id = ?1 AND result IS NULL",
+            params![invocation_id, not_before],
+        )?;
         Ok(())
     }
 
@@ -650,14 +735,18 @@ impl Store for SqliteStore {
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
         let conn = self.lock();
         Ok(conn
-            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()?
             .map(json))
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<String>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
+        Ok(conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()?)
     }
 
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
@@ -667,7 +756,9 @@ impl Store for SqliteStore {
     fn verify(&self) -> Result<VerifyReport> {
         let conn = self.lock();
         let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
-        let mut stmt = conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq")?;
+        let mut stmt = conn.prepare(
+            "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq",
+        )?;
         let mut rows = stmt.query([])?;
         let mut expected_seq = 1i64;
         let mut prev = GENESIS.to_string();
@@ -680,10 +771,14 @@ impl Store for SqliteStore {
             let prev_hash: String = r.get(5)?;
             let hash: String = r.get(6)?;
             if seq != expected_seq {
-                report.problems.push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
+                report
+                    .problems
+                    .push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
             }
             if prev_hash != prev {
-                report.problems.push(format!("event {seq} ({incident} {kind}) does not chain to the event before it"));
+                report.problems.push(format!(
+                    "event {seq} ({incident} {kind}) does not chain to the event before it"
+                ));
             }
             if event_hash(&prev_hash, seq, &incident, at, &kind, &data) != hash {
                 report.problems.push(format!("event {seq} ({incident} {kind}) was edited: its contents no longer match its hash"));
@@ -693,7 +788,9 @@ impl Store for SqliteStore {
             report.events += 1;
         }
         report.head = prev.clone();
-        let recorded: Option<String> = conn.query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0)).optional()?;
+        let recorded: Option<String> = conn
+            .query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0))
+            .optional()?;
         if let Some(rec) = recorded {
             let (seq, hash) = rec.split_once(':').unwrap_or(("0", ""));
             let seq: i64 = seq.parse().unwrap_or(0);

@@ -100,7 +100,14 @@ impl Daemon {
         copy_dir(&repo().join("tests/fixtures").join(fixture), dir.path());
         let port = free_port();
         let config = write_config(dir.path(), port, extra_config);
-        let mut d = Daemon { dir, port, config, child: None, runs: 0, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() };
+        let mut d = Daemon {
+            dir,
+            port,
+            config,
+            child: None,
+            runs: 0,
+            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        };
         d.spawn();
         d
     }
@@ -186,7 +193,10 @@ impl Daemon {
 
     /// Everything every run of this daemon logged.
     pub fn log(&self) -> String {
-        (1..=self.runs).map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+        (1..=self.runs)
+            .map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn token(&self) -> String {
@@ -256,7 +266,10 @@ impl TestServer {
                             return;
                         }
                         let mut parts = line.split_whitespace();
-                        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+                        let (method, path) = (
+                            parts.next().unwrap_or("").to_string(),
+                            parts.next().unwrap_or("").to_string(),
+                        );
                         let mut headers = Vec::new();
                         let mut len = 0usize;
                         loop {
@@ -275,10 +288,19 @@ impl TestServer {
                         }
                         let mut body = vec![0; len];
                         reader.read_exact(&mut body).unwrap();
-                        rec.lock().unwrap().push(Received { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
+                        rec.lock().unwrap().push(Received {
+                            method,
+                            path,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        });
                         let reply = "{\"ok\":true}";
                         let mut s = stream.try_clone().unwrap();
-                        let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}", reply.len());
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        );
                     }
                 });
             }
@@ -312,7 +334,11 @@ pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, 
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         let len: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap_or(0);
         while buf.len() < head_end + len {
             let n = s.read(&mut chunk).unwrap();
@@ -320,7 +346,9 @@ pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, 
             buf.extend_from_slice(&chunk[..n]);
         }
         let body = buf[head_end..head_end + len].to_vec();
-        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 7\r\nx-request-id: srv-9\r\nconnection: close\r\n\r\nanswer!");
+        let reply = format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: 7\r\nx-request-id: srv-9\r\nconnection: close\r\n\r\nanswer!"
+        );
         s.write_all(reply.as_bytes()).unwrap();
         let _ = tx.send((head, body));
     });
@@ -360,7 +388,12 @@ impl ChaosServer {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let s = ChaosServer { port, mode: std::sync::Arc::new(std::sync::Mutex::new(mode)), delivered: Default::default(), refused: Default::default() };
+        let s = ChaosServer {
+            port,
+            mode: std::sync::Arc::new(std::sync::Mutex::new(mode)),
+            delivered: Default::default(),
+            refused: Default::default(),
+        };
         let (mode, delivered, refused) = (s.mode.clone(), s.delivered.clone(), s.refused.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -410,7 +443,11 @@ impl ChaosServer {
                                 "500 Internal Server Error"
                             }
                             Mode::Ok => {
-                                delivered.lock().unwrap().push(Delivered { key, path, at: std::time::Instant::now() });
+                                delivered.lock().unwrap().push(Delivered {
+                                    key,
+                                    path,
+                                    at: std::time::Instant::now(),
+                                });
                                 "200 OK"
                             }
                         };

@@ -5,8 +5,8 @@
 //! (or JSON `null`) instead of failing the whole query, so one corrupt row
 //! reaches the engine, which dead-letters it, while every other row still runs.
 
-use super::{json, DeadItemKind, DeadLetter, IntentRow, Result, TimerRow};
-use rusqlite::{params, Connection};
+use super::{DeadItemKind, DeadLetter, IntentRow, Result, TimerRow, json};
+use rusqlite::{Connection, params};
 
 /// A text column, or empty if it is missing or not text.
 fn text(r: &rusqlite::Row<'_>, i: usize) -> String {
@@ -47,7 +47,11 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
     })
 }
 
-pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+pub(super) fn claim_intents(
+    conn: &mut Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
         let mut stmt = tx.prepare(
@@ -59,16 +63,29 @@ pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Re
         rows.collect::<rusqlite::Result<_>>()?
     };
     for r in &rows {
-        tx.execute("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1", params![r.invocation_id])?;
+        tx.execute(
+            "UPDATE intents SET claimed = 1 WHERE invocation_id = ?1",
+            params![r.invocation_id],
+        )?;
     }
     tx.commit()?;
     Ok(rows)
 }
 
-pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
+pub(super) fn release_intent(
+    conn: &Connection,
+    invocation_id: &str,
+    not_before: Option<i64>,
+) -> Result<()> {
     match not_before {
-        Some(t) => conn.execute("UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1", params![invocation_id, t])?,
-        None => conn.execute("UPDATE intents SET claimed = 0 WHERE invocation_id = ?1", params![invocation_id])?,
+        Some(t) => conn.execute(
+            "UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1",
+            params![invocation_id, t],
+        )?,
+        None => conn.execute(
+            "UPDATE intents SET claimed = 0 WHERE invocation_id = ?1",
+            params![invocation_id],
+        )?,
     };
     Ok(())
 }
@@ -80,14 +97,28 @@ pub(super) fn defer_timer(conn: &Connection, id: i64, now: i64, base_ms: i64) ->
 
 pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
     let mut out = Vec::new();
-    let mut stmt = conn.prepare("SELECT id, incident_id, dead_letter, dead_at FROM timers WHERE dead_letter IS NOT NULL")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, incident_id, dead_letter, dead_at FROM timers WHERE dead_letter IS NOT NULL",
+    )?;
     let rows = stmt.query_map([], |r| {
-        Ok(DeadLetter { kind: DeadItemKind::Timer, id: r.get::<_, i64>(0)?.to_string(), incident_id: text(r, 1), reason: text(r, 2), at: r.get(3).unwrap_or(0) })
+        Ok(DeadLetter {
+            kind: DeadItemKind::Timer,
+            id: r.get::<_, i64>(0)?.to_string(),
+            incident_id: text(r, 1),
+            reason: text(r, 2),
+            at: r.get(3).unwrap_or(0),
+        })
     })?;
     out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     let mut stmt = conn.prepare("SELECT invocation_id, incident_id, dead_letter, dead_at FROM intents WHERE dead_letter IS NOT NULL AND result IS NULL")?;
     let rows = stmt.query_map([], |r| {
-        Ok(DeadLetter { kind: DeadItemKind::Intent, id: r.get(0)?, incident_id: text(r, 1), reason: text(r, 2), at: r.get(3).unwrap_or(0) })
+        Ok(DeadLetter {
+            kind: DeadItemKind::Intent,
+            id: r.get(0)?,
+            incident_id: text(r, 1),
+            reason: text(r, 2),
+            at: r.get(3).unwrap_or(0),
+        })
     })?;
     out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     out.sort_by_key(|d| d.at);

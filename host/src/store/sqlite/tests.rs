@@ -5,7 +5,11 @@ use serde_json::json;
 
 fn append(store: &SqliteStore, n: usize) {
     for i in 0..n {
-        store.transaction(&mut |tx| tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())).unwrap();
+        store
+            .transaction(&mut |tx| {
+                tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())
+            })
+            .unwrap();
     }
 }
 
@@ -21,7 +25,11 @@ fn chain_verifies_and_detects_edits_and_deletes() {
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
     let r = store.verify().unwrap();
-    assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
+    assert!(
+        r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")),
+        "{:?}",
+        r.problems
+    );
 
     conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
     assert!(store.verify().unwrap().problems.is_empty());
@@ -50,7 +58,10 @@ fn concurrent_commits_share_flushes_and_all_land() {
             let s = store.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    s.transaction(&mut |tx| tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ())).unwrap();
+                    s.transaction(&mut |tx| {
+                        tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ())
+                    })
+                    .unwrap();
                 }
             })
         })
@@ -107,8 +118,15 @@ fn timers_cancel_by_exact_key_or_family() {
             Ok(())
         })
         .unwrap();
-    let left: Vec<(String, String)> = store.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.incident_id, t.kind)).collect();
-    assert_eq!(left, [("INC-1".to_string(), "deadline:step:bridge-2".to_string()), ("INC-2".to_string(), "escalate:0".to_string())]);
+    let left: Vec<(String, String)> =
+        store.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.incident_id, t.kind)).collect();
+    assert_eq!(
+        left,
+        [
+            ("INC-1".to_string(), "deadline:step:bridge-2".to_string()),
+            ("INC-2".to_string(), "escalate:0".to_string())
+        ]
+    );
 }
 
 #[test]
@@ -126,8 +144,14 @@ fn timers_stored_before_families_get_theirs() {
         }
     }
     let s = SqliteStore::open_path(&path).unwrap();
-    let fams: Vec<(String, String)> = s.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.kind, t.family)).collect();
-    let want = [("deadline:step:a", "step-deadline"), ("deadline:ack", "deadline"), ("escalate:3", "escalate"), ("track:stale", "track")];
+    let fams: Vec<(String, String)> =
+        s.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.kind, t.family)).collect();
+    let want = [
+        ("deadline:step:a", "step-deadline"),
+        ("deadline:ack", "deadline"),
+        ("escalate:3", "escalate"),
+        ("track:stale", "track"),
+    ];
     assert_eq!(fams, want.map(|(k, f)| (k.to_string(), f.to_string())));
 }
 
@@ -143,13 +167,14 @@ fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
         attempts: 0,
         result: None,
     };
-    store.transaction(&mut |tx| {
-        tx.add_intent(&intent("INC-1.1"))?;
-        tx.add_intent(&intent("INC-1.2"))?;
-        tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
-        Ok(())
-    })
-    .unwrap();
+    store
+        .transaction(&mut |tx| {
+            tx.add_intent(&intent("INC-1.1"))?;
+            tx.add_intent(&intent("INC-1.2"))?;
+            tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
+            Ok(())
+        })
+        .unwrap();
     assert_eq!(store.claim_intents(10, 1).unwrap()[0].invocation_id, "INC-1.1");
     assert_eq!(store.claim_intents(10, 10).unwrap().len(), 1, "the claimed one is skipped");
     assert!(store.claim_intents(10, 10).unwrap().is_empty());
@@ -169,14 +194,18 @@ fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
     assert!(store.due_timers(100).unwrap().is_empty());
     assert_eq!(store.next_timer_due().unwrap(), None);
     let dead = store.dead_letters().unwrap();
-    assert_eq!(dead.iter().map(|d| (d.kind, d.id.as_str())).collect::<Vec<_>>(), vec![(DeadItemKind::Intent, "INC-1.2"), (DeadItemKind::Timer, "1")]);
+    assert_eq!(
+        dead.iter().map(|d| (d.kind, d.id.as_str())).collect::<Vec<_>>(),
+        vec![(DeadItemKind::Intent, "INC-1.2"), (DeadItemKind::Timer, "1")]
+    );
 
     let mut redriven = false;
-    store.transaction(&mut |tx| {
-        redriven = tx.redrive_intent("INC-1.2", 50)?;
-        Ok(())
-    })
-    .unwrap();
+    store
+        .transaction(&mut |tx| {
+            redriven = tx.redrive_intent("INC-1.2", 50)?;
+            Ok(())
+        })
+        .unwrap();
     assert!(redriven);
     assert_eq!(store.claim_intents(50, 10).unwrap()[0].invocation_id, "INC-1.2");
     assert_eq!(store.dead_letters().unwrap().len(), 1);
@@ -186,14 +215,19 @@ fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
 fn corrupt_rows_are_returned_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    store.transaction(&mut |tx| {
-        tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
-        tx.add_timer("INC-2", 5, "track:update", "track", &json!({}))?;
-        Ok(())
-    })
-    .unwrap();
+    store
+        .transaction(&mut |tx| {
+            tx.add_timer("INC-1", 5, "track:update", "track", &json!({}))?;
+            tx.add_timer("INC-2", 5, "track:update", "track", &json!({}))?;
+            Ok(())
+        })
+        .unwrap();
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
-    conn.execute("UPDATE timers SET data = '{not json', incident_id = x'ff00' WHERE incident_id = 'INC-1'", []).unwrap();
+    conn.execute(
+        "UPDATE timers SET data = '{not json', incident_id = x'ff00' WHERE incident_id = 'INC-1'",
+        [],
+    )
+    .unwrap();
     let due = store.due_timers(10).unwrap();
     assert_eq!(due.len(), 2);
     assert_eq!(due[0].data, serde_json::Value::Null);
