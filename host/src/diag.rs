@@ -50,7 +50,7 @@ impl Source {
 }
 
 /// Line and column of `offset` in `text`; offsets past the end clamp to it.
-pub fn position_in(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position_in(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -63,12 +63,17 @@ pub fn position_in(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A diagnostic for a file-level problem (unreadable, empty, not UTF-8).
-pub fn file_error(path: &Path, line: usize, col: usize, message: impl Into<String>) -> Diagnostic {
+pub(crate) fn file_error(
+    path: &Path,
+    line: usize,
+    col: usize,
+    message: impl Into<String>,
+) -> Diagnostic {
     Diagnostic { path: path.to_path_buf(), line, col, message: message.into() }
 }
 
 /// Sorts diagnostics by file and position so output is stable.
-pub fn sort(diags: &mut [Diagnostic]) {
+pub(crate) fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
         (&a.path, a.line, a.col, &a.message).cmp(&(&b.path, b.line, b.col, &b.message))
     });
@@ -80,7 +85,7 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// one half, or when one name contains the other (`outage` finds
 /// `service-outage`). At most five are returned, so a long list of ids never
 /// floods an error message, and none when nothing is close.
-pub fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     const MIN_SIMILARITY: f64 = 0.5;
     let w = wanted.to_lowercase();
     let mut scored: Vec<(f64, &str)> = known

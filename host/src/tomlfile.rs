@@ -14,7 +14,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 /// Reads a file as UTF-8 text, reporting unreadable or non-UTF-8 files with a position.
-pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
+pub(crate) fn read_source(path: &Path) -> Result<Source, Diagnostic> {
     let bytes = std::fs::read(path)
         .map_err(|e| file_error(path, 1, 1, format!("cannot read file: {e}")))?;
     match String::from_utf8(bytes) {
@@ -29,13 +29,13 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
 }
 
 /// A parsed document: the spanned tree plus its source, ready for sections.
-pub struct Document<'s> {
+pub(crate) struct Document<'s> {
     pub source: &'s Source,
     pub root: DeTable<'s>,
 }
 
 /// Parses TOML syntax, reporting every syntax error the parser can recover from.
-pub fn parse<'s>(source: &'s Source) -> Result<Document<'s>, Vec<Diagnostic>> {
+pub(crate) fn parse<'s>(source: &'s Source) -> Result<Document<'s>, Vec<Diagnostic>> {
     let (root, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         return Err(errors
@@ -71,7 +71,7 @@ fn first_line(s: &str) -> &str {
 
 impl<'s> Document<'s> {
     /// Top-level keys with their spans, in file order.
-    pub fn keys(&self) -> Vec<(String, Range<usize>)> {
+    pub(crate) fn keys(&self) -> Vec<(String, Range<usize>)> {
         let mut keys: Vec<_> =
             self.root.iter().map(|(k, _)| (k.get_ref().to_string(), k.span())).collect();
         keys.sort_by_key(|(_, span)| span.start);
@@ -79,18 +79,18 @@ impl<'s> Document<'s> {
     }
 
     /// The raw spanned value under a top-level key.
-    pub fn get(&self, key: &str) -> Option<&Spanned<DeValue<'s>>> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Spanned<DeValue<'s>>> {
         self.root.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
     }
 
     /// Span of a top-level key (for "missing"/"duplicate" messages).
-    pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
+    pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.root.iter().find(|(k, _)| k.get_ref() == key).map(|(k, _)| k.span())
     }
 
     /// Deserializes one value into `T`, pushing type errors and unknown keys
     /// (named with `context`, e.g. `[assign]`) into `diags`.
-    pub fn section<T: DeserializeOwned>(
+    pub(crate) fn section<T: DeserializeOwned>(
         &self,
         value: &Spanned<DeValue<'s>>,
         context: &str,
@@ -123,7 +123,7 @@ impl<'s> Document<'s> {
     }
 
     /// Deserializes each element of an array of tables on its own.
-    pub fn array_of<T: DeserializeOwned>(
+    pub(crate) fn array_of<T: DeserializeOwned>(
         &self,
         value: &Spanned<DeValue<'s>>,
         context: &str,

@@ -8,13 +8,13 @@ use cel_interpreter::{Context, Value};
 use std::collections::BTreeMap;
 
 /// Variables a `when` expression may use.
-pub const VARIABLES: &[&str] =
+pub(crate) const VARIABLES: &[&str] =
     &["severity", "sev1", "sev2", "sev3", "sev4", "sev5", "category", "drill", "fields", "labels"];
 
 /// Why a `when` expression does not compile: the parser's message and its
 /// (1-based line, 0-based column) inside the expression, when known.
 #[derive(Debug, Clone)]
-pub struct WhenError {
+pub(crate) struct WhenError {
     pub msg: String,
     pub pos: Option<(isize, isize)>,
 }
@@ -24,7 +24,7 @@ pub struct WhenError {
 /// Memoized by expression text: the CEL parser is the most expensive part of
 /// validation, and playbooks repeat the same few conditions (and a reload
 /// re-validates every file). The memo is bounded; it is cleared when full.
-pub fn variables(expr: &str) -> Result<Vec<String>, WhenError> {
+pub(crate) fn variables(expr: &str) -> Result<Vec<String>, WhenError> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     type Memo = Mutex<HashMap<String, Result<Vec<String>, WhenError>>>;
@@ -49,7 +49,7 @@ pub fn variables(expr: &str) -> Result<Vec<String>, WhenError> {
 /// incomplete expressions such as `severity <= ` instead of returning an
 /// error. A playbook typo must not crash the validator or the daemon, so the
 /// panic is caught here, kept off stderr, and reported as a syntax error.
-pub fn compile(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
+pub(crate) fn compile(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
     install_quiet_panic_hook();
     QUIET_PANICS.with(|q| q.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -89,7 +89,7 @@ fn install_quiet_panic_hook() {
 }
 
 /// The values a `when` expression can see.
-pub struct Vars<'a> {
+pub(crate) struct Vars<'a> {
     /// 1 for sev1 … 5 for sev5.
     pub severity: i64,
     pub category: &'a str,
@@ -99,7 +99,7 @@ pub struct Vars<'a> {
 }
 
 /// True if the condition holds. Errors explain what went wrong in the expression.
-pub fn eval(expr: &str, vars: &Vars<'_>) -> Result<bool, String> {
+pub(crate) fn eval(expr: &str, vars: &Vars<'_>) -> Result<bool, String> {
     let program = compile(expr).map_err(|e| format!("`when` does not parse: {}", e.msg))?;
     let mut ctx = Context::default();
     ctx.add_variable_from_value("severity", vars.severity);

@@ -412,10 +412,10 @@ fn file_graph(sources: &[Source]) -> BTreeMap<String, BTreeMap<String, usize>> {
         for im in &s.imports {
             // `crate::a::b::Item` is in `a/b.rs` (or `a/b/mod.rs`), else in `a.rs`.
             let target = (1..=im.path.len()).rev().find_map(|k| by_module.get(&im.path[..k]));
-            if let Some(&t) = target {
-                if t != s.rel {
-                    edges.entry(t.to_string()).or_insert(im.line);
-                }
+            if let Some(&t) = target
+                && t != s.rel
+            {
+                edges.entry(t.to_string()).or_insert(im.line);
             }
         }
     }

@@ -193,10 +193,10 @@ fn restart_only_settings_are_refused_and_broken_start_is_not_ready() {
     let ready = |expect: u16| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = agent().get(&format!("http://127.0.0.1:{port}/readyz")).call() {
-                if r.status().as_u16() == expect {
-                    return true;
-                }
+            if let Ok(r) = agent().get(&format!("http://127.0.0.1:{port}/readyz")).call()
+                && r.status().as_u16() == expect
+            {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

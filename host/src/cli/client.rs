@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
-pub struct Client {
+pub(crate) struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
@@ -25,7 +25,7 @@ pub struct Client {
 
 impl Client {
     /// Finds the daemon the way the CLI was configured to.
-    pub fn from_cli(cli: &Cli) -> Result<Client, Failure> {
+    pub(crate) fn from_cli(cli: &Cli) -> Result<Client, Failure> {
         let env_api = std::env::var("CRISIS_API").ok().filter(|s| !s.is_empty());
         let env_token = std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty());
         let env_ca =
@@ -95,7 +95,7 @@ impl Client {
     }
 
     /// GET returning text.
-    pub fn get_text(&self, path: &str) -> Result<String, Failure> {
+    pub(crate) fn get_text(&self, path: &str) -> Result<String, Failure> {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         if let Some(a) = self.auth() {
             req = req.header("Authorization", &a);
@@ -105,12 +105,12 @@ impl Client {
     }
 
     /// GET returning a typed reply.
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         parse(&self.get_text(path)?)
     }
 
     /// POST a typed body, returning a typed reply.
-    pub fn post<B: Serialize, T: DeserializeOwned>(
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,

@@ -64,7 +64,7 @@ fn parse_clock(s: &str) -> Result<ClockMode, String> {
     s.parse()
 }
 
-pub fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
+pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
     match cmd {
         DrillCmd::Run { playbook, clock, seed, standalone: true, format } => {
             standalone(cli, playbook, *clock, *seed, *format)

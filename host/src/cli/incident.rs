@@ -95,7 +95,7 @@ pub struct TriggerArgs {
     pub actor: Actor,
 }
 
-pub fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
+pub(crate) fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     let body = TriggerRequest {
         playbook: a.playbook.clone(),
@@ -129,7 +129,7 @@ pub fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
+pub(crate) fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     match cmd {
         IncidentCmd::List { open } => {
@@ -250,14 +250,20 @@ fn print_incident(cli: &Cli, v: &Incident, what: &str) {
     }
 }
 
-pub fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
     let v: Incident = Client::from_cli(cli)?
         .post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
     print_incident(cli, &v, &format!("acknowledged by {}", v.acked_by.as_deref().unwrap_or("")));
     Ok(())
 }
 
-pub fn assign(cli: &Cli, id: &str, role: Role, to: &str, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn assign(
+    cli: &Cli,
+    id: &str,
+    role: Role,
+    to: &str,
+    actor: &Actor,
+) -> Result<(), Failure> {
     let role = format!("{role:?}").to_lowercase();
     let body = AssignBody { role: role.clone(), to: to.to_string(), by: actor.or_env() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/assign"), &body)?;
@@ -265,7 +271,12 @@ pub fn assign(cli: &Cli, id: &str, role: Role, to: &str, actor: &Actor) -> Resul
     Ok(())
 }
 
-pub fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn approve(
+    cli: &Cli,
+    id: &str,
+    step: Option<&str>,
+    actor: &Actor,
+) -> Result<(), Failure> {
     let by = actor.or_env().ok_or_else(|| Failure::invalid("say who approves: --as PERSON"))?;
     let body = ApproveBody { step: step.map(str::to_string), by: by.clone() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &body)?;
@@ -280,7 +291,7 @@ pub fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result
     Ok(())
 }
 
-pub fn step(
+pub(crate) fn step(
     cli: &Cli,
     id: &str,
     step: &str,
@@ -299,14 +310,14 @@ pub fn step(
     Ok(())
 }
 
-pub fn update(cli: &Cli, id: &str, note: &str, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn update(cli: &Cli, id: &str, note: &str, actor: &Actor) -> Result<(), Failure> {
     let body = UpdateBody { note: note.to_string(), by: actor.or_env() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/updates"), &body)?;
     print_incident(cli, &v, "updated");
     Ok(())
 }
 
-pub fn outcome(
+pub(crate) fn outcome(
     cli: &Cli,
     id: &str,
     cause: &str,
@@ -325,14 +336,14 @@ pub fn outcome(
     Ok(())
 }
 
-pub fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
     let v: Incident = Client::from_cli(cli)?
         .post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
     print_incident(cli, &v, "resolved");
     Ok(())
 }
 
-pub fn timeline(cli: &Cli, id: &str, follow: bool) -> Result<(), Failure> {
+pub(crate) fn timeline(cli: &Cli, id: &str, follow: bool) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     let mut after = 0i64;
     loop {
@@ -353,7 +364,7 @@ pub fn timeline(cli: &Cli, id: &str, follow: bool) -> Result<(), Failure> {
     }
 }
 
-pub fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Failure> {
+pub(crate) fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     if format == ReportFormat::Json || cli.json {
         // The outcome report is printed as the daemon wrote it.
@@ -372,7 +383,7 @@ pub fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Failure> 
     Ok(())
 }
 
-pub fn verify(cli: &Cli) -> Result<(), Failure> {
+pub(crate) fn verify(cli: &Cli) -> Result<(), Failure> {
     let v: VerifyReport = Client::from_cli(cli)?.get("/v1/verify")?;
     if cli.json {
         print_reply(&v);
@@ -398,7 +409,7 @@ fn short(h: Option<&str>) -> String {
     h.map(|h| h.get(..12).unwrap_or(h).to_string()).unwrap_or_else(|| "-".into())
 }
 
-pub fn status(cli: &Cli) -> Result<(), Failure> {
+pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
     let v: StatusReply = Client::from_cli(cli)?.get("/v1/status")?;
     if cli.json {
         print_reply(&v);
@@ -489,7 +500,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// `crisis retry INTENT-ID`: re-drives a dead-lettered side effect.
-pub fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
+pub(crate) fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
     let v: RetryReply = Client::from_cli(cli)?
         .post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
     if cli.json {
@@ -501,7 +512,7 @@ pub fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
 }
 
 /// `crisis reload`: synchronous; exit 2 when the new generation is rejected.
-pub fn reload(cli: &Cli) -> Result<(), Failure> {
+pub(crate) fn reload(cli: &Cli) -> Result<(), Failure> {
     let v: ReloadAttempt = Client::from_cli(cli)?.post("/v1/reload", &EmptyBody {})?;
     let rejected = v.outcome == Outcome::Rejected;
     if cli.json {

@@ -174,6 +174,7 @@ pub enum Command {
     Retry {
         /// The invocation id of the dead-lettered intent (`INC-3.2`).
         intent: String,
+        /// Who re-drives it (admins may act for someone else).
         #[command(flatten)]
         actor: incident::Actor,
     },

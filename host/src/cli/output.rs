@@ -72,13 +72,13 @@ impl Failure {
 }
 
 /// Prints a value as pretty JSON.
-pub fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
 }
 
 /// Prints a daemon reply as pretty JSON, keys in the order `serde_json::Value`
 /// keeps them, so `--json` output is the same as printing the raw reply.
-pub fn print_reply<T: Serialize>(value: &T) {
+pub(crate) fn print_reply<T: Serialize>(value: &T) {
     match serde_json::to_value(value) {
         Ok(v) => print_json(&v),
         Err(e) => eprintln!("error: cannot print the reply: {e}"),
@@ -86,7 +86,7 @@ pub fn print_reply<T: Serialize>(value: &T) {
 }
 
 /// The wire spelling of a serde enum (`"rejected"`, `"skip"`), for text output.
-pub fn wire_name<T: Serialize>(value: &T) -> String {
+pub(crate) fn wire_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),
@@ -95,7 +95,7 @@ pub fn wire_name<T: Serialize>(value: &T) -> String {
 }
 
 /// Renders rows as an aligned text table.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

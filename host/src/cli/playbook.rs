@@ -28,7 +28,7 @@ pub enum PlaybookCmd {
     },
 }
 
-pub fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
+pub(crate) fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
     let cfg = config::discover(cli.config.as_deref()).map_err(|d| {
         Failure::diagnostics("the configuration is invalid; fix the errors above", d)
     })?;

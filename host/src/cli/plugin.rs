@@ -133,7 +133,7 @@ pub struct CacheArgs {
     no_cache: bool,
 }
 
-pub fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
+pub(crate) fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
     match cmd {
         PluginCmd::List { cache } => list(cli, cache),
         PluginCmd::Unquarantine { name } => unquarantine(cli, name),

@@ -20,7 +20,10 @@ use roster::Roster;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Where the API listens unless `listen` says otherwise: loopback only.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8707);
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -275,13 +278,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let resolve = |s: &Str| base.join(s.get_ref());
     let state_dir = file.state_dir.as_ref().map(resolve).unwrap_or_else(|| base.join(".crisis"));
     let listen = match &file.listen {
-        None => "127.0.0.1:8707".parse().unwrap(),
+        None => DEFAULT_LISTEN,
         Some(l) => l.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
             diags.push(src.at(
                 l.span(),
                 format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref()),
             ));
-            "127.0.0.1:8707".parse().unwrap()
+            DEFAULT_LISTEN
         }),
     };
     let playbooks = file.playbooks.as_ref().map(resolve).unwrap_or_else(|| base.join("playbooks"));
@@ -353,10 +356,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         if d.file.is_none() && !builtins.contains_key(name.as_str()) && file.plugin_dir.is_none() {
             diags.push(src.at(p.span(), format!("plugin `{name}` is not built in: give its component with file = \"PATH.wasm\" or put it in plugin_dir")));
         }
-        if let Some(f) = &d.file {
-            if f.get_ref().ends_with(".cwasm") {
-                diags.push(src.at(f.span(), "precompiled .cwasm artifacts are never loaded: give the .wasm component; crisis compiles and caches it"));
-            }
+        if let Some(f) = &d.file
+            && f.get_ref().ends_with(".cwasm")
+        {
+            diags.push(src.at(f.span(), "precompiled .cwasm artifacts are never loaded: give the .wasm component; crisis compiles and caches it"));
         }
         let mut inject = Vec::new();
         for i in &d.inject {
@@ -556,12 +559,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         }
     };
     let customers = file.customers.as_ref().map(resolve);
-    if let (Some(c), Some(decl)) = (&customers, &file.customers) {
-        if !c.exists() {
-            diags.push(
-                src.at(decl.span(), format!("customers file {} does not exist", c.display())),
-            );
-        }
+    if let (Some(c), Some(decl)) = (&customers, &file.customers)
+        && !c.exists()
+    {
+        diags.push(src.at(decl.span(), format!("customers file {} does not exist", c.display())));
     }
     if !diags.is_empty() {
         crate::diag::sort(&mut diags);

@@ -4,10 +4,10 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 
-pub type Str = Spanned<String>;
+pub(crate) type Str = Spanned<String>;
 
 #[derive(Debug, Clone, Deserialize, Default)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// Where the journal, token and caches live. Restart required to change.
     pub state_dir: Option<Str>,
     /// API listen address. Restart required to change.
@@ -41,7 +41,7 @@ pub struct ConfigFile {
 
 /// `[tls]`: the daemon's certificate and key, and the CA the CLI trusts.
 #[derive(Debug, Clone, Deserialize)]
-pub struct TlsDecl {
+pub(crate) struct TlsDecl {
     /// PEM certificate chain the daemon serves.
     pub cert: Str,
     /// PEM private key of the certificate.
@@ -52,7 +52,7 @@ pub struct TlsDecl {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct TargetDecl {
+pub(crate) struct TargetDecl {
     /// `log` (journal + tracing only) or a notifier plugin name.
     pub plugin: Str,
     /// Whether drills may notify this target for real (participants, not customers).
@@ -69,7 +69,7 @@ pub struct TargetDecl {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct InjectDecl {
+pub(crate) struct InjectDecl {
     pub host: Str,
     pub header: Str,
     pub secret: Str,
@@ -78,7 +78,7 @@ pub struct InjectDecl {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PluginDecl {
+pub(crate) struct PluginDecl {
     /// Component file, for plugins that are not built in.
     pub file: Option<Str>,
     pub world: Option<Str>,
@@ -103,7 +103,7 @@ pub struct PluginDecl {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct SecretDecl {
+pub(crate) struct SecretDecl {
     pub env: Option<Str>,
     pub file: Option<Str>,
     /// Only here to be refused with a clear message.
@@ -111,7 +111,7 @@ pub struct SecretDecl {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-pub struct LimitsDecl {
+pub(crate) struct LimitsDecl {
     /// Intake requests accepted per source per minute before 429.
     pub intake_per_minute: Option<u32>,
     /// Largest accepted request body.
@@ -121,7 +121,7 @@ pub struct LimitsDecl {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-pub struct DrillsDecl {
+pub(crate) struct DrillsDecl {
     #[serde(default)]
     pub blackout: Vec<BlackoutDecl>,
     /// How late a missed scheduled drill may still start.
@@ -129,7 +129,7 @@ pub struct DrillsDecl {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct BlackoutDecl {
+pub(crate) struct BlackoutDecl {
     /// RFC 3339 start and end.
     pub start: Str,
     pub end: Str,

@@ -58,10 +58,10 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The engine an incident lives in: a running drill's own engine for its
 /// `DRL-<run>-N` incidents, else the live engine.
 fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
-    if id.starts_with("DRL-") {
-        if let Some(e) = st.drills.engine_for_incident(id) {
-            return e;
-        }
+    if id.starts_with("DRL-")
+        && let Some(e) = st.drills.engine_for_incident(id)
+    {
+        return e;
     }
     st.engine.clone()
 }
@@ -76,7 +76,7 @@ where
 }
 
 /// Builds the router: every `/v1` route (drills included) sits behind the token layer.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     let v1 = Router::new()
         .route("/v1/incidents", post(trigger).get(list))
         .route("/v1/incidents/{id}", get(show))

@@ -24,7 +24,7 @@ pub(crate) use crate::store::VerifyReport;
 /// stable code rather than on the English message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     Malformed,
     Invalid,
     NotFound,
@@ -50,7 +50,7 @@ impl ErrorCode {
 
 /// The JSON body of every error reply. Why: one shape for the CLI to decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<ErrorCode>,
@@ -65,14 +65,14 @@ pub struct ErrorBody {
 /// An error reply: status plus [`ErrorBody`]. Why: every handler, intake and
 /// the CLI speak this one type.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
 }
 
 impl ApiError {
     /// An error with a message; the code follows from the status.
-    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -85,25 +85,25 @@ impl ApiError {
     }
 
     /// 500 for a failure that is not the caller's; the cause goes to the log.
-    pub fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {e:#}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
     }
 
     /// Adds the names close to a missing one.
-    pub fn with_nearby(mut self, nearby: Vec<String>) -> Self {
+    pub(crate) fn with_nearby(mut self, nearby: Vec<String>) -> Self {
         self.body.nearby = Some(nearby);
         self
     }
 
     /// Adds the next step a person can take, as its own field.
-    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> Self {
         self.body.hint = hint;
         self
     }
 
     /// The CLI's exit code for this reply: 2 invalid input, 3 not found, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self.status.as_u16() {
             400 | 422 => 2,
             404 => 3,
@@ -137,14 +137,14 @@ impl IntoResponse for ApiError {
 
 /// `POST /v1/incidents/{id}/ack` and `/resolve`: who acts (`as`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ActorBody {
+pub(crate) struct ActorBody {
     #[serde(rename = "as")]
     pub by: Option<String>,
 }
 
 /// `POST /v1/incidents/{id}/assign`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AssignBody {
+pub(crate) struct AssignBody {
     pub role: String,
     pub to: String,
     #[serde(rename = "as")]
@@ -153,7 +153,7 @@ pub struct AssignBody {
 
 /// `POST /v1/incidents/{id}/approve`: activation, or one approval step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApproveBody {
+pub(crate) struct ApproveBody {
     pub step: Option<String>,
     #[serde(rename = "as")]
     pub by: String,
@@ -161,7 +161,7 @@ pub struct ApproveBody {
 
 /// `POST /v1/incidents/{id}/steps/{step}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepBody {
+pub(crate) struct StepBody {
     pub action: StepAction,
     pub note: Option<String>,
     #[serde(rename = "as")]
@@ -170,7 +170,7 @@ pub struct StepBody {
 
 /// `POST /v1/incidents/{id}/updates`: a progress note.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UpdateBody {
+pub(crate) struct UpdateBody {
     pub note: String,
     #[serde(rename = "as")]
     pub by: Option<String>,
@@ -178,7 +178,7 @@ pub struct UpdateBody {
 
 /// `POST /v1/incidents/{id}/outcome`: the outcome report's prose.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OutcomeBody {
+pub(crate) struct OutcomeBody {
     #[serde(default)]
     pub cause: String,
     #[serde(default)]
@@ -191,11 +191,11 @@ pub struct OutcomeBody {
 
 /// A body for POSTs that carry nothing (`{}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EmptyBody {}
+pub(crate) struct EmptyBody {}
 
 /// `GET /v1/incidents?open=&mode=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
     pub open: bool,
     pub mode: Option<String>,
@@ -203,21 +203,21 @@ pub struct ListQuery {
 
 /// `GET /v1/incidents/{id}/events?after=`: events after a sequence number.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     #[serde(default)]
     pub after: i64,
 }
 
 /// How a report is rendered (`?format=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Markdown,
     Json,
 }
 
 impl ReportFormat {
     /// The `format` query value that asks for this rendering.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReportFormat::Markdown => "md",
             ReportFormat::Json => "json",
@@ -225,7 +225,7 @@ impl ReportFormat {
     }
 
     /// Parses `?format=` (absent means JSON); the error is the 400 reply.
-    pub fn from_query(q: Option<&str>) -> Result<ReportFormat, ApiError> {
+    pub(crate) fn from_query(q: Option<&str>) -> Result<ReportFormat, ApiError> {
         match q {
             None | Some("json") => Ok(ReportFormat::Json),
             Some("md") | Some("markdown") => Ok(ReportFormat::Markdown),
@@ -239,13 +239,13 @@ impl ReportFormat {
 
 /// `?format=` of the report endpoints, parsed with [`ReportFormat::from_query`].
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ReportQuery {
+pub(crate) struct ReportQuery {
     pub format: Option<String>,
 }
 
 /// `POST /v1/drills/runs`: start a drill now.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DrillStartRequest {
+pub(crate) struct DrillStartRequest {
     pub playbook: String,
     pub clock: Option<ClockMode>,
     pub seed: Option<u64>,
@@ -254,7 +254,7 @@ pub struct DrillStartRequest {
 /// `POST /v1/intake/events`: `trigger` (default) or `resolve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum EventAction {
+pub(crate) enum EventAction {
     #[default]
     Trigger,
     Resolve,
@@ -263,7 +263,7 @@ pub enum EventAction {
 /// `POST /v1/intake/events`: name a playbook or give labels to match.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GenericEvent {
+pub(crate) struct GenericEvent {
     pub playbook: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -284,14 +284,14 @@ pub struct GenericEvent {
 
 /// Reply to `POST /v1/incidents`: 201 opened, 200 attached to an open one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TriggerReply {
+pub(crate) struct TriggerReply {
     pub deduped: bool,
     pub incident: Incident,
 }
 
 /// One row of `GET /v1/incidents`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IncidentSummary {
+pub(crate) struct IncidentSummary {
     pub id: String,
     pub playbook: String,
     pub mode: String,
@@ -305,7 +305,7 @@ pub struct IncidentSummary {
 
 /// One journal event as `crisis timeline` prints it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TimelineEvent {
+pub(crate) struct TimelineEvent {
     pub seq: i64,
     pub at: i64,
     pub kind: String,
@@ -316,7 +316,7 @@ pub struct TimelineEvent {
 
 /// Reply to `GET /v1/incidents/{id}/events`: the state tells `--follow` when to stop.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     pub status: Status,
     pub phase: Phase,
     pub events: Vec<TimelineEvent>,
@@ -324,7 +324,7 @@ pub struct Timeline {
 
 /// One playbook of `GET /v1/playbooks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlaybookSummary {
+pub(crate) struct PlaybookSummary {
     pub id: String,
     pub name: String,
     pub severity: Severity,
@@ -335,14 +335,14 @@ pub struct PlaybookSummary {
 
 /// Reply to `GET /v1/playbooks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlaybookList {
+pub(crate) struct PlaybookList {
     pub generation: u64,
     pub playbooks: Vec<PlaybookSummary>,
 }
 
 /// A playbook file of the applied generation, in `crisis status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlaybookFile {
+pub(crate) struct PlaybookFile {
     pub id: String,
     pub path: PathBuf,
     pub hash: String,
@@ -350,14 +350,14 @@ pub struct PlaybookFile {
 
 /// A hashed input file of the applied generation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileHash {
+pub(crate) struct FileHash {
     pub path: PathBuf,
     pub sha256: String,
 }
 
 /// The generation serving requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AppliedGeneration {
+pub(crate) struct AppliedGeneration {
     pub generation: u64,
     pub set_hash: String,
     pub loaded_at: String,
@@ -366,7 +366,7 @@ pub struct AppliedGeneration {
 
 /// The files on disk now, compared with the applied generation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OnDisk {
+pub(crate) struct OnDisk {
     pub set_hash: Option<String>,
     pub error: Option<String>,
     pub differs: bool,
@@ -374,14 +374,14 @@ pub struct OnDisk {
 
 /// How changes on disk are noticed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WatcherStatus {
+pub(crate) struct WatcherStatus {
     pub mode: String,
     pub healthy: bool,
 }
 
 /// The reload part of `crisis status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReloadStatus {
+pub(crate) struct ReloadStatus {
     pub ready: bool,
     pub applied: AppliedGeneration,
     pub on_disk: OnDisk,
@@ -392,7 +392,7 @@ pub struct ReloadStatus {
 
 /// Reply to `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusReply {
+pub(crate) struct StatusReply {
     pub ready: bool,
     pub version: String,
     pub started_at: String,
@@ -411,7 +411,7 @@ pub struct StatusReply {
 
 /// The outbox as `crisis status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OutboxStatus {
+pub(crate) struct OutboxStatus {
     /// Every delivery lane used since the daemon started, with its breaker.
     pub breakers: Vec<BreakerStatus>,
     /// Targets whose breaker holds calls back now.
@@ -425,7 +425,7 @@ pub struct OutboxStatus {
 
 /// One delivery lane's circuit breaker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BreakerStatus {
+pub(crate) struct BreakerStatus {
     /// The target, or `target/channel` for customer messages.
     pub lane: String,
     pub target: String,
@@ -440,7 +440,7 @@ pub struct BreakerStatus {
 
 /// Reply to `POST /v1/intents/{id}/retry`: the incident after the re-drive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RetryReply {
+pub(crate) struct RetryReply {
     pub invocation_id: String,
     pub incident: String,
 }
@@ -448,7 +448,7 @@ pub struct RetryReply {
 /// What intake did with one alert or event for one playbook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum IntakeOutcome {
+pub(crate) enum IntakeOutcome {
     Opened,
     Deduped,
     Resolved,
@@ -458,7 +458,7 @@ pub enum IntakeOutcome {
 
 impl IntakeOutcome {
     /// The wire name, also the `result` label of the intake metric.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             IntakeOutcome::Opened => "opened",
             IntakeOutcome::Deduped => "deduped",
@@ -472,14 +472,14 @@ impl IntakeOutcome {
 /// One entry of an intake reply: per matched playbook, or an unmatched alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum IntakeResult {
+pub(crate) enum IntakeResult {
     Playbook { playbook: String, result: IntakeOutcome, incident: Option<String> },
     Unmatched { alert: Option<String>, result: IntakeOutcome },
 }
 
 impl IntakeResult {
     /// What happened, for metrics.
-    pub fn outcome(&self) -> IntakeOutcome {
+    pub(crate) fn outcome(&self) -> IntakeOutcome {
         match self {
             IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => {
                 *result
@@ -490,7 +490,7 @@ impl IntakeResult {
 
 /// Reply to the intake endpoints (202).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IntakeReply {
+pub(crate) struct IntakeReply {
     pub accepted: Vec<IntakeResult>,
     /// Alerts the engine refused for their content; the rest were journaled.
     #[serde(default)]
@@ -501,7 +501,7 @@ pub struct IntakeReply {
 /// report field, unknown playbook): named in the reply instead of failing
 /// the group, because Alertmanager does not retry a 4xx.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IntakeRejection {
+pub(crate) struct IntakeRejection {
     /// Position of the alert in the payload's `alerts`.
     pub index: usize,
     pub fingerprint: Option<String>,
@@ -512,14 +512,14 @@ pub struct IntakeRejection {
 
 /// When a scheduled drill runs next, in UTC and in the playbook's zone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NextRun {
+pub(crate) struct NextRun {
     pub utc: String,
     pub local: String,
 }
 
 /// The last drill run of a playbook, in `crisis drill list`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LastRun {
+pub(crate) struct LastRun {
     pub id: String,
     pub score: Option<u32>,
     pub verdict: Option<String>,
@@ -529,7 +529,7 @@ pub struct LastRun {
 
 /// One playbook's drill schedule and history, in `crisis drill list`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DrillPlaybook {
+pub(crate) struct DrillPlaybook {
     pub id: String,
     pub path: PathBuf,
     pub hash: String,
@@ -545,14 +545,14 @@ pub struct DrillPlaybook {
 
 /// Reply to `GET /v1/drills`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DrillList {
+pub(crate) struct DrillList {
     pub runs: Vec<RunRow>,
     pub playbooks: Vec<DrillPlaybook>,
 }
 
 /// Reply to `POST /v1/drills/schedules/{playbook}/{suspend|resume}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScheduleSwitch {
+pub(crate) struct ScheduleSwitch {
     pub playbook: String,
     pub suspended: bool,
     pub next: Option<NextRun>,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// new one. A token file whose mode or owner was changed (or that was replaced
 /// by a symlink) may have been read by others: it is replaced, loudly, by a
 /// new token rather than quietly tightened.
-pub fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
     let dir = StateDir::new(state_dir);
     let path = dir.token_file();
     match read_private(&path).with_context(|| format!("cannot read {}", path.display()))? {
@@ -132,7 +132,7 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// Compares without leaking where the first difference is.
-pub fn token_matches(expected: &str, given: &str) -> bool {
+pub(crate) fn token_matches(expected: &str, given: &str) -> bool {
     let (a, b) = (expected.as_bytes(), given.as_bytes());
     if a.len() != b.len() {
         return false;

@@ -114,19 +114,25 @@ fn failed(e: &PluginCallError, scrub: &Scrubber) -> EffectOutcome {
     EffectOutcome::failed(scrub.scrub(&detail), e.is_retryable())
 }
 
+/// What one notifier call delivers. `contacts` are the customer details the
+/// call carries, scrubbed from its result.
+struct Message<'a> {
+    body: &'a str,
+    subject: &'a str,
+    contacts: Vec<String>,
+}
+
 impl PluginExecutor {
-    /// Sends through the target's notifier. `contacts` are the customer
-    /// details this call carries, scrubbed from its result.
+    /// Sends a message through the target's notifier.
     fn notify(
         &self,
         id: &str,
         p: &IntentPayload,
         engine: &Engine,
         params: Vec<(String, String)>,
-        body: &str,
-        subject: &str,
-        contacts: Vec<String>,
+        msg: Message<'_>,
     ) -> EffectOutcome {
+        let Message { body, subject, contacts } = msg;
         let g = engine.generation();
         let mut target = NotifyTarget { contacts, ..Default::default() };
         if let Some(t) = g.config.targets.get(&p.target) {
@@ -186,7 +192,13 @@ impl Executor for PluginExecutor {
                     ("purpose".to_string(), p.purpose.to_string()),
                     ("recipients".to_string(), p.recipients.join(",")),
                 ];
-                self.notify(id, p, &engine, params, &p.body, &p.subject, Vec::new())
+                self.notify(
+                    id,
+                    p,
+                    &engine,
+                    params,
+                    Message { body: &p.body, subject: &p.subject, contacts: Vec::new() },
+                )
             }
             EffectKind::Appease => {
                 let Some(c) = &p.customer else {
@@ -258,7 +270,13 @@ impl Executor for PluginExecutor {
                     ("locale".to_string(), msg.locale.clone()),
                 ];
                 let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
-                self.notify(id, p, &engine, params, &body, &subject, vec![address])
+                self.notify(
+                    id,
+                    p,
+                    &engine,
+                    params,
+                    Message { body: &body, subject: &subject, contacts: vec![address] },
+                )
             }
         }
     }

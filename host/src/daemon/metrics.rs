@@ -210,7 +210,7 @@ impl Metrics {
             "Timers and side effects set aside after failing persistently",
             m.dead_letters.clone(),
         );
-        *m.registry.lock().unwrap() = r;
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
 

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Quiet period after the last file event before a reload.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 /// After the watcher's debounce, further events this close together join the same reload.
-pub const COALESCE_QUIET: Duration = Duration::from_millis(100);
+pub(crate) const COALESCE_QUIET: Duration = Duration::from_millis(100);
 /// Longest a burst of file events may delay a reload.
-pub const MAX_COALESCE: Duration = Duration::from_secs(2);
+pub(crate) const MAX_COALESCE: Duration = Duration::from_secs(2);
 /// Fallback checksum poll for filesystems without events.
-pub const POLL_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,14 +56,14 @@ pub struct Attempt {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FileHash {
+pub(crate) struct FileHash {
     pub path: PathBuf,
     pub sha256: String,
 }
 
 /// Reload state shown by `crisis status`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReloadState {
+pub(crate) struct ReloadState {
     pub ready: bool,
     pub files: Vec<FileHash>,
     pub last_attempt: Option<Attempt>,

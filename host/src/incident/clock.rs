@@ -9,7 +9,7 @@ pub trait Clock: Send + Sync {
 
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
@@ -40,14 +40,14 @@ impl Clock for ManualClock {
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC for people.
-pub fn fmt_ms(ms: i64) -> String {
+pub(crate) fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| ms.to_string())
 }
 
 /// Formats a span of milliseconds like `4m 30s`.
-pub fn fmt_span(ms: i64) -> String {
+pub(crate) fn fmt_span(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }

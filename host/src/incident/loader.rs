@@ -75,15 +75,15 @@ pub fn combined_hash(snapshot: &Snapshot, config: &Config) -> String {
 pub fn plugin_files(config: &Config) -> Vec<std::path::PathBuf> {
     let mut files: Vec<std::path::PathBuf> =
         config.plugins.values().filter_map(|p| p.file.clone()).collect();
-    if let Some(dir) = &config.plugin_dir {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            files.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")),
-            );
-        }
+    if let Some(dir) = &config.plugin_dir
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        files.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")),
+        );
     }
     files.sort();
     files

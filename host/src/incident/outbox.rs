@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use super::retry::MAX_ATTEMPTS;
+pub(crate) use super::retry::MAX_ATTEMPTS;
 pub(crate) use super::retry::backoff_ms;
 
 /// A due intent taken from the store for execution.
@@ -316,13 +316,13 @@ impl Ctx<'_> {
 
 /// Executes the intents due now, one after the other; returns how many were
 /// handled. Used where calls may run in turn (drills on a virtual clock, tests).
-pub fn run_pending(engine: &Engine, executor: &dyn Executor) -> anyhow::Result<usize> {
+pub(crate) fn run_pending(engine: &Engine, executor: &dyn Executor) -> anyhow::Result<usize> {
     run_pending_until(engine, executor, &|| false)
 }
 
 /// Like [`run_pending`], but claims no further intent once `stop()` is true,
 /// so a shutdown waits for at most the call already running.
-pub fn run_pending_until(
+pub(crate) fn run_pending_until(
     engine: &Engine,
     executor: &dyn Executor,
     stop: &dyn Fn() -> bool,

@@ -52,7 +52,7 @@ c2,B,affected,standard,zh-CN,sms,+1555002,b@example.com\n\
 c3,C,affected,standard,en,email,+1555003,c@example.com\n\
 c4,D,other,vip,en,sms,+1555004,d@example.com\n";
 
-pub const PLAYBOOK: &str = r#"
+pub(crate) const PLAYBOOK: &str = r#"
 [playbook]
 id = "outage"
 name = "Checkout outage"
@@ -101,13 +101,13 @@ notify = ["superiors"]
 within = "72h"
 "#;
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
-pub fn fixture_with(playbook: &str) -> Fixture {
+pub(crate) fn fixture_with(playbook: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("roster.toml"), ROSTER).unwrap();
     std::fs::write(dir.path().join("customers.csv"), CUSTOMERS).unwrap();

@@ -3,7 +3,7 @@
 use super::state::Incident;
 
 /// True if the step should run. Errors explain what went wrong in the expression.
-pub fn eval(expr: &str, inc: &Incident) -> Result<bool, String> {
+pub(crate) fn eval(expr: &str, inc: &Incident) -> Result<bool, String> {
     let vars = crate::when::Vars {
         severity: inc.severity.number(),
         category: inc.category.as_str(),

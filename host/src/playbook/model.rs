@@ -10,10 +10,10 @@ use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 
 /// A spanned string: a value plus where it was written.
-pub type Str = Spanned<String>;
+pub(crate) type Str = Spanned<String>;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub id: Option<Str>,
     pub name: Option<Str>,
     pub category: Option<Str>,
@@ -22,14 +22,14 @@ pub struct Meta {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Trigger {
+pub(crate) struct Trigger {
     #[serde(default, rename = "match")]
     pub matches: BTreeMap<String, Str>,
     pub dedup_key: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ReportPhase {
+pub(crate) struct ReportPhase {
     #[serde(default)]
     pub require: Vec<Str>,
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct ReportPhase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ActivatePhase {
+pub(crate) struct ActivatePhase {
     pub approval: Option<Str>,
     #[serde(default)]
     pub channels: Vec<Str>,
@@ -46,14 +46,14 @@ pub struct ActivatePhase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     pub after: Str,
     pub to: Str,
     pub repeat: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct AssignPhase {
+pub(crate) struct AssignPhase {
     pub commander: Option<Str>,
     pub liaison: Option<Str>,
     pub scribe: Option<Str>,
@@ -63,20 +63,20 @@ pub struct AssignPhase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Audience {
+pub(crate) struct Audience {
     pub segment: Option<String>,
     #[serde(default)]
     pub tier: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct StepLimits {
+pub(crate) struct StepLimits {
     pub max_messages: Option<u32>,
     pub per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub id: Option<Str>,
     pub kind: Option<Str>,
     pub owner: Option<Str>,
@@ -100,7 +100,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct TrackPhase {
+pub(crate) struct TrackPhase {
     pub update_every: Option<Str>,
     #[serde(default)]
     pub notify: Vec<Str>,
@@ -108,7 +108,7 @@ pub struct TrackPhase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct OutcomePhase {
+pub(crate) struct OutcomePhase {
     #[serde(default)]
     pub require: Vec<Str>,
     #[serde(default)]
@@ -117,7 +117,7 @@ pub struct OutcomePhase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct DrillSection {
+pub(crate) struct DrillSection {
     pub schedule: Option<Str>,
     pub timezone: Option<Str>,
     pub clock: Option<Str>,
@@ -129,7 +129,7 @@ pub struct DrillSection {
 
 /// One `[[drill.inject]]` entry; which keys apply depends on `kind`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct DrillInject {
+pub(crate) struct DrillInject {
     pub kind: Str,
     pub at: Option<Str>,
     pub after: Option<Str>,

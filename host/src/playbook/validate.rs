@@ -513,11 +513,11 @@ impl Validator<'_, '_> {
             }
             _ => {}
         }
-        if let Some(l) = &s.limits {
-            if l.max_messages == Some(0) || l.per_minute == Some(0) {
-                self.err(&id, format!("step `{}` limits must be positive", id.get_ref()));
-                ok = false;
-            }
+        if let Some(l) = &s.limits
+            && (l.max_messages == Some(0) || l.per_minute == Some(0))
+        {
+            self.err(&id, format!("step `{}` limits must be positive", id.get_ref()));
+            ok = false;
         }
         if !ok {
             return None;
@@ -681,23 +681,29 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        if let Some(s) = &d.schedule {
-            if let Err(e) = croner::Cron::from_str(s.get_ref()) {
-                self.err(
-                    s,
-                    format!(
-                        "bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"",
-                        s.get_ref()
-                    ),
-                );
-                ok = false;
-            }
+        if let Some(s) = &d.schedule
+            && let Err(e) = croner::Cron::from_str(s.get_ref())
+        {
+            self.err(
+                s,
+                format!(
+                    "bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"",
+                    s.get_ref()
+                ),
+            );
+            ok = false;
         }
-        if let Some(tz) = &d.timezone {
-            if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
-                self.err(tz, format!("unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin", tz.get_ref()));
-                ok = false;
-            }
+        if let Some(tz) = &d.timezone
+            && tz.get_ref().parse::<chrono_tz::Tz>().is_err()
+        {
+            self.err(
+                tz,
+                format!(
+                    "unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin",
+                    tz.get_ref()
+                ),
+            );
+            ok = false;
         }
         let clock = match &d.clock {
             Some(c) => self.parse::<DrillClock>(c),

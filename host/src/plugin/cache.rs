@@ -136,10 +136,6 @@ impl CompileCache {
 
     /// Compile `wasm` (a component in binary or text form), or load it from
     /// the cache. `sha` is its sha256.
-    #[expect(
-        unsafe_code,
-        reason = "wasmtime deserializes compiled code only through unsafe; each site says why its bytes are our own"
-    )]
     pub(crate) fn load(
         &self,
         engine: &Engine,

@@ -6,6 +6,7 @@
 /// The value behind a `crisis:plugin/host.secret` handle: only the name and
 /// the host it is injected for. The secret value never enters the store.
 /// `pub` only because the generated bindings re-export it; the module is private.
+#[expect(unreachable_pub, reason = "the generated wasmtime bindings re-export this type")]
 pub struct SecretHandle {
     pub(crate) name: String,
     pub(crate) host: String,

@@ -4,5 +4,5 @@
 mod outcome;
 mod timeline;
 
-pub use outcome::build as outcome_report;
-pub use timeline::describe;
+pub(crate) use outcome::build as outcome_report;
+pub(crate) use timeline::describe;

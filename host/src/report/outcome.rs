@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PhaseRow {
+pub(crate) struct PhaseRow {
     pub phase: Phase,
     pub entered: Option<String>,
     pub completed: Option<String>,
@@ -19,7 +19,7 @@ pub struct PhaseRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TimelineEntry {
+pub(crate) struct TimelineEntry {
     pub seq: i64,
     pub at: String,
     pub kind: String,
@@ -27,21 +27,21 @@ pub struct TimelineEntry {
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub sent: u32,
     pub failed: u32,
     pub pending: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MissedRow {
+pub(crate) struct MissedRow {
     pub what: String,
     pub due_at: String,
     pub noticed_at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Times {
+pub(crate) struct Times {
     pub to_acknowledge_ms: Option<i64>,
     pub to_assign_ms: Option<i64>,
     pub to_resolve_ms: Option<i64>,
@@ -49,7 +49,7 @@ pub struct Times {
 
 /// The outcome report of one incident (Markdown via [`OutcomeReport::markdown`], or JSON).
 #[derive(Debug, Clone, Serialize)]
-pub struct OutcomeReport {
+pub(crate) struct OutcomeReport {
     pub id: String,
     pub title: String,
     pub mode: Mode,
@@ -79,7 +79,7 @@ pub struct OutcomeReport {
 }
 
 /// Builds the report from the incident's state and journal.
-pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeReport {
+pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeReport {
     let phases = Phase::ORDER
         .iter()
         .map(|p| {
@@ -213,7 +213,7 @@ pub fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeRe
 
 impl OutcomeReport {
     /// The report as Markdown, for people and for pasting into a post-mortem.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let span = |ms: Option<i64>| ms.map(fmt_span).unwrap_or_else(|| "—".into());
         let mut s = String::new();
         let drill = if self.mode == Mode::Drill { " (DRILL)" } else { "" };

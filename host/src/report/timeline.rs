@@ -8,7 +8,7 @@ use crate::store::{DeadItemKind, EventRecord};
 /// A short human description of a journal row. Never includes contact
 /// details: events only ever hold customer ids. A row this version cannot
 /// read is shown raw.
-pub fn describe(e: &EventRecord) -> String {
+pub(crate) fn describe(e: &EventRecord) -> String {
     match e.event() {
         Ok(ev) => describe_event(&ev),
         Err(_) => format!("{} {}", e.kind, e.data),

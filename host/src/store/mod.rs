@@ -242,11 +242,13 @@ pub enum DeadItemKind {
 /// An item set aside after failing persistently or being unreadable.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
+    /// Whether a timer or an intent was set aside.
     pub kind: DeadItemKind,
     /// The invocation id of an intent, the row id of a timer.
     pub id: String,
     /// Empty when the row's incident id itself could not be read.
     pub incident_id: String,
+    /// Why it was set aside, for the operator.
     pub reason: String,
     /// Unix milliseconds.
     pub at: i64,

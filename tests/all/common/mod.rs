@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary under test.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_crisis"))
 }
 
 /// The repository root (shipped playbooks and examples live there).
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The result of one CLI run.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -31,7 +31,7 @@ impl From<Output> for Run {
 }
 
 /// Runs `crisis ARGS` in `dir` with no inherited config.
-pub fn crisis_in(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn crisis_in(dir: &Path, args: &[&str]) -> Run {
     Command::new(bin())
         .args(args)
         .current_dir(dir)
@@ -43,17 +43,17 @@ pub fn crisis_in(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Runs `crisis ARGS` from the repository root.
-pub fn crisis(args: &[&str]) -> Run {
+pub(crate) fn crisis(args: &[&str]) -> Run {
     crisis_in(&repo(), args)
 }
 
 /// A free loopback port (bound and released; the daemon binds it next).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Copies a fixture directory (recursively) into `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -67,7 +67,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A real `crisis daemon` on a free loopback port with a temporary state dir.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub config: PathBuf,
@@ -77,7 +77,7 @@ pub struct Daemon {
 }
 
 /// The config the harness writes; `extra` is appended (targets, plugins).
-pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let cfg = format!(
         "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\nplaybooks = \"playbooks\"\nroster = \"roster.toml\"\ncustomers = \"customers.csv\"\n{extra}\n"
     );
@@ -87,15 +87,19 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
 }
 
 /// Log targets for every channel the engine fixtures use.
-pub const LOG_TARGETS: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
+pub(crate) const LOG_TARGETS: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
 
 impl Daemon {
     /// Copies `fixture` (relative to tests/fixtures) and starts a daemon on it.
-    pub fn start(fixture: &str, extra_config: &str) -> Daemon {
+    pub(crate) fn start(fixture: &str, extra_config: &str) -> Daemon {
         Self::start_with_env(fixture, extra_config, &[])
     }
 
-    pub fn start_with_env(fixture: &str, extra_config: &str, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_with_env(
+        fixture: &str,
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join("tests/fixtures").join(fixture), dir.path());
         let port = free_port();
@@ -151,21 +155,21 @@ impl Daemon {
     }
 
     /// Runs the CLI against this daemon.
-    pub fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let mut full = vec!["--config", self.config.to_str().unwrap()];
         full.extend_from_slice(args);
         crisis_in(self.dir.path(), &full)
     }
 
     /// Runs the CLI and asserts it succeeded.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let r = self.cli(args);
         assert_eq!(r.code, 0, "crisis {args:?} failed: {}\n{}", r.stderr, r.stdout);
         r.stdout
     }
 
     /// Runs the CLI with --json and parses stdout.
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
         let out = self.ok(&a);
@@ -173,42 +177,42 @@ impl Daemon {
     }
 
     /// SIGKILL: no chance to flush or clean up.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL on Unix
             let _ = c.wait();
         }
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill9();
         self.spawn();
     }
 
     /// Restarts with a different environment (e.g. without a failpoint).
-    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+    pub(crate) fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         self.env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         self.restart();
     }
 
     /// Everything every run of this daemon logged.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         (1..=self.runs)
             .map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n")
     }
 
-    pub fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("state/api.token")).unwrap()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Waits until `f` holds, or panics with the log.
-    pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
             if f() {
@@ -228,7 +232,7 @@ impl Drop for Daemon {
 
 /// One request a [`TestServer`] received.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -236,19 +240,19 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// A loopback HTTP/1.1 server that records requests and answers `status`.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub port: u16,
     pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
 }
 
 impl TestServer {
-    pub fn start(status: u16) -> TestServer {
+    pub(crate) fn start(status: u16) -> TestServer {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -308,13 +312,13 @@ impl TestServer {
         TestServer { port, received }
     }
 
-    pub fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
 
 /// One HTTP/1.1 exchange on loopback: returns (port, receiver of (request head, body)).
-pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+pub(crate) fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -357,7 +361,7 @@ pub fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(String, 
 
 /// How a [`ChaosServer`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// 200 at once.
     Ok,
     /// Reads the request, never answers (keeps the connection open).
@@ -368,7 +372,7 @@ pub enum Mode {
 
 /// One request a [`ChaosServer`] answered with 200.
 #[derive(Debug, Clone)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub key: String,
     pub path: String,
     pub at: std::time::Instant,
@@ -376,7 +380,7 @@ pub struct Delivered {
 
 /// A loopback webhook receiver that can be told to hang or answer 500; it
 /// records every request it answered 200 by `Idempotency-Key`, and counts the others.
-pub struct ChaosServer {
+pub(crate) struct ChaosServer {
     pub port: u16,
     mode: std::sync::Arc<std::sync::Mutex<Mode>>,
     pub delivered: std::sync::Arc<std::sync::Mutex<Vec<Delivered>>>,
@@ -384,7 +388,7 @@ pub struct ChaosServer {
 }
 
 impl ChaosServer {
-    pub fn start(mode: Mode) -> ChaosServer {
+    pub(crate) fn start(mode: Mode) -> ChaosServer {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -463,23 +467,23 @@ impl ChaosServer {
     }
 
     /// Changes how the next requests are answered.
-    pub fn set(&self, mode: Mode) {
+    pub(crate) fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
     }
 
     /// The requests answered 200 so far.
-    pub fn delivered(&self) -> Vec<Delivered> {
+    pub(crate) fn delivered(&self) -> Vec<Delivered> {
         self.delivered.lock().unwrap().clone()
     }
 
     /// Requests hung or answered 500 so far.
-    pub fn refused(&self) -> usize {
+    pub(crate) fn refused(&self) -> usize {
         self.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 /// Waits until `f` holds or `secs` pass; panics with `what` and the daemon log.
-pub fn wait_until(d: &Daemon, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(d: &Daemon, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < deadline {
         if f() {

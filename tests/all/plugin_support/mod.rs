@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -15,7 +15,7 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
@@ -23,19 +23,19 @@ impl Received {
 /// A loopback HTTP/1.1 server on 127.0.0.1 that answers every request with
 /// a fixed status and body and records the requests. It serves at most
 /// `max_requests` requests, then its thread ends.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl TestServer {
-    pub fn start(status: u16, reply: &'static str) -> TestServer {
+    pub(crate) fn start(status: u16, reply: &'static str) -> TestServer {
         Self::start_inner(status, reply, None)
     }
 
     /// Like `start`, but each response waits for one message on the returned
     /// sender, so a test controls exactly when a call can finish.
-    pub fn start_gated(
+    pub(crate) fn start_gated(
         status: u16,
         reply: &'static str,
     ) -> (TestServer, std::sync::mpsc::Sender<()>) {
@@ -124,12 +124,12 @@ impl TestServer {
         TestServer { port, received }
     }
 
-    pub fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
 
-pub fn host_with(grants: &[(&str, PluginGrant)]) -> PluginHost {
+pub(crate) fn host_with(grants: &[(&str, PluginGrant)]) -> PluginHost {
     let mut cfg = PluginHostConfig {
         load_builtins: false,
         engine: EngineOptions { pool_instances: 16, pool_memories: 32, ..Default::default() },
@@ -141,7 +141,7 @@ pub fn host_with(grants: &[(&str, PluginGrant)]) -> PluginHost {
     PluginHost::new(cfg).expect("plugin host starts")
 }
 
-pub fn inv(id: &str, mode: RunMode) -> Invocation {
+pub(crate) fn inv(id: &str, mode: RunMode) -> Invocation {
     Invocation {
         invocation_id: id.into(),
         incident_id: "inc-1".into(),
@@ -151,7 +151,7 @@ pub fn inv(id: &str, mode: RunMode) -> Invocation {
     }
 }
 
-pub fn incident() -> IncidentInfo {
+pub(crate) fn incident() -> IncidentInfo {
     IncidentInfo {
         id: "inc-1".into(),
         title: "Checkout down".into(),
@@ -164,7 +164,7 @@ pub fn incident() -> IncidentInfo {
     }
 }
 
-pub fn note() -> Notification {
+pub(crate) fn note() -> Notification {
     Notification {
         incident: incident(),
         target: "superiors".into(),
@@ -174,7 +174,7 @@ pub fn note() -> Notification {
     }
 }
 
-pub fn customer(id: &str) -> CustomerRef {
+pub(crate) fn customer(id: &str) -> CustomerRef {
     CustomerRef {
         id: id.into(),
         segment: "affected".into(),
@@ -184,7 +184,7 @@ pub fn customer(id: &str) -> CustomerRef {
     }
 }
 
-pub fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
+pub(crate) fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
     NotifyTarget {
         config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
@@ -200,7 +200,7 @@ pub fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
 /// other threads of the same process is a data race (libc reads the
 /// environment without the lock std takes), and every test of the suite shares
 /// this one process.
-pub fn in_child_with_env(test: &str, vars: &[(&str, &str)]) -> bool {
+pub(crate) fn in_child_with_env(test: &str, vars: &[(&str, &str)]) -> bool {
     if vars.iter().all(|(k, v)| std::env::var(k).as_deref() == Ok(*v)) {
         return true;
     }
@@ -224,7 +224,7 @@ pub fn in_child_with_env(test: &str, vars: &[(&str, &str)]) -> bool {
 
 /// Append a custom section so the bytes (and sha256) differ while the
 /// component stays the same. Why: tests need two "versions" of a plugin.
-pub fn with_custom_section(mut wasm: Vec<u8>, tag: &str) -> Vec<u8> {
+pub(crate) fn with_custom_section(mut wasm: Vec<u8>, tag: &str) -> Vec<u8> {
     let name = b"crisis-test";
     let mut payload = vec![name.len() as u8];
     payload.extend_from_slice(name);

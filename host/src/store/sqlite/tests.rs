@@ -73,7 +73,7 @@ fn concurrent_commits_share_flushes_and_all_land() {
     assert_eq!(r.events, 400);
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     let flushes = store.flush_count();
-    assert!(flushes >= 1 && flushes <= 400, "{flushes}");
+    assert!((1..=400).contains(&flushes), "{flushes}");
     // Every commit was followed by a flush that covered it.
     let st = store.flush_lock();
     assert_eq!(st.synced, st.committed);
