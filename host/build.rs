@@ -26,27 +26,16 @@ const GROUPS: &[&[&str]] = &[
 /// Components embedded in the binary (file stem in the guest target dir).
 const BUILTINS: &[&str] = &["webhook_notify", "appease_script", "drill_sim"];
 /// Components used only by tests.
-const FIXTURES: &[&str] =
-    &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
+const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(
-        env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts"),
-    );
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts"));
     let plugins = manifest_dir.join("..").join("plugins");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let guest_target = out_dir.join("guest-target");
 
-    for rel in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "wit",
-        "sdk",
-        "webhook-notify",
-        "appease-script",
-        "drill-sim",
-        "fixtures",
-    ] {
+    for rel in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "webhook-notify", "appease-script", "drill-sim", "fixtures"] {
         println!("cargo:rerun-if-changed={}", plugins.join(rel).display());
     }
     println!("cargo:rerun-if-env-changed=CRISIS_PLUGINS_OFFLINE");
@@ -69,10 +58,7 @@ fn main() {
         }
         clean_env(&mut cmd);
         let output = cmd.output().unwrap_or_else(|e| {
-            panic!(
-                "could not run `{cargo}` to build the guest plugins in {}: {e}",
-                plugins.display()
-            )
+            panic!("could not run `{cargo}` to build the guest plugins in {}: {e}", plugins.display())
         });
         if !output.status.success() {
             panic!(
@@ -99,24 +85,23 @@ fn main() {
 fn clean_env(cmd: &mut Command) {
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
-        let leaks =
-            (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
-                || matches!(
-                    key,
-                    "RUSTFLAGS"
-                        | "RUSTC"
-                        | "RUSTC_WRAPPER"
-                        | "RUSTC_WORKSPACE_WRAPPER"
-                        | "RUSTDOCFLAGS"
-                        | "RUSTC_LINKER"
-                        | "DEBUG"
-                        | "OPT_LEVEL"
-                        | "PROFILE"
-                        | "TARGET"
-                        | "HOST"
-                        | "OUT_DIR"
-                        | "NUM_JOBS"
-                );
+        let leaks = (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
+            || matches!(
+                key,
+                "RUSTFLAGS"
+                    | "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTDOCFLAGS"
+                    | "RUSTC_LINKER"
+                    | "DEBUG"
+                    | "OPT_LEVEL"
+                    | "PROFILE"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "NUM_JOBS"
+            );
         if leaks {
             cmd.env_remove(key);
         }
@@ -124,8 +109,8 @@ fn clean_env(cmd: &mut Command) {
 }
 
 fn copy_if_changed(src: &Path, dst: &Path) {
-    let bytes = std::fs::read(src)
-        .unwrap_or_else(|e| panic!("guest component {} missing after build: {e}", src.display()));
+    let bytes =
+        std::fs::read(src).unwrap_or_else(|e| panic!("guest component {} missing after build: {e}", src.display()));
     if std::fs::read(dst).ok().as_deref() != Some(&bytes[..]) {
         std::fs::write(dst, &bytes).unwrap_or_else(|e| panic!("write {}: {e}", dst.display()));
     }

@@ -99,24 +99,16 @@ impl Bare {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
         linker.define_unknown_imports_as_traps(&component).unwrap();
         let pre = linker.instantiate_pre(&component).unwrap();
-        Bare {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            pre,
-            engine,
-        }
+        Bare { rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(), pre, engine }
     }
 
     fn call_score(&self) {
         use wasmtime::component::Val;
         self.rt.block_on(async {
-            let state = BareState {
-                ctx: wasmtime_wasi::WasiCtx::builder().build(),
-                table: Default::default(),
-            };
+            let state = BareState { ctx: wasmtime_wasi::WasiCtx::builder().build(), table: Default::default() };
             let mut store = wasmtime::Store::new(&self.engine, state);
             let inst = self.pre.instantiate_async(&mut store).await.unwrap();
-            let iface =
-                inst.get_export_index(&mut store, None, "crisis:plugin/simulate@0.1.0").unwrap();
+            let iface = inst.get_export_index(&mut store, None, "crisis:plugin/simulate@0.1.0").unwrap();
             let f = inst.get_export_index(&mut store, Some(&iface), "score").unwrap();
             let func = inst.get_func(&mut store, f).unwrap();
             let inv = Val::Record(vec![
@@ -133,18 +125,12 @@ impl Bare {
     }
 }
 
-#[expect(
-    unsafe_code,
-    reason = "the bare baseline deserializes a component it compiled itself, as wasmtime requires"
-)]
+#[expect(unsafe_code, reason = "the bare baseline deserializes a component it compiled itself, as wasmtime requires")]
 fn plugin_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     let bytes = crisis::plugin::builtin_component("drill-sim").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(PluginHostConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    })
-    .unwrap();
+    let host = PluginHost::new(PluginHostConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() })
+        .unwrap();
     let inv = |mode| Invocation {
         invocation_id: "bench".into(),
         incident_id: "DRL-1".into(),
@@ -169,10 +155,7 @@ fn plugin_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     ));
 
     let grant = PluginGrant {
-        limits: crisis::plugin::LimitOverrides {
-            warm_calls: Some(1_000_000),
-            ..Default::default()
-        },
+        limits: crisis::plugin::LimitOverrides { warm_calls: Some(1_000_000), ..Default::default() },
         ..Default::default()
     };
     host.set_grant("drill-sim", &grant).unwrap();
@@ -209,15 +192,7 @@ fn plugin_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     ));
 }
 
-fn row(
-    name: &str,
-    value: f64,
-    unit: &str,
-    baseline: &str,
-    baseline_value: f64,
-    goal: &str,
-    met: bool,
-) -> Row {
+fn row(name: &str, value: f64, unit: &str, baseline: &str, baseline_value: f64, goal: &str, met: bool) -> Row {
     Row {
         name: name.into(),
         value,
@@ -270,8 +245,7 @@ fn validate_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>, n: usize) {
 fn drill_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
     let mut cfg = crisis::config::load(&repo().join("examples/crisis.toml")).unwrap();
     cfg.state_dir = std::env::temp_dir().join("crisis-bench-unused");
-    let g =
-        crisis::incident::loader::load(cfg, 1, 0).generation.expect("shipped playbooks are valid");
+    let g = crisis::incident::loader::load(cfg, 1, 0).generation.expect("shipped playbooks are valid");
     // The longest shipped scenario.
     let (pb, span, events) = g
         .playbooks
@@ -285,8 +259,7 @@ fn drill_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
                 &Extensions::default(),
             )
             .unwrap();
-            let span = out.events.last().map(|e| e.at).unwrap_or(0)
-                - out.events.first().map(|e| e.at).unwrap_or(0);
+            let span = out.events.last().map(|e| e.at).unwrap_or(0) - out.events.first().map(|e| e.at).unwrap_or(0);
             (id.clone(), span, out.events.len())
         })
         .max_by_key(|(_, span, _)| *span)
@@ -410,11 +383,7 @@ fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
     }
     starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let t = Instant::now();
-    Command::new(env!("CARGO_BIN_EXE_crisis"))
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_crisis")).arg("--version").stdout(Stdio::null()).status().unwrap();
     let version_ms = t.elapsed().as_secs_f64() * 1000.0;
     let cold = starts[starts.len() / 2];
     rows.push(row(
@@ -430,20 +399,11 @@ fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
     let (d, _) = start(&config, dir.path(), port);
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_kb(d.child.id()) / 1024.0;
-    rows.push(row(
-        "idle daemon RSS (shipped playbooks)",
-        rss,
-        "MB",
-        "the 40 MB goal",
-        40.0,
-        "< 40 MB",
-        rss < 40.0,
-    ));
+    rows.push(row("idle daemon RSS (shipped playbooks)", rss, "MB", "the 40 MB goal", 40.0, "< 40 MB", rss < 40.0));
 
     // Reload: from a file write to the new generation serving.
     let token = std::fs::read_to_string(d.dir.join("state/api.token")).unwrap();
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let generation = || -> u64 {
         let mut r = agent
             .get(&format!("http://127.0.0.1:{}/v1/playbooks", d.port))
@@ -461,10 +421,7 @@ fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
         let t = Instant::now();
         std::fs::write(
             &pb,
-            original.replace(
-                "Customer-facing service outage",
-                &format!("Customer-facing service outage ({i})"),
-            ),
+            original.replace("Customer-facing service outage", &format!("Customer-facing service outage ({i})")),
         )
         .unwrap();
         while generation() == g0 {
@@ -551,7 +508,11 @@ fn raw_sqlite_rate(n: u64) -> f64 {
     let t = Instant::now();
     for i in 0..n {
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute("INSERT INTO events (incident_id, at, kind, data, prev_hash, hash) VALUES (?1, ?2, 'opened', ?3, '', '')", rusqlite::params![format!("INC-{i}"), i as i64, data]).unwrap();
+        conn.execute(
+            "INSERT INTO events (incident_id, at, kind, data, prev_hash, hash) VALUES (?1, ?2, 'opened', ?3, '', '')",
+            rusqlite::params![format!("INC-{i}"), i as i64, data],
+        )
+        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
     }
     n as f64 / t.elapsed().as_secs_f64()

@@ -63,20 +63,13 @@ pub(crate) fn position_in(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A diagnostic for a file-level problem (unreadable, empty, not UTF-8).
-pub(crate) fn file_error(
-    path: &Path,
-    line: usize,
-    col: usize,
-    message: impl Into<String>,
-) -> Diagnostic {
+pub(crate) fn file_error(path: &Path, line: usize, col: usize, message: impl Into<String>) -> Diagnostic {
     Diagnostic { path: path.to_path_buf(), line, col, message: message.into() }
 }
 
 /// Sorts diagnostics by file and position so output is stable.
 pub(crate) fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by(|a, b| {
-        (&a.path, a.line, a.col, &a.message).cmp(&(&b.path, b.line, b.col, &b.message))
-    });
+    diags.sort_by(|a, b| (&a.path, a.line, a.col, &a.message).cmp(&(&b.path, b.line, b.col, &b.message)));
 }
 
 /// "Did you mean" hints: the known names close to `wanted`, closest first.
@@ -94,8 +87,7 @@ pub(crate) fn nearby<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>)
             let kl = k.to_lowercase();
             let sim = strsim::normalized_levenshtein(&w, &kl);
             let contains = !w.is_empty() && (kl.contains(&w) || w.contains(&kl));
-            (sim >= MIN_SIMILARITY || contains)
-                .then_some((sim.max(if contains { MIN_SIMILARITY } else { 0.0 }), k))
+            (sim >= MIN_SIMILARITY || contains).then_some((sim.max(if contains { MIN_SIMILARITY } else { 0.0 }), k))
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));

@@ -15,8 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 /// Reads a file as UTF-8 text, reporting unreadable or non-UTF-8 files with a position.
 pub(crate) fn read_source(path: &Path) -> Result<Source, Diagnostic> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| file_error(path, 1, 1, format!("cannot read file: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, 1, 1, format!("cannot read file: {e}")))?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source::new(path, text)),
         Err(e) => {
@@ -40,12 +39,7 @@ pub(crate) fn parse<'s>(source: &'s Source) -> Result<Document<'s>, Vec<Diagnost
     if !errors.is_empty() {
         return Err(errors
             .iter()
-            .map(|e| {
-                source.at(
-                    e.span().unwrap_or(0..0),
-                    format!("TOML syntax: {}", first_line(e.message())),
-                )
-            })
+            .map(|e| source.at(e.span().unwrap_or(0..0), format!("TOML syntax: {}", first_line(e.message()))))
             .collect());
     }
     Ok(Document { source, root: root.into_inner() })
@@ -72,8 +66,7 @@ fn first_line(s: &str) -> &str {
 impl<'s> Document<'s> {
     /// Top-level keys with their spans, in file order.
     pub(crate) fn keys(&self) -> Vec<(String, Range<usize>)> {
-        let mut keys: Vec<_> =
-            self.root.iter().map(|(k, _)| (k.get_ref().to_string(), k.span())).collect();
+        let mut keys: Vec<_> = self.root.iter().map(|(k, _)| (k.get_ref().to_string(), k.span())).collect();
         keys.sort_by_key(|(_, span)| span.start);
         keys
     }
@@ -98,25 +91,18 @@ impl<'s> Document<'s> {
     ) -> Option<T> {
         let mut unknown: Vec<Vec<Seg>> = Vec::new();
         let de = ValueDeserializer::from(value.clone());
-        let result: Result<T, _> =
-            serde_ignored::deserialize(de, |path| unknown.push(segments(&path)));
+        let result: Result<T, _> = serde_ignored::deserialize(de, |path| unknown.push(segments(&path)));
         for path in unknown {
             let (span, name) = locate(value, &path);
-            diags.push(self.source.at(
-                span,
-                format!("unknown key `{name}` in {context}: remove it or check its spelling"),
-            ));
+            diags.push(
+                self.source.at(span, format!("unknown key `{name}` in {context}: remove it or check its spelling")),
+            );
         }
         match result {
             Ok(v) => Some(v),
             Err(e) => {
                 let span = e.span().unwrap_or(value.span());
-                diags.push(
-                    self.source.at(
-                        span,
-                        format!("{context}: {}", plain_type_error(first_line(e.message()))),
-                    ),
-                );
+                diags.push(self.source.at(span, format!("{context}: {}", plain_type_error(first_line(e.message())))));
                 None
             }
         }
@@ -136,10 +122,7 @@ impl<'s> Document<'s> {
                 .map(|(i, item)| self.section(item, &format!("{context} #{}", i + 1), diags))
                 .collect(),
             _ => {
-                diags.push(self.source.at(
-                    value.span(),
-                    format!("{context} must be an array of tables, like [[act]]"),
-                ));
+                diags.push(self.source.at(value.span(), format!("{context} must be an array of tables, like [[act]]")));
                 Vec::new()
             }
         }
@@ -167,9 +150,7 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<Seg> {
                 out.push(Seg::Key(key.clone()));
                 cur = parent;
             }
-            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-                cur = parent
-            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => cur = parent,
         }
     }
     out.reverse();
@@ -183,19 +164,17 @@ fn locate(value: &Spanned<DeValue<'_>>, path: &[Seg]) -> (Range<usize>, String) 
     let mut name = String::from("?");
     for seg in path {
         match (seg, cur.get_ref()) {
-            (Seg::Key(k), DeValue::Table(t)) => {
-                match t.iter().find(|(key, _)| key.get_ref() == k) {
-                    Some((key, v)) => {
-                        span = key.span();
-                        name = k.clone();
-                        cur = v;
-                    }
-                    None => {
-                        name = k.clone();
-                        break;
-                    }
+            (Seg::Key(k), DeValue::Table(t)) => match t.iter().find(|(key, _)| key.get_ref() == k) {
+                Some((key, v)) => {
+                    span = key.span();
+                    name = k.clone();
+                    cur = v;
                 }
-            }
+                None => {
+                    name = k.clone();
+                    break;
+                }
+            },
             (Seg::Index(i), DeValue::Array(a)) => match a.get(*i) {
                 Some(v) => {
                     span = v.span();
@@ -235,10 +214,7 @@ mod tests {
         let two: Option<Inner> = doc.section(doc.get("two").unwrap(), "[two]", &mut diags);
         assert!(two.is_none());
         let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-        assert_eq!(
-            text[0],
-            "x.toml:3:1: unknown key `zz` in [one]: remove it or check its spelling"
-        );
+        assert_eq!(text[0], "x.toml:3:1: unknown key `zz` in [one]: remove it or check its spelling");
         assert!(text[1].starts_with("x.toml:5:5: [two]: invalid type"), "{}", text[1]);
     }
 

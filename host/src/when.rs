@@ -33,8 +33,7 @@ pub(crate) fn variables(expr: &str) -> Result<Vec<String>, WhenError> {
     if let Some(hit) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(expr) {
         return hit.clone();
     }
-    let result =
-        compile(expr).map(|p| p.references().variables().into_iter().map(str::to_string).collect());
+    let result = compile(expr).map(|p| p.references().variables().into_iter().map(str::to_string).collect());
     let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
     if m.len() >= 4096 {
         m.clear();
@@ -52,9 +51,7 @@ pub(crate) fn variables(expr: &str) -> Result<Vec<String>, WhenError> {
 pub(crate) fn compile(expr: &str) -> Result<cel_interpreter::Program, WhenError> {
     install_quiet_panic_hook();
     QUIET_PANICS.with(|q| q.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        cel_interpreter::Program::compile(expr)
-    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cel_interpreter::Program::compile(expr)));
     QUIET_PANICS.with(|q| q.set(false));
     match result {
         Ok(Ok(p)) => Ok(p),
@@ -65,9 +62,7 @@ pub(crate) fn compile(expr: &str) -> Result<cel_interpreter::Program, WhenError>
                 pos: first.map(|e| e.pos),
             })
         }
-        Err(_) => {
-            Err(WhenError { msg: "incomplete or malformed expression".to_string(), pos: None })
-        }
+        Err(_) => Err(WhenError { msg: "incomplete or malformed expression".to_string(), pos: None }),
     }
 }
 

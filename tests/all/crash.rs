@@ -45,8 +45,7 @@ fn sigkill_during_triggers_loses_no_acknowledged_trigger() {
     assert!(!acked.is_empty(), "some triggers were acknowledged before the kill");
     d.restart();
     let listed = d.json(&["incident", "list"]);
-    let ids: Vec<&str> =
-        listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     for id in &acked {
         assert!(ids.contains(&id.as_str()), "acknowledged trigger {id} lost after kill -9");
     }
@@ -56,11 +55,10 @@ fn sigkill_during_triggers_loses_no_acknowledged_trigger() {
 #[test]
 fn timers_due_while_down_fire_once_after_restart() {
     let mut d = Daemon::start("engine", LOG_TARGETS);
-    let id =
-        d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n"])["incident"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let id = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n"])["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     d.wait_for("assign phase", || d.json(&["incident", "show", &id])["phase"] == "assign");
     d.kill9();
     // The 2s escalation falls due while the daemon is down.
@@ -73,35 +71,22 @@ fn timers_due_while_down_fire_once_after_restart() {
 
 #[test]
 fn intent_interrupted_before_its_result_is_retried_once_with_its_id() {
-    let mut d =
-        Daemon::start_with_env("engine", LOG_TARGETS, &[("CRISIS_FAILPOINT", "after-execute")]);
+    let mut d = Daemon::start_with_env("engine", LOG_TARGETS, &[("CRISIS_FAILPOINT", "after-execute")]);
     d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n"]);
     // The worker runs the first intent (the report notice) and stops before journaling its result.
     d.wait_for("the failpoint", || d.log().contains("failpoint after-execute reached for INC-1.1"));
     d.kill9();
-    assert_eq!(
-        d.log().matches("invocation_id=\"INC-1.1\"").count(),
-        1,
-        "executed once before the crash"
-    );
+    assert_eq!(d.log().matches("invocation_id=\"INC-1.1\"").count(), 1, "executed once before the crash");
     d.restart_with_env(&[]);
-    d.wait_for("the retried result", || {
-        d.ok(&["--json", "timeline", "INC-1"]).contains("effect_result")
-    });
+    d.wait_for("the retried result", || d.ok(&["--json", "timeline", "INC-1"]).contains("effect_result"));
     let log = d.log();
     assert!(log.contains("retrying side effect with its original invocation id"), "{log}");
     let timeline = d.ok(&["--json", "timeline", "INC-1"]);
-    let results = timeline
-        .lines()
-        .filter(|l| l.contains("\"effect_result\"") && l.contains("\"INC-1.1\""))
-        .count();
+    let results = timeline.lines().filter(|l| l.contains("\"effect_result\"") && l.contains("\"INC-1.1\"")).count();
     assert_eq!(results, 1, "one journaled result for INC-1.1:\n{timeline}");
     // Executed exactly twice in all: once before the crash, once after; never again.
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    let executions = d
-        .log()
-        .lines()
-        .filter(|l| l.contains("notification (log target)") && l.contains("INC-1.1"))
-        .count();
+    let executions =
+        d.log().lines().filter(|l| l.contains("notification (log target)") && l.contains("INC-1.1")).count();
     assert_eq!(executions, 2, "{}", d.log());
 }

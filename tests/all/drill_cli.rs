@@ -19,11 +19,7 @@ fn every_shipped_playbook_drills_standalone_on_virtual_time_reproducibly() {
     for id in &ids {
         let md = crisis(&["drill", "run", id, "--clock", "virtual", "--standalone", "--seed", "3"]);
         assert_eq!(md.code, 0, "{id}: {}", md.stderr);
-        assert!(
-            md.stdout.starts_with(&format!("# After-action report: {id} drill")),
-            "{}",
-            md.stdout
-        );
+        assert!(md.stdout.starts_with(&format!("# After-action report: {id} drill")), "{}", md.stdout);
         for section in [
             "| Score | **",
             "## Scores",
@@ -35,17 +31,7 @@ fn every_shipped_playbook_drills_standalone_on_virtual_time_reproducibly() {
         ] {
             assert!(md.stdout.contains(section), "{id}: no {section}");
         }
-        let a = json_of(&crisis(&[
-            "--json",
-            "drill",
-            "run",
-            id,
-            "--clock",
-            "virtual",
-            "--standalone",
-            "--seed",
-            "3",
-        ]));
+        let a = json_of(&crisis(&["--json", "drill", "run", id, "--clock", "virtual", "--standalone", "--seed", "3"]));
         let b = json_of(&crisis(&[
             "drill",
             "run",
@@ -66,18 +52,10 @@ fn every_shipped_playbook_drills_standalone_on_virtual_time_reproducibly() {
         assert!(a["timeline"].as_array().unwrap().len() > 50);
         let total = a["score"]["total"].as_u64().unwrap();
         assert!(total <= 100);
-        let points: u64 = a["score"]["criteria"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["points"].as_u64().unwrap())
-            .sum();
+        let points: u64 =
+            a["score"]["criteria"].as_array().unwrap().iter().map(|c| c["points"].as_u64().unwrap()).sum();
         let n = a["score"]["criteria"].as_array().unwrap().len() as u64;
-        assert_eq!(
-            total,
-            (points * 100 + n * 3 / 2) / (n * 3),
-            "{id}: total is the normalised sum"
-        );
+        assert_eq!(total, (points * 100 + n * 3 / 2) / (n * 3), "{id}: total is the normalised sum");
         // No customer contact data anywhere in the report.
         assert!(!md.stdout.contains("@example") && !md.stdout.contains("+1-555"), "{id}");
     }
@@ -87,20 +65,12 @@ fn every_shipped_playbook_drills_standalone_on_virtual_time_reproducibly() {
 fn drill_run_errors_say_what_and_exit_with_the_right_code() {
     let r = crisis(&["drill", "run", "service-outag", "--standalone"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("no playbook `service-outag`") && r.stderr.contains("service-outage"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("no playbook `service-outag`") && r.stderr.contains("service-outage"), "{}", r.stderr);
     let r = crisis(&["drill", "run", "service-outage", "--standalone", "--clock", "x1"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("x2..x3600"), "{}", r.stderr);
     let help = crisis(&["drill", "run", "--help"]);
-    assert!(
-        help.stdout.contains("never sent") && help.stdout.contains("--standalone"),
-        "{}",
-        help.stdout
-    );
+    assert!(help.stdout.contains("never sent") && help.stdout.contains("--standalone"), "{}", help.stdout);
 }
 
 #[test]
@@ -111,22 +81,14 @@ fn inline_injects_are_validated_with_positions() {
     for want in [
         format!("{f}:70:8: unknown inject kind `alarm`"),
         format!("{f}:74:8: [[drill.inject]] #2 names step `brigde`"),
-        format!(
-            "{f}:78:6: [[drill.inject]] #3: `by = \"nobody-here\"` is not a person in the roster"
-        ),
+        format!("{f}:78:6: [[drill.inject]] #3: `by = \"nobody-here\"` is not a person in the roster"),
         format!("{f}:82:8: a `no-ack` inject needs `duration"),
         format!("{f}:83:6: bad duration `soon`"),
     ] {
-        assert!(
-            r.stdout.contains(&want) || r.stderr.contains(&want),
-            "missing {want}:\n{}{}",
-            r.stdout,
-            r.stderr
-        );
+        assert!(r.stdout.contains(&want) || r.stderr.contains(&want), "missing {want}:\n{}{}", r.stdout, r.stderr);
     }
     assert!(
-        r.stderr.contains("`count` does not apply to an `ack` inject")
-            || r.stdout.contains("`count` does not apply"),
+        r.stderr.contains("`count` does not apply to an `ack` inject") || r.stdout.contains("`count` does not apply"),
         "{}",
         r.stderr
     );
@@ -150,8 +112,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     let md = d.ok(&["drill", "run", "checkout-drill", "--seed", "5"]);
     assert!(md.contains("# After-action report: checkout-drill drill checkout-drill.m"), "{md}");
     let list = d.json(&["drill", "list"]);
-    let manual =
-        list["runs"].as_array().unwrap().iter().find(|r| r["origin"] == "manual").unwrap().clone();
+    let manual = list["runs"].as_array().unwrap().iter().find(|r| r["origin"] == "manual").unwrap().clone();
     let id = manual["id"].as_str().unwrap().to_string();
     assert_eq!(manual["status"], "completed");
     assert!(manual["score"].as_u64().unwrap() <= 100);
@@ -165,11 +126,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     assert_eq!(d.json(&["incident", "list"]).as_array().unwrap().len(), 0);
     let rep = d.json(&["drill", "report", &id, "--format", "json"]);
     assert_eq!(rep["run_id"], id.as_str());
-    assert_eq!(
-        rep["incident_id"],
-        format!("DRL-{id}-1").as_str(),
-        "daemon drill incidents are named after their run"
-    );
+    assert_eq!(rep["incident_id"], format!("DRL-{id}-1").as_str(), "daemon drill incidents are named after their run");
     assert!(rep["communications"]["notices_captured"]["regulator"].as_u64().unwrap() >= 1);
 
     // Suspend is persisted; after a restart the runs and the suspension are still there.
@@ -206,9 +163,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     std::fs::write(&file, format!("{text}\n# revised after the drill\n")).unwrap();
     d.restart();
     let real_id = started["id"].as_str().unwrap();
-    d.wait_for("the interrupted run", || {
-        runs(&d).iter().any(|r| r["id"] == real_id && r["status"] == "interrupted")
-    });
+    d.wait_for("the interrupted run", || runs(&d).iter().any(|r| r["id"] == real_id && r["status"] == "interrupted"));
     let no = d.cli(&["drill", "report", real_id]);
     assert_eq!(no.code, 3);
     assert!(no.stderr.contains("interrupted"), "{}", no.stderr);

@@ -32,11 +32,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 fn settle(svc: &DrillService) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !svc.running_ids().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "drills did not finish: {:?}",
-            svc.running_ids()
-        );
+        assert!(std::time::Instant::now() < deadline, "drills did not finish: {:?}", svc.running_ids());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -76,9 +72,7 @@ fn first_start_runs_the_latest_occurrence_once_and_restarts_never_repeat_it() {
     // last_checked, so the same occurrence is decided again - and not run again.
     drop(svc);
     let svc = Arc::new(DrillService::open(&state).unwrap());
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-03-29T00:59:00Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-03-29T00:59:00Z").timestamp_millis()).unwrap();
     assert!(tick(&svc, &g, t).unwrap().is_empty());
     assert_eq!(rows(&svc).len(), 1);
     // Ticking on: the next occurrence (01:02) runs.
@@ -98,9 +92,7 @@ fn downtime_beyond_grace_records_missed_runs_and_runs_the_newest_late() {
     let dir = tempfile::tempdir().unwrap();
     let g = generation(dir.path(), "[drills]\ngrace = \"5m\"\n");
     let svc = Arc::new(DrillService::open(&dir.path().join("state")).unwrap());
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-06-01T10:00:00Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-06-01T10:00:00Z").timestamp_millis()).unwrap();
     // Down for 11 minutes: 10:02 .. 10:10 were due; the newest (10:10) is 1 minute late.
     let started = tick(&svc, &g, utc("2026-06-01T10:11:00Z")).unwrap();
     assert_eq!(started.len(), 1);
@@ -108,22 +100,12 @@ fn downtime_beyond_grace_records_missed_runs_and_runs_the_newest_late() {
     let all = rows(&svc);
     assert_eq!(all.len(), 5);
     assert!(all[..4].iter().all(|r| r.status == "missed" && r.started_at.is_none()), "{all:?}");
-    assert!(
-        all[0].reason.as_deref().unwrap().contains("beyond the [drills] grace period"),
-        "{:?}",
-        all[0].reason
-    );
-    assert!(
-        all[3].reason.as_deref().unwrap().contains("only the newest runs"),
-        "{:?}",
-        all[3].reason
-    );
+    assert!(all[0].reason.as_deref().unwrap().contains("beyond the [drills] grace period"), "{:?}", all[0].reason);
+    assert!(all[3].reason.as_deref().unwrap().contains("only the newest runs"), "{:?}", all[3].reason);
     assert_eq!(all[4].id, "checkout-drill.20260601T1010Z");
     assert_eq!(all[4].status, "completed");
     // The occurrences are recorded once: checking the same range again adds nothing.
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-06-01T10:00:00Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-06-01T10:00:00Z").timestamp_millis()).unwrap();
     assert!(tick(&svc, &g, utc("2026-06-01T10:11:00Z")).unwrap().is_empty());
     assert_eq!(rows(&svc).len(), 5);
 }
@@ -154,17 +136,13 @@ fn overlap_is_refused_and_recorded() {
         report: None,
     };
     assert!(svc.index.claim(&running).unwrap());
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis()).unwrap();
     assert!(tick(&svc, &g, utc("2026-06-01T10:02:10Z")).unwrap().is_empty());
     let r = rows(&svc).into_iter().find(|r| r.scheduled_for.is_some()).unwrap();
     assert_eq!(r.status, "refused-overlap");
     assert!(r.reason.unwrap().contains("still running"));
     // The same occurrence is not decided twice.
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis()).unwrap();
     tick(&svc, &g, utc("2026-06-01T10:02:10Z")).unwrap();
     assert_eq!(rows(&svc).len(), 2);
 }
@@ -178,9 +156,7 @@ fn suspended_playbooks_and_blackouts_skip_and_record() {
     );
     let svc = Arc::new(DrillService::open(&dir.path().join("state")).unwrap());
     svc.index.set_suspended("checkout-drill", true).unwrap();
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-06-01T10:00:30Z").timestamp_millis()).unwrap();
     assert!(tick(&svc, &g, utc("2026-06-01T10:02:10Z")).unwrap().is_empty());
     assert_eq!(rows(&svc)[0].status, "suspended");
     // Suspension survives a "restart".
@@ -188,16 +164,12 @@ fn suspended_playbooks_and_blackouts_skip_and_record() {
     assert!(svc.index.suspended("checkout-drill").unwrap());
     svc.index.set_suspended("checkout-drill", false).unwrap();
 
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-12-25T10:00:30Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-12-25T10:00:30Z").timestamp_millis()).unwrap();
     assert!(tick(&svc, &g, utc("2026-12-25T10:02:10Z")).unwrap().is_empty());
     let r = rows(&svc).into_iter().find(|r| r.status == "blackout").expect("a blackout row");
     assert!(r.reason.unwrap().contains("holidays"));
     // After the window, drills run again.
-    svc.index
-        .set_last_checked("checkout-drill", utc("2026-12-27T10:00:30Z").timestamp_millis())
-        .unwrap();
+    svc.index.set_last_checked("checkout-drill", utc("2026-12-27T10:00:30Z").timestamp_millis()).unwrap();
     assert_eq!(tick(&svc, &g, utc("2026-12-27T10:02:10Z")).unwrap().len(), 1);
     settle(&svc);
 }

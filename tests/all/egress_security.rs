@@ -58,22 +58,13 @@ fn a_webhook_credential_given_as_a_secret_never_reaches_journal_cli_or_log() {
          [targets.superiors]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"secret:superiors-hook\", format = \"slack\" }}\n\
          {OTHER_LOG_TARGETS}"
     );
-    let d = Daemon::start_with_env(
-        "engine",
-        &cfg,
-        &[("CRISIS_TEST_SLACK_HOOK", &hook), ("CRISIS_LOG", "debug")],
-    );
+    let d = Daemon::start_with_env("engine", &cfg, &[("CRISIS_TEST_SLACK_HOOK", &hook), ("CRISIS_LOG", "debug")]);
     let id = trigger(&d);
     let path = format!("/services/T000/B000/{CREDENTIAL}");
     d.wait_for("the webhook call", || server.requests().iter().any(|r| r.path == path));
-    d.wait_for("the journaled result", || {
-        d.ok(&["--json", "timeline", &id]).contains("webhook-notify")
-    });
+    d.wait_for("the journaled result", || d.ok(&["--json", "timeline", &id]).contains("webhook-notify"));
     let timeline = d.ok(&["--json", "timeline", &id]);
-    assert!(
-        timeline.contains(&format!("POST {lo} -> 200")),
-        "the origin and status are journaled: {timeline}"
-    );
+    assert!(timeline.contains(&format!("POST {lo} -> 200")), "the origin and status are journaled: {timeline}");
     let text_timeline = d.ok(&["timeline", &id]);
     let report = d.ok(&["report", &id]);
     let report_json = d.ok(&["report", &id, "--format", "json"]);
@@ -107,11 +98,8 @@ impl CountingServer {
     fn start() -> CountingServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (open, max_open, served) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-        );
+        let (open, max_open, served) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (o, m, s) = (open.clone(), max_open.clone(), served.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -129,9 +117,7 @@ impl CountingServer {
                     o.fetch_sub(1, Ordering::SeqCst);
                     s.fetch_add(1, Ordering::SeqCst);
                     let mut stream = stream;
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    );
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
                 });
             }
         });
@@ -153,12 +139,7 @@ fn fanout(max_in_flight: Option<u32>, n: usize) -> (serde_json::Value, CountingS
     let url = format!("{lo}/fan");
     let n = n.to_string();
     let out = host
-        .notify(
-            "probe",
-            &inv("fan", RunMode::Live),
-            &note(),
-            &target(&[("fanout", &n), ("fanout_url", &url)]),
-        )
+        .notify("probe", &inv("fan", RunMode::Live), &note(), &target(&[("fanout", &n), ("fanout_url", &url)]))
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&out.value.detail).unwrap();
     (report["fanout"].clone(), server)

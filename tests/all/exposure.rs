@@ -93,11 +93,7 @@ fn a_non_loopback_listen_without_tls_is_refused_at_start() {
     let r = crisis_in(dir.path(), &["--config", config.to_str().unwrap(), "daemon"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("is not a loopback address"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("[tls]") && r.stderr.contains("insecure_listen = true"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("[tls]") && r.stderr.contains("insecure_listen = true"), "{}", r.stderr);
 }
 
 #[test]
@@ -123,11 +119,7 @@ fn probes_answer_loopback_and_other_peers_only_with_the_metrics_token() {
         let (s, body) = get(remote, path, None).unwrap();
         assert_eq!(s, 401, "{path} from {ip} without the token: {body}");
         assert_eq!(get(remote, path, Some("wrong")).unwrap().0, 401, "{path}");
-        assert_eq!(
-            get(remote, path, Some("m3trics-t0ken")).unwrap().0,
-            200,
-            "{path} with the token"
-        );
+        assert_eq!(get(remote, path, Some("m3trics-t0ken")).unwrap().0, 200, "{path} with the token");
     }
 }
 
@@ -156,17 +148,13 @@ fn the_cli_talks_to_a_tls_daemon() {
         &format!("0.0.0.0:{port}"),
         "[tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\nca = \"tls/cert.pem\"\n",
     );
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     std::fs::create_dir(dir.path().join("tls")).unwrap();
     std::fs::write(dir.path().join("tls/cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls/key.pem"), ck.signing_key.serialize_pem()).unwrap();
     let d = Proc::start(dir.path(), &config, &[]);
     let cfg = config.to_str().unwrap();
-    d.wait_for("the CLI over https", || {
-        crisis_in(dir.path(), &["--config", cfg, "status"]).code == 0
-    });
+    d.wait_for("the CLI over https", || crisis_in(dir.path(), &["--config", cfg, "status"]).code == 0);
     assert!(d.log().contains(&format!("listening on https://0.0.0.0:{port}")), "{}", d.log());
     let v = crisis_in(
         dir.path(),

@@ -44,8 +44,7 @@ fn a_failed_fsync_stops_the_daemon_and_loses_nothing_acknowledged() {
     let mut child = spawn(dir, &config, Some("fsync-error-after:12"), 1);
     wait_healthy(port, &mut child);
     let token = std::fs::read_to_string(dir.join("state/api.token")).unwrap();
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
 
     let mut acked = Vec::new();
     let mut refused = false;
@@ -91,21 +90,12 @@ fn a_failed_fsync_stops_the_daemon_and_loses_nothing_acknowledged() {
     let listed = cli(&["--json", "incident", "list"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-    let ids: Vec<&str> =
-        listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     for id in &acked {
-        assert!(
-            ids.contains(&id.as_str()),
-            "acknowledged trigger {id} lost after the fsync failure"
-        );
+        assert!(ids.contains(&id.as_str()), "acknowledged trigger {id} lost after the fsync failure");
     }
     let verify = cli(&["verify"]);
-    assert!(
-        verify.code == 0 && verify.stdout.contains("journal intact"),
-        "{}{}",
-        verify.stdout,
-        verify.stderr
-    );
+    assert!(verify.code == 0 && verify.stdout.contains("journal intact"), "{}{}", verify.stdout, verify.stderr);
     let _ = child.kill();
     let _ = child.wait();
 }

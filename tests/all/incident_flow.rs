@@ -20,9 +20,7 @@ fn trigger(d: &Daemon, service: &str) -> Value {
 }
 
 fn wait_phase(d: &Daemon, id: &str, phase: &str) {
-    d.wait_for(&format!("{id} to reach {phase}"), || {
-        d.json(&["incident", "show", id])["phase"] == phase
-    });
+    d.wait_for(&format!("{id} to reach {phase}"), || d.json(&["incident", "show", id])["phase"] == phase);
 }
 
 #[test]
@@ -90,9 +88,7 @@ fn a_whole_incident_through_six_phases_from_the_cli() {
 
     // No customer contact detail in the report, the journal or the log.
     let timeline = d.ok(&["--json", "timeline", &id]);
-    for secret in
-        ["+86-555-0101", "lin.wei@example.com", "anna@example.org", "Lin Wei", "Anna Schmidt"]
-    {
+    for secret in ["+86-555-0101", "lin.wei@example.com", "anna@example.org", "Lin Wei", "Anna Schmidt"] {
         assert!(!md.contains(secret) && !report.to_string().contains(secret), "{secret} in report");
         assert!(!timeline.contains(secret), "{secret} in journal");
         assert!(!d.log().contains(secret), "{secret} in the daemon log");
@@ -131,12 +127,10 @@ fn bad_input_gets_the_documented_exit_codes() {
     assert_eq!(d.cli(&["step", "INC-1"]).code, 2);
 
     // Wrong or missing token: 401. Malformed JSON: 400 with the reason.
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let r = agent.get(&d.url("/v1/incidents")).call().unwrap();
     assert_eq!(r.status(), 401);
-    let r =
-        agent.get(&d.url("/v1/incidents")).header("Authorization", "Bearer nope").call().unwrap();
+    let r = agent.get(&d.url("/v1/incidents")).header("Authorization", "Bearer nope").call().unwrap();
     assert_eq!(r.status(), 401);
     let mut r = agent
         .post(&d.url("/v1/incidents"))
@@ -162,11 +156,13 @@ fn verify_detects_an_edited_or_deleted_journal_row() {
     d.ok(&["update", &id, "--note", "second note"]);
     assert_eq!(d.cli(&["verify"]).code, 0);
     let db = rusqlite::Connection::open(d.dir.path().join("state/journal.db")).unwrap();
-    db.execute("UPDATE events SET data = replace(data, 'first note', 'nothing happened') WHERE kind = 'note'", []).unwrap();
+    db.execute("UPDATE events SET data = replace(data, 'first note', 'nothing happened') WHERE kind = 'note'", [])
+        .unwrap();
     let r = d.cli(&["verify"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("was edited"), "{}", r.stderr);
-    db.execute("UPDATE events SET data = replace(data, 'nothing happened', 'first note') WHERE kind = 'note'", []).unwrap();
+    db.execute("UPDATE events SET data = replace(data, 'nothing happened', 'first note') WHERE kind = 'note'", [])
+        .unwrap();
     assert_eq!(d.cli(&["verify"]).code, 0);
     db.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
     let r = d.cli(&["verify"]);

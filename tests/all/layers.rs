@@ -191,12 +191,7 @@ fn use_tokens(code: &[(usize, String)]) -> Vec<(usize, String)> {
 }
 
 /// Expands a `use` tree (tokens after `use`, up to `;`) into its leaf paths.
-fn expand_tree(
-    toks: &[(usize, String)],
-    pos: &mut usize,
-    prefix: &[String],
-    out: &mut Vec<Import>,
-) {
+fn expand_tree(toks: &[(usize, String)], pos: &mut usize, prefix: &[String], out: &mut Vec<Import>) {
     let mut path = prefix.to_vec();
     let mut line = toks.get(*pos).map_or(0, |t| t.0);
     while let Some((l, t)) = toks.get(*pos) {
@@ -307,9 +302,7 @@ fn imports(module: &[String], code: &[(usize, String)]) -> Vec<Import> {
             let mut j = k + 1;
             while toks.get(j).is_some_and(|s| s.1 == "::") {
                 match toks.get(j + 1) {
-                    Some((_, s))
-                        if s.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') =>
-                    {
+                    Some((_, s)) if s.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') => {
                         path.push(s.clone())
                     }
                     _ => break,
@@ -320,9 +313,7 @@ fn imports(module: &[String], code: &[(usize, String)]) -> Vec<Import> {
         }
         i += 1;
     }
-    raw.into_iter()
-        .filter_map(|im| Some(Import { line: im.line, path: absolute(module, &im.path)? }))
-        .collect()
+    raw.into_iter().filter_map(|im| Some(Import { line: im.line, path: absolute(module, &im.path)? })).collect()
 }
 
 /// One source file of `host/src` that the rules apply to.
@@ -350,9 +341,7 @@ fn sources() -> Vec<Source> {
     }
     scanned
         .into_iter()
-        .filter(|(rel, _)| {
-            !matches!(rel.to_str(), Some("lib.rs" | "main.rs")) && !rel.starts_with("bin")
-        })
+        .filter(|(rel, _)| !matches!(rel.to_str(), Some("lib.rs" | "main.rs")) && !rel.starts_with("bin"))
         .filter(|(rel, _)| !test_only.iter().any(|t| module_path(rel).starts_with(t)))
         .map(|(rel, s)| {
             let module = module_path(&rel);
@@ -391,8 +380,7 @@ fn imports_point_down_the_layers() {
             }
         }
     }
-    let shown: Vec<String> =
-        violations.iter().map(|(f, l, what)| format!("{f}:{l}: {what}")).collect();
+    let shown: Vec<String> = violations.iter().map(|(f, l, what)| format!("{f}:{l}: {what}")).collect();
     assert!(shown.is_empty(), "{} layer violations:\n{}", shown.len(), shown.join("\n"));
 }
 
@@ -404,8 +392,7 @@ fn is_module(name: &str) -> bool {
 
 /// The file-level import graph: file → (file, line) it imports from.
 fn file_graph(sources: &[Source]) -> BTreeMap<String, BTreeMap<String, usize>> {
-    let by_module: BTreeMap<&[String], &str> =
-        sources.iter().map(|s| (s.module.as_slice(), s.rel.as_str())).collect();
+    let by_module: BTreeMap<&[String], &str> = sources.iter().map(|s| (s.module.as_slice(), s.rel.as_str())).collect();
     let mut graph: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for s in sources {
         let edges = graph.entry(s.rel.clone()).or_default();
@@ -477,8 +464,7 @@ fn source_files_stay_under_the_line_limit() {
         .into_iter()
         .filter_map(|rel| {
             let n = std::fs::read_to_string(src.join(&rel)).unwrap().lines().count();
-            (n > MAX_LINES)
-                .then(|| format!("host/src/{}: {n} lines (limit {MAX_LINES})", rel.display()))
+            (n > MAX_LINES).then(|| format!("host/src/{}: {n} lines (limit {MAX_LINES})", rel.display()))
         })
         .collect();
     assert!(over.is_empty(), "{} files over {MAX_LINES} lines:\n{}", over.len(), over.join("\n"));
@@ -527,21 +513,12 @@ fn comments_state_their_rule_without_citing_notes_or_issues() {
                     &line[strip_comment(line).len()..]
                 };
                 if let Some(what) = cites_elsewhere(comment) {
-                    found.push(format!(
-                        "{shown}:{}: comment cites {what}: {}",
-                        i + 1,
-                        comment.trim()
-                    ));
+                    found.push(format!("{shown}:{}: comment cites {what}: {}", i + 1, comment.trim()));
                 }
             }
         }
     }
-    assert!(
-        found.is_empty(),
-        "{} comments cite notes instead of stating the rule:\n{}",
-        found.len(),
-        found.join("\n")
-    );
+    assert!(found.is_empty(), "{} comments cite notes instead of stating the rule:\n{}", found.len(), found.join("\n"));
 }
 
 #[test]

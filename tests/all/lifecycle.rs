@@ -64,7 +64,9 @@ fn webhook_targets(port: u16, grace: &str) -> String {
          [limits]\neffects_concurrency = 1\n"
     );
     for t in ["superiors", "departments", "customers", "oncall"] {
-        s.push_str(&format!("[targets.{t}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{t}\" }}\n"));
+        s.push_str(&format!(
+            "[targets.{t}]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/{t}\" }}\n"
+        ));
     }
     s
 }
@@ -163,8 +165,7 @@ impl Site {
 }
 
 fn sigterm(child: &Child) {
-    let ok =
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill -TERM");
 }
 
@@ -265,7 +266,13 @@ impl Receiver {
                         }
                         std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
                         let reply = "{\"ok\":true}";
-                        if write!(out, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}", reply.len()).is_err() {
+                        if write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        )
+                        .is_err()
+                        {
                             return;
                         }
                     }
@@ -293,15 +300,10 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_is_gone() {
 
     let (mut first, _) = site.start();
     let (mut second, run) = site.spawn_with(&other);
-    let status =
-        wait_exit(&mut second, Duration::from_secs(60)).expect("the second daemon exits by itself");
+    let status = wait_exit(&mut second, Duration::from_secs(60)).expect("the second daemon exits by itself");
     let log = site.log(run);
     assert_eq!(status.code(), Some(1), "{log}");
-    let expected = format!(
-        "state_dir {} is in use by crisis daemon pid {} (started ",
-        state.display(),
-        first.id()
-    );
+    let expected = format!("state_dir {} is in use by crisis daemon pid {} (started ", state.display(), first.id());
     assert!(
         log.contains(&expected) && log.contains("); stop it first"),
         "expected `{expected}…; stop it first` in:\n{log}"
@@ -325,8 +327,7 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_is_gone() {
 }
 
 #[test]
-fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_sends_each_notice_once()
- {
+fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_sends_each_notice_once() {
     let receiver = Receiver::start(50);
     let grace = Duration::from_secs(3);
     let mut site = Site::new(&webhook_targets(receiver.port, "3s"));
@@ -339,8 +340,7 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     sigterm(&d);
     let status = wait_exit(&mut d, grace + Duration::from_secs(2));
     let log1 = site.log(run1);
-    let status = status
-        .unwrap_or_else(|| panic!("still running {:?} after SIGTERM; log:\n{log1}", t.elapsed()));
+    let status = status.unwrap_or_else(|| panic!("still running {:?} after SIGTERM; log:\n{log1}", t.elapsed()));
     assert_eq!(status.code(), Some(0), "{log1}");
     let sent1 = receiver.keys().len();
     let left = stopped_field(&log1, "pending_intents");
@@ -350,17 +350,11 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     // The restart works through the backlog at full speed.
     receiver.delay_ms.store(0, Ordering::SeqCst);
     let (mut d, run2) = site.start();
-    wait_until("the whole backlog", Duration::from_secs(900), || {
-        receiver.keys().len() >= sent1 + left
-    });
+    wait_until("the whole backlog", Duration::from_secs(900), || receiver.keys().len() >= sent1 + left);
     sigterm(&d);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
     let log2 = site.log(run2);
-    assert_eq!(
-        stopped_field(&log2, "pending_intents"),
-        0,
-        "nothing is left after the second run:\n{log2}"
-    );
+    assert_eq!(stopped_field(&log2, "pending_intents"), 0, "nothing is left after the second run:\n{log2}");
 
     let keys = receiver.keys();
     let mut distinct = keys.clone();
@@ -368,11 +362,7 @@ fn sigterm_with_a_large_backlog_stops_within_the_grace_period_and_the_restart_se
     distinct.dedup();
     assert!(keys.iter().all(|k| !k.is_empty()), "every notice carries its invocation id");
     assert_eq!(distinct.len(), keys.len(), "no invocation id was sent twice across both runs");
-    assert_eq!(
-        keys.len(),
-        sent1 + left,
-        "every notice pending at shutdown was sent after the restart"
-    );
+    assert_eq!(keys.len(), sent1 + left, "every notice pending at shutdown was sent after the restart");
 }
 
 #[test]
@@ -389,18 +379,10 @@ fn a_call_hanging_past_the_grace_period_is_abandoned_and_runs_again_with_its_id(
     sigterm(&d);
     let status = wait_exit(&mut d, grace + Duration::from_secs(2));
     let log1 = site.log(run1);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "exits 0 within the grace period plus 2 s:\n{log1}"
-    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits 0 within the grace period plus 2 s:\n{log1}");
     assert_eq!(stopped_field(&log1, "abandoned_calls"), 1, "{log1}");
     assert!(stopped_field(&log1, "pending_intents") >= 1, "{log1}");
-    assert_eq!(
-        receiver.keys(),
-        vec![hung.clone()],
-        "nothing else was claimed during the grace period"
-    );
+    assert_eq!(receiver.keys(), vec![hung.clone()], "nothing else was claimed during the grace period");
 
     let (mut d, run2) = site.start();
     wait_until("the retried call", Duration::from_secs(60), || {

@@ -27,8 +27,7 @@ const QUIET: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.oncall]\npl
 
 /// Opens an incident over the API; returns its id once the daemon answered.
 fn trigger(d: &Daemon, playbook: &str, n: usize) -> String {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let body = json!({ "playbook": playbook, "fields": { "nature": "chaos" }, "labels": { "n": n.to_string() } });
     let mut r = agent
         .post(&d.url("/v1/incidents"))
@@ -42,8 +41,7 @@ fn trigger(d: &Daemon, playbook: &str, n: usize) -> String {
 }
 
 fn events(d: &Daemon, id: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&get_text(d, &format!("/v1/incidents/{id}/events")))
-        .unwrap_or(Value::Null);
+    let v: Value = serde_json::from_str(&get_text(d, &format!("/v1/incidents/{id}/events"))).unwrap_or(Value::Null);
     v["events"].as_array().cloned().unwrap_or_default()
 }
 
@@ -93,17 +91,12 @@ fn a_hanging_target_never_delays_another_and_its_backlog_is_delivered_once() {
             late.push(format!("{} after {took:?}", r.key));
         }
     }
-    assert!(
-        late.is_empty(),
-        "pages to the good target were delayed by the hanging one: {late:?}\n{}",
-        d.log()
-    );
+    assert!(late.is_empty(), "pages to the good target were delayed by the hanging one: {late:?}\n{}", d.log());
 
     // The bad server recovers: its backlog arrives, once per idempotency key.
     bad.set(Mode::Ok);
     wait_until(&d, "the bad target's backlog", 120, || {
-        let keys: BTreeSet<String> =
-            bad.delivered().into_iter().map(|r| incident_of(&r.key).to_string()).collect();
+        let keys: BTreeSet<String> = bad.delivered().into_iter().map(|r| incident_of(&r.key).to_string()).collect();
         keys.len() >= opened.len()
     });
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
@@ -140,22 +133,17 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
     });
     let metrics = get_text(&d, "/metrics");
     assert!(metrics.contains("crisis_target_breaker_open{target=\"pager\"} 1"), "{metrics}");
-    wait_until(&d, "escalation level 1 to be paged", 30, || {
-        managers.delivered().iter().any(|r| r.path == "/managers")
-    });
+    wait_until(&d, "escalation level 1 to be paged", 30, || managers.delivered().iter().any(|r| r.path == "/managers"));
     let evs = events(&d, &id);
-    let note = evs.iter().position(|e| {
-        e["kind"] == "note" && e["text"].as_str().unwrap_or("").contains("cannot be delivered")
-    });
+    let note = evs
+        .iter()
+        .position(|e| e["kind"] == "note" && e["text"].as_str().unwrap_or("").contains("cannot be delivered"));
     let esc = evs.iter().position(|e| e["kind"] == "escalated" && e["data"]["level"] == 1);
     assert!(
         note.is_some() && esc.is_some() && note < esc,
         "the journal says why it escalated, then escalates: {evs:#?}"
     );
-    assert!(
-        evs[note.unwrap()]["text"].as_str().unwrap().contains("circuit of target `pager` is open"),
-        "{evs:#?}"
-    );
+    assert!(evs[note.unwrap()]["text"].as_str().unwrap().contains("circuit of target `pager` is open"), "{evs:#?}");
     assert!(pager.refused() >= 2);
 
     // Recovery: the probe succeeds, the breaker closes, the commander's page arrives once.
@@ -163,11 +151,7 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
     wait_until(&d, "the commander's page after recovery", 60, || !pager.delivered().is_empty());
     wait_until(&d, "the pager breaker to close", 30, || {
         let s = status(&d);
-        s["outbox"]["breakers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["lane"] == "pager" && b["state"] == "closed")
+        s["outbox"]["breakers"].as_array().unwrap().iter().any(|b| b["lane"] == "pager" && b["state"] == "closed")
     });
     let keys: Vec<String> = pager.delivered().into_iter().map(|r| r.key).collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -176,8 +160,7 @@ fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes
 
 /// GET with the API token, as text.
 fn get_text(d: &Daemon, path: &str) -> String {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     agent
         .get(&d.url(path))
         .header("Authorization", &format!("Bearer {}", d.token()))
@@ -206,9 +189,7 @@ fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
         .as_str()
         .unwrap()
         .to_string();
-    d.wait_for("A's report notice to be sent", || {
-        events(&d, &a).iter().any(|e| e["kind"] == "effect_result")
-    });
+    d.wait_for("A's report notice to be sent", || events(&d, &a).iter().any(|e| e["kind"] == "effect_result"));
     d.kill9();
 
     // Corrupt a pending timer of A (due now), and add unreadable intents: one of A, one of no incident.
@@ -225,14 +206,9 @@ fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
 
     // The daemon starts and dead-letters each item, journaled on A where it can be.
     let dead_in = |kind: &str| {
-        events(&d, &a)
-            .iter()
-            .filter(|e| e["kind"] == "dead_lettered" && e["data"]["item"] == kind)
-            .count()
+        events(&d, &a).iter().filter(|e| e["kind"] == "dead_lettered" && e["data"]["item"] == kind).count()
     };
-    d.wait_for("A's corrupt timer and intent to be dead-lettered", || {
-        dead_in("timer") == 1 && dead_in("intent") == 1
-    });
+    d.wait_for("A's corrupt timer and intent to be dead-lettered", || dead_in("timer") == 1 && dead_in("intent") == 1);
     d.wait_for("three dead letters in status", || status(&d)["outbox"]["dead_letter_count"] == 3);
     let ids: Vec<String> = status(&d)["outbox"]["dead_letters"]
         .as_array()
@@ -260,15 +236,9 @@ fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
         .as_str()
         .unwrap()
         .to_string();
-    d.wait_for("B to escalate on its timer", || {
-        events(&d, &b).iter().any(|e| e["kind"] == "escalated")
-    });
+    d.wait_for("B to escalate on its timer", || events(&d, &b).iter().any(|e| e["kind"] == "escalated"));
     d.wait_for("B's notices to be sent", || {
-        events(&d, &b)
-            .iter()
-            .filter(|e| e["kind"] == "effect_result" && e["data"]["ok"] == true)
-            .count()
-            >= 2
+        events(&d, &b).iter().filter(|e| e["kind"] == "effect_result" && e["data"]["ok"] == true).count() >= 2
     });
 
     // A retry is journaled; the payload is still unreadable, so it is set aside again.

@@ -3,13 +3,8 @@
 use crate::common::*;
 
 const EXAMPLE: &str = "examples/crisis.toml";
-const SHIPPED: [&str; 5] = [
-    "billing-error",
-    "data-leak",
-    "quality-complaint-surge",
-    "service-outage",
-    "social-media-crisis",
-];
+const SHIPPED: [&str; 5] =
+    ["billing-error", "data-leak", "quality-complaint-surge", "service-outage", "social-media-crisis"];
 
 /// The `path:line:col: message` lines of a run's stderr (everything but the summary).
 fn diagnostics(r: &Run) -> Vec<&str> {
@@ -52,8 +47,7 @@ fn shipped_playbooks_are_valid_with_the_example_config() {
     let r = crisis(&["--config", EXAMPLE, "playbook", "validate"]);
     assert_code(&r, 0);
     // From another working directory, config-relative paths still resolve.
-    let r =
-        crisis_in(&repo().join("examples"), &["--config", "crisis.toml", "playbook", "validate"]);
+    let r = crisis_in(&repo().join("examples"), &["--config", "crisis.toml", "playbook", "validate"]);
     assert_code(&r, 0);
 }
 
@@ -74,9 +68,7 @@ fn one_broken_file_prints_every_error_with_its_position() {
         format!(
             "{p}:65:11: unknown notification target `superior` in [track] notify: declare [targets.superior] in crisis.toml (known: customers, departments, oncall, pr, regulator, superiors)"
         ),
-        format!(
-            "{p}:75:12: unknown time zone `Asia/Peking`: use an IANA name like Asia/Shanghai or Europe/Berlin"
-        ),
+        format!("{p}:75:12: unknown time zone `Asia/Peking`: use an IANA name like Asia/Shanghai or Europe/Berlin"),
     ];
     let got = diagnostics(&r);
     assert_eq!(got.len(), expected.len(), "{}", r.stderr);
@@ -99,9 +91,7 @@ fn several_broken_files_are_reported_at_once() {
         format!("{d}/bad-duration.toml:38:10: bad duration `10 mims`: "),
         format!("{d}/bad-severity-category.toml:5:12: unknown complaint category `pricing`"),
         format!("{d}/bad-severity-category.toml:6:12: unknown severity `critical`"),
-        format!(
-            "{d}/cycle.toml:47:10: `after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease"
-        ),
+        format!("{d}/cycle.toml:47:10: `after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease"),
         format!(
             "{d}/dup-id-b.toml:3:6: duplicate playbook id `same-id`: already used by {d}/dup-id-a.toml:3:6; ids are unique across files"
         ),
@@ -110,15 +100,9 @@ fn several_broken_files_are_reported_at_once() {
         format!(
             "{d}/missing-refs.toml:43:10: unknown plugin `sms-blaster`: use a built-in or declare [plugins.sms-blaster] in crisis.toml"
         ),
-        format!(
-            "{d}/missing-refs.toml:53:11: unknown notification target `twitter` in step `tell` notify"
-        ),
-        format!(
-            "{d}/unknown-key.toml:7:1: unknown key `summry` in [playbook]: remove it or check its spelling"
-        ),
-        format!(
-            "{d}/wrong-type.toml:27:14: [assign]: invalid type: integer `5`, expected a string"
-        ),
+        format!("{d}/missing-refs.toml:53:11: unknown notification target `twitter` in step `tell` notify"),
+        format!("{d}/unknown-key.toml:7:1: unknown key `summry` in [playbook]: remove it or check its spelling"),
+        format!("{d}/wrong-type.toml:27:14: [assign]: invalid type: integer `5`, expected a string"),
     ];
     let got = diagnostics(&r);
     assert_eq!(got.len(), expected.len(), "{}", r.stderr);
@@ -130,14 +114,7 @@ fn several_broken_files_are_reported_at_once() {
 
 #[test]
 fn broken_and_valid_directories_together_fail_as_one_set() {
-    let r = crisis(&[
-        "--config",
-        EXAMPLE,
-        "playbook",
-        "validate",
-        "playbooks",
-        "tests/fixtures/broken-one",
-    ]);
+    let r = crisis(&["--config", EXAMPLE, "playbook", "validate", "playbooks", "tests/fixtures/broken-one"]);
     assert_code(&r, 2);
     assert!(r.stderr.ends_with("error: 6 problems in 6 files\n"), "{}", r.stderr);
 }
@@ -148,9 +125,7 @@ fn a_directory_without_playbooks() {
     assert_code(&r, 2);
     assert_eq!(
         diagnostics(&r),
-        [
-            "tests/fixtures/no-playbooks:1:1: no playbooks here: a playbook directory holds *.toml files"
-        ]
+        ["tests/fixtures/no-playbooks:1:1: no playbooks here: a playbook directory holds *.toml files"]
     );
 }
 
@@ -171,8 +146,7 @@ fn non_utf8_and_empty_files_are_reported_not_crashed_on() {
     bytes[at] = 0xE9;
     std::fs::write(dir.path().join("latin1.toml"), bytes).unwrap();
     std::fs::write(dir.path().join("empty.toml"), "").unwrap();
-    std::fs::write(dir.path().join("ok.toml"), base.replacen("id = \"base\"", "id = \"fine\"", 1))
-        .unwrap();
+    std::fs::write(dir.path().join("ok.toml"), base.replacen("id = \"base\"", "id = \"fine\"", 1)).unwrap();
     let r = crisis(&["--config", EXAMPLE, "playbook", "validate", dir.path().to_str().unwrap()]);
     assert_code(&r, 2);
     let got = diagnostics(&r);
@@ -190,8 +164,7 @@ fn non_utf8_and_empty_files_are_reported_not_crashed_on() {
 
 #[test]
 fn an_inline_secret_in_the_config_is_refused() {
-    let r =
-        crisis(&["--config", "tests/fixtures/config/inline-secret.toml", "playbook", "validate"]);
+    let r = crisis(&["--config", "tests/fixtures/config/inline-secret.toml", "playbook", "validate"]);
     assert_code(&r, 2);
     let c = "tests/fixtures/config/inline-secret.toml";
     assert_eq!(
@@ -205,17 +178,9 @@ fn an_inline_secret_in_the_config_is_refused() {
             ),
         ]
     );
-    assert!(
-        r.stderr.ends_with("error: the configuration is invalid; fix the errors above\n"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.ends_with("error: the configuration is invalid; fix the errors above\n"), "{}", r.stderr);
     // The secret's value is never echoed back.
-    assert!(
-        !r.stderr.contains("hunter2") && !r.stderr.contains("xoxb-not-a-real-token"),
-        "{}",
-        r.stderr
-    );
+    assert!(!r.stderr.contains("hunter2") && !r.stderr.contains("xoxb-not-a-real-token"), "{}", r.stderr);
 }
 
 #[test]
@@ -229,24 +194,14 @@ fn validate_json_parses() {
     assert_eq!(v["set_hash"].as_str().unwrap().len(), 64);
     assert_eq!(v["errors"], serde_json::json!([]));
 
-    let r = crisis(&[
-        "--json",
-        "--config",
-        EXAMPLE,
-        "playbook",
-        "validate",
-        "tests/fixtures/broken-many",
-    ]);
+    let r = crisis(&["--json", "--config", EXAMPLE, "playbook", "validate", "tests/fixtures/broken-many"]);
     assert_code(&r, 2);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON on failure too");
     assert_eq!(v["valid"], false);
     assert_eq!(v["files"], 10);
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 13);
-    assert!(
-        errors.iter().all(|e| e.as_str().unwrap().starts_with("tests/fixtures/broken-many/")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().all(|e| e.as_str().unwrap().starts_with("tests/fixtures/broken-many/")), "{errors:?}");
 }
 
 #[test]
@@ -255,9 +210,7 @@ fn list_shows_every_shipped_playbook() {
     assert_code(&r, 0);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
-        lines[0].starts_with("ID ")
-            && lines[0].contains("SEVERITY")
-            && lines[0].contains("CATEGORY"),
+        lines[0].starts_with("ID ") && lines[0].contains("SEVERITY") && lines[0].contains("CATEGORY"),
         "{}",
         r.stdout
     );
@@ -281,17 +234,11 @@ fn list_shows_every_shipped_playbook() {
 fn show_prints_all_six_phases() {
     let r = crisis(&["playbook", "show", "data-leak"]);
     assert_code(&r, 0);
-    for phase in
-        ["1 report:", "2 activate:", "3 assign:", "4 act:", "5 track:", "6 outcome:", "drill:"]
-    {
+    for phase in ["1 report:", "2 activate:", "3 assign:", "4 act:", "5 track:", "6 outcome:", "drill:"] {
         assert!(r.stdout.contains(phase), "missing {phase}:\n{}", r.stdout);
     }
     assert!(r.stdout.contains("regulator-notice [notify]"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains("drill: schedule 0 14 1 */3 * (Europe/Berlin), clock x60"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("drill: schedule 0 14 1 */3 * (Europe/Berlin), clock x60"), "{}", r.stdout);
 
     let r = crisis(&["--json", "playbook", "show", "service-outage"]);
     assert_code(&r, 0);
@@ -299,13 +246,7 @@ fn show_prints_all_six_phases() {
     assert_eq!(v["id"], "service-outage");
     assert_eq!(v["report"]["within"], "2m");
     assert_eq!(v["assign"]["commander"], "rota:cs-duty");
-    assert!(
-        v["act"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["kind"] == "appease" && s["channel"] == "sms")
-    );
+    assert!(v["act"].as_array().unwrap().iter().any(|s| s["kind"] == "appease" && s["channel"] == "sms"));
 }
 
 #[test]

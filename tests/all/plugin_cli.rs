@@ -20,8 +20,7 @@ fn run(dir: &Path, args: &[&str]) -> Run {
 }
 
 fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn fixture(stem: &str) -> String {
@@ -29,11 +28,7 @@ fn fixture(stem: &str) -> String {
 }
 
 fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
-    req["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h[0].as_str() == Some(name))
-        .and_then(|h| h[1].as_str())
+    req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
 }
 
 #[test]
@@ -46,13 +41,9 @@ fn inspect_builtin_shows_world_imports_and_describe() {
     assert_eq!(v["api_version"], "0.1.0");
     assert_eq!(v["describe"]["name"], "webhook-notify");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
-    let imports: Vec<&str> =
-        v["imports"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let imports: Vec<&str> = v["imports"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@")), "{imports:?}");
-    assert!(
-        v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.0"),
-        "{v}"
-    );
+    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.0"), "{v}");
     assert!(v["capabilities"].to_string().contains("outbound-http"), "{v}");
 
     let r = run(dir.path(), &["plugin", "inspect", "--builtin", "appease-script"]);
@@ -70,8 +61,7 @@ fn inspect_refuses_a_component_importing_a_capability_its_world_lacks() {
     assert!(r.stderr.contains("`appeasement` world may not import `wasi:http/"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 
-    let r =
-        run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
+    let r = run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
     assert_eq!(r.code, 2);
     assert!(json(&r)["error"].as_str().unwrap().contains("wasi:http/"), "{}", r.stdout);
 }
@@ -94,51 +84,24 @@ fn inspect_and_call_exit_codes_for_missing_and_bad_files() {
     let r = run(dir.path(), &["plugin", "call", "nope.wasm", "--world", "notifier"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r = run(
-        dir.path(),
-        &[
-            "plugin",
-            "call",
-            "--builtin",
-            "drill-sim",
-            "--world",
-            "drill",
-            "--input",
-            "@missing.json",
-        ],
-    );
+    let r =
+        run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "@missing.json"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r = run(
-        dir.path(),
-        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"],
-    );
+    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
 
     let r = run(
         dir.path(),
-        &[
-            "plugin",
-            "call",
-            "--builtin",
-            "drill-sim",
-            "--world",
-            "drill",
-            "--input",
-            r#"{"bogus": 1}"#,
-        ],
+        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", r#"{"bogus": 1}"#],
     );
     assert_eq!(r.code, 2, "unknown input fields are refused: {}", r.stderr);
 
     // A component of another world than asked for is refused (2).
     let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "notifier"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("expected a `notifier` plugin but the component implements `drill`"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("expected a `notifier` plugin but the component implements `drill`"), "{}", r.stderr);
 
     // clap refuses an unknown world as a usage error (2).
     let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "pager"]);
@@ -153,17 +116,7 @@ fn call_notifier_in_drill_mode_captures_the_post() {
                     "notification": {"subject": "Payments down"}}"#;
     let r = run(
         dir.path(),
-        &[
-            "plugin",
-            "call",
-            "--builtin",
-            "webhook-notify",
-            "--world",
-            "notifier",
-            "--input",
-            input,
-            "--json",
-        ],
+        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input, "--json"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
@@ -182,16 +135,10 @@ fn call_notifier_in_drill_mode_captures_the_post() {
     );
 
     // Text output names the capture.
-    let r = run(
-        dir.path(),
-        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input],
-    );
+    let r =
+        run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("POST https://hooks.example.com/incidents -> captured"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("POST https://hooks.example.com/incidents -> captured"), "{}", r.stdout);
     assert!(r.stdout.contains("idempotency-key: inv-cli-1"), "{}", r.stdout);
 }
 
@@ -199,10 +146,7 @@ fn call_notifier_in_drill_mode_captures_the_post() {
 fn call_failures_exit_1_with_the_plugin_error() {
     let dir = tempfile::tempdir().unwrap();
     // No url configured: the plugin's own `config` error.
-    let r = run(
-        dir.path(),
-        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"],
-    );
+    let r = run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     let v = json(&r);
     assert_eq!(v["kind"], "plugin");
@@ -251,10 +195,7 @@ fn call_appeasement_and_drill_builtins() {
     assert_eq!(msgs[0]["channel"], "sms");
     assert!(v["http"].as_array().unwrap().is_empty());
 
-    let r = run(
-        dir.path(),
-        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"],
-    );
+    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     assert!(!v["value"]["injects"].as_array().unwrap().is_empty(), "{v}");
@@ -280,10 +221,8 @@ fn call_appeasement_and_drill_builtins() {
 #[test]
 fn list_shows_builtins_and_declared_plugins_with_grants() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(test_fixtures::path(test_fixtures::PROBE), dir.path().join("probe.wasm"))
-        .unwrap();
-    std::fs::copy(test_fixtures::path(test_fixtures::APPEASE_HTTP), dir.path().join("greedy.wasm"))
-        .unwrap();
+    std::fs::copy(test_fixtures::path(test_fixtures::PROBE), dir.path().join("probe.wasm")).unwrap();
+    std::fs::copy(test_fixtures::path(test_fixtures::APPEASE_HTTP), dir.path().join("greedy.wasm")).unwrap();
     let good = r#"state_dir = "state"
 
 [plugins.probe]
@@ -315,16 +254,13 @@ allowed_hosts = ["hooks.example.com"]
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("NAME"), "{}", r.stdout);
     assert!(
-        r.stdout
-            .lines()
-            .any(|l| l.starts_with("probe ") && l.contains("notifier") && l.contains(" ok")),
+        r.stdout.lines().any(|l| l.starts_with("probe ") && l.contains("notifier") && l.contains(" ok")),
         "{}",
         r.stdout
     );
 
     // A declared component the host refuses is listed with the reason; exit 1.
-    let bad =
-        format!("{good}\n[plugins.greedy]\nfile = \"greedy.wasm\"\nworld = \"appeasement\"\n");
+    let bad = format!("{good}\n[plugins.greedy]\nfile = \"greedy.wasm\"\nworld = \"appeasement\"\n");
     std::fs::write(dir.path().join("crisis.toml"), bad).unwrap();
     let r = crisis_in(dir.path(), &["plugin", "list", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -373,8 +309,7 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
     assert_eq!(v["mode"], "live");
     assert_eq!(v["value"]["provider_id"], "srv-9");
     assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
-    let (head, body) =
-        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the server got the request");
+    let (head, body) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the server got the request");
     assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
     assert!(head.to_ascii_lowercase().contains("idempotency-key: inv-live-7"), "{head}");
     let body: Value = serde_json::from_slice(&body).unwrap();
@@ -383,16 +318,7 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
     // --grant naming an undeclared plugin is "not found".
     let r = crisis_in(
         dir.path(),
-        &[
-            "plugin",
-            "call",
-            "--builtin",
-            "webhook-notify",
-            "--world",
-            "notifier",
-            "--grant",
-            "nope",
-        ],
+        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--grant", "nope"],
     );
     assert_eq!(r.code, 3, "{}", r.stderr);
 }

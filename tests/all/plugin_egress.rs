@@ -35,9 +35,7 @@ fn host_not_on_the_allow_list_is_denied_and_nothing_is_sent() {
     let server = TestServer::start(200, "ok");
     let host = probe_host(grant(&["hooks.example.com"], &["localhost"]));
     let url = format!("http://localhost:{}/hook", server.port);
-    let out = host
-        .notify("probe", &inv("e1", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("e1", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     let r = report(&out);
     assert!(r["http"]["error"].as_str().unwrap().contains("denied"), "{r}");
     assert_eq!(out.http.len(), 1);
@@ -55,9 +53,7 @@ fn an_empty_grant_denies_all_egress() {
     let server = TestServer::start(200, "ok");
     let host = probe_host(PluginGrant::default());
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let out = host
-        .notify("probe", &inv("e2", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("e2", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     match &out.http[0].disposition {
         HttpDisposition::Denied { reason } => {
             assert!(reason.contains("granted no outbound hosts"), "{reason}")
@@ -73,9 +69,7 @@ fn name_resolving_to_loopback_is_refused_after_dns_unless_granted_private() {
     let url = format!("http://localhost:{}/x", server.port);
     // Allowed by name, but it resolves to 127.0.0.1 / ::1.
     let host = probe_host(grant(&[&format!("http://localhost:{}", server.port)], &[]));
-    let out = host
-        .notify("probe", &inv("e3", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("e3", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     match &out.http[0].disposition {
         HttpDisposition::Denied { reason } => {
             assert!(reason.contains("loopback") && reason.contains("allow_private"), "{reason}")
@@ -88,9 +82,7 @@ fn name_resolving_to_loopback_is_refused_after_dns_unless_granted_private() {
     // Granting the name as private lets the same request through.
     let named = format!("http://localhost:{}", server.port);
     host.set_grant("probe", &grant(&[&named], &[&named])).unwrap();
-    let out = host
-        .notify("probe", &inv("e4", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("e4", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(out.http[0].disposition, HttpDisposition::Sent { status: 200 });
     assert_eq!(report(&out)["http"]["status"], 200);
     assert_eq!(report(&out)["http"]["body"], "hello");
@@ -105,10 +97,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
     const SECRET: &str = "s3cr3t-token-value-1234567890";
     let var = "CRISIS_TEST_PROBE_SECRET_TOKEN";
     if !in_child_with_env(
-        concat!(
-            module_path!(),
-            "::injected_secret_reaches_the_server_and_is_never_visible_to_the_guest"
-        ),
+        concat!(module_path!(), "::injected_secret_reaches_the_server_and_is_never_visible_to_the_guest"),
         &[(var, SECRET)],
     ) {
         return;
@@ -125,12 +114,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/s", server.port);
     let out = host
-        .notify(
-            "probe",
-            &inv("e5", RunMode::Live),
-            &note(),
-            &target(&[("url", &url), ("secret_name", "api-token")]),
-        )
+        .notify("probe", &inv("e5", RunMode::Live), &note(), &target(&[("url", &url), ("secret_name", "api-token")]))
         .unwrap();
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
@@ -143,9 +127,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
     assert_eq!(r["secret"]["for"], lo(server.port));
     let everything = format!("{} {:?} {:?}", out.value.detail, out.http, out.logs);
     assert!(!everything.contains(SECRET), "secret leaked into the outcome: {everything}");
-    assert!(
-        out.http[0].headers.iter().any(|(k, v)| k == "x-api-token" && v == "[secret redacted]")
-    );
+    assert!(out.http[0].headers.iter().any(|(k, v)| k == "x-api-token" && v == "[secret redacted]"));
 
     // No ambient authority: no env vars, no files.
     assert_eq!(r["env"], serde_json::json!([]), "{r}");
@@ -154,12 +136,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
 
     // Asking for a secret that is not granted is a denied plugin error, not a crash.
     let out = host
-        .notify(
-            "probe",
-            &inv("e6", RunMode::Live),
-            &note(),
-            &target(&[("url", &url), ("secret_name", "other")]),
-        )
+        .notify("probe", &inv("e6", RunMode::Live), &note(), &target(&[("url", &url), ("secret_name", "other")]))
         .unwrap();
     assert!(report(&out)["secret"].as_str().unwrap().contains("Denied"), "{}", out.value.detail);
 }
@@ -169,9 +146,7 @@ fn drill_mode_records_requests_and_does_not_send_them() {
     let server = TestServer::start(200, "real");
     let host = probe_host(grant(&[&lo(server.port)], &[&lo(server.port)]));
     let url = format!("http://127.0.0.1:{}/drill", server.port);
-    let out = host
-        .notify("probe", &inv("d1", RunMode::Drill), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("d1", RunMode::Drill), &note(), &target(&[("url", &url)])).unwrap();
     assert!(server.requests().is_empty(), "a drill must not reach the endpoint");
     assert_eq!(out.http.len(), 1);
     let rec = &out.http[0];
@@ -185,12 +160,7 @@ fn drill_mode_records_requests_and_does_not_send_them() {
 
     // A drill still respects the allow-list: captured only if it would be allowed.
     let out = host
-        .notify(
-            "probe",
-            &inv("d2", RunMode::Drill),
-            &note(),
-            &target(&[("url", "https://not-granted.example/x")]),
-        )
+        .notify("probe", &inv("d2", RunMode::Drill), &note(), &target(&[("url", "https://not-granted.example/x")]))
         .unwrap();
     assert!(matches!(out.http[0].disposition, HttpDisposition::Denied { .. }));
 
@@ -198,9 +168,7 @@ fn drill_mode_records_requests_and_does_not_send_them() {
     let mut g = grant(&[&lo(server.port)], &[&lo(server.port)]);
     g.drill_allow = vec![lo(server.port)];
     host.set_grant("probe", &g).unwrap();
-    let out = host
-        .notify("probe", &inv("d3", RunMode::Drill), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("d3", RunMode::Drill), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(out.http[0].disposition, HttpDisposition::Sent { status: 200 });
     assert_eq!(server.requests().len(), 1);
 }
@@ -213,9 +181,7 @@ fn declared_hosts_intersect_with_the_grant() {
     g.config.insert("declared_hosts".into(), "hooks.example.com".into());
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let out = host
-        .notify("probe", &inv("x1", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("x1", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     match &out.http[0].disposition {
         HttpDisposition::Denied { reason } => assert!(reason.contains("declares"), "{reason}"),
         d => panic!("expected Denied, got {d:?}"),
@@ -231,9 +197,7 @@ fn oversized_response_is_cut_off_with_a_clear_error() {
     g.limits.max_response_bytes = Some(1024);
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let out = host
-        .notify("probe", &inv("big", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("big", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     match &out.http[0].disposition {
         HttpDisposition::Failed { error } => {
             assert!(error.contains("max_response_bytes"), "{error}")
@@ -260,13 +224,9 @@ fn the_daemon_can_supply_resolved_secrets() {
     })
     .unwrap();
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let out = host
-        .notify("probe", &inv("ds", RunMode::Live), &note(), &target(&[("url", &url)]))
-        .unwrap();
+    let out = host.notify("probe", &inv("ds", RunMode::Live), &note(), &target(&[("url", &url)])).unwrap();
     assert_eq!(server.requests()[0].header("authorization"), Some("Bearer from-daemon"));
-    assert!(
-        out.http[0].headers.iter().any(|(k, v)| k == "authorization" && v == "[secret redacted]")
-    );
+    assert!(out.http[0].headers.iter().any(|(k, v)| k == "authorization" && v == "[secret redacted]"));
     // The file-based resolver would have failed with a message naming the file.
     let err = host.set_grant("probe", &g).unwrap_err();
     assert!(err.to_string().contains("only-the-daemon-knows"), "{err}");

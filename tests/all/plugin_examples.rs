@@ -11,8 +11,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const EXAMPLES: &[(&str, &str)] =
-    &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
+const EXAMPLES: &[(&str, &str)] = &[("python_notifier", "python-notifier"), ("js_notifier", "js-notifier")];
 
 /// The built example component; panics (never skips) when it is missing.
 /// `CRISIS_EXAMPLES_OUT` wins when set (as in `examples/build.sh`); otherwise
@@ -23,8 +22,7 @@ fn example(stem: &str) -> PathBuf {
     let dirs: Vec<PathBuf> = match std::env::var_os("CRISIS_EXAMPLES_OUT") {
         Some(out) => vec![PathBuf::from(out)],
         None => {
-            let target_dir =
-                Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("examples");
+            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("examples");
             vec![repo().join("target/examples"), target_dir]
         }
     };
@@ -42,24 +40,18 @@ fn example(stem: &str) -> PathBuf {
 /// Compiled components are cached across the tests of this run (the Python
 /// one takes seconds to compile, milliseconds to load from the cache).
 fn run(dir: &Path, args: &[&str]) -> Run {
-    let cache =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--cache-dir", cache.as_str()]);
     crisis_in(dir, &all)
 }
 
 fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
-    req["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h[0].as_str() == Some(name))
-        .and_then(|h| h[1].as_str())
+    req["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
 }
 
 fn note_input(invocation_id: &str, url: &str, grant: Option<u16>) -> String {
@@ -118,16 +110,7 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         let input = note_input(&inv, "https://hooks.example.com/crisis?team=ops", None);
         let r = run(
             dir.path(),
-            &[
-                "plugin",
-                "call",
-                file.to_str().unwrap(),
-                "--world",
-                "notifier",
-                "--input",
-                &input,
-                "--json",
-            ],
+            &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input, "--json"],
         );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
         let v = json(&r);
@@ -149,25 +132,14 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         assert!(preview.contains(r#""mode":"drill""#), "{stem}: {preview}");
         assert!(req["body_bytes"].as_u64().unwrap() > 256);
         assert!(
-            v["logs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|l| l["message"].as_str().unwrap().contains("delivered")),
+            v["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().contains("delivered")),
             "{v}"
         );
 
         // Text output shows the captured request and its header.
-        let r = run(
-            dir.path(),
-            &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input],
-        );
+        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input]);
         assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
-        assert!(
-            r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"),
-            "{}",
-            r.stdout
-        );
+        assert!(r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"), "{}", r.stdout);
         assert!(r.stdout.contains(&format!("idempotency-key: {inv}")), "{}", r.stdout);
     }
 }
@@ -179,46 +151,24 @@ fn examples_live_deliver_to_a_granted_loopback_server() {
         let file = example(stem);
         let (port, rx) = one_shot_server(200);
         let inv = format!("inv-live-{stem}");
-        let input =
-            note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
+        let input = note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
         let r = run(
             dir.path(),
-            &[
-                "plugin",
-                "call",
-                file.to_str().unwrap(),
-                "--world",
-                "notifier",
-                "--live",
-                "--input",
-                &input,
-                "--json",
-            ],
+            &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"],
         );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
         let v = json(&r);
         assert_eq!(v["mode"], "live");
         assert_eq!(v["value"]["http_status"], 200);
-        assert_eq!(
-            v["value"]["provider_id"], "srv-9",
-            "{stem}: x-request-id becomes the provider id"
-        );
-        assert_eq!(
-            v["http"][0]["disposition"],
-            serde_json::json!({"result": "sent", "status": 200})
-        );
+        assert_eq!(v["value"]["provider_id"], "srv-9", "{stem}: x-request-id becomes the provider id");
+        assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));
 
-        let (head, body) =
-            rx.recv_timeout(Duration::from_secs(10)).expect("the loopback server got the request");
+        let (head, body) = rx.recv_timeout(Duration::from_secs(10)).expect("the loopback server got the request");
         assert!(head.starts_with("POST /hooks/incidents?x=1 HTTP/1.1\r\n"), "{stem}: {head}");
         let lower = head.to_ascii_lowercase();
-        assert!(
-            lower.contains(&format!("\r\nidempotency-key: {}\r\n", inv.to_ascii_lowercase())),
-            "{stem}: {head}"
-        );
+        assert!(lower.contains(&format!("\r\nidempotency-key: {}\r\n", inv.to_ascii_lowercase())), "{stem}: {head}");
         assert!(lower.contains("\r\ncontent-type: application/json\r\n"), "{stem}: {head}");
-        let body: Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("{stem}: body is not JSON: {e}"));
+        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{stem}: body is not JSON: {e}"));
         assert_eq!(body["kind"], "crisis.notification");
         assert_eq!(body["source"], *name);
         assert_eq!(body["invocation_id"], inv.as_str());
@@ -260,10 +210,7 @@ fn examples_map_upstream_failures_and_missing_config() {
             let v = json(&r);
             assert_eq!(v["plugin_error"]["kind"], kind, "{stem} {status}: {v}");
             assert!(
-                v["plugin_error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains(&format!("answered {status}: answer!")),
+                v["plugin_error"]["message"].as_str().unwrap().contains(&format!("answered {status}: answer!")),
                 "{v}"
             );
             rx.recv_timeout(Duration::from_secs(10)).expect("the request was delivered");

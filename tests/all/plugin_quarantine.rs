@@ -120,31 +120,20 @@ fn a_trapping_notifier_is_quarantined_and_the_operator_lifts_it() {
     // `plugin list` shows the daemon's live state.
     let list = d.json(&["plugin", "list"]);
     let row = list.as_array().unwrap().iter().find(|r| r["name"] == "probe").unwrap();
-    assert_eq!(
-        (row["quarantined"].as_bool(), row["live"].as_bool()),
-        (Some(true), Some(true)),
-        "{row}"
-    );
+    assert_eq!((row["quarantined"].as_bool(), row["live"].as_bool()), (Some(true), Some(true)), "{row}");
     assert_eq!(metric(&d, "crisis_plugin_quarantined{plugin=\"probe\"} "), Some(1.0));
     assert_eq!(metric(&d, "crisis_plugin_quarantined{plugin=\"webhook-notify\"} "), Some(0.0));
-    assert!(
-        metric(&d, "crisis_plugin_quarantine_end_timestamp_seconds{plugin=\"probe\"} ").is_some()
-    );
+    assert!(metric(&d, "crisis_plugin_quarantine_end_timestamp_seconds{plugin=\"probe\"} ").is_some());
 
     // Calls are refused while quarantined: the call count stays.
     let calls = plugin_status(&d, "probe")["calls"].as_u64().unwrap();
     let refused = trigger(&d, "refused");
     d.wait_for("the refused notice journaled", || {
-        timeline(&d, &refused).iter().any(|e| {
-            e["kind"] == "effect_result"
-                && e["data"]["detail"].as_str().unwrap_or("").contains("quarantined")
-        })
+        timeline(&d, &refused)
+            .iter()
+            .any(|e| e["kind"] == "effect_result" && e["data"]["detail"].as_str().unwrap_or("").contains("quarantined"))
     });
-    assert_eq!(
-        plugin_status(&d, "probe")["calls"].as_u64().unwrap(),
-        calls,
-        "no call ran while quarantined"
-    );
+    assert_eq!(plugin_status(&d, "probe")["calls"].as_u64().unwrap(), calls, "no call ran while quarantined");
 
     // Unknown names are 404 with nearby names (exit 3); a lift works once (then 409, exit 1).
     let unknown = d.cli(&["plugin", "unquarantine", "prob"]);
@@ -161,9 +150,7 @@ fn a_trapping_notifier_is_quarantined_and_the_operator_lifts_it() {
 
     // The next call runs again.
     trigger(&d, "after-lift");
-    d.wait_for("a call after the lift", || {
-        plugin_status(&d, "probe")["calls"].as_u64().unwrap() > calls
-    });
+    d.wait_for("a call after the lift", || plugin_status(&d, "probe")["calls"].as_u64().unwrap() > calls);
 }
 
 #[test]
@@ -178,9 +165,7 @@ fn a_quarantine_expires_by_itself_and_a_fault_after_it_doubles_the_next_one() {
     let calls = plugin_status(&d, "probe")["calls"].as_u64().unwrap();
     // The next call is let through; it traps, so the version is quarantined again, twice as long.
     trigger(&d, "exp-next");
-    d.wait_for("a call after expiry", || {
-        plugin_status(&d, "probe")["calls"].as_u64().unwrap() > calls
-    });
+    d.wait_for("a call after expiry", || plugin_status(&d, "probe")["calls"].as_u64().unwrap() > calls);
     d.wait_for("the doubled quarantine", || d.log().contains("quarantine_ms=2000"));
 }
 
@@ -212,10 +197,8 @@ fn a_silent_upstream_is_a_transient_failure_and_never_quarantines_the_notifier()
     let d = Daemon::start("engine", &silent_config(server.port));
     let first = trigger(&d, "silent0");
     trigger(&d, "silent1");
-    let errors = |d: &Daemon| {
-        metric(d, "crisis_plugin_calls_total{plugin=\"webhook-notify\",result=\"error\"} ")
-            .unwrap_or(0.0)
-    };
+    let errors =
+        |d: &Daemon| metric(d, "crisis_plugin_calls_total{plugin=\"webhook-notify\",result=\"error\"} ").unwrap_or(0.0);
     d.wait_for("four failed webhook calls", || errors(&d) >= 4.0);
     assert!(server.accepted() >= 4, "each attempt reached the upstream: {}", server.accepted());
     let row = |d: &Daemon| {
@@ -263,23 +246,11 @@ fn host_waits_end_before_the_budget_so_the_webhook_answers_transient() {
     for i in 0..4 {
         let start = Instant::now();
         let err = host
-            .notify(
-                "webhook-notify",
-                &inv(&format!("s{i}"), RunMode::Live),
-                &note(),
-                &target(&[("url", &url)]),
-            )
+            .notify("webhook-notify", &inv(&format!("s{i}"), RunMode::Live), &note(), &target(&[("url", &url)]))
             .unwrap_err();
-        assert!(
-            matches!(&err, PluginCallError::Plugin { error: PluginError::Transient(_), .. }),
-            "{err:?}"
-        );
+        assert!(matches!(&err, PluginCallError::Plugin { error: PluginError::Transient(_), .. }), "{err:?}");
         assert!(err.is_retryable());
-        assert!(
-            start.elapsed() < Duration::from_millis(1000) + Duration::from_secs(2),
-            "took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_millis(1000) + Duration::from_secs(2), "took {:?}", start.elapsed());
         assert!(!err.http_records().is_empty(), "the attempt is recorded");
     }
     let s = host.list().into_iter().find(|s| s.name == "webhook-notify").unwrap();
@@ -290,29 +261,19 @@ fn host_waits_end_before_the_budget_so_the_webhook_answers_transient() {
 fn a_guest_parked_in_a_host_wait_times_out_without_fault_but_a_computing_guest_faults() {
     let host = host_with(&[(
         "chaos",
-        PluginGrant {
-            limits: LimitOverrides { timeout_ms: Some(200), ..Default::default() },
-            ..Default::default()
-        },
+        PluginGrant { limits: LimitOverrides { timeout_ms: Some(200), ..Default::default() }, ..Default::default() },
     )]);
     host.reload("chaos", &fx::bytes(fx::CHAOS)).unwrap();
     for i in 0..4 {
-        let err = host
-            .compose(
-                "chaos",
-                &inv(&format!("p{i}"), RunMode::Live),
-                &incident(),
-                &customer("sleep"),
-            )
-            .unwrap_err();
+        let err =
+            host.compose("chaos", &inv(&format!("p{i}"), RunMode::Live), &incident(), &customer("sleep")).unwrap_err();
         assert!(matches!(err, PluginCallError::Timeout { in_guest: false, .. }), "{err:?}");
     }
     let s = host.list().into_iter().find(|s| s.name == "chaos").unwrap();
     assert_eq!((s.quarantined, s.crashes), (false, 0), "sleeping is not a fault: {s:?}");
     for i in 0..3 {
-        let err = host
-            .compose("chaos", &inv(&format!("l{i}"), RunMode::Live), &incident(), &customer("loop"))
-            .unwrap_err();
+        let err =
+            host.compose("chaos", &inv(&format!("l{i}"), RunMode::Live), &incident(), &customer("loop")).unwrap_err();
         assert!(matches!(err, PluginCallError::Timeout { in_guest: true, .. }), "{err:?}");
     }
     let s = host.list().into_iter().find(|s| s.name == "chaos").unwrap();

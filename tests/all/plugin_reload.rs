@@ -13,27 +13,16 @@ fn reload_mid_call_finishes_the_old_call_on_the_old_version() {
     // so: the swap provably happens while that call is in flight.
     let (server, release) = TestServer::start_gated(200, "late");
     let lo = format!("http://127.0.0.1:{}", server.port);
-    let grant = PluginGrant {
-        allowed_hosts: vec![lo.clone()],
-        allow_private: vec![lo],
-        ..Default::default()
-    };
+    let grant = PluginGrant { allowed_hosts: vec![lo.clone()], allow_private: vec![lo], ..Default::default() };
     let host = Arc::new(host_with(&[("probe", grant)]));
     let v1 = with_custom_section(fx::bytes(fx::PROBE), "v1");
     let v2 = with_custom_section(fx::bytes(fx::PROBE), "v2");
-    let ReloadOutcome::Swapped(r1) = host.reload("probe", &v1).unwrap() else {
-        panic!("first load swaps")
-    };
+    let ReloadOutcome::Swapped(r1) = host.reload("probe", &v1).unwrap() else { panic!("first load swaps") };
 
     let h = host.clone();
     let url = format!("http://127.0.0.1:{}/slow", server.port);
     let slow = std::thread::spawn(move || {
-        h.notify(
-            "probe",
-            &inv("slow", RunMode::Live),
-            &note(),
-            &target(&[("url", &url), ("tag", "slow")]),
-        )
+        h.notify("probe", &inv("slow", RunMode::Live), &note(), &target(&[("url", &url), ("tag", "slow")]))
     });
     // Wait until the slow call's request has reached the server.
     for _ in 0..1000 {
@@ -44,14 +33,10 @@ fn reload_mid_call_finishes_the_old_call_on_the_old_version() {
     }
     assert_eq!(server.requests().len(), 1, "the slow call is in flight");
 
-    let ReloadOutcome::Swapped(r2) = host.reload("probe", &v2).unwrap() else {
-        panic!("new bytes swap")
-    };
+    let ReloadOutcome::Swapped(r2) = host.reload("probe", &v2).unwrap() else { panic!("new bytes swap") };
     assert_ne!(r1.sha256, r2.sha256);
     assert!(!slow.is_finished(), "the slow call is still waiting for its response");
-    let fast = host
-        .notify("probe", &inv("fast", RunMode::Live), &note(), &target(&[("tag", "fast")]))
-        .unwrap();
+    let fast = host.notify("probe", &inv("fast", RunMode::Live), &note(), &target(&[("tag", "fast")])).unwrap();
     assert_eq!(fast.plugin.sha256, r2.sha256, "new calls use the new version");
     assert_eq!(host.list()[0].sha256, r2.sha256);
 
@@ -92,10 +77,7 @@ fn scan_dir_loads_keeps_last_good_on_broken_file_and_unloads_removed() {
     assert_eq!(rep.errors[0].plugin, "chaos");
     let st = &host.list()[0];
     assert_eq!(st.sha256, good_sha);
-    assert!(
-        st.last_error.as_deref().is_some_and(|e| e.contains("not a valid WebAssembly component")),
-        "{st:?}"
-    );
+    assert!(st.last_error.as_deref().is_some_and(|e| e.contains("not a valid WebAssembly component")), "{st:?}");
     host.compose("chaos", &inv("still", RunMode::Live), &incident(), &customer("ok")).unwrap();
 
     // A wrong-world file named like the running plugin is refused too.

@@ -29,8 +29,7 @@ fn a_fresh_state_dir_is_0700_and_every_file_in_it_0600() {
     assert_eq!(mode(&state), 0o700);
     let mut all = Vec::new();
     walk(&state, &mut all);
-    let names: Vec<String> =
-        all.iter().map(|p| p.strip_prefix(&state).unwrap().display().to_string()).collect();
+    let names: Vec<String> = all.iter().map(|p| p.strip_prefix(&state).unwrap().display().to_string()).collect();
     for must in ["journal.db", "journal.db-wal", "api.token", "cache.key", "daemon.lock"] {
         assert!(names.iter().any(|n| n == must), "{must} missing from {names:?}");
     }
@@ -52,19 +51,10 @@ fn a_group_or_world_writable_state_dir_is_refused_at_start() {
     let r = refused_start(dir.path(), &config);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let state = state.display().to_string();
-    for part in [
-        state.as_str(),
-        "owned by uid",
-        "mode 0777",
-        "not writable by group or others",
-        "chmod 0700",
-    ] {
+    for part in [state.as_str(), "owned by uid", "mode 0777", "not writable by group or others", "chmod 0700"] {
         assert!(r.stderr.contains(part), "{part:?} missing from: {}", r.stderr);
     }
-    assert!(
-        !dir.path().join("state/journal.db").exists(),
-        "nothing is written into a refused state_dir"
-    );
+    assert!(!dir.path().join("state/journal.db").exists(), "nothing is written into a refused state_dir");
 }
 
 /// Runs `crisis daemon` expecting it to exit at once; a daemon that starts
@@ -126,8 +116,7 @@ fn a_planted_compiled_plugin_is_refused_and_recompiled() {
     for e in &entries[..3] {
         let name = e.file_name().unwrap().to_str().unwrap();
         assert!(
-            log.lines()
-                .any(|l| l.contains("refusing compiled plugin cache entry") && l.contains(name)),
+            log.lines().any(|l| l.contains("refusing compiled plugin cache entry") && l.contains(name)),
             "{name} not refused; log:\n{log}"
         );
     }
@@ -138,14 +127,8 @@ fn a_planted_compiled_plugin_is_refused_and_recompiled() {
     }
     // And the plugins work: a notice goes out through webhook-notify.
     d.json(&["trigger", "outage", "--scope", "EU shoppers", "--field", "nature=checkout 500s"]);
-    d.wait_for("the notice through webhook-notify", || {
-        server.requests().iter().any(|r| r.path == "/superiors")
-    });
+    d.wait_for("the notice through webhook-notify", || server.requests().iter().any(|r| r.path == "/superiors"));
     let refusals = |log: &str| log.matches("refusing compiled plugin cache entry").count();
     d.restart();
-    assert_eq!(
-        refusals(&d.log()),
-        refusals(&log),
-        "recompiled entries are trusted on the next start"
-    );
+    assert_eq!(refusals(&d.log()), refusals(&log), "recompiled entries are trusted on the next start");
 }

@@ -29,11 +29,8 @@ fn agent() -> ureq::Agent {
 }
 
 fn post(d: &Daemon, path: &str, body: &Value) -> (u16, Value) {
-    let mut r = agent()
-        .post(&d.url(path))
-        .header("Authorization", &format!("Bearer {}", d.token()))
-        .send_json(body)
-        .unwrap();
+    let mut r =
+        agent().post(&d.url(path)).header("Authorization", &format!("Bearer {}", d.token())).send_json(body).unwrap();
     let status = r.status().as_u16();
     let text = r.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -63,52 +60,37 @@ fn edits_apply_live_broken_edits_are_rejected_and_incidents_stay_pinned() {
 
     // An edit: a new manual step. The watcher applies it with no restart.
     let original = std::fs::read_to_string(playbook_path(&d)).unwrap();
-    let edited = original.replace("[track]", "[[act]]\nid = \"post-mortem-prep\"\nkind = \"manual\"\ntasks = [\"Collect logs\"]\n\n[track]");
+    let edited = original.replace(
+        "[track]",
+        "[[act]]\nid = \"post-mortem-prep\"\nkind = \"manual\"\ntasks = [\"Collect logs\"]\n\n[track]",
+    );
     std::fs::write(playbook_path(&d), &edited).unwrap();
     d.wait_for("the edit to apply", || generation(&d) > g0);
     let after = trigger(&d, "search")["incident"].clone();
-    assert_ne!(
-        after["playbook_hash"], before["playbook_hash"],
-        "the next trigger runs the new version"
-    );
+    assert_ne!(after["playbook_hash"], before["playbook_hash"], "the next trigger runs the new version");
     let shown = d.json(&["incident", "show", before["id"].as_str().unwrap()]);
-    assert_eq!(
-        shown["playbook_hash"],
-        old_hash.as_str(),
-        "the earlier incident stays on its pinned version"
-    );
+    assert_eq!(shown["playbook_hash"], old_hash.as_str(), "the earlier incident stays on its pinned version");
 
     // A broken edit: rejected with path:line:col, the previous generation keeps serving.
     let g1 = generation(&d);
-    std::fs::write(
-        playbook_path(&d),
-        edited.replace("within = \"10m\"", "within = \"ten minutes\""),
-    )
-    .unwrap();
+    std::fs::write(playbook_path(&d), edited.replace("within = \"10m\"", "within = \"ten minutes\"")).unwrap();
     let r = d.cli(&["reload"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(
-        r.stderr.contains("playbooks/outage.toml:")
-            && r.stderr.contains("bad duration `ten minutes`"),
+        r.stderr.contains("playbooks/outage.toml:") && r.stderr.contains("bad duration `ten minutes`"),
         "{}",
         r.stderr
     );
     let line = r.stderr.lines().find(|l| l.contains("bad duration")).unwrap();
     let parts: Vec<&str> = line.split(':').collect();
-    assert!(
-        parts[1].parse::<u32>().is_ok() && parts[2].parse::<u32>().is_ok(),
-        "path:line:col in {line}"
-    );
+    assert!(parts[1].parse::<u32>().is_ok() && parts[2].parse::<u32>().is_ok(), "path:line:col in {line}");
     let st = status(&d);
     assert_eq!(st["reload"]["applied"]["generation"], g1);
     assert_eq!(st["reload"]["on_disk"]["differs"], true);
     assert!(st["reload"]["errors"][0].as_str().unwrap().contains("bad duration"), "{st}");
     assert_eq!(metric(&d, "crisis_config_last_reload_successful "), 0.0);
     let still = trigger(&d, "payments")["incident"].clone();
-    assert_eq!(
-        still["playbook_hash"], after["playbook_hash"],
-        "the last good version keeps serving"
-    );
+    assert_eq!(still["playbook_hash"], after["playbook_hash"], "the last good version keeps serving");
 
     // Fixing it applies.
     std::fs::write(playbook_path(&d), &original).unwrap();
@@ -121,11 +103,8 @@ fn edits_apply_live_broken_edits_are_rejected_and_incidents_stay_pinned() {
 
     // A deleted playbook stops new triggers only.
     let open_id = trigger(&d, "mail")["incident"]["id"].as_str().unwrap().to_string();
-    std::fs::write(
-        d.dir.path().join("playbooks/other.toml"),
-        original.replace("id = \"outage\"", "id = \"other\""),
-    )
-    .unwrap();
+    std::fs::write(d.dir.path().join("playbooks/other.toml"), original.replace("id = \"outage\"", "id = \"other\""))
+        .unwrap();
     d.ok(&["reload"]);
     std::fs::remove_file(playbook_path(&d)).unwrap();
     let r = d.cli(&["reload"]);
@@ -141,15 +120,12 @@ fn a_burst_of_writes_gives_few_reloads_and_ends_on_the_final_content() {
     let applied_before = metric(&d, "crisis_reloads_total{result=\"applied\"}");
     let start = Instant::now();
     for i in 0..100 {
-        let text = original
-            .replace("name = \"Checkout outage\"", &format!("name = \"Checkout outage v{i}\""));
+        let text = original.replace("name = \"Checkout outage\"", &format!("name = \"Checkout outage v{i}\""));
         std::fs::write(playbook_path(&d), text).unwrap();
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(start.elapsed() < Duration::from_secs(3));
-    d.wait_for("the final content", || {
-        d.json(&["status"])["reload"]["on_disk"]["differs"] == false
-    });
+    d.wait_for("the final content", || d.json(&["status"])["reload"]["on_disk"]["differs"] == false);
     let pbs = d.json(&["trigger", "outage", "--scope", "x", "--field", "nature=y"]);
     assert_eq!(pbs["incident"]["title"], "Checkout outage v99");
     std::thread::sleep(Duration::from_millis(800));
@@ -165,8 +141,7 @@ fn restart_only_settings_are_refused_and_broken_start_is_not_ready() {
     let cfg = std::fs::read_to_string(&d.config).unwrap();
     let cli_config = d.dir.path().join("cli.toml");
     std::fs::write(&cli_config, &cfg).unwrap();
-    std::fs::write(&d.config, cfg.replace(&format!("127.0.0.1:{}", d.port), "127.0.0.1:1"))
-        .unwrap();
+    std::fs::write(&d.config, cfg.replace(&format!("127.0.0.1:{}", d.port), "127.0.0.1:1")).unwrap();
     let r = crisis_in(d.dir.path(), &["--config", cli_config.to_str().unwrap(), "reload"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("restart required: `listen` changed"), "{}", r.stderr);
@@ -288,10 +263,7 @@ fn alertmanager_intake_opens_dedups_and_resolves() {
     assert!(v["error"].as_str().unwrap().contains("alerts"), "{v}");
     let (code, _) = post(&d, "/v1/intake/alertmanager", &json!({"version": "3", "alerts": []}));
     assert_eq!(code, 400);
-    let r = agent()
-        .post(&d.url("/v1/intake/alertmanager"))
-        .send_json(am_payload("firing", "x"))
-        .unwrap();
+    let r = agent().post(&d.url("/v1/intake/alertmanager")).send_json(am_payload("firing", "x")).unwrap();
     assert_eq!(r.status(), 401);
 
     // Generic events: trigger by playbook id and resolve by dedup key.
@@ -302,11 +274,8 @@ fn alertmanager_intake_opens_dedups_and_resolves() {
     );
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["accepted"][0]["result"], "opened");
-    let (code, v) = post(
-        &d,
-        "/v1/intake/events",
-        &json!({"playbook": "outage", "action": "resolve", "dedup_key": "evt-1"}),
-    );
+    let (code, v) =
+        post(&d, "/v1/intake/events", &json!({"playbook": "outage", "action": "resolve", "dedup_key": "evt-1"}));
     assert_eq!(code, 202);
     assert_eq!(v["accepted"][0]["result"], "resolved");
     let (code, _) = post(&d, "/v1/intake/events", &json!({"playbok": "outage"}));
@@ -317,26 +286,26 @@ fn alertmanager_intake_opens_dedups_and_resolves() {
     assert_eq!(metric(&d, "crisis_intake_total{source=\"alertmanager\",result=\"deduped\"}"), 1.0);
     assert_eq!(metric(&d, "crisis_intake_total{source=\"alertmanager\",result=\"resolved\"}"), 1.0);
     assert!(metric(&d, "crisis_intake_total{source=\"alertmanager\",result=\"rejected\"}") >= 2.0);
-    assert_eq!(
-        metric(
-            &d,
-            "crisis_incidents_opened_total{playbook=\"outage\",severity=\"sev1\",mode=\"live\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(&d, "crisis_incidents_opened_total{playbook=\"outage\",severity=\"sev1\",mode=\"live\"}"), 1.0);
     assert!(metric(&d, "crisis_ready ") == 1.0);
     let text = ureq::get(&d.url("/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(text.contains("crisis_time_to_resolve_seconds_count 2"), "{text}");
-    assert!(
-        text.contains("crisis_notifications_total{target=\"superiors\",result=\"sent\"}"),
-        "{text}"
-    );
+    assert!(text.contains("crisis_notifications_total{target=\"superiors\",result=\"sent\"}"), "{text}");
 }
 
 #[test]
 fn intake_is_rate_limited_per_source() {
     let d = Daemon::start("engine", &format!("{LOG_TARGETS}\n[limits]\nintake_per_minute = 3\n"));
-    let codes: Vec<u16> = (0..6).map(|i| post(&d, "/v1/intake/events", &json!({"playbook": "outage", "summary": "s", "scope": "x", "dedup_key": format!("k{i}")})).0).collect();
+    let codes: Vec<u16> = (0..6)
+        .map(|i| {
+            post(
+                &d,
+                "/v1/intake/events",
+                &json!({"playbook": "outage", "summary": "s", "scope": "x", "dedup_key": format!("k{i}")}),
+            )
+            .0
+        })
+        .collect();
     assert_eq!(&codes[..3], &[202, 202, 202]);
     assert!(codes[3..].contains(&429), "{codes:?}");
     assert!(metric(&d, "crisis_intake_total{source=\"events\",result=\"rate_limited\"}") >= 1.0);
@@ -361,11 +330,7 @@ fn editors_that_write_by_rename_and_directories_created_later_are_seen() {
     std::fs::create_dir(d.dir.path().join("playbooks")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let g1 = generation(&d);
-    std::fs::write(
-        playbook_path(&d),
-        original.replace("Checkout outage", "Checkout outage (new dir)"),
-    )
-    .unwrap();
+    std::fs::write(playbook_path(&d), original.replace("Checkout outage", "Checkout outage (new dir)")).unwrap();
     d.wait_for("the new directory to apply", || {
         generation(&d) > g1 && status(&d)["reload"]["on_disk"]["differs"] == false
     });

@@ -10,11 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "crisis-load",
-    version,
-    about = "Bounded load generator for a crisis daemon (loopback only)."
-)]
+#[command(name = "crisis-load", version, about = "Bounded load generator for a crisis daemon (loopback only).")]
 struct Args {
     /// Daemon base URL; must be a loopback address.
     #[arg(long, default_value = "http://127.0.0.1:8707")]
@@ -52,9 +48,7 @@ struct Args {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
 /// What one run measured.
@@ -96,10 +90,19 @@ fn main() {
     let threads: Vec<_> = (0..a.concurrency.max(1))
         .map(|_| {
             let (next, latencies, errors) = (next.clone(), latencies.clone(), errors.clone());
-            let (url, token, playbook, fields) = (format!("{}/v1/incidents", a.url.trim_end_matches('/')), token.clone(), a.playbook.clone(), fields.clone());
+            let (url, token, playbook, fields) = (
+                format!("{}/v1/incidents", a.url.trim_end_matches('/')),
+                token.clone(),
+                a.playbook.clone(),
+                fields.clone(),
+            );
             let (count, rate, dedup) = (a.count, a.rate, a.dedup_ratio);
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .into();
                 let auth = format!("Bearer {token}");
                 let mut mine = Vec::new();
                 loop {
@@ -116,7 +119,8 @@ fn main() {
                     // Deterministic key choice: request i repeats an earlier key with probability `dedup`.
                     let repeat = i > 0 && ((i.wrapping_mul(2_654_435_761) % 1000) as f64) < dedup * 1000.0;
                     let key = if repeat { format!("load-{}", i / 2) } else { format!("load-{i}") };
-                    let body = serde_json::json!({"playbook": playbook, "dedup_key": key, "fields": fields, "source": "load"});
+                    let body =
+                        serde_json::json!({"playbook": playbook, "dedup_key": key, "fields": fields, "source": "load"});
                     let t = Instant::now();
                     match agent.post(&url).header("Authorization", &auth).send_json(&body) {
                         Ok(r) if r.status().is_success() => mine.push(t.elapsed()),
@@ -153,10 +157,7 @@ fn main() {
         max_ms: l.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-        );
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     } else {
         println!(
             "{} ok, {} errors in {:.2}s: {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

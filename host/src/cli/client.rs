@@ -28,14 +28,12 @@ impl Client {
     pub(crate) fn from_cli(cli: &Cli) -> Result<Client, Failure> {
         let env_api = std::env::var("CRISIS_API").ok().filter(|s| !s.is_empty());
         let env_token = std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty());
-        let env_ca =
-            std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
+        let env_ca = std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
         let (base, token, ca) = match (env_api, env_token) {
             (Some(a), Some(t)) => (a, Some(t), env_ca),
             (api, tok) => {
-                let cfg = config::discover(cli.config.as_deref()).map_err(|d| {
-                    Failure::diagnostics("the configuration is invalid; fix the errors above", d)
-                })?;
+                let cfg = config::discover(cli.config.as_deref())
+                    .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
                 let token = tok.or_else(|| {
                     std::fs::read_to_string(StateDir::new(&cfg.state_dir).token_file())
                         .ok()
@@ -45,26 +43,17 @@ impl Client {
                 (api.unwrap_or_else(|| local_url(&cfg)), token, ca)
             }
         };
-        let mut agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)));
+        let mut agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30)));
         if let Some(ca) = ca {
             let pem = std::fs::read(&ca).map_err(|e| {
-                Failure::failed(format!(
-                    "cannot read the CA certificate {} (CRISIS_CA or [tls] ca): {e}",
-                    ca.display()
-                ))
+                Failure::failed(format!("cannot read the CA certificate {} (CRISIS_CA or [tls] ca): {e}", ca.display()))
             })?;
             let cert = ureq::tls::Certificate::from_pem(&pem).map_err(|e| {
-                Failure::failed(format!(
-                    "{} (CRISIS_CA or [tls] ca) is not a PEM certificate: {e}",
-                    ca.display()
-                ))
+                Failure::failed(format!("{} (CRISIS_CA or [tls] ca) is not a PEM certificate: {e}", ca.display()))
             })?;
             agent = agent.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-                    .build(),
+                ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build(),
             );
         }
         let agent: ureq::Agent = agent.build().into();
@@ -110,11 +99,7 @@ impl Client {
     }
 
     /// POST a typed body, returning a typed reply.
-    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, Failure> {
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
         let mut req = self.agent.post(format!("{}{path}", self.base));
         if let Some(a) = self.auth() {
             req = req.header("Authorization", &a);
@@ -129,19 +114,15 @@ impl Client {
 fn local_url(cfg: &config::Config) -> String {
     let mut addr = cfg.listen;
     if addr.ip().is_unspecified() {
-        let lo: std::net::IpAddr = if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        };
+        let lo: std::net::IpAddr =
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
         addr.set_ip(lo);
     }
     format!("{}://{addr}", if cfg.tls.is_some() { "https" } else { "http" })
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
-    serde_json::from_str(text)
-        .map_err(|e| Failure::failed(format!("the daemon sent an unexpected reply: {e}")))
+    serde_json::from_str(text).map_err(|e| Failure::failed(format!("the daemon sent an unexpected reply: {e}")))
 }
 
 /// An error reply as the daemon's `ApiError`; a body that is not one (a proxy,
@@ -153,10 +134,7 @@ fn decode_error(status: u16, text: &str) -> ApiError {
         nearby: None,
         hint: None,
     });
-    ApiError {
-        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    }
+    ApiError { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body }
 }
 
 fn failure(e: ApiError) -> Failure {

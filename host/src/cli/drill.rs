@@ -71,8 +71,7 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
         }
         DrillCmd::Run { playbook, clock, seed, standalone: false, format } => {
             let c = Client::from_cli(cli)?;
-            let body =
-                DrillStartRequest { playbook: playbook.clone(), clock: *clock, seed: Some(*seed) };
+            let body = DrillStartRequest { playbook: playbook.clone(), clock: *clock, seed: Some(*seed) };
             let v: RunRow = c.post("/v1/drills/runs", &body)?;
             if cli.json {
                 print_reply(&v);
@@ -86,11 +85,7 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
             } else {
                 print!(
                     "{}",
-                    c.get_text(&format!(
-                        "/v1/drills/runs/{}/report?format={}",
-                        v.id,
-                        WireFormat::Markdown.as_str()
-                    ))?
+                    c.get_text(&format!("/v1/drills/runs/{}/report?format={}", v.id, WireFormat::Markdown.as_str()))?
                 );
             }
             Ok(())
@@ -99,18 +94,13 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
         DrillCmd::Report { id, format } => {
             let c = Client::from_cli(cli)?;
             if *format == ReportFormat::Json || cli.json {
-                let rep: drill::AfterActionReport = c.get(&format!(
-                    "/v1/drills/runs/{id}/report?format={}",
-                    WireFormat::Json.as_str()
-                ))?;
+                let rep: drill::AfterActionReport =
+                    c.get(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Json.as_str()))?;
                 print_reply(&rep);
             } else {
                 print!(
                     "{}",
-                    c.get_text(&format!(
-                        "/v1/drills/runs/{id}/report?format={}",
-                        WireFormat::Markdown.as_str()
-                    ))?
+                    c.get_text(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Markdown.as_str()))?
                 );
             }
             Ok(())
@@ -127,9 +117,8 @@ fn standalone(
     seed: u64,
     format: ReportFormat,
 ) -> Result<(), Failure> {
-    let cfg = crate::config::discover(cli.config.as_deref()).map_err(|d| {
-        Failure::diagnostics("the configuration is invalid; fix the errors above", d)
-    })?;
+    let cfg = crate::config::discover(cli.config.as_deref())
+        .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
     let loaded = crate::incident::loader::load(cfg, 1, chrono::Utc::now().timestamp_millis());
     let Some(g) = loaded.generation else {
         return Err(Failure::diagnostics(
@@ -138,15 +127,10 @@ fn standalone(
         ));
     };
     let clock = clock
-        .or_else(|| {
-            g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).map(|d| d.clock.into())
-        })
+        .or_else(|| g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).map(|d| d.clock.into()))
         .unwrap_or(ClockMode::Virtual);
     // In memory, with the scripted responders, on the chosen clock.
-    let opts = DrillOptions {
-        clock,
-        ..DrillOptions::virtual_in_memory(format!("{playbook}.standalone-{seed}"), seed)
-    };
+    let opts = DrillOptions { clock, ..DrillOptions::virtual_in_memory(format!("{playbook}.standalone-{seed}"), seed) };
     if clock != ClockMode::Virtual && !cli.json {
         eprintln!(
             "running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)"
@@ -154,11 +138,7 @@ fn standalone(
     }
     // The playbook's simulator plugin (drill-sim) plans injects and adds criteria.
     let mut ext = Extensions::default();
-    if g.playbooks
-        .get(playbook)
-        .and_then(|p| p.drill.as_ref())
-        .is_some_and(|d| d.simulator.is_some())
-    {
+    if g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some()) {
         let host = crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?;
         let sim = Arc::new(drill::simulator::Simulator::new(Arc::new(host)));
         ext.sources.push(sim.clone());
@@ -205,11 +185,7 @@ fn list(cli: &Cli) -> Result<(), Failure> {
                     .map(|s| format!("{s} {}", p.timezone.as_deref().unwrap_or("-")))
                     .unwrap_or_else(|| "-".into()),
                 if p.suspended { "suspended".into() } else { local(p.next.as_ref()) },
-                p.last_run
-                    .as_ref()
-                    .and_then(|r| r.score)
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                p.last_run.as_ref().and_then(|r| r.score).map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 flag.to_string(),
             ]
         })
@@ -224,9 +200,7 @@ fn list(cli: &Cli) -> Result<(), Failure> {
                 r.playbook_id.clone(),
                 r.status.clone(),
                 r.clock.clone(),
-                r.score
-                    .map(|s| format!("{s} {}", r.verdict.as_deref().unwrap_or("-")))
-                    .unwrap_or_else(|| "-".into()),
+                r.score.map(|s| format!("{s} {}", r.verdict.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
                 r.started_at.or(r.scheduled_for).map(fmt_ms).unwrap_or_else(|| "-".into()),
             ]
         })
@@ -241,14 +215,12 @@ fn list(cli: &Cli) -> Result<(), Failure> {
 }
 
 fn schedule_switch(cli: &Cli, playbook: &str, what: &str) -> Result<(), Failure> {
-    let v: ScheduleSwitch = Client::from_cli(cli)?
-        .post(&format!("/v1/drills/schedules/{playbook}/{what}"), &EmptyBody {})?;
+    let v: ScheduleSwitch =
+        Client::from_cli(cli)?.post(&format!("/v1/drills/schedules/{playbook}/{what}"), &EmptyBody {})?;
     if cli.json {
         print_reply(&v);
     } else if what == "suspend" {
-        println!(
-            "scheduled drills of {playbook} are suspended; resume with: crisis drill resume {playbook}"
-        );
+        println!("scheduled drills of {playbook} are suspended; resume with: crisis drill resume {playbook}");
     } else {
         println!("scheduled drills of {playbook} resumed; next: {}", local(v.next.as_ref()));
     }

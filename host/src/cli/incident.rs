@@ -6,8 +6,8 @@ use super::client::Client;
 use super::output::{Failure, print_reply, table, wire_name};
 use crate::daemon::api_types::{
     ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt,
-    ReportFormat as WireFormat, RetryReply, StatusReply, StepAction, StepBody, Timeline,
-    TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    ReportFormat as WireFormat, RetryReply, StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest,
+    UpdateBody, VerifyReport,
 };
 use crate::daemon::reload::Outcome;
 use crate::incident::clock::fmt_ms;
@@ -25,10 +25,7 @@ pub struct Actor {
 
 impl Actor {
     fn or_env(&self) -> Option<String> {
-        self.by
-            .clone()
-            .or_else(|| std::env::var("CRISIS_USER").ok())
-            .or_else(|| std::env::var("USER").ok())
+        self.by.clone().or_else(|| std::env::var("CRISIS_USER").ok()).or_else(|| std::env::var("USER").ok())
     }
 }
 
@@ -140,25 +137,12 @@ pub(crate) fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
             }
             let rows: Vec<Vec<String>> = list
                 .into_iter()
-                .map(|i| {
-                    vec![
-                        i.id,
-                        i.status,
-                        i.phase,
-                        i.severity,
-                        i.playbook,
-                        fmt_ms(i.opened_at),
-                        i.title,
-                    ]
-                })
+                .map(|i| vec![i.id, i.status, i.phase, i.severity, i.playbook, fmt_ms(i.opened_at), i.title])
                 .collect();
             if rows.is_empty() {
                 println!("no incidents");
             } else {
-                print!(
-                    "{}",
-                    table(&["ID", "STATUS", "PHASE", "SEV", "PLAYBOOK", "OPENED", "TITLE"], &rows)
-                );
+                print!("{}", table(&["ID", "STATUS", "PHASE", "SEV", "PLAYBOOK", "OPENED", "TITLE"], &rows));
             }
             Ok(())
         }
@@ -251,19 +235,13 @@ fn print_incident(cli: &Cli, v: &Incident, what: &str) {
 }
 
 pub(crate) fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: Incident = Client::from_cli(cli)?
-        .post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
+    let v: Incident =
+        Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/ack"), &ActorBody { by: actor.by.clone() })?;
     print_incident(cli, &v, &format!("acknowledged by {}", v.acked_by.as_deref().unwrap_or("")));
     Ok(())
 }
 
-pub(crate) fn assign(
-    cli: &Cli,
-    id: &str,
-    role: Role,
-    to: &str,
-    actor: &Actor,
-) -> Result<(), Failure> {
+pub(crate) fn assign(cli: &Cli, id: &str, role: Role, to: &str, actor: &Actor) -> Result<(), Failure> {
     let role = format!("{role:?}").to_lowercase();
     let body = AssignBody { role: role.clone(), to: to.to_string(), by: actor.or_env() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/assign"), &body)?;
@@ -271,22 +249,14 @@ pub(crate) fn assign(
     Ok(())
 }
 
-pub(crate) fn approve(
-    cli: &Cli,
-    id: &str,
-    step: Option<&str>,
-    actor: &Actor,
-) -> Result<(), Failure> {
+pub(crate) fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result<(), Failure> {
     let by = actor.or_env().ok_or_else(|| Failure::invalid("say who approves: --as PERSON"))?;
     let body = ApproveBody { step: step.map(str::to_string), by: by.clone() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &body)?;
     print_incident(
         cli,
         &v,
-        &format!(
-            "{} approved by {by}",
-            step.map(|s| format!("step {s}")).unwrap_or_else(|| "activation".into())
-        ),
+        &format!("{} approved by {by}", step.map(|s| format!("step {s}")).unwrap_or_else(|| "activation".into())),
     );
     Ok(())
 }
@@ -304,8 +274,7 @@ pub(crate) fn step(
         StepVerb::Skip => StepAction::Skip,
     };
     let body = StepBody { action, note: note.map(str::to_string), by: actor.or_env() };
-    let v: Incident =
-        Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
+    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
     print_incident(cli, &v, &format!("step {step} {}", wire_name(&action)));
     Ok(())
 }
@@ -325,20 +294,16 @@ pub(crate) fn outcome(
     aftermath: &str,
     actor: &Actor,
 ) -> Result<(), Failure> {
-    let body = OutcomeBody {
-        cause: cause.into(),
-        process: process.into(),
-        aftermath: aftermath.into(),
-        by: actor.or_env(),
-    };
+    let body =
+        OutcomeBody { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: actor.or_env() };
     let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/outcome"), &body)?;
     print_incident(cli, &v, "outcome recorded");
     Ok(())
 }
 
 pub(crate) fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: Incident = Client::from_cli(cli)?
-        .post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
+    let v: Incident =
+        Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
     print_incident(cli, &v, "resolved");
     Ok(())
 }
@@ -372,13 +337,7 @@ pub(crate) fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Fa
             c.get(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Json.as_str()))?;
         print_reply(&rep);
     } else {
-        print!(
-            "{}",
-            c.get_text(&format!(
-                "/v1/incidents/{id}/report?format={}",
-                WireFormat::Markdown.as_str()
-            ))?
-        );
+        print!("{}", c.get_text(&format!("/v1/incidents/{id}/report?format={}", WireFormat::Markdown.as_str()))?);
     }
     Ok(())
 }
@@ -397,10 +356,7 @@ pub(crate) fn verify(cli: &Cli) -> Result<(), Failure> {
     if v.problems.is_empty() {
         Ok(())
     } else {
-        Err(Failure::failed(format!(
-            "the journal fails verification ({} problem(s))",
-            v.problems.len()
-        )))
+        Err(Failure::failed(format!("the journal fails verification ({} problem(s))", v.problems.len())))
     }
 }
 
@@ -419,12 +375,7 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
     println!("crisis {} — {}", v.version, if v.ready { "ready" } else { "NOT READY" });
     println!("  config {}; state {}; listening {}", v.config, v.state_dir.display(), v.listen);
     let a = &r.applied;
-    println!(
-        "  applied generation {} (set {}), loaded {}",
-        a.generation,
-        short(Some(&a.set_hash)),
-        a.loaded_at
-    );
+    println!("  applied generation {} (set {}), loaded {}", a.generation, short(Some(&a.set_hash)), a.loaded_at);
     for f in &a.files {
         println!("    {} {}", short(Some(&f.sha256)), f.path.display());
     }
@@ -439,29 +390,18 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
         println!("  on disk: set {} (in sync)", short(d.set_hash.as_deref()));
     }
     if let Some(l) = &r.last_attempt {
-        println!(
-            "  last reload: {} by {} at {} in {} ms",
-            wire_name(&l.outcome),
-            l.trigger,
-            l.at,
-            l.duration_ms
-        );
+        println!("  last reload: {} by {} at {} in {} ms", wire_name(&l.outcome), l.trigger, l.at, l.duration_ms);
     }
     for e in &r.errors {
         println!("  error: {e}");
     }
-    println!(
-        "  watcher: {}{}",
-        r.watcher.mode,
-        if r.watcher.healthy { "" } else { " (unhealthy)" }
-    );
+    println!("  watcher: {}{}", r.watcher.mode, if r.watcher.healthy { "" } else { " (unhealthy)" });
     println!("  plugins:");
     for p in &v.plugins {
         let state = match (p.quarantined, p.quarantine_ends_at) {
-            (true, Some(end)) => format!(
-                "QUARANTINED until {}",
-                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
+            (true, Some(end)) => {
+                format!("QUARANTINED until {}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            }
             (true, None) => "QUARANTINED".to_string(),
             (false, _) => String::new(),
         };
@@ -472,11 +412,7 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
     let depth: Vec<String> = o.depth.iter().map(|(t, n)| format!("{t} {n}")).collect();
     println!(
         "  outbox: {}",
-        if depth.is_empty() {
-            "empty".to_string()
-        } else {
-            format!("pending {}", depth.join(", "))
-        }
+        if depth.is_empty() { "empty".to_string() } else { format!("pending {}", depth.join(", ")) }
     );
     for b in o.breakers.iter().filter(|b| b.state != "closed") {
         println!(
@@ -501,8 +437,8 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
 
 /// `crisis retry INTENT-ID`: re-drives a dead-lettered side effect.
 pub(crate) fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: RetryReply = Client::from_cli(cli)?
-        .post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
+    let v: RetryReply =
+        Client::from_cli(cli)?.post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
     if cli.json {
         print_reply(&v);
     } else {
@@ -529,9 +465,7 @@ pub(crate) fn reload(cli: &Cli) -> Result<(), Failure> {
             eprintln!("{e}");
         }
         if rejected {
-            eprintln!(
-                "the previous generation keeps serving; fix the errors above and run `crisis reload` again"
-            );
+            eprintln!("the previous generation keeps serving; fix the errors above and run `crisis reload` again");
         }
     }
     if rejected { Err(Failure::new(2, "")) } else { Ok(()) }

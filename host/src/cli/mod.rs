@@ -5,6 +5,7 @@
 
 mod client;
 mod drill;
+mod fixture;
 mod incident;
 mod output;
 mod playbook;
@@ -186,8 +187,7 @@ pub enum Command {
 /// Runs a parsed command line and maps failures to exit codes.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Daemon { log_format } => match crate::daemon::run(cli.config.clone(), *log_format)
-        {
+        Command::Daemon { log_format } => match crate::daemon::run(cli.config.clone(), *log_format) {
             Ok(()) => Ok(()),
             Err(crate::daemon::StartError::Config(d)) => {
                 Err(Failure::diagnostics("the configuration is invalid; fix the errors above", d))

@@ -29,9 +29,8 @@ pub enum PlaybookCmd {
 }
 
 pub(crate) fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
-    let cfg = config::discover(cli.config.as_deref()).map_err(|d| {
-        Failure::diagnostics("the configuration is invalid; fix the errors above", d)
-    })?;
+    let cfg = config::discover(cli.config.as_deref())
+        .map_err(|d| Failure::diagnostics("the configuration is invalid; fix the errors above", d))?;
     let paths = match cmd {
         PlaybookCmd::Validate { paths } if !paths.is_empty() => paths.clone(),
         _ => vec![cfg.playbooks.clone()],
@@ -131,10 +130,7 @@ pub(crate) fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
                         ]
                     })
                     .collect();
-                print!(
-                    "{}",
-                    table(&["ID", "SEVERITY", "CATEGORY", "STEPS", "HASH", "NAME"], &rows)
-                );
+                print!("{}", table(&["ID", "SEVERITY", "CATEGORY", "STEPS", "HASH", "NAME"], &rows));
             }
             Ok(())
         }
@@ -147,10 +143,7 @@ pub(crate) fn run(cli: &Cli, cmd: &PlaybookCmd) -> Result<(), Failure> {
             }
             let Some(pb) = validated.playbooks.iter().find(|p| &p.id == id) else {
                 let near = nearby(id, validated.playbooks.iter().map(|p| p.id.as_str()));
-                return Err(Failure::not_found(format!(
-                    "no playbook `{id}`; playbooks: {}",
-                    near.join(", ")
-                )));
+                return Err(Failure::not_found(format!("no playbook `{id}`; playbooks: {}", near.join(", "))));
             };
             if cli.json {
                 print_json(pb);
@@ -181,12 +174,7 @@ fn describe(p: &playbook::Playbook) -> String {
     }
     if let Some(t) = &p.trigger {
         let m: Vec<String> = t.matches.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(
-            s,
-            "trigger: match {} dedup {}",
-            m.join(","),
-            t.dedup_key.as_deref().unwrap_or("-")
-        );
+        let _ = writeln!(s, "trigger: match {} dedup {}", m.join(","), t.dedup_key.as_deref().unwrap_or("-"));
     }
     let req: Vec<&str> = p.report.require.iter().map(|f| f.as_str()).collect();
     let _ = writeln!(
@@ -212,8 +200,7 @@ fn describe(p: &playbook::Playbook) -> String {
         p.assign.ack_within.map(|w| format!(", ack within {}", d(w))).unwrap_or_default()
     );
     for e in &p.assign.escalate {
-        let _ =
-            writeln!(s, "             escalate after {} to {} (x{})", d(e.after), e.to, e.repeat);
+        let _ = writeln!(s, "             escalate after {} to {} (x{})", d(e.after), e.to, e.repeat);
     }
     let _ = writeln!(s, "4 act:");
     for st in &p.act {
@@ -223,11 +210,7 @@ fn describe(p: &playbook::Playbook) -> String {
             st.id,
             st.kind,
             st.within.map(|w| format!(" within {}", d(w))).unwrap_or_default(),
-            if st.after.is_empty() {
-                String::new()
-            } else {
-                format!(" after {}", st.after.join(","))
-            },
+            if st.after.is_empty() { String::new() } else { format!(" after {}", st.after.join(",")) },
             st.when.as_ref().map(|w| format!(" when {w}")).unwrap_or_default()
         );
         for t in &st.tasks {

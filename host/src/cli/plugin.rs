@@ -8,11 +8,12 @@
 //! invalid input or a refused component, 3 file not found.
 
 use super::Cli;
+use super::fixture::{fixture, merge};
 use super::output::{Failure, print_json, table};
 use crate::config::{self, Config, PluginSpec};
 use crate::plugin::{
-    EngineOptions, Inspection, LoadError, PluginCallError, PluginGrant, PluginHost,
-    PluginHostConfig, PluginSource, PluginStatus, RunMode, World, builtin_component,
+    EngineOptions, Inspection, LoadError, PluginCallError, PluginGrant, PluginHost, PluginHostConfig, PluginSource,
+    PluginStatus, RunMode, World, builtin_component,
 };
 use clap::Subcommand;
 use serde::Serialize;
@@ -137,21 +138,10 @@ pub(crate) fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
     match cmd {
         PluginCmd::List { cache } => list(cli, cache),
         PluginCmd::Unquarantine { name } => unquarantine(cli, name),
-        PluginCmd::Inspect { file, builtin, cache } => {
-            inspect(cli, file.as_deref(), builtin.as_deref(), cache)
-        }
+        PluginCmd::Inspect { file, builtin, cache } => inspect(cli, file.as_deref(), builtin.as_deref(), cache),
         PluginCmd::Call { file, builtin, world, input, live, grant, cache } => {
             let world: World = world.parse().map_err(Failure::invalid)?;
-            call(
-                cli,
-                file.as_deref(),
-                builtin.as_deref(),
-                world,
-                input,
-                *live,
-                grant.as_deref(),
-                cache,
-            )
+            call(cli, file.as_deref(), builtin.as_deref(), world, input, *live, grant.as_deref(), cache)
         }
     }
 }
@@ -181,11 +171,7 @@ fn cache_dir(cli: &Cli, args: &CacheArgs, cfg: Option<&Config>) -> Option<PathBu
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("crisis").join("plugin-cache"))
 }
 
@@ -206,10 +192,7 @@ fn new_host(
 }
 
 /// The component bytes of FILE or a built-in, with a printable origin.
-fn read_component(
-    file: Option<&Path>,
-    builtin: Option<&str>,
-) -> Result<(Vec<u8>, String), Failure> {
+fn read_component(file: Option<&Path>, builtin: Option<&str>) -> Result<(Vec<u8>, String), Failure> {
     if let Some(name) = builtin {
         return builtin_component(name).map(|b| (b.to_vec(), format!("builtin:{name}"))).ok_or_else(|| {
             Failure::not_found(format!(
@@ -237,8 +220,7 @@ fn load_failure(origin: &str, e: &LoadError) -> Failure {
 
 /// A `[plugins.NAME]` declaration as the JSON `plugin call` accepts as `grant`.
 fn grant_json(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<Value, String> {
-    serde_json::to_value(crate::daemon::plugins::grant(spec, cfg))
-        .map_err(|e| format!("[plugins.{name}]: {e}"))
+    serde_json::to_value(crate::daemon::plugins::grant(spec, cfg)).map_err(|e| format!("[plugins.{name}]: {e}"))
 }
 
 /// The grant for `name`, with its secrets checked now so one missing
@@ -246,9 +228,7 @@ fn grant_json(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<Value, Stri
 fn grant_for(name: &str, spec: &PluginSpec, cfg: &Config) -> Result<PluginGrant, String> {
     let g = crate::daemon::plugins::grant(spec, cfg);
     for rule in &g.inject {
-        rule.secret
-            .resolve()
-            .map_err(|e| format!("[plugins.{name}] inject {}: {e}", rule.header))?;
+        rule.secret.resolve().map_err(|e| format!("[plugins.{name}] inject {}: {e}", rule.header))?;
     }
     Ok(g)
 }
@@ -368,9 +348,7 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
         if let Some(declared) = cfg.plugins.get(&name).and_then(|p| p.world)
             && declared.as_str() != world.as_str()
         {
-            error = Some(format!(
-                "crisis.toml declares world `{declared}` but the component implements `{world}`"
-            ));
+            error = Some(format!("crisis.toml declares world `{declared}` but the component implements `{world}`"));
         }
         rows.insert(
             name.clone(),
@@ -391,9 +369,7 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
     }
     // The daemon's view of the same versions, when one is running.
     for d in daemon_plugins(cli) {
-        if let Some(r) =
-            rows.get_mut(&d.name).filter(|r| r.sha256.as_deref() == Some(d.sha256.as_str()))
-        {
+        if let Some(r) = rows.get_mut(&d.name).filter(|r| r.sha256.as_deref() == Some(d.sha256.as_str())) {
             r.quarantined = d.quarantined;
             r.quarantine_ends_at = d.quarantine_ends_at;
             r.crashes = d.crashes;
@@ -414,10 +390,7 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                     r.name.clone(),
                     r.world.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
                     r.version.clone().unwrap_or_else(|| "-".into()),
-                    r.sha256
-                        .as_deref()
-                        .map(|s| s[..12.min(s.len())].to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    r.sha256.as_deref().map(|s| s[..12.min(s.len())].to_string()).unwrap_or_else(|| "-".into()),
                     r.source.clone(),
                     match (&r.error, r.quarantined) {
                         (Some(_), _) => "error".into(),
@@ -431,18 +404,11 @@ fn list(cli: &Cli, cache: &CacheArgs) -> Result<(), Failure> {
                         },
                         (None, false) => "ok".into(),
                     },
-                    if r.effective_hosts.is_empty() {
-                        "-".into()
-                    } else {
-                        r.effective_hosts.join(",")
-                    },
+                    if r.effective_hosts.is_empty() { "-".into() } else { r.effective_hosts.join(",") },
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            table(&["NAME", "WORLD", "VERSION", "SHA256", "SOURCE", "STATE", "EGRESS"], &cells)
-        );
+        print!("{}", table(&["NAME", "WORLD", "VERSION", "SHA256", "SOURCE", "STATE", "EGRESS"], &cells));
         for r in rows.iter().filter(|r| r.error.is_some()) {
             eprintln!("{}: {}", r.name, r.error.as_deref().unwrap_or_default());
         }
@@ -487,9 +453,7 @@ fn unquarantine(cli: &Cli, name: &str) -> Result<(), Failure> {
 fn urlencoding_segment(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -497,12 +461,7 @@ fn urlencoding_segment(name: &str) -> String {
 
 // ----------------------------------------------------------------- inspect
 
-fn inspect(
-    cli: &Cli,
-    file: Option<&Path>,
-    builtin: Option<&str>,
-    cache: &CacheArgs,
-) -> Result<(), Failure> {
+fn inspect(cli: &Cli, file: Option<&Path>, builtin: Option<&str>, cache: &CacheArgs) -> Result<(), Failure> {
     let (bytes, origin) = read_component(file, builtin)?;
     let cfg = if config_in_use(cli) { Some(load_config(cli)?) } else { None };
     let host = new_host(cache_dir(cli, cache, cfg.as_ref()), BTreeMap::new(), false)?;
@@ -526,10 +485,7 @@ fn inspect(
     println!("sha256:        {}", i.sha256);
     println!("size:          {} bytes", i.size_bytes);
     println!("capabilities:  {}", list(&i.capabilities));
-    println!(
-        "allowed hosts: {}  (declared; effective = declared ∩ the operator's grant)",
-        list(&d.allowed_hosts)
-    );
+    println!("allowed hosts: {}  (declared; effective = declared ∩ the operator's grant)", list(&d.allowed_hosts));
     println!("config keys:   {}", list(&d.config_keys));
     println!("exports:");
     for e in &i.exports {
@@ -557,25 +513,23 @@ fn call(
 ) -> Result<(), Failure> {
     let (bytes, origin) = read_component(file, builtin)?;
     let text = read_input(input)?;
-    let user: Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::invalid(format!("--input is not valid JSON: {e}")))?;
+    let user: Value =
+        serde_json::from_str(&text).map_err(|e| Failure::invalid(format!("--input is not valid JSON: {e}")))?;
     if !user.is_object() {
-        return Err(Failure::invalid(
-            "--input must be a JSON object (see `crisis plugin call --help`)",
-        ));
+        return Err(Failure::invalid("--input must be a JSON object (see `crisis plugin call --help`)"));
     }
     let mut merged = fixture(world);
     merge(&mut merged, user);
 
-    let cfg =
-        if config_in_use(cli) || grant_name.is_some() { Some(load_config(cli)?) } else { None };
+    let cfg = if config_in_use(cli) || grant_name.is_some() { Some(load_config(cli)?) } else { None };
     if let Some(name) = grant_name
         && merged.get("grant").is_none()
     {
         let cfg = cfg.as_ref().expect("loaded above");
-        let spec = cfg.plugins.get(name).ok_or_else(|| {
-            Failure::not_found(format!("--grant {name}: the configuration has no [plugins.{name}]"))
-        })?;
+        let spec = cfg
+            .plugins
+            .get(name)
+            .ok_or_else(|| Failure::not_found(format!("--grant {name}: the configuration has no [plugins.{name}]")))?;
         merged["grant"] = grant_json(name, spec, cfg).map_err(Failure::invalid)?;
     }
 
@@ -650,9 +604,7 @@ fn call_failure(cli: &Cli, origin: &str, e: &PluginCallError) -> Failure {
             PluginCallError::Input { .. } => ("input", None),
             _ => ("other", None),
         };
-        print_json(
-            &json!({ "error": message, "code": code, "kind": kind, "plugin_error": plugin_error }),
-        );
+        print_json(&json!({ "error": message, "code": code, "kind": kind, "plugin_error": plugin_error }));
         return Failure::new(code, "");
     }
     Failure::new(code, message)
@@ -670,8 +622,7 @@ fn print_call(origin: &str, out: &Value) {
         &s("sha256")[..12.min(s("sha256").len())]
     );
     println!("result:");
-    let value =
-        serde_json::to_string_pretty(out.get("value").unwrap_or(&Value::Null)).unwrap_or_default();
+    let value = serde_json::to_string_pretty(out.get("value").unwrap_or(&Value::Null)).unwrap_or_default();
     for line in value.lines() {
         println!("  {line}");
     }
@@ -686,20 +637,11 @@ fn print_call(origin: &str, out: &Value) {
             "failed" => format!("failed: {}", d["error"].as_str().unwrap_or("")),
             other => other.to_string(),
         };
-        println!(
-            "  {} {} -> {}",
-            r["method"].as_str().unwrap_or(""),
-            r["url"].as_str().unwrap_or(""),
-            disposition
-        );
+        println!("  {} {} -> {}", r["method"].as_str().unwrap_or(""), r["url"].as_str().unwrap_or(""), disposition);
         for h in r["headers"].as_array().into_iter().flatten() {
             println!("    {}: {}", h[0].as_str().unwrap_or(""), h[1].as_str().unwrap_or(""));
         }
-        println!(
-            "    body ({} bytes): {}",
-            r["body_bytes"],
-            r["body_preview"].as_str().unwrap_or("")
-        );
+        println!("    body ({} bytes): {}", r["body_bytes"], r["body_preview"].as_str().unwrap_or(""));
     }
     let logs = out.get("logs").and_then(Value::as_array).cloned().unwrap_or_default();
     println!("logs: {}", logs.len());
@@ -710,65 +652,6 @@ fn print_call(origin: &str, out: &Value) {
             l["level"].as_str().unwrap_or(""),
             l["message"].as_str().unwrap_or("")
         );
-    }
-}
-
-/// A plausible input for each world, so a bare `plugin call` exercises the plugin.
-fn fixture(world: World) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let incident = json!({
-        "id": "inc-fixture-0001",
-        "title": "Checkout payments failing",
-        "playbook_id": "payment-outage",
-        "severity": "sev2",
-        "category": "service-process",
-        "phase": "activate",
-        "summary": "Card payments fail for about 30% of checkouts since 09:12.",
-        "labels": [["service", "checkout"], ["region", "eu-west"]],
-    });
-    let mut v = json!({
-        "invocation": { "incident_id": "inc-fixture-0001", "now_unix_ms": now },
-        "config": {},
-    });
-    match world {
-        World::Notifier => {
-            v["notification"] = json!({
-                "incident": incident,
-                "target": "superiors",
-                "subject": "[SEV2] Checkout payments failing",
-                "body_text": "Card payments fail for about 30% of checkouts. Incident commander: on-call duty manager.",
-                "params": [],
-            });
-        }
-        World::Appeasement => {
-            v["incident"] = incident;
-            v["customer"] = json!({ "id": "cust-fixture-1", "segment": "affected", "tier": "vip", "locale": "en", "channel": "email" });
-        }
-        World::Drill => {
-            v["incident"] = incident;
-            v["op"] = json!("plan");
-        }
-    }
-    v
-}
-
-/// Deep-merge `over` into `base`: objects key by key, anything else replaced.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
     }
 }
 

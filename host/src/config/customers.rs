@@ -63,8 +63,8 @@ impl Serialize for Contact {
 /// Reads `id,name,segment,tier,locale,channel,phone,email` rows.
 /// Errors name the file, line and column but never echo the row's contents.
 pub fn load(path: &Path) -> Result<Vec<Customer>, String> {
-    let mut reader = csv::Reader::from_path(path)
-        .map_err(|e| format!("{}: cannot read customers: {e}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: cannot read customers: {e}", path.display()))?;
     let headers = reader.headers().map_err(|e| format!("{}:1:1: {e}", path.display()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let need = ["id", "segment", "tier", "locale", "channel"];
@@ -79,9 +79,7 @@ pub fn load(path: &Path) -> Result<Vec<Customer>, String> {
     let mut out = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| {
-            format!("{}:{line}:1: malformed row: {}", path.display(), e.kind_summary())
-        })?;
+        let row = row.map_err(|e| format!("{}:{line}:1: malformed row: {}", path.display(), e.kind_summary()))?;
         let get = |n: &str| col(n).and_then(|c| row.get(c)).unwrap_or("").trim().to_string();
         let channel_text = get("channel");
         let channel = channel_text.parse::<Channel>().map_err(|e| {
@@ -143,7 +141,11 @@ mod tests {
     fn bad_rows_are_positioned_without_contents() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
-        std::fs::write(&p, "id,name,segment,tier,locale,channel,phone,email\nc1,Ann,affected,vip,en,pigeon,+1555,a@x\n").unwrap();
+        std::fs::write(
+            &p,
+            "id,name,segment,tier,locale,channel,phone,email\nc1,Ann,affected,vip,en,pigeon,+1555,a@x\n",
+        )
+        .unwrap();
         let e = load(&p).unwrap_err();
         assert!(e.contains(":2:6:"), "{e}");
         assert!(!e.contains("+1555"));

@@ -31,8 +31,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] =
-    &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
+pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -83,9 +82,7 @@ impl SecretRef {
     /// Reads the secret's value now; errors name the source, never the value.
     pub fn read(&self) -> Result<String, String> {
         match self {
-            SecretRef::Env(v) => {
-                std::env::var(v).map_err(|_| format!("environment variable {v} is not set"))
-            }
+            SecretRef::Env(v) => std::env::var(v).map_err(|_| format!("environment variable {v} is not set")),
             SecretRef::File(p) => std::fs::read_to_string(p)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
@@ -248,11 +245,7 @@ pub fn discover(explicit: Option<&Path>) -> Result<Config, Vec<Diagnostic>> {
     match explicit {
         Some(p) => load(p),
         None if Path::new("crisis.toml").exists() => load(Path::new("crisis.toml")),
-        None => load_source(
-            Source::new("<embedded default crisis.toml>", DEFAULT_CONFIG),
-            None,
-            Path::new("."),
-        ),
+        None => load_source(Source::new("<embedded default crisis.toml>", DEFAULT_CONFIG), None, Path::new(".")),
     }
 }
 
@@ -269,10 +262,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let doc = tomlfile::parse(&src)?;
     let file: ConfigFile = {
         // The whole file is one section; wrap it so unknown keys are positioned.
-        let value = serde_spanned::Spanned::new(
-            0..src.text.len(),
-            toml::de::DeValue::Table(doc.root.clone()),
-        );
+        let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
         doc.section(&value, "crisis.toml", &mut diags).unwrap_or_default()
     };
     let resolve = |s: &Str| base.join(s.get_ref());
@@ -280,10 +270,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let listen = match &file.listen {
         None => DEFAULT_LISTEN,
         Some(l) => l.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
-            diags.push(src.at(
-                l.span(),
-                format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref()),
-            ));
+            diags.push(
+                src.at(l.span(), format!("bad listen address `{}`: write IP:PORT like 127.0.0.1:8707", l.get_ref())),
+            );
             DEFAULT_LISTEN
         }),
     };
@@ -304,10 +293,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             (None, Some(f)) => {
                 secrets.insert(name.clone(), SecretRef::File(resolve(f)));
             }
-            _ => diags.push(src.at(
-                s.span(),
-                format!("secret `{name}` needs exactly one of env = \"VAR\" or file = \"PATH\""),
-            )),
+            _ => diags.push(
+                src.at(s.span(), format!("secret `{name}` needs exactly one of env = \"VAR\" or file = \"PATH\"")),
+            ),
         }
     }
     let check_secret_values = |config: &BTreeMap<String, Str>,
@@ -317,12 +305,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         for (k, v) in config {
             if let Some(name) = v.get_ref().strip_prefix("secret:") {
                 if !secrets.contains_key(name) {
-                    diags.push(src.at(
-                        v.span(),
-                        format!(
-                            "unknown secret `{name}`: declare [secrets.{name}] with env or file"
-                        ),
-                    ));
+                    diags.push(
+                        src.at(v.span(), format!("unknown secret `{name}`: declare [secrets.{name}] with env or file")),
+                    );
                 }
             } else if looks_secret(k) && !v.get_ref().is_empty() {
                 diags.push(src.at(v.span(), format!("inline secret in `{k}`: reference a secret with \"secret:NAME\" and declare [secrets.NAME] with env or file")));
@@ -346,10 +331,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             },
             (None, Some(w)) => Some(*w),
             (None, None) => {
-                diags.push(src.at(
-                    p.span(),
-                    format!("plugin `{name}` needs `world` (notifier, appeasement or drill)"),
-                ));
+                diags.push(src.at(p.span(), format!("plugin `{name}` needs `world` (notifier, appeasement or drill)")));
                 None
             }
         };
@@ -380,16 +362,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 prefix: i.prefix.clone(),
             });
         }
-        let timeout =
-            d.timeout.as_ref().and_then(|t| {
-                match crate::playbook::types::parse_duration(t.get_ref()) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        diags.push(src.at(t.span(), e));
-                        None
-                    }
-                }
-            });
+        let timeout = d.timeout.as_ref().and_then(|t| match crate::playbook::types::parse_duration(t.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diags.push(src.at(t.span(), e));
+                None
+            }
+        });
         let strs = |v: &[Str]| v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>();
         plugins.insert(
             name.clone(),
@@ -415,10 +394,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         let d = t.get_ref();
         let plugin = d.plugin.get_ref();
         if plugin != "log" {
-            let world = plugins
-                .get(plugin)
-                .and_then(|p| p.world)
-                .or_else(|| builtins.get(plugin.as_str()).copied());
+            let world = plugins.get(plugin).and_then(|p| p.world).or_else(|| builtins.get(plugin.as_str()).copied());
             match world {
                 Some(World::Notifier) => {}
                 Some(w) => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses plugin `{plugin}`, which implements the {w} world; targets need a notifier"))),
@@ -462,10 +438,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             DateTime::parse_from_rfc3339(s.get_ref()).map(|d| d.with_timezone(&Utc)).map_err(|_| {
                 diags.push(src.at(
                     s.span(),
-                    format!(
-                        "bad time `{}`: write RFC 3339 like 2026-12-24T00:00:00+08:00",
-                        s.get_ref()
-                    ),
+                    format!("bad time `{}`: write RFC 3339 like 2026-12-24T00:00:00+08:00", s.get_ref()),
                 ));
             })
         };
@@ -495,9 +468,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         Some(g) => match crate::playbook::types::parse_duration(g.get_ref()) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
-                diags.push(
-                    src.at(g.span(), "plugin_quarantine_base must be longer than zero".to_string()),
-                );
+                diags.push(src.at(g.span(), "plugin_quarantine_base must be longer than zero".to_string()));
                 DEFAULT_PLUGIN_QUARANTINE_BASE
             }
             Err(e) => {
@@ -591,11 +562,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     })
 }
 
-fn load_roster(
-    src: &Source,
-    targets: &BTreeMap<String, Target>,
-    diags: &mut Vec<Diagnostic>,
-) -> Roster {
+fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec<Diagnostic>) -> Roster {
     let doc = match tomlfile::parse(src) {
         Ok(d) => d,
         Err(e) => {
@@ -603,8 +570,7 @@ fn load_roster(
             return Roster::default();
         }
     };
-    let value =
-        serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+    let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
     let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
     // Point at the person's `target` in the roster, where the fix is made.
     for (id, person) in &file.people {
@@ -624,144 +590,10 @@ fn load_roster(
 /// Keys whose values are credentials and must come from `[secrets]`.
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "token",
-        "password",
-        "passwd",
-        "secret",
-        "api_key",
-        "apikey",
-        "api-key",
-        "credential",
-        "authorization",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    ["token", "password", "passwd", "secret", "api_key", "apikey", "api-key", "credential", "authorization"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load_text(text: &str) -> Result<Config, Vec<Diagnostic>> {
-        load_source(Source::new("crisis.toml", text), None, Path::new("."))
-    }
-
-    fn messages(r: Result<Config, Vec<Diagnostic>>) -> Vec<String> {
-        r.err().unwrap().iter().map(|d| d.to_string()).collect()
-    }
-
-    #[test]
-    fn embedded_default_parses() {
-        let c =
-            load_source(Source::new("<default>", DEFAULT_CONFIG), None, Path::new("/nonexistent"));
-        // The roster path will not exist under /nonexistent, but the file itself parses.
-        let errs = c.err().unwrap();
-        assert!(
-            errs.iter()
-                .all(|d| d.message.contains("cannot read") || d.message.contains("does not exist")),
-            "{errs:?}"
-        );
-    }
-
-    #[test]
-    fn inline_secret_is_refused_with_position() {
-        let m = messages(load_text("[secrets.slack]\nvalue = \"xoxb-123\"\n"));
-        assert_eq!(
-            m,
-            vec![
-                "crisis.toml:2:9: inline secret `slack`: secrets are never written in crisis.toml; use env = \"VAR\" or file = \"PATH\""
-            ]
-        );
-        let m = messages(load_text(
-            "[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { url = \"http://x\", token = \"abc\" }\n",
-        ));
-        assert!(m[0].starts_with("crisis.toml:3:38: inline secret in `token`"), "{m:?}");
-    }
-
-    #[test]
-    fn secret_references_resolve() {
-        let ok = load_text(
-            "[secrets.slack]\nenv = \"SLACK\"\n[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:slack\" }\n",
-        );
-        assert!(ok.is_ok(), "{:?}", ok.err());
-        let m = messages(load_text(
-            "[targets.chat]\nplugin = \"webhook-notify\"\nconfig = { token = \"secret:nope\" }\n",
-        ));
-        assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
-    }
-
-    #[test]
-    fn targets_need_notifier_plugins() {
-        let m = messages(load_text(
-            "[targets.x]\nplugin = \"appease-script\"\n[targets.y]\nplugin = \"nope\"\n",
-        ));
-        assert!(
-            m[0].starts_with("crisis.toml:2:10:") && m[0].contains("appeasement world"),
-            "{m:?}"
-        );
-        assert!(
-            m[1].starts_with("crisis.toml:4:10:") && m[1].contains("unknown plugin `nope`"),
-            "{m:?}"
-        );
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_listen() {
-        let m = messages(load_text("listen = \"nowhere\"\nstate_dri = \"x\"\n"));
-        assert_eq!(
-            m[0],
-            "crisis.toml:1:10: bad listen address `nowhere`: write IP:PORT like 127.0.0.1:8707"
-        );
-        assert_eq!(
-            m[1],
-            "crisis.toml:2:1: unknown key `state_dri` in crisis.toml: remove it or check its spelling"
-        );
-    }
-
-    #[test]
-    fn exposure_settings() {
-        let m = messages(load_text("listen = \"0.0.0.0:8707\"\n"));
-        assert!(
-            m[0].starts_with(
-                "crisis.toml:1:10: listen = \"0.0.0.0:8707\" is not a loopback address"
-            ) && m[0].contains("[tls]")
-                && m[0].contains("insecure_listen = true"),
-            "{m:?}"
-        );
-        let c = load_text("listen = \"0.0.0.0:8707\"\ninsecure_listen = true\n").unwrap();
-        assert!(c.insecure_listen && c.tls.is_none());
-        let c = load_text("listen = \"[::]:8707\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
-            .unwrap();
-        assert_eq!(c.tls.unwrap().cert, Path::new("./c.pem"));
-        let m = messages(load_text("metrics_token = \"abc\"\n"));
-        assert!(m[0].contains("inline secret in `metrics_token`"), "{m:?}");
-        let m = messages(load_text("metrics_token = \"secret:nope\"\n"));
-        assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
-        let c = load_text("metrics_token = \"secret:m\"\n[secrets.m]\nenv = \"M\"\n").unwrap();
-        assert_eq!(c.metrics_token.as_deref(), Some("m"));
-    }
-
-    #[test]
-    fn precompiled_plugins_refused() {
-        let m =
-            messages(load_text("[plugins.fast]\nworld = \"notifier\"\nfile = \"fast.cwasm\"\n"));
-        assert!(m[0].contains("never loaded"), "{m:?}");
-    }
-
-    #[test]
-    fn roster_errors_are_positioned_in_the_roster() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("roster.toml"), "[people.a]\nname = \"A\"\n[rotas.r]\ntimezone = \"Mars/Olympus\"\nhandoff = \"9am\"\nstart = \"2026-01-05\"\nmembers = [\"a\", \"ghost\"]\n").unwrap();
-        std::fs::write(dir.path().join("crisis.toml"), "roster = \"roster.toml\"\n").unwrap();
-        let m: Vec<String> = load(&dir.path().join("crisis.toml"))
-            .err()
-            .unwrap()
-            .iter()
-            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
-            .collect();
-        assert!(m.iter().any(|x| x.starts_with("4:12: unknown time zone `Mars/Olympus`")), "{m:?}");
-        assert!(m.iter().any(|x| x.starts_with("5:11: bad hand-off time")), "{m:?}");
-        assert!(m.iter().any(|x| x.starts_with("7:17: rota `r` member `ghost`")), "{m:?}");
-    }
-}
+mod tests;

@@ -76,12 +76,9 @@ impl Roster {
         match who {
             Who::Person(p) => vec![p.clone()],
             Who::Team(t) => self.teams.get(t).cloned().unwrap_or_default(),
-            Who::Rota(r) => self
-                .rotas
-                .get(r)
-                .and_then(|r| r.on_call(at))
-                .map(|p| vec![p.to_string()])
-                .unwrap_or_default(),
+            Who::Rota(r) => {
+                self.rotas.get(r).and_then(|r| r.on_call(at)).map(|p| vec![p.to_string()]).unwrap_or_default()
+            }
             Who::Role(role) => self
                 .people
                 .iter()
@@ -117,18 +114,13 @@ pub fn build(src: &Source, file: RosterFile, diags: &mut Vec<Diagnostic>) -> Ros
         if !file.people.contains_key(m.get_ref()) {
             diags.push(src.at(
                 m.span(),
-                format!(
-                    "{what} member `{}` is not in [people]: add [people.{}]",
-                    m.get_ref(),
-                    m.get_ref()
-                ),
+                format!("{what} member `{}` is not in [people]: add [people.{}]", m.get_ref(), m.get_ref()),
             ));
         }
         m.get_ref().clone()
     };
     for (id, t) in &file.teams {
-        let members =
-            t.get_ref().members.iter().map(|m| member(m, diags, &format!("team `{id}`"))).collect();
+        let members = t.get_ref().members.iter().map(|m| member(m, diags, &format!("team `{id}`"))).collect();
         roster.teams.insert(id.clone(), members);
     }
     for (id, r) in &file.rotas {
@@ -137,27 +129,22 @@ pub fn build(src: &Source, file: RosterFile, diags: &mut Vec<Diagnostic>) -> Ros
         let handoff = NaiveTime::parse_from_str(r.handoff.get_ref(), "%H:%M").map_err(|_| {
             diags.push(src.at(
                 r.handoff.span(),
-                format!(
-                    "bad hand-off time `{}`: write local time as HH:MM, like 09:00",
-                    r.handoff.get_ref()
-                ),
+                format!("bad hand-off time `{}`: write local time as HH:MM, like 09:00", r.handoff.get_ref()),
             ));
         });
         let start = NaiveDate::parse_from_str(r.start.get_ref(), "%Y-%m-%d").map_err(|_| {
-            diags.push(src.at(
-                r.start.span(),
-                format!("bad rota start date `{}`: write it as YYYY-MM-DD", r.start.get_ref()),
-            ));
+            diags.push(
+                src.at(r.start.span(), format!("bad rota start date `{}`: write it as YYYY-MM-DD", r.start.get_ref())),
+            );
         });
         let shift_days = match &r.shift {
             None => Ok(1),
             Some(s) => match crate::playbook::types::parse_duration(s.get_ref()) {
                 Ok(d) if d.as_secs() % 86_400 == 0 => Ok((d.as_secs() / 86_400) as u32),
                 Ok(_) => {
-                    diags.push(src.at(
-                        s.span(),
-                        format!("rota shift `{}` must be whole days, like 1d or 7d", s.get_ref()),
-                    ));
+                    diags.push(
+                        src.at(s.span(), format!("rota shift `{}` must be whole days, like 1d or 7d", s.get_ref())),
+                    );
                     Err(())
                 }
                 Err(e) => {
@@ -170,9 +157,7 @@ pub fn build(src: &Source, file: RosterFile, diags: &mut Vec<Diagnostic>) -> Ros
             diags.push(src.at(r.timezone.span(), format!("rota `{id}` has no members")));
         }
         let members = r.members.iter().map(|m| member(m, diags, &format!("rota `{id}`"))).collect();
-        if let (Some(timezone), Ok(handoff), Ok(start), Ok(shift_days)) =
-            (tz, handoff, start, shift_days)
-        {
+        if let (Some(timezone), Ok(handoff), Ok(start), Ok(shift_days)) = (tz, handoff, start, shift_days) {
             roster.rotas.insert(id.clone(), Rota { timezone, handoff, shift_days, start, members });
         }
     }
@@ -183,13 +168,9 @@ fn check_tz(src: &Source, tz: &Str, diags: &mut Vec<Diagnostic>) -> Option<Tz> {
     match tz.get_ref().parse::<Tz>() {
         Ok(t) => Some(t),
         Err(_) => {
-            diags.push(src.at(
-                tz.span(),
-                format!(
-                    "unknown time zone `{}`: use an IANA name like Asia/Shanghai",
-                    tz.get_ref()
-                ),
-            ));
+            diags.push(
+                src.at(tz.span(), format!("unknown time zone `{}`: use an IANA name like Asia/Shanghai", tz.get_ref())),
+            );
             None
         }
     }

@@ -93,27 +93,21 @@ impl StateDir {
     pub(crate) fn ensure_private(&self) -> Result<(), UnsafeStateDir> {
         let dir = &self.root;
         if !dir.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-                UnsafeStateDir::Io { dir: dir.clone(), message: format!("cannot create it: {e}") }
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| UnsafeStateDir::Io { dir: dir.clone(), message: format!("cannot create it: {e}") })?;
         }
-        let meta = std::fs::metadata(dir)
-            .map_err(|e| UnsafeStateDir::Io { dir: dir.clone(), message: e.to_string() })?;
+        let meta =
+            std::fs::metadata(dir).map_err(|e| UnsafeStateDir::Io { dir: dir.clone(), message: e.to_string() })?;
         if !meta.is_dir() {
-            return Err(UnsafeStateDir::Io {
-                dir: dir.clone(),
-                message: "it is not a directory".into(),
-            });
+            return Err(UnsafeStateDir::Io { dir: dir.clone(), message: "it is not a directory".into() });
         }
         let me = rustix::process::geteuid().as_raw();
         let mode = meta.mode() & 0o7777;
         if meta.uid() != me || mode & 0o022 != 0 {
-            return Err(UnsafeStateDir::NotPrivate {
-                dir: dir.clone(),
-                owner: meta.uid(),
-                mode,
-                me,
-            });
+            return Err(UnsafeStateDir::NotPrivate { dir: dir.clone(), owner: meta.uid(), mode, me });
         }
         Ok(())
     }
@@ -124,12 +118,7 @@ impl StateDir {
     pub(crate) fn database_files(&self) -> Vec<PathBuf> {
         let mut dbs = vec![self.journal()];
         if let Ok(entries) = std::fs::read_dir(self.drills_dir()) {
-            dbs.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "db")),
-            );
+            dbs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "db")));
         }
         let mut out = Vec::new();
         for db in dbs {
@@ -207,10 +196,7 @@ pub(crate) fn read_private(path: &Path) -> std::io::Result<PrivateFile> {
         Err(e) => return Err(e),
     };
     let mode = meta.mode() & 0o7777;
-    if !meta.file_type().is_file()
-        || meta.uid() != rustix::process::geteuid().as_raw()
-        || mode & 0o077 != 0
-    {
+    if !meta.file_type().is_file() || meta.uid() != rustix::process::geteuid().as_raw() || mode & 0o077 != 0 {
         return Ok(PrivateFile::Exposed { mode, owner: meta.uid() });
     }
     Ok(PrivateFile::Private(std::fs::read(path)?))
@@ -273,16 +259,9 @@ mod tests {
         s.ensure_private().unwrap();
         let mode = std::fs::metadata(tmp.path().join("a/state")).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        std::fs::set_permissions(
-            tmp.path().join("a/state"),
-            std::fs::Permissions::from_mode(0o770),
-        )
-        .unwrap();
+        std::fs::set_permissions(tmp.path().join("a/state"), std::fs::Permissions::from_mode(0o770)).unwrap();
         let e = s.ensure_private().unwrap_err().to_string();
-        assert!(
-            e.contains("mode 0770") && e.contains("chmod 0700") && e.contains("a/state"),
-            "{e}"
-        );
+        assert!(e.contains("mode 0770") && e.contains("chmod 0700") && e.contains("a/state"), "{e}");
     }
 
     #[test]

@@ -5,10 +5,9 @@
 
 use super::AppState;
 use super::api_types::{
-    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentSummary,
-    ListQuery, OutboxStatus, OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary,
-    ReloadAttempt, ReportFormat, ReportQuery, RetryReply, StatusReply, StepBody, Timeline,
-    TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentSummary, ListQuery, OutboxStatus,
+    OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, RetryReply,
+    StatusReply, StepBody, Timeline, TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
 use super::engine_call::with_engine;
 use crate::incident::clock::fmt_ms;
@@ -28,9 +27,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let msg = e.to_string();
         match e {
-            EngineError::NotFound { nearby, .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby)
-            }
+            EngineError::NotFound { nearby, .. } => ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby),
             EngineError::Invalid { ref hint, .. } => {
                 let hint = hint.as_ref().map(ToString::to_string);
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg).with_hint(hint)
@@ -124,10 +121,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if st.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no valid playbook generation is loaded; see `crisis status`\n",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no valid playbook generation is loaded; see `crisis status`\n")
             .into_response()
     }
 }
@@ -145,12 +139,8 @@ async fn trigger(
     Ok((code, Json(TriggerReply { deduped: out.deduped, incident: out.incident })).into_response())
 }
 
-async fn list(
-    State(st): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Vec<IncidentSummary>> {
-    let rows =
-        with_engine(&st, move |e| Ok(e.store().incidents(q.open, q.mode.as_deref())?)).await?;
+async fn list(State(st): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> ApiResult<Vec<IncidentSummary>> {
+    let rows = with_engine(&st, move |e| Ok(e.store().incidents(q.open, q.mode.as_deref())?)).await?;
     let out = rows
         .into_iter()
         .map(|r| IncidentSummary {
@@ -186,9 +176,7 @@ async fn ack(
     let inc = with_incident(&st, &id.clone(), move |e| {
         let by = match b.by.filter(|s| !s.is_empty()) {
             Some(by) => by,
-            None => {
-                e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into())
-            }
+            None => e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
         };
         e.ack(&id, &by)
     })
@@ -202,8 +190,7 @@ async fn assign(
     body: Result<Json<AssignBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by)))
-        .await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by))).await?;
     Ok(Json(inc))
 }
 
@@ -213,8 +200,7 @@ async fn approve(
     body: Result<Json<ApproveBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc =
-        with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
     Ok(Json(inc))
 }
 
@@ -224,10 +210,8 @@ async fn step(
     body: Result<Json<StepBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| {
-        e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))
-    })
-    .await?;
+    let inc =
+        with_incident(&st, &id.clone(), move |e| e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))).await?;
     Ok(Json(inc))
 }
 
@@ -237,8 +221,7 @@ async fn update(
     body: Result<Json<UpdateBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc =
-        with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
+    let inc = with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
     Ok(Json(inc))
 }
 
@@ -277,13 +260,7 @@ async fn events(
     .await?;
     let events = evs
         .into_iter()
-        .map(|ev| TimelineEvent {
-            text: report::describe(&ev),
-            seq: ev.seq,
-            at: ev.at,
-            kind: ev.kind,
-            data: ev.data,
-        })
+        .map(|ev| TimelineEvent { text: report::describe(&ev), seq: ev.seq, at: ev.at, kind: ev.kind, data: ev.data })
         .collect();
     Ok(Json(Timeline { status: inc.status, phase: inc.phase, events }))
 }
@@ -297,16 +274,14 @@ async fn report_handler(
     let rep = with_incident(&st, &id.clone(), move |e| {
         let inc = e.incident(&id)?;
         let evs = e.store().events(&id, 0)?;
-        let summary =
-            e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();
+        let summary = e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();
         Ok(report::outcome_report(&inc, &evs, &summary))
     })
     .await?;
     Ok(match format? {
         ReportFormat::Json => Json(rep).into_response(),
         ReportFormat::Markdown => {
-            ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], rep.markdown())
-                .into_response()
+            ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], rep.markdown()).into_response()
         }
     })
 }
@@ -374,13 +349,7 @@ fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
             BreakerStatus { lane: l.lane, target: l.target, state: state.into(), failures, until }
         })
         .collect();
-    let open_breakers = st
-        .dispatch
-        .open_by_target()
-        .into_iter()
-        .filter(|(_, open)| *open)
-        .map(|(t, _)| t)
-        .collect();
+    let open_breakers = st.dispatch.open_by_target().into_iter().filter(|(_, open)| *open).map(|(t, _)| t).collect();
     Ok(OutboxStatus {
         breakers,
         open_breakers,
@@ -402,16 +371,13 @@ async fn retry(
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<RetryReply> {
     let Json(b) = body?;
-    let inc =
-        with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
+    let inc = with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
     Ok(Json(RetryReply { invocation_id: inc.0, incident: inc.1.id }))
 }
 
 async fn status(State(st): State<Arc<AppState>>) -> ApiResult<StatusReply> {
     let s = st.clone();
-    let v = tokio::task::spawn_blocking(move || status_reply(&s))
-        .await
-        .map_err(ApiError::internal)??;
+    let v = tokio::task::spawn_blocking(move || status_reply(&s)).await.map_err(ApiError::internal)??;
     Ok(Json(v))
 }
 
@@ -421,26 +387,17 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult<ReloadAttempt> {
 
 /// Lifts a plugin version's quarantine. Plugins are not incidents, so this
 /// is logged, not journaled.
-async fn unquarantine(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> ApiResult<PluginRef> {
+async fn unquarantine(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<PluginRef> {
     let s = st.clone();
-    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name))
-        .await
-        .map_err(ApiError::internal)?;
+    let r = tokio::task::spawn_blocking(move || s.plugins.unquarantine(&name)).await.map_err(ApiError::internal)?;
     match r {
         Ok(v) => Ok(Json(v)),
         Err(e @ UnquarantineError::NotFound { .. }) => {
             let msg = e.to_string();
-            let UnquarantineError::NotFound { nearby, .. } = e else {
-                unreachable!("matched above")
-            };
+            let UnquarantineError::NotFound { nearby, .. } = e else { unreachable!("matched above") };
             Err(ApiError::new(StatusCode::NOT_FOUND, msg).with_nearby(nearby))
         }
-        Err(e @ UnquarantineError::NotQuarantined { .. }) => {
-            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
-        }
+        Err(e @ UnquarantineError::NotQuarantined { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
     }
 }
 
@@ -453,8 +410,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     })
     .await
     .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 async fn verify(State(st): State<Arc<AppState>>) -> ApiResult<VerifyReport> {

@@ -75,12 +75,7 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         ApiError {
             status,
-            body: ErrorBody {
-                error: msg.into(),
-                code: Some(ErrorCode::for_status(status)),
-                nearby: None,
-                hint: None,
-            },
+            body: ErrorBody { error: msg.into(), code: Some(ErrorCode::for_status(status)), nearby: None, hint: None },
         }
     }
 
@@ -229,10 +224,9 @@ impl ReportFormat {
         match q {
             None | Some("json") => Ok(ReportFormat::Json),
             Some("md") | Some("markdown") => Ok(ReportFormat::Markdown),
-            Some(other) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown report format `{other}`: use md or json"),
-            )),
+            Some(other) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json")))
+            }
         }
     }
 }
@@ -481,9 +475,7 @@ impl IntakeResult {
     /// What happened, for metrics.
     pub(crate) fn outcome(&self) -> IntakeOutcome {
         match self {
-            IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => {
-                *result
-            }
+            IntakeResult::Playbook { result, .. } | IntakeResult::Unmatched { result, .. } => *result,
         }
     }
 }
@@ -586,15 +578,9 @@ mod tests {
             result: IntakeOutcome::Opened,
             incident: Some("INC-1".into()),
         };
-        let none = IntakeResult::Playbook {
-            playbook: "p".into(),
-            result: IntakeOutcome::NoOpenIncident,
-            incident: None,
-        };
-        let unmatched = IntakeResult::Unmatched {
-            alert: Some("Disk".into()),
-            result: IntakeOutcome::Unmatched,
-        };
+        let none =
+            IntakeResult::Playbook { playbook: "p".into(), result: IntakeOutcome::NoOpenIncident, incident: None };
+        let unmatched = IntakeResult::Unmatched { alert: Some("Disk".into()), result: IntakeOutcome::Unmatched };
         assert_eq!(
             serde_json::to_value(&opened).unwrap(),
             json!({"playbook": "p", "result": "opened", "incident": "INC-1"})
@@ -603,13 +589,9 @@ mod tests {
             serde_json::to_value(&none).unwrap(),
             json!({"playbook": "p", "result": "no-open-incident", "incident": null})
         );
-        assert_eq!(
-            serde_json::to_value(&unmatched).unwrap(),
-            json!({"alert": "Disk", "result": "unmatched"})
-        );
+        assert_eq!(serde_json::to_value(&unmatched).unwrap(), json!({"alert": "Disk", "result": "unmatched"}));
         for r in [opened, none, unmatched] {
-            let back: IntakeResult =
-                serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+            let back: IntakeResult = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
             assert_eq!(back, r);
         }
     }
@@ -617,10 +599,7 @@ mod tests {
     #[test]
     fn request_bodies_use_as_for_the_actor() {
         let b = StepBody { action: StepAction::Skip, note: None, by: Some("ana".into()) };
-        assert_eq!(
-            serde_json::to_value(&b).unwrap(),
-            json!({"action": "skip", "note": null, "as": "ana"})
-        );
+        assert_eq!(serde_json::to_value(&b).unwrap(), json!({"action": "skip", "note": null, "as": "ana"}));
         assert_eq!(serde_json::to_value(EmptyBody {}).unwrap(), json!({}));
     }
 
@@ -628,9 +607,6 @@ mod tests {
     fn report_format_parses_the_query() {
         assert_eq!(ReportFormat::from_query(None).unwrap(), ReportFormat::Json);
         assert_eq!(ReportFormat::from_query(Some("markdown")).unwrap(), ReportFormat::Markdown);
-        assert_eq!(
-            ReportFormat::from_query(Some("pdf")).unwrap_err().status,
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(ReportFormat::from_query(Some("pdf")).unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

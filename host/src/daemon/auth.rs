@@ -56,18 +56,11 @@ impl ApiToken {
 
 /// The `/v1` gate: passes requests that carry `Authorization: Bearer <token>`,
 /// answers 401 (with `WWW-Authenticate: Bearer`) to the rest.
-pub(crate) async fn require_token(
-    State(expected): State<ApiToken>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn require_token(State(expected): State<ApiToken>, req: Request, next: Next) -> Response {
     match bearer(&req) {
         Some(t) if token_matches(&expected.0, t) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong API token: use the token in state_dir/api.token",
-        )
-        .into_response(),
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token")
+            .into_response(),
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing API token: send Authorization: Bearer <state_dir/api.token>",
@@ -154,10 +147,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(StateDir::new(dir.path()).token_file())
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(StateDir::new(dir.path()).token_file()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(token_matches(&a, &a.clone()));
@@ -185,10 +175,7 @@ mod tests {
         }
         for remote in ["10.0.0.7", "192.168.1.2", "::ffff:10.0.0.7", "2001:db8::1", "0.0.0.0"] {
             assert!(!probe_allowed(ip(remote), None, None), "{remote}");
-            assert!(
-                !probe_allowed(ip(remote), Some("m3trics"), None),
-                "{remote}: no token configured"
-            );
+            assert!(!probe_allowed(ip(remote), Some("m3trics"), None), "{remote}: no token configured");
             assert!(!probe_allowed(ip(remote), None, Some("m3trics")), "{remote}");
             assert!(!probe_allowed(ip(remote), Some("m3tric"), Some("m3trics")), "{remote}");
             assert!(probe_allowed(ip(remote), Some("m3trics"), Some("m3trics")), "{remote}");
@@ -211,16 +198,14 @@ mod tests {
     async fn gate_passes_the_token_and_refuses_the_rest() {
         let addr = gated().await;
         let results = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent =
-                ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             let call = |auth: Option<&str>| {
                 let mut req = agent.get(format!("http://{addr}/v1/x"));
                 if let Some(a) = auth {
                     req = req.header("Authorization", a);
                 }
                 let mut r = req.call().unwrap();
-                let www =
-                    r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+                let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
                 (r.status().as_u16(), www, r.body_mut().read_to_string().unwrap())
             };
             [call(Some("Bearer s3cret")), call(Some("Bearer s3cres")), call(None)]

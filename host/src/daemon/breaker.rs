@@ -78,9 +78,7 @@ impl Breaker {
                 Admit::Probe
             }
             BreakerState::Open { until } => Admit::Deny { until },
-            BreakerState::HalfOpen => {
-                Admit::Deny { until: now + PROBE_WAIT_MS.min(self.cooldown_ms.max(1)) }
-            }
+            BreakerState::HalfOpen => Admit::Deny { until: now + PROBE_WAIT_MS.min(self.cooldown_ms.max(1)) },
         }
     }
 
@@ -149,11 +147,7 @@ mod tests {
         b.failure(0);
         assert_eq!(b.admit(100), Admit::Probe);
         b.failure(150);
-        assert_eq!(
-            b.state(),
-            BreakerState::Open { until: 250 },
-            "a failed probe opens it for another cooldown"
-        );
+        assert_eq!(b.state(), BreakerState::Open { until: 250 }, "a failed probe opens it for another cooldown");
         assert_eq!(b.admit(250), Admit::Probe);
         b.success();
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });

@@ -110,8 +110,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn when(pb: &Playbook, at: Option<DateTime<Utc>>) -> Value {
     let Some(at) = at else { return Value::Null };
-    let tz: Option<chrono_tz::Tz> =
-        pb.drill.as_ref().and_then(|d| d.timezone.as_ref()).and_then(|t| t.parse().ok());
+    let tz: Option<chrono_tz::Tz> = pb.drill.as_ref().and_then(|d| d.timezone.as_ref()).and_then(|t| t.parse().ok());
     let local = match tz {
         Some(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
         None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -167,9 +166,8 @@ async fn start(
     State(st): State<Arc<AppState>>,
     body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|r| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text()))
-    })?;
+    let Json(b) =
+        body.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed request: {}", r.body_text())))?;
     let svc = st.drills.clone();
     let g = st.engine.generation();
     let Some(pb) = g.playbooks.get(&b.playbook).cloned() else {
@@ -180,9 +178,7 @@ async fn start(
         ));
     };
     let clock = match &b.clock {
-        Some(c) => c
-            .parse::<ClockMode>()
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?,
+        Some(c) => c.parse::<ClockMode>().map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?,
         None => pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual),
     };
     let now = Utc::now().timestamp_millis();
@@ -194,15 +190,10 @@ async fn start(
     match res {
         Err(Launch::Overlap(other)) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!(
-                "a drill of {} is still running ({other}); wait for it to end, then run again",
-                pb.id
-            ),
+            format!("a drill of {} is still running ({other}); wait for it to end, then run again", pb.id),
         )),
         Err(Launch::Failed(e)) => Err(internal(e)),
-        Ok(row) if row.status == "running" => {
-            Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response())
-        }
+        Ok(row) if row.status == "running" => Ok((StatusCode::ACCEPTED, Json(row_json(&row))).into_response()),
         Ok(row) => Ok((StatusCode::CREATED, Json(row_json(&row))).into_response()),
     }
 }
@@ -246,25 +237,15 @@ enum Launch {
 }
 
 /// Claims and runs a drill: inline (`wait`, virtual clock) or on its own thread.
-fn launch(
-    svc: Arc<DrillService>,
-    g: Arc<Generation>,
-    row: RunRow,
-    wait: bool,
-) -> Result<RunRow, Launch> {
+fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -> Result<RunRow, Launch> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let mut running = svc.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(other) =
-            running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone())
-        {
+        if let Some(other) = running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone()) {
             return Err(Launch::Overlap(other));
         }
         if !svc.index.claim(&row).map_err(Launch::Failed)? {
-            return Err(Launch::Failed(anyhow::anyhow!(
-                "drill run {} was already claimed",
-                row.id
-            )));
+            return Err(Launch::Failed(anyhow::anyhow!("drill run {} was already claimed", row.id)));
         }
         running.insert(row.id.clone(), (row.playbook_id.clone(), cancel.clone()));
     }
@@ -274,9 +255,7 @@ fn launch(
         clock,
         seed: row.seed,
         scheduled_for: row.scheduled_for,
-        journal: Journal::File(
-            crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id),
-        ),
+        journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
         responders: false,
         cancel: Some(cancel),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
@@ -334,9 +313,10 @@ fn launch(
             .spawn(work)
             .map_err(|e| Launch::Failed(e.into()))?;
     }
-    svc.index.get(&row.id).map_err(Launch::Failed)?.ok_or_else(|| {
-        Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id))
-    })
+    svc.index
+        .get(&row.id)
+        .map_err(Launch::Failed)?
+        .ok_or_else(|| Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id)))
 }
 
 fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
@@ -360,10 +340,7 @@ fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
     }
 }
 
-async fn show(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let svc = st.drills.clone();
     Ok(Json(row_json(&find_run(&svc, &id)?)))
 }
@@ -383,27 +360,19 @@ async fn report(
     let Some(rep) = row.report.clone() else {
         let why = match row.status.as_str() {
             "running" => "it is still running".to_string(),
-            s => format!(
-                "it ended `{s}`{}",
-                row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
-            ),
+            s => format!("it ended `{s}`{}", row.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
         };
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("drill run {id} has no after-action report: {why}"),
-        ));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("drill run {id} has no after-action report: {why}")));
     };
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rep).into_response()),
         Some("md") | Some("markdown") => {
             let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
-            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown())
-                .into_response())
+            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown()).into_response())
         }
-        Some(other) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("unknown report format `{other}`: use md or json"),
-        )),
+        Some(other) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json")))
+        }
     }
 }
 
@@ -441,11 +410,7 @@ async fn switch(
 
 /// One scheduler pass at `now`: decides every playbook's occurrences since its
 /// last check, records skips, starts runs, and halts running drills in a blackout.
-pub fn tick(
-    svc: &Arc<DrillService>,
-    g: &Arc<Generation>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<RunRow>> {
+pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) -> anyhow::Result<Vec<RunRow>> {
     let cfg = &g.config;
     let mut started = Vec::new();
     if schedule::in_blackout(now, &cfg.drills.blackout).is_some() {
@@ -467,10 +432,8 @@ pub fn tick(
         };
         let running = svc.index.running(&pb.id)?;
         let suspended = svc.index.suspended(&pb.id)?;
-        let clock: ClockMode =
-            pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
-        let mut decisions =
-            schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
+        let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
+        let mut decisions = schedule::due_runs(&sched, last, now, grace, &cfg.drills.blackout, suspended, running);
         if checked.is_none() {
             decisions = decisions.pop().into_iter().collect();
         }
@@ -505,9 +468,7 @@ pub fn tick(
                         Ok(r) => started.push(r),
                         Err(Launch::Overlap(other)) => {
                             row.status = "refused-overlap".into();
-                            row.reason = Some(format!(
-                                "refused: drill {other} of this playbook is still running"
-                            ));
+                            row.reason = Some(format!("refused: drill {other} of this playbook is still running"));
                             row.started_at = None;
                             row.finished_at = Some(ms(now));
                             svc.index.claim(&row)?;

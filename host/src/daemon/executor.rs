@@ -20,8 +20,8 @@
 use crate::incident::Engine;
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::plugin::api::{
-    CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification,
-    NotifyTarget, RunMode,
+    CustomerRef as PCustomer, HttpDisposition, HttpRecord, IncidentInfo, Invocation, Notification, NotifyTarget,
+    RunMode,
 };
 use crate::plugin::{PluginCallError, PluginHost, Scrubber};
 use std::sync::{Arc, Weak};
@@ -39,11 +39,7 @@ pub(crate) struct PluginExecutor {
 
 impl PluginExecutor {
     /// `engine` supplies the current targets and customer source.
-    pub(crate) fn new(
-        host: Arc<PluginHost>,
-        engine: &Arc<Engine>,
-        counter: Option<CallCounter>,
-    ) -> Self {
+    pub(crate) fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
         PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter }
     }
 
@@ -62,11 +58,7 @@ fn invocation(id: &str, p: &IntentPayload, now: i64) -> Invocation {
     Invocation {
         invocation_id: id.to_string(),
         incident_id: p.incident.id.clone(),
-        mode: if p.mode == crate::playbook::types::Mode::Drill {
-            RunMode::Drill
-        } else {
-            RunMode::Live
-        },
+        mode: if p.mode == crate::playbook::types::Mode::Drill { RunMode::Drill } else { RunMode::Live },
         now_unix_ms: now.max(0) as u64,
         budget_ms: None,
     }
@@ -168,9 +160,7 @@ impl PluginExecutor {
                     .filter(|s| !s.is_empty())
                     .collect::<Vec<_>>()
                     .join("; ");
-                EffectOutcome::sent(
-                    scrub.scrub(&format!("{} {}: {detail}", out.plugin.name, out.plugin.version)),
-                )
+                EffectOutcome::sent(scrub.scrub(&format!("{} {}: {detail}", out.plugin.name, out.plugin.version)))
             }
             Err(e) => {
                 self.count(&p.notifier, "error");
@@ -205,10 +195,7 @@ impl Executor for PluginExecutor {
                     return EffectOutcome::failed("customer message without a customer", false);
                 };
                 let Some(composer) = &p.composer else {
-                    return EffectOutcome::failed(
-                        "customer message without an appeasement plugin",
-                        false,
-                    );
+                    return EffectOutcome::failed("customer message without an appeasement plugin", false);
                 };
                 let who = PCustomer {
                     id: c.id.clone(),
@@ -217,12 +204,7 @@ impl Executor for PluginExecutor {
                     locale: c.locale.clone(),
                     channel: conv(&c.channel),
                 };
-                let composed = match self.host.compose(
-                    composer,
-                    &invocation(id, p, engine.now()),
-                    &info(p),
-                    &who,
-                ) {
+                let composed = match self.host.compose(composer, &invocation(id, p, engine.now()), &info(p), &who) {
                     Ok(out) => {
                         self.count(composer, "ok");
                         out.value
@@ -241,10 +223,7 @@ impl Executor for PluginExecutor {
                 let body = msg.body.clone();
                 if p.notifier == "log" {
                     tracing::info!(invocation_id = id, incident = %p.incident.id, customer = %c.id, channel = %c.channel, locale = %msg.locale, mode = %p.mode, "customer message (log target): {body}");
-                    return EffectOutcome::sent(format!(
-                        "composed by {composer} ({}), logged: {body}",
-                        msg.locale
-                    ));
+                    return EffectOutcome::sent(format!("composed by {composer} ({}), logged: {body}", msg.locale));
                 }
                 if let Some(comp) = &msg.compensation {
                     tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
@@ -258,10 +237,7 @@ impl Executor for PluginExecutor {
                     .map(|x| x.contact.address(c.channel.parse().unwrap_or(x.channel)).to_string())
                     .unwrap_or_default();
                 if address.is_empty() {
-                    return EffectOutcome::failed(
-                        format!("customer {} has no address for {}", c.id, c.channel),
-                        false,
-                    );
+                    return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
                 }
                 let params = vec![
                     ("to".to_string(), address.clone()),
@@ -270,13 +246,7 @@ impl Executor for PluginExecutor {
                     ("locale".to_string(), msg.locale.clone()),
                 ];
                 let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
-                self.notify(
-                    id,
-                    p,
-                    &engine,
-                    params,
-                    Message { body: &body, subject: &subject, contacts: vec![address] },
-                )
+                self.notify(id, p, &engine, params, Message { body: &body, subject: &subject, contacts: vec![address] })
             }
         }
     }

@@ -48,9 +48,7 @@ pub struct RateLimiter {
 }
 
 fn keyed(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
-    DefaultKeyedRateLimiter::hashmap(Quota::per_minute(
-        NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN),
-    ))
+    DefaultKeyedRateLimiter::hashmap(Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)))
 }
 
 impl RateLimiter {
@@ -140,10 +138,7 @@ struct AmPayload {
 }
 
 fn count(st: &AppState, source: &str, result: &str) {
-    st.metrics
-        .intake
-        .get_or_create(&IntakeLabels { source: source.into(), result: result.into() })
-        .inc();
+    st.metrics.intake.get_or_create(&IntakeLabels { source: source.into(), result: result.into() }).inc();
 }
 
 /// 429 (with `retry-after: 1`) once a source exceeds `[limits] intake_per_minute`.
@@ -166,9 +161,9 @@ fn matching<'a>(
 ) -> Vec<Arc<Playbook>> {
     playbooks
         .filter(|p| {
-            p.trigger.as_ref().is_some_and(|t| {
-                !t.matches.is_empty() && t.matches.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
+            p.trigger
+                .as_ref()
+                .is_some_and(|t| !t.matches.is_empty() && t.matches.iter().all(|(k, v)| labels.get(k) == Some(v)))
         })
         .cloned()
         .collect()
@@ -183,22 +178,17 @@ fn report_fields(
 ) -> BTreeMap<String, String> {
     let mut fields = extra;
     let alertname = labels.get("alertname").cloned().unwrap_or_else(|| "alert".into());
-    let first =
-        |keys: &[&str]| keys.iter().find_map(|k| ann.get(*k).filter(|v| !v.is_empty()).cloned());
+    let first = |keys: &[&str]| keys.iter().find_map(|k| ann.get(*k).filter(|v| !v.is_empty()).cloned());
     for f in &pb.report.require {
         let key = f.as_str().to_string();
         if fields.contains_key(&key) {
             continue;
         }
         let v = match key.as_str() {
-            "nature" => first(&["nature", "summary", "description"])
-                .unwrap_or_else(|| format!("{alertname} firing")),
+            "nature" => first(&["nature", "summary", "description"]).unwrap_or_else(|| format!("{alertname} firing")),
             "scope" => first(&["scope", "impact"]).unwrap_or_else(|| {
-                let l: Vec<String> = labels
-                    .iter()
-                    .filter(|(k, _)| *k != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let l: Vec<String> =
+                    labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("{k}={v}")).collect();
                 format!("labels {}", l.join(", "))
             }),
             "consequences" => first(&["consequences", "impact", "description"])
@@ -255,20 +245,15 @@ pub(crate) async fn alertmanager(
             }
             let fallback = a.fingerprint.as_deref().map(FallbackKey::alertmanager);
             for pb in pbs {
-                let whose =
-                    Whose { index, fingerprint: a.fingerprint.clone(), playbook: pb.clone() };
+                let whose = Whose { index, fingerprint: a.fingerprint.clone(), playbook: pb.clone() };
                 if a.status == "resolved" {
                     let key = match alert_key(&pb, a) {
                         Some(k) => Ok(Some(k)),
                         None => e.dedup_key_or(&pb, &a.labels, &BTreeMap::new(), fallback.as_ref()),
                     };
-                    let source = format!(
-                        "alertmanager (alert ended {})",
-                        a.ends_at.clone().unwrap_or_default()
-                    );
+                    let source = format!("alertmanager (alert ended {})", a.ends_at.clone().unwrap_or_default());
                     match key {
-                        Ok(Some(key)) => plan
-                            .op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source }),
+                        Ok(Some(key)) => plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source }),
                         Ok(None) => plan.done(resolved(&pb, None)),
                         Err(err) => plan.refuse(whose, err),
                     }
@@ -343,15 +328,12 @@ impl Plan {
     /// Runs the operations as one batch. Refusals of single alerts land in
     /// `rejected`; a store failure fails the whole request (nothing written).
     fn run(mut self, e: &Engine) -> Result<(IntakeReply, Option<EngineError>), EngineError> {
-        let (whose, ops): (Vec<Whose>, Vec<IntakeOp>) =
-            std::mem::take(&mut self.ops).into_iter().unzip();
+        let (whose, ops): (Vec<Whose>, Vec<IntakeOp>) = std::mem::take(&mut self.ops).into_iter().unzip();
         let results = if ops.is_empty() { Vec::new() } else { e.intake_batch(ops)? };
         for (w, r) in whose.into_iter().zip(results) {
             match r {
                 Ok(IntakeDone::Triggered(t)) => self.done(triggered(&w.playbook, &t)),
-                Ok(IntakeDone::Resolved(inc)) => {
-                    self.done(resolved(&w.playbook, inc.map(|i| i.id)))
-                }
+                Ok(IntakeDone::Resolved(inc)) => self.done(resolved(&w.playbook, inc.map(|i| i.id))),
                 Err(err) => self.refuse(w, err),
             }
         }
@@ -371,18 +353,13 @@ fn reply_with(st: &AppState, source: &str, reply: IntakeReply) -> Response {
 }
 
 fn resolved(pb: &Playbook, incident: Option<String>) -> IntakeResult {
-    let result =
-        if incident.is_some() { IntakeOutcome::Resolved } else { IntakeOutcome::NoOpenIncident };
+    let result = if incident.is_some() { IntakeOutcome::Resolved } else { IntakeOutcome::NoOpenIncident };
     IntakeResult::Playbook { playbook: pb.id.clone(), result, incident }
 }
 
 fn triggered(pb: &Playbook, t: &crate::incident::TriggerOutcome) -> IntakeResult {
     let result = if t.deduped { IntakeOutcome::Deduped } else { IntakeOutcome::Opened };
-    IntakeResult::Playbook {
-        playbook: pb.id.clone(),
-        result,
-        incident: Some(t.incident.id.clone()),
-    }
+    IntakeResult::Playbook { playbook: pb.id.clone(), result, incident: Some(t.incident.id.clone()) }
 }
 
 /// `POST /v1/intake/events`: triggers or resolves by playbook id or by labels.
@@ -432,10 +409,15 @@ pub(crate) async fn events(
                     None => e.dedup_key_for(&pb, &ev.labels, &ev.fields),
                 };
                 match key {
-                    Ok(Some(key)) => plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source: source.clone() }),
+                    Ok(Some(key)) => {
+                        plan.op(whose, IntakeOp::Resolve { playbook: pb.id.clone(), key, source: source.clone() })
+                    }
                     Ok(None) => plan.refuse(
                         whose,
-                        EngineError::invalid(format!("cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key", pb.id)),
+                        EngineError::invalid(format!(
+                            "cannot resolve by event: playbook {} has no dedup key for these labels; send dedup_key",
+                            pb.id
+                        )),
                     ),
                     Err(err) => plan.refuse(whose, err),
                 }

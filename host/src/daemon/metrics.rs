@@ -147,28 +147,12 @@ impl Metrics {
         };
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
         r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
-        r.register(
-            "time_to_acknowledge_seconds",
-            "Time from opening to acknowledgement",
-            m.time_to_ack.clone(),
-        );
-        r.register(
-            "time_to_resolve_seconds",
-            "Time from opening to resolution",
-            m.time_to_resolve.clone(),
-        );
-        r.register(
-            "deadlines_missed",
-            "Phase, acknowledgement and step deadlines missed",
-            m.deadlines_missed.clone(),
-        );
+        r.register("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack.clone());
+        r.register("time_to_resolve_seconds", "Time from opening to resolution", m.time_to_resolve.clone());
+        r.register("deadlines_missed", "Phase, acknowledgement and step deadlines missed", m.deadlines_missed.clone());
         r.register("escalations", "Escalation notices sent", m.escalations.clone());
         r.register("notifications", "Notifications by target and result", m.notifications.clone());
-        r.register(
-            "customer_messages",
-            "Customer messages by channel and result",
-            m.customer_messages.clone(),
-        );
+        r.register("customer_messages", "Customer messages by channel and result", m.customer_messages.clone());
         r.register("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls.clone());
         r.register(
             "plugin_quarantined",
@@ -221,8 +205,7 @@ impl Metrics {
         let rows = store.incidents(true, Some(Mode::Live.to_string().as_str()))?;
         let mut map = self.open_by_incident.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows {
-            let labels =
-                OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };
+            let labels = OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };
             self.open.get_or_create(&labels).inc();
             map.insert(r.id, labels);
         }
@@ -282,9 +265,7 @@ impl Metrics {
             }
             Event::DeadlineMissed { what, .. } => {
                 let what = what.split(':').next().unwrap_or(what).to_string();
-                self.deadlines_missed
-                    .get_or_create(&DeadlineLabels { playbook: inc.playbook_id.clone(), what })
-                    .inc();
+                self.deadlines_missed.get_or_create(&DeadlineLabels { playbook: inc.playbook_id.clone(), what }).inc();
             }
             Event::Escalated { .. } => {
                 self.escalations.inc();
@@ -292,14 +273,10 @@ impl Metrics {
             Event::EffectResult { target, channel, ok, .. } => {
                 let result = if *ok { "sent" } else { "failed" }.to_string();
                 match channel {
-                    Some(c) => self
-                        .customer_messages
-                        .get_or_create(&ChannelLabels { channel: c.clone(), result })
-                        .inc(),
-                    None => self
-                        .notifications
-                        .get_or_create(&EffectLabels { target: target.clone(), result })
-                        .inc(),
+                    Some(c) => {
+                        self.customer_messages.get_or_create(&ChannelLabels { channel: c.clone(), result }).inc()
+                    }
+                    None => self.notifications.get_or_create(&EffectLabels { target: target.clone(), result }).inc(),
                 };
             }
             _ => {}
@@ -307,15 +284,9 @@ impl Metrics {
     }
 
     /// Refreshes the outbox gauges: breakers per target, depth, dead letters.
-    pub(crate) fn refresh_outbox(
-        &self,
-        open: &std::collections::BTreeMap<String, bool>,
-        store: &dyn Store,
-    ) {
+    pub(crate) fn refresh_outbox(&self, open: &std::collections::BTreeMap<String, bool>, store: &dyn Store) {
         for (target, open) in open {
-            self.breaker_open
-                .get_or_create(&TargetLabels { target: target.clone() })
-                .set(i64::from(*open));
+            self.breaker_open.get_or_create(&TargetLabels { target: target.clone() }).set(i64::from(*open));
         }
         self.outbox_depth.clear();
         if let Ok(depth) = store.outbox_depth() {

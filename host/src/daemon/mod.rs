@@ -107,8 +107,8 @@ pub fn run(config_path: Option<PathBuf>, log_format: LogFormat) -> Result<(), St
     StateDir::new(&cfg.state_dir).ensure_private().map_err(|e| StartError::Other(e.into()))?;
     let started_at = SystemClock.now_ms();
     // Taken before the journal is opened: a second daemon must not touch it at all.
-    let lock = lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at))
-        .map_err(|e| StartError::Other(e.into()))?;
+    let lock =
+        lock::StateDirLock::acquire(&cfg.state_dir, &fmt_ms(started_at)).map_err(|e| StartError::Other(e.into()))?;
     tracing::info!("holding {} for pid {}", lock.path().display(), std::process::id());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -138,8 +138,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?);
     // SQLite created these itself: their mode is set here, not left to the umask.
     for f in StateDir::new(&cfg.state_dir).database_files() {
-        restrict_file(&f)
-            .map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
+        restrict_file(&f).map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
     }
     let token = auth::ensure_token(&cfg.state_dir)?;
     let listen = cfg.listen;
@@ -157,11 +156,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
                 .secrets
                 .get(name)
                 .ok_or_else(|| anyhow::anyhow!("metrics_token names undeclared secret `{name}`"))?;
-            Some(
-                secret
-                    .read()
-                    .map_err(|e| anyhow::anyhow!("metrics_token (secret `{name}`): {e}"))?,
-            )
+            Some(secret.read().map_err(|e| anyhow::anyhow!("metrics_token (secret `{name}`): {e}"))?)
         }
     };
     let metrics = Arc::new(Metrics::new());
@@ -170,9 +165,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let plugins = Arc::new(
         tokio::task::spawn_blocking(move || {
             let host = crate::plugin::PluginHost::new(crate::plugin::PluginHostConfig {
-                cache_dir: Some(
-                    config::state_dir::StateDir::new(&plugin_cfg.state_dir).plugin_cache(),
-                ),
+                cache_dir: Some(config::state_dir::StateDir::new(&plugin_cfg.state_dir).plugin_cache()),
                 plugin_dir: plugin_cfg.plugin_dir.clone(),
                 ..Default::default()
             })
@@ -184,14 +177,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         })
         .await??,
     );
-    let reload = Reloader::start(
-        cfg.clone(),
-        config_path.clone(),
-        store,
-        clock.clone(),
-        metrics.clone(),
-        plugins.clone(),
-    );
+    let reload =
+        Reloader::start(cfg.clone(), config_path.clone(), store, clock.clone(), metrics.clone(), plugins.clone());
     let engine = reload.engine().clone();
     // Counted once here; from now on the observer moves the open-incident gauge.
     let (m, st) = (metrics.clone(), engine.store().clone());
@@ -208,8 +195,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         }
     }
     let dispatch = Arc::new(worker::Dispatch::new(cfg.limits.effects_concurrency));
-    let drills =
-        Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
+    let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
     let state = Arc::new(AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
@@ -224,28 +210,21 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         metrics_token,
     });
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"
+        )
+    })?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Raised first on shutdown: the worker claims no timer or intent after it.
     let stop = Arc::new(AtomicBool::new(false));
     let m = metrics.clone();
     let counter: executor::CallCounter = Arc::new(move |plugin, result| {
-        m.plugin_calls
-            .get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() })
-            .inc();
+        m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
-    let executor: Arc<dyn Executor> =
-        Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
-    let worker = tokio::spawn(worker::run(
-        engine.clone(),
-        executor,
-        dispatch,
-        stop.clone(),
-        stop_rx.clone(),
-    ));
+    let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();
@@ -269,9 +248,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
             let listener = tls::TlsListener::spawn(listener, acceptor)?.tap_io(|_| {});
             tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future())
         }
-        None => {
-            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future())
-        }
+        None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(graceful).into_future()),
     };
     notify_systemd(sd_notify::NotifyState::Ready);
     let server_failed = tokio::select! {

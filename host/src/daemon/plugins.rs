@@ -12,8 +12,8 @@
 
 use crate::config::{self, Config};
 use crate::plugin::{
-    DeclaredFile, InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef,
-    SecretValue, StagedPlugins,
+    DeclaredFile, InjectRule, LimitOverrides, PluginGrant, PluginHost, PluginHostConfig, SecretRef, SecretValue,
+    StagedPlugins,
 };
 use std::collections::BTreeMap;
 
@@ -63,9 +63,7 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
         secret_config: p
             .config
             .iter()
-            .filter_map(|(k, v)| {
-                Some((k.clone(), secret_source(cfg.secrets.get(v.strip_prefix("secret:")?)?)))
-            })
+            .filter_map(|(k, v)| Some((k.clone(), secret_source(cfg.secrets.get(v.strip_prefix("secret:")?)?))))
             .collect(),
         limits: LimitOverrides {
             timeout_ms: p.timeout.map(|t| t.as_millis() as u64),
@@ -82,17 +80,11 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
 /// Why at call time: the value is handed to the plugin only for this call
 /// and scrubbed from its results; a secret that cannot be read fails the
 /// call with the secret's name (never its value).
-pub(crate) fn target_secrets(
-    target: &config::Target,
-    cfg: &Config,
-) -> Result<BTreeMap<String, SecretValue>, String> {
+pub(crate) fn target_secrets(target: &config::Target, cfg: &Config) -> Result<BTreeMap<String, SecretValue>, String> {
     let mut out = BTreeMap::new();
     for (key, value) in &target.config {
         let Some(name) = value.strip_prefix("secret:") else { continue };
-        let source = cfg
-            .secrets
-            .get(name)
-            .ok_or_else(|| format!("config `{key}` names unknown secret `{name}`"))?;
+        let source = cfg.secrets.get(name).ok_or_else(|| format!("config `{key}` names unknown secret `{name}`"))?;
         let v = source.read().map_err(|e| format!("config `{key}`: secret `{name}`: {e}"))?;
         out.insert(key.clone(), SecretValue::new(v));
     }
@@ -117,8 +109,7 @@ pub(crate) fn host_for(cfg: &Config) -> Result<PluginHost, String> {
 /// `plugin_dir` without changing what serves calls. Returns the staged set
 /// and its problems as `path:line:col: message`-style lines.
 pub(crate) fn stage(host: &PluginHost, cfg: &Config) -> (StagedPlugins, Vec<String>) {
-    let cfg_path =
-        cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
+    let cfg_path = cfg.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "crisis.toml".into());
     let files: Vec<DeclaredFile> = cfg
         .plugins
         .iter()
@@ -130,12 +121,7 @@ pub(crate) fn stage(host: &PluginHost, cfg: &Config) -> (StagedPlugins, Vec<Stri
         errors.push(format!("{cfg_path}:1:1: plugin `{name}`: {e}"));
     }
     for e in &staged.file_errors {
-        errors.push(format!(
-            "{}:1:1: plugin `{}` refused: {}",
-            e.path.display(),
-            e.plugin,
-            e.message
-        ));
+        errors.push(format!("{}:1:1: plugin `{}` refused: {}", e.path.display(), e.plugin, e.message));
     }
     (staged, errors)
 }

@@ -210,12 +210,8 @@ impl Reloader {
 
     /// The hash of what is on disk now (config, roster, playbooks).
     fn disk_hash(&self) -> Result<String, String> {
-        let cfg = config::discover(self.config_path.as_deref()).map_err(|d| {
-            format!(
-                "configuration invalid: {}",
-                d.first().map(|d| d.to_string()).unwrap_or_default()
-            )
-        })?;
+        let cfg = config::discover(self.config_path.as_deref())
+            .map_err(|d| format!("configuration invalid: {}", d.first().map(|d| d.to_string()).unwrap_or_default()))?;
         let snapshot = Snapshot::read(std::slice::from_ref(&cfg.playbooks));
         Ok(loader::combined_hash(&snapshot, &cfg))
     }
@@ -252,8 +248,7 @@ impl Reloader {
             loop {
                 tick.tick().await;
                 let p = poller.clone();
-                let changed =
-                    tokio::task::spawn_blocking(move || p.poll_changed()).await.unwrap_or(false);
+                let changed = tokio::task::spawn_blocking(move || p.poll_changed()).await.unwrap_or(false);
                 if changed {
                     poller.nudge("poll");
                 }
@@ -261,9 +256,7 @@ impl Reloader {
         });
         let hup = self.clone();
         tokio::spawn(async move {
-            let Ok(mut sig) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
                 return;
             };
             while sig.recv().await.is_some() {
@@ -342,10 +335,7 @@ impl Reloader {
             Err(diags) => attempt.errors = diags.iter().map(Diagnostic::to_string).collect(),
             Ok(cfg) => {
                 let restart = self.restart_only_changes(&cfg);
-                let snapshot_hash = loader::combined_hash(
-                    &Snapshot::read(std::slice::from_ref(&cfg.playbooks)),
-                    &cfg,
-                );
+                let snapshot_hash = loader::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
                 attempt.disk_hash = Some(snapshot_hash.clone());
                 if !restart.is_empty() {
                     attempt.errors = restart;
@@ -374,9 +364,7 @@ impl Reloader {
                         }
                         None => {
                             attempt.errors = plugin_errors;
-                            attempt
-                                .errors
-                                .extend(loaded.diagnostics.iter().map(Diagnostic::to_string));
+                            attempt.errors.extend(loaded.diagnostics.iter().map(Diagnostic::to_string));
                         }
                     }
                 }
@@ -388,10 +376,7 @@ impl Reloader {
             Outcome::Unchanged => "unchanged",
             Outcome::Rejected => "rejected",
         };
-        self.metrics
-            .reloads
-            .get_or_create(&super::metrics::ResultLabels { result: result.into() })
-            .inc();
+        self.metrics.reloads.get_or_create(&super::metrics::ResultLabels { result: result.into() }).inc();
         {
             let mut st = self.lock();
             match attempt.outcome {
@@ -423,11 +408,7 @@ impl Reloader {
             ),
             Outcome::Unchanged => tracing::debug!(trigger, "reload: nothing changed"),
             Outcome::Rejected => {
-                tracing::error!(
-                    trigger,
-                    "reload rejected; generation {} keeps serving",
-                    attempt.generation
-                );
+                tracing::error!(trigger, "reload rejected; generation {} keeps serving", attempt.generation);
                 for e in &attempt.errors {
                     tracing::error!("{e}");
                 }
@@ -447,11 +428,7 @@ impl Reloader {
         let where_ = |key: &str| -> String {
             let Some(p) = &self.config_path else { return "<embedded defaults>".into() };
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().starts_with(key))
-                .map(|i| i + 1)
-                .unwrap_or(1);
+            let line = text.lines().position(|l| l.trim_start().starts_with(key)).map(|i| i + 1).unwrap_or(1);
             format!("{}:{line}:1", p.display())
         };
         if cfg.listen != self.listen {
@@ -512,11 +489,7 @@ impl Reloader {
         use notify_debouncer_full::notify::RecursiveMode;
         let cfg = self.engine.generation().config.clone();
         let abs = |p: &Path| -> PathBuf {
-            let p = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                std::env::current_dir().unwrap_or_default().join(p)
-            };
+            let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
             match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
                 (Some(d), Some(n)) => d.join(n),
                 _ => p,
@@ -531,11 +504,8 @@ impl Reloader {
         }
         files.extend(cfg.roster_path.as_deref().map(abs));
         files.extend(cfg.customers.as_deref().map(abs));
-        let mut parents: Vec<PathBuf> = files
-            .iter()
-            .chain(std::iter::once(&playbooks))
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect();
+        let mut parents: Vec<PathBuf> =
+            files.iter().chain(std::iter::once(&playbooks)).filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
         parents.sort();
         parents.dedup();
 
@@ -544,8 +514,7 @@ impl Reloader {
         for p in &parents {
             debouncer.watch(p, RecursiveMode::NonRecursive)?;
         }
-        let mut watching_dir =
-            playbooks.is_dir() && debouncer.watch(&playbooks, RecursiveMode::Recursive).is_ok();
+        let mut watching_dir = playbooks.is_dir() && debouncer.watch(&playbooks, RecursiveMode::Recursive).is_ok();
         if let Some(d) = plugin_dir.as_ref().filter(|d| d.is_dir()) {
             debouncer.watch(d, RecursiveMode::NonRecursive)?;
         }
@@ -569,9 +538,7 @@ impl Reloader {
                 }
             };
             let relevant = events.iter().flat_map(|e| e.paths.iter()).any(|p| {
-                p.starts_with(&playbooks)
-                    || files.contains(p)
-                    || plugin_dir.as_ref().is_some_and(|d| p.starts_with(d))
+                p.starts_with(&playbooks) || files.contains(p) || plugin_dir.as_ref().is_some_and(|d| p.starts_with(d))
             });
             // A playbook directory created (or recreated) after start: watch it.
             // Files written before the new watch took hold are caught by the reload it triggers.
@@ -596,11 +563,8 @@ fn restore(store: &dyn Store, p: &Persisted, config: Config) -> Option<Generatio
         let pb: Playbook = serde_json::from_value(spec).ok()?;
         playbooks.insert(pb.id.clone(), Arc::new(pb));
     }
-    let customers = config
-        .customers
-        .as_deref()
-        .and_then(|c| crate::config::customers::load(c).ok())
-        .unwrap_or_default();
+    let customers =
+        config.customers.as_deref().and_then(|c| crate::config::customers::load(c).ok()).unwrap_or_default();
     Some(Generation {
         number: p.number,
         set_hash: p.set_hash.clone(),
@@ -614,9 +578,6 @@ fn restore(store: &dyn Store, p: &Persisted, config: Config) -> Option<Generatio
 fn file_hashes(s: &Snapshot) -> Vec<FileHash> {
     s.files
         .iter()
-        .map(|f| FileHash {
-            path: f.path.clone(),
-            sha256: hex::encode(Sha256::digest(f.text.as_bytes())),
-        })
+        .map(|f| FileHash { path: f.path.clone(), sha256: hex::encode(Sha256::digest(f.text.as_bytes())) })
         .collect()
 }

@@ -29,31 +29,18 @@ const MAX_HANDSHAKES: usize = 128;
 pub(crate) fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
     let certs = CertificateDer::pem_file_iter(&cfg.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("[tls] cert = {}: cannot read a PEM certificate chain", cfg.cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "[tls] cert = {}: no certificate in the file", cfg.cert.display());
+    let key = PrivateKeyDer::from_pem_file(&cfg.key)
+        .with_context(|| format!("[tls] key = {}: cannot read a PEM private key", cfg.key.display()))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
         .with_context(|| {
-            format!("[tls] cert = {}: cannot read a PEM certificate chain", cfg.cert.display())
+            format!("[tls] cert = {} and key = {} do not make a usable pair", cfg.cert.display(), cfg.key.display())
         })?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "[tls] cert = {}: no certificate in the file",
-        cfg.cert.display()
-    );
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).with_context(|| {
-        format!("[tls] key = {}: cannot read a PEM private key", cfg.key.display())
-    })?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .with_context(|| {
-        format!(
-            "[tls] cert = {} and key = {} do not make a usable pair",
-            cfg.cert.display(),
-            cfg.key.display()
-        )
-    })?;
     // The API speaks HTTP/1.1 only.
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))

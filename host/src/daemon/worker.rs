@@ -118,8 +118,8 @@ impl Dispatch {
 }
 
 fn new_lane(target: &str, d: &Delivery, breaker: Option<Breaker>) -> Lane {
-    let mut breaker = breaker
-        .unwrap_or_else(|| Breaker::new(d.breaker_failures, d.breaker_cooldown.as_millis() as i64));
+    let mut breaker =
+        breaker.unwrap_or_else(|| Breaker::new(d.breaker_failures, d.breaker_cooldown.as_millis() as i64));
     breaker.configure(d.breaker_failures, d.breaker_cooldown.as_millis() as i64);
     Lane {
         target: target.to_string(),
@@ -159,8 +159,7 @@ pub(crate) async fn run(
             }
         })
     };
-    let timers =
-        tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
+    let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
     dispatcher(engine, executor, dispatch, stop, intents_wake, shutdown).await;
     let _ = timers.await;
     fan_out.abort();
@@ -178,9 +177,7 @@ async fn idle(delay: Duration, wake: &Notify, shutdown: &mut watch::Receiver<boo
 /// How long until `next` (Unix ms), between the idle bounds.
 fn until(engine: &Engine, next: Option<i64>) -> Duration {
     match next {
-        Some(t) => {
-            Duration::from_millis((t - engine.now()).max(0) as u64).clamp(MIN_IDLE, MAX_IDLE)
-        }
+        Some(t) => Duration::from_millis((t - engine.now()).max(0) as u64).clamp(MIN_IDLE, MAX_IDLE),
         None => MAX_IDLE,
     }
 }
@@ -253,10 +250,7 @@ async fn dispatcher(
         if claimed.is_empty() {
             let e = engine.clone();
             let next =
-                tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten())
-                    .await
-                    .ok()
-                    .flatten();
+                tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten()).await.ok().flatten();
             if !idle(until(&engine, next), &wake, &mut shutdown).await {
                 break;
             }
@@ -265,14 +259,7 @@ async fn dispatcher(
         let config = engine.generation().config.clone();
         for c in claimed {
             let lane = dispatch.lane(&c, &config);
-            running.spawn(deliver(
-                engine.clone(),
-                executor.clone(),
-                dispatch.clone(),
-                lane,
-                c,
-                stop.clone(),
-            ));
+            running.spawn(deliver(engine.clone(), executor.clone(), dispatch.clone(), lane, c, stop.clone()));
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
@@ -307,8 +294,7 @@ async fn deliver(
     if let Admit::Deny { until } = admit {
         // Not attempted and not counted: due again when the probe may run.
         give_back(&engine, &c.id, Some(until)).await;
-        let first = c.is_page()
-            && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
+        let first = c.is_page() && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
         if first {
             let e = engine.clone();
             let why = format!("the circuit of target `{}` is open", c.payload.target);
@@ -325,19 +311,18 @@ async fn deliver(
         return give_back(&engine, &c.id, None).await;
     }
     let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
-    let res =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
-            match d.outbox.prepare(&e, &item)? {
-                Next::Settled => Ok(None),
-                Next::Execute => {
-                    let outcome = x.execute(&item.id, &item.payload);
-                    failpoint("after-execute", &item.id);
-                    let (ok, transient) = (outcome.ok, outcome.transient);
-                    Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
-                }
+    let res = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
+        match d.outbox.prepare(&e, &item)? {
+            Next::Settled => Ok(None),
+            Next::Execute => {
+                let outcome = x.execute(&item.id, &item.payload);
+                failpoint("after-execute", &item.id);
+                let (ok, transient) = (outcome.ok, outcome.transient);
+                Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
             }
-        })
-        .await;
+        }
+    })
+    .await;
     let now = engine.now();
     match res {
         Ok(Ok(None)) => {}
@@ -356,15 +341,13 @@ async fn deliver(
         }
         Ok(Err(err)) => {
             let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
         }
         Err(err) => {
             tracing::error!(invocation_id = %c.id, "side-effect call panicked: {err}");
             let (e, d, item) = (engine.clone(), dispatch.clone(), c.clone());
             let err = anyhow::anyhow!("the call panicked: {err}");
-            let _ =
-                tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
+            let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
         }
     }
 }

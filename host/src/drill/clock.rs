@@ -171,14 +171,8 @@ mod tests {
 
     #[test]
     fn virtual_start_is_fixed_by_seed_or_schedule() {
-        assert_eq!(
-            start_time(ClockMode::Virtual, 7, None, 5),
-            start_time(ClockMode::Virtual, 7, None, 99)
-        );
-        assert_ne!(
-            start_time(ClockMode::Virtual, 7, None, 5),
-            start_time(ClockMode::Virtual, 8, None, 5)
-        );
+        assert_eq!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 7, None, 99));
+        assert_ne!(start_time(ClockMode::Virtual, 7, None, 5), start_time(ClockMode::Virtual, 8, None, 5));
         assert_eq!(start_time(ClockMode::Virtual, 7, Some(42), 5), 42);
         assert_eq!(start_time(ClockMode::Speed(60), 7, Some(42), 5), 5);
     }

@@ -31,11 +31,7 @@ pub struct DrillExecutor {
 
 impl DrillExecutor {
     /// `targets` come from the configuration the drill runs under.
-    pub fn new(
-        inner: Arc<dyn Executor>,
-        targets: BTreeMap<String, Target>,
-        run_id: impl Into<String>,
-    ) -> Self {
+    pub fn new(inner: Arc<dyn Executor>, targets: BTreeMap<String, Target>, run_id: impl Into<String>) -> Self {
         DrillExecutor { inner, targets, run_id: run_id.into() }
     }
 
@@ -53,10 +49,7 @@ impl Executor for DrillExecutor {
         if p.mode != crate::playbook::types::Mode::Drill {
             // Two locks: the engine sets the mode, and this wrapper checks it again.
             return EffectOutcome::failed(
-                format!(
-                    "refused: the drill executor only runs drill-mode effects, got mode `{}`",
-                    p.mode
-                ),
+                format!("refused: the drill executor only runs drill-mode effects, got mode `{}`", p.mode),
                 false,
             );
         }
@@ -69,10 +62,9 @@ impl Executor for DrillExecutor {
             return self.inner.execute(invocation_id, &out);
         }
         let detail = match (p.kind, &p.customer) {
-            (EffectKind::Appease, Some(c)) => format!(
-                "{CAPTURED}customer message for customer {} by {} ({}), not sent",
-                c.id, c.channel, p.purpose
-            ),
+            (EffectKind::Appease, Some(c)) => {
+                format!("{CAPTURED}customer message for customer {} by {} ({}), not sent", c.id, c.channel, p.purpose)
+            }
             (EffectKind::Appease, None) => {
                 format!("{CAPTURED}customer message ({}), not sent", p.purpose)
             }
@@ -152,10 +144,7 @@ mod tests {
         let r = x.execute("a", &payload(EffectKind::Notify, "oncall", "drill", false));
         assert!(r.ok && r.detail == "ok");
         let r = x.execute("b", &payload(EffectKind::Notify, "regulator", "drill", false));
-        assert!(
-            r.ok && r.detail.starts_with(CAPTURED) && r.detail.contains("not drill_safe"),
-            "{r:?}"
-        );
+        assert!(r.ok && r.detail.starts_with(CAPTURED) && r.detail.contains("not drill_safe"), "{r:?}");
         let r = x.execute("c", &payload(EffectKind::Notify, "nowhere", "drill", false));
         assert!(r.detail.contains("not configured"));
         // A customer message is captured even if addressed through a drill-safe target.

@@ -86,8 +86,7 @@ impl DrillIndex {
         // Opening the store applies the migrations; the index then uses its own connection.
         drop(crate::store::SqliteStore::open(state_dir)?);
         let path = crate::config::state_dir::StateDir::new(state_dir).journal();
-        let conn =
-            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(DrillIndex { conn: Mutex::new(conn) })
     }
@@ -116,11 +115,7 @@ impl DrillIndex {
         report: Option<&super::AfterActionReport>,
     ) -> anyhow::Result<()> {
         let (score, verdict, json) = match report {
-            Some(r) => (
-                Some(r.score.total as i64),
-                Some(r.score.verdict.clone()),
-                Some(serde_json::to_string(r)?),
-            ),
+            Some(r) => (Some(r.score.total as i64), Some(r.score.verdict.clone()), Some(serde_json::to_string(r)?)),
             None => (None, None, None),
         };
         self.lock().execute(
@@ -136,8 +131,7 @@ impl DrillIndex {
         let r = c
             .query_row(&format!("SELECT {COLS}, report FROM drill_runs WHERE id = ?1"), [id], |r| {
                 let mut x = row(r)?;
-                x.report =
-                    r.get::<_, Option<String>>(15)?.and_then(|s| serde_json::from_str(&s).ok());
+                x.report = r.get::<_, Option<String>>(15)?.and_then(|s| serde_json::from_str(&s).ok());
                 Ok(x)
             })
             .optional()?;
@@ -147,9 +141,7 @@ impl DrillIndex {
     /// All runs, newest first (without reports).
     pub fn list(&self, limit: usize) -> anyhow::Result<Vec<RunRow>> {
         let c = self.lock();
-        let mut st = c.prepare(&format!(
-            "SELECT {COLS} FROM drill_runs ORDER BY created_at DESC, id DESC LIMIT ?1"
-        ))?;
+        let mut st = c.prepare(&format!("SELECT {COLS} FROM drill_runs ORDER BY created_at DESC, id DESC LIMIT ?1"))?;
         let rows = st.query_map([limit as i64], row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -204,11 +196,7 @@ impl DrillIndex {
     pub fn suspended(&self, playbook: &str) -> anyhow::Result<bool> {
         let v: Option<i64> = self
             .lock()
-            .query_row(
-                "SELECT suspended FROM drill_schedules WHERE playbook_id = ?1",
-                [playbook],
-                |r| r.get(0),
-            )
+            .query_row("SELECT suspended FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0))
             .optional()?;
         Ok(v == Some(1))
     }
@@ -217,11 +205,7 @@ impl DrillIndex {
     pub fn last_checked(&self, playbook: &str) -> anyhow::Result<Option<i64>> {
         let v: Option<Option<i64>> = self
             .lock()
-            .query_row(
-                "SELECT last_checked FROM drill_schedules WHERE playbook_id = ?1",
-                [playbook],
-                |r| r.get(0),
-            )
+            .query_row("SELECT last_checked FROM drill_schedules WHERE playbook_id = ?1", [playbook], |r| r.get(0))
             .optional()?;
         Ok(v.flatten())
     }

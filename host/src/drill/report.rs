@@ -304,22 +304,16 @@ fn improvement_text(c: &super::score::Criterion) -> String {
         _ => format!("{}: {}", c.title, c.finding),
     };
     let what = match c.id.as_str() {
-        "acknowledge" | "assign" => {
-            "check the rota and paging target, or revise ack_within and the escalation ladder"
-        }
+        "acknowledge" | "assign" => "check the rota and paging target, or revise ack_within and the escalation ladder",
         "escalation" => "add an escalation level that reaches someone who can act",
-        "activate" => {
-            "make sure an approver is reachable on every shift, or revise [activate] within"
-        }
+        "activate" => "make sure an approver is reachable on every shift, or revise [activate] within",
         "report" => "check the report targets are configured and reachable",
         "communications" => {
             "check notification targets and their plugins; failed or late notices leave people uninformed"
         }
         "outcome" => "write the outcome report (cause, process, aftermath) sooner after resolution",
         "dedup" => "fix the trigger's dedup_key so a repeated alert attaches to the open incident",
-        id if id.starts_with("step:") => {
-            "rehearse the step, give it an owner who is on duty, or revise its `within`"
-        }
+        id if id.starts_with("step:") => "rehearse the step, give it an owner who is on duty, or revise its `within`",
         _ => "review this criterion with the drill simulator's notes",
     };
     format!("{base}; {what}")
@@ -330,46 +324,24 @@ impl AfterActionReport {
     pub fn markdown(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# After-action report: {} drill {}\n", self.playbook_id, self.run_id);
-        let _ = writeln!(
-            o,
-            "**DRILL** — nothing in this exercise reached a customer or a target not marked drill_safe.\n"
-        );
+        let _ =
+            writeln!(o, "**DRILL** — nothing in this exercise reached a customer or a target not marked drill_safe.\n");
         let _ = writeln!(o, "| | |\n|---|---|");
         let _ = writeln!(o, "| Playbook | {} — {} |", self.playbook_id, self.playbook_name);
-        let _ = writeln!(
-            o,
-            "| Drilled version | `{}` @ `{}` |",
-            self.playbook_path, self.playbook_hash
-        );
+        let _ = writeln!(o, "| Drilled version | `{}` @ `{}` |", self.playbook_path, self.playbook_hash);
         let _ = writeln!(o, "| Incident | {} |", self.incident_id.as_deref().unwrap_or("none"));
         let _ = writeln!(o, "| Clock | {} (seed {}) |", self.clock, self.seed);
         if let Some(s) = &self.scheduled_for {
             let _ = writeln!(o, "| Scheduled for | {s} |");
         }
-        let _ = writeln!(
-            o,
-            "| Drill time | {} → {} ({}) |",
-            self.started_at, self.ended_at, self.drill_duration
-        );
+        let _ = writeln!(o, "| Drill time | {} → {} ({}) |", self.started_at, self.ended_at, self.drill_duration);
         let _ = writeln!(o, "| Status | {} |", self.status);
-        let _ = writeln!(
-            o,
-            "| Score | **{} / 100** — {} |\n",
-            self.score.total,
-            self.score.verdict.to_uppercase()
-        );
+        let _ = writeln!(o, "| Score | **{} / 100** — {} |\n", self.score.total, self.score.verdict.to_uppercase());
 
         let _ = writeln!(o, "## Scenario: {} ({})\n", self.scenario.title, self.scenario.source);
         let _ = writeln!(o, "| # | at | inject | result |\n|---|---|---|---|");
         for c in &self.controller {
-            let _ = writeln!(
-                o,
-                "| {} | +{} | {} | {} |",
-                c.inject,
-                fmt_span(c.offset_ms),
-                c.text,
-                c.result
-            );
+            let _ = writeln!(o, "| {} | +{} | {} | {} |", c.inject, fmt_span(c.offset_ms), c.text, c.result);
         }
         let _ = writeln!(o, "\n## Scores\n");
         let _ = writeln!(
@@ -415,16 +387,8 @@ impl AfterActionReport {
             fmt_map(&c.customer_messages_captured),
             c.customers_reached_in_drill
         );
-        let _ = writeln!(
-            o,
-            "- notices captured (target not drill_safe): {}",
-            fmt_map(&c.notices_captured)
-        );
-        let _ = writeln!(
-            o,
-            "- notices delivered to drill_safe targets: {}",
-            fmt_map(&c.notices_delivered)
-        );
+        let _ = writeln!(o, "- notices captured (target not drill_safe): {}", fmt_map(&c.notices_captured));
+        let _ = writeln!(o, "- notices delivered to drill_safe targets: {}", fmt_map(&c.notices_delivered));
         let _ = writeln!(o, "- failed: {}", c.failed);
         let _ = writeln!(o, "\n## Improvement plan\n");
         if self.improvements.is_empty() {

@@ -66,8 +66,7 @@ pub fn alert_labels(pb: &Playbook) -> BTreeMap<String, String> {
             let mut rest = tpl.as_str();
             while let Some(i) = rest.find("labels.") {
                 rest = &rest[i + "labels.".len()..];
-                let name: String =
-                    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                 if !name.is_empty() {
                     labels.entry(name.clone()).or_insert_with(|| format!("drill-{name}"));
                 }
@@ -84,8 +83,7 @@ pub fn alert_labels(pb: &Playbook) -> BTreeMap<String, String> {
 pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
-    let mut push =
-        |at: Duration, after: Duration, kind: InjectKind| out.push(Inject { at, after, kind });
+    let mut push = |at: Duration, after: Duration, kind: InjectKind| out.push(Inject { at, after, kind });
     let zero = Duration::ZERO;
     let min = |m: u64| Duration::from_secs(m * 60);
 
@@ -133,12 +131,8 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
     }
 
     // One hands-on step in two drills fails once and is retried.
-    let manual: Vec<&str> = pb
-        .act
-        .iter()
-        .filter(|s| is_hands_on(s.kind) && s.approval.is_none())
-        .map(|s| s.id.as_str())
-        .collect();
+    let manual: Vec<&str> =
+        pb.act.iter().filter(|s| is_hands_on(s.kind) && s.approval.is_none()).map(|s| s.id.as_str()).collect();
     let failing = if !manual.is_empty() && rng.chance(50) {
         Some(manual[rng.range(0, manual.len() as u64) as usize])
     } else {
@@ -149,11 +143,7 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
     for s in &pb.act {
         let within = s.within.unwrap_or(min(60)).min(EXERCISE_STEP_CAP);
         if s.kind == StepKind::Approval || s.approval.is_some() {
-            push(
-                zero,
-                rng.scaled(within, 20, 120),
-                InjectKind::Approve { step: Some(s.id.clone()), by: None },
-            );
+            push(zero, rng.scaled(within, 20, 120), InjectKind::Approve { step: Some(s.id.clone()), by: None });
         } else if is_hands_on(s.kind) {
             if failing == Some(s.id.as_str()) {
                 let reasons = [
@@ -165,18 +155,10 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
                 push(
                     zero,
                     rng.scaled(within, 10, 40),
-                    InjectKind::StepFailure {
-                        step: s.id.clone(),
-                        reason,
-                        retry_after: rng.scaled(within, 20, 80),
-                    },
+                    InjectKind::StepFailure { step: s.id.clone(), reason, retry_after: rng.scaled(within, 20, 80) },
                 );
             }
-            push(
-                zero,
-                rng.scaled(within, 25, 120),
-                InjectKind::StepDone { step: s.id.clone(), by: None },
-            );
+            push(zero, rng.scaled(within, 25, 120), InjectKind::StepDone { step: s.id.clone(), by: None });
         }
     }
     push(zero, min(rng.range(5, 31)), InjectKind::Resolve { by: None });
@@ -184,26 +166,17 @@ pub fn default_scenario(pb: &Playbook, seed: u64) -> Scenario {
         zero,
         min(rng.range(10, 61)),
         InjectKind::Outcome {
-            cause: format!(
-                "drill scenario: simulated {} crisis for playbook {}",
-                pb.category, pb.id
-            ),
+            cause: format!("drill scenario: simulated {} crisis for playbook {}", pb.category, pb.id),
             process: format!(
                 "the team followed playbook {} ({} steps) on a drill clock; see the timeline",
                 pb.id,
                 pb.act.len()
             ),
-            aftermath:
-                "simulated customers only; improvement items are listed in the after-action report"
-                    .to_string(),
+            aftermath: "simulated customers only; improvement items are listed in the after-action report".to_string(),
         },
     );
     out.sort_by_key(|i| i.at);
-    Scenario {
-        title: format!("{} drill (seed {seed})", pb.name),
-        source: "default".into(),
-        injects: out,
-    }
+    Scenario { title: format!("{} drill (seed {seed})", pb.name), source: "default".into(), injects: out }
 }
 
 /// The longest a scripted responder takes over one step.
@@ -220,11 +193,7 @@ pub fn holder(who: &Who, inc: &Incident, config: &Config, now_ms: i64) -> Option
     let roster = &config.roster;
     match who {
         Who::Role(r) if INCIDENT_ROLES.contains(&r.as_str()) => inc.roles.get(r).cloned(),
-        Who::Role(r) => roster
-            .people
-            .iter()
-            .find(|(_, p)| p.roles.iter().any(|x| x == r))
-            .map(|(id, _)| id.clone()),
+        Who::Role(r) => roster.people.iter().find(|(_, p)| p.roles.iter().any(|x| x == r)).map(|(id, _)| id.clone()),
         Who::Person(p) => Some(p.clone()),
         Who::Team(t) => roster.teams.get(t).and_then(|m| m.first().cloned()),
         Who::Rota(_) => {

@@ -196,19 +196,10 @@ pub fn run(
         Journal::Memory => Arc::new(SqliteStore::in_memory()?),
         Journal::File(p) => Arc::new(open_file_store(p)?),
     };
-    let t0 = start_time(
-        opts.clock,
-        opts.seed,
-        opts.scheduled_for,
-        chrono::Utc::now().timestamp_millis(),
-    );
+    let t0 = start_time(opts.clock, opts.seed, opts.scheduled_for, chrono::Utc::now().timestamp_millis());
     let time = DrillTime::new(opts.clock, t0);
-    let mut engine = Engine::with_mode(
-        store.clone(),
-        time.clock(),
-        drill_generation(g, &pb),
-        crate::playbook::types::Mode::Drill,
-    );
+    let mut engine =
+        Engine::with_mode(store.clone(), time.clock(), drill_generation(g, &pb), crate::playbook::types::Mode::Drill);
     if let Some(p) = &opts.incident_prefix {
         engine = engine.with_id_prefix(p.clone());
     }
@@ -265,8 +256,7 @@ pub fn run(
 /// Opens a drill's own journal file (creating its directory).
 fn open_file_store(p: &std::path::Path) -> anyhow::Result<SqliteStore> {
     use anyhow::Context;
-    SqliteStore::open_path(p)
-        .with_context(|| format!("cannot open the drill journal {}", p.display()))
+    SqliteStore::open_path(p).with_context(|| format!("cannot open the drill journal {}", p.display()))
 }
 
 struct Runner<'a> {
@@ -335,18 +325,15 @@ impl Runner<'_> {
             let inc = self.current()?;
             let store = self.engine.store();
             let pending_intents = store.next_intent_due()?;
-            if inc.as_ref().is_some_and(|i| i.status == Status::Closed) && pending_intents.is_none()
-            {
+            if inc.as_ref().is_some_and(|i| i.status == Status::Closed) && pending_intents.is_none() {
                 return Ok("completed".into());
             }
             let open_actions = self.done.iter().any(|d| !d);
             if !open_actions || (!self.responders && next_action.is_none()) {
                 idle_until.get_or_insert(now + IDLE_TAIL_MS);
             }
-            let mut next = [next_action, store.next_timer_due()?, pending_intents, idle_until]
-                .into_iter()
-                .flatten()
-                .min();
+            let mut next =
+                [next_action, store.next_timer_due()?, pending_intents, idle_until].into_iter().flatten().min();
             if let Some(end) = idle_until
                 && now >= end
             {
@@ -417,7 +404,9 @@ impl Runner<'_> {
             && !self.responders
             && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj))
         {
-            return Due::Never("people act in this drill (real or sped-up clock), not the default scripted responders".into());
+            return Due::Never(
+                "people act in this drill (real or sped-up clock), not the default scripted responders".into(),
+            );
         }
         if let InjectKind::Alert { .. } = inj.kind {
             return Due::At(start);
@@ -435,12 +424,8 @@ impl Runner<'_> {
                 }
             }
             InjectKind::StepFailure { step, .. } => match inc.steps.get(step) {
-                _ if inc.status != Status::Open => {
-                    Due::Never("the incident was already resolved".into())
-                }
-                Some(s) if s.status.finished() => {
-                    Due::Never(format!("step {step} had already finished"))
-                }
+                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
+                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
                 Some(s) if s.status == StepStatus::Ready || s.status == StepStatus::Running => {
                     at_least(s.ready_at.unwrap_or(start))
                 }
@@ -451,18 +436,14 @@ impl Runner<'_> {
                     return Due::Never("already acknowledged".into());
                 }
                 if closed || inc.status != Status::Open {
-                    return Due::Never(
-                        "the incident was resolved before anyone acknowledged".into(),
-                    );
+                    return Due::Never("the incident was resolved before anyone acknowledged".into());
                 }
                 // The owner stays silent through every no-ack window.
                 let silent = self
                     .injects
                     .iter()
                     .filter_map(|x| match x.kind {
-                        InjectKind::NoAck { duration } => {
-                            Some(self.t0 + (x.at + duration).as_millis() as i64)
-                        }
+                        InjectKind::NoAck { duration } => Some(self.t0 + (x.at + duration).as_millis() as i64),
                         _ => None,
                     })
                     .max()
@@ -476,9 +457,7 @@ impl Runner<'_> {
                 if self.pb.activate.approval.is_none() {
                     return Due::Never("the playbook does not need approval to activate".into());
                 }
-                if inc.approvals.contains("activation")
-                    || inc.completed(Phase::Activate)
-                    || inc.status != Status::Open
+                if inc.approvals.contains("activation") || inc.completed(Phase::Activate) || inc.status != Status::Open
                 {
                     return Due::Never("activation no longer waited for approval".into());
                 }
@@ -488,35 +467,26 @@ impl Runner<'_> {
                 }
             }
             InjectKind::Approve { step: Some(step), .. } => match inc.steps.get(step) {
-                Some(s) if s.status.finished() => {
-                    Due::Never(format!("step {step} had already finished"))
-                }
+                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
                 Some(s) if s.status == StepStatus::Waiting => at_least(s.ready_at.unwrap_or(start)),
                 Some(s) if s.status != StepStatus::Pending => {
                     Due::Never(format!("step {step} does not wait for approval"))
                 }
-                _ if inc.status != Status::Open => {
-                    Due::Never("the incident was already resolved".into())
-                }
+                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
                 _ => Due::Wait,
             },
             InjectKind::StepDone { step, .. } => {
                 let failure_pending = self.injects.iter().enumerate().any(|(j, x)| {
-                    !self.done[j]
-                        && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step)
+                    !self.done[j] && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step)
                 });
                 match inc.steps.get(step) {
-                    Some(s) if s.status.finished() => Due::Never(
-                        format!("step {step} had already finished ({:?})", s.status).to_lowercase(),
-                    ),
-                    _ if inc.status != Status::Open => {
-                        Due::Never("the incident was already resolved".into())
+                    Some(s) if s.status.finished() => {
+                        Due::Never(format!("step {step} had already finished ({:?})", s.status).to_lowercase())
                     }
+                    _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
                     Some(s) if s.status == StepStatus::Ready && !failure_pending => {
                         match at_least(s.ready_at.unwrap_or(start)) {
-                            Due::At(t) => {
-                                Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0)))
-                            }
+                            Due::At(t) => Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0))),
                             d => d,
                         }
                     }
@@ -554,10 +524,7 @@ impl Runner<'_> {
                 let req = TriggerRequest {
                     playbook: self.pb.id.clone(),
                     title,
-                    severity: severity
-                        .map(|s| s.parse())
-                        .transpose()
-                        .map_err(DrillError::Invalid)?,
+                    severity: severity.map(|s| s.parse()).transpose().map_err(DrillError::Invalid)?,
                     scope: None,
                     fields,
                     labels,
@@ -566,22 +533,21 @@ impl Runner<'_> {
                     by: "drill".into(),
                 };
                 // A scenario whose alert the playbook refuses cannot run at all.
-                let out = self.engine.trigger(req.clone()).map_err(|e| {
-                    DrillError::Invalid(format!("the scenario's alert was refused: {e}"))
-                })?;
+                let out = self
+                    .engine
+                    .trigger(req.clone())
+                    .map_err(|e| DrillError::Invalid(format!("the scenario's alert was refused: {e}")))?;
                 self.incident = Some(out.incident.id.clone());
                 self.alert = Some(req);
                 Ok(format!("opened {}", out.incident.id))
             }
-            InjectKind::DuplicateAlert => {
-                self.duplicate("duplicate alert", BTreeMap::new(), "drill").map(|d| {
-                    if d {
-                        "deduplicated into the open incident".to_string()
-                    } else {
-                        "NOT deduplicated: a second incident opened".to_string()
-                    }
-                })
-            }
+            InjectKind::DuplicateAlert => self.duplicate("duplicate alert", BTreeMap::new(), "drill").map(|d| {
+                if d {
+                    "deduplicated into the open incident".to_string()
+                } else {
+                    "NOT deduplicated: a second incident opened".to_string()
+                }
+            }),
             InjectKind::ComplaintBurst { count, channel } => {
                 let mut attached = 0;
                 let mut res = Ok(());
@@ -634,9 +600,7 @@ impl Runner<'_> {
                     .or_else(|| holder(&self.pb.assign.commander, &inc, &config, now));
                 match by {
                     Some(by) => self.engine.ack(&id, &by).map(|_| format!("acknowledged as {by}")),
-                    None => {
-                        Ok("nobody to acknowledge as: the commander rota resolves to no one".into())
-                    }
+                    None => Ok("nobody to acknowledge as: the commander rota resolves to no one".into()),
                 }
             }
             InjectKind::Approve { step, by } => {
@@ -647,14 +611,10 @@ impl Runner<'_> {
                 };
                 let by = by.or_else(|| who.as_ref().and_then(|w| holder(w, &inc, &config, now)));
                 match by {
-                    Some(by) => self
-                        .engine
-                        .approve(&id, step.as_deref(), &by)
-                        .map(|_| format!("approved as {by}")),
-                    None => Ok(format!(
-                        "nobody in the roster can approve {}",
-                        step.as_deref().unwrap_or("the activation")
-                    )),
+                    Some(by) => self.engine.approve(&id, step.as_deref(), &by).map(|_| format!("approved as {by}")),
+                    None => {
+                        Ok(format!("nobody in the roster can approve {}", step.as_deref().unwrap_or("the activation")))
+                    }
                 }
             }
             InjectKind::StepDone { step, by } => {
@@ -670,9 +630,7 @@ impl Runner<'_> {
             }
             InjectKind::Resolve { by } => {
                 let inc = self.engine.incident(&id)?;
-                let by = by
-                    .or_else(|| inc.roles.get("commander").cloned())
-                    .unwrap_or_else(|| "drill".into());
+                let by = by.or_else(|| inc.roles.get("commander").cloned()).unwrap_or_else(|| "drill".into());
                 self.engine.resolve(&id, &by, "drill").map(|_| format!("resolved by {by}"))
             }
             InjectKind::Outcome { cause, process, aftermath } => {
@@ -693,12 +651,7 @@ impl Runner<'_> {
     }
 
     /// Sends the alert again (with extra fields); true if it was deduplicated.
-    fn duplicate(
-        &mut self,
-        what: &str,
-        fields: BTreeMap<String, String>,
-        source: &str,
-    ) -> Result<bool, EngineError> {
+    fn duplicate(&mut self, what: &str, fields: BTreeMap<String, String>, source: &str) -> Result<bool, EngineError> {
         let inc = self.engine.incident(self.incident.as_deref().unwrap_or_default())?;
         let Some(key) = inc.dedup_key.clone() else {
             return Err(EngineError::conflict(format!(

@@ -45,13 +45,9 @@ pub fn overlay(base: Scenario, inline: &[Inject]) -> Scenario {
     if inline.is_empty() {
         return base;
     }
-    let slots: std::collections::BTreeSet<String> =
-        inline.iter().filter_map(|i| i.kind.slot()).collect();
-    let mut injects: Vec<Inject> = base
-        .injects
-        .into_iter()
-        .filter(|i| i.kind.slot().is_none_or(|s| !slots.contains(&s)))
-        .collect();
+    let slots: std::collections::BTreeSet<String> = inline.iter().filter_map(|i| i.kind.slot()).collect();
+    let mut injects: Vec<Inject> =
+        base.injects.into_iter().filter(|i| i.kind.slot().is_none_or(|s| !slots.contains(&s))).collect();
     injects.extend(inline.iter().cloned());
     injects.sort_by_key(|i| i.at);
     Scenario { title: base.title, source: format!("{}+inline", base.source), injects }
@@ -114,17 +110,10 @@ mod tests {
                 inj(120, InjectKind::StepDone { step: "a".into(), by: None }),
             ],
         };
-        let inline = vec![
-            inj(600, InjectKind::Ack { by: Some("bob".into()) }),
-            inj(30, InjectKind::DuplicateAlert),
-        ];
+        let inline = vec![inj(600, InjectKind::Ack { by: Some("bob".into()) }), inj(30, InjectKind::DuplicateAlert)];
         let s = overlay(base, &inline);
         assert_eq!(s.source, "default+inline");
-        let kinds: Vec<(&str, u64)> =
-            s.injects.iter().map(|i| (i.kind.name(), i.at.as_secs())).collect();
-        assert_eq!(
-            kinds,
-            vec![("alert", 0), ("duplicate-alert", 30), ("step-done", 120), ("ack", 600)]
-        );
+        let kinds: Vec<(&str, u64)> = s.injects.iter().map(|i| (i.kind.name(), i.at.as_secs())).collect();
+        assert_eq!(kinds, vec![("alert", 0), ("duplicate-alert", 30), ("step-done", 120), ("ack", 600)]);
     }
 }

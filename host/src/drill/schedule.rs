@@ -52,12 +52,8 @@ impl Skip {
                 "missed: noticed {} late, beyond the [drills] grace period",
                 crate::incident::clock::fmt_span(*late_ms)
             ),
-            Skip::Superseded => {
-                "missed: a later occurrence was due too; only the newest runs".into()
-            }
-            Skip::Suspended => {
-                "skipped: the playbook's drills are suspended (crisis drill resume PLAYBOOK)".into()
-            }
+            Skip::Superseded => "missed: a later occurrence was due too; only the newest runs".into(),
+            Skip::Suspended => "skipped: the playbook's drills are suspended (crisis drill resume PLAYBOOK)".into(),
             Skip::Blackout { window } => format!("skipped: inside blackout window {window}"),
             Skip::Overlap => "refused: a drill of this playbook is still running".into(),
         }
@@ -113,12 +109,7 @@ impl Schedule {
     }
 
     /// Occurrences in `(after, until]`, oldest first, at most `limit`.
-    pub fn occurrences(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: usize,
-    ) -> Vec<DateTime<Utc>> {
+    pub fn occurrences(&self, after: DateTime<Utc>, until: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         for t in self.cron.iter_after(after.with_timezone(&self.tz)) {
             let t = t.with_timezone(&Utc);
@@ -134,10 +125,7 @@ impl Schedule {
 
     /// The next occurrence strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_next_occurrence(&after.with_timezone(&self.tz), false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        self.cron.find_next_occurrence(&after.with_timezone(&self.tz), false).ok().map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -182,9 +170,7 @@ pub fn due_runs(
             let late_ms = (now - at).num_milliseconds();
             let skip = if suspended {
                 Some(Skip::Suspended)
-            } else if let Some(b) =
-                in_blackout(at, blackouts).or_else(|| in_blackout(now, blackouts))
-            {
+            } else if let Some(b) = in_blackout(at, blackouts).or_else(|| in_blackout(now, blackouts)) {
                 Some(Skip::Blackout { window: window_name(b) })
             } else if late_ms > grace_ms {
                 Some(Skip::Missed { late_ms })
@@ -217,28 +203,11 @@ mod tests {
     fn a_run_on_time_and_nothing_twice() {
         let s = Schedule::parse("0 10 * * TUE", Some("Asia/Shanghai")).unwrap();
         // Tuesday 2026-01-06 10:00 Shanghai = 02:00 UTC.
-        let d = due_runs(
-            &s,
-            utc("2026-01-06T01:59:00Z"),
-            utc("2026-01-06T02:00:30Z"),
-            HOUR,
-            &[],
-            false,
-            false,
-        );
+        let d = due_runs(&s, utc("2026-01-06T01:59:00Z"), utc("2026-01-06T02:00:30Z"), HOUR, &[], false, false);
         assert_eq!(d, vec![Decision::Run { at: utc("2026-01-06T02:00:00Z"), late_ms: 30_000 }]);
         // The next check starts where this one ended: nothing again.
         assert!(
-            due_runs(
-                &s,
-                utc("2026-01-06T02:00:30Z"),
-                utc("2026-01-06T02:05:00Z"),
-                HOUR,
-                &[],
-                false,
-                false
-            )
-            .is_empty()
+            due_runs(&s, utc("2026-01-06T02:00:30Z"), utc("2026-01-06T02:05:00Z"), HOUR, &[], false, false).is_empty()
         );
     }
 
@@ -246,15 +215,7 @@ mod tests {
     fn missed_runs_inside_grace_run_once_late_older_are_skipped() {
         let s = Schedule::parse("0 * * * *", None).unwrap();
         // Down from 05:30 to 09:20: 06:00, 07:00, 08:00 missed; 09:00 is 20 min late, within 1h.
-        let d = due_runs(
-            &s,
-            utc("2026-02-01T05:30:00Z"),
-            utc("2026-02-01T09:20:00Z"),
-            HOUR,
-            &[],
-            false,
-            false,
-        );
+        let d = due_runs(&s, utc("2026-02-01T05:30:00Z"), utc("2026-02-01T09:20:00Z"), HOUR, &[], false, false);
         assert_eq!(d.len(), 4);
         assert!(matches!(d[0], Decision::Skip { skip: Skip::Missed { .. }, .. }));
         assert!(matches!(d[2], Decision::Skip { skip: Skip::Missed { .. }, .. }));
@@ -272,19 +233,8 @@ mod tests {
         assert!(d.iter().all(|x| matches!(x, Decision::Skip { skip: Skip::Missed { .. }, .. })));
         // Two occurrences both inside grace: only the newest runs.
         let s5 = Schedule::parse("*/5 * * * *", None).unwrap();
-        let d = due_runs(
-            &s5,
-            utc("2026-02-01T09:01:00Z"),
-            utc("2026-02-01T09:12:00Z"),
-            HOUR,
-            &[],
-            false,
-            false,
-        );
-        assert_eq!(
-            d[0],
-            Decision::Skip { at: utc("2026-02-01T09:05:00Z"), skip: Skip::Superseded }
-        );
+        let d = due_runs(&s5, utc("2026-02-01T09:01:00Z"), utc("2026-02-01T09:12:00Z"), HOUR, &[], false, false);
+        assert_eq!(d[0], Decision::Skip { at: utc("2026-02-01T09:05:00Z"), skip: Skip::Superseded });
         assert_eq!(d[1], Decision::Run { at: utc("2026-02-01T09:10:00Z"), late_ms: 120_000 });
     }
 
@@ -311,31 +261,11 @@ mod tests {
             "{d:?}"
         );
         // A late run whose occurrence was outside the window but "now" is inside it is also held back.
-        let late = Blackout {
-            start: utc("2026-03-02T09:45:00Z"),
-            end: utc("2026-03-02T12:00:00Z"),
-            reason: None,
-        };
-        let d = due_runs(
-            &s,
-            a,
-            utc("2026-03-02T09:50:00Z"),
-            HOUR,
-            std::slice::from_ref(&late),
-            false,
-            false,
-        );
+        let late = Blackout { start: utc("2026-03-02T09:45:00Z"), end: utc("2026-03-02T12:00:00Z"), reason: None };
+        let d = due_runs(&s, a, utc("2026-03-02T09:50:00Z"), HOUR, std::slice::from_ref(&late), false, false);
         assert!(matches!(d[0], Decision::Skip { skip: Skip::Blackout { .. }, .. }));
         // The window's end is exclusive.
-        let d = due_runs(
-            &s,
-            utc("2026-03-02T11:00:00Z"),
-            utc("2026-03-02T12:00:00Z"),
-            HOUR,
-            &[late],
-            false,
-            false,
-        );
+        let d = due_runs(&s, utc("2026-03-02T11:00:00Z"), utc("2026-03-02T12:00:00Z"), HOUR, &[late], false, false);
         assert!(d.is_empty());
     }
 
@@ -353,15 +283,7 @@ mod tests {
                 utc("2026-03-31T00:30:00Z"),
             ]
         );
-        let d = due_runs(
-            &s,
-            utc("2026-03-29T00:00:00Z"),
-            utc("2026-03-29T01:00:10Z"),
-            HOUR,
-            &[],
-            false,
-            false,
-        );
+        let d = due_runs(&s, utc("2026-03-29T00:00:00Z"), utc("2026-03-29T01:00:10Z"), HOUR, &[], false, false);
         assert_eq!(d, vec![Decision::Run { at: utc("2026-03-29T01:00:00Z"), late_ms: 10_000 }]);
     }
 

@@ -2,16 +2,14 @@
 //! from event timestamps, every criterion is rated HSEEP-style and carries
 //! the journal sequence numbers it was judged on.
 
+use super::facts::{At, Facts, StepFact};
 use super::scenario::Scenario;
 use crate::incident::clock::fmt_span;
-use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
 use crate::playbook::inject::InjectKind;
 use crate::playbook::spec::Playbook;
-use crate::playbook::types::{OutcomeField, Phase, Purpose};
 use crate::store::EventRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,183 +148,6 @@ pub trait ScoreHook: Send + Sync {
     fn criteria(&self, input: &ScoreInput<'_>) -> anyhow::Result<Vec<Criterion>>;
 }
 
-/// Where an event sits in the journal.
-#[derive(Debug, Clone, Copy)]
-struct At {
-    seq: i64,
-    at: i64,
-}
-
-/// What happened to steps, in journal order.
-#[derive(Debug, Clone)]
-enum StepFact {
-    Ready(String),
-    Waiting(String),
-    Done {
-        step: String,
-        by: String,
-    },
-    Skipped {
-        step: String,
-        reason: String,
-    },
-    Failed {
-        step: String,
-        reason: String,
-    },
-    /// A missed deadline (`step:ID` for steps).
-    Missed(String),
-    /// A note, which may report an injected step failure.
-    Note(String),
-}
-
-impl StepFact {
-    fn concerns(&self, step: &str) -> bool {
-        match self {
-            StepFact::Ready(s) | StepFact::Waiting(s) => s == step,
-            StepFact::Done { step: s, .. }
-            | StepFact::Skipped { step: s, .. }
-            | StepFact::Failed { step: s, .. } => s == step,
-            StepFact::Missed(what) => what.strip_prefix("step:") == Some(step),
-            StepFact::Note(n) => n.starts_with(&format!("step {step} failed")),
-        }
-    }
-}
-
-/// The facts scoring is judged on, read once from the typed journal.
-#[derive(Debug, Default)]
-struct Facts {
-    opened: Option<At>,
-    report_results: Vec<(At, bool)>,
-    acked: Option<(At, String)>,
-    escalations: Vec<i64>,
-    assign_entered: Option<i64>,
-    assign_completed: Option<At>,
-    activated: Option<(At, String)>,
-    /// Approvals of the activation and missed activation deadlines.
-    activation_evidence: Vec<i64>,
-    /// The last holder of each role: acking as someone else makes them commander.
-    roles: BTreeMap<String, (At, String)>,
-    steps: Vec<(At, StepFact)>,
-    intents: BTreeMap<String, i64>,
-    /// Results of notices (not customer messages): invocation id, ok.
-    notice_results: Vec<(At, String, bool)>,
-    effect_results: usize,
-    attached_by_drill: Vec<i64>,
-    resolved: Option<At>,
-    outcome: Option<(At, Written)>,
-    closed: Option<At>,
-}
-
-/// The first outcome report written.
-#[derive(Debug)]
-struct Written {
-    cause: String,
-    process: String,
-    aftermath: String,
-    by: String,
-}
-
-impl Written {
-    fn field(&self, f: OutcomeField) -> &str {
-        match f {
-            OutcomeField::Cause => &self.cause,
-            OutcomeField::Process => &self.process,
-            OutcomeField::Aftermath => &self.aftermath,
-        }
-    }
-}
-
-impl Facts {
-    /// Reads the journal; rows this version cannot read are left out.
-    fn read(events: &[EventRecord]) -> Facts {
-        let mut f = Facts::default();
-        for e in events {
-            let Ok(ev) = e.event() else { continue };
-            let at = At { seq: e.seq, at: e.at };
-            match ev {
-                Event::Opened { .. } => {
-                    f.opened.get_or_insert(at);
-                }
-                Event::Acknowledged { by } => {
-                    f.acked.get_or_insert((at, by));
-                }
-                Event::Escalated { .. } => f.escalations.push(at.seq),
-                Event::PhaseEntered { phase } => {
-                    if phase == Phase::Assign {
-                        f.assign_entered.get_or_insert(at.at);
-                    }
-                }
-                Event::PhaseCompleted { phase } => {
-                    if phase == Phase::Assign {
-                        f.assign_completed.get_or_insert(at);
-                    }
-                }
-                Event::Activated { by, .. } => {
-                    f.activated.get_or_insert((at, by));
-                }
-                Event::Approved { what, .. } => {
-                    if what == "activation" {
-                        f.activation_evidence.push(at.seq);
-                    }
-                }
-                Event::DeadlineMissed { what, .. } => {
-                    if what == "activate" {
-                        f.activation_evidence.push(at.seq);
-                    }
-                    f.steps.push((at, StepFact::Missed(what)));
-                }
-                Event::RoleAssigned { role, person, .. } => {
-                    f.roles.insert(role, (at, person));
-                }
-                Event::StepReady { step } => f.steps.push((at, StepFact::Ready(step))),
-                Event::StepWaiting { step, .. } => f.steps.push((at, StepFact::Waiting(step))),
-                Event::StepDone { step, by, .. } => f.steps.push((at, StepFact::Done { step, by })),
-                Event::StepSkipped { step, reason, .. } => {
-                    f.steps.push((at, StepFact::Skipped { step, reason }))
-                }
-                Event::StepFailed { step, reason } => {
-                    f.steps.push((at, StepFact::Failed { step, reason }))
-                }
-                Event::Note { note, .. } => f.steps.push((at, StepFact::Note(note))),
-                Event::IntentRecorded { invocation_id, .. } => {
-                    f.intents.insert(invocation_id, at.at);
-                }
-                Event::EffectResult { invocation_id, purpose, customer, ok, .. } => {
-                    f.effect_results += 1;
-                    if purpose == Purpose::Report {
-                        f.report_results.push((at, ok));
-                    }
-                    if customer.is_none() {
-                        f.notice_results.push((at, invocation_id, ok));
-                    }
-                }
-                Event::Attached { source, .. } => {
-                    if source == "drill" {
-                        f.attached_by_drill.push(at.seq);
-                    }
-                }
-                Event::Resolved { .. } => {
-                    f.resolved.get_or_insert(at);
-                }
-                Event::OutcomeRecorded { cause, process, aftermath, by } => {
-                    f.outcome.get_or_insert((at, Written { cause, process, aftermath, by }));
-                }
-                Event::Closed {} => {
-                    f.closed.get_or_insert(at);
-                }
-                // Not judged here.
-                // Delivery trouble is the outbox's, not the participants'.
-                Event::UpdateDue {}
-                | Event::Stale { .. }
-                | Event::DeadLettered { .. }
-                | Event::Redriven { .. } => {}
-            }
-        }
-        f
-    }
-}
-
 fn dur_ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
@@ -381,21 +202,12 @@ pub fn total(criteria: Vec<Criterion>, hook_errors: Vec<String>) -> Score {
     let max = criteria.len() as u32 * MAX_POINTS;
     let got: u32 = criteria.iter().map(|c| c.rating.points()).sum();
     let total = (got * 100 + max / 2).checked_div(max).unwrap_or(0).min(100);
-    let verdict = if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) {
-        "fail"
-    } else {
-        "pass"
-    };
+    let verdict =
+        if criteria.is_empty() || criteria.iter().any(|c| c.rating == Rating::Unable) { "fail" } else { "pass" };
     Score { criteria, total, verdict: verdict.into(), hook_errors }
 }
 
-fn host_criteria(
-    pb: &Playbook,
-    f: &Facts,
-    scenario: &Scenario,
-    opened: At,
-    c: &mut Vec<Criterion>,
-) {
+fn host_criteria(pb: &Playbook, f: &Facts, scenario: &Scenario, opened: At, c: &mut Vec<Criterion>) {
     let t0 = opened.at;
     let min5 = Duration::from_secs(300);
 
@@ -417,11 +229,7 @@ fn host_criteria(
                 "report",
                 "Crisis reported upward",
                 Rating::Unable,
-                format!(
-                    "{} of {} report notices delivered",
-                    results.len() - failed,
-                    pb.report.notify.len()
-                ),
+                format!("{} of {} report notices delivered", results.len() - failed, pb.report.notify.len()),
                 "[report] notify",
             )
         } else {
@@ -432,19 +240,14 @@ fn host_criteria(
                     "report",
                     "Crisis reported upward",
                     r,
-                    format!(
-                        "report notice delivered to {} within {}",
-                        pb.report.notify.join(", "),
-                        span(limit)
-                    ),
+                    format!("report notice delivered to {} within {}", pb.report.notify.join(", "), span(limit)),
                     "[report] within",
                 ),
                 last - t0,
                 dur_ms(limit),
             )
         };
-        cr.evidence =
-            std::iter::once(opened.seq).chain(results.iter().map(|(e, _)| e.seq)).collect();
+        cr.evidence = std::iter::once(opened.seq).chain(results.iter().map(|(e, _)| e.seq)).collect();
         c.push(cr);
     }
 
@@ -473,13 +276,7 @@ fn host_criteria(
                     }
                 );
                 let mut x = timed(
-                    Criterion::new(
-                        "acknowledge",
-                        "Owner acknowledged",
-                        r,
-                        f,
-                        "[assign] ack_within",
-                    ),
+                    Criterion::new("acknowledge", "Owner acknowledged", r, f, "[assign] ack_within"),
                     a.at - t0,
                     dur_ms(ack_limit),
                 );
@@ -504,10 +301,7 @@ fn host_criteria(
                     "escalation",
                     "Escalated when the owner was silent",
                     Rating::Performed,
-                    format!(
-                        "{} escalation notice(s) went out before acknowledgement",
-                        escalations.len()
-                    ),
+                    format!("{} escalation notice(s) went out before acknowledgement", escalations.len()),
                     "[assign] escalate",
                 )
             } else if pb.assign.escalate.is_empty() {
@@ -581,8 +375,7 @@ fn host_criteria(
         .flatten()
         .collect();
         let assigned = &f.roles;
-        let missing: Vec<&str> =
-            wanted.iter().copied().filter(|r| !assigned.contains_key(*r)).collect();
+        let missing: Vec<&str> = wanted.iter().copied().filter(|r| !assigned.contains_key(*r)).collect();
         // Measured over the assign phase itself: activation delays are the activate criterion's.
         let entered = f.assign_entered.unwrap_or(t0);
         let done = f.assign_completed;
@@ -626,35 +419,24 @@ fn host_criteria(
 
     // Each step against its `within`.
     for step in &pb.act {
-        let mine: Vec<&(At, StepFact)> =
-            f.steps.iter().filter(|(_, x)| x.concerns(&step.id)).collect();
-        let ready = mine
+        let mine: Vec<&(At, StepFact)> = f.steps.iter().filter(|(_, x)| x.concerns(&step.id)).collect();
+        let ready =
+            mine.iter().find(|(_, x)| matches!(x, StepFact::Ready(_) | StepFact::Waiting(_))).map(|(e, _)| e.at);
+        let end = mine
             .iter()
-            .find(|(_, x)| matches!(x, StepFact::Ready(_) | StepFact::Waiting(_)))
-            .map(|(e, _)| e.at);
-        let end = mine.iter().find(|(_, x)| {
-            matches!(x, StepFact::Done { .. } | StepFact::Skipped { .. } | StepFact::Failed { .. })
-        });
+            .find(|(_, x)| matches!(x, StepFact::Done { .. } | StepFact::Skipped { .. } | StepFact::Failed { .. }));
         let title = format!("Step {} ({})", step.id, step.kind);
         let section = format!("[[act]] id = \"{}\"", step.id);
         let id = format!("step:{}", step.id);
         let cr = match end {
             Some((_, StepFact::Skipped { reason, .. })) if reason.starts_with("`when") => continue, // not part of this plan
             None => Criterion::new(id, title, Rating::Unable, "the step never finished", section),
-            Some((_, StepFact::Failed { reason, .. })) => Criterion::new(
-                id,
-                title,
-                Rating::Unable,
-                format!("the step failed: {reason}"),
-                section,
-            ),
-            Some((_, StepFact::Skipped { reason, .. })) => Criterion::new(
-                id,
-                title,
-                Rating::Unable,
-                format!("the step was skipped: {reason}"),
-                section,
-            ),
+            Some((_, StepFact::Failed { reason, .. })) => {
+                Criterion::new(id, title, Rating::Unable, format!("the step failed: {reason}"), section)
+            }
+            Some((_, StepFact::Skipped { reason, .. })) => {
+                Criterion::new(id, title, Rating::Unable, format!("the step was skipped: {reason}"), section)
+            }
             Some((e, fact)) => {
                 let by = match fact {
                     StepFact::Done { by, .. } => by.as_str(),
@@ -681,10 +463,7 @@ fn host_criteria(
                             id,
                             title,
                             Rating::Performed,
-                            format!(
-                                "done by {by} {} after it became ready (no deadline set)",
-                                fmt_span(took)
-                            ),
+                            format!("done by {by} {} after it became ready (no deadline set)", fmt_span(took)),
                             section,
                         );
                         x.measured = Some(fmt_span(took));
@@ -695,9 +474,7 @@ fn host_criteria(
         };
         let mut cr = cr;
         cr.evidence = mine.iter().map(|(e, _)| e.seq).collect();
-        if mine.iter().any(|(_, x)| matches!(x, StepFact::Note(_)))
-            && cr.rating == Rating::Performed
-        {
+        if mine.iter().any(|(_, x)| matches!(x, StepFact::Note(_))) && cr.rating == Rating::Performed {
             cr.finding = format!("{}; recovered from an injected failure", cr.finding);
         }
         c.push(cr);
@@ -741,11 +518,7 @@ fn host_criteria(
             format!(
                 "{good} of {total} notices delivered within {}{}",
                 fmt_span(sla),
-                if pending > 0 {
-                    format!("; {pending} message(s) never ran")
-                } else {
-                    String::new()
-                }
+                if pending > 0 { format!("; {pending} message(s) never ran") } else { String::new() }
             ),
             "[report] notify, [track] notify, [outcome] notify",
         );
@@ -805,8 +578,7 @@ fn host_criteria(
                 let from = res.map(|r| r.at).unwrap_or(o.at);
                 let took = (o.at - from).max(0);
                 let mut r = Rating::against(took, dur_ms(limit));
-                let mut f =
-                    format!("written by {} {} after resolution", written.by, fmt_span(took));
+                let mut f = format!("written by {} {} after resolution", written.by, fmt_span(took));
                 if !missing.is_empty() {
                     r = r.max(Rating::MajorChallenges);
                     f = format!("{f}; missing {}", missing.join(", "));
@@ -850,9 +622,8 @@ mod tests {
         assert_eq!((mixed.total, mixed.verdict.as_str()), (50, "fail"));
         for n in 1..40u32 {
             for k in 0..=n {
-                let v: Vec<Criterion> = (0..n)
-                    .map(|i| mk(if i < k { Rating::Performed } else { Rating::MajorChallenges }))
-                    .collect();
+                let v: Vec<Criterion> =
+                    (0..n).map(|i| mk(if i < k { Rating::Performed } else { Rating::MajorChallenges })).collect();
                 let t = total(v, vec![]).total;
                 assert!((33..=100).contains(&t), "{n} {k} {t}");
             }

@@ -33,21 +33,13 @@ fn conv<T: serde::de::DeserializeOwned + Default>(v: impl serde::Serialize) -> T
 }
 
 fn invocation(id: String) -> Invocation {
-    Invocation {
-        invocation_id: id,
-        incident_id: String::new(),
-        mode: RunMode::Drill,
-        now_unix_ms: 0,
-        budget_ms: None,
-    }
+    Invocation { invocation_id: id, incident_id: String::new(), mode: RunMode::Drill, now_unix_ms: 0, budget_ms: None }
 }
 
 /// Maps the plugin's injects onto the runner's, keeping only those that fit this playbook.
 fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
     let offset = |i: &papi::Inject| Duration::from_millis(i.at_offset_ms);
-    let payload = |i: &papi::Inject| {
-        serde_json::from_str::<serde_json::Value>(&i.payload_json).unwrap_or_default()
-    };
+    let payload = |i: &papi::Inject| serde_json::from_str::<serde_json::Value>(&i.payload_json).unwrap_or_default();
     let next_of = |from: usize, kind: papi::InjectKind, target: &Option<String>| {
         injects[from..]
             .iter()
@@ -65,11 +57,8 @@ fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
             },
             papi::InjectKind::DuplicateAlert => InjectKind::DuplicateAlert,
             papi::InjectKind::NoAck => {
-                let until = next_of(n, papi::InjectKind::Ack, &None)
-                    .unwrap_or(at + Duration::from_secs(300));
-                InjectKind::NoAck {
-                    duration: until.saturating_sub(at).max(Duration::from_secs(60)),
-                }
+                let until = next_of(n, papi::InjectKind::Ack, &None).unwrap_or(at + Duration::from_secs(300));
+                InjectKind::NoAck { duration: until.saturating_sub(at).max(Duration::from_secs(60)) }
             }
             papi::InjectKind::Ack => InjectKind::Ack { by: None },
             papi::InjectKind::StepFailure => {
@@ -77,8 +66,7 @@ fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
                 let Some(step) = i.target.clone().filter(|s| pb.step(s).is_some()) else {
                     continue;
                 };
-                let retry = next_of(n, papi::InjectKind::StepDone, &i.target)
-                    .unwrap_or(at + Duration::from_secs(240));
+                let retry = next_of(n, papi::InjectKind::StepDone, &i.target).unwrap_or(at + Duration::from_secs(240));
                 InjectKind::StepFailure {
                     step,
                     reason: p["error"].as_str().unwrap_or("simulated failure").to_string(),
@@ -120,14 +108,9 @@ impl ScenarioSource for Simulator {
             labels,
         };
         // The step that fails: the first step people carry out by hand.
-        let failing = pb
-            .act
-            .iter()
-            .find(|s| super::responders::is_hands_on(s.kind))
-            .map(|s| s.id.clone())
-            .unwrap_or_default();
-        let params =
-            vec![("failing_step".to_string(), failing), ("seed".to_string(), seed.to_string())];
+        let failing =
+            pb.act.iter().find(|s| super::responders::is_hands_on(s.kind)).map(|s| s.id.clone()).unwrap_or_default();
+        let params = vec![("failing_step".to_string(), failing), ("seed".to_string(), seed.to_string())];
         let out = self
             .host
             .drill_plan(&sim, &invocation(format!("plan-{}-{seed}", pb.id)), &info, &params)
@@ -156,18 +139,13 @@ impl ScoreHook for Simulator {
             .collect();
         let out = self
             .host
-            .drill_score(
-                &sim,
-                &invocation(format!("score-{}", input.playbook.id)),
-                &serde_json::to_string(&journal)?,
-            )
+            .drill_score(&sim, &invocation(format!("score-{}", input.playbook.id)), &serde_json::to_string(&journal)?)
             .map_err(|e| anyhow::anyhow!("simulator plugin `{sim}`: {e}"))?;
         Ok(out
             .value
             .into_iter()
             .map(|c| {
-                let ratio =
-                    if c.max_points == 0 { 1.0 } else { c.points as f64 / c.max_points as f64 };
+                let ratio = if c.max_points == 0 { 1.0 } else { c.points as f64 / c.max_points as f64 };
                 let rating = match ratio {
                     r if r >= 1.0 => Rating::Performed,
                     r if r >= 0.66 => Rating::SomeChallenges,

@@ -39,15 +39,11 @@ impl Ctx<'_> {
         match who {
             Who::Person(p) => p == person,
             Who::Team(t) => roster.teams.get(t).is_some_and(|m| m.iter().any(|x| x == person)),
-            Who::Rota(r) => {
-                roster.rotas.get(r).is_some_and(|r| r.members.iter().any(|x| x == person))
-            }
+            Who::Rota(r) => roster.rotas.get(r).is_some_and(|r| r.members.iter().any(|x| x == person)),
             Who::Role(role) if INCIDENT_ROLES.contains(&role.as_str()) => {
                 self.inc.roles.get(role).map(String::as_str) == Some(person)
             }
-            Who::Role(role) => {
-                roster.people.get(person).is_some_and(|p| p.roles.iter().any(|r| r == role))
-            }
+            Who::Role(role) => roster.people.get(person).is_some_and(|p| p.roles.iter().any(|r| r == role)),
         }
     }
 
@@ -111,11 +107,7 @@ impl Ctx<'_> {
         if phase == Phase::Act {
             for s in self.pb.act.clone() {
                 if !self.inc.step_status(&s.id).finished() {
-                    self.emit(Event::StepSkipped {
-                        step: s.id.clone(),
-                        reason: "incident resolved".into(),
-                        by: None,
-                    })?;
+                    self.emit(Event::StepSkipped { step: s.id.clone(), reason: "incident resolved".into(), by: None })?;
                 }
             }
         }
@@ -127,24 +119,13 @@ impl Ctx<'_> {
         let pb = self.pb.clone();
         match phase {
             Phase::Report => {
-                let scope =
-                    self.inc.fields.get("scope").cloned().unwrap_or_else(|| "not stated".into());
-                let nature = self
-                    .inc
-                    .fields
-                    .get("nature")
-                    .cloned()
-                    .unwrap_or_else(|| self.inc.title.clone());
-                let body = format!(
-                    "Nature: {nature}. Scope: {scope}. Category {}. Playbook {}.",
-                    self.inc.category, pb.id
-                );
+                let scope = self.inc.fields.get("scope").cloned().unwrap_or_else(|| "not stated".into());
+                let nature = self.inc.fields.get("nature").cloned().unwrap_or_else(|| self.inc.title.clone());
+                let body =
+                    format!("Nature: {nature}. Scope: {scope}. Category {}. Playbook {}.", self.inc.category, pb.id);
                 let subject = self.subject("crisis reported");
                 self.notify(Purpose::Report, &pb.report.notify, &subject, &body)?;
-                self.schedule(
-                    pb.report.within.as_millis() as i64,
-                    Timer::Deadline(DeadlineKind::Report),
-                )?;
+                self.schedule(pb.report.within.as_millis() as i64, Timer::Deadline(DeadlineKind::Report))?;
             }
             Phase::Activate => {
                 if let Some(w) = pb.activate.within {
@@ -172,21 +153,15 @@ impl Ctx<'_> {
 
     fn start_assign(&mut self) -> anyhow::Result<()> {
         let a = self.pb.assign.clone();
-        for (role, who) in [
-            ("commander", Some(&a.commander)),
-            ("liaison", a.liaison.as_ref()),
-            ("scribe", a.scribe.as_ref()),
-        ] {
+        for (role, who) in
+            [("commander", Some(&a.commander)), ("liaison", a.liaison.as_ref()), ("scribe", a.scribe.as_ref())]
+        {
             let Some(who) = who else { continue };
             if self.inc.roles.contains_key(role) {
                 continue;
             }
             match self.people(who).into_iter().next() {
-                Some(person) => self.emit(Event::RoleAssigned {
-                    role: role.into(),
-                    person,
-                    by: who.to_string(),
-                })?,
+                Some(person) => self.emit(Event::RoleAssigned { role: role.into(), person, by: who.to_string() })?,
                 None => self.emit(Event::Note {
                     by: "crisis".into(),
                     note: format!("no one is available for {role} from {who}"),
@@ -260,10 +235,7 @@ impl Ctx<'_> {
                     return Ok(false);
                 }
                 let subject = self.subject("outcome report");
-                let body = format!(
-                    "Cause: {}\nProcess: {}\nAftermath: {}",
-                    o.cause, o.process, o.aftermath
-                );
+                let body = format!("Cause: {}\nProcess: {}\nAftermath: {}", o.cause, o.process, o.aftermath);
                 let targets = self.pb.outcome.notify.clone();
                 self.notify(Purpose::Outcome, &targets, &subject, &body)?;
                 self.complete(Phase::Outcome)?;
@@ -329,11 +301,7 @@ impl Ctx<'_> {
                     if self.inc.approvals.contains(&format!("step:{}", s.id)) {
                         if s.kind == StepKind::Approval {
                             self.cancel(&deadline)?;
-                            self.emit(Event::StepDone {
-                                step: s.id.clone(),
-                                by: "approval".into(),
-                                note: None,
-                            })?;
+                            self.emit(Event::StepDone { step: s.id.clone(), by: "approval".into(), note: None })?;
                         } else {
                             self.emit(Event::StepReady { step: s.id.clone() })?;
                             self.start_step(s)?;
@@ -353,18 +321,12 @@ impl Ctx<'_> {
                             reason: format!("all {} deliveries failed", c.failed),
                         })?;
                     } else {
-                        let note = (c.failed > 0)
-                            .then(|| format!("{} of {} deliveries failed", c.failed, c.recorded));
-                        self.emit(Event::StepDone {
-                            step: s.id.clone(),
-                            by: "crisis".into(),
-                            note,
-                        })?;
+                        let note = (c.failed > 0).then(|| format!("{} of {} deliveries failed", c.failed, c.recorded));
+                        self.emit(Event::StepDone { step: s.id.clone(), by: "crisis".into(), note })?;
                     }
                     return Ok(true);
                 }
-                StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {
-                }
+                StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {}
             }
         }
         if steps.iter().all(|s| self.inc.step_status(&s.id).finished()) {
@@ -435,14 +397,8 @@ impl Ctx<'_> {
         let subject = self.subject("customer message");
         for (i, c) in chosen.into_iter().enumerate() {
             let not_before = self.now + (i as i64 / per_minute) * 60_000;
-            let notice = Notice::appease(
-                Purpose::Step(s.id.clone()),
-                &deliver,
-                &target.plugin,
-                s.plugin.clone(),
-                &subject,
-                c,
-            );
+            let notice =
+                Notice::appease(Purpose::Step(s.id.clone()), &deliver, &target.plugin, s.plugin.clone(), &subject, c);
             self.record_notice(notice, not_before)?;
         }
         Ok(())

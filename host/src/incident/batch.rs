@@ -55,20 +55,15 @@ impl Engine {
     /// Runs every operation in one transaction. The outer `Err` is a store
     /// failure (nothing of the batch was written); each inner `Err` is one
     /// operation the engine refused before anything was written.
-    pub fn intake_batch(
-        &self,
-        ops: Vec<IntakeOp>,
-    ) -> Result<Vec<Result<IntakeDone, EngineError>>, EngineError> {
+    pub fn intake_batch(&self, ops: Vec<IntakeOp>) -> Result<Vec<Result<IntakeDone, EngineError>>, EngineError> {
         let generation_ = self.generation();
         let checked: Vec<Result<Checked, EngineError>> = ops
             .into_iter()
             .map(|op| match op {
-                IntakeOp::Trigger { req, fallback } => self
-                    .prepare_trigger(&generation_, req, fallback.as_ref())
-                    .map(|p| Checked::Trigger(Box::new(p))),
-                IntakeOp::Resolve { playbook, key, source } => {
-                    Ok(Checked::Resolve { playbook, key, source })
+                IntakeOp::Trigger { req, fallback } => {
+                    self.prepare_trigger(&generation_, req, fallback.as_ref()).map(|p| Checked::Trigger(Box::new(p)))
                 }
+                IntakeOp::Resolve { playbook, key, source } => Ok(Checked::Resolve { playbook, key, source }),
             })
             .collect();
         if checked.iter().all(Result::is_err) {
@@ -80,21 +75,15 @@ impl Engine {
             for c in &checked {
                 let w = match c {
                     Err(_) => None,
-                    Ok(Checked::Trigger(p)) => {
-                        Some(Written::Trigger(self.trigger_in(tx, &generation_, p)?))
-                    }
-                    Ok(Checked::Resolve { playbook, key, source }) => {
-                        match tx.open_by_dedup(playbook, key)? {
-                            Some(id) => Some(Written::Resolve(Some(self.mutate_in(
-                                tx,
-                                &generation_,
-                                &id,
-                                false,
-                                &mut |ctx| resolve_ctx(ctx, source, source),
-                            )?))),
-                            None => Some(Written::Resolve(None)),
+                    Ok(Checked::Trigger(p)) => Some(Written::Trigger(self.trigger_in(tx, &generation_, p)?)),
+                    Ok(Checked::Resolve { playbook, key, source }) => match tx.open_by_dedup(playbook, key)? {
+                        Some(id) => {
+                            Some(Written::Resolve(Some(self.mutate_in(tx, &generation_, &id, false, &mut |ctx| {
+                                resolve_ctx(ctx, source, source)
+                            })?)))
                         }
-                    }
+                        None => Some(Written::Resolve(None)),
+                    },
                 };
                 out.push(w);
             }
@@ -108,15 +97,13 @@ impl Engine {
                 (Ok(Checked::Trigger(p)), Some(Written::Trigger(d))) => {
                     Ok(IntakeDone::Triggered(self.triggered(&p, d)))
                 }
-                (Ok(_), Some(Written::Resolve(r))) => {
-                    Ok(IntakeDone::Resolved(r.map(|(inc, emitted)| {
-                        self.observe(&emitted, &inc);
-                        inc
-                    })))
+                (Ok(_), Some(Written::Resolve(r))) => Ok(IntakeDone::Resolved(r.map(|(inc, emitted)| {
+                    self.observe(&emitted, &inc);
+                    inc
+                }))),
+                (Ok(_), _) => {
+                    Err(EngineError::Internal(anyhow::anyhow!("an intake batch lost track of one of its operations")))
                 }
-                (Ok(_), _) => Err(EngineError::Internal(anyhow::anyhow!(
-                    "an intake batch lost track of one of its operations"
-                ))),
             })
             .collect())
     }

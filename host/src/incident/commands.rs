@@ -102,15 +102,8 @@ impl Engine {
         fallback: Option<&FallbackKey>,
     ) -> Result<PreparedTrigger, EngineError> {
         let Some(pb) = generation_.playbooks.get(&req.playbook).cloned() else {
-            let nearby = crate::diag::nearby(
-                &req.playbook,
-                generation_.playbooks.keys().map(String::as_str),
-            );
-            return Err(EngineError::NotFound {
-                what: "playbook",
-                id: req.playbook.clone(),
-                nearby,
-            });
+            let nearby = crate::diag::nearby(&req.playbook, generation_.playbooks.keys().map(String::as_str));
+            return Err(EngineError::NotFound { what: "playbook", id: req.playbook.clone(), nearby });
         };
         let severity = req.severity.unwrap_or(pb.severity);
         let now = self.now();
@@ -135,17 +128,13 @@ impl Engine {
                 }
             }
         }
-        let dedup =
-            dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback)
-                .map_err(EngineError::invalid)?;
+        let dedup = dedup::choose(&pb, req.dedup_key.as_deref(), &req.labels, &fields, severity, fallback)
+            .map_err(EngineError::invalid)?;
         if let Some(k) = dedup.key()
             && k.len() > MAX_DEDUP_KEY
         {
-            return Err(EngineError::invalid(format!(
-                "dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}",
-                k.len()
-            ))
-            .with_hint(Hint::ShortenDedupKey));
+            return Err(EngineError::invalid(format!("dedup key is {} bytes; the limit is {MAX_DEDUP_KEY}", k.len()))
+                .with_hint(Hint::ShortenDedupKey));
         }
         let source = if req.source.is_empty() { "cli".to_string() } else { req.source.clone() };
         let by = if req.by.is_empty() { source.clone() } else { req.by.clone() };
@@ -166,9 +155,9 @@ impl Engine {
         if let Some(key) = &dedup_key
             && let Some(existing) = tx.open_by_dedup(&pb.id, key)?
         {
-            let row = tx.incident(&existing)?.ok_or_else(|| {
-                anyhow::anyhow!("the dedup index points at incident {existing}, which is missing")
-            })?;
+            let row = tx
+                .incident(&existing)?
+                .ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {existing}, which is missing"))?;
             let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
             let pinned = self.pinned_in(tx, &inc.playbook_hash)?;
             let mut ctx = Ctx::new(tx, inc, pinned, generation_, now);
@@ -187,22 +176,14 @@ impl Engine {
         let id = format!("{prefix}-{n}");
         let mut stored_version = false;
         if !self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).contains(&pb.hash) {
-            tx.put_playbook_version(
-                &pb.hash,
-                &pb.id,
-                &serde_json::to_value(&**pb).map_err(anyhow::Error::from)?,
-            )?;
+            tx.put_playbook_version(&pb.hash, &pb.id, &serde_json::to_value(&**pb).map_err(anyhow::Error::from)?)?;
             stored_version = true;
         }
         let opened = Event::Opened {
             playbook_id: pb.id.clone(),
             playbook_hash: pb.hash.clone(),
             mode: self.mode,
-            title: req
-                .title
-                .clone()
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| pb.name.clone()),
+            title: req.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| pb.name.clone()),
             severity: p.severity,
             category: pb.category,
             dedup_key,
@@ -211,12 +192,7 @@ impl Engine {
             source: p.source.clone(),
             by: p.by.clone(),
         };
-        let rec = tx.append(
-            &id,
-            now,
-            opened.kind(),
-            &serde_json::to_value(&opened).map_err(anyhow::Error::from)?,
-        )?;
+        let rec = tx.append(&id, now, opened.kind(), &serde_json::to_value(&opened).map_err(anyhow::Error::from)?)?;
         let mut inc = Incident::open(&id, &opened, now)
             .ok_or_else(|| anyhow::anyhow!("an opened event did not open incident {id}"))?;
         inc.last_seq = rec.seq;
@@ -235,10 +211,7 @@ impl Engine {
     /// After the commit: remembers the stored version and tells the observer.
     pub(super) fn triggered(&self, p: &PreparedTrigger, done: TriggerDone) -> TriggerOutcome {
         if done.stored_version {
-            self.stored_versions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(p.pb.hash.clone());
+            self.stored_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(p.pb.hash.clone());
         }
         self.observe(&done.emitted, &done.incident);
         TriggerOutcome { incident: done.incident, deduped: done.deduped }
@@ -263,8 +236,7 @@ impl Engine {
         fields: &BTreeMap<String, String>,
         fallback: Option<&FallbackKey>,
     ) -> Result<Option<String>, EngineError> {
-        let k = dedup::choose(pb, None, labels, fields, pb.severity, fallback)
-            .map_err(EngineError::invalid)?;
+        let k = dedup::choose(pb, None, labels, fields, pb.severity, fallback).map_err(EngineError::invalid)?;
         Ok(k.key().map(str::to_string))
     }
 
@@ -281,11 +253,7 @@ impl Engine {
             }
             ctx.check_person(by)?;
             if ctx.inc.roles.get("commander").map(String::as_str) != Some(by) {
-                ctx.emit(Event::RoleAssigned {
-                    role: "commander".into(),
-                    person: by.to_string(),
-                    by: by.to_string(),
-                })?;
+                ctx.emit(Event::RoleAssigned { role: "commander".into(), person: by.to_string(), by: by.to_string() })?;
             }
             ctx.emit(Event::Acknowledged { by: by.to_string() })?;
             ctx.cancel_family(TimerFamily::Escalate)?;
@@ -295,13 +263,7 @@ impl Engine {
     }
 
     /// Names a person for an incident role.
-    pub fn assign(
-        &self,
-        id: &str,
-        role: &str,
-        to: &str,
-        by: &str,
-    ) -> Result<Incident, EngineError> {
+    pub fn assign(&self, id: &str, role: &str, to: &str, by: &str) -> Result<Incident, EngineError> {
         self.mutate(id, false, |ctx| {
             if !INCIDENT_ROLES.contains(&role) {
                 return Err(EngineError::invalid(format!(
@@ -310,11 +272,7 @@ impl Engine {
                 )));
             }
             ctx.check_person(to)?;
-            Ok(ctx.emit(Event::RoleAssigned {
-                role: role.to_string(),
-                person: to.to_string(),
-                by: by.to_string(),
-            })?)
+            Ok(ctx.emit(Event::RoleAssigned { role: role.to_string(), person: to.to_string(), by: by.to_string() })?)
         })
     }
 
@@ -331,31 +289,23 @@ impl Engine {
                         )));
                     };
                     if ctx.inc.completed(Phase::Activate) {
-                        return Err(EngineError::conflict(format!(
-                            "incident {id} is already activated"
-                        )));
+                        return Err(EngineError::conflict(format!("incident {id} is already activated")));
                     }
                     ("activation".to_string(), who)
                 }
                 Some(s) => {
                     let spec = ctx.step_spec(s)?;
                     let Some(who) = spec.approval.clone() else {
-                        return Err(EngineError::conflict(format!(
-                            "step `{s}` does not need approval"
-                        )));
+                        return Err(EngineError::conflict(format!("step `{s}` does not need approval")));
                     };
                     if ctx.inc.step_status(s).finished() {
-                        return Err(EngineError::conflict(format!(
-                            "step `{s}` is already finished"
-                        )));
+                        return Err(EngineError::conflict(format!("step `{s}` is already finished")));
                     }
                     (format!("step:{s}"), who)
                 }
             };
             if !ctx.holds(by, &who) {
-                return Err(EngineError::invalid(format!(
-                    "{by} cannot approve this: it needs {who}"
-                )));
+                return Err(EngineError::invalid(format!("{by} cannot approve this: it needs {who}")));
             }
             if ctx.inc.approvals.contains(&what) {
                 return Err(EngineError::conflict(format!("{what} is already approved")));
@@ -379,7 +329,10 @@ impl Engine {
                 return Err(EngineError::conflict(format!("incident {id} is resolved; its steps are settled")));
             }
             if !ctx.inc.entered(Phase::Act) {
-                let e = EngineError::conflict(format!("steps start in the act phase; incident {id} is in the {} phase", ctx.inc.phase));
+                let e = EngineError::conflict(format!(
+                    "steps start in the act phase; incident {id} is in the {} phase",
+                    ctx.inc.phase
+                ));
                 return Err(if ctx.inc.phase == Phase::Assign { e.with_hint(Hint::AckFirst) } else { e });
             }
             let status = ctx.inc.step_status(step);
@@ -390,13 +343,21 @@ impl Engine {
             let by = by.to_string();
             match action {
                 StepAction::Skip => {
-                    ctx.emit(Event::StepSkipped { step: step.to_string(), reason: note.map(str::to_string).unwrap_or_else(|| "skipped".into()), by: Some(by) })?;
+                    ctx.emit(Event::StepSkipped {
+                        step: step.to_string(),
+                        reason: note.map(str::to_string).unwrap_or_else(|| "skipped".into()),
+                        by: Some(by),
+                    })?;
                 }
                 StepAction::Done => {
                     match status {
                         StepStatus::Pending => {
-                            let waiting: Vec<String> = spec.after.iter().filter(|a| !ctx.inc.step_status(a).finished()).cloned().collect();
-                            return Err(EngineError::conflict(format!("step `{step}` is not ready: it waits for {}", waiting.join(", "))));
+                            let waiting: Vec<String> =
+                                spec.after.iter().filter(|a| !ctx.inc.step_status(a).finished()).cloned().collect();
+                            return Err(EngineError::conflict(format!(
+                                "step `{step}` is not ready: it waits for {}",
+                                waiting.join(", ")
+                            )));
                         }
                         StepStatus::Waiting => {
                             let who = spec.approval.map(|a| a.to_string()).unwrap_or_default();
@@ -404,7 +365,9 @@ impl Engine {
                                 .with_hint(Hint::ApproveStep { incident: id.to_string(), step: step.to_string() }));
                         }
                         StepStatus::Running => {
-                            return Err(EngineError::conflict(format!("step `{step}` runs by itself (its messages are being sent); skip it to stop waiting")));
+                            return Err(EngineError::conflict(format!(
+                                "step `{step}` runs by itself (its messages are being sent); skip it to stop waiting"
+                            )));
                         }
                         StepStatus::Ready | StepStatus::Done | StepStatus::Skipped | StepStatus::Failed => {}
                     }
@@ -421,9 +384,7 @@ impl Engine {
         if note.trim().is_empty() {
             return Err(EngineError::invalid("an update needs a note").with_hint(Hint::PassNote));
         }
-        self.mutate(id, false, |ctx| {
-            Ok(ctx.emit(Event::Note { by: by.to_string(), note: note.to_string() })?)
-        })
+        self.mutate(id, false, |ctx| Ok(ctx.emit(Event::Note { by: by.to_string(), note: note.to_string() })?))
     }
 
     /// Records the outcome report text; the incident closes once it is also resolved.
@@ -436,11 +397,9 @@ impl Engine {
         by: &str,
     ) -> Result<Incident, EngineError> {
         self.mutate(id, false, |ctx| {
-            for (f, v) in [
-                (OutcomeField::Cause, cause),
-                (OutcomeField::Process, process),
-                (OutcomeField::Aftermath, aftermath),
-            ] {
+            for (f, v) in
+                [(OutcomeField::Cause, cause), (OutcomeField::Process, process), (OutcomeField::Aftermath, aftermath)]
+            {
                 if ctx.pb.outcome.require.contains(&f) && v.trim().is_empty() {
                     return Err(EngineError::invalid(format!(
                         "the outcome report of playbook {} requires `{f}`",
@@ -465,40 +424,25 @@ impl Engine {
     }
 
     /// Resolves the open incident of a playbook with a dedup key, if any (intake "resolved").
-    pub fn resolve_by_key(
-        &self,
-        playbook: &str,
-        key: &str,
-        source: &str,
-    ) -> Result<Option<Incident>, EngineError> {
+    pub fn resolve_by_key(&self, playbook: &str, key: &str, source: &str) -> Result<Option<Incident>, EngineError> {
         let open = self.store().incidents(true, None)?;
-        match open.iter().find(|r| r.playbook_id == playbook && r.dedup_key.as_deref() == Some(key))
-        {
+        match open.iter().find(|r| r.playbook_id == playbook && r.dedup_key.as_deref() == Some(key)) {
             Some(r) => self.resolve(&r.id, source, source).map(Some),
             None => Ok(None),
         }
     }
 
     /// Journals the result of a side effect (once; repeats are ignored).
-    pub fn record_effect(
-        &self,
-        invocation_id: &str,
-        outcome: &EffectOutcome,
-    ) -> Result<(), EngineError> {
+    pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
         // A plain read to find the incident; the result is checked again inside the write.
-        let incident_id = self
-            .store()
-            .intent(invocation_id)?
-            .filter(|i| i.result.is_none())
-            .map(|i| i.incident_id);
+        let incident_id = self.store().intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
         let Some(incident_id) = incident_id else { return Ok(()) };
         self.mutate(&incident_id, true, |ctx| {
             let Some(intent) = ctx.tx.intent(invocation_id)? else { return Ok(()) };
             if intent.result.is_some() {
                 return Ok(());
             }
-            let p: IntentPayload =
-                serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
+            let p: IntentPayload = serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
             ctx.tx.complete_intent(
                 invocation_id,
                 ctx.now,
@@ -519,16 +463,11 @@ impl Engine {
     }
 
     /// Intents due now that have no result yet.
-    pub fn pending_intents(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(String, IntentPayload, i64)>, EngineError> {
+    pub fn pending_intents(&self, limit: usize) -> Result<Vec<(String, IntentPayload, i64)>, EngineError> {
         let rows = self.store().pending_intents(self.now(), limit)?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| {
-                serde_json::from_value(r.payload).ok().map(|p| (r.invocation_id, p, r.attempts))
-            })
+            .filter_map(|r| serde_json::from_value(r.payload).ok().map(|p| (r.invocation_id, p, r.attempts)))
             .collect())
     }
 }

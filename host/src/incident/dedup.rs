@@ -29,9 +29,7 @@ impl DedupKey {
     /// The key itself, if any.
     pub(crate) fn key(&self) -> Option<&str> {
         match self {
-            DedupKey::Given(k) | DedupKey::Template(k) | DedupKey::Fallback { key: k, .. } => {
-                Some(k)
-            }
+            DedupKey::Given(k) | DedupKey::Template(k) | DedupKey::Fallback { key: k, .. } => Some(k),
             DedupKey::Empty | DedupKey::None => None,
         }
     }
@@ -66,10 +64,7 @@ pub struct FallbackKey {
 impl FallbackKey {
     /// The fallback for an Alertmanager alert: its fingerprint, as `am:<fingerprint>`.
     pub fn alertmanager(fingerprint: &str) -> Self {
-        FallbackKey {
-            key: format!("am:{fingerprint}"),
-            what: "the Alertmanager fingerprint".into(),
-        }
+        FallbackKey { key: format!("am:{fingerprint}"), what: "the Alertmanager fingerprint".into() }
     }
 }
 
@@ -113,11 +108,7 @@ fn render(
         .render_str(tpl, ctx)
         .map_err(|e| format!("cannot render the dedup key template of playbook {}: {e}", pb.id))?;
     let key = key.trim().to_string();
-    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') {
-        None
-    } else {
-        Some(key)
-    })
+    Ok(if key.is_empty() || key.chars().all(|c| c == ':' || c == '/' || c == '-') { None } else { Some(key) })
 }
 
 #[cfg(test)]
@@ -143,15 +134,8 @@ mod tests {
     fn a_template_that_renders_falls_back_to_nothing() {
         let pb = playbook(Some("{{ labels.billing_run }}"));
         let fp = FallbackKey::alertmanager("c0ffee");
-        let k = choose(
-            &pb,
-            None,
-            &labels(&[("billing_run", "42")]),
-            &BTreeMap::new(),
-            Severity::Sev1,
-            Some(&fp),
-        )
-        .unwrap();
+        let k =
+            choose(&pb, None, &labels(&[("billing_run", "42")]), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap();
         assert_eq!(k, DedupKey::Template("42".into()));
         assert_eq!(k.warning(&pb), None);
     }
@@ -160,21 +144,12 @@ mod tests {
     fn an_empty_render_falls_back_to_the_fingerprint_with_a_warning() {
         let pb = playbook(Some("{{ labels.billing_run }}"));
         let fp = FallbackKey::alertmanager("c0ffee");
-        let k = choose(
-            &pb,
-            None,
-            &labels(&[("alertname", "Down")]),
-            &BTreeMap::new(),
-            Severity::Sev1,
-            Some(&fp),
-        )
-        .unwrap();
+        let k =
+            choose(&pb, None, &labels(&[("alertname", "Down")]), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap();
         assert_eq!(k.key(), Some("am:c0ffee"));
         let w = k.warning(&pb).unwrap();
         assert!(
-            w.contains("rendered empty")
-                && w.contains("Alertmanager fingerprint")
-                && w.contains("am:c0ffee"),
+            w.contains("rendered empty") && w.contains("Alertmanager fingerprint") && w.contains("am:c0ffee"),
             "{w}"
         );
     }
@@ -182,8 +157,7 @@ mod tests {
     #[test]
     fn separators_alone_count_as_empty() {
         let pb = playbook(Some("{{ labels.service }}:{{ labels.region }}"));
-        let k =
-            choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, None).unwrap();
+        let k = choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, None).unwrap();
         assert_eq!(k, DedupKey::Empty);
         assert!(k.warning(&pb).unwrap().contains("no dedup key"));
     }
@@ -191,21 +165,13 @@ mod tests {
     #[test]
     fn a_given_key_wins_and_no_template_means_no_key() {
         let pb = playbook(Some("{{ labels.service }}"));
-        let k = choose(
-            &pb,
-            Some("evt-1"),
-            &labels(&[("service", "x")]),
-            &BTreeMap::new(),
-            Severity::Sev1,
-            None,
-        )
-        .unwrap();
+        let k =
+            choose(&pb, Some("evt-1"), &labels(&[("service", "x")]), &BTreeMap::new(), Severity::Sev1, None).unwrap();
         assert_eq!(k, DedupKey::Given("evt-1".into()));
         let pb = playbook(None);
         let fp = FallbackKey::alertmanager("c0ffee");
         assert_eq!(
-            choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, Some(&fp))
-                .unwrap(),
+            choose(&pb, None, &BTreeMap::new(), &BTreeMap::new(), Severity::Sev1, Some(&fp)).unwrap(),
             DedupKey::None
         );
     }

@@ -61,12 +61,7 @@ impl Engine {
 
     /// An engine whose incidents all run in `mode`; the mode is fixed here by
     /// the host and journaled in each incident's first event.
-    pub fn with_mode(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        generation: Generation,
-        mode: Mode,
-    ) -> Self {
+    pub fn with_mode(store: Arc<dyn Store>, clock: Arc<dyn Clock>, generation: Generation, mode: Mode) -> Self {
         Engine {
             observer: Mutex::new(None),
             store,
@@ -140,11 +135,7 @@ impl Engine {
     }
 
     /// Same, inside a transaction (the store's connection is already held).
-    pub(super) fn pinned_in(
-        &self,
-        tx: &mut dyn Tx,
-        hash: &str,
-    ) -> Result<Arc<Playbook>, EngineError> {
+    pub(super) fn pinned_in(&self, tx: &mut dyn Tx, hash: &str) -> Result<Arc<Playbook>, EngineError> {
         if let Some(p) = self.cached_pin(hash) {
             return Ok(p);
         }
@@ -161,18 +152,11 @@ impl Engine {
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
     }
 
-    fn remember_pin(
-        &self,
-        hash: &str,
-        spec: Option<serde_json::Value>,
-    ) -> Result<Arc<Playbook>, EngineError> {
+    fn remember_pin(&self, hash: &str, spec: Option<serde_json::Value>) -> Result<Arc<Playbook>, EngineError> {
         let spec = spec.ok_or_else(|| {
-            EngineError::Internal(anyhow::anyhow!(
-                "pinned playbook version {hash} is missing from the journal"
-            ))
+            EngineError::Internal(anyhow::anyhow!("pinned playbook version {hash} is missing from the journal"))
         })?;
-        let pb: Playbook =
-            serde_json::from_value(spec).map_err(|e| EngineError::Internal(e.into()))?;
+        let pb: Playbook = serde_json::from_value(spec).map_err(|e| EngineError::Internal(e.into()))?;
         let pb = Arc::new(pb);
         self.pin(&pb);
         Ok(pb)
@@ -181,9 +165,7 @@ impl Engine {
     /// Loads an incident's current state.
     pub fn incident(&self, id: &str) -> Result<Incident, EngineError> {
         match self.store.incident(id)? {
-            Some(row) => {
-                serde_json::from_value(row.state).map_err(|e| EngineError::Internal(e.into()))
-            }
+            Some(row) => serde_json::from_value(row.state).map_err(|e| EngineError::Internal(e.into())),
             None => {
                 let ids = self.store.incident_ids().unwrap_or_default();
                 Err(not_found(id, &ids))
@@ -232,8 +214,7 @@ impl Engine {
         mut f: impl FnMut(&mut Ctx<'_>) -> Result<(), EngineError>,
     ) -> Result<Incident, EngineError> {
         let generation_ = self.generation();
-        let (inc, emitted) =
-            self.write(|tx| self.mutate_in(tx, &generation_, id, allow_closed, &mut f))?;
+        let (inc, emitted) = self.write(|tx| self.mutate_in(tx, &generation_, id, allow_closed, &mut f))?;
         self.observe(&emitted, &inc);
         Ok(inc)
     }
@@ -255,10 +236,8 @@ impl Engine {
         };
         let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
         if inc.status == Status::Closed && !allow_closed {
-            return Err(EngineError::conflict(format!(
-                "incident {id} is closed; nothing more can be done on it"
-            ))
-            .with_hint(Hint::OpenNew));
+            return Err(EngineError::conflict(format!("incident {id} is closed; nothing more can be done on it"))
+                .with_hint(Hint::OpenNew));
         }
         let pb = self.pinned_in(tx, &inc.playbook_hash)?;
         let mut ctx = Ctx::new(tx, inc, pb, generation_, now);

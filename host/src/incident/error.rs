@@ -117,9 +117,7 @@ impl fmt::Display for Hint {
             Hint::PassField(other) => write!(f, "pass --field {other}=TEXT"),
             Hint::PassOutcomeField(field) => write!(f, "pass --{field} TEXT"),
             Hint::PassNote => f.write_str("--note TEXT"),
-            Hint::ShortenDedupKey => {
-                f.write_str("shorten --dedup-key or the playbook's dedup_key template")
-            }
+            Hint::ShortenDedupKey => f.write_str("shorten --dedup-key or the playbook's dedup_key template"),
             Hint::AckFirst => f.write_str("(acknowledge it first: crisis ack)"),
             Hint::ApproveStep { incident, step } => {
                 write!(f, "crisis approve {incident} --step {step} --as PERSON")
@@ -135,24 +133,19 @@ mod tests {
 
     #[test]
     fn hints_render_after_the_message() {
-        let e = EngineError::invalid(
-            "missing report field `scope`: playbook p requires it in the report",
-        )
-        .with_hint(Hint::PassField(ReportField::Scope));
+        let e = EngineError::invalid("missing report field `scope`: playbook p requires it in the report")
+            .with_hint(Hint::PassField(ReportField::Scope));
         assert_eq!(
             e.to_string(),
             "missing report field `scope`: playbook p requires it in the report; pass --scope TEXT"
         );
-        let e = EngineError::conflict(
-            "steps start in the act phase; incident I-1 is in the assign phase",
-        )
-        .with_hint(Hint::AckFirst);
+        let e = EngineError::conflict("steps start in the act phase; incident I-1 is in the assign phase")
+            .with_hint(Hint::AckFirst);
         assert_eq!(
             e.to_string(),
             "steps start in the act phase; incident I-1 is in the assign phase (acknowledge it first: crisis ack)"
         );
-        let e = EngineError::conflict("x")
-            .with_hint(Hint::ApproveStep { incident: "I-1".into(), step: "s".into() });
+        let e = EngineError::conflict("x").with_hint(Hint::ApproveStep { incident: "I-1".into(), step: "s".into() });
         assert_eq!(e.to_string(), "x: crisis approve I-1 --step s --as PERSON");
         assert_eq!(e.hint(), Some(&Hint::ApproveStep { incident: "I-1".into(), step: "s".into() }));
         assert_eq!(EngineError::conflict("plain").to_string(), "plain");

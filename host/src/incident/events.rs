@@ -202,12 +202,7 @@ impl JournalEvent for EventRecord {
             obj.entry("kind").or_insert_with(|| serde_json::Value::String(self.kind.clone()));
         }
         serde_json::from_value(data).map_err(|e| {
-            anyhow::anyhow!(
-                "event {} ({}) of {} is unreadable: {e}",
-                self.seq,
-                self.kind,
-                self.incident_id
-            )
+            anyhow::anyhow!("event {} ({}) of {} is unreadable: {e}", self.seq, self.kind, self.incident_id)
         })
     }
 }

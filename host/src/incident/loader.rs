@@ -73,16 +73,12 @@ pub fn combined_hash(snapshot: &Snapshot, config: &Config) -> String {
 
 /// Plugin component files (and sidecar manifests) a configuration uses, sorted.
 pub fn plugin_files(config: &Config) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<std::path::PathBuf> =
-        config.plugins.values().filter_map(|p| p.file.clone()).collect();
+    let mut files: Vec<std::path::PathBuf> = config.plugins.values().filter_map(|p| p.file.clone()).collect();
     if let Some(dir) = &config.plugin_dir
         && let Ok(entries) = std::fs::read_dir(dir)
     {
         files.extend(
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")),
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == "toml")),
         );
     }
     files.sort();

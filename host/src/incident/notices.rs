@@ -135,14 +135,11 @@ impl Ctx<'_> {
             let Some(target) = self.generation_.config.targets.get(t) else {
                 self.emit(Event::Note {
                     by: "crisis".into(),
-                    note: format!(
-                        "target `{t}` is no longer configured; {purpose} notice not sent"
-                    ),
+                    note: format!("target `{t}` is no longer configured; {purpose} notice not sent"),
                 })?;
                 continue;
             };
-            let notice =
-                Notice::notify(purpose.clone(), t, &target.plugin, subject, body, Vec::new());
+            let notice = Notice::notify(purpose.clone(), t, &target.plugin, subject, body, Vec::new());
             self.record_notice(notice, self.now)?;
         }
         Ok(())
@@ -172,15 +169,11 @@ impl Ctx<'_> {
             let Some(t) = self.generation_.config.targets.get(&target) else {
                 self.emit(Event::Note {
                     by: "crisis".into(),
-                    note: format!(
-                        "cannot page {}: no `{target}` target is configured",
-                        recipients.join(", ")
-                    ),
+                    note: format!("cannot page {}: no `{target}` target is configured", recipients.join(", ")),
                 })?;
                 continue;
             };
-            let notice =
-                Notice::notify(purpose.clone(), &target, &t.plugin, subject, body, recipients);
+            let notice = Notice::notify(purpose.clone(), &target, &t.plugin, subject, body, recipients);
             self.record_notice(notice, self.now)?;
         }
         Ok(())

@@ -96,12 +96,7 @@ impl Outbox {
     }
 
     /// Journals how an execution ended, or schedules its retry.
-    pub(crate) fn settle(
-        &self,
-        engine: &Engine,
-        c: &ClaimedIntent,
-        outcome: EffectOutcome,
-    ) -> anyhow::Result<Settled> {
+    pub(crate) fn settle(&self, engine: &Engine, c: &ClaimedIntent, outcome: EffectOutcome) -> anyhow::Result<Settled> {
         if !outcome.ok && outcome.transient {
             if c.attempts + 1 < MAX_ATTEMPTS {
                 let at = engine.now() + backoff_ms(c.attempts);
@@ -171,9 +166,7 @@ impl Engine {
                     payload,
                     attempts: row.attempts,
                 }),
-                Err(e) => {
-                    self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}"))
-                }
+                Err(e) => self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}")),
             }
         }
         Ok(out)
@@ -197,10 +190,7 @@ impl Engine {
                 .is_ok();
         if !journaled {
             let now = self.now();
-            if let Err(e) = self
-                .store()
-                .transaction(&mut |tx| tx.dead_letter_intent(&row.invocation_id, now, reason))
-            {
+            if let Err(e) = self.store().transaction(&mut |tx| tx.dead_letter_intent(&row.invocation_id, now, reason)) {
                 tracing::error!(invocation_id = %row.invocation_id, "cannot set the unreadable intent aside: {e:#}");
             }
         }
@@ -208,11 +198,7 @@ impl Engine {
 
     /// Sets an intent aside for good (until `crisis retry`), journals why, and
     /// pages around it when it was a page nobody will receive.
-    pub(crate) fn dead_letter_intent(
-        &self,
-        c: &ClaimedIntent,
-        reason: &str,
-    ) -> Result<(), EngineError> {
+    pub(crate) fn dead_letter_intent(&self, c: &ClaimedIntent, reason: &str) -> Result<(), EngineError> {
         tracing::error!(invocation_id = %c.id, target = %c.payload.target, "dead-lettering side effect: {reason}");
         let res = self.mutate(&c.incident_id, true, |ctx| {
             if ctx.tx.intent(&c.id)?.is_none_or(|i| i.result.is_some()) {
@@ -242,14 +228,8 @@ impl Engine {
 
     /// A page cannot be delivered now (its target's circuit is open): pages
     /// the next escalation level at once instead of waiting for the ack timer.
-    pub(crate) fn page_undeliverable(
-        &self,
-        c: &ClaimedIntent,
-        why: &str,
-    ) -> Result<(), EngineError> {
-        self.mutate(&c.incident_id, true, |ctx| {
-            Ok(ctx.escalate_around(&c.id, &c.payload.target, why)?)
-        })?;
+    pub(crate) fn page_undeliverable(&self, c: &ClaimedIntent, why: &str) -> Result<(), EngineError> {
+        self.mutate(&c.incident_id, true, |ctx| Ok(ctx.escalate_around(&c.id, &c.payload.target, why)?))?;
         Ok(())
     }
 
@@ -264,11 +244,7 @@ impl Engine {
                 .map(|d| d.id)
                 .collect();
             let nearby = crate::diag::nearby(invocation_id, dead.iter().map(String::as_str));
-            return Err(EngineError::NotFound {
-                what: "intent",
-                id: invocation_id.to_string(),
-                nearby,
-            });
+            return Err(EngineError::NotFound { what: "intent", id: invocation_id.to_string(), nearby });
         };
         let purpose = serde_json::from_value::<IntentPayload>(row.payload).ok().map(|p| p.purpose);
         self.mutate(&row.incident_id, true, |ctx| {
@@ -290,12 +266,7 @@ impl Engine {
 impl Ctx<'_> {
     /// Pages the next escalation level that has not fired yet, now, because
     /// the page `invocation_id` to `target` will not reach anyone; journals why.
-    pub(super) fn escalate_around(
-        &mut self,
-        invocation_id: &str,
-        target: &str,
-        why: &str,
-    ) -> anyhow::Result<()> {
+    pub(super) fn escalate_around(&mut self, invocation_id: &str, target: &str, why: &str) -> anyhow::Result<()> {
         if self.inc.acked_at.is_some() || self.inc.status != Status::Open {
             return Ok(());
         }

@@ -330,11 +330,8 @@ impl Incident {
             Event::UpdateDue {} => {}
             Event::Stale { .. } => self.stale_warnings += 1,
             Event::OutcomeRecorded { cause, process, aftermath, .. } => {
-                self.outcome = Some(OutcomeText {
-                    cause: cause.clone(),
-                    process: process.clone(),
-                    aftermath: aftermath.clone(),
-                });
+                self.outcome =
+                    Some(OutcomeText { cause: cause.clone(), process: process.clone(), aftermath: aftermath.clone() });
             }
             Event::Resolved { .. } => {
                 self.status = Status::Resolved;
@@ -388,17 +385,13 @@ impl Incident {
     pub fn current_phase(&self) -> Phase {
         Phase::ORDER
             .into_iter()
-            .find(|p| {
-                self.phases.get(p).and_then(|t| t.completed).is_none() && !self.skipped_phase(*p)
-            })
+            .find(|p| self.phases.get(p).and_then(|t| t.completed).is_none() && !self.skipped_phase(*p))
             .unwrap_or(Phase::Outcome)
     }
 
     /// A phase never entered because the incident was resolved first.
     pub fn skipped_phase(&self, p: Phase) -> bool {
-        self.status != Status::Open
-            && p != Phase::Outcome
-            && self.phases.get(&p).and_then(|t| t.entered).is_none()
+        self.status != Status::Open && p != Phase::Outcome && self.phases.get(&p).and_then(|t| t.entered).is_none()
     }
 
     /// True once phase `p` has been entered.

@@ -113,9 +113,7 @@ pub(crate) fn fixture_with(playbook: &str) -> Fixture {
     std::fs::write(dir.path().join("customers.csv"), CUSTOMERS).unwrap();
     std::fs::write(dir.path().join("crisis.toml"), CONFIG).unwrap();
     let cfg = config::load(&dir.path().join("crisis.toml")).unwrap();
-    let pb =
-        crate::playbook::parse_one(&dir.path().join("outage.toml"), playbook, &cfg.ref_context())
-            .unwrap();
+    let pb = crate::playbook::parse_one(&dir.path().join("outage.toml"), playbook, &cfg.ref_context()).unwrap();
     let customers = config::customers::load(&dir.path().join("customers.csv")).unwrap();
     let mut playbooks = BTreeMap::new();
     playbooks.insert(pb.id.clone(), Arc::new(pb));
@@ -186,15 +184,8 @@ fn a_whole_incident_runs_through_six_phases() {
     let inc = f.engine.ack(&inc.id, "alice").unwrap();
     assert_eq!(inc.phase, Phase::Act);
     assert_eq!(inc.step_status("dispatch"), StepStatus::Ready);
-    assert_eq!(
-        inc.step_status("low-sev-only"),
-        StepStatus::Skipped,
-        "when severity >= sev4 is false for sev2"
-    );
-    let inc = f
-        .engine
-        .step(&inc.id, "dispatch", StepAction::Done, Some("two engineers sent"), "alice")
-        .unwrap();
+    assert_eq!(inc.step_status("low-sev-only"), StepStatus::Skipped, "when severity >= sev4 is false for sev2");
+    let inc = f.engine.step(&inc.id, "dispatch", StepAction::Done, Some("two engineers sent"), "alice").unwrap();
     assert_eq!(inc.step_status("tell-customers"), StepStatus::Running);
     // max_messages = 2 → two intents; per_minute = 1 → the second waits a minute.
     assert_eq!(drain(&f), 1);
@@ -207,10 +198,7 @@ fn a_whole_incident_runs_through_six_phases() {
     assert_eq!(inc.status, Status::Resolved);
     let err = f.engine.record_outcome(&inc.id, "bad deploy", "", "refunds", "alice").unwrap_err();
     assert!(err.to_string().contains("requires `process`"), "{err}");
-    let inc = f
-        .engine
-        .record_outcome(&inc.id, "bad deploy", "rolled back", "refunds sent", "alice")
-        .unwrap();
+    let inc = f.engine.record_outcome(&inc.id, "bad deploy", "rolled back", "refunds sent", "alice").unwrap();
     assert_eq!(inc.status, Status::Closed);
     for p in Phase::ORDER {
         let t = &inc.phases[&p];
@@ -226,11 +214,7 @@ fn missing_report_field_is_refused_naming_it() {
     let f = fixture();
     let err = f
         .engine
-        .trigger(TriggerRequest {
-            playbook: "outage".into(),
-            scope: Some("x".into()),
-            ..Default::default()
-        })
+        .trigger(TriggerRequest { playbook: "outage".into(), scope: Some("x".into()), ..Default::default() })
         .unwrap_err();
     assert!(
         matches!(&err, EngineError::Invalid { .. })
@@ -238,10 +222,7 @@ fn missing_report_field_is_refused_naming_it() {
             && err.to_string().contains("--field nature="),
         "{err}"
     );
-    let err = f
-        .engine
-        .trigger(TriggerRequest { playbook: "outgae".into(), ..Default::default() })
-        .unwrap_err();
+    let err = f.engine.trigger(TriggerRequest { playbook: "outgae".into(), ..Default::default() }).unwrap_err();
     assert!(matches!(&err, EngineError::NotFound { nearby, .. } if nearby[0] == "outage"), "{err}");
 }
 
@@ -267,9 +248,7 @@ fn dedup_attaches_while_open_and_reopens_after_resolution() {
         ..Default::default()
     };
     req.fields.insert("nature".into(), "n".into());
-    assert!(
-        matches!(f.engine.trigger(req), Err(e @ EngineError::Invalid { .. }) if e.to_string().contains("255"))
-    );
+    assert!(matches!(f.engine.trigger(req), Err(e @ EngineError::Invalid { .. }) if e.to_string().contains("255")));
 }
 
 #[test]
@@ -314,11 +293,7 @@ fn escalation_fires_on_time_repeats_and_ack_cancels() {
         .filter(|e| e.kind == "escalated")
         .map(|e| e.data["people"].clone())
         .collect();
-    assert_eq!(
-        escalated_people[0],
-        serde_json::json!(["carol"]),
-        "managers rota (Asia/Shanghai) resolves to carol"
-    );
+    assert_eq!(escalated_people[0], serde_json::json!(["carol"]), "managers rota (Asia/Shanghai) resolves to carol");
 }
 
 #[test]
@@ -331,18 +306,13 @@ fn late_timers_fire_once() {
     f.clock.advance(2 * 3_600_000);
     f.engine.fire_due_timers().unwrap();
     assert_eq!(f.engine.incident(&id).unwrap().escalations, 2);
-    let missed_ack =
-        f.engine.incident(&id).unwrap().missed.iter().filter(|m| m.what == "ack").count();
+    let missed_ack = f.engine.incident(&id).unwrap().missed.iter().filter(|m| m.what == "ack").count();
     assert_eq!(missed_ack, 1);
     f.engine.fire_due_timers().unwrap();
     assert_eq!(f.engine.incident(&id).unwrap().escalations, 2);
     f.clock.advance(15 * 60_000);
     f.engine.fire_due_timers().unwrap();
-    assert_eq!(
-        f.engine.incident(&id).unwrap().escalations,
-        3,
-        "the repeat round, 15m after the late firing"
-    );
+    assert_eq!(f.engine.incident(&id).unwrap().escalations, 3, "the repeat round, 15m after the late firing");
 }
 
 #[test]
@@ -356,8 +326,11 @@ fn step_deadline_missed_is_journaled_and_notifies() {
     let inc = f.engine.incident(&id).unwrap();
     assert!(inc.missed.iter().any(|m| m.what == "step:dispatch"), "{:?}", inc.missed);
     let pending = f.engine.pending_intents(10).unwrap();
-    assert!(pending.iter().any(|(_, p, _)| p.purpose == crate::playbook::types::Purpose::Deadline
-        && p.kind == EffectKind::Notify));
+    assert!(
+        pending
+            .iter()
+            .any(|(_, p, _)| p.purpose == crate::playbook::types::Purpose::Deadline && p.kind == EffectKind::Notify)
+    );
 }
 
 #[test]
@@ -375,11 +348,7 @@ fn stale_and_periodic_updates_during_act() {
     f.engine.update(&id, "still working", "alice").unwrap();
     f.clock.advance(30 * 60_000);
     f.engine.fire_due_timers().unwrap();
-    assert_eq!(
-        f.engine.incident(&id).unwrap().stale_warnings,
-        1,
-        "activity resets the stale clock"
-    );
+    assert_eq!(f.engine.incident(&id).unwrap().stale_warnings, 1, "activity resets the stale clock");
 }
 
 #[test]

@@ -53,9 +53,7 @@ impl DeadlineKind {
             "activate" => DeadlineKind::Activate,
             "ack" => DeadlineKind::Ack,
             "outcome" => DeadlineKind::Outcome,
-            other => DeadlineKind::Step(
-                other.strip_prefix("step:").filter(|s| !s.is_empty())?.to_string(),
-            ),
+            other => DeadlineKind::Step(other.strip_prefix("step:").filter(|s| !s.is_empty())?.to_string()),
         })
     }
 }
@@ -87,12 +85,8 @@ pub(crate) enum TimerFamily {
 }
 
 impl TimerFamily {
-    pub(super) const ALL: [TimerFamily; 4] = [
-        TimerFamily::Deadline,
-        TimerFamily::StepDeadline,
-        TimerFamily::Escalate,
-        TimerFamily::Track,
-    ];
+    pub(super) const ALL: [TimerFamily; 4] =
+        [TimerFamily::Deadline, TimerFamily::StepDeadline, TimerFamily::Escalate, TimerFamily::Track];
 
     /// The stored `family` column value.
     fn as_str(self) -> &'static str {
@@ -157,13 +151,7 @@ impl Timer {
 impl Ctx<'_> {
     /// Schedules `t` to fire `after_ms` from now.
     pub(super) fn schedule(&mut self, after_ms: i64, t: Timer) -> anyhow::Result<()> {
-        self.tx.add_timer(
-            &self.inc.id,
-            self.now + after_ms,
-            &t.key(),
-            t.family().as_str(),
-            &t.data(),
-        )?;
+        self.tx.add_timer(&self.inc.id, self.now + after_ms, &t.key(), t.family().as_str(), &t.data())?;
         Ok(())
     }
 
@@ -211,18 +199,14 @@ impl Ctx<'_> {
                     people: people.clone(),
                     round: *round,
                 })?;
-                let subject =
-                    self.subject(&format!("escalation level {} (not acknowledged)", level + 1));
+                let subject = self.subject(&format!("escalation level {} (not acknowledged)", level + 1));
                 let body = format!(
                     "Nobody has acknowledged {}. Acknowledge with: crisis ack {} --as YOU",
                     self.inc.id, self.inc.id
                 );
                 self.page(Purpose::Escalate, &people, &subject, &body)?;
                 if *round < e.repeat {
-                    self.schedule(
-                        e.after.as_millis() as i64,
-                        Timer::Escalate { level: *level, round: round + 1 },
-                    )?;
+                    self.schedule(e.after.as_millis() as i64, Timer::Escalate { level: *level, round: round + 1 })?;
                 }
                 Ok(())
             }
@@ -232,11 +216,8 @@ impl Ctx<'_> {
                 }
                 self.emit(Event::UpdateDue {})?;
                 let done = self.inc.steps.values().filter(|s| s.status.finished()).count();
-                let body = format!(
-                    "Progress: {done} of {} steps finished; phase {}.",
-                    self.pb.act.len(),
-                    self.inc.phase
-                );
+                let body =
+                    format!("Progress: {done} of {} steps finished; phase {}.", self.pb.act.len(), self.inc.phase);
                 let subject = self.subject("progress update");
                 let targets = self.pb.track.notify.clone();
                 self.notify(Purpose::Track, &targets, &subject, &body)?;
@@ -291,14 +272,8 @@ impl Engine {
     /// Fires one timer; on failure defers or dead-letters it. True if it fired.
     fn fire_isolated(&self, row: TimerRow) -> bool {
         let (id, incident) = (row.id, row.incident_id.clone());
-        let Some(timer) =
-            Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty())
-        else {
-            self.dead_letter_timer(
-                id,
-                &incident,
-                &format!("the stored timer `{}` cannot be read", row.kind),
-            );
+        let Some(timer) = Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty()) else {
+            self.dead_letter_timer(id, &incident, &format!("the stored timer `{}` cannot be read", row.kind));
             return false;
         };
         let Err(e) = self.fire(row, timer) else { return true };
@@ -306,16 +281,10 @@ impl Engine {
             Ok(attempts) if attempts < MAX_ATTEMPTS => {
                 tracing::warn!(timer = id, incident = %incident, attempt = attempts, "timer failed, retrying with backoff: {e}")
             }
-            Ok(attempts) => {
-                self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}"))
-            }
+            Ok(attempts) => self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}")),
             Err(d) => {
                 tracing::error!(timer = id, "cannot postpone the failed timer: {d:#}");
-                self.dead_letter_timer(
-                    id,
-                    &incident,
-                    &format!("failed and could not be postponed: {e}"),
-                );
+                self.dead_letter_timer(id, &incident, &format!("failed and could not be postponed: {e}"));
             }
         }
         false
@@ -339,9 +308,7 @@ impl Engine {
                 .is_ok();
         if !journaled {
             let now = self.now();
-            if let Err(e) =
-                self.store().transaction(&mut |tx| tx.dead_letter_timer(id, now, reason))
-            {
+            if let Err(e) = self.store().transaction(&mut |tx| tx.dead_letter_timer(id, now, reason)) {
                 tracing::error!(timer = id, "cannot set the timer aside: {e:#}");
             }
         }
@@ -392,10 +359,7 @@ mod tests {
             };
             assert_eq!(Timer::from_row(&row), Some(t));
         }
-        assert_eq!(
-            Timer::Deadline(DeadlineKind::Step("bridge".into())).key(),
-            "deadline:step:bridge"
-        );
+        assert_eq!(Timer::Deadline(DeadlineKind::Step("bridge".into())).key(), "deadline:step:bridge");
         assert_eq!(Timer::Escalate { level: 0, round: 3 }.key(), "escalate:0");
     }
 }

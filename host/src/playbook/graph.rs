@@ -24,8 +24,7 @@ pub(crate) fn find_cycle_in(graph: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<Str
             match marks[dep] {
                 Mark::Active => {
                     let start = stack.iter().position(|s| s == dep).unwrap_or(0);
-                    let mut cycle: Vec<String> =
-                        stack[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(dep.to_string());
                     return Some(cycle);
                 }

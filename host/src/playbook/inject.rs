@@ -177,10 +177,9 @@ impl InjectKind {
                 format!("owner does not acknowledge for {}", humantime::format_duration(*duration))
             }
             InjectKind::StepFailure { step, reason, .. } => format!("step {step} fails: {reason}"),
-            InjectKind::Ack { by } => format!(
-                "acknowledge{}",
-                by.as_ref().map(|b| format!(" as {b}")).unwrap_or_default()
-            ),
+            InjectKind::Ack { by } => {
+                format!("acknowledge{}", by.as_ref().map(|b| format!(" as {b}")).unwrap_or_default())
+            }
             InjectKind::StepDone { step, .. } => format!("step {step} done"),
             InjectKind::Approve { step, .. } => {
                 format!("approve {}", step.as_deref().unwrap_or("activation"))
@@ -224,10 +223,7 @@ pub(crate) fn from_toml(
         match humantime::parse_duration(v.get_ref().trim()) {
             Ok(d) => Some(d),
             Err(e) => {
-                errs.push((
-                    v.span(),
-                    format!("bad duration `{}`: {e}; write it like 90s, 5m or 1h30m", v.get_ref()),
-                ));
+                errs.push((v.span(), format!("bad duration `{}`: {e}; write it like 90s, 5m or 1h30m", v.get_ref())));
                 None
             }
         }
@@ -238,7 +234,14 @@ pub(crate) fn from_toml(
         let s = r.step.as_ref()?;
         if !steps.iter().any(|x| x == s.get_ref()) {
             let near = nearby(s.get_ref(), steps.iter().map(String::as_str));
-            errs.push((s.span(), format!("[[drill.inject]] #{n} names step `{}`, which this playbook does not have (steps: {})", s.get_ref(), near.join(", "))));
+            errs.push((
+                s.span(),
+                format!(
+                    "[[drill.inject]] #{n} names step `{}`, which this playbook does not have (steps: {})",
+                    s.get_ref(),
+                    near.join(", ")
+                ),
+            ));
             return None;
         }
         Some(s.get_ref().clone())
@@ -247,7 +250,14 @@ pub(crate) fn from_toml(
         let v = v.as_ref()?;
         if !ctx.people.is_empty() && !ctx.people.contains(v.get_ref()) {
             let near = nearby(v.get_ref(), ctx.people.iter().map(String::as_str));
-            errs.push((v.span(), format!("[[drill.inject]] #{n}: `by = \"{}\"` is not a person in the roster; did you mean {}?", v.get_ref(), near.join(", "))));
+            errs.push((
+                v.span(),
+                format!(
+                    "[[drill.inject]] #{n}: `by = \"{}\"` is not a person in the roster; did you mean {}?",
+                    v.get_ref(),
+                    near.join(", ")
+                ),
+            ));
         }
         Some(v.get_ref().clone())
     };
@@ -295,10 +305,7 @@ pub(crate) fn from_toml(
         ("title", r.title.as_ref().map(|_| whole.clone())),
         ("labels", (!r.labels.is_empty()).then(|| whole.clone())),
         ("fields", (!r.fields.is_empty()).then(|| whole.clone())),
-        (
-            "cause",
-            r.cause.as_ref().or(r.process.as_ref()).or(r.aftermath.as_ref()).map(|_| whole.clone()),
-        ),
+        ("cause", r.cause.as_ref().or(r.process.as_ref()).or(r.aftermath.as_ref()).map(|_| whole.clone())),
         ("after", None),
     ];
     for (key, span) in present {
@@ -306,12 +313,14 @@ pub(crate) fn from_toml(
         if let Some(span) = span
             && !key_ok
         {
-            let takes = if allowed.is_empty() {
-                "only at".to_string()
-            } else {
-                format!("at, {}", allowed.join(", "))
-            };
-            errs.push((span, format!("`{key}` does not apply to {} `{kind}` inject ([[drill.inject]] #{n}); it takes {takes}", if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" })));
+            let takes = if allowed.is_empty() { "only at".to_string() } else { format!("at, {}", allowed.join(", ")) };
+            errs.push((
+                span,
+                format!(
+                    "`{key}` does not apply to {} `{kind}` inject ([[drill.inject]] #{n}); it takes {takes}",
+                    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+                ),
+            ));
         }
     }
     let parsed = match kind {
@@ -332,21 +341,24 @@ pub(crate) fn from_toml(
         "complaint-burst" => {
             let count = r.count.unwrap_or(10);
             if count == 0 || count > 10_000 {
-                errs.push((whole.clone(), format!("[[drill.inject]] #{n}: complaint-burst `count` must be 1..=10000, got {count}")));
+                errs.push((
+                    whole.clone(),
+                    format!("[[drill.inject]] #{n}: complaint-burst `count` must be 1..=10000, got {count}"),
+                ));
             }
             if let Some(c) = &r.channel
                 && let Err(e) = c.get_ref().parse::<Channel>()
             {
                 errs.push((c.span(), e));
             }
-            InjectKind::ComplaintBurst {
-                count,
-                channel: r.channel.as_ref().map(|c| c.get_ref().clone()),
-            }
+            InjectKind::ComplaintBurst { count, channel: r.channel.as_ref().map(|c| c.get_ref().clone()) }
         }
         "no-ack" => {
             if r.duration.is_none() {
-                errs.push((r.kind.span(), "a `no-ack` inject needs `duration = \"15m\"` (how long the owner stays silent)".to_string()));
+                errs.push((
+                    r.kind.span(),
+                    "a `no-ack` inject needs `duration = \"15m\"` (how long the owner stays silent)".to_string(),
+                ));
             }
             InjectKind::NoAck { duration: dur(&r.duration, &mut errs).unwrap_or_default() }
         }
@@ -356,30 +368,18 @@ pub(crate) fn from_toml(
             retry_after: dur(&r.retry_after, &mut errs).unwrap_or(Duration::from_secs(900)),
         },
         "ack" => InjectKind::Ack { by: person(&r.by, &mut errs) },
-        "step-done" => InjectKind::StepDone {
-            step: need_step(&mut errs).unwrap_or_default(),
-            by: person(&r.by, &mut errs),
-        },
-        "approve" => {
-            InjectKind::Approve { step: step_ref(&mut errs), by: person(&r.by, &mut errs) }
+        "step-done" => {
+            InjectKind::StepDone { step: need_step(&mut errs).unwrap_or_default(), by: person(&r.by, &mut errs) }
         }
+        "approve" => InjectKind::Approve { step: step_ref(&mut errs), by: person(&r.by, &mut errs) },
         "resolve" => InjectKind::Resolve { by: person(&r.by, &mut errs) },
         "outcome" => {
-            for (k, v) in
-                [("cause", &r.cause), ("process", &r.process), ("aftermath", &r.aftermath)]
-            {
+            for (k, v) in [("cause", &r.cause), ("process", &r.process), ("aftermath", &r.aftermath)] {
                 if v.as_ref().is_none_or(|t| t.trim().is_empty()) {
-                    errs.push((
-                        whole.clone(),
-                        format!("[[drill.inject]] #{n}: an `outcome` inject needs `{k}`"),
-                    ));
+                    errs.push((whole.clone(), format!("[[drill.inject]] #{n}: an `outcome` inject needs `{k}`")));
                 }
             }
-            InjectKind::Outcome {
-                cause: text(&r.cause),
-                process: text(&r.process),
-                aftermath: text(&r.aftermath),
-            }
+            InjectKind::Outcome { cause: text(&r.cause), process: text(&r.process), aftermath: text(&r.aftermath) }
         }
         _ => unreachable!("kinds are matched above"),
     };

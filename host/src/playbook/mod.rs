@@ -40,8 +40,7 @@ impl Snapshot {
         // A file named twice (`validate playbooks/ playbooks/x.toml`) is read once,
         // so it does not clash with itself as a duplicate id.
         let mut seen = std::collections::BTreeSet::new();
-        let mut first_time =
-            |p: &Path| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+        let mut first_time = |p: &Path| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
         for path in paths {
             if path.is_dir() {
                 let mut found = Vec::new();
@@ -158,7 +157,10 @@ pub fn validate(snapshot: &Snapshot, ctx: &RefContext) -> Validated {
             match first_seen.get(&id) {
                 Some((p, l, c)) => diagnostics.push(src.at(
                     span,
-                    format!("duplicate playbook id `{id}`: already used by {}:{l}:{c}; ids are unique across files", p.display()),
+                    format!(
+                        "duplicate playbook id `{id}`: already used by {}:{l}:{c}; ids are unique across files",
+                        p.display()
+                    ),
                 )),
                 None => {
                     first_seen.insert(id, (src.path.clone(), line, col));

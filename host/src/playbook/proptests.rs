@@ -71,15 +71,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         i.clone().prop_map(Mutation::DuplicateLine),
         (i.clone(), i.clone()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
         (i.clone(), i.clone()).prop_map(|(a, b)| Mutation::SwapValues(a, b)),
-        (i, prop::sample::select(TOKENS), any::<bool>())
-            .prop_map(|(i, t, at_line)| Mutation::Insert(i, t, at_line)),
+        (i, prop::sample::select(TOKENS), any::<bool>()).prop_map(|(i, t, at_line)| Mutation::Insert(i, t, at_line)),
     ]
 }
 
 fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let lines = |b: &[u8]| -> Vec<Vec<u8>> {
-        b.split_inclusive(|c| *c == b'\n').map(<[u8]>::to_vec).collect()
-    };
+    let lines = |b: &[u8]| -> Vec<Vec<u8>> { b.split_inclusive(|c| *c == b'\n').map(<[u8]>::to_vec).collect() };
     match *m {
         Mutation::DeleteByte(i) if !bytes.is_empty() => {
             bytes.remove(i % bytes.len());
@@ -116,8 +113,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
         }
         Mutation::SwapValues(a, b) => {
             let mut ls = lines(bytes);
-            let kv: Vec<usize> =
-                (0..ls.len()).filter(|i| ls[*i].windows(3).any(|w| w == b" = ")).collect();
+            let kv: Vec<usize> = (0..ls.len()).filter(|i| ls[*i].windows(3).any(|w| w == b" = ")).collect();
             if kv.len() < 2 {
                 return;
             }
@@ -134,9 +130,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
         Mutation::Insert(i, token, at_line) => {
             let at = if at_line {
                 let starts: Vec<usize> = std::iter::once(0)
-                    .chain(
-                        bytes.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1),
-                    )
+                    .chain(bytes.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1))
                     .collect();
                 starts[i % starts.len()]
             } else {
@@ -154,18 +148,9 @@ fn check_positions(text: &str, diags: &[Diagnostic]) -> Result<(), TestCaseError
     let line_count = text.lines().count();
     for d in diags {
         prop_assert!(d.line >= 1 && d.col >= 1, "unpositioned diagnostic {d}");
-        prop_assert!(
-            d.line <= line_count + 1,
-            "line {} past the end ({line_count} lines): {d}",
-            d.line
-        );
+        prop_assert!(d.line <= line_count + 1, "line {} past the end ({line_count} lines): {d}", d.line);
         let width = lines.get(d.line - 1).map(|l| l.chars().count()).unwrap_or(0);
-        prop_assert!(
-            d.col <= width + 1,
-            "column {} past the end of line {} ({width} chars): {d}",
-            d.col,
-            d.line
-        );
+        prop_assert!(d.col <= width + 1, "column {} past the end of line {} ({width} chars): {d}", d.col, d.line);
         prop_assert!(!d.message.trim().is_empty(), "empty message at {}:{}", d.line, d.col);
     }
     Ok(())

@@ -255,9 +255,7 @@ mod opt_dur {
             None => s.serialize_none(),
         }
     }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {
             Some(s) => humantime::parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
             None => Ok(None),

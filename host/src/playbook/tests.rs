@@ -83,8 +83,7 @@ fn report_deadline_defaults_to_two_minutes() {
 
 #[test]
 fn appease_steps_default_to_the_builtin_appeasement_plugin() {
-    let pb =
-        parse_one(Path::new("x.toml"), &edit("plugin = \"appease-script\"\n", ""), &ctx()).unwrap();
+    let pb = parse_one(Path::new("x.toml"), &edit("plugin = \"appease-script\"\n", ""), &ctx()).unwrap();
     assert_eq!(pb.step("appease").unwrap().plugin.as_deref(), Some("appease-script"));
 }
 
@@ -95,10 +94,7 @@ fn empty_and_blank_files() {
     for text in ["", "  \n\n\t\n"] {
         let e = errors(text);
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].starts_with("1:1: empty playbook: a playbook needs a [playbook] table"),
-            "{e:?}"
-        );
+        assert!(e[0].starts_with("1:1: empty playbook: a playbook needs a [playbook] table"), "{e:?}");
     }
 }
 
@@ -115,10 +111,7 @@ fn comment_only_file_names_every_missing_phase() {
         "[track] phase",
         "[outcome] phase",
     ] {
-        assert!(
-            e.iter().any(|m| m.starts_with("2:1: missing") && m.contains(what)),
-            "{what} not reported: {e:#?}"
-        );
+        assert!(e.iter().any(|m| m.starts_with("2:1: missing") && m.contains(what)), "{what} not reported: {e:#?}");
     }
 }
 
@@ -173,27 +166,11 @@ fn unknown_keys_everywhere_are_errors() {
         "6:1",
         "unknown key `summry` in [playbook]: remove it or check its spelling",
     );
-    one_error(
-        &edit("tasks = [\"Open", "task = [\"Open"),
-        "36:1",
-        "unknown key `task` in [[act]] #1",
-    );
-    one_error(
-        &edit("tier = [\"vip\"]", "tiers = [\"vip\"]"),
-        "43:36",
-        "unknown key `tiers` in [[act]] #2",
-    );
+    one_error(&edit("tasks = [\"Open", "task = [\"Open"), "36:1", "unknown key `task` in [[act]] #1");
+    one_error(&edit("tier = [\"vip\"]", "tiers = [\"vip\"]"), "43:36", "unknown key `tiers` in [[act]] #2");
     one_error(&edit("repeat = 2", "repeats = 2"), "29:44", "unknown key `repeats` in [assign]");
-    one_error(
-        &edit("per_minute = 10", "per_min = 10"),
-        "46:32",
-        "unknown key `per_min` in [[act]] #2",
-    );
-    one_error(
-        &edit("clock = \"virtual\"", "clocks = \"virtual\""),
-        "75:1",
-        "unknown key `clocks` in [drill]",
-    );
+    one_error(&edit("per_minute = 10", "per_min = 10"), "46:32", "unknown key `per_min` in [[act]] #2");
+    one_error(&edit("clock = \"virtual\"", "clocks = \"virtual\""), "75:1", "unknown key `clocks` in [drill]");
 }
 
 #[test]
@@ -201,11 +178,7 @@ fn wrong_types_are_reported_per_section() {
     // A type error in [assign] does not hide one in [[act]] or [track].
     let text = edit("ack_within = \"5m\"", "ack_within = 5");
     let text = text.replacen("max_messages = 100", "max_messages = \"lots\"", 1);
-    let text = text.replacen(
-        "notify = [\"superiors\"]\nstale_after",
-        "notify = \"superiors\"\nstale_after",
-        1,
-    );
+    let text = text.replacen("notify = [\"superiors\"]\nstale_after", "notify = \"superiors\"\nstale_after", 1);
     assert_eq!(
         errors(&text),
         [
@@ -220,10 +193,7 @@ fn wrong_types_are_reported_per_section() {
 fn a_section_of_the_wrong_shape() {
     let text = format!(
         "report = \"soon\"\n{}",
-        edit(
-            "[report]\nrequire = [\"nature\", \"scope\"]\nnotify = [\"superiors\"]\nwithin = \"2m\"\n",
-            ""
-        )
+        edit("[report]\nrequire = [\"nature\", \"scope\"]\nnotify = [\"superiors\"]\nwithin = \"2m\"\n", "")
     );
     one_error(&text, "1:10", "[report]: invalid type: string \"soon\", expected a table");
     let e = errors(&BASE.replace("[[act]]", "[act]").replacen("[act]", "[[act]]", 1));
@@ -272,27 +242,16 @@ fn missing_playbook_table_does_not_hide_other_errors() {
 
 #[test]
 fn missing_phase_is_reported() {
-    let text = edit(
-        "[track]\nupdate_every = \"30m\"\nnotify = [\"superiors\"]\nstale_after = \"1h\"\n",
-        "",
-    );
+    let text = edit("[track]\nupdate_every = \"30m\"\nnotify = [\"superiors\"]\nstale_after = \"1h\"\n", "");
     let lines = text.lines().count();
-    one_error(
-        &text,
-        &format!("{}:1", lines + 1),
-        "missing the [track] phase: every playbook names all six phases",
-    );
+    one_error(&text, &format!("{}:1", lines + 1), "missing the [track] phase: every playbook names all six phases");
 }
 
 // -------------------------------------------------------------- trigger ---
 
 #[test]
 fn dedup_key_template_must_parse() {
-    one_error(
-        &edit("{{ labels.region }}\"", "{{ labels.region }\""),
-        "10:13",
-        "dedup_key template does not parse",
-    );
+    one_error(&edit("{{ labels.region }}\"", "{{ labels.region }\""), "10:13", "dedup_key template does not parse");
 }
 
 #[test]
@@ -309,26 +268,14 @@ fn dedup_key_may_only_use_labels_and_fields() {
 
 #[test]
 fn bad_and_zero_durations() {
-    one_error(
-        &edit("within = \"10m\"", "within = \"ten minutes\""),
-        "37:10",
-        "bad duration `ten minutes`",
-    );
-    one_error(
-        &edit("within = \"10m\"", "within = \"ten minutes\""),
-        "37:10",
-        "write it like 90s, 2m, 1h30m or 3d",
-    );
+    one_error(&edit("within = \"10m\"", "within = \"ten minutes\""), "37:10", "bad duration `ten minutes`");
+    one_error(&edit("within = \"10m\"", "within = \"ten minutes\""), "37:10", "write it like 90s, 2m, 1h30m or 3d");
     one_error(
         &edit("stale_after = \"1h\"", "stale_after = \"0s\""),
         "65:15",
         "duration `0s` is zero: use a positive duration",
     );
-    one_error(
-        &edit("within = \"72h\"", "within = \"3 fortnights\""),
-        "70:10",
-        "bad duration `3 fortnights`",
-    );
+    one_error(&edit("within = \"72h\"", "within = \"3 fortnights\""), "70:10", "bad duration `3 fortnights`");
     one_error(&edit("after = \"15m\"", "after = \"15\""), "29:13", "bad duration `15`");
 }
 
@@ -395,11 +342,7 @@ fn malformed_references() {
 
 #[test]
 fn assign_needs_a_commander() {
-    one_error(
-        &edit("commander = \"rota:cs-duty\"\n", ""),
-        "22:2",
-        "[assign] is missing `commander`",
-    );
+    one_error(&edit("commander = \"rota:cs-duty\"\n", ""), "22:2", "[assign] is missing `commander`");
 }
 
 #[test]
@@ -409,11 +352,7 @@ fn escalation_levels_must_grow() {
         "29:13",
         "escalation level #2 (after `5m`) must come later than the level before it (after `5m`)",
     );
-    one_error(
-        &edit("after = \"15m\"", "after = \"1m\""),
-        "29:13",
-        "escalation level #2 (after `1m`)",
-    );
+    one_error(&edit("after = \"15m\"", "after = \"1m\""), "29:13", "escalation level #2 (after `1m`)");
 }
 
 // ---------------------------------------------------------------- steps ---
@@ -436,10 +375,7 @@ fn step_kind_unknown_or_missing() {
 fn step_without_id_is_pointed_at_by_its_own_header() {
     let e = errors(&edit("id = \"tell\"\n", ""));
     assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(
-        e[0].starts_with("49:1: [[act]] step #3 is missing `id`: give every step a unique id"),
-        "{e:#?}"
-    );
+    assert!(e[0].starts_with("49:1: [[act]] step #3 is missing `id`: give every step a unique id"), "{e:#?}");
     // True, not a cascade: no step is called `tell` any more.
     assert!(e[1].starts_with("59:10: `after` names unknown step `tell`"), "{e:#?}");
 }
@@ -447,11 +383,7 @@ fn step_without_id_is_pointed_at_by_its_own_header() {
 #[test]
 fn duplicate_step_id() {
     one_error(
-        &edit("id = \"tell\"", "id = \"dispatch\"").replacen(
-            "after = [\"tell\"]",
-            "after = [\"appease\"]",
-            1,
-        ),
+        &edit("id = \"tell\"", "id = \"dispatch\"").replacen("after = [\"tell\"]", "after = [\"appease\"]", 1),
         "50:6",
         "duplicate step id `dispatch` (first defined at line 33, column 6)",
     );
@@ -476,11 +408,7 @@ fn after_cycle_names_the_cycle() {
     // dispatch -> sign-off -> tell -> appease -> dispatch
     let text = edit("within = \"10m\"", "within = \"10m\"\nafter = [\"sign-off\"]");
     // Reported once, at the `after` entry of the first step (by id) that closes it.
-    one_error(
-        &text,
-        "46:10",
-        "`after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease",
-    );
+    one_error(&text, "46:10", "`after` forms a cycle: appease -> dispatch -> sign-off -> tell -> appease");
 }
 
 #[test]
@@ -493,10 +421,7 @@ fn after_cycle_through_a_broken_step_is_still_found() {
     let e = errors(&text);
     assert_eq!(e.len(), 2, "{e:#?}");
     assert!(e[0].starts_with("45:11: unknown customer channel `fax`"), "{e:#?}");
-    assert!(
-        e[1].starts_with("46:10: `after` forms a cycle: appease -> dispatch -> appease"),
-        "{e:#?}"
-    );
+    assert!(e[1].starts_with("46:10: `after` forms a cycle: appease -> dispatch -> appease"), "{e:#?}");
 }
 
 #[test]
@@ -519,10 +444,7 @@ fn plugins_must_exist_and_fit_the_step() {
     // An operator-declared plugin with the right world is accepted.
     let mut c = ctx();
     c.plugins.insert("sms-gateway".into(), World::Notifier);
-    assert!(
-        errors_with(&edit("message = \"We are on it.\"", "plugin = \"sms-gateway\""), &c)
-            .is_empty()
-    );
+    assert!(errors_with(&edit("message = \"We are on it.\"", "plugin = \"sms-gateway\""), &c).is_empty());
 }
 
 #[test]
@@ -537,11 +459,7 @@ fn kind_specific_requirements() {
         "44:11",
         "unknown customer channel `fax`: expected one of phone, sms, email, social",
     );
-    one_error(
-        &edit("notify = [\"customers\"]\n", ""),
-        "50:6",
-        "notify step `tell` needs `notify = [\"TARGET\", ...]`",
-    );
+    one_error(&edit("notify = [\"customers\"]\n", ""), "50:6", "notify step `tell` needs `notify = [\"TARGET\", ...]`");
     one_error(
         &edit("approval = \"role:director\"\n", ""),
         "57:6",
@@ -551,21 +469,13 @@ fn kind_specific_requirements() {
 
 #[test]
 fn limits_must_be_positive() {
-    one_error(
-        &edit("per_minute = 10", "per_minute = 0"),
-        "40:6",
-        "step `appease` limits must be positive",
-    );
+    one_error(&edit("per_minute = 10", "per_minute = 0"), "40:6", "step `appease` limits must be positive");
     one_error(&edit("max_messages = 100", "max_messages = -1"), "46:27", "expected a whole number");
 }
 
 #[test]
 fn when_must_compile_and_use_known_variables() {
-    one_error(
-        &edit("\"severity <= sev2\"", "\"severity <= sev2 &&\""),
-        "47:9",
-        "`when` is not a valid CEL expression",
-    );
+    one_error(&edit("\"severity <= sev2\"", "\"severity <= sev2 &&\""), "47:9", "`when` is not a valid CEL expression");
     one_error(
         &edit("\"severity <= sev2\"", "\"sevirity <= sev2\""),
         "47:8",
@@ -580,10 +490,7 @@ fn incomplete_when_expressions_do_not_panic() {
     for bad in ["severity <= ", "severity <= ((", "(", "sev1 ||", "!"] {
         let e = errors(&edit("\"severity <= sev2\"", &format!("\"{bad}\"")));
         assert_eq!(e.len(), 1, "{bad}: {e:#?}");
-        assert!(
-            e[0].starts_with("47:") && e[0].contains("`when` is not a valid CEL expression"),
-            "{bad}: {e:#?}"
-        );
+        assert!(e[0].starts_with("47:") && e[0].contains("`when` is not a valid CEL expression"), "{bad}: {e:#?}");
     }
     // And the parser still works afterwards.
     assert!(errors(BASE).is_empty());
@@ -609,16 +516,8 @@ fn required_fields_must_be_known() {
 
 #[test]
 fn drill_schedule_time_zone_clock_and_simulator() {
-    one_error(
-        &edit("\"0 10 * * TUE\"", "\"0 25 * * TUE\""),
-        "73:12",
-        "bad cron schedule `0 25 * * TUE`",
-    );
-    one_error(
-        &edit("\"0 10 * * TUE\"", "\"every tuesday\""),
-        "73:12",
-        "write five fields like \"0 10 * * TUE\"",
-    );
+    one_error(&edit("\"0 10 * * TUE\"", "\"0 25 * * TUE\""), "73:12", "bad cron schedule `0 25 * * TUE`");
+    one_error(&edit("\"0 10 * * TUE\"", "\"every tuesday\""), "73:12", "write five fields like \"0 10 * * TUE\"");
     one_error(
         &edit("\"Asia/Shanghai\"", "\"Asia/Peking\""),
         "74:12",
@@ -631,14 +530,8 @@ fn drill_schedule_time_zone_clock_and_simulator() {
         "76:13",
         "plugin `appease-script` implements the appeasement world; a drill simulator needs a drill plugin",
     );
-    one_error(
-        &edit("\"drill-sim\"", "\"chaos\""),
-        "76:13",
-        "unknown drill simulator plugin `chaos`",
-    );
-    let pb =
-        parse_one(Path::new("x.toml"), &edit("clock = \"virtual\"", "clock = \"x60\""), &ctx())
-            .unwrap();
+    one_error(&edit("\"drill-sim\"", "\"chaos\""), "76:13", "unknown drill simulator plugin `chaos`");
+    let pb = parse_one(Path::new("x.toml"), &edit("clock = \"virtual\"", "clock = \"x60\""), &ctx()).unwrap();
     assert_eq!(pb.drill.unwrap().clock, spec::DrillClock::Speed(60));
 }
 
@@ -670,10 +563,7 @@ fn every_error_in_a_file_is_reported_at_once() {
 // ------------------------------------------------------------- the set ---
 
 fn snapshot(files: &[(&str, &str)]) -> Snapshot {
-    Snapshot {
-        files: files.iter().map(|(p, t)| Source::new(*p, *t)).collect(),
-        read_errors: Vec::new(),
-    }
+    Snapshot { files: files.iter().map(|(p, t)| Source::new(*p, *t)).collect(), read_errors: Vec::new() }
 }
 
 #[test]
@@ -682,9 +572,7 @@ fn duplicate_ids_across_files() {
     let e: Vec<String> = v.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(
         e,
-        [
-            "b.toml:2:6: duplicate playbook id `base`: already used by a.toml:2:6; ids are unique across files"
-        ]
+        ["b.toml:2:6: duplicate playbook id `base`: already used by a.toml:2:6; ids are unique across files"]
     );
     assert!(v.playbooks.is_empty(), "an invalid set yields no playbooks");
 }
@@ -757,47 +645,28 @@ fn repo() -> std::path::PathBuf {
 
 #[test]
 fn shipped_playbooks_are_valid_under_the_example_config() {
-    let cfg = crate::config::load(&repo().join("examples/crisis.toml"))
-        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let cfg = crate::config::load(&repo().join("examples/crisis.toml")).unwrap_or_else(|e| panic!("{e:#?}"));
     let v = validate(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg.ref_context());
     assert!(v.is_ok(), "{:#?}", v.diagnostics);
     let ids: Vec<&str> = v.playbooks.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "billing-error",
-            "data-leak",
-            "quality-complaint-surge",
-            "service-outage",
-            "social-media-crisis"
-        ]
-    );
+    assert_eq!(ids, ["billing-error", "data-leak", "quality-complaint-surge", "service-outage", "social-media-crisis"]);
     for p in &v.playbooks {
         let d = p.drill.as_ref().unwrap_or_else(|| panic!("{} has no [drill]", p.id));
-        assert!(
-            d.schedule.is_some() && d.timezone.is_some(),
-            "{} drill needs schedule and timezone",
-            p.id
-        );
+        assert!(d.schedule.is_some() && d.timezone.is_some(), "{} drill needs schedule and timezone", p.id);
         assert!(!p.act.is_empty());
     }
     let leak = v.playbooks.iter().find(|p| p.id == "data-leak").unwrap();
     assert_eq!(leak.severity, types::Severity::Sev1);
-    assert!(
-        leak.act.iter().any(|s| s.notify.contains(&"regulator".to_string())),
-        "data-leak notifies the regulator"
-    );
+    assert!(leak.act.iter().any(|s| s.notify.contains(&"regulator".to_string())), "data-leak notifies the regulator");
 }
 
 #[test]
 fn shipped_playbooks_only_use_targets_the_embedded_default_declares() {
     let default: toml::Table = toml::from_str(crate::config::DEFAULT_CONFIG).unwrap();
     let example: toml::Table =
-        toml::from_str(&std::fs::read_to_string(repo().join("examples/crisis.toml")).unwrap())
-            .unwrap();
-    let names = |t: &toml::Table| {
-        t["targets"].as_table().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>()
-    };
+        toml::from_str(&std::fs::read_to_string(repo().join("examples/crisis.toml")).unwrap()).unwrap();
+    let names =
+        |t: &toml::Table| t["targets"].as_table().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
     let mut c = crate::config::load(&repo().join("examples/crisis.toml")).unwrap().ref_context();
     c.targets = names(&default).intersection(&names(&example)).cloned().collect();
     let v = validate(&Snapshot::read(&[repo().join("playbooks")]), &c);

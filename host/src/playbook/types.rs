@@ -276,11 +276,9 @@ pub enum Who {
 impl FromStr for Who {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (kind, name) = s.split_once(':').ok_or_else(|| {
-            format!(
-                "`{s}` is not a reference: write rota:NAME, team:NAME, person:NAME or role:NAME"
-            )
-        })?;
+        let (kind, name) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not a reference: write rota:NAME, team:NAME, person:NAME or role:NAME"))?;
         if name.is_empty() {
             return Err(format!("`{s}` names no {kind}: write {kind}:NAME"));
         }
@@ -290,9 +288,9 @@ impl FromStr for Who {
             "team" => Ok(Who::Team(name)),
             "person" => Ok(Who::Person(name)),
             "role" => Ok(Who::Role(name)),
-            other => Err(format!(
-                "unknown reference kind `{other}:` in `{s}`: expected rota:, team:, person: or role:"
-            )),
+            other => {
+                Err(format!("unknown reference kind `{other}:` in `{s}`: expected rota:, team:, person: or role:"))
+            }
         }
     }
 }
@@ -365,16 +363,7 @@ mod tests {
 
     #[test]
     fn purposes_keep_their_stored_text() {
-        for text in [
-            "report",
-            "activate",
-            "page",
-            "escalate",
-            "deadline",
-            "track",
-            "outcome",
-            "step:bridge-2",
-        ] {
+        for text in ["report", "activate", "page", "escalate", "deadline", "track", "outcome", "step:bridge-2"] {
             let p: Purpose = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
             assert_eq!(serde_json::to_value(&p).unwrap(), serde_json::json!(text));

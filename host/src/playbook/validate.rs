@@ -18,11 +18,7 @@ use std::str::FromStr;
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
 
 /// Parses and validates one playbook source. Returns `None` if any error was found.
-pub fn playbook(
-    source: &Source,
-    ctx: &RefContext,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Playbook> {
+pub fn playbook(source: &Source, ctx: &RefContext, diags: &mut Vec<Diagnostic>) -> Option<Playbook> {
     playbook_and_id(source, ctx, diags).0
 }
 
@@ -80,8 +76,7 @@ struct Validator<'a, 's> {
     warnings: &'a mut Vec<Diagnostic>,
 }
 
-const SECTIONS: &[&str] =
-    &["playbook", "trigger", "report", "activate", "assign", "act", "track", "outcome", "drill"];
+const SECTIONS: &[&str] = &["playbook", "trigger", "report", "activate", "assign", "act", "track", "outcome", "drill"];
 
 impl Validator<'_, '_> {
     fn err(&mut self, at: &Str, msg: impl Into<String>) {
@@ -107,10 +102,7 @@ impl Validator<'_, '_> {
     fn run(&mut self) -> Option<Playbook> {
         for (key, span) in self.doc.keys() {
             if !SECTIONS.contains(&key.as_str()) {
-                self.err_span(
-                    span,
-                    format!("unknown section `{key}`: expected one of {}", SECTIONS.join(", ")),
-                );
+                self.err_span(span, format!("unknown section `{key}`: expected one of {}", SECTIONS.join(", ")));
             }
         }
         let meta: Option<model::Meta> = self.section("playbook");
@@ -139,9 +131,7 @@ impl Validator<'_, '_> {
             if self.doc.get(key).is_none() {
                 self.err_span(
                     end..end,
-                    format!(
-                        "missing {what}: every playbook names all six phases of the crisis plan"
-                    ),
+                    format!("missing {what}: every playbook names all six phases of the crisis plan"),
                 );
             }
         }
@@ -152,8 +142,7 @@ impl Validator<'_, '_> {
         let activate = activate.and_then(|a| self.activate(a));
         let assign = assign.and_then(|a| self.assign(a));
         // Each step's `[[act]]` header, so a step without an id can still be pointed at.
-        let act_spans: Vec<std::ops::Range<usize>> = match self.doc.get("act").map(|v| v.get_ref())
-        {
+        let act_spans: Vec<std::ops::Range<usize>> = match self.doc.get("act").map(|v| v.get_ref()) {
             Some(toml::de::DeValue::Array(items)) => items.iter().map(|i| i.span()).collect(),
             _ => Vec::new(),
         };
@@ -171,12 +160,8 @@ impl Validator<'_, '_> {
                 None => broken_ids.extend(self.raw_step_id(i)),
             }
         }
-        let steps: Vec<StepSpec> = raw_steps
-            .iter()
-            .cloned()
-            .zip(raw_spans)
-            .filter_map(|(s, (n, span))| self.step(s, n, span))
-            .collect();
+        let steps: Vec<StepSpec> =
+            raw_steps.iter().cloned().zip(raw_spans).filter_map(|(s, (n, span))| self.step(s, n, span)).collect();
         self.step_graph(&raw_steps, &broken_ids);
         let track = track.and_then(|t| self.track(t));
         let outcome = outcome.and_then(|o| self.outcome(o));
@@ -242,36 +227,20 @@ impl Validator<'_, '_> {
         let severity = self.required(m.severity, "severity", "playbook");
         if let Some(id) = &id {
             let ok = !id.get_ref().is_empty()
-                && id
-                    .get_ref()
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+                && id.get_ref().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
             if !ok {
-                self.err(
-                    id,
-                    format!(
-                        "bad playbook id `{}`: use lowercase letters, digits, `-` and `_`",
-                        id.get_ref()
-                    ),
-                );
+                self.err(id, format!("bad playbook id `{}`: use lowercase letters, digits, `-` and `_`", id.get_ref()));
             }
         }
         let category = category.and_then(|c| self.parse::<Category>(&c));
         let severity = severity.and_then(|s| self.parse::<Severity>(&s));
-        Some((
-            id?.into_inner(),
-            name?.into_inner(),
-            category?,
-            severity?,
-            m.summary.unwrap_or_default(),
-        ))
+        Some((id?.into_inner(), name?.into_inner(), category?, severity?, m.summary.unwrap_or_default()))
     }
 
     fn trigger(&mut self, t: model::Trigger) -> Option<TriggerSpec> {
         let matches = &t.matches;
         if let Some(key) = &t.dedup_key {
-            static ENV: std::sync::OnceLock<minijinja::Environment<'static>> =
-                std::sync::OnceLock::new();
+            static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
             let env = ENV.get_or_init(|| {
                 let mut env = minijinja::Environment::new();
                 env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -391,11 +360,9 @@ impl Validator<'_, '_> {
                 delays.push((i + 1, &e.after, after));
             }
             match (after, to) {
-                (Some(after), Some(to)) => escalate.push(EscalationSpec {
-                    after,
-                    to,
-                    repeat: e.repeat.unwrap_or(1).max(1),
-                }),
+                (Some(after), Some(to)) => {
+                    escalate.push(EscalationSpec { after, to, repeat: e.repeat.unwrap_or(1).max(1) })
+                }
                 _ => ok = false,
             }
         }
@@ -425,14 +392,14 @@ impl Validator<'_, '_> {
     }
 
     /// Validates step number `n` (1-based) whose `[[act]]` header is at `header`.
-    fn step(
-        &mut self,
-        s: model::Step,
-        n: usize,
-        header: std::ops::Range<usize>,
-    ) -> Option<StepSpec> {
+    fn step(&mut self, s: model::Step, n: usize, header: std::ops::Range<usize>) -> Option<StepSpec> {
         let Some(id) = s.id.clone() else {
-            self.err_span(header, format!("[[act]] step #{n} is missing `id`: give every step a unique id, like id = \"notify-customers\""));
+            self.err_span(
+                header,
+                format!(
+                    "[[act]] step #{n} is missing `id`: give every step a unique id, like id = \"notify-customers\""
+                ),
+            );
             return None;
         };
         let kind = match &s.kind {
@@ -440,11 +407,7 @@ impl Validator<'_, '_> {
             None => {
                 self.err(
                     &id,
-                    format!(
-                        "step `{}` is missing `kind` (one of {})",
-                        id.get_ref(),
-                        StepKind::ALL.join(", ")
-                    ),
+                    format!("step `{}` is missing `kind` (one of {})", id.get_ref(), StepKind::ALL.join(", ")),
                 );
                 None
             }
@@ -472,11 +435,22 @@ impl Validator<'_, '_> {
                     ok = false;
                 }
                 (Some(_), None) => {
-                    self.err(p, format!("a `{kind}` step runs no plugin: remove `plugin` or make it an appease or notify step"));
+                    self.err(
+                        p,
+                        format!("a `{kind}` step runs no plugin: remove `plugin` or make it an appease or notify step"),
+                    );
                     ok = false;
                 }
                 (Some(w), Some(need)) if *w != need => {
-                    self.err(p, format!("plugin `{}` implements the {w} world, but {} `{kind}` step needs {} {need} plugin", p.get_ref(), article(kind.as_str()), article(need.as_str())));
+                    self.err(
+                        p,
+                        format!(
+                            "plugin `{}` implements the {w} world, but {} `{kind}` step needs {} {need} plugin",
+                            p.get_ref(),
+                            article(kind.as_str()),
+                            article(need.as_str())
+                        ),
+                    );
                     ok = false;
                 }
                 _ => {}
@@ -486,28 +460,18 @@ impl Validator<'_, '_> {
             StepKind::Appease if s.channel.is_none() => {
                 self.err(
                     &id,
-                    format!(
-                        "appease step `{}` needs `channel` (one of {})",
-                        id.get_ref(),
-                        Channel::ALL.join(", ")
-                    ),
+                    format!("appease step `{}` needs `channel` (one of {})", id.get_ref(), Channel::ALL.join(", ")),
                 );
                 ok = false;
             }
             StepKind::Notify if s.notify.is_empty() => {
-                self.err(
-                    &id,
-                    format!("notify step `{}` needs `notify = [\"TARGET\", ...]`", id.get_ref()),
-                );
+                self.err(&id, format!("notify step `{}` needs `notify = [\"TARGET\", ...]`", id.get_ref()));
                 ok = false;
             }
             StepKind::Approval if s.approval.is_none() => {
                 self.err(
                     &id,
-                    format!(
-                        "approval step `{}` needs `approval = \"role:NAME\"` (who approves)",
-                        id.get_ref()
-                    ),
+                    format!("approval step `{}` needs `approval = \"role:NAME\"` (who approves)", id.get_ref()),
                 );
                 ok = false;
             }
@@ -569,7 +533,10 @@ impl Validator<'_, '_> {
                 } else {
                     w.span().start
                 };
-                self.err_span(offset..offset, format!("`when` is not a valid CEL expression: {msg}; write it like \"severity <= sev2\""));
+                self.err_span(
+                    offset..offset,
+                    format!("`when` is not a valid CEL expression: {msg}; write it like \"severity <= sev2\""),
+                );
             }
         }
     }
@@ -585,10 +552,7 @@ impl Validator<'_, '_> {
                     let (l, c) = self.doc.source.position(first.span().start);
                     self.err(
                         id,
-                        format!(
-                            "duplicate step id `{}` (first defined at line {l}, column {c})",
-                            id.get_ref()
-                        ),
+                        format!("duplicate step id `{}` (first defined at line {l}, column {c})", id.get_ref()),
                     );
                 } else {
                     seen.insert(id.get_ref(), id);
@@ -603,10 +567,7 @@ impl Validator<'_, '_> {
                 }
                 if !seen.contains_key(a.get_ref().as_str()) {
                     let known = join_or_none(&seen.keys().map(|k| k.to_string()).collect());
-                    self.err(
-                        a,
-                        format!("`after` names unknown step `{}` (steps: {known})", a.get_ref()),
-                    );
+                    self.err(a, format!("`after` names unknown step `{}` (steps: {known})", a.get_ref()));
                 } else if Some(a.get_ref()) == s.id.as_ref().map(|i| i.get_ref()) {
                     self.err(a, format!("step `{}` cannot come after itself", a.get_ref()));
                 }
@@ -618,19 +579,16 @@ impl Validator<'_, '_> {
         let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for s in &first_defs {
             if let Some(id) = &s.id {
-                let deps =
-                    s.after.iter().map(|a| a.get_ref().as_str()).filter(|a| a != id.get_ref());
+                let deps = s.after.iter().map(|a| a.get_ref().as_str()).filter(|a| a != id.get_ref());
                 graph.entry(id.get_ref().as_str()).or_default().extend(deps);
             }
         }
         if let Some(cycle) = find_cycle_in(&graph) {
             let (first, next) = (&cycle[0], &cycle[1]);
             if let Some(step) = first_defs.iter().find(|s| {
-                s.id.as_ref().map(|i| i.get_ref()) == Some(first)
-                    && s.after.iter().any(|a| a.get_ref() == next)
+                s.id.as_ref().map(|i| i.get_ref()) == Some(first) && s.after.iter().any(|a| a.get_ref() == next)
             }) {
-                let at =
-                    step.after.iter().find(|a| a.get_ref() == next).cloned().or(step.id.clone());
+                let at = step.after.iter().find(|a| a.get_ref() == next).cloned().or(step.id.clone());
                 if let Some(at) = at {
                     self.err(&at, format!("`after` forms a cycle: {}", cycle.join(" -> ")));
                 }
@@ -660,11 +618,7 @@ impl Validator<'_, '_> {
         let require: Vec<_> = o.require.iter().map(|f| self.parse::<OutcomeField>(f)).collect();
         let notify = self.targets(&o.notify, "[outcome] notify");
         let within = self.duration(&o.within);
-        Some(OutcomeSpec {
-            require: require.into_iter().collect::<Option<_>>()?,
-            notify,
-            within: within?,
-        })
+        Some(OutcomeSpec { require: require.into_iter().collect::<Option<_>>()?, notify, within: within? })
     }
 
     fn drill(&mut self, d: model::DrillSection, steps: &[String]) -> Option<DrillSpec> {
@@ -684,13 +638,7 @@ impl Validator<'_, '_> {
         if let Some(s) = &d.schedule
             && let Err(e) = croner::Cron::from_str(s.get_ref())
         {
-            self.err(
-                s,
-                format!(
-                    "bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"",
-                    s.get_ref()
-                ),
-            );
+            self.err(s, format!("bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"", s.get_ref()));
             ok = false;
         }
         if let Some(tz) = &d.timezone
@@ -698,10 +646,7 @@ impl Validator<'_, '_> {
         {
             self.err(
                 tz,
-                format!(
-                    "unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin",
-                    tz.get_ref()
-                ),
+                format!("unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin", tz.get_ref()),
             );
             ok = false;
         }
@@ -713,17 +658,17 @@ impl Validator<'_, '_> {
             match self.ctx.plugins.get(sim.get_ref()) {
                 Some(World::Drill) => {}
                 Some(w) => {
-                    self.err(sim, format!("plugin `{}` implements the {w} world; a drill simulator needs a drill plugin", sim.get_ref()));
-                    ok = false;
-                }
-                None => {
                     self.err(
                         sim,
                         format!(
-                            "unknown drill simulator plugin `{}` (built-in: drill-sim)",
+                            "plugin `{}` implements the {w} world; a drill simulator needs a drill plugin",
                             sim.get_ref()
                         ),
                     );
+                    ok = false;
+                }
+                None => {
+                    self.err(sim, format!("unknown drill simulator plugin `{}` (built-in: drill-sim)", sim.get_ref()));
                     ok = false;
                 }
             }
@@ -747,9 +692,5 @@ fn article(word: &str) -> &'static str {
 }
 
 fn join_or_none(set: &BTreeSet<String>) -> String {
-    if set.is_empty() {
-        "none".to_string()
-    } else {
-        set.iter().cloned().collect::<Vec<_>>().join(", ")
-    }
+    if set.is_empty() { "none".to_string() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") }
 }

@@ -43,10 +43,7 @@ const V4_BLOCKED: &[(Ipv4Net, &str)] = &[
 const V6_RULES: &[(Ipv6Net, V6Rule)] = &[
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), V6Rule::Block("loopback")),
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), V6Rule::Block("unspecified")),
-    (
-        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
-        V6Rule::Block("unique-local (private; includes fd00:ec2::254 metadata)"),
-    ),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), V6Rule::Block("unique-local (private; includes fd00:ec2::254 metadata)")),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), V6Rule::Block("link-local")),
     (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), V6Rule::Block("site-local (deprecated private range)")),
     (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), V6Rule::Block("multicast")),
@@ -135,8 +132,7 @@ mod tests {
     fn every_v4_range_blocks_its_first_and_last_address_and_not_its_neighbours() {
         for (net, why) in V4_BLOCKED {
             assert_eq!(v4_reason(net.network()), Some(*why), "{net} first address");
-            let last = v4_reason(net.broadcast())
-                .unwrap_or_else(|| panic!("{net} last address is allowed"));
+            let last = v4_reason(net.broadcast()).unwrap_or_else(|| panic!("{net} last address is allowed"));
             assert!(!last.is_empty());
         }
         // Just outside some ranges.
@@ -161,10 +157,7 @@ mod tests {
         assert_eq!(reason("240.0.0.1"), Some("reserved"));
         assert_eq!(reason("::1"), Some("loopback"));
         assert_eq!(reason("::"), Some("unspecified"));
-        assert_eq!(
-            reason("fd00:ec2::254"),
-            Some("unique-local (private; includes fd00:ec2::254 metadata)")
-        );
+        assert_eq!(reason("fd00:ec2::254"), Some("unique-local (private; includes fd00:ec2::254 metadata)"));
     }
 
     #[test]
@@ -172,11 +165,7 @@ mod tests {
         for ip in ["2002:c0a8:0101::1", "2002::", "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff"] {
             assert!(reason(ip).is_some_and(|r| r.starts_with("6to4")), "{ip}");
         }
-        for ip in [
-            "2001::1",
-            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
-            "2001:0:ffff:ffff:ffff:ffff:ffff:ffff",
-        ] {
+        for ip in ["2001::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff"] {
             assert!(reason(ip).is_some_and(|r| r.starts_with("Teredo")), "{ip}");
         }
         for ip in ["fec0::1", "feff:ffff::1"] {

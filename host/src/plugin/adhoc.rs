@@ -61,8 +61,7 @@ impl PluginHost {
         let input: Input = if input_json.trim().is_empty() {
             Input::default()
         } else {
-            serde_json::from_str(input_json)
-                .map_err(|e| bad(format!("input is not valid JSON for {world}: {e}")))?
+            serde_json::from_str(input_json).map_err(|e| bad(format!("input is not valid JSON for {world}: {e}")))?
         };
         let grant = match &input.grant {
             Some(g) => Arc::new(g.resolve(name).map_err(|e| bad(e.0))?),
@@ -81,9 +80,7 @@ impl PluginHost {
         config.extend(input.config.clone());
         let kind = match world {
             World::Notifier => CallKind::Send(inv.clone(), input.notification.clone()),
-            World::Appeasement => {
-                CallKind::Compose(inv.clone(), input.incident.clone(), input.customer.clone())
-            }
+            World::Appeasement => CallKind::Compose(inv.clone(), input.incident.clone(), input.customer.clone()),
             World::Drill => match input.op.as_deref().unwrap_or("plan") {
                 "plan" => CallKind::Plan(inv.clone(), input.incident.clone(), input.params.clone()),
                 "score" => CallKind::Score(
@@ -93,16 +90,8 @@ impl PluginHost {
                 other => return Err(bad(format!("op `{other}`: use `plan` or `score`"))),
             },
         };
-        let out = self.call_env().run(
-            &v,
-            grant,
-            &limits,
-            limits.call_budget,
-            mode,
-            &inv.invocation_id,
-            config,
-            kind,
-        )?;
+        let out =
+            self.call_env().run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
         let value = match out.value {
             CallValue::Describe(d) => serde_json::to_value(d),
             CallValue::Send(r) => serde_json::to_value(r),

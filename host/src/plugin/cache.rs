@@ -38,10 +38,7 @@ struct CacheDir {
 struct OwnCompiled<'a>(&'a [u8]);
 
 /// Loads compiled bytes into `engine`.
-#[expect(
-    unsafe_code,
-    reason = "wasmtime cannot check serialized native code; the caller proves where it came from"
-)]
+#[expect(unsafe_code, reason = "wasmtime cannot check serialized native code; the caller proves where it came from")]
 fn deserialize_own(engine: &Engine, code: OwnCompiled<'_>) -> Result<Component, LoadError> {
     // SAFETY: `Component::deserialize` is sound for bytes produced by
     // `Engine::precompile_component` of a compatible engine. An `OwnCompiled`
@@ -49,8 +46,7 @@ fn deserialize_own(engine: &Engine, code: OwnCompiled<'_>) -> Result<Component, 
     // from a cache file whose HMAC (keyed with a secret only this user can
     // read, over the file's name, which includes the engine digest) verified,
     // which proves this daemon wrote exactly these bytes for this engine.
-    unsafe { Component::deserialize(engine, code.0) }
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))
+    unsafe { Component::deserialize(engine, code.0) }.map_err(|e| LoadError::Compile(format!("{e:#}")))
 }
 
 pub(crate) struct CompileCache {
@@ -78,9 +74,7 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// that says what the file is.
 fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        return Err(LoadError::Invalid(
-            "the file is not a WebAssembly binary (no `\\0asm` header)".into(),
-        ));
+        return Err(LoadError::Invalid("the file is not a WebAssembly binary (no `\\0asm` header)".into()));
     }
     match wasm[4..8] {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
@@ -99,35 +93,28 @@ impl CompileCache {
                 let io = |message: String| LoadError::Io { path: d.display().to_string(), message };
                 {
                     use std::os::unix::fs::DirBuilderExt;
-                    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(
-                        |e| io(format!("cannot create the plugin cache directory: {e}")),
-                    )?;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&d)
+                        .map_err(|e| io(format!("cannot create the plugin cache directory: {e}")))?;
                 }
                 {
                     use std::os::unix::fs::PermissionsExt;
                     let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
                 }
-                let key =
-                    load_key(&StateDir::cache_key_for(&d)).map_err(|(path, e)| LoadError::Io {
-                        path: path.display().to_string(),
-                        message: format!("cannot read or create the plugin cache key: {e}"),
-                    })?;
+                let key = load_key(&StateDir::cache_key_for(&d)).map_err(|(path, e)| LoadError::Io {
+                    path: path.display().to_string(),
+                    message: format!("cannot read or create the plugin cache key: {e}"),
+                })?;
                 Some(CacheDir { path: d, key })
             }
         };
-        Ok(CompileCache {
-            dir,
-            engine_digest,
-            compiles: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-        })
+        Ok(CompileCache { dir, engine_digest, compiles: AtomicU64::new(0), hits: AtomicU64::new(0) })
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        CacheStats {
-            compiles: self.compiles.load(Ordering::Relaxed),
-            hits: self.hits.load(Ordering::Relaxed),
-        }
+        CacheStats { compiles: self.compiles.load(Ordering::Relaxed), hits: self.hits.load(Ordering::Relaxed) }
     }
 
     fn path_for(&self, dir: &Path, sha: &str) -> PathBuf {
@@ -136,12 +123,7 @@ impl CompileCache {
 
     /// Compile `wasm` (a component in binary or text form), or load it from
     /// the cache. `sha` is its sha256.
-    pub(crate) fn load(
-        &self,
-        engine: &Engine,
-        wasm: &[u8],
-        sha: &str,
-    ) -> Result<Component, LoadError> {
+    pub(crate) fn load(&self, engine: &Engine, wasm: &[u8], sha: &str) -> Result<Component, LoadError> {
         if Engine::detect_precompiled(wasm).is_some() {
             return Err(LoadError::Precompiled);
         }
@@ -173,8 +155,7 @@ impl CompileCache {
         }
         // Validate as a component first so a core module or garbage gets a
         // clear error rather than a compile failure deep in Cranelift.
-        let compiled =
-            engine.precompile_component(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compiled = engine.precompile_component(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = dir.store(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "could not write the compiled plugin cache entry; continuing without it");
@@ -194,11 +175,7 @@ fn mac_path(path: &Path) -> PathBuf {
 fn tmp_path(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
-    path.with_file_name(format!(
-        ".tmp-{}-{}-{name}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+    path.with_file_name(format!(".tmp-{}-{}-{name}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Reads the cache key at `path`, or creates one. A key file that others
@@ -233,8 +210,8 @@ impl CacheDir {
     /// moved under another name does not verify either.
     fn mac(&self, path: &Path, bytes: &[u8]) -> CacheMac {
         let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
-        let mut mac = CacheMac::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac =
+            CacheMac::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(&(name.len() as u64).to_be_bytes());
         mac.update(name);
         mac.update(bytes);
@@ -293,19 +270,13 @@ mod tests {
         let engine = engine();
         let digest = crate::plugin::engine::compatibility_digest(&engine);
         let cache = CompileCache::new(Some(tmp.path().to_path_buf()), digest.clone()).unwrap();
-        let (a, b) =
-            (builtin_component("drill-sim").unwrap(), builtin_component("appease-script").unwrap());
+        let (a, b) = (builtin_component("drill-sim").unwrap(), builtin_component("appease-script").unwrap());
         let (sa, sb) = (sha256_hex(a), sha256_hex(b));
         cache.load(&engine, a, &sa).unwrap();
         cache.load(&engine, b, &sb).unwrap();
         assert_eq!(cache.stats(), CacheStats { compiles: 2, hits: 0 });
         for p in std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()) {
-            assert_eq!(
-                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600,
-                "{}",
-                p.display()
-            );
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "{}", p.display());
         }
         assert_eq!(entries(tmp.path(), "mac").len(), 2);
         let path_a = cache.path_for(tmp.path(), &sa);

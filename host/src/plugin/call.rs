@@ -67,10 +67,9 @@ impl CallKind {
     fn now_unix_ms(&self) -> Option<u64> {
         match self {
             CallKind::Describe => None,
-            CallKind::Send(i, _)
-            | CallKind::Compose(i, _, _)
-            | CallKind::Plan(i, _, _)
-            | CallKind::Score(i, _) => Some(i.now_unix_ms),
+            CallKind::Send(i, _) | CallKind::Compose(i, _, _) | CallKind::Plan(i, _, _) | CallKind::Score(i, _) => {
+                Some(i.now_unix_ms)
+            }
         }
     }
 }
@@ -149,10 +148,8 @@ impl CallEnv<'_> {
         };
         // Warm reuse only for live calls: a drill's virtual clock is part of
         // the WASI context, which is fixed when the store is made.
-        let use_warm =
-            limits.warm_calls > 0 && mode == RunMode::Live && !matches!(kind, CallKind::Describe);
-        let reused =
-            if use_warm { v.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        let use_warm = limits.warm_calls > 0 && mode == RunMode::Live && !matches!(kind, CallKind::Describe);
+        let reused = if use_warm { v.warm.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
         let (mut store, instance, stdout, stderr, prior_calls) = match reused {
             Some(w) => {
                 let mut store = w.store;
@@ -199,11 +196,7 @@ impl CallEnv<'_> {
         // Re-armed on every call, warm or fresh.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
         });
         let budget_ms = budget.as_millis().min(u32::MAX as u128) as u32;
         let pre = v.pre.clone();
@@ -216,19 +209,13 @@ impl CallEnv<'_> {
             let value = match kind {
                 CallKind::Describe => {
                     let g = meta::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    Ok(CallValue::Describe(convert::description(
-                        g.call_describe(&mut *store_ref).await?,
-                    )))
+                    Ok(CallValue::Describe(convert::description(g.call_describe(&mut *store_ref).await?)))
                 }
                 CallKind::Send(inv, note) => {
                     let g = notify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
-                    g.call_send(
-                        &mut *store_ref,
-                        &convert::invocation(&inv, budget_ms),
-                        &convert::notification(&note),
-                    )
-                    .await?
-                    .map(|r| CallValue::Send(convert::receipt(r)))
+                    g.call_send(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::notification(&note))
+                        .await?
+                        .map(|r| CallValue::Send(convert::receipt(r)))
                 }
                 CallKind::Compose(inv, inc, who) => {
                     let g = appease::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
@@ -261,9 +248,8 @@ impl CallEnv<'_> {
             };
             Ok::<_, wasmtime::Error>((instance, value))
         };
-        let outcome = self.rt.block_on(async {
-            tokio::time::timeout(budget + 2 * EPOCH_TICK + OUTER_GRACE, fut).await
-        });
+        let outcome =
+            self.rt.block_on(async { tokio::time::timeout(budget + 2 * EPOCH_TICK + OUTER_GRACE, fut).await });
 
         let (out_bytes, out_dropped) = stdout.take();
         let (err_bytes, err_dropped) = stderr.take();
@@ -279,8 +265,7 @@ impl CallEnv<'_> {
         let outcome = match outcome {
             Ok(Ok((instance, value))) => {
                 if use_warm && exhausted.is_none() && prior_calls + 1 < limits.warm_calls {
-                    let w =
-                        WarmInstance { store, instance, stdout, stderr, calls: prior_calls + 1 };
+                    let w = WarmInstance { store, instance, stdout, stderr, calls: prior_calls + 1 };
                     v.warm.lock().unwrap_or_else(|p| p.into_inner()).push(w);
                 } else {
                     drop(store);
@@ -295,30 +280,22 @@ impl CallEnv<'_> {
         match outcome {
             // The outer timeout only fires while the guest is parked in a host
             // wait (guest code is interrupted by the epoch deadline first).
-            Err(_elapsed) => {
-                Err(PluginCallError::Timeout { plugin: name, budget_ms, in_guest: false, http })
-            }
+            Err(_elapsed) => Err(PluginCallError::Timeout { plugin: name, budget_ms, in_guest: false, http }),
             Ok(Ok(Ok(value))) => Ok(RunOutput { value, http, logs }),
-            Ok(Ok(Err(plugin_err))) => Err(PluginCallError::Plugin {
-                plugin: name,
-                error: convert::plugin_error(plugin_err),
-                http,
-            }),
+            Ok(Ok(Err(plugin_err))) => {
+                Err(PluginCallError::Plugin { plugin: name, error: convert::plugin_error(plugin_err), http })
+            }
             Ok(Err(err)) => {
                 if let Some(detail) = exhausted {
                     return Err(PluginCallError::ResourceExhausted { plugin: name, detail });
                 }
                 match err.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => Err(PluginCallError::Timeout {
-                        plugin: name,
-                        budget_ms,
-                        in_guest: true,
-                        http,
-                    }),
-                    Some(Trap::StackOverflow) => Err(PluginCallError::ResourceExhausted {
-                        plugin: name,
-                        detail: "wasm stack overflow".into(),
-                    }),
+                    Some(Trap::Interrupt) => {
+                        Err(PluginCallError::Timeout { plugin: name, budget_ms, in_guest: true, http })
+                    }
+                    Some(Trap::StackOverflow) => {
+                        Err(PluginCallError::ResourceExhausted { plugin: name, detail: "wasm stack overflow".into() })
+                    }
                     None if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
                         // Pool exhaustion is the host's capacity, not the plugin's fault.
                         Err(PluginCallError::Busy { plugin: name, detail: format!("{err:#}") })
@@ -326,14 +303,8 @@ impl CallEnv<'_> {
                     _ => {
                         let mut trap = format!("{err:#}");
                         if !stderr_text.is_empty() {
-                            let tail: String = stderr_text
-                                .chars()
-                                .rev()
-                                .take(600)
-                                .collect::<Vec<_>>()
-                                .into_iter()
-                                .rev()
-                                .collect();
+                            let tail: String =
+                                stderr_text.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
                             trap.push_str(&format!(" (guest stderr: {tail})"));
                         }
                         Err(PluginCallError::Crashed { plugin: name, trap, http })

@@ -62,9 +62,7 @@ pub(crate) fn analyze(engine: &Engine, component: &Component) -> Result<Componen
             });
         }
         (many, _) => {
-            return Err(LoadError::SeveralWorlds(
-                many.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", "),
-            ));
+            return Err(LoadError::SeveralWorlds(many.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")));
         }
     };
 
@@ -77,11 +75,8 @@ pub(crate) fn analyze(engine: &Engine, component: &Component) -> Result<Componen
 fn check_import(world: World, import: &str) -> Result<(), LoadError> {
     let (name, version) = split_version(import);
     let version = version.unwrap_or("");
-    let forbidden = |hint: &str| LoadError::ForbiddenImport {
-        world,
-        import: import.to_string(),
-        hint: hint.to_string(),
-    };
+    let forbidden =
+        |hint: &str| LoadError::ForbiddenImport { world, import: import.to_string(), hint: hint.to_string() };
     if let Some(iface) = name.strip_prefix("crisis:plugin/") {
         if !version.starts_with("0.1.") {
             return Err(LoadError::UnsupportedVersion { found: import.to_string() });
@@ -91,22 +86,11 @@ fn check_import(world: World, import: &str) -> Result<(), LoadError> {
             _ => Err(forbidden(" (not a host-provided crisis interface)")),
         };
     }
-    let wasi_pkg = [
-        "wasi:cli/",
-        "wasi:clocks/",
-        "wasi:random/",
-        "wasi:io/",
-        "wasi:filesystem/",
-        "wasi:sockets/",
-    ];
+    let wasi_pkg = ["wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/", "wasi:sockets/"];
     if wasi_pkg.iter().any(|p| name.starts_with(p)) {
         // Linked inert: no environment, no preopened directories, every
         // socket address and name lookup refused.
-        return if version.starts_with("0.2.") {
-            Ok(())
-        } else {
-            Err(forbidden(" (only WASI 0.2.x is supported)"))
-        };
+        return if version.starts_with("0.2.") { Ok(()) } else { Err(forbidden(" (only WASI 0.2.x is supported)")) };
     }
     if name == "wasi:http/outgoing-handler" || name == "wasi:http/types" {
         return match world {

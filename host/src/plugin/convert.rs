@@ -44,10 +44,7 @@ fn category(c: Category) -> t::Category {
 
 pub(crate) fn invocation(i: &Invocation, budget_ms: u32) -> t::Invocation {
     let now = if i.now_unix_ms == 0 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     } else {
         i.now_unix_ms
     };

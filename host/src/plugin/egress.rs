@@ -122,8 +122,7 @@ impl WasiHttpHooks for EgressHooks {
         request: http::Request<WasiBody>,
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
-    {
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
         let ctx = self.ctx.clone();
         Box::new(async move {
             let resp = send(ctx, request).await?;
@@ -132,15 +131,8 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "x-auth-token",
-    "api-key",
-];
+const SENSITIVE_HEADERS: &[&str] =
+    &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "api-key"];
 
 fn full_body(bytes: Bytes) -> WasiBody {
     Full::new(bytes).map_err(|e: std::convert::Infallible| match e {}).boxed_unsync()
@@ -174,12 +166,8 @@ impl Pending {
         let url = origin(&self.record.url);
         let scrub = &self.ctx.grant.scrub;
         let d = match d {
-            HttpDisposition::Denied { reason } => {
-                HttpDisposition::Denied { reason: scrub.scrub(&reason) }
-            }
-            HttpDisposition::Failed { error } => {
-                HttpDisposition::Failed { error: scrub.scrub(&error) }
-            }
+            HttpDisposition::Denied { reason } => HttpDisposition::Denied { reason: scrub.scrub(&reason) },
+            HttpDisposition::Failed { error } => HttpDisposition::Failed { error: scrub.scrub(&error) },
             other => other,
         };
         // The origin stays readable; a secret URL's path and query do not.
@@ -222,48 +210,31 @@ fn remaining(ctx: &EgressContext) -> std::time::Duration {
     ctx.deadline.saturating_duration_since(Instant::now())
 }
 
-async fn read_request_body(
-    ctx: &EgressContext,
-    body: WasiBody,
-) -> Result<Bytes, (HttpError, String)> {
+async fn read_request_body(ctx: &EgressContext, body: WasiBody) -> Result<Bytes, (HttpError, String)> {
     let limit = ctx.max_request_bytes.min(ctx.budget.available());
     match tokio::time::timeout(remaining(ctx), Limited::new(body, limit).collect()).await {
-        Err(_) => Err((
-            HttpError::ConnectionWriteTimeout,
-            "timed out reading the request body from the plugin".into(),
+        Err(_) => Err((HttpError::ConnectionWriteTimeout, "timed out reading the request body from the plugin".into())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() && limit < ctx.max_request_bytes => Err((
+            HttpError::HttpRequestBodySize(Some(limit as u64)),
+            format!(
+                "request body does not fit in what is left ({limit} bytes) of the call's buffer allowance of {} bytes ([plugins.{}] max_buffered_bytes)",
+                ctx.budget.max_buffered, ctx.plugin
+            ),
         )),
-        Ok(Err(e))
-            if e.is::<http_body_util::LengthLimitError>() && limit < ctx.max_request_bytes =>
-        {
-            Err((
-                HttpError::HttpRequestBodySize(Some(limit as u64)),
-                format!(
-                    "request body does not fit in what is left ({limit} bytes) of the call's buffer allowance of {} bytes ([plugins.{}] max_buffered_bytes)",
-                    ctx.budget.max_buffered, ctx.plugin
-                ),
-            ))
-        }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
             HttpError::HttpRequestBodySize(Some(ctx.max_request_bytes as u64)),
-            format!(
-                "request body larger than {} bytes (limits.max_request_bytes)",
-                ctx.max_request_bytes
-            ),
+            format!("request body larger than {} bytes (limits.max_request_bytes)", ctx.max_request_bytes),
         )),
         Ok(Err(e)) => Err((HttpError::HttpProtocolError, format!("reading request body: {e}"))),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
 
-async fn send(
-    ctx: Arc<EgressContext>,
-    req: http::Request<WasiBody>,
-) -> Result<http::Response<WasiBody>, HttpError> {
+async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<http::Response<WasiBody>, HttpError> {
     let (parts, body) = req.into_parts();
     let uri = parts.uri.clone();
     let scheme_text = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-    let host =
-        uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     let url = match uri.port_u16() {
         Some(p) => format!("{scheme_text}://{host}:{p}{path}"),
@@ -284,8 +255,7 @@ async fn send(
         return Err(HttpError::HttpProtocolError);
     };
     let port = uri.port_u16().unwrap_or(scheme.default_port());
-    let injected: Vec<_> =
-        ctx.grant.inject.iter().filter(|r| r.host.matches(scheme, &host, port)).collect();
+    let injected: Vec<_> = ctx.grant.inject.iter().filter(|r| r.host.matches(scheme, &host, port)).collect();
     let mut rec_headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -388,19 +358,14 @@ async fn send(
     }
 
     // 4. DNS and address vetting.
-    let lookup =
-        tokio::time::timeout(remaining(&ctx), tokio::net::lookup_host((host.as_str(), port))).await;
+    let lookup = tokio::time::timeout(remaining(&ctx), tokio::net::lookup_host((host.as_str(), port))).await;
     let addrs: Vec<SocketAddr> = match lookup {
         Err(_) => {
-            pending.finish(HttpDisposition::Failed {
-                error: format!("DNS lookup of `{host}` timed out"),
-            });
+            pending.finish(HttpDisposition::Failed { error: format!("DNS lookup of `{host}` timed out") });
             return Err(HttpError::DnsTimeout);
         }
         Ok(Err(e)) => {
-            pending.finish(HttpDisposition::Failed {
-                error: format!("DNS lookup of `{host}` failed: {e}"),
-            });
+            pending.finish(HttpDisposition::Failed { error: format!("DNS lookup of `{host}` failed: {e}") });
             return Err(HttpError::DnsError { rcode: Some(e.to_string()), info_code: None });
         }
         Ok(Ok(a)) => a.collect(),
@@ -479,20 +444,15 @@ async fn send_vetted(
                 stream = Some(s);
                 break;
             }
-            Ok(Err(e)) => {
-                last_err = Some((HttpError::ConnectionRefused, format!("connect to {addr}: {e}")))
-            }
+            Ok(Err(e)) => last_err = Some((HttpError::ConnectionRefused, format!("connect to {addr}: {e}"))),
             Err(_) => {
-                last_err =
-                    Some((HttpError::ConnectionTimeout, format!("connect to {addr} timed out")));
+                last_err = Some((HttpError::ConnectionTimeout, format!("connect to {addr} timed out")));
                 break;
             }
         }
     }
     let Some(tcp) = stream else {
-        return Err(
-            last_err.unwrap_or((HttpError::ConnectionRefused, "no address to connect to".into()))
-        );
+        return Err(last_err.unwrap_or((HttpError::ConnectionRefused, "no address to connect to".into())));
     };
 
     let mut builder = http::Request::builder().method(parts.method.clone()).uri(path);
@@ -507,10 +467,7 @@ async fn send_vetted(
     }
     for r in injected {
         let v = http::HeaderValue::from_str(r.value.expose()).map_err(|_| {
-            (
-                HttpError::HttpRequestDenied,
-                "an injected secret is not a valid header value".to_string(),
-            )
+            (HttpError::HttpRequestDenied, "an injected secret is not a valid header value".to_string())
         })?;
         builder = builder.header(r.header.clone(), v);
     }
@@ -558,22 +515,18 @@ async fn send_vetted(
 
     if scheme == "https" {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| (HttpError::TlsProtocolError, format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| (HttpError::TlsProtocolError, format!("TLS server name `{host}`: {e}")))?;
         let tls = tokio::time::timeout(remaining(ctx), connector.connect(name, tcp))
             .await
             .map_err(|_| (HttpError::ConnectionTimeout, "TLS handshake timed out".to_string()))?
-            .map_err(|e| {
-                (HttpError::TlsProtocolError, format!("TLS handshake with `{host}`: {e}"))
-            })?;
+            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS handshake with `{host}`: {e}")))?;
         exchange!(TokioIo::new(tls))
     } else {
         exchange!(TokioIo::new(tcp))

@@ -27,12 +27,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            pooling: true,
-            pool_instances: 64,
-            pool_memories: 128,
-            pool_max_memory_bytes: 256 << 20,
-        }
+        EngineOptions { pooling: true, pool_instances: 64, pool_memories: 128, pool_max_memory_bytes: 256 << 20 }
     }
 }
 

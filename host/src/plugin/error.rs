@@ -184,10 +184,7 @@ impl PluginCallError {
     /// closes a half-open quarantine. Errors raised before the guest ran
     /// (not found, denied, busy, quarantined, bad input) say nothing about it.
     pub(crate) fn guest_ran_cleanly(&self) -> bool {
-        matches!(
-            self,
-            PluginCallError::Plugin { .. } | PluginCallError::Timeout { in_guest: false, .. }
-        )
+        matches!(self, PluginCallError::Plugin { .. } | PluginCallError::Timeout { in_guest: false, .. })
     }
 }
 
@@ -199,45 +196,12 @@ mod tests {
     fn all() -> Vec<(PluginCallError, bool)> {
         let p = || "p".to_string();
         vec![
-            (
-                PluginCallError::Timeout {
-                    plugin: p(),
-                    budget_ms: 1,
-                    in_guest: true,
-                    http: vec![],
-                },
-                true,
-            ),
-            (
-                PluginCallError::Timeout {
-                    plugin: p(),
-                    budget_ms: 1,
-                    in_guest: false,
-                    http: vec![],
-                },
-                false,
-            ),
+            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: true, http: vec![] }, true),
+            (PluginCallError::Timeout { plugin: p(), budget_ms: 1, in_guest: false, http: vec![] }, false),
             (PluginCallError::ResourceExhausted { plugin: p(), detail: "oom".into() }, true),
-            (
-                PluginCallError::Crashed { plugin: p(), trap: "unreachable".into(), http: vec![] },
-                true,
-            ),
-            (
-                PluginCallError::Plugin {
-                    plugin: p(),
-                    error: PluginError::Transient("503".into()),
-                    http: vec![],
-                },
-                false,
-            ),
-            (
-                PluginCallError::Plugin {
-                    plugin: p(),
-                    error: PluginError::Permanent("400".into()),
-                    http: vec![],
-                },
-                false,
-            ),
+            (PluginCallError::Crashed { plugin: p(), trap: "unreachable".into(), http: vec![] }, true),
+            (PluginCallError::Plugin { plugin: p(), error: PluginError::Transient("503".into()), http: vec![] }, false),
+            (PluginCallError::Plugin { plugin: p(), error: PluginError::Permanent("400".into()), http: vec![] }, false),
             (PluginCallError::Denied { plugin: p(), reason: "world".into() }, false),
             (
                 PluginCallError::Quarantined {
@@ -264,20 +228,10 @@ mod tests {
 
     #[test]
     fn a_host_wait_timeout_is_transient_and_retryable_and_says_so() {
-        let e = PluginCallError::Timeout {
-            plugin: "w".into(),
-            budget_ms: 1000,
-            in_guest: false,
-            http: vec![],
-        };
+        let e = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: false, http: vec![] };
         assert!(e.is_retryable() && e.guest_ran_cleanly() && !e.is_fault());
         assert!(e.to_string().contains("slow upstream"), "{e}");
-        let g = PluginCallError::Timeout {
-            plugin: "w".into(),
-            budget_ms: 1000,
-            in_guest: true,
-            http: vec![],
-        };
+        let g = PluginCallError::Timeout { plugin: "w".into(), budget_ms: 1000, in_guest: true, http: vec![] };
         assert!(g.to_string().contains("limits.timeout_ms"), "{g}");
     }
 }
@@ -307,9 +261,7 @@ pub enum LoadError {
         exports: String,
     },
     /// The component exports the interfaces of more than one world.
-    #[error(
-        "the component exports more than one plugin world ({0}); build one component per world"
-    )]
+    #[error("the component exports more than one plugin world ({0}); build one component per world")]
     SeveralWorlds(String),
     #[error(
         "unsupported API version: the component targets `{found}`, this host supports crisis:plugin@0.1.x; rebuild it against plugins/wit/crisis-plugin@0.1.0"

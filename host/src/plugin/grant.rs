@@ -195,29 +195,20 @@ impl PluginGrant {
         let parse = |field: &str, list: &[String]| -> Result<Vec<HostPattern>, GrantError> {
             list.iter()
                 .map(|s| {
-                    HostPattern::parse(s)
-                        .map_err(|e| GrantError(format!("[plugins.{plugin}] {field}: `{s}`: {e}")))
+                    HostPattern::parse(s).map_err(|e| GrantError(format!("[plugins.{plugin}] {field}: `{s}`: {e}")))
                 })
                 .collect()
         };
         let mut scrub = Scrubber::default();
         let mut inject = Vec::new();
         for rule in &self.inject {
-            let host = HostPattern::parse(&rule.host).map_err(|e| {
-                GrantError(format!("[plugins.{plugin}] inject.host `{}`: {e}", rule.host))
-            })?;
+            let host = HostPattern::parse(&rule.host)
+                .map_err(|e| GrantError(format!("[plugins.{plugin}] inject.host `{}`: {e}", rule.host)))?;
             let header = http::HeaderName::from_bytes(rule.header.as_bytes()).map_err(|_| {
-                GrantError(format!(
-                    "[plugins.{plugin}] inject.header `{}` is not a valid header name",
-                    rule.header
-                ))
+                GrantError(format!("[plugins.{plugin}] inject.header `{}` is not a valid header name", rule.header))
             })?;
-            let secret = secrets(&rule.secret).map_err(|e| {
-                GrantError(format!(
-                    "[plugins.{plugin}] inject {} for {}: {e}",
-                    rule.header, rule.host
-                ))
-            })?;
+            let secret = secrets(&rule.secret)
+                .map_err(|e| GrantError(format!("[plugins.{plugin}] inject {} for {}: {e}", rule.header, rule.host)))?;
             scrub.add_secret(secret.expose());
             let value = match &rule.prefix {
                 Some(p) => SecretValue::new(format!("{p}{}", secret.expose())),
@@ -239,8 +230,7 @@ impl PluginGrant {
         }
         let mut config = self.config.clone();
         for (key, source) in &self.secret_config {
-            let value = secrets(source)
-                .map_err(|e| GrantError(format!("[plugins.{plugin}] config `{key}`: {e}")))?;
+            let value = secrets(source).map_err(|e| GrantError(format!("[plugins.{plugin}] config `{key}`: {e}")))?;
             scrub.add_secret(value.expose());
             config.insert(key.clone(), value.expose().to_string());
         }
@@ -286,20 +276,13 @@ mod tests {
         assert!(err.contains("alowed_hosts"), "{err}");
         // Inline secrets are not accepted.
         assert!(
-            toml::from_str::<PluginGrant>(
-                r#"inject = [{ host = "a", header = "b", secret = "hunter2" }]"#
-            )
-            .is_err()
+            toml::from_str::<PluginGrant>(r#"inject = [{ host = "a", header = "b", secret = "hunter2" }]"#).is_err()
         );
     }
 
     #[test]
     fn resolved_grant_carries_caps_secret_config_and_its_scrubber() {
-        let mut g = PluginGrant {
-            max_in_flight: Some(2),
-            max_buffered_bytes: Some(1024),
-            ..Default::default()
-        };
+        let mut g = PluginGrant { max_in_flight: Some(2), max_buffered_bytes: Some(1024), ..Default::default() };
         g.secret_config.insert("url".into(), SecretRef::Env("UNUSED".into()));
         g.inject.push(InjectRule {
             host: "api.example.com".into(),
@@ -310,11 +293,7 @@ mod tests {
         });
         let r = g
             .resolve_with("p", &|s: &SecretRef| {
-                Ok(SecretValue::new(if s.describe() == "env:UNUSED" {
-                    "https://h/T/B/XSECRET"
-                } else {
-                    ""
-                }))
+                Ok(SecretValue::new(if s.describe() == "env:UNUSED" { "https://h/T/B/XSECRET" } else { "" }))
             })
             .unwrap();
         assert_eq!((r.max_in_flight, r.max_buffered_bytes), (2, 1024));

@@ -100,10 +100,7 @@ pub enum HostInitError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnquarantineError {
     /// No plugin of that name is loaded.
-    #[error(
-        "no plugin named `{plugin}` is loaded{}; `crisis plugin list` shows the loaded ones",
-        did_you_mean(nearby)
-    )]
+    #[error("no plugin named `{plugin}` is loaded{}; `crisis plugin list` shows the loaded ones", did_you_mean(nearby))]
     NotFound {
         /// The name asked for.
         plugin: String,
@@ -122,10 +119,7 @@ fn did_you_mean(nearby: &[String]) -> String {
     if nearby.is_empty() {
         String::new()
     } else {
-        format!(
-            " (did you mean {}?)",
-            nearby.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-        )
+        format!(" (did you mean {}?)", nearby.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
     }
 }
 
@@ -174,13 +168,12 @@ impl PluginHost {
     /// Start the engine (pooling, or on-demand if the reservation fails) and
     /// its epoch ticker, resolve grants, and load the built-ins.
     pub fn new(config: PluginHostConfig) -> Result<PluginHost, HostInitError> {
-        let (engine, pooling) = engine::build_engine(&config.engine)
-            .map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
+        let (engine, pooling) =
+            engine::build_engine(&config.engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
         engine::start_epoch_ticker(&engine);
         let linkers = Linkers::new(&engine).map_err(|e| HostInitError::Engine(format!("{e:#}")))?;
-        let cache =
-            CompileCache::new(config.cache_dir.clone(), engine::compatibility_digest(&engine))
-                .map_err(HostInitError::Cache)?;
+        let cache = CompileCache::new(config.cache_dir.clone(), engine::compatibility_digest(&engine))
+            .map_err(HostInitError::Cache)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("crisis-plugin-io")
@@ -206,8 +199,7 @@ impl PluginHost {
             quarantine_base_ms: AtomicU64::new(duration_ms(config.quarantine_base)),
             // Interpreted guests have several memories per instance.
             slots: CallSlots::new(
-                (config.engine.pool_instances as usize)
-                    .min(config.engine.pool_memories as usize / 2),
+                (config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2),
             ),
         };
         if config.load_builtins {
@@ -341,18 +333,12 @@ impl PluginHost {
                 CallKind::Describe,
             )
             .map_err(|e| LoadError::Describe(e.to_string()))?;
-        let CallValue::Describe(desc) = out.value else {
-            unreachable!("describe returns a description")
-        };
-        let declared_src = manifest
-            .and_then(|m| m.plugin.allowed_hosts.clone())
-            .unwrap_or_else(|| desc.allowed_hosts.clone());
+        let CallValue::Describe(desc) = out.value else { unreachable!("describe returns a description") };
+        let declared_src =
+            manifest.and_then(|m| m.plugin.allowed_hosts.clone()).unwrap_or_else(|| desc.allowed_hosts.clone());
         version.declared = declared_src
             .iter()
-            .map(|h| {
-                HostPattern::parse(h)
-                    .map_err(|e| LoadError::Describe(format!("declared host `{h}`: {e}")))
-            })
+            .map(|h| HostPattern::parse(h).map_err(|e| LoadError::Describe(format!("declared host `{h}`: {e}"))))
             .collect::<Result<_, _>>()?;
         version.describe = desc;
         Ok(version)
@@ -407,19 +393,10 @@ impl PluginHost {
         let found = self.read_plugin_dir(dir);
         report.errors = found.errors;
         for c in found.candidates {
-            match self.reload_from(
-                &c.name,
-                &c.bytes,
-                PluginSource::File(c.path.clone()),
-                c.manifest.as_ref(),
-            ) {
+            match self.reload_from(&c.name, &c.bytes, PluginSource::File(c.path.clone()), c.manifest.as_ref()) {
                 Ok(ReloadOutcome::Swapped(_)) => report.loaded.push(c.name),
                 Ok(ReloadOutcome::Unchanged(_)) => report.unchanged.push(c.name),
-                Err(e) => report.errors.push(ScanError {
-                    path: c.path,
-                    plugin: c.name,
-                    message: e.to_string(),
-                }),
+                Err(e) => report.errors.push(ScanError { path: c.path, plugin: c.name, message: e.to_string() }),
             }
         }
         for name in found.gone {
@@ -450,8 +427,7 @@ impl PluginHost {
     /// Change how long a first quarantine lasts (later ones double it). Why:
     /// `crisis.toml` sets it and a reload may change it without a restart.
     pub fn set_quarantine_base(&self, base: Duration) {
-        self.quarantine_base_ms
-            .store(duration_ms(base.max(Duration::from_millis(1))), Ordering::Relaxed);
+        self.quarantine_base_ms.store(duration_ms(base.max(Duration::from_millis(1))), Ordering::Relaxed);
     }
 
     fn quarantine_base(&self) -> Duration {
@@ -472,9 +448,7 @@ impl PluginHost {
                 (b.state(now), b.fault_count(now, self.quarantine_window))
             };
             let quarantine_ends_at = match state {
-                BreakerState::Open { until_wall, .. } => {
-                    Some(chrono::DateTime::<chrono::Utc>::from(until_wall))
-                }
+                BreakerState::Open { until_wall, .. } => Some(chrono::DateTime::<chrono::Utc>::from(until_wall)),
                 _ => None,
             };
             out.push(PluginStatus {
@@ -515,14 +489,8 @@ impl PluginHost {
         let mut config = target.config.clone();
         config.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.expose().to_string())));
         let extra = target_scrubber(target);
-        let (v, out) = self.invoke(
-            plugin,
-            World::Notifier,
-            inv,
-            &config,
-            &extra,
-            CallKind::Send(inv.clone(), note.clone()),
-        )?;
+        let (v, out) =
+            self.invoke(plugin, World::Notifier, inv, &config, &extra, CallKind::Send(inv.clone(), note.clone()))?;
         let CallValue::Send(mut r) = out.value else { unreachable!() };
         let scrub = self.scrubber(plugin, target);
         r.detail = scrub.scrub(&r.detail);
@@ -609,10 +577,7 @@ impl PluginHost {
         extra_scrub: &super::Scrubber,
         kind: CallKind,
     ) -> Result<(PluginRef, RunOutput), PluginCallError> {
-        let slot = self
-            .registry
-            .get(name)
-            .ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
+        let slot = self.registry.get(name).ok_or_else(|| PluginCallError::NotFound { plugin: name.into() })?;
         // Hold this version for the whole call, whatever reloads happen.
         let v = slot.current.load_full();
         if v.world != world {
@@ -650,16 +615,7 @@ impl PluginHost {
         let mut config = grant.config.clone();
         config.extend(extra_config.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.calls.fetch_add(1, Ordering::Relaxed);
-        let result = self.call_env().run(
-            &v,
-            grant,
-            &limits,
-            budget,
-            inv.mode,
-            &inv.invocation_id,
-            config,
-            kind,
-        );
+        let result = self.call_env().run(&v, grant, &limits, budget, inv.mode, &inv.invocation_id, config, kind);
         let now = Instant::now();
         match &result {
             Err(e) if e.is_fault() => {
@@ -705,9 +661,5 @@ fn target_scrubber(target: &NotifyTarget) -> super::Scrubber {
 }
 
 pub(super) fn plugin_ref(v: &PluginVersion) -> PluginRef {
-    PluginRef {
-        name: v.name.clone(),
-        version: v.describe.version.clone(),
-        sha256: v.sha256.clone(),
-    }
+    PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
 }

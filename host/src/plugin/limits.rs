@@ -169,12 +169,7 @@ impl StoreLimiter {
 }
 
 impl wasmtime::ResourceLimiter for StoreLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
         if self.memory_in_use.saturating_add(growth) > self.memory_bytes {
             self.exhausted = Some(format!(
@@ -188,15 +183,9 @@ impl wasmtime::ResourceLimiter for StoreLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
-            self.exhausted =
-                Some(format!("table limit of {} elements reached", self.table_elements));
+            self.exhausted = Some(format!("table limit of {} elements reached", self.table_elements));
             return Ok(false);
         }
         Ok(true)
@@ -221,11 +210,7 @@ mod tests {
     fn overrides_are_clamped_to_caps() {
         let caps = LimitCaps::default();
         let l = Limits::for_world(World::Appeasement).with_overrides(
-            &LimitOverrides {
-                timeout_ms: Some(3_600_000),
-                memory_mb: Some(4096),
-                ..Default::default()
-            },
+            &LimitOverrides { timeout_ms: Some(3_600_000), memory_mb: Some(4096), ..Default::default() },
             &caps,
         );
         assert_eq!(l.call_budget, caps.max_timeout);
@@ -235,8 +220,7 @@ mod tests {
     #[test]
     fn limiter_refuses_growth_past_limit_and_says_why() {
         use wasmtime::ResourceLimiter;
-        let mut lim =
-            StoreLimiter::new(&Limits { memory_bytes: 2 << 20, ..Limits::for_world(World::Drill) });
+        let mut lim = StoreLimiter::new(&Limits { memory_bytes: 2 << 20, ..Limits::for_world(World::Drill) });
         assert!(lim.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!lim.memory_growing(1 << 20, 3 << 20, None).unwrap());
         assert!(lim.exhausted.as_deref().unwrap().contains("2 MiB"));

@@ -72,9 +72,7 @@ impl HostPattern {
         let mut scheme = None;
         if let Some((sch, r)) = rest.split_once("://") {
             scheme =
-                Some(Scheme::parse(sch).ok_or_else(|| {
-                    format!("scheme `{sch}` is not supported (use http or https)")
-                })?);
+                Some(Scheme::parse(sch).ok_or_else(|| format!("scheme `{sch}` is not supported (use http or https)"))?);
             rest = r;
         }
         let rest = rest.trim_end_matches('/');
@@ -94,9 +92,7 @@ impl HostPattern {
             (h.to_string(), port)
         } else {
             match rest.rsplit_once(':') {
-                Some((h, p)) => {
-                    (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?))
-                }
+                Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)),
                 None => (rest.to_string(), None),
             }
         };

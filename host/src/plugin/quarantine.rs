@@ -230,11 +230,7 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(b.record_fault(t0, 3, W, B).quarantined_for, None);
         }
-        assert_eq!(
-            b.record_fault(t0, 3, W, B).quarantined_for,
-            Some(2 * B),
-            "backoff kept after a manual lift"
-        );
+        assert_eq!(b.record_fault(t0, 3, W, B).quarantined_for, Some(2 * B), "backoff kept after a manual lift");
         assert!(!b.lift(t0 + 2 * B), "an expired quarantine is not lifted again");
     }
 }

@@ -75,10 +75,7 @@ impl Registry {
                 Some(slot.current.swap(v))
             }
             None => {
-                slots.insert(
-                    v.name.clone(),
-                    Arc::new(Slot { current: ArcSwap::new(v), last_error: Mutex::new(None) }),
-                );
+                slots.insert(v.name.clone(), Arc::new(Slot { current: ArcSwap::new(v), last_error: Mutex::new(None) }));
                 None
             }
         }
@@ -132,14 +129,10 @@ pub struct ManifestPlugin {
 impl PluginManifest {
     /// Read and parse a manifest; errors name the file.
     pub fn read(path: &Path) -> Result<PluginManifest, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| LoadError::Manifest {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::Io { path: path.display().to_string(), message: e.to_string() })?;
+        toml::from_str(&text)
+            .map_err(|e| LoadError::Manifest { path: path.display().to_string(), message: e.to_string() })
     }
 }
 

@@ -114,9 +114,7 @@ fn percent_encode(value: &str, form: bool) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
             b' ' if form => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -160,11 +158,7 @@ fn separator_len(rest: &[u8]) -> usize {
         Some(b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+') => 1,
         Some(b'%') if rest.len() >= 3 => {
             let code = [rest[1].to_ascii_uppercase(), rest[2].to_ascii_uppercase()];
-            if matches!(&code, b"20" | b"2D" | b"2E" | b"28" | b"29" | b"2F" | b"2B") {
-                3
-            } else {
-                0
-            }
+            if matches!(&code, b"20" | b"2D" | b"2E" | b"28" | b"29" | b"2F" | b"2B") { 3 } else { 0 }
         }
         _ => 0,
     }
@@ -196,8 +190,7 @@ fn scrub_phone(text: &str, phone: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let lead = lead_len(&bytes[i..]);
-        let starts = bytes[i].is_ascii_digit()
-            || (lead > 0 && bytes.get(i + lead).is_some_and(u8::is_ascii_digit));
+        let starts = bytes[i].is_ascii_digit() || (lead > 0 && bytes.get(i + lead).is_some_and(u8::is_ascii_digit));
         let after_digit = i > 0 && bytes[i - 1].is_ascii_digit();
         if !starts || after_digit {
             i += 1;
@@ -251,10 +244,7 @@ mod tests {
     #[test]
     fn exact_secret_is_removed() {
         let s = with_secret("XXXXSECRET");
-        assert_eq!(
-            s.scrub("POST /services/T/B/XXXXSECRET failed"),
-            "POST /services/T/B/<redacted> failed"
-        );
+        assert_eq!(s.scrub("POST /services/T/B/XXXXSECRET failed"), "POST /services/T/B/<redacted> failed");
         assert_eq!(s.scrub("xxxxsecret"), "<redacted>", "case-insensitive");
         assert_eq!(s.scrub("nothing here"), "nothing here");
     }
@@ -265,10 +255,7 @@ mod tests {
         let enc = "url=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0%2FB0%2Fa%20b";
         assert_eq!(s.scrub(enc), "url=<redacted>");
         assert_eq!(s.scrub(&enc.to_ascii_lowercase()), "url=<redacted>");
-        assert_eq!(
-            s.scrub("q=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0%2FB0%2Fa+b&x=1"),
-            "q=<redacted>&x=1"
-        );
+        assert_eq!(s.scrub("q=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0%2FB0%2Fa+b&x=1"), "q=<redacted>&x=1");
     }
 
     #[test]
@@ -307,10 +294,7 @@ mod tests {
         let s = with_contact("555-123-4567");
         assert_eq!(s.scrub("{\"to\":\"+15551234567\"}"), "{\"to\":\"<redacted>\"}");
         // Other numbers stay.
-        assert_eq!(
-            s.scrub("status 200 after 1234 ms, id 5550000"),
-            "status 200 after 1234 ms, id 5550000"
-        );
+        assert_eq!(s.scrub("status 200 after 1234 ms, id 5550000"), "status 200 after 1234 ms, id 5550000");
     }
 
     #[test]

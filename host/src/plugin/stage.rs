@@ -129,11 +129,7 @@ impl PluginHost {
                 Err(e) => {
                     tracing::warn!(plugin = %c.name, error = %e, "plugin refused; the running version (if any) stays");
                     self.registry.set_error(&c.name, e.to_string());
-                    staged.file_errors.push(ScanError {
-                        path: c.path,
-                        plugin: c.name,
-                        message: e.to_string(),
-                    });
+                    staged.file_errors.push(ScanError { path: c.path, plugin: c.name, message: e.to_string() });
                 }
             }
         }
@@ -148,8 +144,7 @@ impl PluginHost {
         let _serial = self.registry.load_lock.lock().unwrap_or_else(|p| p.into_inner());
         let revoked: Vec<String> = {
             let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
-            let revoked =
-                grants.keys().filter(|k| !staged.grants.contains_key(*k)).cloned().collect();
+            let revoked = grants.keys().filter(|k| !staged.grants.contains_key(*k)).cloned().collect();
             *grants = staged.grants;
             revoked
         };

@@ -83,11 +83,7 @@ impl IsTerminal for CapturePipe {
 }
 
 impl tokio::io::AsyncWrite for CapturePipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let mut g = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         let room = self.cap.saturating_sub(g.0.len());
         let take = room.min(data.len());
@@ -247,9 +243,7 @@ impl host::Host for StoreState {
             )));
         };
         let handle = SecretHandle { name: rule.name.clone(), host: rule.host.as_str().to_string() };
-        self.table
-            .push(handle)
-            .map_err(|e| types::PluginError::Denied(format!("too many secret handles: {e}")))
+        self.table.push(handle).map_err(|e| types::PluginError::Denied(format!("too many secret handles: {e}")))
     }
 }
 

@@ -104,12 +104,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
         let ev = match e.event() {
             Ok(ev) => ev,
             Err(_) => {
-                process.push(TimelineEntry {
-                    seq: e.seq,
-                    at: fmt_ms(e.at),
-                    kind: e.kind.clone(),
-                    text: describe(e),
-                });
+                process.push(TimelineEntry { seq: e.seq, at: fmt_ms(e.at), kind: e.kind.clone(), text: describe(e) });
                 continue;
             }
         };
@@ -195,11 +190,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
         missed_deadlines: inc
             .missed
             .iter()
-            .map(|m| MissedRow {
-                what: m.what.clone(),
-                due_at: fmt_ms(m.due_at),
-                noticed_at: fmt_ms(m.at),
-            })
+            .map(|m| MissedRow { what: m.what.clone(), due_at: fmt_ms(m.due_at), noticed_at: fmt_ms(m.at) })
             .collect(),
         escalations: inc.escalations,
         duplicate_triggers: inc.attached,
@@ -225,11 +216,7 @@ impl OutcomeReport {
             self.playbook_id,
             &self.playbook_hash[..12.min(self.playbook_hash.len())]
         );
-        let _ = writeln!(
-            s,
-            "- Severity: {}; category: {}; status: {}",
-            self.severity, self.category, self.status
-        );
+        let _ = writeln!(s, "- Severity: {}; category: {}; status: {}", self.severity, self.category, self.status);
         let _ = writeln!(
             s,
             "- Opened {}{}",
@@ -267,8 +254,7 @@ impl OutcomeReport {
                 span(p.duration_ms)
             );
         }
-        let _ =
-            writeln!(s, "\n## Cause\n\n{}\n", self.cause.as_deref().unwrap_or("_not yet written_"));
+        let _ = writeln!(s, "\n## Cause\n\n{}\n", self.cause.as_deref().unwrap_or("_not yet written_"));
         let _ = writeln!(s, "## Process\n");
         if let Some(p) = &self.process_summary {
             let _ = writeln!(s, "{p}\n");
@@ -276,11 +262,7 @@ impl OutcomeReport {
         for e in &self.process {
             let _ = writeln!(s, "- {} — {}", e.at, e.text);
         }
-        let _ = writeln!(
-            s,
-            "\n## Aftermath\n\n{}\n",
-            self.aftermath.as_deref().unwrap_or("_not yet written_")
-        );
+        let _ = writeln!(s, "\n## Aftermath\n\n{}\n", self.aftermath.as_deref().unwrap_or("_not yet written_"));
         let _ = writeln!(s, "## Notifications\n");
         if self.notifications.is_empty() {
             let _ = writeln!(s, "None.");

@@ -18,9 +18,7 @@ pub(crate) fn describe(e: &EventRecord) -> String {
 /// A short human description of an event.
 pub(crate) fn describe_event(ev: &Event) -> String {
     match ev {
-        Event::Opened {
-            playbook_id, playbook_hash, mode, severity, category, source, by, ..
-        } => format!(
+        Event::Opened { playbook_id, playbook_hash, mode, severity, category, source, by, .. } => format!(
             "opened from {source} by {by} ({severity} {category}, playbook {playbook_id} @{}{})",
             playbook_hash.get(..12).unwrap_or(""),
             if *mode == Mode::Drill { ", DRILL" } else { "" }
@@ -45,10 +43,9 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::DeadlineMissed { what, .. } => format!("DEADLINE MISSED: {what}"),
         Event::StepReady { step } => format!("step {step} ready"),
         Event::StepWaiting { step, reason } => format!("step {step} {reason}"),
-        Event::StepDone { step, by, note } => format!(
-            "step {step} done by {by}{}",
-            note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
-        ),
+        Event::StepDone { step, by, note } => {
+            format!("step {step} done by {by}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default())
+        }
         Event::StepSkipped { step, reason, .. } => format!("step {step} skipped: {reason}"),
         Event::StepFailed { step, reason } => format!("step {step} FAILED: {reason}"),
         Event::Note { by, note } => format!("{by}: {note}"),
@@ -62,15 +59,10 @@ pub(crate) fn describe_event(ev: &Event) -> String {
             format!("{purpose} message {invocation_id} queued to {target}{who}")
         }
         Event::EffectResult { invocation_id, purpose, ok, detail, .. } => {
-            format!(
-                "{purpose} message {invocation_id} {}: {detail}",
-                if *ok { "sent" } else { "FAILED" }
-            )
+            format!("{purpose} message {invocation_id} {}: {detail}", if *ok { "sent" } else { "FAILED" })
         }
         Event::DeadLettered { item: DeadItemKind::Intent, id, reason, .. } => {
-            format!(
-                "DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}"
-            )
+            format!("DEAD LETTER: message {id} set aside ({reason}); re-drive with: crisis retry {id}")
         }
         Event::DeadLettered { item: DeadItemKind::Timer, id, reason, .. } => {
             format!("DEAD LETTER: timer {id} set aside ({reason})")

@@ -6,14 +6,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// sha256 over the previous hash and every field of the event.
-pub fn event_hash(
-    prev: &str,
-    seq: i64,
-    incident_id: &str,
-    at: i64,
-    kind: &str,
-    data: &str,
-) -> String {
+pub fn event_hash(prev: &str, seq: i64, incident_id: &str, at: i64, kind: &str, data: &str) -> String {
     let mut h = Sha256::new();
     for part in [
         prev.as_bytes(),
@@ -42,9 +35,6 @@ mod tests {
         assert_ne!(base, event_hash(GENESIS, 1, "INC-1", 5, "j", "{}"));
         assert_ne!(base, event_hash(GENESIS, 1, "INC-1", 5, "k", "{ }"));
         // Length prefixes stop field boundaries from sliding.
-        assert_ne!(
-            event_hash(GENESIS, 1, "ab", 5, "c", "{}"),
-            event_hash(GENESIS, 1, "a", 5, "bc", "{}")
-        );
+        assert_ne!(event_hash(GENESIS, 1, "ab", 5, "c", "{}"), event_hash(GENESIS, 1, "a", 5, "bc", "{}"));
     }
 }

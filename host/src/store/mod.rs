@@ -103,13 +103,7 @@ pub struct IntentRow {
 /// Operations available inside one atomic transaction.
 pub trait Tx {
     /// Appends an event, chaining its hash to the previous one; returns it.
-    fn append(
-        &mut self,
-        incident_id: &str,
-        at: i64,
-        kind: &str,
-        data: &serde_json::Value,
-    ) -> Result<EventRecord>;
+    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord>;
     /// Returns the next free number for incident ids with this prefix (e.g. `INC`).
     fn next_incident_number(&mut self, prefix: &str) -> Result<i64>;
     /// Inserts or replaces an incident's projection row.
@@ -140,12 +134,7 @@ pub trait Tx {
     /// An intent by invocation id as of this transaction; `None` if unknown.
     fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>>;
     /// Stores an intent's result at `at` (Unix ms), so it is not run again.
-    fn complete_intent(
-        &mut self,
-        invocation_id: &str,
-        at: i64,
-        result: &serde_json::Value,
-    ) -> Result<()>;
+    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()>;
     /// Sets a pending intent aside with its reason: it is never claimed again until re-driven.
     fn dead_letter_intent(&mut self, invocation_id: &str, at: i64, reason: &str) -> Result<()>;
     /// Sets a timer aside with its reason: it never fires.
@@ -154,12 +143,7 @@ pub trait Tx {
     /// attempt budget; false if it is not dead-lettered.
     fn redrive_intent(&mut self, invocation_id: &str, now: i64) -> Result<bool>;
     /// Stores a playbook version by its hash, once, so incidents can replay with it.
-    fn put_playbook_version(
-        &mut self,
-        hash: &str,
-        playbook_id: &str,
-        spec: &serde_json::Value,
-    ) -> Result<()>;
+    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()>;
     /// A stored playbook version by hash; `None` if never stored.
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>>;
     /// Sets a small piece of daemon state by key (e.g. drill bookkeeping).

@@ -8,120 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    // 1: journal, projections, timers, outbox, pinned playbooks, key-value.
-    r#"
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        incident_id TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE INDEX events_incident ON events(incident_id, seq);
-    CREATE TABLE incidents (
-        id TEXT PRIMARY KEY,
-        playbook_id TEXT NOT NULL,
-        playbook_hash TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        dedup_key TEXT,
-        status TEXT NOT NULL,
-        phase TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        title TEXT NOT NULL,
-        opened_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        state TEXT NOT NULL
-    );
-    CREATE UNIQUE INDEX incidents_open_dedup ON incidents(playbook_id, dedup_key)
-        WHERE status = 'open' AND dedup_key IS NOT NULL;
-    CREATE TABLE timers (
-        id INTEGER PRIMARY KEY,
-        incident_id TEXT NOT NULL,
-        due_at INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX timers_due ON timers(due_at);
-    CREATE TABLE intents (
-        invocation_id TEXT PRIMARY KEY,
-        incident_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        not_before INTEGER NOT NULL,
-        payload TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        result TEXT,
-        completed_at INTEGER
-    );
-    CREATE INDEX intents_pending ON intents(not_before) WHERE result IS NULL;
-    CREATE INDEX intents_incident ON intents(incident_id);
-    CREATE TABLE playbook_versions (
-        hash TEXT PRIMARY KEY,
-        playbook_id TEXT NOT NULL,
-        spec TEXT NOT NULL
-    );
-    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    "#,
-    // 2: drill runs (one row per run or skipped occurrence) and schedule state.
-    r#"
-    CREATE TABLE drill_runs (
-        id TEXT PRIMARY KEY,
-        playbook_id TEXT NOT NULL,
-        playbook_path TEXT NOT NULL,
-        playbook_hash TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        scheduled_for INTEGER,
-        status TEXT NOT NULL,
-        reason TEXT,
-        clock TEXT NOT NULL,
-        seed INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        finished_at INTEGER,
-        score INTEGER,
-        verdict TEXT,
-        report TEXT
-    );
-    CREATE UNIQUE INDEX drill_runs_occurrence ON drill_runs(playbook_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
-    CREATE INDEX drill_runs_playbook ON drill_runs(playbook_id, created_at);
-    CREATE TABLE drill_schedules (
-        playbook_id TEXT PRIMARY KEY,
-        suspended INTEGER NOT NULL DEFAULT 0,
-        last_checked INTEGER
-    );
-    "#,
-    // 3: timers carry the family they are cancelled by, so cancellation is an
-    // exact match on a fixed value; timers stored before get theirs from their key.
-    r#"
-    ALTER TABLE timers ADD COLUMN family TEXT NOT NULL DEFAULT '';
-    UPDATE timers SET family = CASE
-        WHEN kind LIKE 'deadline:step:%' THEN 'step-deadline'
-        WHEN kind LIKE 'deadline:%' THEN 'deadline'
-        WHEN kind LIKE 'escalate:%' THEN 'escalate'
-        WHEN kind LIKE 'track:%' THEN 'track'
-        ELSE '' END;
-    CREATE INDEX timers_incident_family ON timers(incident_id, family);
-    CREATE INDEX timers_incident_kind ON timers(incident_id, kind);
-    "#,
-    // 4: per-item error isolation. A timer or intent that keeps failing (or
-    // cannot be decoded) is dead-lettered: kept with its reason, never claimed
-    // again until re-driven. Timers count their failed firings; an intent
-    // handed to a worker is `claimed` so the next batch skips it.
-    r#"
-    ALTER TABLE timers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE timers ADD COLUMN dead_letter TEXT;
-    ALTER TABLE timers ADD COLUMN dead_at INTEGER;
-    ALTER TABLE intents ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE intents ADD COLUMN dead_letter TEXT;
-    ALTER TABLE intents ADD COLUMN dead_at INTEGER;
-    CREATE INDEX intents_dead ON intents(dead_at) WHERE dead_letter IS NOT NULL;
-    CREATE INDEX timers_dead ON timers(dead_at) WHERE dead_letter IS NOT NULL;
-    "#,
-];
+use migrations::MIGRATIONS;
 
 /// Exit status of a process whose journal could not be flushed (`EX_SOFTWARE`).
 pub const EXIT_FSYNC_FAILED: i32 = 70;
@@ -186,11 +73,9 @@ impl SqliteStore {
     /// Opens (creating and migrating) a journal file at an exact path, e.g. a drill's own journal.
     pub fn open_path(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open journal {}", path.display()))?;
+        let conn = Connection::open(path).with_context(|| format!("cannot open journal {}", path.display()))?;
         let mut s = Self::with_connection(conn)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
@@ -306,7 +191,8 @@ fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
     })
 }
 
-const INCIDENT_COLS: &str = "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
+const INCIDENT_COLS: &str =
+    "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
 
 pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
     Ok(IntentRow {
@@ -320,22 +206,13 @@ pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentR
     })
 }
 
-pub(super) const INTENT_COLS: &str =
-    "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+pub(super) const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
 
 impl Tx for SqlTx<'_> {
-    fn append(
-        &mut self,
-        incident_id: &str,
-        at: i64,
-        kind: &str,
-        data: &serde_json::Value,
-    ) -> Result<EventRecord> {
+    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
         let (last_seq, prev): (i64, String) = self
             .tx
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, GENESIS.to_string()));
         let seq = last_seq + 1;
@@ -365,11 +242,7 @@ impl Tx for SqlTx<'_> {
             "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
             params![prefix],
         )?;
-        Ok(self.tx.query_row(
-            "SELECT value FROM counters WHERE name = ?1",
-            params![prefix],
-            |r| r.get(0),
-        )?)
+        Ok(self.tx.query_row("SELECT value FROM counters WHERE name = ?1", params![prefix], |r| r.get(0))?)
     }
 
     fn put_incident(&mut self, row: &IncidentRow) -> Result<()> {
@@ -396,17 +269,12 @@ impl Tx for SqlTx<'_> {
     fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>> {
         Ok(self
             .tx
-            .query_row(
-                &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
-                params![id],
-                incident_from_row,
-            )
+            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
             .optional()?)
     }
 
     fn incident_ids(&mut self) -> Result<Vec<String>> {
-        let mut stmt =
-            self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let mut stmt = self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -438,17 +306,13 @@ impl Tx for SqlTx<'_> {
     }
 
     fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize> {
-        Ok(self.tx.execute(
-            "DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2",
-            params![incident_id, key],
-        )?)
+        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2", params![incident_id, key])?)
     }
 
     fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize> {
-        Ok(self.tx.execute(
-            "DELETE FROM timers WHERE incident_id = ?1 AND family = ?2",
-            params![incident_id, family],
-        )?)
+        Ok(self
+            .tx
+            .execute("DELETE FROM timers WHERE incident_id = ?1 AND family = ?2", params![incident_id, family])?)
     }
 
     fn delete_timer(&mut self, id: i64) -> Result<()> {
@@ -475,12 +339,7 @@ impl Tx for SqlTx<'_> {
             .optional()?)
     }
 
-    fn complete_intent(
-        &mut self,
-        invocation_id: &str,
-        at: i64,
-        result: &serde_json::Value,
-    ) -> Result<()> {
+    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()> {
         self.tx.execute(
             "UPDATE intents SET result = ?2, completed_at = ?3 WHERE invocation_id = ?1",
             params![invocation_id, serde_json::to_string(result)?, at],
@@ -488,12 +347,7 @@ impl Tx for SqlTx<'_> {
         Ok(())
     }
 
-    fn put_playbook_version(
-        &mut self,
-        hash: &str,
-        playbook_id: &str,
-        spec: &serde_json::Value,
-    ) -> Result<()> {
+    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()> {
         self.tx.execute(
             "INSERT OR IGNORE INTO playbook_versions (hash, playbook_id, spec) VALUES (?1, ?2, ?3)",
             params![hash, playbook_id, serde_json::to_string(spec)?],
@@ -504,9 +358,7 @@ impl Tx for SqlTx<'_> {
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
         Ok(self
             .tx
-            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
             .optional()?
             .map(json))
     }
@@ -520,10 +372,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn dead_letter_timer(&mut self, id: i64, at: i64, reason: &str) -> Result<()> {
-        self.tx.execute(
-            "UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1",
-            params![id, reason, at],
-        )?;
+        self.tx.execute("UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1", params![id, reason, at])?;
         Ok(())
     }
 
@@ -562,9 +411,7 @@ impl Store for SqliteStore {
         let target = st.committed;
         loop {
             if st.failed {
-                anyhow::bail!(
-                    "an earlier fsync of the journal failed; nothing committed since is durable"
-                );
+                anyhow::bail!("an earlier fsync of the journal failed; nothing committed since is durable");
             }
             if st.synced >= target {
                 return Ok(());
@@ -603,11 +450,7 @@ impl Store for SqliteStore {
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>> {
         let conn = self.lock();
         Ok(conn
-            .query_row(
-                &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
-                params![id],
-                incident_from_row,
-            )
+            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
             .optional()?)
     }
 
@@ -622,8 +465,7 @@ impl Store for SqliteStore {
 
     fn incident_ids(&self) -> Result<Vec<String>> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
+        let mut stmt = conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -653,9 +495,7 @@ impl Store for SqliteStore {
 
     fn next_timer_due(&self) -> Result<Option<i64>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", [], |r| {
-            r.get(0)
-        })?)
+        Ok(conn.query_row("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", [], |r| r.get(0))?)
     }
 
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
@@ -669,12 +509,18 @@ impl Store for SqliteStore {
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0", [], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = ?1 ORDER BY created_at, invocation_id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INTENT_COLS} FROM intents WHERE incident_id = ?1 ORDER BY created_at, invocation_id"
+        ))?;
         let rows = stmt.query_map(params![incident_id], intent_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -692,10 +538,7 @@ impl Store for SqliteStore {
 
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let conn = self.lock();
-        conn.execute(
-            "UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1",
-            params![invocation_id],
-        )?;
+        conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
         Ok(())
     }
 
@@ -735,18 +578,14 @@ impl Store for SqliteStore {
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
         let conn = self.lock();
         Ok(conn
-            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
             .optional()?
             .map(json))
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<String>> {
         let conn = self.lock();
-        Ok(conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0))
-            .optional()?)
+        Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
@@ -756,9 +595,8 @@ impl Store for SqliteStore {
     fn verify(&self) -> Result<VerifyReport> {
         let conn = self.lock();
         let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
-        let mut stmt = conn.prepare(
-            "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq",
-        )?;
+        let mut stmt =
+            conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq")?;
         let mut rows = stmt.query([])?;
         let mut expected_seq = 1i64;
         let mut prev = GENESIS.to_string();
@@ -771,26 +609,23 @@ impl Store for SqliteStore {
             let prev_hash: String = r.get(5)?;
             let hash: String = r.get(6)?;
             if seq != expected_seq {
-                report
-                    .problems
-                    .push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
+                report.problems.push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
             }
             if prev_hash != prev {
-                report.problems.push(format!(
-                    "event {seq} ({incident} {kind}) does not chain to the event before it"
-                ));
+                report.problems.push(format!("event {seq} ({incident} {kind}) does not chain to the event before it"));
             }
             if event_hash(&prev_hash, seq, &incident, at, &kind, &data) != hash {
-                report.problems.push(format!("event {seq} ({incident} {kind}) was edited: its contents no longer match its hash"));
+                report
+                    .problems
+                    .push(format!("event {seq} ({incident} {kind}) was edited: its contents no longer match its hash"));
             }
             prev = hash;
             expected_seq = seq + 1;
             report.events += 1;
         }
         report.head = prev.clone();
-        let recorded: Option<String> = conn
-            .query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0))
-            .optional()?;
+        let recorded: Option<String> =
+            conn.query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0)).optional()?;
         if let Some(rec) = recorded {
             let (seq, hash) = rec.split_once(':').unwrap_or(("0", ""));
             let seq: i64 = seq.parse().unwrap_or(0);
@@ -805,6 +640,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod migrations;
 mod outbox;
 #[cfg(test)]
 mod tests;

@@ -95,11 +95,7 @@ impl Daemon {
         Self::start_with_env(fixture, extra_config, &[])
     }
 
-    pub(crate) fn start_with_env(
-        fixture: &str,
-        extra_config: &str,
-        env: &[(&str, &str)],
-    ) -> Daemon {
+    pub(crate) fn start_with_env(fixture: &str, extra_config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join("tests/fixtures").join(fixture), dir.path());
         let port = free_port();
@@ -270,10 +266,8 @@ impl TestServer {
                             return;
                         }
                         let mut parts = line.split_whitespace();
-                        let (method, path) = (
-                            parts.next().unwrap_or("").to_string(),
-                            parts.next().unwrap_or("").to_string(),
-                        );
+                        let (method, path) =
+                            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
                         let mut headers = Vec::new();
                         let mut len = 0usize;
                         loop {
@@ -338,11 +332,7 @@ pub(crate) fn one_shot_server(status: u16) -> (u16, std::sync::mpsc::Receiver<(S
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         let len: usize = head
             .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap())
-            })
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
             .unwrap_or(0);
         while buf.len() < head_end + len {
             let n = s.read(&mut chunk).unwrap();
@@ -447,16 +437,18 @@ impl ChaosServer {
                                 "500 Internal Server Error"
                             }
                             Mode::Ok => {
-                                delivered.lock().unwrap().push(Delivered {
-                                    key,
-                                    path,
-                                    at: std::time::Instant::now(),
-                                });
+                                delivered.lock().unwrap().push(Delivered { key, path, at: std::time::Instant::now() });
                                 "200 OK"
                             }
                         };
                         let reply = "{\"ok\":true}";
-                        if write!(out, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}", reply.len()).is_err() {
+                        if write!(
+                            out,
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        )
+                        .is_err()
+                        {
                             return;
                         }
                     }

@@ -35,19 +35,12 @@ impl TestServer {
 
     /// Like `start`, but each response waits for one message on the returned
     /// sender, so a test controls exactly when a call can finish.
-    pub(crate) fn start_gated(
-        status: u16,
-        reply: &'static str,
-    ) -> (TestServer, std::sync::mpsc::Sender<()>) {
+    pub(crate) fn start_gated(status: u16, reply: &'static str) -> (TestServer, std::sync::mpsc::Sender<()>) {
         let (tx, rx) = std::sync::mpsc::channel();
         (Self::start_inner(status, reply, Some(rx)), tx)
     }
 
-    fn start_inner(
-        status: u16,
-        reply: &'static str,
-        gate: Option<std::sync::mpsc::Receiver<()>>,
-    ) -> TestServer {
+    fn start_inner(status: u16, reply: &'static str, gate: Option<std::sync::mpsc::Receiver<()>>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -79,10 +72,7 @@ impl TestServer {
                     }
                 }
                 let get = |n: &str| {
-                    headers
-                        .iter()
-                        .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
-                        .map(|(_, v)| v.clone())
+                    headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone())
                 };
                 let mut body = Vec::new();
                 if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
@@ -142,13 +132,7 @@ pub(crate) fn host_with(grants: &[(&str, PluginGrant)]) -> PluginHost {
 }
 
 pub(crate) fn inv(id: &str, mode: RunMode) -> Invocation {
-    Invocation {
-        invocation_id: id.into(),
-        incident_id: "inc-1".into(),
-        mode,
-        now_unix_ms: 0,
-        budget_ms: None,
-    }
+    Invocation { invocation_id: id.into(), incident_id: "inc-1".into(), mode, now_unix_ms: 0, budget_ms: None }
 }
 
 pub(crate) fn incident() -> IncidentInfo {
@@ -185,10 +169,7 @@ pub(crate) fn customer(id: &str) -> CustomerRef {
 }
 
 pub(crate) fn target(pairs: &[(&str, &str)]) -> NotifyTarget {
-    NotifyTarget {
-        config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..Default::default()
-    }
+    NotifyTarget { config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
 }
 
 /// Runs the test `test` (a `module_path!()`-qualified name) again in a child

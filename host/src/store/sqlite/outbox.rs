@@ -47,11 +47,7 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
     })
 }
 
-pub(super) fn claim_intents(
-    conn: &mut Connection,
-    now: i64,
-    limit: usize,
-) -> Result<Vec<IntentRow>> {
+pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
         let mut stmt = tx.prepare(
@@ -63,43 +59,35 @@ pub(super) fn claim_intents(
         rows.collect::<rusqlite::Result<_>>()?
     };
     for r in &rows {
-        tx.execute(
-            "UPDATE intents SET claimed = 1 WHERE invocation_id = ?1",
-            params![r.invocation_id],
-        )?;
+        tx.execute("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1", params![r.invocation_id])?;
     }
     tx.commit()?;
     Ok(rows)
 }
 
-pub(super) fn release_intent(
-    conn: &Connection,
-    invocation_id: &str,
-    not_before: Option<i64>,
-) -> Result<()> {
+pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
     match not_before {
         Some(t) => conn.execute(
             "UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1",
             params![invocation_id, t],
         )?,
-        None => conn.execute(
-            "UPDATE intents SET claimed = 0 WHERE invocation_id = ?1",
-            params![invocation_id],
-        )?,
+        None => conn.execute("UPDATE intents SET claimed = 0 WHERE invocation_id = ?1", params![invocation_id])?,
     };
     Ok(())
 }
 
 pub(super) fn defer_timer(conn: &Connection, id: i64, now: i64, base_ms: i64) -> Result<i64> {
-    conn.execute("UPDATE timers SET due_at = ?2 + ?3 * (1 << MIN(attempts, 8)), attempts = attempts + 1 WHERE id = ?1", params![id, now, base_ms])?;
+    conn.execute(
+        "UPDATE timers SET due_at = ?2 + ?3 * (1 << MIN(attempts, 8)), attempts = attempts + 1 WHERE id = ?1",
+        params![id, now, base_ms],
+    )?;
     Ok(conn.query_row("SELECT attempts FROM timers WHERE id = ?1", params![id], |r| r.get(0))?)
 }
 
 pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
     let mut out = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT id, incident_id, dead_letter, dead_at FROM timers WHERE dead_letter IS NOT NULL",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT id, incident_id, dead_letter, dead_at FROM timers WHERE dead_letter IS NOT NULL")?;
     let rows = stmt.query_map([], |r| {
         Ok(DeadLetter {
             kind: DeadItemKind::Timer,

@@ -5,11 +5,7 @@ use serde_json::json;
 
 fn append(store: &SqliteStore, n: usize) {
     for i in 0..n {
-        store
-            .transaction(&mut |tx| {
-                tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())
-            })
-            .unwrap();
+        store.transaction(&mut |tx| tx.append("INC-1", i as i64, "note", &json!({"i": i})).map(|_| ())).unwrap();
     }
 }
 
@@ -25,11 +21,7 @@ fn chain_verifies_and_detects_edits_and_deletes() {
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
     let r = store.verify().unwrap();
-    assert!(
-        r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")),
-        "{:?}",
-        r.problems
-    );
+    assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
 
     conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
     assert!(store.verify().unwrap().problems.is_empty());
@@ -58,10 +50,8 @@ fn concurrent_commits_share_flushes_and_all_land() {
             let s = store.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    s.transaction(&mut |tx| {
-                        tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ())
-                    })
-                    .unwrap();
+                    s.transaction(&mut |tx| tx.append(&format!("INC-{t}"), i, "note", &json!({"i": i})).map(|_| ()))
+                        .unwrap();
                 }
             })
         })
@@ -122,10 +112,7 @@ fn timers_cancel_by_exact_key_or_family() {
         store.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.incident_id, t.kind)).collect();
     assert_eq!(
         left,
-        [
-            ("INC-1".to_string(), "deadline:step:bridge-2".to_string()),
-            ("INC-2".to_string(), "escalate:0".to_string())
-        ]
+        [("INC-1".to_string(), "deadline:step:bridge-2".to_string()), ("INC-2".to_string(), "escalate:0".to_string())]
     );
 }
 
@@ -140,12 +127,15 @@ fn timers_stored_before_families_get_theirs() {
         }
         conn.pragma_update(None, "user_version", 2).unwrap();
         for k in ["deadline:step:a", "deadline:ack", "escalate:3", "track:stale"] {
-            conn.execute("INSERT INTO timers (incident_id, due_at, kind, data) VALUES ('INC-1', 1, ?1, '{}')", params![k]).unwrap();
+            conn.execute(
+                "INSERT INTO timers (incident_id, due_at, kind, data) VALUES ('INC-1', 1, ?1, '{}')",
+                params![k],
+            )
+            .unwrap();
         }
     }
     let s = SqliteStore::open_path(&path).unwrap();
-    let fams: Vec<(String, String)> =
-        s.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.kind, t.family)).collect();
+    let fams: Vec<(String, String)> = s.due_timers(i64::MAX).unwrap().into_iter().map(|t| (t.kind, t.family)).collect();
     let want = [
         ("deadline:step:a", "step-deadline"),
         ("deadline:ack", "deadline"),
@@ -223,11 +213,8 @@ fn corrupt_rows_are_returned_not_fatal() {
         })
         .unwrap();
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
-    conn.execute(
-        "UPDATE timers SET data = '{not json', incident_id = x'ff00' WHERE incident_id = 'INC-1'",
-        [],
-    )
-    .unwrap();
+    conn.execute("UPDATE timers SET data = '{not json', incident_id = x'ff00' WHERE incident_id = 'INC-1'", [])
+        .unwrap();
     let due = store.due_timers(10).unwrap();
     assert_eq!(due.len(), 2);
     assert_eq!(due[0].data, serde_json::Value::Null);

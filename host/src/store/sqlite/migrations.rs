@@ -1,0 +1,116 @@
+//! The journal's schema, one migration at a time.
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: journal, projections, timers, outbox, pinned playbooks, key-value.
+    r#"
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX events_incident ON events(incident_id, seq);
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        playbook_hash TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        dedup_key TEXT,
+        status TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX incidents_open_dedup ON incidents(playbook_id, dedup_key)
+        WHERE status = 'open' AND dedup_key IS NOT NULL;
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX timers_due ON timers(due_at);
+    CREATE TABLE intents (
+        invocation_id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        not_before INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        completed_at INTEGER
+    );
+    CREATE INDEX intents_pending ON intents(not_before) WHERE result IS NULL;
+    CREATE INDEX intents_incident ON intents(incident_id);
+    CREATE TABLE playbook_versions (
+        hash TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
+    // 2: drill runs (one row per run or skipped occurrence) and schedule state.
+    r#"
+    CREATE TABLE drill_runs (
+        id TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        playbook_hash TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        scheduled_for INTEGER,
+        status TEXT NOT NULL,
+        reason TEXT,
+        clock TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        score INTEGER,
+        verdict TEXT,
+        report TEXT
+    );
+    CREATE UNIQUE INDEX drill_runs_occurrence ON drill_runs(playbook_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
+    CREATE INDEX drill_runs_playbook ON drill_runs(playbook_id, created_at);
+    CREATE TABLE drill_schedules (
+        playbook_id TEXT PRIMARY KEY,
+        suspended INTEGER NOT NULL DEFAULT 0,
+        last_checked INTEGER
+    );
+    "#,
+    // 3: timers carry the family they are cancelled by, so cancellation is an
+    // exact match on a fixed value; timers stored before get theirs from their key.
+    r#"
+    ALTER TABLE timers ADD COLUMN family TEXT NOT NULL DEFAULT '';
+    UPDATE timers SET family = CASE
+        WHEN kind LIKE 'deadline:step:%' THEN 'step-deadline'
+        WHEN kind LIKE 'deadline:%' THEN 'deadline'
+        WHEN kind LIKE 'escalate:%' THEN 'escalate'
+        WHEN kind LIKE 'track:%' THEN 'track'
+        ELSE '' END;
+    CREATE INDEX timers_incident_family ON timers(incident_id, family);
+    CREATE INDEX timers_incident_kind ON timers(incident_id, kind);
+    "#,
+    // 4: per-item error isolation. A timer or intent that keeps failing (or
+    // cannot be decoded) is dead-lettered: kept with its reason, never claimed
+    // again until re-driven. Timers count their failed firings; an intent
+    // handed to a worker is `claimed` so the next batch skips it.
+    r#"
+    ALTER TABLE timers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE timers ADD COLUMN dead_letter TEXT;
+    ALTER TABLE timers ADD COLUMN dead_at INTEGER;
+    ALTER TABLE intents ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE intents ADD COLUMN dead_letter TEXT;
+    ALTER TABLE intents ADD COLUMN dead_at INTEGER;
+    CREATE INDEX intents_dead ON intents(dead_at) WHERE dead_letter IS NOT NULL;
+    CREATE INDEX timers_dead ON timers(dead_at) WHERE dead_letter IS NOT NULL;
+    "#,
+];
