@@ -169,6 +169,8 @@ fn a_quarantine_expires_by_itself_and_a_fault_after_it_doubles_the_next_one() {
     d.wait_for("the doubled quarantine", || d.log().contains("quarantine_ms=2000"));
 }
 
+/// Two targets on a server that never answers; their breakers stay closed, so
+/// every retry reaches the plugin and the retries run out quickly.
 fn silent_config(port: u16) -> String {
     format!(
         r#"
@@ -180,9 +182,11 @@ timeout = "1s"
 [targets.superiors]
 plugin = "webhook-notify"
 config = {{ url = "http://127.0.0.1:{port}/hook" }}
+breaker_failures = 1000
 [targets.departments]
 plugin = "webhook-notify"
 config = {{ url = "http://127.0.0.1:{port}/hook" }}
+breaker_failures = 1000
 [targets.customers]
 plugin = "log"
 [targets.oncall]
@@ -211,17 +215,17 @@ fn a_silent_upstream_is_a_transient_failure_and_never_quarantines_the_notifier()
         (Some(false), Some(0), Some(true)),
         "{r}"
     );
-    // The retries run out and the result is journaled as a transient failure.
+    // The retries run out and the intent is dead-lettered with the transient
+    // failure as its reason.
     let deadline = Instant::now() + Duration::from_secs(90);
     let detail = loop {
         let found = timeline(&d, &first).iter().find_map(|e| {
-            (e["kind"] == "effect_result" && e["data"]["ok"] == false)
-                .then(|| e["data"]["detail"].as_str().unwrap_or("").to_string())
+            (e["kind"] == "dead_lettered").then(|| e["data"]["reason"].as_str().unwrap_or("").to_string())
         });
         if let Some(detail) = found {
             break detail;
         }
-        assert!(Instant::now() < deadline, "no failed effect journaled; log:\n{}", d.log());
+        assert!(Instant::now() < deadline, "no dead letter journaled; log:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(detail.contains("transient"), "{detail}");

@@ -84,7 +84,7 @@ fn refused_start(dir: &Path, config: &Path) -> Run {
 /// Notices to `superiors` go through the webhook-notify plugin to `port`.
 fn webhook_config(port: u16) -> String {
     format!(
-        "[plugins.webhook-notify]\nallowed_hosts = [\"localhost:{port}\"]\nallow_private = [\"localhost\"]\n\
+        "[plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{port}\"]\nallow_private = [\"http://localhost:{port}\"]\n\
          [targets.superiors]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"http://localhost:{port}/superiors\" }}\n\
          [targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n"
     )
