@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The binary under test.
+/// The binary under test: `CRISIS_BIN` when set (so parallel checkouts that
+/// share one target directory can each test their own build), else cargo's.
 pub(crate) fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_crisis"))
+    std::env::var_os("CRISIS_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_crisis")))
 }
 
 /// The repository root (shipped playbooks and examples live there).
