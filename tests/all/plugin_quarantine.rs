@@ -183,6 +183,7 @@ timeout = "1s"
 plugin = "webhook-notify"
 config = {{ url = "http://127.0.0.1:{port}/hook" }}
 breaker_failures = 1000
+retry_for = "1s"
 [targets.departments]
 plugin = "webhook-notify"
 config = {{ url = "http://127.0.0.1:{port}/hook" }}

@@ -61,11 +61,19 @@ pub struct Delivery {
     pub breaker_failures: u32,
     /// How long an open circuit waits before one probe call.
     pub breaker_cooldown: Duration,
+    /// How long after an effect was recorded its transient failures are still
+    /// retried: an outage shorter than this delays a message but never loses it.
+    pub retry_for: Duration,
 }
 
 impl Default for Delivery {
     fn default() -> Self {
-        Delivery { concurrency: 4, breaker_failures: 5, breaker_cooldown: Duration::from_secs(30) }
+        Delivery {
+            concurrency: 4,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            retry_for: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -409,10 +417,18 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 def.breaker_cooldown
             }),
         };
+        let retry_for = match &d.retry_for {
+            None => def.retry_for,
+            Some(c) => crate::playbook::types::parse_duration(c.get_ref()).unwrap_or_else(|e| {
+                diags.push(src.at(c.span(), e));
+                def.retry_for
+            }),
+        };
         let delivery = Delivery {
             concurrency: d.concurrency.map_or(def.concurrency, |n| n.max(1) as usize),
             breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
             breaker_cooldown,
+            retry_for,
         };
         targets.insert(
             name.clone(),

@@ -66,6 +66,8 @@ pub(crate) struct TargetDecl {
     pub breaker_failures: Option<u32>,
     /// How long an open circuit waits before one probe call.
     pub breaker_cooldown: Option<Str>,
+    /// How long a transient failure keeps being retried before it is dead-lettered.
+    pub retry_for: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

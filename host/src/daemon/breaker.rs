@@ -82,9 +82,12 @@ impl Breaker {
         }
     }
 
-    /// A call answered: the target works.
-    pub(crate) fn success(&mut self) {
+    /// A call answered: the target works. Returns true if this closed a
+    /// circuit that was open or probing (the target just recovered).
+    pub(crate) fn success(&mut self) -> bool {
+        let recovered = !matches!(self.state, BreakerState::Closed { .. });
         self.state = BreakerState::Closed { failures: 0 };
+        recovered
     }
 
     /// A call failed at `now`; returns true if this opened the circuit.
@@ -149,9 +152,10 @@ mod tests {
         b.failure(150);
         assert_eq!(b.state(), BreakerState::Open { until: 250 }, "a failed probe opens it for another cooldown");
         assert_eq!(b.admit(250), Admit::Probe);
-        b.success();
+        assert!(b.success(), "a successful probe reports the recovery");
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
         assert_eq!(b.admit(251), Admit::Call);
+        assert!(!b.success(), "a success on a closed circuit is no recovery");
     }
 
     #[test]

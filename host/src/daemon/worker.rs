@@ -327,14 +327,28 @@ async fn deliver(
     match res {
         Ok(Ok(None)) => {}
         Ok(Ok(Some((ok, transient, settled)))) => {
-            let mut b = lane.breaker.lock().unwrap_or_else(|p| p.into_inner());
-            // A refusal (not transient) still shows the target answering.
-            if ok || !transient {
-                b.success();
-            } else if b.failure(now) {
-                tracing::warn!(target = %c.payload.target, "circuit opened after repeated failures; calls wait for the cooldown");
+            let recovered = {
+                let mut b = lane.breaker.lock().unwrap_or_else(|p| p.into_inner());
+                // A refusal (not transient) still shows the target answering.
+                let recovered = (ok || !transient) && b.success();
+                if !ok && transient && b.failure(now) {
+                    tracing::warn!(target = %c.payload.target, "circuit opened after repeated failures; calls wait for the cooldown");
+                }
+                recovered
+            };
+            if recovered {
+                // Its backlog need not wait out each item's own backoff.
+                let (e, target) = (engine.clone(), c.payload.target.clone());
+                let res = tokio::task::spawn_blocking(move || e.store().expedite_target(&target, now)).await;
+                match res {
+                    Ok(Ok(n)) => {
+                        tracing::info!(target = %c.payload.target, waiting = n, "circuit closed: the target answers again");
+                        engine.wake.notify_one();
+                    }
+                    Ok(Err(err)) => tracing::error!("cannot make a recovered target's backlog due: {err:#}"),
+                    Err(err) => tracing::error!("making a recovered target's backlog due panicked: {err}"),
+                }
             }
-            drop(b);
             if settled == Settled::DeadLettered {
                 tracing::warn!(invocation_id = %c.id, "side effect dead-lettered; re-drive it with: crisis retry {}", c.id);
             }

@@ -4,10 +4,12 @@
 //! Intents are executed outside the engine's writer lock and their results
 //! journaled afterwards. An intent whose result was never journaled (the
 //! process died in between) is executed again with the same invocation id,
-//! but never more than [`MAX_ATTEMPTS`] times in all: an intent that keeps
-//! failing, whose result cannot be journaled, or whose row cannot be read is
-//! dead-lettered (set aside with its reason, journaled on its incident) and
-//! can be re-driven with `crisis retry`.
+//! but an intent is given up on once it has run [`MAX_ATTEMPTS`] times *and*
+//! its target's `retry_for` has passed since it was recorded (so an outage
+//! shorter than that delays a message but never loses it). An intent that
+//! keeps failing after that, whose result cannot be journaled, or whose row
+//! cannot be read is dead-lettered (set aside with its reason, journaled on
+//! its incident) and can be re-driven with `crisis retry`.
 
 use super::Engine;
 use super::ctx::Ctx;
@@ -16,6 +18,7 @@ use super::error::EngineError;
 use super::events::Event;
 use super::state::{Incident, Status};
 use super::timers::Timer;
+use crate::config::Delivery;
 use crate::playbook::types::Purpose;
 use crate::store::{DeadItemKind, IntentRow};
 use std::collections::HashMap;
@@ -33,6 +36,9 @@ pub(crate) struct ClaimedIntent {
     pub(crate) payload: IntentPayload,
     /// Executions started before this one.
     pub(crate) attempts: i64,
+    /// When the intent was recorded (Unix ms): transient failures are retried
+    /// until the target's `retry_for` has passed since then.
+    pub(crate) created_at: i64,
 }
 
 impl ClaimedIntent {
@@ -83,7 +89,7 @@ impl Outbox {
             self.record(engine, c, &outcome, failures)?;
             return Ok(Next::Settled);
         }
-        if c.attempts >= MAX_ATTEMPTS {
+        if c.attempts >= MAX_ATTEMPTS && !still_retried(engine, c) {
             let reason = format!("ran {} times without a journaled result", c.attempts);
             engine.dead_letter_intent(c, &reason)?;
             return Ok(Next::Settled);
@@ -98,13 +104,14 @@ impl Outbox {
     /// Journals how an execution ended, or schedules its retry.
     pub(crate) fn settle(&self, engine: &Engine, c: &ClaimedIntent, outcome: EffectOutcome) -> anyhow::Result<Settled> {
         if !outcome.ok && outcome.transient {
-            if c.attempts + 1 < MAX_ATTEMPTS {
+            if c.attempts + 1 < MAX_ATTEMPTS || still_retried(engine, c) {
                 let at = engine.now() + backoff_ms(c.attempts);
                 tracing::warn!(invocation_id = %c.id, "transient failure, retrying in {} ms: {}", at - engine.now(), outcome.detail);
                 engine.store().release_intent(&c.id, Some(at))?;
                 return Ok(Settled::Retrying(at));
             }
-            let reason = format!("failed {} times: {}", c.attempts + 1, outcome.detail);
+            let secs = (engine.now() - c.created_at) / 1000;
+            let reason = format!("failed {} times in {secs} s: {}", c.attempts + 1, outcome.detail);
             engine.dead_letter_intent(c, &reason)?;
             return Ok(Settled::DeadLettered);
         }
@@ -152,6 +159,18 @@ impl Outbox {
     }
 }
 
+/// Whether `c` is still inside its target's `retry_for` window (targets
+/// without their own limits, such as customer channels, use the default).
+fn still_retried(engine: &Engine, c: &ClaimedIntent) -> bool {
+    let retry_for = engine
+        .generation()
+        .config
+        .targets
+        .get(&c.payload.target)
+        .map_or(Delivery::default().retry_for, |t| t.delivery.retry_for);
+    engine.now() - c.created_at < retry_for.as_millis() as i64
+}
+
 impl Engine {
     /// Claims up to `limit` due intents. Rows whose payload cannot be read are
     /// dead-lettered here, so the caller only sees intents it can run.
@@ -165,6 +184,7 @@ impl Engine {
                     incident_id: row.incident_id,
                     payload,
                     attempts: row.attempts,
+                    created_at: row.created_at,
                 }),
                 Err(e) => self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}")),
             }

@@ -196,6 +196,10 @@ pub trait Store: Send + Sync {
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
     /// Releases every claim; called at startup, when no call can be running.
     fn release_claims(&self) -> Result<usize>;
+    /// Makes every waiting (unclaimed, backed-off) intent for `target` due at
+    /// `now`: called when the target recovers, so its backlog goes out at once
+    /// instead of after each item's own backoff. Returns how many.
+    fn expedite_target(&self, target: &str, now: i64) -> Result<usize>;
     /// Postpones a timer whose firing failed by `base_ms` doubled for each
     /// earlier failure (at most 256 times); returns how many times it failed.
     fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64>;

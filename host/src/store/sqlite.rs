@@ -563,6 +563,10 @@ impl Store for SqliteStore {
         Ok(self.lock().execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
     }
 
+    fn expedite_target(&self, target: &str, now: i64) -> Result<usize> {
+        outbox::expedite_target(&self.lock(), target, now)
+    }
+
     fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64> {
         outbox::defer_timer(&self.lock(), id, now, base_ms)
     }

@@ -76,6 +76,15 @@ pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before:
     Ok(())
 }
 
+pub(super) fn expedite_target(conn: &Connection, target: &str, now: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE intents SET not_before = ?2 \
+         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before > ?2 \
+           AND json_valid(payload) AND json_extract(payload, '$.target') = ?1",
+        params![target, now],
+    )?)
+}
+
 pub(super) fn defer_timer(conn: &Connection, id: i64, now: i64, base_ms: i64) -> Result<i64> {
     conn.execute(
         "UPDATE timers SET due_at = ?2 + ?3 * (1 << MIN(attempts, 8)), attempts = attempts + 1 WHERE id = ?1",

@@ -245,3 +245,32 @@ fn the_fsync_failpoint_is_read_as_a_positive_count() {
     assert_eq!(parse_fsync_failpoint("fsync-error-after:0"), None);
     assert_eq!(parse_fsync_failpoint("after-execute"), None);
 }
+
+#[test]
+fn a_recovered_targets_backlog_is_made_due_and_no_other() {
+    let store = SqliteStore::in_memory().unwrap();
+    let intent = |id: &str, target: &str, not_before: i64| IntentRow {
+        invocation_id: id.into(),
+        incident_id: "INC-1".into(),
+        created_at: 0,
+        not_before,
+        payload: json!({ "target": target }),
+        attempts: 1,
+        result: None,
+    };
+    store
+        .transaction(&mut |tx| {
+            tx.add_intent(&intent("INC-1.1", "pager", 500))?;
+            tx.add_intent(&intent("INC-1.2", "pager", 900))?;
+            tx.add_intent(&intent("INC-1.3", "managers", 900))?;
+            tx.add_intent(&intent("INC-1.4", "pager", 900))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.claim_intents(600, 1).unwrap()[0].invocation_id, "INC-1.1");
+    // The claimed one is running; the waiting pager items become due now.
+    assert_eq!(store.expedite_target("pager", 100).unwrap(), 2);
+    let due: Vec<String> = store.claim_intents(100, 10).unwrap().into_iter().map(|r| r.invocation_id).collect();
+    assert_eq!(due, vec!["INC-1.2", "INC-1.4"]);
+    assert!(store.claim_intents(899, 10).unwrap().is_empty(), "another target's backoff is kept");
+}
