@@ -261,3 +261,39 @@ fn corrupt_rows_are_dead_lettered_and_everything_else_keeps_working() {
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_message_older_than_the_first_response_time_is_warned_about_and_journaled_once() {
+    let pager = ChaosServer::start(Mode::Fail);
+    let managers = ChaosServer::start(Mode::Ok);
+    let cfg = format!(
+        "[limits]\nfirst_response = \"2s\"\n{}{QUIET}{}{}",
+        plugin_grant(&[pager.port, managers.port], "5s"),
+        webhook(pager.port, "pager", "breaker_failures = 2\nbreaker_cooldown = \"1s\"\n"),
+        webhook(managers.port, "managers", "")
+    ) + "[targets.good]\nplugin = \"log\"\n[targets.bad]\nplugin = \"log\"\n";
+    let d = Daemon::start("outbox", &cfg);
+    let id = trigger(&d, "page", 1);
+
+    wait_until(&d, "the late page to be journaled", 30, || events(&d, &id).iter().any(|e| e["kind"] == "notice_late"));
+    let late: Vec<Value> = events(&d, &id).into_iter().filter(|e| e["kind"] == "notice_late").collect();
+    assert_eq!(late[0]["data"]["target"], "pager", "{late:#?}");
+    assert!(late[0]["data"]["waited_secs"].as_i64().unwrap() >= 2, "{late:#?}");
+    assert!(d.log().contains("delivery is not keeping up"), "{}", d.log());
+    let s = status(&d);
+    assert!(s["outbox"]["oldest_age_seconds"]["pager"].as_f64().unwrap() >= 2.0, "{s}");
+    assert!(get_text(&d, "/metrics").contains("crisis_outbox_oldest_age_seconds{target=\"pager\"}"));
+    let timeline = d.ok(&["timeline", &id]);
+    assert!(timeline.contains("still waiting after"), "{timeline}");
+
+    // The target recovers: its backlog goes out, the daemon says it caught up,
+    // and the late page was journaled once, not at every check.
+    pager.set(Mode::Ok);
+    wait_until(&d, "the page after recovery", 60, || !pager.delivered().is_empty());
+    wait_until(&d, "delivery to catch up", 30, || d.log().contains("delivery caught up"));
+    let s = status(&d);
+    assert!(s["outbox"]["depth"].get("pager").is_none(), "{s}");
+    assert!(s["outbox"]["executed_last_minute"]["pager"].as_u64().unwrap() >= 1, "{s}");
+    let late = events(&d, &id).into_iter().filter(|e| e["kind"] == "notice_late").count();
+    assert_eq!(late, 1);
+}

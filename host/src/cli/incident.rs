@@ -409,11 +409,23 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
     }
     println!("  open incidents: {}", v.open_incidents);
     let o = &v.outbox;
-    let depth: Vec<String> = o.depth.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    let depth: Vec<String> = o
+        .depth
+        .iter()
+        .map(|(t, n)| match o.oldest_age_seconds.get(t) {
+            Some(age) => format!("{t} {n} (oldest {age:.0} s)"),
+            None => format!("{t} {n}"),
+        })
+        .collect();
     println!(
         "  outbox: {}",
         if depth.is_empty() { "empty".to_string() } else { format!("pending {}", depth.join(", ")) }
     );
+    let rate: Vec<String> =
+        o.executed_last_minute.iter().filter(|(_, n)| **n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+    if !rate.is_empty() {
+        println!("  sent in the last minute: {}", rate.join(", "));
+    }
     for b in o.breakers.iter().filter(|b| b.state != "closed") {
         println!(
             "    breaker {}: {}{}",

@@ -161,6 +161,9 @@ pub struct Limits {
     pub max_body_kb: u32,
     /// Side-effect calls running at once across every target.
     pub effects_concurrency: usize,
+    /// How long a notice may wait in the outbox before the daemon warns (in
+    /// the log and on the late notice's incident) that delivery lags.
+    pub first_response: Duration,
 }
 
 /// A window in which no scheduled drill starts and running drills are halted.
@@ -446,6 +449,13 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         intake_per_minute: limits.intake_per_minute.unwrap_or(600),
         max_body_kb: limits.max_body_kb.unwrap_or(1024),
         effects_concurrency: limits.effects_concurrency.map_or(16, |n| n.max(1) as usize),
+        first_response: match &limits.first_response {
+            None => Duration::from_secs(120),
+            Some(s) => crate::playbook::types::parse_duration(s.get_ref()).unwrap_or_else(|e| {
+                diags.push(src.at(s.span(), format!("[limits] first_response: {e}")));
+                Duration::from_secs(120)
+            }),
+        },
     };
     let drills_decl = file.drills.clone().unwrap_or_default();
     let mut blackout = Vec::new();

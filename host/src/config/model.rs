@@ -120,6 +120,8 @@ pub(crate) struct LimitsDecl {
     pub max_body_kb: Option<u32>,
     /// Side-effect calls running at once across every target.
     pub effects_concurrency: Option<u32>,
+    /// How long a notice may wait in the outbox before a warning is raised.
+    pub first_response: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

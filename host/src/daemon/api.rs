@@ -331,11 +331,13 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
     })
 }
 
-/// Breakers, depth per target and dead letters.
+/// Breakers, depth, oldest wait and throughput per target, and dead letters.
 fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
     use super::breaker::BreakerState;
     let store = st.engine.store();
     let dead_letters = store.dead_letters().map_err(ApiError::internal)?;
+    let lanes = store.outbox_lanes().map_err(ApiError::internal)?;
+    let now = st.engine.now();
     let breakers: Vec<BreakerStatus> = st
         .dispatch
         .lanes()
@@ -353,7 +355,9 @@ fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
     Ok(OutboxStatus {
         breakers,
         open_breakers,
-        depth: store.outbox_depth().map_err(ApiError::internal)?.into_iter().collect(),
+        depth: lanes.iter().map(|l| (l.target.clone(), l.depth)).collect(),
+        oldest_age_seconds: lanes.iter().map(|l| (l.target.clone(), super::lag::oldest_age_secs(l, now))).collect(),
+        executed_last_minute: st.dispatch.throughput.last_minute(now),
         dead_letter_count: dead_letters.len(),
         dead_letters,
     })
@@ -404,7 +408,13 @@ async fn unquarantine(State(st): State<Arc<AppState>>, Path(name): Path<String>)
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
     let text = tokio::task::spawn_blocking(move || {
-        s.metrics.refresh_outbox(&s.dispatch.open_by_target(), &**s.engine.store());
+        let now = s.engine.now();
+        s.metrics.refresh_outbox(
+            &s.dispatch.open_by_target(),
+            &s.dispatch.throughput.last_minute(now),
+            &**s.engine.store(),
+            now,
+        );
         s.metrics.refresh_plugins(&s.plugins.list());
         s.metrics.render()
     })

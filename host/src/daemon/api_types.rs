@@ -412,6 +412,12 @@ pub(crate) struct OutboxStatus {
     pub open_breakers: Vec<String>,
     /// Pending side effects per target.
     pub depth: std::collections::BTreeMap<String, i64>,
+    /// Per target, how long its oldest pending side effect has waited (seconds).
+    #[serde(default)]
+    pub oldest_age_seconds: std::collections::BTreeMap<String, f64>,
+    /// Side effects executed per target in the last minute.
+    #[serde(default)]
+    pub executed_last_minute: std::collections::BTreeMap<String, u64>,
     /// How many timers and intents are dead-lettered.
     pub dead_letter_count: usize,
     pub dead_letters: Vec<crate::store::DeadLetter>,

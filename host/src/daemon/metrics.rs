@@ -107,6 +107,10 @@ pub struct Metrics {
     pub breaker_open: Family<TargetLabels, Gauge>,
     /// Pending side effects per target.
     pub outbox_depth: Family<TargetLabels, Gauge>,
+    /// How long each target's oldest pending side effect has waited.
+    pub outbox_oldest_age: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Side effects executed per target in the last minute.
+    pub outbox_executed_last_minute: Family<TargetLabels, Gauge>,
     /// Timers and intents set aside after failing persistently.
     pub dead_letters: Gauge,
 }
@@ -143,6 +147,8 @@ impl Metrics {
             intake: Family::default(),
             breaker_open: Family::default(),
             outbox_depth: Family::default(),
+            outbox_oldest_age: Family::default(),
+            outbox_executed_last_minute: Family::default(),
             dead_letters: Gauge::default(),
         };
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
@@ -189,6 +195,16 @@ impl Metrics {
             m.breaker_open.clone(),
         );
         r.register("outbox_depth", "Pending side effects by target", m.outbox_depth.clone());
+        r.register(
+            "outbox_oldest_age_seconds",
+            "How long the target's oldest pending side effect has waited",
+            m.outbox_oldest_age.clone(),
+        );
+        r.register(
+            "outbox_executed_last_minute",
+            "Side effects executed for the target in the last minute",
+            m.outbox_executed_last_minute.clone(),
+        );
         r.register(
             "dead_letters",
             "Timers and side effects set aside after failing persistently",
@@ -283,15 +299,30 @@ impl Metrics {
         }
     }
 
-    /// Refreshes the outbox gauges: breakers per target, depth, dead letters.
-    pub(crate) fn refresh_outbox(&self, open: &std::collections::BTreeMap<String, bool>, store: &dyn Store) {
+    /// Refreshes the outbox gauges: breakers per target, depth, oldest wait,
+    /// executions in the last minute, dead letters.
+    pub(crate) fn refresh_outbox(
+        &self,
+        open: &std::collections::BTreeMap<String, bool>,
+        executed: &std::collections::BTreeMap<String, u64>,
+        store: &dyn Store,
+        now_ms: i64,
+    ) {
         for (target, open) in open {
             self.breaker_open.get_or_create(&TargetLabels { target: target.clone() }).set(i64::from(*open));
         }
+        for (target, n) in executed {
+            self.outbox_executed_last_minute
+                .get_or_create(&TargetLabels { target: target.clone() })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
         self.outbox_depth.clear();
-        if let Ok(depth) = store.outbox_depth() {
-            for (target, n) in depth {
-                self.outbox_depth.get_or_create(&TargetLabels { target }).set(n);
+        self.outbox_oldest_age.clear();
+        if let Ok(lanes) = store.outbox_lanes() {
+            for l in lanes {
+                let labels = TargetLabels { target: l.target.clone() };
+                self.outbox_oldest_age.get_or_create(&labels).set(super::lag::oldest_age_secs(&l, now_ms));
+                self.outbox_depth.get_or_create(&labels).set(l.depth);
             }
         }
         if let Ok(dead) = store.dead_letters() {

@@ -11,6 +11,7 @@ pub mod drills;
 mod engine_call;
 pub(crate) mod executor;
 pub(crate) mod intake;
+pub(crate) mod lag;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod plugins;
@@ -226,6 +227,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
+    tokio::spawn(lag::watch(engine.clone(), stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
     let g = engine.generation();
     tracing::info!(

@@ -56,6 +56,8 @@ pub(crate) struct Dispatch {
     outbox: Outbox,
     /// Pages already escalated around while their circuit was open.
     rerouted: Mutex<HashSet<String>>,
+    /// Messages executed per target over the last minute.
+    pub(crate) throughput: super::lag::Throughput,
 }
 
 impl Dispatch {
@@ -66,6 +68,7 @@ impl Dispatch {
             global: Arc::new(Semaphore::new(global.max(1))),
             outbox: Outbox::default(),
             rerouted: Mutex::default(),
+            throughput: super::lag::Throughput::default(),
         }
     }
 
@@ -348,6 +351,9 @@ async fn deliver(
                     Ok(Err(err)) => tracing::error!("cannot make a recovered target's backlog due: {err:#}"),
                     Err(err) => tracing::error!("making a recovered target's backlog due panicked: {err}"),
                 }
+            }
+            if settled == Settled::Recorded {
+                dispatch.throughput.record(&c.payload.target, now);
             }
             if settled == Settled::DeadLettered {
                 tracing::warn!(invocation_id = %c.id, "side effect dead-lettered; re-drive it with: crisis retry {}", c.id);

@@ -169,7 +169,7 @@ impl Facts {
                 }
                 // Not judged here.
                 // Delivery trouble is the outbox's, not the participants'.
-                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } => {}
+                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
             }
         }
         f

@@ -136,6 +136,13 @@ pub enum Event {
         purpose: Option<Purpose>,
         by: String,
     },
+    /// This incident's message has waited in the outbox longer than the
+    /// first-response time: delivery to `target` is not keeping up.
+    NoticeLate {
+        invocation_id: String,
+        target: String,
+        waited_secs: i64,
+    },
 }
 
 impl Event {
@@ -167,6 +174,7 @@ impl Event {
             Event::EffectResult { .. } => "effect_result",
             Event::DeadLettered { .. } => "dead_lettered",
             Event::Redriven { .. } => "redriven",
+            Event::NoticeLate { .. } => "notice_late",
         }
     }
 
@@ -232,6 +240,7 @@ mod tests {
                 reason: "r".into(),
             },
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
+            Event::NoticeLate { invocation_id: "I.1".into(), target: "t".into(), waited_secs: 130 },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

@@ -172,6 +172,26 @@ fn still_retried(engine: &Engine, c: &ClaimedIntent) -> bool {
 }
 
 impl Engine {
+    /// Journals on `incident` that its message `invocation_id` to `target` has
+    /// waited `waited_secs`, longer than the first-response time.
+    pub(crate) fn note_late_notice(
+        &self,
+        incident: &str,
+        invocation_id: &str,
+        target: &str,
+        waited_secs: i64,
+    ) -> Result<(), EngineError> {
+        self.mutate(incident, true, |ctx| {
+            ctx.emit(Event::NoticeLate {
+                invocation_id: invocation_id.to_string(),
+                target: target.to_string(),
+                waited_secs,
+            })?;
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
     /// Claims up to `limit` due intents. Rows whose payload cannot be read are
     /// dead-lettered here, so the caller only sees intents it can run.
     pub(crate) fn claim_intents(&self, limit: usize) -> Result<Vec<ClaimedIntent>, EngineError> {

@@ -367,7 +367,7 @@ impl Incident {
                 let c = self.effects.entry(purpose.to_string()).or_default();
                 c.failed = c.failed.saturating_sub(1);
             }
-            Event::DeadLettered { .. } | Event::Redriven { .. } => {}
+            Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
         }
     }
 

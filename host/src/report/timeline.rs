@@ -70,5 +70,8 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::Redriven { invocation_id, by, .. } => {
             format!("message {invocation_id} re-driven by {by}")
         }
+        Event::NoticeLate { invocation_id, target, waited_secs } => {
+            format!("LATE: message {invocation_id} to {target} still waiting after {waited_secs} s (delivery is not keeping up)")
+        }
     }
 }

@@ -205,8 +205,8 @@ pub trait Store: Send + Sync {
     fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64>;
     /// Every dead-lettered timer and intent, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
-    /// Pending (not dead-lettered) intents per delivery target.
-    fn outbox_depth(&self) -> Result<Vec<(String, i64)>>;
+    /// Pending (not dead-lettered) intents per delivery target, with the oldest.
+    fn outbox_lanes(&self) -> Result<Vec<OutboxLane>>;
     /// A stored playbook version by hash; `None` if never stored.
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>>;
     /// A piece of daemon state by key; `None` if never set.
@@ -225,6 +225,22 @@ pub enum DeadItemKind {
     Timer,
     /// A side-effect intent (its id is the invocation id).
     Intent,
+}
+
+/// The pending side effects of one delivery target: how many wait, and the
+/// one that has waited longest (what "is delivery keeping up" is judged by).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxLane {
+    /// The target named in the intents' payload (`?` if unreadable).
+    pub target: String,
+    /// Pending, not dead-lettered intents.
+    pub depth: i64,
+    /// When the oldest of them was recorded (Unix ms).
+    pub oldest_at: i64,
+    /// The oldest intent's invocation id.
+    pub oldest_id: String,
+    /// The incident the oldest intent belongs to.
+    pub oldest_incident: String,
 }
 
 /// An item set aside after failing persistently or being unreadable.

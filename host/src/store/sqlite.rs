@@ -575,8 +575,8 @@ impl Store for SqliteStore {
         outbox::dead_letters(&self.lock())
     }
 
-    fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {
-        outbox::outbox_depth(&self.lock())
+    fn outbox_lanes(&self) -> Result<Vec<OutboxLane>> {
+        outbox::outbox_lanes(&self.lock())
     }
 
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {

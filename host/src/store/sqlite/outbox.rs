@@ -5,7 +5,7 @@
 //! (or JSON `null`) instead of failing the whole query, so one corrupt row
 //! reaches the engine, which dead-letters it, while every other row still runs.
 
-use super::{DeadItemKind, DeadLetter, IntentRow, Result, TimerRow, json};
+use super::{DeadItemKind, DeadLetter, IntentRow, OutboxLane, Result, TimerRow, json};
 use rusqlite::{Connection, params};
 
 /// A text column, or empty if it is missing or not text.
@@ -122,11 +122,21 @@ pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
     Ok(out)
 }
 
-pub(super) fn outbox_depth(conn: &Connection) -> Result<Vec<(String, i64)>> {
+pub(super) fn outbox_lanes(conn: &Connection) -> Result<Vec<OutboxLane>> {
+    // With MIN(), SQLite takes the bare columns from the row holding the minimum.
     let mut stmt = conn.prepare(
-        "SELECT CASE WHEN json_valid(payload) THEN COALESCE(json_extract(payload, '$.target'), '?') ELSE '?' END AS t, COUNT(*) \
+        "SELECT CASE WHEN json_valid(payload) THEN COALESCE(json_extract(payload, '$.target'), '?') ELSE '?' END AS t, \
+                COUNT(*), MIN(created_at), invocation_id, incident_id \
          FROM intents WHERE result IS NULL AND dead_letter IS NULL GROUP BY t ORDER BY t",
     )?;
-    let rows = stmt.query_map([], |r| Ok((text(r, 0), r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OutboxLane {
+            target: text(r, 0),
+            depth: r.get(1)?,
+            oldest_at: r.get(2).unwrap_or(0),
+            oldest_id: text(r, 3),
+            oldest_incident: text(r, 4),
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -171,10 +171,13 @@ fn claimed_intents_are_skipped_until_released_and_dead_letters_are_listed() {
     store.release_intent("INC-1.1", Some(20)).unwrap();
     assert!(store.claim_intents(10, 10).unwrap().is_empty(), "released but deferred");
     assert_eq!(store.claim_intents(20, 10).unwrap().len(), 1);
-    assert_eq!(store.outbox_depth().unwrap(), vec![("oncall".to_string(), 2)]);
+    let lanes = store.outbox_lanes().unwrap();
+    assert_eq!(lanes.iter().map(|l| (l.target.as_str(), l.depth)).collect::<Vec<_>>(), vec![("oncall", 2)]);
+    assert_eq!((lanes[0].oldest_at, lanes[0].oldest_incident.as_str()), (0, "INC-1"));
 
     store.transaction(&mut |tx| tx.dead_letter_intent("INC-1.2", 30, "boom")).unwrap();
-    assert_eq!(store.outbox_depth().unwrap(), vec![("oncall".to_string(), 1)]);
+    let lanes = store.outbox_lanes().unwrap();
+    assert_eq!((lanes[0].depth, lanes[0].oldest_id.as_str()), (1, "INC-1.1"), "the dead letter no longer counts");
     let timer = store.due_timers(10).unwrap().remove(0);
     assert_eq!(store.defer_timer(timer.id, 40, 1000).unwrap(), 1);
     assert_eq!(store.next_timer_due().unwrap(), Some(1040));
