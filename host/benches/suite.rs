@@ -494,8 +494,71 @@ fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
         "< 10 ms",
         p99 < 10.0,
     ));
+    notice_rows(rows, &d, token.trim(), p99);
     drop(d);
     drop(dir);
+}
+
+/// Trigger-to-notice latency and drain rate of the burst just sent: waits
+/// for the outbox to empty, then reads each notice's delay (opened → effect
+/// result, both journal timestamps) from the journal.
+fn notice_rows(rows: &mut Vec<Row>, d: &Daemon, token: &str, intake_p99_ms: f64) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let t = Instant::now();
+    loop {
+        let mut r = agent
+            .get(&format!("http://127.0.0.1:{}/v1/status", d.port))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let v: serde_json::Value = r.body_mut().read_json().unwrap();
+        if v["outbox"]["depth"].as_object().is_some_and(|m| m.is_empty()) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "the outbox never drained: {}", v["outbox"]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        d.dir.join("state/journal.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT o.at, e.at FROM events e JOIN events o ON o.incident_id = e.incident_id AND o.kind = 'opened' \
+             WHERE e.kind = 'effect_result'",
+        )
+        .unwrap();
+    let pairs: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert!(!pairs.is_empty(), "no notice was executed");
+    let mut delays: Vec<f64> = pairs.iter().map(|(o, e)| (e - o) as f64).collect();
+    delays.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
+    let (p50, p99) = (pct(0.5), pct(0.99));
+    rows.push(row(
+        &format!("trigger to notice executed p99, `log` targets, during the burst (p50 {p50:.0} ms, {} notices)", delays.len()),
+        p99,
+        "ms",
+        "trigger ingest p99 in the same burst",
+        intake_p99_ms,
+        "≤ 2,000 ms",
+        p99 <= 2000.0,
+    ));
+    let first_open = pairs.iter().map(|p| p.0).min().unwrap();
+    let last_open = pairs.iter().map(|p| p.0).max().unwrap();
+    let last_effect = pairs.iter().map(|p| p.1).max().unwrap();
+    let n = pairs.len() as f64;
+    let created = n / ((last_open - first_open).max(1) as f64 / 1000.0);
+    let drained = n / ((last_effect - first_open).max(1) as f64 / 1000.0);
+    rows.push(row(
+        "notices executed per second, first trigger to last notice",
+        drained,
+        "/s",
+        "notices created per second by intake, first to last trigger",
+        created,
+        "≥ 1.0× intake",
+        drained >= created,
+    ));
 }
 
 fn raw_sqlite_rate(n: u64) -> f64 {
