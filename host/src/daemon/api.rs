@@ -36,6 +36,7 @@ impl From<EngineError> for ApiError {
                 let hint = hint.as_ref().map(ToString::to_string);
                 ApiError::new(StatusCode::CONFLICT, msg).with_hint(hint)
             }
+            EngineError::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, msg),
             EngineError::Internal(err) => {
                 tracing::error!("internal error: {err:#}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)

@@ -212,6 +212,8 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::Closed {}
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
+            | Event::ApprovalRefused { .. }
+            | Event::ActingFor { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

@@ -155,6 +155,8 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::Resolved { .. }
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
+            | Event::ApprovalRefused { .. }
+            | Event::ActingFor { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry {
                     seq: e.seq,

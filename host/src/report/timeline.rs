@@ -70,5 +70,10 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::Redriven { invocation_id, by, .. } => {
             format!("message {invocation_id} re-driven by {by}")
         }
+        Event::ApprovalRefused { what, by, needs } => format!("REFUSED: {by} may not approve {what}: it needs {needs}"),
+        Event::ActingFor { by, token, person, action } => format!(
+            "{by}{} acting for {person}: {action}",
+            token.as_ref().map(|t| format!(" (token {t})")).unwrap_or_default()
+        ),
     }
 }
