@@ -16,7 +16,6 @@ use std::path::PathBuf;
 
 pub(crate) use crate::daemon::reload::Attempt as ReloadAttempt;
 pub(crate) use crate::incident::{StepAction, TriggerRequest};
-pub(crate) use crate::daemon::tokens::TokenState;
 pub(crate) use crate::store::VerifyReport;
 use crate::store::{TokenKind, TokenRole};
 
@@ -181,6 +180,15 @@ pub(crate) struct TokenInfo {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub revoked_by: Option<String>,
+}
+
+/// Whether a token is usable now, and if not why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TokenState {
+    Active,
+    Expired,
+    Revoked,
 }
 
 /// Reply to `POST /v1/tokens`: the secret, this once only.

@@ -2,7 +2,7 @@
 //! constant time by one middleware in front of every `/v1` route.
 
 use super::api_types::ApiError;
-use super::tokens::{Action, TokenRegistry};
+use super::tokens::{Action, TokenRegistry, token_matches};
 use crate::config::state_dir::{PrivateFile, StateDir, read_private, write_private};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
@@ -132,14 +132,6 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Compares without leaking where the first difference is.
-pub(crate) fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@
 //! right for 32 random bytes, which cannot be guessed. `state_dir/api.token`
 //! stays the bootstrap admin token, which speaks for no person.
 
-use super::api_types::ApiError;
+use super::api_types::{ApiError, TokenState};
 use crate::incident::clock::{Clock, fmt_ms};
 use crate::store::{TokenKind, TokenRole, TokenRow};
 use axum::http::{Method, StatusCode};
@@ -114,6 +114,15 @@ pub(crate) fn secret_id(secret: &str) -> Option<String> {
     (hexlike(id, 8) && hexlike(key, 64)).then(|| format!("tok_{id}"))
 }
 
+/// Compares without leaking where the first difference is.
+pub(crate) fn token_matches(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A fresh token: its public id and its secret (shown once, never stored).
 pub(crate) fn generate() -> (String, String) {
     use rand::Rng;
@@ -122,15 +131,6 @@ pub(crate) fn generate() -> (String, String) {
     let key: [u8; 32] = rng.random();
     let id = hex::encode(id);
     (format!("tok_{id}"), format!("{SECRET_PREFIX}{id}_{}", hex::encode(key)))
-}
-
-/// Whether a token is usable at `now`, and if not why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum TokenState {
-    Active,
-    Expired,
-    Revoked,
 }
 
 /// A stored token's state at `now`.
@@ -279,13 +279,13 @@ impl TokenRegistry {
 
     /// The caller a bearer secret stands for.
     pub(crate) fn authenticate(&self, secret: &str) -> Result<Caller, Rejected> {
-        if super::auth::token_matches(&self.bootstrap, secret) {
+        if token_matches(&self.bootstrap, secret) {
             return Ok(Caller::bootstrap());
         }
         let id = secret_id(secret).ok_or(Rejected::Unknown)?;
         let map = self.by_id.read().unwrap_or_else(|p| p.into_inner());
         let row = map.get(&id).ok_or(Rejected::Unknown)?;
-        if !super::auth::token_matches(&row.secret_sha256, &hash_secret(secret)) {
+        if !token_matches(&row.secret_sha256, &hash_secret(secret)) {
             return Err(Rejected::Unknown);
         }
         match state_at(row, self.now()) {
