@@ -18,7 +18,9 @@ use clap::{Args, Subcommand, ValueEnum};
 /// `--as PERSON`: who is acting, recorded in the journal.
 #[derive(Debug, Args, Clone)]
 pub struct Actor {
-    /// Who is acting (a roster person id). Default: $CRISIS_USER, else $USER.
+    /// Who is acting (a roster person id). Default: your token's person; with
+    /// the bootstrap state_dir/api.token, $CRISIS_USER, else $USER. Only admin
+    /// tokens may name someone else, and that is journaled.
     #[arg(long = "as", value_name = "PERSON")]
     pub by: Option<String>,
 }

@@ -31,7 +31,7 @@ pub enum TokenCmd {
         /// Roster person id the token acts as.
         #[arg(required_unless_present = "intake", conflicts_with = "intake")]
         person: Option<String>,
-        /// What the person's token may do.
+        /// What the person's token may do: responder, approver or admin (see Roles below).
         #[arg(long, value_parser = parse_role, default_value = "responder", conflicts_with = "intake")]
         role: TokenRole,
         /// An intake token for this alert source (e.g. alertmanager) instead of a person's token.
