@@ -1,8 +1,9 @@
 //! The CLI's HTTP client for the daemon's API.
 //!
-//! The address and token come from `CRISIS_API` / `CRISIS_TOKEN`, or from the
-//! configuration (`listen`, `https` when `[tls]` is set, and the state
-//! directory's token file). A daemon with a self-signed or private-CA
+//! The address comes from `CRISIS_API`, or from the configuration (`listen`,
+//! `https` when `[tls]` is set). The token is `CRISIS_TOKEN`, else the
+//! person's own `~/.config/crisis/token` (refused if group or others may
+//! read it), else the state directory's bootstrap `api.token`. A daemon with a self-signed or private-CA
 //! certificate is trusted through `CRISIS_CA` or `[tls] ca`. Bodies and
 //! replies are the daemon's own `api_types`; error replies decode into its
 //! `ApiError`, whose status gives the exit code.
@@ -27,7 +28,10 @@ impl Client {
     /// Finds the daemon the way the CLI was configured to.
     pub(crate) fn from_cli(cli: &Cli) -> Result<Client, Failure> {
         let env_api = std::env::var("CRISIS_API").ok().filter(|s| !s.is_empty());
-        let env_token = std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty());
+        let env_token = match std::env::var("CRISIS_TOKEN").ok().filter(|s| !s.is_empty()) {
+            Some(t) => Some(t),
+            None => user_token()?,
+        };
         let env_ca = std::env::var_os("CRISIS_CA").filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
         let (base, token, ca) = match (env_api, env_token) {
             (Some(a), Some(t)) => (a, Some(t), env_ca),
@@ -58,6 +62,12 @@ impl Client {
         }
         let agent: ureq::Agent = agent.build().into();
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, agent })
+    }
+
+    /// Whether the CLI speaks with a person's (or intake) token rather than
+    /// the bootstrap admin token: then the token says who acts.
+    pub(crate) fn personal(&self) -> bool {
+        self.token.as_deref().is_some_and(|t| t.starts_with(crate::daemon::tokens::SECRET_PREFIX))
     }
 
     fn unreachable(&self, e: ureq::Error) -> Failure {
@@ -109,6 +119,33 @@ impl Client {
     }
 }
 
+/// The person's own token file, `~/.config/crisis/token`, if there is one.
+fn user_token() -> Result<Option<String>, Failure> {
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else { return Ok(None) };
+    read_user_token(&std::path::Path::new(&home).join(".config/crisis/token"))
+}
+
+/// Reads a token file that must be private to its owner: a token others
+/// can read lets them act as its person, so such a file is refused.
+fn read_user_token(path: &std::path::Path) -> Result<Option<String>, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Failure::failed(format!("cannot read {}: {e}", path.display()))),
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Failure::failed(format!(
+            "{} has mode {mode:03o}, so group or others may read your API token: run `chmod 600 {}` (and revoke the token if others could have read it)",
+            path.display(),
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
 /// The daemon's own address as the configuration gives it: `https` with
 /// `[tls]`, and loopback for a daemon listening on every address.
 fn local_url(cfg: &config::Config) -> String {
@@ -140,7 +177,7 @@ fn decode_error(status: u16, text: &str) -> ApiError {
 fn failure(e: ApiError) -> Failure {
     let mut msg = e.to_string();
     if e.status == StatusCode::UNAUTHORIZED {
-        msg.push_str(" (the CLI reads the token from state_dir/api.token or CRISIS_TOKEN)");
+        msg.push_str(" (the CLI reads the token from CRISIS_TOKEN, else ~/.config/crisis/token, else state_dir/api.token)");
     }
     Failure::new(e.exit_code(), msg)
 }
@@ -165,5 +202,19 @@ mod tests {
         // `error` already carries the next step; the separate `hint` is for other front ends.
         let hinted = failure(decode_error(422, r#"{"error":"bad: try again","hint":"try again"}"#));
         assert_eq!(hinted.message, "bad: try again");
+    }
+
+    #[test]
+    fn a_user_token_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        assert!(read_user_token(&path).unwrap().is_none());
+        std::fs::write(&path, "crisis_0011aabb_x\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = read_user_token(&path).unwrap_err();
+        assert!(e.message.contains("mode 640") && e.message.contains("chmod 600"), "{}", e.message);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_user_token(&path).unwrap().as_deref(), Some("crisis_0011aabb_x"));
     }
 }

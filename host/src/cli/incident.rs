@@ -18,14 +18,21 @@ use clap::{Args, Subcommand, ValueEnum};
 /// `--as PERSON`: who is acting, recorded in the journal.
 #[derive(Debug, Args, Clone)]
 pub struct Actor {
-    /// Who is acting (a roster person id). Default: $CRISIS_USER, else $USER.
+    /// Who is acting (a roster person id). Default: your token's person; with
+    /// the bootstrap state_dir/api.token, $CRISIS_USER, else $USER. Only admin
+    /// tokens may name someone else, and that is journaled.
     #[arg(long = "as", value_name = "PERSON")]
     pub by: Option<String>,
 }
 
 impl Actor {
-    fn or_env(&self) -> Option<String> {
-        self.by.clone().or_else(|| std::env::var("CRISIS_USER").ok()).or_else(|| std::env::var("USER").ok())
+    /// `--as`, else (with the bootstrap token only) $CRISIS_USER or $USER: a
+    /// person's token acts as its person, and naming anyone else is refused.
+    fn or_env(&self, c: &Client) -> Option<String> {
+        if self.by.is_some() || c.personal() {
+            return self.by.clone();
+        }
+        std::env::var("CRISIS_USER").ok().or_else(|| std::env::var("USER").ok())
     }
 }
 
@@ -103,7 +110,7 @@ pub(crate) fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
         labels: a.labels.iter().cloned().collect(),
         dedup_key: a.dedup_key.clone(),
         source: "cli".into(),
-        by: a.actor.or_env().unwrap_or_default(),
+        by: a.actor.or_env(&c).unwrap_or_default(),
     };
     let r: TriggerReply = c.post("/v1/incidents", &body)?;
     if cli.json {
@@ -243,16 +250,22 @@ pub(crate) fn ack(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
 
 pub(crate) fn assign(cli: &Cli, id: &str, role: Role, to: &str, actor: &Actor) -> Result<(), Failure> {
     let role = format!("{role:?}").to_lowercase();
-    let body = AssignBody { role: role.clone(), to: to.to_string(), by: actor.or_env() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/assign"), &body)?;
+    let c = Client::from_cli(cli)?;
+    let body = AssignBody { role: role.clone(), to: to.to_string(), by: actor.or_env(&c) };
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/assign"), &body)?;
     print_incident(cli, &v, &format!("{role} is now {to}"));
     Ok(())
 }
 
 pub(crate) fn approve(cli: &Cli, id: &str, step: Option<&str>, actor: &Actor) -> Result<(), Failure> {
-    let by = actor.or_env().ok_or_else(|| Failure::invalid("say who approves: --as PERSON"))?;
+    let c = Client::from_cli(cli)?;
+    let by = actor.or_env(&c);
+    if by.is_none() && !c.personal() {
+        return Err(Failure::invalid("say who approves: --as PERSON"));
+    }
     let body = ApproveBody { step: step.map(str::to_string), by: by.clone() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/approve"), &body)?;
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/approve"), &body)?;
+    let by = by.unwrap_or_else(|| "this token's person".into());
     print_incident(
         cli,
         &v,
@@ -273,15 +286,17 @@ pub(crate) fn step(
         StepVerb::Done => StepAction::Done,
         StepVerb::Skip => StepAction::Skip,
     };
-    let body = StepBody { action, note: note.map(str::to_string), by: actor.or_env() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
+    let c = Client::from_cli(cli)?;
+    let body = StepBody { action, note: note.map(str::to_string), by: actor.or_env(&c) };
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/steps/{step}"), &body)?;
     print_incident(cli, &v, &format!("step {step} {}", wire_name(&action)));
     Ok(())
 }
 
 pub(crate) fn update(cli: &Cli, id: &str, note: &str, actor: &Actor) -> Result<(), Failure> {
-    let body = UpdateBody { note: note.to_string(), by: actor.or_env() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/updates"), &body)?;
+    let c = Client::from_cli(cli)?;
+    let body = UpdateBody { note: note.to_string(), by: actor.or_env(&c) };
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/updates"), &body)?;
     print_incident(cli, &v, "updated");
     Ok(())
 }
@@ -294,16 +309,17 @@ pub(crate) fn outcome(
     aftermath: &str,
     actor: &Actor,
 ) -> Result<(), Failure> {
+    let c = Client::from_cli(cli)?;
     let body =
-        OutcomeBody { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: actor.or_env() };
-    let v: Incident = Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/outcome"), &body)?;
+        OutcomeBody { cause: cause.into(), process: process.into(), aftermath: aftermath.into(), by: actor.or_env(&c) };
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/outcome"), &body)?;
     print_incident(cli, &v, "outcome recorded");
     Ok(())
 }
 
 pub(crate) fn resolve(cli: &Cli, id: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: Incident =
-        Client::from_cli(cli)?.post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env() })?;
+    let c = Client::from_cli(cli)?;
+    let v: Incident = c.post(&format!("/v1/incidents/{id}/resolve"), &ActorBody { by: actor.or_env(&c) })?;
     print_incident(cli, &v, "resolved");
     Ok(())
 }
@@ -449,8 +465,8 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
 
 /// `crisis retry INTENT-ID`: re-drives a dead-lettered side effect.
 pub(crate) fn retry(cli: &Cli, intent: &str, actor: &Actor) -> Result<(), Failure> {
-    let v: RetryReply =
-        Client::from_cli(cli)?.post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env() })?;
+    let c = Client::from_cli(cli)?;
+    let v: RetryReply = c.post(&format!("/v1/intents/{intent}/retry"), &ActorBody { by: actor.or_env(&c) })?;
     if cli.json {
         print_reply(&v);
     } else {

@@ -10,6 +10,7 @@ mod incident;
 mod output;
 mod playbook;
 mod plugin;
+mod token;
 
 pub use output::Failure;
 
@@ -182,6 +183,9 @@ pub enum Command {
     /// Drills: run a playbook as an exercise (never reaching customers), scored, with an after-action report.
     #[command(subcommand)]
     Drill(drill::DrillCmd),
+    /// API tokens: one per person (with a role: responder, approver, admin) or per alert source (intake).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
 }
 
 /// Runs a parsed command line and maps failures to exit codes.
@@ -216,6 +220,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify => incident::verify(&cli),
         Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
+        Command::Token(cmd) => token::run(&cli, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

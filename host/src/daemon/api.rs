@@ -1,4 +1,5 @@
-//! The HTTP API: JSON under `/v1/` behind the bearer token, plus `/healthz`,
+//! The HTTP API: JSON under `/v1/` behind the bearer-token gate (which
+//! checks the token's role), plus `/healthz`,
 //! `/readyz` and `/metrics` for loopback peers (and, with `metrics_token`,
 //! for other peers that send it). Bodies and replies are
 //! the types of `api_types`, which the CLI shares.
@@ -10,6 +11,7 @@ use super::api_types::{
     StatusReply, StepBody, Timeline, TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
 use super::engine_call::with_engine;
+use super::tokens::Caller;
 use crate::incident::clock::fmt_ms;
 use crate::incident::state::Incident;
 use crate::incident::{Engine, EngineError};
@@ -20,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use std::sync::Arc;
 
 impl From<EngineError> for ApiError {
@@ -36,6 +38,7 @@ impl From<EngineError> for ApiError {
                 let hint = hint.as_ref().map(ToString::to_string);
                 ApiError::new(StatusCode::CONFLICT, msg).with_hint(hint)
             }
+            EngineError::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, msg),
             EngineError::Internal(err) => {
                 tracing::error!("internal error: {err:#}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
@@ -96,10 +99,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            super::auth::ApiToken::new(&state.token),
-            super::auth::require_token,
-        ));
+        .merge(super::token_api::routes())
+        .layer(axum::middleware::from_fn_with_state(state.tokens.clone(), super::auth::require_token));
     // Loopback peers only, unless `metrics_token` lets others in.
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -128,9 +129,14 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn trigger(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<TriggerRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
+    // A person's token triggers as that person; only admins name someone else.
+    if let Some(person) = caller.acting(Some(req.by.clone()))?.person {
+        req.by = person;
+    }
     if req.source.is_empty() {
         req.source = "api".into();
     }
@@ -167,14 +173,41 @@ fn actor(by: Option<String>) -> String {
     by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "cli".to_string())
 }
 
+/// Runs `f` on incident `id` with the acting person (`None` only for the
+/// bootstrap token without `as`). An admin acting for someone else is
+/// journaled on the incident first, as doing `action`.
+async fn acting_on<T, F>(
+    st: &AppState,
+    id: &str,
+    caller: &Caller,
+    requested: Option<String>,
+    action: &'static str,
+    f: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&Engine, Option<String>) -> Result<T, EngineError> + Send + 'static,
+    T: Send + 'static,
+{
+    let acting = caller.acting(requested)?;
+    let iid = id.to_string();
+    with_incident(st, id, move |e| {
+        if let (Some(person), Some((by, token))) = (&acting.person, &acting.delegated_by) {
+            e.record_acting_for(&iid, by, token.as_deref(), person, action)?;
+        }
+        f(e, acting.person)
+    })
+    .await
+}
+
 async fn ack(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| {
-        let by = match b.by.filter(|s| !s.is_empty()) {
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "acknowledge", move |e, by| {
+        let by = match by {
             Some(by) => by,
             None => e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
         };
@@ -186,53 +219,71 @@ async fn ack(
 
 async fn assign(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<AssignBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.assign(&id, &b.role, &b.to, &actor(b.by))).await?;
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "assign a role", move |e, by| {
+        e.assign(&id, &b.role, &b.to, &actor(by))
+    })
+    .await?;
     Ok(Json(inc))
 }
 
 async fn approve(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ApproveBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.approve(&id, b.step.as_deref(), &b.by)).await?;
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "approve", move |e, by| {
+        let by = by.ok_or_else(|| {
+            EngineError::invalid("say who approves: the bootstrap API token is no person; pass --as PERSON")
+        })?;
+        e.approve(&id, b.step.as_deref(), &by)
+    })
+    .await?;
     Ok(Json(inc))
 }
 
 async fn step(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path((id, step)): Path<(String, String)>,
     body: Result<Json<StepBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc =
-        with_incident(&st, &id.clone(), move |e| e.step(&id, &step, b.action, b.note.as_deref(), &actor(b.by))).await?;
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "work a step", move |e, by| {
+        e.step(&id, &step, b.action, b.note.as_deref(), &actor(by))
+    })
+    .await?;
     Ok(Json(inc))
 }
 
 async fn update(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<UpdateBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.update(&id, &b.note, &actor(b.by))).await?;
+    let inc =
+        acting_on(&st, &id.clone(), &caller, b.by, "post an update", move |e, by| e.update(&id, &b.note, &actor(by)))
+            .await?;
     Ok(Json(inc))
 }
 
 async fn outcome(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<OutcomeBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| {
-        e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(b.by))
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "record the outcome", move |e, by| {
+        e.record_outcome(&id, &b.cause, &b.process, &b.aftermath, &actor(by))
     })
     .await?;
     Ok(Json(inc))
@@ -240,11 +291,13 @@ async fn outcome(
 
 async fn resolve(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = with_incident(&st, &id.clone(), move |e| e.resolve(&id, &actor(b.by), "cli")).await?;
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "resolve", move |e, by| e.resolve(&id, &actor(by), "cli"))
+        .await?;
     Ok(Json(inc))
 }
 
@@ -371,11 +424,22 @@ async fn dead_letters(State(st): State<Arc<AppState>>) -> ApiResult<Vec<crate::s
 /// `crisis retry INTENT-ID`: puts a dead-lettered intent back in the outbox.
 async fn retry(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<RetryReply> {
     let Json(b) = body?;
-    let inc = with_engine(&st, move |e| e.retry_intent(&id, &actor(b.by)).map(|inc| (id, inc))).await?;
+    let acting = caller.acting(b.by)?;
+    let inc = with_engine(&st, move |e| {
+        // Journaled on the intent's incident, before the re-drive.
+        if let (Some(person), Some((by, token))) = (&acting.person, &acting.delegated_by)
+            && let Some(intent) = e.store().intent(&id)?
+        {
+            e.record_acting_for(&intent.incident_id, by, token.as_deref(), person, "re-drive a message")?;
+        }
+        e.retry_intent(&id, &actor(acting.person)).map(|inc| (id, inc))
+    })
+    .await?;
     Ok(Json(RetryReply { invocation_id: inc.0, incident: inc.1.id }))
 }
 

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 pub(crate) use crate::daemon::reload::Attempt as ReloadAttempt;
 pub(crate) use crate::incident::{StepAction, TriggerRequest};
 pub(crate) use crate::store::VerifyReport;
+use crate::store::{TokenKind, TokenRole};
 
 // ------------------------------------------------------------------ errors
 
@@ -30,6 +31,7 @@ pub(crate) enum ErrorCode {
     NotFound,
     Conflict,
     Unauthorized,
+    Forbidden,
     RateLimited,
     Internal,
 }
@@ -41,6 +43,7 @@ impl ErrorCode {
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
             StatusCode::CONFLICT => ErrorCode::Conflict,
             StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
             StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
             s if s.is_client_error() => ErrorCode::Invalid,
             _ => ErrorCode::Internal,
@@ -147,11 +150,52 @@ pub(crate) struct AssignBody {
 }
 
 /// `POST /v1/incidents/{id}/approve`: activation, or one approval step.
+/// `as` may be left out with a person's token: that person approves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ApproveBody {
     pub step: Option<String>,
-    #[serde(rename = "as")]
-    pub by: String,
+    #[serde(rename = "as", default)]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/tokens`: a person's token (with a role) or an intake token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(crate) enum CreateTokenBody {
+    Person { person: String, role: TokenRole, expires_in_secs: Option<u64> },
+    Intake { name: String, expires_in_secs: Option<u64> },
+}
+
+/// One token of `GET /v1/tokens` (never its secret or the secret's hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenInfo {
+    pub id: String,
+    pub kind: TokenKind,
+    /// The person id, or the intake source's name.
+    pub subject: String,
+    pub role: Option<TokenRole>,
+    pub state: TokenState,
+    pub created_at: i64,
+    pub created_by: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
+}
+
+/// Whether a token is usable now, and if not why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// Reply to `POST /v1/tokens`: the secret, this once only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CreatedToken {
+    pub token: TokenInfo,
+    pub secret: String,
 }
 
 /// `POST /v1/incidents/{id}/steps/{step}`.

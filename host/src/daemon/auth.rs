@@ -2,6 +2,7 @@
 //! constant time by one middleware in front of every `/v1` route.
 
 use super::api_types::ApiError;
+use super::tokens::{Action, TokenRegistry, token_matches};
 use crate::config::state_dir::{PrivateFile, StateDir, read_private, write_private};
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
@@ -42,8 +43,8 @@ pub(crate) fn ensure_token(state_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The token the `/v1` gate expects. Why: the middleware's own state, so the
-/// gate does not need the whole daemon to run.
+/// A bearer secret a gate expects (the probes' `metrics_token`). Why: the
+/// middleware's own state, so the gate does not need the whole daemon to run.
 #[derive(Clone)]
 pub(crate) struct ApiToken(Arc<str>);
 
@@ -54,13 +55,20 @@ impl ApiToken {
     }
 }
 
-/// The `/v1` gate: passes requests that carry `Authorization: Bearer <token>`,
-/// answers 401 (with `WWW-Authenticate: Bearer`) to the rest.
-pub(crate) async fn require_token(State(expected): State<ApiToken>, req: Request, next: Next) -> Response {
-    match bearer(&req) {
-        Some(t) if token_matches(&expected.0, t) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token: use the token in state_dir/api.token")
-            .into_response(),
+/// The `/v1` gate: a request needs `Authorization: Bearer <token>` with a
+/// known, unexpired, unrevoked token (else 401 with `WWW-Authenticate:
+/// Bearer`) whose role allows what it asks (else 403 saying why). The
+/// [`Caller`] is handed on to the handler as a request extension.
+pub(crate) async fn require_token(State(tokens): State<Arc<TokenRegistry>>, mut req: Request, next: Next) -> Response {
+    match bearer(&req).map(|t| tokens.authenticate(t)) {
+        Some(Ok(caller)) => {
+            if let Err(why) = caller.may(Action::of(req.method(), req.uri().path())) {
+                return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
+            }
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Some(Err(rejected)) => ApiError::new(StatusCode::UNAUTHORIZED, rejected.message()).into_response(),
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing API token: send Authorization: Bearer <state_dir/api.token>",
@@ -124,14 +132,6 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Compares without leaking where the first difference is.
-pub(crate) fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[cfg(test)]
 mod tests {
@@ -187,7 +187,10 @@ mod tests {
         use axum::routing::get;
         let app = axum::Router::new()
             .route("/v1/x", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(ApiToken::new("s3cret"), require_token));
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(TokenRegistry::new("s3cret", Vec::new(), Arc::new(crate::incident::clock::SystemClock))),
+                require_token,
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

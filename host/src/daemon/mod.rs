@@ -17,6 +17,8 @@ pub(crate) mod metrics;
 pub(crate) mod plugins;
 pub(crate) mod reload;
 pub(crate) mod tls;
+mod token_api;
+pub(crate) mod tokens;
 pub(crate) mod worker;
 
 use crate::config::state_dir::{StateDir, private_umask, restrict_file};
@@ -48,8 +50,11 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The Wasm plugin host that runs notifier, appeasement and drill plugins.
     pub plugins: Arc<crate::plugin::PluginHost>,
-    /// The bearer token API clients must send (the contents of `state_dir/api.token`).
+    /// The bootstrap admin token (the contents of `state_dir/api.token`).
     pub token: String,
+    /// Every API token the `/v1` gate accepts, kept in memory so a request
+    /// never waits for the journal database.
+    pub(crate) tokens: Arc<tokens::TokenRegistry>,
     /// Unix milliseconds when this daemon started, for status output.
     pub started_at: i64,
     /// The config file in use; `None` when running on the embedded defaults.
@@ -197,9 +202,14 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     }
     let dispatch = Arc::new(worker::Dispatch::new(cfg.limits.effects_concurrency));
     let drills = Arc::new(drills::DrillService::for_daemon(&cfg.state_dir, plugins.clone(), &engine)?);
+    let stored_tokens = {
+        let store = engine.store().clone();
+        tokio::task::spawn_blocking(move || store.tokens()).await??
+    };
     let state = Arc::new(AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
+        tokens: Arc::new(tokens::TokenRegistry::new(&token, stored_tokens, clock.clone())),
         token,
         started_at: now,
         config_path,

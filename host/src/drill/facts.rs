@@ -170,6 +170,8 @@ impl Facts {
                 // Not judged here.
                 // Delivery trouble is the outbox's, not the participants'.
                 Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
+                // Who may act, and for whom, is the API's business, not the drill's score.
+                Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
             }
         }
         f

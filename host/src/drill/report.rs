@@ -213,6 +213,8 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
             | Event::NoticeLate { .. }
+            | Event::ApprovalRefused { .. }
+            | Event::ActingFor { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

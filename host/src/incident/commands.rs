@@ -276,9 +276,13 @@ impl Engine {
         })
     }
 
-    /// Approves the activation (no step) or an approval-gated step.
+    /// Approves the activation (no step) or an approval-gated step. A person
+    /// who does not hold the approver the playbook names is refused with
+    /// [`EngineError::Forbidden`], and the refusal is journaled on the incident.
     pub fn approve(&self, id: &str, step: Option<&str>, by: &str) -> Result<Incident, EngineError> {
-        self.mutate(id, false, |ctx| {
+        let mut refused = None;
+        let inc = self.mutate(id, false, |ctx| {
+            refused = None;
             ctx.check_person(by)?;
             let (what, who) = match step {
                 None => {
@@ -305,13 +309,24 @@ impl Engine {
                 }
             };
             if !ctx.holds(by, &who) {
-                return Err(EngineError::invalid(format!("{by} cannot approve this: it needs {who}")));
+                let action = match step {
+                    None => "approve the activation".to_string(),
+                    Some(s) => format!("approve step `{s}`"),
+                };
+                let needs = who.to_string();
+                ctx.emit(Event::ApprovalRefused { what, by: by.to_string(), needs: needs.clone() })?;
+                refused = Some(EngineError::Forbidden { by: by.to_string(), action, needs });
+                return Ok(());
             }
             if ctx.inc.approvals.contains(&what) {
                 return Err(EngineError::conflict(format!("{what} is already approved")));
             }
             Ok(ctx.emit(Event::Approved { what, by: by.to_string() })?)
-        })
+        })?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(inc),
+        }
     }
 
     /// Marks a manual step done or skips a step.

@@ -32,6 +32,16 @@ pub enum EngineError {
         /// What to do about it, when the engine knows.
         hint: Option<Hint>,
     },
+    /// The person may not do this (they do not hold the role it needs).
+    #[error("{by} cannot {action}: it needs {needs}")]
+    Forbidden {
+        /// Who tried.
+        by: String,
+        /// What they tried, e.g. `approve the activation`.
+        action: String,
+        /// Whom it needs: the person, role, team or rota the playbook names.
+        needs: String,
+    },
     /// The store or the engine failed; not the caller's fault.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),

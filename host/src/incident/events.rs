@@ -143,6 +143,21 @@ pub enum Event {
         target: String,
         waited_secs: i64,
     },
+    /// Someone tried to approve (`what` as in [`Event::Approved`]) without
+    /// holding `needs` (the playbook's approver: a person, role, team or rota).
+    ApprovalRefused {
+        what: String,
+        by: String,
+        needs: String,
+    },
+    /// An admin (`by`: its person, or `bootstrap-admin`; `token`: its public id)
+    /// acts for `person` in the `action` that follows in the journal.
+    ActingFor {
+        by: String,
+        token: Option<String>,
+        person: String,
+        action: String,
+    },
 }
 
 impl Event {
@@ -175,6 +190,8 @@ impl Event {
             Event::DeadLettered { .. } => "dead_lettered",
             Event::Redriven { .. } => "redriven",
             Event::NoticeLate { .. } => "notice_late",
+            Event::ApprovalRefused { .. } => "approval_refused",
+            Event::ActingFor { .. } => "acting_for",
         }
     }
 
@@ -241,6 +258,8 @@ mod tests {
             },
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
             Event::NoticeLate { invocation_id: "I.1".into(), target: "t".into(), waited_secs: 130 },
+            Event::ApprovalRefused { what: "activation".into(), by: "bob".into(), needs: "role:duty-manager".into() },
+            Event::ActingFor { by: "carol".into(), token: Some("tok_1".into()), person: "bob".into(), action: "ack".into() },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

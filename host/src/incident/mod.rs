@@ -1,6 +1,7 @@
 //! The incident engine: six phases, steps, deadlines,
 //! escalation, dedup, and side effects recorded before they run.
 
+mod acting;
 mod advance;
 mod batch;
 pub(crate) mod clock;

@@ -368,6 +368,8 @@ impl Incident {
                 c.failed = c.failed.saturating_sub(1);
             }
             Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
+            // Records of who tried or who acted for whom; the state is unchanged.
+            Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
         }
     }
 

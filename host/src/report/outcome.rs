@@ -156,6 +156,8 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
             | Event::NoticeLate { .. }
+            | Event::ApprovalRefused { .. }
+            | Event::ActingFor { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry {
                     seq: e.seq,

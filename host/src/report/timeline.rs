@@ -73,5 +73,10 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::NoticeLate { invocation_id, target, waited_secs } => {
             format!("LATE: message {invocation_id} to {target} still waiting after {waited_secs} s (delivery is not keeping up)")
         }
+        Event::ApprovalRefused { what, by, needs } => format!("REFUSED: {by} may not approve {what}: it needs {needs}"),
+        Event::ActingFor { by, token, person, action } => format!(
+            "{by}{} acting for {person}: {action}",
+            token.as_ref().map(|t| format!(" (token {t})")).unwrap_or_default()
+        ),
     }
 }

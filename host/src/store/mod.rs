@@ -215,6 +215,83 @@ pub trait Store: Send + Sync {
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
     /// Re-walks the whole chain; returns the problems found (empty = intact).
     fn verify(&self) -> Result<VerifyReport>;
+    /// Stores a new API token (its secret's hash, never the secret); durable on return.
+    fn put_token(&self, row: &TokenRow) -> Result<()>;
+    /// Every API token, revoked and expired ones included, oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+    /// Marks a token revoked at `at` by `by`; false if no such token or it was already revoked.
+    fn revoke_token(&self, id: &str, at: i64, by: &str) -> Result<bool>;
+}
+
+/// Whom an API token speaks for. Why: a person's token acts as that person;
+/// an intake token only delivers alerts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A roster person's token; `subject` is the person id.
+    Person,
+    /// An alert source's token; `subject` is the source's name.
+    Intake,
+}
+
+/// What a person's token may do. Why: approving and administering are
+/// separate powers from working an incident.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    /// Reads, triggers and works incidents (ack, assign, steps, updates, outcome, resolve).
+    Responder,
+    /// A responder who may also approve activations and approval steps.
+    Approver,
+    /// Everything: reload, tokens, unquarantine, retry, drills, and acting for others.
+    Admin,
+}
+
+impl TokenRole {
+    /// The name stored and shown (`responder`, `approver`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Responder => "responder",
+            TokenRole::Approver => "approver",
+            TokenRole::Admin => "admin",
+        }
+    }
+
+    /// The role a stored name stands for.
+    pub fn parse(s: &str) -> Option<TokenRole> {
+        [TokenRole::Responder, TokenRole::Approver, TokenRole::Admin].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TokenRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored API token. Why: the daemon's token map is loaded from these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRow {
+    /// The public id, e.g. `tok_ab12cd34`.
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    /// Person or intake.
+    pub kind: TokenKind,
+    /// The roster person id, or the intake source's name.
+    pub subject: String,
+    /// The person's role; `None` for intake tokens.
+    pub role: Option<TokenRole>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Who created it (a person id, or `bootstrap-admin`).
+    pub created_by: String,
+    /// Unix milliseconds after which the token is refused; `None` never expires.
+    pub expires_at: Option<i64>,
+    /// Unix milliseconds when it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
 }
 
 /// Which table a dead letter sits in.

@@ -587,6 +587,21 @@ impl Store for SqliteStore {
             .map(json))
     }
 
+    fn put_token(&self, row: &TokenRow) -> Result<()> {
+        tokens::insert(&self.lock(), row)?;
+        self.sync()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
+        tokens::all(&self.lock())
+    }
+
+    fn revoke_token(&self, id: &str, at: i64, by: &str) -> Result<bool> {
+        let revoked = tokens::revoke(&self.lock(), id, at, by)?;
+        self.sync()?;
+        Ok(revoked)
+    }
+
     fn kv_get(&self, key: &str) -> Result<Option<String>> {
         let conn = self.lock();
         Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
@@ -646,5 +661,6 @@ impl Store for SqliteStore {
 
 mod migrations;
 mod outbox;
+mod tokens;
 #[cfg(test)]
 mod tests;

@@ -113,4 +113,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX intents_dead ON intents(dead_at) WHERE dead_letter IS NOT NULL;
     CREATE INDEX timers_dead ON timers(dead_at) WHERE dead_letter IS NOT NULL;
     "#,
+    // 5: API tokens. Only the SHA-256 of each secret is kept: the secret is
+    // shown once when the token is created and can never be read back.
+    r#"
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        role TEXT,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER,
+        revoked_by TEXT
+    );
+    "#,
 ];
