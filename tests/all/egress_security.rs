@@ -160,3 +160,49 @@ fn max_in_flight_is_configurable_per_grant() {
     assert_eq!(r["ok"], 12, "{r}");
     assert_eq!(server.max_open.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_reload_that_deletes_a_grant_revokes_it_at_once() {
+    let server = TestServer::start(200);
+    let lo = format!("http://127.0.0.1:{}", server.port);
+    let target = format!(
+        "[targets.superiors]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"{lo}/hook\" }}\nretry_for = \"1s\"\n{OTHER_LOG_TARGETS}"
+    );
+    let grant = format!("[plugins.webhook-notify]\nallowed_hosts = [\"{lo}\"]\nallow_private = [\"{lo}\"]\n");
+    let d = Daemon::start("engine", &format!("{grant}{target}"));
+    let first = trigger(&d);
+    d.wait_for("the granted call", || server.requests().iter().any(|r| r.path == "/hook"));
+    d.wait_for("its result", || d.ok(&["--json", "timeline", &first]).contains(&format!("POST {lo} -> 200")));
+    let before = server.requests().len();
+
+    // The grant is deleted; the target stays. The reload is accepted and the
+    // very next call to that host is refused by the host, not sent.
+    write_config(d.dir.path(), d.port, &target);
+    let reload = d.json(&["reload"]);
+    assert_eq!(reload["outcome"], "applied", "{reload}");
+    let resolved = d.cli(&["resolve", &first]);
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    let second = d.json(&[
+        "trigger",
+        "outage",
+        "--scope",
+        "EU",
+        "--field",
+        "nature=n",
+        "--label",
+        "service=billing",
+        "--label",
+        "region=us",
+    ])["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second);
+    d.wait_for("the refused call to be journaled", || {
+        let t = d.ok(&["--json", "timeline", &second]);
+        t.contains("effect_result") && t.contains("\"ok\":false") || t.contains("dead_lettered")
+    });
+    let t = d.ok(&["timeline", &second]);
+    assert!(t.contains("not allowed") || t.contains("denied") || t.contains("not granted"), "{t}");
+    assert_eq!(server.requests().len(), before, "nothing reached the host after its grant was deleted");
+}
