@@ -1,8 +1,11 @@
 //! The `crisis.toml` and roster file formats, as written by operators.
 
-use serde::Deserialize;
+use crate::diag::{Diagnostic, Source};
+use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::Duration;
 
 pub(crate) type Str = Spanned<String>;
 
@@ -66,6 +69,68 @@ pub(crate) struct TargetDecl {
     pub breaker_failures: Option<u32>,
     /// How long an open circuit waits before one probe call.
     pub breaker_cooldown: Option<Str>,
+    /// Storm control: fold notices past `after` within `within` into one digest.
+    pub digest: Option<Spanned<DigestDecl>>,
+}
+
+/// `digest = { after = 5, within = "30s" }` on a target, as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct DigestDecl {
+    /// Notices sent one by one per window before the rest are folded.
+    pub after: Option<Spanned<i64>>,
+    /// How long a window lasts from its first notice.
+    pub within: Option<Str>,
+}
+
+/// A target's storm-control rule: in a window of `within` from its first
+/// notice, the first `after` foldable notices go out one by one and the rest
+/// are folded into one digest sent when the window ends.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DigestRule {
+    /// Notices sent one by one per window.
+    pub after: u32,
+    /// Length of a window.
+    pub within: Duration,
+}
+
+/// The shortest and longest digest window.
+const WITHIN_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+
+impl DigestDecl {
+    /// The rule this declaration sets for target `name`, or diagnostics that
+    /// say which key is wrong and how to write it.
+    pub(crate) fn rule(&self, name: &str, span: Range<usize>, src: &Source, diags: &mut Vec<Diagnostic>) -> Option<DigestRule> {
+        let key = format!("targets.{name}.digest");
+        let after = match &self.after {
+            None => {
+                diags.push(src.at(span.clone(), format!("`{key}` needs `after`: how many notices per window go out one by one, e.g. digest = {{ after = 5, within = \"30s\" }}")));
+                None
+            }
+            Some(a) if *a.get_ref() < 1 || *a.get_ref() > i64::from(u32::MAX) => {
+                diags.push(src.at(a.span(), format!("`{key}.after` is {}: it must be at least 1 (the notices sent one by one before the rest are folded)", a.get_ref())));
+                None
+            }
+            Some(a) => u32::try_from(*a.get_ref()).ok(),
+        };
+        let within = match &self.within {
+            None => {
+                diags.push(src.at(span, format!("`{key}` needs `within`: how long a window lasts, between 1s and 1h, e.g. within = \"30s\"")));
+                None
+            }
+            Some(w) => match crate::playbook::types::parse_duration(w.get_ref()) {
+                Err(e) => {
+                    diags.push(src.at(w.span(), format!("`{key}.within`: {e}")));
+                    None
+                }
+                Ok(d) if d < WITHIN_RANGE.0 || d > WITHIN_RANGE.1 => {
+                    diags.push(src.at(w.span(), format!("`{key}.within` is `{}`: a digest window lasts between 1s and 1h", w.get_ref())));
+                    None
+                }
+                Ok(d) => Some(d),
+            },
+        };
+        Some(DigestRule { after: after?, within: within? })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -169,7 +169,12 @@ impl Facts {
                 }
                 // Not judged here.
                 // Delivery trouble is the outbox's, not the participants'.
-                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } => {}
+                // A folded notice is judged by its digest's result, on the incident that carries it.
+                Event::UpdateDue {}
+                | Event::Stale { .. }
+                | Event::DeadLettered { .. }
+                | Event::Redriven { .. }
+                | Event::IncludedInDigest { .. } => {}
             }
         }
         f

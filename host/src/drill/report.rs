@@ -212,6 +212,7 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::Closed {}
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
+            | Event::IncludedInDigest { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

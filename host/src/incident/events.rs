@@ -136,6 +136,13 @@ pub enum Event {
         purpose: Option<Purpose>,
         by: String,
     },
+    /// Storm control folded a notice to `target` into the digest `digest`
+    /// (an intent of its own) instead of sending it alone.
+    IncludedInDigest {
+        digest: String,
+        purpose: Purpose,
+        target: String,
+    },
 }
 
 impl Event {
@@ -167,6 +174,7 @@ impl Event {
             Event::EffectResult { .. } => "effect_result",
             Event::DeadLettered { .. } => "dead_lettered",
             Event::Redriven { .. } => "redriven",
+            Event::IncludedInDigest { .. } => "included_in_digest",
         }
     }
 
@@ -232,6 +240,7 @@ mod tests {
                 reason: "r".into(),
             },
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
+            Event::IncludedInDigest { digest: "DIG-1".into(), purpose: Purpose::Report, target: "t".into() },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

@@ -342,6 +342,15 @@ impl Incident {
                 self.status = Status::Closed;
                 self.closed_at = Some(at);
             }
+            // Folded into a digest: the step's notice is handed over, not pending here.
+            Event::IncludedInDigest { purpose, .. } => {
+                if let Some(step) = purpose.step() {
+                    let s = self.step_mut(step);
+                    if s.status == StepStatus::Ready || s.status == StepStatus::Waiting {
+                        s.status = StepStatus::Running;
+                    }
+                }
+            }
             Event::IntentRecorded { purpose, .. } => {
                 self.effects.entry(purpose.to_string()).or_default().recorded += 1;
                 if let Some(step) = purpose.step() {

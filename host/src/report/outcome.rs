@@ -155,6 +155,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::Resolved { .. }
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
+            | Event::IncludedInDigest { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry {
                     seq: e.seq,

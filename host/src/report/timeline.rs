@@ -70,5 +70,8 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::Redriven { invocation_id, by, .. } => {
             format!("message {invocation_id} re-driven by {by}")
         }
+        Event::IncludedInDigest { digest, purpose, target } => {
+            format!("{purpose} message to {target} included in digest {digest}")
+        }
     }
 }
