@@ -259,13 +259,28 @@ impl Engine {
     }
 
     /// Writes the digest's subject and text from its members into a claimed
-    /// payload; the stored text is only the first member's.
+    /// payload (the stored text is only the first member's).
     pub(super) fn fill_digest(&self, id: &str, p: &mut IntentPayload) -> anyhow::Result<()> {
         let mut members = Vec::new();
         for (key, value) in self.store().kv_prefix(&format!("{MEMBER_KEY}{id}:"))? {
             let m: Member =
                 serde_json::from_str(&value).map_err(|e| anyhow::anyhow!("digest member {key} is unreadable: {e}"))?;
             members.push(m);
+        }
+        // Commanders are usually assigned after the notices that fold (report,
+        // activation): name whoever commands each incident now.
+        let mut commanders: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for m in &mut members {
+            if m.commander.is_some() {
+                continue;
+            }
+            if !commanders.contains_key(&m.incident) {
+                let row = self.store().incident(&m.incident)?;
+                let inc = row.and_then(|r| serde_json::from_value::<super::state::Incident>(r.state).ok());
+                let now = inc.and_then(|i| i.roles.get("commander").cloned());
+                commanders.insert(m.incident.clone(), now);
+            }
+            m.commander = commanders.get(&m.incident).cloned().flatten();
         }
         if members.is_empty() {
             anyhow::bail!("digest {id} has no members in the store");

@@ -99,3 +99,89 @@ fn the_summary_groups_by_severity_and_playbook_and_names_commanders() {
     );
     assert_eq!(subject("DIG-4", "superiors", &ms, true), "[DRILL] [digest] DIG-4: 39 notices to `superiors` in the last 30s");
 }
+
+mod engine {
+    use super::super::super::tests::{PLAYBOOK, fixture_with};
+    use super::*;
+    use crate::incident::effects::{Executor, LogExecutor};
+    use crate::incident::{TriggerRequest, events::JournalEvent};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// Puts a digest rule on targets of the fixture's generation.
+    fn with_digests(f: &super::super::super::tests::Fixture, rules: &[(&str, DigestRule)]) {
+        let g = f.engine.generation();
+        let mut cfg = (*g.config).clone();
+        for (t, r) in rules {
+            cfg.targets.get_mut(*t).unwrap().digest = Some(*r);
+        }
+        f.engine.swap_generation(crate::incident::Generation {
+            number: g.number + 1,
+            set_hash: g.set_hash.clone(),
+            loaded_at: g.loaded_at,
+            playbooks: g.playbooks.clone(),
+            config: Arc::new(cfg),
+            customers: g.customers.clone(),
+        });
+    }
+
+    fn open(f: &super::super::super::tests::Fixture, n: usize) -> String {
+        let mut fields = BTreeMap::new();
+        fields.insert("nature".to_string(), "checkout returns 500".to_string());
+        let labels = BTreeMap::from([("service".to_string(), format!("svc{n}")), ("region".to_string(), "eu".to_string())]);
+        let req = TriggerRequest { playbook: "outage".into(), scope: Some("EU".into()), fields, labels, ..Default::default() };
+        f.engine.trigger(req).unwrap().incident.id
+    }
+
+    fn digests_of(f: &super::super::super::tests::Fixture, id: &str) -> Vec<String> {
+        let evs = f.engine.store().events(id, 0).unwrap();
+        evs.iter()
+            .filter_map(|e| match e.event().unwrap() {
+                Event::IncludedInDigest { digest, target, .. } => {
+                    assert_eq!(target, "superiors");
+                    Some(digest)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_folds_past_the_threshold_and_the_digest_goes_out_at_the_window_end() {
+        let f = fixture_with(PLAYBOOK);
+        let r = rule(2, 10);
+        with_digests(&f, &[("superiors", r), ("oncall", rule(1, 10))]);
+        let ids: Vec<String> = (0..6).map(|n| open(&f, n)).collect();
+        // Two report notices to superiors go out alone; the other four (and the
+        // activation notices of their incidents, which no longer wait) fold into DIG-1.
+        assert!(digests_of(&f, &ids[0]).is_empty() && digests_of(&f, &ids[1]).is_empty());
+        for id in &ids[2..] {
+            assert_eq!(digests_of(&f, id), ["DIG-1", "DIG-1"], "{id}: report and activation notices");
+        }
+        let claimed = f.engine.claim_intents(100).unwrap();
+        assert!(claimed.iter().all(|c| c.id != "DIG-1"), "the digest waits for the window's end");
+        let pages = claimed.iter().filter(|c| c.is_page()).count();
+        assert_eq!(pages, 4, "every commander page goes out alone, digest rule or not");
+        for c in &claimed {
+            f.engine.store().release_intent(&c.id, None).unwrap();
+        }
+        f.clock.advance(10_000);
+        let claimed = f.engine.claim_intents(100).unwrap();
+        let d = claimed.iter().find(|c| c.id == "DIG-1").expect("the digest is due at the window's end");
+        assert_eq!(d.payload.purpose, Purpose::Digest);
+        assert_eq!(d.incident_id, ids[2], "carried by the incident whose notice opened it");
+        assert_eq!(d.payload.subject, "[digest] DIG-1: 8 notices to `superiors` in the last 10s");
+        assert!(d.payload.body.starts_with("4 new incidents of outage (sev2) in the last 10s: INC-"), "{}", d.payload.body);
+        assert!(d.payload.body.contains("(8 notices); notices: activate, report; commanders: alice"), "{}", d.payload.body);
+        let out = LogExecutor.execute(&d.id, &d.payload);
+        f.engine.record_effect(&d.id, &out).unwrap();
+        let carrier = f.engine.incident(&ids[2]).unwrap();
+        assert_eq!(carrier.effects_for(&Purpose::Digest).ok, 1);
+        let counters = f.engine.digest_counters().unwrap();
+        let s = counters.iter().find(|c| c.target == "superiors").unwrap();
+        assert_eq!((s.digests, s.folded, s.mode.as_str()), (1, 8, "live"));
+        // The next notice after the window opens a fresh one and goes out alone.
+        let late = open(&f, 99);
+        assert!(digests_of(&f, &late).is_empty());
+    }
+}
