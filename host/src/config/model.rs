@@ -238,3 +238,46 @@ pub struct RotaDecl {
     pub start: Str,
     pub members: Vec<Str>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_source;
+    use crate::diag::Source;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(digest: &str) -> Result<super::super::Config, Vec<String>> {
+        let text = format!("[targets.superiors]\nplugin = \"log\"\ndigest = {digest}\n");
+        load_source(Source::new("crisis.toml", text), None, Path::new("."))
+            .map_err(|ds| ds.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn a_digest_rule_is_read_and_off_when_absent() {
+        let c = load("{ after = 5, within = \"30s\" }").unwrap();
+        let rule = c.targets["superiors"].digest.unwrap();
+        assert_eq!((rule.after, rule.within), (5, Duration::from_secs(30)));
+        let c = load_source(Source::new("crisis.toml", "[targets.regulator]\nplugin = \"log\"\n"), None, Path::new("."))
+            .unwrap();
+        assert_eq!(c.targets["regulator"].digest, None);
+    }
+
+    #[test]
+    fn bad_digest_rules_name_the_file_key_and_fix() {
+        let m = load("{ after = 0, within = \"30s\" }").unwrap_err();
+        assert_eq!(
+            m,
+            ["crisis.toml:3:20: `targets.superiors.digest.after` is 0: it must be at least 1 (the notices sent one by one before the rest are folded)"]
+        );
+        let m = load("{ after = 5, within = \"500ms\" }").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:3:32: `targets.superiors.digest.within` is `500ms`: a digest window lasts between 1s and 1h"), "{m:?}");
+        let m = load("{ after = 5, within = \"2h\" }").unwrap_err();
+        assert!(m[0].contains("between 1s and 1h"), "{m:?}");
+        let m = load("{ after = 5, within = \"soon\" }").unwrap_err();
+        assert!(m[0].contains("`targets.superiors.digest.within`: bad duration `soon`"), "{m:?}");
+        let m = load("{ after = 5 }").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:3:10: `targets.superiors.digest` needs `within`"), "{m:?}");
+        let m = load("{ within = \"30s\" }").unwrap_err();
+        assert!(m[0].contains("`targets.superiors.digest` needs `after`"), "{m:?}");
+    }
+}
