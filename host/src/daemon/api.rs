@@ -356,6 +356,7 @@ fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
         depth: store.outbox_depth().map_err(ApiError::internal)?.into_iter().collect(),
         dead_letter_count: dead_letters.len(),
         dead_letters,
+        digests: st.engine.digest_counters().map_err(ApiError::internal)?,
     })
 }
 

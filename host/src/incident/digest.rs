@@ -222,7 +222,7 @@ pub(crate) fn compact_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String 
 }
 
 /// Per-target digest counters for `crisis status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DigestCounters {
     /// The notification target.
     pub target: String,
