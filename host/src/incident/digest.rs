@@ -68,6 +68,9 @@ pub(crate) struct Window {
     pub(crate) digest: Option<String>,
     /// Notices folded in this window.
     pub(crate) folded: u32,
+    /// Windows opened so far, for `crisis status`.
+    #[serde(default)]
+    pub(crate) windows_total: u64,
     /// Digests opened over every window, for `crisis status`.
     #[serde(default)]
     pub(crate) digests_total: u64,
@@ -93,6 +96,7 @@ impl Window {
             *self = Window {
                 started_at: now,
                 ends_at: now + rule.within.as_millis() as i64,
+                windows_total: self.windows_total + 1,
                 digests_total: self.digests_total,
                 folded_total: self.folded_total,
                 ..Window::default()
@@ -228,6 +232,8 @@ pub struct DigestCounters {
     pub target: String,
     /// `live` or `drill`.
     pub mode: String,
+    /// Windows opened since the target's first foldable notice.
+    pub windows: u64,
     /// Digests opened since the target's first window.
     pub digests: u64,
     /// Notices folded into them.
@@ -249,6 +255,7 @@ impl Engine {
             out.push(DigestCounters {
                 target: target.to_string(),
                 mode: mode.to_string(),
+                windows: w.windows_total,
                 digests: w.digests_total,
                 folded: w.folded_total,
                 open_digest: w.digest.clone().filter(|_| now < w.ends_at),

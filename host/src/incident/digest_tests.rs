@@ -43,7 +43,7 @@ fn a_window_ends_exactly_at_within_and_the_next_notice_opens_a_fresh_one() {
     assert_eq!((w.started_at, w.ends_at, w.digest.clone()), (12_000, 14_000, None));
     assert_eq!(w.decide(r, 12_001), Decision::Fold { into: None, due_at: 14_000 });
     w.open_digest("DIG-2");
-    assert_eq!((w.digests_total, w.folded_total), (2, 2), "totals survive windows");
+    assert_eq!((w.windows_total, w.digests_total, w.folded_total), (2, 2, 2), "totals survive windows");
 }
 
 #[test]
@@ -179,7 +179,7 @@ mod engine {
         assert_eq!(carrier.effects_for(&Purpose::Digest).ok, 1);
         let counters = f.engine.digest_counters().unwrap();
         let s = counters.iter().find(|c| c.target == "superiors").unwrap();
-        assert_eq!((s.digests, s.folded, s.mode.as_str()), (1, 8, "live"));
+        assert_eq!((s.windows, s.digests, s.folded, s.mode.as_str()), (1, 1, 8, "live"));
         // The next notice after the window opens a fresh one and goes out alone.
         let late = open(&f, 99);
         assert!(digests_of(&f, &late).is_empty());
