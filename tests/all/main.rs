@@ -40,3 +40,4 @@ mod plugin_reload;
 mod plugin_sandbox;
 mod private_state;
 mod reload_intake;
+mod storm;
