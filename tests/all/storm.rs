@@ -186,3 +186,63 @@ fn a_digest_survives_a_kill_9_in_its_window_and_is_sent_once() {
         assert!(digests_in(&events(&d, id)).contains(&dg), "{id} names {dg}");
     }
 }
+
+/// Records every call that reaches it: the "real world" of a drill.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<crisis::incident::effects::IntentPayload>>);
+
+impl crisis::incident::effects::Executor for Recorder {
+    fn execute(
+        &self,
+        _id: &str,
+        p: &crisis::incident::effects::IntentPayload,
+    ) -> crisis::incident::effects::EffectOutcome {
+        self.0.lock().unwrap().push(p.clone());
+        crisis::incident::effects::EffectOutcome::sent("delivered by the recorder")
+    }
+}
+
+#[test]
+fn a_drills_digests_are_captured_or_tagged_like_every_drill_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo();
+    let digest = "digest = { after = 1, within = \"1m\" }\n";
+    let cfg = format!(
+        "playbooks = {:?}\nroster = {:?}\ncustomers = {:?}\nstate_dir = {:?}\n\
+         [targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n{digest}[targets.departments]\nplugin = \"log\"\ndrill_safe = true\n\
+         [targets.customers]\nplugin = \"log\"\n[targets.regulator]\nplugin = \"log\"\n{digest}\
+         [targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n",
+        r.join("playbooks"),
+        r.join("examples/roster.toml"),
+        r.join("examples/customers.csv"),
+        dir.path().join("state")
+    );
+    std::fs::write(dir.path().join("crisis.toml"), cfg).unwrap();
+    let config = crisis::config::load(&dir.path().join("crisis.toml")).unwrap_or_else(|d| panic!("{d:?}"));
+    let g = crisis::incident::loader::load(config, 1, 0).generation.unwrap();
+    let mut folded = 0;
+    for pb in g.playbooks.keys() {
+        let rec = std::sync::Arc::new(Recorder::default());
+        let opts = crisis::drill::DrillOptions::virtual_in_memory(format!("{pb}-1"), 1);
+        let out = crisis::drill::run(&g, pb, opts, rec.clone(), &crisis::drill::Extensions::default()).unwrap();
+        let evs = &out.events;
+        for e in evs.iter().filter(|e| e.kind == "included_in_digest") {
+            folded += 1;
+            let dg = e.data["digest"].as_str().unwrap();
+            let target = e.data["target"].as_str().unwrap();
+            let result = evs
+                .iter()
+                .find(|r| r.kind == "effect_result" && r.data["invocation_id"] == dg)
+                .unwrap_or_else(|| panic!("{pb}: digest {dg} has a result before the drill ends"));
+            let detail = result.data["detail"].as_str().unwrap();
+            if target == "regulator" {
+                assert!(detail.starts_with(crisis::drill::contain::CAPTURED), "{pb}: {detail}");
+            }
+        }
+        for p in rec.0.lock().unwrap().iter() {
+            assert_ne!(p.target, "regulator", "{pb}: a drill digest reached a target that is not drill_safe");
+            assert!(p.subject.starts_with(&format!("[DRILL {pb}-1]")), "{}", p.subject);
+        }
+    }
+    assert!(folded > 0, "the shipped playbooks send a target more than one notice in a drill");
+}
