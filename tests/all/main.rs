@@ -41,3 +41,4 @@ mod plugin_sandbox;
 mod private_state;
 mod reload_intake;
 mod tokens;
+mod storm;

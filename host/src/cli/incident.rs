@@ -224,6 +224,9 @@ fn describe(v: &Incident) -> String {
             st.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
         );
     }
+    for (d, n) in &v.digests {
+        let _ = writeln!(o, "  {n} notice(s) included in digest {d} (storm control)");
+    }
     if !v.missed.is_empty() {
         let _ = writeln!(o, "missed deadlines:");
         for m in &v.missed {

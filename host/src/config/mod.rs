@@ -15,6 +15,7 @@ use crate::playbook::refs::{BUILTIN_PLUGINS, RefContext};
 use crate::playbook::types::World;
 use crate::tomlfile;
 use chrono::{DateTime, Utc};
+pub use model::DigestRule;
 use model::{ConfigFile, RosterFile, Str};
 use roster::Roster;
 use serde::Serialize;
@@ -50,6 +51,8 @@ pub struct Target {
     pub config: BTreeMap<String, String>,
     /// How the outbox delivers to it.
     pub delivery: Delivery,
+    /// Storm control; `None` sends every notice on its own.
+    pub digest: Option<DigestRule>,
 }
 
 /// Per-target delivery limits: a slow or failing target is isolated from the others.
@@ -440,6 +443,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 drill_safe: d.drill_safe,
                 config: check_secret_values(&d.config, &mut diags),
                 delivery,
+                digest: d.digest.as_ref().and_then(|g| g.get_ref().rule(name, g.span(), &src, &mut diags)),
             },
         );
     }

@@ -1,8 +1,11 @@
 //! The `crisis.toml` and roster file formats, as written by operators.
 
-use serde::Deserialize;
+use crate::diag::{Diagnostic, Source};
+use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::Duration;
 
 pub(crate) type Str = Spanned<String>;
 
@@ -68,6 +71,68 @@ pub(crate) struct TargetDecl {
     pub breaker_cooldown: Option<Str>,
     /// How long a transient failure keeps being retried before it is dead-lettered.
     pub retry_for: Option<Str>,
+    /// Storm control: fold notices past `after` within `within` into one digest.
+    pub digest: Option<Spanned<DigestDecl>>,
+}
+
+/// `digest = { after = 5, within = "30s" }` on a target, as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct DigestDecl {
+    /// Notices sent one by one per window before the rest are folded.
+    pub after: Option<Spanned<i64>>,
+    /// How long a window lasts from its first notice.
+    pub within: Option<Str>,
+}
+
+/// A target's storm-control rule: in a window of `within` from its first
+/// notice, the first `after` foldable notices go out one by one and the rest
+/// are folded into one digest sent when the window ends.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DigestRule {
+    /// Notices sent one by one per window.
+    pub after: u32,
+    /// Length of a window.
+    pub within: Duration,
+}
+
+/// The shortest and longest digest window.
+const WITHIN_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+
+impl DigestDecl {
+    /// The rule this declaration sets for target `name`, or diagnostics that
+    /// say which key is wrong and how to write it.
+    pub(crate) fn rule(&self, name: &str, span: Range<usize>, src: &Source, diags: &mut Vec<Diagnostic>) -> Option<DigestRule> {
+        let key = format!("targets.{name}.digest");
+        let after = match &self.after {
+            None => {
+                diags.push(src.at(span.clone(), format!("`{key}` needs `after`: how many notices per window go out one by one, e.g. digest = {{ after = 5, within = \"30s\" }}")));
+                None
+            }
+            Some(a) if *a.get_ref() < 1 || *a.get_ref() > i64::from(u32::MAX) => {
+                diags.push(src.at(a.span(), format!("`{key}.after` is {}: it must be at least 1 (the notices sent one by one before the rest are folded)", a.get_ref())));
+                None
+            }
+            Some(a) => u32::try_from(*a.get_ref()).ok(),
+        };
+        let within = match &self.within {
+            None => {
+                diags.push(src.at(span, format!("`{key}` needs `within`: how long a window lasts, between 1s and 1h, e.g. within = \"30s\"")));
+                None
+            }
+            Some(w) => match crate::playbook::types::parse_duration(w.get_ref()) {
+                Err(e) => {
+                    diags.push(src.at(w.span(), format!("`{key}.within`: {e}")));
+                    None
+                }
+                Ok(d) if d < WITHIN_RANGE.0 || d > WITHIN_RANGE.1 => {
+                    diags.push(src.at(w.span(), format!("`{key}.within` is `{}`: a digest window lasts between 1s and 1h", w.get_ref())));
+                    None
+                }
+                Ok(d) => Some(d),
+            },
+        };
+        Some(DigestRule { after: after?, within: within? })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,4 +241,47 @@ pub struct RotaDecl {
     /// Local date on which the first member starts a shift, `YYYY-MM-DD`.
     pub start: Str,
     pub members: Vec<Str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_source;
+    use crate::diag::Source;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(digest: &str) -> Result<super::super::Config, Vec<String>> {
+        let text = format!("[targets.superiors]\nplugin = \"log\"\ndigest = {digest}\n");
+        load_source(Source::new("crisis.toml", text), None, Path::new("."))
+            .map_err(|ds| ds.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn a_digest_rule_is_read_and_off_when_absent() {
+        let c = load("{ after = 5, within = \"30s\" }").unwrap();
+        let rule = c.targets["superiors"].digest.unwrap();
+        assert_eq!((rule.after, rule.within), (5, Duration::from_secs(30)));
+        let c = load_source(Source::new("crisis.toml", "[targets.regulator]\nplugin = \"log\"\n"), None, Path::new("."))
+            .unwrap();
+        assert_eq!(c.targets["regulator"].digest, None);
+    }
+
+    #[test]
+    fn bad_digest_rules_name_the_file_key_and_fix() {
+        let m = load("{ after = 0, within = \"30s\" }").unwrap_err();
+        assert_eq!(
+            m,
+            ["crisis.toml:3:20: `targets.superiors.digest.after` is 0: it must be at least 1 (the notices sent one by one before the rest are folded)"]
+        );
+        let m = load("{ after = 5, within = \"500ms\" }").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:3:32: `targets.superiors.digest.within` is `500ms`: a digest window lasts between 1s and 1h"), "{m:?}");
+        let m = load("{ after = 5, within = \"2h\" }").unwrap_err();
+        assert!(m[0].contains("between 1s and 1h"), "{m:?}");
+        let m = load("{ after = 5, within = \"soon\" }").unwrap_err();
+        assert!(m[0].contains("`targets.superiors.digest.within`: bad duration `soon`"), "{m:?}");
+        let m = load("{ after = 5 }").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:3:10: `targets.superiors.digest` needs `within`"), "{m:?}");
+        let m = load("{ within = \"30s\" }").unwrap_err();
+        assert!(m[0].contains("`targets.superiors.digest` needs `after`"), "{m:?}");
+    }
 }

@@ -413,6 +413,7 @@ fn outbox_status(st: &AppState) -> Result<OutboxStatus, ApiError> {
         executed_last_minute: st.dispatch.throughput.last_minute(now),
         dead_letter_count: dead_letters.len(),
         dead_letters,
+        digests: st.engine.digest_counters().map_err(ApiError::internal)?,
     })
 }
 

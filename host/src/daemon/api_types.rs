@@ -465,6 +465,9 @@ pub(crate) struct OutboxStatus {
     /// How many timers and intents are dead-lettered.
     pub dead_letter_count: usize,
     pub dead_letters: Vec<crate::store::DeadLetter>,
+    /// Storm-control counters per target that has had a digest window.
+    #[serde(default)]
+    pub digests: Vec<crate::incident::digest::DigestCounters>,
 }
 
 /// One delivery lane's circuit breaker.

@@ -132,6 +132,7 @@ mod tests {
         let t = |safe| Target {
             plugin: "log".into(),
             drill_safe: safe,
+            digest: None,
             config: BTreeMap::new(),
             delivery: Default::default(),
         };

@@ -215,6 +215,7 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::NoticeLate { .. }
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
+            | Event::IncludedInDigest { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

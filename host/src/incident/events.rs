@@ -158,6 +158,13 @@ pub enum Event {
         person: String,
         action: String,
     },
+    /// Storm control folded a notice to `target` into the digest `digest`
+    /// (an intent of its own) instead of sending it alone.
+    IncludedInDigest {
+        digest: String,
+        purpose: Purpose,
+        target: String,
+    },
 }
 
 impl Event {
@@ -192,6 +199,7 @@ impl Event {
             Event::NoticeLate { .. } => "notice_late",
             Event::ApprovalRefused { .. } => "approval_refused",
             Event::ActingFor { .. } => "acting_for",
+            Event::IncludedInDigest { .. } => "included_in_digest",
         }
     }
 
@@ -260,6 +268,7 @@ mod tests {
             Event::NoticeLate { invocation_id: "I.1".into(), target: "t".into(), waited_secs: 130 },
             Event::ApprovalRefused { what: "activation".into(), by: "bob".into(), needs: "role:duty-manager".into() },
             Event::ActingFor { by: "carol".into(), token: Some("tok_1".into()), person: "bob".into(), action: "ack".into() },
+            Event::IncludedInDigest { digest: "DIG-1".into(), purpose: Purpose::Report, target: "t".into() },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

@@ -8,6 +8,7 @@ pub(crate) mod clock;
 mod commands;
 mod ctx;
 mod dedup;
+pub(crate) mod digest;
 pub mod effects;
 mod engine;
 mod error;

@@ -88,7 +88,12 @@ impl Ctx<'_> {
     }
 
     /// Records the intent for a notice (not to run before `not_before`) and journals it.
+    /// A notice its target's storm-control rule folds is journaled as
+    /// included in the digest instead.
     pub(super) fn record_notice(&mut self, n: Notice, not_before: i64) -> anyhow::Result<()> {
+        if let Some(digest) = self.fold(n.kind, &n.purpose, &n.target, &n.recipients)? {
+            return self.emit(Event::IncludedInDigest { digest, purpose: n.purpose, target: n.target });
+        }
         let seq: u32 = self.inc.effects.values().map(|c| c.recorded).sum::<u32>() + 1;
         let invocation_id = format!("{}.{seq}", self.inc.id);
         let recorded = Event::IntentRecorded {

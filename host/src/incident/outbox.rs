@@ -198,7 +198,17 @@ impl Engine {
         let rows = self.store().claim_intents(self.now(), limit)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            match serde_json::from_value::<IntentPayload>(row.payload.clone()) {
+            let payload = serde_json::from_value::<IntentPayload>(row.payload.clone())
+                .map_err(|e| anyhow::anyhow!("its stored payload cannot be read: {e}"));
+            // A digest's text is written from its members when it goes out.
+            let payload = payload.and_then(|mut p| {
+                if p.purpose == Purpose::Digest {
+                    self.fill_digest(&row.invocation_id, &mut p)
+                        .map_err(|e| anyhow::anyhow!("its digest text cannot be built: {e:#}"))?;
+                }
+                Ok(p)
+            });
+            match payload {
                 Ok(payload) => out.push(ClaimedIntent {
                     id: row.invocation_id,
                     incident_id: row.incident_id,
@@ -206,7 +216,7 @@ impl Engine {
                     attempts: row.attempts,
                     created_at: row.created_at,
                 }),
-                Err(e) => self.dead_letter_row(&row, &format!("its stored payload cannot be read: {e}")),
+                Err(e) => self.dead_letter_row(&row, &format!("{e}")),
             }
         }
         Ok(out)

@@ -189,6 +189,9 @@ pub struct Incident {
     pub last_activity_at: i64,
     /// Side-effect counts by purpose (`report`, `step:appease`, ...).
     pub effects: BTreeMap<String, EffectCounts>,
+    /// Storm-control digests its folded notices went out in, with how many each carried.
+    #[serde(default)]
+    pub digests: BTreeMap<String, u32>,
     /// Sequence number of the last journal event folded into this state.
     pub last_seq: i64,
 }
@@ -246,6 +249,7 @@ impl Incident {
             stale_warnings: 0,
             last_activity_at: at,
             effects: BTreeMap::new(),
+            digests: BTreeMap::new(),
             last_seq: 0,
         })
     }
@@ -341,6 +345,16 @@ impl Incident {
             Event::Closed {} => {
                 self.status = Status::Closed;
                 self.closed_at = Some(at);
+            }
+            // Folded into a digest: the step's notice is handed over, not pending here.
+            Event::IncludedInDigest { digest, purpose, .. } => {
+                *self.digests.entry(digest.clone()).or_default() += 1;
+                if let Some(step) = purpose.step() {
+                    let s = self.step_mut(step);
+                    if s.status == StepStatus::Ready || s.status == StepStatus::Waiting {
+                        s.status = StepStatus::Running;
+                    }
+                }
             }
             Event::IntentRecorded { purpose, .. } => {
                 self.effects.entry(purpose.to_string()).or_default().recorded += 1;

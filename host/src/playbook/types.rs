@@ -170,6 +170,8 @@ pub enum Purpose {
     Outcome,
     /// Messages a step sends (`step:ID`).
     Step(String),
+    /// A storm-control digest carrying notices folded during one window.
+    Digest,
 }
 
 impl Purpose {
@@ -193,11 +195,12 @@ impl FromStr for Purpose {
             "deadline" => Purpose::Deadline,
             "track" => Purpose::Track,
             "outcome" => Purpose::Outcome,
+            "digest" => Purpose::Digest,
             other => match other.strip_prefix("step:") {
                 Some(id) if !id.is_empty() => Purpose::Step(id.to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, step:ID"
+                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, digest, step:ID"
                     ));
                 }
             },
@@ -228,6 +231,7 @@ impl fmt::Display for Purpose {
             Purpose::Deadline => f.write_str("deadline"),
             Purpose::Track => f.write_str("track"),
             Purpose::Outcome => f.write_str("outcome"),
+            Purpose::Digest => f.write_str("digest"),
             Purpose::Step(id) => write!(f, "step:{id}"),
         }
     }

@@ -158,6 +158,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::NoticeLate { .. }
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
+            | Event::IncludedInDigest { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry {
                     seq: e.seq,

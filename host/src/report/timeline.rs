@@ -78,5 +78,8 @@ pub(crate) fn describe_event(ev: &Event) -> String {
             "{by}{} acting for {person}: {action}",
             token.as_ref().map(|t| format!(" (token {t})")).unwrap_or_default()
         ),
+        Event::IncludedInDigest { digest, purpose, target } => {
+            format!("{purpose} message to {target} included in digest {digest}")
+        }
     }
 }

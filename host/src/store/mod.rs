@@ -148,6 +148,8 @@ pub trait Tx {
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>>;
     /// Sets a small piece of daemon state by key (e.g. drill bookkeeping).
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
+    /// A piece of daemon state by key as of this transaction; `None` if never set.
+    fn kv_get(&mut self, key: &str) -> Result<Option<String>>;
 }
 
 /// A durable store. Writers are serialised by the store.
@@ -213,6 +215,9 @@ pub trait Store: Send + Sync {
     fn kv_get(&self, key: &str) -> Result<Option<String>>;
     /// Sets a piece of daemon state by key, in its own transaction.
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
+    /// Every piece of daemon state whose key starts with `prefix`, in key order
+    /// (a range read on the key index, e.g. the members of one digest).
+    fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
     /// Re-walks the whole chain; returns the problems found (empty = intact).
     fn verify(&self) -> Result<VerifyReport>;
     /// Stores a new API token (its secret's hash, never the secret); durable on return.

@@ -392,6 +392,10 @@ impl Tx for SqlTx<'_> {
         )?;
         Ok(())
     }
+
+    fn kv_get(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self.tx.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
+    }
 }
 
 impl Store for SqliteStore {
@@ -609,6 +613,14 @@ impl Store for SqliteStore {
 
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
         self.transaction(&mut |tx| tx.kv_set(key, value))
+    }
+
+    fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let conn = self.lock();
+        // `key >= prefix AND key < prefix || U+10FFFF` keeps the read on the primary key.
+        let mut stmt = conn.prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?1 || char(1114111) ORDER BY key")?;
+        let rows = stmt.query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn verify(&self) -> Result<VerifyReport> {
