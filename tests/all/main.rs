@@ -17,6 +17,7 @@
 mod common;
 mod plugin_support;
 
+mod backlog;
 mod crash;
 mod drill_cli;
 mod drill_run;
