@@ -14,19 +14,19 @@ fn chain_verifies_and_detects_edits_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     append(&store, 5);
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     assert_eq!(r.events, 5);
 
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
 
     conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
-    assert!(store.verify().unwrap().problems.is_empty());
+    assert!(store.verify(None).unwrap().problems.is_empty());
     conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("missing")), "{:?}", r.problems);
 }
 
@@ -37,7 +37,7 @@ fn deleting_the_last_event_is_detected() {
     append(&store, 3);
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
 }
 
@@ -59,7 +59,7 @@ fn concurrent_commits_share_flushes_and_all_land() {
     for t in threads {
         t.join().unwrap();
     }
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert_eq!(r.events, 400);
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     let flushes = store.flush_count();
@@ -77,7 +77,7 @@ fn failed_transactions_leave_nothing() {
         anyhow::bail!("boom")
     });
     assert!(r.is_err());
-    assert_eq!(store.verify().unwrap().events, 0);
+    assert_eq!(store.verify(None).unwrap().events, 0);
 }
 
 #[test]
