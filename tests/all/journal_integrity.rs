@@ -81,8 +81,15 @@ fn an_edited_projection_and_an_edited_pinned_playbook_are_named() {
         &[&format!("incident {id}: stored severity"), &format!("incident {id}: stored state.title")],
     );
     assert!(!out.contains("nothing happened"), "verify printed a stored value: {out}");
+    let second = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=other"])
+        ["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, id);
     d.kill9();
     let conn = journal(&d);
+    conn.execute("DELETE FROM incidents WHERE id = ?1", params![second]).unwrap();
     let hash: String =
         conn.query_row("SELECT playbook_hash FROM incidents WHERE id = ?1", params![id], |r| r.get(0)).unwrap();
     conn.execute(
@@ -92,7 +99,15 @@ fn an_edited_projection_and_an_edited_pinned_playbook_are_named() {
     .unwrap();
     drop(conn);
     d.restart();
-    verify_fails(&d, &[], &[&format!("pinned playbook version {hash}"), "edited"]);
+    verify_fails(
+        &d,
+        &[],
+        &[
+            &format!("pinned playbook version {hash}"),
+            "edited",
+            &format!("incident {second} has events but no projection row"),
+        ],
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result<VerifyReport> {
     let mut report = store.verify(expect_head)?;
     let mut folded = BTreeMap::new();
-    for row in store.incidents(false, None)? {
-        let events = store.events(&row.id, 0)?;
+    for listed in store.incidents(false, None)? {
+        let Some((row, events)) = snapshot(store, &listed.id)? else { continue };
         match fold(&row.id, &events) {
             Ok(inc) => {
                 compare(&row, &inc, &mut report.problems);
@@ -29,9 +29,39 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
         check_pinned(store, &row, &mut report.problems)?;
     }
     for t in store.timers()? {
-        check_timer(&t, folded.get(&t.incident_id), &mut report.problems);
+        if check_timer(&t, folded.get(&t.incident_id)).is_none() {
+            continue;
+        }
+        // The daemon keeps working while this runs: judge again on fresh rows.
+        if !store.timers()?.iter().any(|now| now.id == t.id) {
+            continue;
+        }
+        let fresh = match snapshot(store, &t.incident_id)? {
+            Some((row, events)) => fold(&row.id, &events).ok(),
+            None => None,
+        };
+        if let Some(p) = check_timer(&t, fresh.as_ref()) {
+            report.problems.push(p);
+        }
     }
     Ok(report)
+}
+
+/// An incident's projection row and its events as of one moment: a write
+/// commits both together, so the row is re-read until no event of the
+/// incident is newer than the row (a few tries while the daemon writes).
+fn snapshot(store: &dyn Store, id: &str) -> anyhow::Result<Option<(IncidentRow, Vec<EventRecord>)>> {
+    let mut tries = 0;
+    loop {
+        let Some(row) = store.incident(id)? else { return Ok(None) };
+        let events = store.events(id, 0)?;
+        let row_seq = row.state.get("last_seq").and_then(|v| v.as_i64());
+        let last = events.last().map(|e| e.seq);
+        tries += 1;
+        if row_seq == last || tries == 5 {
+            return Ok(Some((row, events)));
+        }
+    }
 }
 
 /// The incident state its events produce, folded as the engine does when it writes them.
@@ -108,16 +138,16 @@ fn check_pinned(store: &dyn Store, row: &IncidentRow, problems: &mut Vec<String>
 /// closed and that still waits for what the timer is about (the rule the
 /// engine applies when it fires: a finished deadline or an acknowledged
 /// escalation is cancelled when it finishes, so it cannot still be pending).
-fn check_timer(t: &TimerRow, inc: Option<&Incident>, problems: &mut Vec<String>) {
+fn check_timer(t: &TimerRow, inc: Option<&Incident>) -> Option<String> {
     let what = format!("timer {} ({}) of incident {}", t.id, t.kind, t.incident_id);
     let Some(inc) = inc else {
-        return problems.push(format!("{what}: no such incident"));
+        return Some(format!("{what}: no such incident"));
     };
     let Some(timer) = Timer::from_row(t) else {
-        return problems.push(format!("{what}: the engine has no such timer"));
+        return Some(format!("{what}: the engine has no such timer"));
     };
     if inc.status == Status::Closed {
-        return problems.push(format!("{what}: the incident is closed"));
+        return Some(format!("{what}: the incident is closed"));
     }
     let done = match &timer {
         Timer::Deadline(DeadlineKind::Report) => inc.completed(Phase::Report),
@@ -127,7 +157,5 @@ fn check_timer(t: &TimerRow, inc: Option<&Incident>, problems: &mut Vec<String>)
         Timer::Deadline(DeadlineKind::Step(s)) => inc.step_status(s).finished(),
         Timer::TrackUpdate | Timer::TrackStale => false,
     };
-    if done {
-        problems.push(format!("{what}: still pending although the incident's events say it is done"));
-    }
+    done.then(|| format!("{what}: still pending although the incident's events say it is done"))
 }
