@@ -255,4 +255,8 @@ pub struct VerifyReport {
     pub head_seq: i64,
     /// Each break found (bad hash, gap, broken link); empty means the journal is intact.
     pub problems: Vec<String>,
+    /// Every incident id that has events, for the layer that checks the
+    /// projections (an incident whose row was deleted has events but no row).
+    #[serde(skip)]
+    pub incidents: Vec<String>,
 }
