@@ -27,6 +27,7 @@ mod exposure;
 mod fsync_fatal;
 mod incident_flow;
 mod intake_groups;
+mod journal_integrity;
 mod layers;
 mod lifecycle;
 mod outbox_chaos;

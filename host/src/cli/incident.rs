@@ -13,6 +13,7 @@ use crate::daemon::reload::Outcome;
 use crate::incident::clock::fmt_ms;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::Phase;
+use crate::store::Anchor;
 use clap::{Args, Subcommand, ValueEnum};
 
 /// `--as PERSON`: who is acting, recorded in the journal.
@@ -361,15 +362,34 @@ pub(crate) fn report(cli: &Cli, id: &str, format: ReportFormat) -> Result<(), Fa
     Ok(())
 }
 
-pub(crate) fn verify(cli: &Cli) -> Result<(), Failure> {
-    let v: VerifyReport = Client::from_cli(cli)?.get("/v1/verify")?;
+pub(crate) fn verify(cli: &Cli, anchor: bool, expect_head: Option<&Anchor>) -> Result<(), Failure> {
+    let path = match expect_head {
+        Some(a) => format!("/v1/verify?expect_head={a}"),
+        None => "/v1/verify".to_string(),
+    };
+    let v: VerifyReport = Client::from_cli(cli)?.get(&path)?;
+    let head = Anchor { seq: v.head_seq, hash: v.head.clone() };
     if cli.json {
-        print_reply(&v);
-    } else if v.problems.is_empty() {
-        println!("journal intact: {} events, head {}", v.events, &v.head[..16.min(v.head.len())]);
+        let mut out = serde_json::to_value(&v).unwrap_or_default();
+        if let Some(o) = out.as_object_mut() {
+            o.insert("anchor".into(), head.to_string().into());
+        }
+        print_reply(&out);
     } else {
-        for p in &v.problems {
-            eprintln!("tampered: {p}");
+        if anchor {
+            println!("{head}");
+        }
+        if v.problems.is_empty() {
+            let checked = match expect_head {
+                Some(a) => format!("; event {} still has the anchored hash", a.seq),
+                None => String::new(),
+            };
+            let short = &v.head[..24.min(v.head.len())];
+            println!("journal intact: {} events, head {}:{short}{checked}", v.events, v.head_seq);
+        } else {
+            for p in &v.problems {
+                eprintln!("tampered: {p}");
+            }
         }
     }
     if v.problems.is_empty() {

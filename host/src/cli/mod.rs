@@ -170,8 +170,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
     },
-    /// Check the journal's hash chain (exit 1 if it was tampered with).
-    Verify,
+    /// Check the journal's keyed hash chain and everything derived from it:
+    /// incident projections, pinned playbook versions, timers (exit 1 on any problem).
+    Verify {
+        /// Print the chain head as SEQ:HASH, to record somewhere the daemon cannot write.
+        #[arg(long)]
+        anchor: bool,
+        /// Also check that event SEQ still has HASH (an anchor printed earlier by --anchor).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<crate::store::Anchor>,
+    },
     /// Put a dead-lettered side effect back in the outbox (journaled); see `crisis status`.
     Retry {
         /// The invocation id of the dead-lettered intent (`INC-3.2`).
@@ -217,7 +225,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Resolve { id, actor } => incident::resolve(&cli, id, actor),
         Command::Timeline { id, follow } => incident::timeline(&cli, id, *follow),
         Command::Report { id, format } => incident::report(&cli, id, *format),
-        Command::Verify => incident::verify(&cli),
+        Command::Verify { anchor, expect_head } => incident::verify(&cli, *anchor, expect_head.as_ref()),
         Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
         Command::Token(cmd) => token::run(&cli, cmd),

@@ -32,7 +32,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token"];
+pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token", "journal_key"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -228,6 +228,8 @@ pub struct Config {
     /// The `[secrets]` name of the token that non-loopback peers must send
     /// to read `/metrics` and the health probes; `None`: loopback only.
     pub metrics_token: Option<String>,
+    /// The `[secrets]` name of the journal's chain key; `None`: `state_dir/journal.key`.
+    pub journal_key: Option<String>,
     /// HTTPS for the API.
     pub tls: Option<TlsConfig>,
     /// A non-loopback `listen` without TLS was explicitly accepted.
@@ -519,6 +521,17 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             None
         }
     });
+    let journal_key = file.journal_key.as_ref().and_then(|t| match t.get_ref().strip_prefix("secret:") {
+        Some(name) if secrets.contains_key(name) => Some(name.to_string()),
+        Some(name) => {
+            diags.push(src.at(t.span(), format!("unknown secret `{name}`: declare [secrets.{name}] with env or file")));
+            None
+        }
+        None => {
+            diags.push(src.at(t.span(), "inline secret in `journal_key`: write journal_key = \"secret:NAME\" and declare [secrets.NAME] with env or file"));
+            None
+        }
+    });
     let tls = file.tls.as_ref().map(|t| TlsConfig {
         cert: resolve(&t.cert),
         key: resolve(&t.key),
@@ -586,6 +599,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         drills: DrillsConfig { blackout, grace },
         shutdown_grace,
         metrics_token,
+        journal_key,
         tls,
         insecure_listen,
         hash: hex::encode(hasher.finalize()),

@@ -35,6 +35,9 @@ pub(crate) struct ConfigFile {
     /// `secret:NAME`: the bearer token non-loopback peers must send to read
     /// `/metrics`, `/healthz` and `/readyz`. Restart required to change.
     pub metrics_token: Option<Str>,
+    /// `secret:NAME`: the journal's chain key (64 hex characters) instead of
+    /// `state_dir/journal.key`. Restart required to change.
+    pub journal_key: Option<Str>,
     /// HTTPS for the API; required for a non-loopback `listen` unless
     /// `insecure_listen` is set. Restart required to change.
     pub tls: Option<TlsDecl>,

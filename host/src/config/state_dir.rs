@@ -7,6 +7,7 @@
 //! and the files the daemon writes itself are created 0600 under a temporary
 //! name with `O_CREAT|O_EXCL|O_NOFOLLOW`, then renamed into place.
 
+use crate::store::JournalKey;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ const PLUGIN_CACHE_DIR: &str = "plugin-cache";
 const DRILLS_DIR: &str = "drills";
 /// File name of the key that authenticates compiled plugin cache entries.
 const CACHE_KEY_FILE: &str = "cache.key";
+/// File name of the key that authenticates the journal's hash chain (32 raw bytes, 0600).
+const JOURNAL_KEY_FILE: &str = "journal.key";
 /// SQLite's companion files of a database in WAL mode.
 const SQLITE_SUFFIXES: [&str; 3] = ["", "-wal", "-shm"];
 
@@ -70,6 +73,41 @@ impl StateDir {
     /// The HMAC key of the compiled-component cache (32 random bytes, 0600).
     pub(crate) fn cache_key(&self) -> PathBuf {
         self.root.join(CACHE_KEY_FILE)
+    }
+
+    /// The key of the journal's hash chain: beside the journal, never inside it.
+    pub(crate) fn journal_key(&self) -> PathBuf {
+        self.root.join(JOURNAL_KEY_FILE)
+    }
+
+    /// Reads the journal key, creating it (32 random bytes, 0600, through
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW` and a rename) at the first start. A key
+    /// file that others could read or replace, or that is not 32 bytes, is
+    /// refused: a leaked key lets anyone rewrite the journal undetected.
+    pub(crate) fn load_or_create_journal_key(&self) -> Result<LoadedKey, String> {
+        let path = self.journal_key();
+        let shown = path.display();
+        match read_private(&path).map_err(|e| format!("cannot read the journal key {shown}: {e}"))? {
+            PrivateFile::Private(bytes) => {
+                let key = JournalKey::from_bytes(&bytes).map_err(|e| {
+                    format!("{shown} is not a journal key ({e}); restore the file the journal was written with")
+                })?;
+                Ok(LoadedKey { key, created: false })
+            }
+            PrivateFile::Exposed { mode, owner } => {
+                let me = rustix::process::geteuid().as_raw();
+                Err(format!(
+                    "the journal key {shown} is not a private regular file (owner uid {owner}, mode {mode:04o}): whoever can read it can rewrite the journal undetected; crisis needs it owned by uid {me} with mode 0600; fix: `chown {me} {shown} && chmod 0600 {shown}` if it is the original key, else restore the original"
+                ))
+            }
+            PrivateFile::Missing => {
+                let key = JournalKey::generate();
+                let tmp = self.root.join(format!(".{JOURNAL_KEY_FILE}.tmp"));
+                write_private(&tmp, &path, key.as_bytes())
+                    .map_err(|e| format!("cannot create the journal key {shown}: {e}"))?;
+                Ok(LoadedKey { key, created: true })
+            }
+        }
     }
 
     /// The key of the compiled-component cache in `cache_dir`: a state
@@ -130,6 +168,24 @@ impl StateDir {
         }
         out
     }
+}
+
+/// The journal key and whether it was created just now. Why: only a fresh
+/// key may adopt a journal written before it existed.
+#[derive(Debug)]
+pub(crate) struct LoadedKey {
+    /// The key.
+    pub(crate) key: JournalKey,
+    /// True if this start created it.
+    pub(crate) created: bool,
+}
+
+/// Reads the journal key from a `[secrets]` value: 64 hex characters (32 bytes).
+pub(crate) fn journal_key_from_secret(name: &str, value: &str) -> Result<JournalKey, String> {
+    let bytes = hex::decode(value.trim()).map_err(|_| {
+        format!("journal_key (secret `{name}`) must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`")
+    })?;
+    JournalKey::from_bytes(&bytes).map_err(|e| format!("journal_key (secret `{name}`): {e}; use 64 hex characters"))
 }
 
 /// Why a state directory is refused. Why a type: the daemon exits with this
@@ -248,6 +304,7 @@ mod tests {
         assert_eq!(s.plugin_cache(), Path::new("/var/lib/crisis/plugin-cache"));
         assert_eq!(s.drill_journal("p.m1"), Path::new("/var/lib/crisis/drills/p.m1.db"));
         assert_eq!(s.cache_key(), Path::new("/var/lib/crisis/cache.key"));
+        assert_eq!(s.journal_key(), Path::new("/var/lib/crisis/journal.key"));
         assert_eq!(StateDir::cache_key_for(&s.plugin_cache()), s.cache_key());
         assert_eq!(StateDir::cache_key_for(Path::new("/tmp/x")), Path::new("/tmp/x/cache.key"));
     }
@@ -287,5 +344,31 @@ mod tests {
         write_private(&t, &p, b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
+
+    #[test]
+    fn journal_key_is_created_once_private_and_refused_when_exposed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = StateDir::new(tmp.path());
+        let first = s.load_or_create_journal_key().unwrap();
+        assert!(first.created);
+        assert_eq!(std::fs::metadata(s.journal_key()).unwrap().mode() & 0o777, 0o600);
+        let again = s.load_or_create_journal_key().unwrap();
+        assert!(!again.created);
+        assert_eq!(again.key, first.key);
+        std::fs::set_permissions(s.journal_key(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = s.load_or_create_journal_key().unwrap_err();
+        assert!(e.contains("mode 0640") && e.contains("chmod 0600") && e.contains("journal.key"), "{e}");
+        std::fs::set_permissions(s.journal_key(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(s.journal_key(), b"short").unwrap();
+        assert!(s.load_or_create_journal_key().unwrap_err().contains("5"));
+    }
+
+    #[test]
+    fn journal_key_secret_is_64_hex_characters() {
+        assert!(journal_key_from_secret("jk", &"ab".repeat(32)).is_ok());
+        let e = journal_key_from_secret("jk", "not hex").unwrap_err();
+        assert!(e.contains("`jk`") && e.contains("64 hex"), "{e}");
+        assert!(journal_key_from_secret("jk", &"ab".repeat(16)).unwrap_err().contains("16"));
     }
 }

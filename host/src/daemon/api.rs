@@ -488,7 +488,18 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-async fn verify(State(st): State<Arc<AppState>>) -> ApiResult<VerifyReport> {
-    let r = with_engine(&st, |e| Ok(e.store().verify()?)).await?;
+/// `GET /v1/verify?expect_head=SEQ:HASH`: the anchor is optional.
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    expect_head: Option<String>,
+}
+
+async fn verify(State(st): State<Arc<AppState>>, Query(q): Query<VerifyQuery>) -> ApiResult<VerifyReport> {
+    let expect = q
+        .expect_head
+        .map(|a| a.parse::<crate::store::Anchor>())
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expect_head: {e}")))?;
+    let r = with_engine(&st, move |e| Ok(crate::incident::verify::verify(&**e.store(), expect.as_ref())?)).await?;
     Ok(Json(r))
 }

@@ -141,7 +141,8 @@ fn notify_systemd(state: sd_notify::NotifyState<'_>) {
 
 async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?);
+    let (key, adopt) = journal_key(&cfg)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?.with_key(key, adopt)?);
     // SQLite created these itself: their mode is set here, not left to the umask.
     for f in StateDir::new(&cfg.state_dir).database_files() {
         restrict_file(&f).map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;
@@ -307,6 +308,28 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         Some(Ok(Err(e))) => Err(e.into()),
         Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("the API server panicked: {e}")),
         _ => Ok(()),
+    }
+}
+
+/// The journal's chain key: the `journal_key` secret if configured, else
+/// `state_dir/journal.key` (created at the first start). The flag says whether
+/// the key may adopt a journal written before it: only a key file created
+/// just now, or a configured secret (the operator chose it deliberately).
+fn journal_key(cfg: &Config) -> anyhow::Result<(crate::store::JournalKey, bool)> {
+    use config::state_dir::journal_key_from_secret;
+    match &cfg.journal_key {
+        Some(name) => {
+            let secret = cfg
+                .secrets
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("journal_key names undeclared secret `{name}`"))?;
+            let value = secret.read().map_err(|e| anyhow::anyhow!("journal_key (secret `{name}`): {e}"))?;
+            Ok((journal_key_from_secret(name, &value).map_err(anyhow::Error::msg)?, true))
+        }
+        None => {
+            let loaded = StateDir::new(&cfg.state_dir).load_or_create_journal_key().map_err(anyhow::Error::msg)?;
+            Ok((loaded.key, loaded.created))
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) mod outbox;
 mod retry;
 pub mod state;
 mod timers;
+pub mod verify;
 mod when;
 
 pub use batch::{IntakeDone, IntakeOp};

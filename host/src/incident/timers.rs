@@ -130,7 +130,7 @@ impl Timer {
     }
 
     /// Reads a stored timer back from its exact key (and the round from its data).
-    fn from_row(row: &TimerRow) -> Option<Timer> {
+    pub(super) fn from_row(row: &TimerRow) -> Option<Timer> {
         let key = row.kind.as_str();
         if let Some(what) = key.strip_prefix("deadline:") {
             return DeadlineKind::parse(what).map(Timer::Deadline);

@@ -10,7 +10,7 @@ pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
-pub use chain::{GENESIS, event_hash};
+pub use chain::{Anchor, EventFields, GENESIS, HashAlg, JournalKey, KEYED_PREFIX, event_hash};
 pub use sqlite::SqliteStore;
 
 /// Store errors carry their cause; the engine turns them into "failed" (exit 1).
@@ -218,8 +218,12 @@ pub trait Store: Send + Sync {
     /// Every piece of daemon state whose key starts with `prefix`, in key order
     /// (a range read on the key index, e.g. the members of one digest).
     fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
-    /// Re-walks the whole chain; returns the problems found (empty = intact).
-    fn verify(&self) -> Result<VerifyReport>;
+    /// Re-walks the whole chain (and the seals of pinned playbook versions);
+    /// returns the problems found (empty = intact). With `expect_head`, also
+    /// checks that the anchored event still has the anchored hash.
+    fn verify(&self, expect_head: Option<&Anchor>) -> Result<VerifyReport>;
+    /// Every pending (not dead-lettered) timer, for verification against the events.
+    fn timers(&self) -> Result<Vec<TimerRow>>;
     /// Stores a new API token (its secret's hash, never the secret); durable on return.
     fn put_token(&self, row: &TokenRow) -> Result<()>;
     /// Every API token, revoked and expired ones included, oldest first.
@@ -347,6 +351,14 @@ pub struct VerifyReport {
     pub events: i64,
     /// Hash of the last event: the chain head to compare with an earlier copy.
     pub head: String,
+    /// Sequence number of the last event (0 for an empty journal); with
+    /// `head` it is the anchor `SEQ:HASH` operators record elsewhere.
+    #[serde(default)]
+    pub head_seq: i64,
     /// Each break found (bad hash, gap, broken link); empty means the journal is intact.
     pub problems: Vec<String>,
+    /// Every incident id that has events, for the layer that checks the
+    /// projections (an incident whose row was deleted has events but no row).
+    #[serde(skip)]
+    pub incidents: Vec<String>,
 }

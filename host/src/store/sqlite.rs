@@ -1,7 +1,7 @@
 //! The embedded SQLite store: WAL mode, an fsync of the WAL before any commit
 //! is acknowledged (group commit), versioned migrations.
 
-use super::chain::{GENESIS, event_hash};
+use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
 use super::*;
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -35,6 +35,8 @@ pub struct SqliteStore {
     fail_fsync_at: Option<u64>,
     /// Exit the process on an fsync failure (always, outside unit tests).
     exit_on_fsync_failure: bool,
+    /// Authenticates new events and pinned playbooks; `None`: plain SHA-256 (drills, tests).
+    key: Option<JournalKey>,
 }
 
 #[derive(Default)]
@@ -115,7 +117,23 @@ impl SqliteStore {
             flushed: std::sync::Condvar::new(),
             fail_fsync_at: None,
             exit_on_fsync_failure: true,
+            key: None,
         })
+    }
+
+    /// Authenticates every event appended from now on with `key` (HMAC-SHA256).
+    ///
+    /// A journal that never had a key records, sealed with the key, the event
+    /// where keyed hashing begins, and seals its pinned playbook versions;
+    /// from then on `verify` refuses an unkeyed hash at or after that event.
+    /// That record is only made when `adopt_unkeyed` (the key was just
+    /// created, or the journal is empty): otherwise a journal with unkeyed
+    /// events and no record was rewritten by someone without the key, and
+    /// `verify` says so.
+    pub fn with_key(mut self, key: JournalKey, adopt_unkeyed: bool) -> anyhow::Result<Self> {
+        verify::adopt_key(&mut self.lock(), &key, adopt_unkeyed)?;
+        self.key = Some(key);
+        Ok(self)
     }
 
     /// How many WAL flushes have been done (group commit makes this far below the commit count).
@@ -168,6 +186,7 @@ impl SqliteStore {
 
 struct SqlTx<'a> {
     tx: Transaction<'a>,
+    key: Option<&'a JournalKey>,
 }
 
 pub(super) fn json(s: String) -> serde_json::Value {
@@ -217,7 +236,7 @@ impl Tx for SqlTx<'_> {
             .unwrap_or((0, GENESIS.to_string()));
         let seq = last_seq + 1;
         let text = serde_json::to_string(data)?;
-        let hash = event_hash(&prev, seq, incident_id, at, kind, &text);
+        let hash = EventFields { seq, incident_id, at, kind, data: &text }.next_hash(self.key, &prev);
         self.tx.execute(
             "INSERT INTO events (seq, incident_id, at, kind, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![seq, incident_id, at, kind, text, prev, hash],
@@ -348,10 +367,16 @@ impl Tx for SqlTx<'_> {
     }
 
     fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()> {
-        self.tx.execute(
+        let text = serde_json::to_string(spec)?;
+        let added = self.tx.execute(
             "INSERT OR IGNORE INTO playbook_versions (hash, playbook_id, spec) VALUES (?1, ?2, ?3)",
-            params![hash, playbook_id, serde_json::to_string(spec)?],
+            params![hash, playbook_id, text],
         )?;
+        if added > 0
+            && let Some(key) = self.key
+        {
+            verify::put_playbook_seal(&self.tx, hash, &playbook_seal(key, hash, playbook_id, &text))?;
+        }
         Ok(())
     }
 
@@ -402,7 +427,7 @@ impl Store for SqliteStore {
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut t = SqlTx { tx };
+        let mut t = SqlTx { tx, key: self.key.as_ref() };
         f(&mut t)?;
         t.tx.commit()?;
         // Counted while the connection is still held, so the order matches the WAL.
@@ -623,56 +648,18 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn verify(&self) -> Result<VerifyReport> {
-        let conn = self.lock();
-        let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
-        let mut stmt =
-            conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
-        let mut expected_seq = 1i64;
-        let mut prev = GENESIS.to_string();
-        while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let incident: String = r.get(1)?;
-            let at: i64 = r.get(2)?;
-            let kind: String = r.get(3)?;
-            let data: String = r.get(4)?;
-            let prev_hash: String = r.get(5)?;
-            let hash: String = r.get(6)?;
-            if seq != expected_seq {
-                report.problems.push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
-            }
-            if prev_hash != prev {
-                report.problems.push(format!("event {seq} ({incident} {kind}) does not chain to the event before it"));
-            }
-            if event_hash(&prev_hash, seq, &incident, at, &kind, &data) != hash {
-                report
-                    .problems
-                    .push(format!("event {seq} ({incident} {kind}) was edited: its contents no longer match its hash"));
-            }
-            prev = hash;
-            expected_seq = seq + 1;
-            report.events += 1;
-        }
-        report.head = prev.clone();
-        let recorded: Option<String> =
-            conn.query_row("SELECT value FROM kv WHERE key = 'chain_head'", [], |r| r.get(0)).optional()?;
-        if let Some(rec) = recorded {
-            let (seq, hash) = rec.split_once(':').unwrap_or(("0", ""));
-            let seq: i64 = seq.parse().unwrap_or(0);
-            if seq != expected_seq - 1 || hash != prev {
-                report.problems.push(format!(
-                    "the journal ends at event {} but its recorded head is event {seq}: events were removed from the end",
-                    expected_seq - 1
-                ));
-            }
-        }
-        Ok(report)
+    fn verify(&self, expect_head: Option<&Anchor>) -> Result<VerifyReport> {
+        verify::verify(&self.lock(), self.key.as_ref(), expect_head)
+    }
+
+    fn timers(&self) -> Result<Vec<TimerRow>> {
+        verify::timers(&self.lock())
     }
 }
 
 mod migrations;
 mod outbox;
 mod tokens;
+mod verify;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Journal, timer and migration tests of the SQLite store.
 
 use super::*;
+use crate::store::chain::{JournalKey, KEYED_PREFIX};
 use serde_json::json;
 
 fn append(store: &SqliteStore, n: usize) {
@@ -14,19 +15,19 @@ fn chain_verifies_and_detects_edits_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     append(&store, 5);
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     assert_eq!(r.events, 5);
 
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("event 3") && p.contains("edited")), "{:?}", r.problems);
 
     conn.execute("UPDATE events SET data = '{\"i\":2}' WHERE seq = 3", []).unwrap();
-    assert!(store.verify().unwrap().problems.is_empty());
+    assert!(store.verify(None).unwrap().problems.is_empty());
     conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("missing")), "{:?}", r.problems);
 }
 
@@ -37,7 +38,7 @@ fn deleting_the_last_event_is_detected() {
     append(&store, 3);
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
     conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("removed from the end")), "{:?}", r.problems);
 }
 
@@ -59,7 +60,7 @@ fn concurrent_commits_share_flushes_and_all_land() {
     for t in threads {
         t.join().unwrap();
     }
-    let r = store.verify().unwrap();
+    let r = store.verify(None).unwrap();
     assert_eq!(r.events, 400);
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     let flushes = store.flush_count();
@@ -77,7 +78,7 @@ fn failed_transactions_leave_nothing() {
         anyhow::bail!("boom")
     });
     assert!(r.is_err());
-    assert_eq!(store.verify().unwrap().events, 0);
+    assert_eq!(store.verify(None).unwrap().events, 0);
 }
 
 #[test]
@@ -276,4 +277,112 @@ fn a_recovered_targets_backlog_is_made_due_and_no_other() {
     let due: Vec<String> = store.claim_intents(100, 10).unwrap().into_iter().map(|r| r.invocation_id).collect();
     assert_eq!(due, vec!["INC-1.2", "INC-1.4"]);
     assert!(store.claim_intents(899, 10).unwrap().is_empty(), "another target's backoff is kept");
+fn key(b: u8) -> JournalKey {
+    JournalKey::from_bytes(&[b; 32]).unwrap()
+}
+
+/// What someone without the key can do: recompute plain SHA-256 for events `from..=to`.
+fn rewrite_unkeyed(path: &Path, from: i64, to: i64) {
+    let conn = Connection::open(path).unwrap();
+    let rows: Vec<(i64, String, i64, String, String, String)> = {
+        let mut stmt = conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash FROM events ORDER BY seq").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let mut prev = None;
+    for (seq, inc, at, kind, data, stored_prev) in rows {
+        if seq < from || seq > to {
+            continue;
+        }
+        let p = prev.clone().unwrap_or(stored_prev);
+        let h = event_hash(&p, seq, &inc, at, &kind, &data);
+        conn.execute("UPDATE events SET prev_hash = ?1, hash = ?2 WHERE seq = ?3", params![p, h, seq]).unwrap();
+        conn.execute("UPDATE kv SET value = ?1 WHERE key = 'chain_head'", params![format!("{seq}:{h}")]).unwrap();
+        prev = Some(h);
+    }
+}
+
+#[test]
+fn keyed_chain_verifies_and_a_different_key_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap().with_key(key(1), true).unwrap();
+    append(&store, 4);
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert!(r.head.starts_with(KEYED_PREFIX) && r.head_seq == 4, "{}", r.head);
+    drop(store);
+    let other = SqliteStore::open(dir.path()).unwrap().with_key(key(2), false).unwrap();
+    let r = other.verify(None).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("key differs")), "{:?}", r.problems);
+    assert!(!r.problems.iter().any(|p| p.contains("edited")), "{:?}", r.problems);
+}
+
+#[test]
+fn an_unkeyed_prefix_verifies_under_keyed_events_and_editing_it_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    append(&SqliteStore::open(dir.path()).unwrap(), 3);
+    let store = SqliteStore::open(dir.path()).unwrap().with_key(key(1), true).unwrap();
+    append(&store, 2);
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let ev = store.events("INC-1", 3).unwrap();
+    assert_eq!(HashAlg::of(&ev[0].prev_hash), HashAlg::Unkeyed, "the first keyed event chains onto the old head");
+    assert!(ev.iter().all(|e| HashAlg::of(&e.hash) == HashAlg::Keyed));
+
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("UPDATE events SET data = '{\"i\":42}' WHERE seq = 2", []).unwrap();
+    rewrite_unkeyed(&db, 2, i64::MAX);
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("event 4") && p.contains("unkeyed hash")), "{:?}", r.problems);
+
+    // Rewriting only the unkeyed prefix breaks the link into the first keyed event.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    append(&SqliteStore::open(dir.path()).unwrap(), 3);
+    let store = SqliteStore::open(dir.path()).unwrap().with_key(key(1), true).unwrap();
+    append(&store, 1);
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("UPDATE events SET data = '{\"i\":42}' WHERE seq = 2", []).unwrap();
+    rewrite_unkeyed(&db, 2, 3);
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("event 4") && p.contains("does not chain")), "{:?}", r.problems);
+}
+
+#[test]
+fn a_journal_rewritten_unkeyed_without_its_keying_record_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    append(&SqliteStore::open(dir.path()).unwrap().with_key(key(1), true).unwrap(), 3);
+    rewrite_unkeyed(&db, 1, i64::MAX);
+    Connection::open(&db).unwrap().execute("DELETE FROM kv WHERE key = 'chain_keyed_from'", []).unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap().with_key(key(1), false).unwrap();
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("no sealed record")), "{:?}", r.problems);
+}
+
+#[test]
+fn pinned_playbooks_are_sealed_and_anchors_hold_until_their_event_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    let store = SqliteStore::open(dir.path()).unwrap().with_key(key(1), true).unwrap();
+    store.transaction(&mut |tx| tx.put_playbook_version("h1", "pb", &json!({"id": "pb"}))).unwrap();
+    append(&store, 2);
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let anchor = Anchor { seq: r.head_seq, hash: r.head.clone() };
+    append(&store, 2);
+    assert!(store.verify(Some(&anchor)).unwrap().problems.is_empty());
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("UPDATE playbook_versions SET spec = '{\"id\":\"pb\",\"x\":1}' WHERE hash = 'h1'", []).unwrap();
+    let r = store.verify(None).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("h1") && p.contains("edited")), "{:?}", r.problems);
+    conn.execute("UPDATE events SET at = 77 WHERE seq = 2", []).unwrap();
+    let wrong = Anchor { seq: 2, hash: format!("{KEYED_PREFIX}{}", "0".repeat(64)) };
+    let r = store.verify(Some(&wrong)).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("anchored hash")), "{:?}", r.problems);
+    let r = store.verify(Some(&Anchor { seq: 9, hash: anchor.hash })).unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("anchored event 9")), "{:?}", r.problems);
 }
