@@ -277,6 +277,8 @@ fn a_recovered_targets_backlog_is_made_due_and_no_other() {
     let due: Vec<String> = store.claim_intents(100, 10).unwrap().into_iter().map(|r| r.invocation_id).collect();
     assert_eq!(due, vec!["INC-1.2", "INC-1.4"]);
     assert!(store.claim_intents(899, 10).unwrap().is_empty(), "another target's backoff is kept");
+}
+
 fn key(b: u8) -> JournalKey {
     JournalKey::from_bytes(&[b; 32]).unwrap()
 }
