@@ -143,7 +143,8 @@ pub(crate) async fn run(
 ) {
     // Released claims belong to a run that is gone (one daemon per state dir).
     let e = engine.clone();
-    match tokio::task::spawn_blocking(move || e.store().release_claims()).await {
+    let now = engine.now();
+    match tokio::task::spawn_blocking(move || e.store().release_claims(now)).await {
         Ok(Ok(n)) if n > 0 => {
             tracing::info!("{n} side effects claimed by the previous run are back in the outbox")
         }
@@ -296,7 +297,10 @@ async fn deliver(
     let admit = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(engine.now());
     if let Admit::Deny { until } = admit {
         // Not attempted and not counted: due again when the probe may run.
-        give_back(&engine, &c.id, Some(until)).await;
+        let (e, id) = (engine.clone(), c.id.clone());
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || e.store().hold_intent(&id, until)).await {
+            tracing::error!("cannot hold an intent back for its open circuit: {err:#}");
+        }
         let first = c.is_page() && dispatch.rerouted.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone());
         if first {
             let e = engine.clone();

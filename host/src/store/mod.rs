@@ -196,8 +196,13 @@ pub trait Store: Send + Sync {
     fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
     /// Gives a claimed intent back, due at `not_before` if given.
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
-    /// Releases every claim; called at startup, when no call can be running.
-    fn release_claims(&self) -> Result<usize>;
+    /// Releases every claim, and makes every intent held back by an open
+    /// circuit due at `now`; called at startup, when no call can be running
+    /// and every circuit starts closed. Returns how many claims were released.
+    fn release_claims(&self, now: i64) -> Result<usize>;
+    /// Gives a claimed intent back without counting an attempt, held until
+    /// `until` because its target's circuit is open.
+    fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()>;
     /// Makes every waiting (unclaimed, backed-off) intent for `target` due at
     /// `now`: called when the target recovers, so its backlog goes out at once
     /// instead of after each item's own backoff. Returns how many.

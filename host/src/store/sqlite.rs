@@ -588,8 +588,21 @@ impl Store for SqliteStore {
         outbox::release_intent(&self.lock(), invocation_id, not_before)
     }
 
-    fn release_claims(&self) -> Result<usize> {
-        Ok(self.lock().execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
+    fn release_claims(&self, now: i64) -> Result<usize> {
+        let conn = self.lock();
+        conn.execute(
+            "UPDATE intents SET held = 0, not_before = MIN(not_before, ?1) WHERE held != 0 AND result IS NULL",
+            params![now],
+        )?;
+        Ok(conn.execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
+    }
+
+    fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()> {
+        self.lock().execute(
+            "UPDATE intents SET claimed = 0, held = 1, not_before = ?2 WHERE invocation_id = ?1",
+            params![invocation_id, until],
+        )?;
+        Ok(())
     }
 
     fn expedite_target(&self, target: &str, now: i64) -> Result<usize> {

@@ -129,4 +129,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         revoked_by TEXT
     );
     "#,
+    // 6: an intent held back by its target's open circuit is marked `held`,
+    // so a restart (whose circuits start closed) makes it due at once instead
+    // of leaving it until the old circuit's cooldown would have ended.
+    r#"
+    ALTER TABLE intents ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

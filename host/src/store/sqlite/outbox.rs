@@ -78,7 +78,7 @@ pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before:
 
 pub(super) fn expedite_target(conn: &Connection, target: &str, now: i64) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE intents SET not_before = ?2 \
+        "UPDATE intents SET not_before = ?2, held = 0 \
          WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before > ?2 \
            AND json_valid(payload) AND json_extract(payload, '$.target') = ?1",
         params![target, now],

@@ -388,3 +388,33 @@ fn pinned_playbooks_are_sealed_and_anchors_hold_until_their_event_changes() {
     let r = store.verify(Some(&Anchor { seq: 9, hash: anchor.hash })).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("anchored event 9")), "{:?}", r.problems);
 }
+
+#[test]
+fn intents_held_by_an_open_circuit_are_due_again_after_a_restart_and_backoffs_are_kept() {
+    let store = SqliteStore::in_memory().unwrap();
+    let intent = |id: &str| IntentRow {
+        invocation_id: id.into(),
+        incident_id: "INC-1".into(),
+        created_at: 0,
+        not_before: 0,
+        payload: json!({ "target": "pager" }),
+        attempts: 0,
+        result: None,
+    };
+    store
+        .transaction(&mut |tx| {
+            tx.add_intent(&intent("INC-1.1"))?;
+            tx.add_intent(&intent("INC-1.2"))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.claim_intents(0, 10).unwrap().len(), 2);
+    store.hold_intent("INC-1.1", 3_600_000).unwrap();
+    store.release_intent("INC-1.2", Some(5_000)).unwrap();
+    assert!(store.claim_intents(100, 10).unwrap().is_empty(), "held and backed off");
+    // A restart: circuits start closed, so the held one is due now; a backoff stays.
+    store.release_claims(100).unwrap();
+    let due: Vec<String> = store.claim_intents(100, 10).unwrap().into_iter().map(|r| r.invocation_id).collect();
+    assert_eq!(due, vec!["INC-1.1"]);
+    assert_eq!(store.claim_intents(5_000, 10).unwrap()[0].invocation_id, "INC-1.2");
+}
