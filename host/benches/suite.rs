@@ -529,14 +529,18 @@ fn notice_rows(rows: &mut Vec<Row>, d: &Daemon, token: &str, intake_p99_ms: f64)
              WHERE e.kind = 'effect_result'",
         )
         .unwrap();
-    let pairs: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let pairs: Vec<(i64, i64)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert!(!pairs.is_empty(), "no notice was executed");
     let mut delays: Vec<f64> = pairs.iter().map(|(o, e)| (e - o) as f64).collect();
     delays.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
     let (p50, p99) = (pct(0.5), pct(0.99));
     rows.push(row(
-        &format!("trigger to notice executed p99, `log` targets, during the burst (p50 {p50:.0} ms, {} notices)", delays.len()),
+        &format!(
+            "trigger to notice executed p99, `log` targets, during the burst (p50 {p50:.0} ms, {} notices)",
+            delays.len()
+        ),
         p99,
         "ms",
         "trigger ingest p99 in the same burst",

@@ -81,11 +81,12 @@ fn an_edited_projection_and_an_edited_pinned_playbook_are_named() {
         &[&format!("incident {id}: stored severity"), &format!("incident {id}: stored state.title")],
     );
     assert!(!out.contains("nothing happened"), "verify printed a stored value: {out}");
-    let second = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=other"])
-        ["incident"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second =
+        d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", "service=other"])["incident"]
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     assert_ne!(second, id);
     d.kill9();
     let conn = journal(&d);

@@ -42,5 +42,5 @@ mod plugin_reload;
 mod plugin_sandbox;
 mod private_state;
 mod reload_intake;
-mod tokens;
 mod storm;
+mod tokens;

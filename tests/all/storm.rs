@@ -16,7 +16,10 @@ fn webhook(port: u16, target: &str, extra: &str) -> String {
 
 fn plugin_grant(ports: &[u16]) -> String {
     let hosts: Vec<String> = ports.iter().map(|p| format!("\"http://localhost:{p}\"")).collect();
-    format!("[plugins.webhook-notify]\nallowed_hosts = [{0}]\nallow_private = [{0}]\ntimeout = \"5s\"\n", hosts.join(", "))
+    format!(
+        "[plugins.webhook-notify]\nallowed_hosts = [{0}]\nallow_private = [{0}]\ntimeout = \"5s\"\n",
+        hosts.join(", ")
+    )
 }
 
 /// Targets of the fixture's playbooks that these tests do not watch.
@@ -138,10 +141,8 @@ fn a_burst_reaches_superiors_as_a_few_notices_and_one_digest_per_window() {
     assert!(singles < BURST as u64 / 2, "the storm was folded: {singles} single notices for {BURST} incidents");
 
     // The timeline and `incident show` say which digest carried a notice.
-    let (id, dg) = ids
-        .iter()
-        .find_map(|id| digests_in(&events(&d, id)).first().map(|dg| (id.clone(), dg.clone())))
-        .unwrap();
+    let (id, dg) =
+        ids.iter().find_map(|id| digests_in(&events(&d, id)).first().map(|dg| (id.clone(), dg.clone()))).unwrap();
     let timeline = d.ok(&["timeline", &id]);
     assert!(timeline.contains(&format!("included in digest {dg}")), "{timeline}");
     let show = d.ok(&["incident", "show", &id]);

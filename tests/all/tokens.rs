@@ -62,7 +62,8 @@ fn approvals_need_the_approver_and_only_admins_act_for_others() {
     let (_, dana) = create(&d, &["dana", "--role", "approver"]);
 
     // A responder triggers as herself.
-    let (code, v) = call(&d, "POST", "/v1/incidents", &alice, Some(json!({"playbook": "gate", "fields": {"nature": "n"}})));
+    let (code, v) =
+        call(&d, "POST", "/v1/incidents", &alice, Some(json!({"playbook": "gate", "fields": {"nature": "n"}})));
     assert_eq!(code, 201, "{v}");
     let id = v["incident"]["id"].as_str().unwrap().to_string();
     let opened = &events(&d, &id)[0];
@@ -74,7 +75,8 @@ fn approvals_need_the_approver_and_only_admins_act_for_others() {
     assert_eq!(code, 403, "{v}");
     assert!(v["error"].as_str().unwrap().contains("needs the approver role"), "{v}");
     // Nor may she name someone else.
-    let (code, v) = call(&d, "POST", &format!("/v1/incidents/{id}/updates"), &alice, Some(json!({"note": "x", "as": "dana"})));
+    let (code, v) =
+        call(&d, "POST", &format!("/v1/incidents/{id}/updates"), &alice, Some(json!({"note": "x", "as": "dana"})));
     assert_eq!(code, 403, "{v}");
     assert!(v["error"].as_str().unwrap().contains("only an admin token may act for someone else"), "{v}");
     let r = cli_with(&d, home.path(), Some(&alice), &["update", &id, "--note", "x", "--as", "dana"]);
@@ -91,7 +93,10 @@ fn approvals_need_the_approver_and_only_admins_act_for_others() {
     let (code, v) = call(&d, "POST", &approve, &bob_like, Some(json!({})));
     assert_eq!(code, 403, "{v}");
     assert_eq!(v["code"], "forbidden");
-    assert!(v["error"].as_str().unwrap().contains("alice cannot approve the activation: it needs role:duty-manager"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("alice cannot approve the activation: it needs role:duty-manager"),
+        "{v}"
+    );
     let refused: Vec<Value> = events(&d, &id).into_iter().filter(|e| e["kind"] == "approval_refused").collect();
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["data"]["what"], "activation");
@@ -104,7 +109,10 @@ fn approvals_need_the_approver_and_only_admins_act_for_others() {
     let evs = events(&d, &id);
     assert_eq!(evs.iter().filter(|e| e["kind"] == "approval_refused").count(), 2);
     let acting = evs.iter().find(|e| e["kind"] == "acting_for").unwrap();
-    assert_eq!((acting["data"]["by"].as_str(), acting["data"]["person"].as_str()), (Some("bootstrap-admin"), Some("alice")));
+    assert_eq!(
+        (acting["data"]["by"].as_str(), acting["data"]["person"].as_str()),
+        (Some("bootstrap-admin"), Some("alice"))
+    );
     assert!(acting["text"].as_str().unwrap().contains("bootstrap-admin acting for alice"), "{acting}");
 
     // The duty manager's token approves, as herself, through the CLI.
@@ -154,7 +162,8 @@ fn intake_tokens_reach_intake_only_and_revocation_holds_from_the_next_request() 
     assert_eq!(code, 202, "{v}");
 
     let list = d.json(&["token", "list"]);
-    let tid = list.as_array().unwrap().iter().find(|t| t["subject"] == "am").unwrap()["id"].as_str().unwrap().to_string();
+    let tid =
+        list.as_array().unwrap().iter().find(|t| t["subject"] == "am").unwrap()["id"].as_str().unwrap().to_string();
     d.ok(&["token", "revoke", &tid]);
     let (code, v) = call(&d, "POST", "/v1/intake/events", &intake, Some(event));
     assert_eq!(code, 401, "{v}");

@@ -142,7 +142,8 @@ fn read_user_token(path: &std::path::Path) -> Result<Option<String>, Failure> {
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
     Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
 }
 
@@ -177,7 +178,9 @@ fn decode_error(status: u16, text: &str) -> ApiError {
 fn failure(e: ApiError) -> Failure {
     let mut msg = e.to_string();
     if e.status == StatusCode::UNAUTHORIZED {
-        msg.push_str(" (the CLI reads the token from CRISIS_TOKEN, else ~/.config/crisis/token, else state_dir/api.token)");
+        msg.push_str(
+            " (the CLI reads the token from CRISIS_TOKEN, else ~/.config/crisis/token, else state_dir/api.token)",
+        );
     }
     Failure::new(e.exit_code(), msg)
 }

@@ -73,8 +73,12 @@ pub(crate) fn run(cli: &Cli, cmd: &TokenCmd) -> Result<(), Failure> {
         TokenCmd::Create { person, role, intake, expires, out } => {
             let body = match (person, intake) {
                 (_, Some(name)) => CreateTokenBody::Intake { name: name.clone(), expires_in_secs: *expires },
-                (Some(p), None) => CreateTokenBody::Person { person: p.clone(), role: *role, expires_in_secs: *expires },
-                (None, None) => return Err(Failure::invalid("name a roster PERSON, or --intake NAME for an alert source")),
+                (Some(p), None) => {
+                    CreateTokenBody::Person { person: p.clone(), role: *role, expires_in_secs: *expires }
+                }
+                (None, None) => {
+                    return Err(Failure::invalid("name a roster PERSON, or --intake NAME for an alert source"));
+                }
             };
             // Opened before the token exists, so a refused path leaves no token behind.
             let mut file = out.as_deref().map(create_secret_file).transpose()?;

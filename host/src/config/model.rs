@@ -104,7 +104,13 @@ const WITHIN_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::fr
 impl DigestDecl {
     /// The rule this declaration sets for target `name`, or diagnostics that
     /// say which key is wrong and how to write it.
-    pub(crate) fn rule(&self, name: &str, span: Range<usize>, src: &Source, diags: &mut Vec<Diagnostic>) -> Option<DigestRule> {
+    pub(crate) fn rule(
+        &self,
+        name: &str,
+        span: Range<usize>,
+        src: &Source,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<DigestRule> {
         let key = format!("targets.{name}.digest");
         let after = match &self.after {
             None => {
@@ -119,7 +125,12 @@ impl DigestDecl {
         };
         let within = match &self.within {
             None => {
-                diags.push(src.at(span, format!("`{key}` needs `within`: how long a window lasts, between 1s and 1h, e.g. within = \"30s\"")));
+                diags.push(src.at(
+                    span,
+                    format!(
+                        "`{key}` needs `within`: how long a window lasts, between 1s and 1h, e.g. within = \"30s\""
+                    ),
+                ));
                 None
             }
             Some(w) => match crate::playbook::types::parse_duration(w.get_ref()) {
@@ -128,7 +139,10 @@ impl DigestDecl {
                     None
                 }
                 Ok(d) if d < WITHIN_RANGE.0 || d > WITHIN_RANGE.1 => {
-                    diags.push(src.at(w.span(), format!("`{key}.within` is `{}`: a digest window lasts between 1s and 1h", w.get_ref())));
+                    diags.push(src.at(
+                        w.span(),
+                        format!("`{key}.within` is `{}`: a digest window lasts between 1s and 1h", w.get_ref()),
+                    ));
                     None
                 }
                 Ok(d) => Some(d),
@@ -264,8 +278,9 @@ mod tests {
         let c = load("{ after = 5, within = \"30s\" }").unwrap();
         let rule = c.targets["superiors"].digest.unwrap();
         assert_eq!((rule.after, rule.within), (5, Duration::from_secs(30)));
-        let c = load_source(Source::new("crisis.toml", "[targets.regulator]\nplugin = \"log\"\n"), None, Path::new("."))
-            .unwrap();
+        let c =
+            load_source(Source::new("crisis.toml", "[targets.regulator]\nplugin = \"log\"\n"), None, Path::new("."))
+                .unwrap();
         assert_eq!(c.targets["regulator"].digest, None);
     }
 
@@ -274,7 +289,9 @@ mod tests {
         let m = load("{ after = 0, within = \"30s\" }").unwrap_err();
         assert_eq!(
             m,
-            ["crisis.toml:3:20: `targets.superiors.digest.after` is 0: it must be at least 1 (the notices sent one by one before the rest are folded)"]
+            [
+                "crisis.toml:3:20: `targets.superiors.digest.after` is 0: it must be at least 1 (the notices sent one by one before the rest are folded)"
+            ]
         );
         let m = load("{ after = 5, within = \"500ms\" }").unwrap_err();
         assert!(m[0].starts_with("crisis.toml:3:32: `targets.superiors.digest.within` is `500ms`: a digest window lasts between 1s and 1h"), "{m:?}");

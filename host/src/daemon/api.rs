@@ -296,8 +296,8 @@ async fn resolve(
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = acting_on(&st, &id.clone(), &caller, b.by, "resolve", move |e, by| e.resolve(&id, &actor(by), "cli"))
-        .await?;
+    let inc =
+        acting_on(&st, &id.clone(), &caller, b.by, "resolve", move |e, by| e.resolve(&id, &actor(by), "cli")).await?;
     Ok(Json(inc))
 }
 

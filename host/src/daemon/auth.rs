@@ -132,7 +132,6 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,9 +184,8 @@ mod tests {
     /// Serves `/v1/x` behind the gate on a loopback port and returns its address.
     async fn gated() -> std::net::SocketAddr {
         use axum::routing::get;
-        let app = axum::Router::new()
-            .route("/v1/x", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(
+        let app =
+            axum::Router::new().route("/v1/x", get(|| async { "ok" })).layer(axum::middleware::from_fn_with_state(
                 Arc::new(TokenRegistry::new("s3cret", Vec::new(), Arc::new(crate::incident::clock::SystemClock))),
                 require_token,
             ));

@@ -105,9 +105,10 @@ pub(crate) async fn watch(engine: Arc<Engine>, mut shutdown: watch::Receiver<boo
                 limit.as_secs()
             );
             let (e, l) = (engine.clone(), lane.clone());
-            let res =
-                tokio::task::spawn_blocking(move || e.note_late_notice(&l.oldest_incident, &l.oldest_id, &l.target, waited))
-                    .await;
+            let res = tokio::task::spawn_blocking(move || {
+                e.note_late_notice(&l.oldest_incident, &l.oldest_id, &l.target, waited)
+            })
+            .await;
             if let Ok(Err(err)) = res {
                 tracing::error!("cannot journal a late message: {err}");
             }

@@ -319,10 +319,8 @@ fn journal_key(cfg: &Config) -> anyhow::Result<(crate::store::JournalKey, bool)>
     use config::state_dir::journal_key_from_secret;
     match &cfg.journal_key {
         Some(name) => {
-            let secret = cfg
-                .secrets
-                .get(name)
-                .ok_or_else(|| anyhow::anyhow!("journal_key names undeclared secret `{name}`"))?;
+            let secret =
+                cfg.secrets.get(name).ok_or_else(|| anyhow::anyhow!("journal_key names undeclared secret `{name}`"))?;
             let value = secret.read().map_err(|e| anyhow::anyhow!("journal_key (secret `{name}`): {e}"))?;
             Ok((journal_key_from_secret(name, &value).map_err(anyhow::Error::msg)?, true))
         }

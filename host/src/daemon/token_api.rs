@@ -158,6 +158,11 @@ async fn revoke(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     tracing::info!("{by} revoked API token {id}");
-    let row = st.tokens.list().into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::internal("revoked token vanished"))?;
+    let row = st
+        .tokens
+        .list()
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::internal("revoked token vanished"))?;
     Ok(Json(info(&row, now)))
 }

@@ -216,7 +216,9 @@ impl Caller {
                 Ok(Acting { person: Some(p), delegated_by: Some((BOOTSTRAP.to_string(), None)) })
             }
             (Grant::Person { person, .. }, None) => Ok(Acting { person: Some(person.clone()), delegated_by: None }),
-            (Grant::Person { person, .. }, Some(p)) if &p == person => Ok(Acting { person: Some(p), delegated_by: None }),
+            (Grant::Person { person, .. }, Some(p)) if &p == person => {
+                Ok(Acting { person: Some(p), delegated_by: None })
+            }
             (Grant::Person { person, role: TokenRole::Admin }, Some(p)) => {
                 Ok(Acting { person: Some(p), delegated_by: Some((person.clone(), self.token.clone())) })
             }
@@ -226,10 +228,9 @@ impl Caller {
                     "this token is {person}'s (role {role}); only an admin token may act for someone else (`as` {p}): drop --as, or use {p}'s own token"
                 ),
             )),
-            (Grant::Intake { name }, _) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("the intake token of `{name}` acts for no person"),
-            )),
+            (Grant::Intake { name }, _) => {
+                Err(ApiError::new(StatusCode::FORBIDDEN, format!("the intake token of `{name}` acts for no person")))
+            }
         }
     }
 }
@@ -246,9 +247,14 @@ impl Rejected {
     /// The reply's sentence: what happened and what to do.
     pub(crate) fn message(&self) -> String {
         match self {
-            Rejected::Unknown => "wrong API token: use the token in state_dir/api.token, or one from `crisis token create`".into(),
+            Rejected::Unknown => {
+                "wrong API token: use the token in state_dir/api.token, or one from `crisis token create`".into()
+            }
             Rejected::Revoked { id, at } => {
-                format!("API token {id} was revoked at {}; ask an admin for a new one (crisis token create)", fmt_ms(*at))
+                format!(
+                    "API token {id} was revoked at {}; ask an admin for a new one (crisis token create)",
+                    fmt_ms(*at)
+                )
             }
             Rejected::Expired { id, at } => {
                 format!("API token {id} expired at {}; ask an admin for a new one (crisis token create)", fmt_ms(*at))
@@ -356,8 +362,23 @@ mod tests {
     fn the_role_table() {
         use Action::*;
         let all = [
-            Read, Trigger, Ack, Assign, Step, Update, Outcome, Resolve, Approve, Intake, Reload, Tokens, Unquarantine,
-            Retry, DrillRun, DrillSchedule, Other,
+            Read,
+            Trigger,
+            Ack,
+            Assign,
+            Step,
+            Update,
+            Outcome,
+            Resolve,
+            Approve,
+            Intake,
+            Reload,
+            Tokens,
+            Unquarantine,
+            Retry,
+            DrillRun,
+            DrillSchedule,
+            Other,
         ];
         let responder = [Read, Trigger, Ack, Assign, Step, Update, Outcome, Resolve, Intake];
         for a in all {
@@ -407,8 +428,14 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert!(!h.contains(&secret[SECRET_PREFIX.len() + 9..]));
         assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        for bad in ["", "crisis_", "crisis_0011aabb", "crisis_0011aabb_xyz", "crisis_001_".to_string().as_str(), &"a".repeat(64)]
-        {
+        for bad in [
+            "",
+            "crisis_",
+            "crisis_0011aabb",
+            "crisis_0011aabb_xyz",
+            "crisis_001_".to_string().as_str(),
+            &"a".repeat(64),
+        ] {
             assert_eq!(secret_id(bad), None, "{bad}");
         }
         assert_ne!(generate().1, secret);
@@ -448,10 +475,8 @@ mod tests {
 
     #[test]
     fn only_admins_act_for_others() {
-        let person = |role| Caller {
-            token: Some("tok_a".into()),
-            grant: Grant::Person { person: "alice".into(), role },
-        };
+        let person =
+            |role| Caller { token: Some("tok_a".into()), grant: Grant::Person { person: "alice".into(), role } };
         let r = person(TokenRole::Approver);
         assert_eq!(r.acting(None).unwrap().person.as_deref(), Some("alice"));
         assert_eq!(r.acting(Some("alice".into())).unwrap().delegated_by, None);

@@ -169,7 +169,11 @@ impl Facts {
                 }
                 // Not judged here.
                 // Delivery trouble is the outbox's, not the participants'.
-                Event::UpdateDue {} | Event::Stale { .. } | Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
+                Event::UpdateDue {}
+                | Event::Stale { .. }
+                | Event::DeadLettered { .. }
+                | Event::Redriven { .. }
+                | Event::NoticeLate { .. } => {}
                 // Who may act, and for whom, is the API's business, not the drill's score.
                 Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
                 // A folded notice is judged by its digest's result, on the incident that carries it.

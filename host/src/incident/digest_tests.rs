@@ -66,7 +66,14 @@ fn pages_escalations_customer_messages_and_digests_are_never_folded() {
     assert!(!foldable(EffectKind::Appease, &Purpose::Step("appease".into()), &[]));
     // A notice addressed to people is a page whatever its purpose.
     assert!(!foldable(EffectKind::Notify, &Purpose::Track, &["ana".to_string()]));
-    for p in [Purpose::Report, Purpose::Activate, Purpose::Deadline, Purpose::Track, Purpose::Outcome, Purpose::Step("x".into())] {
+    for p in [
+        Purpose::Report,
+        Purpose::Activate,
+        Purpose::Deadline,
+        Purpose::Track,
+        Purpose::Outcome,
+        Purpose::Step("x".into()),
+    ] {
         assert!(foldable(EffectKind::Notify, &p, &[]), "{p}");
     }
 }
@@ -82,8 +89,11 @@ fn ids_are_listed_as_compact_ranges() {
 
 #[test]
 fn the_summary_groups_by_severity_and_playbook_and_names_commanders() {
-    let mut ms: Vec<Member> =
-        (12..=48).map(|n| member(&format!("INC-{n}"), "service-outage", Severity::Sev2, Some(if n % 2 == 0 { "ana" } else { "ben" }))).collect();
+    let mut ms: Vec<Member> = (12..=48)
+        .map(|n| {
+            member(&format!("INC-{n}"), "service-outage", Severity::Sev2, Some(if n % 2 == 0 { "ana" } else { "ben" }))
+        })
+        .collect();
     ms.push(member("INC-50", "data-breach", Severity::Sev1, None));
     let mut second = member("INC-50", "data-breach", Severity::Sev1, None);
     second.purpose = Purpose::Step("notify".into());
@@ -97,7 +107,10 @@ fn the_summary_groups_by_severity_and_playbook_and_names_commanders() {
             "37 new incidents of service-outage (sev2) in the last 30s: INC-12…INC-48; notices: report; commanders: ana, ben",
         ]
     );
-    assert_eq!(subject("DIG-4", "superiors", &ms, true), "[DRILL] [digest] DIG-4: 39 notices to `superiors` in the last 30s");
+    assert_eq!(
+        subject("DIG-4", "superiors", &ms, true),
+        "[DRILL] [digest] DIG-4: 39 notices to `superiors` in the last 30s"
+    );
 }
 
 mod engine {
@@ -128,8 +141,15 @@ mod engine {
     fn open(f: &super::super::super::tests::Fixture, n: usize) -> String {
         let mut fields = BTreeMap::new();
         fields.insert("nature".to_string(), "checkout returns 500".to_string());
-        let labels = BTreeMap::from([("service".to_string(), format!("svc{n}")), ("region".to_string(), "eu".to_string())]);
-        let req = TriggerRequest { playbook: "outage".into(), scope: Some("EU".into()), fields, labels, ..Default::default() };
+        let labels =
+            BTreeMap::from([("service".to_string(), format!("svc{n}")), ("region".to_string(), "eu".to_string())]);
+        let req = TriggerRequest {
+            playbook: "outage".into(),
+            scope: Some("EU".into()),
+            fields,
+            labels,
+            ..Default::default()
+        };
         f.engine.trigger(req).unwrap().incident.id
     }
 
@@ -171,8 +191,16 @@ mod engine {
         assert_eq!(d.payload.purpose, Purpose::Digest);
         assert_eq!(d.incident_id, ids[2], "carried by the incident whose notice opened it");
         assert_eq!(d.payload.subject, "[digest] DIG-1: 8 notices to `superiors` in the last 10s");
-        assert!(d.payload.body.starts_with("4 new incidents of outage (sev2) in the last 10s: INC-"), "{}", d.payload.body);
-        assert!(d.payload.body.contains("(8 notices); notices: activate, report; commanders: alice"), "{}", d.payload.body);
+        assert!(
+            d.payload.body.starts_with("4 new incidents of outage (sev2) in the last 10s: INC-"),
+            "{}",
+            d.payload.body
+        );
+        assert!(
+            d.payload.body.contains("(8 notices); notices: activate, report; commanders: alice"),
+            "{}",
+            d.payload.body
+        );
         let out = LogExecutor.execute(&d.id, &d.payload);
         f.engine.record_effect(&d.id, &out).unwrap();
         let carrier = f.engine.incident(&ids[2]).unwrap();

@@ -267,7 +267,12 @@ mod tests {
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
             Event::NoticeLate { invocation_id: "I.1".into(), target: "t".into(), waited_secs: 130 },
             Event::ApprovalRefused { what: "activation".into(), by: "bob".into(), needs: "role:duty-manager".into() },
-            Event::ActingFor { by: "carol".into(), token: Some("tok_1".into()), person: "bob".into(), action: "ack".into() },
+            Event::ActingFor {
+                by: "carol".into(),
+                token: Some("tok_1".into()),
+                person: "bob".into(),
+                action: "ack".into(),
+            },
             Event::IncludedInDigest { digest: "DIG-1".into(), purpose: Purpose::Report, target: "t".into() },
         ];
         for e in evs {

@@ -71,7 +71,9 @@ pub(crate) fn describe_event(ev: &Event) -> String {
             format!("message {invocation_id} re-driven by {by}")
         }
         Event::NoticeLate { invocation_id, target, waited_secs } => {
-            format!("LATE: message {invocation_id} to {target} still waiting after {waited_secs} s (delivery is not keeping up)")
+            format!(
+                "LATE: message {invocation_id} to {target} still waiting after {waited_secs} s (delivery is not keeping up)"
+            )
         }
         Event::ApprovalRefused { what, by, needs } => format!("REFUSED: {by} may not approve {what}: it needs {needs}"),
         Event::ActingFor { by, token, person, action } => format!(

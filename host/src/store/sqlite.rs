@@ -656,7 +656,8 @@ impl Store for SqliteStore {
     fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let conn = self.lock();
         // `key >= prefix AND key < prefix || U+10FFFF` keeps the read on the primary key.
-        let mut stmt = conn.prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?1 || char(1114111) ORDER BY key")?;
+        let mut stmt =
+            conn.prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?1 || char(1114111) ORDER BY key")?;
         let rows = stmt.query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -672,7 +673,7 @@ impl Store for SqliteStore {
 
 mod migrations;
 mod outbox;
-mod tokens;
-mod verify;
 #[cfg(test)]
 mod tests;
+mod tokens;
+mod verify;

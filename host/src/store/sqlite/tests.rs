@@ -287,7 +287,8 @@ fn key(b: u8) -> JournalKey {
 fn rewrite_unkeyed(path: &Path, from: i64, to: i64) {
     let conn = Connection::open(path).unwrap();
     let rows: Vec<(i64, String, i64, String, String, String)> = {
-        let mut stmt = conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash FROM events ORDER BY seq").unwrap();
+        let mut stmt =
+            conn.prepare("SELECT seq, incident_id, at, kind, data, prev_hash FROM events ORDER BY seq").unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
             .unwrap()
             .collect::<rusqlite::Result<_>>()

@@ -39,7 +39,18 @@ pub(super) fn all(conn: &Connection) -> Result<Vec<TokenRow>> {
     let rows = stmt.query_map([], |r| {
         let kind: String = r.get(2)?;
         let role: Option<String> = r.get(4)?;
-        Ok((kind, role, r.get::<_, String>(0)?, r.get(1)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+        Ok((
+            kind,
+            role,
+            r.get::<_, String>(0)?,
+            r.get(1)?,
+            r.get(3)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -102,7 +113,16 @@ mod tests {
             revoked_by: None,
         };
         s.put_token(&row).unwrap();
-        let intake = TokenRow { id: "tok_intake01".into(), secret_sha256: "cd".repeat(32), kind: TokenKind::Intake, subject: "am".into(), role: None, expires_at: None, created_at: 6, ..row.clone() };
+        let intake = TokenRow {
+            id: "tok_intake01".into(),
+            secret_sha256: "cd".repeat(32),
+            kind: TokenKind::Intake,
+            subject: "am".into(),
+            role: None,
+            expires_at: None,
+            created_at: 6,
+            ..row.clone()
+        };
         s.put_token(&intake).unwrap();
         assert_eq!(s.tokens().unwrap(), vec![row.clone(), intake]);
         assert!(s.revoke_token("tok_00aa11bb", 7, "carol").unwrap());

@@ -41,11 +41,10 @@ pub(super) fn adopt_key(conn: &mut Connection, key: &JournalKey, adopt_unkeyed: 
         }
         return Ok(());
     }
-    let (events, keyed): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(hash LIKE 'k1:%'), 0) FROM events",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (events, keyed): (i64, i64) =
+        conn.query_row("SELECT COUNT(*), COALESCE(SUM(hash LIKE 'k1:%'), 0) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     if keyed > 0 || (events > 0 && !adopt_unkeyed) {
         // Not recorded now: `verify` reports the missing record.
         return Ok(());
@@ -66,7 +65,9 @@ pub(super) fn adopt_key(conn: &mut Connection, key: &JournalKey, adopt_unkeyed: 
     }
     tx.commit()?;
     if events > 0 {
-        tracing::info!("the journal is keyed from event {next} on; its {events} earlier events keep their unkeyed hashes");
+        tracing::info!(
+            "the journal is keyed from event {next} on; its {events} earlier events keep their unkeyed hashes"
+        );
     }
     Ok(())
 }
@@ -200,7 +201,8 @@ fn check_playbook_seals(conn: &Connection, key: &JournalKey, problems: &mut Vec<
         let (hash, id, spec, seal): (String, String, String, Option<String>) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         match seal {
-            None => problems.push(format!("pinned playbook version {hash} ({id}) has no seal: it was added without the key")),
+            None => problems
+                .push(format!("pinned playbook version {hash} ({id}) has no seal: it was added without the key")),
             Some(s) if s != playbook_seal(key, &hash, &id, &spec) => problems.push(format!(
                 "pinned playbook version {hash} ({id}) was edited: its stored spec no longer matches its seal"
             )),
@@ -212,8 +214,9 @@ fn check_playbook_seals(conn: &Connection, key: &JournalKey, problems: &mut Vec<
 
 /// Every pending timer, in id order.
 pub(super) fn timers(conn: &Connection) -> Result<Vec<TimerRow>> {
-    let mut stmt = conn
-        .prepare("SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE dead_letter IS NULL ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE dead_letter IS NULL ORDER BY id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(TimerRow {
             id: r.get(0)?,
