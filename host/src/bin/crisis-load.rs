@@ -45,6 +45,10 @@ struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Dedup keys are PREFIX-N; a second run on the same daemon needs another
+    /// prefix, or its triggers attach to the first run's open incidents.
+    #[arg(long, default_value = "load")]
+    key_prefix: String,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -96,7 +100,7 @@ fn main() {
                 a.playbook.clone(),
                 fields.clone(),
             );
-            let (count, rate, dedup) = (a.count, a.rate, a.dedup_ratio);
+            let (count, rate, dedup, prefix) = (a.count, a.rate, a.dedup_ratio, a.key_prefix.clone());
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
@@ -118,7 +122,7 @@ fn main() {
                     }
                     // Deterministic key choice: request i repeats an earlier key with probability `dedup`.
                     let repeat = i > 0 && ((i.wrapping_mul(2_654_435_761) % 1000) as f64) < dedup * 1000.0;
-                    let key = if repeat { format!("load-{}", i / 2) } else { format!("load-{i}") };
+                    let key = if repeat { format!("{prefix}-{}", i / 2) } else { format!("{prefix}-{i}") };
                     let body =
                         serde_json::json!({"playbook": playbook, "dedup_key": key, "fields": fields, "source": "load"});
                     let t = Instant::now();
