@@ -50,10 +50,6 @@ impl PluginExecutor {
     }
 }
 
-fn conv<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or_default()
-}
-
 fn invocation(id: &str, p: &IntentPayload, now: i64) -> Invocation {
     Invocation {
         invocation_id: id.to_string(),
@@ -69,8 +65,8 @@ fn info(p: &IntentPayload) -> IncidentInfo {
         id: p.incident.id.clone(),
         title: p.incident.title.clone(),
         playbook_id: p.incident.playbook_id.clone(),
-        severity: conv(p.incident.severity.as_str()),
-        category: conv(p.incident.category.as_str()),
+        severity: p.incident.severity.into(),
+        category: p.incident.category.into(),
         phase: p.incident.phase.to_string(),
         summary: p.incident.summary.clone(),
         labels: Vec::new(),
@@ -197,12 +193,16 @@ impl Executor for PluginExecutor {
                 let Some(composer) = &p.composer else {
                     return EffectOutcome::failed("customer message without an appeasement plugin", false);
                 };
+                let channel = match c.channel.parse::<crate::playbook::types::Channel>() {
+                    Ok(ch) => ch.into(),
+                    Err(e) => return EffectOutcome::failed(format!("customer message on an unknown channel: {e}"), false),
+                };
                 let who = PCustomer {
                     id: c.id.clone(),
                     segment: c.segment.clone(),
                     tier: c.tier.clone(),
                     locale: c.locale.clone(),
-                    channel: conv(&c.channel),
+                    channel,
                 };
                 let composed = match self.host.compose(composer, &invocation(id, p, engine.now()), &info(p), &who) {
                     Ok(out) => {

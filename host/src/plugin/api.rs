@@ -71,6 +71,46 @@ pub enum Channel {
     Social,
 }
 
+/// The engine's vocabularies map one to one onto the plugin API's: a new
+/// variant on either side is a compile error here, never a silent default.
+impl From<crate::playbook::types::Severity> for Severity {
+    fn from(s: crate::playbook::types::Severity) -> Self {
+        use crate::playbook::types::Severity as S;
+        match s {
+            S::Sev1 => Severity::Sev1,
+            S::Sev2 => Severity::Sev2,
+            S::Sev3 => Severity::Sev3,
+            S::Sev4 => Severity::Sev4,
+            S::Sev5 => Severity::Sev5,
+        }
+    }
+}
+
+impl From<crate::playbook::types::Category> for Category {
+    fn from(c: crate::playbook::types::Category) -> Self {
+        use crate::playbook::types::Category as C;
+        match c {
+            C::ProductQuality => Category::ProductQuality,
+            C::ServiceAttitude => Category::ServiceAttitude,
+            C::ServiceProcess => Category::ServiceProcess,
+            C::Price => Category::Price,
+            C::Other => Category::Other,
+        }
+    }
+}
+
+impl From<crate::playbook::types::Channel> for Channel {
+    fn from(c: crate::playbook::types::Channel) -> Self {
+        use crate::playbook::types::Channel as C;
+        match c {
+            C::Phone => Channel::Phone,
+            C::Sms => Channel::Sms,
+            C::Email => Channel::Email,
+            C::Social => Channel::Social,
+        }
+    }
+}
+
 /// One plugin call's context. Why: `invocation_id` is the idempotency key the
 /// engine records with the intent before the call and reuses on retry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
