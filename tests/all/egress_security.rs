@@ -18,18 +18,14 @@ const CREDENTIAL: &str = "XXXXSECRET0123456789";
 const OTHER_LOG_TARGETS: &str = "[targets.departments]\nplugin = \"log\"\n[targets.customers]\nplugin = \"log\"\n[targets.oncall]\nplugin = \"log\"\n";
 
 fn trigger(d: &Daemon) -> String {
-    let v = d.json(&[
-        "trigger",
-        "outage",
-        "--scope",
-        "EU",
-        "--field",
-        "nature=n",
-        "--label",
-        "service=checkout",
-        "--label",
-        "region=eu",
-    ]);
+    trigger_for(d, "checkout", "eu")
+}
+
+/// Opens an `outage` incident for `service` in `region` (its dedup key).
+fn trigger_for(d: &Daemon, service: &str, region: &str) -> String {
+    let (service, region) = (format!("service={service}"), format!("region={region}"));
+    let v =
+        d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=n", "--label", &service, "--label", &region]);
     v["incident"]["id"].as_str().unwrap().to_string()
 }
 
@@ -182,21 +178,7 @@ fn a_reload_that_deletes_a_grant_revokes_it_at_once() {
     assert_eq!(reload["outcome"], "applied", "{reload}");
     let resolved = d.cli(&["resolve", &first]);
     assert_eq!(resolved.code, 0, "{}", resolved.stderr);
-    let second = d.json(&[
-        "trigger",
-        "outage",
-        "--scope",
-        "EU",
-        "--field",
-        "nature=n",
-        "--label",
-        "service=billing",
-        "--label",
-        "region=us",
-    ])["incident"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = trigger_for(&d, "billing", "us");
     assert_ne!(first, second);
     d.wait_for("the refused call to be journaled", || {
         let t = d.ok(&["--json", "timeline", &second]);

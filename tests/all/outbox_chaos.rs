@@ -27,22 +27,11 @@ const QUIET: &str = "[targets.superiors]\nplugin = \"log\"\n[targets.oncall]\npl
 
 /// Opens an incident over the API; returns its id once the daemon answered.
 fn trigger(d: &Daemon, playbook: &str, n: usize) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let body = json!({ "playbook": playbook, "fields": { "nature": "chaos" }, "labels": { "n": n.to_string() } });
-    let mut r = agent
-        .post(&d.url("/v1/incidents"))
-        .header("Authorization", &format!("Bearer {}", d.token()))
-        .send_json(&body)
-        .unwrap();
-    let status = r.status().as_u16();
-    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-    assert!(status == 201 || status == 202, "{status} {v}");
-    v["incident"]["id"].as_str().unwrap().to_string()
+    d.post_incident(&json!({ "playbook": playbook, "fields": { "nature": "chaos" }, "labels": { "n": n.to_string() } }))
 }
 
 fn events(d: &Daemon, id: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&get_text(d, &format!("/v1/incidents/{id}/events"))).unwrap_or(Value::Null);
-    v["events"].as_array().cloned().unwrap_or_default()
+    d.events(id)
 }
 
 fn status(d: &Daemon) -> Value {

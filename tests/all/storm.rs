@@ -26,31 +26,11 @@ fn plugin_grant(ports: &[u16]) -> String {
 const QUIET: &str = "[targets.managers]\nplugin = \"log\"\n[targets.good]\nplugin = \"log\"\n[targets.bad]\nplugin = \"log\"\n[limits]\nintake_per_minute = 100000\n";
 
 fn trigger(d: &Daemon, n: usize) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let body = json!({ "playbook": "page", "fields": { "nature": "storm" }, "labels": { "n": n.to_string() } });
-    let mut r = agent
-        .post(&d.url("/v1/incidents"))
-        .header("Authorization", &format!("Bearer {}", d.token()))
-        .send_json(&body)
-        .unwrap();
-    let status = r.status().as_u16();
-    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-    assert!(status == 201 || status == 202, "{status} {v}");
-    v["incident"]["id"].as_str().unwrap().to_string()
+    d.post_incident(&json!({ "playbook": "page", "fields": { "nature": "storm" }, "labels": { "n": n.to_string() } }))
 }
 
 fn events(d: &Daemon, id: &str) -> Vec<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let text = agent
-        .get(&d.url(&format!("/v1/incidents/{id}/events")))
-        .header("Authorization", &format!("Bearer {}", d.token()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    v["events"].as_array().cloned().unwrap_or_default()
+    d.events(id)
 }
 
 /// The digests an incident's journal says carried its notices.

@@ -195,7 +195,9 @@ impl Executor for PluginExecutor {
                 };
                 let channel = match c.channel.parse::<crate::playbook::types::Channel>() {
                     Ok(ch) => ch.into(),
-                    Err(e) => return EffectOutcome::failed(format!("customer message on an unknown channel: {e}"), false),
+                    Err(e) => {
+                        return EffectOutcome::failed(format!("customer message on an unknown channel: {e}"), false);
+                    }
                 };
                 let who = PCustomer {
                     id: c.id.clone(),

@@ -204,6 +204,35 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("state/api.token")).unwrap()
     }
 
+    /// Opens an incident through `POST /v1/incidents` with `body`; returns
+    /// its id once the daemon answered 201 or 202.
+    pub(crate) fn post_incident(&self, body: &serde_json::Value) -> String {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent
+            .post(&self.url("/v1/incidents"))
+            .header("Authorization", &format!("Bearer {}", self.token()))
+            .send_json(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        assert!(status == 201 || status == 202, "{status} {v}");
+        v["incident"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// An incident's journal events over the API (empty if it cannot be read yet).
+    pub(crate) fn events(&self, id: &str) -> Vec<serde_json::Value> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let text = agent
+            .get(&self.url(&format!("/v1/incidents/{id}/events")))
+            .header("Authorization", &format!("Bearer {}", self.token()))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
