@@ -42,5 +42,6 @@ mod plugin_reload;
 mod plugin_sandbox;
 mod private_state;
 mod reload_intake;
+mod shell_docs;
 mod storm;
 mod tokens;

@@ -10,6 +10,7 @@ mod incident;
 mod output;
 mod playbook;
 mod plugin;
+mod shell;
 mod token;
 
 pub use output::Failure;
@@ -194,6 +195,21 @@ pub enum Command {
     /// API tokens: one per person (with a role: responder, approver, admin) or per alert source (intake).
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Print a shell completion script, e.g. `crisis completions bash > /etc/bash_completion.d/crisis`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --dir write one page per command there.
+    ///
+    /// `crisis man --dir /usr/local/share/man/man1` installs crisis(1) and a
+    /// page for every subcommand (crisis-trigger(1), crisis-drill-run(1), ...).
+    Man {
+        /// Write crisis.1 and one page per subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs a parsed command line and maps failures to exit codes.
@@ -229,6 +245,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
         Command::Token(cmd) => token::run(&cli, cmd),
+        Command::Completions { shell } => shell::completions(*shell),
+        Command::Man { dir } => shell::man(dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
