@@ -90,6 +90,13 @@ impl PgStore {
 
 /// Applies the migrations this database has not had yet, all in one transaction.
 fn migrate(c: &mut Client) -> Result<()> {
+    // Ids and keys are compared and range-read as UTF-8 text (up to U+10FFFF), as in SQLite.
+    let encoding: String = c.query_one("SHOW server_encoding", &[])?.try_get(0)?;
+    if encoding != "UTF8" {
+        anyhow::bail!(
+            "the database uses encoding {encoding}, but the journal needs UTF8; create it with CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0"
+        );
+    }
     let mut tx = c.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;

@@ -116,3 +116,13 @@ fn a_bad_url_or_unreachable_server_is_named_without_the_password() {
     let e = format!("{e:#}");
     assert!(e.contains("127.0.0.1/journal") && !e.contains("hunter2"), "{e}");
 }
+
+#[test]
+fn a_database_not_in_utf8_is_refused_with_how_to_create_one() {
+    let Some(b) = PgBackend::new() else { return };
+    let name = format!("latin_{}", std::process::id());
+    testdb::exec(&b.url, &format!("CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0"));
+    let url = b.url.replace(&b.url[b.url.rfind("dbname=").unwrap()..], &format!("dbname={name}"));
+    let e = format!("{:#}", PgStore::connect(&url).err().unwrap());
+    assert!(e.contains("encoding LATIN1") && e.contains("ENCODING 'UTF8'"), "{e}");
+}
