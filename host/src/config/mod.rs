@@ -32,7 +32,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token", "journal_key"];
+pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token", "journal_key", "store"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -143,6 +143,21 @@ pub struct PluginSpec {
     pub max_buffered_bytes: Option<u64>,
 }
 
+/// Which database holds the journal. Why a type: the daemon opens a
+/// different store for each, and a URL is never carried in the config itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// `state_dir/journal.db` (the default).
+    #[default]
+    Sqlite,
+    /// PostgreSQL; the connection URL is the value of this `[secrets]` entry.
+    Postgres {
+        /// The `[secrets]` name holding `postgres://USER:PASSWORD@HOST/DB`.
+        url_secret: String,
+    },
+}
+
 /// `[tls]`: HTTPS for the API. Why: a `listen` beyond loopback carries the
 /// API token and incident data over the network.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -230,6 +245,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The `[secrets]` name of the journal's chain key; `None`: `state_dir/journal.key`.
     pub journal_key: Option<String>,
+    /// Which database holds the journal.
+    pub store: StoreBackend,
     /// HTTPS for the API.
     pub tls: Option<TlsConfig>,
     /// A non-loopback `listen` without TLS was explicitly accepted.
@@ -532,6 +549,21 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             None
         }
     });
+    let store = match file.store.as_ref().and_then(|s| s.url.as_ref()) {
+        None => StoreBackend::Sqlite,
+        Some(u) => match u.get_ref().strip_prefix("secret:") {
+            Some(name) if secrets.contains_key(name) => StoreBackend::Postgres { url_secret: name.to_string() },
+            Some(name) => {
+                diags.push(src.at(u.span(), format!("unknown secret `{name}` in [store] url: declare [secrets.{name}] with env or file")));
+                StoreBackend::Sqlite
+            }
+            // The value itself is not quoted back: it may hold a password.
+            None => {
+                diags.push(src.at(u.span(), "inline URL in [store] url: the URL holds a password, so write url = \"secret:NAME\" and declare [secrets.NAME] with env or file holding postgres://USER:PASSWORD@HOST/DB"));
+                StoreBackend::Sqlite
+            }
+        },
+    };
     let tls = file.tls.as_ref().map(|t| TlsConfig {
         cert: resolve(&t.cert),
         key: resolve(&t.key),
@@ -600,6 +632,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         shutdown_grace,
         metrics_token,
         journal_key,
+        store,
         tls,
         insecure_listen,
         hash: hex::encode(hasher.finalize()),

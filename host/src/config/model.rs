@@ -43,6 +43,17 @@ pub(crate) struct ConfigFile {
     pub tls: Option<TlsDecl>,
     /// Accept a non-loopback `listen` without TLS (warned at every start).
     pub insecure_listen: Option<bool>,
+    /// `[store]`: where the journal lives; absent means SQLite in `state_dir`.
+    /// Restart required to change.
+    pub store: Option<StoreDecl>,
+}
+
+/// `[store]`: the journal database.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StoreDecl {
+    /// `secret:NAME`: a PostgreSQL connection URL (it holds a password, so
+    /// it is never written inline).
+    pub url: Option<Str>,
 }
 
 /// `[tls]`: the daemon's certificate and key, and the CA the CLI trusts.

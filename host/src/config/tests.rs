@@ -98,3 +98,17 @@ fn roster_errors_are_positioned_in_the_roster() {
     assert!(m.iter().any(|x| x.starts_with("5:11: bad hand-off time")), "{m:?}");
     assert!(m.iter().any(|x| x.starts_with("7:17: rota `r` member `ghost`")), "{m:?}");
 }
+
+#[test]
+fn store_url_comes_from_a_secret_and_is_never_inline() {
+    assert_eq!(load_text("").unwrap().store, StoreBackend::Sqlite);
+    let m = messages(load_text("[store]\nurl = \"postgres://crisis:hunter2@db/crisis\"\n"));
+    assert!(m[0].contains("inline URL in [store] url") && m[0].contains("secret:NAME"), "{m:?}");
+    assert!(!m[0].contains("hunter2"), "the password is not echoed: {m:?}");
+    let m = messages(load_text("[store]\nurl = \"secret:nope\"\n"));
+    assert!(m[0].contains("unknown secret `nope`"), "{m:?}");
+    let c = load_text("[store]\nurl = \"secret:pg\"\n[secrets.pg]\nenv = \"PG\"\n").unwrap();
+    assert_eq!(c.store, StoreBackend::Postgres { url_secret: "pg".into() });
+    let m = messages(load_text("[store]\nuri = \"secret:pg\"\n"));
+    assert!(m[0].contains("unknown key `uri`"), "{m:?}");
+}

@@ -27,7 +27,7 @@ use crate::diag::Diagnostic;
 use crate::incident::Engine;
 use crate::incident::clock::{Clock, SystemClock, fmt_ms};
 use crate::incident::effects::Executor;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store};
 use metrics::Metrics;
 use reload::Reloader;
 use std::net::SocketAddr;
@@ -142,7 +142,14 @@ fn notify_systemd(state: sd_notify::NotifyState<'_>) {
 async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (key, adopt) = journal_key(&cfg)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.state_dir)?.with_key(key, adopt)?);
+    let store: Arc<dyn Store> = match &cfg.store {
+        config::StoreBackend::Sqlite => Arc::new(SqliteStore::open(&cfg.state_dir)?.with_key(key, adopt)?),
+        config::StoreBackend::Postgres { url_secret } => {
+            let secret = cfg.secrets.get(url_secret).ok_or_else(|| anyhow::anyhow!("[store] url names undeclared secret `{url_secret}`"))?;
+            let url = secret.read().map_err(|e| anyhow::anyhow!("[store] url (secret `{url_secret}`): {e}"))?;
+            Arc::new(PgStore::connect(&url)?.with_key(key, adopt)?)
+        }
+    };
     // SQLite created these itself: their mode is set here, not left to the umask.
     for f in StateDir::new(&cfg.state_dir).database_files() {
         restrict_file(&f).map_err(|e| anyhow::anyhow!("cannot make {} private (mode 0600): {e}", f.display()))?;

@@ -6,11 +6,15 @@
 //! backend can follow without touching it; SQLite (WAL) is the embedded default.
 
 mod chain;
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
 pub use chain::{Anchor, EventFields, GENESIS, HashAlg, JournalKey, KEYED_PREFIX, event_hash};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Store errors carry their cause; the engine turns them into "failed" (exit 1).

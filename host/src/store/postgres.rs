@@ -1,0 +1,415 @@
+//! The PostgreSQL store: the same journal, hash chain, outbox and tokens as
+//! the SQLite store, in a database several daemons can later share.
+//!
+//! The blocking `postgres` client runs its own small runtime and panics when
+//! used from inside a tokio runtime thread, and the [`Store`] trait is called
+//! from async handlers, blocking tasks and plain threads alike. So the client
+//! lives on one plain thread of its own: every call is sent to it as a job
+//! and the caller waits for the answer. No caller ever touches the client.
+//!
+//! Cross-node rules, cheap to have now: an append takes a transaction-scoped
+//! advisory lock, so the chain is totally ordered across connections, and
+//! claiming due intents skips rows another node has locked.
+
+use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
+use super::*;
+use anyhow::Context;
+use ::postgres::{Client, GenericClient, Row};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use conn::{Conn, Job, Session, connect, describe};
+use tx::{Open, PgTx};
+
+use migrations::MIGRATIONS;
+
+/// Advisory lock held by a transaction that appends: one writer of the chain at a time.
+const CHAIN_LOCK: i64 = 0x6372_6973_6973_0001;
+/// Advisory lock held while the schema is migrated, so two nodes starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x6372_6973_6973_0002;
+
+/// PostgreSQL-backed [`Store`].
+///
+/// Durability: every session runs with `synchronous_commit = on`, so a
+/// transaction returns only once its COMMIT is durable on the server, and
+/// [`Store::sync`] has nothing left to wait for.
+pub struct PgStore {
+    conn: Mutex<Conn>,
+    /// Authenticates new events and pinned playbooks; `None`: plain SHA-256.
+    key: Option<JournalKey>,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST/DB`)
+    /// and migrates its schema. Errors name the host and database, never the URL.
+    pub fn connect(url: &str) -> anyhow::Result<Self> {
+        let config: ::postgres::Config = url.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "the [store] url is not a PostgreSQL connection URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE in the secret"
+            )
+        })?;
+        let target = describe(&config);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        std::thread::Builder::new().name("crisis-postgres".into()).spawn(move || {
+            let mut session = match connect(&config) {
+                Ok(client) => Session { client, config },
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            for job in queue {
+                job(&mut session);
+            }
+        })?;
+        ready
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the PostgreSQL connection thread ended early"))?
+            .with_context(|| format!("cannot connect to journal database {target}"))?;
+        let conn = Conn { jobs, target };
+        conn.call(migrate)?;
+        Ok(PgStore { conn: Mutex::new(conn), key: None })
+    }
+
+    /// Authenticates every event appended from now on with `key`; the same
+    /// rules as [`super::SqliteStore::with_key`].
+    pub fn with_key(mut self, key: JournalKey, adopt_unkeyed: bool) -> anyhow::Result<Self> {
+        let k = key.clone();
+        self.lock().call(move |c| verify::adopt_key(c, &k, adopt_unkeyed))?;
+        self.key = Some(key);
+        Ok(self)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
+        // An interrupted transaction is rolled back by its guard, so the connection is still good.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Applies the migrations this database has not had yet, all in one transaction.
+fn migrate(c: &mut Client) -> Result<()> {
+    // Ids and keys are compared and range-read as UTF-8 text (up to U+10FFFF), as in SQLite.
+    let encoding: String = c.query_one("SHOW server_encoding", &[])?.try_get(0)?;
+    if encoding != "UTF8" {
+        anyhow::bail!(
+            "the database uses encoding {encoding}, but the journal needs UTF8; create it with CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0"
+        );
+    }
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let version: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?.try_get(0)?;
+    if version as usize > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the journal was written by a newer crisis (schema {version}, this build knows {}); upgrade crisis",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(m).with_context(|| format!("schema migration {} failed", i + 1))?;
+    }
+    if (version as usize) < MIGRATIONS.len() {
+        tx.execute("DELETE FROM schema_version", &[])?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(MIGRATIONS.len() as i64)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn json(s: String) -> serde_json::Value {
+    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+}
+
+const INCIDENT_COLS: &str =
+    "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
+
+fn incident_from_row(r: &Row) -> Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: r.try_get(0)?,
+        playbook_id: r.try_get(1)?,
+        playbook_hash: r.try_get(2)?,
+        mode: r.try_get(3)?,
+        dedup_key: r.try_get(4)?,
+        status: r.try_get(5)?,
+        phase: r.try_get(6)?,
+        severity: r.try_get(7)?,
+        title: r.try_get(8)?,
+        opened_at: r.try_get(9)?,
+        updated_at: r.try_get(10)?,
+        state: json(r.try_get(11)?),
+    })
+}
+
+pub(super) const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+
+pub(super) fn intent_from_row(r: &Row) -> Result<IntentRow> {
+    Ok(IntentRow {
+        invocation_id: r.try_get(0)?,
+        incident_id: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        not_before: r.try_get(3)?,
+        payload: json(r.try_get(4)?),
+        attempts: r.try_get(5)?,
+        result: r.try_get::<_, Option<String>>(6)?.map(json),
+    })
+}
+
+fn rows<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+fn incident_ids(c: &mut Client) -> Result<Vec<String>> {
+    let found = c.query("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000", &[])?;
+    rows(found, |r| Ok(r.try_get(0)?))
+}
+
+fn intent_by_id(c: &mut Client, id: &str) -> Result<Option<IntentRow>> {
+    let sql = format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = $1");
+    c.query_opt(&sql, &[&id])?.as_ref().map(intent_from_row).transpose()
+}
+
+fn playbook_version(c: &mut Client, hash: &str) -> Result<Option<serde_json::Value>> {
+    let row = c.query_opt("SELECT spec FROM playbook_versions WHERE hash = $1", &[&hash])?;
+    Ok(row.map(|r| r.try_get::<_, String>(0)).transpose()?.map(json))
+}
+
+fn kv_get(c: &mut impl GenericClient, key: &str) -> Result<Option<String>> {
+    Ok(c.query_opt("SELECT value FROM kv WHERE key = $1", &[&key])?.map(|r| r.try_get(0)).transpose()?)
+}
+
+pub(super) fn kv_set(c: &mut impl GenericClient, key: &str, value: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )?;
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let conn = self.lock();
+        conn.call(|c| Ok(c.batch_execute("BEGIN")?))?;
+        let mut open = Open { conn: &conn, done: false };
+        let mut t = PgTx { conn: &conn, key: self.key.as_ref(), chain_locked: false, failed: false };
+        f(&mut t)?;
+        if t.failed {
+            anyhow::bail!(
+                "a statement of the transaction failed, so it was rolled back although the caller went on"
+            );
+        }
+        conn.run(|c| Ok(c.batch_execute("COMMIT")?))?;
+        open.done = true;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        // Every COMMIT returned only once durable (synchronous_commit = on).
+        Ok(())
+    }
+
+    fn incident(&self, id: &str) -> Result<Option<IncidentRow>> {
+        let id = id.to_string();
+        self.lock().call(move |c| {
+            let sql = format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = $1");
+            c.query_opt(&sql, &[&id])?.as_ref().map(incident_from_row).transpose()
+        })
+    }
+
+    fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
+        let mode = mode.map(str::to_string);
+        self.lock().call(move |c| {
+            let sql = format!(
+                "SELECT {INCIDENT_COLS} FROM incidents WHERE (NOT $1 OR status = 'open') \
+                 AND ($2::text IS NULL OR mode = $2) ORDER BY opened_at DESC, id DESC"
+            );
+            rows(c.query(&sql, &[&open_only, &mode])?, incident_from_row)
+        })
+    }
+
+    fn incident_ids(&self) -> Result<Vec<String>> {
+        self.lock().call(incident_ids)
+    }
+
+    fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>> {
+        let id = incident_id.to_string();
+        self.lock().call(move |c| {
+            let found = c.query(
+                "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events \
+                 WHERE incident_id = $1 AND seq > $2 ORDER BY seq",
+                &[&id, &after_seq],
+            )?;
+            rows(found, |r| {
+                Ok(EventRecord {
+                    seq: r.try_get(0)?,
+                    incident_id: r.try_get(1)?,
+                    at: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    data: json(r.try_get(4)?),
+                    prev_hash: r.try_get(5)?,
+                    hash: r.try_get(6)?,
+                })
+            })
+        })
+    }
+
+    fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
+        self.lock().call(move |c| outbox::due_timers(c, now))
+    }
+
+    fn next_timer_due(&self) -> Result<Option<i64>> {
+        self.lock()
+            .call(|c| Ok(c.query_one("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", &[])?.try_get(0)?))
+    }
+
+    fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+        self.lock().call(move |c| {
+            let sql = format!(
+                "SELECT {INTENT_COLS} FROM intents WHERE result IS NULL AND dead_letter IS NULL AND not_before <= $1 \
+                 ORDER BY not_before, created_at, invocation_id LIMIT $2"
+            );
+            rows(c.query(&sql, &[&now, &(limit as i64)])?, intent_from_row)
+        })
+    }
+
+    fn next_intent_due(&self) -> Result<Option<i64>> {
+        self.lock().call(|c| {
+            let sql = "SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed";
+            Ok(c.query_one(sql, &[])?.try_get(0)?)
+        })
+    }
+
+    fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
+        let id = incident_id.to_string();
+        self.lock().call(move |c| {
+            let sql = format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = $1 ORDER BY created_at, invocation_id");
+            rows(c.query(&sql, &[&id])?, intent_from_row)
+        })
+    }
+
+    fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>> {
+        let id = invocation_id.to_string();
+        self.lock().call(move |c| intent_by_id(c, &id))
+    }
+
+    fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
+        let id = invocation_id.to_string();
+        self.lock().call(move |c| {
+            c.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = $1", &[&id])?;
+            Ok(())
+        })
+    }
+
+    fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()> {
+        let id = invocation_id.to_string();
+        self.lock().call(move |c| {
+            c.execute(
+                "UPDATE intents SET not_before = $2 WHERE invocation_id = $1 AND result IS NULL",
+                &[&id, &not_before],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+        self.lock().call(move |c| outbox::claim_intents(c, now, limit))
+    }
+
+    fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
+        let id = invocation_id.to_string();
+        self.lock().call(move |c| outbox::release_intent(c, &id, not_before))
+    }
+
+    fn release_claims(&self, now: i64) -> Result<usize> {
+        self.lock().call(move |c| outbox::release_claims(c, now))
+    }
+
+    fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()> {
+        let id = invocation_id.to_string();
+        self.lock().call(move |c| {
+            c.execute(
+                "UPDATE intents SET claimed = FALSE, held = TRUE, not_before = $2 WHERE invocation_id = $1",
+                &[&id, &until],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn expedite_target(&self, target: &str, now: i64) -> Result<usize> {
+        let target = target.to_string();
+        self.lock().call(move |c| outbox::expedite_target(c, &target, now))
+    }
+
+    fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64> {
+        self.lock().call(move |c| outbox::defer_timer(c, id, now, base_ms))
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.lock().call(outbox::dead_letters)
+    }
+
+    fn outbox_lanes(&self) -> Result<Vec<OutboxLane>> {
+        self.lock().call(outbox::outbox_lanes)
+    }
+
+    fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
+        let hash = hash.to_string();
+        self.lock().call(move |c| playbook_version(c, &hash))
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.lock().call(move |c| kv_get(c, &key))
+    }
+
+    fn kv_put(&self, key: &str, value: &str) -> Result<()> {
+        self.transaction(&mut |tx| tx.kv_set(key, value))
+    }
+
+    fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let prefix = prefix.to_string();
+        self.lock().call(move |c| {
+            // `key >= prefix AND key < prefix || U+10FFFF` keeps the read on the primary key ("C" order).
+            let found = c.query(
+                "SELECT key, value FROM kv WHERE key >= $1 AND key < $1 || chr(1114111) ORDER BY key",
+                &[&prefix],
+            )?;
+            rows(found, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        })
+    }
+
+    fn verify(&self, expect_head: Option<&Anchor>) -> Result<VerifyReport> {
+        let (key, expect) = (self.key.clone(), expect_head.cloned());
+        self.lock().call(move |c| verify::verify(c, key.as_ref(), expect.as_ref()))
+    }
+
+    fn timers(&self) -> Result<Vec<TimerRow>> {
+        self.lock().call(verify::timers)
+    }
+
+    fn put_token(&self, row: &TokenRow) -> Result<()> {
+        let row = row.clone();
+        self.lock().call(move |c| tokens::insert(c, &row))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
+        self.lock().call(tokens::all)
+    }
+
+    fn revoke_token(&self, id: &str, at: i64, by: &str) -> Result<bool> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.lock().call(move |c| tokens::revoke(c, &id, at, &by))
+    }
+}
+
+mod conn;
+mod migrations;
+mod outbox;
+#[cfg(test)]
+pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;
+mod tokens;
+mod tx;
+mod verify;

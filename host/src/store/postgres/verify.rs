@@ -1,0 +1,231 @@
+//! Walking the chain and the seals beside it in PostgreSQL; the hashing rules
+//! themselves are in `chain`, shared by every backend, and the findings are
+//! worded exactly as the SQLite store words them.
+
+use super::super::chain::{EventFields, GENESIS, HashAlg, JournalKey, keyed_from_seal, playbook_seal};
+use super::super::{Anchor, Result, TimerRow, VerifyReport};
+use super::{json, kv_get, kv_set};
+use ::postgres::{Client, GenericClient};
+use ::postgres::fallible_iterator::FallibleIterator;
+
+/// `kv` key of the sealed record `SEQ:SEAL`: keyed hashing began at event SEQ.
+const KEYED_FROM: &str = "chain_keyed_from";
+/// `kv` key prefix of a pinned playbook version's seal (followed by its hash).
+const PLAYBOOK_SEAL: &str = "playbook_seal:";
+
+/// Where keyed hashing began and the seal recorded with it; `None` if never recorded.
+fn keyed_from(c: &mut impl GenericClient) -> Result<Option<(i64, String)>> {
+    Ok(kv_get(c, KEYED_FROM)?.and_then(|v| {
+        let (seq, seal) = v.split_once(':')?;
+        Some((seq.parse().ok()?, seal.to_string()))
+    }))
+}
+
+/// Records the seal of a newly pinned playbook version.
+pub(super) fn put_playbook_seal(c: &mut impl GenericClient, hash: &str, seal: &str) -> Result<()> {
+    kv_set(c, &format!("{PLAYBOOK_SEAL}{hash}"), seal)
+}
+
+/// See [`super::PgStore::with_key`]. The whole decision runs under the chain
+/// lock, so a node appending meanwhile cannot slip an event in between.
+pub(super) fn adopt_key(c: &mut Client, key: &JournalKey, adopt_unkeyed: bool) -> Result<()> {
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&super::CHAIN_LOCK])?;
+    if let Some((seq, seal)) = keyed_from(&mut tx)? {
+        if keyed_from_seal(key, seq) != seal {
+            tracing::error!(
+                "the journal key differs from the key this journal was written with: `crisis verify` will fail until the original key (journal.key or the journal_key secret) is restored"
+            );
+        }
+        return Ok(());
+    }
+    let row = tx.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE hash LIKE 'k1:%'), COALESCE(MAX(seq), 0) + 1 FROM events",
+        &[],
+    )?;
+    let (events, keyed, next): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    if keyed > 0 || (events > 0 && !adopt_unkeyed) {
+        // Not recorded now: `verify` reports the missing record.
+        return Ok(());
+    }
+    kv_set(&mut tx, KEYED_FROM, &format!("{next}:{}", keyed_from_seal(key, next)))?;
+    for r in tx.query("SELECT hash, playbook_id, spec FROM playbook_versions", &[])? {
+        let (hash, id, spec): (String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        put_playbook_seal(&mut tx, &hash, &playbook_seal(key, &hash, &id, &spec))?;
+    }
+    tx.commit()?;
+    if events > 0 {
+        tracing::info!(
+            "the journal is keyed from event {next} on; its {events} earlier events keep their unkeyed hashes"
+        );
+    }
+    Ok(())
+}
+
+/// Re-walks the chain, the record of where keying began and the playbook seals.
+pub(super) fn verify(c: &mut Client, key: Option<&JournalKey>, expect: Option<&Anchor>) -> Result<VerifyReport> {
+    // One snapshot for the whole walk, so appends by other connections meanwhile do not look like damage.
+    let mut tx = c.build_transaction().isolation_level(::postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let c = &mut tx;
+    let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
+    let problems = &mut report.problems;
+    let marker = keyed_from(c)?;
+    let key_differs = match (key, &marker) {
+        (Some(k), Some((seq, seal))) => keyed_from_seal(k, *seq) != *seal,
+        _ => false,
+    };
+    if key_differs {
+        problems.push(
+            "the journal key differs from the key this journal was written with: its keyed events and seals cannot be checked; restore the original journal.key (or journal_key secret) and verify again".into(),
+        );
+    }
+    let (mut expected_seq, mut prev) = (1i64, GENESIS.to_string());
+    let (mut keyed, mut keyed_bad, mut edits) = (0i64, 0i64, Vec::new());
+    let mut anchor_seen = false;
+    let mut rows = c.query_raw(
+        "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events ORDER BY seq",
+        std::iter::empty::<i64>(),
+    )?;
+    while let Some(r) = rows.next()? {
+        let (seq, incident, at, kind, data): (i64, String, i64, String, String) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+        let (prev_hash, hash): (String, String) = (r.try_get(5)?, r.try_get(6)?);
+        let what = format!("event {seq} ({incident} {kind})");
+        if seq != expected_seq {
+            problems.push(format!("events {expected_seq}..{} are missing (deleted rows)", seq - 1));
+        }
+        if prev_hash != prev {
+            problems.push(format!("{what} does not chain to the event before it"));
+        }
+        let alg = HashAlg::of(&hash);
+        match (&marker, alg) {
+            (Some((from, _)), HashAlg::Unkeyed) if seq >= *from => problems.push(format!(
+                "{what} has an unkeyed hash although the journal is keyed from event {from} on: it was rewritten without the key"
+            )),
+            (Some((from, _)), HashAlg::Keyed) if seq < *from => problems.push(format!(
+                "{what} has a keyed hash although the journal is keyed only from event {from} on"
+            )),
+            _ => {}
+        }
+        if alg == HashAlg::Keyed {
+            keyed += 1;
+        }
+        let fields = EventFields { seq, incident_id: &incident, at, kind: &kind, data: &data };
+        match fields.recompute(key, &hash, &prev_hash) {
+            Some(h) if h == hash => {}
+            Some(_) if alg == HashAlg::Keyed => {
+                keyed_bad += 1;
+                edits.push(format!("{what} was edited: its contents no longer match its keyed hash"));
+            }
+            Some(_) => problems.push(format!("{what} was edited: its contents no longer match its hash")),
+            None => {}
+        }
+        if let Some(a) = expect
+            && a.seq == seq
+        {
+            anchor_seen = true;
+            if a.hash != hash {
+                problems.push(format!(
+                    "event {seq} no longer has the anchored hash {}: the journal was changed at or before event {seq} since the anchor was taken",
+                    a.hash
+                ));
+            }
+        }
+        prev = hash;
+        expected_seq = seq + 1;
+        report.events += 1;
+    }
+    drop(rows);
+    if let Some(a) = expect
+        && !anchor_seen
+    {
+        problems.push(format!(
+            "the anchored event {} is not in the journal (it ends at event {}): events were removed",
+            a.seq,
+            expected_seq - 1
+        ));
+    }
+    let guessed_differs = key.is_some() && marker.is_none() && keyed > 0 && keyed_bad == keyed;
+    match key {
+        None if keyed > 0 => problems.push(format!("{keyed} events are keyed but no journal key was given to check them")),
+        // Every keyed event fails and nothing says where keying began: a different key.
+        Some(_) if guessed_differs => problems.push(format!(
+            "the journal key differs from the key its {keyed} keyed events were written with (or the record of where keying began was removed); restore the original journal.key (or journal_key secret)"
+        )),
+        _ if key_differs => {}
+        _ => problems.append(&mut edits),
+    }
+    if key.is_some() && marker.is_none() && report.events > 0 && !guessed_differs {
+        problems.push(
+            "the journal has no sealed record of where keyed hashing began although this daemon has a journal key: the events were rewritten or the record removed by someone without the key".into(),
+        );
+    }
+    report.incidents = c
+        .query("SELECT DISTINCT incident_id FROM events ORDER BY incident_id", &[])?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    if let Some(k) = key
+        && marker.is_some()
+        && !key_differs
+    {
+        check_playbook_seals(c, k, problems)?;
+    }
+    report.head = prev.clone();
+    report.head_seq = expected_seq - 1;
+    if let Some(rec) = kv_get(c, "chain_head")? {
+        let (seq, hash) = rec.split_once(':').unwrap_or(("0", ""));
+        let seq: i64 = seq.parse().unwrap_or(0);
+        if seq != expected_seq - 1 || hash != prev {
+            report.problems.push(format!(
+                "the journal ends at event {} but its recorded head is event {seq}: events were removed from the end",
+                expected_seq - 1
+            ));
+        }
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Every pinned playbook version must carry the seal made when it was stored.
+fn check_playbook_seals(c: &mut impl GenericClient, key: &JournalKey, problems: &mut Vec<String>) -> Result<()> {
+    let found = c.query(
+        "SELECT p.hash, p.playbook_id, p.spec, kv.value FROM playbook_versions p \
+         LEFT JOIN kv ON kv.key = $1 || p.hash ORDER BY p.hash",
+        &[&PLAYBOOK_SEAL],
+    )?;
+    for r in found {
+        let (hash, id, spec, seal): (String, String, String, Option<String>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        match seal {
+            None => problems
+                .push(format!("pinned playbook version {hash} ({id}) has no seal: it was added without the key")),
+            Some(s) if s != playbook_seal(key, &hash, &id, &spec) => problems.push(format!(
+                "pinned playbook version {hash} ({id}) was edited: its stored spec no longer matches its seal"
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every pending timer, in id order.
+pub(super) fn timers(c: &mut Client) -> Result<Vec<TimerRow>> {
+    let found = c.query(
+        "SELECT id, incident_id, due_at, kind, family, data FROM timers WHERE dead_letter IS NULL ORDER BY id",
+        &[],
+    )?;
+    found
+        .iter()
+        .map(|r| {
+            Ok(TimerRow {
+                id: r.try_get(0)?,
+                incident_id: r.try_get(1)?,
+                due_at: r.try_get(2)?,
+                kind: r.try_get(3)?,
+                family: r.try_get(4)?,
+                data: json(r.try_get(5)?),
+            })
+        })
+        .collect()
+}
