@@ -32,7 +32,8 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Settings that only take effect on restart; a reload that changes one is refused.
-pub const RESTART_ONLY: &[&str] = &["state_dir", "listen", "tls", "insecure_listen", "metrics_token", "journal_key", "store"];
+pub const RESTART_ONLY: &[&str] =
+    &["state_dir", "listen", "tls", "insecure_listen", "metrics_token", "journal_key", "store"];
 
 /// `shutdown_grace` when crisis.toml does not set it.
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -554,7 +555,10 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         Some(u) => match u.get_ref().strip_prefix("secret:") {
             Some(name) if secrets.contains_key(name) => StoreBackend::Postgres { url_secret: name.to_string() },
             Some(name) => {
-                diags.push(src.at(u.span(), format!("unknown secret `{name}` in [store] url: declare [secrets.{name}] with env or file")));
+                diags.push(src.at(
+                    u.span(),
+                    format!("unknown secret `{name}` in [store] url: declare [secrets.{name}] with env or file"),
+                ));
                 StoreBackend::Sqlite
             }
             // The value itself is not quoted back: it may hold a password.

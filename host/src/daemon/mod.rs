@@ -145,7 +145,10 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let store: Arc<dyn Store> = match &cfg.store {
         config::StoreBackend::Sqlite => Arc::new(SqliteStore::open(&cfg.state_dir)?.with_key(key, adopt)?),
         config::StoreBackend::Postgres { url_secret } => {
-            let secret = cfg.secrets.get(url_secret).ok_or_else(|| anyhow::anyhow!("[store] url names undeclared secret `{url_secret}`"))?;
+            let secret = cfg
+                .secrets
+                .get(url_secret)
+                .ok_or_else(|| anyhow::anyhow!("[store] url names undeclared secret `{url_secret}`"))?;
             let url = secret.read().map_err(|e| anyhow::anyhow!("[store] url (secret `{url_secret}`): {e}"))?;
             Arc::new(PgStore::connect(&url)?.with_key(key, adopt)?)
         }

@@ -381,7 +381,8 @@ pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
     };
     let mut numbers = Vec::new();
     s.transaction(&mut |tx| {
-        numbers = vec![tx.next_incident_number("INC")?, tx.next_incident_number("INC")?, tx.next_incident_number("DRL")?];
+        numbers =
+            vec![tx.next_incident_number("INC")?, tx.next_incident_number("INC")?, tx.next_incident_number("DRL")?];
         tx.put_incident(&row("INC-1", "live", "open", 1))?;
         tx.put_incident(&row("INC-2", "drill", "open", 2))?;
         tx.put_incident(&row("INC-1", "live", "resolved", 1))?;
@@ -398,7 +399,8 @@ pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
     .unwrap();
     assert_eq!(numbers, vec![1, 2, 1]);
     assert_eq!(s.incident("INC-2").unwrap(), Some(row("INC-2", "drill", "open", 2)));
-    let ids = |open_only, mode| -> Vec<String> { s.incidents(open_only, mode).unwrap().into_iter().map(|r| r.id).collect() };
+    let ids =
+        |open_only, mode| -> Vec<String> { s.incidents(open_only, mode).unwrap().into_iter().map(|r| r.id).collect() };
     assert_eq!(ids(false, None), vec!["INC-2", "INC-1"]);
     assert_eq!(ids(true, None), vec!["INC-2"]);
     assert_eq!(ids(false, Some("live")), vec!["INC-1"]);

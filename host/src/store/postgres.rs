@@ -13,8 +13,8 @@
 
 use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
 use super::*;
-use anyhow::Context;
 use ::postgres::{Client, GenericClient, Row};
+use anyhow::Context;
 use std::sync::Mutex;
 use std::sync::mpsc;
 
@@ -195,9 +195,7 @@ impl Store for PgStore {
         let mut t = PgTx { conn: &conn, key: self.key.as_ref(), chain_locked: false, failed: false };
         f(&mut t)?;
         if t.failed {
-            anyhow::bail!(
-                "a statement of the transaction failed, so it was rolled back although the caller went on"
-            );
+            anyhow::bail!("a statement of the transaction failed, so it was rolled back although the caller went on");
         }
         conn.run(|c| Ok(c.batch_execute("COMMIT")?))?;
         open.done = true;
@@ -275,7 +273,8 @@ impl Store for PgStore {
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
         self.lock().call(|c| {
-            let sql = "SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed";
+            let sql =
+                "SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed";
             Ok(c.query_one(sql, &[])?.try_get(0)?)
         })
     }
@@ -283,7 +282,8 @@ impl Store for PgStore {
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
         let id = incident_id.to_string();
         self.lock().call(move |c| {
-            let sql = format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = $1 ORDER BY created_at, invocation_id");
+            let sql =
+                format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = $1 ORDER BY created_at, invocation_id");
             rows(c.query(&sql, &[&id])?, intent_from_row)
         })
     }

@@ -58,12 +58,18 @@ pub(super) fn describe(config: &::postgres::Config) -> String {
 
 impl Conn {
     /// Runs `f` on the connection thread as it is (inside whatever transaction is open).
-    pub(super) fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static) -> Result<R> {
+    pub(super) fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
         self.job(move |s| f(&mut s.client))
     }
 
     /// Runs `f` on its own, outside any transaction, reconnecting first if the server dropped the connection.
-    pub(super) fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static) -> Result<R> {
+    pub(super) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
         self.job(move |s| {
             s.ensure_open()?;
             f(&mut s.client)
@@ -77,9 +83,6 @@ impl Conn {
         });
         let lost = || anyhow::anyhow!("the connection thread of journal database {} has stopped", self.target);
         self.jobs.send(job).map_err(|_| lost())?;
-        rx.recv()
-            .map_err(|_| lost())?
-            .with_context(|| format!("journal database {}", self.target))
+        rx.recv().map_err(|_| lost())?.with_context(|| format!("journal database {}", self.target))
     }
 }
-

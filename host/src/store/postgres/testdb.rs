@@ -57,7 +57,11 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 fn start() -> Result<Cluster, String> {
     let (initdb, pg_ctl) = match (bin("initdb"), bin("pg_ctl")) {
         (Some(i), Some(p)) => (i, p),
-        _ => return Err("no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin or on PATH".into()),
+        _ => {
+            return Err(
+                "no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin or on PATH".into()
+            );
+        }
     };
     let dir = tempfile::Builder::new().prefix("crisis-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     if is_root() {

@@ -51,7 +51,9 @@ fn two_connections_append_to_one_totally_ordered_chain() {
             s.spawn(move || {
                 for i in 0..40 {
                     store
-                        .transaction(&mut |tx| tx.append(&format!("INC-{n}"), i, "note", &serde_json::json!({})).map(|_| ()))
+                        .transaction(&mut |tx| {
+                            tx.append(&format!("INC-{n}"), i, "note", &serde_json::json!({})).map(|_| ())
+                        })
                         .unwrap();
                 }
             });

@@ -5,8 +5,8 @@
 use super::super::chain::{EventFields, GENESIS, HashAlg, JournalKey, keyed_from_seal, playbook_seal};
 use super::super::{Anchor, Result, TimerRow, VerifyReport};
 use super::{json, kv_get, kv_set};
-use ::postgres::{Client, GenericClient};
 use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::{Client, GenericClient};
 
 /// `kv` key of the sealed record `SEQ:SEAL`: keyed hashing began at event SEQ.
 const KEYED_FROM: &str = "chain_keyed_from";
@@ -65,7 +65,8 @@ pub(super) fn adopt_key(c: &mut Client, key: &JournalKey, adopt_unkeyed: bool) -
 /// Re-walks the chain, the record of where keying began and the playbook seals.
 pub(super) fn verify(c: &mut Client, key: Option<&JournalKey>, expect: Option<&Anchor>) -> Result<VerifyReport> {
     // One snapshot for the whole walk, so appends by other connections meanwhile do not look like damage.
-    let mut tx = c.build_transaction().isolation_level(::postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let mut tx =
+        c.build_transaction().isolation_level(::postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
     let c = &mut tx;
     let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
     let problems = &mut report.problems;

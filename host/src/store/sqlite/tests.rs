@@ -147,4 +147,3 @@ fn the_fsync_failpoint_is_read_as_a_positive_count() {
     assert_eq!(parse_fsync_failpoint("fsync-error-after:0"), None);
     assert_eq!(parse_fsync_failpoint("after-execute"), None);
 }
-
