@@ -39,7 +39,7 @@ fn wait_drained(d: &Daemon, token: &str) {
     let t = Instant::now();
     while pending(d, token) > 0 {
         assert!(t.elapsed() < Duration::from_secs(900), "the outbox never drained");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -206,7 +206,7 @@ pub(crate) fn backlog_rows(rows: &mut Vec<Row>, full: bool) {
     let t = Instant::now();
     while pending(&d, &token) < 2 * backlog_triggers as i64 {
         assert!(t.elapsed() < Duration::from_secs(120), "the backlog was never recorded");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(250));
     }
     drop(d);
     server.failing.store(false, Ordering::SeqCst);

@@ -104,6 +104,14 @@ pub struct IntentRow {
     pub result: Option<serde_json::Value>,
 }
 
+impl IntentRow {
+    /// The delivery target named in the payload, or `?` when it names none;
+    /// stored in its own column so per-target queries need not parse payloads.
+    pub fn target(&self) -> &str {
+        self.payload.get("target").and_then(|t| t.as_str()).unwrap_or("?")
+    }
+}
+
 /// Operations available inside one atomic transaction.
 pub trait Tx {
     /// Appends an event, chaining its hash to the previous one; returns it.

@@ -341,8 +341,16 @@ impl Tx for SqlTx<'_> {
 
     fn add_intent(&mut self, i: &IntentRow) -> Result<()> {
         self.tx.execute(
-            "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![i.invocation_id, i.incident_id, i.created_at, i.not_before, serde_json::to_string(&i.payload)?],
+            "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload, target) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                i.invocation_id,
+                i.incident_id,
+                i.created_at,
+                i.not_before,
+                serde_json::to_string(&i.payload)?,
+                i.target()
+            ],
         )?;
         Ok(())
     }

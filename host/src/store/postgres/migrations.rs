@@ -125,4 +125,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     END
     $$;
     "#,
+    // 2: an intent's delivery target as its own indexed column, so per-target
+    // outbox depth, age and expediting read an index instead of parsing every
+    // pending payload. Rows whose payload is not JSON get the target `?`.
+    r#"
+    ALTER TABLE intents ADD COLUMN target TEXT COLLATE "C" NOT NULL DEFAULT '?';
+    UPDATE intents SET target = COALESCE(crisis_payload_target(payload), '?');
+    CREATE INDEX intents_target_pending ON intents(target, created_at) WHERE result IS NULL AND dead_letter IS NULL;
+    "#,
 ];

@@ -84,7 +84,7 @@ pub(super) fn expedite_target(c: &mut Client, target: &str, now: i64) -> Result<
     Ok(c.execute(
         "UPDATE intents SET not_before = $2, held = FALSE \
          WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed AND not_before > $2 \
-           AND crisis_payload_target(payload) = $1",
+           AND target = $1",
         &[&target, &now],
     )? as usize)
 }
@@ -128,7 +128,7 @@ pub(super) fn dead_letters(c: &mut Client) -> Result<Vec<DeadLetter>> {
 pub(super) fn outbox_lanes(c: &mut Client) -> Result<Vec<OutboxLane>> {
     let found = c.query(
         "SELECT DISTINCT ON (t) t, COUNT(*) OVER (PARTITION BY t), created_at, invocation_id, incident_id \
-         FROM (SELECT COALESCE(crisis_payload_target(payload), '?') COLLATE \"C\" AS t, created_at, invocation_id, \
+         FROM (SELECT target AS t, created_at, invocation_id, \
                       incident_id FROM intents WHERE result IS NULL AND dead_letter IS NULL) p \
          ORDER BY t, created_at, invocation_id",
         &[],

@@ -160,11 +160,12 @@ impl Tx for PgTx<'_> {
     }
 
     fn add_intent(&mut self, i: &IntentRow) -> Result<()> {
-        let (i, payload) = (i.clone(), serde_json::to_string(&i.payload)?);
+        let (i, payload, target) = (i.clone(), serde_json::to_string(&i.payload)?, i.target().to_string());
         self.run(move |c| {
             c.execute(
-                "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload) VALUES ($1, $2, $3, $4, $5)",
-                &[&i.invocation_id, &i.incident_id, &i.created_at, &i.not_before, &payload],
+                "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload, target) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&i.invocation_id, &i.incident_id, &i.created_at, &i.not_before, &payload, &target],
             )?;
             Ok(())
         })

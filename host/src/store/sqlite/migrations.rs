@@ -135,4 +135,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE intents ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: an intent's delivery target as its own indexed column, so per-target
+    // outbox depth, age and expediting read an index instead of parsing every
+    // pending payload. Rows whose payload is not JSON get the target `?`.
+    r#"
+    ALTER TABLE intents ADD COLUMN target TEXT NOT NULL DEFAULT '?';
+    UPDATE intents SET target = COALESCE(json_extract(payload, '$.target'), '?') WHERE json_valid(payload);
+    CREATE INDEX intents_target_pending ON intents(target, created_at) WHERE result IS NULL AND dead_letter IS NULL;
+    "#,
 ];

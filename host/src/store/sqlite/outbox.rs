@@ -80,7 +80,7 @@ pub(super) fn expedite_target(conn: &Connection, target: &str, now: i64) -> Resu
     Ok(conn.execute(
         "UPDATE intents SET not_before = ?2, held = 0 \
          WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before > ?2 \
-           AND json_valid(payload) AND json_extract(payload, '$.target') = ?1",
+           AND target = ?1",
         params![target, now],
     )?)
 }
@@ -122,13 +122,14 @@ pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
     Ok(out)
 }
 
+/// Depth and oldest pending intent per target, read from the partial
+/// `intents_target_pending` index rather than from the payloads.
+pub(super) const LANES_SQL: &str = "SELECT target, COUNT(*), MIN(created_at), invocation_id, incident_id \
+     FROM intents WHERE result IS NULL AND dead_letter IS NULL GROUP BY target ORDER BY target";
+
 pub(super) fn outbox_lanes(conn: &Connection) -> Result<Vec<OutboxLane>> {
     // With MIN(), SQLite takes the bare columns from the row holding the minimum.
-    let mut stmt = conn.prepare(
-        "SELECT CASE WHEN json_valid(payload) THEN COALESCE(json_extract(payload, '$.target'), '?') ELSE '?' END AS t, \
-                COUNT(*), MIN(created_at), invocation_id, incident_id \
-         FROM intents WHERE result IS NULL AND dead_letter IS NULL GROUP BY t ORDER BY t",
-    )?;
+    let mut stmt = conn.prepare_cached(LANES_SQL)?;
     let rows = stmt.query_map([], |r| {
         Ok(OutboxLane {
             target: text(r, 0),

@@ -104,6 +104,33 @@ fn timers_stored_before_families_get_theirs() {
 }
 
 #[test]
+fn intents_stored_before_the_target_column_get_theirs_and_lanes_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..6] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        for (id, payload) in [("a", r#"{"target":"superiors"}"#), ("b", r#"{"target":"oncall"}"#), ("c", "{not json")] {
+            conn.execute(
+                "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload) VALUES (?1, 'INC-1', 1, 1, ?2)",
+                params![id, payload],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStore::open_path(&path).unwrap();
+    let lanes: Vec<(String, i64)> = s.outbox_lanes().unwrap().into_iter().map(|l| (l.target, l.depth)).collect();
+    assert_eq!(lanes, [("?".to_string(), 1), ("oncall".to_string(), 1), ("superiors".to_string(), 1)]);
+    let conn = Connection::open(&path).unwrap();
+    let plan: String =
+        conn.query_row(&format!("EXPLAIN QUERY PLAN {}", super::outbox::LANES_SQL), [], |r| r.get(3)).unwrap();
+    assert!(plan.contains("intents_target_pending"), "per-target lanes must read the index, plan: {plan}");
+}
+
+#[test]
 fn corrupt_rows_are_returned_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
