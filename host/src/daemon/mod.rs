@@ -15,6 +15,7 @@ pub(crate) mod lag;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod plugins;
+mod recorder;
 pub(crate) mod reload;
 pub(crate) mod tls;
 mod token_api;

@@ -12,9 +12,10 @@
 //! may finish, and claimed intents not yet started are given back.
 
 use super::breaker::{Admit, Breaker, BreakerState};
+use super::recorder::Recorder;
 use crate::config::{Config, Delivery};
 use crate::incident::Engine;
-use crate::incident::effects::{EffectKind, Executor};
+use crate::incident::effects::{EffectKind, EffectOutcome, Executor};
 use crate::incident::outbox::{ClaimedIntent, Next, Outbox, Settled, failpoint};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,7 +54,7 @@ pub(crate) struct LaneStatus {
 pub(crate) struct Dispatch {
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
     global: Arc<Semaphore>,
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
     /// Pages already escalated around while their circuit was open.
     rerouted: Mutex<HashSet<String>>,
     /// Messages executed per target over the last minute.
@@ -164,7 +165,8 @@ pub(crate) async fn run(
         })
     };
     let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
-    dispatcher(engine, executor, dispatch, stop, intents_wake, shutdown).await;
+    let recorder = Arc::new(super::recorder::Recorder::start(engine.clone(), dispatch.clone()));
+    dispatcher(engine, executor, dispatch, recorder, stop, intents_wake, shutdown).await;
     let _ = timers.await;
     fan_out.abort();
 }
@@ -220,6 +222,7 @@ async fn dispatcher(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
     dispatch: Arc<Dispatch>,
+    recorder: Arc<Recorder>,
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
@@ -263,7 +266,8 @@ async fn dispatcher(
         let config = engine.generation().config.clone();
         for c in claimed {
             let lane = dispatch.lane(&c, &config);
-            running.spawn(deliver(engine.clone(), executor.clone(), dispatch.clone(), lane, c, stop.clone()));
+            let (x, d, r) = (executor.clone(), dispatch.clone(), recorder.clone());
+            running.spawn(deliver(engine.clone(), x, d, r, lane, c, stop.clone()));
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
@@ -286,6 +290,7 @@ async fn deliver(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
     dispatch: Arc<Dispatch>,
+    recorder: Arc<Recorder>,
     lane: Arc<Lane>,
     c: ClaimedIntent,
     stop: Arc<AtomicBool>,
@@ -318,18 +323,26 @@ async fn deliver(
         return give_back(&engine, &c.id, None).await;
     }
     let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
-    let res = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<(bool, bool, Settled)>> {
+    let ran = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<EffectOutcome>> {
         match d.outbox.prepare(&e, &item)? {
             Next::Settled => Ok(None),
             Next::Execute => {
                 let outcome = x.execute(&item.id, &item.payload);
                 failpoint("after-execute", &item.id);
-                let (ok, transient) = (outcome.ok, outcome.transient);
-                Ok(Some((ok, transient, d.outbox.settle(&e, &item, outcome)?)))
+                Ok(Some(outcome))
             }
         }
     })
     .await;
+    let res = match ran {
+        Ok(Ok(Some(outcome))) => {
+            let (ok, transient) = (outcome.ok, outcome.transient);
+            Ok(recorder.settle(c.clone(), outcome).await.map(|settled| Some((ok, transient, settled))))
+        }
+        Ok(Ok(None)) => Ok(Ok(None)),
+        Ok(Err(err)) => Ok(Err(err)),
+        Err(err) => Err(err),
+    };
     let now = engine.now();
     match res {
         Ok(Ok(None)) => {}

@@ -4,7 +4,7 @@
 use super::clock::fmt_ms;
 use super::ctx::Ctx;
 use super::dedup::{self, DedupKey, FallbackKey};
-use super::effects::{EffectOutcome, IntentPayload};
+use super::effects::IntentPayload;
 use super::engine::{Engine, MAX_DEDUP_KEY};
 use super::error::{EngineError, Hint};
 use super::events::Event;
@@ -445,36 +445,6 @@ impl Engine {
             Some(r) => self.resolve(&r.id, source, source).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// Journals the result of a side effect (once; repeats are ignored).
-    pub fn record_effect(&self, invocation_id: &str, outcome: &EffectOutcome) -> Result<(), EngineError> {
-        // A plain read to find the incident; the result is checked again inside the write.
-        let incident_id = self.store().intent(invocation_id)?.filter(|i| i.result.is_none()).map(|i| i.incident_id);
-        let Some(incident_id) = incident_id else { return Ok(()) };
-        self.mutate(&incident_id, true, |ctx| {
-            let Some(intent) = ctx.tx.intent(invocation_id)? else { return Ok(()) };
-            if intent.result.is_some() {
-                return Ok(());
-            }
-            let p: IntentPayload = serde_json::from_value(intent.payload).map_err(anyhow::Error::from)?;
-            ctx.tx.complete_intent(
-                invocation_id,
-                ctx.now,
-                &serde_json::to_value(outcome).map_err(anyhow::Error::from)?,
-            )?;
-            ctx.emit(Event::EffectResult {
-                invocation_id: invocation_id.to_string(),
-                purpose: p.purpose,
-                target: p.target,
-                channel: p.customer.as_ref().map(|c| c.channel.clone()),
-                customer: p.customer.map(|c| c.id),
-                ok: outcome.ok,
-                detail: outcome.detail.clone(),
-            })?;
-            Ok(())
-        })?;
-        Ok(())
     }
 
     /// Intents due now that have no result yet.

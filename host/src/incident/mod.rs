@@ -17,6 +17,7 @@ mod generation;
 pub mod loader;
 mod notices;
 pub(crate) mod outbox;
+mod results;
 mod retry;
 pub mod state;
 mod timers;

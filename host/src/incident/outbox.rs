@@ -118,6 +118,31 @@ impl Outbox {
         self.record(engine, c, &outcome, 0)
     }
 
+    /// [`Outbox::settle`] for executions that ended together: every result to
+    /// journal is written in one transaction. If that transaction fails, each
+    /// item is settled on its own, so one bad item never holds up the others.
+    pub(crate) fn settle_all(
+        &self,
+        engine: &Engine,
+        items: Vec<(ClaimedIntent, EffectOutcome)>,
+    ) -> Vec<anyhow::Result<Settled>> {
+        let journaled = |o: &EffectOutcome| o.ok || !o.transient;
+        let group: Vec<(&str, &EffectOutcome)> =
+            items.iter().filter(|(_, o)| journaled(o)).map(|(c, o)| (c.id.as_str(), o)).collect();
+        let together = group.len() > 1 && engine.record_effects(&group).is_ok();
+        items
+            .into_iter()
+            .map(|(c, o)| {
+                if together && journaled(&o) {
+                    self.unrecorded().remove(&c.id);
+                    Ok(Settled::Recorded)
+                } else {
+                    self.settle(engine, &c, o)
+                }
+            })
+            .collect()
+    }
+
     /// Journals `outcome`; if that fails, keeps it and retries later (dead-letters after the cap).
     fn record(
         &self,

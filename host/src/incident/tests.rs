@@ -431,3 +431,46 @@ fn finishing_a_step_keeps_the_deadline_of_a_step_whose_id_extends_it() {
     let missed: Vec<&str> = inc.missed.iter().map(|m| m.what.as_str()).collect();
     assert_eq!(missed, ["step:bridge-2"]);
 }
+
+#[test]
+fn results_that_end_together_are_journaled_together_and_once() {
+    let f = fixture();
+    let a = trigger(&f, "checkout").unwrap().incident.id;
+    let b = trigger(&f, "search").unwrap().incident.id;
+    let claimed = f.engine.claim_intents(100).unwrap();
+    assert!(claimed.len() >= 2, "each incident queues its report notices: {claimed:?}");
+    let outbox = outbox::Outbox::default();
+    let items: Vec<_> = claimed.iter().map(|c| (c.clone(), EffectOutcome::sent("ok"))).collect();
+    let settled = outbox.settle_all(&f.engine, items);
+    assert!(settled.iter().all(|s| matches!(s, Ok(outbox::Settled::Recorded))), "{settled:?}");
+    // Settling the same executions again journals nothing more.
+    let again: Vec<_> = claimed.iter().map(|c| (c.clone(), EffectOutcome::sent("again"))).collect();
+    outbox.settle_all(&f.engine, again);
+    let results = |id: &str| kinds(&f, id).iter().filter(|k| *k == "effect_result").count();
+    assert_eq!(results(&a) + results(&b), claimed.len());
+    let pending: Vec<String> = f.engine.pending_intents(100).unwrap().into_iter().map(|p| p.0).collect();
+    assert!(claimed.iter().all(|c| !pending.contains(&c.id)), "settled intents are pending again: {pending:?}");
+}
+
+#[test]
+fn one_unjournalable_result_does_not_hold_up_the_others_of_its_group() {
+    let f = fixture();
+    let good = trigger(&f, "checkout").unwrap().incident.id;
+    let bad = trigger(&f, "search").unwrap().incident.id;
+    let claimed = f.engine.claim_intents(100).unwrap();
+    let conn = rusqlite::Connection::open(f._dir.path().join("journal.db")).unwrap();
+    conn.execute("UPDATE incidents SET state = '{not json' WHERE id = ?1", [&bad]).unwrap();
+    let outbox = outbox::Outbox::default();
+    let items: Vec<_> = claimed.iter().map(|c| (c.clone(), EffectOutcome::sent("ok"))).collect();
+    let settled = outbox.settle_all(&f.engine, items);
+    for (c, s) in claimed.iter().zip(&settled) {
+        if c.incident_id == good {
+            assert!(matches!(s, Ok(outbox::Settled::Recorded)), "{s:?}");
+        } else {
+            // Kept and retried later; never sent again.
+            assert!(matches!(s, Ok(outbox::Settled::Retrying(_))), "{s:?}");
+        }
+    }
+    let recorded = kinds(&f, &good).iter().filter(|k| *k == "effect_result").count();
+    assert_eq!(recorded, claimed.iter().filter(|c| c.incident_id == good).count());
+}
