@@ -5,7 +5,8 @@
 #   target/examples/js_notifier.wasm       examples/js-notifier     (componentize-js)
 #
 # Each component is rebuilt only when its inputs changed: the sha256 of its
-# source files, the WIT package and the toolchain pin is kept next to the
+# source files, its SDK (plugins/sdk-python or plugins/sdk-js), the WIT package
+# and the toolchain pin is kept next to the
 # component (`NAME.wasm.stamp`), so `make test` with nothing changed costs a
 # few hashes. Needs only Python 3.11+ with venv/pip and Node 20+ with npm,
 # plus network access to PyPI and npm on the first run; the tools are
@@ -32,6 +33,9 @@ sha256_of() { # FILE...: one line per file, sorted by path, then one digest
   (cd "$ROOT" && for f in "$@"; do printf '%s  %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$f"; done) | sha256sum | cut -d' ' -f1
 }
 
+# Source files of an SDK directory (FILE names matching PATTERN), relative to $ROOT.
+sdk_files() { (cd "$ROOT" && find "$1" -type f -name "$2" | LC_ALL=C sort); }
+
 # All regular files of the WIT package, as paths relative to $ROOT.
 wit_files() { (cd "$ROOT" && find "plugins/wit/crisis-plugin@0.1.0" -type f -name '*.wit' | LC_ALL=C sort); }
 
@@ -43,6 +47,7 @@ up_to_date() {
 build_python() {
   local src="examples/python-notifier" out="$OUT/python_notifier.wasm"
   local inputs=("$src/app.py")
+  mapfile -t -O "${#inputs[@]}" inputs < <(sdk_files plugins/sdk-python '*.py')
   mapfile -t -O "${#inputs[@]}" inputs < <(wit_files)
   local stamp
   stamp="componentize-py==$COMPONENTIZE_PY_VERSION $(sha256_of "${inputs[@]}")"
@@ -63,7 +68,7 @@ build_python() {
   log "building python_notifier.wasm (componentize-py, ~10-50 s)"
   mkdir -p "$OUT"
   local tmp="$out.tmp.$$"
-  (cd "$ROOT" && "$cpy" -d "$WIT" -w notifier componentize app -p "$src" -o "$tmp" >&2) \
+  (cd "$ROOT" && "$cpy" -d "$WIT" -w notifier componentize app -p "$src" -p plugins/sdk-python -o "$tmp" >&2) \
     || { rm -f "$tmp"; die "componentize-py failed for $src"; }
   mv -f "$tmp" "$out"
   printf '%s\n' "$stamp" >"$out.stamp"
@@ -73,6 +78,7 @@ build_python() {
 build_js() {
   local src="examples/js-notifier" out="$OUT/js_notifier.wasm"
   local inputs=("$src/notifier.js" "$src/build.mjs" "$src/package.json" "$src/package-lock.json")
+  mapfile -t -O "${#inputs[@]}" inputs < <(sdk_files plugins/sdk-js '*.js')
   mapfile -t -O "${#inputs[@]}" inputs < <(wit_files)
   local stamp
   stamp="$(sha256_of "${inputs[@]}")"

@@ -1,4 +1,4 @@
-// Builds notifier.js into a WebAssembly component with the componentize-js
+// Builds notifier.js (with the SDK it imports from plugins/sdk-js) into a WebAssembly component with the componentize-js
 // library API. (The `jco componentize` CLI fails on Node 20 with "failed to
 // get path metadata"; the library works with absolute paths.)
 //
@@ -13,6 +13,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = resolve(process.argv[2] ?? resolve(here, '../../target/examples/js_notifier.wasm'));
 const witPath = resolve(process.argv[3] ?? resolve(here, '../../plugins/wit/crisis-plugin@0.1.0'));
 
+// componentize-js resolves relative imports inside the current directory
+// only; from the repository root the example can import plugins/sdk-js.
+process.chdir(resolve(here, '../..'));
 const { component } = await componentize({
   sourcePath: resolve(here, 'notifier.js'),
   witPath,

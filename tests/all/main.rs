@@ -40,6 +40,7 @@ mod plugin_flow;
 mod plugin_quarantine;
 mod plugin_reload;
 mod plugin_sandbox;
+mod plugin_test_cli;
 mod postgres_store;
 mod private_state;
 mod reload_intake;

@@ -1,11 +1,15 @@
-//! `crisis plugin list|inspect|call|unquarantine`: plugin tools for
-//! operators and plugin authors. `inspect` and `call` are offline: they start
+//! `crisis plugin list|inspect|call|test|unquarantine`: plugin tools for
+//! operators and plugin authors. `inspect`, `call` and `test` are offline: they start
 //! their own [`PluginHost`] (the same engine, checks and sandbox the daemon
 //! uses) and drop it on exit. `list` does too, then overlays the quarantine
 //! state of a running daemon when one answers; `unquarantine` asks the daemon.
 //!
 //! Exit codes: 0 ok, 1 the call failed (plugin error, trap, timeout), 2
 //! invalid input or a refused component, 3 file not found.
+
+mod cases;
+mod help;
+mod runner;
 
 use super::Cli;
 use super::fixture::{fixture, merge};
@@ -21,40 +25,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-const CALL_LONG_ABOUT: &str = "\
-Run one call of a plugin component with fixture input and print the result, \
-every HTTP request it made and its logs.
-
-By default the call runs in DRILL mode: outbound HTTP is captured by the host \
-and answered with a synthetic 200, so nothing leaves the machine. With --live \
-requests really go out, but only to hosts the grant allows (the plugin's \
-declared hosts intersected with the grant's `allowed_hosts`; loopback and \
-private addresses also need `allow_private`). Without a grant a live call has \
-no egress at all; a drill call without a grant may address any host (every \
-request is captured). Give a grant with --grant NAME (from crisis.toml) or \
-`grant` in the input.
-
-The input is JSON (inline, @FILE, or @- for stdin). It is merged over a \
-built-in fixture for the world (objects key by key, your values win), so \
-`--input '{\"config\":{\"url\":\"https://chat.example.com/hook\"}}'` is a complete \
-notifier input. Fields:
-
-  invocation    {invocation_id, incident_id, now_unix_ms, budget_ms}
-  config        {key: value}  what the plugin reads with host.config
-  grant         allowed_hosts, allow_private, drill_allow, config, limits; e.g.
-                {\"allowed_hosts\": [\"127.0.0.1:8080\"], \"allow_private\": [\"127.0.0.1:8080\"]}
-  notification  notifier: {target, subject, body_text, params, incident}
-  incident      appeasement, drill: {id, title, playbook_id, severity, category,
-                phase, summary, labels}
-  customer      appeasement: {id, segment, tier, locale, channel}
-  op            drill: \"plan\" (default) or \"score\", with params / journal
-
-Examples:
-  crisis plugin call target/examples/python_notifier.wasm --world notifier \\
-      --input '{\"config\":{\"url\":\"https://hooks.example.com/x\"}}'
-  crisis plugin call --builtin appease-script --world appeasement --input @customer.json
-  crisis plugin call my.wasm --world notifier --live --grant my-notifier --input @note.json";
+use help::{CALL_LONG_ABOUT, TEST_LONG_ABOUT};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCmd {
@@ -119,6 +90,21 @@ pub enum PluginCmd {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Run recorded cases against a component; outgoing HTTP is answered by a stub inside the host.
+    #[command(long_about = TEST_LONG_ABOUT)]
+    Test {
+        /// The component (.wasm).
+        #[arg(value_name = "FILE", required_unless_present = "builtin")]
+        file: Option<PathBuf>,
+        /// Test a built-in plugin instead of a file (webhook-notify, appease-script, drill-sim).
+        #[arg(long, value_name = "NAME", conflicts_with = "file")]
+        builtin: Option<String>,
+        /// A case file, or a directory of them (repeatable). Default: `cases/` beside FILE.
+        #[arg(long = "case", value_name = "PATH")]
+        cases: Vec<PathBuf>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
 }
 
 /// Where compiled components are cached between runs.
@@ -142,6 +128,9 @@ pub(crate) fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
         PluginCmd::Call { file, builtin, world, input, live, grant, cache } => {
             let world: World = world.parse().map_err(Failure::invalid)?;
             call(cli, file.as_deref(), builtin.as_deref(), world, input, *live, grant.as_deref(), cache)
+        }
+        PluginCmd::Test { file, builtin, cases, cache } => {
+            runner::test(cli, file.as_deref(), builtin.as_deref(), cases, cache)
         }
     }
 }

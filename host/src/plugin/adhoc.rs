@@ -9,6 +9,7 @@ use super::error::{LoadError, PluginCallError};
 use super::grant::{PluginGrant, ResolvedGrant};
 use super::host::PluginHost;
 use super::limits::Limits;
+use super::stub::StubUpstream;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -42,6 +43,31 @@ impl PluginHost {
         world: World,
         input_json: &str,
         mode: RunMode,
+    ) -> Result<serde_json::Value, PluginCallError> {
+        self.call_json_with(bytes, world, input_json, mode, None)
+    }
+
+    /// [`Self::call_json`] with outgoing HTTP answered by `stub` instead of
+    /// the network or the drill capture. Why: `crisis plugin test` replays
+    /// recorded upstream answers.
+    pub fn call_json_stubbed(
+        &self,
+        bytes: &[u8],
+        world: World,
+        input_json: &str,
+        mode: RunMode,
+        stub: Arc<dyn StubUpstream>,
+    ) -> Result<serde_json::Value, PluginCallError> {
+        self.call_json_with(bytes, world, input_json, mode, Some(stub))
+    }
+
+    fn call_json_with(
+        &self,
+        bytes: &[u8],
+        world: World,
+        input_json: &str,
+        mode: RunMode,
+        stub: Option<Arc<dyn StubUpstream>>,
     ) -> Result<serde_json::Value, PluginCallError> {
         #[derive(serde::Deserialize, Default)]
         #[serde(default, deny_unknown_fields)]
@@ -90,8 +116,9 @@ impl PluginHost {
                 other => return Err(bad(format!("op `{other}`: use `plan` or `score`"))),
             },
         };
+        let env = super::call::CallEnv { stub, ..self.call_env() };
         let out =
-            self.call_env().run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
+            env.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
         let value = match out.value {
             CallValue::Describe(d) => serde_json::to_value(d),
             CallValue::Send(r) => serde_json::to_value(r),

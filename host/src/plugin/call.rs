@@ -109,6 +109,8 @@ pub(crate) struct CallEnv<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) rt: &'a tokio::runtime::Runtime,
     pub(crate) slots: &'a CallSlots,
+    /// Answers outgoing HTTP in place of the network (`crisis plugin test`).
+    pub(crate) stub: Option<Arc<dyn super::stub::StubUpstream>>,
 }
 
 impl CallEnv<'_> {
@@ -142,6 +144,7 @@ impl CallEnv<'_> {
                     max_response_bytes: limits.max_response_bytes,
                     records: records.clone(),
                     budget: super::egress::EgressBudget::for_grant(&grant),
+                    stub: self.stub.clone(),
                 }),
             }),
             _ => Hooks::None(NoEgress),

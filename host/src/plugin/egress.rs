@@ -33,6 +33,7 @@ use super::addr::blocked_reason;
 use super::api::{HttpDisposition, HttpRecord, RunMode};
 use super::grant::{ResolvedGrant, ResolvedInject};
 use super::pattern::{HostPattern, Scheme};
+use super::stub::{StubAnswer, StubFailure, StubRequest, StubUpstream};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
@@ -55,6 +56,9 @@ pub(crate) struct EgressContext {
     pub records: Arc<Mutex<Vec<HttpRecord>>>,
     /// This call's concurrency and buffer allowance.
     pub budget: EgressBudget,
+    /// When set, answers every request that passes the policy instead of
+    /// the network or the drill capture (`crisis plugin test`).
+    pub stub: Option<Arc<dyn StubUpstream>>,
 }
 
 /// One call's allowance of concurrent requests and buffered body bytes.
@@ -344,6 +348,38 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
     };
     pending.record.body_bytes = body.len();
     pending.record.body_preview = preview(&body);
+
+    // A stub upstream answers in place of the network, in either mode.
+    if let Some(stub) = &ctx.stub {
+        let request = StubRequest {
+            method: parts.method.to_string(),
+            scheme: scheme.as_str().to_string(),
+            host: host.clone(),
+            port,
+            path: path.clone(),
+            headers: pending.record.headers.clone(),
+            body: body.to_vec(),
+        };
+        return match stub.answer(request) {
+            StubAnswer::Response { status, headers, body } => {
+                pending.finish(HttpDisposition::Captured);
+                let mut resp = http::Response::builder().status(status);
+                for (k, v) in &headers {
+                    resp = resp.header(k.as_str(), v.as_str());
+                }
+                resp.body(full_body(Bytes::from(body)))
+                    .map_err(|e| HttpError::InternalError(Some(format!("stub response: {e}"))))
+            }
+            StubAnswer::Fail(f) => {
+                pending.finish(HttpDisposition::Failed { error: format!("stub upstream: {f:?}") });
+                Err(match f {
+                    StubFailure::ConnectionRefused => HttpError::ConnectionRefused,
+                    StubFailure::ConnectionTimeout => HttpError::ConnectionTimeout,
+                    StubFailure::DnsError => HttpError::DnsError { rcode: None, info_code: None },
+                })
+            }
+        };
+    }
 
     // 2. drill capture.
     if ctx.mode == RunMode::Drill && !drill_real {

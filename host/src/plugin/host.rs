@@ -256,7 +256,7 @@ impl PluginHost {
 
     /// What one call needs from the host: the engine, the runtime and the call slots.
     pub(super) fn call_env(&self) -> CallEnv<'_> {
-        CallEnv { engine: &self.engine, rt: self.rt(), slots: &self.slots }
+        CallEnv { engine: &self.engine, rt: self.rt(), slots: &self.slots, stub: None }
     }
 
     // ----------------------------------------------------------------- load

@@ -19,7 +19,8 @@
 //! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
 //! `warm.rs`, `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
 //! (`PluginHost`), `stage.rs` (grants and plugins swapped in together),
-//! `adhoc.rs` (inspect/call of unregistered files),
+//! `adhoc.rs` (inspect/call of unregistered files), `stub.rs` (an upstream
+//! answered inside the host, for `crisis plugin test`),
 //! `builtin.rs`.
 //!
 //! The host wraps wasmtime only: it never names the incident engine or the
@@ -47,6 +48,7 @@ mod scrub;
 mod secret;
 mod stage;
 mod state;
+mod stub;
 mod warm;
 
 pub use api::*;
@@ -61,6 +63,7 @@ pub use limits::{LimitCaps, LimitOverrides, Limits};
 pub use registry::{ManifestPlugin, PluginManifest, ScanError, ScanReport};
 pub(crate) use scrub::Scrubber;
 pub use stage::{DeclaredFile, StagedPlugins};
+pub use stub::{StubAnswer, StubFailure, StubRequest, StubUpstream};
 
 /// Paths of the test-only fixture components built by `host/build.rs`.
 /// Why public but hidden: integration tests in `host/tests/` only see the
