@@ -23,9 +23,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use crate::drill::control::{Command, Control};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Drill state shared by the API and the scheduler of one daemon.
@@ -33,8 +33,12 @@ pub struct DrillService {
     /// Durable record of drill runs, schedules and suspensions.
     pub index: DrillIndex,
     state_dir: PathBuf,
-    /// Cancel flags of runs in progress, by run id.
-    running: Mutex<BTreeMap<String, (String, Arc<AtomicBool>)>>,
+    /// Runs in progress, by run id: their playbook and the queue their controller commands go through.
+    running: Mutex<BTreeMap<String, (String, Arc<Control>)>>,
+    /// Live incidents each running drill is held for, by run id (kept by [`yield_to_live`]).
+    pub(super) held: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// When drills began yielding to live incidents (Unix ms), and the last such span that ended.
+    pub yielding: Mutex<Yielding>,
     /// What drill-safe notices go through (the Wasm plugin executor can replace the log target here).
     pub inner: Mutex<Arc<dyn Executor>>,
     /// Scenario sources and score hooks from plugins.
@@ -77,6 +81,8 @@ impl DrillService {
             index: DrillIndex::open(state_dir)?,
             state_dir: state_dir.to_path_buf(),
             running: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
+            yielding: Mutex::new(Yielding::default()),
             inner: Mutex::new(Arc::new(LogExecutor)),
             extensions: Mutex::new(Extensions::default()),
             engines: Mutex::new(BTreeMap::new()),
@@ -87,9 +93,30 @@ impl DrillService {
     pub fn running_ids(&self) -> Vec<String> {
         self.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
+
+    /// The command queue of run `id`, if it runs in this process.
+    pub fn control(&self, id: &str) -> Option<Arc<Control>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|(_, c)| c.clone())
+    }
+
+    /// Every run in progress in this process with its command queue.
+    pub(super) fn controls(&self) -> Vec<(String, Arc<Control>)> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect()
+    }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+/// Whether drills yield to live incidents now, and the last span they did.
+/// Why: a scheduled occurrence due while drills yielded starts after the
+/// span instead of being recorded as missed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Yielding {
+    /// Unix ms drills began yielding; `None` while no live incident holds them.
+    pub since: Option<i64>,
+    /// The last span (Unix ms, start and end) drills yielded.
+    pub last: Option<(i64, i64)>,
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!("drill API: {e}");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
 }
@@ -102,6 +129,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/drills/runs/{id}", get(show))
         .route("/v1/drills/runs/{id}/report", get(report))
         .route("/v1/drills/schedules/{playbook}/{action}", post(switch))
+        .merge(super::drill_control::routes())
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -238,7 +266,7 @@ enum Launch {
 
 /// Claims and runs a drill: inline (`wait`, virtual clock) or on its own thread.
 fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -> Result<RunRow, Launch> {
-    let cancel = Arc::new(AtomicBool::new(false));
+    let control = Control::new();
     {
         let mut running = svc.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(other) = running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone()) {
@@ -247,7 +275,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         if !svc.index.claim(&row).map_err(Launch::Failed)? {
             return Err(Launch::Failed(anyhow::anyhow!("drill run {} was already claimed", row.id)));
         }
-        running.insert(row.id.clone(), (row.playbook_id.clone(), cancel.clone()));
+        running.insert(row.id.clone(), (row.playbook_id.clone(), control.clone()));
     }
     let clock: ClockMode = row.clock.parse().unwrap_or(ClockMode::Virtual);
     let opts = DrillOptions {
@@ -257,7 +285,8 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         scheduled_for: row.scheduled_for,
         journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
         responders: false,
-        cancel: Some(cancel),
+        cancel: None,
+        control: Some(control),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
         // them through the normal CLI (`crisis ack DRL-...`) while the drill runs.
         incident_prefix: Some(format!("DRL-{}", row.id)),
@@ -319,7 +348,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         .ok_or_else(|| Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id)))
 }
 
-fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
+pub(super) fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
     match svc.index.get(id).map_err(internal)? {
         Some(r) => Ok(r),
         None => {
@@ -414,15 +443,19 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
     let cfg = &g.config;
     let mut started = Vec::new();
     if schedule::in_blackout(now, &cfg.drills.blackout).is_some() {
-        for (id, (_, cancel)) in svc.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            if !cancel.swap(true, Ordering::SeqCst) {
-                tracing::warn!("halting drill {id}: a blackout window began");
-            }
+        for (id, control) in svc.controls() {
+            tracing::warn!("halting drill {id}: a blackout window began");
+            control.post(Command::Cancel { by: "crisis".into(), reason: Some("a blackout window began".into()) });
         }
+    }
+    let yielding = *svc.yielding.lock().unwrap_or_else(|p| p.into_inner());
+    if yielding.since.is_some() {
+        // Occurrences due now are decided once no live incident holds drills, and start then.
+        return Ok(started);
     }
     for pb in g.playbooks.values() {
         let Some(sched) = schedule_of(pb) else { continue };
-        let grace = cfg.drills.grace;
+        let mut grace = cfg.drills.grace;
         // The first check looks back one grace period for a run missed just
         // before the daemon first started, without recording older history.
         let checked = svc.index.last_checked(&pb.id)?;
@@ -430,6 +463,12 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
             Some(t) => DateTime::from_timestamp_millis(t).unwrap_or(now),
             None => now - chrono::Duration::from_std(grace).unwrap_or_default(),
         };
+        // Occurrences that fell due while drills yielded to a live incident are late, not missed.
+        if let Some((from, to)) = yielding.last
+            && to > ms(last)
+        {
+            grace += std::time::Duration::from_millis((to - from.max(ms(last))).max(0) as u64);
+        }
         let running = svc.index.running(&pb.id)?;
         let suspended = svc.index.suspended(&pb.id)?;
         let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
@@ -493,17 +532,27 @@ pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::R
         Ok(_) => {}
         Err(e) => tracing::error!("drill index: {e:#}"),
     }
+    let mut pass: u64 = 0;
     loop {
         let (s, g) = (svc.clone(), state.engine.generation());
+        let live = state.engine.clone();
         if state.ready() {
-            match tokio::task::spawn_blocking(move || tick(&s, &g, Utc::now())).await {
-                Ok(Ok(_)) => {}
+            // Every second: drills yield to serious live incidents; every 20 seconds: the schedule.
+            let due = pass.is_multiple_of(20);
+            match tokio::task::spawn_blocking(move || {
+                super::drill_control::yield_to_live(&s, &live, &g.config, Utc::now().timestamp_millis())?;
+                if due { tick(&s, &g, Utc::now()).map(|_| ()) } else { Ok(()) }
+            })
+            .await
+            {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("drill scheduler pass failed: {e:#}"),
                 Err(e) => tracing::error!("drill scheduler pass panicked: {e}"),
             }
+            pass += 1;
         }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { return; }
             }
