@@ -127,7 +127,7 @@ fn the_controller_injects_into_a_running_drill_with_checked_input() {
         (vec!["alert"], "exactly one alert"),
         (vec!["no-ack", "--target", "bob"], "--target does not apply to a `no-ack` inject"),
         (vec!["step-done", "--target", "brigde"], "names step `brigde`, which this playbook does not have"),
-        (vec!["no-ack", "--payload", r#"{"duration":"5m","colour":"red"}"#], "unknown inject key(s) inject.0.colour"),
+        (vec!["no-ack", "--payload", r#"{"duration":"5m","colour":"red"}"#], "unknown inject key(s) colour"),
         (vec!["no-ack", "--payload", r#"{"duration":"soon"}"#], "bad duration `soon`"),
         (vec!["no-ack", "--payload", r#"{"at":"5m","duration":"5m"}"#], "a controller inject plays now"),
     ] {

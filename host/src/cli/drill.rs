@@ -6,9 +6,9 @@ use super::client::Client;
 use super::incident::ReportFormat;
 use super::output::{Failure, print_json, print_reply, table};
 use crate::daemon::api_types::{
-    DrillCancelRequest, DrillControlReply, DrillInjectRequest, DrillList, DrillStartRequest, EmptyBody, NextRun,
-    ReportFormat as WireFormat, ScheduleSwitch,
+    DrillList, DrillStartRequest, EmptyBody, NextRun, ReportFormat as WireFormat, ScheduleSwitch,
 };
+use crate::daemon::drill_control::{DrillCancelRequest, DrillControlReply, DrillInjectRequest};
 use crate::drill::index::RunRow;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions};
 use crate::incident::clock::fmt_ms;

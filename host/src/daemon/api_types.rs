@@ -603,45 +603,6 @@ pub(crate) struct ScheduleSwitch {
     pub next: Option<NextRun>,
 }
 
-/// `POST /v1/drills/runs/{id}/cancel`: stop a running drill; it ends `cancelled`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct DrillCancelRequest {
-    /// Why, for the drill's journal and report.
-    pub reason: Option<String>,
-}
-
-/// `POST /v1/drills/runs/{id}/injects`: the exercise controller adds an inject now.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct DrillInjectRequest {
-    /// Inject kind as in `[[drill.inject]]` (`no-ack`, `step-failure`, ...).
-    pub kind: String,
-    /// The kind's step, channel or person (see `crisis drill inject --help`).
-    pub target: Option<String>,
-    /// The inject's other keys, as a JSON object.
-    pub payload: Option<serde_json::Value>,
-}
-
-/// Reply to the drill control routes (`cancel`, `pause`, `resume`, `injects`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct DrillControlReply {
-    /// The run steered.
-    pub run_id: String,
-    /// `cancel`, `pause`, `resume` or `inject`.
-    pub action: String,
-    /// Who did it (the token's person, or `bootstrap-admin`).
-    pub by: String,
-    /// The drill's incident, once its alert opened one.
-    pub drill_incident: Option<String>,
-    /// Drill time the command took effect, RFC 3339 UTC.
-    pub drill_time: String,
-    /// Whether the drill clock stands still now.
-    pub paused: bool,
-    /// What holds it still: the controller and/or open live incidents.
-    pub held_by: Vec<crate::drill::control::Hold>,
-    /// What came of it.
-    pub result: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

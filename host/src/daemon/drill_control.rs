@@ -1,24 +1,59 @@
 //! Steering running daemon drills: `POST /v1/drills/runs/{id}/cancel`,
 //! `/pause`, `/resume` and `/injects` (the exercise controller, an admin
-//! role like starting drills), and drills yielding to serious live incidents.
+//! role like starting drills).
 
 use super::AppState;
-use super::api_types::{ApiError, DrillCancelRequest, DrillControlReply, DrillInjectRequest};
-use super::drills::{DrillService, find_run, internal};
+use super::api_types::ApiError;
+use super::drills::{find_run, internal};
 use super::tokens::Caller;
-use crate::config::Config;
 use crate::drill::control::{self, Command, ControlError};
-use crate::incident::Engine;
-use crate::incident::events::Event;
-use crate::playbook::types::Severity;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use std::collections::BTreeSet;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `POST /v1/drills/runs/{id}/cancel`: stop a running drill; it ends `cancelled`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct DrillCancelRequest {
+    /// Why, for the drill's journal and report.
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/drills/runs/{id}/injects`: the exercise controller adds an inject now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DrillInjectRequest {
+    /// Inject kind as in `[[drill.inject]]` (`no-ack`, `step-failure`, ...).
+    pub kind: String,
+    /// The kind's step, channel or person (see `crisis drill inject --help`).
+    pub target: Option<String>,
+    /// The inject's other keys, as a JSON object.
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Reply to the drill control routes (`cancel`, `pause`, `resume`, `injects`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DrillControlReply {
+    /// The run steered.
+    pub run_id: String,
+    /// `cancel`, `pause`, `resume` or `inject`.
+    pub action: String,
+    /// Who did it (the token's person, or `bootstrap-admin`).
+    pub by: String,
+    /// The drill's incident, once its alert opened one.
+    pub drill_incident: Option<String>,
+    /// Drill time the command took effect, RFC 3339 UTC.
+    pub drill_time: String,
+    /// Whether the drill clock stands still now.
+    pub paused: bool,
+    /// What holds it still: the controller and/or open live incidents.
+    pub held_by: Vec<crate::drill::control::Hold>,
+    /// What came of it.
+    pub result: String,
+}
 
 /// How long a caller waits for a running drill to apply a command.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -116,61 +151,4 @@ async fn steer(st: &AppState, id: &str, action: &str, cmd: Command) -> Reply {
         held_by: reply.held_by,
         result: reply.result,
     }))
-}
-
-/// One pass of "drills yield to live incidents": every running drill is held
-/// for each open live incident whose severity is in `[drills] pause_during`
-/// and let go once it is resolved; each change is journaled on the live
-/// incident (naming the drill) and, by the runner, on the drill (naming the
-/// live incident). Also records when drills yield, so the scheduler waits.
-pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now: i64) -> anyhow::Result<()> {
-    let sevs = &cfg.drills.pause_during;
-    let open: BTreeSet<String> = if sevs.is_empty() {
-        BTreeSet::new()
-    } else {
-        live.store()
-            .incidents(true, Some("live"))?
-            .into_iter()
-            .filter(|r| r.status == "open" && r.severity.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
-            .map(|r| r.id)
-            .collect()
-    };
-    {
-        let mut y = svc.yielding.lock().unwrap_or_else(|p| p.into_inner());
-        match (y.since, open.is_empty()) {
-            (None, false) => y.since = Some(now),
-            (Some(since), true) => {
-                y.since = None;
-                y.last = Some((since, now));
-            }
-            _ => {}
-        }
-    }
-    let running = svc.controls();
-    let mut held = svc.held.lock().unwrap_or_else(|p| p.into_inner());
-    held.retain(|run, _| running.iter().any(|(r, _)| r == run));
-    for (run, control) in running {
-        let mine = held.entry(run.clone()).or_default();
-        for inc in open.difference(&mine.clone()) {
-            match control.request(Command::HoldFor { live: inc.clone() }, ANSWER_WITHIN) {
-                Ok(reply) => {
-                    mine.insert(inc.clone());
-                    tracing::warn!("drill {run} paused while live incident {inc} is open");
-                    live.record_steering(inc, Event::DrillHeld { run_id: run.clone(), drill_incident: reply.drill_incident })?;
-                }
-                Err(e) => tracing::warn!("drill {run} could not be paused for live incident {inc}: {e}"),
-            }
-        }
-        for inc in mine.difference(&open).cloned().collect::<Vec<_>>() {
-            match control.request(Command::Release { live: inc.clone() }, ANSWER_WITHIN) {
-                Ok(reply) => {
-                    mine.remove(&inc);
-                    tracing::info!("drill {run} no longer held by live incident {inc}: {}", reply.result);
-                    live.record_steering(&inc, Event::DrillReleased { run_id: run.clone(), drill_incident: reply.drill_incident })?;
-                }
-                Err(e) => tracing::warn!("drill {run} could not be let go by live incident {inc}: {e}"),
-            }
-        }
-    }
-    Ok(())
 }

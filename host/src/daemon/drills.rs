@@ -1,4 +1,5 @@
-//! The daemon's drill API (`/v1/drills…`) and the drill scheduler task.
+//! The daemon's drill API (`/v1/drills…`), the drill scheduler task, and
+//! drills yielding to serious live incidents.
 //!
 //! Each run gets its own journal (`state_dir/drills/<run-id>.db`); the main
 //! journal keeps the run index (see `drill::index`). Scheduled occurrences
@@ -23,7 +24,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use crate::config::Config;
 use crate::drill::control::{Command, Control};
+use crate::incident::events::Event;
+use crate::playbook::types::Severity;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -129,7 +133,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/drills/runs/{id}", get(show))
         .route("/v1/drills/runs/{id}/report", get(report))
         .route("/v1/drills/schedules/{playbook}/{action}", post(switch))
-        .merge(super::drill_control::routes())
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -540,7 +543,7 @@ pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::R
             // Every second: drills yield to serious live incidents; every 20 seconds: the schedule.
             let due = pass.is_multiple_of(20);
             match tokio::task::spawn_blocking(move || {
-                super::drill_control::yield_to_live(&s, &live, &g.config, Utc::now().timestamp_millis())?;
+                yield_to_live(&s, &live, &g.config, Utc::now().timestamp_millis())?;
                 if due { tick(&s, &g, Utc::now()).map(|_| ()) } else { Ok(()) }
             })
             .await
@@ -558,4 +561,64 @@ pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::R
             }
         }
     }
+}
+
+/// How long the yield pass waits for a running drill to take or let go of a hold.
+const ANSWER_LIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One pass of "drills yield to live incidents": every running drill is held
+/// for each open live incident whose severity is in `[drills] pause_during`
+/// and let go once it is resolved; each change is journaled on the live
+/// incident (naming the drill) and, by the runner, on the drill (naming the
+/// live incident). Also records when drills yield, so the scheduler waits.
+pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now: i64) -> anyhow::Result<()> {
+    let sevs = &cfg.drills.pause_during;
+    let open: BTreeSet<String> = if sevs.is_empty() {
+        BTreeSet::new()
+    } else {
+        live.store()
+            .incidents(true, Some("live"))?
+            .into_iter()
+            .filter(|r| r.status == "open" && r.severity.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
+            .map(|r| r.id)
+            .collect()
+    };
+    {
+        let mut y = svc.yielding.lock().unwrap_or_else(|p| p.into_inner());
+        match (y.since, open.is_empty()) {
+            (None, false) => y.since = Some(now),
+            (Some(since), true) => {
+                y.since = None;
+                y.last = Some((since, now));
+            }
+            _ => {}
+        }
+    }
+    let running = svc.controls();
+    let mut held = svc.held.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|run, _| running.iter().any(|(r, _)| r == run));
+    for (run, control) in running {
+        let mine = held.entry(run.clone()).or_default();
+        for inc in open.difference(&mine.clone()) {
+            match control.request(Command::HoldFor { live: inc.clone() }, ANSWER_LIVE) {
+                Ok(reply) => {
+                    mine.insert(inc.clone());
+                    tracing::warn!("drill {run} paused while live incident {inc} is open");
+                    live.record_steering(inc, Event::DrillHeld { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                }
+                Err(e) => tracing::warn!("drill {run} could not be paused for live incident {inc}: {e}"),
+            }
+        }
+        for inc in mine.difference(&open).cloned().collect::<Vec<_>>() {
+            match control.request(Command::Release { live: inc.clone() }, ANSWER_LIVE) {
+                Ok(reply) => {
+                    mine.remove(&inc);
+                    tracing::info!("drill {run} no longer held by live incident {inc}: {}", reply.result);
+                    live.record_steering(&inc, Event::DrillReleased { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                }
+                Err(e) => tracing::warn!("drill {run} could not be let go by live incident {inc}: {e}"),
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
-mod drill_control;
+pub(crate) mod drill_control;
 pub mod drills;
 mod engine_call;
 pub(crate) mod executor;

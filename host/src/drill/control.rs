@@ -245,7 +245,8 @@ pub fn controller_inject(
         .map_err(|e| format!("--payload cannot be an inject: {e}"))?;
     let mut unknown = Vec::new();
     let parsed: OneInject = serde_ignored::deserialize(toml::Deserializer::parse(&doc).map_err(|e| e.to_string())?, |p| {
-        unknown.push(p.to_string())
+        // The path runs through the wrapper (`inject.0.…`); the key is its last part.
+        unknown.push(p.to_string().rsplit('.').next().unwrap_or_default().to_string())
     })
     .map_err(|e| format!("--payload does not fit a `{kind}` inject: {}", e.message()))?;
     if !unknown.is_empty() {

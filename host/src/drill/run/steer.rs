@@ -4,7 +4,7 @@
 use super::super::clock::DrillTime;
 use super::super::control::{Command, Control, ControlError, Hold, Reply};
 use super::super::report::ControllerEntry;
-use super::{DrillError, Runner};
+use super::{DrillError, Due, Runner};
 use crate::incident::EngineError;
 use crate::incident::events::Event;
 use std::time::Instant;
@@ -133,8 +133,8 @@ impl Runner<'_> {
                 self.controller_by.insert(i, by);
                 let inc = self.current().map_err(Steer::Broken)?;
                 match self.due(i, inc.as_ref()) {
-                    super::Due::At(t) if t <= now => self.perform(i, now).map_err(Steer::Broken)?,
-                    super::Due::Never(why) => {
+                    Due::At(t) if t <= now => self.perform(i, now).map_err(Steer::Broken)?,
+                    Due::Never(why) => {
                         self.done[i] = true;
                         self.note(i, now, format!("not performed: {why}"));
                     }
