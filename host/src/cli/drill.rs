@@ -8,6 +8,7 @@ use super::output::{Failure, print_json, print_reply, table};
 use crate::daemon::api_types::{
     DrillList, DrillStartRequest, EmptyBody, NextRun, ReportFormat as WireFormat, ScheduleSwitch,
 };
+use crate::daemon::drill_control::{DrillCancelRequest, DrillControlReply, DrillInjectRequest};
 use crate::drill::index::RunRow;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions};
 use crate::incident::clock::fmt_ms;
@@ -56,8 +57,84 @@ pub enum DrillCmd {
     },
     /// Stop scheduled drills of a playbook (persisted across restarts).
     Suspend { playbook: String },
-    /// Resume scheduled drills of a playbook.
-    Resume { playbook: String },
+    /// Resume scheduled drills of a playbook, or a paused drill run.
+    ///
+    /// A run id (it contains a dot, like checkout.m1767600000000) lets go of
+    /// `crisis drill pause`: the drill clock runs again. A playbook id resumes
+    /// its suspended schedule.
+    #[command(verbatim_doc_comment)]
+    Resume {
+        /// Playbook id (schedule) or run id (a paused drill).
+        #[arg(value_name = "PLAYBOOK|RUN-ID")]
+        target: String,
+    },
+    /// Cancel a running daemon drill: it stops now and ends `cancelled`.
+    ///
+    /// Its pending timers and messages are dropped; the cancel is journaled
+    /// on the drill incident with who did it, and the after-action report's
+    /// verdict is `cancelled`. A finished run cannot be cancelled.
+    #[command(verbatim_doc_comment)]
+    Cancel {
+        /// Run id (from `crisis drill list`).
+        id: String,
+        /// Why, for the drill's journal and report.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Pause a running daemon drill: its clock stops until `crisis drill resume RUN-ID`.
+    ///
+    /// No deadline runs out and no inject plays while paused; the paused time
+    /// never reaches the drill's journal, so scoring leaves it out.
+    #[command(verbatim_doc_comment)]
+    Pause {
+        /// Run id (from `crisis drill list`).
+        id: String,
+    },
+    /// Add an inject to a running daemon drill, as the exercise controller.
+    ///
+    /// KIND is a [[drill.inject]] kind: duplicate-alert, complaint-burst,
+    /// no-ack, step-failure, ack, step-done, approve, resolve, outcome.
+    /// --target gives the step (step-failure, step-done, approve), the
+    /// channel (complaint-burst) or the person (ack, resolve); --payload the
+    /// other keys as JSON, e.g. '{"reason":"the bridge is down","retry_after":"5m"}'.
+    /// It plays now and is journaled as a controller inject.
+    #[command(verbatim_doc_comment)]
+    Inject {
+        /// Run id (from `crisis drill list`).
+        id: String,
+        /// Inject kind, as in [[drill.inject]].
+        kind: String,
+        /// The inject's step, channel or person.
+        #[arg(long, value_name = "X")]
+        target: Option<String>,
+        /// The inject's other keys, as a JSON object.
+        #[arg(long, value_name = "JSON", value_parser = parse_payload)]
+        payload: Option<serde_json::Value>,
+    },
+}
+
+fn parse_payload(s: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(s) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err("expected a JSON object, like '{\"count\": 5}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// Sends a control command to running drill `id` and prints the answer.
+fn steer<B: serde::Serialize>(cli: &Cli, id: &str, route: &str, body: &B) -> Result<(), Failure> {
+    let v: DrillControlReply = Client::from_cli(cli)?.post(&format!("/v1/drills/runs/{id}/{route}"), body)?;
+    if cli.json {
+        print_reply(&v);
+        return Ok(());
+    }
+    let at = v.drill_incident.as_deref().map(|i| format!(" ({i})")).unwrap_or_default();
+    match v.action.as_str() {
+        "cancel" => println!("drill {id}{at} {}; report: crisis drill report {id}", v.result),
+        "pause" => println!("drill {id}{at} {} at drill time {}; resume with: crisis drill resume {id}", v.result, v.drill_time),
+        _ => println!("drill {id}{at}: {}", v.result),
+    }
+    Ok(())
 }
 
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
@@ -106,7 +183,18 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
             Ok(())
         }
         DrillCmd::Suspend { playbook } => schedule_switch(cli, playbook, "suspend"),
-        DrillCmd::Resume { playbook } => schedule_switch(cli, playbook, "resume"),
+        DrillCmd::Resume { target } if target.contains('.') => steer(cli, target, "resume", &EmptyBody {}),
+        DrillCmd::Resume { target } => schedule_switch(cli, target, "resume"),
+        DrillCmd::Cancel { id, reason } => {
+            steer(cli, id, "cancel", &DrillCancelRequest { reason: reason.clone() })
+        }
+        DrillCmd::Pause { id } => steer(cli, id, "pause", &EmptyBody {}),
+        DrillCmd::Inject { id, kind, target, payload } => steer(
+            cli,
+            id,
+            "injects",
+            &DrillInjectRequest { kind: kind.clone(), target: target.clone(), payload: payload.clone() },
+        ),
     }
 }
 

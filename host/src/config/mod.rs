@@ -203,6 +203,9 @@ pub struct DrillsConfig {
     pub blackout: Vec<Blackout>,
     /// How far back a scheduled drill missed while the daemon was down is still started (default 1 hour).
     pub grace: Duration,
+    /// While a live incident of one of these severities is open, running drills
+    /// pause and scheduled ones wait (default sev1 and sev2; empty: never).
+    pub pause_during: Vec<crate::playbook::types::Severity>,
 }
 
 /// A loaded, validated configuration.
@@ -506,6 +509,18 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             Duration::from_secs(3600)
         }),
     };
+    let pause_during = match &drills_decl.pause_during {
+        None => vec![crate::playbook::types::Severity::Sev1, crate::playbook::types::Severity::Sev2],
+        Some(list) => list
+            .iter()
+            .filter_map(|s| {
+                s.get_ref()
+                    .parse()
+                    .map_err(|e: String| diags.push(src.at(s.span(), format!("[drills] pause_during: {e}"))))
+                    .ok()
+            })
+            .collect(),
+    };
     let shutdown_grace = match &file.shutdown_grace {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(g) => crate::playbook::types::parse_duration(g.get_ref()).unwrap_or_else(|e| {
@@ -632,7 +647,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         plugins,
         secrets,
         limits,
-        drills: DrillsConfig { blackout, grace },
+        drills: DrillsConfig { blackout, grace, pause_during },
         shutdown_grace,
         metrics_token,
         journal_key,

@@ -223,6 +223,8 @@ pub(crate) struct DrillsDecl {
     pub blackout: Vec<BlackoutDecl>,
     /// How late a missed scheduled drill may still start.
     pub grace: Option<Str>,
+    /// Live incident severities that drills yield to (`[]`: never).
+    pub pause_during: Option<Vec<Str>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

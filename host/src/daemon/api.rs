@@ -99,6 +99,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
         .merge(super::drills::routes())
+        .merge(super::drill_control::routes())
         .merge(super::token_api::routes())
         .layer(axum::middleware::from_fn_with_state(state.tokens.clone(), super::auth::require_token));
     // Loopback peers only, unless `metrics_token` lets others in.

@@ -1,4 +1,5 @@
-//! The daemon's drill API (`/v1/drills…`) and the drill scheduler task.
+//! The daemon's drill API (`/v1/drills…`), the drill scheduler task, and
+//! drills yielding to serious live incidents.
 //!
 //! Each run gets its own journal (`state_dir/drills/<run-id>.db`); the main
 //! journal keeps the run index (see `drill::index`). Scheduled occurrences
@@ -23,9 +24,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use crate::config::Config;
+use crate::drill::control::{Command, Control};
+use crate::incident::events::Event;
+use crate::playbook::types::Severity;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Drill state shared by the API and the scheduler of one daemon.
@@ -33,8 +37,12 @@ pub struct DrillService {
     /// Durable record of drill runs, schedules and suspensions.
     pub index: DrillIndex,
     state_dir: PathBuf,
-    /// Cancel flags of runs in progress, by run id.
-    running: Mutex<BTreeMap<String, (String, Arc<AtomicBool>)>>,
+    /// Runs in progress, by run id: their playbook and the queue their controller commands go through.
+    running: Mutex<BTreeMap<String, (String, Arc<Control>)>>,
+    /// Live incidents each running drill is held for, by run id (kept by [`yield_to_live`]).
+    pub(super) held: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// When drills began yielding to live incidents (Unix ms), and the last such span that ended.
+    pub yielding: Mutex<Yielding>,
     /// What drill-safe notices go through (the Wasm plugin executor can replace the log target here).
     pub inner: Mutex<Arc<dyn Executor>>,
     /// Scenario sources and score hooks from plugins.
@@ -77,6 +85,8 @@ impl DrillService {
             index: DrillIndex::open(state_dir)?,
             state_dir: state_dir.to_path_buf(),
             running: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
+            yielding: Mutex::new(Yielding::default()),
             inner: Mutex::new(Arc::new(LogExecutor)),
             extensions: Mutex::new(Extensions::default()),
             engines: Mutex::new(BTreeMap::new()),
@@ -87,9 +97,30 @@ impl DrillService {
     pub fn running_ids(&self) -> Vec<String> {
         self.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
+
+    /// The command queue of run `id`, if it runs in this process.
+    pub fn control(&self, id: &str) -> Option<Arc<Control>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|(_, c)| c.clone())
+    }
+
+    /// Every run in progress in this process with its command queue.
+    pub(super) fn controls(&self) -> Vec<(String, Arc<Control>)> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect()
+    }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+/// Whether drills yield to live incidents now, and the last span they did.
+/// Why: a scheduled occurrence due while drills yielded starts after the
+/// span instead of being recorded as missed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Yielding {
+    /// Unix ms drills began yielding; `None` while no live incident holds them.
+    pub since: Option<i64>,
+    /// The last span (Unix ms, start and end) drills yielded.
+    pub last: Option<(i64, i64)>,
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!("drill API: {e}");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
 }
@@ -238,7 +269,7 @@ enum Launch {
 
 /// Claims and runs a drill: inline (`wait`, virtual clock) or on its own thread.
 fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -> Result<RunRow, Launch> {
-    let cancel = Arc::new(AtomicBool::new(false));
+    let control = Control::new();
     {
         let mut running = svc.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(other) = running.iter().find(|(_, (pb, _))| pb == &row.playbook_id).map(|(k, _)| k.clone()) {
@@ -247,7 +278,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         if !svc.index.claim(&row).map_err(Launch::Failed)? {
             return Err(Launch::Failed(anyhow::anyhow!("drill run {} was already claimed", row.id)));
         }
-        running.insert(row.id.clone(), (row.playbook_id.clone(), cancel.clone()));
+        running.insert(row.id.clone(), (row.playbook_id.clone(), control.clone()));
     }
     let clock: ClockMode = row.clock.parse().unwrap_or(ClockMode::Virtual);
     let opts = DrillOptions {
@@ -257,7 +288,8 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         scheduled_for: row.scheduled_for,
         journal: Journal::File(crate::config::state_dir::StateDir::new(&svc.state_dir).drill_journal(&row.id)),
         responders: false,
-        cancel: Some(cancel),
+        cancel: None,
+        control: Some(control),
         // Incidents of daemon drills are `DRL-<run id>-N`, so people can act on
         // them through the normal CLI (`crisis ack DRL-...`) while the drill runs.
         incident_prefix: Some(format!("DRL-{}", row.id)),
@@ -319,7 +351,7 @@ fn launch(svc: Arc<DrillService>, g: Arc<Generation>, row: RunRow, wait: bool) -
         .ok_or_else(|| Launch::Failed(anyhow::anyhow!("drill run {} vanished from the index", row.id)))
 }
 
-fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
+pub(super) fn find_run(svc: &DrillService, id: &str) -> Result<RunRow, ApiError> {
     match svc.index.get(id).map_err(internal)? {
         Some(r) => Ok(r),
         None => {
@@ -414,15 +446,19 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
     let cfg = &g.config;
     let mut started = Vec::new();
     if schedule::in_blackout(now, &cfg.drills.blackout).is_some() {
-        for (id, (_, cancel)) in svc.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            if !cancel.swap(true, Ordering::SeqCst) {
-                tracing::warn!("halting drill {id}: a blackout window began");
-            }
+        for (id, control) in svc.controls() {
+            tracing::warn!("halting drill {id}: a blackout window began");
+            control.post(Command::Cancel { by: "crisis".into(), reason: Some("a blackout window began".into()) });
         }
+    }
+    let yielding = *svc.yielding.lock().unwrap_or_else(|p| p.into_inner());
+    if yielding.since.is_some() {
+        // Occurrences due now are decided once no live incident holds drills, and start then.
+        return Ok(started);
     }
     for pb in g.playbooks.values() {
         let Some(sched) = schedule_of(pb) else { continue };
-        let grace = cfg.drills.grace;
+        let mut grace = cfg.drills.grace;
         // The first check looks back one grace period for a run missed just
         // before the daemon first started, without recording older history.
         let checked = svc.index.last_checked(&pb.id)?;
@@ -430,6 +466,12 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
             Some(t) => DateTime::from_timestamp_millis(t).unwrap_or(now),
             None => now - chrono::Duration::from_std(grace).unwrap_or_default(),
         };
+        // Occurrences that fell due while drills yielded to a live incident are late, not missed.
+        if let Some((from, to)) = yielding.last
+            && to > ms(last)
+        {
+            grace += std::time::Duration::from_millis((to - from.max(ms(last))).max(0) as u64);
+        }
         let running = svc.index.running(&pb.id)?;
         let suspended = svc.index.suspended(&pb.id)?;
         let clock: ClockMode = pb.drill.as_ref().map(|d| d.clock.into()).unwrap_or(ClockMode::Virtual);
@@ -493,20 +535,90 @@ pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::R
         Ok(_) => {}
         Err(e) => tracing::error!("drill index: {e:#}"),
     }
+    let mut pass: u64 = 0;
     loop {
         let (s, g) = (svc.clone(), state.engine.generation());
+        let live = state.engine.clone();
         if state.ready() {
-            match tokio::task::spawn_blocking(move || tick(&s, &g, Utc::now())).await {
-                Ok(Ok(_)) => {}
+            // Every second: drills yield to serious live incidents; every 20 seconds: the schedule.
+            let due = pass.is_multiple_of(20);
+            match tokio::task::spawn_blocking(move || {
+                yield_to_live(&s, &live, &g.config, Utc::now().timestamp_millis())?;
+                if due { tick(&s, &g, Utc::now()).map(|_| ()) } else { Ok(()) }
+            })
+            .await
+            {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("drill scheduler pass failed: {e:#}"),
                 Err(e) => tracing::error!("drill scheduler pass panicked: {e}"),
             }
+            pass += 1;
         }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { return; }
             }
         }
     }
+}
+
+/// How long the yield pass waits for a running drill to take or let go of a hold.
+const ANSWER_LIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One pass of "drills yield to live incidents": every running drill is held
+/// for each open live incident whose severity is in `[drills] pause_during`
+/// and let go once it is resolved; each change is journaled on the live
+/// incident (naming the drill) and, by the runner, on the drill (naming the
+/// live incident). Also records when drills yield, so the scheduler waits.
+pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now: i64) -> anyhow::Result<()> {
+    let sevs = &cfg.drills.pause_during;
+    let open: BTreeSet<String> = if sevs.is_empty() {
+        BTreeSet::new()
+    } else {
+        live.store()
+            .incidents(true, Some("live"))?
+            .into_iter()
+            .filter(|r| r.status == "open" && r.severity.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
+            .map(|r| r.id)
+            .collect()
+    };
+    {
+        let mut y = svc.yielding.lock().unwrap_or_else(|p| p.into_inner());
+        match (y.since, open.is_empty()) {
+            (None, false) => y.since = Some(now),
+            (Some(since), true) => {
+                y.since = None;
+                y.last = Some((since, now));
+            }
+            _ => {}
+        }
+    }
+    let running = svc.controls();
+    let mut held = svc.held.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|run, _| running.iter().any(|(r, _)| r == run));
+    for (run, control) in running {
+        let mine = held.entry(run.clone()).or_default();
+        for inc in open.difference(&mine.clone()) {
+            match control.request(Command::HoldFor { live: inc.clone() }, ANSWER_LIVE) {
+                Ok(reply) => {
+                    mine.insert(inc.clone());
+                    tracing::warn!("drill {run} paused while live incident {inc} is open");
+                    live.record_steering(inc, Event::DrillHeld { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                }
+                Err(e) => tracing::warn!("drill {run} could not be paused for live incident {inc}: {e}"),
+            }
+        }
+        for inc in mine.difference(&open).cloned().collect::<Vec<_>>() {
+            match control.request(Command::Release { live: inc.clone() }, ANSWER_LIVE) {
+                Ok(reply) => {
+                    mine.remove(&inc);
+                    tracing::info!("drill {run} no longer held by live incident {inc}: {}", reply.result);
+                    live.record_steering(&inc, Event::DrillReleased { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                }
+                Err(e) => tracing::warn!("drill {run} could not be let go by live incident {inc}: {e}"),
+            }
+        }
+    }
+    Ok(())
 }

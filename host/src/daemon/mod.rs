@@ -7,6 +7,7 @@ pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
+pub(crate) mod drill_control;
 pub mod drills;
 mod engine_call;
 pub(crate) mod executor;

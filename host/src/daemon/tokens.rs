@@ -67,6 +67,8 @@ impl Action {
             (true, ["v1", "plugins", _, "unquarantine"]) => Action::Unquarantine,
             (true, ["v1", "intents", _, "retry"]) => Action::Retry,
             (true, ["v1", "drills", "runs"]) => Action::DrillRun,
+            // Steering a running drill is the exercise controller's job, like starting one.
+            (true, ["v1", "drills", "runs", _, "cancel" | "pause" | "resume" | "injects"]) => Action::DrillRun,
             (true, ["v1", "drills", "schedules", ..]) => Action::DrillSchedule,
             _ => Action::Other,
         }

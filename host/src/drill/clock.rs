@@ -3,8 +3,8 @@
 
 use crate::incident::clock::{Clock, ManualClock};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How a drill's time passes (the playbook's `[drill] clock`, or `--clock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,18 +70,49 @@ impl TryFrom<String> for ClockMode {
     }
 }
 
-/// Real time scaled by `factor` from `start_ms` (drill time) at `origin` (real time).
+/// Real time scaled by `factor` from `start_ms` (drill time) at `origin` (real
+/// time), minus the real time spent paused: a paused drill's deadlines stand still.
 #[derive(Debug)]
 pub struct ScaledClock {
     origin: Instant,
     start_ms: i64,
     factor: u32,
+    pause: Mutex<Pause>,
+}
+
+/// Real time the clock stood still: finished pauses, and the one under way.
+#[derive(Debug, Default)]
+struct Pause {
+    total: Duration,
+    since: Option<Instant>,
 }
 
 impl ScaledClock {
     /// Starts drill time at `start_ms` (Unix ms) now, running `factor` times real time (at least 1).
     pub fn new(start_ms: i64, factor: u32) -> Self {
-        ScaledClock { origin: Instant::now(), start_ms, factor: factor.max(1) }
+        ScaledClock { origin: Instant::now(), start_ms, factor: factor.max(1), pause: Mutex::new(Pause::default()) }
+    }
+
+    fn paused(&self) -> std::sync::MutexGuard<'_, Pause> {
+        self.pause.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops drill time; `false` if it was already stopped.
+    pub fn pause(&self) -> bool {
+        let mut p = self.paused();
+        if p.since.is_some() {
+            return false;
+        }
+        p.since = Some(Instant::now());
+        true
+    }
+
+    /// Lets drill time run again; returns the real time this pause lasted (`None` if it was not paused).
+    pub fn resume(&self) -> Option<Duration> {
+        let mut p = self.paused();
+        let d = p.since.take()?.elapsed();
+        p.total += d;
+        Some(d)
     }
 
     /// Real milliseconds until drill time `at` (0 if it has passed).
@@ -94,7 +125,11 @@ impl ScaledClock {
 impl Clock for ScaledClock {
     fn now_ms(&self) -> i64 {
         // Monotonic: a wall-clock step does not bend drill time.
-        let real = self.origin.elapsed().as_millis() as i64;
+        let now = {
+            let p = self.paused();
+            p.since.unwrap_or_else(Instant::now).saturating_duration_since(self.origin).saturating_sub(p.total)
+        };
+        let real = now.as_millis() as i64;
         self.start_ms + real * self.factor as i64
     }
 }
@@ -127,6 +162,21 @@ impl DrillTime {
     /// Current drill time in Unix milliseconds.
     pub fn now(&self) -> i64 {
         self.clock().now_ms()
+    }
+
+    /// Stops drill time (a no-op on a virtual clock, whose runner simply does not advance it).
+    pub fn pause(&self) {
+        if let DrillTime::Scaled(c) = self {
+            c.pause();
+        }
+    }
+
+    /// Lets drill time run again; the real time the pause lasted (zero on a virtual clock).
+    pub fn resume(&self) -> Duration {
+        match self {
+            DrillTime::Scaled(c) => c.resume().unwrap_or_default(),
+            DrillTime::Virtual(_) => Duration::ZERO,
+        }
     }
 }
 
@@ -167,6 +217,21 @@ mod tests {
         let gained = c.now_ms() - 1_000_000;
         assert!(gained >= 20 * 600, "gained {gained}");
         assert!(c.real_ms_until(c.now_ms() + 6000) <= 10);
+    }
+
+    #[test]
+    fn a_paused_clock_stands_still_and_resumes_where_it_stopped() {
+        let c = ScaledClock::new(1_000_000, 600);
+        assert!(c.pause());
+        assert!(!c.pause());
+        let at = c.now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(c.now_ms(), at, "no drill time passes while paused");
+        let paused = c.resume().unwrap();
+        assert!(paused >= Duration::from_millis(20));
+        assert!(c.resume().is_none());
+        let after = c.now_ms();
+        assert!(after >= at && after < at + 20 * 600, "resumed from {at}, now {after}");
     }
 
     #[test]

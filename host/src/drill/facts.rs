@@ -178,6 +178,13 @@ impl Facts {
                 Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
                 // A folded notice is judged by its digest's result, on the incident that carries it.
                 Event::IncludedInDigest { .. } => {}
+                // Steering the drill is the controller's doing; paused time never reaches the drill clock.
+                Event::DrillCancelled { .. }
+                | Event::DrillPaused { .. }
+                | Event::DrillResumed { .. }
+                | Event::ControllerInject { .. }
+                | Event::DrillHeld { .. }
+                | Event::DrillReleased { .. } => {}
             }
         }
         f

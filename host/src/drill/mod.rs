@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod contain;
+pub mod control;
 mod facts;
 pub mod index;
 pub mod report;

@@ -216,6 +216,12 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
             | Event::IncludedInDigest { .. }
+            | Event::DrillCancelled { .. }
+            | Event::DrillPaused { .. }
+            | Event::DrillResumed { .. }
+            | Event::ControllerInject { .. }
+            | Event::DrillHeld { .. }
+            | Event::DrillReleased { .. }
             | Event::IntentRecorded { .. } => continue,
         };
         if let Some(c) = customer {

@@ -4,23 +4,29 @@
 
 use super::clock::{ClockMode, DrillTime, start_time};
 use super::contain::DrillExecutor;
+use super::control::{Control, Hold};
 use super::report::{self, AfterActionReport, ControllerEntry};
 use super::responders::{DefaultScenario, holder};
 use super::scenario::{self, Scenario, ScenarioSource};
 use super::score::{self, ScoreHook};
 use crate::incident::effects::Executor;
 use crate::incident::outbox::run_pending;
-use crate::incident::state::{Incident, Status, StepStatus};
+use crate::incident::events::Event;
+use crate::incident::state::{Incident, Status};
 use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
 use crate::playbook::inject::{Inject, InjectKind};
 use crate::playbook::spec::Playbook;
-use crate::playbook::types::Phase;
 use crate::store::{EventRecord, SqliteStore, Store};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+mod due;
+mod steer;
+
+use due::Due;
 
 /// Where a drill's own journal lives.
 #[derive(Debug, Clone)]
@@ -63,8 +69,10 @@ pub struct DrillOptions {
     /// on a real or sped-up clock people act unless this is set (responders the
     /// playbook writes in `[[drill.inject]]` always act).
     pub responders: bool,
-    /// Set to stop a running drill (blackout, shutdown, `drill cancel`).
+    /// Set to stop a running drill without a record of who did it (shutdown, tests).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Commands from the exercise controller and the daemon (cancel, pause, resume, inject, live-incident holds).
+    pub control: Option<Arc<Control>>,
 }
 
 impl DrillOptions {
@@ -78,6 +86,7 @@ impl DrillOptions {
             journal: Journal::Memory,
             responders: true,
             cancel: None,
+            control: None,
             incident_prefix: None,
             engine_hook: None,
         }
@@ -221,10 +230,16 @@ pub fn run(
         retry_at: BTreeMap::new(),
         alert: None,
         responders,
+        holds: BTreeSet::new(),
+        paused_since: None,
+        controller_by: BTreeMap::new(),
     };
-    let status = r.drive(&time, &exec, opts.cancel.as_deref());
+    let status = r.drive(&time, &exec, opts.cancel.as_deref(), opts.control.as_deref());
     if let Some(h) = &opts.engine_hook {
         (h.0)(None);
+    }
+    if let Some(c) = &opts.control {
+        c.end(status.as_deref().unwrap_or("failed"));
     }
     let status = status?;
     let log = r.log;
@@ -234,7 +249,7 @@ pub fn run(
         None => (None, Vec::new()),
     };
     let score = score::score(&pb, incident.as_ref(), &events, &scenario, &ext.hooks);
-    let report = report::build(report::Inputs {
+    let mut report = report::build(report::Inputs {
         run_id: &opts.run_id,
         pb: &pb,
         clock: opts.clock,
@@ -250,6 +265,10 @@ pub fn run(
         events: &events,
         score,
     });
+    if report.status == "cancelled" {
+        // A cancelled run is not judged: its score shows how far it got, the verdict says it was stopped.
+        report.score.verdict = "cancelled".into();
+    }
     Ok(DrillOutcome { report, events, incident })
 }
 
@@ -273,14 +292,12 @@ struct Runner<'a> {
     /// Labels and fields of the triggering alert, for duplicates and complaints.
     alert: Option<TriggerRequest>,
     responders: bool,
-}
-
-/// When an action may run: now or later (`Wait(Some(t))`), not yet known
-/// (`Wait(None)`, its precondition has not happened), or never (`Never`).
-enum Due {
-    At(i64),
-    Wait,
-    Never(String),
+    /// What holds the drill clock still (controller pause, open live incidents); empty while it runs.
+    holds: BTreeSet<Hold>,
+    /// Real time the current pause began.
+    paused_since: Option<Instant>,
+    /// Injects the controller added while the drill ran, by index, with who added them.
+    controller_by: BTreeMap<usize, String>,
 }
 
 impl Runner<'_> {
@@ -289,11 +306,21 @@ impl Runner<'_> {
         time: &DrillTime,
         exec: &DrillExecutor,
         cancel: Option<&AtomicBool>,
+        control: Option<&Control>,
     ) -> Result<String, DrillError> {
         let mut idle_until: Option<i64> = None;
         for _ in 0..1_000_000 {
             if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                 return Ok("cancelled".into());
+            }
+            if let Some(ctl) = control {
+                if let Some(status) = self.steer(ctl, time)? {
+                    return Ok(status);
+                }
+                if self.paused() {
+                    ctl.wait(Duration::from_secs(1));
+                    continue;
+                }
             }
             self.housekeeping(exec)?;
             let now = time.now();
@@ -355,8 +382,11 @@ impl Runner<'_> {
                     }
                 }
                 DrillTime::Scaled(c) => {
-                    let ms = c.real_ms_until(next).clamp(1, 1000);
-                    std::thread::sleep(Duration::from_millis(ms));
+                    let ms = Duration::from_millis(c.real_ms_until(next).clamp(1, 1000));
+                    match control {
+                        Some(ctl) => ctl.wait(ms),
+                        None => std::thread::sleep(ms),
+                    }
                 }
             }
         }
@@ -383,6 +413,18 @@ impl Runner<'_> {
 
     fn note(&mut self, i: usize, at: i64, result: String) {
         let inj = &self.injects[i];
+        if let Some(by) = self.controller_by.get(&i) {
+            let ev = Event::ControllerInject {
+                by: by.clone(),
+                inject: inj.kind.name().into(),
+                text: inj.kind.describe(),
+                result: result.clone(),
+            };
+            if self.journal(ev).is_err() {
+                tracing::warn!("drill {}: cannot journal controller inject #{}", self.pb.id, i + 1);
+            }
+        }
+        let inj = &self.injects[i];
         self.log.push(ControllerEntry {
             at,
             offset_ms: at - self.t0,
@@ -393,126 +435,6 @@ impl Runner<'_> {
         });
     }
 
-    fn due(&self, i: usize, inc: Option<&Incident>) -> Due {
-        let inj = &self.injects[i];
-        let start = self.t0 + inj.at.as_millis() as i64;
-        let after = inj.after.as_millis() as i64;
-        let at_least = |t: i64| Due::At(start.max(t + after));
-        // On a real or sped-up clock people act; only responders the playbook
-        // scripts explicitly in [[drill.inject]] stand in for them.
-        if inj.kind.is_responder()
-            && !self.responders
-            && !self.pb.drill.as_ref().is_some_and(|d| d.injects.contains(inj))
-        {
-            return Due::Never(
-                "people act in this drill (real or sped-up clock), not the default scripted responders".into(),
-            );
-        }
-        if let InjectKind::Alert { .. } = inj.kind {
-            return Due::At(start);
-        }
-        let Some(inc) = inc else { return Due::Wait };
-        let closed = inc.status == Status::Closed;
-        match &inj.kind {
-            InjectKind::Alert { .. } => unreachable!(),
-            InjectKind::NoAck { .. } => Due::At(start),
-            InjectKind::DuplicateAlert | InjectKind::ComplaintBurst { .. } => {
-                if inc.status != Status::Open {
-                    Due::Never("the incident was already resolved".into())
-                } else {
-                    Due::At(start)
-                }
-            }
-            InjectKind::StepFailure { step, .. } => match inc.steps.get(step) {
-                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
-                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
-                Some(s) if s.status == StepStatus::Ready || s.status == StepStatus::Running => {
-                    at_least(s.ready_at.unwrap_or(start))
-                }
-                _ => Due::Wait,
-            },
-            InjectKind::Ack { .. } => {
-                if inc.acked_at.is_some() {
-                    return Due::Never("already acknowledged".into());
-                }
-                if closed || inc.status != Status::Open {
-                    return Due::Never("the incident was resolved before anyone acknowledged".into());
-                }
-                // The owner stays silent through every no-ack window.
-                let silent = self
-                    .injects
-                    .iter()
-                    .filter_map(|x| match x.kind {
-                        InjectKind::NoAck { duration } => Some(self.t0 + (x.at + duration).as_millis() as i64),
-                        _ => None,
-                    })
-                    .max()
-                    .unwrap_or(0);
-                match at_least(inc.opened_at) {
-                    Due::At(t) => Due::At(t.max(silent)),
-                    d => d,
-                }
-            }
-            InjectKind::Approve { step: None, .. } => {
-                if self.pb.activate.approval.is_none() {
-                    return Due::Never("the playbook does not need approval to activate".into());
-                }
-                if inc.approvals.contains("activation") || inc.completed(Phase::Activate) || inc.status != Status::Open
-                {
-                    return Due::Never("activation no longer waited for approval".into());
-                }
-                match inc.phases.get(&Phase::Activate).and_then(|p| p.entered) {
-                    Some(t) => at_least(t),
-                    None => Due::Wait,
-                }
-            }
-            InjectKind::Approve { step: Some(step), .. } => match inc.steps.get(step) {
-                Some(s) if s.status.finished() => Due::Never(format!("step {step} had already finished")),
-                Some(s) if s.status == StepStatus::Waiting => at_least(s.ready_at.unwrap_or(start)),
-                Some(s) if s.status != StepStatus::Pending => {
-                    Due::Never(format!("step {step} does not wait for approval"))
-                }
-                _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
-                _ => Due::Wait,
-            },
-            InjectKind::StepDone { step, .. } => {
-                let failure_pending = self.injects.iter().enumerate().any(|(j, x)| {
-                    !self.done[j] && matches!(&x.kind, InjectKind::StepFailure { step: s, .. } if s == step)
-                });
-                match inc.steps.get(step) {
-                    Some(s) if s.status.finished() => {
-                        Due::Never(format!("step {step} had already finished ({:?})", s.status).to_lowercase())
-                    }
-                    _ if inc.status != Status::Open => Due::Never("the incident was already resolved".into()),
-                    Some(s) if s.status == StepStatus::Ready && !failure_pending => {
-                        match at_least(s.ready_at.unwrap_or(start)) {
-                            Due::At(t) => Due::At(t.max(self.retry_at.get(step).copied().unwrap_or(0))),
-                            d => d,
-                        }
-                    }
-                    _ => Due::Wait,
-                }
-            }
-            InjectKind::Resolve { .. } => {
-                if inc.status != Status::Open {
-                    return Due::Never("already resolved".into());
-                }
-                match inc.phases.get(&Phase::Act).and_then(|p| p.completed) {
-                    Some(t) => at_least(t),
-                    None => Due::Wait,
-                }
-            }
-            InjectKind::Outcome { .. } => {
-                if inc.outcome.is_some() {
-                    return Due::Never("the outcome report was already written".into());
-                }
-                match inc.resolved_at {
-                    Some(t) => at_least(t),
-                    None => Due::Wait,
-                }
-            }
-        }
-    }
 
     fn perform(&mut self, i: usize, now: i64) -> Result<(), DrillError> {
         self.done[i] = true;

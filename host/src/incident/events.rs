@@ -165,6 +165,47 @@ pub enum Event {
         purpose: Purpose,
         target: String,
     },
+    /// The exercise controller (`by`, or `crisis` for a blackout or shutdown)
+    /// cancelled this drill; its pending timers and intents were dropped.
+    DrillCancelled {
+        by: String,
+        reason: Option<String>,
+        timers_dropped: usize,
+        intents_dropped: usize,
+    },
+    /// This drill's clock stopped: the controller paused it (`by`), or it
+    /// yielded to the open live incident `live_incident` (`by` is `crisis`).
+    DrillPaused {
+        by: String,
+        live_incident: Option<String>,
+    },
+    /// What held this drill let go (`live_incident` as in [`Event::DrillPaused`]);
+    /// `clock_running` says whether the clock runs again (no other hold is left)
+    /// and `paused_ms` is the real time its clock stood still, if so.
+    DrillResumed {
+        by: String,
+        live_incident: Option<String>,
+        clock_running: bool,
+        paused_ms: i64,
+    },
+    /// The exercise controller `by` added an inject to this running drill.
+    ControllerInject {
+        by: String,
+        inject: String,
+        text: String,
+        result: String,
+    },
+    /// Drill `run_id` (its incident `drill_incident`, if opened) paused while
+    /// this live incident is open; journaled on the live incident.
+    DrillHeld {
+        run_id: String,
+        drill_incident: Option<String>,
+    },
+    /// Drill `run_id` was let go by this live incident; journaled on the live incident.
+    DrillReleased {
+        run_id: String,
+        drill_incident: Option<String>,
+    },
 }
 
 impl Event {
@@ -200,6 +241,12 @@ impl Event {
             Event::ApprovalRefused { .. } => "approval_refused",
             Event::ActingFor { .. } => "acting_for",
             Event::IncludedInDigest { .. } => "included_in_digest",
+            Event::DrillCancelled { .. } => "drill_cancelled",
+            Event::DrillPaused { .. } => "drill_paused",
+            Event::DrillResumed { .. } => "drill_resumed",
+            Event::ControllerInject { .. } => "controller_inject",
+            Event::DrillHeld { .. } => "drill_held",
+            Event::DrillReleased { .. } => "drill_released",
         }
     }
 
@@ -274,6 +321,12 @@ mod tests {
                 action: "ack".into(),
             },
             Event::IncludedInDigest { digest: "DIG-1".into(), purpose: Purpose::Report, target: "t".into() },
+            Event::DrillCancelled { by: "carol".into(), reason: None, timers_dropped: 2, intents_dropped: 1 },
+            Event::DrillPaused { by: "crisis".into(), live_incident: Some("INC-1".into()) },
+            Event::DrillResumed { by: "carol".into(), live_incident: None, clock_running: true, paused_ms: 5 },
+            Event::ControllerInject { by: "carol".into(), inject: "no-ack".into(), text: "t".into(), result: "r".into() },
+            Event::DrillHeld { run_id: "r.m1".into(), drill_incident: Some("DRL-r.m1-1".into()) },
+            Event::DrillReleased { run_id: "r.m1".into(), drill_incident: None },
         ];
         for e in evs {
             let v = serde_json::to_value(&e).unwrap();

@@ -2,6 +2,7 @@
 //! escalation, dedup, and side effects recorded before they run.
 
 mod acting;
+mod steer;
 mod advance;
 mod batch;
 pub(crate) mod clock;

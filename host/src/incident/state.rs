@@ -384,6 +384,13 @@ impl Incident {
             Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } => {}
             // Records of who tried or who acted for whom; the state is unchanged.
             Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
+            // Steering a drill changes its clock and controller log, not the incident's state.
+            Event::DrillCancelled { .. }
+            | Event::DrillPaused { .. }
+            | Event::DrillResumed { .. }
+            | Event::ControllerInject { .. }
+            | Event::DrillHeld { .. }
+            | Event::DrillReleased { .. } => {}
         }
     }
 

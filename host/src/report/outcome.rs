@@ -159,6 +159,12 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
             | Event::IncludedInDigest { .. }
+            | Event::DrillCancelled { .. }
+            | Event::DrillPaused { .. }
+            | Event::DrillResumed { .. }
+            | Event::ControllerInject { .. }
+            | Event::DrillHeld { .. }
+            | Event::DrillReleased { .. }
             | Event::Closed {} => {
                 process.push(TimelineEntry {
                     seq: e.seq,

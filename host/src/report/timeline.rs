@@ -83,5 +83,35 @@ pub(crate) fn describe_event(ev: &Event) -> String {
         Event::IncludedInDigest { digest, purpose, target } => {
             format!("{purpose} message to {target} included in digest {digest}")
         }
+        Event::DrillCancelled { by, reason, timers_dropped, intents_dropped } => format!(
+            "drill cancelled by {by}{}; {timers_dropped} timer(s) and {intents_dropped} pending message(s) dropped",
+            reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        Event::DrillPaused { by, live_incident: None } => format!("drill paused by {by}; its clock stopped"),
+        Event::DrillPaused { live_incident: Some(live), .. } => {
+            format!("drill paused while live incident {live} is open; its clock stopped")
+        }
+        Event::DrillResumed { by, live_incident, clock_running, paused_ms } => {
+            let who = match live_incident {
+                Some(live) => format!("live incident {live} no longer holds the drill"),
+                None => format!("drill resumed by {by}"),
+            };
+            if *clock_running {
+                format!("{who}; its clock runs again after {} paused", fmt_span(*paused_ms))
+            } else {
+                format!("{who}; its clock stays stopped while another hold remains")
+            }
+        }
+        Event::ControllerInject { by, inject, text, result } => {
+            format!("controller inject by {by}: {inject} ({text}): {result}")
+        }
+        Event::DrillHeld { run_id, drill_incident } => format!(
+            "drill {run_id}{} paused while this incident is open",
+            drill_incident.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
+        Event::DrillReleased { run_id, drill_incident } => format!(
+            "drill {run_id}{} no longer held by this incident",
+            drill_incident.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
     }
 }
