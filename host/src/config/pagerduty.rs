@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(
             d[0].to_string(),
-            "crisis.toml:3:47: [intake.pagerduty] the route of token `nagios` names playbook `dbb`, which is not loaded (did you mean db?)"
+            "crisis.toml:3:42: [intake.pagerduty] the route of token `nagios` names playbook `dbb`, which is not loaded (did you mean db?)"
         );
     }
 

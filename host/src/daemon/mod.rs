@@ -14,6 +14,7 @@ pub(crate) mod intake;
 pub(crate) mod lag;
 pub(crate) mod lock;
 pub(crate) mod metrics;
+mod pagerduty;
 pub(crate) mod plugins;
 pub(crate) mod reload;
 pub(crate) mod tls;
