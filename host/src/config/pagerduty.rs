@@ -7,7 +7,6 @@
 //! (`crisis token create --intake NAME`) or the roster id of a person whose
 //! token is used as the key.
 
-use super::model::Str;
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::Severity;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+/// A value as written, with where it is (the model's `Str`, without importing the model that imports this).
+type Str = serde_spanned::Spanned<String>;
 
 /// Every person and intake token secret starts with this.
 const SECRET_PREFIX: &str = "crisis_";
