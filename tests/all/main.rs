@@ -32,6 +32,7 @@ mod journal_integrity;
 mod layers;
 mod lifecycle;
 mod outbox_chaos;
+mod pagerduty;
 mod playbook_validate;
 mod plugin_builtins;
 mod plugin_cli;

@@ -7,6 +7,7 @@
 
 pub mod customers;
 pub(crate) mod model;
+pub mod pagerduty;
 pub mod roster;
 pub(crate) mod state_dir;
 
@@ -255,6 +256,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// A non-loopback `listen` without TLS was explicitly accepted.
     pub insecure_listen: bool,
+    /// `[intake.pagerduty]`: playbook by routing-key token name, severity map.
+    pub pagerduty: pagerduty::PagerDutyConfig,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -589,6 +592,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         ca: t.ca.as_ref().map(resolve),
     });
     let insecure_listen = file.insecure_listen.unwrap_or(false);
+    let pagerduty = pagerduty::build(file.intake.as_ref(), &src, &mut diags);
     if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
         let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
         diags.push(src.at(
@@ -654,6 +658,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         store,
         tls,
         insecure_listen,
+        pagerduty,
         hash: hex::encode(hasher.finalize()),
     })
 }

@@ -46,6 +46,8 @@ pub(crate) struct ConfigFile {
     /// `[store]`: where the journal lives; absent means SQLite in `state_dir`.
     /// Restart required to change.
     pub store: Option<StoreDecl>,
+    /// `[intake]`: how third-party alert formats map onto playbooks.
+    pub intake: Option<super::pagerduty::IntakeDecl>,
 }
 
 /// `[store]`: the journal database.

@@ -113,6 +113,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .merge(super::pagerduty::routes())
         .merge(probes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::intake::body_limit))
         .layer(axum::extract::DefaultBodyLimit::disable())

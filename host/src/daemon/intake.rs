@@ -455,6 +455,17 @@ pub(crate) async fn events(
     Ok(reply_with(&st, "events", reply))
 }
 
+/// The shared per-source intake limit, for intake routes outside this module
+/// (PagerDuty's `/v2/enqueue`): one allowance per source across every format.
+pub(super) fn check_rate(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> {
+    limit(st, source, addr)
+}
+
+/// Counts one intake request's result in `crisis_intake_total`, for intake routes outside this module.
+pub(super) fn count_result(st: &AppState, source: &str, result: &str) {
+    count(st, source, result);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub(crate) mod intake;
 pub(crate) mod lag;
 pub(crate) mod lock;
 pub(crate) mod metrics;
+mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;
 pub(crate) mod reload;

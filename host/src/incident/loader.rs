@@ -25,6 +25,8 @@ pub fn load(config: Config, number: u64, now: i64) -> Loaded {
     let snapshot = Snapshot::read(std::slice::from_ref(&config.playbooks));
     let validated = playbook::validate(&snapshot, &config.ref_context());
     let mut diagnostics = validated.diagnostics.clone();
+    let ids: Vec<&str> = validated.playbooks.iter().map(|p| p.id.as_str()).collect();
+    diagnostics.extend(config.pagerduty.unknown_playbooks(|id| ids.contains(&id), &ids));
     let customers = match &config.customers {
         None => Vec::new(),
         Some(p) => match customers::load(p) {

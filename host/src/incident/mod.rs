@@ -15,6 +15,7 @@ mod engine;
 mod error;
 pub(crate) mod events;
 mod generation;
+mod intake_ack;
 pub mod loader;
 mod notices;
 pub(crate) mod outbox;
@@ -32,6 +33,7 @@ pub use engine::{Actor, Engine, MAX_DEDUP_KEY, Observer};
 pub use error::{EngineError, Hint};
 pub use events::JournalEvent;
 pub use generation::Generation;
+pub use intake_ack::IntakeAck;
 
 #[cfg(test)]
 mod tests;
