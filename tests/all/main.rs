@@ -20,6 +20,7 @@ mod plugin_support;
 mod backlog;
 mod crash;
 mod drill_cli;
+mod drill_html;
 mod drill_run;
 mod drill_schedule;
 mod egress_security;

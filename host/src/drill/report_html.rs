@@ -51,7 +51,7 @@ struct Tick {
     label: String,
 }
 
-/// One mark on the chart; `class` says what it is (`inject`, `phase`, `due`, `met`, `missed`).
+/// One mark on the chart; `class` says what it is (`inject`, `phase`, `due`, `met`, `missed`, `overdue`).
 #[derive(Serialize)]
 struct Mark {
     x: f64,
@@ -176,7 +176,7 @@ fn chart(r: &AfterActionReport) -> Chart {
     }
     for t in &missed {
         if let Some(&ms) = at_of.get(&t.seq) {
-            marks.push(Mark { x: x(ms), y: y(2), class: "missed", title: format!("{} #{} {}", t.offset, t.seq, t.text) });
+            marks.push(Mark { x: x(ms), y: y(2), class: "overdue", title: format!("{} #{} {}", t.offset, t.seq, t.text) });
         }
     }
     let mut spans = Vec::new();
