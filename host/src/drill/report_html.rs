@@ -21,7 +21,7 @@ const WIDTH: f64 = 960.0;
 /// Left margin of the chart, where the lane labels go.
 const LEFT: f64 = 230.0;
 /// Right margin of the chart.
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 50.0;
 /// Height of one lane of the chart.
 const LANE: f64 = 26.0;
 /// Height of the axis under the lanes.
@@ -125,6 +125,7 @@ fn chart(r: &AfterActionReport) -> Chart {
     let t0 = parse_ms(&r.started_at).unwrap_or(0);
     let at_of: BTreeMap<i64, i64> =
         r.timeline.iter().filter_map(|t| parse_ms(&t.at).map(|at| (t.seq, at - t0))).collect();
+    // The chart covers the drill; a deadline due later is drawn at its right edge.
     // Timed criteria become deadlines: met at their last evidence event, due `limit` after their clock started.
     let timed: Vec<(&Criterion, i64, i64, i64)> = r
         .score
@@ -145,7 +146,6 @@ fn chart(r: &AfterActionReport) -> Chart {
         .iter()
         .map(|c| c.offset_ms)
         .chain(at_of.values().copied())
-        .chain(timed.iter().map(|t| t.2))
         .fold(end, i64::max)
         .max(1);
     let inner = WIDTH - LEFT - RIGHT;
@@ -184,7 +184,9 @@ fn chart(r: &AfterActionReport) -> Chart {
         let ly = y(first_deadline_lane + i);
         spans.push(Span { x1: x(*start), x2: x(*due), y: ly });
         let limit = c.limit.as_deref().unwrap_or("-");
-        marks.push(Mark { x: x(*due), y: ly, class: "due", title: format!("{}: due +{} ({limit})", c.title, fmt_span(*due)) });
+        let after = if *due > span { ", after the drill ended" } else { "" };
+        let title = format!("{}: due +{} ({limit}{after})", c.title, fmt_span(*due));
+        marks.push(Mark { x: x(*due), y: ly, class: "due", title });
         let (class, word) = if c.rating == Rating::Performed { ("met", "met") } else { ("missed", "missed") };
         marks.push(Mark {
             x: x(*met),
