@@ -21,6 +21,7 @@ mod backlog;
 mod crash;
 mod drill_cli;
 mod drill_control;
+mod drill_html;
 mod drill_run;
 mod drill_schedule;
 mod egress_security;

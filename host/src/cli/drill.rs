@@ -49,11 +49,20 @@ pub enum DrillCmd {
     /// suspended, and whether it changed since its last drill.
     List,
     /// The after-action report of a drill run.
+    ///
+    /// `--format html` gives one self-contained page (inline CSS and SVG, no
+    /// script, nothing loaded from anywhere): the scenario timeline with
+    /// injects, phases and deadlines met or missed, the criteria with links to
+    /// the journal events they rest on, and the playbook's score trend.
+    #[command(verbatim_doc_comment)]
     Report {
         /// Run id (from `crisis drill list`).
         id: String,
         #[arg(long, value_enum, default_value = "md")]
-        format: ReportFormat,
+        format: DrillReportFormat,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// Stop scheduled drills of a playbook (persisted across restarts).
     Suspend { playbook: String },
@@ -137,6 +146,28 @@ fn steer<B: serde::Serialize>(cli: &Cli, id: &str, route: &str, body: &B) -> Res
     Ok(())
 }
 
+/// Formats of `crisis drill report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrillReportFormat {
+    /// Markdown.
+    Md,
+    /// The report as JSON.
+    Json,
+    /// One self-contained HTML page.
+    Html,
+}
+
+impl DrillReportFormat {
+    /// The `format` query value of the daemon's report endpoint.
+    fn wire(self) -> &'static str {
+        match self {
+            DrillReportFormat::Md => WireFormat::Markdown.as_str(),
+            DrillReportFormat::Json => WireFormat::Json.as_str(),
+            DrillReportFormat::Html => "html",
+        }
+    }
+}
+
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
     s.parse()
 }
@@ -168,20 +199,7 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
             Ok(())
         }
         DrillCmd::List => list(cli),
-        DrillCmd::Report { id, format } => {
-            let c = Client::from_cli(cli)?;
-            if *format == ReportFormat::Json || cli.json {
-                let rep: drill::AfterActionReport =
-                    c.get(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Json.as_str()))?;
-                print_reply(&rep);
-            } else {
-                print!(
-                    "{}",
-                    c.get_text(&format!("/v1/drills/runs/{id}/report?format={}", WireFormat::Markdown.as_str()))?
-                );
-            }
-            Ok(())
-        }
+        DrillCmd::Report { id, format, out } => report(cli, id, *format, out.as_deref()),
         DrillCmd::Suspend { playbook } => schedule_switch(cli, playbook, "suspend"),
         DrillCmd::Resume { target } if target.contains('.') => steer(cli, target, "resume", &EmptyBody {}),
         DrillCmd::Resume { target } => schedule_switch(cli, target, "resume"),
@@ -245,6 +263,32 @@ fn standalone(
     Ok(())
 }
 
+fn report(cli: &Cli, id: &str, format: DrillReportFormat, out: Option<&std::path::Path>) -> Result<(), Failure> {
+    let c = Client::from_cli(cli)?;
+    // `--json` without `--format` still means JSON, as everywhere else.
+    let format = if cli.json && format == DrillReportFormat::Md { DrillReportFormat::Json } else { format };
+    let path = format!("/v1/drills/runs/{id}/report?format={}", format.wire());
+    let text = if format == DrillReportFormat::Json {
+        let rep: drill::AfterActionReport = c.get(&path)?;
+        let v = serde_json::to_value(&rep).map_err(|e| Failure::failed(e.to_string()))?;
+        let mut s = serde_json::to_string_pretty(&v).map_err(|e| Failure::failed(e.to_string()))?;
+        s.push('\n');
+        s
+    } else {
+        c.get_text(&path)?
+    };
+    match out {
+        None => print!("{text}"),
+        Some(file) => {
+            std::fs::write(file, &text).map_err(|e| {
+                Failure::failed(format!("cannot write the report to {}: {e}; check the directory exists and is writable", file.display()))
+            })?;
+            eprintln!("wrote the after-action report of {id} to {} ({} bytes)", file.display(), text.len());
+        }
+    }
+    Ok(())
+}
+
 fn local(next: Option<&NextRun>) -> String {
     next.map(|n| n.local.clone()).unwrap_or_else(|| "-".into())
 }
@@ -273,12 +317,12 @@ fn list(cli: &Cli) -> Result<(), Failure> {
                     .map(|s| format!("{s} {}", p.timezone.as_deref().unwrap_or("-")))
                     .unwrap_or_else(|| "-".into()),
                 if p.suspended { "suspended".into() } else { local(p.next.as_ref()) },
-                p.last_run.as_ref().and_then(|r| r.score).map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                drill::trend::scores_line(&p.recent_scores),
                 flag.to_string(),
             ]
         })
         .collect();
-    print!("{}", table(&["PLAYBOOK", "SCHEDULE", "NEXT", "LAST SCORE", "DRILLED VERSION"], &pbs));
+    print!("{}", table(&["PLAYBOOK", "SCHEDULE", "NEXT", "LAST 5 SCORES (OLDEST FIRST)", "DRILLED VERSION"], &pbs));
     let runs: Vec<Vec<String>> = v
         .runs
         .iter()

@@ -586,6 +586,9 @@ pub(crate) struct DrillPlaybook {
     pub last_run: Option<LastRun>,
     pub never_drilled: bool,
     pub changed_since_last_drill: bool,
+    /// The last five scored runs, oldest first.
+    #[serde(default)]
+    pub recent_scores: Vec<crate::drill::trend::TrendPoint>,
 }
 
 /// Reply to `GET /v1/drills`.

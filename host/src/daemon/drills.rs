@@ -176,6 +176,7 @@ async fn list(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> 
                 "last_run": last.as_ref().map(|r| json!({"id": r.id, "score": r.score, "verdict": r.verdict, "hash": r.playbook_hash, "finished_at": r.finished_at})),
                 "never_drilled": last.is_none(),
                 "changed_since_last_drill": last.as_ref().is_some_and(|r| r.playbook_hash != pb.hash),
+                "recent_scores": svc.index.trend(&pb.id, None, 5)?,
             }));
         }
         Ok(json!({"runs": runs, "playbooks": pbs}))
@@ -402,11 +403,21 @@ async fn report(
             let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
             Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], r.markdown()).into_response())
         }
-        Some(other) => {
-            Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown report format `{other}`: use md or json")))
+        Some("html") => {
+            let r: drill::AfterActionReport = serde_json::from_value(rep).map_err(internal)?;
+            let trend = svc.index.trend(&row.playbook_id, Some(&row.id), TREND).map_err(internal)?;
+            let html = drill::report_html::render(&r, &trend).map_err(internal)?;
+            Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
         }
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown report format `{other}`: use md, json or html"),
+        )),
     }
 }
+
+/// How many past scores the HTML report's trend shows.
+const TREND: usize = 10;
 
 async fn switch(
     State(st): State<Arc<AppState>>,

@@ -7,6 +7,7 @@
 //! (playbook, scheduled time), before anything runs: a restart or a second
 //! check can never start the same occurrence twice.
 
+use super::trend::TrendPoint;
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,32 @@ impl DrillIndex {
             row,
         )
         .optional()?)
+    }
+
+    /// The newest `n` scored runs of `playbook` that started no later than run `upto` (all of them when
+    /// `None`), oldest first: the score trend shown by `crisis drill list` and the HTML report.
+    pub fn trend(&self, playbook: &str, upto: Option<&str>, n: usize) -> anyhow::Result<Vec<TrendPoint>> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT r.id, r.score, r.verdict, r.playbook_hash, r.started_at FROM drill_runs r
+             WHERE r.playbook_id = ?1 AND r.score IS NOT NULL AND r.started_at IS NOT NULL
+               AND (?2 IS NULL OR r.started_at < (SELECT started_at FROM drill_runs WHERE id = ?2)
+                    OR (r.started_at = (SELECT started_at FROM drill_runs WHERE id = ?2) AND r.id <= ?2))
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?3",
+        )?;
+        let mut rows = st
+            .query_map(params![playbook, upto, n as i64], |r| {
+                Ok(TrendPoint {
+                    run_id: r.get(0)?,
+                    score: r.get::<_, i64>(1)? as u32,
+                    verdict: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    playbook_hash: r.get(3)?,
+                    started_at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.reverse();
+        Ok(rows)
     }
 
     /// Runs left `running` by a daemon that stopped: marked `interrupted`.

@@ -10,6 +10,8 @@
 //! - [`run`]: running one drill end to end;
 //! - [`score`]: HSEEP-rated criteria and the [`ScoreHook`] extension point;
 //! - [`report`]: the after-action report (Markdown and JSON);
+//! - [`report_html`]: the same report as one self-contained HTML page;
+//! - [`trend`]: a playbook's recent drill scores;
 //! - [`schedule`]: cron schedules as pure decisions over a time range;
 //! - [`index`]: the daemon's index of drill runs and schedule state.
 
@@ -19,12 +21,14 @@ pub mod control;
 mod facts;
 pub mod index;
 pub mod report;
+pub mod report_html;
 pub mod responders;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod score;
 pub mod simulator;
+pub mod trend;
 
 pub use crate::playbook::inject::{Inject, InjectKind};
 pub use clock::ClockMode;

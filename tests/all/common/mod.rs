@@ -1,5 +1,7 @@
 //! Shared harness for end-to-end tests: runs the real `crisis` binary.
 
+pub(crate) mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
