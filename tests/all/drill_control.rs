@@ -85,9 +85,14 @@ fn cancel_ends_the_run_cancelled_and_a_finished_run_cannot_be_steered() {
     assert_eq!(rep["score"]["verdict"], "cancelled", "cancelled runs are not judged pass or fail");
     let row = runs(&d).into_iter().find(|r| r["id"] == id.as_str()).unwrap();
     assert_eq!(row["verdict"], "cancelled");
-    let cancelled: Vec<&Value> = rep["timeline"].as_array().unwrap().iter().filter(|t| t["kind"] == "drill_cancelled").collect();
+    let cancelled: Vec<&Value> =
+        rep["timeline"].as_array().unwrap().iter().filter(|t| t["kind"] == "drill_cancelled").collect();
     assert_eq!(cancelled.len(), 1, "{}", rep["timeline"]);
-    assert!(cancelled[0]["text"].as_str().unwrap().contains("by bootstrap-admin: the bridge line is needed"), "{}", cancelled[0]);
+    assert!(
+        cancelled[0]["text"].as_str().unwrap().contains("by bootstrap-admin: the bridge line is needed"),
+        "{}",
+        cancelled[0]
+    );
     assert!(rep["controller"].as_array().unwrap().iter().any(|e| e["kind"] == "cancel"));
     // The drill's deadlines (report, acknowledgement, escalation) were pending: they were dropped.
     assert!(!cancelled[0]["text"].as_str().unwrap().contains(" 0 timer(s)"), "{}", cancelled[0]);
@@ -119,7 +124,9 @@ fn the_controller_injects_into_a_running_drill_with_checked_input() {
     assert_eq!(v["action"], "inject");
     assert_eq!(v["by"], "bootstrap-admin");
     assert!(v["result"].as_str().unwrap().contains(&format!("3 of 3 complaints attached to {inc}")), "{v}");
-    assert!(has_event(&d, &inc, "controller_inject", |e| e["by"] == "bootstrap-admin" && e["inject"] == "complaint-burst"));
+    assert!(
+        has_event(&d, &inc, "controller_inject", |e| e["by"] == "bootstrap-admin" && e["inject"] == "complaint-burst")
+    );
     assert!(d.ok(&["timeline", &inc]).contains("controller inject by bootstrap-admin: complaint-burst"));
 
     for (args, want) in [
@@ -156,14 +163,20 @@ fn the_controller_injects_into_a_running_drill_with_checked_input() {
     d.wait_for("the cancelled run", || status(&d, &id) == "cancelled");
     let rep = d.json(&["drill", "report", &id, "--format", "json"]);
     let row = rep["timeline"].as_array().unwrap().iter().find(|t| t["kind"] == "controller_inject").cloned();
-    assert!(row.is_some_and(|r| r["text"].as_str().unwrap().contains("3 customer complaints by phone")), "{}", rep["timeline"]);
+    assert!(
+        row.is_some_and(|r| r["text"].as_str().unwrap().contains("3 customer complaints by phone")),
+        "{}",
+        rep["timeline"]
+    );
 }
 
 #[test]
 fn a_sev1_live_incident_pauses_a_running_scheduled_drill_until_it_is_resolved() {
     let d = Daemon::start("drill/control", TARGETS);
     // The every-minute schedule has an occurrence within the grace period: it starts right away.
-    d.wait_for("the scheduled drill", || runs(&d).iter().any(|r| r["origin"] == "schedule" && r["status"] == "running"));
+    d.wait_for("the scheduled drill", || {
+        runs(&d).iter().any(|r| r["origin"] == "schedule" && r["status"] == "running")
+    });
     let run = runs(&d).into_iter().find(|r| r["origin"] == "schedule" && r["status"] == "running").unwrap();
     let run_id = run["id"].as_str().unwrap().to_string();
     let drill_inc = format!("DRL-{run_id}-1");
@@ -179,7 +192,9 @@ fn a_sev1_live_incident_pauses_a_running_scheduled_drill_until_it_is_resolved() 
         has_event(&d, &drill_inc, "drill_paused", |e| e["by"] == "crisis" && e["live_incident"] == live.as_str())
     });
     d.wait_for("the live incident's record", || {
-        has_event(&d, &live, "drill_held", |e| e["run_id"] == run_id.as_str() && e["drill_incident"] == drill_inc.as_str())
+        has_event(&d, &live, "drill_held", |e| {
+            e["run_id"] == run_id.as_str() && e["drill_incident"] == drill_inc.as_str()
+        })
     });
     // While held, the controller's resume cannot let the drill run.
     let r = d.cli(&["drill", "resume", &run_id]);
@@ -188,12 +203,17 @@ fn a_sev1_live_incident_pauses_a_running_scheduled_drill_until_it_is_resolved() 
 
     d.ok(&["resolve", &live]);
     d.wait_for("the drill to resume", || {
-        has_event(&d, &drill_inc, "drill_resumed", |e| e["live_incident"] == live.as_str() && e["clock_running"] == true)
+        has_event(&d, &drill_inc, "drill_resumed", |e| {
+            e["live_incident"] == live.as_str() && e["clock_running"] == true
+        })
     });
     d.wait_for("the live incident's release record", || {
         has_event(&d, &live, "drill_released", |e| e["run_id"] == run_id.as_str())
     });
-    assert!(d.ok(&["timeline", &live]).contains(&format!("drill {run_id} ({drill_inc}) paused while this incident is open")));
+    assert!(
+        d.ok(&["timeline", &live])
+            .contains(&format!("drill {run_id} ({drill_inc}) paused while this incident is open"))
+    );
     assert_eq!(status(&d, &run_id), "running");
 }
 

@@ -13,7 +13,11 @@ const PLAYBOOK: &str = "playbooks/checkout-drill.toml";
 fn daemon() -> Daemon {
     let d = Daemon::start("drill/inline", TARGETS);
     d.wait_for("the scheduled drill", || {
-        d.json(&["drill", "list"])["runs"].as_array().unwrap().iter().any(|r| r["origin"] == "schedule" && r["status"] == "completed")
+        d.json(&["drill", "list"])["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["origin"] == "schedule" && r["status"] == "completed")
     });
     d.ok(&["drill", "suspend", "checkout-drill"]);
     d
@@ -85,7 +89,12 @@ fn the_html_report_of_a_real_drill_renders_in_chromium_with_its_timeline_criteri
     let phases = rep["timeline"].as_array().unwrap().iter().filter(|t| t["kind"] == "phase_entered").count();
     assert!(phases >= 3);
     assert_eq!(dom["phases"], phases);
-    let timed = rep["score"]["criteria"].as_array().unwrap().iter().filter(|c| c["measured"].is_string() && c["limit"].is_string()).count();
+    let timed = rep["score"]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["measured"].is_string() && c["limit"].is_string())
+        .count();
     assert!(timed >= 2);
     assert_eq!(dom["deadlines"], timed);
     assert_eq!(dom["outcomes"], timed);
@@ -120,7 +129,8 @@ fn the_html_report_of_a_real_drill_renders_in_chromium_with_its_timeline_criteri
     // The list shows the last scores, oldest first, and that the playbook is drilled as is.
     let list = d.json(&["drill", "list"]);
     let pb = &list["playbooks"][0];
-    let recent: Vec<&str> = pb["recent_scores"].as_array().unwrap().iter().map(|p| p["run_id"].as_str().unwrap()).collect();
+    let recent: Vec<&str> =
+        pb["recent_scores"].as_array().unwrap().iter().map(|p| p["run_id"].as_str().unwrap()).collect();
     assert_eq!(recent.len(), 3, "{pb}");
     assert_eq!(&recent[1..], [first.as_str(), id.as_str()]);
     let line: Vec<String> = pb["recent_scores"].as_array().unwrap().iter().map(|p| p["score"].to_string()).collect();

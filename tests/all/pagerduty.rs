@@ -161,8 +161,12 @@ fn malformed_events_get_pagerdutys_400_naming_each_problem() {
     let invalid = |body: &str, want: &[&str]| {
         let (code, v) = enqueue(&d, body);
         assert_eq!(code, 400, "{body}: {v}");
-        assert_eq!((v["status"].as_str(), v["message"].as_str()), (Some("invalid event"), Some("Event object is invalid")));
-        let errors: Vec<String> = v["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect();
+        assert_eq!(
+            (v["status"].as_str(), v["message"].as_str()),
+            (Some("invalid event"), Some("Event object is invalid"))
+        );
+        let errors: Vec<String> =
+            v["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect();
         for w in want {
             assert!(errors.iter().any(|e| e.contains(w)), "{w} not in {errors:?}");
         }
@@ -180,7 +184,13 @@ fn malformed_events_get_pagerdutys_400_naming_each_problem() {
     let mut t: Value = serde_json::from_str(&documented_trigger(&key)).unwrap();
     t["payload"]["severity"] = json!("sev1");
     t["payload"].as_object_mut().unwrap().remove("source");
-    invalid(&t.to_string(), &["unknown PagerDuty severity `sev1`: expected one of critical, error, warning, info", "'payload.source' is missing"]);
+    invalid(
+        &t.to_string(),
+        &[
+            "unknown PagerDuty severity `sev1`: expected one of critical, error, warning, info",
+            "'payload.source' is missing",
+        ],
+    );
     invalid("this is not json", &["the body is not JSON"]);
     invalid(&json!({"routing_key": key, "event_action": "resolve"}).to_string(), &["'dedup_key' is required"]);
     assert!(open_incidents(&d).is_empty(), "a refused event opened nothing");
@@ -192,7 +202,8 @@ fn bad_routing_keys_are_refused_alike_and_the_intake_rate_limit_applies() {
     let key = intake_token(&d, "monitoring");
     let revoked = intake_token(&d, "old");
     let list = d.json(&["token", "list"]);
-    let old = list.as_array().unwrap().iter().find(|t| t["subject"] == "old").unwrap()["id"].as_str().unwrap().to_string();
+    let old =
+        list.as_array().unwrap().iter().find(|t| t["subject"] == "old").unwrap()["id"].as_str().unwrap().to_string();
     d.ok(&["token", "revoke", &old]);
 
     let (code, unknown) = enqueue(&d, &documented_trigger("samplekeyhere"));

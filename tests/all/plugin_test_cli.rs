@@ -13,7 +13,10 @@ fn json(r: &Run) -> Value {
 }
 
 fn case_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count()
 }
 
 /// Runs `plugin test` with `target` args and `--case DIR`, and checks every case passed.
@@ -78,10 +81,8 @@ fn a_failing_case_prints_each_difference_and_exits_1() {
     assert!(out.contains("result: expected ok, got error `transient`: webhook answered 503: busy"), "{out}");
     assert!(out.contains("1 cases, 0 passed, 1 failed"), "{out}");
 
-    let r = run(
-        dir.path(),
-        &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap(), "--json"],
-    );
+    let r =
+        run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap(), "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = json(&r);
     assert_eq!(v["failed"], 1);

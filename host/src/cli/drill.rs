@@ -140,7 +140,10 @@ fn steer<B: serde::Serialize>(cli: &Cli, id: &str, route: &str, body: &B) -> Res
     let at = v.drill_incident.as_deref().map(|i| format!(" ({i})")).unwrap_or_default();
     match v.action.as_str() {
         "cancel" => println!("drill {id}{at} {}; report: crisis drill report {id}", v.result),
-        "pause" => println!("drill {id}{at} {} at drill time {}; resume with: crisis drill resume {id}", v.result, v.drill_time),
+        "pause" => println!(
+            "drill {id}{at} {} at drill time {}; resume with: crisis drill resume {id}",
+            v.result, v.drill_time
+        ),
         _ => println!("drill {id}{at}: {}", v.result),
     }
     Ok(())
@@ -203,9 +206,7 @@ pub(crate) fn run(cli: &Cli, cmd: &DrillCmd) -> Result<(), Failure> {
         DrillCmd::Suspend { playbook } => schedule_switch(cli, playbook, "suspend"),
         DrillCmd::Resume { target } if target.contains('.') => steer(cli, target, "resume", &EmptyBody {}),
         DrillCmd::Resume { target } => schedule_switch(cli, target, "resume"),
-        DrillCmd::Cancel { id, reason } => {
-            steer(cli, id, "cancel", &DrillCancelRequest { reason: reason.clone() })
-        }
+        DrillCmd::Cancel { id, reason } => steer(cli, id, "cancel", &DrillCancelRequest { reason: reason.clone() }),
         DrillCmd::Pause { id } => steer(cli, id, "pause", &EmptyBody {}),
         DrillCmd::Inject { id, kind, target, payload } => steer(
             cli,
@@ -281,7 +282,10 @@ fn report(cli: &Cli, id: &str, format: DrillReportFormat, out: Option<&std::path
         None => print!("{text}"),
         Some(file) => {
             std::fs::write(file, &text).map_err(|e| {
-                Failure::failed(format!("cannot write the report to {}: {e}; check the directory exists and is writable", file.display()))
+                Failure::failed(format!(
+                    "cannot write the report to {}: {e}; check the directory exists and is writable",
+                    file.display()
+                ))
             })?;
             eprintln!("wrote the after-action report of {id} to {} ({} bytes)", file.display(), text.len());
         }

@@ -20,12 +20,12 @@ use crate::plugin::{
     PluginStatus, RunMode, World, builtin_component,
 };
 use clap::Subcommand;
+use help::{CALL_LONG_ABOUT, TEST_LONG_ABOUT};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use help::{CALL_LONG_ABOUT, TEST_LONG_ABOUT};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCmd {

@@ -97,7 +97,9 @@ impl FromStr for PdSeverity {
             "error" => Ok(PdSeverity::Error),
             "warning" => Ok(PdSeverity::Warning),
             "info" => Ok(PdSeverity::Info),
-            other => Err(format!("unknown PagerDuty severity `{other}`: expected one of {}", PdSeverity::ALL.join(", "))),
+            other => {
+                Err(format!("unknown PagerDuty severity `{other}`: expected one of {}", PdSeverity::ALL.join(", ")))
+            }
         }
     }
 }
@@ -157,12 +159,19 @@ impl PagerDutyConfig {
             .map(|(key, p)| {
                 let at = p.at.clone().unwrap_or(At { path: PathBuf::from("crisis.toml"), line: 1, col: 1 });
                 let near = crate::diag::nearby(&p.id, known.iter().copied());
-                let hint = if near.is_empty() { format!("known: {}", known.join(", ")) } else { format!("did you mean {}?", near.join(", ")) };
+                let hint = if near.is_empty() {
+                    format!("known: {}", known.join(", "))
+                } else {
+                    format!("did you mean {}?", near.join(", "))
+                };
                 Diagnostic {
                     path: at.path,
                     line: at.line,
                     col: at.col,
-                    message: format!("[intake.pagerduty] {key} names playbook `{}`, which is not loaded ({hint})", p.id),
+                    message: format!(
+                        "[intake.pagerduty] {key} names playbook `{}`, which is not loaded ({hint})",
+                        p.id
+                    ),
                 }
             })
             .collect()
@@ -185,11 +194,17 @@ pub(crate) fn build(decl: Option<&IntakeDecl>, src: &Source, diags: &mut Vec<Dia
             continue;
         }
         if name.trim().is_empty() {
-            diags.push(src.at(r.token.span(), "[intake.pagerduty] routes: `token` is empty; write the name of an intake token or a roster person id"));
+            diags.push(src.at(
+                r.token.span(),
+                "[intake.pagerduty] routes: `token` is empty; write the name of an intake token or a roster person id",
+            ));
             continue;
         }
         if routes.insert(name.clone(), reference(&r.playbook)).is_some() {
-            diags.push(src.at(r.token.span(), format!("[intake.pagerduty] routes: token `{name}` is routed twice; keep one route per token")));
+            diags.push(src.at(
+                r.token.span(),
+                format!("[intake.pagerduty] routes: token `{name}` is routed twice; keep one route per token"),
+            ));
         }
     }
     let mut severities = BTreeMap::new();
@@ -255,10 +270,14 @@ mod tests {
         let m = load(&format!("routes = [{{ token = \"{secret}\", playbook = \"db\" }}]")).unwrap_err();
         assert!(m[0].contains("`token` holds a token secret; write the token's NAME"), "{m:?}");
         assert!(!m[0].contains(&secret), "{m:?}");
-        let m = load("routes = [{ token = \"a\", playbook = \"x\" }, { token = \"a\", playbook = \"y\" }]").unwrap_err();
+        let m =
+            load("routes = [{ token = \"a\", playbook = \"x\" }, { token = \"a\", playbook = \"y\" }]").unwrap_err();
         assert!(m[0].contains("token `a` is routed twice"), "{m:?}");
         let m = load("severities = { fatal = \"sev1\" }").unwrap_err();
-        assert!(m[0].contains("unknown PagerDuty severity `fatal`: expected one of critical, error, warning, info"), "{m:?}");
+        assert!(
+            m[0].contains("unknown PagerDuty severity `fatal`: expected one of critical, error, warning, info"),
+            "{m:?}"
+        );
         let m = load("severities = { info = \"sev9\" }").unwrap_err();
         assert!(m[0].contains("severities.info: unknown severity `sev9`"), "{m:?}");
         let m = load("routes = [{ token = \"a\" }]").unwrap_err();

@@ -84,7 +84,11 @@ async fn pause(State(st): State<Arc<AppState>>, Extension(caller): Extension<Cal
     steer(&st, &id, "pause", Command::Pause { by: caller.label() }).await
 }
 
-async fn resume(State(st): State<Arc<AppState>>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Reply {
+async fn resume(
+    State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply {
     steer(&st, &id, "resume", Command::Resume { by: caller.label() }).await
 }
 
@@ -100,7 +104,10 @@ async fn inject(
     let Some(pb) = g.playbooks.get(&row.playbook_id) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("playbook {} of drill run {id} is no longer loaded; its injects cannot be checked", row.playbook_id),
+            format!(
+                "playbook {} of drill run {id} is no longer loaded; its injects cannot be checked",
+                row.playbook_id
+            ),
         ));
     };
     let inj = control::controller_inject(pb, &g.config.ref_context(), &b.kind, b.target.as_deref(), b.payload.as_ref())

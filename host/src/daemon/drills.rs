@@ -8,13 +8,17 @@
 use super::AppState;
 use super::api_types::ApiError;
 use super::executor::PluginExecutor;
+use crate::config::Config;
+use crate::drill::control::{Command, Control};
 use crate::drill::index::{DrillIndex, RunRow};
 use crate::drill::schedule::{self, Decision, Schedule};
 use crate::drill::simulator::Simulator;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions, Journal};
 use crate::incident::effects::{Executor, LogExecutor};
+use crate::incident::events::Event;
 use crate::incident::{Engine, Generation};
 use crate::playbook::spec::Playbook;
+use crate::playbook::types::Severity;
 use crate::plugin::PluginHost;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -24,10 +28,6 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use crate::config::Config;
-use crate::drill::control::{Command, Control};
-use crate::incident::events::Event;
-use crate::playbook::types::Severity;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -105,7 +105,12 @@ impl DrillService {
 
     /// Every run in progress in this process with its command queue.
     pub(super) fn controls(&self) -> Vec<(String, Arc<Control>)> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect()
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, (_, c))| (k.clone(), c.clone()))
+            .collect()
     }
 }
 
@@ -615,7 +620,10 @@ pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now
                 Ok(reply) => {
                     mine.insert(inc.clone());
                     tracing::warn!("drill {run} paused while live incident {inc} is open");
-                    live.record_steering(inc, Event::DrillHeld { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                    live.record_steering(
+                        inc,
+                        Event::DrillHeld { run_id: run.clone(), drill_incident: reply.drill_incident },
+                    )?;
                 }
                 Err(e) => tracing::warn!("drill {run} could not be paused for live incident {inc}: {e}"),
             }
@@ -625,7 +633,10 @@ pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now
                 Ok(reply) => {
                     mine.remove(&inc);
                     tracing::info!("drill {run} no longer held by live incident {inc}: {}", reply.result);
-                    live.record_steering(&inc, Event::DrillReleased { run_id: run.clone(), drill_incident: reply.drill_incident })?;
+                    live.record_steering(
+                        &inc,
+                        Event::DrillReleased { run_id: run.clone(), drill_incident: reply.drill_incident },
+                    )?;
                 }
                 Err(e) => tracing::warn!("drill {run} could not be let go by live incident {inc}: {e}"),
             }

@@ -26,7 +26,9 @@ use super::api_types::ApiError;
 use super::engine_call::with_engine;
 use super::tokens::{Action, Grant, secret_id};
 use crate::config::pagerduty::PdSeverity;
-use crate::incident::{Engine, EngineError, FallbackKey, IntakeAck, IntakeDone, IntakeOp, MAX_DEDUP_KEY, TriggerRequest};
+use crate::incident::{
+    Engine, EngineError, FallbackKey, IntakeAck, IntakeDone, IntakeOp, MAX_DEDUP_KEY, TriggerRequest,
+};
 use crate::playbook::Playbook;
 use crate::playbook::types::ReportField;
 use axum::Json;
@@ -169,7 +171,17 @@ fn private_key(key: &str) -> Option<&'static str> {
     let any = |words: &[&str]| words.iter().any(|w| k.contains(w));
     if any(&["email", "e-mail", "phone", "mobile", "contact", "sms"]) {
         Some(CONTACT_WITHHELD)
-    } else if any(&["token", "password", "passwd", "secret", "api_key", "apikey", "credential", "authorization", "routing_key"]) {
+    } else if any(&[
+        "token",
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "credential",
+        "authorization",
+        "routing_key",
+    ]) {
         Some(SECRET_WITHHELD)
     } else {
         None
@@ -203,7 +215,8 @@ fn parse(raw: &Value) -> Result<PdEvent, Vec<String>> {
         }
     };
     let text = |v: &Value| v.as_str().map(|s| clean(s, &routing_key));
-    let optional = |key: &str, within: &Map<String, Value>, errors: &mut Vec<String>, name: &str| match within.get(key) {
+    let optional = |key: &str, within: &Map<String, Value>, errors: &mut Vec<String>, name: &str| match within.get(key)
+    {
         None | Some(Value::Null) => None,
         Some(v) => text(v).or_else(|| {
             errors.push(format!("'{name}' must be a string"));
@@ -215,7 +228,10 @@ fn parse(raw: &Value) -> Result<PdEvent, Vec<String>> {
         Some("acknowledge") => Some(PdAction::Acknowledge),
         Some("resolve") => Some(PdAction::Resolve),
         Some(other) => {
-            errors.push(format!("'event_action' is `{}`: expected trigger, acknowledge or resolve", clean(other, &routing_key)));
+            errors.push(format!(
+                "'event_action' is `{}`: expected trigger, acknowledge or resolve",
+                clean(other, &routing_key)
+            ));
             None
         }
         None => {
@@ -234,7 +250,9 @@ fn parse(raw: &Value) -> Result<PdEvent, Vec<String>> {
     }
     let payload = match (action, obj.get("payload")) {
         (Some(PdAction::Trigger), None | Some(Value::Null)) => {
-            errors.push("'payload' is missing: a trigger needs payload.summary, payload.source and payload.severity".into());
+            errors.push(
+                "'payload' is missing: a trigger needs payload.summary, payload.source and payload.severity".into(),
+            );
             None
         }
         (Some(PdAction::Trigger), Some(Value::Object(p))) => payload(p, &routing_key, &mut errors),
@@ -294,7 +312,8 @@ fn payload(p: &Map<String, Value>, routing_key: &str, errors: &mut Vec<String>) 
     {
         errors.push(format!("'payload.timestamp' is `{t}`: write ISO 8601 like 2015-07-17T08:42:58.315+0000"));
     }
-    let (component, group, class) = (optional("component", errors), optional("group", errors), optional("class", errors));
+    let (component, group, class) =
+        (optional("component", errors), optional("group", errors), optional("class", errors));
     let custom_details = match p.get("custom_details") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(m)) => m.iter().map(|(k, v)| detail(k, v, routing_key)).collect(),
@@ -396,10 +415,11 @@ fn report_fields(pb: &Playbook, p: &PdPayload) -> BTreeMap<String, String> {
         let v = match f {
             ReportField::Nature => p.summary.clone(),
             ReportField::Scope => {
-                let parts: Vec<String> = [("source", Some(&p.source)), ("component", p.component.as_ref()), ("group", p.group.as_ref())]
-                    .into_iter()
-                    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
-                    .collect();
+                let parts: Vec<String> =
+                    [("source", Some(&p.source)), ("component", p.component.as_ref()), ("group", p.group.as_ref())]
+                        .into_iter()
+                        .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+                        .collect();
                 parts.join(", ")
             }
             ReportField::Consequences => format!("not stated by the PagerDuty event (severity {})", p.severity),
@@ -472,7 +492,12 @@ async fn enqueue(
     match handle(&st, addr, body).await {
         Ok((dedup_key, result)) => {
             super::intake::count_result(&st, SOURCE, result);
-            let reply = PdReply { status: "success", message: "Event processed", dedup_key: Some(dedup_key), errors: Vec::new() };
+            let reply = PdReply {
+                status: "success",
+                message: "Event processed",
+                dedup_key: Some(dedup_key),
+                errors: Vec::new(),
+            };
             (StatusCode::ACCEPTED, Json(reply)).into_response()
         }
         Err(e) => {
@@ -507,7 +532,10 @@ async fn handle(
         ));
     };
     let Some(pb) = g.playbooks.get(&playbook).cloned() else {
-        return Err(PdError::new(StatusCode::SERVICE_UNAVAILABLE, format!("playbook `{playbook}` is not loaded; see crisis status")));
+        return Err(PdError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("playbook `{playbook}` is not loaded; see crisis status"),
+        ));
     };
     let severity = ev.payload.as_ref().map(|p| g.config.pagerduty.severity(p.severity));
     drop(g);
@@ -521,7 +549,13 @@ async fn handle(
             let fresh = generated_key();
             let (dedup_key, fallback) = match (&ev.dedup_key, has_template) {
                 (Some(k), _) => (Some(k.clone()), None),
-                (None, true) => (None, Some(FallbackKey { key: fresh, what: "a key generated for a PagerDuty event without dedup_key".into() })),
+                (None, true) => (
+                    None,
+                    Some(FallbackKey {
+                        key: fresh,
+                        what: "a key generated for a PagerDuty event without dedup_key".into(),
+                    }),
+                ),
                 (None, false) => (Some(fresh), None),
             };
             let req = TriggerRequest {
@@ -558,8 +592,12 @@ async fn handle(
             .await?;
             let (result, what) = match &done {
                 IntakeAck::Acknowledged(i) => ("acknowledged", format!("incident {} acknowledged", i.id)),
-                IntakeAck::AlreadyAcknowledged(i) => ("already_acknowledged", format!("incident {} was already acknowledged", i.id)),
-                IntakeAck::NoOpenIncident => ("no_open_incident", format!("no open incident of playbook {playbook} with that dedup key")),
+                IntakeAck::AlreadyAcknowledged(i) => {
+                    ("already_acknowledged", format!("incident {} was already acknowledged", i.id))
+                }
+                IntakeAck::NoOpenIncident => {
+                    ("no_open_incident", format!("no open incident of playbook {playbook} with that dedup key"))
+                }
             };
             tracing::info!("pagerduty acknowledge from {who} ({token}): {what}");
             (key, result)

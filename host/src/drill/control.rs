@@ -244,13 +244,17 @@ pub fn controller_inject(
         .and_then(|v| toml::to_string(&v).map_err(serde::ser::Error::custom))
         .map_err(|e| format!("--payload cannot be an inject: {e}"))?;
     let mut unknown = Vec::new();
-    let parsed: OneInject = serde_ignored::deserialize(toml::Deserializer::parse(&doc).map_err(|e| e.to_string())?, |p| {
-        // The path runs through the wrapper (`inject.0.…`); the key is its last part.
-        unknown.push(p.to_string().rsplit('.').next().unwrap_or_default().to_string())
-    })
-    .map_err(|e| format!("--payload does not fit a `{kind}` inject: {}", e.message()))?;
+    let parsed: OneInject =
+        serde_ignored::deserialize(toml::Deserializer::parse(&doc).map_err(|e| e.to_string())?, |p| {
+            // The path runs through the wrapper (`inject.0.…`); the key is its last part.
+            unknown.push(p.to_string().rsplit('.').next().unwrap_or_default().to_string())
+        })
+        .map_err(|e| format!("--payload does not fit a `{kind}` inject: {}", e.message()))?;
     if !unknown.is_empty() {
-        return Err(format!("unknown inject key(s) {}: see [[drill.inject]] in the playbook format", unknown.join(", ")));
+        return Err(format!(
+            "unknown inject key(s) {}: see [[drill.inject]] in the playbook format",
+            unknown.join(", ")
+        ));
     }
     let steps: Vec<String> = pb.act.iter().map(|s| s.id.clone()).collect();
     let raw = parsed.inject.first().ok_or("--payload held no inject")?;

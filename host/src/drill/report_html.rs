@@ -141,13 +141,7 @@ fn chart(r: &AfterActionReport) -> Chart {
         .collect();
     let missed: Vec<_> = r.timeline.iter().filter(|t| t.kind == "deadline_missed").collect();
     let end = parse_ms(&r.ended_at).map(|e| e - t0).unwrap_or(0);
-    let span = r
-        .controller
-        .iter()
-        .map(|c| c.offset_ms)
-        .chain(at_of.values().copied())
-        .fold(end, i64::max)
-        .max(1);
+    let span = r.controller.iter().map(|c| c.offset_ms).chain(at_of.values().copied()).fold(end, i64::max).max(1);
     let inner = WIDTH - LEFT - RIGHT;
     let x = |ms: i64| LEFT + (ms.clamp(0, span) as f64 / span as f64 * inner * 10.0).round() / 10.0;
 
@@ -171,12 +165,22 @@ fn chart(r: &AfterActionReport) -> Chart {
     for t in r.timeline.iter().filter(|t| t.kind == "phase_entered") {
         if let Some(&ms) = at_of.get(&t.seq) {
             phase_lines.push(x(ms));
-            marks.push(Mark { x: x(ms), y: y(1), class: "phase", title: format!("{} #{} {}", t.offset, t.seq, t.text) });
+            marks.push(Mark {
+                x: x(ms),
+                y: y(1),
+                class: "phase",
+                title: format!("{} #{} {}", t.offset, t.seq, t.text),
+            });
         }
     }
     for t in &missed {
         if let Some(&ms) = at_of.get(&t.seq) {
-            marks.push(Mark { x: x(ms), y: y(2), class: "overdue", title: format!("{} #{} {}", t.offset, t.seq, t.text) });
+            marks.push(Mark {
+                x: x(ms),
+                y: y(2),
+                class: "overdue",
+                title: format!("{} #{} {}", t.offset, t.seq, t.text),
+            });
         }
     }
     let mut spans = Vec::new();
@@ -201,7 +205,8 @@ fn chart(r: &AfterActionReport) -> Chart {
         });
     }
     let axis_y = y(lanes.len()) - LANE / 2.0 + 6.0;
-    let ticks = (0..=6).map(|k| span * k / 6).map(|ms| Tick { x: x(ms), label: format!("+{}", fmt_span(ms)) }).collect();
+    let ticks =
+        (0..=6).map(|k| span * k / 6).map(|ms| Tick { x: x(ms), label: format!("+{}", fmt_span(ms)) }).collect();
     Chart {
         width: WIDTH,
         height: axis_y + AXIS,

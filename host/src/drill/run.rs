@@ -10,8 +10,8 @@ use super::responders::{DefaultScenario, holder};
 use super::scenario::{self, Scenario, ScenarioSource};
 use super::score::{self, ScoreHook};
 use crate::incident::effects::Executor;
-use crate::incident::outbox::run_pending;
 use crate::incident::events::Event;
+use crate::incident::outbox::run_pending;
 use crate::incident::state::{Incident, Status};
 use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
 use crate::playbook::inject::{Inject, InjectKind};
@@ -434,7 +434,6 @@ impl Runner<'_> {
             result,
         });
     }
-
 
     fn perform(&mut self, i: usize, now: i64) -> Result<(), DrillError> {
         self.done[i] = true;

@@ -324,7 +324,12 @@ mod tests {
             Event::DrillCancelled { by: "carol".into(), reason: None, timers_dropped: 2, intents_dropped: 1 },
             Event::DrillPaused { by: "crisis".into(), live_incident: Some("INC-1".into()) },
             Event::DrillResumed { by: "carol".into(), live_incident: None, clock_running: true, paused_ms: 5 },
-            Event::ControllerInject { by: "carol".into(), inject: "no-ack".into(), text: "t".into(), result: "r".into() },
+            Event::ControllerInject {
+                by: "carol".into(),
+                inject: "no-ack".into(),
+                text: "t".into(),
+                result: "r".into(),
+            },
             Event::DrillHeld { run_id: "r.m1".into(), drill_incident: Some("DRL-r.m1-1".into()) },
             Event::DrillReleased { run_id: "r.m1".into(), drill_incident: None },
         ];

@@ -28,7 +28,9 @@ impl Engine {
         let generation_ = self.generation();
         let done = self.write(|tx| -> Result<Found, EngineError> {
             let Some(id) = tx.open_by_dedup(playbook, key)? else { return Ok(Found::None) };
-            let row = tx.incident(&id)?.ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {id}, which is missing"))?;
+            let row = tx
+                .incident(&id)?
+                .ok_or_else(|| anyhow::anyhow!("the dedup index points at incident {id}, which is missing"))?;
             let inc: Incident = serde_json::from_value(row.state).map_err(anyhow::Error::from)?;
             if inc.acked_at.is_some() || inc.status != Status::Open {
                 return Ok(Found::Already(inc));

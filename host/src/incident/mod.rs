@@ -2,7 +2,6 @@
 //! escalation, dedup, and side effects recorded before they run.
 
 mod acting;
-mod steer;
 mod advance;
 mod batch;
 pub(crate) mod clock;
@@ -22,6 +21,7 @@ pub(crate) mod outbox;
 mod results;
 mod retry;
 pub mod state;
+mod steer;
 mod timers;
 pub mod verify;
 mod when;

@@ -44,13 +44,8 @@ impl Engine {
         }
         let timers: Vec<i64> =
             self.store().timers()?.into_iter().filter(|t| t.incident_id == id).map(|t| t.id).collect();
-        let intents: Vec<String> = self
-            .store()
-            .intents_for(id)?
-            .into_iter()
-            .filter(|i| i.result.is_none())
-            .map(|i| i.invocation_id)
-            .collect();
+        let intents: Vec<String> =
+            self.store().intents_for(id)?.into_iter().filter(|i| i.result.is_none()).map(|i| i.invocation_id).collect();
         let why = format!("the drill was cancelled by {by}");
         self.mutate(id, true, |ctx| {
             for t in &timers {

@@ -117,8 +117,7 @@ impl PluginHost {
             },
         };
         let env = super::call::CallEnv { stub, ..self.call_env() };
-        let out =
-            env.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
+        let out = env.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
         let value = match out.value {
             CallValue::Describe(d) => serde_json::to_value(d),
             CallValue::Send(r) => serde_json::to_value(r),

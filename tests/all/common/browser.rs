@@ -146,7 +146,8 @@ impl Browser {
 
     /// Evaluates `expression` in the page and returns its value (objects by value); panics on an exception.
     pub(crate) fn eval(&mut self, expression: &str) -> Value {
-        let r = self.page("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true}));
+        let r = self
+            .page("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true}));
         if let Some(ex) = r.get("exceptionDetails") {
             panic!("{expression} threw: {ex}");
         }

@@ -420,7 +420,9 @@ mod tests {
             headers: Vec::new(),
             body: Vec::new(),
         };
-        assert!(matches!(stub.answer(req.clone()), StubAnswer::Response { status: 503, ref body, .. } if body == b"busy"));
+        assert!(
+            matches!(stub.answer(req.clone()), StubAnswer::Response { status: 503, ref body, .. } if body == b"busy")
+        );
         assert!(matches!(stub.answer(req.clone()), StubAnswer::Fail(StubFailure::ConnectionRefused)));
         assert!(matches!(stub.answer(req), StubAnswer::Response { status: 500, .. }));
         assert_eq!(stub.seen.lock().unwrap().len(), 3);

@@ -97,7 +97,10 @@ pub(super) fn test(
                 println!("    {f}");
             }
             if !r.passed {
-                println!("    requests made: {}", if r.requests.is_empty() { "none".into() } else { r.requests.join(", ") });
+                println!(
+                    "    requests made: {}",
+                    if r.requests.is_empty() { "none".into() } else { r.requests.join(", ") }
+                );
                 println!("    result: {}", r.result);
             }
         }

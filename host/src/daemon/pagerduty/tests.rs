@@ -29,7 +29,10 @@ fn documented() -> Value {
 #[test]
 fn the_documented_trigger_is_read_whole() {
     let ev = parse(&documented()).unwrap();
-    assert_eq!((ev.action, ev.dedup_key.as_deref(), ev.routing_key.as_str()), (PdAction::Trigger, Some("samplekeyhere"), KEY));
+    assert_eq!(
+        (ev.action, ev.dedup_key.as_deref(), ev.routing_key.as_str()),
+        (PdAction::Trigger, Some("samplekeyhere"), KEY)
+    );
     let p = ev.payload.clone().unwrap();
     assert_eq!(p.severity, PdSeverity::Info);
     assert_eq!(p.custom_details["ping time"], "1500ms");
@@ -84,7 +87,10 @@ fn the_routing_key_and_contact_details_are_withheld_from_everything_journaled() 
     let journaled = format!("{:?} {:?}", p, labels(&ev, &p));
     assert!(!journaled.contains(KEY), "{journaled}");
     assert!(!journaled.contains("bob@example.com") && !journaled.contains("ann@example.org"), "{journaled}");
-    assert!(!journaled.contains("555-0100") && !journaled.contains("5550100") && !journaled.contains("t0p"), "{journaled}");
+    assert!(
+        !journaled.contains("555-0100") && !journaled.contains("5550100") && !journaled.contains("t0p"),
+        "{journaled}"
+    );
     assert_eq!(p.custom_details["phone"], CONTACT_WITHHELD);
     assert_eq!(p.custom_details["api_token"], SECRET_WITHHELD);
     assert_eq!(p.custom_details["note"], format!("echo {SECRET_WITHHELD}"));

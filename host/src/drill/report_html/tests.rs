@@ -53,7 +53,8 @@ fn the_page_references_nothing_outside_itself() {
 #[test]
 fn the_timeline_has_injects_phases_and_deadlines_and_the_trend_its_bars() {
     let r = report();
-    let html = render(&r, &[point("a", 40, "h1"), point("b", 55, "h2"), point(&r.run_id, r.score.total, "h2")]).unwrap();
+    let html =
+        render(&r, &[point("a", 40, "h1"), point("b", 55, "h2"), point(&r.run_id, r.score.total, "h2")]).unwrap();
     let svg = &html[html.find("<svg id=\"timeline\"").unwrap()..];
     let svg = &svg[..svg.find("</svg>").unwrap()];
     assert_eq!(svg.matches("class=\"mark inject\"").count(), r.controller.len());

@@ -59,10 +59,8 @@ impl Runner<'_> {
                 if let Some(id) = self.incident.clone() {
                     self.engine.cancel_drill(&id, &by, reason.as_deref()).map_err(Steer::engine)?;
                 }
-                let result = format!(
-                    "cancelled by {by}{}",
-                    reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
-                );
+                let result =
+                    format!("cancelled by {by}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
                 self.steering_entry(now, "cancel", &result);
                 Ok(Applied { result, stop: true })
             }
@@ -89,7 +87,12 @@ impl Runner<'_> {
                     return Err(Steer::Refused(ControlError::Conflict(why)));
                 };
                 let (running, paused_ms) = self.let_go(&h, time);
-                self.journal(Event::DrillResumed { by: by.clone(), live_incident: None, clock_running: running, paused_ms })?;
+                self.journal(Event::DrillResumed {
+                    by: by.clone(),
+                    live_incident: None,
+                    clock_running: running,
+                    paused_ms,
+                })?;
                 let result = if running {
                     format!("resumed by {by} after {} paused", crate::incident::clock::fmt_span(paused_ms))
                 } else {
@@ -121,7 +124,10 @@ impl Runner<'_> {
                     clock_running: running,
                     paused_ms,
                 })?;
-                let result = format!("live incident {live} is over; the drill {}", if running { "resumes" } else { "stays paused" });
+                let result = format!(
+                    "live incident {live} is over; the drill {}",
+                    if running { "resumes" } else { "stays paused" }
+                );
                 self.steering_entry(now, "resume", &result);
                 done(result)
             }
