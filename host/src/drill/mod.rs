@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod contain;
+mod criteria;
 mod facts;
 pub mod index;
 pub mod report;
