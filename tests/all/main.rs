@@ -22,6 +22,7 @@ mod crash;
 mod drill_cli;
 mod drill_run;
 mod drill_schedule;
+mod drill_scoring;
 mod egress_security;
 mod exposure;
 mod fsync_fatal;
