@@ -6,7 +6,7 @@
 
 use super::facts::{At, Facts, StepFact};
 use super::scenario::Scenario;
-use super::score::{Criterion, Rating};
+use super::rating::{Criterion, Rating};
 use crate::incident::clock::fmt_span;
 use crate::playbook::inject::InjectKind;
 use crate::playbook::spec::Playbook;

@@ -18,6 +18,7 @@ pub mod contain;
 mod criteria;
 mod facts;
 pub mod index;
+mod rating;
 pub mod report;
 pub mod responders;
 pub mod run;
