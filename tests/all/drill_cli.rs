@@ -52,9 +52,11 @@ fn every_shipped_playbook_drills_standalone_on_virtual_time_reproducibly() {
         assert!(a["timeline"].as_array().unwrap().len() > 50);
         let total = a["score"]["total"].as_u64().unwrap();
         assert!(total <= 100);
-        let points: u64 =
-            a["score"]["criteria"].as_array().unwrap().iter().map(|c| c["points"].as_u64().unwrap()).sum();
-        let n = a["score"]["criteria"].as_array().unwrap().len() as u64;
+        // `n/a` criteria (their condition never arose) are left out of the total.
+        let applicable: Vec<&Value> =
+            a["score"]["criteria"].as_array().unwrap().iter().filter(|c| c["rating"] != "n/a").collect();
+        let points: u64 = applicable.iter().map(|c| c["points"].as_u64().unwrap()).sum();
+        let n = applicable.len() as u64;
         assert_eq!(total, (points * 100 + n * 3 / 2) / (n * 3), "{id}: total is the normalised sum");
         // No customer contact data anywhere in the report.
         assert!(!md.stdout.contains("@example") && !md.stdout.contains("+1-555"), "{id}");

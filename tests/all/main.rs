@@ -24,6 +24,7 @@ mod drill_control;
 mod drill_html;
 mod drill_run;
 mod drill_schedule;
+mod drill_scoring;
 mod egress_security;
 mod exposure;
 mod fsync_fatal;

@@ -10,11 +10,15 @@ use crate::daemon::api_types::{
 };
 use crate::daemon::drill_control::{DrillCancelRequest, DrillControlReply, DrillInjectRequest};
 use crate::drill::index::RunRow;
+use crate::drill::run::EngineHook;
 use crate::drill::{self, ClockMode, DrillOptions, Extensions};
-use crate::incident::clock::fmt_ms;
+use crate::incident::Engine;
+use crate::incident::clock::{fmt_ms, fmt_span};
 use crate::incident::effects::LogExecutor;
 use clap::Subcommand;
-use std::sync::Arc;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Subcommand)]
 pub enum DrillCmd {
@@ -31,7 +35,9 @@ pub enum DrillCmd {
     Run {
         /// Playbook id (see `crisis playbook list`).
         playbook: String,
-        /// virtual, real, or a speed-up like x10 or x60. Default: the playbook's [drill] clock, else virtual.
+        /// virtual, real, or a speed-up like x10 or x60. Default: virtual with
+        /// --standalone; in the daemon, the playbook's [drill] clock, else virtual.
+        /// On a scaled or real clock a standalone run shows its progress on a terminal.
         #[arg(long, value_name = "CLOCK", value_parser = parse_clock)]
         clock: Option<ClockMode>,
         /// Seed for the default scenario (delays, who is late, which step fails).
@@ -233,11 +239,12 @@ fn standalone(
             loaded.diagnostics,
         ));
     };
-    let clock = clock
-        .or_else(|| g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).map(|d| d.clock.into()))
-        .unwrap_or(ClockMode::Virtual);
+    // Standalone runs are for CI and quick checks: virtual time unless `--clock`
+    // says otherwise (the playbook's [drill] clock is for daemon runs).
+    let clock = clock.unwrap_or(ClockMode::Virtual);
     // In memory, with the scripted responders, on the chosen clock.
-    let opts = DrillOptions { clock, ..DrillOptions::virtual_in_memory(format!("{playbook}.standalone-{seed}"), seed) };
+    let mut opts =
+        DrillOptions { clock, ..DrillOptions::virtual_in_memory(format!("{playbook}.standalone-{seed}"), seed) };
     if clock != ClockMode::Virtual && !cli.json {
         eprintln!(
             "running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)"
@@ -251,11 +258,23 @@ fn standalone(
         ext.sources.push(sim.clone());
         ext.hooks.push(sim);
     }
+    // On a scaled or real clock a drill takes a while: show where it is, on a terminal only.
+    let progress = match g.playbooks.get(playbook) {
+        Some(pb) if clock != ClockMode::Virtual && std::io::stderr().is_terminal() => {
+            let scenario = drill::run::scenario_for(pb, seed, &ext).ok();
+            let start = drill::clock::start_time(clock, seed, None, chrono::Utc::now().timestamp_millis());
+            let (hook, guard) = Progress::start(start, scenario);
+            opts.engine_hook = Some(hook);
+            Some(guard)
+        }
+        _ => None,
+    };
     let out = drill::run(&g, playbook, opts, Arc::new(LogExecutor), &ext).map_err(|e| match e {
         drill::DrillError::NotFound { .. } => Failure::not_found(e.to_string()),
         drill::DrillError::Invalid(_) => Failure::invalid(e.to_string()),
         drill::DrillError::Failed(_) => Failure::failed(e.to_string()),
     })?;
+    drop(progress);
     if cli.json || format == ReportFormat::Json {
         print_json(&out.report);
     } else {
@@ -291,6 +310,52 @@ fn report(cli: &Cli, id: &str, format: DrillReportFormat, out: Option<&std::path
         }
     }
     Ok(())
+}
+
+/// A once-a-second progress line on stderr while a scaled or real-clock drill
+/// runs: drill time so far and the next timed inject. Stops when dropped.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(start: i64, scenario: Option<drill::Scenario>) -> (EngineHook, Progress) {
+        let engine: Arc<Mutex<Option<Arc<Engine>>>> = Arc::default();
+        let slot = engine.clone();
+        let hook = EngineHook(Arc::new(move |e| *slot.lock().unwrap_or_else(|p| p.into_inner()) = e));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut ticks = 0u32;
+            while !stopped.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ticks += 1;
+                if ticks % 10 != 0 {
+                    continue;
+                }
+                let Some(e) = engine.lock().unwrap_or_else(|p| p.into_inner()).clone() else { continue };
+                let offset = (e.now() - start).max(0);
+                let next = scenario.as_ref().and_then(|s| s.injects.iter().find(|i| i.at.as_millis() as i64 > offset));
+                let next = match next {
+                    Some(i) => format!("next inject +{}: {}", fmt_span(i.at.as_millis() as i64), i.kind.describe()),
+                    None => "no timed inject left; responders and timers play out".to_string(),
+                };
+                eprint!("\r\x1b[2Kdrill time +{}; {next}", fmt_span(offset));
+            }
+        });
+        (hook, Progress { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        eprintln!();
+    }
 }
 
 fn local(next: Option<&NextRun>) -> String {

@@ -55,7 +55,8 @@ pub(super) struct Facts {
     pub(super) opened: Option<At>,
     pub(super) report_results: Vec<(At, bool)>,
     pub(super) acked: Option<(At, String)>,
-    pub(super) escalations: Vec<i64>,
+    /// Escalation pages in order, with the level (1-based) each one paged.
+    pub(super) escalations: Vec<(At, usize)>,
     pub(super) assign_entered: Option<i64>,
     pub(super) assign_completed: Option<At>,
     pub(super) activated: Option<(At, String)>,
@@ -64,6 +65,8 @@ pub(super) struct Facts {
     /// The last holder of each role: acking as someone else makes them commander.
     pub(super) roles: BTreeMap<String, (At, String)>,
     pub(super) steps: Vec<(At, StepFact)>,
+    /// Every missed deadline: what (`ack`, `activate`, `step:ID`, ...) and when it was due.
+    pub(super) missed: Vec<(At, String, i64)>,
     pub(super) intents: BTreeMap<String, i64>,
     /// Results of notices (not customer messages): invocation id, ok.
     pub(super) notice_results: Vec<(At, String, bool)>,
@@ -107,7 +110,7 @@ impl Facts {
                 Event::Acknowledged { by } => {
                     f.acked.get_or_insert((at, by));
                 }
-                Event::Escalated { .. } => f.escalations.push(at.seq),
+                Event::Escalated { level, .. } => f.escalations.push((at, level)),
                 Event::PhaseEntered { phase } => {
                     if phase == Phase::Assign {
                         f.assign_entered.get_or_insert(at.at);
@@ -126,10 +129,11 @@ impl Facts {
                         f.activation_evidence.push(at.seq);
                     }
                 }
-                Event::DeadlineMissed { what, .. } => {
+                Event::DeadlineMissed { what, due_at } => {
                     if what == "activate" {
                         f.activation_evidence.push(at.seq);
                     }
+                    f.missed.push((at, what.clone(), due_at));
                     f.steps.push((at, StepFact::Missed(what)));
                 }
                 Event::RoleAssigned { role, person, .. } => {

@@ -18,8 +18,10 @@
 pub mod clock;
 pub mod contain;
 pub mod control;
+mod criteria;
 mod facts;
 pub mod index;
+mod rating;
 pub mod report;
 pub mod report_html;
 pub mod responders;

@@ -244,6 +244,8 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
         let line = format!("{}: {}", c.title, c.finding);
         match c.rating {
             Rating::Performed => went_well.push(line),
+            // Its condition never arose: neither a success nor a shortfall.
+            Rating::NotApplicable => {}
             _ => went_wrong.push(format!("{line} ({})", c.rating.as_str())),
         }
     }
@@ -269,7 +271,7 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
         .score
         .criteria
         .iter()
-        .filter(|c| c.rating != Rating::Performed)
+        .filter(|c| !matches!(c.rating, Rating::Performed | Rating::NotApplicable))
         .enumerate()
         .map(|(n, c)| Improvement {
             id: format!("{}-{}", i.run_id, n + 1),
@@ -346,7 +348,8 @@ impl AfterActionReport {
         }
         let _ = writeln!(o, "| Drill time | {} → {} ({}) |", self.started_at, self.ended_at, self.drill_duration);
         let _ = writeln!(o, "| Status | {} |", self.status);
-        let _ = writeln!(o, "| Score | **{} / 100** — {} |\n", self.score.total, self.score.verdict.to_uppercase());
+        let _ = writeln!(o, "| Score | **{} / 100** — {} |", self.score.total, self.score.verdict.to_uppercase());
+        let _ = writeln!(o, "| Verdict rule | {} |\n", self.score.rule);
 
         let _ = writeln!(o, "## Scenario: {} ({})\n", self.scenario.title, self.scenario.source);
         let _ = writeln!(o, "| # | at | inject | result |\n|---|---|---|---|");
@@ -402,7 +405,7 @@ impl AfterActionReport {
         let _ = writeln!(o, "- failed: {}", c.failed);
         let _ = writeln!(o, "\n## Improvement plan\n");
         if self.improvements.is_empty() {
-            let _ = writeln!(o, "- none: every criterion was performed");
+            let _ = writeln!(o, "- none: every applicable criterion was performed");
         }
         for i in &self.improvements {
             let _ = writeln!(

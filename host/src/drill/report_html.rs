@@ -36,6 +36,7 @@ fn rating_view(r: Rating) -> (&'static str, &'static str) {
         Rating::SomeChallenges => ("some", "S — some challenges"),
         Rating::MajorChallenges => ("major", "M — major challenges"),
         Rating::Unable => ("unable", "U — unable to perform"),
+        Rating::NotApplicable => ("na", "n/a — did not arise, not scored"),
     }
 }
 

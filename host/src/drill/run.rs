@@ -516,7 +516,9 @@ impl Runner<'_> {
             }
             InjectKind::Ack { by } => {
                 let inc = self.engine.incident(&id)?;
+                // Whoever the last escalation paged answers it; otherwise the owner.
                 let by = by
+                    .or_else(|| self.last_escalated_to(&id))
                     .or_else(|| inc.roles.get("commander").cloned())
                     .or_else(|| holder(&self.pb.assign.commander, &inc, &config, now));
                 match by {
@@ -569,6 +571,16 @@ impl Runner<'_> {
         };
         self.note(i, now, text);
         Ok(())
+    }
+
+    /// The first person the incident's last escalation paged, if it escalated.
+    fn last_escalated_to(&self, id: &str) -> Option<String> {
+        let events = self.engine.store().events(id, 0).ok()?;
+        use crate::incident::events::{Event, JournalEvent};
+        events.iter().rev().find_map(|e| match e.event() {
+            Ok(Event::Escalated { people, .. }) => people.first().cloned(),
+            _ => None,
+        })
     }
 
     /// Sends the alert again (with extra fields); true if it was deduplicated.

@@ -1,10 +1,11 @@
 //! The playbook's `[drill] simulator` plugin (e.g. the built-in `drill-sim`)
 //! as a scenario source and a score hook.
 //!
-//! The simulator's timed injects (complaint bursts, a duplicate alert, an
-//! owner who does not answer, a failing step, the outcome) are laid over the
-//! host's default scenario, which keeps the responders that walk every step
-//! of this playbook; its extra criteria are rated like the host's own.
+//! The simulator's timed injects (complaint bursts, a duplicate alert, a
+//! failing step, the outcome) are laid over the host's default scenario,
+//! which keeps the responders that walk every step of this playbook and times
+//! the owner's silence against its escalation ladder; its extra criteria are
+//! rated like the host's own and merged into the host's by id.
 
 use super::responders::{alert_labels, default_scenario};
 use super::scenario::{Scenario, ScenarioSource, overlay};
@@ -56,22 +57,31 @@ fn map_injects(pb: &Playbook, injects: &[papi::Inject]) -> Vec<Inject> {
                 channel: p["channel"].as_str().map(str::to_string),
             },
             papi::InjectKind::DuplicateAlert => InjectKind::DuplicateAlert,
-            papi::InjectKind::NoAck => {
-                let until = next_of(n, papi::InjectKind::Ack, &None).unwrap_or(at + Duration::from_secs(300));
-                InjectKind::NoAck { duration: until.saturating_sub(at).max(Duration::from_secs(60)) }
-            }
-            papi::InjectKind::Ack => InjectKind::Ack { by: None },
+            // The owner's silence is timed by the host against this playbook's
+            // own ladder (the default scenario makes the owner miss the window
+            // whenever there is an escalation level to exercise): the plugin
+            // cannot know when the page goes out or when escalation is due.
+            papi::InjectKind::NoAck | papi::InjectKind::Ack => continue,
             papi::InjectKind::StepFailure => {
                 // Only for a step this playbook has; otherwise the fault has nothing to hit.
-                let Some(step) = i.target.clone().filter(|s| pb.step(s).is_some()) else {
+                let Some(spec) = i.target.as_deref().and_then(|s| pb.step(s)) else {
                     continue;
                 };
+                // Timed against the step's own deadline, so the retried step can still meet it:
+                // the failure a fifth of the way in, the retry at most two fifths later.
+                let within = spec.within.unwrap_or(Duration::from_secs(3600)).min(super::responders::EXERCISE_STEP_CAP);
                 let retry = next_of(n, papi::InjectKind::StepDone, &i.target).unwrap_or(at + Duration::from_secs(240));
-                InjectKind::StepFailure {
-                    step,
-                    reason: p["error"].as_str().unwrap_or("simulated failure").to_string(),
-                    retry_after: retry.saturating_sub(at).max(Duration::from_secs(60)),
-                }
+                let retry_after = retry.saturating_sub(at).clamp(Duration::from_secs(1), within * 2 / 5);
+                out.push(Inject {
+                    at: Duration::ZERO,
+                    after: within / 5,
+                    kind: InjectKind::StepFailure {
+                        step: spec.id.clone(),
+                        reason: p["error"].as_str().unwrap_or("simulated failure").to_string(),
+                        retry_after,
+                    },
+                });
+                continue;
             }
             papi::InjectKind::Outcome => InjectKind::Outcome {
                 cause: p["cause"].as_str().unwrap_or_default().to_string(),
@@ -141,30 +151,69 @@ impl ScoreHook for Simulator {
             .host
             .drill_score(&sim, &invocation(format!("score-{}", input.playbook.id)), &serde_json::to_string(&journal)?)
             .map_err(|e| anyhow::anyhow!("simulator plugin `{sim}`: {e}"))?;
-        Ok(out
-            .value
-            .into_iter()
-            .map(|c| {
-                let ratio = if c.max_points == 0 { 1.0 } else { c.points as f64 / c.max_points as f64 };
-                let rating = match ratio {
-                    r if r >= 1.0 => Rating::Performed,
-                    r if r >= 0.66 => Rating::SomeChallenges,
-                    r if r >= 0.33 => Rating::MajorChallenges,
-                    _ => Rating::Unable,
-                };
-                Criterion {
-                    id: format!("{sim}:{}", c.name.to_lowercase().replace(' ', "-")),
-                    title: c.name.clone(),
-                    rating,
-                    points: rating.points(),
-                    measured: Some(format!("{}/{} points", c.points, c.max_points)),
-                    limit: None,
-                    finding: c.note,
-                    evidence: Vec::new(),
-                    section: "[drill] simulator".into(),
-                    source: sim.clone(),
-                }
-            })
-            .collect())
+        Ok(out.value.into_iter().map(|c| criterion(&sim, c)).collect())
+    }
+}
+
+/// A simulator's criterion as a host criterion. A name written `ID: title`
+/// (ID in lower case, digits, `-`, `_`, `:`) gives the stable id the merge
+/// with the host's criteria goes by, e.g. `dedup: duplicate alert
+/// deduplicated` judges what the host's `dedup` judges; other names get the
+/// id `SIMULATOR:slug`. `max_points = 0` means the criterion's condition
+/// never arose: `n/a`.
+fn criterion(sim: &str, c: papi::Criterion) -> Criterion {
+    let (id, title) = match c.name.split_once(": ") {
+        Some((id, title))
+            if !id.is_empty()
+                && id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_:".contains(ch)) =>
+        {
+            (id.to_string(), title.to_string())
+        }
+        _ => (format!("{sim}:{}", c.name.to_lowercase().replace(' ', "-")), c.name.clone()),
+    };
+    let rating = if c.max_points == 0 {
+        Rating::NotApplicable
+    } else {
+        match c.points as f64 / c.max_points as f64 {
+            r if r >= 1.0 => Rating::Performed,
+            r if r >= 0.66 => Rating::SomeChallenges,
+            r if r >= 0.33 => Rating::MajorChallenges,
+            _ => Rating::Unable,
+        }
+    };
+    Criterion {
+        id,
+        title,
+        rating,
+        points: rating.points(),
+        measured: (c.max_points > 0).then(|| format!("{}/{} points", c.points, c.max_points)),
+        limit: None,
+        finding: c.note,
+        evidence: Vec::new(),
+        section: "[drill] simulator".into(),
+        source: sim.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, points: u32, max_points: u32) -> papi::Criterion {
+        papi::Criterion { name: name.into(), points, max_points, note: "n".into() }
+    }
+
+    #[test]
+    fn ids_come_from_the_name_prefix_and_zero_max_points_is_not_applicable() {
+        let x = criterion("drill-sim", c("dedup: duplicate alert deduplicated", 10, 10));
+        assert_eq!(
+            (x.id.as_str(), x.title.as_str(), x.rating),
+            ("dedup", "duplicate alert deduplicated", Rating::Performed)
+        );
+        let x = criterion("drill-sim", c("Escalation: after silence", 5, 10));
+        assert_eq!((x.id.as_str(), x.rating), ("drill-sim:escalation:-after-silence", Rating::MajorChallenges));
+        let x = criterion("drill-sim", c("escalation: escalation after missed acknowledgement", 0, 0));
+        assert_eq!((x.id.as_str(), x.rating, x.points, x.measured), ("escalation", Rating::NotApplicable, 0, None));
+        assert_eq!(criterion("s", c("x: y", 0, 10)).rating, Rating::Unable);
     }
 }

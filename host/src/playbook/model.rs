@@ -122,6 +122,8 @@ pub(crate) struct DrillSection {
     pub timezone: Option<Str>,
     pub clock: Option<Str>,
     pub simulator: Option<Str>,
+    /// The lowest total that passes a drill, 0..=100.
+    pub pass_score: Option<Spanned<i64>>,
     /// Inline scenario entries: `[[drill.inject]] at = "5m" kind = "..."`.
     #[serde(default)]
     pub inject: Vec<Spanned<DrillInject>>,

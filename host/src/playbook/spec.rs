@@ -211,6 +211,13 @@ impl std::str::FromStr for DrillClock {
     }
 }
 
+/// The lowest drill total that passes when `[drill] pass_score` is not set.
+pub const DEFAULT_PASS_SCORE: u32 = 80;
+
+fn default_pass_score() -> u32 {
+    DEFAULT_PASS_SCORE
+}
+
 /// The `[drill]` table: how and when this playbook is rehearsed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DrillSpec {
@@ -222,6 +229,9 @@ pub struct DrillSpec {
     pub clock: DrillClock,
     /// Drill-world plugin that plans the scenario and adds score criteria; `None` uses the built-in default scenario.
     pub simulator: Option<String>,
+    /// The lowest total (0..=100) that passes a drill of this playbook; no criterion may be `unable` either.
+    #[serde(default = "default_pass_score")]
+    pub pass_score: u32,
     /// Inline scenario entries from `[[drill.inject]]`, validated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub injects: Vec<super::inject::Inject>,

@@ -3,7 +3,6 @@
 //! cycles, unparsable `when`, cron, time zone and dedup-key templates.
 
 use super::graph::find_cycle_in;
-use super::inject;
 use super::model::{self, Str};
 use super::refs::RefContext;
 use super::spec::*;
@@ -13,6 +12,8 @@ use crate::tomlfile::{self, Document};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+
+mod drill;
 
 /// Variables a `dedup_key` template may use (plus minijinja's global functions).
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
@@ -619,70 +620,6 @@ impl Validator<'_, '_> {
         let notify = self.targets(&o.notify, "[outcome] notify");
         let within = self.duration(&o.within);
         Some(OutcomeSpec { require: require.into_iter().collect::<Option<_>>()?, notify, within: within? })
-    }
-
-    fn drill(&mut self, d: model::DrillSection, steps: &[String]) -> Option<DrillSpec> {
-        let mut ok = true;
-        let mut injects = Vec::new();
-        for (n, raw) in d.inject.iter().enumerate() {
-            match inject::from_toml(raw, n + 1, steps, self.ctx) {
-                Ok(i) => injects.push(i),
-                Err(errs) => {
-                    ok = false;
-                    for (span, msg) in errs {
-                        self.err_span(span, msg);
-                    }
-                }
-            }
-        }
-        if let Some(s) = &d.schedule
-            && let Err(e) = croner::Cron::from_str(s.get_ref())
-        {
-            self.err(s, format!("bad cron schedule `{}`: {e}; write five fields like \"0 10 * * TUE\"", s.get_ref()));
-            ok = false;
-        }
-        if let Some(tz) = &d.timezone
-            && tz.get_ref().parse::<chrono_tz::Tz>().is_err()
-        {
-            self.err(
-                tz,
-                format!("unknown time zone `{}`: use an IANA name like Asia/Shanghai or Europe/Berlin", tz.get_ref()),
-            );
-            ok = false;
-        }
-        let clock = match &d.clock {
-            Some(c) => self.parse::<DrillClock>(c),
-            None => Some(DrillClock::Virtual),
-        };
-        if let Some(sim) = &d.simulator {
-            match self.ctx.plugins.get(sim.get_ref()) {
-                Some(World::Drill) => {}
-                Some(w) => {
-                    self.err(
-                        sim,
-                        format!(
-                            "plugin `{}` implements the {w} world; a drill simulator needs a drill plugin",
-                            sim.get_ref()
-                        ),
-                    );
-                    ok = false;
-                }
-                None => {
-                    self.err(sim, format!("unknown drill simulator plugin `{}` (built-in: drill-sim)", sim.get_ref()));
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            return None;
-        }
-        Some(DrillSpec {
-            schedule: d.schedule.map(|s| s.into_inner()),
-            timezone: d.timezone.map(|s| s.into_inner()),
-            clock: clock?,
-            simulator: d.simulator.map(|s| s.into_inner()),
-            injects,
-        })
     }
 }
 

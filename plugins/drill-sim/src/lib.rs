@@ -11,7 +11,15 @@
 //! halves the timeline).
 //!
 //! Scoring reads the host's journal (a JSON array of events with a `kind`
-//! or `type` field) and adds criteria for dedup and escalation handling.
+//! or `type` field) and rates dedup and escalation handling. Each criterion
+//! is named `ID: title`, ID being the host criterion it judges too (`dedup`,
+//! `escalation`), so the host merges the two into one row. A criterion whose
+//! condition never arose (no duplicate alert, an acknowledgement before any
+//! escalation was due) has `max_points = 0`: not applicable, never a failure.
+//!
+//! The host times the `no-ack` and `ack` injects against the playbook's own
+//! escalation ladder and the step failure against the step's deadline; the
+//! offsets below are what the plugin proposes.
 
 use crisis_plugin_sdk::drill::*;
 use serde_json::{Value, json};
@@ -135,42 +143,66 @@ impl Drill for DrillSim {
             PluginError::Config(format!("journal is not a JSON array of events: {e}"))
         })?;
         let k = kinds(&journal);
-        let has = |needle: &str| k.iter().any(|s| s.contains(needle));
-
-        let opened = k.iter().filter(|s| s.contains("opened") || s.contains("incident.created")).count();
-        // crisis journals a deduplicated trigger as `attached`.
-        let dedup_ok = (has("dedup") || has("attached")) && opened <= 1;
-        let dedup = Criterion {
-            name: "duplicate alert deduplicated".into(),
-            points: if dedup_ok { 10 } else { 0 },
-            max_points: 10,
-            note: if dedup_ok {
-                "the duplicate alert was folded into the open incident".into()
-            } else if opened > 1 {
-                format!("{opened} incidents were opened for one alert; check the playbook's dedup_key")
-            } else {
-                "no dedup event found in the journal".into()
-            },
-        };
-
-        let escalated = has("escalat");
-        let acked = has("ack");
-        let escalation = Criterion {
-            name: "escalation after missed acknowledgement".into(),
-            points: match (escalated, acked) {
-                (true, true) => 10,
-                (true, false) => 5,
-                _ => 0,
-            },
-            max_points: 10,
-            note: match (escalated, acked) {
-                (true, true) => "the missed ack escalated and the escalation target acknowledged".into(),
-                (true, false) => "escalation fired but nobody acknowledged".into(),
-                _ => "no escalation found after the owner did not acknowledge; check `assign.escalate`".into(),
-            },
-        };
-        Ok(vec![dedup, escalation])
+        Ok(vec![dedup(&journal, &k), escalation(&journal, &k)])
     }
+}
+
+/// Journal position (`seq`, else the index) of the first event whose kind contains `needle`.
+fn first_seq(journal: &[Value], k: &[String], needle: &str) -> Option<i64> {
+    k.iter().position(|s| s.contains(needle)).map(|i| journal[i].get("seq").and_then(Value::as_i64).unwrap_or(i as i64))
+}
+
+/// A criterion whose condition never arose: `max_points = 0` (the host shows `n/a`).
+fn not_applicable(name: &str, note: &str) -> Criterion {
+    Criterion { name: name.into(), points: 0, max_points: 0, note: note.into() }
+}
+
+/// `dedup`: a duplicate of the alert (attached with source `drill`) was folded
+/// into the open incident. No duplicate reached the incident: n/a.
+fn dedup(journal: &[Value], k: &[String]) -> Criterion {
+    let name = "dedup: duplicate alert deduplicated";
+    let opened = k.iter().filter(|s| s.contains("opened") || s.contains("incident.created")).count();
+    let duplicates = k
+        .iter()
+        .zip(journal)
+        // crisis journals a deduplicated trigger as `attached`; complaints attach too, with source `complaint`.
+        .filter(|(s, e)| {
+            s.contains("dedup") || (s.contains("attached") && e["data"]["source"].as_str().is_none_or(|src| src == "drill"))
+        })
+        .count();
+    if opened > 1 {
+        return Criterion {
+            name: name.into(),
+            points: 0,
+            max_points: 10,
+            note: format!("{opened} incidents were opened for one alert; check the playbook's dedup_key"),
+        };
+    }
+    if duplicates == 0 {
+        return not_applicable(name, "no duplicate alert reached the incident");
+    }
+    Criterion {
+        name: name.into(),
+        points: 10,
+        max_points: 10,
+        note: format!("{duplicates} duplicate alert(s) folded into the open incident"),
+    }
+}
+
+/// `escalation`: judged only when the owner's acknowledgement was missed. An
+/// acknowledgement before any escalation fired means none was due: n/a.
+fn escalation(journal: &[Value], k: &[String]) -> Criterion {
+    let name = "escalation: escalation after missed acknowledgement";
+    let escalated = first_seq(journal, k, "escalat");
+    let acked = first_seq(journal, k, "ack");
+    let (points, note) = match (escalated, acked) {
+        (None, Some(_)) => return not_applicable(name, "acknowledged before any escalation was due"),
+        (Some(e), Some(a)) if e < a => (10, "the missed ack escalated and the escalation target acknowledged"),
+        (Some(_), Some(_)) => return not_applicable(name, "acknowledged before any escalation fired"),
+        (Some(_), None) => (5, "escalation fired but nobody acknowledged"),
+        (None, None) => (0, "nobody acknowledged and nothing escalated; check `assign.escalate`"),
+    };
+    Criterion { name: name.into(), points, max_points: 10, note: note.into() }
 }
 
 crisis_plugin_sdk::export_drill!(DrillSim);

@@ -71,9 +71,13 @@ impl Runner<'_> {
                     })
                     .max()
                     .unwrap_or(0);
-                match at_least(inc.opened_at) {
-                    Due::At(t) => Due::At(t.max(silent)),
-                    d => d,
+                // `after` runs from the owner's page, at the start of the assign phase.
+                match inc.phases.get(&Phase::Assign).and_then(|p| p.entered) {
+                    Some(paged) => match at_least(paged) {
+                        Due::At(t) => Due::At(t.max(silent)),
+                        d => d,
+                    },
+                    None => Due::Wait,
                 }
             }
             InjectKind::Approve { step: None, .. } => {
