@@ -6,10 +6,9 @@
 //! one group is being written the next one gathers: under load results
 //! share transactions and flushes, and a lone result is written at once.
 
-use super::worker::Dispatch;
 use crate::incident::Engine;
 use crate::incident::effects::EffectOutcome;
-use crate::incident::outbox::{ClaimedIntent, Settled};
+use crate::incident::outbox::{ClaimedIntent, Outbox, Settled};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,9 +29,9 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Starts the recorder task on the current runtime.
-    pub(crate) fn start(engine: Arc<Engine>, dispatch: Arc<Dispatch>) -> Recorder {
+    pub(crate) fn start(engine: Arc<Engine>, outbox: Arc<Outbox>) -> Recorder {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(record_groups(engine, dispatch, rx));
+        tokio::spawn(record_groups(engine, outbox, rx));
         Recorder { queue }
     }
 
@@ -47,12 +46,12 @@ impl Recorder {
     }
 }
 
-async fn record_groups(engine: Arc<Engine>, dispatch: Arc<Dispatch>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn record_groups(engine: Arc<Engine>, outbox: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut group = Vec::with_capacity(GROUP);
     while rx.recv_many(&mut group, GROUP).await > 0 {
         let (items, answers): (Vec<_>, Vec<_>) = group.drain(..).map(|p| ((p.intent, p.outcome), p.done)).unzip();
-        let (e, d) = (engine.clone(), dispatch.clone());
-        match tokio::task::spawn_blocking(move || d.outbox.settle_all(&e, items)).await {
+        let (e, o) = (engine.clone(), outbox.clone());
+        match tokio::task::spawn_blocking(move || o.settle_all(&e, items)).await {
             Ok(results) => {
                 for (result, answer) in results.into_iter().zip(answers) {
                     let _ = answer.send(result);

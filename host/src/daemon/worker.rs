@@ -54,7 +54,7 @@ pub(crate) struct LaneStatus {
 pub(crate) struct Dispatch {
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
     global: Arc<Semaphore>,
-    pub(super) outbox: Outbox,
+    outbox: Arc<Outbox>,
     /// Pages already escalated around while their circuit was open.
     rerouted: Mutex<HashSet<String>>,
     /// Messages executed per target over the last minute.
@@ -67,7 +67,7 @@ impl Dispatch {
         Dispatch {
             lanes: Mutex::default(),
             global: Arc::new(Semaphore::new(global.max(1))),
-            outbox: Outbox::default(),
+            outbox: Arc::new(Outbox::default()),
             rerouted: Mutex::default(),
             throughput: super::lag::Throughput::default(),
         }
@@ -165,7 +165,7 @@ pub(crate) async fn run(
         })
     };
     let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
-    let recorder = Arc::new(super::recorder::Recorder::start(engine.clone(), dispatch.clone()));
+    let recorder = Arc::new(super::recorder::Recorder::start(engine.clone(), dispatch.outbox.clone()));
     dispatcher(engine, executor, dispatch, recorder, stop, intents_wake, shutdown).await;
     let _ = timers.await;
     fan_out.abort();

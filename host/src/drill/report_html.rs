@@ -29,6 +29,20 @@ const AXIS: f64 = 30.0;
 /// Longest lane label, in characters.
 const LABEL_CHARS: usize = 34;
 
+/// When a timed criterion was due, as drill time: `limit` after its clock
+/// started, or, for a limit moved by escalation ("5m after escalation level 1
+/// at +6m 15s"), that long after the moment named.
+fn deadline_of(limit: &str, start: i64) -> Option<i64> {
+    let ms = |t: &str| humantime::parse_duration(t.trim()).ok().map(|d| d.as_millis() as i64);
+    match limit.split_once(" after ") {
+        None => Some(start + ms(limit)?),
+        Some((within, from)) => {
+            let (_, at) = from.rsplit_once(" at +")?;
+            Some(ms(at)? + ms(within)?)
+        }
+    }
+}
+
 /// How a rating is shown: CSS class and label.
 fn rating_view(r: Rating) -> (&'static str, &'static str) {
     match r {
@@ -134,10 +148,9 @@ fn chart(r: &AfterActionReport) -> Chart {
         .iter()
         .filter_map(|c| {
             let measured = humantime::parse_duration(c.measured.as_deref()?).ok()?.as_millis() as i64;
-            let limit = humantime::parse_duration(c.limit.as_deref()?).ok()?.as_millis() as i64;
             let met = c.evidence.iter().filter_map(|s| at_of.get(s)).max().copied()?;
             let start = met - measured;
-            Some((c, start, start + limit, met))
+            Some((c, start, deadline_of(c.limit.as_deref()?, start)?, met))
         })
         .collect();
     let missed: Vec<_> = r.timeline.iter().filter(|t| t.kind == "deadline_missed").collect();

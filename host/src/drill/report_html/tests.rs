@@ -79,3 +79,10 @@ fn every_rating_has_its_own_label() {
     let labels: BTreeSet<_> = all.iter().map(|r| rating_view(*r)).collect();
     assert_eq!(labels.len(), all.len());
 }
+
+#[test]
+fn deadlines_count_from_the_clock_start_or_from_the_moment_a_limit_names() {
+    assert_eq!(deadline_of("5m", 1_000), Some(301_000));
+    assert_eq!(deadline_of("5m after escalation level 1 at +6m 15s", 1_000), Some(675_000));
+    assert_eq!(deadline_of("soon", 0), None);
+}
