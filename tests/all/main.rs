@@ -41,6 +41,7 @@ mod plugin_cli;
 mod plugin_egress;
 mod plugin_examples;
 mod plugin_flow;
+mod plugin_new;
 mod plugin_quarantine;
 mod plugin_reload;
 mod plugin_sandbox;

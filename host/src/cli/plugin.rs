@@ -1,5 +1,5 @@
-//! `crisis plugin list|inspect|call|test|unquarantine`: plugin tools for
-//! operators and plugin authors. `inspect`, `call` and `test` are offline: they start
+//! `crisis plugin list|inspect|call|test|new|unquarantine`: plugin tools for
+//! operators and plugin authors; `new` writes a project (see [`scaffold`]). `inspect`, `call` and `test` are offline: they start
 //! their own [`PluginHost`] (the same engine, checks and sandbox the daemon
 //! uses) and drop it on exit. `list` does too, then overlays the quarantine
 //! state of a running daemon when one answers; `unquarantine` asks the daemon.
@@ -10,6 +10,7 @@
 mod cases;
 mod help;
 mod runner;
+mod scaffold;
 
 use super::Cli;
 use super::fixture::{fixture, merge};
@@ -105,6 +106,8 @@ pub enum PluginCmd {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Create a plugin project (source on the SDK, build.sh, recorded cases, README) that passes `plugin test`.
+    New(scaffold::NewArgs),
 }
 
 /// Where compiled components are cached between runs.
@@ -132,6 +135,7 @@ pub(crate) fn run(cli: &Cli, cmd: &PluginCmd) -> Result<(), Failure> {
         PluginCmd::Test { file, builtin, cases, cache } => {
             runner::test(cli, file.as_deref(), builtin.as_deref(), cases, cache)
         }
+        PluginCmd::New(args) => scaffold::new(cli.json, args),
     }
 }
 
