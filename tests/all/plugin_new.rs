@@ -55,7 +55,8 @@ fn build(project: &Path, name: &str, env: &[(&str, PathBuf)]) -> PathBuf {
 /// `crisis plugin test FILE` with the default `cases/` beside it: every generated case passes.
 fn cases_pass(project: &Path, wasm: &Path) {
     let cache = target_dir().join("tmp").join("plugin-cache");
-    let r = crisis(project, &["plugin", "test", wasm.to_str().unwrap(), "--json", "--cache-dir", cache.to_str().unwrap()]);
+    let r =
+        crisis(project, &["plugin", "test", wasm.to_str().unwrap(), "--json", "--cache-dir", cache.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout));
     let cases = std::fs::read_dir(project.join("cases")).unwrap().count();
@@ -141,7 +142,8 @@ fn python_notifier_builds_with_the_examples_venv_and_passes_its_cases() {
 #[test]
 fn js_notifier_builds_with_the_examples_node_modules_and_passes_its_cases() {
     let modules = vec![repo().join("examples/js-notifier/node_modules")];
-    let Some(modules) = toolchain("componentize-js (examples/js-notifier/node_modules)", "CRISIS_JS_NODE_MODULES", modules)
+    let Some(modules) =
+        toolchain("componentize-js (examples/js-notifier/node_modules)", "CRISIS_JS_NODE_MODULES", modules)
     else {
         return;
     };
@@ -157,7 +159,8 @@ fn refusals_name_the_problem_and_write_nothing() {
     let existing = dir.path().join("taken");
     std::fs::create_dir(&existing).unwrap();
     std::fs::write(existing.join("keep.txt"), "mine").unwrap();
-    let r = crisis(dir.path(), &["plugin", "new", "ok-name", "--world", "notifier", "--lang", "rust", "--dir", "taken"]);
+    let r =
+        crisis(dir.path(), &["plugin", "new", "ok-name", "--world", "notifier", "--lang", "rust", "--dir", "taken"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("taken already exists and is not empty"), "{}", r.stderr);
     let left: Vec<_> = std::fs::read_dir(&existing).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -593,10 +593,10 @@ pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now
         BTreeSet::new()
     } else {
         live.store()
-            .incidents(true, Some("live"))?
+            .open_severities(Some("live"))?
             .into_iter()
-            .filter(|r| r.status == "open" && r.severity.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
-            .map(|r| r.id)
+            .filter(|(_, sev)| sev.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
+            .map(|(id, _)| id)
             .collect()
     };
     {

@@ -183,6 +183,9 @@ pub trait Store: Send + Sync {
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>>;
     /// Incident rows, only unresolved ones if `open_only`, optionally only of one mode (`live`/`drill`).
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>>;
+    /// Id and severity of every open incident (of one mode if given), without
+    /// their state, so a check that runs every second stays cheap however many are open.
+    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>>;
     /// Every incident id, for "did you mean" suggestions.
     fn incident_ids(&self) -> Result<Vec<String>>;
     /// An incident's events with `seq` greater than `after_seq`, in order.

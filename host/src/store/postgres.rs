@@ -226,6 +226,15 @@ impl Store for PgStore {
         })
     }
 
+    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
+        let mode = mode.map(str::to_string);
+        self.lock().call(move |c| {
+            let sql = "SELECT id, severity FROM incidents WHERE status = 'open' AND ($1::text IS NULL OR mode = $1) \
+                       ORDER BY id";
+            rows(c.query(sql, &[&mode])?, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        })
+    }
+
     fn incident_ids(&self) -> Result<Vec<String>> {
         self.lock().call(incident_ids)
     }

@@ -500,6 +500,15 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, severity FROM incidents WHERE status = 'open' AND (?1 IS NULL OR mode = ?1) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![mode], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn incident_ids(&self) -> Result<Vec<String>> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
