@@ -331,7 +331,7 @@ impl Progress {
             while !stopped.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 ticks += 1;
-                if ticks % 10 != 0 {
+                if !ticks.is_multiple_of(10) {
                     continue;
                 }
                 let Some(e) = engine.lock().unwrap_or_else(|p| p.into_inner()).clone() else { continue };

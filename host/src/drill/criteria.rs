@@ -35,7 +35,7 @@ struct AckWindow {
 impl AckWindow {
     fn of(f: &Facts, page: i64) -> AckWindow {
         let acked = f.acked.as_ref().map(|(a, _)| a.at);
-        let last = f.escalations.iter().filter(|(e, _)| acked.is_some_and(|a| e.at <= a)).last();
+        let last = f.escalations.iter().rfind(|(e, _)| acked.is_some_and(|a| e.at <= a));
         match last {
             Some((e, level)) => AckWindow { start: e.at, escalation: Some((*level, *e)) },
             None => AckWindow { start: page, escalation: None },
