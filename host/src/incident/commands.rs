@@ -255,10 +255,7 @@ impl Engine {
             if ctx.inc.roles.get("commander").map(String::as_str) != Some(by) {
                 ctx.emit(Event::RoleAssigned { role: "commander".into(), person: by.to_string(), by: by.to_string() })?;
             }
-            ctx.emit(Event::Acknowledged { by: by.to_string() })?;
-            ctx.cancel_family(TimerFamily::Escalate)?;
-            ctx.cancel(&Timer::Deadline(DeadlineKind::Ack))?;
-            Ok(())
+            Ok(ctx.acknowledge(by)?)
         })
     }
 

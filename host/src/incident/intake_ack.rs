@@ -7,7 +7,6 @@ use super::engine::Engine;
 use super::error::EngineError;
 use super::events::Event;
 use super::state::{Incident, Status};
-use super::timers::{DeadlineKind, Timer, TimerFamily};
 
 /// What an intake acknowledgement found.
 #[derive(Debug, Clone)]
@@ -35,12 +34,7 @@ impl Engine {
             if inc.acked_at.is_some() || inc.status != Status::Open {
                 return Ok(Found::Already(inc));
             }
-            let written = self.mutate_in(tx, &generation_, &id, false, &mut |ctx| {
-                ctx.emit(Event::Acknowledged { by: by.to_string() })?;
-                ctx.cancel_family(TimerFamily::Escalate)?;
-                ctx.cancel(&Timer::Deadline(DeadlineKind::Ack))?;
-                Ok(())
-            })?;
+            let written = self.mutate_in(tx, &generation_, &id, false, &mut |ctx| Ok(ctx.acknowledge(by)?))?;
             Ok(Found::Acked(written))
         })?;
         Ok(match done {

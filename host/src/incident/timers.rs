@@ -167,6 +167,14 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Journals the acknowledgement by `by` and stops what waits for one:
+    /// every escalation level and the acknowledgement deadline.
+    pub(super) fn acknowledge(&mut self, by: &str) -> anyhow::Result<()> {
+        self.emit(Event::Acknowledged { by: by.to_string() })?;
+        self.cancel_family(TimerFamily::Escalate)?;
+        self.cancel(&Timer::Deadline(DeadlineKind::Ack))
+    }
+
     pub(super) fn fire_timer(&mut self, t: &Timer, due_at: i64) -> anyhow::Result<()> {
         match t {
             Timer::Deadline(d) => {
