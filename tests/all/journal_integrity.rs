@@ -10,6 +10,16 @@ fn open_incident(d: &Daemon) -> String {
     v["incident"]["id"].as_str().unwrap().to_string()
 }
 
+/// Waits until every intent the incident recorded has its result journaled,
+/// so the chain's head stays put until the test itself writes.
+fn wait_settled(d: &Daemon, id: &str) {
+    d.wait_for("every intent's result", || {
+        let ev = d.events(id);
+        let count = |k: &str| ev.iter().filter(|e| e["kind"] == k).count();
+        !ev.is_empty() && count("intent_recorded") == count("effect_result")
+    });
+}
+
 fn journal(d: &Daemon) -> Connection {
     Connection::open(d.dir.path().join("state/journal.db")).unwrap()
 }
@@ -115,6 +125,7 @@ fn an_edited_projection_and_an_edited_pinned_playbook_are_named() {
 fn an_anchor_holds_while_the_chain_grows_and_fails_once_its_event_changes() {
     let mut d = Daemon::start("engine", LOG_TARGETS);
     let id = open_incident(&d);
+    wait_settled(&d, &id);
     let out = d.ok(&["verify", "--anchor"]);
     let anchor = out.lines().next().unwrap().trim().to_string();
     let (seq, hash) = anchor.split_once(':').unwrap();
@@ -154,3 +165,4 @@ fn the_journal_key_is_private_and_not_in_the_journal() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("journal.key") && r.stderr.contains("chmod 0600"), "{}", r.stderr);
 }
+
