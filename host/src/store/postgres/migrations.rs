@@ -133,4 +133,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE intents SET target = COALESCE(crisis_payload_target(payload), '?');
     CREATE INDEX intents_target_pending ON intents(target, created_at) WHERE result IS NULL AND dead_letter IS NULL;
     "#,
+    // 3: the intents the outbox may still claim, in claim order. Claimed rows
+    // leave this index, so claiming the next batch and finding the next due
+    // time do not walk the claimed intents waiting in their lanes.
+    r#"
+    CREATE INDEX intents_claimable ON intents(not_before, created_at, invocation_id)
+        WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed;
+    "#,
 ];

@@ -143,4 +143,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE intents SET target = COALESCE(json_extract(payload, '$.target'), '?') WHERE json_valid(payload);
     CREATE INDEX intents_target_pending ON intents(target, created_at) WHERE result IS NULL AND dead_letter IS NULL;
     "#,
+    // 8: the intents the outbox may still claim, in claim order. Claimed rows
+    // leave this index, so claiming the next batch and finding the next due
+    // time cost the same with 20,000 claimed intents waiting in their lanes as
+    // with none (without it both walked every claimed row).
+    r#"
+    CREATE INDEX intents_claimable ON intents(not_before, created_at, invocation_id)
+        WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0;
+    "#,
 ];

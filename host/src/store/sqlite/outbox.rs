@@ -51,8 +51,8 @@ pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Re
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
         let mut stmt = tx.prepare(
-            "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts FROM intents \
-             WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
+            "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts \
+             FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
              ORDER BY not_before, created_at, invocation_id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, limit as i64], |r| tolerant_intent(r, now))?;
