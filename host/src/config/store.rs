@@ -59,3 +59,25 @@ pub(super) fn build(
     };
     (backend, lease)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::Source;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Result<crate::config::Config, Vec<String>> {
+        crate::config::load_source(Source::new("crisis.toml", text), None, Path::new("."))
+            .map_err(|d| d.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn the_lease_defaults_to_ten_seconds_and_refuses_less_than_two_or_nonsense() {
+        assert_eq!(load("").unwrap().store_lease, super::DEFAULT_LEASE);
+        assert_eq!(load("[store]\nlease = \"3s\"\n").unwrap().store_lease, Duration::from_secs(3));
+        let m = load("[store]\nlease = \"500ms\"\n").err().unwrap();
+        assert!(m[0].contains("[store] lease must be at least 2s"), "{m:?}");
+        let m = load("[store]\nlease = \"soon\"\n").err().unwrap();
+        assert!(m[0].contains("[store] lease"), "{m:?}");
+    }
+}
