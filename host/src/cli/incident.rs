@@ -483,6 +483,20 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
             d.reason
         );
     }
+    println!("  nodes:");
+    for n in &v.nodes {
+        let mut holds = vec![format!("{} intents", n.intents), format!("{} timers", n.timers)];
+        holds.extend(n.holds.iter().cloned());
+        println!(
+            "    {}{} {} heartbeat {:.1} s ago, {}; holds {}",
+            n.id,
+            if n.this { " (this)" } else { "" },
+            n.address,
+            n.heartbeat_age_seconds,
+            if n.alive { "alive" } else { "DEAD" },
+            holds.join(", ")
+        );
+    }
     Ok(())
 }
 

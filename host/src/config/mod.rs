@@ -10,6 +10,7 @@ pub(crate) mod model;
 pub mod pagerduty;
 pub mod roster;
 pub(crate) mod state_dir;
+mod store;
 
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::refs::{BUILTIN_PLUGINS, RefContext};
@@ -252,6 +253,9 @@ pub struct Config {
     pub journal_key: Option<String>,
     /// Which database holds the journal.
     pub store: StoreBackend,
+    /// How long a node's claim on an intent or timer lasts unless its
+    /// heartbeat renews it (`[store] lease`; only PostgreSQL shares work).
+    pub store_lease: Duration,
     /// HTTPS for the API.
     pub tls: Option<TlsConfig>,
     /// A non-loopback `listen` without TLS was explicitly accepted.
@@ -568,24 +572,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             None
         }
     });
-    let store = match file.store.as_ref().and_then(|s| s.url.as_ref()) {
-        None => StoreBackend::Sqlite,
-        Some(u) => match u.get_ref().strip_prefix("secret:") {
-            Some(name) if secrets.contains_key(name) => StoreBackend::Postgres { url_secret: name.to_string() },
-            Some(name) => {
-                diags.push(src.at(
-                    u.span(),
-                    format!("unknown secret `{name}` in [store] url: declare [secrets.{name}] with env or file"),
-                ));
-                StoreBackend::Sqlite
-            }
-            // The value itself is not quoted back: it may hold a password.
-            None => {
-                diags.push(src.at(u.span(), "inline URL in [store] url: the URL holds a password, so write url = \"secret:NAME\" and declare [secrets.NAME] with env or file holding postgres://USER:PASSWORD@HOST/DB"));
-                StoreBackend::Sqlite
-            }
-        },
-    };
+    let (store, store_lease) = store::build(file.store.as_ref(), &secrets, &src, &mut diags);
     let tls = file.tls.as_ref().map(|t| TlsConfig {
         cert: resolve(&t.cert),
         key: resolve(&t.key),
@@ -656,6 +643,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         metrics_token,
         journal_key,
         store,
+        store_lease,
         tls,
         insecure_listen,
         pagerduty,

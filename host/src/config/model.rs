@@ -56,6 +56,8 @@ pub(crate) struct StoreDecl {
     /// `secret:NAME`: a PostgreSQL connection URL (it holds a password, so
     /// it is never written inline).
     pub url: Option<Str>,
+    /// How long a node's claim on shared work lasts without renewal (`10s`).
+    pub lease: Option<Str>,
 }
 
 /// `[tls]`: the daemon's certificate and key, and the CA the CLI trusts.

@@ -50,6 +50,11 @@ impl StateDir {
         self.root.join(format!(".{TOKEN_FILE}.tmp"))
     }
 
+    /// This daemon's node id among the daemons sharing a journal database.
+    pub(crate) fn node_id(&self) -> PathBuf {
+        self.root.join("node.id")
+    }
+
     /// The main journal (incidents, drill index, reload state).
     pub(crate) fn journal(&self) -> PathBuf {
         self.root.join(JOURNAL_FILE)

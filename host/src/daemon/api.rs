@@ -383,6 +383,7 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
         plugins: st.plugins.list(),
         open_incidents: open,
         outbox: outbox_status(st)?,
+        nodes: st.node.membership(&st.engine, st.engine.now()).map_err(ApiError::internal)?,
     })
 }
 

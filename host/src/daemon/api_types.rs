@@ -445,6 +445,9 @@ pub(crate) struct StatusReply {
     /// Delivery health: breakers, pending effects per target, dead letters.
     #[serde(default)]
     pub outbox: OutboxStatus,
+    /// The daemons sharing the journal: heartbeat, alive, what each holds.
+    #[serde(default)]
+    pub nodes: Vec<super::node::NodeStatus>,
 }
 
 /// The outbox as `crisis status` shows it.

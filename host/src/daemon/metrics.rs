@@ -63,6 +63,19 @@ pub struct TargetLabels {
     pub target: String,
 }
 
+/// Labels of the per-node membership gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+/// Labels of the per-node lease gauge: `kind` is `intent` or `timer`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLeaseLabels {
+    pub node: String,
+    pub kind: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
@@ -113,6 +126,10 @@ pub struct Metrics {
     pub outbox_executed_last_minute: Family<TargetLabels, Gauge>,
     /// Timers and intents set aside after failing persistently.
     pub dead_letters: Gauge,
+    /// 1 for a node sharing the journal database whose heartbeat is within its lease, else 0.
+    pub node_up: Family<NodeLabels, Gauge>,
+    /// Live leases each node holds, by kind (`intent`, `timer`).
+    pub node_leases: Family<NodeLeaseLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -150,6 +167,8 @@ impl Metrics {
             outbox_oldest_age: Family::default(),
             outbox_executed_last_minute: Family::default(),
             dead_letters: Gauge::default(),
+            node_up: Family::default(),
+            node_leases: Family::default(),
         };
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
         r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
@@ -210,6 +229,8 @@ impl Metrics {
             "Timers and side effects set aside after failing persistently",
             m.dead_letters.clone(),
         );
+        r.register("node_up", "1 while the node's heartbeat is within its lease", m.node_up.clone());
+        r.register("node_leases", "Live leases the node holds, by kind", m.node_leases.clone());
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -327,6 +348,19 @@ impl Metrics {
         }
         if let Ok(dead) = store.dead_letters() {
             self.dead_letters.set(dead.len() as i64);
+        }
+    }
+
+    /// Sets the per-node gauges from the current membership.
+    pub(crate) fn refresh_nodes(&self, nodes: &[super::node::NodeStatus]) {
+        self.node_up.clear();
+        self.node_leases.clear();
+        for n in nodes {
+            self.node_up.get_or_create(&NodeLabels { node: n.id.clone() }).set(i64::from(n.alive));
+            for (kind, held) in [("intent", n.intents), ("timer", n.timers)] {
+                let labels = NodeLeaseLabels { node: n.id.clone(), kind: kind.into() };
+                self.node_leases.get_or_create(&labels).set(held);
+            }
         }
     }
 

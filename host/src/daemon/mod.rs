@@ -15,6 +15,7 @@ pub(crate) mod intake;
 pub(crate) mod lag;
 pub(crate) mod lock;
 pub(crate) mod metrics;
+pub(crate) mod node;
 mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;
@@ -76,6 +77,8 @@ pub struct AppState {
     /// The resolved `metrics_token`: the bearer token that lets non-loopback
     /// peers read the probes; `None` keeps them loopback-only.
     pub metrics_token: Option<String>,
+    /// This daemon as a node of the journal database, for status and metrics.
+    pub(crate) node: Arc<node::Node>,
 }
 
 impl AppState {
@@ -145,6 +148,7 @@ fn notify_systemd(state: sd_notify::NotifyState<'_>) {
 async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (key, adopt) = journal_key(&cfg)?;
+    let node_id = node::load_or_create_id(&cfg.state_dir)?;
     let store: Arc<dyn Store> = match &cfg.store {
         config::StoreBackend::Sqlite => Arc::new(SqliteStore::open(&cfg.state_dir)?.with_key(key, adopt)?),
         config::StoreBackend::Postgres { url_secret } => {
@@ -153,7 +157,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
                 .get(url_secret)
                 .ok_or_else(|| anyhow::anyhow!("[store] url names undeclared secret `{url_secret}`"))?;
             let url = secret.read().map_err(|e| anyhow::anyhow!("[store] url (secret `{url_secret}`): {e}"))?;
-            Arc::new(PgStore::connect(&url)?.with_key(key, adopt)?)
+            let lease_ms = cfg.store_lease.as_millis() as i64;
+            Arc::new(PgStore::connect(&url)?.with_key(key, adopt)?.with_node(&node_id, lease_ms))
         }
     };
     // SQLite created these itself: their mode is set here, not left to the umask.
@@ -220,6 +225,19 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         let store = engine.store().clone();
         tokio::task::spawn_blocking(move || store.tokens()).await??
     };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    // Advertised to the other nodes sharing the journal: where this one serves its API.
+    let node = Arc::new(node::Node {
+        id: node_id,
+        address: addr.to_string(),
+        started_at: now,
+        lease_ms: cfg.store_lease.as_millis() as i64,
+    });
     let state = Arc::new(AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
@@ -233,14 +251,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         drills,
         dispatch: dispatch.clone(),
         metrics_token,
+        node: node.clone(),
     });
 
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"
-        )
-    })?;
-    let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Raised first on shutdown: the worker claims no timer or intent after it.
     let stop = Arc::new(AtomicBool::new(false));
@@ -249,6 +262,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
     let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
+    tokio::spawn(node::heartbeat(engine.clone(), node.clone(), metrics.clone(), stop_rx.clone()));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(lag::watch(engine.clone(), stop_rx.clone()));

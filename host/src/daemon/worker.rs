@@ -142,12 +142,13 @@ pub(crate) async fn run(
     stop: Arc<AtomicBool>,
     shutdown: watch::Receiver<bool>,
 ) {
-    // Released claims belong to a run that is gone (one daemon per state dir).
+    // This node's claims belong to its previous run, which is gone (one daemon
+    // per state dir, so per node id); other nodes' claims are left alone.
     let e = engine.clone();
     let now = engine.now();
     match tokio::task::spawn_blocking(move || e.store().release_claims(now)).await {
         Ok(Ok(n)) if n > 0 => {
-            tracing::info!("{n} side effects claimed by the previous run are back in the outbox")
+            tracing::info!("{n} side effects this node claimed in its previous run are back in the outbox")
         }
         Ok(Err(e)) => tracing::error!("cannot release the previous run's claims: {e:#}"),
         _ => {}

@@ -177,7 +177,8 @@ impl Facts {
                 | Event::Stale { .. }
                 | Event::DeadLettered { .. }
                 | Event::Redriven { .. }
-                | Event::NoticeLate { .. } => {}
+                | Event::NoticeLate { .. }
+                | Event::Reclaimed { .. } => {}
                 // Who may act, and for whom, is the API's business, not the drill's score.
                 Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
                 // A folded notice is judged by its digest's result, on the incident that carries it.

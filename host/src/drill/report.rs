@@ -213,6 +213,7 @@ pub fn build(i: Inputs<'_>) -> AfterActionReport {
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
             | Event::NoticeLate { .. }
+            | Event::Reclaimed { .. }
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
             | Event::IncludedInDigest { .. }

@@ -136,6 +136,15 @@ pub enum Event {
         purpose: Option<Purpose>,
         by: String,
     },
+    /// A timer or intent was claimed by this node after the lease of `node`,
+    /// which had claimed it, ran out (that node stopped: died or lost the
+    /// database). An intent then runs again with the same invocation id, so
+    /// its receiver may see it twice and dedupes by that id.
+    Reclaimed {
+        item: DeadItemKind,
+        id: String,
+        node: String,
+    },
     /// This incident's message has waited in the outbox longer than the
     /// first-response time: delivery to `target` is not keeping up.
     NoticeLate {
@@ -238,6 +247,7 @@ impl Event {
             Event::DeadLettered { .. } => "dead_lettered",
             Event::Redriven { .. } => "redriven",
             Event::NoticeLate { .. } => "notice_late",
+            Event::Reclaimed { .. } => "reclaimed",
             Event::ApprovalRefused { .. } => "approval_refused",
             Event::ActingFor { .. } => "acting_for",
             Event::IncludedInDigest { .. } => "included_in_digest",
@@ -313,6 +323,7 @@ mod tests {
             },
             Event::Redriven { invocation_id: "I.1".into(), purpose: None, by: "x".into() },
             Event::NoticeLate { invocation_id: "I.1".into(), target: "t".into(), waited_secs: 130 },
+            Event::Reclaimed { item: DeadItemKind::Timer, id: "7".into(), node: "n-1".into() },
             Event::ApprovalRefused { what: "activation".into(), by: "bob".into(), needs: "role:duty-manager".into() },
             Event::ActingFor {
                 by: "carol".into(),

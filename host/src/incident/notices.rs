@@ -124,6 +124,7 @@ impl Ctx<'_> {
             payload: serde_json::to_value(&payload)?,
             attempts: 0,
             result: None,
+            reclaimed_from: None,
         })?;
         self.emit(recorded)
     }

@@ -223,6 +223,9 @@ impl Engine {
         let rows = self.store().claim_intents(self.now(), limit)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
+            if let Some(node) = &row.reclaimed_from {
+                self.note_reclaimed(&row.incident_id, &row.invocation_id, node);
+            }
             let payload = serde_json::from_value::<IntentPayload>(row.payload.clone())
                 .map_err(|e| anyhow::anyhow!("its stored payload cannot be read: {e}"));
             // A digest's text is written from its members when it goes out.
@@ -245,6 +248,19 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Journals on `incident` that its intent `id` was taken over after `node`'s
+    /// lease ran out, so it may run a second time with the same invocation id.
+    fn note_reclaimed(&self, incident: &str, id: &str, node: &str) {
+        tracing::warn!(invocation_id = %id, node = %node, "running again a side effect whose node's lease ran out");
+        let res = self.mutate(incident, true, |ctx| {
+            ctx.emit(Event::Reclaimed { item: DeadItemKind::Intent, id: id.to_string(), node: node.to_string() })?;
+            Ok(())
+        });
+        if let Err(e) = res {
+            tracing::error!(invocation_id = %id, "cannot journal that the side effect was taken over: {e}");
+        }
     }
 
     /// Dead-letters an unreadable intent row, journaling it on its incident if that exists.

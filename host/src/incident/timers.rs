@@ -265,7 +265,8 @@ impl Engine {
     pub fn fire_due_timers(&self) -> Result<usize, EngineError> {
         let mut fired = 0;
         loop {
-            let due = self.store().due_timers(self.now())?;
+            // Claimed, not just read: on a shared database another node may be firing timers too.
+            let due = self.store().claim_timers(self.now())?;
             if due.is_empty() {
                 return Ok(fired);
             }
@@ -324,7 +325,14 @@ impl Engine {
 
     fn fire(&self, row: TimerRow, timer: Timer) -> Result<(), EngineError> {
         let res = self.mutate(&row.incident_id, true, |ctx| {
-            ctx.tx.delete_timer(row.id)?;
+            // Gone (cancelled, or fired) or taken over by another node since it was claimed: not fired here.
+            if !ctx.tx.take_timer(row.id)? {
+                return Ok(());
+            }
+            if let Some(node) = &row.reclaimed_from {
+                tracing::warn!(timer = row.id, incident = %row.incident_id, node = %node, "firing a timer whose node's lease ran out");
+                ctx.emit(Event::Reclaimed { item: DeadItemKind::Timer, id: row.id.to_string(), node: node.clone() })?;
+            }
             if ctx.inc.status != Status::Closed {
                 ctx.fire_timer(&timer, row.due_at).map_err(EngineError::Internal)?;
             }
@@ -364,6 +372,7 @@ mod tests {
                 kind: t.key(),
                 family: t.family().as_str().into(),
                 data: t.data(),
+                reclaimed_from: None,
             };
             assert_eq!(Timer::from_row(&row), Some(t));
         }

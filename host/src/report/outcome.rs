@@ -156,6 +156,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             | Event::DeadLettered { .. }
             | Event::Redriven { .. }
             | Event::NoticeLate { .. }
+            | Event::Reclaimed { .. }
             | Event::ApprovalRefused { .. }
             | Event::ActingFor { .. }
             | Event::IncludedInDigest { .. }

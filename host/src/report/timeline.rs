@@ -75,6 +75,12 @@ pub(crate) fn describe_event(ev: &Event) -> String {
                 "LATE: message {invocation_id} to {target} still waiting after {waited_secs} s (delivery is not keeping up)"
             )
         }
+        Event::Reclaimed { item: DeadItemKind::Intent, id, node } => {
+            format!("message {id} taken over after node {node}'s lease ran out; it runs again with the same id")
+        }
+        Event::Reclaimed { item: DeadItemKind::Timer, id, node } => {
+            format!("timer {id} taken over after node {node}'s lease ran out")
+        }
         Event::ApprovalRefused { what, by, needs } => format!("REFUSED: {by} may not approve {what}: it needs {needs}"),
         Event::ActingFor { by, token, person, action } => format!(
             "{by}{} acting for {person}: {action}",

@@ -152,6 +152,7 @@ fn intent(id: &str, target: &str, not_before: i64, attempts: i64) -> IntentRow {
         payload: json!({ "target": target }),
         attempts,
         result: None,
+        reclaimed_from: None,
     }
 }
 

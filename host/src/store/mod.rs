@@ -83,6 +83,10 @@ pub struct TimerRow {
     pub family: String,
     /// What the timer needs when it fires, as JSON.
     pub data: serde_json::Value,
+    /// The node whose lease on this timer had expired when this node claimed
+    /// it (it died while holding it); `None` for a fresh claim or a plain read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimed_from: Option<String>,
 }
 
 /// A side effect recorded before it runs; `result` is set once it ran.
@@ -102,6 +106,10 @@ pub struct IntentRow {
     pub attempts: i64,
     /// The outcome once executed; `None` while pending.
     pub result: Option<serde_json::Value>,
+    /// The node whose lease on this intent had expired when this node claimed
+    /// it (it died mid-call, so the call may have run): `None` for a fresh claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimed_from: Option<String>,
 }
 
 impl IntentRow {
@@ -141,6 +149,10 @@ pub trait Tx {
     fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize>;
     /// Removes a timer after it fired and was handled.
     fn delete_timer(&mut self, id: i64) -> Result<()>;
+    /// Removes a timer this node is about to fire, in the transaction that
+    /// journals its effect; false if it is gone (cancelled, or fired already)
+    /// or another node has claimed it since, and then it must not fire here.
+    fn take_timer(&mut self, id: i64) -> Result<bool>;
     /// Records a side effect to run once the transaction commits.
     fn add_intent(&mut self, intent: &IntentRow) -> Result<()>;
     /// An intent by invocation id as of this transaction; `None` if unknown.
@@ -192,6 +204,26 @@ pub trait Store: Send + Sync {
     fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>>;
     /// Timers due at or before `now` (Unix ms).
     fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>>;
+    /// Takes the timers due at `now` for this node to fire: on a shared
+    /// database each is leased to one node (unclaimed ones, and ones whose
+    /// lease expired), so exactly one node fires it. A single-node store
+    /// needs no claim.
+    fn claim_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
+        self.due_timers(now)
+    }
+    /// Records that this node is alive at `now` and serves its API on
+    /// `address`, and renews the leases of everything it holds; a store only
+    /// one daemon uses has no membership to keep.
+    fn heartbeat(&self, address: &str, started_at: i64, now: i64) -> Result<()> {
+        let _ = (address, started_at, now);
+        Ok(())
+    }
+    /// Every node that has used this database, with what it holds at `now`;
+    /// empty for a store only one daemon uses.
+    fn nodes(&self, now: i64) -> Result<Vec<NodeRow>> {
+        let _ = now;
+        Ok(Vec::new())
+    }
     /// When the earliest pending timer is due; `None` if there are none.
     fn next_timer_due(&self) -> Result<Option<i64>>;
     /// Up to `limit` unexecuted intents whose `not_before` has passed at `now`.
@@ -207,13 +239,16 @@ pub trait Store: Send + Sync {
     /// Postpones a pending intent after a transient failure.
     fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()>;
     /// Takes up to `limit` due intents for execution: a claimed intent is not
-    /// returned again until released (or the daemon restarts).
+    /// returned again until released, or (on a shared database) until the
+    /// lease of the node that claimed it expires because that node stopped
+    /// renewing it; then it runs again with the same invocation id.
     fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
     /// Gives a claimed intent back, due at `not_before` if given.
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
-    /// Releases every claim, and makes every intent held back by an open
-    /// circuit due at `now`; called at startup, when no call can be running
-    /// and every circuit starts closed. Returns how many claims were released.
+    /// Releases every claim of this node (never another live node's), and
+    /// makes every intent held back by an open circuit due at `now`; called
+    /// at startup, when no call of this node can be running and every circuit
+    /// starts closed. Returns how many claims were released.
     fn release_claims(&self, now: i64) -> Result<usize>;
     /// Gives a claimed intent back without counting an attempt, held until
     /// `until` because its target's circuit is open.
@@ -321,6 +356,26 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
+}
+
+/// One daemon sharing the journal database. Why: operators see which nodes
+/// are alive and what each holds, and a dead one's leases run out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeRow {
+    /// The node id (`state_dir/node.id`).
+    pub id: String,
+    /// Where it serves its API.
+    pub address: String,
+    /// Unix milliseconds when it started.
+    pub started_at: i64,
+    /// Unix milliseconds of its latest heartbeat.
+    pub heartbeat_at: i64,
+    /// Pending intents it holds a live lease on.
+    pub intents: i64,
+    /// Timers it holds a live lease on.
+    pub timers: i64,
+    /// Other duties it holds, by name (e.g. `scheduler`), as the node recorded them.
+    pub holds: serde_json::Value,
 }
 
 /// Which table a dead letter sits in.

@@ -7,9 +7,11 @@
 //! lives on one plain thread of its own: every call is sent to it as a job
 //! and the caller waits for the answer. No caller ever touches the client.
 //!
-//! Cross-node rules, cheap to have now: an append takes a transaction-scoped
-//! advisory lock, so the chain is totally ordered across connections, and
-//! claiming due intents skips rows another node has locked.
+//! Cross-node rules: every writing transaction takes a transaction-scoped
+//! advisory lock, so the chain is totally ordered across connections and no
+//! node changes an incident from a state another node has since changed;
+//! intents and timers are claimed with leases (see `outbox` and `nodes`), so
+//! each runs on one node at a time and a dead node's claims are taken over.
 
 use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
 use super::*;
@@ -19,6 +21,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use conn::{Conn, Job, Session, connect, describe};
+use nodes::Lease;
 use tx::{Open, PgTx};
 
 use migrations::MIGRATIONS;
@@ -37,6 +40,8 @@ pub struct PgStore {
     conn: Mutex<Conn>,
     /// Authenticates new events and pinned playbooks; `None`: plain SHA-256.
     key: Option<JournalKey>,
+    /// This node's id and lease time, for every claim it takes.
+    lease: Lease,
 }
 
 impl PgStore {
@@ -70,7 +75,7 @@ impl PgStore {
             .with_context(|| format!("cannot connect to journal database {target}"))?;
         let conn = Conn { jobs, target };
         conn.call(migrate)?;
-        Ok(PgStore { conn: Mutex::new(conn), key: None })
+        Ok(PgStore { conn: Mutex::new(conn), key: None, lease: Lease::default() })
     }
 
     /// Authenticates every event appended from now on with `key`; the same
@@ -80,6 +85,13 @@ impl PgStore {
         self.lock().call(move |c| verify::adopt_key(c, &k, adopt_unkeyed))?;
         self.key = Some(key);
         Ok(self)
+    }
+
+    /// Claims from now on as node `node`, each lease lasting `lease_ms`
+    /// unless renewed by [`Store::heartbeat`]: several daemons may share the database.
+    pub fn with_node(mut self, node: &str, lease_ms: i64) -> Self {
+        self.lease = Lease { node: node.to_string(), ms: lease_ms };
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -153,6 +165,7 @@ pub(super) fn intent_from_row(r: &Row) -> Result<IntentRow> {
         payload: json(r.try_get(4)?),
         attempts: r.try_get(5)?,
         result: r.try_get::<_, Option<String>>(6)?.map(json),
+        reclaimed_from: None,
     })
 }
 
@@ -192,7 +205,8 @@ impl Store for PgStore {
         let conn = self.lock();
         conn.call(|c| Ok(c.batch_execute("BEGIN")?))?;
         let mut open = Open { conn: &conn, done: false };
-        let mut t = PgTx { conn: &conn, key: self.key.as_ref(), chain_locked: false, failed: false };
+        let mut t =
+            PgTx { conn: &conn, key: self.key.as_ref(), node: &self.lease.node, chain_locked: false, failed: false };
         f(&mut t)?;
         if t.failed {
             anyhow::bail!("a statement of the transaction failed, so it was rolled back although the caller went on");
@@ -265,9 +279,23 @@ impl Store for PgStore {
         self.lock().call(move |c| outbox::due_timers(c, now))
     }
 
+    fn claim_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
+        let lease = self.lease.clone();
+        self.lock().call(move |c| outbox::claim_timers(c, &lease, now))
+    }
+
+    fn heartbeat(&self, address: &str, started_at: i64, now: i64) -> Result<()> {
+        let (lease, address) = (self.lease.clone(), address.to_string());
+        self.lock().call(move |c| nodes::heartbeat(c, &lease, &address, started_at, now))
+    }
+
+    fn nodes(&self, now: i64) -> Result<Vec<NodeRow>> {
+        self.lock().call(move |c| nodes::nodes(c, now))
+    }
+
     fn next_timer_due(&self) -> Result<Option<i64>> {
-        self.lock()
-            .call(|c| Ok(c.query_one("SELECT MIN(due_at) FROM timers WHERE dead_letter IS NULL", &[])?.try_get(0)?))
+        let lease = self.lease.clone();
+        self.lock().call(move |c| outbox::next_timer_due(c, &lease))
     }
 
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
@@ -281,11 +309,8 @@ impl Store for PgStore {
     }
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
-        self.lock().call(|c| {
-            let sql =
-                "SELECT MIN(not_before) FROM intents WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed";
-            Ok(c.query_one(sql, &[])?.try_get(0)?)
-        })
+        let lease = self.lease.clone();
+        self.lock().call(move |c| outbox::next_intent_due(c, &lease))
     }
 
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
@@ -322,7 +347,8 @@ impl Store for PgStore {
     }
 
     fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
-        self.lock().call(move |c| outbox::claim_intents(c, now, limit))
+        let lease = self.lease.clone();
+        self.lock().call(move |c| outbox::claim_intents(c, &lease, now, limit))
     }
 
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
@@ -331,14 +357,15 @@ impl Store for PgStore {
     }
 
     fn release_claims(&self, now: i64) -> Result<usize> {
-        self.lock().call(move |c| outbox::release_claims(c, now))
+        let lease = self.lease.clone();
+        self.lock().call(move |c| outbox::release_claims(c, &lease, now))
     }
 
     fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()> {
         let id = invocation_id.to_string();
         self.lock().call(move |c| {
             c.execute(
-                "UPDATE intents SET claimed = FALSE, held = TRUE, not_before = $2 WHERE invocation_id = $1",
+                &format!("UPDATE intents SET {}, held = TRUE, not_before = $2 WHERE invocation_id = $1", outbox::UNCLAIMED),
                 &[&id, &until],
             )?;
             Ok(())
@@ -414,6 +441,7 @@ impl Store for PgStore {
 
 mod conn;
 mod migrations;
+mod nodes;
 mod outbox;
 #[cfg(test)]
 pub(crate) mod testdb;

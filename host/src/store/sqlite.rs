@@ -222,6 +222,7 @@ pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentR
         payload: json(r.get(4)?),
         attempts: r.get(5)?,
         result: r.get::<_, Option<String>>(6)?.map(json),
+        reclaimed_from: None,
     })
 }
 
@@ -337,6 +338,11 @@ impl Tx for SqlTx<'_> {
     fn delete_timer(&mut self, id: i64) -> Result<()> {
         self.tx.execute("DELETE FROM timers WHERE id = ?1", params![id])?;
         Ok(())
+    }
+
+    fn take_timer(&mut self, id: i64) -> Result<bool> {
+        // One daemon per journal: no other node can hold the timer.
+        Ok(self.tx.execute("DELETE FROM timers WHERE id = ?1", params![id])? > 0)
     }
 
     fn add_intent(&mut self, i: &IntentRow) -> Result<()> {

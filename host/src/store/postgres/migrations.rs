@@ -133,11 +133,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE intents SET target = COALESCE(crisis_payload_target(payload), '?');
     CREATE INDEX intents_target_pending ON intents(target, created_at) WHERE result IS NULL AND dead_letter IS NULL;
     "#,
-    // 3: the intents the outbox may still claim, in claim order. Claimed rows
-    // leave this index, so claiming the next batch and finding the next due
-    // time do not walk the claimed intents waiting in their lanes.
+    // 3: several daemons on one database. A claim is a lease: the node that
+    // took the row and until when (Unix ms); a node renews its leases with its
+    // heartbeat, so a lease outlives its node by at most the lease time. Claims
+    // from before leases carry no owner and are released. `nodes` is the
+    // membership: one row per daemon, with its heartbeat and what it holds.
     r#"
-    CREATE INDEX intents_claimable ON intents(not_before, created_at, invocation_id)
-        WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed;
+    ALTER TABLE intents ADD COLUMN claimed_by TEXT COLLATE "C";
+    ALTER TABLE intents ADD COLUMN lease_until BIGINT;
+    UPDATE intents SET claimed = FALSE WHERE claimed;
+    CREATE INDEX intents_claimed_by ON intents(claimed_by) WHERE claimed_by IS NOT NULL;
+    ALTER TABLE timers ADD COLUMN claimed_by TEXT COLLATE "C";
+    ALTER TABLE timers ADD COLUMN lease_until BIGINT;
+    CREATE INDEX timers_claimed_by ON timers(claimed_by) WHERE claimed_by IS NOT NULL;
+    CREATE TABLE nodes (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        address TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL,
+        holds JSONB NOT NULL DEFAULT '{}'
+    );
     "#,
 ];

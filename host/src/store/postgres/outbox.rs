@@ -1,14 +1,29 @@
 //! The outbox side of the PostgreSQL store: claiming intents, deferring
 //! timers and listing dead letters.
 //!
-//! Claims lock the rows they take and skip rows another connection has
-//! locked, so several nodes claiming at once never take the same intent.
+//! A claim is a lease: the claiming node and until when. Claims lock the
+//! rows they take and skip rows another connection has locked, so several
+//! nodes claiming at once never take the same intent or timer; a row whose
+//! lease ran out (its node stopped renewing it) is taken over.
 //! A payload that is not JSON reads as `null` (its target as `?`) instead of
 //! failing the query, so one corrupt row reaches the engine, which
 //! dead-letters it, while every other row still runs.
 
+use super::nodes::Lease;
 use super::{DeadItemKind, DeadLetter, IntentRow, OutboxLane, Result, TimerRow, json};
 use ::postgres::Client;
+
+fn timer_from_row(r: &::postgres::Row) -> Result<TimerRow> {
+    Ok(TimerRow {
+        id: r.try_get(0)?,
+        incident_id: r.try_get(1)?,
+        due_at: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        family: r.try_get(4)?,
+        data: json(r.try_get(5)?),
+        reclaimed_from: None,
+    })
+}
 
 pub(super) fn due_timers(c: &mut Client, now: i64) -> Result<Vec<TimerRow>> {
     let found = c.query(
@@ -16,29 +31,54 @@ pub(super) fn due_timers(c: &mut Client, now: i64) -> Result<Vec<TimerRow>> {
          WHERE due_at <= $1 AND dead_letter IS NULL ORDER BY due_at, id LIMIT 500",
         &[&now],
     )?;
-    found
-        .iter()
-        .map(|r| {
-            Ok(TimerRow {
-                id: r.try_get(0)?,
-                incident_id: r.try_get(1)?,
-                due_at: r.try_get(2)?,
-                kind: r.try_get(3)?,
-                family: r.try_get(4)?,
-                data: json(r.try_get(5)?),
-            })
-        })
-        .collect()
+    found.iter().map(timer_from_row).collect()
 }
 
-pub(super) fn claim_intents(c: &mut Client, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+/// Leases the due timers no live node holds (and this node's own) to this
+/// node. A row another node's lease still covers is skipped, so two nodes
+/// never fire one timer; a row whose lease ran out is taken over and says
+/// from whom.
+pub(super) fn claim_timers(c: &mut Client, lease: &Lease, now: i64) -> Result<Vec<TimerRow>> {
     let found = c.query(
-        "UPDATE intents SET claimed = TRUE WHERE invocation_id IN ( \
-             SELECT invocation_id FROM intents \
-             WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed AND not_before <= $1 \
+        "WITH picked AS ( \
+             SELECT id, claimed_by AS prev, lease_until AS prev_until FROM timers \
+             WHERE due_at <= $1 AND dead_letter IS NULL \
+               AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < $1) \
+             ORDER BY due_at, id LIMIT 500 FOR UPDATE SKIP LOCKED) \
+         UPDATE timers t SET claimed_by = $2, lease_until = $1 + $3 FROM picked WHERE t.id = picked.id \
+         RETURNING t.id, t.incident_id, t.due_at, t.kind, t.family, t.data, picked.prev, picked.prev_until",
+        &[&now, &lease.node, &lease.ms],
+    )?;
+    let mut rows = Vec::with_capacity(found.len());
+    for r in &found {
+        let mut row = timer_from_row(r)?;
+        row.reclaimed_from = taken_over(r.try_get(6)?, r.try_get(7)?, lease, now);
+        rows.push(row);
+    }
+    // RETURNING has no order: fire in due order.
+    rows.sort_by_key(|t| (t.due_at, t.id));
+    Ok(rows)
+}
+
+/// The node a claim was taken over from: another node whose lease had run out.
+fn taken_over(prev: Option<String>, until: Option<i64>, lease: &Lease, now: i64) -> Option<String> {
+    prev.filter(|p| *p != lease.node && until.is_some_and(|u| u < now))
+}
+
+/// Leases up to `limit` due intents to this node: unclaimed ones, and ones
+/// whose holder's lease ran out (it stopped renewing: it died mid-call).
+pub(super) fn claim_intents(c: &mut Client, lease: &Lease, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+    let found = c.query(
+        "WITH picked AS ( \
+             SELECT invocation_id, claimed_by AS prev, lease_until AS prev_until FROM intents \
+             WHERE result IS NULL AND dead_letter IS NULL AND not_before <= $1 \
+               AND (claimed_by IS NULL OR lease_until < $1) \
              ORDER BY not_before, created_at, invocation_id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING invocation_id, incident_id, created_at, not_before, payload, attempts",
-        &[&now, &(limit as i64)],
+         UPDATE intents i SET claimed = TRUE, claimed_by = $3, lease_until = $1 + $4 \
+         FROM picked WHERE i.invocation_id = picked.invocation_id \
+         RETURNING i.invocation_id, i.incident_id, i.created_at, i.not_before, i.payload, i.attempts, \
+                   picked.prev, picked.prev_until",
+        &[&now, &(limit as i64), &lease.node, &lease.ms],
     )?;
     let mut rows = found
         .iter()
@@ -51,6 +91,7 @@ pub(super) fn claim_intents(c: &mut Client, now: i64, limit: usize) -> Result<Ve
                 payload: json(r.try_get(4)?),
                 attempts: r.try_get(5)?,
                 result: None,
+                reclaimed_from: taken_over(r.try_get(6)?, r.try_get(7)?, lease, now),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -61,29 +102,58 @@ pub(super) fn claim_intents(c: &mut Client, now: i64, limit: usize) -> Result<Ve
     Ok(rows)
 }
 
+/// Columns that give a claim back: no owner, no lease.
+pub(super) const UNCLAIMED: &str = "claimed = FALSE, claimed_by = NULL, lease_until = NULL";
+
 pub(super) fn release_intent(c: &mut Client, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
     c.execute(
-        "UPDATE intents SET claimed = FALSE, not_before = COALESCE($2, not_before) WHERE invocation_id = $1",
+        &format!("UPDATE intents SET {UNCLAIMED}, not_before = COALESCE($2, not_before) WHERE invocation_id = $1"),
         &[&invocation_id, &not_before],
     )?;
     Ok(())
 }
 
-pub(super) fn release_claims(c: &mut Client, now: i64) -> Result<usize> {
+/// Releases this node's claims only: another node's may belong to a call it is running now.
+pub(super) fn release_claims(c: &mut Client, lease: &Lease, now: i64) -> Result<usize> {
     let mut tx = c.transaction()?;
     tx.execute(
         "UPDATE intents SET held = FALSE, not_before = LEAST(not_before, $1) WHERE held AND result IS NULL",
         &[&now],
     )?;
-    let n = tx.execute("UPDATE intents SET claimed = FALSE WHERE claimed", &[])?;
+    let n = tx.execute(&format!("UPDATE intents SET {UNCLAIMED} WHERE claimed_by = $1"), &[&lease.node])?;
+    tx.execute("UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1", &[&lease.node])?;
     tx.commit()?;
     Ok(n as usize)
+}
+
+/// When this node should next look for intents: the earliest unclaimed one,
+/// or the earliest lease of another node that may run out.
+pub(super) fn next_intent_due(c: &mut Client, lease: &Lease) -> Result<Option<i64>> {
+    let row = c.query_one(
+        "SELECT MIN(CASE WHEN claimed_by IS NULL THEN not_before \
+                         WHEN claimed_by <> $1 THEN GREATEST(not_before, lease_until + 1) END) \
+         FROM intents WHERE result IS NULL AND dead_letter IS NULL",
+        &[&lease.node],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// When this node should next look for timers; another node's claimed timer
+/// counts from when its lease may run out.
+pub(super) fn next_timer_due(c: &mut Client, lease: &Lease) -> Result<Option<i64>> {
+    let row = c.query_one(
+        "SELECT MIN(CASE WHEN claimed_by IS NULL OR claimed_by = $1 THEN due_at \
+                         ELSE GREATEST(due_at, lease_until + 1) END) \
+         FROM timers WHERE dead_letter IS NULL",
+        &[&lease.node],
+    )?;
+    Ok(row.try_get(0)?)
 }
 
 pub(super) fn expedite_target(c: &mut Client, target: &str, now: i64) -> Result<usize> {
     Ok(c.execute(
         "UPDATE intents SET not_before = $2, held = FALSE \
-         WHERE result IS NULL AND dead_letter IS NULL AND NOT claimed AND not_before > $2 \
+         WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NULL AND not_before > $2 \
            AND target = $1",
         &[&target, &now],
     )? as usize)
@@ -91,8 +161,8 @@ pub(super) fn expedite_target(c: &mut Client, target: &str, now: i64) -> Result<
 
 pub(super) fn defer_timer(c: &mut Client, id: i64, now: i64, base_ms: i64) -> Result<i64> {
     let row = c.query_opt(
-        "UPDATE timers SET due_at = $2 + $3 * (1::bigint << LEAST(attempts, 8)::int), attempts = attempts + 1 \
-         WHERE id = $1 RETURNING attempts",
+        "UPDATE timers SET due_at = $2 + $3 * (1::bigint << LEAST(attempts, 8)::int), attempts = attempts + 1, \
+         claimed_by = NULL, lease_until = NULL WHERE id = $1 RETURNING attempts",
         &[&id, &now, &base_ms],
     )?;
     let row = row.ok_or_else(|| anyhow::anyhow!("no timer {id} to defer"))?;

@@ -79,6 +79,7 @@ fn two_connections_never_claim_the_same_intent() {
                     payload: serde_json::json!({"target": "pager"}),
                     attempts: 0,
                     result: None,
+                    reclaimed_from: None,
                 })?;
             }
             Ok(())

@@ -7,7 +7,12 @@ use super::*;
 pub(super) struct PgTx<'a> {
     pub(super) conn: &'a Conn,
     pub(super) key: Option<&'a JournalKey>,
-    /// The chain lock is taken at the first append and held until the transaction ends.
+    /// The node this transaction runs on: a timer it takes must not be leased to another.
+    pub(super) node: &'a str,
+    /// The chain lock is taken before the first statement and held until the
+    /// transaction ends: every writing transaction of every node reads and
+    /// writes incidents under it, so two nodes never both change one incident
+    /// from the same earlier state (the second would undo the first).
     pub(super) chain_locked: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, so it must not report a commit.
     pub(super) failed: bool,
@@ -15,7 +20,14 @@ pub(super) struct PgTx<'a> {
 
 impl PgTx<'_> {
     fn run<R: Send + 'static>(&mut self, f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static) -> Result<R> {
-        let res = self.conn.run(f);
+        let lock = !self.chain_locked;
+        self.chain_locked = true;
+        let res = self.conn.run(move |c| {
+            if lock {
+                c.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?;
+            }
+            f(c)
+        });
         self.failed |= res.is_err();
         res
     }
@@ -23,10 +35,6 @@ impl PgTx<'_> {
 
 impl Tx for PgTx<'_> {
     fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
-        if !self.chain_locked {
-            self.run(|c| Ok(c.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?))?;
-            self.chain_locked = true;
-        }
         let text = serde_json::to_string(data)?;
         let (key, incident, kind_s) = (self.key.cloned(), incident_id.to_string(), kind.to_string());
         let (seq, prev, hash) = self.run(move |c| {
@@ -159,6 +167,17 @@ impl Tx for PgTx<'_> {
         })
     }
 
+    fn take_timer(&mut self, id: i64) -> Result<bool> {
+        let node = self.node.to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "DELETE FROM timers WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2)",
+                &[&id, &node],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
     fn add_intent(&mut self, i: &IntentRow) -> Result<()> {
         let (i, payload, target) = (i.clone(), serde_json::to_string(&i.payload)?, i.target().to_string());
         self.run(move |c| {
@@ -191,7 +210,8 @@ impl Tx for PgTx<'_> {
         let (id, reason) = (invocation_id.to_string(), reason.to_string());
         self.run(move |c| {
             c.execute(
-                "UPDATE intents SET dead_letter = $2, dead_at = $3, claimed = FALSE \
+                "UPDATE intents SET dead_letter = $2, dead_at = $3, claimed = FALSE, claimed_by = NULL, \
+                 lease_until = NULL \
                  WHERE invocation_id = $1 AND result IS NULL",
                 &[&id, &reason, &at],
             )?;
@@ -211,7 +231,8 @@ impl Tx for PgTx<'_> {
         let id = invocation_id.to_string();
         self.run(move |c| {
             let n = c.execute(
-                "UPDATE intents SET dead_letter = NULL, dead_at = NULL, attempts = 0, claimed = FALSE, not_before = $2 \
+                "UPDATE intents SET dead_letter = NULL, dead_at = NULL, attempts = 0, claimed = FALSE, claimed_by = NULL, \
+                 lease_until = NULL, not_before = $2 \
                  WHERE invocation_id = $1 AND dead_letter IS NOT NULL AND result IS NULL",
                 &[&id, &now],
             )?;

@@ -226,6 +226,7 @@ pub(super) fn timers(c: &mut Client) -> Result<Vec<TimerRow>> {
                 kind: r.try_get(3)?,
                 family: r.try_get(4)?,
                 data: json(r.try_get(5)?),
+                reclaimed_from: None,
             })
         })
         .collect()

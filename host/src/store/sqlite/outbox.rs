@@ -30,6 +30,7 @@ pub(super) fn due_timers(conn: &Connection, now: i64) -> Result<Vec<TimerRow>> {
             kind: text(r, 3),
             family: text(r, 4),
             data: json_col(r, 5),
+            reclaimed_from: None,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -44,6 +45,7 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
         payload: json_col(r, 4),
         attempts: r.get(5).unwrap_or(0),
         result: None,
+        reclaimed_from: None,
     })
 }
 

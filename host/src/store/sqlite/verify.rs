@@ -225,6 +225,7 @@ pub(super) fn timers(conn: &Connection) -> Result<Vec<TimerRow>> {
             kind: r.get(3)?,
             family: r.get(4)?,
             data: super::json(r.get(5)?),
+            reclaimed_from: None,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
