@@ -383,6 +383,8 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
         plugins: st.plugins.list(),
         open_incidents: open,
         outbox: outbox_status(st)?,
+        scheduler: st.drills.is_scheduler(),
+        scheduler_checked_at: st.drills.checked_at().map(fmt_ms),
     })
 }
 

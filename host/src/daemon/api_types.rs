@@ -426,6 +426,9 @@ pub(crate) struct ReloadStatus {
     pub last_attempt: Option<ReloadAttempt>,
     pub errors: Vec<String>,
     pub watcher: WatcherStatus,
+    /// The cluster generation and this node's drift from it; absent on a single-node store.
+    #[serde(default)]
+    pub cluster: Option<super::cluster_gen::ClusterStatus>,
 }
 
 /// Reply to `GET /v1/status`.
@@ -445,6 +448,12 @@ pub(crate) struct StatusReply {
     /// Delivery health: breakers, pending effects per target, dead letters.
     #[serde(default)]
     pub outbox: OutboxStatus,
+    /// Whether this node runs the drill scheduler (always, on a single-node store).
+    #[serde(default)]
+    pub scheduler: bool,
+    /// When this node's scheduler last decided the schedule, if it runs it.
+    #[serde(default)]
+    pub scheduler_checked_at: Option<String>,
 }
 
 /// The outbox as `crisis status` shows it.

@@ -35,6 +35,8 @@ const MIGRATION_LOCK: i64 = 0x6372_6973_6973_0002;
 /// [`Store::sync`] has nothing left to wait for.
 pub struct PgStore {
     conn: Mutex<Conn>,
+    /// How to open the dedicated connections cluster coordination needs (see `generation`).
+    config: ::postgres::Config,
     /// Authenticates new events and pinned playbooks; `None`: plain SHA-256.
     key: Option<JournalKey>,
 }
@@ -49,6 +51,7 @@ impl PgStore {
             )
         })?;
         let target = describe(&config);
+        let dedicated = config.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready) = mpsc::sync_channel(1);
         std::thread::Builder::new().name("crisis-postgres".into()).spawn(move || {
@@ -70,7 +73,7 @@ impl PgStore {
             .with_context(|| format!("cannot connect to journal database {target}"))?;
         let conn = Conn { jobs, target };
         conn.call(migrate)?;
-        Ok(PgStore { conn: Mutex::new(conn), key: None })
+        Ok(PgStore { conn: Mutex::new(conn), config: dedicated, key: None })
     }
 
     /// Authenticates every event appended from now on with `key`; the same
@@ -80,6 +83,11 @@ impl PgStore {
         self.lock().call(move |c| verify::adopt_key(c, &k, adopt_unkeyed))?;
         self.key = Some(key);
         Ok(self)
+    }
+
+    /// The connection config and the "host/db" target, for a connection of its own.
+    fn dedicated(&self) -> (::postgres::Config, String) {
+        (self.config.clone(), self.lock().target.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -188,6 +196,10 @@ pub(super) fn kv_set(c: &mut impl GenericClient, key: &str, value: &str) -> Resu
 }
 
 impl Store for PgStore {
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        Some(self)
+    }
+
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let conn = self.lock();
         conn.call(|c| Ok(c.batch_execute("BEGIN")?))?;
@@ -413,6 +425,7 @@ impl Store for PgStore {
 }
 
 mod conn;
+mod generation;
 mod migrations;
 mod outbox;
 #[cfg(test)]
