@@ -5,7 +5,7 @@
 use crate::common::*;
 
 #[path = "../../host/src/store/postgres/testdb.rs"]
-mod testdb;
+pub(crate) mod testdb;
 
 const STORE: &str = "[store]\nurl = \"secret:pg\"\n[secrets.pg]\nenv = \"CRISIS_TEST_PG_URL\"\n";
 
