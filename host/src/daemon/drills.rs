@@ -124,11 +124,8 @@ impl DrillService {
 
     /// Claims occurrence `run_id` for the whole cluster; always true on a store only this node uses.
     fn claim_slot(&self, run_id: &str, now: i64) -> anyhow::Result<bool> {
-        match self.shared.get() {
-            Some((store, node, _)) => match store.cluster() {
-                Some(c) => c.claim_drill_slot(run_id, node, now),
-                None => Ok(true),
-            },
+        match self.shared.get().and_then(|(store, node, _)| store.cluster().map(|c| (c, node))) {
+            Some((c, node)) => c.claim_drill_slot(run_id, node, now),
             None => Ok(true),
         }
     }
