@@ -365,12 +365,19 @@ impl Reloader {
                 let restart = self.restart_only_changes(&cfg);
                 let snapshot_hash = loader::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
                 attempt.disk_hash = Some(snapshot_hash.clone());
-                if self.cluster.is_some() {
-                    *self.seen_disk.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot_hash.clone());
-                }
+                // With a cluster, the watcher and the poll act only on a change to this
+                // node's own files: files that merely differ from a generation another
+                // node published are drift, and only `crisis reload` or SIGHUP publish them.
+                let automatic = trigger.split('+').all(|t| t == "watcher" || t == "poll");
+                let seen = match &self.cluster {
+                    Some(_) => self.seen_disk.lock().unwrap_or_else(|p| p.into_inner()).replace(snapshot_hash.clone()),
+                    None => None,
+                };
                 if !restart.is_empty() {
                     attempt.errors = restart;
-                } else if snapshot_hash == current.set_hash && self.ready() {
+                } else if (snapshot_hash == current.set_hash || (automatic && seen.as_ref() == Some(&snapshot_hash)))
+                    && self.ready()
+                {
                     attempt.outcome = Outcome::Unchanged;
                 } else {
                     // Grants and plugins are staged first and committed only
