@@ -19,6 +19,7 @@ mod plugin_support;
 
 mod backlog;
 mod cluster;
+mod cluster_sync;
 mod crash;
 mod drill_cli;
 mod drill_control;

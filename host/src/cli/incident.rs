@@ -435,6 +435,19 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
         println!("  error: {e}");
     }
     println!("  watcher: {}{}", r.watcher.mode, if r.watcher.healthy { "" } else { " (unhealthy)" });
+    if let Some(c) = &r.cluster {
+        match (c.generation, &c.published_by) {
+            (Some(n), Some(by)) => println!("  cluster generation {n}, published by {by}"),
+            _ => println!("  cluster generation: none serving here"),
+        }
+        for d in &c.drift {
+            println!("    drift: {} {}", d.path, wire_name(&d.kind));
+        }
+        if let Some(e) = &c.error {
+            println!("    error: {e}");
+        }
+    }
+    println!("  drill scheduler: {}", if v.scheduler { "this node" } else { "another node" });
     println!("  plugins:");
     for p in &v.plugins {
         let state = match (p.quarantined, p.quarantine_ends_at) {

@@ -384,6 +384,8 @@ fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
         open_incidents: open,
         outbox: outbox_status(st)?,
         nodes: st.node.membership(&st.engine, st.engine.now()).map_err(ApiError::internal)?,
+        scheduler: st.drills.is_scheduler(),
+        scheduler_checked_at: st.drills.checked_at().map(fmt_ms),
     })
 }
 

@@ -426,6 +426,9 @@ pub(crate) struct ReloadStatus {
     pub last_attempt: Option<ReloadAttempt>,
     pub errors: Vec<String>,
     pub watcher: WatcherStatus,
+    /// The cluster generation and this node's drift from it; absent on a single-node store.
+    #[serde(default)]
+    pub cluster: Option<super::cluster_gen::ClusterStatus>,
 }
 
 /// Reply to `GET /v1/status`.
@@ -448,6 +451,12 @@ pub(crate) struct StatusReply {
     /// The daemons sharing the journal: heartbeat, alive, what each holds.
     #[serde(default)]
     pub nodes: Vec<super::node::NodeStatus>,
+    /// Whether this node runs the drill scheduler (always, on a single-node store).
+    #[serde(default)]
+    pub scheduler: bool,
+    /// When this node's scheduler last decided the schedule, if it runs it.
+    #[serde(default)]
+    pub scheduler_checked_at: Option<String>,
 }
 
 /// The outbox as `crisis status` shows it.

@@ -20,6 +20,7 @@ use crate::incident::{Engine, Generation};
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::Severity;
 use crate::plugin::PluginHost;
+use crate::store::{Lease, Store};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +50,11 @@ pub struct DrillService {
     pub extensions: Mutex<Extensions>,
     /// Engines of drills in progress, by incident id prefix (`DRL-<run id>`).
     pub engines: Mutex<BTreeMap<String, Arc<Engine>>>,
+    /// On a shared store: the store occurrences are claimed in, this node's
+    /// name and its hold on the scheduler lock. Unset: this node alone schedules.
+    shared: std::sync::OnceLock<(Arc<dyn Store>, String, Arc<Lease>)>,
+    /// When this node's scheduler last decided the schedule (Unix ms).
+    checked_at: Mutex<Option<i64>>,
 }
 
 impl DrillService {
@@ -70,6 +76,7 @@ impl DrillService {
             ext.sources.push(sim.clone());
             ext.hooks.push(sim);
         }
+        s.share(engine.store().clone(), engine.generation().config.listen.to_string())?;
         Ok(s)
     }
 
@@ -90,7 +97,37 @@ impl DrillService {
             inner: Mutex::new(Arc::new(LogExecutor)),
             extensions: Mutex::new(Extensions::default()),
             engines: Mutex::new(BTreeMap::new()),
+            shared: std::sync::OnceLock::new(),
+            checked_at: Mutex::new(None),
         })
+    }
+
+    /// Schedules only while holding the cluster's scheduler lock, and claims
+    /// every occurrence in `store` before deciding it, so one node schedules
+    /// and the lock's move to another node neither repeats nor loses one.
+    pub(crate) fn share(&self, store: Arc<dyn Store>, node: String) -> anyhow::Result<()> {
+        let Some(c) = store.cluster() else { return Ok(()) };
+        let lease = c.scheduler_lease()?;
+        let _ = self.shared.set((store, node, lease));
+        Ok(())
+    }
+
+    /// Whether this node runs the drill scheduler now.
+    pub(crate) fn is_scheduler(&self) -> bool {
+        self.shared.get().is_none_or(|(_, _, lease)| lease.held())
+    }
+
+    /// When this node's scheduler last decided the schedule (Unix ms).
+    pub(crate) fn checked_at(&self) -> Option<i64> {
+        *self.checked_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims occurrence `run_id` for the whole cluster; always true on a store only this node uses.
+    fn claim_slot(&self, run_id: &str, now: i64) -> anyhow::Result<bool> {
+        match self.shared.get().and_then(|(store, node, _)| store.cluster().map(|c| (c, node))) {
+            Some((c, node)) => c.claim_drill_slot(run_id, node, now),
+            None => Ok(true),
+        }
     }
 
     /// Ids of the runs in progress in this process.
@@ -507,6 +544,9 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
                     row.reason = Some(skip.describe());
                     row.started_at = None;
                     row.finished_at = Some(ms(now));
+                    if svc.index.get(&row.id)?.is_none() && !svc.claim_slot(&row.id, ms(now))? {
+                        continue; // another node decided this occurrence
+                    }
                     if svc.index.claim(&row)? {
                         tracing::info!("scheduled drill {} {}", row.id, skip.describe());
                     }
@@ -519,8 +559,8 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
                             crate::incident::clock::fmt_span(late_ms)
                         );
                     }
-                    if svc.index.get(&row.id)?.is_some() {
-                        continue; // claimed before a restart: never twice
+                    if svc.index.get(&row.id)?.is_some() || !svc.claim_slot(&row.id, ms(now))? {
+                        continue; // claimed before a restart, or by another node: never twice
                     }
                     match launch(svc.clone(), g.clone(), row.clone(), false) {
                         Ok(r) => started.push(r),
@@ -540,10 +580,12 @@ pub fn tick(svc: &Arc<DrillService>, g: &Arc<Generation>, now: DateTime<Utc>) ->
         }
         svc.index.set_last_checked(&pb.id, ms(now))?;
     }
+    *svc.checked_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(ms(now));
     Ok(started)
 }
 
-/// The scheduler task: checks every 20 seconds until shutdown.
+/// The scheduler task: checks every 20 seconds until shutdown, and at once
+/// when this node takes over the scheduler lock of a cluster.
 pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let svc = state.drills.clone();
     match svc.index.interrupt_running(Utc::now().timestamp_millis()) {
@@ -552,12 +594,18 @@ pub async fn scheduler(state: Arc<AppState>, mut shutdown: tokio::sync::watch::R
         Err(e) => tracing::error!("drill index: {e:#}"),
     }
     let mut pass: u64 = 0;
+    let mut held = false;
     loop {
         let (s, g) = (svc.clone(), state.engine.generation());
         let live = state.engine.clone();
         if state.ready() {
+            let now_held = svc.is_scheduler();
+            if now_held && !held {
+                pass = 0;
+            }
+            held = now_held;
             // Every second: drills yield to serious live incidents; every 20 seconds: the schedule.
-            let due = pass.is_multiple_of(20);
+            let due = held && pass.is_multiple_of(20);
             match tokio::task::spawn_blocking(move || {
                 yield_to_live(&s, &live, &g.config, Utc::now().timestamp_millis())?;
                 if due { tick(&s, &g, Utc::now()).map(|_| ()) } else { Ok(()) }

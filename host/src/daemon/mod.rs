@@ -20,6 +20,7 @@ mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;
 pub(crate) mod reload;
+mod cluster_gen;
 pub(crate) mod tls;
 mod token_api;
 pub(crate) mod tokens;

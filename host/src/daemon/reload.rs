@@ -4,6 +4,7 @@
 //! the whole generation atomically. Any error rejects the whole generation
 //! and the last good one keeps serving.
 
+use super::cluster_gen::ClusterGen;
 use super::metrics::Metrics;
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
@@ -100,6 +101,14 @@ pub struct Reloader {
     state: Mutex<ReloadState>,
     tx: mpsc::UnboundedSender<Request>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
+    /// The cluster generation this node follows; `None` on a store only this daemon uses.
+    pub(super) cluster: Option<ClusterGen>,
+    /// Held while a generation is applied, so a local reload and an adopted one never interleave.
+    pub(super) apply: Mutex<()>,
+    /// With a cluster: the disk hash last seen, so the poll reloads only
+    /// after this node's files changed, not because they differ from a
+    /// generation another node published.
+    seen_disk: Mutex<Option<String>>,
 }
 
 impl Reloader {
@@ -118,11 +127,18 @@ impl Reloader {
         let next = persisted.as_ref().map(|p| p.number + 1).unwrap_or(1);
         let state_dir = config.state_dir.clone();
         let listen = config.listen;
+        let cluster = ClusterGen::new(&store, listen.to_string());
         let loaded = loader::load(config.clone(), next, now);
-        let errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+        let seen_disk = loader::combined_hash(&loaded.snapshot, &config);
+        let mut errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
         let files = file_hashes(&loaded.snapshot);
-        let (generation, ready, files) = match (loaded.generation, &persisted) {
-            (Some(g), _) => (g, true, files),
+        let mut loaded = loaded;
+        let published = cluster.as_ref().and_then(|c| super::cluster_gen::start(c, &config, &mut loaded, now));
+        let (generation, ready, files) = match (published.or(loaded.generation.map(|g| (g, files))), &persisted) {
+            (Some((g, files)), _) => {
+                errors.clear();
+                (g, true, files)
+            }
             (None, Some(p)) => match restore(&*store, p, config.clone()) {
                 Some(g) => {
                     tracing::warn!(
@@ -159,6 +175,9 @@ impl Reloader {
             }),
             tx,
             rx: Mutex::new(Some(rx)),
+            cluster,
+            apply: Mutex::new(()),
+            seen_disk: Mutex::new(Some(seen_disk)),
         });
         if ready {
             r.persist();
@@ -175,7 +194,7 @@ impl Reloader {
         self.lock().ready
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReloadState> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ReloadState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -205,6 +224,7 @@ impl Reloader {
             "last_attempt": st.last_attempt,
             "errors": st.errors,
             "watcher": { "mode": st.watcher, "healthy": st.watcher_healthy },
+            "cluster": self.cluster.as_ref().map(|c| c.status(&g.config.playbooks)),
         })
     }
 
@@ -241,6 +261,7 @@ impl Reloader {
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         self.clone().start_watcher();
+        self.follow_cluster();
         let poller = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_EVERY);
@@ -306,6 +327,12 @@ impl Reloader {
         };
         let applied = self.engine.generation().set_hash.clone();
         self.metrics.out_of_sync.set((disk != applied) as i64);
+        if self.cluster.is_some() {
+            let seen = self.seen_disk.lock().unwrap_or_else(|p| p.into_inner()).replace(disk.clone());
+            if seen.as_ref() == Some(&disk) {
+                return false;
+            }
+        }
         let last_rejected = self
             .lock()
             .last_attempt
@@ -317,6 +344,7 @@ impl Reloader {
 
     /// One reload attempt, synchronously.
     pub fn reload_now(&self, trigger: &str) -> Attempt {
+        let _one = self.apply.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let now = self.engine.now();
         let current = self.engine.generation();
@@ -337,9 +365,19 @@ impl Reloader {
                 let restart = self.restart_only_changes(&cfg);
                 let snapshot_hash = loader::combined_hash(&Snapshot::read(std::slice::from_ref(&cfg.playbooks)), &cfg);
                 attempt.disk_hash = Some(snapshot_hash.clone());
+                // With a cluster, the watcher and the poll act only on a change to this
+                // node's own files: files that merely differ from a generation another
+                // node published are drift, and only `crisis reload` or SIGHUP publish them.
+                let automatic = trigger.split('+').all(|t| t == "watcher" || t == "poll");
+                let seen = match &self.cluster {
+                    Some(_) => self.seen_disk.lock().unwrap_or_else(|p| p.into_inner()).replace(snapshot_hash.clone()),
+                    None => None,
+                };
                 if !restart.is_empty() {
                     attempt.errors = restart;
-                } else if snapshot_hash == current.set_hash && self.ready() {
+                } else if (snapshot_hash == current.set_hash || (automatic && seen.as_ref() == Some(&snapshot_hash)))
+                    && self.ready()
+                {
                     attempt.outcome = Outcome::Unchanged;
                 } else {
                     // Grants and plugins are staged first and committed only
@@ -349,9 +387,25 @@ impl Reloader {
                     // they were.
                     let (staged, plugin_errors) = super::plugins::stage(&self.plugins, &cfg);
                     let loaded = loader::load(cfg, current.number + 1, now);
+                    // With a cluster the set is published before it is applied
+                    // here: what cannot be published is applied nowhere.
+                    let published = match (&loaded.generation, &self.cluster) {
+                        (Some(g), Some(c)) if plugin_errors.is_empty() => {
+                            Some(c.publish(&loaded.snapshot, &g.config.playbooks, now).map_err(|e| {
+                                format!("cannot publish the new generation to the other nodes ({e:#}); generation {} keeps serving on every node", current.number)
+                            }))
+                        }
+                        _ => None,
+                    };
                     match loaded.generation {
                         Some(_) if !plugin_errors.is_empty() => attempt.errors = plugin_errors,
-                        Some(g) => {
+                        Some(_) if matches!(published, Some(Err(_))) => {
+                            attempt.errors = published.and_then(Result::err).into_iter().collect();
+                        }
+                        Some(mut g) => {
+                            if let Some(Ok(n)) = published {
+                                g.number = n;
+                            }
                             self.plugins.set_quarantine_base(g.config.plugin_quarantine_base);
                             self.plugins.commit(staged);
                             attempt.outcome = Outcome::Applied;
@@ -417,7 +471,7 @@ impl Reloader {
         attempt
     }
 
-    fn update_gauges(&self, ready: bool) {
+    pub(super) fn update_gauges(&self, ready: bool) {
         self.metrics.ready.set(ready as i64);
         self.metrics.generation.set(self.engine.generation().number as i64);
     }
@@ -446,7 +500,7 @@ impl Reloader {
     }
 
     /// Records the serving generation so a restart on a broken directory can use it.
-    fn persist(&self) {
+    pub(super) fn persist(&self) {
         let g = self.engine.generation();
         let p = Persisted {
             number: g.number,
@@ -575,7 +629,7 @@ fn restore(store: &dyn Store, p: &Persisted, config: Config) -> Option<Generatio
     })
 }
 
-fn file_hashes(s: &Snapshot) -> Vec<FileHash> {
+pub(super) fn file_hashes(s: &Snapshot) -> Vec<FileHash> {
     s.files
         .iter()
         .map(|f| FileHash { path: f.path.clone(), sha256: hex::encode(Sha256::digest(f.text.as_bytes())) })

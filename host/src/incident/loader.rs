@@ -23,6 +23,12 @@ pub struct Loaded {
 /// Reads and validates everything a generation needs, at `now`, numbered `number`.
 pub fn load(config: Config, number: u64, now: i64) -> Loaded {
     let snapshot = Snapshot::read(std::slice::from_ref(&config.playbooks));
+    load_snapshot(config, snapshot, number, now)
+}
+
+/// Validates playbook files already read (e.g. a generation another node
+/// published) against `config`, exactly as [`load`] validates the disk.
+pub fn load_snapshot(config: Config, snapshot: Snapshot, number: u64, now: i64) -> Loaded {
     let validated = playbook::validate(&snapshot, &config.ref_context());
     let mut diagnostics = validated.diagnostics.clone();
     let ids: Vec<&str> = validated.playbooks.iter().map(|p| p.id.as_str()).collect();

@@ -285,6 +285,77 @@ pub trait Store: Send + Sync {
     fn tokens(&self) -> Result<Vec<TokenRow>>;
     /// Marks a token revoked at `at` by `by`; false if no such token or it was already revoked.
     fn revoke_token(&self, id: &str, at: i64, by: &str) -> Result<bool>;
+    /// What nodes sharing this database coordinate through; `None` for a
+    /// store only one daemon uses (SQLite), which is always the scheduler and
+    /// applies only its own files.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
+}
+
+/// One playbook file of a published generation. Why: every node serves the
+/// same text, placed under its own playbook directory at `path`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedFile {
+    /// Where the file sits under the playbook directory (`/`-separated).
+    pub path: String,
+    /// The file's full text, exactly as the publishing node read it.
+    pub text: String,
+    /// SHA-256 of `text`, hex.
+    pub sha256: String,
+}
+
+/// A playbook set one node validated and applied, published so every node
+/// of the cluster serves exactly it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedGeneration {
+    /// Cluster-wide generation number, increasing with each publication.
+    pub number: u64,
+    /// The files, sorted by path.
+    pub files: Vec<PublishedFile>,
+    /// The node that applied and published it (its listen address).
+    pub published_by: String,
+    /// Unix milliseconds.
+    pub published_at: i64,
+}
+
+/// A lock held on a dedicated connection for as long as it lives. Why: the
+/// database releases it when the holder's connection dies, so a killed
+/// node's role moves to another node.
+#[derive(Debug, Default)]
+pub struct Lease {
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Lease {
+    /// True while this node holds the lock.
+    pub fn held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records whether the lock is held (by the thread that keeps its connection).
+    pub fn set_held(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Coordination between daemons that share one database.
+pub trait Cluster: Send + Sync {
+    /// Publishes `files` as the next cluster generation and notifies every
+    /// listening node; returns its number.
+    fn publish_generation(&self, files: &[PublishedFile], by: &str, at: i64) -> Result<u64>;
+    /// The newest published generation, if any node published one.
+    fn latest_generation(&self) -> Result<Option<PublishedGeneration>>;
+    /// Calls `wake` with the number of every generation published from now
+    /// on (and with 0 after a lost connection, when some may have been
+    /// missed), on a thread of its own, until `wake` returns false.
+    fn watch_generations(&self, wake: Box<dyn FnMut(u64) -> bool + Send>) -> Result<()>;
+    /// Starts contending for the drill scheduler lock, retrying about every
+    /// second, until the returned lease is dropped.
+    fn scheduler_lease(&self) -> Result<std::sync::Arc<Lease>>;
+    /// Claims a scheduled drill occurrence (run or skip) for the whole
+    /// cluster; false if some node already claimed it.
+    fn claim_drill_slot(&self, run_id: &str, by: &str, at: i64) -> Result<bool>;
 }
 
 /// Whom an API token speaks for. Why: a person's token acts as that person;

@@ -38,6 +38,8 @@ const MIGRATION_LOCK: i64 = 0x6372_6973_6973_0002;
 /// [`Store::sync`] has nothing left to wait for.
 pub struct PgStore {
     conn: Mutex<Conn>,
+    /// How to open the dedicated connections cluster coordination needs (see `generation`).
+    config: ::postgres::Config,
     /// Authenticates new events and pinned playbooks; `None`: plain SHA-256.
     key: Option<JournalKey>,
     /// This node's id and lease time, for every claim it takes.
@@ -54,6 +56,7 @@ impl PgStore {
             )
         })?;
         let target = describe(&config);
+        let dedicated = config.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready) = mpsc::sync_channel(1);
         std::thread::Builder::new().name("crisis-postgres".into()).spawn(move || {
@@ -75,7 +78,7 @@ impl PgStore {
             .with_context(|| format!("cannot connect to journal database {target}"))?;
         let conn = Conn { jobs, target };
         conn.call(migrate)?;
-        Ok(PgStore { conn: Mutex::new(conn), key: None, lease: Lease::default() })
+        Ok(PgStore { conn: Mutex::new(conn), config: dedicated, key: None, lease: Lease::default() })
     }
 
     /// Authenticates every event appended from now on with `key`; the same
@@ -92,6 +95,11 @@ impl PgStore {
     pub fn with_node(mut self, node: &str, lease_ms: i64) -> Self {
         self.lease = Lease { node: node.to_string(), ms: lease_ms };
         self
+    }
+
+    /// The connection config and the "host/db" target, for a connection of its own.
+    fn dedicated(&self) -> (::postgres::Config, String) {
+        (self.config.clone(), self.lock().target.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -201,6 +209,10 @@ pub(super) fn kv_set(c: &mut impl GenericClient, key: &str, value: &str) -> Resu
 }
 
 impl Store for PgStore {
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        Some(self)
+    }
+
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let conn = self.lock();
         conn.call(|c| Ok(c.batch_execute("BEGIN")?))?;
@@ -440,6 +452,7 @@ impl Store for PgStore {
 }
 
 mod conn;
+mod generation;
 mod migrations;
 mod nodes;
 mod outbox;

@@ -115,6 +115,13 @@ impl Daemon {
         d
     }
 
+    /// Starts `n` daemons, each on its own copy of `fixture` (own state and
+    /// playbook directories), all with the same config and environment (for
+    /// several nodes on one shared database).
+    pub(crate) fn start_many(n: usize, fixture: &str, extra_config: &str, env: &[(&str, &str)]) -> Vec<Daemon> {
+        (0..n).map(|_| Self::start_with_env(fixture, extra_config, env)).collect()
+    }
+
     fn log_path(&self, run: usize) -> PathBuf {
         self.dir.path().join(format!("daemon-{run}.log"))
     }

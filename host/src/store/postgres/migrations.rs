@@ -154,4 +154,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         holds JSONB NOT NULL DEFAULT '{}'
     );
     "#,
+    // 4: several daemons on one database: the playbook generations nodes
+    // published (every node serves the newest), and the scheduled drill
+    // occurrences claimed cluster-wide, so a scheduler that moves to another
+    // node neither repeats nor loses one.
+    r#"
+    CREATE TABLE cluster_generations (
+        number BIGINT PRIMARY KEY,
+        files TEXT NOT NULL,
+        published_by TEXT NOT NULL,
+        published_at BIGINT NOT NULL
+    );
+    CREATE TABLE drill_slots (
+        run_id TEXT COLLATE "C" PRIMARY KEY,
+        claimed_by TEXT NOT NULL,
+        claimed_at BIGINT NOT NULL
+    );
+    "#,
 ];
