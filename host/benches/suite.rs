@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 #[path = "suite/outbox.rs"]
 mod outbox;
+#[path = "suite/pg_ingest.rs"]
+mod pg_ingest;
 
 #[derive(Serialize)]
 struct Row {
@@ -558,6 +560,7 @@ fn main() {
     daemon_rows(&mut rows, full);
     outbox::webhook_rows(&mut rows, full);
     outbox::backlog_rows(&mut rows, full);
+    pg_ingest::pg_ingest_rows(&mut rows, full);
     if let Some(c) = c {
         c.final_summary();
     }

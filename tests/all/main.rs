@@ -53,4 +53,5 @@ mod private_state;
 mod reload_intake;
 mod shell_docs;
 mod storm;
+mod store_migrate;
 mod tokens;

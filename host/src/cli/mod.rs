@@ -11,6 +11,7 @@ mod output;
 mod playbook;
 mod plugin;
 mod shell;
+mod store;
 mod token;
 
 pub use output::Failure;
@@ -195,6 +196,9 @@ pub enum Command {
     /// API tokens: one per person (with a role: responder, approver, admin) or per alert source (intake).
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// The journal's database: `store migrate --to postgres` moves a SQLite journal into PostgreSQL (offline).
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Print a shell completion script, e.g. `crisis completions bash > /etc/bash_completion.d/crisis`.
     Completions {
         /// The shell to complete for.
@@ -245,6 +249,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
         Command::Token(cmd) => token::run(&cli, cmd),
+        Command::Store(cmd) => store::run(&cli, cmd),
         Command::Completions { shell } => shell::completions(*shell),
         Command::Man { dir } => shell::man(dir.as_deref()),
     };

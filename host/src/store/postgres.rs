@@ -26,6 +26,8 @@ use tx::{Open, PgTx};
 
 use migrations::MIGRATIONS;
 
+pub use copy::{CopyProgress, ProgressFn};
+
 /// Advisory lock held by a transaction that appends: one writer of the chain at a time.
 const CHAIN_LOCK: i64 = 0x6372_6973_6973_0001;
 /// Advisory lock held while the schema is migrated, so two nodes starting together migrate once.
@@ -453,6 +455,7 @@ impl Store for PgStore {
 
 mod conn;
 mod generation;
+mod copy;
 mod migrations;
 mod nodes;
 mod outbox;
