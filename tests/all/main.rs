@@ -50,5 +50,6 @@ mod postgres_store;
 mod private_state;
 mod reload_intake;
 mod shell_docs;
+mod status_page;
 mod storm;
 mod tokens;
