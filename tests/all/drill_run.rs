@@ -18,7 +18,9 @@ fn generation(dir: &Path, playbooks: &Path, roster: &Path, customers: &Path) -> 
         "playbooks = {:?}\nroster = {:?}\ncustomers = {:?}\nstate_dir = {:?}\n\
          [targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n[targets.departments]\nplugin = \"log\"\ndrill_safe = true\n\
          [targets.customers]\nplugin = \"log\"\n[targets.regulator]\nplugin = \"log\"\n\
-         [targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n",
+         [targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n\
+         [targets.status-page]\nplugin = \"status\"\n\
+         [status_page]\ncomponents = [{{ id = \"login\" }}, {{ id = \"checkout\" }}, {{ id = \"payments\" }}]\n",
         playbooks,
         roster,
         customers,

@@ -52,6 +52,7 @@ mod postgres_store;
 mod private_state;
 mod reload_intake;
 mod shell_docs;
+mod status_page;
 mod storm;
 mod store_migrate;
 mod tokens;

@@ -11,6 +11,7 @@ pub mod pagerduty;
 pub mod roster;
 pub(crate) mod state_dir;
 mod store;
+pub mod status_page;
 
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::refs::{BUILTIN_PLUGINS, RefContext};
@@ -18,7 +19,7 @@ use crate::playbook::types::World;
 use crate::tomlfile;
 use chrono::{DateTime, Utc};
 pub use model::DigestRule;
-use model::{ConfigFile, RosterFile, Str};
+use model::{ConfigFile, RosterFile, Str, looks_secret};
 use roster::Roster;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -262,6 +263,8 @@ pub struct Config {
     pub insecure_listen: bool,
     /// `[intake.pagerduty]`: playbook by routing-key token name, severity map.
     pub pagerduty: pagerduty::PagerDutyConfig,
+    /// `[status_page]`: the public status page's listener and components.
+    pub status_page: status_page::StatusPageConfig,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -280,6 +283,7 @@ impl Config {
         ctx.teams = self.roster.teams.keys().cloned().collect();
         ctx.people = self.roster.people.keys().cloned().collect();
         ctx.roles = self.roster.people.values().flat_map(|p| p.roles.iter().cloned()).collect();
+        status_page::add_refs(self, &mut ctx);
         ctx
     }
 }
@@ -437,7 +441,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     for (name, t) in &file.targets {
         let d = t.get_ref();
         let plugin = d.plugin.get_ref();
-        if plugin != "log" {
+        if plugin != "log" && !status_page::is_status_target(name, d, &src, &mut diags) {
             let world = plugins.get(plugin).and_then(|p| p.world).or_else(|| builtins.get(plugin.as_str()).copied());
             match world {
                 Some(World::Notifier) => {}
@@ -580,6 +584,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     });
     let insecure_listen = file.insecure_listen.unwrap_or(false);
     let pagerduty = pagerduty::build(file.intake.as_ref(), &src, &mut diags);
+    let status_page = status_page::build(file.status_page.as_ref(), tls.is_some(), &src, &mut diags);
     if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
         let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
         diags.push(src.at(
@@ -647,6 +652,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         tls,
         insecure_listen,
         pagerduty,
+        status_page,
         hash: hex::encode(hasher.finalize()),
     })
 }
@@ -674,14 +680,6 @@ fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec
         }
     }
     roster::build(src, file, diags)
-}
-
-/// Keys whose values are credentials and must come from `[secrets]`.
-fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["token", "password", "passwd", "secret", "api_key", "apikey", "api-key", "credential", "authorization"]
-        .iter()
-        .any(|s| k.contains(s))
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub(crate) struct ConfigFile {
     pub store: Option<StoreDecl>,
     /// `[intake]`: how third-party alert formats map onto playbooks.
     pub intake: Option<super::pagerduty::IntakeDecl>,
+    /// `[status_page]`: the public status page (off unless `listen` is set).
+    pub status_page: Option<super::status_page::StatusPageDecl>,
 }
 
 /// `[store]`: the journal database.
@@ -275,6 +277,14 @@ pub struct RotaDecl {
     /// Local date on which the first member starts a shift, `YYYY-MM-DD`.
     pub start: Str,
     pub members: Vec<Str>,
+}
+
+/// Keys whose values are credentials and must come from `[secrets]`.
+pub(crate) fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["token", "password", "passwd", "secret", "api_key", "apikey", "api-key", "credential", "authorization"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 #[cfg(test)]

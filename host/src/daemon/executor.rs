@@ -17,6 +17,7 @@
 //! removed (in their common encodings) from every effect result, and an
 //! HTTP request is summarised as method, `scheme://host[:port]` and status.
 
+use crate::config::status_page::STATUS_PLUGIN;
 use crate::incident::Engine;
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::plugin::api::{
@@ -35,12 +36,45 @@ pub(crate) struct PluginExecutor {
     engine: Weak<Engine>,
     log: LogExecutor,
     counter: Option<CallCounter>,
+    /// Where `status` targets publish; `None` where no status page exists (drills).
+    status: Option<Arc<super::status_page::StatusBoard>>,
 }
 
 impl PluginExecutor {
     /// `engine` supplies the current targets and customer source.
     pub(crate) fn new(host: Arc<PluginHost>, engine: &Arc<Engine>, counter: Option<CallCounter>) -> Self {
-        PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter }
+        PluginExecutor { host, engine: Arc::downgrade(engine), log: LogExecutor, counter, status: None }
+    }
+
+    /// Publishes `status` targets' posts to `board`.
+    pub(crate) fn with_status_board(mut self, board: Arc<super::status_page::StatusBoard>) -> Self {
+        self.status = Some(board);
+        self
+    }
+
+    /// The built-in `status` target: publishes the intent's post once per
+    /// invocation id, and never a drill's.
+    fn publish_status(&self, id: &str, p: &IntentPayload, now: i64) -> EffectOutcome {
+        if p.mode == crate::playbook::types::Mode::Drill {
+            return EffectOutcome::sent(format!("{}status post to `{}`, not published", crate::drill::contain::CAPTURED, p.target));
+        }
+        let Some(post) = &p.status else {
+            return EffectOutcome::failed(
+                format!("target `{}` is a public status page and this {} notice has no [act.status] text: only a step's [act.status] table is published there", p.target, p.purpose),
+                false,
+            );
+        };
+        let Some(board) = &self.status else {
+            return EffectOutcome::failed("no status page in this process", false);
+        };
+        match board.publish(id, &p.incident.id, post, now) {
+            Ok(true) => {
+                tracing::info!(invocation_id = id, target = %p.target, state = %post.state, "published to the status page");
+                EffectOutcome::sent(format!("published to the status page: {} {}", post.components.join(", "), post.state))
+            }
+            Ok(false) => EffectOutcome::sent("already published to the status page under this invocation id"),
+            Err(e) => EffectOutcome::failed(format!("cannot record the status page post: {e}"), true),
+        }
     }
 
     fn count(&self, plugin: &str, result: &str) {
@@ -173,6 +207,7 @@ impl Executor for PluginExecutor {
         };
         match p.kind {
             EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
+            EffectKind::Notify if p.notifier == STATUS_PLUGIN => self.publish_status(id, p, engine.now()),
             EffectKind::Notify => {
                 let params = vec![
                     ("purpose".to_string(), p.purpose.to_string()),

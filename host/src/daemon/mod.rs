@@ -21,6 +21,7 @@ pub(crate) mod plugins;
 mod recorder;
 pub(crate) mod reload;
 mod cluster_gen;
+pub(crate) mod status_page;
 pub(crate) mod tls;
 mod token_api;
 pub(crate) mod tokens;
@@ -262,7 +263,14 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let counter: executor::CallCounter = Arc::new(move |plugin, result| {
         m.plugin_calls.get_or_create(&metrics::PluginLabels { plugin: plugin.into(), result: result.into() }).inc();
     });
-    let executor: Arc<dyn Executor> = Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)));
+    let st = engine.store().clone();
+    let board = tokio::task::spawn_blocking(move || status_page::StatusBoard::load(st)).await??;
+    let executor: Arc<dyn Executor> =
+        Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)).with_status_board(board.clone()));
+    if let Some(addr) = cfg.status_page.listen {
+        // Off unless configured; served over HTTPS whenever [tls] is.
+        status_page::serve(addr, tls.clone(), board, engine.clone(), stop_rx.clone()).await?;
+    }
     tokio::spawn(node::heartbeat(engine.clone(), node.clone(), metrics.clone(), stop_rx.clone()));
     let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));

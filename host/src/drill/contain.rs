@@ -123,6 +123,7 @@ mod tests {
                 locale: "en".into(),
                 channel: "sms".into(),
             }),
+            status: None,
         }
     }
 

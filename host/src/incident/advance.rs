@@ -343,6 +343,7 @@ impl Ctx<'_> {
                 let subject = self.subject(&s.id);
                 let body = s.message.clone().unwrap_or_else(|| s.tasks.join("; "));
                 self.notify(Purpose::Step(s.id.clone()), &s.notify, &subject, &body)?;
+                self.publish_step(s)?;
                 if s.notify.is_empty() {
                     self.emit(Event::StepDone {
                         step: s.id.clone(),

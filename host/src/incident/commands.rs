@@ -460,6 +460,7 @@ pub(super) fn resolve_ctx(ctx: &mut Ctx<'_>, by: &str, source: &str) -> Result<(
         return Err(EngineError::conflict(format!("incident {} is already resolved", ctx.inc.id)));
     }
     ctx.emit(Event::Resolved { by: by.to_string(), source: source.to_string() })?;
+    ctx.publish_resolved()?;
     // Every timer but the outcome deadline: the outcome phase still runs.
     for d in [DeadlineKind::Ack, DeadlineKind::Report, DeadlineKind::Activate] {
         ctx.cancel(&Timer::Deadline(d))?;

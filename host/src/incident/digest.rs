@@ -388,6 +388,7 @@ impl Ctx<'_> {
             body: summary(members),
             recipients: Vec::new(),
             customer: None,
+            status: None,
         };
         self.tx.add_intent(&IntentRow {
             invocation_id: id.to_string(),

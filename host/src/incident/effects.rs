@@ -77,6 +77,9 @@ pub struct IntentPayload {
     pub recipients: Vec<String>,
     /// For appease intents: the customer written to; `None` for notifications.
     pub customer: Option<CustomerRef>,
+    /// For status page targets: what is published; `None` for every other target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::status::StatusPost>,
 }
 
 /// How one execution attempt ended.

@@ -21,6 +21,7 @@ pub(crate) mod outbox;
 mod results;
 mod retry;
 pub mod state;
+pub mod status;
 mod steer;
 mod timers;
 pub mod verify;

@@ -4,6 +4,8 @@
 use super::ctx::Ctx;
 use super::effects::{CustomerRef, EffectKind, IncidentSummary, IntentPayload};
 use super::events::Event;
+use super::status::StatusPost;
+use crate::config::status_page::STATUS_PLUGIN;
 use crate::playbook::types::Purpose;
 use crate::store::IntentRow;
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ pub(super) struct Notice {
     body: String,
     recipients: Vec<String>,
     customer: Option<CustomerRef>,
+    status: Option<StatusPost>,
 }
 
 impl Notice {
@@ -41,7 +44,15 @@ impl Notice {
             body: body.to_string(),
             recipients,
             customer: None,
+            status: None,
         }
+    }
+
+    /// A publication to a status page target.
+    pub(super) fn status(purpose: Purpose, target: &str, subject: &str, post: StatusPost) -> Self {
+        let mut n = Notice::notify(purpose, target, STATUS_PLUGIN, subject, "", Vec::new());
+        n.status = Some(post);
+        n
     }
 
     /// A message an appeasement plugin composes for one customer.
@@ -63,6 +74,7 @@ impl Notice {
             body: String::new(),
             recipients: Vec::new(),
             customer: Some(customer),
+            status: None,
         }
     }
 }
@@ -91,7 +103,10 @@ impl Ctx<'_> {
     /// A notice its target's storm-control rule folds is journaled as
     /// included in the digest instead.
     pub(super) fn record_notice(&mut self, n: Notice, not_before: i64) -> anyhow::Result<()> {
-        if let Some(digest) = self.fold(n.kind, &n.purpose, &n.target, &n.recipients)? {
+        // A status post is never folded: each one is the page's public record.
+        if n.status.is_none()
+            && let Some(digest) = self.fold(n.kind, &n.purpose, &n.target, &n.recipients)?
+        {
             return self.emit(Event::IncludedInDigest { digest, purpose: n.purpose, target: n.target });
         }
         let seq: u32 = self.inc.effects.values().map(|c| c.recorded).sum::<u32>() + 1;
@@ -115,6 +130,7 @@ impl Ctx<'_> {
             body: n.body,
             recipients: n.recipients,
             customer: n.customer,
+            status: n.status,
         };
         self.tx.add_intent(&IntentRow {
             invocation_id,
@@ -145,6 +161,10 @@ impl Ctx<'_> {
                 })?;
                 continue;
             };
+            // Internal text never reaches a status page; steps publish there through `[act.status]`.
+            if target.plugin == STATUS_PLUGIN {
+                continue;
+            }
             let notice = Notice::notify(purpose.clone(), t, &target.plugin, subject, body, Vec::new());
             self.record_notice(notice, self.now)?;
         }
@@ -172,7 +192,7 @@ impl Ctx<'_> {
             by_target.entry(target).or_default().push(p.clone());
         }
         for (target, recipients) in by_target {
-            let Some(t) = self.generation_.config.targets.get(&target) else {
+            let Some(t) = self.generation_.config.targets.get(&target).filter(|t| t.plugin != STATUS_PLUGIN) else {
                 self.emit(Event::Note {
                     by: "crisis".into(),
                     note: format!("cannot page {}: no `{target}` target is configured", recipients.join(", ")),

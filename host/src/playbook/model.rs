@@ -97,6 +97,29 @@ pub(crate) struct Step {
     pub limits: Option<StepLimits>,
     /// Who must approve before an `approval` step (or a gated appease step) completes.
     pub approval: Option<Str>,
+    /// `[act.status]`: what a notify step publishes to `status` targets.
+    pub status: Option<Spanned<StatusDecl>>,
+}
+
+/// `[act.status]` as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StatusDecl {
+    #[serde(default)]
+    pub components: Vec<Str>,
+    pub state: Option<Str>,
+    pub title: Option<Str>,
+    pub message: Option<String>,
+    pub resolved: Option<String>,
+    #[serde(default)]
+    pub locales: BTreeMap<String, Spanned<StatusTextDecl>>,
+}
+
+/// `[act.status.locales.LOCALE]` as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StatusTextDecl {
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub resolved: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

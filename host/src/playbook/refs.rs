@@ -20,6 +20,10 @@ pub struct RefContext {
     pub people: BTreeSet<String>,
     /// Roles people hold in the roster (e.g. `duty-manager`), besides the incident roles.
     pub roles: BTreeSet<String>,
+    /// Targets of the built-in `status` kind: only steps with `[act.status]` may publish to them.
+    pub status_targets: BTreeSet<String>,
+    /// Component ids of `[status_page] components`, for `[act.status] components`.
+    pub components: BTreeSet<String>,
 }
 
 /// Built-in plugins shipped inside the binary, with their worlds.

@@ -1,7 +1,7 @@
 //! The validated playbook the engine runs: every reference resolved, every
 //! duration parsed. Incidents pin one of these by content hash.
 
-use super::types::{Category, Channel, OutcomeField, ReportField, Severity, StepKind, Who};
+use super::types::{Category, Channel, ComponentState, OutcomeField, ReportField, Severity, StepKind, Who};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -156,6 +156,40 @@ pub struct StepSpec {
     pub limits: LimitsSpec,
     /// Who must approve before the step runs; `None` needs no approval.
     pub approval: Option<Who>,
+    /// What a `notify` step publishes to its `status` targets (the public status page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusSpec>,
+}
+
+/// The `[act.status]` table of a notify step: the public text and component
+/// states it publishes. Only this text reaches the status page, never the
+/// step's `message` to internal targets unless copied here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusSpec {
+    /// Component ids from `[status_page] components` this publication is about.
+    pub components: Vec<String>,
+    /// The state the components are shown in while the incident is open.
+    pub state: ComponentState,
+    /// Headline in the status page's default locale.
+    pub title: String,
+    /// Body in the default locale (defaults to the step's `message`).
+    pub message: String,
+    /// Body published when the incident is resolved; `None` uses a built-in sentence.
+    pub resolved: Option<String>,
+    /// Translations by BCP 47 locale (`zh-CN`); a missing part falls back to the default locale's.
+    #[serde(default)]
+    pub locales: BTreeMap<String, StatusText>,
+}
+
+/// One locale's version of a status publication.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StatusText {
+    /// Headline in this locale.
+    pub title: Option<String>,
+    /// Body in this locale.
+    pub message: Option<String>,
+    /// Body published on resolve in this locale.
+    pub resolved: Option<String>,
 }
 
 /// The `[track]` phase: keeping people informed while the incident is open.

@@ -140,6 +140,30 @@ impl Phase {
 }
 
 vocabulary!(
+    /// How a component looks on the public status page. Ordered from best to
+    /// worst, so the page shows a component's worst state across incidents.
+    ComponentState, "component state", {
+        /// Working normally.
+        Operational = "operational",
+        /// Planned work; customers were told in advance.
+        Maintenance = "maintenance",
+        /// Working, but slow or with errors for some requests.
+        Degraded = "degraded",
+        /// Failing for some customers or regions.
+        PartialOutage = "partial-outage",
+        /// Failing for most or all customers.
+        MajorOutage = "major-outage",
+    }
+);
+
+/// Whether `tag` looks like a BCP 47 language tag: `en`, `zh-CN`, `pt-BR`, `zh-Hant-TW`.
+pub fn is_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang_ok = parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    lang_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+vocabulary!(
     /// Whether an incident is real or a drill; fixed by the host when it opens.
     Mode, "mode", {
         /// A real incident: messages reach real people.
@@ -383,6 +407,16 @@ mod tests {
     fn phases_in_order() {
         assert_eq!(Phase::Report.next(), Some(Phase::Activate));
         assert_eq!(Phase::Outcome.next(), None);
+    }
+
+    #[test]
+    fn locales_are_bcp47_shaped() {
+        for ok in ["en", "zh-CN", "pt-BR", "zh-Hant-TW", "fil"] {
+            assert!(super::is_locale(ok), "{ok}");
+        }
+        for bad in ["", "e", "english", "zh_CN", "zh-", "en-US-x!"] {
+            assert!(!super::is_locale(bad), "{bad}");
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 mod drill;
+mod status;
 
 /// Variables a `dedup_key` template may use (plus minijinja's global functions).
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
@@ -283,6 +284,9 @@ impl Validator<'_, '_> {
     }
 
     fn targets(&mut self, list: &[Str], what: &str) -> Vec<String> {
+        if !what.starts_with("step ") {
+            self.no_status_targets(list, what);
+        }
         for t in list {
             if !self.ctx.targets.contains(t.get_ref()) {
                 let known = join_or_none(&self.ctx.targets);
@@ -422,7 +426,8 @@ impl Validator<'_, '_> {
             self.when(w);
         }
         let kind = kind?;
-        let mut ok = true;
+        let status = self.step_status(&s, &id, kind);
+        let mut ok = status.is_ok();
         let world_for_kind = match kind {
             StepKind::Appease => Some(World::Appeasement),
             StepKind::Notify => Some(World::Notifier),
@@ -508,6 +513,7 @@ impl Validator<'_, '_> {
                 .map(|l| LimitsSpec { max_messages: l.max_messages, per_minute: l.per_minute })
                 .unwrap_or_default(),
             approval: approval?,
+            status: status.ok()?,
         })
     }
 

@@ -324,6 +324,7 @@ mod tests {
                 payload: serde_json::json!({"target": "superiors"}),
                 attempts: 0,
                 result: None,
+                reclaimed_from: None,
             })?;
             tx.kv_set("k", "v")?;
             Ok(())
