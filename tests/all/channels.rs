@@ -148,11 +148,11 @@ sign_secrets = ["dingtalk-ops", "feishu-ops"]
 
 [targets.feishu]
 plugin = "webhook-notify"
-config = {{ url = "http://localhost:{robots}/open-apis/bot/v2/hook/hook-id", format = "feishu", sign_secret = "feishu-ops", link = "https://crisis.example.com/incidents/{{incident}}" }}
+config = {{ url = "http://localhost:{robots}/open-apis/bot/v2/hook/hook-id", format = "feishu", sign_with = "feishu-ops", link = "https://crisis.example.com/incidents/{{incident}}" }}
 
 [targets.dingtalk]
 plugin = "webhook-notify"
-config = {{ url = "http://localhost:{robots}/robot/send?access_token=tok", format = "dingtalk", sign_secret = "dingtalk-ops", link = "https://crisis.example.com/incidents/{{incident}}" }}
+config = {{ url = "http://localhost:{robots}/robot/send?access_token=tok", format = "dingtalk", sign_with = "dingtalk-ops", link = "https://crisis.example.com/incidents/{{incident}}" }}
 
 [targets.wecom]
 plugin = "webhook-notify"

@@ -8,7 +8,7 @@
 //!   (markdown messages), `teams` (an incoming-webhook MessageCard).
 //! - `channel`: optional Slack channel override.
 //! - `link`: incident URL for robot messages; `{incident}` becomes the id.
-//! - `sign_secret`: for `dingtalk` and `feishu` robots with signing on, the
+//! - `sign_with`: for `dingtalk` and `feishu` robots with signing on, the
 //!   name of the signing secret granted in `sign_secrets`; the host computes
 //!   the HMAC, so the secret never reaches this plugin.
 //!
@@ -85,7 +85,7 @@ impl Notifier for WebhookNotify {
             description: "POST notifications as generic JSON, Slack, Feishu, DingTalk, WeCom or Teams payloads".into(),
             // The URL is operator configuration, so the plugin defers to the grant.
             allowed_hosts: vec!["*".into()],
-            config_keys: ["url", "format", "channel", "link", "sign_secret"].map(String::from).to_vec(),
+            config_keys: ["url", "format", "channel", "link", "sign_with"].map(String::from).to_vec(),
         }
     }
 
@@ -95,7 +95,7 @@ impl Notifier for WebhookNotify {
         let signer = robots::Signer::from_config();
         if signer.is_some() && !matches!(format.as_str(), "dingtalk" | "feishu") {
             return Err(PluginError::Config(format!(
-                "config `sign_secret` is set but format `{format}` is not signed: only `dingtalk` and `feishu` robots sign"
+                "config `sign_with` is set but format `{format}` is not signed: only `dingtalk` and `feishu` robots sign"
             )));
         }
         let facts = || robots::Facts::new(&ctx, &note);

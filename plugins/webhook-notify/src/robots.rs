@@ -82,15 +82,15 @@ pub(crate) struct Signature {
     pub sign: String,
 }
 
-/// Signs with the secret granted under a name (`sign_secret` config).
+/// Signs with the secret granted under a name (`sign_with` config).
 pub(crate) struct Signer {
     pub secret_name: String,
 }
 
 impl Signer {
-    /// From `sign_secret`, when the target signs its requests.
+    /// From `sign_with`, when the target signs its requests.
     pub(crate) fn from_config() -> Option<Signer> {
-        config("sign_secret").filter(|s| !s.trim().is_empty()).map(|secret_name| Signer { secret_name })
+        config("sign_with").filter(|s| !s.trim().is_empty()).map(|secret_name| Signer { secret_name })
     }
 
     /// DingTalk: timestamp in milliseconds; sign = base64(HMAC-SHA256(key =
