@@ -18,13 +18,13 @@ use std::process::Command;
 /// per world and cargo unifies features within one build, so each world is
 /// built on its own.
 const GROUPS: &[&[&str]] = &[
-    &["webhook-notify", "fixture-probe"],
+    &["webhook-notify", "sms-gateway", "fixture-probe"],
     &["appease-script", "fixture-chaos"],
     &["drill-sim", "fixture-appease-http", "fixture-future-api"],
 ];
 
 /// Components embedded in the binary (file stem in the guest target dir).
-const BUILTINS: &[&str] = &["webhook_notify", "appease_script", "drill_sim"];
+const BUILTINS: &[&str] = &["webhook_notify", "sms_gateway", "appease_script", "drill_sim"];
 /// Components used only by tests.
 const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
 
@@ -35,7 +35,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let guest_target = out_dir.join("guest-target");
 
-    for rel in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "webhook-notify", "appease-script", "drill-sim", "fixtures"] {
+    for rel in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "webhook-notify", "sms-gateway", "appease-script", "drill-sim", "fixtures"] {
         println!("cargo:rerun-if-changed={}", plugins.join(rel).display());
     }
     println!("cargo:rerun-if-env-changed=CRISIS_PLUGINS_OFFLINE");

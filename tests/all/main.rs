@@ -20,6 +20,7 @@ mod plugin_support;
 mod backlog;
 mod cluster;
 mod cluster_sync;
+mod channels;
 mod crash;
 mod drill_cli;
 mod drill_control;

@@ -110,6 +110,7 @@ fn injected_secret_reaches_the_server_and_is_never_visible_to_the_guest() {
         secret: SecretRef::Env(var.into()),
         prefix: Some("Token ".into()),
         name: Some("api-token".into()),
+        basic_user: None,
     });
     let host = probe_host(g);
     let url = format!("http://127.0.0.1:{}/s", server.port);
@@ -217,6 +218,7 @@ fn the_daemon_can_supply_resolved_secrets() {
         secret: SecretRef::File("/nonexistent/only-the-daemon-knows".into()),
         prefix: Some("Bearer ".into()),
         name: None,
+        basic_user: None,
     });
     host.set_grant_with_secrets("probe", &g, &|r| {
         assert_eq!(r, &SecretRef::File("/nonexistent/only-the-daemon-knows".into()));

@@ -197,7 +197,12 @@ fn builtins_load_by_default_and_list_shows_them() {
     let names: Vec<_> = list.iter().map(|s| (s.name.as_str(), s.world)).collect();
     assert_eq!(
         names,
-        vec![("appease-script", World::Appeasement), ("drill-sim", World::Drill), ("webhook-notify", World::Notifier)]
+        vec![
+            ("appease-script", World::Appeasement),
+            ("drill-sim", World::Drill),
+            ("sms-gateway", World::Notifier),
+            ("webhook-notify", World::Notifier)
+        ]
     );
     assert!(list.iter().all(|s| s.source == PluginSource::Builtin && !s.quarantined));
     assert!(host.pooling(), "pooling allocator reserved on this machine");

@@ -116,6 +116,8 @@ pub struct Inject {
     pub secret: String,
     /// Text put before the secret value, e.g. `Bearer `; `None` sends the bare value.
     pub prefix: Option<String>,
+    /// HTTP Basic user: the header becomes `Basic base64(user:secret)`; `None` uses `prefix`.
+    pub basic_user: Option<String>,
 }
 
 /// An operator's declaration of a plugin: its file (if not built in) and grants.
@@ -133,6 +135,8 @@ pub struct PluginSpec {
     pub drill_allow: Vec<String>,
     /// Headers carrying secrets that the host adds to the plugin's requests, so the plugin never sees them.
     pub inject: Vec<Inject>,
+    /// `[secrets]` names the plugin may sign with (`host.hmac-sha256`) without seeing them.
+    pub sign_secrets: Vec<String>,
     /// Non-secret settings passed to the plugin; `secret:NAME` values are resolved by the host.
     pub config: BTreeMap<String, String>,
     /// Wall-clock budget for one plugin call; `None` uses the host default.
@@ -408,7 +412,16 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 header: i.header.get_ref().clone(),
                 secret: i.secret.get_ref().clone(),
                 prefix: i.prefix.clone(),
+                basic_user: i.basic_user.clone(),
             });
+        }
+        for s in &d.sign_secrets {
+            if !secrets.contains_key(s.get_ref()) {
+                diags.push(src.at(
+                    s.span(),
+                    format!("unknown secret `{}`: declare [secrets.{}] with env or file", s.get_ref(), s.get_ref()),
+                ));
+            }
         }
         let timeout = d.timeout.as_ref().and_then(|t| match crate::playbook::types::parse_duration(t.get_ref()) {
             Ok(d) => Some(d),
@@ -427,6 +440,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 allow_private: strs(&d.allow_private),
                 drill_allow: strs(&d.drill_allow),
                 inject,
+                sign_secrets: strs(&d.sign_secrets),
                 config: check_secret_values(&d.config, &mut diags),
                 timeout,
                 memory_mb: d.memory_mb,

@@ -176,6 +176,8 @@ pub(crate) struct InjectDecl {
     pub secret: Str,
     /// Text put before the secret in the header value, e.g. `Bearer `.
     pub prefix: Option<String>,
+    /// HTTP Basic user: the header becomes `Basic base64(user:secret)`.
+    pub basic_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +193,9 @@ pub(crate) struct PluginDecl {
     pub drill_allow: Vec<Str>,
     #[serde(default)]
     pub inject: Vec<InjectDecl>,
+    /// `[secrets]` names the plugin may sign with through `host.hmac-sha256`.
+    #[serde(default)]
+    pub sign_secrets: Vec<Str>,
     #[serde(default)]
     pub config: BTreeMap<String, Str>,
     pub timeout: Option<Str>,

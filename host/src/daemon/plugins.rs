@@ -46,6 +46,7 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
                 secret,
                 prefix: i.prefix.clone(),
                 name: Some(i.secret.clone()),
+                basic_user: i.basic_user.clone(),
             })
         })
         .collect();
@@ -54,6 +55,11 @@ pub(crate) fn grant(p: &config::PluginSpec, cfg: &Config) -> PluginGrant {
         allow_private: p.allow_private.clone(),
         drill_allow: p.drill_allow.clone(),
         inject,
+        sign_secrets: p
+            .sign_secrets
+            .iter()
+            .filter_map(|n| Some((n.clone(), secret_source(cfg.secrets.get(n)?))))
+            .collect(),
         config: p
             .config
             .iter()

@@ -13,11 +13,11 @@ pub(crate) mod v0_1_0 {
         inline: "
             package crisis:host-bindings;
             world all {
-                import crisis:plugin/host@0.1.0;
-                export crisis:plugin/meta@0.1.0;
-                export crisis:plugin/notify@0.1.0;
-                export crisis:plugin/appease@0.1.0;
-                export crisis:plugin/simulate@0.1.0;
+                import crisis:plugin/host@0.1.1;
+                export crisis:plugin/meta@0.1.1;
+                export crisis:plugin/notify@0.1.1;
+                export crisis:plugin/appease@0.1.1;
+                export crisis:plugin/simulate@0.1.1;
             }
         ",
         world: "crisis:host-bindings/all",

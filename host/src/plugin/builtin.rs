@@ -6,6 +6,7 @@
 /// (name, component bytes).
 pub(crate) const BUILTINS: &[(&str, &[u8])] = &[
     ("webhook-notify", include_bytes!(concat!(env!("OUT_DIR"), "/webhook_notify.wasm"))),
+    ("sms-gateway", include_bytes!(concat!(env!("OUT_DIR"), "/sms_gateway.wasm"))),
     ("appease-script", include_bytes!(concat!(env!("OUT_DIR"), "/appease_script.wasm"))),
     ("drill-sim", include_bytes!(concat!(env!("OUT_DIR"), "/drill_sim.wasm"))),
 ];

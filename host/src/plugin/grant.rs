@@ -26,6 +26,7 @@ pub(crate) const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
 /// drill_allow = []            # hosts really contacted even in drills
 /// config = { format = "slack" }
 /// inject = [{ host = "hooks.slack.com", header = "Authorization", secret = { env = "SLACK_TOKEN" }, prefix = "Bearer " }]
+/// sign_secrets = { dingtalk-ops = { env = "DINGTALK_SECRET" } }  # for host.hmac-sha256
 /// limits = { timeout_ms = 5000, memory_mb = 32 }
 /// max_in_flight = 4           # concurrent outgoing requests per call
 /// max_buffered_bytes = 4194304 # request + response bytes the host holds per call
@@ -49,6 +50,9 @@ pub struct PluginGrant {
     /// Headers the host adds to requests for a host, with secret values the
     /// plugin never sees.
     pub inject: Vec<InjectRule>,
+    /// Signing secrets by name, used only inside the host by
+    /// `host.hmac-sha256`: the plugin gets signatures, never the value.
+    pub sign_secrets: BTreeMap<String, SecretRef>,
     /// Plain configuration visible to the plugin through `host.config`.
     pub config: BTreeMap<String, String>,
     /// Configuration values the host reads from a secret source and passes
@@ -80,6 +84,11 @@ pub struct InjectRule {
     /// Name the plugin can ask for with `host.get-secret` (default: the header name, lowercased).
     #[serde(default)]
     pub name: Option<String>,
+    /// HTTP Basic authentication: the header value becomes
+    /// `Basic base64(basic_user:secret)` (e.g. a Twilio account SID and its
+    /// auth token). Cannot be combined with `prefix`.
+    #[serde(default)]
+    pub basic_user: Option<String>,
 }
 
 /// A secret's source. Never inline: `{ env = "NAME" }` or `{ file = "path" }`.
@@ -145,6 +154,8 @@ pub(crate) struct ResolvedGrant {
     pub allow_private: Vec<HostPattern>,
     pub drill_allow: Vec<HostPattern>,
     pub inject: Vec<ResolvedInject>,
+    /// Signing secrets for `host.hmac-sha256`, by name.
+    pub sign_secrets: BTreeMap<String, SecretValue>,
     /// Plain and secret configuration, as the plugin sees it.
     pub config: BTreeMap<String, String>,
     pub limits: LimitOverrides,
@@ -161,6 +172,7 @@ impl Default for ResolvedGrant {
             allow_private: Vec::new(),
             drill_allow: Vec::new(),
             inject: Vec::new(),
+            sign_secrets: BTreeMap::new(),
             config: BTreeMap::new(),
             limits: LimitOverrides::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -210,9 +222,20 @@ impl PluginGrant {
             let secret = secrets(&rule.secret)
                 .map_err(|e| GrantError(format!("[plugins.{plugin}] inject {} for {}: {e}", rule.header, rule.host)))?;
             scrub.add_secret(secret.expose());
-            let value = match &rule.prefix {
-                Some(p) => SecretValue::new(format!("{p}{}", secret.expose())),
-                None => secret,
+            let value = match (&rule.prefix, &rule.basic_user) {
+                (Some(_), Some(_)) => {
+                    return Err(GrantError(format!(
+                        "[plugins.{plugin}] inject {} for {}: give either `prefix` or `basic_user`, not both",
+                        rule.header, rule.host
+                    )));
+                }
+                (None, Some(user)) => {
+                    let encoded = data_encoding::BASE64.encode(format!("{user}:{}", secret.expose()).as_bytes());
+                    scrub.add_secret(&encoded);
+                    SecretValue::new(format!("Basic {encoded}"))
+                }
+                (Some(p), None) => SecretValue::new(format!("{p}{}", secret.expose())),
+                (None, None) => secret,
             };
             if http::HeaderValue::from_str(value.expose()).is_err() {
                 return Err(GrantError(format!(
@@ -227,6 +250,13 @@ impl PluginGrant {
                 header,
                 value,
             });
+        }
+        let mut sign_secrets = BTreeMap::new();
+        for (name, source) in &self.sign_secrets {
+            let value =
+                secrets(source).map_err(|e| GrantError(format!("[plugins.{plugin}] sign secret `{name}`: {e}")))?;
+            scrub.add_secret(value.expose());
+            sign_secrets.insert(name.clone(), value);
         }
         let mut config = self.config.clone();
         for (key, source) in &self.secret_config {
@@ -243,6 +273,7 @@ impl PluginGrant {
             allow_private: parse("allow_private", &self.allow_private)?,
             drill_allow: parse("drill_allow", &self.drill_allow)?,
             inject,
+            sign_secrets,
             config,
             limits: self.limits.clone(),
             max_in_flight,
@@ -290,6 +321,7 @@ mod tests {
             secret: SecretRef::Env("UNUSED".into()),
             prefix: Some("Bearer ".into()),
             name: None,
+            basic_user: None,
         });
         let r = g
             .resolve_with("p", &|s: &SecretRef| {
@@ -303,6 +335,28 @@ mod tests {
         assert_eq!((d.max_in_flight, d.max_buffered_bytes), (4, 4 << 20));
         let zero = PluginGrant { max_in_flight: Some(0), ..Default::default() };
         assert!(zero.resolve("p").unwrap_err().0.contains("max_in_flight"));
+    }
+
+    #[test]
+    fn basic_user_builds_a_basic_header_and_sign_secrets_are_scrubbed() {
+        let mut g = PluginGrant::default();
+        g.inject.push(InjectRule {
+            host: "api.twilio.com".into(),
+            header: "Authorization".into(),
+            secret: SecretRef::Env("UNUSED".into()),
+            prefix: None,
+            name: Some("twilio".into()),
+            basic_user: Some("AC123".into()),
+        });
+        g.sign_secrets.insert("robot".into(), SecretRef::Env("UNUSED".into()));
+        let r = g.resolve_with("p", &|_: &SecretRef| Ok(SecretValue::new("tok"))).unwrap();
+        // base64("AC123:tok")
+        assert_eq!(r.inject[0].value.expose(), "Basic QUMxMjM6dG9r");
+        assert_eq!(r.sign_secrets["robot"].expose(), "tok");
+        assert_eq!(r.scrub.scrub("a QUMxMjM6dG9r b"), "a <redacted> b");
+        g.inject[0].prefix = Some("Basic ".into());
+        let err = g.resolve_with("p", &|_: &SecretRef| Ok(SecretValue::new("tok"))).unwrap_err();
+        assert!(err.0.contains("not both"), "{err}");
     }
 
     #[test]

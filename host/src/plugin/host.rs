@@ -39,7 +39,7 @@ pub struct PluginHostConfig {
     pub plugin_dir: Option<PathBuf>,
     /// `[plugins.NAME]` grants from the daemon config.
     pub grants: BTreeMap<String, PluginGrant>,
-    /// Load `webhook-notify`, `appease-script` and `drill-sim`.
+    /// Load the built-ins: `webhook-notify`, `sms-gateway`, `appease-script` and `drill-sim`.
     pub load_builtins: bool,
     /// wasmtime engine settings: pooling allocator sizes and related knobs.
     pub engine: EngineOptions,

@@ -245,6 +245,26 @@ impl host::Host for StoreState {
         let handle = SecretHandle { name: rule.name.clone(), host: rule.host.as_str().to_string() };
         self.table.push(handle).map_err(|e| types::PluginError::Denied(format!("too many secret handles: {e}")))
     }
+
+    fn hmac_sha256(
+        &mut self,
+        secret_name: String,
+        key_template: String,
+        message_template: String,
+    ) -> Result<Vec<u8>, types::PluginError> {
+        let Some(secret) = self.grant.sign_secrets.get(&secret_name) else {
+            return Err(types::PluginError::Denied(format!(
+                "no signing secret named `{secret_name}` is granted to plugin `{}`; add it to sign_secrets in [plugins.{}]",
+                self.plugin, self.plugin
+            )));
+        };
+        super::secret::hmac_sha256(secret, &key_template, &message_template).map_err(|_| {
+            types::PluginError::Config(format!(
+                "hmac-sha256 with secret `{secret_name}`: neither the key nor the message template contains `{}`",
+                super::secret::SECRET_PLACEHOLDER
+            ))
+        })
+    }
 }
 
 impl host::HostSecret for StoreState {

@@ -1,7 +1,7 @@
 //! Rust guest SDK for `crisis` plugins.
 //!
 //! A crisis plugin is a WebAssembly component (target `wasm32-wasip2`) that
-//! implements one world of the WIT package `crisis:plugin@0.1.0`:
+//! implements one world of the WIT package `crisis:plugin@0.1.1` (folder `wit/crisis-plugin@0.1.0`, the newest 0.1.x):
 //! `notifier`, `appeasement` or `drill`. This crate wraps the
 //! `wit-bindgen` bindings for those worlds, gives each world a small trait,
 //! and provides an export macro, so a plugin is a struct, one trait impl and
@@ -73,6 +73,14 @@ macro_rules! common {
             self::crisis::plugin::host::get_secret(name)
         }
 
+        /// HMAC-SHA256 computed by the host with the signing secret granted
+        /// under `secret_name`; every `{secret}` in either template is
+        /// replaced by its value inside the host (API 0.1.1: an older host
+        /// refuses to load a plugin that calls this).
+        pub fn hmac_sha256(secret_name: &str, key_template: &str, message_template: &str) -> Result<Vec<u8>, PluginError> {
+            self::crisis::plugin::host::hmac_sha256(secret_name, key_template, message_template)
+        }
+
         impl PluginInfo {
             /// Info with no declared hosts and no config keys.
             pub fn new(name: &str, version: &str, description: &str) -> Self {
@@ -122,6 +130,63 @@ macro_rules! common {
             }
         }
     };
+}
+
+/// Encodings providers ask for when signing or posting forms.
+pub mod encode {
+    /// Standard base64 with padding (RFC 4648 §4), e.g. for signatures.
+    pub fn base64(bytes: &[u8]) -> String {
+        data_encoding::BASE64.encode(bytes)
+    }
+
+    /// Percent-encoding of everything but RFC 3986 unreserved characters:
+    /// safe in a query value and in an `application/x-www-form-urlencoded`
+    /// body (a space becomes `%20`, which form decoders accept).
+    pub fn percent(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    /// An `application/x-www-form-urlencoded` body from key/value pairs.
+    pub fn form(pairs: &[(&str, &str)]) -> String {
+        pairs.iter().map(|(k, v)| format!("{}={}", percent(k), percent(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// Text with `& < > " '` escaped, for XML documents such as TwiML.
+    pub fn xml_text(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&apos;"),
+                // Control characters other than tab and newlines are not allowed in XML 1.0.
+                c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn encodings() {
+            assert_eq!(super::base64(b"AC123:tok"), "QUMxMjM6dG9r");
+            assert_eq!(super::percent("a b+/=é"), "a%20b%2B%2F%3D%C3%A9");
+            assert_eq!(super::form(&[("To", "+1 555"), ("Body", "x&y")]), "To=%2B1%20555&Body=x%26y");
+            assert_eq!(super::xml_text("<a & 'b'>\u{7}"), "&lt;a &amp; &apos;b&apos;&gt; ");
+        }
+    }
 }
 
 /// The `notifier` world: send a notification, with outbound HTTP through

@@ -2,9 +2,15 @@
 //!
 //! Config keys (from the target's `config` or the plugin grant's `config`):
 //! - `url` (required): where to POST, e.g. `https://hooks.slack.com/services/...`.
-//! - `format`: `json` (default, a generic document) or `slack` (a
-//!   Slack-compatible `{"text": ..., "blocks": [...]}` payload).
+//! - `format`: `json` (default, a generic document), `slack` (a
+//!   Slack-compatible `{"text": ..., "blocks": [...]}` payload), or a chat
+//!   robot: `feishu` (Feishu/Lark interactive card), `dingtalk` and `wecom`
+//!   (markdown messages), `teams` (an incoming-webhook MessageCard).
 //! - `channel`: optional Slack channel override.
+//! - `link`: incident URL for robot messages; `{incident}` becomes the id.
+//! - `sign_with`: for `dingtalk` and `feishu` robots with signing on, the
+//!   name of the signing secret granted in `sign_secrets`; the host computes
+//!   the HMAC, so the secret never reaches this plugin.
 //!
 //! The invocation id is sent as `Idempotency-Key`, so a retried intent is
 //! recognisable by providers that honour it. Credentials are never seen
@@ -14,6 +20,8 @@
 use crisis_plugin_sdk::notifier::http::{self, HttpError};
 use crisis_plugin_sdk::notifier::*;
 use serde_json::json;
+
+mod robots;
 
 struct WebhookNotify;
 
@@ -74,22 +82,41 @@ impl Notifier for WebhookNotify {
         PluginInfo {
             name: "webhook-notify".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "POST notifications as generic JSON or Slack-compatible payloads".into(),
+            description: "POST notifications as generic JSON, Slack, Feishu, DingTalk, WeCom or Teams payloads".into(),
             // The URL is operator configuration, so the plugin defers to the grant.
             allowed_hosts: vec!["*".into()],
-            config_keys: vec!["url".into(), "format".into(), "channel".into()],
+            config_keys: ["url", "format", "channel", "link", "sign_with"].map(String::from).to_vec(),
         }
     }
 
     fn send(ctx: Invocation, note: Notification) -> Result<Receipt, PluginError> {
-        let url = require_config("url")?;
+        let mut url = require_config("url")?;
         let format = config("format").unwrap_or_else(|| "json".into());
+        let signer = robots::Signer::from_config();
+        if signer.is_some() && !matches!(format.as_str(), "dingtalk" | "feishu") {
+            return Err(PluginError::Config(format!(
+                "config `sign_with` is set but format `{format}` is not signed: only `dingtalk` and `feishu` robots sign"
+            )));
+        }
+        let facts = || robots::Facts::new(&ctx, &note);
         let payload = match format.as_str() {
             "json" => generic_payload(&ctx, &note),
             "slack" => slack_payload(&ctx, &note),
+            "feishu" => {
+                let sig = signer.as_ref().map(|s| s.feishu(ctx.now_unix_ms)).transpose()?;
+                robots::feishu(&facts(), sig)
+            }
+            "dingtalk" => {
+                if let Some(s) = &signer {
+                    url = robots::dingtalk_url(&url, &s.dingtalk(ctx.now_unix_ms)?);
+                }
+                robots::dingtalk(&facts())
+            }
+            "wecom" => robots::wecom(&facts()),
+            "teams" => robots::teams(&facts(), &note.incident),
             other => {
                 return Err(PluginError::Config(format!(
-                    "unknown format `{other}`: use `json` or `slack`"
+                    "unknown format `{other}`: use `json`, `slack`, `feishu`, `dingtalk`, `wecom` or `teams`"
                 )));
             }
         };
@@ -105,6 +132,11 @@ impl Notifier for WebhookNotify {
             HttpError::Transport(m) => PluginError::Transient(m),
         })?;
         let snippet: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
+        if (200..=299).contains(&resp.status)
+            && let Some(e) = robots::body_error(&format, &resp.body)
+        {
+            return Err(e);
+        }
         match resp.status {
             200..=299 => Ok(Receipt {
                 provider_id: resp.header("x-request-id").or_else(|| resp.header("x-message-id")),
