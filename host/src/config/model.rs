@@ -89,6 +89,12 @@ pub(crate) struct TargetDecl {
     pub retry_for: Option<Str>,
     /// Storm control: fold notices past `after` within `within` into one digest.
     pub digest: Option<Spanned<DigestDecl>>,
+    /// Send budget: at most this many messages per window, e.g. `100/min`.
+    pub rate: Option<Str>,
+    /// Send budget: at most this many messages per UTC day.
+    pub daily: Option<Spanned<i64>>,
+    /// `[targets.X.smtp]`: the relay of a `plugin = "smtp"` target.
+    pub smtp: Option<Spanned<super::smtp::SmtpDecl>>,
 }
 
 /// `digest = { after = 5, within = "30s" }` on a target, as written.
@@ -255,6 +261,8 @@ pub struct PersonDecl {
     pub roles: Vec<String>,
     /// Notification target used to page this person (default: the rota's or none).
     pub target: Option<Str>,
+    /// Where `smtp` targets e-mail this person.
+    pub email: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

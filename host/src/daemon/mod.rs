@@ -19,6 +19,7 @@ mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;
 pub(crate) mod reload;
+mod smtp;
 pub(crate) mod tls;
 mod token_api;
 pub(crate) mod tokens;

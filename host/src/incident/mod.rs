@@ -4,6 +4,7 @@
 mod acting;
 mod advance;
 mod batch;
+pub(crate) mod budget;
 pub(crate) mod clock;
 mod commands;
 mod ctx;
