@@ -18,6 +18,7 @@ mod common;
 mod plugin_support;
 
 mod backlog;
+mod budget;
 mod crash;
 mod drill_cli;
 mod drill_control;
@@ -33,6 +34,7 @@ mod intake_groups;
 mod journal_integrity;
 mod layers;
 mod lifecycle;
+mod mail;
 mod outbox_chaos;
 mod pagerduty;
 mod playbook_validate;
