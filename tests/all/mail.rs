@@ -139,7 +139,8 @@ impl Relay {
                 let p = e.unwrap().path();
                 let name = p.file_name()?.to_str()?.to_string();
                 let (n, rest) = name.split_once('.')?;
-                (rest == suffix.trim_start_matches('.')).then(|| (n.parse().ok()?, p.clone()))
+                let n: u32 = n.parse().ok()?;
+                (rest == suffix.trim_start_matches('.')).then(|| (n, p.clone()))
             })
             .collect();
         files.sort();
