@@ -5,10 +5,10 @@
 //! comes only from `[secrets]`; a relay is spoken to over TLS (STARTTLS or
 //! implicit) unless it is on this machine; every address is a valid mailbox.
 
-use super::model::Str;
+use super::model::{SmtpDecl, Str};
 use super::roster::Roster;
 use crate::diag::{Diagnostic, Source};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,29 +16,6 @@ use std::time::Duration;
 
 /// The notifier name of host-delivered e-mail targets.
 pub const SMTP: &str = "smtp";
-
-/// `[targets.X.smtp]` as written.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct SmtpDecl {
-    pub host: Str,
-    pub port: Option<Spanned<i64>>,
-    /// `starttls` (default), `implicit` or `none` (loopback relays only).
-    pub tls: Option<Str>,
-    pub username: Option<Str>,
-    /// `secret:NAME`.
-    pub password: Option<Str>,
-    pub from: Str,
-    pub reply_to: Option<Str>,
-    /// Extra PEM CA certificate to trust (a private relay or a test server).
-    pub ca_file: Option<Str>,
-    /// Roster people or teams that notices to this target go to (pages go to the paged people).
-    #[serde(default)]
-    pub to: Vec<Str>,
-    /// Right-hand side of Message-IDs and the EHLO name (default `crisis.local`).
-    pub domain: Option<Str>,
-    /// How long one SMTP conversation may take (default 30s).
-    pub timeout: Option<Str>,
-}
 
 /// How the connection to the relay is protected.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

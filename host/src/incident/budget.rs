@@ -18,19 +18,16 @@
 //! one go", so every waiting message would be told the same instant and come
 //! back together; reserving instants needs the window's history.
 
-use super::Engine;
-use super::events::Event;
-use super::outbox::ClaimedIntent;
 use crate::config::budget::Budget;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// Per-target budget state of one engine.
 #[derive(Default)]
 pub(crate) struct Budgets {
-    targets: Mutex<HashMap<String, TargetBudget>>,
+    pub(super) targets: Mutex<HashMap<String, TargetBudget>>,
 }
 
 /// Sends counted for one UTC day.
@@ -42,8 +39,8 @@ struct Day {
     reserved: u32,
 }
 
-struct TargetBudget {
-    budget: Budget,
+pub(super) struct TargetBudget {
+    pub(super) budget: Budget,
     /// The last `rate.count` granted instants (started or reserved), ascending.
     granted: VecDeque<i64>,
     /// Invocation id -> the instant reserved for it.
@@ -53,7 +50,7 @@ struct TargetBudget {
 
 /// What the budget says about one message.
 #[derive(Debug, PartialEq, Eq)]
-enum Decision {
+pub(super) enum Decision {
     /// Send now; the day's stored count becomes `started`.
     Go { day: i64, started: u32 },
     /// Reserved for `at`; `daily` when the daily budget (not the rate) set it.
@@ -61,7 +58,7 @@ enum Decision {
 }
 
 impl TargetBudget {
-    fn new(budget: Budget) -> Self {
+    pub(super) fn new(budget: Budget) -> Self {
         TargetBudget { budget, granted: VecDeque::new(), reserved: HashMap::new(), days: BTreeMap::new() }
     }
 
@@ -73,7 +70,7 @@ impl TargetBudget {
         Ok(self.days.entry(day).or_default())
     }
 
-    fn decide(&mut self, id: &str, now: i64, load: &dyn Fn(i64) -> anyhow::Result<u32>) -> anyhow::Result<Decision> {
+    pub(super) fn decide(&mut self, id: &str, now: i64, load: &dyn Fn(i64) -> anyhow::Result<u32>) -> anyhow::Result<Decision> {
         if let Some(at) = self.reserved.get(id).copied() {
             if at > now {
                 return Ok(Decision::Wait { at, daily: false, new: false });
@@ -121,70 +118,6 @@ impl TargetBudget {
         d.reserved += 1;
         self.reserved.insert(id.to_string(), at);
         Ok(Decision::Wait { at, daily, new: true })
-    }
-}
-
-/// The store key counting sends of `target` on UTC day `day` (days since 1970-01-01).
-fn day_key(target: &str, day: i64) -> String {
-    format!("budget.daily.{target}.{day}")
-}
-
-impl Engine {
-    /// Whether intent `c` must wait for its target's send budget. If so it is
-    /// held in the outbox until the instant reserved for it, and its first
-    /// wait is journaled; if not, the send is counted against the budget.
-    pub(crate) fn defer_for_budget(&self, c: &ClaimedIntent) -> anyhow::Result<bool> {
-        let g = self.generation();
-        let target = &c.payload.target;
-        let Some(budget) = g.config.targets.get(target).map(|t| t.delivery.budget) else { return Ok(false) };
-        if !budget.is_limited() {
-            return Ok(false);
-        }
-        let now = self.now();
-        let store = self.store().clone();
-        let load = |day: i64| -> anyhow::Result<u32> {
-            Ok(store.kv_get(&day_key(target, day))?.and_then(|v| v.parse().ok()).unwrap_or(0))
-        };
-        let decision = {
-            let mut targets = self.budgets.targets.lock().unwrap_or_else(|p| p.into_inner());
-            let t = targets.entry(target.clone()).or_insert_with(|| TargetBudget::new(budget));
-            if t.budget != budget {
-                // A reload changed the budget: reservations are made again under the new one.
-                *t = TargetBudget::new(budget);
-            }
-            t.decide(&c.id, now, &load)?
-        };
-        match decision {
-            Decision::Go { day, started } => {
-                store.kv_put(&day_key(target, day), &started.to_string())?;
-                Ok(false)
-            }
-            Decision::Wait { at, daily, new } => {
-                store.hold_intent(&c.id, at)?;
-                if new {
-                    let limit = match (daily, budget.rate, budget.daily) {
-                        (false, Some(r), _) => r.to_string(),
-                        (_, _, Some(d)) => format!("{d}/day"),
-                        (_, Some(r), None) => r.to_string(),
-                        (_, None, None) => String::new(),
-                    };
-                    let whom = match &c.payload.customer {
-                        Some(cust) => format!("customer {}", cust.id),
-                        None if c.payload.recipients.is_empty() => format!("target `{target}`"),
-                        None => c.payload.recipients.join(", "),
-                    };
-                    let note = format!(
-                        "waiting for budget of target `{target}` ({limit}) until {}: {} to {whom}",
-                        super::clock::fmt_ms(at),
-                        c.id
-                    );
-                    self.mutate(&c.incident_id, true, |ctx| {
-                        Ok(ctx.emit(Event::Note { by: "crisis".into(), note: note.clone() })?)
-                    })?;
-                }
-                Ok(true)
-            }
-        }
     }
 }
 

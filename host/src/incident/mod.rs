@@ -5,6 +5,7 @@ mod acting;
 mod advance;
 mod batch;
 pub(crate) mod budget;
+mod budget_wait;
 pub(crate) mod clock;
 mod commands;
 mod ctx;
