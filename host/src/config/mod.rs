@@ -5,10 +5,12 @@
 //! the current directory: `./playbooks`, `./examples/roster.toml`,
 //! `./examples/customers.csv`, and `log` targets for every channel.
 
+pub mod budget;
 pub mod customers;
 pub(crate) mod model;
 pub mod pagerduty;
 pub mod roster;
+pub mod smtp;
 pub(crate) mod state_dir;
 mod store;
 pub mod status_page;
@@ -57,6 +59,8 @@ pub struct Target {
     pub delivery: Delivery,
     /// Storm control; `None` sends every notice on its own.
     pub digest: Option<DigestRule>,
+    /// The relay of a `plugin = "smtp"` target.
+    pub smtp: Option<smtp::SmtpSettings>,
 }
 
 /// Per-target delivery limits: a slow or failing target is isolated from the others.
@@ -71,6 +75,8 @@ pub struct Delivery {
     /// How long after an effect was recorded its transient failures are still
     /// retried: an outage shorter than this delays a message but never loses it.
     pub retry_for: Duration,
+    /// How many messages it may send per window and per day; over it they wait.
+    pub budget: budget::Budget,
 }
 
 impl Default for Delivery {
@@ -80,6 +86,7 @@ impl Default for Delivery {
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             retry_for: Duration::from_secs(3600),
+            budget: budget::Budget::default(),
         }
     }
 }
@@ -455,35 +462,17 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     for (name, t) in &file.targets {
         let d = t.get_ref();
         let plugin = d.plugin.get_ref();
-        if plugin != "log" && !status_page::is_status_target(name, d, &src, &mut diags) {
+        smtp::check_presence(name, &d.plugin, d.smtp.as_ref(), &src, &mut diags);
+        if plugin != "log" && plugin != smtp::SMTP && !status_page::is_status_target(name, d, &src, &mut diags) {
             let world = plugins.get(plugin).and_then(|p| p.world).or_else(|| builtins.get(plugin.as_str()).copied());
             match world {
                 Some(World::Notifier) => {}
                 Some(w) => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses plugin `{plugin}`, which implements the {w} world; targets need a notifier"))),
-                None => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses unknown plugin `{plugin}`: use `log`, `webhook-notify` or declare [plugins.{plugin}]"))),
+                None => diags.push(src.at(d.plugin.span(), format!("target `{name}` uses unknown plugin `{plugin}`: use `log`, `smtp`, `status`, `webhook-notify`, `sms-gateway` or declare [plugins.{plugin}]"))),
             }
         }
-        let def = Delivery::default();
-        let breaker_cooldown = match &d.breaker_cooldown {
-            None => def.breaker_cooldown,
-            Some(c) => crate::playbook::types::parse_duration(c.get_ref()).unwrap_or_else(|e| {
-                diags.push(src.at(c.span(), e));
-                def.breaker_cooldown
-            }),
-        };
-        let retry_for = match &d.retry_for {
-            None => def.retry_for,
-            Some(c) => crate::playbook::types::parse_duration(c.get_ref()).unwrap_or_else(|e| {
-                diags.push(src.at(c.span(), e));
-                def.retry_for
-            }),
-        };
-        let delivery = Delivery {
-            concurrency: d.concurrency.map_or(def.concurrency, |n| n.max(1) as usize),
-            breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
-            breaker_cooldown,
-            retry_for,
-        };
+        let delivery = budget::delivery(name, d, &src, &mut diags);
+        let smtp = d.smtp.as_ref().and_then(|m| smtp::settings(name, m, &secrets, base, &src, &mut diags));
         targets.insert(
             name.clone(),
             Target {
@@ -492,6 +481,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 config: check_secret_values(&d.config, &mut diags),
                 delivery,
                 digest: d.digest.as_ref().and_then(|g| g.get_ref().rule(name, g.span(), &src, &mut diags)),
+                smtp,
             },
         );
     }
@@ -628,6 +618,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 Ok(rsrc) => {
                     hasher.update(rsrc.text.as_bytes());
                     let roster = load_roster(&rsrc, &targets, &mut diags);
+                    smtp::check_recipients(&file.targets, &roster, &src, &mut diags);
                     (Some(p), roster)
                 }
             }

@@ -93,6 +93,35 @@ pub(crate) struct TargetDecl {
     pub retry_for: Option<Str>,
     /// Storm control: fold notices past `after` within `within` into one digest.
     pub digest: Option<Spanned<DigestDecl>>,
+    /// Send budget: at most this many messages per window, e.g. `100/min`.
+    pub rate: Option<Str>,
+    /// Send budget: at most this many messages per UTC day.
+    pub daily: Option<Spanned<i64>>,
+    /// `[targets.X.smtp]`: the relay of a `plugin = "smtp"` target.
+    pub smtp: Option<Spanned<SmtpDecl>>,
+}
+
+/// `[targets.X.smtp]` as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SmtpDecl {
+    pub host: Str,
+    pub port: Option<Spanned<i64>>,
+    /// `starttls` (default), `implicit` or `none` (loopback relays only).
+    pub tls: Option<Str>,
+    pub username: Option<Str>,
+    /// `secret:NAME`.
+    pub password: Option<Str>,
+    pub from: Str,
+    pub reply_to: Option<Str>,
+    /// Extra PEM CA certificate to trust (a private relay or a test server).
+    pub ca_file: Option<Str>,
+    /// Roster people or teams that notices to this target go to (pages go to the paged people).
+    #[serde(default)]
+    pub to: Vec<Str>,
+    /// Right-hand side of Message-IDs and the EHLO name (default `crisis.local`).
+    pub domain: Option<Str>,
+    /// How long one SMTP conversation may take (default 30s).
+    pub timeout: Option<Str>,
 }
 
 /// `digest = { after = 5, within = "30s" }` on a target, as written.
@@ -264,6 +293,8 @@ pub struct PersonDecl {
     pub roles: Vec<String>,
     /// Notification target used to page this person (default: the rota's or none).
     pub target: Option<Str>,
+    /// Where `smtp` targets e-mail this person.
+    pub email: Option<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,6 +34,9 @@ pub struct Person {
     pub roles: Vec<String>,
     /// Target used to page this person.
     pub target: Option<String>,
+    /// Where `smtp` targets e-mail this person; a contact detail, so never serialized.
+    #[serde(skip)]
+    pub email: Option<String>,
 }
 
 /// A rotation of people taking shifts of whole days.
@@ -107,6 +110,7 @@ pub fn build(src: &Source, file: RosterFile, diags: &mut Vec<Diagnostic>) -> Ros
                 timezone: tz.map(|t| t.get_ref().clone()),
                 roles: p.get_ref().roles.clone(),
                 target: p.get_ref().target.as_ref().map(|t| t.get_ref().clone()),
+                email: p.get_ref().email.as_ref().map(|e| e.get_ref().clone()),
             },
         );
     }

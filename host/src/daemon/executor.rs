@@ -18,6 +18,7 @@
 //! HTTP request is summarised as method, `scheme://host[:port]` and status.
 
 use crate::config::status_page::STATUS_PLUGIN;
+use crate::config::smtp::SMTP;
 use crate::incident::Engine;
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::plugin::api::{
@@ -200,6 +201,24 @@ impl PluginExecutor {
     }
 }
 
+impl PluginExecutor {
+    /// E-mails one customer through an `smtp` target, with the address looked up only now.
+    fn email_customer(&self, id: &str, p: &IntentPayload, engine: &Engine, customer: &str, subject: &str, body: &str) -> EffectOutcome {
+        let g = engine.generation();
+        let Some(settings) = g.config.targets.get(&p.target).and_then(|t| t.smtp.as_ref()) else {
+            return EffectOutcome::failed(format!("target `{}` is no longer an smtp target", p.target), false);
+        };
+        let address = g.customers.iter().find(|x| x.id == customer).map(|x| x.contact.email.trim().to_string()).unwrap_or_default();
+        if address.is_empty() {
+            return EffectOutcome::failed(format!("customer {customer} has no e-mail address"), false);
+        }
+        let to = [super::smtp::Recipient { who: format!("customer {customer}"), address }];
+        let out = super::smtp::send(id, p, &g.config, settings, subject, body, &to);
+        self.count(SMTP, if out.ok { "ok" } else { "error" });
+        out
+    }
+}
+
 impl Executor for PluginExecutor {
     fn execute(&self, id: &str, p: &IntentPayload) -> EffectOutcome {
         let Some(engine) = self.engine.upgrade() else {
@@ -208,6 +227,18 @@ impl Executor for PluginExecutor {
         match p.kind {
             EffectKind::Notify if p.notifier == "log" => self.log.execute(id, p),
             EffectKind::Notify if p.notifier == STATUS_PLUGIN => self.publish_status(id, p, engine.now()),
+            EffectKind::Notify if p.notifier == SMTP => {
+                let g = engine.generation();
+                let Some(settings) = g.config.targets.get(&p.target).and_then(|t| t.smtp.as_ref()) else {
+                    return EffectOutcome::failed(format!("target `{}` is no longer an smtp target", p.target), false);
+                };
+                let out = match super::smtp::people(p, settings, &g.config.roster) {
+                    Ok(to) => super::smtp::send(id, p, &g.config, settings, &p.subject, &p.body, &to),
+                    Err(e) => EffectOutcome::failed(e, false),
+                };
+                self.count(SMTP, if out.ok { "ok" } else { "error" });
+                out
+            }
             EffectKind::Notify => {
                 let params = vec![
                     ("purpose".to_string(), p.purpose.to_string()),
@@ -265,6 +296,10 @@ impl Executor for PluginExecutor {
                 if let Some(comp) = &msg.compensation {
                     tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
                 }
+                let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
+                if p.notifier == SMTP {
+                    return self.email_customer(id, p, &engine, &c.id, &subject, &body);
+                }
                 // The address is looked up only now and never leaves this call except to the notifier.
                 let address = engine
                     .generation()
@@ -282,7 +317,6 @@ impl Executor for PluginExecutor {
                     ("customer".to_string(), c.id.clone()),
                     ("locale".to_string(), msg.locale.clone()),
                 ];
-                let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
                 self.notify(id, p, &engine, params, Message { body: &body, subject: &subject, contacts: vec![address] })
             }
         }

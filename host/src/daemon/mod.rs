@@ -22,6 +22,7 @@ mod recorder;
 pub(crate) mod reload;
 mod cluster_gen;
 pub(crate) mod status_page;
+mod smtp;
 pub(crate) mod tls;
 mod token_api;
 pub(crate) mod tokens;

@@ -300,6 +300,20 @@ async fn deliver(
     if stop.load(Ordering::SeqCst) {
         return give_back(&engine, &c.id, None).await;
     }
+    // Over its target's send budget: held until its reserved instant. Asked only when
+    // the breaker may admit a call, so a call it holds back spends no budget.
+    let state = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).state();
+    let waits = matches!(state, BreakerState::HalfOpen) || matches!(state, BreakerState::Open { until } if until > engine.now());
+    let (e, item) = (engine.clone(), c.clone());
+    match tokio::task::spawn_blocking(move || if waits { Ok(false) } else { e.defer_for_budget(&item) }).await {
+        Ok(Ok(true)) => return,
+        Ok(Ok(false)) => {}
+        Ok(Err(err)) => {
+            tracing::error!(invocation_id = %c.id, "cannot check the send budget; retrying in a second: {err:#}");
+            return give_back(&engine, &c.id, Some(engine.now() + 1000)).await;
+        }
+        Err(err) => tracing::error!(invocation_id = %c.id, "checking the send budget panicked: {err}"),
+    }
     let admit = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(engine.now());
     if let Admit::Deny { until } = admit {
         // Not attempted and not counted: due again when the probe may run.

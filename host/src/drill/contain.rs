@@ -136,6 +136,7 @@ mod tests {
             digest: None,
             config: BTreeMap::new(),
             delivery: Default::default(),
+            smtp: None,
         };
         let targets = BTreeMap::from([
             ("oncall".to_string(), t(true)),

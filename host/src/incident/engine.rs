@@ -45,6 +45,8 @@ pub struct Engine {
     id_prefix: String,
     /// Woken whenever new timers or intents may be due.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Send budgets of the targets, in this engine's time.
+    pub(super) budgets: super::budget::Budgets,
 }
 
 /// What the store is told when a write closure refused: the typed error
@@ -76,6 +78,7 @@ impl Engine {
                 Mode::Live => "INC".into(),
             },
             wake: Arc::new(tokio::sync::Notify::new()),
+            budgets: Default::default(),
         }
     }
 

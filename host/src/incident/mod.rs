@@ -4,6 +4,8 @@
 mod acting;
 mod advance;
 mod batch;
+pub(crate) mod budget;
+mod budget_wait;
 pub(crate) mod clock;
 mod commands;
 mod ctx;

@@ -401,6 +401,10 @@ pub(crate) fn run_pending_until(
             engine.store().release_intent(&c.id, None)?;
             continue;
         }
+        // Over its target's send budget: held until its reserved instant, not run now.
+        if engine.defer_for_budget(c)? {
+            continue;
+        }
         n += 1;
         let res = outbox.prepare(engine, c).and_then(|next| match next {
             Next::Settled => Ok(()),
