@@ -35,7 +35,17 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let guest_target = out_dir.join("guest-target");
 
-    for rel in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "webhook-notify", "sms-gateway", "appease-script", "drill-sim", "fixtures"] {
+    for rel in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "wit",
+        "sdk",
+        "webhook-notify",
+        "sms-gateway",
+        "appease-script",
+        "drill-sim",
+        "fixtures",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(rel).display());
     }
     println!("cargo:rerun-if-env-changed=CRISIS_PLUGINS_OFFLINE");

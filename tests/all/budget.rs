@@ -64,7 +64,9 @@ fn five_hundred_messages_at_100_a_minute_take_four_minutes_of_drill_time_and_non
         .events
         .iter()
         .filter(|e| e.kind == "note")
-        .filter(|e| e.data["note"].as_str().unwrap_or("").contains("waiting for budget of target `customers` (100/min) until"))
+        .filter(|e| {
+            e.data["note"].as_str().unwrap_or("").contains("waiting for budget of target `customers` (100/min) until")
+        })
         .count();
     assert_eq!(waits, 400, "each message past the first hundred says it waits");
 }
@@ -80,7 +82,18 @@ fn customer_intents(d: &Daemon, id: &str) -> (usize, usize) {
 }
 
 fn open_and_act(d: &Daemon, service: &str) -> String {
-    let v = d.json(&["trigger", "outage", "--scope", "EU", "--field", "nature=500", "--label", &format!("service={service}"), "--label", "region=eu"]);
+    let v = d.json(&[
+        "trigger",
+        "outage",
+        "--scope",
+        "EU",
+        "--field",
+        "nature=500",
+        "--label",
+        &format!("service={service}"),
+        "--label",
+        "region=eu",
+    ]);
     let id = v["incident"]["id"].as_str().unwrap().to_string();
     d.wait_for("the assign phase", || d.json(&["incident", "show", &id])["phase"] == "assign");
     d.ok(&["ack", &id, "--as", "alice"]);
@@ -90,7 +103,8 @@ fn open_and_act(d: &Daemon, service: &str) -> String {
 
 #[test]
 fn the_daily_budget_is_kept_across_a_restart() {
-    let targets = LOG_TARGETS.replace("[targets.customers]\nplugin = \"log\"\n", "[targets.customers]\nplugin = \"log\"\ndaily = 2\n");
+    let targets = LOG_TARGETS
+        .replace("[targets.customers]\nplugin = \"log\"\n", "[targets.customers]\nplugin = \"log\"\ndaily = 2\n");
     let mut d = Daemon::start("engine", &targets);
     // Three affected customers, two a day: two go, the third waits for the next UTC day.
     let first = open_and_act(&d, "checkout");

@@ -220,7 +220,11 @@ fn twilio_request(r: &Received, resource: &str, to: &str) -> Vec<(String, String
     assert_eq!(r.method, "POST");
     assert_eq!(r.path, format!("/2010-04-01/Accounts/{SID}/{resource}"));
     let basic = data_encoding::BASE64.encode(format!("{SID}:{TOKEN}").as_bytes());
-    assert_eq!(r.header("authorization"), Some(format!("Basic {basic}").as_str()), "Basic auth with the test's credentials");
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Basic {basic}").as_str()),
+        "Basic auth with the test's credentials"
+    );
     assert_eq!(r.header("content-type"), Some("application/x-www-form-urlencoded"));
     assert!(r.header("i-twilio-idempotency-token").is_some_and(|t| !t.is_empty()), "{:?}", r.headers);
     let f = form(&r.body);
@@ -281,7 +285,8 @@ fn a_sev1_page_to_a_voice_target_places_a_call_with_escaped_twiml() {
     assert!(twiml.contains("Cards &amp; &lt;wallets&gt; fail"), "{twiml}");
     // Whatever the page says is text inside <Say>, never markup.
     let inner = twiml.trim_start_matches("<Response>").trim_end_matches("</Response>");
-    let stripped = inner.replace("<Say language=\"en-US\">", "").replace("</Say>", "").replace("<Pause length=\"1\"/>", "");
+    let stripped =
+        inner.replace("<Say language=\"en-US\">", "").replace("</Say>", "").replace("<Pause length=\"1\"/>", "");
     assert!(!stripped.contains('<') && !stripped.contains('>'), "unescaped markup in {twiml}");
     assert_eq!(call.header("i-twilio-idempotency-token").map(|t| t.starts_with(&id)), Some(true), "{:?}", call.headers);
     assert_clean(&d, &id, &[TOKEN, BOB]);
@@ -352,11 +357,7 @@ fn same_shape(doc: &Value, ours: &Value, optional: &[&str], at: &str) {
                 same_shape(doc_el, ov, optional, &format!("{at}[{i}]"));
             }
         }
-        (d, o) => assert_eq!(
-            std::mem::discriminant(d),
-            std::mem::discriminant(o),
-            "{at}: documented {d}, sent {o}"
-        ),
+        (d, o) => assert_eq!(std::mem::discriminant(d), std::mem::discriminant(o), "{at}: documented {d}, sent {o}"),
     }
 }
 
@@ -440,14 +441,20 @@ fn a_robot_error_code_in_a_200_is_a_failure_and_rate_limits_are_retried() {
     let twilio = Provider::start((201, QUEUED_SMS));
     let robots = Provider::start((200, r#"{"code":0,"msg":"success","errcode":0,"errmsg":"ok"}"#));
     // Feishu refuses the signature (HTTP 200, documented code 19021): permanent.
-    robots.then("/open-apis/", 200, r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time","data":{}}"#);
+    robots.then(
+        "/open-apis/",
+        200,
+        r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time","data":{}}"#,
+    );
     // WeCom's first answer is its documented rate limit; the retry succeeds.
     robots.then("/cgi-bin/", 200, r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#);
     let d = start(&twilio, &robots);
     let id = open(&d, "robots");
     delivered(&d, &id, "wecom");
     let feishu_failed = || {
-        d.events(&id).into_iter().any(|e| e["kind"] == "effect_result" && e["data"]["target"] == "feishu" && e["data"]["ok"] == false)
+        d.events(&id)
+            .into_iter()
+            .any(|e| e["kind"] == "effect_result" && e["data"]["target"] == "feishu" && e["data"]["ok"] == false)
     };
     d.wait_for("Feishu's refusal to be journaled", feishu_failed);
     let journal = serde_json::to_string(&d.events(&id)).unwrap();
@@ -461,7 +468,8 @@ fn a_robot_error_code_in_a_200_is_a_failure_and_rate_limits_are_retried() {
 
 #[test]
 fn the_new_builtins_pass_their_plugin_test_cases() {
-    for (plugin, cases) in [("sms-gateway", "plugins/cases/sms-gateway"), ("webhook-notify", "plugins/cases/webhook-notify")]
+    for (plugin, cases) in
+        [("sms-gateway", "plugins/cases/sms-gateway"), ("webhook-notify", "plugins/cases/webhook-notify")]
     {
         let dir = tempfile::tempdir().unwrap();
         let case_dir = repo().join(cases);
@@ -471,7 +479,10 @@ fn the_new_builtins_pass_their_plugin_test_cases() {
         );
         assert_eq!(r.code, 0, "{plugin}: {}\n{}", r.stdout, r.stderr);
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
-        let n = std::fs::read_dir(&case_dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count();
+        let n = std::fs::read_dir(&case_dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+            .count();
         assert!(n >= 3, "{cases} has cases");
         assert_eq!((v["failed"].as_u64(), v["passed"].as_u64()), (Some(0), Some(n as u64)), "{v}");
     }

@@ -170,7 +170,8 @@ fn a_page_whose_node_dies_mid_call_is_sent_by_another_node_once_the_lease_runs_o
         server.port
     );
     let mut nodes = cluster(3, &db, &extra);
-    let id = nodes[0].post_incident(&json!({ "playbook": "page", "fields": { "nature": "n" }, "labels": { "n": "1" } }));
+    let id =
+        nodes[0].post_incident(&json!({ "playbook": "page", "fields": { "nature": "n" }, "labels": { "n": "1" } }));
     wait_until(&nodes[0], "the page to reach the hanging receiver", 60, || server.refused() >= 1);
 
     // Who holds it: the node whose lease is on the page, found by its advertised address.
@@ -207,7 +208,9 @@ fn a_page_whose_node_dies_mid_call_is_sent_by_another_node_once_the_lease_runs_o
     assert_eq!(server.refused(), 1, "only the dead node's call hung: no live node's lease was taken over");
     survivor.wait_for("the take-over journaled", || {
         survivor.events(&id).iter().any(|e: &Value| {
-            e["kind"] == "reclaimed" && e["data"]["id"] == invocation.as_str() && e["data"]["node"] == dead_node.as_str()
+            e["kind"] == "reclaimed"
+                && e["data"]["id"] == invocation.as_str()
+                && e["data"]["node"] == dead_node.as_str()
         })
     });
     let s = survivor.json(&["status"]);

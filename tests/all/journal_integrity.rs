@@ -165,4 +165,3 @@ fn the_journal_key_is_private_and_not_in_the_journal() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("journal.key") && r.stderr.contains("chmod 0600"), "{}", r.stderr);
 }
-

@@ -81,7 +81,10 @@ fn python() -> Option<PathBuf> {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         let run = |cmd: &mut Command| -> Result<(), String> {
             let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            o.status.success().then_some(()).ok_or_else(|| format!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr)))
+            o.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| format!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr)))
         };
         let _ = std::fs::remove_dir_all(&venv);
         run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
@@ -92,9 +95,12 @@ fn python() -> Option<PathBuf> {
     match found {
         Ok(p) => Some(p.clone()),
         Err(why) => {
-            let required = std::env::var_os("CI").is_some() || std::env::var("CRISIS_REQUIRE_SMTP").as_deref() == Ok("1");
+            let required =
+                std::env::var_os("CI").is_some() || std::env::var("CRISIS_REQUIRE_SMTP").as_deref() == Ok("1");
             assert!(!required, "cannot install {AIOSMTPD}: {why}");
-            eprintln!("skipping: cannot install {AIOSMTPD} into a venv ({why}); set CRISIS_REQUIRE_SMTP=1 to fail instead");
+            eprintln!(
+                "skipping: cannot install {AIOSMTPD} into a venv ({why}); set CRISIS_REQUIRE_SMTP=1 to fail instead"
+            );
             None
         }
     }
@@ -241,10 +247,18 @@ fn superiors_and_customers_get_their_email_over_starttls_and_a_retry_keeps_its_m
     let raw = report["content"].as_str().unwrap();
     assert_eq!(report["tls"], true, "STARTTLS with the CA from ca_file");
     assert_eq!(report["auth"], true, "AUTH with the password from [secrets]");
-    assert_eq!(report["rcpt_tos"], serde_json::json!(["carol.diaz@corp.example"]), "the board team's e-mail from the roster");
+    assert_eq!(
+        report["rcpt_tos"],
+        serde_json::json!(["carol.diaz@corp.example"]),
+        "the board team's e-mail from the roster"
+    );
     let mid = header(raw, "Message-ID").unwrap();
     assert_eq!(mid, format!("<{id}.1@crisis.corp.example>"), "{raw}");
-    assert_eq!(header(refused[0]["content"].as_str().unwrap(), "Message-ID").unwrap(), mid, "the retry is the same message");
+    assert_eq!(
+        header(refused[0]["content"].as_str().unwrap(), "Message-ID").unwrap(),
+        mid,
+        "the retry is the same message"
+    );
     assert_eq!(header(raw, "From").unwrap(), "\"Crisis desk\" <crisis@corp.example>");
     assert_eq!(header(raw, "To").unwrap(), "carol.diaz@corp.example");
     let subject = header(raw, "Subject").unwrap();
@@ -302,5 +316,11 @@ fn plain_smtp_to_another_machine_is_refused_at_load() {
     let cfg = write_config(dir.path(), free_port(), &targets(25, "none", "").replace("127.0.0.1", "mail.example.com"));
     let r = crisis_in(dir.path(), &["--config", cfg.to_str().unwrap(), "playbook", "validate"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!((r.stdout.clone() + &r.stderr).contains("tls = \"none\"` would send messages and the password in clear to `mail.example.com`"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        (r.stdout.clone() + &r.stderr)
+            .contains("tls = \"none\"` would send messages and the password in clear to `mail.example.com`"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
 }

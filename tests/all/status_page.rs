@@ -44,7 +44,11 @@ fn component(v: &Value, id: &str) -> String {
 }
 
 fn posts(v: &Value) -> usize {
-    ["active", "history"].iter().flat_map(|k| v[k].as_array().unwrap()).map(|i| i["updates"].as_array().unwrap().len()).sum()
+    ["active", "history"]
+        .iter()
+        .flat_map(|k| v[k].as_array().unwrap())
+        .map(|i| i["updates"].as_array().unwrap().len())
+        .sum()
 }
 
 /// Opens the incident with internal details (title, label, note) and lets the step run.
@@ -128,7 +132,12 @@ fn an_outage_is_published_in_the_visitors_locale_and_nothing_internal_shows() {
     assert_eq!(entries.lines().count(), 1, "{entries}");
     assert!(entries.starts_with(TITLE_ZH), "{entries}");
 
-    for (what, text) in [("json en", index(sp, "en").to_string()), ("json zh", zh.to_string()), ("html", html.clone()), ("atom", atom.clone())] {
+    for (what, text) in [
+        ("json en", index(sp, "en").to_string()),
+        ("json zh", zh.to_string()),
+        ("html", html.clone()),
+        ("atom", atom.clone()),
+    ] {
         for s in SECRETS {
             assert!(!text.contains(s), "{what} shows internal `{s}`:\n{text}");
         }
@@ -192,7 +201,11 @@ fn a_drill_of_the_same_playbook_publishes_nothing() {
     let run = out.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
     let report = d.ok(&["drill", "report", &run, "--format", "json"]);
     // The drill reached the step and resolved: both status posts were captured, not published.
-    assert_eq!(report.matches("step:status-page notice to target `status-page` (not drill_safe), not sent").count(), 2, "{report}");
+    assert_eq!(
+        report.matches("step:status-page notice to target `status-page` (not drill_safe), not sent").count(),
+        2,
+        "{report}"
+    );
     let v = index(sp, "en");
     assert_eq!(posts(&v), 0, "{v}");
     assert_eq!(v["overall"], "operational");
@@ -219,17 +232,26 @@ fn a_retried_status_intent_publishes_once() {
     });
     let log = d.log();
     assert!(log.contains("retrying side effect with its original invocation id"), "{log}");
-    let result = d.events(&id).into_iter().find(|e| e["kind"] == "effect_result" && e["data"]["invocation_id"] == intent.as_str()).unwrap();
+    let result = d
+        .events(&id)
+        .into_iter()
+        .find(|e| e["kind"] == "effect_result" && e["data"]["invocation_id"] == intent.as_str())
+        .unwrap();
     assert!(result.to_string().contains("already published to the status page"), "{result}");
     assert_eq!(posts(&index(sp, "en")), 1);
 }
 
 #[test]
 fn the_status_page_is_off_unless_configured() {
-    let d = Daemon::start("status_page", "[targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n[targets.status-page]\nplugin = \"status\"\n[status_page]\ncomponents = [{ id = \"login\" }, { id = \"checkout\" }]\n");
+    let d = Daemon::start(
+        "status_page",
+        "[targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n[targets.status-page]\nplugin = \"status\"\n[status_page]\ncomponents = [{ id = \"login\" }, { id = \"checkout\" }]\n",
+    );
     let id = open_incident(&d);
     d.wait_for("the step's result", || {
-        d.events(&id).iter().any(|e| e["kind"] == "effect_result" && e.to_string().contains("published to the status page"))
+        d.events(&id)
+            .iter()
+            .any(|e| e["kind"] == "effect_result" && e.to_string().contains("published to the status page"))
     });
     assert!(!d.log().contains("public status page on"), "{}", d.log());
     // The API listener does not serve it either.

@@ -6,8 +6,7 @@
 use crate::common::*;
 use serde_json::{Value, json};
 
-#[path = "../../host/src/store/postgres/testdb.rs"]
-mod testdb;
+use crate::postgres_store::testdb;
 
 const URL_ENV: &str = "CRISIS_TEST_PG_URL";
 /// The secret is declared from the start; `[store]` is added only after the migration.
@@ -58,7 +57,9 @@ fn a_thousand_incidents_move_to_postgresql_with_the_same_head_list_and_report() 
             let d = &d;
             s.spawn(move || {
                 for n in (t..1000).step_by(8) {
-                    d.post_incident(&json!({ "playbook": "page", "fields": { "nature": "m" }, "labels": { "n": n.to_string() } }));
+                    d.post_incident(
+                        &json!({ "playbook": "page", "fields": { "nature": "m" }, "labels": { "n": n.to_string() } }),
+                    );
                 }
             });
         }
@@ -75,7 +76,11 @@ fn a_thousand_incidents_move_to_postgresql_with_the_same_head_list_and_report() 
 
     let running = migrate(&d, &db, &["--url-secret", "pg"]);
     assert_eq!(running.code, 1, "{}{}", running.stdout, running.stderr);
-    assert!(running.stdout.contains("is in use by crisis daemon pid") && running.stdout.contains("stop it first"), "{}", running.stdout);
+    assert!(
+        running.stdout.contains("is in use by crisis daemon pid") && running.stdout.contains("stop it first"),
+        "{}",
+        running.stdout
+    );
     assert_eq!(tables(&db), 0, "a refused migration touched the database");
 
     d.kill9();
@@ -88,7 +93,8 @@ fn a_thousand_incidents_move_to_postgresql_with_the_same_head_list_and_report() 
     let head = format!("{}:{}", out["to"]["head_seq"], out["to"]["head"].as_str().unwrap());
     assert_eq!(head, anchor);
     assert_eq!(format!("{}:{}", out["from"]["head_seq"], out["from"]["head"].as_str().unwrap()), anchor);
-    let rows = |t: &str| out["tables"].as_array().unwrap().iter().find(|x| x["table"] == t).unwrap()["rows"].as_i64().unwrap();
+    let rows =
+        |t: &str| out["tables"].as_array().unwrap().iter().find(|x| x["table"] == t).unwrap()["rows"].as_i64().unwrap();
     assert_eq!(rows("incidents"), 1000);
     assert_eq!(rows("events"), out["from"]["events"].as_i64().unwrap());
     assert_eq!(count(&db, "events"), rows("events"));
@@ -98,7 +104,11 @@ fn a_thousand_incidents_move_to_postgresql_with_the_same_head_list_and_report() 
     // A second run finds the database taken and names what is there.
     let again = migrate(&d, &db, &["--url-secret", "pg"]);
     assert_eq!(again.code, 1, "{}", again.stdout);
-    assert!(again.stdout.contains("not empty") && again.stdout.contains("events (more than 1000 rows)"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("not empty") && again.stdout.contains("events (more than 1000 rows)"),
+        "{}",
+        again.stdout
+    );
 
     // The daemon now runs on PostgreSQL with the same state directory and key;
     // journal.db is moved aside, so the same list can only come from PostgreSQL.
@@ -138,6 +148,10 @@ fn a_database_holding_other_data_or_a_broken_chain_is_refused() {
     drop(conn);
     let r = migrate(&d, &fresh, &["--url-secret", "pg"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("does not verify") && r.stdout.contains("event 2") && r.stdout.contains("edited"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("does not verify") && r.stdout.contains("event 2") && r.stdout.contains("edited"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(tables(&fresh), 0, "a refused migration touched the database");
 }

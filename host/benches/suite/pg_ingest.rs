@@ -36,7 +36,9 @@ fn as_owner(program: &Path) -> Command {
 impl Server {
     fn start() -> Result<Server, String> {
         let (Some(initdb), Some(pg_ctl)) = (pg_bin("initdb"), pg_bin("pg_ctl")) else {
-            return Err("no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin or on PATH".into());
+            return Err(
+                "no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin or on PATH".into()
+            );
         };
         let dir = tempfile::Builder::new().prefix("crisis-bench-pg-").tempdir().unwrap().keep();
         if rustix::process::geteuid().is_root() {
@@ -192,7 +194,9 @@ pub(crate) fn pg_ingest_rows(rows: &mut Vec<Row>, full: bool) {
         assert!(r.status().is_success(), "trigger on node {} answered {}", c % NODES, r.status());
     });
     rows.push(row(
-        &format!("trigger ingest, {NODES} daemons on one PostgreSQL, {CLIENTS} clients over the nodes (durable), per second"),
+        &format!(
+            "trigger ingest, {NODES} daemons on one PostgreSQL, {CLIENTS} clients over the nodes (durable), per second"
+        ),
         crisis.0,
         "/s",
         &format!("raw PostgreSQL single-row inserts, one commit each, {CLIENTS} clients"),

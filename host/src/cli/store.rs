@@ -140,7 +140,9 @@ fn migrate(cli: &Cli, a: &MigrateArgs) -> Result<(), Failure> {
         )));
     }
     let _lock = StateDirLock::acquire(&cfg.state_dir, &fmt_ms(SystemClock.now_ms())).map_err(|e| {
-        Failure::failed(format!("{e}: the migration runs offline, so that the journal cannot change while it is copied"))
+        Failure::failed(format!(
+            "{e}: the migration runs offline, so that the journal cannot change while it is copied"
+        ))
     })?;
     let (url, target) = target_url(&cfg, a)?;
     let (key, key_place) = source_key(&cfg)?;
@@ -151,7 +153,8 @@ fn migrate(cli: &Cli, a: &MigrateArgs) -> Result<(), Failure> {
     let source = SqliteStore::open(&cfg.state_dir)
         .and_then(|s| s.with_key(key.clone(), false))
         .map_err(|e| Failure::failed(format!("cannot open the SQLite journal {}: {e:#}", journal.display())))?;
-    let before = source.verify(None).map_err(|e| Failure::failed(format!("cannot verify the SQLite journal: {e:#}")))?;
+    let before =
+        source.verify(None).map_err(|e| Failure::failed(format!("cannot verify the SQLite journal: {e:#}")))?;
     drop(source);
     if !before.problems.is_empty() {
         return Err(Failure::failed(format!(
@@ -171,9 +174,9 @@ fn migrate(cli: &Cli, a: &MigrateArgs) -> Result<(), Failure> {
     if !cli.json {
         println!("copying into PostgreSQL {database} in one transaction ...");
     }
-    let copied = pg.import_sqlite(&journal, progress()).map_err(|e| {
-        Failure::failed(format!("nothing was migrated into {database}: {e:#}"))
-    })?;
+    let copied = pg
+        .import_sqlite(&journal, progress())
+        .map_err(|e| Failure::failed(format!("nothing was migrated into {database}: {e:#}")))?;
     let pg = pg.with_key(key, false).map_err(|e| Failure::failed(format!("{e:#}")))?;
     let after = pg.verify(None).map_err(|e| Failure::failed(format!("cannot verify the copy in {database}: {e:#}")))?;
     let to = Side::new("postgres", database.clone(), &after);

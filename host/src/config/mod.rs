@@ -12,8 +12,8 @@ pub mod pagerduty;
 pub mod roster;
 pub mod smtp;
 pub(crate) mod state_dir;
-mod store;
 pub mod status_page;
+mod store;
 
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::refs::{BUILTIN_PLUGINS, RefContext};

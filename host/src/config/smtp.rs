@@ -95,7 +95,9 @@ pub(crate) fn settings(
     };
     let host = d.host.get_ref().trim().to_string();
     if host.is_empty() {
-        diags.push(src.at(d.host.span(), format!("`{key}.host` is empty: give the relay's host name, e.g. smtp.example.com")));
+        diags.push(
+            src.at(d.host.span(), format!("`{key}.host` is empty: give the relay's host name, e.g. smtp.example.com")),
+        );
     }
     if tls == SmtpTls::None && !is_loopback(&host) {
         let at = d.tls.as_ref().map(|t| t.span()).unwrap_or(d.host.span());
@@ -109,7 +111,9 @@ pub(crate) fn settings(
     let port = match &d.port {
         None => default_port,
         Some(p) => u16::try_from(*p.get_ref()).ok().filter(|p| *p > 0).unwrap_or_else(|| {
-            diags.push(src.at(p.span(), format!("`{key}.port` is {}: give a TCP port between 1 and 65535", p.get_ref())));
+            diags.push(
+                src.at(p.span(), format!("`{key}.port` is {}: give a TCP port between 1 and 65535", p.get_ref())),
+            );
             default_port
         }),
     };
@@ -125,8 +129,11 @@ pub(crate) fn settings(
         }
     });
     match (&d.username, &d.password) {
-        (Some(u), None) => diags.push(src.at(u.span(), format!("`{key}` has a username but no password: add password = \"secret:NAME\""))),
-        (None, Some(p)) => diags.push(src.at(p.span(), format!("`{key}` has a password but no username: add username = \"...\""))),
+        (Some(u), None) => diags
+            .push(src.at(u.span(), format!("`{key}` has a username but no password: add password = \"secret:NAME\""))),
+        (None, Some(p)) => {
+            diags.push(src.at(p.span(), format!("`{key}` has a password but no username: add username = \"...\"")))
+        }
         _ => {}
     }
     let mailbox = |m: &Str, what: &str, diags: &mut Vec<Diagnostic>| {
@@ -140,7 +147,9 @@ pub(crate) fn settings(
     let ca_file = d.ca_file.as_ref().map(|c| {
         let p = base.join(c.get_ref());
         if !p.is_file() {
-            diags.push(src.at(c.span(), format!("`{key}.ca_file`: {} does not exist: give a PEM CA certificate", p.display())));
+            diags.push(
+                src.at(c.span(), format!("`{key}.ca_file`: {} does not exist: give a PEM CA certificate", p.display())),
+            );
         }
         p
     });
@@ -172,10 +181,24 @@ pub(crate) fn settings(
 }
 
 /// The `smtp` table a target needs exactly when its plugin is `smtp`.
-pub(crate) fn check_presence(name: &str, plugin: &Str, decl: Option<&Spanned<SmtpDecl>>, src: &Source, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_presence(
+    name: &str,
+    plugin: &Str,
+    decl: Option<&Spanned<SmtpDecl>>,
+    src: &Source,
+    diags: &mut Vec<Diagnostic>,
+) {
     match (plugin.get_ref() == SMTP, decl) {
-        (true, None) => diags.push(src.at(plugin.span(), format!("target `{name}` uses plugin \"smtp\" but has no [targets.{name}.smtp] table: add host, from and tls"))),
-        (false, Some(d)) => diags.push(src.at(d.span(), format!("[targets.{name}.smtp] is only read when plugin = \"smtp\": remove it or set the plugin"))),
+        (true, None) => diags.push(src.at(
+            plugin.span(),
+            format!(
+                "target `{name}` uses plugin \"smtp\" but has no [targets.{name}.smtp] table: add host, from and tls"
+            ),
+        )),
+        (false, Some(d)) => diags.push(src.at(
+            d.span(),
+            format!("[targets.{name}.smtp] is only read when plugin = \"smtp\": remove it or set the plugin"),
+        )),
         _ => {}
     }
 }
@@ -203,7 +226,9 @@ mod tests {
     use super::*;
 
     fn load(smtp: &str) -> Result<super::super::Config, Vec<String>> {
-        let text = format!("[secrets.relay]\nenv = \"RELAY_PASSWORD\"\n[targets.mail]\nplugin = \"smtp\"\n[targets.mail.smtp]\n{smtp}\n");
+        let text = format!(
+            "[secrets.relay]\nenv = \"RELAY_PASSWORD\"\n[targets.mail]\nplugin = \"smtp\"\n[targets.mail.smtp]\n{smtp}\n"
+        );
         load_source(Source::new("crisis.toml", text), None, Path::new("."))
             .map_err(|ds| ds.iter().map(|d| d.to_string()).collect())
     }
@@ -228,7 +253,10 @@ mod tests {
 
     #[test]
     fn bad_smtp_settings_say_what_and_how() {
-        let m = load("host = \"smtp.example.com\"\nfrom = \"crisis@example.com\"\nusername = \"u\"\npassword = \"hunter2\"").unwrap_err();
+        let m = load(
+            "host = \"smtp.example.com\"\nfrom = \"crisis@example.com\"\nusername = \"u\"\npassword = \"hunter2\"",
+        )
+        .unwrap_err();
         assert!(m.iter().any(|m| m.contains("inline secret in `targets.mail.smtp.password`")), "{m:?}");
         assert!(m.iter().all(|m| !m.contains("hunter2")), "{m:?}");
         let m = load("host = \"smtp.example.com\"\nfrom = \"not a mailbox\"").unwrap_err();

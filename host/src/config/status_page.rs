@@ -102,7 +102,8 @@ pub(crate) fn is_status_target(
 
 /// Adds the status targets and components playbooks may name.
 pub(crate) fn add_refs(cfg: &super::Config, ctx: &mut crate::playbook::refs::RefContext) {
-    ctx.status_targets = cfg.targets.iter().filter(|(_, t)| t.plugin == STATUS_PLUGIN).map(|(n, _)| n.clone()).collect();
+    ctx.status_targets =
+        cfg.targets.iter().filter(|(_, t)| t.plugin == STATUS_PLUGIN).map(|(n, _)| n.clone()).collect();
     ctx.components = cfg.status_page.components.iter().map(|c| c.id.clone()).collect();
 }
 
@@ -138,17 +139,22 @@ pub(crate) fn build(
         } else {
             diags.push(src.at(
                 l.span(),
-                format!("[status_page] default_locale `{}` is not a locale: use a BCP 47 tag like en or zh-CN", l.get_ref()),
+                format!(
+                    "[status_page] default_locale `{}` is not a locale: use a BCP 47 tag like en or zh-CN",
+                    l.get_ref()
+                ),
             ));
         }
     }
     if let Some(h) = &d.history_days {
         match u32::try_from(*h.get_ref()) {
             Ok(n) if (1..=366).contains(&n) => cfg.history_days = n,
-            _ => diags.push(src.at(
-                h.span(),
-                format!("[status_page] history_days is {}: it must be between 1 and 366", h.get_ref()),
-            )),
+            _ => {
+                diags.push(src.at(
+                    h.span(),
+                    format!("[status_page] history_days is {}: it must be between 1 and 366", h.get_ref()),
+                ))
+            }
         }
     }
     let mut seen = BTreeSet::new();
@@ -205,7 +211,10 @@ mod tests {
     #[test]
     fn bad_status_page_settings_say_where_and_how_to_fix() {
         let m = load("[status_page]\nlisten = \"0.0.0.0:8081\"\n").unwrap_err();
-        assert!(m[0].starts_with("crisis.toml:2:10: [status_page] listen = \"0.0.0.0:8081\" is not a loopback address"), "{m:?}");
+        assert!(
+            m[0].starts_with("crisis.toml:2:10: [status_page] listen = \"0.0.0.0:8081\" is not a loopback address"),
+            "{m:?}"
+        );
         assert!(load("[status_page]\nlisten = \"0.0.0.0:8081\"\ninsecure_listen = true\n").is_ok());
         let m = load("[status_page]\ncomponents = [{ id = \"Login\" }, { id = \"a\" }, { id = \"a\" }]\n").unwrap_err();
         assert!(m[0].contains("bad [status_page] component id `Login`"), "{m:?}");

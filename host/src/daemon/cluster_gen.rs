@@ -146,7 +146,13 @@ pub(super) fn files_of(snapshot: &Snapshot, root: &Path) -> Vec<PublishedFile> {
 /// A published generation's files as a snapshot placed under this node's playbook directory `root`.
 pub(super) fn snapshot_of(p: &PublishedGeneration, root: &Path) -> Snapshot {
     // A single-file playbook path is the file itself.
-    let place = |rel: &str| if root.is_file() || root.extension().is_some_and(|e| e == "toml") { root.to_path_buf() } else { root.join(rel) };
+    let place = |rel: &str| {
+        if root.is_file() || root.extension().is_some_and(|e| e == "toml") {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        }
+    };
     Snapshot {
         files: p.files.iter().map(|f| Source::new(place(&f.path), f.text.clone())).collect(),
         read_errors: Vec::new(),
@@ -174,7 +180,12 @@ fn drift(applied: &[PublishedFile], disk: &[PublishedFile]) -> Vec<Drift> {
 /// At start: the newest published generation if it is valid here (it wins
 /// over this node's files), else `None` and this node's own files serve. The
 /// first node of a cluster publishes its own valid files, renumbering `own`.
-pub(super) fn start(c: &ClusterGen, config: &Config, own: &mut Loaded, now: i64) -> Option<(Generation, Vec<FileHash>)> {
+pub(super) fn start(
+    c: &ClusterGen,
+    config: &Config,
+    own: &mut Loaded,
+    now: i64,
+) -> Option<(Generation, Vec<FileHash>)> {
     match c.latest() {
         Ok(Some(p)) => {
             let l = loader::load_snapshot(config.clone(), snapshot_of(&p, &config.playbooks), p.number, now);

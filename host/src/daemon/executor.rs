@@ -17,8 +17,8 @@
 //! removed (in their common encodings) from every effect result, and an
 //! HTTP request is summarised as method, `scheme://host[:port]` and status.
 
-use crate::config::status_page::STATUS_PLUGIN;
 use crate::config::smtp::SMTP;
+use crate::config::status_page::STATUS_PLUGIN;
 use crate::incident::Engine;
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor, IntentPayload, LogExecutor};
 use crate::plugin::api::{
@@ -57,11 +57,18 @@ impl PluginExecutor {
     /// invocation id, and never a drill's.
     fn publish_status(&self, id: &str, p: &IntentPayload, now: i64) -> EffectOutcome {
         if p.mode == crate::playbook::types::Mode::Drill {
-            return EffectOutcome::sent(format!("{}status post to `{}`, not published", crate::drill::contain::CAPTURED, p.target));
+            return EffectOutcome::sent(format!(
+                "{}status post to `{}`, not published",
+                crate::drill::contain::CAPTURED,
+                p.target
+            ));
         }
         let Some(post) = &p.status else {
             return EffectOutcome::failed(
-                format!("target `{}` is a public status page and this {} notice has no [act.status] text: only a step's [act.status] table is published there", p.target, p.purpose),
+                format!(
+                    "target `{}` is a public status page and this {} notice has no [act.status] text: only a step's [act.status] table is published there",
+                    p.target, p.purpose
+                ),
                 false,
             );
         };
@@ -71,7 +78,11 @@ impl PluginExecutor {
         match board.publish(id, &p.incident.id, post, now) {
             Ok(true) => {
                 tracing::info!(invocation_id = id, target = %p.target, state = %post.state, "published to the status page");
-                EffectOutcome::sent(format!("published to the status page: {} {}", post.components.join(", "), post.state))
+                EffectOutcome::sent(format!(
+                    "published to the status page: {} {}",
+                    post.components.join(", "),
+                    post.state
+                ))
             }
             Ok(false) => EffectOutcome::sent("already published to the status page under this invocation id"),
             Err(e) => EffectOutcome::failed(format!("cannot record the status page post: {e}"), true),
@@ -203,12 +214,25 @@ impl PluginExecutor {
 
 impl PluginExecutor {
     /// E-mails one customer through an `smtp` target, with the address looked up only now.
-    fn email_customer(&self, id: &str, p: &IntentPayload, engine: &Engine, customer: &str, subject: &str, body: &str) -> EffectOutcome {
+    fn email_customer(
+        &self,
+        id: &str,
+        p: &IntentPayload,
+        engine: &Engine,
+        customer: &str,
+        subject: &str,
+        body: &str,
+    ) -> EffectOutcome {
         let g = engine.generation();
         let Some(settings) = g.config.targets.get(&p.target).and_then(|t| t.smtp.as_ref()) else {
             return EffectOutcome::failed(format!("target `{}` is no longer an smtp target", p.target), false);
         };
-        let address = g.customers.iter().find(|x| x.id == customer).map(|x| x.contact.email.trim().to_string()).unwrap_or_default();
+        let address = g
+            .customers
+            .iter()
+            .find(|x| x.id == customer)
+            .map(|x| x.contact.email.trim().to_string())
+            .unwrap_or_default();
         if address.is_empty() {
             return EffectOutcome::failed(format!("customer {customer} has no e-mail address"), false);
         }

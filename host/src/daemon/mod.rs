@@ -7,6 +7,7 @@ pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
+mod cluster_gen;
 pub(crate) mod drill_control;
 pub mod drills;
 mod engine_call;
@@ -20,9 +21,8 @@ mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;
 pub(crate) mod reload;
-mod cluster_gen;
-pub(crate) mod status_page;
 mod smtp;
+pub(crate) mod status_page;
 pub(crate) mod tls;
 mod token_api;
 pub(crate) mod tokens;
@@ -266,8 +266,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     });
     let st = engine.store().clone();
     let board = tokio::task::spawn_blocking(move || status_page::StatusBoard::load(st)).await??;
-    let executor: Arc<dyn Executor> =
-        Arc::new(executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)).with_status_board(board.clone()));
+    let executor: Arc<dyn Executor> = Arc::new(
+        executor::PluginExecutor::new(plugins.clone(), &engine, Some(counter)).with_status_board(board.clone()),
+    );
     if let Some(addr) = cfg.status_page.listen {
         // Off unless configured; served over HTTPS whenever [tls] is.
         status_page::serve(addr, tls.clone(), board, engine.clone(), stop_rx.clone()).await?;

@@ -92,11 +92,11 @@ impl Node {
     fn status(&self, row: &NodeRow, now: i64) -> NodeStatus {
         let age = (now - row.heartbeat_at).max(0);
         let holds = match &row.holds {
-            serde_json::Value::Object(m) => {
-                m.iter().filter(|(_, v)| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            }
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, v)| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)))
+                .map(|(k, _)| k.clone())
+                .collect(),
             _ => Vec::new(),
         };
         NodeStatus {

@@ -44,7 +44,8 @@ pub(crate) struct Recipient {
 /// The people a notice to an SMTP target goes to: the paged people, or the
 /// target's `to` list (teams expanded), each with their roster e-mail.
 pub(crate) fn people(p: &IntentPayload, settings: &SmtpSettings, roster: &Roster) -> Result<Vec<Recipient>, String> {
-    let named: Vec<&String> = if p.recipients.is_empty() { settings.to.iter().collect() } else { p.recipients.iter().collect() };
+    let named: Vec<&String> =
+        if p.recipients.is_empty() { settings.to.iter().collect() } else { p.recipients.iter().collect() };
     let mut ids = BTreeSet::new();
     for id in named {
         match roster.teams.get(id) {
@@ -55,12 +56,17 @@ pub(crate) fn people(p: &IntentPayload, settings: &SmtpSettings, roster: &Roster
         }
     }
     if ids.is_empty() {
-        return Err(format!("target `{}` has no one to e-mail: give [targets.{}.smtp] to = [\"PERSON-OR-TEAM\"]", p.target, p.target));
+        return Err(format!(
+            "target `{}` has no one to e-mail: give [targets.{}.smtp] to = [\"PERSON-OR-TEAM\"]",
+            p.target, p.target
+        ));
     }
     ids.into_iter()
         .map(|id| match roster.people.get(&id).and_then(|x| x.email.clone()).filter(|e| !e.trim().is_empty()) {
             Some(address) => Ok(Recipient { who: id, address }),
-            None => Err(format!("person `{id}` has no e-mail address: add email = \"...\" to [people.{id}] in the roster")),
+            None => {
+                Err(format!("person `{id}` has no e-mail address: add email = \"...\" to [people.{id}] in the roster"))
+            }
         })
         .collect()
 }
@@ -78,11 +84,8 @@ fn html(subject: &str, body: &str) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     // The `.html` name turns on HTML auto-escaping of every value.
     env.add_template("mail.html", HTML).map_err(|e| e.to_string())?;
-    let paragraphs: Vec<Vec<&str>> = body
-        .split("\n\n")
-        .map(|p| p.lines().collect::<Vec<_>>())
-        .filter(|p: &Vec<&str>| !p.is_empty())
-        .collect();
+    let paragraphs: Vec<Vec<&str>> =
+        body.split("\n\n").map(|p| p.lines().collect::<Vec<_>>()).filter(|p: &Vec<&str>| !p.is_empty()).collect();
     env.get_template("mail.html")
         .and_then(|t| t.render(minijinja::context! { subject, paragraphs }))
         .map_err(|e| format!("cannot render the HTML part: {e}"))
@@ -150,8 +153,12 @@ pub(crate) fn send(
                 scrub.add_secret(&v);
                 Some(v)
             }
-            Some(Err(e)) => return EffectOutcome::failed(format!("target `{}`: secret `{name}`: {e}", p.target), false),
-            None => return EffectOutcome::failed(format!("target `{}`: secret `{name}` is not declared", p.target), false),
+            Some(Err(e)) => {
+                return EffectOutcome::failed(format!("target `{}`: secret `{name}`: {e}", p.target), false);
+            }
+            None => {
+                return EffectOutcome::failed(format!("target `{}`: secret `{name}` is not declared", p.target), false);
+            }
         },
     };
     let who = to.iter().map(|r| r.who.as_str()).collect::<Vec<_>>().join(", ");
@@ -163,7 +170,8 @@ pub(crate) fn send(
             b = b.reply_to(r.parse().map_err(|e| format!("`reply_to`: {e}"))?);
         }
         for r in to {
-            let mbox: Mailbox = r.address.trim().parse().map_err(|_| format!("the e-mail address of {} is not valid", r.who))?;
+            let mbox: Mailbox =
+                r.address.trim().parse().map_err(|_| format!("the e-mail address of {} is not valid", r.who))?;
             b = b.to(mbox);
         }
         let html = html(subject, body)?;

@@ -135,13 +135,16 @@ impl Site {
     }
 }
 
-fn render(name: &str, source: &'static str, ctx: minijinja::Value) -> Result<String, Response> {
+/// Renders a template; a failure is logged and becomes a 500 for the visitor.
+fn render(name: &str, source: &'static str, ctx: minijinja::Value) -> Result<String, Box<Response>> {
     // The template names end in .html and .xml, which turns on escaping of every value.
     let mut env = minijinja::Environment::new();
     env.add_template(name, source).and_then(|_| env.get_template(name)?.render(ctx)).map_err(|e| {
         tracing::error!("cannot render the status page {name}: {e}");
-        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the status page cannot be rendered; see the daemon log")
-            .into_response()
+        Box::new(
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the status page cannot be rendered; see the daemon log")
+                .into_response(),
+        )
     })
 }
 
@@ -168,7 +171,7 @@ async fn html(State(site): State<Arc<Site>>, Query(q): Query<LangQuery>, headers
     let ctx = minijinja::context! { ui => ui(&v.locale), page => &v };
     match render("page.html", PAGE, ctx) {
         Ok(body) => respond("text/html; charset=utf-8", &v.locale, body),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -185,17 +188,13 @@ async fn atom(State(site): State<Arc<Site>>, Query(q): Query<LangQuery>, headers
     let ctx = minijinja::context! { ui => ui(&v.locale), page => &v };
     match render("feed.xml", FEED, ctx) {
         Ok(body) => respond("application/atom+xml; charset=utf-8", &v.locale, body),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 /// The site's routes: GET (and HEAD) only; any other method gets 405.
 fn router(site: Arc<Site>) -> Router {
-    Router::new()
-        .route("/", get(html))
-        .route("/index.json", get(json))
-        .route("/feed.atom", get(atom))
-        .with_state(site)
+    Router::new().route("/", get(html)).route("/index.json", get(json)).route("/feed.atom", get(atom)).with_state(site)
 }
 
 /// Serves the page on `addr` (over TLS when `tls` is given) until `stop` is raised.

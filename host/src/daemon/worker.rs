@@ -303,7 +303,8 @@ async fn deliver(
     // Over its target's send budget: held until its reserved instant. Asked only when
     // the breaker may admit a call, so a call it holds back spends no budget.
     let state = lane.breaker.lock().unwrap_or_else(|p| p.into_inner()).state();
-    let waits = matches!(state, BreakerState::HalfOpen) || matches!(state, BreakerState::Open { until } if until > engine.now());
+    let waits = matches!(state, BreakerState::HalfOpen)
+        || matches!(state, BreakerState::Open { until } if until > engine.now());
     let (e, item) = (engine.clone(), c.clone());
     match tokio::task::spawn_blocking(move || if waits { Ok(false) } else { e.defer_for_budget(&item) }).await {
         Ok(Ok(true)) => return,

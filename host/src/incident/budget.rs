@@ -63,14 +63,18 @@ impl TargetBudget {
     }
 
     fn day(&mut self, day: i64, load: &dyn Fn(i64) -> anyhow::Result<u32>) -> anyhow::Result<&mut Day> {
-        if !self.days.contains_key(&day) {
-            let started = load(day)?;
-            self.days.insert(day, Day { started, reserved: 0 });
+        match self.days.entry(day) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(e) => Ok(e.insert(Day { started: load(day)?, reserved: 0 })),
         }
-        Ok(self.days.entry(day).or_default())
     }
 
-    pub(super) fn decide(&mut self, id: &str, now: i64, load: &dyn Fn(i64) -> anyhow::Result<u32>) -> anyhow::Result<Decision> {
+    pub(super) fn decide(
+        &mut self,
+        id: &str,
+        now: i64,
+        load: &dyn Fn(i64) -> anyhow::Result<u32>,
+    ) -> anyhow::Result<Decision> {
         if let Some(at) = self.reserved.get(id).copied() {
             if at > now {
                 return Ok(Decision::Wait { at, daily: false, new: false });

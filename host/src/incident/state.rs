@@ -381,7 +381,10 @@ impl Incident {
                 let c = self.effects.entry(purpose.to_string()).or_default();
                 c.failed = c.failed.saturating_sub(1);
             }
-            Event::DeadLettered { .. } | Event::Redriven { .. } | Event::NoticeLate { .. } | Event::Reclaimed { .. } => {}
+            Event::DeadLettered { .. }
+            | Event::Redriven { .. }
+            | Event::NoticeLate { .. }
+            | Event::Reclaimed { .. } => {}
             // Records of who tried or who acted for whom; the state is unchanged.
             Event::ApprovalRefused { .. } | Event::ActingFor { .. } => {}
             // Steering a drill changes its clock and controller log, not the incident's state.

@@ -27,13 +27,12 @@ pub struct RefContext {
 }
 
 /// Built-in plugins shipped inside the binary, with their worlds.
-pub(crate) const BUILTIN_PLUGINS: &[(&str, World)] =
-    &[
-        ("webhook-notify", World::Notifier),
-        ("sms-gateway", World::Notifier),
-        ("appease-script", World::Appeasement),
-        ("drill-sim", World::Drill),
-    ];
+pub(crate) const BUILTIN_PLUGINS: &[(&str, World)] = &[
+    ("webhook-notify", World::Notifier),
+    ("sms-gateway", World::Notifier),
+    ("appease-script", World::Appeasement),
+    ("drill-sim", World::Drill),
+];
 
 impl RefContext {
     /// A context that knows only the built-in plugins; used when no config is given.

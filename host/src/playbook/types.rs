@@ -159,7 +159,8 @@ vocabulary!(
 /// Whether `tag` looks like a BCP 47 language tag: `en`, `zh-CN`, `pt-BR`, `zh-Hant-TW`.
 pub fn is_locale(tag: &str) -> bool {
     let mut parts = tag.split('-');
-    let lang_ok = parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    let lang_ok =
+        parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
     lang_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 

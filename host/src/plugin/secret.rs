@@ -47,7 +47,11 @@ pub(crate) enum SignError {
 /// Why templates: DingTalk keys the MAC with the secret and signs text that
 /// contains it, Feishu keys it with text that contains the secret; one
 /// function serves both without the secret entering the guest.
-pub(crate) fn hmac_sha256(secret: &SecretValue, key_template: &str, message_template: &str) -> Result<Vec<u8>, SignError> {
+pub(crate) fn hmac_sha256(
+    secret: &SecretValue,
+    key_template: &str,
+    message_template: &str,
+) -> Result<Vec<u8>, SignError> {
     use hmac::{Hmac, Mac};
     if !key_template.contains(SECRET_PLACEHOLDER) && !message_template.contains(SECRET_PLACEHOLDER) {
         return Err(SignError::NoPlaceholder);

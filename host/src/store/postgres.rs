@@ -379,7 +379,10 @@ impl Store for PgStore {
         let id = invocation_id.to_string();
         self.lock().call(move |c| {
             c.execute(
-                &format!("UPDATE intents SET {}, held = TRUE, not_before = $2 WHERE invocation_id = $1", outbox::UNCLAIMED),
+                &format!(
+                    "UPDATE intents SET {}, held = TRUE, not_before = $2 WHERE invocation_id = $1",
+                    outbox::UNCLAIMED
+                ),
                 &[&id, &until],
             )?;
             Ok(())
@@ -454,8 +457,8 @@ impl Store for PgStore {
 }
 
 mod conn;
-mod generation;
 mod copy;
+mod generation;
 mod migrations;
 mod nodes;
 mod outbox;

@@ -67,9 +67,7 @@ pub(crate) struct UpdateView {
 
 /// RFC 3339 in UTC, seconds precision.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// An opaque, stable id for a published thing.
@@ -153,12 +151,17 @@ pub(crate) fn build(cfg: &StatusPageConfig, posts: &[(String, Published)], local
         } else if last.at < since {
             continue;
         }
-        let comps: BTreeSet<&str> = list.iter().flat_map(|(_, p)| p.post.components.iter().map(String::as_str)).collect();
+        let comps: BTreeSet<&str> =
+            list.iter().flat_map(|(_, p)| p.post.components.iter().map(String::as_str)).collect();
         let worst = list.iter().filter(|(_, p)| !p.post.resolved).map(|(_, p)| p.post.state).max();
         let view = IncidentView {
             id: opaque("incident", incident),
             title: text(list[0].1, locale).title.clone(),
-            state: if resolved { ComponentState::Operational } else { last.post.state.max(worst.unwrap_or(last.post.state)) },
+            state: if resolved {
+                ComponentState::Operational
+            } else {
+                last.post.state.max(worst.unwrap_or(last.post.state))
+            },
             resolved,
             components: comps.iter().map(|c| names.get(c).copied().unwrap_or(c).to_string()).collect(),
             started: rfc3339(list[0].1.at),
@@ -181,8 +184,8 @@ pub(crate) fn build(cfg: &StatusPageConfig, posts: &[(String, Published)], local
         };
         if resolved { history.push((last.at, view)) } else { active.push((last.at, view)) }
     }
-    active.sort_by(|a, b| b.0.cmp(&a.0));
-    history.sort_by(|a, b| b.0.cmp(&a.0));
+    active.sort_by_key(|a| std::cmp::Reverse(a.0));
+    history.sort_by_key(|a| std::cmp::Reverse(a.0));
     let components: Vec<ComponentView> = cfg
         .components
         .iter()

@@ -41,7 +41,10 @@ impl Validator<'_, '_> {
             ok = false;
         }
         if d.components.is_empty() {
-            self.err_span(span.clone(), format!("step `{step}` [act.status] needs `components = [\"ID\", ...]` from [status_page] components"));
+            self.err_span(
+                span.clone(),
+                format!("step `{step}` [act.status] needs `components = [\"ID\", ...]` from [status_page] components"),
+            );
             ok = false;
         }
         for c in &d.components {
@@ -55,7 +58,10 @@ impl Validator<'_, '_> {
         let state = match &d.state {
             Some(st) => self.parse::<ComponentState>(st),
             None => {
-                self.err_span(span.clone(), format!("step `{step}` [act.status] needs `state` (one of {})", ComponentState::ALL.join(", ")));
+                self.err_span(
+                    span.clone(),
+                    format!("step `{step}` [act.status] needs `state` (one of {})", ComponentState::ALL.join(", ")),
+                );
                 None
             }
         };
@@ -72,7 +78,10 @@ impl Validator<'_, '_> {
         };
         let message = d.message.clone().or_else(|| s.message.clone());
         if message.is_none() {
-            self.err_span(span.clone(), format!("step `{step}` [act.status] needs `message` (or the step's `message`): the public text"));
+            self.err_span(
+                span.clone(),
+                format!("step `{step}` [act.status] needs `message` (or the step's `message`): the public text"),
+            );
             ok = false;
         }
         let mut locales = std::collections::BTreeMap::new();
@@ -82,7 +91,10 @@ impl Validator<'_, '_> {
                 ok = false;
             }
             let t = text.get_ref();
-            locales.insert(tag.clone(), StatusText { title: t.title.clone(), message: t.message.clone(), resolved: t.resolved.clone() });
+            locales.insert(
+                tag.clone(),
+                StatusText { title: t.title.clone(), message: t.message.clone(), resolved: t.resolved.clone() },
+            );
         }
         match (ok, state, title, message) {
             (true, Some(state), Some(title), Some(message)) => Ok(Some(StatusSpec {

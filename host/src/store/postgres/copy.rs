@@ -11,9 +11,9 @@
 //! BINARY`, which takes a journal of millions of events in seconds.
 
 use super::{PgStore, Result};
-use ::postgres::{Client, GenericClient};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::types::{ToSql, Type};
+use ::postgres::{Client, GenericClient};
 use anyhow::Context;
 use rusqlite::types::Value;
 use std::path::Path;
@@ -188,8 +188,9 @@ fn import(c: &mut Client, mut src: rusqlite::Connection, mut progress: ProgressF
     // One read snapshot of the SQLite journal for the whole copy.
     let snap = src.transaction()?;
     let mut tables: Vec<String> = {
-        let mut stmt =
-            snap.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+        let mut stmt = snap.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -226,7 +227,7 @@ fn import(c: &mut Client, mut src: rusqlite::Connection, mut progress: ProgressF
             let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| b.as_ref()).collect();
             writer.write(&refs).with_context(|| format!("copying row {} of table {table}", done + 1))?;
             done += 1;
-            if done % PROGRESS_EVERY == 0 && done < total {
+            if done.is_multiple_of(PROGRESS_EVERY) && done < total {
                 progress(&CopyProgress { table: table.clone(), done, total });
             }
         }
