@@ -18,6 +18,7 @@ mod common;
 mod plugin_support;
 
 mod backlog;
+mod console;
 mod crash;
 mod drill_cli;
 mod drill_control;

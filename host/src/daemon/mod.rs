@@ -7,6 +7,7 @@ pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
+pub(crate) mod console;
 pub(crate) mod drill_control;
 pub mod drills;
 mod engine_call;
@@ -76,6 +77,8 @@ pub struct AppState {
     /// The resolved `metrics_token`: the bearer token that lets non-loopback
     /// peers read the probes; `None` keeps them loopback-only.
     pub metrics_token: Option<String>,
+    /// The web console's sign-in sessions and the feed of journal changes its pages follow.
+    pub(crate) console: Arc<console::Console>,
 }
 
 impl AppState {
@@ -203,8 +206,12 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     // Counted once here; from now on the observer moves the open-incident gauge.
     let (m, st) = (metrics.clone(), engine.store().clone());
     tokio::task::spawn_blocking(move || m.init_open(&*st)).await??;
-    let m = metrics.clone();
-    engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
+    let console = Arc::new(console::Console::new(tls.is_some()));
+    let (m, c) = (metrics.clone(), console.clone());
+    engine.set_observer(Arc::new(move |ev, inc| {
+        m.observe(ev, inc);
+        c.observe(ev, inc);
+    }));
     let ready = reload.ready();
     if !ready {
         tracing::error!(
@@ -233,6 +240,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         drills,
         dispatch: dispatch.clone(),
         metrics_token,
+        console,
     });
 
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -253,6 +261,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(lag::watch(engine.clone(), stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
+    tokio::spawn(console::close_on_stop(state.console.clone(), stop_rx.clone()));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on {}://{addr} (state {}, generation {}, {} playbooks{})",
