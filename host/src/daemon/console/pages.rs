@@ -146,7 +146,8 @@ pub(super) async fn drills(State(st): State<Arc<AppState>>, signed: Signed) -> R
             .list(200)?
             .into_iter()
             .map(|r| RunView {
-                has_report: r.report.is_some(),
+                // Listings leave the report out; a scored run has one.
+                has_report: r.score.is_some(),
                 started_at: r.started_at.map(fmt_ms),
                 score: r.score,
                 verdict: r.verdict,
