@@ -57,17 +57,17 @@ where
 {
     let form = match form {
         Ok(Form(f)) => f,
-        Err(r) => return error_page(st, Some(signed), r.status(), &format!("the form could not be read: {}", r.body_text())),
+        Err(r) => return error_page(st, Some(signed.viewer()), r.status(), &format!("the form could not be read: {}", r.body_text())),
     };
     if let Err(r) = signed.check_csrf(st, &form.csrf) {
         return r;
     }
     if let Err(why) = signed.caller.may(doing.action) {
-        return error_page(st, Some(signed), StatusCode::FORBIDDEN, &why);
+        return error_page(st, Some(signed.viewer()), StatusCode::FORBIDDEN, &why);
     }
     match acting_on(st, &id, &signed.caller, None, doing.label, f).await {
         Ok(_) => Redirect::to(&format!("/console/incidents/{}", path_segment(&id))).into_response(),
-        Err(e) => error_page(st, Some(signed), e.status, &e.body.error),
+        Err(e) => error_page(st, Some(signed.viewer()), e.status, &e.body.error),
     }
 }
 

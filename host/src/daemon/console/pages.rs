@@ -21,7 +21,7 @@ const TREND: usize = 10;
 
 /// An engine or task failure as the error page.
 fn failed(st: &AppState, signed: &Signed, e: ApiError) -> Response {
-    error_page(st, Some(signed), e.status, &e.body.error)
+    error_page(st, Some(signed.viewer()), e.status, &e.body.error)
 }
 
 /// The board's query string: `?playbook=ID&severity=sevN`; empty means all.
@@ -41,13 +41,13 @@ pub(super) async fn board(
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
-        Err(r) => return error_page(&st, Some(&signed), StatusCode::BAD_REQUEST, &r.body_text()),
+        Err(r) => return error_page(&st, Some(signed.viewer()), StatusCode::BAD_REQUEST, &r.body_text()),
     };
     let severity = match q.severity.trim() {
         "" => None,
         s => match s.parse::<Severity>() {
             Ok(s) => Some(s),
-            Err(why) => return error_page(&st, Some(&signed), StatusCode::BAD_REQUEST, &format!("severity filter: {why}")),
+            Err(why) => return error_page(&st, Some(signed.viewer()), StatusCode::BAD_REQUEST, &format!("severity filter: {why}")),
         },
     };
     let playbook = Some(q.playbook.trim().to_string()).filter(|p| !p.is_empty());
@@ -58,7 +58,7 @@ pub(super) async fn board(
         Err(e) => return failed(&st, &signed, e),
     };
     let n = b.rows.len();
-    let out = reply(page(&st, Some(&signed), "board.html", "Incidents", minijinja::context! { b => b }));
+    let out = reply(page(&st, Some(signed.viewer()), "board.html", "Incidents", minijinja::context! { b => b }));
     tracing::debug!("console board: {n} incidents rendered in {:?}", started.elapsed());
     out
 }
@@ -72,7 +72,7 @@ pub(super) async fn incident(State(st): State<Arc<AppState>>, signed: Signed, Pa
     match v {
         Ok(v) => {
             let title = format!("{} {}", v.inc.id, v.inc.title);
-            reply(page(&st, Some(&signed), "incident.html", &title, minijinja::context! { v => v, csrf => signed.csrf }))
+            reply(page(&st, Some(signed.viewer()), "incident.html", &title, minijinja::context! { v => v, csrf => signed.csrf }))
         }
         Err(e) => failed(&st, &signed, e),
     }
@@ -112,7 +112,7 @@ pub(super) async fn playbooks(State(st): State<Arc<AppState>>, signed: Signed) -
         reload => reload,
         playbooks => pbs,
     };
-    reply(page(&st, Some(&signed), "playbooks.html", "Playbooks", ctx))
+    reply(page(&st, Some(signed.viewer()), "playbooks.html", "Playbooks", ctx))
 }
 
 /// One playbook's drill trend on the drills page.
@@ -168,7 +168,7 @@ pub(super) async fn drills(State(st): State<Arc<AppState>>, signed: Signed) -> R
     .await;
     match read {
         Ok(Ok((runs, trends))) => {
-            reply(page(&st, Some(&signed), "drills.html", "Drills", minijinja::context! { runs => runs, trends => trends }))
+            reply(page(&st, Some(signed.viewer()), "drills.html", "Drills", minijinja::context! { runs => runs, trends => trends }))
         }
         Ok(Err(e)) => failed(&st, &signed, ApiError::internal(e)),
         Err(e) => failed(&st, &signed, ApiError::internal(e)),

@@ -2,7 +2,6 @@
 //! files whose names end in `.html`, so every value is HTML-escaped unless
 //! the code marks it safe; only the already-rendered page body is.
 
-use super::session::Signed;
 use super::{AppState, html};
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -47,11 +46,17 @@ impl Templates {
     }
 }
 
+/// Who is signed in, as the layout shows them: their name and the CSRF token of the sign-out form.
+pub(super) struct Viewer {
+    pub label: String,
+    pub csrf: String,
+}
+
 /// A whole page: `template` rendered with `ctx`, inside the layout with the
 /// navigation, the person signed in and the sign-out form.
 pub(super) fn page<S: Serialize>(
     st: &AppState,
-    signed: Option<&Signed>,
+    signed: Option<Viewer>,
     template: &str,
     title: &str,
     ctx: S,
@@ -63,8 +68,8 @@ pub(super) fn page<S: Serialize>(
         minijinja::context! {
             title => title,
             body => minijinja::Value::from_safe_string(body),
-            person => signed.map(Signed::label),
-            csrf => signed.map(|s| s.csrf.clone()),
+            person => signed.as_ref().map(|v| v.label.clone()),
+            csrf => signed.map(|v| v.csrf),
         },
     )
     .map_err(template_failed)
@@ -84,7 +89,7 @@ fn template_failed(e: minijinja::Error) -> Response {
 }
 
 /// A page saying what went wrong and what to do, with `status`.
-pub(super) fn error_page(st: &AppState, signed: Option<&Signed>, status: StatusCode, message: &str) -> Response {
+pub(super) fn error_page(st: &AppState, signed: Option<Viewer>, status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     match page(st, signed, "error.html", title, minijinja::context! { status => status.as_u16(), message => message }) {
         Ok(body) => html(status, body),

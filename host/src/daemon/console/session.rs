@@ -117,15 +117,15 @@ impl Signed {
         }
         Err(super::render::error_page(
             st,
-            Some(self),
+            Some(self.viewer()),
             StatusCode::FORBIDDEN,
             "this form was sent without the console's CSRF token (or with an old one): reload the page and try again",
         ))
     }
 
     /// Who the person is, for the page header.
-    pub(super) fn label(&self) -> String {
-        self.caller.label()
+    pub(super) fn viewer(&self) -> super::render::Viewer {
+        super::render::Viewer { label: self.caller.label(), csrf: self.csrf.clone() }
     }
 
     /// Whether the session and its token still hold.
