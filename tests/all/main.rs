@@ -22,6 +22,7 @@ mod budget;
 mod channels;
 mod cluster;
 mod cluster_sync;
+mod console;
 mod crash;
 mod drill_cli;
 mod drill_control;

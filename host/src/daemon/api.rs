@@ -57,7 +57,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The engine an incident lives in: a running drill's own engine for its
 /// `DRL-<run>-N` incidents, else the live engine.
-fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
+pub(super) fn engine_for(st: &AppState, id: &str) -> Arc<Engine> {
     if id.starts_with("DRL-")
         && let Some(e) = st.drills.engine_for_incident(id)
     {
@@ -117,6 +117,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .merge(probes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::intake::body_limit))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // The console answers its own body limit as a page, not JSON.
+        .merge(super::console::routes(state.clone()))
         .with_state(state)
 }
 
@@ -177,8 +179,9 @@ fn actor(by: Option<String>) -> String {
 
 /// Runs `f` on incident `id` with the acting person (`None` only for the
 /// bootstrap token without `as`). An admin acting for someone else is
-/// journaled on the incident first, as doing `action`.
-async fn acting_on<T, F>(
+/// journaled on the incident first, as doing `action`. The console's
+/// buttons go through here too.
+pub(super) async fn acting_on<T, F>(
     st: &AppState,
     id: &str,
     caller: &Caller,

@@ -8,6 +8,7 @@ pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
 mod cluster_gen;
+pub(crate) mod console;
 pub(crate) mod drill_control;
 pub mod drills;
 mod engine_call;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// This daemon as a node of the journal database, for status and metrics.
     pub(crate) node: Arc<node::Node>,
+    /// The web console's sign-in sessions and the feed of journal changes its pages follow.
+    pub(crate) console: Arc<console::Console>,
 }
 
 impl AppState {
@@ -211,8 +214,12 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     // Counted once here; from now on the observer moves the open-incident gauge.
     let (m, st) = (metrics.clone(), engine.store().clone());
     tokio::task::spawn_blocking(move || m.init_open(&*st)).await??;
-    let m = metrics.clone();
-    engine.set_observer(Arc::new(move |ev, inc| m.observe(ev, inc)));
+    let console = Arc::new(console::Console::new(tls.is_some()));
+    let (m, c) = (metrics.clone(), console.clone());
+    engine.set_observer(Arc::new(move |ev, inc| {
+        m.observe(ev, inc);
+        c.observe(ev, inc);
+    }));
     let ready = reload.ready();
     if !ready {
         tracing::error!(
@@ -255,6 +262,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         dispatch: dispatch.clone(),
         metrics_token,
         node: node.clone(),
+        console,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -278,6 +286,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(lag::watch(engine.clone(), stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));
+    tokio::spawn(console::close_on_stop(state.console.clone(), stop_rx.clone()));
     let g = engine.generation();
     tracing::info!(
         "crisis daemon listening on {}://{addr} (state {}, generation {}, {} playbooks{})",

@@ -334,6 +334,22 @@ impl TokenRegistry {
         v
     }
 
+    /// Whether the stored token `id` is still accepted (not revoked, not
+    /// expired). Why: a console session made with it ends on its next request.
+    pub(crate) fn still_valid(&self, id: &str) -> Result<(), Rejected> {
+        let map = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let row = map.get(id).ok_or(Rejected::Unknown)?;
+        match state_at(row, self.now()) {
+            TokenState::Active => Ok(()),
+            TokenState::Revoked => {
+                Err(Rejected::Revoked { id: id.to_string(), at: row.revoked_at.unwrap_or_default() })
+            }
+            TokenState::Expired => {
+                Err(Rejected::Expired { id: id.to_string(), at: row.expires_at.unwrap_or_default() })
+            }
+        }
+    }
+
     /// Every token id, for "did you mean".
     pub(crate) fn ids(&self) -> Vec<String> {
         self.by_id.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()

@@ -1,6 +1,7 @@
 //! Playbooks: the TOML format, validation with `path:line:col`
 //! diagnostics, and loading a whole directory as one consistent set.
 
+pub(crate) mod describe;
 mod graph;
 pub(crate) mod inject;
 pub(crate) mod model;

@@ -154,6 +154,44 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Evaluates `expression`, which leaves the page (a form submit, a click
+    /// on a submit button, a key that submits), and waits for the next page's load event.
+    pub(crate) fn eval_then_load(&mut self, expression: &str) {
+        let seen = self.events.len();
+        self.eval(expression);
+        self.wait_load(seen, expression);
+    }
+
+    /// Waits until a `Page.loadEventFired` arrives after the first `seen` events.
+    fn wait_load(&mut self, seen: usize, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.events[seen..].iter().any(|e| e["method"] == "Page.loadEventFired") {
+            assert!(Instant::now() < deadline, "no page loaded after {what}");
+            self.read("Page.loadEventFired");
+        }
+    }
+
+    /// Polls `expression` in the page until it is truthy; returns how long that took.
+    pub(crate) fn wait_until(&mut self, what: &str, expression: &str) -> Duration {
+        let start = Instant::now();
+        loop {
+            let v = self.eval(expression);
+            if v.as_bool() == Some(true) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < WAIT, "{what}: `{expression}` still {v} after {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Presses and releases one printable key on the focused element, and waits for the page it submits.
+    pub(crate) fn press_then_load(&mut self, key: &str) {
+        let seen = self.events.len();
+        self.page("Input.dispatchKeyEvent", json!({"type": "keyDown", "key": key, "text": key}));
+        self.page("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key}));
+        self.wait_load(seen, &format!("pressing {key}"));
+    }
+
     /// Console errors and assertions, uncaught exceptions and error log entries (failed loads, CSP refusals) so far.
     pub(crate) fn errors(&self) -> Vec<String> {
         self.events
