@@ -203,7 +203,11 @@ pub(super) async fn login(
     let Form(f) = match form {
         Ok(f) => f,
         Err(r) => {
-            return login_form(&st, r.status(), Some(&format!("the sign-in form could not be read: {}", r.body_text())));
+            return login_form(
+                &st,
+                r.status(),
+                Some(&format!("the sign-in form could not be read: {}", r.body_text())),
+            );
         }
     };
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
