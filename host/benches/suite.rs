@@ -357,6 +357,11 @@ fn setup_dir_with(targets: &str) -> (tempfile::TempDir, PathBuf, u16) {
             cfg.push_str(&format!("[targets.{t}]\nplugin = \"log\"\n"));
         }
     }
+    // The shipped outage playbook publishes to the public status page.
+    cfg.push_str(
+        "[targets.status-page]\nplugin = \"status\"\n[status_page]\n\
+         components = [{ id = \"login\" }, { id = \"checkout\" }, { id = \"payments\" }]\n",
+    );
     let path = dir.path().join("crisis.toml");
     std::fs::write(&path, cfg).unwrap();
     (dir, path, port)

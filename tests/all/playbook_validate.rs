@@ -66,7 +66,7 @@ fn one_broken_file_prints_every_error_with_its_position() {
             "{p}:52:8: unknown step kind `notfy`: expected one of dispatch, allocate, appease, notify, manual, approval"
         ),
         format!(
-            "{p}:65:11: unknown notification target `superior` in [track] notify: declare [targets.superior] in crisis.toml (known: customers, departments, oncall, pr, regulator, superiors)"
+            "{p}:65:11: unknown notification target `superior` in [track] notify: declare [targets.superior] in crisis.toml (known: customers, departments, oncall, pr, regulator, status-page, superiors)"
         ),
         format!("{p}:75:12: unknown time zone `Asia/Peking`: use an IANA name like Asia/Shanghai or Europe/Berlin"),
     ];

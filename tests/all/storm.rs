@@ -192,7 +192,9 @@ fn a_drills_digests_are_captured_or_tagged_like_every_drill_notice() {
         "playbooks = {:?}\nroster = {:?}\ncustomers = {:?}\nstate_dir = {:?}\n\
          [targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n{digest}[targets.departments]\nplugin = \"log\"\ndrill_safe = true\n\
          [targets.customers]\nplugin = \"log\"\n[targets.regulator]\nplugin = \"log\"\n{digest}\
-         [targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n",
+         [targets.pr]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n\
+         [targets.status-page]\nplugin = \"status\"\n\
+         [status_page]\ncomponents = [{{ id = \"login\" }}, {{ id = \"checkout\" }}, {{ id = \"payments\" }}]\n",
         r.join("playbooks"),
         r.join("examples/roster.toml"),
         r.join("examples/customers.csv"),

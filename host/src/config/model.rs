@@ -49,7 +49,7 @@ pub(crate) struct ConfigFile {
     /// `[intake]`: how third-party alert formats map onto playbooks.
     pub intake: Option<super::pagerduty::IntakeDecl>,
     /// `[status_page]`: the public status page (off unless `listen` is set).
-    pub status_page: Option<super::status_page::StatusPageDecl>,
+    pub status_page: Option<StatusPageDecl>,
 }
 
 /// `[store]`: the journal database.
@@ -367,4 +367,29 @@ mod tests {
         let m = load("{ within = \"30s\" }").unwrap_err();
         assert!(m[0].contains("`targets.superiors.digest` needs `after`"), "{m:?}");
     }
+}
+
+/// `[status_page]` as written.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub(crate) struct StatusPageDecl {
+    /// `IP:PORT` to serve the page on; absent keeps the page off. Restart required to change.
+    pub listen: Option<Spanned<String>>,
+    /// Accept a non-loopback `listen` without `[tls]`.
+    pub insecure_listen: Option<bool>,
+    /// Heading of the page and the feed.
+    pub title: Option<String>,
+    /// Locale of the untranslated texts and of visitors whose language has no translation.
+    pub default_locale: Option<Spanned<String>>,
+    /// How many days of resolved incidents the page lists.
+    pub history_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub components: Vec<Spanned<ComponentDecl>>,
+}
+
+/// One `components = [{ id, name, group }]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ComponentDecl {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub group: Option<String>,
 }

@@ -5,42 +5,15 @@
 //! the API's `[tls]` certificate) unless `insecure_listen = true` says plain
 //! HTTP is terminated by a proxy in front.
 
+use super::model::StatusPageDecl;
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::is_locale;
-use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-type Str = Spanned<String>;
-
 /// The built-in target kind that publishes to the status page.
 pub const STATUS_PLUGIN: &str = "status";
-
-/// `[status_page]` as written.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub(crate) struct StatusPageDecl {
-    /// `IP:PORT` to serve the page on; absent keeps the page off. Restart required to change.
-    pub listen: Option<Str>,
-    /// Accept a non-loopback `listen` without `[tls]`.
-    pub insecure_listen: Option<bool>,
-    /// Heading of the page and the feed.
-    pub title: Option<String>,
-    /// Locale of the untranslated texts and of visitors whose language has no translation.
-    pub default_locale: Option<Str>,
-    /// How many days of resolved incidents the page lists.
-    pub history_days: Option<Spanned<i64>>,
-    #[serde(default)]
-    pub components: Vec<Spanned<ComponentDecl>>,
-}
-
-/// One `components = [{ id, name, group }]` entry as written.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ComponentDecl {
-    pub id: Str,
-    pub name: Option<String>,
-    pub group: Option<String>,
-}
 
 /// A part of the service customers see on the status page.
 #[derive(Debug, Clone, Serialize, PartialEq)]

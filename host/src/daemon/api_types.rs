@@ -450,7 +450,7 @@ pub(crate) struct StatusReply {
     pub outbox: OutboxStatus,
     /// The daemons sharing the journal: heartbeat, alive, what each holds.
     #[serde(default)]
-    pub nodes: Vec<super::node::NodeStatus>,
+    pub nodes: Vec<super::node_status::NodeStatus>,
     /// Whether this node runs the drill scheduler (always, on a single-node store).
     #[serde(default)]
     pub scheduler: bool,

@@ -352,7 +352,7 @@ impl Metrics {
     }
 
     /// Sets the per-node gauges from the current membership.
-    pub(crate) fn refresh_nodes(&self, nodes: &[super::node::NodeStatus]) {
+    pub(crate) fn refresh_nodes(&self, nodes: &[super::node_status::NodeStatus]) {
         self.node_up.clear();
         self.node_leases.clear();
         for n in nodes {

@@ -9,10 +9,10 @@
 //! work is taken over.
 
 use super::metrics::Metrics;
+use super::node_status::NodeStatus;
 use crate::config::state_dir::{StateDir, write_private};
 use crate::incident::Engine;
 use crate::store::NodeRow;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,29 +32,6 @@ pub(crate) struct Node {
     pub(crate) started_at: i64,
     /// How long a claim lasts without a heartbeat (ms); also when a silent node counts as dead.
     pub(crate) lease_ms: i64,
-}
-
-/// One node as `crisis status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct NodeStatus {
-    /// The node id.
-    pub(crate) id: String,
-    /// Where it serves its API.
-    pub(crate) address: String,
-    /// Seconds since its last heartbeat.
-    pub(crate) heartbeat_age_seconds: f64,
-    /// Its heartbeat is within the lease time.
-    pub(crate) alive: bool,
-    /// This is the daemon that answered.
-    #[serde(default)]
-    pub(crate) this: bool,
-    /// Pending intents it holds a live lease on.
-    pub(crate) intents: i64,
-    /// Timers it holds a live lease on.
-    pub(crate) timers: i64,
-    /// Other duties it holds (e.g. `scheduler`).
-    #[serde(default)]
-    pub(crate) holds: Vec<String>,
 }
 
 /// The node id in `state_dir/node.id`, created at the first start.

@@ -133,7 +133,10 @@ impl Reloader {
         let mut errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
         let files = file_hashes(&loaded.snapshot);
         let mut loaded = loaded;
-        let published = cluster.as_ref().and_then(|c| super::cluster_gen::start(c, &config, &mut loaded, now));
+        let published = cluster
+            .as_ref()
+            .and_then(|c| super::cluster_gen::start(c, &config, &mut loaded, now))
+            .map(|(g, snapshot)| (g, file_hashes(&snapshot)));
         let (generation, ready, files) = match (published.or(loaded.generation.map(|g| (g, files))), &persisted) {
             (Some((g, files)), _) => {
                 errors.clear();

@@ -14,7 +14,7 @@
 mod view;
 
 use crate::incident::Engine;
-use crate::incident::status::StatusPost;
+use crate::incident::status_post::StatusPost;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::{Query, State};

@@ -79,7 +79,7 @@ pub struct IntentPayload {
     pub customer: Option<CustomerRef>,
     /// For status page targets: what is published; `None` for every other target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<super::status::StatusPost>,
+    pub status: Option<super::status_post::StatusPost>,
 }
 
 /// How one execution attempt ended.

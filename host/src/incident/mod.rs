@@ -24,6 +24,7 @@ mod results;
 mod retry;
 pub mod state;
 pub mod status;
+pub mod status_post;
 mod steer;
 mod timers;
 pub mod verify;

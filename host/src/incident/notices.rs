@@ -4,7 +4,7 @@
 use super::ctx::Ctx;
 use super::effects::{CustomerRef, EffectKind, IncidentSummary, IntentPayload};
 use super::events::Event;
-use super::status::StatusPost;
+use super::status_post::StatusPost;
 use crate::config::status_page::STATUS_PLUGIN;
 use crate::playbook::types::Purpose;
 use crate::store::IntentRow;

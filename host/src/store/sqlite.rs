@@ -560,13 +560,7 @@ impl Store for SqliteStore {
     }
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
-        let conn = self.lock();
-        Ok(conn.query_row(
-            "SELECT MIN(not_before) FROM intents INDEXED BY intents_claimable \
-             WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
-            [],
-            |r| r.get(0),
-        )?)
+        outbox::next_intent_due(&self.lock())
     }
 
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {

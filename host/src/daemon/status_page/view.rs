@@ -5,7 +5,7 @@
 
 use super::Published;
 use crate::config::status_page::StatusPageConfig;
-use crate::incident::status::PostText;
+use crate::incident::status_post::PostText;
 use crate::playbook::types::ComponentState;
 use serde::Serialize;
 use sha2::{Digest, Sha256};

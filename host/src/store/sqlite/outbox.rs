@@ -67,6 +67,15 @@ pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Re
     Ok(rows)
 }
 
+pub(super) fn next_intent_due(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn.query_row(
+        "SELECT MIN(not_before) FROM intents INDEXED BY intents_claimable \
+         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
     match not_before {
         Some(t) => conn.execute(
