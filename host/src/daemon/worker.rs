@@ -272,7 +272,7 @@ async fn dispatcher(
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
-    // the ones still waiting for a slot see `stop` and give their intent back.
+    // the ones still waiting for a slot see `stop` and end, leaving their claims for the next start.
     while running.join_next().await.is_some() {}
 }
 
@@ -297,8 +297,11 @@ async fn deliver(
     stop: Arc<AtomicBool>,
 ) {
     let Ok(_slot) = lane.slots.clone().acquire_owned().await else { return };
+    // Stopping: thousands may be waiting here, so each ends without a write of its
+    // own; their claims are released together when the daemon next starts, or their
+    // leases run out for the other nodes.
     if stop.load(Ordering::SeqCst) {
-        return give_back(&engine, &c.id, None).await;
+        return;
     }
     // Over its target's send budget: held until its reserved instant. Asked only when
     // the breaker may admit a call, so a call it holds back spends no budget.
@@ -336,7 +339,7 @@ async fn deliver(
     }
     let Ok(_global) = dispatch.global.clone().acquire_owned().await else { return };
     if stop.load(Ordering::SeqCst) {
-        return give_back(&engine, &c.id, None).await;
+        return;
     }
     let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
     let ran = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<EffectOutcome>> {
