@@ -34,13 +34,17 @@ impl Engine {
                 // A reload changed the budget: reservations are made again under the new one.
                 *t = TargetBudget::new(budget);
             }
-            t.decide(&c.id, now, &load)?
+            let decision = t.decide(&c.id, now, &load)?;
+            // The day's count is stored under the same lock: two sends decided
+            // together must not store their counts in the other order, or a
+            // restart would find fewer sends than went out.
+            if let Decision::Go { day, started } = decision {
+                store.kv_put(&day_key(target, day), &started.to_string())?;
+            }
+            decision
         };
         match decision {
-            Decision::Go { day, started } => {
-                store.kv_put(&day_key(target, day), &started.to_string())?;
-                Ok(false)
-            }
+            Decision::Go { .. } => Ok(false),
             Decision::Wait { at, daily, new } => {
                 store.hold_intent(&c.id, at)?;
                 if new {
