@@ -20,13 +20,21 @@ use std::process::Command;
 const GROUPS: &[&[&str]] = &[
     &["webhook-notify", "sms-gateway", "fixture-probe"],
     &["appease-script", "fixture-chaos"],
-    &["drill-sim", "fixture-appease-http", "fixture-future-api"],
+    &["drill-sim", "fixture-appease-http", "fixture-future-api", "fixture-api-0-1-1"],
+    &["keyword-classifier", "fixture-classify-http"],
 ];
 
 /// Components embedded in the binary (file stem in the guest target dir).
-const BUILTINS: &[&str] = &["webhook_notify", "sms_gateway", "appease_script", "drill_sim"];
+const BUILTINS: &[&str] = &["webhook_notify", "sms_gateway", "appease_script", "drill_sim", "keyword_classifier"];
 /// Components used only by tests.
-const FIXTURES: &[&str] = &["fixture_probe", "fixture_chaos", "fixture_appease_http", "fixture_future_api"];
+const FIXTURES: &[&str] = &[
+    "fixture_probe",
+    "fixture_chaos",
+    "fixture_appease_http",
+    "fixture_future_api",
+    "fixture_api_0_1_1",
+    "fixture_classify_http",
+];
 
 fn main() {
     let manifest_dir =
@@ -44,6 +52,7 @@ fn main() {
         "sms-gateway",
         "appease-script",
         "drill-sim",
+        "keyword-classifier",
         "fixtures",
     ] {
         println!("cargo:rerun-if-changed={}", plugins.join(rel).display());

@@ -38,12 +38,12 @@ fn inspect_builtin_shows_world_imports_and_describe() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     assert_eq!(v["world"], "notifier");
-    assert_eq!(v["api_version"], "0.1.1");
+    assert_eq!(v["api_version"], "0.1.2");
     assert_eq!(v["describe"]["name"], "webhook-notify");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
     let imports: Vec<&str> = v["imports"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@")), "{imports:?}");
-    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.1"), "{v}");
+    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.2"), "{v}");
     assert!(v["capabilities"].to_string().contains("outbound-http"), "{v}");
 
     let r = run(dir.path(), &["plugin", "inspect", "--builtin", "appease-script"]);

@@ -40,6 +40,13 @@ pub(super) fn fixture(world: World) -> Value {
             v["incident"] = incident;
             v["op"] = json!("plan");
         }
+        World::Classifier => {
+            v["complaint"] = json!({
+                "text": "I was charged twice for the same order and want a refund.",
+                "channel": "email",
+                "locale": "en",
+            });
+        }
     }
     v
 }

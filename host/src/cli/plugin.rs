@@ -61,7 +61,7 @@ pub enum PluginCmd {
         /// The component (.wasm).
         #[arg(value_name = "FILE", required_unless_present = "builtin")]
         file: Option<PathBuf>,
-        /// Inspect a built-in plugin instead of a file (webhook-notify, appease-script, drill-sim).
+        /// Inspect a built-in plugin instead of a file (webhook-notify, sms-gateway, appease-script, drill-sim, keyword-classifier).
         #[arg(long, value_name = "NAME", conflicts_with = "file")]
         builtin: Option<String>,
         #[command(flatten)]
@@ -73,11 +73,12 @@ pub enum PluginCmd {
         /// The component (.wasm).
         #[arg(value_name = "FILE", required_unless_present = "builtin")]
         file: Option<PathBuf>,
-        /// Call a built-in plugin instead of a file (webhook-notify, appease-script, drill-sim).
+        /// Call a built-in plugin instead of a file (webhook-notify, sms-gateway, appease-script, drill-sim, keyword-classifier).
         #[arg(long, value_name = "NAME", conflicts_with = "file")]
         builtin: Option<String>,
-        /// The world to call: notifier (notify.send), appeasement (appease.compose) or drill (simulate.plan/score).
-        #[arg(long, value_parser = ["notifier", "appeasement", "drill"])]
+        /// The world to call: notifier (notify.send), appeasement (appease.compose), drill (simulate.plan/score)
+        /// or classifier (classify.classify).
+        #[arg(long, value_parser = ["notifier", "appeasement", "drill", "classifier"])]
         world: String,
         /// Input JSON, @FILE or @- (stdin); merged over the world's fixture. See --help.
         #[arg(long, value_name = "JSON|@FILE", default_value = "{}")]
@@ -97,7 +98,7 @@ pub enum PluginCmd {
         /// The component (.wasm).
         #[arg(value_name = "FILE", required_unless_present = "builtin")]
         file: Option<PathBuf>,
-        /// Test a built-in plugin instead of a file (webhook-notify, appease-script, drill-sim).
+        /// Test a built-in plugin instead of a file (webhook-notify, sms-gateway, appease-script, drill-sim, keyword-classifier).
         #[arg(long, value_name = "NAME", conflicts_with = "file")]
         builtin: Option<String>,
         /// A case file, or a directory of them (repeatable). Default: `cases/` beside FILE.
@@ -189,7 +190,7 @@ fn read_component(file: Option<&Path>, builtin: Option<&str>) -> Result<(Vec<u8>
     if let Some(name) = builtin {
         return builtin_component(name).map(|b| (b.to_vec(), format!("builtin:{name}"))).ok_or_else(|| {
             Failure::not_found(format!(
-                "no built-in plugin named `{name}`; built-ins are webhook-notify, appease-script and drill-sim"
+                "no built-in plugin named `{name}`; built-ins are webhook-notify, sms-gateway, appease-script, drill-sim and keyword-classifier"
             ))
         });
     }

@@ -32,6 +32,7 @@ pub(crate) const BUILTIN_PLUGINS: &[(&str, World)] = &[
     ("sms-gateway", World::Notifier),
     ("appease-script", World::Appeasement),
     ("drill-sim", World::Drill),
+    ("keyword-classifier", World::Classifier),
 ];
 
 impl RefContext {

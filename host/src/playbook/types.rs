@@ -430,5 +430,7 @@ vocabulary!(
         Appeasement = "appeasement",
         /// Supplies drill injects and scores drills.
         Drill = "drill",
+        /// Classifies complaint text into a category; no network.
+        Classifier = "classifier",
     }
 );

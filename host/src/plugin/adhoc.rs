@@ -36,7 +36,8 @@ impl PluginHost {
     /// optional, defaults filled in): `invocation`, `config`, `grant` (a
     /// `PluginGrant` as JSON) and per world: notifier `notification`;
     /// appeasement `incident`, `customer`; drill `op` (`plan`|`score`),
-    /// `incident`, `params`, `journal`. `mode` overrides the invocation's mode.
+    /// `incident`, `params`, `journal`; classifier `complaint` (`text`,
+    /// `channel`, `locale`). `mode` overrides the invocation's mode.
     pub fn call_json(
         &self,
         bytes: &[u8],
@@ -81,6 +82,7 @@ impl PluginHost {
             op: Option<String>,
             params: Vec<(String, String)>,
             journal: Option<serde_json::Value>,
+            complaint: super::classifier::ComplaintInput,
         }
         let name = "call";
         let bad = |m: String| PluginCallError::Input { plugin: name.into(), message: m };
@@ -115,6 +117,7 @@ impl PluginHost {
                 ),
                 other => return Err(bad(format!("op `{other}`: use `plan` or `score`"))),
             },
+            World::Classifier => CallKind::Classify(inv.clone(), input.complaint.clone()),
         };
         let env = super::call::CallEnv { stub, ..self.call_env() };
         let out = env.run(&v, grant, &limits, limits.call_budget, mode, &inv.invocation_id, config, kind)?;
@@ -124,6 +127,7 @@ impl PluginHost {
             CallValue::Compose(m) => serde_json::to_value(m),
             CallValue::Plan(s) => serde_json::to_value(s),
             CallValue::Score(c) => serde_json::to_value(c),
+            CallValue::Classify(c) => serde_json::to_value(c),
         }
         .expect("plain types serialize");
         Ok(serde_json::json!({

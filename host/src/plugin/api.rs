@@ -291,7 +291,7 @@ pub struct Criterion {
     pub note: String,
 }
 
-/// The three plugin kinds. Why: a playbook step kind must match its plugin's world.
+/// The plugin kinds. Why: a playbook step kind must match its plugin's world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
@@ -301,15 +301,18 @@ pub enum World {
     Appeasement,
     /// Plans and scores drill scenarios; no network.
     Drill,
+    /// Classifies complaint text into a category; no network.
+    Classifier,
 }
 
 impl World {
-    /// The WIT world name (`crisis:plugin/<name>@0.1.0`).
+    /// The WIT world name (`crisis:plugin/<name>@0.1.x`).
     pub fn as_str(self) -> &'static str {
         match self {
             World::Notifier => "notifier",
             World::Appeasement => "appeasement",
             World::Drill => "drill",
+            World::Classifier => "classifier",
         }
     }
 }
@@ -327,7 +330,8 @@ impl std::str::FromStr for World {
             "notifier" => Ok(World::Notifier),
             "appeasement" => Ok(World::Appeasement),
             "drill" => Ok(World::Drill),
-            other => Err(format!("unknown world `{other}`: use notifier, appeasement or drill")),
+            "classifier" => Ok(World::Classifier),
+            other => Err(format!("unknown world `{other}`: use notifier, appeasement, drill or classifier")),
         }
     }
 }
@@ -428,7 +432,7 @@ pub struct CallOutcome<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "path")]
 pub enum PluginSource {
-    /// Embedded in the crisis binary (`webhook-notify`, `appease-script`, `drill-sim`).
+    /// Embedded in the crisis binary (`webhook-notify`, `appease-script`, `keyword-classifier`, ...).
     Builtin,
     /// Loaded from this `.wasm` file in the plugin directory.
     File(std::path::PathBuf),

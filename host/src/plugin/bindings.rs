@@ -4,7 +4,7 @@
 //! sibling module and conversions into the plain types in `api.rs`, and
 //! components built against 0.1.x keep working (Zed and Spin do the same).
 //! The synthetic world `all` imports `host` and exports every interface, so
-//! one set of generated types serves the three worlds; each call loads only
+//! one set of generated types serves every world; each call loads only
 //! the interface it needs (`GuestIndices::new` fails if it is not exported).
 
 pub(crate) mod v0_1_0 {
@@ -13,11 +13,12 @@ pub(crate) mod v0_1_0 {
         inline: "
             package crisis:host-bindings;
             world all {
-                import crisis:plugin/host@0.1.1;
-                export crisis:plugin/meta@0.1.1;
-                export crisis:plugin/notify@0.1.1;
-                export crisis:plugin/appease@0.1.1;
-                export crisis:plugin/simulate@0.1.1;
+                import crisis:plugin/host@0.1.2;
+                export crisis:plugin/meta@0.1.2;
+                export crisis:plugin/notify@0.1.2;
+                export crisis:plugin/appease@0.1.2;
+                export crisis:plugin/simulate@0.1.2;
+                export crisis:plugin/classify@0.1.2;
             }
         ",
         world: "crisis:host-bindings/all",

@@ -1,6 +1,6 @@
 //! Built-in plugins, embedded at build time by `host/build.rs`.
 //!
-//! Why embedded: a fresh install notifies, appeases and drills with no
+//! Why embedded: a fresh install notifies, appeases, drills and classifies complaints with no
 //! separate plugin step.
 
 /// (name, component bytes).
@@ -9,6 +9,7 @@ pub(crate) const BUILTINS: &[(&str, &[u8])] = &[
     ("sms-gateway", include_bytes!(concat!(env!("OUT_DIR"), "/sms_gateway.wasm"))),
     ("appease-script", include_bytes!(concat!(env!("OUT_DIR"), "/appease_script.wasm"))),
     ("drill-sim", include_bytes!(concat!(env!("OUT_DIR"), "/drill_sim.wasm"))),
+    ("keyword-classifier", include_bytes!(concat!(env!("OUT_DIR"), "/keyword_classifier.wasm"))),
 ];
 
 /// The embedded component of a built-in, e.g. for `crisis plugin inspect

@@ -7,7 +7,8 @@
 //! knows nothing of the registry beyond the version it is handed.
 
 use super::api::*;
-use super::bindings::v0_1_0::exports::crisis::plugin::{appease, meta, notify, simulate};
+use super::bindings::v0_1_0::exports::crisis::plugin::{appease, classify, meta, notify, simulate};
+use super::classifier::{Classification, ComplaintInput};
 use super::convert;
 use super::egress::{EgressContext, EgressHooks};
 use super::engine::EPOCH_TICK;
@@ -61,15 +62,18 @@ pub(crate) enum CallKind {
     Compose(Invocation, IncidentInfo, CustomerRef),
     Plan(Invocation, IncidentInfo, Vec<(String, String)>),
     Score(Invocation, String),
+    Classify(Invocation, ComplaintInput),
 }
 
 impl CallKind {
     fn now_unix_ms(&self) -> Option<u64> {
         match self {
             CallKind::Describe => None,
-            CallKind::Send(i, _) | CallKind::Compose(i, _, _) | CallKind::Plan(i, _, _) | CallKind::Score(i, _) => {
-                Some(i.now_unix_ms)
-            }
+            CallKind::Send(i, _)
+            | CallKind::Compose(i, _, _)
+            | CallKind::Plan(i, _, _)
+            | CallKind::Score(i, _)
+            | CallKind::Classify(i, _) => Some(i.now_unix_ms),
         }
     }
 }
@@ -80,6 +84,7 @@ pub(crate) enum CallValue {
     Compose(Vec<ComposedMessage>),
     Plan(Scenario),
     Score(Vec<Criterion>),
+    Classify(Classification),
 }
 
 pub(crate) struct RunOutput {
@@ -247,6 +252,19 @@ impl CallEnv<'_> {
                     g.call_score(&mut *store_ref, &convert::invocation(&inv, budget_ms), &journal)
                         .await?
                         .map(|c| CallValue::Score(c.into_iter().map(convert::criterion).collect()))
+                }
+                CallKind::Classify(inv, complaint) => {
+                    let g = classify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    g.call_classify(
+                        &mut *store_ref,
+                        &convert::invocation(&inv, budget_ms),
+                        &complaint.text,
+                        super::classifier::channel_to_wit(complaint.channel),
+                        &complaint.locale,
+                    )
+                    .await?
+                    .and_then(super::classifier::from_wit)
+                    .map(CallValue::Classify)
                 }
             };
             Ok::<_, wasmtime::Error>((instance, value))

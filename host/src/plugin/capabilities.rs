@@ -51,6 +51,7 @@ pub(crate) fn analyze(engine: &Engine, component: &Component) -> Result<Componen
             "notify" => worlds.push(World::Notifier),
             "appease" => worlds.push(World::Appeasement),
             "simulate" => worlds.push(World::Drill),
+            "classify" => worlds.push(World::Classifier),
             _ => {}
         }
     }
@@ -97,7 +98,7 @@ fn check_import(world: World, import: &str) -> Result<(), LoadError> {
             World::Notifier if version.starts_with("0.2.") => Ok(()),
             World::Notifier => Err(forbidden(" (only wasi:http 0.2.x is supported)")),
             _ => Err(forbidden(
-                " (network access): only notifier plugins get outbound HTTP; appeasement and drill plugins compose data and the host delivers it",
+                " (network access): only notifier plugins get outbound HTTP; appeasement, drill and classifier plugins work on the data the host gives them",
             )),
         };
     }

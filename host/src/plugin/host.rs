@@ -39,7 +39,7 @@ pub struct PluginHostConfig {
     pub plugin_dir: Option<PathBuf>,
     /// `[plugins.NAME]` grants from the daemon config.
     pub grants: BTreeMap<String, PluginGrant>,
-    /// Load the built-ins: `webhook-notify`, `sms-gateway`, `appease-script` and `drill-sim`.
+    /// Load the built-ins: `webhook-notify`, `sms-gateway`, `appease-script`, `drill-sim` and `keyword-classifier`.
     pub load_builtins: bool,
     /// wasmtime engine settings: pooling allocator sizes and related knobs.
     pub engine: EngineOptions,
@@ -568,7 +568,7 @@ impl PluginHost {
         Ok(CallOutcome { value: c, plugin: v, http: out.http, logs: out.logs })
     }
 
-    fn invoke(
+    pub(super) fn invoke(
         &self,
         name: &str,
         world: World,

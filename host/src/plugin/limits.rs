@@ -94,6 +94,8 @@ impl Limits {
             World::Notifier => (Duration::from_secs(10), 64 << 20),
             World::Appeasement => (Duration::from_secs(2), 32 << 20),
             World::Drill => (Duration::from_secs(5), 64 << 20),
+            // Runs once per complaint on the intake path: short text work.
+            World::Classifier => (Duration::from_secs(1), 32 << 20),
         };
         Limits {
             call_budget: budget,

@@ -1,7 +1,7 @@
 //! The WebAssembly plugin host.
 //!
-//! Plugins are components implementing one world of `crisis:plugin@0.1.0`
-//! (`plugins/wit/`): `notifier`, `appeasement` or `drill`. This module
+//! Plugins are components implementing one world of `crisis:plugin@0.1.x`
+//! (`plugins/wit/`): `notifier`, `appeasement`, `drill` or `classifier`. This module
 //! compiles them (with an on-disk cache), checks their imports against their
 //! world, runs each call in a fresh sandboxed store with CPU, memory and
 //! output limits, enforces the outbound HTTP policy (allow-list ∩ grant,
@@ -17,7 +17,7 @@
 //! default), `egress.rs` (HTTP hook), `scrub.rs` (secrets and contact
 //! details removed from call output), `secret.rs`, `state.rs` (store state,
 //! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
-//! `warm.rs`, `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
+//! `warm.rs`, `classifier.rs` (complaint classification), `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
 //! (`PluginHost`), `stage.rs` (grants and plugins swapped in together),
 //! `adhoc.rs` (inspect/call of unregistered files), `stub.rs` (an upstream
 //! answered inside the host, for `crisis plugin test`),
@@ -34,6 +34,7 @@ mod builtin;
 mod cache;
 mod call;
 mod capabilities;
+pub mod classifier;
 mod convert;
 mod egress;
 mod engine;
@@ -54,6 +55,7 @@ mod warm;
 pub use api::*;
 pub use builtin::builtin_component;
 pub use cache::CacheStats;
+pub use classifier::{BUILTIN_CLASSIFIER, Classification, ComplaintInput};
 pub(crate) use egress::origin;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{LoadError, PluginCallError, PluginError};
@@ -80,6 +82,10 @@ pub mod test_fixtures {
     pub const APPEASE_HTTP: &str = "fixture_appease_http";
     /// Component built against a future `crisis:plugin@0.2.0` (must be refused).
     pub const FUTURE_API: &str = "fixture_future_api";
+    /// Appeasement built against the published 0.1.1 WIT (must keep loading).
+    pub const API_0_1_1: &str = "fixture_api_0_1_1";
+    /// Classifier that imports wasi:http (must be refused).
+    pub const CLASSIFY_HTTP: &str = "fixture_classify_http";
 
     /// Path of a fixture or built-in component by file stem.
     pub fn path(stem: &str) -> PathBuf {

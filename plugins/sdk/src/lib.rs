@@ -1,8 +1,8 @@
 //! Rust guest SDK for `crisis` plugins.
 //!
 //! A crisis plugin is a WebAssembly component (target `wasm32-wasip2`) that
-//! implements one world of the WIT package `crisis:plugin@0.1.1` (folder `wit/crisis-plugin@0.1.0`, the newest 0.1.x):
-//! `notifier`, `appeasement` or `drill`. This crate wraps the
+//! implements one world of the WIT package `crisis:plugin@0.1.2` (folder `wit/crisis-plugin@0.1.0`, the newest 0.1.x):
+//! `notifier`, `appeasement`, `drill` or `classifier`. This crate wraps the
 //! `wit-bindgen` bindings for those worlds, gives each world a small trait,
 //! and provides an export macro, so a plugin is a struct, one trait impl and
 //! one macro call.
@@ -27,16 +27,19 @@
 //! ```
 //!
 //! Why one feature per world: `wit-bindgen` embeds a description of the world
-//! in the compiled module, and a module that carried all three worlds would
-//! have to export all three interfaces.
+//! in the compiled module, and a module that carried every world would have
+//! to export every interface.
 
 #[cfg(any(
     all(feature = "notifier", feature = "appeasement"),
     all(feature = "notifier", feature = "drill"),
+    all(feature = "notifier", feature = "classifier"),
     all(feature = "appeasement", feature = "drill"),
+    all(feature = "appeasement", feature = "classifier"),
+    all(feature = "drill", feature = "classifier"),
 ))]
 compile_error!(
-    "crisis-plugin-sdk: enable exactly one of the features `notifier`, `appeasement`, `drill` \
+    "crisis-plugin-sdk: enable exactly one of the features `notifier`, `appeasement`, `drill`, `classifier` \
      (cargo unifies features within one build; build plugins of different worlds separately)"
 );
 
@@ -270,6 +273,52 @@ pub mod drill {
     }
 }
 
+/// The `classifier` world: say which complaint category a customer's text
+/// belongs to (API 0.1.2: an older host refuses to load it). No network.
+#[cfg(feature = "classifier")]
+pub mod classifier {
+    wit_bindgen::generate!({
+        path: "../wit/crisis-plugin@0.1.0",
+        world: "crisis:plugin/classifier",
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "__export_classifier_bindings",
+        default_bindings_module: "crisis_plugin_sdk::classifier",
+    });
+    common!();
+    pub use self::exports::crisis::plugin::classify::{Channel, Classification};
+
+    impl Channel {
+        /// `phone`, `sms`, `email` or `social`.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Channel::Phone => "phone",
+                Channel::Sms => "sms",
+                Channel::Email => "email",
+                Channel::Social => "social",
+            }
+        }
+    }
+
+    impl Classification {
+        /// A classification with `confidence` clamped to 0..=1 (NaN becomes
+        /// 0), so a computed score can never make the host refuse the answer.
+        pub fn new(category: Category, confidence: f32, labels: Vec<(String, String)>) -> Self {
+            let confidence = if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) };
+            Classification { category, confidence, labels }
+        }
+    }
+
+    /// Implement this for your classifier and export it with
+    /// [`export_classifier!`](crate::export_classifier).
+    pub trait Classifier {
+        fn describe() -> PluginInfo;
+        /// `text` is the complaint with contact details replaced by the
+        /// host; `locale` is a BCP 47 tag (`zh-CN`, `en`) or empty.
+        fn classify(ctx: Invocation, text: String, channel: Channel, locale: String) -> Result<Classification, PluginError>;
+    }
+}
+
 /// Export a type implementing [`notifier::Notifier`] as the component's
 /// `meta` and `notifier` interfaces.
 #[cfg(feature = "notifier")]
@@ -358,6 +407,34 @@ macro_rules! export_drill {
                 }
             }
             $crate::drill::__export_drill_bindings!(__CrisisExport with_types_in $crate::drill);
+        };
+    };
+}
+
+/// Export a type implementing [`classifier::Classifier`] as the component's
+/// `meta` and `classify` interfaces.
+#[cfg(feature = "classifier")]
+#[macro_export]
+macro_rules! export_classifier {
+    ($ty:ty) => {
+        const _: () = {
+            struct __CrisisExport;
+            impl $crate::classifier::exports::crisis::plugin::meta::Guest for __CrisisExport {
+                fn describe() -> $crate::classifier::PluginInfo {
+                    <$ty as $crate::classifier::Classifier>::describe()
+                }
+            }
+            impl $crate::classifier::exports::crisis::plugin::classify::Guest for __CrisisExport {
+                fn classify(
+                    ctx: $crate::classifier::Invocation,
+                    text: ::std::string::String,
+                    channel: $crate::classifier::Channel,
+                    locale: ::std::string::String,
+                ) -> ::core::result::Result<$crate::classifier::Classification, $crate::classifier::PluginError> {
+                    <$ty as $crate::classifier::Classifier>::classify(ctx, text, channel, locale)
+                }
+            }
+            $crate::classifier::__export_classifier_bindings!(__CrisisExport with_types_in $crate::classifier);
         };
     };
 }

@@ -35,7 +35,7 @@ pub(super) struct Case {
     #[serde(default)]
     pub(super) description: String,
     pub(super) world: World,
-    /// notifier: `send`; appeasement: `compose`; drill: `plan` or `score`.
+    /// notifier: `send`; appeasement: `compose`; drill: `plan` or `score`; classifier: `classify`.
     #[serde(default)]
     export: Option<String>,
     /// Drill unless the case says `live`; outgoing HTTP is stubbed either way.
@@ -159,6 +159,7 @@ impl Case {
             World::Notifier => &["send"],
             World::Appeasement => &["compose"],
             World::Drill => &["plan", "score"],
+            World::Classifier => &["classify"],
         };
         if let Some(e) = &case.export
             && !allowed.contains(&e.as_str())

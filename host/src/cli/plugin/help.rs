@@ -27,11 +27,14 @@ notifier input. Fields:
                 phase, summary, labels}
   customer      appeasement: {id, segment, tier, locale, channel}
   op            drill: \"plan\" (default) or \"score\", with params / journal
+  complaint     classifier: {text, channel, locale}
 
 Examples:
   crisis plugin call target/examples/python_notifier.wasm --world notifier \\
       --input '{\"config\":{\"url\":\"https://hooks.example.com/x\"}}'
   crisis plugin call --builtin appease-script --world appeasement --input @customer.json
+  crisis plugin call --builtin keyword-classifier --world classifier \\
+      --input '{\"complaint\":{\"text\":\"客服态度很差\",\"locale\":\"zh-CN\"}}'
   crisis plugin call my.wasm --world notifier --live --grant my-notifier --input @note.json";
 
 pub(super) const TEST_LONG_ABOUT: &str = "\
@@ -47,8 +50,8 @@ a directory of cases (repeatable; default `cases/` beside FILE):
 
   {
     \"description\": \"a 503 answer is a transient error\",
-    \"world\":  \"notifier\",            notifier | appeasement | drill
-    \"export\": \"send\",                send | compose | plan | score
+    \"world\":  \"notifier\",            notifier | appeasement | drill | classifier
+    \"export\": \"send\",                send | compose | plan | score | classify
     \"mode\":   \"drill\",               drill (default) or live; both stubbed
     \"input\":  {\"config\": {\"url\": \"https://hooks.example.com/crisis\"}},
     \"requests\": [{                     in order; all fields optional

@@ -19,7 +19,7 @@ pub struct NewArgs {
     /// The plugin name: lowercase letters, digits and single dashes, starting with a letter.
     name: String,
     /// The world the plugin implements.
-    #[arg(long, value_parser = ["notifier", "appeasement", "drill"])]
+    #[arg(long, value_parser = ["notifier", "appeasement", "drill", "classifier"])]
     world: String,
     /// The language: rust (every world), python or js (notifier only, for now).
     #[arg(long, value_enum)]
@@ -85,6 +85,10 @@ const DRILL_CASES: &[Template] = &[
     file("cases/plan-default.json", include_str!("templates/cases/drill/plan-default.json")),
     file("cases/score-outcome.json", include_str!("templates/cases/drill/score-outcome.json")),
     file("cases/score-bad-journal-config.json", include_str!("templates/cases/drill/score-bad-journal-config.json")),
+];
+const CLASSIFIER_CASES: &[Template] = &[
+    file("cases/refund-price.json", include_str!("templates/cases/classifier/refund-price.json")),
+    file("cases/no-keyword-other.json", include_str!("templates/cases/classifier/no-keyword-other.json")),
 ];
 
 const RUST_COMMON: &[Template] = &[
@@ -208,14 +212,17 @@ fn templates(world: World, lang: Lang) -> Result<Vec<&'static Template>, Failure
         World::Notifier => NOTIFIER_CASES,
         World::Appeasement => APPEASEMENT_CASES,
         World::Drill => DRILL_CASES,
+        World::Classifier => CLASSIFIER_CASES,
     };
     const RUST_NOTIFIER: Template = file("src/lib.rs", include_str!("templates/rust/notifier.rs"));
     const RUST_APPEASEMENT: Template = file("src/lib.rs", include_str!("templates/rust/appeasement.rs"));
     const RUST_DRILL: Template = file("src/lib.rs", include_str!("templates/rust/drill.rs"));
+    const RUST_CLASSIFIER: Template = file("src/lib.rs", include_str!("templates/rust/classifier.rs"));
     let mut files: Vec<&'static Template> = match (lang, world) {
         (Lang::Rust, World::Notifier) => RUST_COMMON.iter().chain([&RUST_NOTIFIER]).collect(),
         (Lang::Rust, World::Appeasement) => RUST_COMMON.iter().chain([&RUST_APPEASEMENT]).collect(),
         (Lang::Rust, World::Drill) => RUST_COMMON.iter().chain([&RUST_DRILL]).collect(),
+        (Lang::Rust, World::Classifier) => RUST_COMMON.iter().chain([&RUST_CLASSIFIER]).collect(),
         (Lang::Python, World::Notifier) => PYTHON.iter().collect(),
         (Lang::Js, World::Notifier) => JS.iter().collect(),
         (lang, world) => {
@@ -327,7 +334,7 @@ mod tests {
     #[test]
     fn python_and_js_refuse_worlds_without_an_sdk() {
         for lang in [Lang::Python, Lang::Js] {
-            for world in [World::Appeasement, World::Drill] {
+            for world in [World::Appeasement, World::Drill, World::Classifier] {
                 let Err(e) = templates(world, lang) else { panic!("{lang:?} {world}") };
                 let msg = format!("{e:?}");
                 assert!(msg.contains("not yet supported") && msg.contains("use --lang rust"), "{msg}");
@@ -339,7 +346,7 @@ mod tests {
     #[test]
     fn every_template_is_filled_and_every_world_has_two_cases() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
-            for world in [World::Notifier, World::Appeasement, World::Drill] {
+            for world in [World::Notifier, World::Appeasement, World::Drill, World::Classifier] {
                 let Ok(files) = templates(world, lang) else { continue };
                 assert!(files.iter().filter(|t| t.path.starts_with("cases/")).count() >= 2, "{lang:?} {world}");
                 assert!(files.iter().any(|t| t.path == "build.sh" && t.executable));
