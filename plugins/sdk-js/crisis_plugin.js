@@ -9,7 +9,7 @@
 // failure or 408/429/5xx answer is `transient`, any other 4xx is `permanent`
 // and a malformed URL is `config`. Throw a PluginError for your own errors;
 // anything else thrown becomes `permanent` with its message.
-import { log as hostLog, config as hostConfig } from 'crisis:plugin/host@0.1.1';
+import { log as hostLog, config as hostConfig } from 'crisis:plugin/host@0.1.2';
 import { handle } from 'wasi:http/outgoing-handler@0.2.12';
 import { Fields, OutgoingRequest, OutgoingBody, IncomingBody } from 'wasi:http/types@0.2.12';
 
