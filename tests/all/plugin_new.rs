@@ -116,9 +116,9 @@ fn rust_notifier_builds_passes_its_cases_and_loads_with_the_readme_config() {
 }
 
 #[test]
-fn rust_appeasement_and_drill_build_and_pass_their_cases() {
+fn rust_appeasement_drill_and_classifier_build_and_pass_their_cases() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, world) in [("apology", "appeasement"), ("fire-drill", "drill")] {
+    for (name, world) in [("apology", "appeasement"), ("fire-drill", "drill"), ("complaint-sorter", "classifier")] {
         let project = new_project(dir.path(), name, world, "rust");
         let wasm = build(&project, name, &rust_env());
         cases_pass(&project, &wasm);

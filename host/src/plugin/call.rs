@@ -8,7 +8,7 @@
 
 use super::api::*;
 use super::bindings::v0_1_0::exports::crisis::plugin::{appease, classify, meta, notify, simulate};
-use super::classifier::{Classification, ComplaintInput};
+use super::classifier::types::{self as classify_types, Classification, ComplaintInput};
 use super::convert;
 use super::egress::{EgressContext, EgressHooks};
 use super::engine::EPOCH_TICK;
@@ -259,11 +259,11 @@ impl CallEnv<'_> {
                         &mut *store_ref,
                         &convert::invocation(&inv, budget_ms),
                         &complaint.text,
-                        super::classifier::channel_to_wit(complaint.channel),
+                        classify_types::channel_to_wit(complaint.channel),
                         &complaint.locale,
                     )
                     .await?
-                    .and_then(super::classifier::from_wit)
+                    .and_then(classify_types::from_wit)
                     .map(CallValue::Classify)
                 }
             };

@@ -107,7 +107,7 @@ pub enum PluginCallError {
         remaining: std::time::Duration,
     },
     #[error(
-        "no plugin named `{plugin}` is loaded; built-ins are webhook-notify, appease-script and drill-sim, others come from the plugin directory"
+        "no plugin named `{plugin}` is loaded; built-ins are webhook-notify, sms-gateway, appease-script, drill-sim and keyword-classifier, others come from the plugin directory"
     )]
     /// No plugin is registered under that name; check the playbook step and
     /// the plugin directory.

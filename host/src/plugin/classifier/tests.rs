@@ -1,5 +1,8 @@
+use super::types::from_wit;
 use super::*;
-use crate::plugin::api::{Invocation, RunMode};
+use crate::plugin::api::{Category, Channel, Invocation, RunMode};
+use crate::plugin::bindings::v0_1_0::crisis::plugin::types as t;
+use crate::plugin::bindings::v0_1_0::exports::crisis::plugin::classify as c;
 use crate::plugin::test_fixtures as fx;
 use crate::plugin::{EngineOptions, LoadError, PluginHostConfig, builtin_component};
 

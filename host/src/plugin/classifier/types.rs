@@ -1,26 +1,11 @@
-//! The `classifier` world: complaint text in, complaint category out.
-//!
-//! A classifier is the last automatic step of complaint intake before the
-//! `other` fallback: it runs with the same sandbox, limits, deadline and
-//! quarantine as every plugin call, and never gets network access (checked
-//! at load by `capabilities.rs`). The host hands it the complaint text with
-//! known contact details already replaced, and scrubs them again from the
-//! labels and logs it returns.
-//!
-//! The category and channel are the plugin API's [`Category`] and
-//! [`Channel`]; this module adds their string forms
-//! (`product-quality|service-attitude|service-process|price|other`,
-//! `phone|sms|email|social`) so other layers convert without generated types.
+//! The classifier world's plain types and their conversions: kept apart from
+//! the call itself so the sandboxed call (`call.rs`) can use them without
+//! depending on the host that drives it.
 
-use super::api::{CallOutcome, Category, Channel, Invocation, World};
-use super::bindings::v0_1_0::crisis::plugin::types as t;
-use super::bindings::v0_1_0::exports::crisis::plugin::classify as c;
-use super::call::{CallKind, CallValue};
-use super::error::PluginCallError;
-use super::host::PluginHost;
-use super::scrub::Scrubber;
+use crate::plugin::api::{Category, Channel};
+use crate::plugin::bindings::v0_1_0::crisis::plugin::types as t;
+use crate::plugin::bindings::v0_1_0::exports::crisis::plugin::classify as c;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -162,61 +147,3 @@ pub(crate) fn from_wit(r: c::Classification) -> Result<Classification, t::Plugin
     }
     Ok(Classification { category: category_from_wit(r.category), confidence: r.confidence, labels: r.labels })
 }
-
-/// What the plugin is given: the complaint with its contact details replaced
-/// (and no list of them), and the scrubber that removes them from the output.
-fn plugin_input(complaint: &ComplaintInput) -> (ComplaintInput, Scrubber) {
-    let mut contacts = Scrubber::default();
-    for contact in &complaint.contacts {
-        contacts.add_contact(contact);
-    }
-    let sent = ComplaintInput { text: contacts.scrub(&complaint.text), contacts: Vec::new(), ..complaint.clone() };
-    (sent, contacts)
-}
-
-impl PluginHost {
-    /// Classify one complaint with a classifier plugin, under the plugin's
-    /// limits, deadline and quarantine like every call. The plugin sees the
-    /// text with `contacts` replaced; they are also scrubbed from the labels
-    /// and logs returned. Blocking, like every `PluginHost` call.
-    pub fn classify(
-        &self,
-        plugin: &str,
-        inv: &Invocation,
-        complaint: &ComplaintInput,
-    ) -> Result<CallOutcome<Classification>, PluginCallError> {
-        let (sent, contacts) = plugin_input(complaint);
-        let (v, out) = self.invoke(
-            plugin,
-            World::Classifier,
-            inv,
-            &BTreeMap::new(),
-            &contacts,
-            CallKind::Classify(inv.clone(), sent),
-        )?;
-        let CallValue::Classify(mut value) = out.value else { unreachable!("classify returns a classification") };
-        let mut scrub = self.grant(plugin).scrub.clone();
-        scrub.extend(&contacts);
-        for (k, val) in &mut value.labels {
-            *k = scrub.scrub(k);
-            *val = scrub.scrub(val);
-        }
-        Ok(CallOutcome { value, plugin: v, http: out.http, logs: out.logs })
-    }
-}
-
-/// Classify one complaint with the classifier plugin `plugin` (normally
-/// [`BUILTIN_CLASSIFIER`]). Why a free function: the complaint pipeline's
-/// one entry point; see [`PluginHost::classify`].
-pub fn classify(
-    host: &PluginHost,
-    plugin: &str,
-    inv: &Invocation,
-    complaint: &ComplaintInput,
-) -> Result<CallOutcome<Classification>, PluginCallError> {
-    host.classify(plugin, inv, complaint)
-}
-
-#[cfg(test)]
-#[path = "classifier_tests.rs"]
-mod tests;
