@@ -230,13 +230,14 @@ fn a_node_that_stops_cleanly_gives_its_page_back_and_another_node_sends_it_witho
     // A lease far longer than the test may take: only the clean stop's release lets another node in.
     let lease = Duration::from_secs(60);
     let extra = format!(
-        "shutdown_grace = \"1s\"\n{LOG_ALL}[targets.pager]\nplugin = \"webhook-notify\"\n\
+        "{LOG_ALL}[targets.pager]\nplugin = \"webhook-notify\"\n\
          config = {{ url = \"http://localhost:{0}/pager\" }}\n\
          [plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{0}\"]\n\
          allow_private = [\"http://localhost:{0}\"]\ntimeout = \"60s\"\n",
         server.port
     );
-    let cfg = config(&extra).replace("lease = \"2s\"", "lease = \"60s\"");
+    // Top-level keys go before the first table.
+    let cfg = format!("shutdown_grace = \"1s\"\n{}", config(&extra).replace("lease = \"2s\"", "lease = \"60s\""));
     let env = [("CRISIS_TEST_PG_URL", db.as_str()), ("CRISIS_TEST_JK", &"5a".repeat(32) as &str)];
     let mut nodes: Vec<Daemon> = (0..2).map(|_| Daemon::start_with_env("cluster", &cfg, &env)).collect();
     nodes[0].post_incident(&json!({ "playbook": "page", "fields": { "nature": "n" }, "labels": { "n": "1" } }));
