@@ -378,7 +378,9 @@ fn http_ok(port: u16, path: &str) -> bool {
 
 fn start(config: &Path, dir: &Path, port: u16) -> (Daemon, Duration) {
     let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_crisis"))
+    // `CRISIS_BIN` runs a copy of the daemon another build cannot overwrite mid-run.
+    let bin = std::env::var_os("CRISIS_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_crisis")), PathBuf::from);
+    let child = Command::new(bin)
         .args(["--config", config.to_str().unwrap(), "daemon"])
         .current_dir(dir)
         .env("CRISIS_LOG", "warn")
@@ -559,13 +561,28 @@ fn main() {
             .measurement_time(Duration::from_secs(3))
     });
     let mut rows = Vec::new();
-    plugin_rows(&mut c, &mut rows);
-    validate_rows(&mut c, &mut rows, if full { 1000 } else { 20 });
-    drill_rows(&mut c, &mut rows);
-    daemon_rows(&mut rows, full);
-    outbox::webhook_rows(&mut rows, full);
-    outbox::backlog_rows(&mut rows, full);
-    pg_ingest::pg_ingest_rows(&mut rows, full);
+    // `CRISIS_BENCH_ONLY=pg_ingest` (a comma-separated list of groups) runs only those groups.
+    let only = std::env::var("CRISIS_BENCH_ONLY").ok();
+    let run = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
+    if run("plugin") {
+        plugin_rows(&mut c, &mut rows);
+    }
+    if run("validate") {
+        validate_rows(&mut c, &mut rows, if full { 1000 } else { 20 });
+    }
+    if run("drill") {
+        drill_rows(&mut c, &mut rows);
+    }
+    if run("daemon") {
+        daemon_rows(&mut rows, full);
+    }
+    if run("outbox") {
+        outbox::webhook_rows(&mut rows, full);
+        outbox::backlog_rows(&mut rows, full);
+    }
+    if run("pg_ingest") {
+        pg_ingest::pg_ingest_rows(&mut rows, full);
+    }
     if let Some(c) = c {
         c.final_summary();
     }

@@ -3,7 +3,8 @@
 //! an ack on one node stops another node's escalation; triggers spread over
 //! the nodes survive one being killed, none lost and none doubled; and a
 //! page whose node dies mid-call is sent by another node with the same
-//! invocation id once the dead node's lease runs out.
+//! invocation id once the dead node's lease runs out, or at once when its
+//! node stops cleanly and gives its claims back.
 
 use crate::common::*;
 use crate::postgres_store::testdb;
@@ -220,4 +221,58 @@ fn a_page_whose_node_dies_mid_call_is_sent_by_another_node_once_the_lease_runs_o
             .is_some_and(|ns| ns.iter().any(|n| n["id"] == dead_node.as_str() && n["alive"] == false))
     });
     assert!(s["nodes"].as_array().is_some_and(|ns| ns.len() == 3), "{s}");
+}
+
+#[test]
+fn a_node_that_stops_cleanly_gives_its_page_back_and_another_node_sends_it_without_waiting_for_the_lease() {
+    let Some(db) = testdb::database() else { return };
+    let server = ChaosServer::start(Mode::Hang);
+    // A lease far longer than the test may take: only the clean stop's release lets another node in.
+    let lease = Duration::from_secs(60);
+    let extra = format!(
+        "{LOG_ALL}[targets.pager]\nplugin = \"webhook-notify\"\n\
+         config = {{ url = \"http://localhost:{0}/pager\" }}\n\
+         [plugins.webhook-notify]\nallowed_hosts = [\"http://localhost:{0}\"]\n\
+         allow_private = [\"http://localhost:{0}\"]\ntimeout = \"60s\"\n",
+        server.port
+    );
+    // Top-level keys go before the first table.
+    let cfg = format!("shutdown_grace = \"1s\"\n{}", config(&extra).replace("lease = \"2s\"", "lease = \"60s\""));
+    let env = [("CRISIS_TEST_PG_URL", db.as_str()), ("CRISIS_TEST_JK", &"5a".repeat(32) as &str)];
+    let mut nodes: Vec<Daemon> = (0..2).map(|_| Daemon::start_with_env("cluster", &cfg, &env)).collect();
+    nodes[0].post_incident(&json!({ "playbook": "page", "fields": { "nature": "n" }, "labels": { "n": "1" } }));
+    wait_until(&nodes[0], "the page to reach the hanging receiver", 60, || server.refused() >= 1);
+
+    let r = db_client(&db)
+        .query_one(
+            "SELECT i.invocation_id, n.id, n.address FROM intents i JOIN nodes n ON n.id = i.claimed_by \
+             WHERE i.target = 'pager' AND i.result IS NULL",
+            &[],
+        )
+        .unwrap();
+    let (invocation, holder, address): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let victim = nodes.iter().position(|d| d.port == port).expect("the holder is one of the nodes");
+    server.set(Mode::Ok);
+    let stopped = Instant::now();
+    assert_eq!(nodes[victim].stop(), Some(0), "the clean stop failed");
+    let survivor = &nodes[1 - victim];
+    wait_until(survivor, "the page sent by the other node", 30, || !server.delivered().is_empty());
+    let took = stopped.elapsed();
+    assert!(took < lease / 4, "the page went out {took:?} after the stop: the claim was not given back");
+    let delivered: Vec<String> = server.delivered().iter().map(|d| d.key.clone()).collect();
+    assert_eq!(delivered, vec![invocation], "one delivery, with the same invocation id");
+    // The stopped node is listed as left, not dead, and holds nothing.
+    let s = survivor.json(&["status"]);
+    let me = s["nodes"].as_array().and_then(|ns| ns.iter().find(|n| n["id"] == holder.as_str()).cloned());
+    let me = me.unwrap_or_else(|| panic!("the stopped node is not listed: {s}"));
+    assert_eq!((me["left"].as_bool(), me["alive"].as_bool(), me["intents"].as_i64()), (Some(true), Some(false), Some(0)), "{s}");
+    let text = survivor.ok(&["status"]);
+    assert!(text.lines().any(|l| l.contains(&holder) && l.contains("left")), "{text}");
+    // The drill scheduler is on the one node still running, and status says so.
+    survivor.wait_for("the survivor shown holding the drill scheduler", || {
+        survivor.json(&["status"])["nodes"].as_array().is_some_and(|ns| {
+            ns.iter().any(|n| n["this"] == true && n["holds"].as_array().is_some_and(|h| h.contains(&json!("scheduler"))))
+        })
+    });
 }

@@ -506,7 +506,13 @@ pub(crate) fn status(cli: &Cli) -> Result<(), Failure> {
             if n.this { " (this)" } else { "" },
             n.address,
             n.heartbeat_age_seconds,
-            if n.alive { "alive" } else { "DEAD" },
+            if n.left {
+                "left"
+            } else if n.alive {
+                "alive"
+            } else {
+                "DEAD"
+            },
             holds.join(", ")
         );
     }

@@ -345,6 +345,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
     let e = engine.clone();
     let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
         e.store().sync()?;
+        node::leave(&e);
         Ok(e.store().pending_intents(i64::MAX, i64::MAX as usize)?.len())
     })
     .await??;

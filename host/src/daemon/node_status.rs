@@ -13,6 +13,9 @@ pub(crate) struct NodeStatus {
     pub(crate) heartbeat_age_seconds: f64,
     /// Its heartbeat is within the lease time.
     pub(crate) alive: bool,
+    /// It stopped cleanly and gave its claims back: not dead, gone.
+    #[serde(default)]
+    pub(crate) left: bool,
     /// This is the daemon that answered.
     #[serde(default)]
     pub(crate) this: bool,

@@ -356,6 +356,10 @@ pub trait Cluster: Send + Sync {
     /// Claims a scheduled drill occurrence (run or skip) for the whole
     /// cluster; false if some node already claimed it.
     fn claim_drill_slot(&self, run_id: &str, by: &str, at: i64) -> Result<bool>;
+    /// On a clean stop: gives back this node's intent and timer claims and
+    /// marks it as left, so other nodes take its work over at once instead
+    /// of after the lease; returns how many intents were given back.
+    fn leave(&self, now: i64) -> Result<usize>;
 }
 
 /// Whom an API token speaks for. Why: a person's token acts as that person;
@@ -447,6 +451,9 @@ pub struct NodeRow {
     pub timers: i64,
     /// Other duties it holds, by name (e.g. `scheduler`), as the node recorded them.
     pub holds: serde_json::Value,
+    /// Unix milliseconds when it stopped cleanly (its claims given back); `None` while it runs or if it died.
+    #[serde(default)]
+    pub left_at: Option<i64>,
 }
 
 /// Which table a dead letter sits in.

@@ -9,20 +9,25 @@
 //!
 //! Cross-node rules: every writing transaction takes a transaction-scoped
 //! advisory lock, so the chain is totally ordered across connections and no
-//! node changes an incident from a state another node has since changed;
-//! intents and timers are claimed with leases (see `outbox` and `nodes`), so
-//! each runs on one node at a time and a dead node's claims are taken over.
+//! node changes an incident from a state another node has since changed
+//! (see `tx`); intents and timers are claimed with leases (see `outbox` and
+//! `nodes`), so each runs on one node at a time and a dead node's claims are taken over.
+//!
+//! Connections: transactions run on the node's one transaction connection
+//! (the engine writes one transaction at a time per node anyway); reads,
+//! claims and the durability flush run on a few side connections, so a
+//! claim or a flush never queues behind a transaction.
 
 use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
 use super::*;
 use ::postgres::{Client, GenericClient, Row};
 use anyhow::Context;
 use std::sync::Mutex;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use conn::{Conn, Job, Session, connect, describe};
+use conn::{Conn, connect, describe};
 use nodes::Lease;
-use tx::{Open, PgTx};
+use tx::PgTx;
 
 use migrations::MIGRATIONS;
 
@@ -30,22 +35,39 @@ pub use copy::{CopyProgress, ProgressFn};
 
 /// Advisory lock held by a transaction that appends: one writer of the chain at a time.
 const CHAIN_LOCK: i64 = 0x6372_6973_6973_0001;
+/// Side connections per node, opened at first use: reads, claims and flushes
+/// run there, in parallel with the node's transaction.
+const SIDE_CONNECTIONS: usize = 3;
 /// Advisory lock held while the schema is migrated, so two nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6372_6973_6973_0002;
 
 /// PostgreSQL-backed [`Store`].
 ///
-/// Durability: every session runs with `synchronous_commit = on`, so a
-/// transaction returns only once its COMMIT is durable on the server, and
-/// [`Store::sync`] has nothing left to wait for.
+/// Durability: a transaction commits without waiting for the disk, so the
+/// chain lock is free as soon as its commit is recorded, and [`Store::sync`]
+/// then waits until it is durable (concurrent waits share one flush). Every
+/// other statement runs with `synchronous_commit = on`, and a later durable
+/// commit makes every earlier one durable too (the WAL is flushed in order),
+/// so a claim another node takes on a row is never based on a commit the
+/// server could still lose.
 pub struct PgStore {
     conn: Mutex<Conn>,
+    /// Connections for everything outside a transaction, each opened at first use.
+    side: Vec<Mutex<Option<Conn>>>,
+    /// Where the next side call starts looking for a free connection.
+    next_side: AtomicUsize,
+    /// Transactions committed so far by this store, durable or not.
+    committed: AtomicU64,
+    /// How many of them are known durable.
+    durable: AtomicU64,
     /// How to open the dedicated connections cluster coordination needs (see `generation`).
     config: ::postgres::Config,
     /// Authenticates new events and pinned playbooks; `None`: plain SHA-256.
     key: Option<JournalKey>,
     /// This node's id and lease time, for every claim it takes.
     lease: Lease,
+    /// The drill scheduler lease this node contends with, once it does: its heartbeat records whether it holds it.
+    scheduler: Mutex<std::sync::Weak<super::Lease>>,
 }
 
 impl PgStore {
@@ -57,30 +79,19 @@ impl PgStore {
                 "the [store] url is not a PostgreSQL connection URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE in the secret"
             )
         })?;
-        let target = describe(&config);
-        let dedicated = config.clone();
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready_tx, ready) = mpsc::sync_channel(1);
-        std::thread::Builder::new().name("crisis-postgres".into()).spawn(move || {
-            let mut session = match connect(&config) {
-                Ok(client) => Session { client, config },
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            for job in queue {
-                job(&mut session);
-            }
-        })?;
-        ready
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the PostgreSQL connection thread ended early"))?
-            .with_context(|| format!("cannot connect to journal database {target}"))?;
-        let conn = Conn { jobs, target };
+        let conn = Conn::open(config.clone(), "crisis-postgres")?;
         conn.call(migrate)?;
-        Ok(PgStore { conn: Mutex::new(conn), config: dedicated, key: None, lease: Lease::default() })
+        Ok(PgStore {
+            conn: Mutex::new(conn),
+            side: (0..SIDE_CONNECTIONS).map(|_| Mutex::new(None)).collect(),
+            next_side: AtomicUsize::new(0),
+            committed: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            config,
+            key: None,
+            lease: Lease::default(),
+            scheduler: Mutex::new(std::sync::Weak::new()),
+        })
     }
 
     /// Authenticates every event appended from now on with `key`; the same
@@ -102,6 +113,24 @@ impl PgStore {
     /// The connection config and the "host/db" target, for a connection of its own.
     fn dedicated(&self) -> (::postgres::Config, String) {
         (self.config.clone(), self.lock().target.clone())
+    }
+
+    /// Runs `f` on its own (autocommit) on a free side connection, or waits for one.
+    fn side<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static) -> Result<R> {
+        let n = self.side.len();
+        let start = self.next_side.fetch_add(1, Ordering::Relaxed);
+        let mut slot = (0..n)
+            .find_map(|i| self.side[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| self.side[start % n].lock().unwrap_or_else(|p| p.into_inner()));
+        match slot.as_ref() {
+            Some(conn) => conn.call(f),
+            None => {
+                let conn = Conn::open(self.config.clone(), "crisis-pg-side")?;
+                let res = conn.call(f);
+                *slot = Some(conn);
+                res
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -217,27 +246,32 @@ impl Store for PgStore {
 
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let conn = self.lock();
-        conn.call(|c| Ok(c.batch_execute("BEGIN")?))?;
-        let mut open = Open { conn: &conn, done: false };
-        let mut t =
-            PgTx { conn: &conn, key: self.key.as_ref(), node: &self.lease.node, chain_locked: false, failed: false };
+        let mut t = PgTx::new(&conn, self.key.as_ref(), &self.lease.node);
         f(&mut t)?;
         if t.failed {
             anyhow::bail!("a statement of the transaction failed, so it was rolled back although the caller went on");
         }
-        conn.run(|c| Ok(c.batch_execute("COMMIT")?))?;
-        open.done = true;
+        if t.commit()? {
+            self.committed.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(())
     }
 
     fn sync(&self) -> Result<()> {
-        // Every COMMIT returned only once durable (synchronous_commit = on).
+        let target = self.committed.load(Ordering::Acquire);
+        if self.durable.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        // A statement that takes a transaction id commits durably (synchronous_commit = on on
+        // this session), and flushing its commit flushes every commit recorded before it.
+        self.side(|c| Ok(c.batch_execute("SELECT txid_current()")?))?;
+        self.durable.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
 
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>> {
         let id = id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let sql = format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = $1");
             c.query_opt(&sql, &[&id])?.as_ref().map(incident_from_row).transpose()
         })
@@ -245,7 +279,7 @@ impl Store for PgStore {
 
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
         let mode = mode.map(str::to_string);
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let sql = format!(
                 "SELECT {INCIDENT_COLS} FROM incidents WHERE (NOT $1 OR status = 'open') \
                  AND ($2::text IS NULL OR mode = $2) ORDER BY opened_at DESC, id DESC"
@@ -256,7 +290,7 @@ impl Store for PgStore {
 
     fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
         let mode = mode.map(str::to_string);
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let sql = "SELECT id, severity FROM incidents WHERE status = 'open' AND ($1::text IS NULL OR mode = $1) \
                        ORDER BY id";
             rows(c.query(sql, &[&mode])?, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -264,12 +298,12 @@ impl Store for PgStore {
     }
 
     fn incident_ids(&self) -> Result<Vec<String>> {
-        self.lock().call(incident_ids)
+        self.side(incident_ids)
     }
 
     fn events(&self, incident_id: &str, after_seq: i64) -> Result<Vec<EventRecord>> {
         let id = incident_id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let found = c.query(
                 "SELECT seq, incident_id, at, kind, data, prev_hash, hash FROM events \
                  WHERE incident_id = $1 AND seq > $2 ORDER BY seq",
@@ -290,30 +324,31 @@ impl Store for PgStore {
     }
 
     fn due_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
-        self.lock().call(move |c| outbox::due_timers(c, now))
+        self.side(move |c| outbox::due_timers(c, now))
     }
 
     fn claim_timers(&self, now: i64) -> Result<Vec<TimerRow>> {
         let lease = self.lease.clone();
-        self.lock().call(move |c| outbox::claim_timers(c, &lease, now))
+        self.side(move |c| outbox::claim_timers(c, &lease, now))
     }
 
     fn heartbeat(&self, address: &str, started_at: i64, now: i64) -> Result<()> {
         let (lease, address) = (self.lease.clone(), address.to_string());
-        self.lock().call(move |c| nodes::heartbeat(c, &lease, &address, started_at, now))
+        let scheduler = self.scheduler.lock().unwrap_or_else(|p| p.into_inner()).upgrade().is_some_and(|l| l.held());
+        self.side(move |c| nodes::heartbeat(c, &lease, (&address, started_at, now), scheduler))
     }
 
     fn nodes(&self, now: i64) -> Result<Vec<NodeRow>> {
-        self.lock().call(move |c| nodes::nodes(c, now))
+        self.side(move |c| nodes::nodes(c, now))
     }
 
     fn next_timer_due(&self) -> Result<Option<i64>> {
         let lease = self.lease.clone();
-        self.lock().call(move |c| outbox::next_timer_due(c, &lease))
+        self.side(move |c| outbox::next_timer_due(c, &lease))
     }
 
     fn pending_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let sql = format!(
                 "SELECT {INTENT_COLS} FROM intents WHERE result IS NULL AND dead_letter IS NULL AND not_before <= $1 \
                  ORDER BY not_before, created_at, invocation_id LIMIT $2"
@@ -324,12 +359,12 @@ impl Store for PgStore {
 
     fn next_intent_due(&self) -> Result<Option<i64>> {
         let lease = self.lease.clone();
-        self.lock().call(move |c| outbox::next_intent_due(c, &lease))
+        self.side(move |c| outbox::next_intent_due(c, &lease))
     }
 
     fn intents_for(&self, incident_id: &str) -> Result<Vec<IntentRow>> {
         let id = incident_id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             let sql =
                 format!("SELECT {INTENT_COLS} FROM intents WHERE incident_id = $1 ORDER BY created_at, invocation_id");
             rows(c.query(&sql, &[&id])?, intent_from_row)
@@ -338,12 +373,12 @@ impl Store for PgStore {
 
     fn intent(&self, invocation_id: &str) -> Result<Option<IntentRow>> {
         let id = invocation_id.to_string();
-        self.lock().call(move |c| intent_by_id(c, &id))
+        self.side(move |c| intent_by_id(c, &id))
     }
 
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let id = invocation_id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             c.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = $1", &[&id])?;
             Ok(())
         })
@@ -351,7 +386,7 @@ impl Store for PgStore {
 
     fn defer_intent(&self, invocation_id: &str, not_before: i64) -> Result<()> {
         let id = invocation_id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             c.execute(
                 "UPDATE intents SET not_before = $2 WHERE invocation_id = $1 AND result IS NULL",
                 &[&id, &not_before],
@@ -362,22 +397,22 @@ impl Store for PgStore {
 
     fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
         let lease = self.lease.clone();
-        self.lock().call(move |c| outbox::claim_intents(c, &lease, now, limit))
+        self.side(move |c| outbox::claim_intents(c, &lease, now, limit))
     }
 
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
         let id = invocation_id.to_string();
-        self.lock().call(move |c| outbox::release_intent(c, &id, not_before))
+        self.side(move |c| outbox::release_intent(c, &id, not_before))
     }
 
     fn release_claims(&self, now: i64) -> Result<usize> {
         let lease = self.lease.clone();
-        self.lock().call(move |c| outbox::release_claims(c, &lease, now))
+        self.side(move |c| outbox::release_claims(c, &lease, now))
     }
 
     fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()> {
         let id = invocation_id.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             c.execute(
                 &format!(
                     "UPDATE intents SET {}, held = TRUE, not_before = $2 WHERE invocation_id = $1",
@@ -391,29 +426,29 @@ impl Store for PgStore {
 
     fn expedite_target(&self, target: &str, now: i64) -> Result<usize> {
         let target = target.to_string();
-        self.lock().call(move |c| outbox::expedite_target(c, &target, now))
+        self.side(move |c| outbox::expedite_target(c, &target, now))
     }
 
     fn defer_timer(&self, id: i64, now: i64, base_ms: i64) -> Result<i64> {
-        self.lock().call(move |c| outbox::defer_timer(c, id, now, base_ms))
+        self.side(move |c| outbox::defer_timer(c, id, now, base_ms))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        self.lock().call(outbox::dead_letters)
+        self.side(outbox::dead_letters)
     }
 
     fn outbox_lanes(&self) -> Result<Vec<OutboxLane>> {
-        self.lock().call(outbox::outbox_lanes)
+        self.side(outbox::outbox_lanes)
     }
 
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
         let hash = hash.to_string();
-        self.lock().call(move |c| playbook_version(c, &hash))
+        self.side(move |c| playbook_version(c, &hash))
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<String>> {
         let key = key.to_string();
-        self.lock().call(move |c| kv_get(c, &key))
+        self.side(move |c| kv_get(c, &key))
     }
 
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
@@ -422,7 +457,7 @@ impl Store for PgStore {
 
     fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let prefix = prefix.to_string();
-        self.lock().call(move |c| {
+        self.side(move |c| {
             // `key >= prefix AND key < prefix || U+10FFFF` keeps the read on the primary key ("C" order).
             let found = c.query(
                 "SELECT key, value FROM kv WHERE key >= $1 AND key < $1 || chr(1114111) ORDER BY key",
@@ -434,25 +469,25 @@ impl Store for PgStore {
 
     fn verify(&self, expect_head: Option<&Anchor>) -> Result<VerifyReport> {
         let (key, expect) = (self.key.clone(), expect_head.cloned());
-        self.lock().call(move |c| verify::verify(c, key.as_ref(), expect.as_ref()))
+        self.side(move |c| verify::verify(c, key.as_ref(), expect.as_ref()))
     }
 
     fn timers(&self) -> Result<Vec<TimerRow>> {
-        self.lock().call(verify::timers)
+        self.side(verify::timers)
     }
 
     fn put_token(&self, row: &TokenRow) -> Result<()> {
         let row = row.clone();
-        self.lock().call(move |c| tokens::insert(c, &row))
+        self.side(move |c| tokens::insert(c, &row))
     }
 
     fn tokens(&self) -> Result<Vec<TokenRow>> {
-        self.lock().call(tokens::all)
+        self.side(tokens::all)
     }
 
     fn revoke_token(&self, id: &str, at: i64, by: &str) -> Result<bool> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.lock().call(move |c| tokens::revoke(c, &id, at, &by))
+        self.side(move |c| tokens::revoke(c, &id, at, &by))
     }
 }
 

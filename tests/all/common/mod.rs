@@ -190,6 +190,22 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM: a clean stop; waits up to 30 s for the exit and returns its code.
+    pub(crate) fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     pub(crate) fn restart(&mut self) {
         self.kill9();
         self.spawn();

@@ -4,8 +4,9 @@
 //! name only the host and database.
 
 use super::Result;
-use ::postgres::{Client, NoTls};
+use ::postgres::{Client, NoTls, Statement};
 use anyhow::Context;
+use std::collections::HashMap;
 use std::sync::mpsc;
 
 /// A job run on the connection thread.
@@ -22,17 +23,31 @@ pub(super) struct Conn {
 pub(super) struct Session {
     pub(super) client: Client,
     pub(super) config: ::postgres::Config,
+    /// Statements this connection has prepared, by their text: a cached one
+    /// runs in one round trip instead of two (parse, then bind and execute).
+    statements: HashMap<String, Statement>,
 }
 
 impl Session {
     /// Reconnects a client the server dropped. Only called between
     /// transactions: reconnecting inside one would run its remaining
     /// statements outside it.
-    fn ensure_open(&mut self) -> Result<()> {
+    pub(super) fn ensure_open(&mut self) -> Result<()> {
         if self.client.is_closed() {
             self.client = connect(&self.config)?;
+            self.statements.clear();
         }
         Ok(())
+    }
+
+    /// `sql` prepared on this connection, once per connection.
+    pub(super) fn prepared(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
     }
 }
 
@@ -57,6 +72,39 @@ pub(super) fn describe(config: &::postgres::Config) -> String {
 }
 
 impl Conn {
+    /// Connects on a new plain thread of its own, which then runs every job sent to it.
+    pub(super) fn open(config: ::postgres::Config, name: &str) -> Result<Conn> {
+        let target = describe(&config);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        std::thread::Builder::new().name(name.into()).spawn(move || {
+            let mut session = match connect(&config) {
+                Ok(client) => Session { client, config, statements: HashMap::new() },
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            for job in queue {
+                job(&mut session);
+            }
+        })?;
+        ready
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the PostgreSQL connection thread ended early"))?
+            .with_context(|| format!("cannot connect to journal database {target}"))?;
+        Ok(Conn { jobs, target })
+    }
+
+    /// Runs `f` with the whole session (client and prepared statements) as it is, inside whatever transaction is open.
+    pub(super) fn session<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.job(f)
+    }
+
     /// Runs `f` on the connection thread as it is (inside whatever transaction is open).
     pub(super) fn run<R: Send + 'static>(
         &self,

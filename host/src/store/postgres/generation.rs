@@ -77,6 +77,7 @@ impl Cluster for PgStore {
         let (config, target) = self.dedicated();
         let lease = Arc::new(Lease::default());
         let weak = Arc::downgrade(&lease);
+        *self.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = weak.clone();
         std::thread::Builder::new().name("crisis-pg-lease".into()).spawn(move || hold(config, &target, weak))?;
         Ok(lease)
     }
@@ -90,6 +91,11 @@ impl Cluster for PgStore {
             )?;
             Ok(n == 1)
         })
+    }
+
+    fn leave(&self, now: i64) -> Result<usize> {
+        let lease = self.lease.clone();
+        self.side(move |c| super::outbox::leave(c, &lease, now))
     }
 }
 

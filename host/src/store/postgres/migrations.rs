@@ -171,4 +171,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         claimed_at BIGINT NOT NULL
     );
     "#,
+    // 6: the intent claim reads two small indexes instead of every pending
+    // row: unclaimed intents in claim order, and claimed ones by when their
+    // lease runs out. The old index on every pending row led the planner to
+    // walk all the claimed rows (live leases) to find the few unclaimed ones.
+    // A node that stopped cleanly is marked as left.
+    r#"
+    DROP INDEX intents_pending;
+    CREATE INDEX intents_unclaimed ON intents(not_before, created_at, invocation_id)
+        WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NULL;
+    CREATE INDEX intents_leased ON intents(lease_until)
+        WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NOT NULL;
+    ALTER TABLE nodes ADD COLUMN left_at BIGINT;
+    "#,
 ];

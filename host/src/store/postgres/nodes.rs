@@ -26,15 +26,33 @@ impl Default for Lease {
     }
 }
 
-/// Records the heartbeat and renews every lease this node holds, in one transaction.
-pub(super) fn heartbeat(c: &mut Client, lease: &Lease, address: &str, started_at: i64, now: i64) -> Result<()> {
+/// How long the row of a node that stopped cleanly stays listed (as left) (ms).
+const LEFT_SHOWN_MS: i64 = 3_600_000;
+
+/// Records the heartbeat and what this node holds (`scheduler`: it runs the
+/// drill scheduler), and renews every lease it holds, in one transaction.
+/// A node that left stays left for the rest of its run (a heartbeat racing
+/// its clean stop must not revive it); starting again under the same id
+/// clears it. Rows of nodes that left over an hour ago are removed.
+pub(super) fn heartbeat(
+    c: &mut Client,
+    lease: &Lease,
+    at: (&str, i64, i64),
+    scheduler: bool,
+) -> Result<()> {
+    let (address, started_at, now) = at;
+    let holds = serde_json::json!({ "scheduler": scheduler }).to_string();
     let mut tx = c.transaction()?;
     tx.execute(
-        "INSERT INTO nodes (id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO nodes (id, address, started_at, heartbeat_at, holds) VALUES ($1, $2, $3, $4, $5::text::jsonb) \
          ON CONFLICT (id) DO UPDATE SET address = excluded.address, started_at = excluded.started_at, \
-         heartbeat_at = excluded.heartbeat_at",
-        &[&lease.node, &address, &started_at, &now],
+         heartbeat_at = excluded.heartbeat_at, \
+         holds = CASE WHEN nodes.left_at IS NOT NULL AND nodes.started_at = excluded.started_at \
+                      THEN nodes.holds ELSE excluded.holds END, \
+         left_at = CASE WHEN nodes.started_at = excluded.started_at THEN nodes.left_at END",
+        &[&lease.node, &address, &started_at, &now, &holds],
     )?;
+    tx.execute("DELETE FROM nodes WHERE left_at < $1", &[&(now - LEFT_SHOWN_MS)])?;
     let until = now + lease.ms;
     tx.execute(
         "UPDATE intents SET lease_until = $2 WHERE claimed_by = $1 AND result IS NULL AND dead_letter IS NULL",
@@ -48,7 +66,7 @@ pub(super) fn heartbeat(c: &mut Client, lease: &Lease, address: &str, started_at
 /// Every node, with the intents and timers it holds a live lease on at `now`.
 pub(super) fn nodes(c: &mut Client, now: i64) -> Result<Vec<NodeRow>> {
     let found = c.query(
-        "SELECT n.id, n.address, n.started_at, n.heartbeat_at, n.holds::text, \
+        "SELECT n.id, n.address, n.started_at, n.heartbeat_at, n.holds::text, n.left_at, \
                 (SELECT COUNT(*) FROM intents i WHERE i.claimed_by = n.id AND i.lease_until >= $1 \
                    AND i.result IS NULL AND i.dead_letter IS NULL), \
                 (SELECT COUNT(*) FROM timers t WHERE t.claimed_by = n.id AND t.lease_until >= $1) \
@@ -64,8 +82,9 @@ pub(super) fn nodes(c: &mut Client, now: i64) -> Result<Vec<NodeRow>> {
                 started_at: r.try_get(2)?,
                 heartbeat_at: r.try_get(3)?,
                 holds: super::json(r.try_get(4)?),
-                intents: r.try_get(5)?,
-                timers: r.try_get(6)?,
+                left_at: r.try_get(5)?,
+                intents: r.try_get(6)?,
+                timers: r.try_get(7)?,
             })
         })
         .collect()
