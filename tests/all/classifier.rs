@@ -80,7 +80,10 @@ fn the_builtin_passes_its_recorded_cases_and_lists_as_a_classifier() {
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = json_of(&r);
-    let n = std::fs::read_dir(&case_dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count();
+    let n = std::fs::read_dir(&case_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
     assert!(n >= 10, "one zh-CN and one en case per category");
     assert_eq!((v["failed"].as_u64(), v["passed"].as_u64()), (Some(0), Some(n as u64)), "{v}");
 
@@ -96,7 +99,10 @@ fn the_builtin_passes_its_recorded_cases_and_lists_as_a_classifier() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("classifier"), "{}", r.stderr);
     let bad = r#"{"complaint": {"text": "x", "channel": "fax"}}"#;
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "keyword-classifier", "--world", "classifier", "--input", bad]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", "--builtin", "keyword-classifier", "--world", "classifier", "--input", bad],
+    );
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("fax"), "{}", r.stderr);
 }
@@ -135,7 +141,10 @@ fn a_guest_built_against_api_0_1_1_still_loads_and_runs() {
     assert!(v["imports"].as_array().unwrap().iter().any(|i| i == "crisis:plugin/host@0.1.1"), "{v}");
 
     let input = r#"{"incident": {"title": "Checkout down"}}"#;
-    let r = run(dir.path(), &["plugin", "call", fixture.to_str().unwrap(), "--world", "appeasement", "--input", input, "--json"]);
+    let r = run(
+        dir.path(),
+        &["plugin", "call", fixture.to_str().unwrap(), "--world", "appeasement", "--input", input, "--json"],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let out = json_of(&r);
     assert_eq!(out["value"][0]["body"], "old-api: Checkout down", "{out}");

@@ -266,13 +266,18 @@ fn a_node_that_stops_cleanly_gives_its_page_back_and_another_node_sends_it_witho
     let s = survivor.json(&["status"]);
     let me = s["nodes"].as_array().and_then(|ns| ns.iter().find(|n| n["id"] == holder.as_str()).cloned());
     let me = me.unwrap_or_else(|| panic!("the stopped node is not listed: {s}"));
-    assert_eq!((me["left"].as_bool(), me["alive"].as_bool(), me["intents"].as_i64()), (Some(true), Some(false), Some(0)), "{s}");
+    assert_eq!(
+        (me["left"].as_bool(), me["alive"].as_bool(), me["intents"].as_i64()),
+        (Some(true), Some(false), Some(0)),
+        "{s}"
+    );
     let text = survivor.ok(&["status"]);
     assert!(text.lines().any(|l| l.contains(&holder) && l.contains("left")), "{text}");
     // The drill scheduler is on the one node still running, and status says so.
     survivor.wait_for("the survivor shown holding the drill scheduler", || {
         survivor.json(&["status"])["nodes"].as_array().is_some_and(|ns| {
-            ns.iter().any(|n| n["this"] == true && n["holds"].as_array().is_some_and(|h| h.contains(&json!("scheduler"))))
+            ns.iter()
+                .any(|n| n["this"] == true && n["holds"].as_array().is_some_and(|h| h.contains(&json!("scheduler"))))
         })
     });
 }

@@ -27,7 +27,9 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub(crate) fn leave(engine: &Engine) {
     let Some(cluster) = engine.store().cluster() else { return };
     match cluster.leave(engine.now()) {
-        Ok(n) => tracing::info!(released_intents = n, "left the cluster: this node's claims are free for the other nodes"),
+        Ok(n) => {
+            tracing::info!(released_intents = n, "left the cluster: this node's claims are free for the other nodes")
+        }
         Err(e) => tracing::warn!(
             "could not give this node's claims back on the way out: {e:#}; other nodes take them over once the lease runs out"
         ),

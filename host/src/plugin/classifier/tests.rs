@@ -114,14 +114,11 @@ fn contact_details_are_replaced_before_the_plugin_sees_the_text() {
 #[test]
 fn a_classifier_is_not_called_as_another_world_nor_another_world_as_a_classifier() {
     let host = host();
-    let err = host
-        .compose(BUILTIN_CLASSIFIER, &inv(), &Default::default(), &Default::default())
-        .unwrap_err()
-        .to_string();
+    let err =
+        host.compose(BUILTIN_CLASSIFIER, &inv(), &Default::default(), &Default::default()).unwrap_err().to_string();
     assert!(err.contains("it is a classifier plugin and cannot be used as appeasement"), "{err}");
-    let err = host
-        .classify("nope", &Invocation { mode: RunMode::Drill, ..inv() }, &ComplaintInput::default())
-        .unwrap_err();
+    let err =
+        host.classify("nope", &Invocation { mode: RunMode::Drill, ..inv() }, &ComplaintInput::default()).unwrap_err();
     assert!(matches!(err, PluginCallError::NotFound { .. }), "{err}");
 }
 

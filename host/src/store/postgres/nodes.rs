@@ -34,12 +34,7 @@ const LEFT_SHOWN_MS: i64 = 3_600_000;
 /// A node that left stays left for the rest of its run (a heartbeat racing
 /// its clean stop must not revive it); starting again under the same id
 /// clears it. Rows of nodes that left over an hour ago are removed.
-pub(super) fn heartbeat(
-    c: &mut Client,
-    lease: &Lease,
-    at: (&str, i64, i64),
-    scheduler: bool,
-) -> Result<()> {
+pub(super) fn heartbeat(c: &mut Client, lease: &Lease, at: (&str, i64, i64), scheduler: bool) -> Result<()> {
     let (address, started_at, now) = at;
     let holds = serde_json::json!({ "scheduler": scheduler }).to_string();
     let mut tx = c.transaction()?;

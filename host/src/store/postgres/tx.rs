@@ -262,8 +262,10 @@ impl Tx for PgTx<'_> {
         family: &str,
         data: &serde_json::Value,
     ) -> Result<i64> {
-        let sql = "INSERT INTO timers (incident_id, due_at, kind, family, data) VALUES ($1, $2, $3, $4, $5) RETURNING id";
-        let p = params![incident_id.to_string(), due_at, key.to_string(), family.to_string(), serde_json::to_string(data)?];
+        let sql =
+            "INSERT INTO timers (incident_id, due_at, kind, family, data) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+        let p =
+            params![incident_id.to_string(), due_at, key.to_string(), family.to_string(), serde_json::to_string(data)?];
         let found = self.query(sql.into(), p)?;
         let row = found.first().ok_or_else(|| anyhow::anyhow!("adding a timer returned no id"))?;
         Ok(row.try_get(0)?)
@@ -353,7 +355,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
-        let found = self.query("SELECT spec FROM playbook_versions WHERE hash = $1".into(), params![hash.to_string()])?;
+        let found =
+            self.query("SELECT spec FROM playbook_versions WHERE hash = $1".into(), params![hash.to_string()])?;
         Ok(found.first().map(|r| r.try_get::<_, String>(0)).transpose()?.map(json))
     }
 
