@@ -271,6 +271,16 @@ impl Tx for PgTx<'_> {
         let key = key.to_string();
         self.run(move |c| kv_get(c, &key))
     }
+
+    fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
+        let row = row.clone();
+        self.run(move |c| complaints::put(c, &row))
+    }
+
+    fn complaints(&mut self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
+        let q = q.clone();
+        self.run(move |c| complaints::query(c, &q))
+    }
 }
 
 /// Rolls back a transaction that did not reach its COMMIT (an error or a
