@@ -32,6 +32,8 @@ const TIMER_FAMILY: &str = "complaint";
 /// ready to be journaled.
 #[derive(Debug, Clone)]
 pub struct NewComplaint {
+    /// The id [`Engine::reserve_complaint_id`] gave it.
+    pub id: String,
     /// The customer's id in the customer source.
     pub customer: String,
     /// The customer's segment (for the message composer).
@@ -285,6 +287,17 @@ impl Engine {
         Ok(c)
     }
 
+    /// Takes the next complaint id (`CMP-<n>`), so the first response can be
+    /// composed for it before the complaint is journaled.
+    pub fn reserve_complaint_id(&self) -> Result<String, EngineError> {
+        self.write(|tx| Ok::<_, EngineError>(format!("{COMPLAINT_PREFIX}-{}", tx.next_incident_number(COMPLAINT_PREFIX)?)))
+    }
+
+    /// Whether this engine's complaints are live or drill ones.
+    pub fn mode(&self) -> crate::playbook::types::Mode {
+        self.mode
+    }
+
     /// Journals a new complaint with its classification, records its first
     /// response (due within `[complaints] first_response`) and its deadline
     /// timer, and escalates it at once when a `[complaints]` rule says so.
@@ -294,8 +307,7 @@ impl Engine {
         let now = self.now();
         let mode = self.mode;
         let (c, evs) = self.write(|tx| {
-            let num = tx.next_incident_number(COMPLAINT_PREFIX)?;
-            let id = format!("{COMPLAINT_PREFIX}-{num}");
+            let id = n.id.clone();
             let since = now - cc.repeat_within.as_millis() as i64;
             let earlier =
                 tx.complaints(&ComplaintQuery { customer: Some(n.customer.clone()), since: Some(since), ..Default::default() })?.len();
