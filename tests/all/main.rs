@@ -20,6 +20,7 @@ mod plugin_support;
 mod backlog;
 mod budget;
 mod channels;
+mod complaints;
 mod cluster;
 mod cluster_sync;
 mod console;
