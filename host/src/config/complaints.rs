@@ -6,13 +6,13 @@
 //! validate`): an unknown category, a bad regular expression or a rule with
 //! neither keywords nor a pattern is an error at its path:line.
 
-use super::roster::Roster;
-use super::{Target, model::Str};
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::{Category, is_locale, parse_duration};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A value as written, with where it is (the model's `Str`, without importing the model that imports this).
+type Str = serde_spanned::Spanned<String>;
 
 /// How long the customer may wait for a first answer unless `first_response` says otherwise.
 pub const DEFAULT_FIRST_RESPONSE: Duration = Duration::from_secs(120);
@@ -153,22 +153,19 @@ impl Default for ComplaintsConfig {
     }
 }
 
-/// Where complaint notices go, named as written.
-fn who_exists(name: &str, roster: &Roster, targets: &BTreeMap<String, Target>) -> bool {
-    roster.rotas.contains_key(name) || targets.contains_key(name)
-}
-
-/// Checks `[complaints]`; problems are pushed to `diags` at their path:line.
+/// Checks `[complaints]` against the declared target and roster rota names;
+/// problems are pushed to `diags` at their path:line.
 pub(crate) fn build(
     decl: Option<&ComplaintsDecl>,
-    roster: &Roster,
-    targets: &BTreeMap<String, Target>,
+    rotas: &[&str],
+    targets: &[&str],
     src: &Source,
     diags: &mut Vec<Diagnostic>,
 ) -> ComplaintsConfig {
     let mut cfg = ComplaintsConfig::default();
+    let who_exists = |n: &str| rotas.contains(&n) || targets.contains(&n);
     // Unset, the defaults name the embedded configuration's targets when they exist.
-    let known = |n: &str| who_exists(n, roster, targets).then(|| n.to_string());
+    let known = |n: &str| who_exists(n).then(|| n.to_string());
     cfg.target = known("customers");
     cfg.owner = known("oncall");
     cfg.superior = known("superiors");
@@ -185,10 +182,10 @@ pub(crate) fn build(
     cfg.follow_up = duration(&d.follow_up, DEFAULT_FOLLOW_UP, diags);
     cfg.repeat_within = duration(&d.repeat_within, cfg.repeat_within, diags);
     if let Some(t) = &d.target {
-        if targets.contains_key(t.get_ref()) {
+        if targets.contains(&t.get_ref().as_str()) {
             cfg.target = Some(t.get_ref().clone());
         } else {
-            let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
+            let known = targets.join(", ");
             diags.push(src.at(
                 t.span(),
                 format!("[complaints] target `{}` is not declared: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
@@ -200,7 +197,7 @@ pub(crate) fn build(
     }
     for (field, slot) in [(&d.owner_rota, &mut cfg.owner), (&d.superior_rota, &mut cfg.superior)] {
         let Some(v) = field else { continue };
-        if who_exists(v.get_ref(), roster, targets) {
+        if who_exists(v.get_ref()) {
             *slot = Some(v.get_ref().clone());
         } else {
             diags.push(src.at(

@@ -627,7 +627,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             }
         }
     };
-    let complaints = complaints::build(file.complaints.as_ref(), &roster, &targets, &src, &mut diags);
+    let (rotas, names): (Vec<&str>, Vec<&str>) =
+        (roster.rotas.keys().map(String::as_str).collect(), targets.keys().map(String::as_str).collect());
+    let complaints = complaints::build(file.complaints.as_ref(), &rotas, &names, &src, &mut diags);
     let customers = file.customers.as_ref().map(resolve);
     if let (Some(c), Some(decl)) = (&customers, &file.customers)
         && !c.exists()
