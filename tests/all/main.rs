@@ -21,6 +21,7 @@ mod backlog;
 mod budget;
 mod channels;
 mod classifier;
+mod complaints;
 mod cluster;
 mod cluster_sync;
 mod console;

@@ -29,7 +29,7 @@ pub struct Actor {
 impl Actor {
     /// `--as`, else (with the bootstrap token only) $CRISIS_USER or $USER: a
     /// person's token acts as its person, and naming anyone else is refused.
-    fn or_env(&self, c: &Client) -> Option<String> {
+    pub(super) fn or_env(&self, c: &Client) -> Option<String> {
         if self.by.is_some() || c.personal() {
             return self.by.clone();
         }
@@ -68,7 +68,7 @@ pub enum ReportFormat {
     Json,
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())

@@ -4,6 +4,7 @@
 //! validation), 3 not found, 4 daemon unreachable.
 
 mod client;
+mod complaint;
 mod drill;
 mod fixture;
 mod incident;
@@ -193,6 +194,10 @@ pub enum Command {
     /// Drills: run a playbook as an exercise (never reaching customers), scored, with an after-action report.
     #[command(subcommand)]
     Drill(drill::DrillCmd),
+    /// Customer complaints: add (classified and answered within [complaints] first_response), list, show,
+    /// assign, escalate, resolve, report.
+    #[command(subcommand)]
+    Complaint(complaint::ComplaintCmd),
     /// API tokens: one per person (with a role: responder, approver, admin) or per alert source (intake).
     #[command(subcommand)]
     Token(token::TokenCmd),
@@ -249,6 +254,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Retry { intent, actor } => incident::retry(&cli, intent, actor),
         Command::Drill(cmd) => drill::run(&cli, cmd),
         Command::Token(cmd) => token::run(&cli, cmd),
+        Command::Complaint(cmd) => complaint::run(&cli, cmd),
         Command::Store(cmd) => store::run(&cli, cmd),
         Command::Completions { shell } => shell::completions(*shell),
         Command::Man { dir } => shell::man(dir.as_deref()),

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod customers;
 pub(crate) mod model;
+pub mod complaints;
 pub mod pagerduty;
 pub mod roster;
 pub mod smtp;
@@ -276,6 +277,8 @@ pub struct Config {
     pub pagerduty: pagerduty::PagerDutyConfig,
     /// `[status_page]`: the public status page's listener and components.
     pub status_page: status_page::StatusPageConfig,
+    /// `[complaints]`: first response, escalation, follow-up and classification rules.
+    pub complaints: complaints::ComplaintsConfig,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -624,6 +627,9 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
             }
         }
     };
+    let (rotas, names): (Vec<&str>, Vec<&str>) =
+        (roster.rotas.keys().map(String::as_str).collect(), targets.keys().map(String::as_str).collect());
+    let complaints = complaints::build(file.complaints.as_ref(), &rotas, &names, &src, &mut diags);
     let customers = file.customers.as_ref().map(resolve);
     if let (Some(c), Some(decl)) = (&customers, &file.customers)
         && !c.exists()
@@ -658,6 +664,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         insecure_listen,
         pagerduty,
         status_page,
+        complaints,
         hash: hex::encode(hasher.finalize()),
     })
 }

@@ -50,6 +50,8 @@ pub(crate) struct ConfigFile {
     pub intake: Option<super::pagerduty::IntakeDecl>,
     /// `[status_page]`: the public status page (off unless `listen` is set).
     pub status_page: Option<StatusPageDecl>,
+    /// `[complaints]` and its `[[complaints.rule]]` classification rules.
+    pub complaints: Option<super::complaints::ComplaintsDecl>,
 }
 
 /// `[store]`: the journal database.

@@ -98,6 +98,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/plugins/{name}/unquarantine", post(unquarantine))
         .route("/v1/intake/alertmanager", post(super::intake::alertmanager))
         .route("/v1/intake/events", post(super::intake::events))
+        .merge(super::complaints::routes())
         .merge(super::drills::routes())
         .merge(super::drill_control::routes())
         .merge(super::token_api::routes())

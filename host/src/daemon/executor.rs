@@ -280,8 +280,10 @@ impl Executor for PluginExecutor {
                 let Some(c) = &p.customer else {
                     return EffectOutcome::failed("customer message without a customer", false);
                 };
+                // A message composed when it was recorded (a complaint's answer) is delivered as it is.
                 let Some(composer) = &p.composer else {
-                    return EffectOutcome::failed("customer message without an appeasement plugin", false);
+                    let msg = Composed { locale: &c.locale, subject: Some(&p.subject), body: &p.body, compensation: None };
+                    return self.deliver_to_customer(id, p, &engine, c, "crisis", msg);
                 };
                 let channel = match c.channel.parse::<crate::playbook::types::Channel>() {
                     Ok(ch) => ch.into(),
@@ -312,37 +314,66 @@ impl Executor for PluginExecutor {
                         false,
                     );
                 };
-                let body = msg.body.clone();
-                if p.notifier == "log" {
-                    tracing::info!(invocation_id = id, incident = %p.incident.id, customer = %c.id, channel = %c.channel, locale = %msg.locale, mode = %p.mode, "customer message (log target): {body}");
-                    return EffectOutcome::sent(format!("composed by {composer} ({}), logged: {body}", msg.locale));
-                }
-                if let Some(comp) = &msg.compensation {
-                    tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
-                }
-                let subject = msg.subject.clone().unwrap_or_else(|| p.subject.clone());
-                if p.notifier == SMTP {
-                    return self.email_customer(id, p, &engine, &c.id, &subject, &body);
-                }
-                // The address is looked up only now and never leaves this call except to the notifier.
-                let address = engine
-                    .generation()
-                    .customers
-                    .iter()
-                    .find(|x| x.id == c.id)
-                    .map(|x| x.contact.address(c.channel.parse().unwrap_or(x.channel)).to_string())
-                    .unwrap_or_default();
-                if address.is_empty() {
-                    return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
-                }
-                let params = vec![
-                    ("to".to_string(), address.clone()),
-                    ("channel".to_string(), c.channel.clone()),
-                    ("customer".to_string(), c.id.clone()),
-                    ("locale".to_string(), msg.locale.clone()),
-                ];
-                self.notify(id, p, &engine, params, Message { body: &body, subject: &subject, contacts: vec![address] })
+                let msg = Composed {
+                    locale: &msg.locale,
+                    subject: msg.subject.as_deref(),
+                    body: &msg.body,
+                    compensation: msg.compensation.as_deref(),
+                };
+                self.deliver_to_customer(id, p, &engine, c, composer, msg)
             }
         }
+    }
+}
+
+/// A customer message ready to deliver.
+struct Composed<'a> {
+    locale: &'a str,
+    subject: Option<&'a str>,
+    body: &'a str,
+    compensation: Option<&'a str>,
+}
+
+impl PluginExecutor {
+    /// Delivers a composed customer message through the intent's target.
+    fn deliver_to_customer(
+        &self,
+        id: &str,
+        p: &IntentPayload,
+        engine: &Engine,
+        c: &crate::incident::effects::CustomerRef,
+        composer: &str,
+        msg: Composed<'_>,
+    ) -> EffectOutcome {
+        let body = msg.body;
+        if p.notifier == "log" {
+            tracing::info!(invocation_id = id, incident = %p.incident.id, customer = %c.id, channel = %c.channel, locale = %msg.locale, mode = %p.mode, "customer message (log target): {body}");
+            return EffectOutcome::sent(format!("composed by {composer} ({}), logged: {body}", msg.locale));
+        }
+        if let Some(comp) = msg.compensation {
+            tracing::debug!(invocation_id = id, customer = %c.id, "compensation offered: {comp}");
+        }
+        let subject = msg.subject.unwrap_or(&p.subject);
+        if p.notifier == SMTP {
+            return self.email_customer(id, p, engine, &c.id, subject, body);
+        }
+        // The address is looked up only now and never leaves this call except to the notifier.
+        let address = engine
+            .generation()
+            .customers
+            .iter()
+            .find(|x| x.id == c.id)
+            .map(|x| x.contact.address(c.channel.parse().unwrap_or(x.channel)).to_string())
+            .unwrap_or_default();
+        if address.is_empty() {
+            return EffectOutcome::failed(format!("customer {} has no address for {}", c.id, c.channel), false);
+        }
+        let params = vec![
+            ("to".to_string(), address.clone()),
+            ("channel".to_string(), c.channel.clone()),
+            ("customer".to_string(), c.id.clone()),
+            ("locale".to_string(), msg.locale.to_string()),
+        ];
+        self.notify(id, p, engine, params, Message { body, subject, contacts: vec![address] })
     }
 }

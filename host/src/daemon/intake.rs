@@ -142,7 +142,7 @@ fn count(st: &AppState, source: &str, result: &str) {
 }
 
 /// 429 (with `retry-after: 1`) once a source exceeds `[limits] intake_per_minute`.
-fn limit(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> {
+pub(super) fn limit(st: &AppState, source: &str, addr: SocketAddr) -> Result<(), ApiError> {
     st.intake_limiter.set_rate(st.engine.generation().config.limits.intake_per_minute);
     if st.intake_limiter.allow(addr.ip()) {
         return Ok(());

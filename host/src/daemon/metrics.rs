@@ -130,6 +130,7 @@ pub struct Metrics {
     pub node_up: Family<NodeLabels, Gauge>,
     /// Live leases each node holds, by kind (`intent`, `timer`).
     pub node_leases: Family<NodeLeaseLabels, Gauge>,
+    pub(crate) complaints: super::complaints::metrics::ComplaintMetrics,
 }
 
 impl Default for Metrics {
@@ -169,7 +170,9 @@ impl Metrics {
             dead_letters: Gauge::default(),
             node_up: Family::default(),
             node_leases: Family::default(),
+            complaints: Default::default(),
         };
+        m.complaints.register(&mut r);
         r.register("incidents_opened", "Incidents opened", m.opened.clone());
         r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
         r.register("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack.clone());

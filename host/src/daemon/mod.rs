@@ -8,6 +8,8 @@ pub(crate) mod api_types;
 pub(crate) mod auth;
 pub(crate) mod breaker;
 mod cluster_gen;
+pub(crate) mod complaints;
+mod contact_mask;
 pub(crate) mod console;
 pub(crate) mod drill_control;
 pub mod drills;
@@ -222,6 +224,8 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         m.observe(ev, inc);
         c.observe(ev, inc);
     }));
+    let m = metrics.clone();
+    engine.set_complaint_observer(Arc::new(move |ev, c| m.complaints.observe(ev, c)));
     let ready = reload.ready();
     if !ready {
         tracing::error!(

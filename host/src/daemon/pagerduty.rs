@@ -50,8 +50,9 @@ const SOURCE: &str = "pagerduty";
 /// PagerDuty's limit on `payload.summary`, in characters.
 const MAX_SUMMARY: usize = 1024;
 
-/// What stands in the journal for a value that was a contact detail.
-const CONTACT_WITHHELD: &str = "[contact detail withheld]";
+use super::contact_mask::CONTACT_WITHHELD;
+#[cfg(test)]
+use super::contact_mask::is_contact;
 
 /// What stands in the journal for a value that was a secret.
 const SECRET_WITHHELD: &str = "[secret withheld]";
@@ -152,19 +153,6 @@ impl From<ApiError> for PdError {
     }
 }
 
-/// Whether a word is an email address or a phone number: such words are
-/// withheld from the journal wherever they appear in an event.
-fn is_contact(word: &str) -> bool {
-    let w = word.trim_matches(|c: char| matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\'' | '.' | ':'));
-    let w = w.strip_prefix("mailto:").or_else(|| w.strip_prefix("tel:")).unwrap_or(w);
-    if let Some((local, domain)) = w.split_once('@') {
-        return !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.');
-    }
-    let digits = w.chars().filter(char::is_ascii_digit).count();
-    let phone_chars = w.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '));
-    phone_chars && w.starts_with('+') && (7..=15).contains(&digits)
-}
-
 /// Keys whose values are contact details or credentials, whatever they look like.
 fn private_key(key: &str) -> Option<&'static str> {
     let k = key.to_ascii_lowercase();
@@ -191,10 +179,7 @@ fn private_key(key: &str) -> Option<&'static str> {
 /// A text as it may be journaled: the routing key and contact details withheld.
 fn clean(text: &str, routing_key: &str) -> String {
     let text = if routing_key.is_empty() { text.to_string() } else { text.replace(routing_key, SECRET_WITHHELD) };
-    if !text.split_whitespace().any(is_contact) {
-        return text;
-    }
-    text.split(' ').map(|w| if is_contact(w) { CONTACT_WITHHELD } else { w }).collect::<Vec<_>>().join(" ")
+    super::contact_mask::mask(&text, false)
 }
 
 /// Reads and checks an event, naming every problem. `raw` is already JSON.

@@ -63,6 +63,8 @@ impl Action {
             (true, ["v1", "incidents", _, "outcome"]) => Action::Outcome,
             (true, ["v1", "incidents", _, "resolve"]) => Action::Resolve,
             (true, ["v1", "intake", _]) => Action::Intake,
+            (true, ["v1", "complaints", _, "assign" | "escalate"]) => Action::Assign,
+            (true, ["v1", "complaints", _, "resolve"]) => Action::Resolve,
             (true, ["v1", "reload"]) => Action::Reload,
             (true, ["v1", "plugins", _, "unquarantine"]) => Action::Unquarantine,
             (true, ["v1", "intents", _, "retry"]) => Action::Retry,

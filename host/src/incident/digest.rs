@@ -45,7 +45,12 @@ pub(crate) fn foldable(kind: EffectKind, purpose: &Purpose, recipients: &[String
         return false;
     }
     match purpose {
-        Purpose::Page | Purpose::Escalate | Purpose::Digest => false,
+        Purpose::Page
+        | Purpose::Escalate
+        | Purpose::Digest
+        | Purpose::FirstResponse
+        | Purpose::FollowUp
+        | Purpose::ComplaintNotice => false,
         Purpose::Report
         | Purpose::Activate
         | Purpose::Deadline

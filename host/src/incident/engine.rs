@@ -47,6 +47,8 @@ pub struct Engine {
     pub wake: Arc<tokio::sync::Notify>,
     /// Send budgets of the targets, in this engine's time.
     pub(super) budgets: super::budget::Budgets,
+    /// Told about every committed complaint change (complaint metrics).
+    pub(super) complaint_observer: Mutex<Option<super::complaint::ComplaintObserver>>,
 }
 
 /// What the store is told when a write closure refused: the typed error
@@ -79,6 +81,7 @@ impl Engine {
             },
             wake: Arc::new(tokio::sync::Notify::new()),
             budgets: Default::default(),
+            complaint_observer: Mutex::new(None),
         }
     }
 

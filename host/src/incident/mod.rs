@@ -8,6 +8,9 @@ pub(crate) mod budget;
 mod budget_wait;
 pub(crate) mod clock;
 mod commands;
+pub(crate) mod complaint;
+mod complaint_engine;
+mod complaint_verify;
 mod ctx;
 mod dedup;
 pub(crate) mod digest;
@@ -31,6 +34,7 @@ pub mod verify;
 mod when;
 
 pub use batch::{IntakeDone, IntakeOp};
+pub use complaint_engine::{NewComplaint, first_response_template};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
 pub use dedup::FallbackKey;
 pub use engine::{Actor, Engine, MAX_DEDUP_KEY, Observer};

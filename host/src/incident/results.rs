@@ -7,6 +7,7 @@
 //! still journaled on its own incident exactly once.
 
 use super::Engine;
+use super::complaint::is_complaint_id;
 use super::ctx::Ctx;
 use super::effects::{EffectOutcome, IntentPayload};
 use super::error::EngineError;
@@ -26,11 +27,18 @@ impl Engine {
     pub fn record_effects(&self, results: &[(&str, &EffectOutcome)]) -> Result<(), EngineError> {
         let generation_ = self.generation();
         let mut observed: Vec<(Incident, Vec<Event>)> = Vec::new();
+        let mut complaints = Vec::new();
         self.write(|tx| {
             observed.clear();
+            complaints.clear();
             for (invocation_id, outcome) in results {
                 let Some(intent) = tx.intent(invocation_id)? else { continue };
                 if intent.result.is_some() {
+                    continue;
+                }
+                // A complaint's message is journaled on the complaint's own stream.
+                if is_complaint_id(&intent.incident_id) {
+                    complaints.push(self.record_complaint_effect(tx, &intent, outcome)?);
                     continue;
                 }
                 let incident_id = intent.incident_id.clone();
@@ -44,6 +52,7 @@ impl Engine {
         for (inc, events) in &observed {
             self.observe(events, inc);
         }
+        self.observe_complaints(&complaints);
         Ok(())
     }
 }

@@ -281,19 +281,28 @@ impl Engine {
     /// Fires one timer; on failure defers or dead-letters it. True if it fired.
     fn fire_isolated(&self, row: TimerRow) -> bool {
         let (id, incident) = (row.id, row.incident_id.clone());
+        if super::complaint::is_complaint_id(&incident) {
+            let Err(e) = self.fire_complaint_timer(&row) else { return true };
+            return self.timer_failed(id, &incident, e);
+        }
         let Some(timer) = Timer::from_row(&row).filter(|_| row.data.is_object() && !row.incident_id.is_empty()) else {
             self.dead_letter_timer(id, &incident, &format!("the stored timer `{}` cannot be read", row.kind));
             return false;
         };
         let Err(e) = self.fire(row, timer) else { return true };
+        self.timer_failed(id, &incident, e)
+    }
+
+    /// Defers a timer whose firing failed, or dead-letters it after [`MAX_ATTEMPTS`]; false.
+    fn timer_failed(&self, id: i64, incident: &str, e: EngineError) -> bool {
         match self.store().defer_timer(id, self.now(), backoff_ms(0)) {
             Ok(attempts) if attempts < MAX_ATTEMPTS => {
                 tracing::warn!(timer = id, incident = %incident, attempt = attempts, "timer failed, retrying with backoff: {e}")
             }
-            Ok(attempts) => self.dead_letter_timer(id, &incident, &format!("failed {attempts} times: {e}")),
+            Ok(attempts) => self.dead_letter_timer(id, incident, &format!("failed {attempts} times: {e}")),
             Err(d) => {
                 tracing::error!(timer = id, "cannot postpone the failed timer: {d:#}");
-                self.dead_letter_timer(id, &incident, &format!("failed and could not be postponed: {e}"));
+                self.dead_letter_timer(id, incident, &format!("failed and could not be postponed: {e}"));
             }
         }
         false

@@ -4,6 +4,7 @@
 //! incident's pinned playbook version must exist and be that version; every
 //! pending timer must belong to an incident that can still use it.
 
+use super::complaint::is_complaint_id;
 use super::events::{Event, JournalEvent};
 use super::state::{Incident, Status};
 use super::timers::{DeadlineKind, Timer};
@@ -18,7 +19,8 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
     let mut report = store.verify(expect_head)?;
     let mut folded = BTreeMap::new();
     let listed = store.incidents(false, None)?;
-    for id in &report.incidents {
+    super::complaint_verify::verify(store, &mut report)?;
+    for id in report.incidents.iter().filter(|id| !is_complaint_id(id)) {
         // Listed after the chain walk: an incident opened since has a row.
         if !listed.iter().any(|r| r.id == *id) && store.incident(id)?.is_none() {
             report.problems.push(format!("incident {id} has events but no projection row: the row was deleted"));
@@ -36,6 +38,10 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
         check_pinned(store, &row, &mut report.problems)?;
     }
     for t in store.timers()? {
+        if is_complaint_id(&t.incident_id) {
+            // A complaint timer is dropped when it fires for a complaint that is gone.
+            continue;
+        }
         if check_timer(&t, folded.get(&t.incident_id)).is_none() {
             continue;
         }

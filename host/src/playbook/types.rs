@@ -197,6 +197,12 @@ pub enum Purpose {
     Step(String),
     /// A storm-control digest carrying notices folded during one window.
     Digest,
+    /// The first answer to a customer complaint, due within `[complaints] first_response`.
+    FirstResponse,
+    /// The message asking a complainant, after `[complaints] follow_up`, whether the problem is solved.
+    FollowUp,
+    /// A notice to a rota about a complaint (a missed first response, an escalation).
+    ComplaintNotice,
 }
 
 impl Purpose {
@@ -221,11 +227,14 @@ impl FromStr for Purpose {
             "track" => Purpose::Track,
             "outcome" => Purpose::Outcome,
             "digest" => Purpose::Digest,
+            "first-response" => Purpose::FirstResponse,
+            "follow-up" => Purpose::FollowUp,
+            "complaint-notice" => Purpose::ComplaintNotice,
             other => match other.strip_prefix("step:") {
                 Some(id) if !id.is_empty() => Purpose::Step(id.to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, digest, step:ID"
+                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, digest, first-response, follow-up, complaint-notice, step:ID"
                     ));
                 }
             },
@@ -257,6 +266,9 @@ impl fmt::Display for Purpose {
             Purpose::Track => f.write_str("track"),
             Purpose::Outcome => f.write_str("outcome"),
             Purpose::Digest => f.write_str("digest"),
+            Purpose::FirstResponse => f.write_str("first-response"),
+            Purpose::FollowUp => f.write_str("follow-up"),
+            Purpose::ComplaintNotice => f.write_str("complaint-notice"),
             Purpose::Step(id) => write!(f, "step:{id}"),
         }
     }

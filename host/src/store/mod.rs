@@ -68,6 +68,41 @@ pub struct IncidentRow {
     pub state: serde_json::Value,
 }
 
+/// The queryable projection of a customer complaint, kept in step with its
+/// events (its journal stream is its id, `CMP-<n>`). Why a table of its own:
+/// complaints are listed, counted per customer and reported by time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComplaintRow {
+    /// The complaint id, e.g. `CMP-7`.
+    pub id: String,
+    /// The customer's id in the customer source (never contact details).
+    pub customer: String,
+    /// The category name, e.g. `price`.
+    pub category: String,
+    /// The channel name, e.g. `sms`.
+    pub channel: String,
+    /// The state name, e.g. `first-response-sent`.
+    pub state: String,
+    /// Unix milliseconds when it was received.
+    pub received_at: i64,
+    /// Unix milliseconds of the latest change.
+    pub updated_at: i64,
+    /// The full derived state as JSON.
+    pub data: serde_json::Value,
+}
+
+/// Which complaint rows to read. Why: listing, the per-customer repeat count
+/// and the report all filter on these columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComplaintQuery {
+    /// Only this complaint.
+    pub id: Option<String>,
+    /// Only this customer's complaints.
+    pub customer: Option<String>,
+    /// Only complaints received at or after this instant (Unix ms).
+    pub since: Option<i64>,
+}
+
 /// A persisted timer: fires once, late if the daemon was down.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimerRow {
@@ -174,6 +209,10 @@ pub trait Tx {
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
     /// A piece of daemon state by key as of this transaction; `None` if never set.
     fn kv_get(&mut self, key: &str) -> Result<Option<String>>;
+    /// Inserts or replaces a complaint's projection row, in the transaction that journals its change.
+    fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()>;
+    /// The complaint rows matching `q` as of this transaction, oldest first.
+    fn complaints(&mut self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>>;
 }
 
 /// A durable store. Writers are serialised by the store.
@@ -270,6 +309,8 @@ pub trait Store: Send + Sync {
     fn kv_get(&self, key: &str) -> Result<Option<String>>;
     /// Sets a piece of daemon state by key, in its own transaction.
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
+    /// The complaint rows matching `q`, oldest first (a plain read).
+    fn complaints(&self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>>;
     /// Every piece of daemon state whose key starts with `prefix`, in key order
     /// (a range read on the key index, e.g. the members of one digest).
     fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;

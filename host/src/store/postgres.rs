@@ -451,6 +451,11 @@ impl Store for PgStore {
         self.side(move |c| kv_get(c, &key))
     }
 
+    fn complaints(&self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
+        let q = q.clone();
+        self.lock().call(move |c| complaints::query(c, &q))
+    }
+
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
         self.transaction(&mut |tx| tx.kv_set(key, value))
     }
@@ -491,6 +496,7 @@ impl Store for PgStore {
     }
 }
 
+mod complaints;
 mod conn;
 mod copy;
 mod generation;

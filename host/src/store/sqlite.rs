@@ -189,44 +189,8 @@ struct SqlTx<'a> {
     key: Option<&'a JournalKey>,
 }
 
-pub(super) fn json(s: String) -> serde_json::Value {
-    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
-}
-
-fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
-    Ok(IncidentRow {
-        id: r.get(0)?,
-        playbook_id: r.get(1)?,
-        playbook_hash: r.get(2)?,
-        mode: r.get(3)?,
-        dedup_key: r.get(4)?,
-        status: r.get(5)?,
-        phase: r.get(6)?,
-        severity: r.get(7)?,
-        title: r.get(8)?,
-        opened_at: r.get(9)?,
-        updated_at: r.get(10)?,
-        state: json(r.get(11)?),
-    })
-}
-
-const INCIDENT_COLS: &str =
-    "id, playbook_id, playbook_hash, mode, dedup_key, status, phase, severity, title, opened_at, updated_at, state";
-
-pub(super) fn intent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntentRow> {
-    Ok(IntentRow {
-        invocation_id: r.get(0)?,
-        incident_id: r.get(1)?,
-        created_at: r.get(2)?,
-        not_before: r.get(3)?,
-        payload: json(r.get(4)?),
-        attempts: r.get(5)?,
-        result: r.get::<_, Option<String>>(6)?.map(json),
-        reclaimed_from: None,
-    })
-}
-
-pub(super) const INTENT_COLS: &str = "invocation_id, incident_id, created_at, not_before, payload, attempts, result";
+pub(super) use rows::{INTENT_COLS, intent_from_row, json};
+use rows::{INCIDENT_COLS, incident_from_row};
 
 impl Tx for SqlTx<'_> {
     fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
@@ -430,6 +394,14 @@ impl Tx for SqlTx<'_> {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
+        complaints::put(&self.tx, row)
+    }
+
+    fn complaints(&mut self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
+        complaints::query(&self.tx, q)
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Option<String>> {
@@ -667,6 +639,10 @@ impl Store for SqliteStore {
         Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
+    fn complaints(&self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
+        complaints::query(&self.lock(), q)
+    }
+
     fn kv_put(&self, key: &str, value: &str) -> Result<()> {
         self.transaction(&mut |tx| tx.kv_set(key, value))
     }
@@ -689,9 +665,11 @@ impl Store for SqliteStore {
     }
 }
 
+mod complaints;
 mod migrations;
 mod outbox;
 #[cfg(test)]
 mod tests;
+mod rows;
 mod tokens;
 mod verify;

@@ -171,6 +171,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
         claimed_at BIGINT NOT NULL
     );
     "#,
+    // 5: customer complaints: one projection row per complaint (its events
+    // are in the journal under its id), read by customer and by time.
+    r#"
+    CREATE TABLE complaints (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        customer TEXT COLLATE "C" NOT NULL,
+        category TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX complaints_customer ON complaints(customer, received_at);
+    CREATE INDEX complaints_received ON complaints(received_at);
+    "#,
     // 6: the intent claim reads two small indexes instead of every pending
     // row: unclaimed intents in claim order, and claimed ones by when their
     // lease runs out. The old index on every pending row led the planner to

@@ -370,4 +370,14 @@ impl Tx for PgTx<'_> {
         let found = self.query("SELECT value FROM kv WHERE key = $1".into(), params![key.to_string()])?;
         Ok(found.first().map(|r| r.try_get(0)).transpose()?)
     }
+
+    fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
+        let row = row.clone();
+        self.run(move |c| complaints::put(c, &row))
+    }
+
+    fn complaints(&mut self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
+        let q = q.clone();
+        self.run(move |c| complaints::query(c, &q))
+    }
 }

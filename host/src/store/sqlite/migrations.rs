@@ -151,4 +151,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX intents_claimable ON intents(not_before, created_at, invocation_id)
         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0;
     "#,
+    // 9: customer complaints: one projection row per complaint (its events
+    // are in the journal under its id), read by customer and by time.
+    r#"
+    CREATE TABLE complaints (
+        id TEXT PRIMARY KEY,
+        customer TEXT NOT NULL,
+        category TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX complaints_customer ON complaints(customer, received_at);
+    CREATE INDEX complaints_received ON complaints(received_at);
+    "#,
 ];

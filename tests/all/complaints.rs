@@ -1,0 +1,220 @@
+//! Customer complaints with the real daemon: intake over HTTP and the CLI,
+//! classification by the shipped rules in both locales, the first response
+//! recorded within its deadline for every complaint (none lost across a
+//! kill -9), the plain-template fallback, and no contact detail in the
+//! journal, the log or the report.
+use crate::common::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Contact details of the engine fixture's customers and the ones the test texts carry.
+const CONTACTS: &[&str] = &[
+    "555-0101",
+    "555-0102",
+    "555-0103",
+    "lin.wei@example.com",
+    "anna@example.org",
+    "tom@example.com",
+    "555 0100",
+    "5550100",
+    "me@example.net",
+    "138 0013 8000",
+];
+
+fn rules() -> String {
+    std::fs::read_to_string(repo().join("examples/complaints/rules.toml")).unwrap()
+}
+
+/// POSTs a complaint with the bootstrap token; returns the status and the reply.
+fn post(d: &Daemon, body: &Value) -> Result<(u16, Value), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent
+        .post(&d.url("/v1/intake/complaints"))
+        .header("Authorization", &format!("Bearer {}", d.token()))
+        .send_json(body)
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let v = serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+fn complaint(customer: &str, i: usize) -> Value {
+    json!({
+        "customer": customer,
+        "channel": "sms",
+        "text": format!("complaint {i}: I was charged twice (被多收了), call me at +1 555 0100 or mail me@example.net"),
+        "labels": { "n": i.to_string() },
+    })
+}
+
+fn events(d: &Daemon, id: &str) -> Vec<Value> {
+    d.json(&["complaint", "show", id])["events"].as_array().cloned().unwrap()
+}
+
+fn assert_no_contacts(what: &str, text: &str) {
+    for c in CONTACTS {
+        assert!(!text.contains(c), "{what} shows the contact detail {c}");
+    }
+}
+
+#[test]
+fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill9() {
+    let extra = format!("{LOG_TARGETS}[complaints]\nfirst_response = \"2m\"\nrepeat_count = 0\n{}", rules());
+    let mut d = Daemon::start("engine", &extra);
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let customers = ["C-001", "C-002", "C-003", "C-004"];
+    // The sender posts until the daemon goes away; the kill lands mid-stream.
+    let sender = {
+        let (acked, count) = (acked.clone(), count.clone());
+        let (url, token) = (d.url("/v1/intake/complaints"), d.token());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            for i in 0..200 {
+                let Ok(mut r) = agent
+                    .post(&url)
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .send_json(complaint(customers[i % 4], i))
+                else {
+                    return i;
+                };
+                if r.status().as_u16() != 202 {
+                    return i;
+                }
+                let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+                acked.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            200
+        })
+    };
+    d.wait_for("half of the complaints acknowledged", || count.load(Ordering::SeqCst) >= 100);
+    d.kill9();
+    let sent = sender.join().unwrap();
+    d.restart();
+    for i in sent..200 {
+        let (status, v) = post(&d, &complaint(customers[i % 4], i)).unwrap();
+        assert_eq!(status, 202, "{v}");
+        acked.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 200, "{} acknowledged", acked.len());
+    // Every acknowledged complaint is there, and its first response was recorded within the deadline.
+    d.wait_for("every first response delivered", || {
+        let all = d.json(&["complaint", "list"]);
+        let all = all.as_array().unwrap();
+        acked.iter().all(|id| all.iter().any(|c| c["id"] == id.as_str() && c["first_response_at"].is_i64()))
+    });
+    for id in &acked {
+        let evs = events(&d, id);
+        let received = evs.iter().find(|e| e["kind"] == "complaint_received").expect("received").clone();
+        let recorded = evs.iter().find(|e| e["kind"] == "first_response_recorded").expect("first response recorded");
+        let due = recorded["data"]["due_at"].as_i64().unwrap();
+        assert!(recorded["at"].as_i64().unwrap() <= due, "{id}: recorded after its deadline");
+        assert_eq!(due - received["at"].as_i64().unwrap(), 120_000, "{id}: the deadline is 2 minutes");
+        let delivered = evs
+            .iter()
+            .find(|e| e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true)
+            .unwrap_or_else(|| panic!("{id}: first response not delivered"));
+        assert!(delivered["at"].as_i64().unwrap() <= due, "{id}: delivered after its deadline");
+        assert_eq!(evs.iter().filter(|e| e["kind"] == "complaint_received").count(), 1);
+        let all = serde_json::to_string(&evs).unwrap();
+        assert_no_contacts(&format!("the journal of {id}"), &all);
+        assert!(all.contains("[contact detail withheld]"), "{id}: the text's contacts are masked, not dropped");
+    }
+    assert_no_contacts("the log", &d.log());
+    let report = d.ok(&["--json", "complaint", "report", "--since", "1h"]);
+    assert_no_contacts("the report", &report);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["total"].as_u64().unwrap() as usize, acked.len());
+    assert_eq!(report["by_category"]["price"].as_u64().unwrap() as usize, acked.len(), "the rules classified them");
+    assert!(report["first_response_p95_ms"].as_i64().unwrap() <= 120_000);
+    let metrics = ureq::get(&d.url("/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(metrics.contains("crisis_complaints_total{category=\"price\",channel=\"sms\"}"), "{metrics}");
+    assert!(metrics.contains("crisis_complaint_first_response_seconds_count"), "{metrics}");
+    assert!(d.ok(&["verify"]).contains("journal intact"));
+}
+
+#[test]
+fn the_shipped_rules_classify_the_shipped_examples_in_both_locales() {
+    let mut d = Daemon::start("engine", &format!("{LOG_TARGETS}{}", rules()));
+    // The shipped samples name the shipped customers.
+    std::fs::copy(repo().join("examples/customers.csv"), d.dir.path().join("customers.csv")).unwrap();
+    d.restart();
+    let samples: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("examples/complaints/samples.json")).unwrap()).unwrap();
+    let mut locales = std::collections::BTreeSet::new();
+    for s in samples.as_array().unwrap() {
+        let (status, v) = post(&d, &s["complaint"]).unwrap();
+        assert_eq!(status, 202, "{v}");
+        assert_eq!(v["category"], s["expect"], "{}", s["complaint"]["text"]);
+        locales.insert(v["locale"].as_str().unwrap().to_string());
+    }
+    assert!(locales.contains("en") && locales.contains("zh-CN"), "{locales:?}");
+    // The one-command sample for `make run` users goes through the CLI.
+    let file = repo().join("examples/complaints/complaint.json");
+    let c = d.json(&["complaint", "add", "--file", file.to_str().unwrap()]);
+    assert_eq!(c["category"], "product-quality");
+    assert!(!c["text"].as_str().unwrap().contains("138 0013 8000"), "{c}");
+    // A category given wins over the rules.
+    let c = d.json(&[
+        "complaint", "add", "--customer", "c0012", "--channel", "email", "--text", "I want a refund", "--category",
+        "service-process", "--label", "product=router",
+    ]);
+    assert_eq!(c["category"], "service-process");
+    assert_eq!(c["classified_by"]["step"], "given");
+}
+
+#[test]
+fn a_failing_appeasement_plugin_falls_back_to_the_plain_template_journaled() {
+    let d = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\ncomposer = \"no-such-plugin\"\n"));
+    let c = d.json(&["complaint", "add", "--customer", "C-002", "--channel", "email", "--text", "It broke."]);
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(c["composer"]["by"], "template", "{c}");
+    assert!(c["composer"]["reason"].as_str().unwrap().contains("no-such-plugin"), "{c}");
+    d.wait_for("the template delivered", || {
+        events(&d, id).iter().any(|e| {
+            e["kind"] == "complaint_effect"
+                && e["data"]["ok"] == true
+                && e["data"]["detail"].as_str().unwrap_or("").contains("we received your complaint (reference")
+        })
+    });
+    let recorded = events(&d, id).into_iter().find(|e| e["kind"] == "first_response_recorded").unwrap();
+    assert_eq!(recorded["data"]["composer"]["by"], "template");
+}
+
+#[test]
+fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
+    let d = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\nmax_text = 50\n"));
+    let cases = [
+        (json!({ "customer": "C-999", "channel": "sms", "text": "x" }), "unknown customer id `C-999`"),
+        (json!({ "customer": "C-002", "channel": "fax", "text": "x" }), "channel"),
+        (json!({ "customer": "C-002", "channel": "sms", "text": "x", "category": "pricing" }), "category"),
+        (json!({ "customer": "C-002", "channel": "sms", "text": "  " }), "text is empty"),
+        (json!({ "customer": "C-002", "channel": "sms", "text": "y".repeat(51) }), "limit is 50"),
+    ];
+    for (body, want) in cases {
+        let (status, v) = post(&d, &body).unwrap();
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    assert_eq!(d.json(&["complaint", "list"]).as_array().unwrap().len(), 0, "nothing refused was journaled");
+    // A VIP's complaint is escalated at once; it is then resolved with a note, all journaled.
+    let c = d.json(&["complaint", "add", "--customer", "C-001", "--channel", "sms", "--text", "太贵了"]);
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["escalation"], "tier", "{c}");
+    assert_eq!(c["state"], "escalated");
+    let r = d.cli(&["complaint", "resolve", &id, "--note", ""]);
+    assert_ne!(r.code, 0, "a resolution needs a note");
+    let c = d.json(&["complaint", "resolve", &id, "--note", "refunded the difference"]);
+    assert_eq!(c["state"], "resolved");
+    let r = d.cli(&["complaint", "escalate", &id]);
+    assert_ne!(r.code, 0, "a resolved complaint is not escalated again");
+    assert!(r.stderr.contains("resolved"), "{}", r.stderr);
+    let kinds: Vec<String> = events(&d, &id).iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    for k in ["complaint_received", "complaint_classified", "first_response_recorded", "complaint_escalated", "complaint_resolved"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    assert!(d.ok(&["verify"]).contains("journal intact"));
+}
