@@ -115,7 +115,9 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
         assert_eq!(due - received["at"].as_i64().unwrap(), 120_000, "{id}: the deadline is 2 minutes");
         let delivered = evs
             .iter()
-            .find(|e| e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true)
+            .find(|e| {
+                e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true
+            })
             .unwrap_or_else(|| panic!("{id}: first response not delivered"));
         assert!(delivered["at"].as_i64().unwrap() <= due, "{id}: delivered after its deadline");
         assert_eq!(evs.iter().filter(|e| e["kind"] == "complaint_received").count(), 1);
@@ -143,7 +145,8 @@ fn the_shipped_rules_classify_the_shipped_examples_in_both_locales() {
     std::fs::copy(repo().join("examples/customers.csv"), d.dir.path().join("customers.csv")).unwrap();
     d.restart();
     let samples: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("examples/complaints/samples.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo().join("examples/complaints/samples.json")).unwrap())
+            .unwrap();
     let mut locales = std::collections::BTreeSet::new();
     for s in samples.as_array().unwrap() {
         let (status, v) = post(&d, &s["complaint"]).unwrap();
@@ -159,8 +162,18 @@ fn the_shipped_rules_classify_the_shipped_examples_in_both_locales() {
     assert!(!c["text"].as_str().unwrap().contains("138 0013 8000"), "{c}");
     // A category given wins over the rules.
     let c = d.json(&[
-        "complaint", "add", "--customer", "c0012", "--channel", "email", "--text", "I want a refund", "--category",
-        "service-process", "--label", "product=router",
+        "complaint",
+        "add",
+        "--customer",
+        "c0012",
+        "--channel",
+        "email",
+        "--text",
+        "I want a refund",
+        "--category",
+        "service-process",
+        "--label",
+        "product=router",
     ]);
     assert_eq!(c["category"], "service-process");
     assert_eq!(c["classified_by"]["step"], "given");
@@ -213,8 +226,72 @@ fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
     assert_ne!(r.code, 0, "a resolved complaint is not escalated again");
     assert!(r.stderr.contains("resolved"), "{}", r.stderr);
     let kinds: Vec<String> = events(&d, &id).iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
-    for k in ["complaint_received", "complaint_classified", "first_response_recorded", "complaint_escalated", "complaint_resolved"] {
+    for k in [
+        "complaint_received",
+        "complaint_classified",
+        "first_response_recorded",
+        "complaint_escalated",
+        "complaint_resolved",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     assert!(d.ok(&["verify"]).contains("journal intact"));
+}
+
+#[test]
+fn the_classifier_plugin_decides_when_no_rule_matches_and_can_be_turned_off() {
+    // No rules: the built-in keyword classifier is the step that decides.
+    let mut d = Daemon::start("engine", LOG_TARGETS);
+    let c = d.json(&[
+        "complaint",
+        "add",
+        "--customer",
+        "C-002",
+        "--channel",
+        "email",
+        "--text",
+        "The kettle arrived cracked.",
+    ]);
+    assert_eq!(c["category"], "product-quality", "{c}");
+    assert_eq!(c["classified_by"]["step"], "plugin", "{c}");
+    assert_eq!(c["classified_by"]["plugin"], "keyword-classifier", "{c}");
+    let id = c["id"].as_str().unwrap();
+    let classified = events(&d, id).into_iter().find(|e| e["kind"] == "complaint_classified").unwrap();
+    assert_eq!(classified["data"]["by"]["step"], "plugin", "the plugin's decision is journaled: {classified}");
+    // A rule, when one matches, wins over the plugin.
+    std::fs::write(
+        d.dir.path().join("crisis.toml"),
+        std::fs::read_to_string(d.dir.path().join("crisis.toml")).unwrap()
+            + "[[complaints.rule]]\ncategory = \"service-attitude\"\nkeywords = [\"kettle\"]\n",
+    )
+    .unwrap();
+    d.restart();
+    let c = d.json(&[
+        "complaint",
+        "add",
+        "--customer",
+        "C-002",
+        "--channel",
+        "sms",
+        "--text",
+        "The kettle arrived cracked.",
+    ]);
+    assert_eq!(
+        (c["category"].as_str(), c["classified_by"]["step"].as_str()),
+        (Some("service-attitude"), Some("rule")),
+        "{c}"
+    );
+    // Turned off, nothing matched is `other`.
+    let off = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\nclassifier = \"\"\n"));
+    let c = off.json(&[
+        "complaint",
+        "add",
+        "--customer",
+        "C-002",
+        "--channel",
+        "email",
+        "--text",
+        "The kettle arrived cracked.",
+    ]);
+    assert_eq!((c["category"].as_str(), c["classified_by"]["step"].as_str()), (Some("other"), Some("default")), "{c}");
 }

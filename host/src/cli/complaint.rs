@@ -121,7 +121,10 @@ fn line(c: &Complaint) -> Vec<String> {
         c.channel.to_string(),
         c.category.to_string(),
         c.state.to_string(),
-        c.first_response_ms().map_or_else(|| if c.first_response_missed { "missed".into() } else { "-".into() }, |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+        c.first_response_ms().map_or_else(
+            || if c.first_response_missed { "missed".into() } else { "-".into() },
+            |ms| format!("{:.1}s", ms as f64 / 1000.0),
+        ),
     ]
 }
 
@@ -151,7 +154,10 @@ pub(crate) fn run(cli: &Cli, cmd: &ComplaintCmd) -> Result<(), Failure> {
                 print_reply(&all);
             } else {
                 let rows: Vec<Vec<String>> = all.iter().map(line).collect();
-                print!("{}", table(&["ID", "RECEIVED", "CUSTOMER", "CHANNEL", "CATEGORY", "STATE", "FIRST RESPONSE"], &rows));
+                print!(
+                    "{}",
+                    table(&["ID", "RECEIVED", "CUSTOMER", "CHANNEL", "CATEGORY", "STATE", "FIRST RESPONSE"], &rows)
+                );
             }
         }
         ComplaintCmd::Show { id } => {
@@ -161,9 +167,13 @@ pub(crate) fn run(cli: &Cli, cmd: &ComplaintCmd) -> Result<(), Failure> {
                 return Ok(());
             }
             let x = &d.complaint;
-            print!("{}", table(&["ID", "RECEIVED", "CUSTOMER", "CHANNEL", "CATEGORY", "STATE", "FIRST RESPONSE"], &[line(x)]));
+            print!(
+                "{}",
+                table(&["ID", "RECEIVED", "CUSTOMER", "CHANNEL", "CATEGORY", "STATE", "FIRST RESPONSE"], &[line(x)])
+            );
             println!("text: {}", x.text);
-            for (k, v) in [("assignee", &x.assignee), ("escalated to", &x.escalated_to), ("resolution", &x.resolution)] {
+            for (k, v) in [("assignee", &x.assignee), ("escalated to", &x.escalated_to), ("resolution", &x.resolution)]
+            {
                 if let Some(v) = v {
                     println!("{k}: {v}");
                 }

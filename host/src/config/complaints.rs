@@ -31,6 +31,8 @@ pub(crate) struct ComplaintsDecl {
     pub target: Option<Str>,
     /// The appeasement plugin that composes first responses.
     pub composer: Option<Str>,
+    /// The classifier plugin asked when no rule matched; `""` turns it off.
+    pub classifier: Option<Str>,
     /// The rota (or target) told about a missed first response.
     pub owner_rota: Option<Str>,
     /// The rota (or target) escalated complaints are reported to.
@@ -116,6 +118,8 @@ pub struct ComplaintsConfig {
     pub target: Option<String>,
     /// The appeasement plugin that composes first responses; `None`: the plain template.
     pub composer: Option<String>,
+    /// The classifier plugin asked when no rule matched (none: straight to `other`).
+    pub classifier: Option<String>,
     /// Told about a missed first response: a rota's on-call person, or a target.
     pub owner: Option<String>,
     /// Escalated complaints are reported here: a rota's on-call person, or a target.
@@ -141,6 +145,7 @@ impl Default for ComplaintsConfig {
             follow_up: DEFAULT_FOLLOW_UP,
             target: None,
             composer: None,
+            classifier: None,
             owner: None,
             superior: None,
             escalate_tiers: vec!["vip".into()],
@@ -170,6 +175,7 @@ pub(crate) fn build(
     cfg.owner = known("oncall");
     cfg.superior = known("superiors");
     cfg.composer = Some("appease-script".into());
+    cfg.classifier = Some("keyword-classifier".into());
     let Some(d) = decl else { return cfg };
     let duration = |s: &Option<Str>, default: Duration, diags: &mut Vec<Diagnostic>| match s {
         None => default,
@@ -188,12 +194,19 @@ pub(crate) fn build(
             let known = targets.join(", ");
             diags.push(src.at(
                 t.span(),
-                format!("[complaints] target `{}` is not declared: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
+                format!(
+                    "[complaints] target `{}` is not declared: add [targets.{}] (known: {known})",
+                    t.get_ref(),
+                    t.get_ref()
+                ),
             ));
         }
     }
     if let Some(c) = &d.composer {
         cfg.composer = Some(c.get_ref().clone()).filter(|c| !c.trim().is_empty());
+    }
+    if let Some(c) = &d.classifier {
+        cfg.classifier = Some(c.get_ref().clone()).filter(|c| !c.trim().is_empty());
     }
     for (field, slot) in [(&d.owner_rota, &mut cfg.owner), (&d.superior_rota, &mut cfg.superior)] {
         let Some(v) = field else { continue };
@@ -244,7 +257,12 @@ fn build_rule(n: usize, r: &RuleDecl, src: &Source, diags: &mut Vec<Diagnostic>)
     if let Some(l) = &r.locale
         && !is_locale(l.get_ref())
     {
-        diags.push(src.at(l.span(), format!("[[complaints.rule]] {n}: `{}` is not a locale tag like en or zh-CN", l.get_ref())));
+        diags.push(
+            src.at(
+                l.span(),
+                format!("[[complaints.rule]] {n}: `{}` is not a locale tag like en or zh-CN", l.get_ref()),
+            ),
+        );
         return None;
     }
     let matcher = match (&r.regex, r.keywords.is_empty()) {
@@ -272,7 +290,9 @@ fn build_rule(n: usize, r: &RuleDecl, src: &Source, diags: &mut Vec<Diagnostic>)
         },
         (None, false) => {
             if let Some(empty) = r.keywords.iter().find(|k| k.get_ref().trim().is_empty()) {
-                diags.push(src.at(empty.span(), format!("[[complaints.rule]] {n}: an empty keyword matches every complaint")));
+                diags.push(
+                    src.at(empty.span(), format!("[[complaints.rule]] {n}: an empty keyword matches every complaint")),
+                );
                 return None;
             }
             Matcher::Keywords(r.keywords.iter().map(|k| k.get_ref().clone()).collect())
@@ -280,7 +300,12 @@ fn build_rule(n: usize, r: &RuleDecl, src: &Source, diags: &mut Vec<Diagnostic>)
     };
     let confidence = r.confidence.unwrap_or(0.8);
     if !(0.0..=1.0).contains(&confidence) {
-        diags.push(src.at(r.category.span(), format!("[[complaints.rule]] {n}: confidence {confidence} is not between 0 and 1")));
+        diags.push(
+            src.at(
+                r.category.span(),
+                format!("[[complaints.rule]] {n}: confidence {confidence} is not between 0 and 1"),
+            ),
+        );
         return None;
     }
     Some(ComplaintRule {

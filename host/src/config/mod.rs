@@ -6,9 +6,9 @@
 //! `./examples/customers.csv`, and `log` targets for every channel.
 
 pub mod budget;
+pub mod complaints;
 pub mod customers;
 pub(crate) mod model;
-pub mod complaints;
 pub mod pagerduty;
 pub mod roster;
 pub mod smtp;

@@ -31,7 +31,8 @@ pub(crate) fn is_contact(word: &str) -> bool {
 /// A piece of a phone number: digits with the separators people write.
 fn phoneish(word: &str) -> bool {
     let w = trim(word);
-    w.chars().any(|c| c.is_ascii_digit()) && w.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')'))
+    w.chars().any(|c| c.is_ascii_digit())
+        && w.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')'))
         || w == "+"
 }
 
@@ -42,7 +43,9 @@ fn digits(word: &str) -> usize {
 /// `2026-11-30` and the like: a date, not a phone number.
 fn is_date(word: &str) -> bool {
     let parts: Vec<&str> = trim(word).split(['-', '/']).collect();
-    parts.len() == 3 && parts[0].len() == 4 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3
+        && parts[0].len() == 4
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// `text` with every e-mail address and phone number replaced by

@@ -282,7 +282,8 @@ impl Executor for PluginExecutor {
                 };
                 // A message composed when it was recorded (a complaint's answer) is delivered as it is.
                 let Some(composer) = &p.composer else {
-                    let msg = Composed { locale: &c.locale, subject: Some(&p.subject), body: &p.body, compensation: None };
+                    let msg =
+                        Composed { locale: &c.locale, subject: Some(&p.subject), body: &p.body, compensation: None };
                     return self.deliver_to_customer(id, p, &engine, c, "crisis", msg);
                 };
                 let channel = match c.channel.parse::<crate::playbook::types::Channel>() {

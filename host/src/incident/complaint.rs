@@ -188,9 +188,8 @@ impl ComplaintEvent {
         if let Some(obj) = data.as_object_mut() {
             obj.entry("kind").or_insert_with(|| serde_json::Value::String(rec.kind.clone()));
         }
-        serde_json::from_value(data).map_err(|e| {
-            anyhow::anyhow!("event {} ({}) of {} is unreadable: {e}", rec.seq, rec.kind, rec.incident_id)
-        })
+        serde_json::from_value(data)
+            .map_err(|e| anyhow::anyhow!("event {} ({}) of {} is unreadable: {e}", rec.seq, rec.kind, rec.incident_id))
     }
 }
 
@@ -418,7 +417,11 @@ mod tests {
                 mode: Mode::Live,
                 source: "cli".into(),
             },
-            ComplaintEvent::ComplaintClassified { category: Category::Price, confidence: 0.8, by: ClassifiedBy::Rule { index: 1 } },
+            ComplaintEvent::ComplaintClassified {
+                category: Category::Price,
+                confidence: 0.8,
+                by: ClassifiedBy::Rule { index: 1 },
+            },
             ComplaintEvent::FirstResponseRecorded {
                 invocation_id: "CMP-1.fr".into(),
                 composer: Composer::Template { reason: "r".into() },

@@ -140,7 +140,14 @@ impl Change<'_> {
     }
 
     /// Records a message to the customer through the complaints target.
-    fn to_customer(&mut self, cfg: &Config, purpose: Purpose, key: &str, segment: &str, msg: (String, String)) -> anyhow::Result<String> {
+    fn to_customer(
+        &mut self,
+        cfg: &Config,
+        purpose: Purpose,
+        key: &str,
+        segment: &str,
+        msg: (String, String),
+    ) -> anyhow::Result<String> {
         let (target, notifier) = customer_target(cfg);
         let payload = IntentPayload {
             kind: EffectKind::Appease,
@@ -169,13 +176,21 @@ impl Change<'_> {
 
     /// Tells `who` (a rota's on-call person through their target, or a
     /// target) about this complaint; returns whom, or `None` if nobody can be reached.
-    fn notice(&mut self, cfg: &Config, who: Option<&str>, key: &str, subject: String, body: String) -> anyhow::Result<Option<String>> {
+    fn notice(
+        &mut self,
+        cfg: &Config,
+        who: Option<&str>,
+        key: &str,
+        subject: String,
+        body: String,
+    ) -> anyhow::Result<Option<String>> {
         let Some(who) = who else { return Ok(None) };
         let (target, recipients) = match cfg.roster.rotas.get(who) {
             Some(rota) => {
                 let at = chrono::DateTime::from_timestamp_millis(self.now).unwrap_or_default();
                 let Some(person) = rota.on_call(at) else { return Ok(None) };
-                let target = cfg.roster.people.get(person).and_then(|p| p.target.clone()).unwrap_or_else(|| "oncall".into());
+                let target =
+                    cfg.roster.people.get(person).and_then(|p| p.target.clone()).unwrap_or_else(|| "oncall".into());
                 (target, vec![person.to_string()])
             }
             None => (who.to_string(), Vec::new()),
@@ -275,7 +290,8 @@ impl Engine {
         let g = self.generation();
         let now = self.now();
         let (c, evs) = self.write(|tx| {
-            let Some(row) = tx.complaints(&ComplaintQuery { id: Some(id.to_string()), ..Default::default() })?.pop() else {
+            let Some(row) = tx.complaints(&ComplaintQuery { id: Some(id.to_string()), ..Default::default() })?.pop()
+            else {
                 return Err(not_found(id, tx)?);
             };
             let c = Complaint::from_row(&row)?;
@@ -290,7 +306,9 @@ impl Engine {
     /// Takes the next complaint id (`CMP-<n>`), so the first response can be
     /// composed for it before the complaint is journaled.
     pub fn reserve_complaint_id(&self) -> Result<String, EngineError> {
-        self.write(|tx| Ok::<_, EngineError>(format!("{COMPLAINT_PREFIX}-{}", tx.next_incident_number(COMPLAINT_PREFIX)?)))
+        self.write(|tx| {
+            Ok::<_, EngineError>(format!("{COMPLAINT_PREFIX}-{}", tx.next_incident_number(COMPLAINT_PREFIX)?))
+        })
     }
 
     /// Whether this engine's complaints are live or drill ones.
@@ -309,8 +327,13 @@ impl Engine {
         let (c, evs) = self.write(|tx| {
             let id = n.id.clone();
             let since = now - cc.repeat_within.as_millis() as i64;
-            let earlier =
-                tx.complaints(&ComplaintQuery { customer: Some(n.customer.clone()), since: Some(since), ..Default::default() })?.len();
+            let earlier = tx
+                .complaints(&ComplaintQuery {
+                    customer: Some(n.customer.clone()),
+                    since: Some(since),
+                    ..Default::default()
+                })?
+                .len();
             let received = ComplaintEvent::ComplaintReceived {
                 customer: n.customer.clone(),
                 channel: n.channel,
@@ -321,8 +344,10 @@ impl Engine {
                 mode,
                 source: n.source.clone(),
             };
-            let rec = tx.append(&id, now, received.kind(), &serde_json::to_value(&received).map_err(anyhow::Error::from)?)?;
-            let c = Complaint::received(&id, &received, rec.at, rec.seq).ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
+            let rec =
+                tx.append(&id, now, received.kind(), &serde_json::to_value(&received).map_err(anyhow::Error::from)?)?;
+            let c =
+                Complaint::received(&id, &received, rec.at, rec.seq).ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
             let mut ch = Change { tx, c, now, emitted: vec![received] };
             ch.emit(ComplaintEvent::ComplaintClassified {
                 category: n.category,
@@ -354,7 +379,8 @@ impl Engine {
         match self.store().complaints(&q)?.pop() {
             Some(row) => Ok(Complaint::from_row(&row)?),
             None => {
-                let ids: Vec<String> = self.store().complaints(&ComplaintQuery::default())?.into_iter().map(|r| r.id).collect();
+                let ids: Vec<String> =
+                    self.store().complaints(&ComplaintQuery::default())?.into_iter().map(|r| r.id).collect();
                 let nearby = crate::diag::nearby(id, ids.iter().map(String::as_str));
                 Err(EngineError::NotFound { what: "complaint", id: id.to_string(), nearby })
             }
@@ -380,7 +406,10 @@ impl Engine {
         }
         self.change_complaint(id, |ch, _| {
             if !ch.c.state.is_open() {
-                return Err(EngineError::conflict(format!("complaint {id} is {}; it cannot be assigned any more", ch.c.state)));
+                return Err(EngineError::conflict(format!(
+                    "complaint {id} is {}; it cannot be assigned any more",
+                    ch.c.state
+                )));
             }
             Ok(ch.emit(ComplaintEvent::ComplaintAssigned { person: person.to_string(), by: by.to_string() })?)
         })

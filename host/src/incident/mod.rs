@@ -34,8 +34,8 @@ pub mod verify;
 mod when;
 
 pub use batch::{IntakeDone, IntakeOp};
-pub use complaint_engine::{NewComplaint, first_response_template};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
+pub use complaint_engine::{NewComplaint, first_response_template};
 pub use dedup::FallbackKey;
 pub use engine::{Actor, Engine, MAX_DEDUP_KEY, Observer};
 pub use error::{EngineError, Hint};

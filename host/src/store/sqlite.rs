@@ -189,8 +189,8 @@ struct SqlTx<'a> {
     key: Option<&'a JournalKey>,
 }
 
-pub(super) use rows::{INTENT_COLS, intent_from_row, json};
 use rows::{INCIDENT_COLS, incident_from_row};
+pub(super) use rows::{INTENT_COLS, intent_from_row, json};
 
 impl Tx for SqlTx<'_> {
     fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
@@ -668,8 +668,8 @@ impl Store for SqliteStore {
 mod complaints;
 mod migrations;
 mod outbox;
+mod rows;
 #[cfg(test)]
 mod tests;
-mod rows;
 mod tokens;
 mod verify;

@@ -58,7 +58,11 @@ impl ComplaintMetrics {
             "Time from receiving a complaint to delivering its first response",
             self.first_response.clone(),
         );
-        r.register("complaint_first_response_missed", "First responses not delivered by their deadline", self.missed.clone());
+        r.register(
+            "complaint_first_response_missed",
+            "First responses not delivered by their deadline",
+            self.missed.clone(),
+        );
         r.register(
             "complaint_first_response_fallbacks",
             "First responses sent as the plain template because the appeasement plugin failed",
@@ -82,7 +86,8 @@ impl ComplaintMetrics {
                 self.missed.inc();
             }
             ComplaintEvent::ComplaintEscalated { reason, .. } => {
-                let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                let reason =
+                    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                 self.escalations.get_or_create(&ReasonLabels { reason }).inc();
             }
             ComplaintEvent::ComplaintEffect { purpose: Purpose::FirstResponse, ok: true, invocation_id, .. }

@@ -131,7 +131,11 @@ fn check(engine: &Engine, b: ComplaintIntake) -> Result<Checked, ApiError> {
     let g = engine.generation();
     let Some(customer) = g.customers.iter().find(|c| c.id == b.customer.trim()).cloned() else {
         let nearby = crate::diag::nearby(b.customer.trim(), g.customers.iter().map(|c| c.id.as_str()));
-        let source = g.config.customers.as_ref().map_or("no customers file is configured".to_string(), |p| p.display().to_string());
+        let source = g
+            .config
+            .customers
+            .as_ref()
+            .map_or("no customers file is configured".to_string(), |p| p.display().to_string());
         return Err(bad(format!(
             "unknown customer id `{}` in the customer source ({source}): send the id of a customer listed there",
             b.customer.trim()
@@ -154,9 +158,15 @@ fn check(engine: &Engine, b: ComplaintIntake) -> Result<Checked, ApiError> {
     if b.labels.len() > MAX_LABELS {
         return Err(bad(format!("{} labels: at most {MAX_LABELS} are kept per complaint", b.labels.len())));
     }
-    if let Some((k, _)) = b.labels.iter().find(|(k, v)| k.trim().is_empty() || k.chars().count() > MAX_LABEL || v.chars().count() > MAX_LABEL)
+    if let Some((k, _)) = b
+        .labels
+        .iter()
+        .find(|(k, v)| k.trim().is_empty() || k.chars().count() > MAX_LABEL || v.chars().count() > MAX_LABEL)
     {
-        return Err(bad(format!("label `{}`: keys must be non-empty and keys and values at most {MAX_LABEL} characters", k.chars().take(40).collect::<String>())));
+        return Err(bad(format!(
+            "label `{}`: keys must be non-empty and keys and values at most {MAX_LABEL} characters",
+            k.chars().take(40).collect::<String>()
+        )));
     }
     let text = masked(b.text.trim(), &customer);
     let labels = b.labels.iter().map(|(k, v)| (k.trim().to_string(), masked(v, &customer))).collect();
@@ -167,8 +177,15 @@ fn check(engine: &Engine, b: ComplaintIntake) -> Result<Checked, ApiError> {
 fn accept(engine: &Engine, host: &PluginHost, c: Checked, source: String) -> Result<Complaint, EngineError> {
     let g = engine.generation();
     let cc = &g.config.complaints;
-    let class = classify::classify(c.category, &cc.rules, &c.customer.locale, &c.text);
     let id = engine.reserve_complaint_id()?;
+    let complaint = classify::Complaint {
+        id: &id,
+        given: c.category,
+        locale: &c.customer.locale,
+        text: &c.text,
+        channel: c.channel,
+    };
+    let class = classify::classify(host, cc, engine.mode(), engine.now(), &complaint);
     let who = respond::Addressee {
         id: &c.customer.id,
         segment: &c.customer.segment,

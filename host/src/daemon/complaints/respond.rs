@@ -5,9 +5,9 @@
 
 use crate::incident::complaint::Composer;
 use crate::incident::first_response_template;
-use crate::plugin::api::{CustomerRef, IncidentInfo, Invocation, RunMode};
-use crate::plugin::PluginHost;
 use crate::playbook::types::{Category, Channel, Mode, Severity};
+use crate::plugin::PluginHost;
+use crate::plugin::api::{CustomerRef, IncidentInfo, Invocation, RunMode};
 
 /// Who the answer is for, as the composer may see them (no contact details).
 pub(crate) struct Addressee<'a> {
