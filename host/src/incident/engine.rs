@@ -47,6 +47,8 @@ pub struct Engine {
     pub wake: Arc<tokio::sync::Notify>,
     /// Send budgets of the targets, in this engine's time.
     pub(super) budgets: super::budget::Budgets,
+    /// Triggers waiting for the writer lock, journaled together by whoever holds it next.
+    pub(super) triggers: super::batch::TriggerQueue,
 }
 
 /// What the store is told when a write closure refused: the typed error
@@ -79,6 +81,7 @@ impl Engine {
             },
             wake: Arc::new(tokio::sync::Notify::new()),
             budgets: Default::default(),
+            triggers: Default::default(),
         }
     }
 
@@ -206,6 +209,12 @@ impl Engine {
         self.store.sync()?;
         self.wake.notify_one();
         Ok(done.expect("a committed transaction produced its value"))
+    }
+
+    /// Runs `f` under the writer lock, for callers that open their own transactions.
+    pub(super) fn with_writer<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// Runs `f` on an incident inside one transaction, then advances and saves
