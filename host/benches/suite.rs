@@ -405,6 +405,9 @@ fn rss_kb(pid: u32) -> f64 {
 }
 
 fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
+    if !wanted("daemon") {
+        return;
+    }
     let (dir, config, port) = setup_dir();
     // Warm the compile cache, then measure cold starts.
     drop(start(&config, dir.path(), port).0);
@@ -475,7 +478,17 @@ fn daemon_rows(rows: &mut Vec<Row>, full: bool) {
         "< 500 ms",
         reload < 500.0,
     ));
+}
 
+/// Durable trigger ingest over HTTP next to raw SQLite inserts, then how fast
+/// the notices of that burst followed (on the same daemon).
+fn ingest_rows(rows: &mut Vec<Row>, full: bool) {
+    if !wanted("ingest") {
+        return;
+    }
+    let (dir, config, port) = setup_dir();
+    let (d, _) = start(&config, dir.path(), port);
+    let token = std::fs::read_to_string(d.dir.join("state/api.token")).unwrap();
     // Ingest: triggers through the HTTP API vs raw SQLite inserts with the same durability.
     let count = if full { 20_000 } else { 200 };
     let out = Command::new(env!("CARGO_BIN_EXE_crisis-load"))
@@ -552,6 +565,16 @@ fn raw_sqlite_rate(n: u64) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
+/// Whether the row group `group` runs: all of them unless `CRISIS_BENCH_ONLY`
+/// names a comma-separated subset (plugin, validate, drill, daemon, ingest,
+/// outbox, pg), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
+fn wanted(group: &str) -> bool {
+    match std::env::var("CRISIS_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only.split(',').any(|g| g.trim() == group),
+        _ => true,
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let mut c = full.then(|| {
@@ -561,26 +584,22 @@ fn main() {
             .measurement_time(Duration::from_secs(3))
     });
     let mut rows = Vec::new();
-    // `CRISIS_BENCH_ONLY=pg_ingest` (a comma-separated list of groups) runs only those groups.
-    let only = std::env::var("CRISIS_BENCH_ONLY").ok();
-    let run = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
-    if run("plugin") {
+    if wanted("plugin") {
         plugin_rows(&mut c, &mut rows);
     }
-    if run("validate") {
+    if wanted("validate") {
         validate_rows(&mut c, &mut rows, if full { 1000 } else { 20 });
     }
-    if run("drill") {
+    if wanted("drill") {
         drill_rows(&mut c, &mut rows);
     }
-    if run("daemon") {
-        daemon_rows(&mut rows, full);
-    }
-    if run("outbox") {
+    daemon_rows(&mut rows, full);
+    ingest_rows(&mut rows, full);
+    if wanted("outbox") {
         outbox::webhook_rows(&mut rows, full);
         outbox::backlog_rows(&mut rows, full);
     }
-    if run("pg_ingest") {
+    if wanted("pg") || wanted("pg_ingest") {
         pg_ingest::pg_ingest_rows(&mut rows, full);
     }
     if let Some(c) = c {

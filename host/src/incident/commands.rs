@@ -89,8 +89,7 @@ impl Engine {
     pub fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, EngineError> {
         let generation_ = self.generation();
         let prepared = self.prepare_trigger(&generation_, req, None)?;
-        let done = self.write(|tx| self.trigger_in(tx, &generation_, &prepared))?;
-        Ok(self.triggered(&prepared, done))
+        self.trigger_grouped(generation_, prepared)
     }
 
     /// Checks a trigger and settles its fields and dedup key, before any

@@ -49,6 +49,8 @@ pub struct Engine {
     pub(super) budgets: super::budget::Budgets,
     /// Told about every committed complaint change (complaint metrics).
     pub(super) complaint_observer: Mutex<Option<super::complaint::ComplaintObserver>>,
+    /// Triggers waiting for the writer lock, journaled together by whoever holds it next.
+    pub(super) triggers: super::batch::TriggerQueue,
 }
 
 /// What the store is told when a write closure refused: the typed error
@@ -82,6 +84,7 @@ impl Engine {
             wake: Arc::new(tokio::sync::Notify::new()),
             budgets: Default::default(),
             complaint_observer: Mutex::new(None),
+            triggers: Default::default(),
         }
     }
 
@@ -209,6 +212,12 @@ impl Engine {
         self.store.sync()?;
         self.wake.notify_one();
         Ok(done.expect("a committed transaction produced its value"))
+    }
+
+    /// Runs `f` under the writer lock, for callers that open their own transactions.
+    pub(super) fn with_writer<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// Runs `f` on an incident inside one transaction, then advances and saves

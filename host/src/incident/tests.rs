@@ -104,7 +104,7 @@ within = "72h"
 pub(crate) struct Fixture {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 pub(crate) fn fixture_with(playbook: &str) -> Fixture {

@@ -1,10 +1,10 @@
 //! The embedded SQLite store: WAL mode, an fsync of the WAL before any commit
 //! is acknowledged (group commit), versioned migrations.
 
-use super::chain::{EventFields, GENESIS, JournalKey, playbook_seal};
+use super::chain::JournalKey;
 use super::*;
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -97,6 +97,8 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement of the write path and the outbox (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             anyhow::bail!(
@@ -184,238 +186,16 @@ impl SqliteStore {
     }
 }
 
-struct SqlTx<'a> {
-    tx: Transaction<'a>,
-    key: Option<&'a JournalKey>,
-}
-
 use rows::{INCIDENT_COLS, incident_from_row};
 pub(super) use rows::{INTENT_COLS, intent_from_row, json};
-
-impl Tx for SqlTx<'_> {
-    fn append(&mut self, incident_id: &str, at: i64, kind: &str, data: &serde_json::Value) -> Result<EventRecord> {
-        let (last_seq, prev): (i64, String) = self
-            .tx
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .unwrap_or((0, GENESIS.to_string()));
-        let seq = last_seq + 1;
-        let text = serde_json::to_string(data)?;
-        let hash = EventFields { seq, incident_id, at, kind, data: &text }.next_hash(self.key, &prev);
-        self.tx.execute(
-            "INSERT INTO events (seq, incident_id, at, kind, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![seq, incident_id, at, kind, text, prev, hash],
-        )?;
-        self.tx.execute(
-            "INSERT INTO kv (key, value) VALUES ('chain_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![format!("{seq}:{hash}")],
-        )?;
-        Ok(EventRecord {
-            seq,
-            incident_id: incident_id.to_string(),
-            at,
-            kind: kind.to_string(),
-            data: data.clone(),
-            prev_hash: prev,
-            hash,
-        })
-    }
-
-    fn next_incident_number(&mut self, prefix: &str) -> Result<i64> {
-        self.tx.execute(
-            "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
-            params![prefix],
-        )?;
-        Ok(self.tx.query_row("SELECT value FROM counters WHERE name = ?1", params![prefix], |r| r.get(0))?)
-    }
-
-    fn put_incident(&mut self, row: &IncidentRow) -> Result<()> {
-        self.tx.execute(
-            &format!("INSERT OR REPLACE INTO incidents ({INCIDENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-            params![
-                row.id,
-                row.playbook_id,
-                row.playbook_hash,
-                row.mode,
-                row.dedup_key,
-                row.status,
-                row.phase,
-                row.severity,
-                row.title,
-                row.opened_at,
-                row.updated_at,
-                serde_json::to_string(&row.state)?
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn incident(&mut self, id: &str) -> Result<Option<IncidentRow>> {
-        Ok(self
-            .tx
-            .query_row(&format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"), params![id], incident_from_row)
-            .optional()?)
-    }
-
-    fn incident_ids(&mut self) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 1000")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn open_by_dedup(&mut self, playbook_id: &str, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .tx
-            .query_row(
-                "SELECT id FROM incidents WHERE playbook_id = ?1 AND dedup_key = ?2 AND status = 'open'",
-                params![playbook_id, key],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    fn add_timer(
-        &mut self,
-        incident_id: &str,
-        due_at: i64,
-        key: &str,
-        family: &str,
-        data: &serde_json::Value,
-    ) -> Result<i64> {
-        self.tx.execute(
-            "INSERT INTO timers (incident_id, due_at, kind, family, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![incident_id, due_at, key, family, serde_json::to_string(data)?],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
-    fn cancel_timer(&mut self, incident_id: &str, key: &str) -> Result<usize> {
-        Ok(self.tx.execute("DELETE FROM timers WHERE incident_id = ?1 AND kind = ?2", params![incident_id, key])?)
-    }
-
-    fn cancel_timers_in(&mut self, incident_id: &str, family: &str) -> Result<usize> {
-        Ok(self
-            .tx
-            .execute("DELETE FROM timers WHERE incident_id = ?1 AND family = ?2", params![incident_id, family])?)
-    }
-
-    fn delete_timer(&mut self, id: i64) -> Result<()> {
-        self.tx.execute("DELETE FROM timers WHERE id = ?1", params![id])?;
-        Ok(())
-    }
-
-    fn take_timer(&mut self, id: i64) -> Result<bool> {
-        // One daemon per journal: no other node can hold the timer.
-        Ok(self.tx.execute("DELETE FROM timers WHERE id = ?1", params![id])? > 0)
-    }
-
-    fn add_intent(&mut self, i: &IntentRow) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO intents (invocation_id, incident_id, created_at, not_before, payload, target) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                i.invocation_id,
-                i.incident_id,
-                i.created_at,
-                i.not_before,
-                serde_json::to_string(&i.payload)?,
-                i.target()
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn intent(&mut self, invocation_id: &str) -> Result<Option<IntentRow>> {
-        Ok(self
-            .tx
-            .query_row(
-                &format!("SELECT {INTENT_COLS} FROM intents WHERE invocation_id = ?1"),
-                params![invocation_id],
-                intent_from_row,
-            )
-            .optional()?)
-    }
-
-    fn complete_intent(&mut self, invocation_id: &str, at: i64, result: &serde_json::Value) -> Result<()> {
-        self.tx.execute(
-            "UPDATE intents SET result = ?2, completed_at = ?3 WHERE invocation_id = ?1",
-            params![invocation_id, serde_json::to_string(result)?, at],
-        )?;
-        Ok(())
-    }
-
-    fn put_playbook_version(&mut self, hash: &str, playbook_id: &str, spec: &serde_json::Value) -> Result<()> {
-        let text = serde_json::to_string(spec)?;
-        let added = self.tx.execute(
-            "INSERT OR IGNORE INTO playbook_versions (hash, playbook_id, spec) VALUES (?1, ?2, ?3)",
-            params![hash, playbook_id, text],
-        )?;
-        if added > 0
-            && let Some(key) = self.key
-        {
-            verify::put_playbook_seal(&self.tx, hash, &playbook_seal(key, hash, playbook_id, &text))?;
-        }
-        Ok(())
-    }
-
-    fn playbook_version(&mut self, hash: &str) -> Result<Option<serde_json::Value>> {
-        Ok(self
-            .tx
-            .query_row("SELECT spec FROM playbook_versions WHERE hash = ?1", params![hash], |r| r.get::<_, String>(0))
-            .optional()?
-            .map(json))
-    }
-
-    fn dead_letter_intent(&mut self, invocation_id: &str, at: i64, reason: &str) -> Result<()> {
-        self.tx.execute(
-            "UPDATE intents SET dead_letter = ?2, dead_at = ?3, claimed = 0 WHERE invocation_id = ?1 AND result IS NULL",
-            params![invocation_id, reason, at],
-        )?;
-        Ok(())
-    }
-
-    fn dead_letter_timer(&mut self, id: i64, at: i64, reason: &str) -> Result<()> {
-        self.tx.execute("UPDATE timers SET dead_letter = ?2, dead_at = ?3 WHERE id = ?1", params![id, reason, at])?;
-        Ok(())
-    }
-
-    fn redrive_intent(&mut self, invocation_id: &str, now: i64) -> Result<bool> {
-        let n = self.tx.execute(
-            "UPDATE intents SET dead_letter = NULL, dead_at = NULL, attempts = 0, claimed = 0, not_before = ?2 \
-             WHERE invocation_id = ?1 AND dead_letter IS NOT NULL AND result IS NULL",
-            params![invocation_id, now],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn kv_set(&mut self, key: &str, value: &str) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
-        Ok(())
-    }
-
-    fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
-        complaints::put(&self.tx, row)
-    }
-
-    fn complaints(&mut self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>> {
-        complaints::query(&self.tx, q)
-    }
-
-    fn kv_get(&mut self, key: &str) -> Result<Option<String>> {
-        Ok(self.tx.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
-    }
-}
 
 impl Store for SqliteStore {
     fn transaction_unsynced(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut t = SqlTx { tx, key: self.key.as_ref() };
+        let mut t = tx::SqlTx::new(tx, self.key.as_ref());
         f(&mut t)?;
-        t.tx.commit()?;
+        t.commit()?;
         // Counted while the connection is still held, so the order matches the WAL.
         self.flush_lock().committed += 1;
         Ok(())
@@ -557,7 +337,8 @@ impl Store for SqliteStore {
 
     fn mark_attempt(&self, invocation_id: &str) -> Result<()> {
         let conn = self.lock();
-        conn.execute("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1", params![invocation_id])?;
+        conn.prepare_cached("UPDATE intents SET attempts = attempts + 1 WHERE invocation_id = ?1")?
+            .execute(params![invocation_id])?;
         Ok(())
     }
 
@@ -672,4 +453,5 @@ mod rows;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod tx;
 mod verify;

@@ -52,7 +52,7 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
 pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare_cached(
             "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts \
              FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
              ORDER BY not_before, created_at, invocation_id LIMIT ?2",
@@ -60,29 +60,33 @@ pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Re
         let rows = stmt.query_map(params![now, limit as i64], |r| tolerant_intent(r, now))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    for r in &rows {
-        tx.execute("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1", params![r.invocation_id])?;
+    {
+        let mut claim = tx.prepare_cached("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1")?;
+        for r in &rows {
+            claim.execute(params![r.invocation_id])?;
+        }
     }
     tx.commit()?;
     Ok(rows)
 }
 
 pub(super) fn next_intent_due(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn.query_row(
-        "SELECT MIN(not_before) FROM intents INDEXED BY intents_claimable \
-         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(not_before) FROM intents INDEXED BY intents_claimable \
+             WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {
     match not_before {
-        Some(t) => conn.execute(
-            "UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1",
-            params![invocation_id, t],
-        )?,
-        None => conn.execute("UPDATE intents SET claimed = 0 WHERE invocation_id = ?1", params![invocation_id])?,
+        Some(t) => conn
+            .prepare_cached("UPDATE intents SET claimed = 0, not_before = ?2 WHERE invocation_id = ?1")?
+            .execute(params![invocation_id, t])?,
+        None => conn
+            .prepare_cached("UPDATE intents SET claimed = 0 WHERE invocation_id = ?1")?
+            .execute(params![invocation_id])?,
     };
     Ok(())
 }
