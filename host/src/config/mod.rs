@@ -276,6 +276,8 @@ pub struct Config {
     pub pagerduty: pagerduty::PagerDutyConfig,
     /// `[status_page]`: the public status page's listener and components.
     pub status_page: status_page::StatusPageConfig,
+    /// `[budgets.channel.NAME]`: what customer messages on each channel may send, over every target.
+    pub channel_budgets: BTreeMap<crate::playbook::types::Channel, budget::Budget>,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -589,6 +591,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let insecure_listen = file.insecure_listen.unwrap_or(false);
     let pagerduty = pagerduty::build(file.intake.as_ref(), &src, &mut diags);
     let status_page = status_page::build(file.status_page.as_ref(), tls.is_some(), &src, &mut diags);
+    let channel_budgets = budget::channels(&file.budgets, &src, &mut diags);
     if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
         let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
         diags.push(src.at(
@@ -658,6 +661,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         insecure_listen,
         pagerduty,
         status_page,
+        channel_budgets,
         hash: hex::encode(hasher.finalize()),
     })
 }

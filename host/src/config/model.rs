@@ -50,6 +50,10 @@ pub(crate) struct ConfigFile {
     pub intake: Option<super::pagerduty::IntakeDecl>,
     /// `[status_page]`: the public status page (off unless `listen` is set).
     pub status_page: Option<StatusPageDecl>,
+    /// `[budgets.channel.NAME]`: send budgets per customer channel. Not an
+    /// `Option`: inside one, the spans of its tables would be lost.
+    #[serde(default)]
+    pub budgets: super::budget::BudgetsDecl,
 }
 
 /// `[store]`: the journal database.
