@@ -113,15 +113,18 @@ impl Limiter {
     }
 
     /// The earliest instant from `from` on at which this budget allows one
-    /// more send after those already granted, and whether the daily budget
-    /// (not the rate) set it.
-    fn earliest(&mut self, from: i64, load: Load) -> anyhow::Result<(i64, bool)> {
+    /// more send after those already granted (which go first), the instant
+    /// its own rate or daily budget alone demands, and whether the daily
+    /// budget (not the rate) set that.
+    fn earliest(&mut self, from: i64, load: Load) -> anyhow::Result<(i64, i64, bool)> {
         let mut at = from.max(self.granted.back().copied().unwrap_or(i64::MIN));
+        let mut own = i64::MIN;
         if let Some(r) = self.budget.rate
             && self.granted.len() >= r.count as usize
             && let Some(oldest) = self.granted.get(self.granted.len() - r.count as usize)
         {
-            at = at.max(oldest + r.per.as_millis() as i64);
+            own = oldest + r.per.as_millis() as i64;
+            at = at.max(own);
         }
         let mut daily = false;
         if let Some(limit) = self.budget.daily {
@@ -132,10 +135,10 @@ impl Limiter {
                     break;
                 }
                 at = at.max((day + 1) * DAY_MS);
-                daily = true;
+                (own, daily) = (at, true);
             }
         }
-        Ok((at, daily))
+        Ok((at, own, daily))
     }
 
     /// Grants message `id` the instant `at`: started if `at` is not after
@@ -190,21 +193,26 @@ pub(super) fn decide(limiters: &mut [Limiter], id: &str, now: i64, load: Load) -
     {
         return Ok(Decision::Wait { at, by: l.key.clone(), daily: false, new: false });
     }
-    // The earliest instant every budget without a reservation for it allows.
-    let (mut at, mut by, mut daily) = (now, None, false);
+    // The earliest instant every budget without a reservation for it allows;
+    // the wait is put down to the budget whose own limit demands the latest.
+    let mut at = now;
+    let mut by: Option<(i64, BudgetKey, bool)> = None;
     loop {
         let mut moved = false;
         for l in limiters.iter_mut().filter(|l| !l.reserved.contains_key(id)) {
-            let (t, d) = l.earliest(at, load)?;
+            let (t, own, d) = l.earliest(at, load)?;
+            if by.as_ref().is_none_or(|(o, _, _)| own > *o) {
+                by = Some((own, l.key.clone(), d));
+            }
             if t > at {
-                (at, by, daily, moved) = (t, Some(l.key.clone()), d, true);
+                (at, moved) = (t, true);
             }
         }
         if !moved {
             break;
         }
     }
-    if let Some(by) = by.filter(|_| at > now) {
+    if let Some((_, by, daily)) = by.filter(|_| at > now) {
         // Reserved in each budget that had no reservation yet; one it already
         // had (a reload reset another) stays until this one comes due too.
         for l in limiters.iter_mut().filter(|l| !l.reserved.contains_key(id)) {
