@@ -146,6 +146,10 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<Seg> {
                 out.push(Seg::Index(*index));
                 cur = parent;
             }
+            // A `Spanned` table is read through a map holding it under this
+            // key, which is no key of the file: an unknown key inside it is
+            // named by the file's keys alone.
+            P::Map { parent, key } if key == "$__serde_spanned_private_value" => cur = parent,
             P::Map { parent, key } => {
                 out.push(Seg::Key(key.clone()));
                 cur = parent;

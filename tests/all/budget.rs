@@ -17,33 +17,49 @@ impl Executor for NoCustomers {
     }
 }
 
-/// `n` affected customers reachable by e-mail.
-fn customers(path: &Path, n: usize) {
+/// `n` affected customers reachable on `channel`.
+fn customers(path: &Path, n: usize, channel: &str) {
     let mut csv = String::from("id,name,segment,tier,locale,channel,phone,email\n");
     for i in 0..n {
-        writeln!(csv, "c{i:04},Customer {i},affected,standard,en,email,+1-555-{i:04},c{i}@example.com").unwrap();
+        writeln!(csv, "c{i:04},Customer {i},affected,standard,en,{channel},+1-555-{i:04},c{i}@example.com").unwrap();
     }
     std::fs::write(path, csv).unwrap();
 }
 
-#[test]
-fn five_hundred_messages_at_100_a_minute_take_four_minutes_of_drill_time_and_none_is_lost() {
+/// The `mass-apology` drill to 500 customers, its appease step on `channel`, with `budgets`
+/// (TOML) appended to the config.
+fn mass_apology(channel: &str, budgets: &str) -> drill::DrillOutcome {
     let dir = tempfile::tempdir().unwrap();
     let f = repo().join("tests/fixtures/budget");
-    customers(&dir.path().join("customers.csv"), 500);
+    customers(&dir.path().join("customers.csv"), 500, channel);
+    // The appease step names the channel its messages go on.
+    let playbooks = dir.path().join("playbooks");
+    std::fs::create_dir(&playbooks).unwrap();
+    for e in std::fs::read_dir(f.join("playbooks")).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        std::fs::write(
+            playbooks.join(e.file_name()),
+            text.replace("channel = \"email\"", &format!("channel = \"{channel}\"")),
+        )
+        .unwrap();
+    }
     let cfg = format!(
         "playbooks = {:?}\nroster = {:?}\ncustomers = \"customers.csv\"\nstate_dir = \"state\"\n\
-         [targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n\
-         [targets.customers]\nplugin = \"log\"\nrate = \"100/min\"\n",
-        f.join("playbooks"),
+         [targets.superiors]\nplugin = \"log\"\ndrill_safe = true\n[targets.oncall]\nplugin = \"log\"\ndrill_safe = true\n{budgets}",
+        playbooks,
         f.join("roster.toml"),
     );
     std::fs::write(dir.path().join("crisis.toml"), cfg).unwrap();
     let config = crisis::config::load(&dir.path().join("crisis.toml")).unwrap_or_else(|d| panic!("{d:?}"));
     let g = crisis::incident::loader::load(config, 1, 0).generation.expect("the fixture loads");
     let opts = DrillOptions::virtual_in_memory("budget-1", 1);
-    let out = drill::run(&g, "mass-apology", opts, Arc::new(NoCustomers), &Extensions::default()).unwrap();
+    drill::run(&g, "mass-apology", opts, Arc::new(NoCustomers), &Extensions::default()).unwrap()
+}
 
+/// Every customer message went exactly once, at most 100 in any minute,
+/// over at least four minutes; returns how many wait notes name `budget`.
+fn five_hundred_at_100_a_minute(out: &drill::DrillOutcome, budget: &str) -> usize {
     let mut sent: Vec<i64> = Vec::new();
     let mut who = std::collections::BTreeSet::new();
     for e in out.events.iter().filter(|e| e.kind == "effect_result" && e.data["customer"].is_string()) {
@@ -60,15 +76,30 @@ fn five_hundred_messages_at_100_a_minute_take_four_minutes_of_drill_time_and_non
     }
     let span = sent[499] - sent[0];
     assert!(span >= 4 * 60_000, "500 at 100/min took only {span} ms of drill time");
-    let waits = out
-        .events
-        .iter()
-        .filter(|e| e.kind == "note")
-        .filter(|e| {
-            e.data["note"].as_str().unwrap_or("").contains("waiting for budget of target `customers` (100/min) until")
-        })
-        .count();
+    let needle = format!("waiting for budget of {budget} (100/min) until");
+    out.events.iter().filter(|e| e.kind == "note" && e.data["note"].as_str().unwrap_or("").contains(&needle)).count()
+}
+
+#[test]
+fn five_hundred_messages_at_100_a_minute_take_four_minutes_of_drill_time_and_none_is_lost() {
+    let out = mass_apology("email", "[targets.customers]\nplugin = \"log\"\nrate = \"100/min\"\n");
+    let waits = five_hundred_at_100_a_minute(&out, "target `customers`");
     assert_eq!(waits, 400, "each message past the first hundred says it waits");
+}
+
+#[test]
+fn five_hundred_sms_through_a_channel_at_100_a_minute_take_four_minutes_and_none_is_lost() {
+    // The target has a looser budget of its own; the channel's is the one that binds.
+    let budgets =
+        "[targets.customers]\nplugin = \"log\"\nrate = \"400/min\"\n[budgets.channel.sms]\nrate = \"100/min\"\n";
+    let out = mass_apology("sms", budgets);
+    let waits = five_hundred_at_100_a_minute(&out, "channel `sms`");
+    assert_eq!(waits, 400, "each message past the first hundred says it waits for the channel");
+    // Messages on another channel do not count against the sms budget.
+    let out = mass_apology("email", budgets);
+    let spread = out.events.iter().filter(|e| e.kind == "effect_result" && e.data["customer"].is_string());
+    assert_eq!(spread.count(), 500);
+    assert!(!out.events.iter().any(|e| e.data["note"].as_str().unwrap_or("").contains("channel `sms`")));
 }
 
 fn customer_intents(d: &Daemon, id: &str) -> (usize, usize) {

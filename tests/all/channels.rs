@@ -34,7 +34,7 @@ struct Provider {
 
 impl Provider {
     fn start(default: (u16, &str)) -> Provider {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let p = Provider { port, script: Default::default(), seen: Default::default() };
@@ -46,36 +46,8 @@ impl Provider {
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut out = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut parts = line.split_whitespace();
-                        let (method, path) =
-                            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-                        let (mut headers, mut len) = (Vec::new(), 0usize);
-                        loop {
-                            let mut h = String::new();
-                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = h.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    len = v.trim().parse().unwrap_or(0);
-                                }
-                                headers.push((k.trim().to_string(), v.trim().to_string()));
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        let body = String::from_utf8_lossy(&body).into_owned();
+                    while let Some(r) = read_request(&mut reader) {
+                        let path = r.path.clone();
                         let (status, reply) = {
                             let mut script = script.lock().unwrap();
                             match script.iter().position(|(prefix, _, _)| path.starts_with(prefix.as_str())) {
@@ -83,7 +55,7 @@ impl Provider {
                                 None => default.clone(),
                             }
                         };
-                        seen.lock().unwrap().push(Received { method, path, headers, body });
+                        seen.lock().unwrap().push(r);
                         let _ = write!(
                             out,
                             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",

@@ -3,7 +3,7 @@
 //! journal for the next start without sending any notice twice.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -232,34 +232,8 @@ impl Receiver {
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut out = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let (mut len, mut key) = (0usize, None);
-                        loop {
-                            let mut h = String::new();
-                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = h.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    len = v.trim().parse().unwrap_or(0);
-                                } else if k.eq_ignore_ascii_case("idempotency-key") {
-                                    key = Some(v.trim().to_string());
-                                }
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        keys.lock().unwrap().push(key.unwrap_or_default());
+                    while let Some(r) = read_request(&mut reader) {
+                        keys.lock().unwrap().push(r.header("idempotency-key").unwrap_or("").to_string());
                         if hang.swap(false, Ordering::SeqCst) {
                             std::thread::sleep(Duration::from_secs(600));
                             return;

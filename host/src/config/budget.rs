@@ -1,14 +1,37 @@
 //! A target's delivery settings as written (`concurrency`, breaker, `retry_for`)
-//! and its send budget: `rate = "100/min"` and `daily = 5000`.
+//! and its send budget: `rate = "100/min"` and `daily = 5000`; and the send
+//! budgets of the customer channels, `[budgets.channel.sms]` with the same two
+//! keys, which every customer message on that channel counts against as well
+//! as its target's budget.
 //!
 //! A budget never drops a message: a message over it waits in the outbox
-//! until the budget allows it (see `incident::budget`).
+//! until every budget it counts against allows it (see `incident::budget`).
 
 use super::Delivery;
-use super::model::TargetDecl;
+use super::model::{Str, TargetDecl};
 use crate::diag::{Diagnostic, Source};
-use serde::Serialize;
+use crate::playbook::types::Channel;
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// `[budgets]` as written: send budgets not tied to one target.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub(crate) struct BudgetsDecl {
+    /// `[budgets.channel.NAME]`: a customer channel's budget, shared by every target.
+    #[serde(default)]
+    pub channel: BTreeMap<String, Spanned<ChannelBudgetDecl>>,
+}
+
+/// `[budgets.channel.NAME]` as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ChannelBudgetDecl {
+    /// At most this many messages on the channel per window, e.g. `100/min`.
+    pub rate: Option<Str>,
+    /// At most this many messages on the channel per UTC day.
+    pub daily: Option<Spanned<i64>>,
+}
 
 /// How many messages a target may send per window and per UTC day.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -82,32 +105,68 @@ pub(super) fn delivery(name: &str, d: &TargetDecl, src: &Source, diags: &mut Vec
     };
     let breaker_cooldown = duration(&d.breaker_cooldown, def.breaker_cooldown);
     let retry_for = duration(&d.retry_for, def.retry_for);
-    let rate = d.rate.as_ref().and_then(|r| {
-        r.get_ref()
-            .parse::<Rate>()
-            .map_err(|e| diags.push(src.at(r.span(), format!("`targets.{name}.rate`: {e}"))))
-            .ok()
+    let budget = budget(&format!("targets.{name}"), d.rate.as_ref(), d.daily.as_ref(), src, diags);
+    Delivery {
+        concurrency: d.concurrency.map_or(def.concurrency, |n| n.max(1) as usize),
+        breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
+        breaker_cooldown,
+        retry_for,
+        budget,
+    }
+}
+
+/// The budget written as `rate` and `daily` in table `table`, with positioned
+/// diagnostics for bad values (an unlimited half for each bad one).
+fn budget(
+    table: &str,
+    rate: Option<&Str>,
+    daily: Option<&Spanned<i64>>,
+    src: &Source,
+    diags: &mut Vec<Diagnostic>,
+) -> Budget {
+    let rate = rate.and_then(|r| {
+        r.get_ref().parse::<Rate>().map_err(|e| diags.push(src.at(r.span(), format!("`{table}.rate`: {e}")))).ok()
     });
-    let daily = d.daily.as_ref().and_then(|n| match u32::try_from(*n.get_ref()) {
+    let daily = daily.and_then(|n| match u32::try_from(*n.get_ref()) {
         Ok(v) if v >= 1 => Some(v),
         _ => {
             diags.push(src.at(
                 n.span(),
                 format!(
-                    "`targets.{name}.daily` is {}: it must be a whole number of messages per UTC day, at least 1 (leave it out for no daily budget)",
+                    "`{table}.daily` is {}: it must be a whole number of messages per UTC day, at least 1 (leave it out for no daily budget)",
                     n.get_ref()
                 ),
             ));
             None
         }
     });
-    Delivery {
-        concurrency: d.concurrency.map_or(def.concurrency, |n| n.max(1) as usize),
-        breaker_failures: d.breaker_failures.map_or(def.breaker_failures, |n| n.max(1)),
-        breaker_cooldown,
-        retry_for,
-        budget: Budget { rate, daily },
+    Budget { rate, daily }
+}
+
+/// The customer channels' budgets from `[budgets.channel.NAME]`; an unknown
+/// channel or a table with neither `rate` nor `daily` is a positioned error.
+pub(super) fn channels(decl: &BudgetsDecl, src: &Source, diags: &mut Vec<Diagnostic>) -> BTreeMap<Channel, Budget> {
+    let mut out = BTreeMap::new();
+    for (name, c) in &decl.channel {
+        let table = format!("budgets.channel.{name}");
+        let channel = match name.parse::<Channel>() {
+            Ok(ch) => ch,
+            Err(e) => {
+                diags.push(src.at(c.span(), format!("`[{table}]`: {e}")));
+                continue;
+            }
+        };
+        let d = c.get_ref();
+        if d.rate.is_none() && d.daily.is_none() {
+            diags.push(src.at(
+                c.span(),
+                format!("`[{table}]` sets no budget: give rate = \"COUNT/WINDOW\" (like 100/min), daily = N, or both"),
+            ));
+            continue;
+        }
+        out.insert(channel, budget(&table, d.rate.as_ref(), d.daily.as_ref(), src, diags));
     }
+    out
 }
 
 #[cfg(test)]
@@ -146,5 +205,32 @@ mod tests {
         assert!(m[0].starts_with("crisis.toml:3:8: `targets.customers.rate`: bad rate `lots`"), "{m:?}");
         let m = load("daily = 0").unwrap_err();
         assert!(m[0].starts_with("crisis.toml:3:9: `targets.customers.daily` is 0"), "{m:?}");
+    }
+
+    #[test]
+    fn channel_budgets_are_read_by_channel_and_bad_ones_are_positioned() {
+        let load = |extra: &str| {
+            let text = format!("[targets.customers]\nplugin = \"log\"\n{extra}\n");
+            load_source(Source::new("crisis.toml", text), None, Path::new("."))
+                .map_err(|ds| ds.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+        };
+        let c = load("[budgets.channel.sms]\nrate = \"100/min\"\n[budgets.channel.email]\ndaily = 5000").unwrap();
+        assert_eq!(c.channel_budgets[&Channel::Sms].rate, Some(Rate { count: 100, per: Duration::from_secs(60) }));
+        assert_eq!(c.channel_budgets[&Channel::Email], Budget { rate: None, daily: Some(5000) });
+        assert!(!c.channel_budgets.contains_key(&Channel::Phone));
+        assert!(load("").unwrap().channel_budgets.is_empty());
+        let m = load("[budgets.channel.pigeon]\nrate = \"1/min\"").unwrap_err();
+        assert!(m[0].contains("`[budgets.channel.pigeon]`: unknown customer channel `pigeon`: expected one of phone, sms, email, social"), "{m:?}");
+        let m = load("[budgets.channel.sms]\nrate = \"often\"").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:4:8: `budgets.channel.sms.rate`: bad rate `often`"), "{m:?}");
+        let m = load("[budgets.channel.sms]\ndaily = -3").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:4:9: `budgets.channel.sms.daily` is -3"), "{m:?}");
+        let m = load("[budgets.channel]\nsms = {}").unwrap_err();
+        assert!(m[0].contains("`[budgets.channel.sms]` sets no budget"), "{m:?}");
+        let m = load("[budgets.channel.sms]\nrate = \"1/min\"\nburst = 3").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:5:1: unknown key `burst` in crisis.toml"), "{m:?}");
+        // The same inside a target's table.
+        let m = load("burts = 3").unwrap_err();
+        assert!(m[0].starts_with("crisis.toml:3:1: unknown key `burts` in crisis.toml"), "{m:?}");
     }
 }

@@ -279,6 +279,8 @@ pub struct Config {
     pub status_page: status_page::StatusPageConfig,
     /// `[complaints]`: first response, escalation, follow-up and classification rules.
     pub complaints: complaints::ComplaintsConfig,
+    /// `[budgets.channel.NAME]`: what customer messages on each channel may send, over every target.
+    pub channel_budgets: BTreeMap<crate::playbook::types::Channel, budget::Budget>,
     /// sha256 over the config and roster texts, to notice changes.
     pub hash: String,
 }
@@ -592,6 +594,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
     let insecure_listen = file.insecure_listen.unwrap_or(false);
     let pagerduty = pagerduty::build(file.intake.as_ref(), &src, &mut diags);
     let status_page = status_page::build(file.status_page.as_ref(), tls.is_some(), &src, &mut diags);
+    let channel_budgets = budget::channels(&file.budgets, &src, &mut diags);
     if !listen.ip().is_loopback() && tls.is_none() && !insecure_listen {
         let at = file.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
         diags.push(src.at(
@@ -665,6 +668,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         pagerduty,
         status_page,
         complaints,
+        channel_budgets,
         hash: hex::encode(hasher.finalize()),
     })
 }

@@ -52,6 +52,10 @@ pub(crate) struct ConfigFile {
     pub status_page: Option<StatusPageDecl>,
     /// `[complaints]` and its `[[complaints.rule]]` classification rules.
     pub complaints: Option<super::complaints::ComplaintsDecl>,
+    /// `[budgets.channel.NAME]`: send budgets per customer channel. Not an
+    /// `Option`: inside one, the spans of its tables would be lost.
+    #[serde(default)]
+    pub budgets: super::budget::BudgetsDecl,
 }
 
 /// `[store]`: the journal database.

@@ -205,6 +205,17 @@ where
     .await
 }
 
+/// Acknowledges incident `id` as the acting person. The bootstrap token,
+/// which is no person, acks as the incident's commander, else as `cli`; the
+/// API and the console's button both ack through here.
+pub(super) fn ack_as(e: &Engine, id: &str, by: Option<String>) -> Result<Incident, EngineError> {
+    let by = match by {
+        Some(by) => by,
+        None => e.incident(id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
+    };
+    e.ack(id, &by)
+}
+
 async fn ack(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -212,14 +223,7 @@ async fn ack(
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Incident> {
     let Json(b) = body?;
-    let inc = acting_on(&st, &id.clone(), &caller, b.by, "acknowledge", move |e, by| {
-        let by = match by {
-            Some(by) => by,
-            None => e.incident(&id)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
-        };
-        e.ack(&id, &by)
-    })
-    .await?;
+    let inc = acting_on(&st, &id.clone(), &caller, b.by, "acknowledge", move |e, by| ack_as(e, &id, by)).await?;
     Ok(Json(inc))
 }
 

@@ -45,7 +45,7 @@ pub struct Engine {
     id_prefix: String,
     /// Woken whenever new timers or intents may be due.
     pub wake: Arc<tokio::sync::Notify>,
-    /// Send budgets of the targets, in this engine's time.
+    /// Send budgets of the targets and customer channels, in this engine's time.
     pub(super) budgets: super::budget::Budgets,
     /// Told about every committed complaint change (complaint metrics).
     pub(super) complaint_observer: Mutex<Option<super::complaint::ComplaintObserver>>,

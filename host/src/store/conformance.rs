@@ -35,7 +35,8 @@ macro_rules! conformance_tests {
             pinned_playbooks_are_sealed_and_anchors_hold_until_their_event_changes,
             intents_held_by_an_open_circuit_are_due_again_after_a_restart_and_backoffs_are_kept,
             tokens_round_trip_and_revoke_once,
-            incidents_counters_and_kv_round_trip
+            incidents_counters_and_kv_round_trip,
+            kv_adds_from_two_stores_on_one_journal_all_count
         );
     };
     ($backend:expr; $($name:ident),+) => {
@@ -413,4 +414,22 @@ pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
     s.kv_put("k", "v").unwrap();
     assert_eq!(s.kv_get("k").unwrap().as_deref(), Some("v"));
     assert_eq!(s.kv_get("missing").unwrap(), None);
+}
+
+pub(crate) fn kv_adds_from_two_stores_on_one_journal_all_count(b: &dyn Backend) {
+    // Two daemons on one database: each adds its own sends to the shared count.
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![b.open(None).into(), b.open(None).into()];
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = stores[t % 2].clone();
+            std::thread::spawn(move || (0..25).map(|_| s.kv_add("budget.daily.sms.1", 1).unwrap()).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut sums: Vec<i64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    sums.sort();
+    assert_eq!(sums, (1..=100).collect::<Vec<_>>(), "every add saw a distinct running total");
+    assert_eq!(stores[1].kv_get("budget.daily.sms.1").unwrap().as_deref(), Some("100"));
+    assert_eq!(stores[0].kv_add("budget.daily.sms.1", 0).unwrap(), 100);
+    stores[0].kv_put("not-a-count", "x").unwrap();
+    assert!(stores[0].kv_add("not-a-count", 1).unwrap_err().to_string().contains("not a count"));
 }

@@ -311,6 +311,24 @@ pub trait Store: Send + Sync {
     fn kv_put(&self, key: &str, value: &str) -> Result<()>;
     /// The complaint rows matching `q`, oldest first (a plain read).
     fn complaints(&self, q: &ComplaintQuery) -> Result<Vec<ComplaintRow>>;
+    /// Adds `delta` to the whole number stored at `key` (absent counts as 0)
+    /// in its own transaction and returns the sum, durable on return. Atomic
+    /// across threads and across daemons sharing the database, because every
+    /// backend serialises its writing transactions (SQLite `BEGIN IMMEDIATE`,
+    /// PostgreSQL the chain lock taken before a transaction's first statement):
+    /// counts kept this way are never overwritten by another writer's stale copy.
+    fn kv_add(&self, key: &str, delta: i64) -> Result<i64> {
+        let mut sum = 0;
+        self.transaction(&mut |tx| {
+            let stored = match tx.kv_get(key)? {
+                None => 0,
+                Some(v) => v.parse::<i64>().map_err(|e| anyhow::anyhow!("kv `{key}` holds `{v}`, not a count: {e}"))?,
+            };
+            sum = stored + delta;
+            tx.kv_set(key, &sum.to_string())
+        })?;
+        Ok(sum)
+    }
     /// Every piece of daemon state whose key starts with `prefix`, in key order
     /// (a range read on the key index, e.g. the members of one digest).
     fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;

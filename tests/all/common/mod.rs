@@ -296,6 +296,38 @@ impl Received {
     }
 }
 
+/// Reads one HTTP/1.1 request (request line, headers, a `content-length`
+/// body) from a keep-alive connection; `None` once the peer closes it or a
+/// read fails, so the test server's connection thread ends.
+pub(crate) fn read_request(reader: &mut impl std::io::BufRead) -> Option<Received> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    let (mut headers, mut len) = (Vec::new(), 0usize);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Received { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
 /// A loopback HTTP/1.1 server that records requests and answers `status`.
 pub(crate) struct TestServer {
     pub port: u16,
@@ -304,7 +336,7 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) fn start(status: u16) -> TestServer {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -315,38 +347,8 @@ impl TestServer {
                 let rec = rec.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut parts = line.split_whitespace();
-                        let (method, path) =
-                            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-                        let mut headers = Vec::new();
-                        let mut len = 0usize;
-                        loop {
-                            let mut h = String::new();
-                            reader.read_line(&mut h).unwrap();
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = h.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    len = v.trim().parse().unwrap_or(0);
-                                }
-                                headers.push((k.trim().to_string(), v.trim().to_string()));
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        reader.read_exact(&mut body).unwrap();
-                        rec.lock().unwrap().push(Received {
-                            method,
-                            path,
-                            headers,
-                            body: String::from_utf8_lossy(&body).into_owned(),
-                        });
+                    while let Some(r) = read_request(&mut reader) {
+                        rec.lock().unwrap().push(r);
                         let reply = "{\"ok\":true}";
                         let mut s = stream.try_clone().unwrap();
                         let _ = write!(
@@ -434,7 +436,7 @@ pub(crate) struct ChaosServer {
 
 impl ChaosServer {
     pub(crate) fn start(mode: Mode) -> ChaosServer {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let s = ChaosServer {
@@ -451,34 +453,9 @@ impl ChaosServer {
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut out = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                        let (mut len, mut key) = (0usize, String::new());
-                        loop {
-                            let mut h = String::new();
-                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = h.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    len = v.trim().parse().unwrap_or(0);
-                                } else if k.eq_ignore_ascii_case("idempotency-key") {
-                                    key = v.trim().to_string();
-                                }
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
+                    while let Some(r) = read_request(&mut reader) {
+                        let key = r.header("idempotency-key").unwrap_or("").to_string();
+                        let path = r.path;
                         let m = *mode.lock().unwrap();
                         let status = match m {
                             Mode::Hang => {

@@ -6,7 +6,7 @@
 use super::render::error_page;
 use super::session::Signed;
 use super::{AppState, html};
-use crate::daemon::api::acting_on;
+use crate::daemon::api::{ack_as, acting_on};
 use crate::daemon::tokens::Action;
 use crate::incident::{Engine, EngineError, StepAction};
 use axum::Form;
@@ -93,15 +93,8 @@ pub(super) async fn ack(
     form: ActionReply,
 ) -> Response {
     let iid = id.clone();
-    act(&st, &signed, id, &form, Doing { action: Action::Ack, label: "acknowledge" }, move |e, by| {
-        // As the API does: the bootstrap token, which is no person, acks as the commander.
-        let by = match by {
-            Some(by) => by,
-            None => e.incident(&iid)?.roles.get("commander").cloned().unwrap_or_else(|| "cli".into()),
-        };
-        e.ack(&iid, &by)
-    })
-    .await
+    act(&st, &signed, id, &form, Doing { action: Action::Ack, label: "acknowledge" }, move |e, by| ack_as(e, &iid, by))
+        .await
 }
 
 /// `POST /console/incidents/{id}/approve`: the activation, or the step named in `step`.
