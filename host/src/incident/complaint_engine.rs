@@ -140,7 +140,7 @@ impl Change<'_> {
     }
 
     /// Records a message to the customer through the complaints target.
-    fn to_customer(
+    fn message_customer(
         &mut self,
         cfg: &Config,
         purpose: Purpose,
@@ -355,7 +355,7 @@ impl Engine {
                 by: n.classified_by.clone(),
             })?;
             let due_at = now + cc.first_response.as_millis() as i64;
-            let invocation_id = ch.to_customer(
+            let invocation_id = ch.message_customer(
                 &g.config,
                 Purpose::FirstResponse,
                 "first-response",
@@ -463,7 +463,7 @@ impl Engine {
                 }
                 FOLLOW_UP_TIMER if ch.c.state == ComplaintState::Resolved => {
                     let msg = follow_up_template(&ch.c.locale, &ch.c.id);
-                    let invocation_id = ch.to_customer(cfg, Purpose::FollowUp, "follow-up", "", msg)?;
+                    let invocation_id = ch.message_customer(cfg, Purpose::FollowUp, "follow-up", "", msg)?;
                     ch.emit(ComplaintEvent::FollowUpRecorded { invocation_id })?;
                 }
                 _ => {}

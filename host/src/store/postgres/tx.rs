@@ -140,8 +140,7 @@ impl<'a> PgTx<'a> {
         let res = self.conn.session(move |s| {
             if let Some(last) = events.last() {
                 let head = format!("{}:{}", last.seq, last.hash);
-                let mut cols: (Vec<i64>, Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<String>) =
-                    Default::default();
+                let mut cols = EventColumns::default();
                 for e in events {
                     cols.0.push(e.seq);
                     cols.1.push(e.incident_id);
@@ -161,6 +160,10 @@ impl<'a> PgTx<'a> {
         res.map(|()| true)
     }
 }
+
+/// A transaction's new events column by column (seq, incident, at, kind,
+/// data, prev hash, hash), appended in one statement of arrays.
+type EventColumns = (Vec<i64>, Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
 
 impl Drop for PgTx<'_> {
     /// Rolls back a transaction that did not reach its COMMIT (an error or a
