@@ -200,6 +200,7 @@ fn builtins_load_by_default_and_list_shows_them() {
         vec![
             ("appease-script", World::Appeasement),
             ("drill-sim", World::Drill),
+            ("keyword-classifier", World::Classifier),
             ("sms-gateway", World::Notifier),
             ("webhook-notify", World::Notifier)
         ]

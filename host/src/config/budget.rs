@@ -8,30 +8,13 @@
 //! until every budget it counts against allows it (see `incident::budget`).
 
 use super::Delivery;
-use super::model::{Str, TargetDecl};
+use super::model::{BudgetsDecl, Str, TargetDecl};
 use crate::diag::{Diagnostic, Source};
 use crate::playbook::types::Channel;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// `[budgets]` as written: send budgets not tied to one target.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub(crate) struct BudgetsDecl {
-    /// `[budgets.channel.NAME]`: a customer channel's budget, shared by every target.
-    #[serde(default)]
-    pub channel: BTreeMap<String, Spanned<ChannelBudgetDecl>>,
-}
-
-/// `[budgets.channel.NAME]` as written.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ChannelBudgetDecl {
-    /// At most this many messages on the channel per window, e.g. `100/min`.
-    pub rate: Option<Str>,
-    /// At most this many messages on the channel per UTC day.
-    pub daily: Option<Spanned<i64>>,
-}
 
 /// How many messages a target may send per window and per UTC day.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use crate::playbook::types::World;
 use crate::tomlfile;
 use chrono::{DateTime, Utc};
 pub use model::DigestRule;
-use model::{ConfigFile, RosterFile, Str, looks_secret};
+use model::{ConfigFile, Str, looks_secret};
 use roster::Roster;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -623,7 +623,7 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
                 }
                 Ok(rsrc) => {
                     hasher.update(rsrc.text.as_bytes());
-                    let roster = load_roster(&rsrc, &targets, &mut diags);
+                    let roster = roster::load(&rsrc, &targets.keys().cloned().collect::<Vec<_>>(), &mut diags);
                     smtp::check_recipients(&file.targets, &roster, &src, &mut diags);
                     (Some(p), roster)
                 }
@@ -671,31 +671,6 @@ fn load_source(src: Source, path: Option<PathBuf>, base: &Path) -> Result<Config
         channel_budgets,
         hash: hex::encode(hasher.finalize()),
     })
-}
-
-fn load_roster(src: &Source, targets: &BTreeMap<String, Target>, diags: &mut Vec<Diagnostic>) -> Roster {
-    let doc = match tomlfile::parse(src) {
-        Ok(d) => d,
-        Err(e) => {
-            diags.extend(e);
-            return Roster::default();
-        }
-    };
-    let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
-    let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
-    // Point at the person's `target` in the roster, where the fix is made.
-    for (id, person) in &file.people {
-        if let Some(t) = &person.get_ref().target
-            && !targets.contains_key(t.get_ref())
-        {
-            let known = targets.keys().cloned().collect::<Vec<_>>().join(", ");
-            diags.push(src.at(
-                t.span(),
-                format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
-            ));
-        }
-    }
-    roster::build(src, file, diags)
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub(crate) struct ConfigFile {
     /// `[budgets.channel.NAME]`: send budgets per customer channel. Not an
     /// `Option`: inside one, the spans of its tables would be lost.
     #[serde(default)]
-    pub budgets: super::budget::BudgetsDecl,
+    pub budgets: BudgetsDecl,
 }
 
 /// `[store]`: the journal database.
@@ -398,4 +398,21 @@ pub(crate) struct ComponentDecl {
     pub id: Spanned<String>,
     pub name: Option<String>,
     pub group: Option<String>,
+}
+
+/// `[budgets]` as written: send budgets not tied to one target.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub(crate) struct BudgetsDecl {
+    /// `[budgets.channel.NAME]`: a customer channel's budget, shared by every target.
+    #[serde(default)]
+    pub channel: BTreeMap<String, Spanned<ChannelBudgetDecl>>,
+}
+
+/// `[budgets.channel.NAME]` as written.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ChannelBudgetDecl {
+    /// At most this many messages on the channel per window, e.g. `100/min`.
+    pub rate: Option<Str>,
+    /// At most this many messages on the channel per UTC day.
+    pub daily: Option<Spanned<i64>>,
 }

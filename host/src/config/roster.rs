@@ -180,6 +180,33 @@ fn check_tz(src: &Source, tz: &Str, diags: &mut Vec<Diagnostic>) -> Option<Tz> {
     }
 }
 
+/// Reads and checks the roster file; a person paged through an undeclared
+/// target is an error at that person's `target`.
+pub(super) fn load(src: &Source, targets: &[String], diags: &mut Vec<Diagnostic>) -> Roster {
+    let doc = match crate::tomlfile::parse(src) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.extend(e);
+            return Roster::default();
+        }
+    };
+    let value = serde_spanned::Spanned::new(0..src.text.len(), toml::de::DeValue::Table(doc.root.clone()));
+    let file: RosterFile = doc.section(&value, "roster", diags).unwrap_or_default();
+    // Point at the person's `target` in the roster, where the fix is made.
+    for (id, person) in &file.people {
+        if let Some(t) = &person.get_ref().target
+            && !targets.contains(t.get_ref())
+        {
+            let known = targets.join(", ");
+            diags.push(src.at(
+                t.span(),
+                format!("person `{id}` is paged through target `{}`, which crisis.toml does not declare: add [targets.{}] (known: {known})", t.get_ref(), t.get_ref()),
+            ));
+        }
+    }
+    build(src, file, diags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

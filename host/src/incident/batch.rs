@@ -13,16 +13,17 @@
 //! own and writes nothing, while every other alert of the group is
 //! journaled together. A store failure rolls the whole group back.
 
-use super::commands::{PreparedTrigger, TriggerDone, resolve_ctx};
+use super::commands::resolve_ctx;
 use super::dedup::FallbackKey;
 use super::engine::Engine;
 use super::error::EngineError;
 use super::events::Event;
 use super::generation::Generation;
 use super::state::Incident;
+use super::trigger_types::{PreparedTrigger, Queued, TriggerDone};
 use super::{TriggerOutcome, TriggerRequest};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
 
 /// One thing an intake batch does.
 #[derive(Debug, Clone)]
@@ -121,28 +122,8 @@ impl Engine {
 
 /// What one checked operation wrote, for after the commit.
 enum Written {
-    Trigger(super::commands::TriggerDone),
+    Trigger(TriggerDone),
     Resolve(Option<(Incident, Vec<Event>)>),
-}
-
-/// Checked triggers waiting for the writer lock.
-#[derive(Default)]
-pub(crate) struct TriggerQueue(Mutex<Vec<Queued>>);
-
-/// The answer to one queued trigger: its checked form back, and what it wrote.
-type Answer = (Box<PreparedTrigger>, Result<TriggerDone, EngineError>);
-
-/// One queued trigger and where to send its answer.
-struct Queued {
-    prepared: Box<PreparedTrigger>,
-    generation_: Arc<Generation>,
-    answer: SyncSender<Answer>,
-}
-
-impl TriggerQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Engine {

@@ -3,7 +3,7 @@
 
 use super::clock::fmt_ms;
 use super::ctx::Ctx;
-use super::dedup::{self, DedupKey, FallbackKey};
+use super::dedup::{self, FallbackKey};
 use super::effects::IntentPayload;
 use super::engine::{Engine, MAX_DEDUP_KEY};
 use super::error::{EngineError, Hint};
@@ -11,59 +11,13 @@ use super::events::Event;
 use super::generation::Generation;
 use super::state::{Incident, Status, StepStatus};
 use super::timers::{DeadlineKind, Timer, TimerFamily};
+pub use super::trigger_types::TriggerRequest;
+pub(super) use super::trigger_types::{PreparedTrigger, TriggerDone};
 use crate::playbook::spec::Playbook;
-use crate::playbook::types::{INCIDENT_ROLES, OutcomeField, Phase, ReportField, Severity};
+use crate::playbook::types::{INCIDENT_ROLES, OutcomeField, Phase, ReportField};
 use crate::store::Tx;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// A request to start (or attach to) an incident.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TriggerRequest {
-    /// Id of the playbook to run.
-    pub playbook: String,
-    /// Incident title; `None` uses the playbook's title.
-    pub title: Option<String>,
-    /// Overrides the playbook's severity.
-    pub severity: Option<Severity>,
-    /// What is affected (a service, region or customer group); stored as the `scope` field.
-    pub scope: Option<String>,
-    /// Values for the playbook's fields, by field name.
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
-    /// Free-form labels for filtering and grouping, e.g. from alert labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Triggers with the same key attach to the open incident instead of opening another; `None` never deduplicates.
-    pub dedup_key: Option<String>,
-    /// `cli`, `alertmanager`, `events`, `drill`.
-    #[serde(default)]
-    pub source: String,
-    /// Who triggered it: a roster id or the name of the sending system.
-    #[serde(default)]
-    pub by: String,
-}
-
-/// A trigger checked and settled, ready to be journaled.
-pub(super) struct PreparedTrigger {
-    pb: Arc<Playbook>,
-    req: TriggerRequest,
-    severity: Severity,
-    fields: BTreeMap<String, String>,
-    dedup: DedupKey,
-    source: String,
-    by: String,
-}
-
-/// What a trigger did inside its transaction, for after the commit.
-pub(super) struct TriggerDone {
-    incident: Incident,
-    emitted: Vec<Event>,
-    deduped: bool,
-    /// The playbook version was written in this transaction.
-    stored_version: bool,
-}
 
 /// The incident a trigger opened or attached to.
 #[derive(Debug, Clone, Serialize)]

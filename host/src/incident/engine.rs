@@ -50,7 +50,7 @@ pub struct Engine {
     /// Told about every committed complaint change (complaint metrics).
     pub(super) complaint_observer: Mutex<Option<super::complaint::ComplaintObserver>>,
     /// Triggers waiting for the writer lock, journaled together by whoever holds it next.
-    pub(super) triggers: super::batch::TriggerQueue,
+    pub(super) triggers: super::trigger_types::TriggerQueue,
 }
 
 /// What the store is told when a write closure refused: the typed error

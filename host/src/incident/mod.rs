@@ -30,6 +30,7 @@ pub mod status;
 pub mod status_post;
 mod steer;
 mod timers;
+mod trigger_types;
 pub mod verify;
 mod when;
 
