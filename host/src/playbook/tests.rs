@@ -429,7 +429,7 @@ fn plugins_must_exist_and_fit_the_step() {
     one_error(
         &edit("plugin = \"appease-script\"", "plugin = \"appease-scrpt\""),
         "42:10",
-        "unknown plugin `appease-scrpt`: use a built-in or declare [plugins.appease-scrpt] in crisis.toml (known: appease-script, drill-sim, sms-gateway, webhook-notify)",
+        "unknown plugin `appease-scrpt`: use a built-in or declare [plugins.appease-scrpt] in crisis.toml (known: appease-script, drill-sim, keyword-classifier, sms-gateway, webhook-notify)",
     );
     one_error(
         &edit("plugin = \"appease-script\"", "plugin = \"webhook-notify\""),
