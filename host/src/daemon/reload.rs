@@ -56,6 +56,23 @@ pub struct Attempt {
     pub errors: Vec<String>,
 }
 
+impl Attempt {
+    /// An attempt starting at `now` with `current` serving, rejected until it
+    /// succeeds; file and cluster reloads both start from this.
+    pub(crate) fn starting(trigger: String, now: i64, current: &Generation) -> Self {
+        Attempt {
+            trigger,
+            at: fmt_ms(now),
+            duration_ms: 0,
+            outcome: Outcome::Rejected,
+            generation: current.number,
+            set_hash: current.set_hash.clone(),
+            disk_hash: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct FileHash {
     pub path: PathBuf,
@@ -351,16 +368,7 @@ impl Reloader {
         let started = Instant::now();
         let now = self.engine.now();
         let current = self.engine.generation();
-        let mut attempt = Attempt {
-            trigger: trigger.to_string(),
-            at: fmt_ms(now),
-            duration_ms: 0,
-            outcome: Outcome::Rejected,
-            generation: current.number,
-            set_hash: current.set_hash.clone(),
-            disk_hash: None,
-            errors: Vec::new(),
-        };
+        let mut attempt = Attempt::starting(trigger.to_string(), now, &current);
         let mut new_files = None;
         match config::discover(self.config_path.as_deref()) {
             Err(diags) => attempt.errors = diags.iter().map(Diagnostic::to_string).collect(),

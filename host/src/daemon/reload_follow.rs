@@ -4,7 +4,6 @@
 use super::cluster_gen::snapshot_of;
 use super::reload::{Attempt, Outcome, Reloader, file_hashes};
 use crate::diag::Diagnostic;
-use crate::incident::clock::fmt_ms;
 use crate::incident::loader;
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,16 +62,8 @@ impl Reloader {
         let cfg = (*current.config).clone();
         let root = cfg.playbooks.clone();
         let loaded = loader::load_snapshot(cfg, snapshot_of(&p, &root), p.number, now);
-        let mut attempt = Attempt {
-            trigger: format!("cluster (generation {} published by {})", p.number, p.published_by),
-            at: fmt_ms(now),
-            duration_ms: 0,
-            outcome: Outcome::Rejected,
-            generation: current.number,
-            set_hash: current.set_hash.clone(),
-            disk_hash: None,
-            errors: Vec::new(),
-        };
+        let trigger = format!("cluster (generation {} published by {})", p.number, p.published_by);
+        let mut attempt = Attempt::starting(trigger, now, &current);
         let (number, by) = (p.number, p.published_by.clone());
         match loaded.generation {
             Some(g) => {
