@@ -4,34 +4,19 @@
 //! classifier that imports the network refused at load, and a guest built
 //! against the published 0.1.1 API still loading and running.
 
-use crate::common::{Run, crisis_in, repo};
+use crate::common::{crisis_in, plugin_cli, repo};
 use crisis::plugin::test_fixtures;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-
-fn cache() -> String {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string()
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let cache = cache();
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--cache-dir", cache.as_str()]);
-    crisis_in(dir, &all)
-}
-
-fn json_of(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
+use std::path::Path;
 
 fn classify(dir: &Path, text: &str, channel: &str, locale: &str) -> Value {
     let input = json!({ "complaint": { "text": text, "channel": channel, "locale": locale } }).to_string();
-    let r = run(
+    let r = plugin_cli(
         dir,
         &["plugin", "call", "--builtin", "keyword-classifier", "--world", "classifier", "--input", &input, "--json"],
     );
     assert_eq!(r.code, 0, "{text}: {}\n{}", r.stdout, r.stderr);
-    let out = json_of(&r);
+    let out = r.json();
     assert_eq!((out["world"].as_str(), out["plugin"].as_str()), (Some("classifier"), Some("keyword-classifier")));
     assert_eq!(out["http"], json!([]), "a classifier makes no requests: {out}");
     out["value"].clone()
@@ -74,12 +59,12 @@ fn the_builtin_classifies_every_category_in_chinese_and_english() {
 fn the_builtin_passes_its_recorded_cases_and_lists_as_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let case_dir = repo().join("plugins/cases/keyword-classifier");
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &["plugin", "test", "--builtin", "keyword-classifier", "--case", case_dir.to_str().unwrap(), "--json"],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let v = json_of(&r);
+    let v = r.json();
     let n = std::fs::read_dir(&case_dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
@@ -87,19 +72,19 @@ fn the_builtin_passes_its_recorded_cases_and_lists_as_a_classifier() {
     assert!(n >= 10, "one zh-CN and one en case per category");
     assert_eq!((v["failed"].as_u64(), v["passed"].as_u64()), (Some(0), Some(n as u64)), "{v}");
 
-    let r = run(dir.path(), &["plugin", "inspect", "--builtin", "keyword-classifier", "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "--builtin", "keyword-classifier", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json_of(&r);
+    let v = r.json();
     assert_eq!((v["world"].as_str(), v["api_version"].as_str()), (Some("classifier"), Some("0.1.2")), "{v}");
     assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/classify@0.1.2"), "{v}");
     assert!(!v["imports"].to_string().contains("wasi:http"), "{v}");
 
     // A classifier is called as a classifier only.
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "keyword-classifier", "--world", "appeasement"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "--builtin", "keyword-classifier", "--world", "appeasement"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("classifier"), "{}", r.stderr);
     let bad = r#"{"complaint": {"text": "x", "channel": "fax"}}"#;
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &["plugin", "call", "--builtin", "keyword-classifier", "--world", "classifier", "--input", bad],
     );
@@ -111,7 +96,7 @@ fn the_builtin_passes_its_recorded_cases_and_lists_as_a_classifier() {
 fn a_classifier_that_imports_the_network_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = test_fixtures::path(test_fixtures::CLASSIFY_HTTP);
-    let r = run(dir.path(), &["plugin", "inspect", fixture.to_str().unwrap()]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", fixture.to_str().unwrap()]);
     assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(r.stderr.contains("the `classifier` world may not import `wasi:http/"), "{}", r.stderr);
     assert!(r.stderr.contains("only notifier plugins get outbound HTTP"), "{}", r.stderr);
@@ -122,7 +107,7 @@ fn a_classifier_that_imports_the_network_is_refused_at_load() {
     std::fs::write(dir.path().join("crisis.toml"), config).unwrap();
     let r = crisis_in(dir.path(), &["plugin", "list", "--json"]);
     assert_eq!(r.code, 1, "a refused plugin fails the listing: {}\n{}", r.stdout, r.stderr);
-    let rows = json_of(&r);
+    let rows = r.json();
     let greedy = rows.as_array().unwrap().iter().find(|r| r["name"] == "greedy").unwrap().clone();
     assert!(greedy["error"].as_str().unwrap().contains("may not import `wasi:http/"), "{greedy}");
     let builtin = rows.as_array().unwrap().iter().find(|r| r["name"] == "keyword-classifier").unwrap().clone();
@@ -134,19 +119,19 @@ fn a_classifier_that_imports_the_network_is_refused_at_load() {
 fn a_guest_built_against_api_0_1_1_still_loads_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = test_fixtures::path(test_fixtures::API_0_1_1);
-    let r = run(dir.path(), &["plugin", "inspect", fixture.to_str().unwrap(), "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", fixture.to_str().unwrap(), "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json_of(&r);
+    let v = r.json();
     assert_eq!((v["world"].as_str(), v["api_version"].as_str()), (Some("appeasement"), Some("0.1.1")), "{v}");
     assert!(v["imports"].as_array().unwrap().iter().any(|i| i == "crisis:plugin/host@0.1.1"), "{v}");
 
     let input = r#"{"incident": {"title": "Checkout down"}}"#;
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &["plugin", "call", fixture.to_str().unwrap(), "--world", "appeasement", "--input", input, "--json"],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let out = json_of(&r);
+    let out = r.json();
     assert_eq!(out["value"][0]["body"], "old-api: Checkout down", "{out}");
     assert!(out["logs"].to_string().contains("composing for inc-fixture-0001"), "{out}");
 }

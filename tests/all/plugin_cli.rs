@@ -2,26 +2,9 @@
 //! components and the host's test fixtures: output, JSON shapes and exit codes
 //! (0 ok, 1 call failed, 2 invalid input / refused component, 3 not found).
 
-use crate::common::{Run, crisis_in, one_shot_server};
+use crate::common::{crisis_in, one_shot_server, plugin_cli};
 use crisis::plugin::test_fixtures;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-/// Compiled components are cached across the tests of this run.
-fn cache() -> String {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string()
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let cache = cache();
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--cache-dir", cache.as_str()]);
-    crisis_in(dir, &all)
-}
-
-fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
 
 fn fixture(stem: &str) -> String {
     test_fixtures::path(stem).display().to_string()
@@ -34,9 +17,9 @@ fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
 #[test]
 fn inspect_builtin_shows_world_imports_and_describe() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &["plugin", "inspect", "--builtin", "webhook-notify", "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "--builtin", "webhook-notify", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["world"], "notifier");
     assert_eq!(v["api_version"], "0.1.2");
     assert_eq!(v["describe"]["name"], "webhook-notify");
@@ -46,7 +29,7 @@ fn inspect_builtin_shows_world_imports_and_describe() {
     assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "crisis:plugin/notify@0.1.2"), "{v}");
     assert!(v["capabilities"].to_string().contains("outbound-http"), "{v}");
 
-    let r = run(dir.path(), &["plugin", "inspect", "--builtin", "appease-script"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "--builtin", "appease-script"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("world:         appeasement"), "{}", r.stdout);
     assert!(!r.stdout.contains("wasi:http"), "appeasement has no network: {}", r.stdout);
@@ -55,56 +38,61 @@ fn inspect_builtin_shows_world_imports_and_describe() {
 #[test]
 fn inspect_refuses_a_component_importing_a_capability_its_world_lacks() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP)]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP)]);
     assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(r.stderr.contains("was refused"), "{}", r.stderr);
     assert!(r.stderr.contains("`appeasement` world may not import `wasi:http/"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 
-    let r = run(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", &fixture(test_fixtures::APPEASE_HTTP), "--json"]);
     assert_eq!(r.code, 2);
-    assert!(json(&r)["error"].as_str().unwrap().contains("wasi:http/"), "{}", r.stdout);
+    assert!(r.json()["error"].as_str().unwrap().contains("wasi:http/"), "{}", r.stdout);
 }
 
 #[test]
 fn inspect_and_call_exit_codes_for_missing_and_bad_files() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &["plugin", "inspect", "nope.wasm"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "nope.wasm"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("nope.wasm: no such file"), "{}", r.stderr);
 
     std::fs::write(dir.path().join("garbage.wasm"), b"not wasm at all").unwrap();
-    let r = run(dir.path(), &["plugin", "inspect", "garbage.wasm"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "garbage.wasm"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "inspect", "--builtin", "no-such-plugin"]);
+    let r = plugin_cli(dir.path(), &["plugin", "inspect", "--builtin", "no-such-plugin"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("webhook-notify"), "lists the built-ins: {}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "call", "nope.wasm", "--world", "notifier"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "nope.wasm", "--world", "notifier"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r =
-        run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "@missing.json"]);
+    let r = plugin_cli(
+        dir.path(),
+        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "@missing.json"],
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"]);
+    let r = plugin_cli(
+        dir.path(),
+        &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", "{not json"],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
 
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--input", r#"{"bogus": 1}"#],
     );
     assert_eq!(r.code, 2, "unknown input fields are refused: {}", r.stderr);
 
     // A component of another world than asked for is refused (2).
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "notifier"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "notifier"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("expected a `notifier` plugin but the component implements `drill`"), "{}", r.stderr);
 
     // clap refuses an unknown world as a usage error (2).
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "pager"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "pager"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
@@ -114,12 +102,12 @@ fn call_notifier_in_drill_mode_captures_the_post() {
     let input = r#"{"invocation": {"invocation_id": "inv-cli-1"},
                     "config": {"url": "https://hooks.example.com/incidents"},
                     "notification": {"subject": "Payments down"}}"#;
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input, "--json"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["mode"], "drill");
     assert_eq!(v["world"], "notifier");
     assert_eq!(v["value"]["http_status"], 200);
@@ -135,8 +123,10 @@ fn call_notifier_in_drill_mode_captures_the_post() {
     );
 
     // Text output names the capture.
-    let r =
-        run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input]);
+    let r = plugin_cli(
+        dir.path(),
+        &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--input", input],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("POST https://hooks.example.com/incidents -> captured"), "{}", r.stdout);
     assert!(r.stdout.contains("idempotency-key: inv-cli-1"), "{}", r.stdout);
@@ -146,14 +136,14 @@ fn call_notifier_in_drill_mode_captures_the_post() {
 fn call_failures_exit_1_with_the_plugin_error() {
     let dir = tempfile::tempdir().unwrap();
     // No url configured: the plugin's own `config` error.
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "--builtin", "webhook-notify", "--world", "notifier", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["kind"], "plugin");
     assert_eq!(v["plugin_error"]["kind"], "config");
 
     // Live without a grant: the host's egress policy denies the request.
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &[
             "plugin",
@@ -174,7 +164,7 @@ fn call_failures_exit_1_with_the_plugin_error() {
 #[test]
 fn call_appeasement_and_drill_builtins() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &[
             "plugin",
@@ -189,18 +179,18 @@ fn call_appeasement_and_drill_builtins() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json(&r);
+    let v = r.json();
     let msgs = v["value"].as_array().unwrap();
     assert!(!msgs.is_empty());
     assert_eq!(msgs[0]["channel"], "sms");
     assert!(v["http"].as_array().unwrap().is_empty());
 
-    let r = run(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"]);
+    let r = plugin_cli(dir.path(), &["plugin", "call", "--builtin", "drill-sim", "--world", "drill", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert!(!v["value"]["injects"].as_array().unwrap().is_empty(), "{v}");
 
-    let r = run(
+    let r = plugin_cli(
         dir.path(),
         &[
             "plugin",
@@ -215,7 +205,7 @@ fn call_appeasement_and_drill_builtins() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(json(&r)["value"].is_array());
+    assert!(r.json()["value"].is_array());
 }
 
 #[test]
@@ -233,7 +223,7 @@ allowed_hosts = ["hooks.example.com"]
     std::fs::write(dir.path().join("crisis.toml"), good).unwrap();
     let r = crisis_in(dir.path(), &["plugin", "list", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows = json(&r);
+    let rows = r.json();
     let rows = rows.as_array().unwrap();
     let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
     for n in ["webhook-notify", "appease-script", "drill-sim", "probe"] {
@@ -264,7 +254,7 @@ allowed_hosts = ["hooks.example.com"]
     std::fs::write(dir.path().join("crisis.toml"), bad).unwrap();
     let r = crisis_in(dir.path(), &["plugin", "list", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let rows = json(&r);
+    let rows = r.json();
     let greedy = rows.as_array().unwrap().iter().find(|r| r["name"] == "greedy").unwrap().clone();
     assert!(greedy["error"].as_str().unwrap().contains("may not import `wasi:http/"), "{greedy}");
     assert_eq!(greedy["world"], "appeasement");
@@ -305,7 +295,7 @@ fn live_call_with_a_grant_from_the_config_reaches_a_loopback_server() {
         ],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["mode"], "live");
     assert_eq!(v["value"]["provider_id"], "srv-9");
     assert_eq!(v["http"][0]["disposition"], serde_json::json!({"result": "sent", "status": 200}));

@@ -6,7 +6,7 @@
 //! before `cargo test`; it rebuilds only when the example sources or the WIT
 //! changed). A missing component fails the test with the command to run.
 
-use crate::common::{Run, crisis_in, one_shot_server, repo};
+use crate::common::{one_shot_server, plugin_cli, repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,19 +35,6 @@ pub(crate) fn example(stem: &str) -> PathBuf {
             tried.join(", ")
         )
     })
-}
-
-/// Compiled components are cached across the tests of this run (the Python
-/// one takes seconds to compile, milliseconds to load from the cache).
-pub(crate) fn run(dir: &Path, args: &[&str]) -> Run {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--cache-dir", cache.as_str()]);
-    crisis_in(dir, &all)
-}
-
-fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
 }
 
 fn header<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
@@ -80,9 +67,9 @@ fn examples_inspect_as_notifiers() {
     let dir = tempfile::tempdir().unwrap();
     for (stem, name) in EXAMPLES {
         let file = example(stem);
-        let r = run(dir.path(), &["plugin", "inspect", file.to_str().unwrap(), "--json"]);
+        let r = plugin_cli(dir.path(), &["plugin", "inspect", file.to_str().unwrap(), "--json"]);
         assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
-        let v = json(&r);
+        let v = r.json();
         assert_eq!(v["world"], "notifier", "{stem}");
         assert_eq!(v["describe"]["name"], *name);
         assert_eq!(v["describe"]["config_keys"], serde_json::json!(["url"]));
@@ -95,7 +82,7 @@ fn examples_inspect_as_notifiers() {
             "{stem} imports wasi:http: {v}"
         );
 
-        let r = run(dir.path(), &["plugin", "inspect", file.to_str().unwrap()]);
+        let r = plugin_cli(dir.path(), &["plugin", "inspect", file.to_str().unwrap()]);
         assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
         assert!(r.stdout.contains("world:         notifier"), "{}", r.stdout);
     }
@@ -108,12 +95,12 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         let file = example(stem);
         let inv = format!("inv-drill-{stem}");
         let input = note_input(&inv, "https://hooks.example.com/crisis?team=ops", None);
-        let r = run(
+        let r = plugin_cli(
             dir.path(),
             &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input, "--json"],
         );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
-        let v = json(&r);
+        let v = r.json();
         assert_eq!(v["mode"], "drill");
         assert_eq!(v["plugin"], *name);
         assert_eq!(v["value"]["http_status"], 200, "{stem}: {v}");
@@ -137,7 +124,10 @@ fn examples_in_drill_mode_return_a_receipt_and_the_captured_post() {
         );
 
         // Text output shows the captured request and its header.
-        let r = run(dir.path(), &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input]);
+        let r = plugin_cli(
+            dir.path(),
+            &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--input", &input],
+        );
         assert_eq!(r.code, 0, "{stem}: {}", r.stderr);
         assert!(r.stdout.contains("POST https://hooks.example.com/crisis?team=ops -> captured"), "{}", r.stdout);
         assert!(r.stdout.contains(&format!("idempotency-key: {inv}")), "{}", r.stdout);
@@ -152,12 +142,12 @@ fn examples_live_deliver_to_a_granted_loopback_server() {
         let (port, rx) = one_shot_server(200);
         let inv = format!("inv-live-{stem}");
         let input = note_input(&inv, &format!("http://127.0.0.1:{port}/hooks/incidents?x=1"), Some(port));
-        let r = run(
+        let r = plugin_cli(
             dir.path(),
             &["plugin", "call", file.to_str().unwrap(), "--world", "notifier", "--live", "--input", &input, "--json"],
         );
         assert_eq!(r.code, 0, "{stem}: {}\n{}", r.stdout, r.stderr);
-        let v = json(&r);
+        let v = r.json();
         assert_eq!(v["mode"], "live");
         assert_eq!(v["value"]["http_status"], 200);
         assert_eq!(v["value"]["provider_id"], "srv-9", "{stem}: x-request-id becomes the provider id");
@@ -192,7 +182,7 @@ fn examples_map_upstream_failures_and_missing_config() {
         for (status, kind) in [(503, "transient"), (422, "permanent")] {
             let (port, rx) = one_shot_server(status);
             let input = note_input("inv-fail", &format!("http://127.0.0.1:{port}/"), Some(port));
-            let r = run(
+            let r = plugin_cli(
                 dir.path(),
                 &[
                     "plugin",
@@ -207,7 +197,7 @@ fn examples_map_upstream_failures_and_missing_config() {
                 ],
             );
             assert_eq!(r.code, 1, "{stem} {status}: {}\n{}", r.stdout, r.stderr);
-            let v = json(&r);
+            let v = r.json();
             assert_eq!(v["plugin_error"]["kind"], kind, "{stem} {status}: {v}");
             assert!(
                 v["plugin_error"]["message"].as_str().unwrap().contains(&format!("answered {status}: answer!")),
@@ -221,7 +211,7 @@ fn examples_map_upstream_failures_and_missing_config() {
         // gets an error rather than aborting the guest.)
         {
             let input = note_input("inv-nogrant", "https://hooks.example.com/x", None);
-            let r = run(
+            let r = plugin_cli(
                 dir.path(),
                 &[
                     "plugin",
@@ -238,11 +228,11 @@ fn examples_map_upstream_failures_and_missing_config() {
             assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
             // Both SDKs see the host's refusal as such (the JS SDK uses
             // wasi:http, not fetch, which could not tell it from an outage).
-            assert_eq!(json(&r)["plugin_error"]["kind"], "denied", "{stem}: {}", r.stdout);
+            assert_eq!(r.json()["plugin_error"]["kind"], "denied", "{stem}: {}", r.stdout);
         }
 
         // No url: a configuration error.
-        let r = run(
+        let r = plugin_cli(
             dir.path(),
             &[
                 "plugin",
@@ -256,11 +246,11 @@ fn examples_map_upstream_failures_and_missing_config() {
             ],
         );
         assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
-        let v = json(&r);
+        let v = r.json();
         assert_eq!(v["plugin_error"]["kind"], "config", "{stem}: {v}");
         assert!(v["plugin_error"]["message"].as_str().unwrap().contains("url"), "{v}");
 
-        let r = run(
+        let r = plugin_cli(
             dir.path(),
             &[
                 "plugin",
@@ -274,6 +264,6 @@ fn examples_map_upstream_failures_and_missing_config() {
             ],
         );
         assert_eq!(r.code, 1, "{stem}: {}", r.stdout);
-        assert_eq!(json(&r)["plugin_error"]["kind"], "config", "{stem}: {}", r.stdout);
+        assert_eq!(r.json()["plugin_error"]["kind"], "config", "{stem}: {}", r.stdout);
     }
 }

@@ -3,14 +3,9 @@
 //! such. The notifier cases in `plugins/cases/notifier` are one set shared by
 //! webhook-notify (Rust), python-notifier and js-notifier.
 
-use crate::common::{Run, repo};
-use crate::plugin_examples::{EXAMPLES, example, run};
-use serde_json::Value;
+use crate::common::{plugin_cli, repo};
+use crate::plugin_examples::{EXAMPLES, example};
 use std::path::Path;
-
-fn json(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
 
 fn case_count(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -26,9 +21,9 @@ fn all_pass(target: &[&str], cases: &str) {
     let mut args = vec!["plugin", "test"];
     args.extend_from_slice(target);
     args.extend(["--case", case_dir.to_str().unwrap(), "--json"]);
-    let r = run(dir.path(), &args);
+    let r = plugin_cli(dir.path(), &args);
     assert_eq!(r.code, 0, "{target:?}: {}\n{}", r.stdout, r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["failed"], 0, "{v}");
     assert_eq!(v["passed"], case_count(&case_dir), "{target:?}: every case ran: {v}");
 }
@@ -71,7 +66,8 @@ fn a_failing_case_prints_each_difference_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("wrong.json");
     std::fs::write(&case, WRONG_CASE).unwrap();
-    let r = run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
+    let r =
+        plugin_cli(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let out = &r.stdout;
     assert!(out.contains("FAIL ") && out.contains("wrong.json — expects what the plugin does not do"), "{out}");
@@ -81,10 +77,12 @@ fn a_failing_case_prints_each_difference_and_exits_1() {
     assert!(out.contains("result: expected ok, got error `transient`: webhook answered 503: busy"), "{out}");
     assert!(out.contains("1 cases, 0 passed, 1 failed"), "{out}");
 
-    let r =
-        run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap(), "--json"]);
+    let r = plugin_cli(
+        dir.path(),
+        &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap(), "--json"],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["failed"], 1);
     let c = &v["cases"][0];
     assert_eq!(c["passed"], false);
@@ -98,22 +96,25 @@ fn malformed_cases_exit_2_and_missing_paths_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("bad.json");
     std::fs::write(&case, r#"{"world": "notifier", "expect": {"ok": {}}, "reqests": []}"#).unwrap();
-    let r = run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
+    let r =
+        plugin_cli(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("bad.json") && r.stderr.contains("reqests"), "{}", r.stderr);
 
     std::fs::write(&case, r#"{"world": "drill", "export": "send", "expect": {"ok": {}}}"#).unwrap();
-    let r = run(dir.path(), &["plugin", "test", "--builtin", "drill-sim", "--case", case.to_str().unwrap()]);
+    let r = plugin_cli(dir.path(), &["plugin", "test", "--builtin", "drill-sim", "--case", case.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("export `send` is not one of world drill: use plan or score"), "{}", r.stderr);
 
     std::fs::write(&case, r#"{"world": "notifier", "expect": {"err": "flaky"}}"#).unwrap();
-    let r = run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
+    let r =
+        plugin_cli(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", case.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("unknown variant `flaky`"), "{}", r.stderr);
 
     let missing = dir.path().join("no-such-cases");
-    let r = run(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", missing.to_str().unwrap()]);
+    let r =
+        plugin_cli(dir.path(), &["plugin", "test", "--builtin", "webhook-notify", "--case", missing.to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("no-such-cases: no such case file or directory"), "{}", r.stderr);
 }

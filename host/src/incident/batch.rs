@@ -146,7 +146,8 @@ impl Engine {
         });
         let (prepared, done) = rx.recv().map_err(|_| {
             EngineError::Internal(anyhow::anyhow!(
-                "the trigger was dropped before it was journaled; nothing was written"
+                "the writer handling this trigger stopped before answering; whether it was journaled is unknown \
+                 (`crisis incident list` shows it if it was)"
             ))
         })?;
         let done = done?;

@@ -33,6 +33,23 @@ impl From<Output> for Run {
     }
 }
 
+impl Run {
+    /// The standard output as JSON, or a panic that shows what was printed instead.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs a `crisis plugin ...` command in `dir` with the compile cache shared by every test of this run
+/// (a component takes seconds to compile and milliseconds to load from the cache).
+pub(crate) fn plugin_cli(dir: &Path, args: &[&str]) -> Run {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache").display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--cache-dir", cache.as_str()]);
+    crisis_in(dir, &all)
+}
+
 /// Runs `crisis ARGS` in `dir` with no inherited config.
 pub(crate) fn crisis_in(dir: &Path, args: &[&str]) -> Run {
     Command::new(bin())
