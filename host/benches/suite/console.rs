@@ -182,7 +182,7 @@ pub(crate) fn console_rows(rows: &mut Vec<Row>, full: bool) {
         // A frame that beat the answer to the client counts as no delay.
         delays.push(frame(&rx, &id, "opened").saturating_duration_since(answered).as_secs_f64() * 1000.0);
         trips.push((answered - sent).as_secs_f64() * 1000.0);
-        let (_, sent, answered) = api(&a, &d, token, &format!("/v1/incidents/{id}/ack"), serde_json::json!({}));
+        let (_, sent, answered) = api(&a, &d, token, &format!("/v1/incidents/{id}/ack"), serde_json::json!({"as": "li-wei"}));
         delays.push(frame(&rx, &id, "acknowledged").saturating_duration_since(answered).as_secs_f64() * 1000.0);
         trips.push((answered - sent).as_secs_f64() * 1000.0);
     }
