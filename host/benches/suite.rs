@@ -23,10 +23,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "suite/console.rs"]
+mod console;
+#[path = "suite/guests.rs"]
+mod guests;
 #[path = "suite/outbox.rs"]
 mod outbox;
 #[path = "suite/pg_ingest.rs"]
 mod pg_ingest;
+#[path = "suite/plugin.rs"]
+mod plugin;
 
 #[derive(Serialize)]
 struct Row {
@@ -68,133 +74,6 @@ fn time(c: &mut Option<Criterion>, name: &str, mut f: impl FnMut()) -> f64 {
     let mut v = samples.borrow().clone();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
-}
-
-// ---------------------------------------------------------------- plugin call
-
-/// A bare wasmtime 48 instantiate + call of the same component with the same WASI linking.
-struct Bare {
-    rt: tokio::runtime::Runtime,
-    pre: wasmtime::component::InstancePre<BareState>,
-    engine: wasmtime::Engine,
-}
-
-struct BareState {
-    ctx: wasmtime_wasi::WasiCtx,
-    table: wasmtime::component::ResourceTable,
-}
-
-impl wasmtime_wasi::WasiView for BareState {
-    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
-        wasmtime_wasi::WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
-    }
-}
-
-impl Bare {
-    fn new(bytes: &[u8]) -> Bare {
-        // Defaults, except the GC proposals the workspace's wasmtime build has no collector for
-        // (the crisis engine turns them off the same way).
-        let mut cfg = wasmtime::Config::new();
-        cfg.wasm_gc(false);
-        cfg.wasm_function_references(false);
-        cfg.gc_support(false);
-        let engine = wasmtime::Engine::new(&cfg).unwrap();
-        let component = wasmtime::component::Component::new(&engine, bytes).unwrap();
-        let mut linker = wasmtime::component::Linker::<BareState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-        linker.define_unknown_imports_as_traps(&component).unwrap();
-        let pre = linker.instantiate_pre(&component).unwrap();
-        Bare { rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(), pre, engine }
-    }
-
-    fn call_score(&self) {
-        use wasmtime::component::Val;
-        self.rt.block_on(async {
-            let state = BareState { ctx: wasmtime_wasi::WasiCtx::builder().build(), table: Default::default() };
-            let mut store = wasmtime::Store::new(&self.engine, state);
-            let inst = self.pre.instantiate_async(&mut store).await.unwrap();
-            let iface = inst.get_export_index(&mut store, None, "crisis:plugin/simulate@0.1.0").unwrap();
-            let f = inst.get_export_index(&mut store, Some(&iface), "score").unwrap();
-            let func = inst.get_func(&mut store, f).unwrap();
-            let inv = Val::Record(vec![
-                ("invocation-id".into(), Val::String("bench".into())),
-                ("incident-id".into(), Val::String("DRL-1".into())),
-                ("mode".into(), Val::Enum("drill".into())),
-                ("budget-ms".into(), Val::U32(5000)),
-                ("now-unix-ms".into(), Val::U64(0)),
-            ]);
-            let mut out = [Val::Bool(false)];
-            func.call_async(&mut store, &[inv, Val::String("[]".into())], &mut out).await.unwrap();
-            assert!(matches!(out[0], Val::Result(Ok(_))), "{:?}", out[0]);
-        });
-    }
-}
-
-#[expect(unsafe_code, reason = "the bare baseline deserializes a component it compiled itself, as wasmtime requires")]
-fn plugin_rows(c: &mut Option<Criterion>, rows: &mut Vec<Row>) {
-    let bytes = crisis::plugin::builtin_component("drill-sim").unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(PluginHostConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() })
-        .unwrap();
-    let inv = |mode| Invocation {
-        invocation_id: "bench".into(),
-        incident_id: "DRL-1".into(),
-        mode,
-        now_unix_ms: 0,
-        budget_ms: None,
-    };
-    let drill_inv = inv(RunMode::Drill);
-    let crisis_ns = time(c, "plugin_call/crisis_fresh_store", || {
-        host.drill_score("drill-sim", &drill_inv, "[]").unwrap();
-    });
-    let bare = Bare::new(bytes);
-    let bare_ns = time(c, "plugin_call/bare_wasmtime", || bare.call_score());
-    rows.push(row(
-        "plugin call (fresh store, limits, deadline, linking)",
-        crisis_ns / 1000.0,
-        "µs",
-        "bare wasmtime instantiate + call",
-        bare_ns / 1000.0,
-        "≤ 1.2× bare",
-        crisis_ns <= 1.2 * bare_ns,
-    ));
-
-    let grant = PluginGrant {
-        limits: crisis::plugin::LimitOverrides { warm_calls: Some(1_000_000), ..Default::default() },
-        ..Default::default()
-    };
-    host.set_grant("drill-sim", &grant).unwrap();
-    let live = inv(RunMode::Live);
-    let warm_ns = time(c, "plugin_call/crisis_warm_instance", || {
-        host.drill_score("drill-sim", &live, "[]").unwrap();
-    });
-    rows.push(row(
-        "plugin call, warm instance",
-        warm_ns / 1000.0,
-        "µs",
-        "bare wasmtime instantiate + call",
-        bare_ns / 1000.0,
-        "(informational)",
-        true,
-    ));
-
-    let load_ns = time(c, "plugin_load/crisis_from_cache", || {
-        host.inspect(bytes).unwrap();
-    });
-    let pre = bare.engine.precompile_component(bytes).unwrap();
-    let bare_load_ns = time(c, "plugin_load/bare_deserialize", || {
-        // SAFETY: bytes produced just above by this engine.
-        let _ = unsafe { wasmtime::component::Component::deserialize(&bare.engine, &pre) }.unwrap();
-    });
-    rows.push(row(
-        "plugin load from compile cache (incl. checks + describe)",
-        load_ns / 1e6,
-        "ms",
-        "bare deserialize of the precompiled component",
-        bare_load_ns / 1e6,
-        "(informational)",
-        true,
-    ));
 }
 
 fn row(name: &str, value: f64, unit: &str, baseline: &str, baseline_value: f64, goal: &str, met: bool) -> Row {
@@ -567,7 +446,7 @@ fn raw_sqlite_rate(n: u64) -> f64 {
 
 /// Whether the row group `group` runs: all of them unless `CRISIS_BENCH_ONLY`
 /// names a comma-separated subset (plugin, validate, drill, daemon, ingest,
-/// outbox, pg), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
+/// console, outbox, pg), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
 fn wanted(group: &str) -> bool {
     match std::env::var("CRISIS_BENCH_ONLY") {
         Ok(only) if !only.trim().is_empty() => only.split(',').any(|g| g.trim() == group),
@@ -585,7 +464,8 @@ fn main() {
     });
     let mut rows = Vec::new();
     if wanted("plugin") {
-        plugin_rows(&mut c, &mut rows);
+        plugin::plugin_rows(&mut c, &mut rows);
+        guests::guest_rows(&mut c, &mut rows);
     }
     if wanted("validate") {
         validate_rows(&mut c, &mut rows, if full { 1000 } else { 20 });
@@ -595,6 +475,9 @@ fn main() {
     }
     daemon_rows(&mut rows, full);
     ingest_rows(&mut rows, full);
+    if wanted("console") {
+        console::console_rows(&mut rows, full);
+    }
     if wanted("outbox") {
         outbox::webhook_rows(&mut rows, full);
         outbox::backlog_rows(&mut rows, full);

@@ -35,7 +35,7 @@ fn pending(d: &Daemon, token: &str) -> i64 {
     v["outbox"]["depth"].as_object().map(|m| m.values().filter_map(|n| n.as_i64()).sum()).unwrap_or(0)
 }
 
-fn wait_drained(d: &Daemon, token: &str) {
+pub(crate) fn wait_drained(d: &Daemon, token: &str) {
     let t = Instant::now();
     while pending(d, token) > 0 {
         assert!(t.elapsed() < Duration::from_secs(900), "the outbox never drained");
@@ -105,14 +105,14 @@ pub(crate) fn notice_rows(rows: &mut Vec<Row>, d: &Daemon, token: &str, intake_p
 }
 
 /// A loopback webhook receiver: 200 (or 500 while `failing`) to every request.
-struct Receiver {
-    port: u16,
+pub(crate) struct Receiver {
+    pub(crate) port: u16,
     failing: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub(crate) fn start() -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let failing = Arc::new(AtomicBool::new(false));

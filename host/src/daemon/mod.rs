@@ -33,6 +33,8 @@ mod token_api;
 pub(crate) mod tokens;
 pub(crate) mod worker;
 
+pub use console::assets_size as console_assets_size;
+
 use crate::config::state_dir::{StateDir, private_umask, restrict_file};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;

@@ -46,10 +46,13 @@ fn base_config() -> Config {
     config
 }
 
-/// Build the engine: pooling first, on-demand if the pool's address-space
-/// reservation fails (small-VA machines, strict overcommit, containers).
-/// Returns whether pooling is in use.
-pub(crate) fn build_engine(opts: &EngineOptions) -> wasmtime::Result<(Engine, bool)> {
+/// The configuration crisis runs plugins with: epoch deadlines, stack sizes,
+/// no GC proposals and, when `opts.pooling`, the pooling allocator sized by
+/// `opts` (linear memories start from copy-on-write images, wasmtime's
+/// default). Why public: the benchmark's bare-wasmtime floor must use exactly
+/// these settings, so the comparison measures crisis and not another engine.
+pub fn engine_config(opts: &EngineOptions) -> Config {
+    let mut config = base_config();
     if opts.pooling {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(opts.pool_instances)
@@ -62,9 +65,17 @@ pub(crate) fn build_engine(opts: &EngineOptions) -> wasmtime::Result<(Engine, bo
             .max_core_instance_size(4 << 20)
             .max_memories_per_module(4)
             .max_tables_per_module(8);
-        let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        match Engine::new(&config) {
+    }
+    config
+}
+
+/// Build the engine: pooling first, on-demand if the pool's address-space
+/// reservation fails (small-VA machines, strict overcommit, containers).
+/// Returns whether pooling is in use.
+pub(crate) fn build_engine(opts: &EngineOptions) -> wasmtime::Result<(Engine, bool)> {
+    if opts.pooling {
+        match Engine::new(&engine_config(opts)) {
             Ok(engine) => return Ok((engine, true)),
             Err(e) => tracing::warn!(
                 error = format!("{e:#}"),

@@ -57,7 +57,7 @@ pub use builtin::builtin_component;
 pub use cache::CacheStats;
 pub use classifier::{BUILTIN_CLASSIFIER, Classification, ComplaintInput};
 pub(crate) use egress::origin;
-pub use engine::{EPOCH_TICK, EngineOptions};
+pub use engine::{EPOCH_TICK, EngineOptions, engine_config};
 pub use error::{LoadError, PluginCallError, PluginError};
 pub use grant::{GrantError, InjectRule, PluginGrant, SecretRef, SecretValue};
 pub use host::{HostInitError, PluginHost, PluginHostConfig, ReloadOutcome, UnquarantineError};

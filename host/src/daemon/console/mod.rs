@@ -23,6 +23,8 @@ mod render;
 mod session;
 mod views;
 
+pub use render::assets_size;
+
 use super::AppState;
 use crate::incident::events::Event;
 use crate::incident::state::Incident;

@@ -112,9 +112,10 @@ pub(super) async fn asset(Path(name): Path<String>) -> Response {
     r
 }
 
-/// The embedded assets' total size in bytes.
-#[cfg(test)]
-pub(super) fn assets_size() -> usize {
+/// The bytes the console embeds in the binary (assets and templates). Why
+/// public: the console's size budget is checked by a unit test and reported
+/// by the benchmark suite.
+pub fn assets_size() -> usize {
     ASSETS.iter().map(|(_, _, b)| b.len()).sum::<usize>() + TEMPLATES.iter().map(|(_, t)| t.len()).sum::<usize>()
 }
 
