@@ -76,8 +76,11 @@ struct Frame {
 fn open_stream(d: &Daemon, cookie: &str) -> mpsc::Receiver<Frame> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     s.set_nodelay(true).unwrap();
-    write!(s, "GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n")
-        .unwrap();
+    write!(
+        s,
+        "GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
     let (tx, rx) = mpsc::channel();
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -110,7 +113,13 @@ fn open_stream(d: &Daemon, cookie: &str) -> mpsc::Receiver<Frame> {
 }
 
 /// Sends one API request; returns its answer's body and (sent, answered) instants.
-fn api(a: &ureq::Agent, d: &Daemon, token: &str, path: &str, body: serde_json::Value) -> (serde_json::Value, Instant, Instant) {
+fn api(
+    a: &ureq::Agent,
+    d: &Daemon,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (serde_json::Value, Instant, Instant) {
     let sent = Instant::now();
     let mut r = a
         .post(&format!("http://127.0.0.1:{}{path}", d.port))
@@ -182,7 +191,8 @@ pub(crate) fn console_rows(rows: &mut Vec<Row>, full: bool) {
         // A frame that beat the answer to the client counts as no delay.
         delays.push(frame(&rx, &id, "opened").saturating_duration_since(answered).as_secs_f64() * 1000.0);
         trips.push((answered - sent).as_secs_f64() * 1000.0);
-        let (_, sent, answered) = api(&a, &d, token, &format!("/v1/incidents/{id}/ack"), serde_json::json!({"as": "li-wei"}));
+        let (_, sent, answered) =
+            api(&a, &d, token, &format!("/v1/incidents/{id}/ack"), serde_json::json!({"as": "li-wei"}));
         delays.push(frame(&rx, &id, "acknowledged").saturating_duration_since(answered).as_secs_f64() * 1000.0);
         trips.push((answered - sent).as_secs_f64() * 1000.0);
     }
@@ -203,5 +213,13 @@ pub(crate) fn console_rows(rows: &mut Vec<Row>, full: bool) {
     drop(dir);
 
     let kb = crisis::daemon::console_assets_size() as f64 / 1024.0;
-    rows.push(row("console assets and templates embedded in the binary", kb, "KB", "the 300 KB goal", 300.0, "< 300 KB", kb < 300.0));
+    rows.push(row(
+        "console assets and templates embedded in the binary",
+        kb,
+        "KB",
+        "the 300 KB goal",
+        300.0,
+        "< 300 KB",
+        kb < 300.0,
+    ));
 }
