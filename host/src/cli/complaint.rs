@@ -172,8 +172,12 @@ pub(crate) fn run(cli: &Cli, cmd: &ComplaintCmd) -> Result<(), Failure> {
                 table(&["ID", "RECEIVED", "CUSTOMER", "CHANNEL", "CATEGORY", "STATE", "FIRST RESPONSE"], &[line(x)])
             );
             println!("text: {}", x.text);
-            for (k, v) in [("assignee", &x.assignee), ("escalated to", &x.escalated_to), ("resolution", &x.resolution)]
-            {
+            for (k, v) in [
+                ("incident", &x.incident),
+                ("assignee", &x.assignee),
+                ("escalated to", &x.escalated_to),
+                ("resolution", &x.resolution),
+            ] {
                 if let Some(v) = v {
                     println!("{k}: {v}");
                 }

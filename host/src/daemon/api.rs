@@ -338,7 +338,8 @@ async fn report_handler(
         let inc = e.incident(&id)?;
         let evs = e.store().events(&id, 0)?;
         let summary = e.pinned_playbook(&inc.playbook_hash).map(|p| p.summary.clone()).unwrap_or_default();
-        Ok(report::outcome_report(&inc, &evs, &summary))
+        let complaints = e.attached_complaints(&inc)?;
+        Ok(report::outcome_report(&inc, &evs, &summary, &complaints))
     })
     .await?;
     Ok(match format? {

@@ -240,6 +240,7 @@ impl Ctx<'_> {
                 self.notify(Purpose::Outcome, &targets, &subject, &body)?;
                 self.complete(Phase::Outcome)?;
                 self.emit(Event::Closed {})?;
+                super::complaint_surge::settle_attached(self)?;
                 for f in TimerFamily::ALL {
                     self.cancel_family(f)?;
                 }

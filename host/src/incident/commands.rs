@@ -118,6 +118,7 @@ impl Engine {
                 fields: p.fields.clone(),
                 labels: req.labels.clone(),
                 source: p.source.clone(),
+                complaint: None,
             })?;
             ctx.advance()?;
             ctx.save()?;

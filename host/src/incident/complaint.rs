@@ -162,6 +162,11 @@ pub enum ComplaintEvent {
     ComplaintResolved { note: String, by: String },
     /// The follow-up message was recorded as an intent.
     FollowUpRecorded { invocation_id: String },
+    /// A surge of complaints like it opened `incident` (a playbook's `[trigger] surge`), or
+    /// it arrived while that incident was open: the incident's outcome settles it.
+    AttachedTo { incident: String, playbook: String },
+    /// The incident it was attached to closed: the outcome message to the customer was recorded as an intent.
+    OutcomeMessageRecorded { incident: String, invocation_id: String },
     /// A side effect of the complaint ran (or finally failed).
     ComplaintEffect { invocation_id: String, purpose: Purpose, target: String, ok: bool, detail: String },
 }
@@ -178,6 +183,8 @@ impl ComplaintEvent {
             ComplaintEvent::ComplaintEscalated { .. } => "complaint_escalated",
             ComplaintEvent::ComplaintResolved { .. } => "complaint_resolved",
             ComplaintEvent::FollowUpRecorded { .. } => "follow_up_recorded",
+            ComplaintEvent::AttachedTo { .. } => "attached_to",
+            ComplaintEvent::OutcomeMessageRecorded { .. } => "outcome_message_recorded",
             ComplaintEvent::ComplaintEffect { .. } => "complaint_effect",
         }
     }
@@ -248,6 +255,9 @@ pub struct Complaint {
     pub resolved_at: Option<i64>,
     /// When the follow-up was delivered (Unix ms).
     pub followed_up_at: Option<i64>,
+    /// The incident a complaint surge attached it to; its outcome resolves the complaint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
     /// Sequence number of its latest event.
     pub last_seq: i64,
 }
@@ -286,6 +296,7 @@ impl Complaint {
             resolution: None,
             resolved_at: None,
             followed_up_at: None,
+            incident: None,
             last_seq: seq,
         })
     }
@@ -325,7 +336,8 @@ impl Complaint {
                 self.resolved_at = Some(at);
                 self.go(ComplaintState::Resolved);
             }
-            ComplaintEvent::FollowUpRecorded { .. } => {}
+            ComplaintEvent::FollowUpRecorded { .. } | ComplaintEvent::OutcomeMessageRecorded { .. } => {}
+            ComplaintEvent::AttachedTo { incident, .. } => self.incident = Some(incident.clone()),
             ComplaintEvent::ComplaintEffect { purpose, ok: true, .. } => match purpose {
                 Purpose::FirstResponse if self.first_response_at.is_none() => {
                     self.first_response_at = Some(at);
@@ -434,7 +446,9 @@ mod tests {
                 ok: true,
                 detail: "d".into(),
             },
+            ComplaintEvent::AttachedTo { incident: "INC-4".into(), playbook: "surge".into() },
             ComplaintEvent::ComplaintResolved { note: "refunded".into(), by: "ana".into() },
+            ComplaintEvent::OutcomeMessageRecorded { incident: "INC-4".into(), invocation_id: "CMP-1.outcome".into() },
         ];
         let recs: Vec<EventRecord> = evs
             .iter()
@@ -458,5 +472,6 @@ mod tests {
         assert_eq!(c.category, Category::Price);
         assert_eq!(c.first_response_ms(), Some(30));
         assert_eq!(c.resolution.as_deref(), Some("refunded"));
+        assert_eq!(c.incident.as_deref(), Some("INC-4"));
     }
 }

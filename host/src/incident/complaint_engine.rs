@@ -26,7 +26,7 @@ pub(crate) const FIRST_RESPONSE_TIMER: &str = "complaint:first-response";
 /// The follow-up timer's key (one per complaint).
 pub(crate) const FOLLOW_UP_TIMER: &str = "complaint:follow-up";
 /// The family both complaint timers are cancelled by.
-const TIMER_FAMILY: &str = "complaint";
+pub(super) const TIMER_FAMILY: &str = "complaint";
 
 /// A complaint the daemon checked, classified and composed an answer for,
 /// ready to be journaled.
@@ -94,22 +94,22 @@ fn follow_up_template(locale: &str, id: &str) -> (String, String) {
 }
 
 /// One complaint being changed inside a transaction.
-struct Change<'a> {
-    tx: &'a mut dyn Tx,
-    c: Complaint,
-    now: i64,
-    emitted: Vec<ComplaintEvent>,
+pub(super) struct Change<'a> {
+    pub(super) tx: &'a mut dyn Tx,
+    pub(super) c: Complaint,
+    pub(super) now: i64,
+    pub(super) emitted: Vec<ComplaintEvent>,
 }
 
 impl Change<'_> {
-    fn emit(&mut self, ev: ComplaintEvent) -> anyhow::Result<()> {
+    pub(super) fn emit(&mut self, ev: ComplaintEvent) -> anyhow::Result<()> {
         let rec = self.tx.append(&self.c.id, self.now, ev.kind(), &serde_json::to_value(&ev)?)?;
         self.c.apply(&ev, rec.at, rec.seq);
         self.emitted.push(ev);
         Ok(())
     }
 
-    fn save(self) -> anyhow::Result<(Complaint, Vec<ComplaintEvent>)> {
+    pub(super) fn save(self) -> anyhow::Result<(Complaint, Vec<ComplaintEvent>)> {
         self.tx.put_complaint(&self.c.row()?)?;
         Ok((self.c, self.emitted))
     }
@@ -140,7 +140,7 @@ impl Change<'_> {
     }
 
     /// Records a message to the customer through the complaints target.
-    fn message_customer(
+    pub(super) fn message_customer(
         &mut self,
         cfg: &Config,
         purpose: Purpose,
@@ -318,7 +318,8 @@ impl Engine {
 
     /// Journals a new complaint with its classification, records its first
     /// response (due within `[complaints] first_response`) and its deadline
-    /// timer, and escalates it at once when a `[complaints]` rule says so.
+    /// timer, escalates it at once when a `[complaints]` rule says so, and
+    /// checks the playbooks' complaint surges (which may open or join an incident).
     pub fn record_complaint(&self, n: NewComplaint) -> Result<Complaint, EngineError> {
         let g = self.generation();
         let cc = &g.config.complaints;
@@ -367,7 +368,17 @@ impl Engine {
             if let Some(reason) = auto_escalation(cc, &ch.c, earlier) {
                 ch.escalate(&g.config, reason, "crisis")?;
             }
-            Ok::<_, EngineError>(ch.save()?)
+            let hit = self.surge_in(&mut *ch.tx, &g, &ch.c)?;
+            if let Some(h) = &hit {
+                ch.emit(ComplaintEvent::AttachedTo { incident: h.incident.clone(), playbook: h.playbook.clone() })?;
+            }
+            Ok::<_, EngineError>((ch.save()?, hit))
+        })
+        .map(|((c, evs), hit)| {
+            if let Some(h) = hit {
+                self.surged(h);
+            }
+            (c, evs)
         })?;
         self.observe_complaint(&c, &evs);
         Ok(c)

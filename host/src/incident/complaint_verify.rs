@@ -1,6 +1,7 @@
 //! Verifying complaints: each complaint stream in the journal is folded
-//! again and compared with its stored projection row, and every pending
-//! complaint timer must belong to a stored complaint.
+//! again and compared with its stored projection row, the incident a surge
+//! attached it to must be in the journal, and every pending complaint timer
+//! must belong to a stored complaint.
 
 use super::complaint::{fold, is_complaint_id};
 use crate::store::{ComplaintQuery, Store, VerifyReport};
@@ -21,7 +22,12 @@ pub(crate) fn verify(store: &dyn Store, report: &mut VerifyReport) -> anyhow::Re
             problem = match fold(id, &events) {
                 Err(e) => Some(format!("complaint {id}: {e}")),
                 Ok(c) => match c.row() {
-                    Ok(want) if want == row => None,
+                    Ok(want) if want == row => match &c.incident {
+                        Some(inc) if !report.incidents.contains(inc) => Some(format!(
+                            "complaint {id} is attached to incident {inc}, which has no events in the journal"
+                        )),
+                        _ => None,
+                    },
                     Ok(_) => Some(format!("complaint {id}: its stored row differs from what its events say")),
                     Err(e) => Some(format!("complaint {id}: its folded state cannot be written: {e}")),
                 },

@@ -122,6 +122,7 @@ mod tests {
         pb.trigger = Some(TriggerSpec {
             matches: [("alertname".to_string(), "Down".to_string())].into(),
             dedup_key: tpl.map(String::from),
+            surge: None,
         });
         pb
     }

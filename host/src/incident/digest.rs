@@ -50,7 +50,8 @@ pub(crate) fn foldable(kind: EffectKind, purpose: &Purpose, recipients: &[String
         | Purpose::Digest
         | Purpose::FirstResponse
         | Purpose::FollowUp
-        | Purpose::ComplaintNotice => false,
+        | Purpose::ComplaintNotice
+        | Purpose::ComplaintOutcome => false,
         Purpose::Report
         | Purpose::Activate
         | Purpose::Deadline

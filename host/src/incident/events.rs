@@ -24,11 +24,14 @@ pub enum Event {
         source: String,
         by: String,
     },
-    /// A trigger with the dedup key of this open incident was attached to it.
+    /// A trigger with the dedup key of this open incident was attached to it;
+    /// `complaint` names the customer complaint a surge attached (its own stream holds the rest).
     Attached {
         fields: BTreeMap<String, String>,
         labels: BTreeMap<String, String>,
         source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        complaint: Option<String>,
     },
     PhaseEntered {
         phase: Phase,

@@ -10,6 +10,7 @@ pub(crate) mod clock;
 mod commands;
 pub(crate) mod complaint;
 mod complaint_engine;
+pub(crate) mod complaint_surge;
 mod complaint_verify;
 mod ctx;
 mod dedup;

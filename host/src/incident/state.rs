@@ -262,6 +262,8 @@ impl Incident {
         }
         match ev {
             Event::Opened { .. } => {}
+            // A complaint a surge attached is no duplicate trigger; its own stream says the rest.
+            Event::Attached { complaint: Some(_), .. } => {}
             Event::Attached { fields, labels, .. } => {
                 self.attached += 1;
                 for (k, v) in fields {

@@ -26,6 +26,16 @@ pub(crate) struct Trigger {
     #[serde(default, rename = "match")]
     pub matches: BTreeMap<String, Str>,
     pub dedup_key: Option<Str>,
+    pub surge: Option<Spanned<Surge>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Surge {
+    pub category: Option<Str>,
+    pub count: Option<Spanned<i64>>,
+    pub within: Option<Str>,
+    #[serde(default)]
+    pub by: Vec<Str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

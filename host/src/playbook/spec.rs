@@ -52,6 +52,64 @@ pub struct TriggerSpec {
     pub matches: BTreeMap<String, String>,
     /// minijinja template over `labels` and `fields`.
     pub dedup_key: Option<String>,
+    /// Opens an incident when enough complaints of one kind arrive in a window; `None` if complaints never open it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge: Option<SurgeSpec>,
+}
+
+/// `[trigger] surge`: `count` complaints of `category` within `within`,
+/// counted per group of equal `by` values, open one incident per group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SurgeSpec {
+    /// Only complaints classified into this category count.
+    pub category: Category,
+    /// How many complaints in the window open the incident (at least 1).
+    pub count: u32,
+    /// How far back complaints count, from the newest one.
+    #[serde(with = "dur")]
+    pub within: Duration,
+    /// What complaints must share to count together; empty counts all of the category as one group.
+    pub by: Vec<SurgeKey>,
+}
+
+/// One value complaints of a surge group share.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum SurgeKey {
+    /// A complaint label (`labels.product`); complaints without it do not count.
+    Label(String),
+    /// The channel the complaint came in on.
+    Channel,
+    /// The complaint's category.
+    Category,
+}
+
+impl std::fmt::Display for SurgeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SurgeKey::Label(l) => write!(f, "labels.{l}"),
+            SurgeKey::Channel => f.write_str("channel"),
+            SurgeKey::Category => f.write_str("category"),
+        }
+    }
+}
+
+impl std::str::FromStr for SurgeKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "channel" => Ok(SurgeKey::Channel),
+            "category" => Ok(SurgeKey::Category),
+            other => match other.strip_prefix("labels.") {
+                Some(l) if !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => {
+                    Ok(SurgeKey::Label(l.to_string()))
+                }
+                _ => Err(format!(
+                    "unknown surge group key `{other}`: use labels.NAME (a complaint label), channel or category"
+                )),
+            },
+        }
+    }
 }
 
 /// The `[report]` phase: the first report upward when a crisis is noticed.

@@ -203,6 +203,8 @@ pub enum Purpose {
     FollowUp,
     /// A notice to a rota about a complaint (a missed first response, an escalation).
     ComplaintNotice,
+    /// The message telling a complainant that the incident their complaint joined was resolved.
+    ComplaintOutcome,
 }
 
 impl Purpose {
@@ -230,11 +232,12 @@ impl FromStr for Purpose {
             "first-response" => Purpose::FirstResponse,
             "follow-up" => Purpose::FollowUp,
             "complaint-notice" => Purpose::ComplaintNotice,
+            "complaint-outcome" => Purpose::ComplaintOutcome,
             other => match other.strip_prefix("step:") {
                 Some(id) if !id.is_empty() => Purpose::Step(id.to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, digest, first-response, follow-up, complaint-notice, step:ID"
+                        "unknown purpose `{other}`: expected one of report, activate, page, escalate, deadline, track, outcome, digest, first-response, follow-up, complaint-notice, complaint-outcome, step:ID"
                     ));
                 }
             },
@@ -269,6 +272,7 @@ impl fmt::Display for Purpose {
             Purpose::FirstResponse => f.write_str("first-response"),
             Purpose::FollowUp => f.write_str("follow-up"),
             Purpose::ComplaintNotice => f.write_str("complaint-notice"),
+            Purpose::ComplaintOutcome => f.write_str("complaint-outcome"),
             Purpose::Step(id) => write!(f, "step:{id}"),
         }
     }

@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 mod drill;
 mod status;
+mod surge;
 
 /// Variables a `dedup_key` template may use (plus minijinja's global functions).
 pub const DEDUP_VARIABLES: &[&str] = &["labels", "fields", "range", "dict", "namespace"];
@@ -277,9 +278,14 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        let surge = match t.surge {
+            Some(s) => Some(self.surge(s)?),
+            None => None,
+        };
         Some(TriggerSpec {
             matches: t.matches.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
             dedup_key: t.dedup_key.map(|k| k.into_inner()),
+            surge,
         })
     }
 

@@ -2,6 +2,8 @@
 
 use super::timeline::{describe, describe_event};
 use crate::incident::clock::{fmt_ms, fmt_span};
+use crate::incident::complaint::Complaint;
+use crate::incident::complaint_surge::{AttachedSummary, attached_summary};
 use crate::incident::events::{Event, JournalEvent};
 use crate::incident::state::Incident;
 use crate::playbook::types::{Category, Mode, Phase, Severity};
@@ -76,10 +78,12 @@ pub(crate) struct OutcomeReport {
     pub escalations: u32,
     pub duplicate_triggers: u32,
     pub times: Times,
+    /// The customer complaints a complaint surge attached (counts only: no text, no customer).
+    pub complaints: AttachedSummary,
 }
 
 /// Builds the report from the incident's state and journal.
-pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> OutcomeReport {
+pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str, complaints: &[Complaint]) -> OutcomeReport {
     let phases = Phase::ORDER
         .iter()
         .map(|p| {
@@ -210,6 +214,7 @@ pub(crate) fn build(inc: &Incident, events: &[EventRecord], summary: &str) -> Ou
             to_assign_ms: assigned.map(|a| a - inc.opened_at),
             to_resolve_ms: inc.resolved_at.map(|a| a - inc.opened_at),
         },
+        complaints: attached_summary(complaints),
     }
 }
 
@@ -297,6 +302,7 @@ impl OutcomeReport {
                 self.customers_reached
             );
         }
+        self.complaints_markdown(&mut s);
         let _ = writeln!(s, "\n## Missed deadlines\n");
         if self.missed_deadlines.is_empty() {
             let _ = writeln!(s, "None.");
@@ -306,5 +312,24 @@ impl OutcomeReport {
             }
         }
         s
+    }
+
+    /// The attached complaints section, when a surge attached any.
+    fn complaints_markdown(&self, s: &mut String) {
+        let c = &self.complaints;
+        if c.total == 0 {
+            return;
+        }
+        let span = |ms: Option<i64>| ms.map(fmt_span).unwrap_or_else(|| "—".into());
+        let list = |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(s, "\n## Customer complaints\n");
+        let _ = writeln!(s, "- Attached: {}; by category: {}; by channel: {}", c.total, list(&c.by_category), list(&c.by_channel));
+        let _ = writeln!(
+            s,
+            "- First response p50: {}; p95: {}; missed: {}",
+            span(c.first_response_p50_ms),
+            span(c.first_response_p95_ms),
+            c.first_response_missed
+        );
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn describe_event(ev: &Event) -> String {
             playbook_hash.get(..12).unwrap_or(""),
             if *mode == Mode::Drill { ", DRILL" } else { "" }
         ),
+        Event::Attached { complaint: Some(c), source, .. } => format!("complaint {c} attached ({source})"),
         Event::Attached { source, .. } => {
             format!("duplicate trigger from {source} attached (same dedup key)")
         }
