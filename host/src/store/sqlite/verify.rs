@@ -72,6 +72,32 @@ pub(super) fn adopt_key(conn: &mut Connection, key: &JournalKey, adopt_unkeyed: 
     Ok(())
 }
 
+/// Test hook: with `CRISIS_FAILPOINT=verify-hold`, a verify that has taken
+/// its snapshot says so on stderr and waits until some writer has committed
+/// an event after it, then walks its snapshot. While writers could not
+/// commit beside a verify, this waited forever.
+pub(super) fn hold_for_a_writer(snapshot: &Connection, path: &std::path::Path) -> Result<()> {
+    if !std::env::var("CRISIS_FAILPOINT").is_ok_and(|v| v == "verify-hold") {
+        return Ok(());
+    }
+    let max_seq = |c: &Connection| -> Result<i64> {
+        Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    };
+    let head = max_seq(snapshot)?;
+    eprintln!("failpoint verify-hold reached at event {head}");
+    let started = std::time::Instant::now();
+    loop {
+        let fresh = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        if max_seq(&fresh)? > head {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            anyhow::bail!("failpoint verify-hold: no event was committed beside the verify within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Re-walks the chain, the record of where keying began and the playbook seals.
 pub(super) fn verify(conn: &Connection, key: Option<&JournalKey>, expect: Option<&Anchor>) -> Result<VerifyReport> {
     let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
