@@ -72,8 +72,8 @@ fn the_list_pages_newest_first_and_a_page_stays_put_as_incidents_open() {
 
 #[test]
 fn a_trigger_is_accepted_while_verify_walks_the_journal() {
-    // The failpoint holds the verify, its snapshot taken, until an event is
-    // committed beside it: had the verify held the journal's lock, the
+    // The failpoint holds the verify, its snapshot taken, until an incident
+    // is opened beside it: had the verify held the journal's lock, the
     // trigger below could not commit and the verify would never finish.
     let d = Daemon::start_with_env("engine", LOG_TARGETS, &[("CRISIS_FAILPOINT", "verify-hold")]);
     open_one(&d, 1);
