@@ -7,7 +7,7 @@ use crate::drill::index::RunRow;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::{Category, Phase, Severity};
 use crate::plugin::PluginStatus;
-pub(crate) use super::paging::{IncidentList, PageLimit};
+pub(crate) use super::paging::PageLimit;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -330,6 +330,14 @@ pub(crate) struct GenericEvent {
 pub(crate) struct TriggerReply {
     pub deduped: bool,
     pub incident: Incident,
+}
+
+/// Reply to `GET /v1/incidents`: one page of the list, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IncidentList {
+    pub incidents: Vec<IncidentSummary>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// One row of `GET /v1/incidents`.

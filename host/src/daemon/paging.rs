@@ -1,7 +1,5 @@
-//! Paging of the incident list: the page size a request may ask for, and
-//! the page the API answers with.
+//! Paging of the incident list: the page size a request may ask for.
 
-use super::api_types::IncidentSummary;
 use serde::{Deserialize, Serialize};
 
 /// How many incidents one page of the list holds. Why: the list is read a
@@ -67,14 +65,6 @@ impl std::str::FromStr for PageLimit {
         })?;
         PageLimit::try_from(n)
     }
-}
-
-/// Reply to `GET /v1/incidents`: one page of the list, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct IncidentList {
-    pub incidents: Vec<IncidentSummary>,
-    /// Pass as `after` for the next page; `None` on the last page.
-    pub next: Option<String>,
 }
 
 #[cfg(test)]
