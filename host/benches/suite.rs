@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 #[path = "suite/console.rs"]
 mod console;
+#[path = "suite/curves.rs"]
+mod curves;
 #[path = "suite/guests.rs"]
 mod guests;
 #[path = "suite/outbox.rs"]
@@ -446,7 +448,7 @@ fn raw_sqlite_rate(n: u64) -> f64 {
 
 /// Whether the row group `group` runs: all of them unless `CRISIS_BENCH_ONLY`
 /// names a comma-separated subset (plugin, validate, drill, daemon, ingest,
-/// console, outbox, pg), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
+/// console, outbox, pg, curves), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
 fn wanted(group: &str) -> bool {
     match std::env::var("CRISIS_BENCH_ONLY") {
         Ok(only) if !only.trim().is_empty() => only.split(',').any(|g| g.trim() == group),
@@ -485,6 +487,7 @@ fn main() {
     if wanted("pg") || wanted("pg_ingest") {
         pg_ingest::pg_ingest_rows(&mut rows, full);
     }
+    let curves_md = if wanted("curves") { curves::curve_rows(&mut rows, full) } else { String::new() };
     if let Some(c) = c {
         c.final_summary();
     }
@@ -505,6 +508,7 @@ fn main() {
             if r.met { "yes" } else { "**no**" }
         ));
     }
+    md.push_str(&curves_md);
     if !full {
         println!("\n{md}\n(smoke run: one sample each on small inputs; `make bench` measures)");
         return;

@@ -45,7 +45,7 @@ fn sigkill_during_triggers_loses_no_acknowledged_trigger() {
     assert!(!acked.is_empty(), "some triggers were acknowledged before the kill");
     d.restart();
     let listed = d.json(&["incident", "list"]);
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     for id in &acked {
         assert!(ids.contains(&id.as_str()), "acknowledged trigger {id} lost after kill -9");
     }

@@ -125,7 +125,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     assert!(pb["next"]["local"].as_str().unwrap().contains("CE"), "{}", pb["next"]); // Europe/Berlin: CET or CEST
     // Its own journal file, and no live incident in the main journal.
     assert!(d.dir.path().join(format!("state/drills/{id}.db")).exists());
-    assert_eq!(d.json(&["incident", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(d.json(&["incident", "list"])["incidents"].as_array().unwrap().len(), 0);
     let rep = d.json(&["drill", "report", &id, "--format", "json"]);
     assert_eq!(rep["run_id"], id.as_str());
     assert_eq!(rep["incident_id"], format!("DRL-{id}-1").as_str(), "daemon drill incidents are named after their run");
@@ -157,7 +157,7 @@ fn drills_through_the_daemon_survive_restarts_and_never_touch_live_incidents() {
     assert_eq!(shown["mode"], "drill");
     d.ok(&["update", &drill_incident, "--note", "bridge call opened by a person during the drill"]);
     assert!(d.ok(&["timeline", &drill_incident]).contains("bridge call opened by a person"));
-    assert_eq!(d.json(&["incident", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(d.json(&["incident", "list"])["incidents"].as_array().unwrap().len(), 0);
     // A restart interrupts it, and says so. The playbook is edited meanwhile:
     // the list flags it as changed since its last drill.
     let file = d.dir.path().join("playbooks/checkout-drill.toml");

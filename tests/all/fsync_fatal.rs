@@ -90,7 +90,7 @@ fn a_failed_fsync_stops_the_daemon_and_loses_nothing_acknowledged() {
     let listed = cli(&["--json", "incident", "list"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     for id in &acked {
         assert!(ids.contains(&id.as_str()), "acknowledged trigger {id} lost after the fsync failure");
     }

@@ -51,7 +51,7 @@ fn a_group_with_one_invalid_alert_journals_the_others_and_names_it() {
     assert_eq!(rejected[0]["fingerprint"], "aaa1");
     assert!(rejected[0]["reason"].as_str().unwrap().contains("dedup key is"), "{v}");
     let listed = d.json(&["incident", "list"]);
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{listed}");
     for a in accepted {
         assert!(ids.contains(&a["incident"].as_str().unwrap()), "{listed}");

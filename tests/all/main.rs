@@ -37,6 +37,7 @@ mod egress_security;
 mod exposure;
 mod fsync_fatal;
 mod incident_flow;
+mod incident_paging;
 mod intake_groups;
 mod journal_integrity;
 mod layers;

@@ -24,7 +24,7 @@ fn a_daemon_on_postgresql_keeps_incidents_across_a_restart_and_verifies_its_jour
     d.restart();
     assert_eq!(d.json(&["incident", "show", &id])["phase"], "assign");
     let listed = d.json(&["incident", "list"]);
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![id.as_str()]);
     assert!(d.ok(&["verify"]).contains("journal intact"));
 

@@ -5,7 +5,7 @@ use super::Cli;
 use super::client::Client;
 use super::output::{Failure, print_reply, table, wire_name};
 use crate::daemon::api_types::{
-    ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentSummary, OutcomeBody, ReloadAttempt,
+    ActorBody, ApproveBody, AssignBody, EmptyBody, IncidentList, OutcomeBody, PageLimit, ReloadAttempt,
     ReportFormat as WireFormat, RetryReply, StatusReply, StepAction, StepBody, Timeline, TriggerReply, TriggerRequest,
     UpdateBody, VerifyReport,
 };
@@ -44,6 +44,12 @@ pub enum IncidentCmd {
         /// Only incidents that are not yet resolved.
         #[arg(long)]
         open: bool,
+        /// At most this many incidents (1 to 1000).
+        #[arg(long, default_value_t = PageLimit::DEFAULT, value_parser = clap::value_parser!(PageLimit))]
+        limit: PageLimit,
+        /// Continue after this incident: the `next` id the previous page printed.
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
     },
     /// Show one incident: phases, roles, steps.
     Show { id: String },
@@ -137,13 +143,18 @@ pub(crate) fn trigger(cli: &Cli, a: &TriggerArgs) -> Result<(), Failure> {
 pub(crate) fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
     let c = Client::from_cli(cli)?;
     match cmd {
-        IncidentCmd::List { open } => {
-            let list: Vec<IncidentSummary> = c.get(&format!("/v1/incidents?open={open}"))?;
+        IncidentCmd::List { open, limit, after } => {
+            let mut path = format!("/v1/incidents?open={open}&limit={}", u32::from(*limit));
+            if let Some(a) = after {
+                path.push_str(&format!("&after={}", query_escape(a)));
+            }
+            let list: IncidentList = c.get(&path)?;
             if cli.json {
                 print_reply(&list);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = list
+                .incidents
                 .into_iter()
                 .map(|i| vec![i.id, i.status, i.phase, i.severity, i.playbook, fmt_ms(i.opened_at), i.title])
                 .collect();
@@ -151,6 +162,10 @@ pub(crate) fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
                 println!("no incidents");
             } else {
                 print!("{}", table(&["ID", "STATUS", "PHASE", "SEV", "PLAYBOOK", "OPENED", "TITLE"], &rows));
+            }
+            if let Some(next) = list.next {
+                let open = if *open { " --open" } else { "" };
+                println!("more: crisis incident list{open} --limit {} --after {next}", u32::from(*limit));
             }
             Ok(())
         }
@@ -174,6 +189,17 @@ pub(crate) fn incident(cli: &Cli, cmd: &IncidentCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `s` as one query-string value: every byte but unreserved ASCII is
+/// percent-encoded, so an id can never end the value early.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A readable view of an incident's state.

@@ -6,7 +6,7 @@
 
 use super::AppState;
 use super::api_types::{
-    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentSummary, ListQuery, OutboxStatus,
+    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentList, IncidentSummary, ListQuery, OutboxStatus,
     OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, RetryReply,
     StatusReply, StepBody, Timeline, TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
@@ -17,7 +17,7 @@ use crate::incident::state::Incident;
 use crate::incident::{Engine, EngineError};
 use crate::plugin::{PluginRef, UnquarantineError};
 use crate::report;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -150,9 +150,30 @@ async fn trigger(
     Ok((code, Json(TriggerReply { deduped: out.deduped, incident: out.incident })).into_response())
 }
 
-async fn list(State(st): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> ApiResult<Vec<IncidentSummary>> {
-    let rows = with_engine(&st, move |e| Ok(e.store().incidents(q.open, q.mode.as_deref())?)).await?;
-    let out = rows
+/// One page of the list, newest first; `next` continues it. An unknown
+/// `after` is a 404 (it may have been mistyped), a bad `limit` a 400.
+async fn list(
+    State(st): State<Arc<AppState>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<IncidentList> {
+    let Query(q) = q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("bad list query: {}", r.body_text())))?;
+    let after = q.after.clone();
+    let query = crate::store::IncidentQuery {
+        open_only: q.open,
+        mode: q.mode,
+        after: q.after,
+        limit: q.limit.unwrap_or_default().get(),
+    };
+    let page = with_engine(&st, move |e| Ok(e.store().incidents_page(&query)?)).await?;
+    let Some(page) = page else {
+        let msg = format!(
+            "no incident `{}` to list after: pass the `next` id of the previous page, or leave `after` out for the first page",
+            after.unwrap_or_default()
+        );
+        return Err(ApiError::new(StatusCode::NOT_FOUND, msg));
+    };
+    let incidents = page
+        .rows
         .into_iter()
         .map(|r| IncidentSummary {
             id: r.id,
@@ -166,7 +187,7 @@ async fn list(State(st): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Ap
             dedup_key: r.dedup_key,
         })
         .collect();
-    Ok(Json(out))
+    Ok(Json(IncidentList { incidents, next: page.next }))
 }
 
 async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Incident> {

@@ -7,6 +7,7 @@ use crate::drill::index::RunRow;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::{Category, Phase, Severity};
 use crate::plugin::PluginStatus;
+pub(crate) use super::paging::PageLimit;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -232,12 +233,16 @@ pub(crate) struct OutcomeBody {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct EmptyBody {}
 
-/// `GET /v1/incidents?open=&mode=`.
+/// `GET /v1/incidents?open=&mode=&limit=&after=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct ListQuery {
     #[serde(default)]
     pub open: bool,
     pub mode: Option<String>,
+    /// Page size; [`PageLimit::DEFAULT`] when absent.
+    pub limit: Option<PageLimit>,
+    /// Continue after this incident: the previous page's `next`.
+    pub after: Option<String>,
 }
 
 /// `GET /v1/incidents/{id}/events?after=`: events after a sequence number.
@@ -325,6 +330,14 @@ pub(crate) struct GenericEvent {
 pub(crate) struct TriggerReply {
     pub deduped: bool,
     pub incident: Incident,
+}
+
+/// Reply to `GET /v1/incidents`: one page of the list, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IncidentList {
+    pub incidents: Vec<IncidentSummary>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// One row of `GET /v1/incidents`.

@@ -389,3 +389,122 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::types::{Category, Phase, Severity};
+    use crate::store::{IncidentRow, SqliteStore, Tx};
+
+    fn opened(id: &str, playbook: &str, mode: Mode) -> Incident {
+        let ev = Event::Opened {
+            playbook_id: playbook.into(),
+            playbook_hash: "h".into(),
+            mode,
+            title: "t".into(),
+            severity: Severity::Sev2,
+            category: Category::Other,
+            dedup_key: None,
+            fields: Default::default(),
+            labels: Default::default(),
+            source: "test".into(),
+            by: "test".into(),
+        };
+        Incident::open(id, &ev, 1).expect("an opened event opens an incident")
+    }
+
+    /// The gauge's samples as `(playbook, severity, phase) value` lines, sorted.
+    fn open_samples(m: &Metrics) -> Vec<String> {
+        let mut out: Vec<String> = m
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("crisis_incidents_open{"))
+            .map(|l| l.replace("crisis_incidents_open", ""))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_open_gauge_follows_each_incident_and_forgets_empty_label_sets() {
+        let m = Metrics::new();
+        let mut a = opened("INC-1", "outage", Mode::Live);
+        let b = opened("INC-2", "outage", Mode::Live);
+        let ev = Event::Acknowledged { by: "ann".into() };
+        m.track_open(&a);
+        m.track_open(&b);
+        m.track_open(&a);
+        let first = a.phase;
+        let phase = |p: Phase| p.to_string();
+        assert_eq!(
+            open_samples(&m),
+            vec![format!("{{playbook=\"outage\",severity=\"sev2\",phase=\"{}\"}} 2", phase(first))],
+            "an incident seen twice in one state is counted once"
+        );
+        a.phase = Phase::Act;
+        a.severity = Severity::Sev1;
+        m.observe(&ev, &a);
+        assert_eq!(
+            open_samples(&m),
+            vec![
+                "{playbook=\"outage\",severity=\"sev1\",phase=\"act\"} 1".to_string(),
+                format!("{{playbook=\"outage\",severity=\"sev2\",phase=\"{}\"}} 1", phase(first)),
+            ]
+        );
+        a.status = Status::Resolved;
+        m.track_open(&a);
+        assert_eq!(open_samples(&m).len(), 2, "a resolved incident is still open until closed");
+        a.status = Status::Closed;
+        m.track_open(&a);
+        assert_eq!(
+            open_samples(&m),
+            vec![format!("{{playbook=\"outage\",severity=\"sev2\",phase=\"{}\"}} 1", phase(first))],
+            "a closed incident leaves the gauge, and its label set with it"
+        );
+        m.track_open(&opened("DRL-x-1", "outage", Mode::Drill));
+        assert_eq!(open_samples(&m).len(), 1, "drills are not counted");
+    }
+
+    #[test]
+    fn the_open_gauge_is_rebuilt_from_the_journal_at_start() {
+        let store = SqliteStore::in_memory().unwrap();
+        let row = |id: &str, mode: &str, status: &str, phase: &str| IncidentRow {
+            id: id.into(),
+            playbook_id: "outage".into(),
+            playbook_hash: "h".into(),
+            mode: mode.into(),
+            dedup_key: None,
+            status: status.into(),
+            phase: phase.into(),
+            severity: "sev3".into(),
+            title: "t".into(),
+            opened_at: 1,
+            updated_at: 1,
+            state: serde_json::json!({}),
+        };
+        store
+            .transaction(&mut |tx: &mut dyn Tx| {
+                tx.put_incident(&row("INC-1", "live", "open", "act"))?;
+                tx.put_incident(&row("INC-2", "live", "open", "act"))?;
+                tx.put_incident(&row("INC-3", "live", "closed", "act"))?;
+                tx.put_incident(&row("INC-4", "drill", "open", "act"))?;
+                tx.put_incident(&row("INC-5", "live", "open", "report"))
+            })
+            .unwrap();
+        let m = Metrics::new();
+        m.init_open(&store).unwrap();
+        assert_eq!(
+            open_samples(&m),
+            vec![
+                "{playbook=\"outage\",severity=\"sev3\",phase=\"act\"} 2".to_string(),
+                "{playbook=\"outage\",severity=\"sev3\",phase=\"report\"} 1".to_string(),
+            ]
+        );
+        // The observer then moves an incident counted at start without counting it twice.
+        let mut inc = opened("INC-5", "outage", Mode::Live);
+        inc.severity = Severity::Sev3;
+        inc.phase = Phase::Act;
+        m.track_open(&inc);
+        assert_eq!(open_samples(&m), vec!["{playbook=\"outage\",severity=\"sev3\",phase=\"act\"} 3".to_string()]);
+    }
+}

@@ -21,6 +21,7 @@ pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod node;
 mod node_status;
+pub mod paging;
 mod pagerduty;
 pub(crate) mod plugins;
 mod recorder;

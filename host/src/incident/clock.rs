@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Unix milliseconds now.
 pub trait Clock: Send + Sync {
+    /// The current instant, in Unix milliseconds.
     fn now_ms(&self) -> i64;
 }
 
@@ -22,12 +23,15 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
+    /// A clock standing at `start_ms`.
     pub fn new(start_ms: i64) -> Self {
         ManualClock(AtomicI64::new(start_ms))
     }
+    /// Moves the clock to `ms`.
     pub fn set(&self, ms: i64) {
         self.0.store(ms, Ordering::SeqCst);
     }
+    /// Moves the clock `ms` forward.
     pub fn advance(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }

@@ -36,6 +36,9 @@ pub mod verify;
 mod when;
 
 pub use batch::{IntakeDone, IntakeOp};
+/// The engine's time source, so tools outside the daemon (the cost-curve
+/// bench seeding a journal) can build an [`Engine`].
+pub use clock::{Clock, ManualClock};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
 pub use complaint_engine::{NewComplaint, first_response_template};
 pub use dedup::FallbackKey;

@@ -36,7 +36,8 @@ macro_rules! conformance_tests {
             intents_held_by_an_open_circuit_are_due_again_after_a_restart_and_backoffs_are_kept,
             tokens_round_trip_and_revoke_once,
             incidents_counters_and_kv_round_trip,
-            kv_adds_from_two_stores_on_one_journal_all_count
+            kv_adds_from_two_stores_on_one_journal_all_count,
+            incident_pages_follow_the_list_order_and_stay_put_as_incidents_open
         );
     };
     ($backend:expr; $($name:ident),+) => {
@@ -432,4 +433,59 @@ pub(crate) fn kv_adds_from_two_stores_on_one_journal_all_count(b: &dyn Backend) 
     assert_eq!(stores[0].kv_add("budget.daily.sms.1", 0).unwrap(), 100);
     stores[0].kv_put("not-a-count", "x").unwrap();
     assert!(stores[0].kv_add("not-a-count", 1).unwrap_err().to_string().contains("not a count"));
+}
+
+pub(crate) fn incident_pages_follow_the_list_order_and_stay_put_as_incidents_open(b: &dyn Backend) {
+    let s = b.open(None);
+    let row = |n: i64, opened_at: i64, status: &str, mode: &str| IncidentRow {
+        id: format!("INC-{n}"),
+        playbook_id: "pb".into(),
+        playbook_hash: "h".into(),
+        mode: mode.into(),
+        dedup_key: None,
+        status: status.into(),
+        phase: "detect".into(),
+        severity: "sev2".into(),
+        title: "t".into(),
+        opened_at,
+        updated_at: opened_at,
+        state: json!({"n": n}),
+    };
+    // INC-3 and INC-4 opened in the same millisecond: the id breaks the tie
+    // (as text, the order the whole list uses).
+    let put = |rows: Vec<IncidentRow>| {
+        s.transaction(&mut |tx| rows.iter().try_for_each(|r| tx.put_incident(r))).unwrap();
+    };
+    put(vec![
+        row(1, 10, "open", "live"),
+        row(2, 20, "resolved", "live"),
+        row(3, 30, "open", "live"),
+        row(4, 30, "open", "drill"),
+        row(5, 50, "closed", "live"),
+    ]);
+    let q = |open_only: bool, mode: Option<&str>, after: Option<&str>, limit: usize| IncidentQuery {
+        open_only,
+        mode: mode.map(str::to_string),
+        after: after.map(str::to_string),
+        limit,
+    };
+    let page = |q: IncidentQuery| -> (Vec<String>, Option<String>) {
+        let p = s.incidents_page(&q).unwrap().expect("the cursor names an incident");
+        (p.rows.into_iter().map(|r| r.id).collect(), p.next)
+    };
+    let all: Vec<String> = s.incidents(false, None).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(all, vec!["INC-5", "INC-4", "INC-3", "INC-2", "INC-1"]);
+    assert_eq!(page(q(false, None, None, 2)), (vec!["INC-5".into(), "INC-4".into()], Some("INC-4".into())));
+    // A new incident opens between two pages: the next page does not shift.
+    put(vec![row(6, 60, "open", "live")]);
+    assert_eq!(page(q(false, None, Some("INC-4"), 2)), (vec!["INC-3".into(), "INC-2".into()], Some("INC-2".into())));
+    assert_eq!(page(q(false, None, Some("INC-2"), 2)), (vec!["INC-1".into()], None), "the last page has no next");
+    assert_eq!(page(q(false, None, None, 6)).1, None, "a page holding exactly the rest has no next");
+    assert_eq!(page(q(true, None, None, 10)).0, vec!["INC-6", "INC-4", "INC-3", "INC-1"]);
+    assert_eq!(page(q(true, Some("live"), Some("INC-6"), 1)), (vec!["INC-3".into()], Some("INC-3".into())));
+    assert_eq!(page(q(true, Some("live"), Some("INC-3"), 1)), (vec!["INC-1".into()], None));
+    assert_eq!(page(q(false, Some("drill"), None, 10)), (vec!["INC-4".into()], None));
+    // The cursor need not match the filter (it may have been resolved since).
+    assert_eq!(page(q(true, None, Some("INC-5"), 10)).0, vec!["INC-4", "INC-3", "INC-1"]);
+    assert_eq!(s.incidents_page(&q(false, None, Some("INC-99"), 2)).unwrap(), None, "an unknown cursor is told apart");
 }

@@ -68,6 +68,43 @@ pub struct IncidentRow {
     pub state: serde_json::Value,
 }
 
+/// Which page of the incident list to read. Why: a journal a year old holds
+/// too many incidents to send at once, so the list is read a page at a time,
+/// newest first, continuing after the last incident of the previous page
+/// (keyset paging: incidents opened meanwhile never shift a later page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentQuery {
+    /// Only incidents that are not yet resolved.
+    pub open_only: bool,
+    /// Only incidents of this mode (`live`/`drill`).
+    pub mode: Option<String>,
+    /// Only incidents after this one in list order (opened earlier, or at
+    /// the same instant with a smaller id): the previous page's `next`.
+    pub after: Option<String>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// One page of the incident list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentPage {
+    /// The rows, newest first.
+    pub rows: Vec<IncidentRow>,
+    /// The id to continue after for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl IncidentPage {
+    /// A page from up to `limit + 1` rows read in list order: the extra row
+    /// only tells that another page follows.
+    pub(crate) fn from_overfetch(mut rows: Vec<IncidentRow>, limit: usize) -> IncidentPage {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(|r| r.id.clone()) } else { None };
+        IncidentPage { rows, next }
+    }
+}
+
 /// The queryable projection of a customer complaint, kept in step with its
 /// events (its journal stream is its id, `CMP-<n>`). Why a table of its own:
 /// complaints are listed, counted per customer and reported by time.
@@ -234,6 +271,10 @@ pub trait Store: Send + Sync {
     fn incident(&self, id: &str) -> Result<Option<IncidentRow>>;
     /// Incident rows, only unresolved ones if `open_only`, optionally only of one mode (`live`/`drill`).
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>>;
+    /// One page of incident rows, newest first; `None` if `q.after` names no
+    /// incident. Reads an index on the list order, so a page costs the same
+    /// however many incidents the journal holds.
+    fn incidents_page(&self, q: &IncidentQuery) -> Result<Option<IncidentPage>>;
     /// Id and severity of every open incident (of one mode if given), without
     /// their state, so a check that runs every second stays cheap however many are open.
     fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>>;

@@ -208,6 +208,38 @@ pub(super) fn intent_from_row(r: &Row) -> Result<IntentRow> {
     })
 }
 
+/// See [`Store::incidents_page`]: the conditions are spelled out per case
+/// (not `$1 IS NULL OR ...`) so the planner walks the list index from the
+/// cursor instead of filtering every row.
+fn incidents_page(c: &mut Client, q: &IncidentQuery) -> Result<Option<IncidentPage>> {
+    let cursor: Option<(i64, String)> = match &q.after {
+        None => None,
+        Some(id) => match c.query_opt("SELECT opened_at FROM incidents WHERE id = $1", &[id])? {
+            None => return Ok(None),
+            Some(r) => Some((r.try_get(0)?, id.clone())),
+        },
+    };
+    let n = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = vec![&n];
+    let mut conds = Vec::new();
+    if q.open_only {
+        conds.push("status = 'open'".to_string());
+    }
+    if let Some(m) = &q.mode {
+        params.push(m);
+        conds.push(format!("mode = ${}", params.len()));
+    }
+    if let Some((at, id)) = &cursor {
+        params.push(at);
+        params.push(id);
+        conds.push(format!("(opened_at, id) < (${}, ${})", params.len() - 1, params.len()));
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+    let sql = format!("SELECT {INCIDENT_COLS} FROM incidents {filter} ORDER BY opened_at DESC, id DESC LIMIT $1");
+    let found = rows(c.query(&sql, &params)?, incident_from_row)?;
+    Ok(Some(IncidentPage::from_overfetch(found, q.limit)))
+}
+
 fn rows<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(f).collect()
 }
@@ -286,6 +318,11 @@ impl Store for PgStore {
             );
             rows(c.query(&sql, &[&open_only, &mode])?, incident_from_row)
         })
+    }
+
+    fn incidents_page(&self, q: &IncidentQuery) -> Result<Option<IncidentPage>> {
+        let q = q.clone();
+        self.side(move |c| incidents_page(c, &q))
     }
 
     fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {

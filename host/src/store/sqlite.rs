@@ -29,6 +29,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The WAL file to fsync; `None` for in-memory stores.
     wal: Option<std::path::PathBuf>,
+    /// The journal file, which `verify` reads through a connection of its
+    /// own; `None` for in-memory stores.
+    path: Option<std::path::PathBuf>,
     flush: Mutex<FlushState>,
     flushed: std::sync::Condvar,
     /// Test hook: the fsync with this number (1-based) fails.
@@ -82,6 +85,7 @@ impl SqliteStore {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         s.wal = Some(wal.into());
+        s.path = Some(path.to_path_buf());
         s.fail_fsync_at = fsync_failpoint();
         Ok(s)
     }
@@ -115,6 +119,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             wal: None,
+            path: None,
             flush: Mutex::new(FlushState::default()),
             flushed: std::sync::Condvar::new(),
             fail_fsync_at: None,
@@ -256,6 +261,10 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt.query_map(params![open_only as i64, mode], incident_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn incidents_page(&self, q: &IncidentQuery) -> Result<Option<IncidentPage>> {
+        rows::incidents_page(&self.lock(), q)
     }
 
     fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
@@ -437,8 +446,23 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A file-backed journal is walked through a read-only connection of its
+    /// own, in one read transaction: WAL gives it one snapshot of the journal
+    /// while writers go on committing, so a long walk never holds the store
+    /// lock that every trigger needs.
     fn verify(&self, expect_head: Option<&Anchor>) -> Result<VerifyReport> {
-        verify::verify(&self.lock(), self.key.as_ref(), expect_head)
+        let Some(path) = &self.path else {
+            return verify::verify(&self.lock(), self.key.as_ref(), expect_head);
+        };
+        let mut conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open journal {} to verify it", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let snapshot = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+        verify::hold_for_a_writer(&snapshot, path)?;
+        verify::verify(&snapshot, self.key.as_ref(), expect_head)
     }
 
     fn timers(&self) -> Result<Vec<TimerRow>> {

@@ -200,4 +200,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NOT NULL;
     ALTER TABLE nodes ADD COLUMN left_at BIGINT;
     "#,
+    // 7: the incident list in its order (newest first, then by id), so a
+    // page of it reads only its own rows: one index over all incidents, one
+    // over the open ones for the open-only list.
+    r#"
+    CREATE INDEX incidents_list ON incidents(opened_at, id);
+    CREATE INDEX incidents_open_list ON incidents(opened_at, id) WHERE status = 'open';
+    "#,
 ];

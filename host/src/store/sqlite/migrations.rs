@@ -167,4 +167,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX complaints_customer ON complaints(customer, received_at);
     CREATE INDEX complaints_received ON complaints(received_at);
     "#,
+    // 10: the incident list in its order (newest first, then by id), so a
+    // page of it reads only its own rows: one index over all incidents, one
+    // over the open ones for the open-only list.
+    r#"
+    CREATE INDEX incidents_list ON incidents(opened_at, id);
+    CREATE INDEX incidents_open_list ON incidents(opened_at, id) WHERE status = 'open';
+    "#,
 ];

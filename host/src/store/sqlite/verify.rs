@@ -72,6 +72,35 @@ pub(super) fn adopt_key(conn: &mut Connection, key: &JournalKey, adopt_unkeyed: 
     Ok(())
 }
 
+/// Test hook: with `CRISIS_FAILPOINT=verify-hold`, a verify that has taken
+/// its snapshot says so on stderr and waits until a writer has journaled a
+/// newly opened incident after it (the daemon's own effects and timers do
+/// not count), then walks its snapshot. While writers could not commit
+/// beside a verify, this waited forever.
+pub(super) fn hold_for_a_writer(snapshot: &Connection, path: &std::path::Path) -> Result<()> {
+    if !std::env::var("CRISIS_FAILPOINT").is_ok_and(|v| v == "verify-hold") {
+        return Ok(());
+    }
+    let head: i64 = snapshot.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    eprintln!("failpoint verify-hold reached at event {head}");
+    let started = std::time::Instant::now();
+    loop {
+        let fresh = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let opened: i64 = fresh.query_row(
+            "SELECT COUNT(*) FROM events WHERE seq > ?1 AND kind = 'opened'",
+            params![head],
+            |r| r.get(0),
+        )?;
+        if opened > 0 {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            anyhow::bail!("failpoint verify-hold: no incident was opened beside the verify within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Re-walks the chain, the record of where keying began and the playbook seals.
 pub(super) fn verify(conn: &Connection, key: Option<&JournalKey>, expect: Option<&Anchor>) -> Result<VerifyReport> {
     let mut report = VerifyReport { head: GENESIS.to_string(), ..Default::default() };
