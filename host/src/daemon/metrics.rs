@@ -88,6 +88,16 @@ pub struct PluginNameLabels {
     pub plugin: String,
 }
 
+/// Registers `(name, help, metric)` entries in a registry, each metric
+/// cloned (a clone shares its values), so a group of metrics kept in a
+/// struct of its own (complaints) lists its families once.
+macro_rules! register_all {
+    ($r:expr, $( ($name:expr, $help:expr, $metric:expr) ),* $(,)?) => {
+        $( $r.register($name, $help, $metric.clone()); )*
+    };
+}
+pub(crate) use register_all;
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
