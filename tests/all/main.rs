@@ -23,6 +23,7 @@ mod channels;
 mod classifier;
 mod cluster;
 mod cluster_sync;
+mod complaint_drill;
 mod complaints;
 mod console;
 mod crash;

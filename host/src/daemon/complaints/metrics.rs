@@ -69,7 +69,7 @@ impl Default for ComplaintMetrics {
 impl ComplaintMetrics {
     /// Adds the families to the daemon's registry.
     pub(crate) fn register(&self, r: &mut Registry) {
-        crate::daemon::metrics::register_all!(
+        crate::daemon::metric_registry::register_all!(
             r,
             ("complaints", "Complaints received, by category and channel", self.received),
             (
