@@ -253,7 +253,7 @@ fn an_appeasement_plugin_that_runs_and_traps_falls_back_to_the_template_with_the
     let csv = d.dir.path().join("customers.csv");
     let rows = std::fs::read_to_string(&csv).unwrap() + "trap,Trap Test,affected,standard,en,sms,+1-555-0199,trap@example.com\n";
     std::fs::write(&csv, rows).unwrap();
-    let extra = format!("{LOG_TARGETS}plugin_dir = \"plugins.d\"\n[complaints]\ncomposer = \"chaos\"\n");
+    let extra = format!("plugin_dir = \"plugins.d\"\n{LOG_TARGETS}[complaints]\ncomposer = \"chaos\"\n");
     write_config(d.dir.path(), d.port, &extra);
     d.restart();
     // The plugin runs: an ordinary customer's answer is its own.
