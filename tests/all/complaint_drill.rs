@@ -30,7 +30,6 @@ fn a_complaint_surge_drill_answers_its_complaints_and_is_scored_on_first_respons
     assert_eq!(fr["section"], "[complaints] first_response");
     assert_eq!(fr["measured"], format!("p95 0s, {n}/{n} within 2m"), "{fr}");
     assert!(fr["finding"].as_str().unwrap().contains(&format!("{n} first responses captured, never sent")), "{fr}");
-    assert_eq!(fr["evidence"].as_array().unwrap().len(), n, "one answer per complaint: {fr}");
     // The Markdown report shows it like every other criterion.
     let md = crisis(&["drill", "run", "quality-complaint-surge", "--standalone", "--seed", "3"]).stdout;
     assert!(md.contains("Complaints answered within the first-response time"), "{md}");
