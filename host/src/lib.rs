@@ -4,6 +4,7 @@
 //! lives in this library so end-to-end tests and benchmarks can reach it.
 
 pub mod cli;
+pub(crate) mod complaints;
 pub mod config;
 pub mod daemon;
 pub(crate) mod diag;

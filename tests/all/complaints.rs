@@ -1,9 +1,11 @@
 //! Customer complaints with the real daemon: intake over HTTP and the CLI,
 //! classification by the shipped rules in both locales, the first response
 //! recorded within its deadline for every complaint (none lost across a
-//! kill -9), the plain-template fallback, and no contact detail in the
+//! kill -9), the plain-template fallback (no plugin, or one that traps), the
+//! first-response percentiles on /metrics, and no contact detail in the
 //! journal, the log or the report.
 use crate::common::*;
+use crisis::plugin::test_fixtures as fx;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,8 +50,53 @@ fn complaint(customer: &str, i: usize) -> Value {
     })
 }
 
-fn events(d: &Daemon, id: &str) -> Vec<Value> {
+/// A daemon on the engine fixture with log targets and `extra` configuration.
+pub(crate) fn daemon(extra: &str) -> Daemon {
+    Daemon::start("engine", &format!("{LOG_TARGETS}{extra}"))
+}
+
+/// The same, with the shipped classification rules after `extra`.
+fn daemon_with_rules(extra: &str) -> Daemon {
+    daemon(&format!("{extra}{}", rules()))
+}
+
+/// `crisis complaint add` for a customer on a channel.
+pub(crate) fn add(d: &Daemon, customer: &str, channel: &str, text: &str) -> Value {
+    d.json(&["complaint", "add", "--customer", customer, "--channel", channel, "--text", text])
+}
+
+/// A complaint's journal events, oldest first.
+pub(crate) fn events(d: &Daemon, id: &str) -> Vec<Value> {
     d.json(&["complaint", "show", id])["events"].as_array().cloned().unwrap()
+}
+
+/// The first event of `kind` in a complaint's journal.
+pub(crate) fn event(evs: &[Value], kind: &str) -> Option<Value> {
+    evs.iter().find(|e| e["kind"] == kind).cloned()
+}
+
+/// The delivered first response's result in a complaint's journal.
+pub(crate) fn delivered(evs: &[Value]) -> Option<Value> {
+    evs.iter()
+        .find(|e| e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true)
+        .cloned()
+}
+
+/// Waits until complaint `id`'s first response was delivered; returns its journal.
+pub(crate) fn wait_delivered(d: &Daemon, id: &str) -> Vec<Value> {
+    d.wait_for("the first response delivered", || delivered(&events(d, id)).is_some());
+    events(d, id)
+}
+
+/// The value of an unlabelled gauge in a `/metrics` page.
+pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {metrics}"));
+    line[name.len()..].trim().parse().unwrap()
+}
+
+/// The daemon's `/metrics` page.
+pub(crate) fn metrics(d: &Daemon) -> String {
+    ureq::get(&d.url("/metrics")).call().unwrap().body_mut().read_to_string().unwrap()
 }
 
 fn assert_no_contacts(what: &str, text: &str) {
@@ -60,8 +107,7 @@ fn assert_no_contacts(what: &str, text: &str) {
 
 #[test]
 fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill9() {
-    let extra = format!("{LOG_TARGETS}[complaints]\nfirst_response = \"2m\"\nrepeat_count = 0\n{}", rules());
-    let mut d = Daemon::start("engine", &extra);
+    let mut d = daemon_with_rules("[complaints]\nfirst_response = \"2m\"\nrepeat_count = 0\n");
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let count = Arc::new(AtomicUsize::new(0));
     let customers = ["C-001", "C-002", "C-003", "C-004"];
@@ -108,17 +154,12 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
     });
     for id in &acked {
         let evs = events(&d, id);
-        let received = evs.iter().find(|e| e["kind"] == "complaint_received").expect("received").clone();
-        let recorded = evs.iter().find(|e| e["kind"] == "first_response_recorded").expect("first response recorded");
+        let received = event(&evs, "complaint_received").expect("received");
+        let recorded = event(&evs, "first_response_recorded").expect("first response recorded");
         let due = recorded["data"]["due_at"].as_i64().unwrap();
         assert!(recorded["at"].as_i64().unwrap() <= due, "{id}: recorded after its deadline");
         assert_eq!(due - received["at"].as_i64().unwrap(), 120_000, "{id}: the deadline is 2 minutes");
-        let delivered = evs
-            .iter()
-            .find(|e| {
-                e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true
-            })
-            .unwrap_or_else(|| panic!("{id}: first response not delivered"));
+        let delivered = delivered(&evs).unwrap_or_else(|| panic!("{id}: first response not delivered"));
         assert!(delivered["at"].as_i64().unwrap() <= due, "{id}: delivered after its deadline");
         assert_eq!(evs.iter().filter(|e| e["kind"] == "complaint_received").count(), 1);
         let all = serde_json::to_string(&evs).unwrap();
@@ -132,15 +173,21 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
     assert_eq!(report["total"].as_u64().unwrap() as usize, acked.len());
     assert_eq!(report["by_category"]["price"].as_u64().unwrap() as usize, acked.len(), "the rules classified them");
     assert!(report["first_response_p95_ms"].as_i64().unwrap() <= 120_000);
-    let metrics = ureq::get(&d.url("/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    let metrics = metrics(&d);
     assert!(metrics.contains("crisis_complaints_total{category=\"price\",channel=\"sms\"}"), "{metrics}");
     assert!(metrics.contains("crisis_complaint_first_response_seconds_count"), "{metrics}");
+    // The percentiles of the recent first responses (those delivered since the restart) are gauges.
+    let (p50, p95) = (
+        gauge(&metrics, "crisis_complaint_first_response_p50_seconds"),
+        gauge(&metrics, "crisis_complaint_first_response_p95_seconds"),
+    );
+    assert!(p50 <= p95 && p95 <= 120.0, "p50 {p50} p95 {p95}");
     assert!(d.ok(&["verify"]).contains("journal intact"));
 }
 
 #[test]
 fn the_shipped_rules_classify_the_shipped_examples_in_both_locales() {
-    let mut d = Daemon::start("engine", &format!("{LOG_TARGETS}{}", rules()));
+    let mut d = daemon_with_rules("");
     // The shipped samples name the shipped customers.
     std::fs::copy(repo().join("examples/customers.csv"), d.dir.path().join("customers.csv")).unwrap();
     d.restart();
@@ -181,8 +228,8 @@ fn the_shipped_rules_classify_the_shipped_examples_in_both_locales() {
 
 #[test]
 fn a_failing_appeasement_plugin_falls_back_to_the_plain_template_journaled() {
-    let d = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\ncomposer = \"no-such-plugin\"\n"));
-    let c = d.json(&["complaint", "add", "--customer", "C-002", "--channel", "email", "--text", "It broke."]);
+    let d = daemon("[complaints]\ncomposer = \"no-such-plugin\"\n");
+    let c = add(&d, "C-002", "email", "It broke.");
     let id = c["id"].as_str().unwrap();
     assert_eq!(c["composer"]["by"], "template", "{c}");
     assert!(c["composer"]["reason"].as_str().unwrap().contains("no-such-plugin"), "{c}");
@@ -193,13 +240,42 @@ fn a_failing_appeasement_plugin_falls_back_to_the_plain_template_journaled() {
                 && e["data"]["detail"].as_str().unwrap_or("").contains("we received your complaint (reference")
         })
     });
-    let recorded = events(&d, id).into_iter().find(|e| e["kind"] == "first_response_recorded").unwrap();
+    let recorded = event(&events(&d, id), "first_response_recorded").unwrap();
     assert_eq!(recorded["data"]["composer"]["by"], "template");
 }
 
 #[test]
+fn an_appeasement_plugin_that_runs_and_traps_falls_back_to_the_template_with_the_reason() {
+    // The chaos fixture composes normally, and traps for the customer `trap`.
+    let mut d = daemon("");
+    std::fs::create_dir_all(d.dir.path().join("plugins.d")).unwrap();
+    std::fs::write(d.dir.path().join("plugins.d/chaos.wasm"), fx::bytes(fx::CHAOS)).unwrap();
+    let csv = d.dir.path().join("customers.csv");
+    let rows = std::fs::read_to_string(&csv).unwrap() + "trap,Trap Test,affected,standard,en,sms,+1-555-0199,trap@example.com\n";
+    std::fs::write(&csv, rows).unwrap();
+    let extra = format!("plugin_dir = \"plugins.d\"\n{LOG_TARGETS}[complaints]\ncomposer = \"chaos\"\n");
+    write_config(d.dir.path(), d.port, &extra);
+    d.restart();
+    // The plugin runs: an ordinary customer's answer is its own.
+    let ok = add(&d, "C-002", "email", "It broke.");
+    assert_eq!((ok["composer"]["by"].as_str(), ok["composer"]["plugin"].as_str()), (Some("plugin"), Some("chaos")), "{ok}");
+    // It traps for this one: the plain template answers, and the journal says why.
+    let c = add(&d, "trap", "sms", "It broke.");
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(c["composer"]["by"], "template", "{c}");
+    let evs = wait_delivered(&d, id);
+    let recorded = event(&evs, "first_response_recorded").unwrap();
+    let reason = recorded["data"]["composer"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("chaos failed: "), "{recorded}");
+    assert!(delivered(&evs).unwrap()["data"]["detail"].as_str().unwrap().contains("we received your complaint (reference"));
+    assert!(!serde_json::to_string(&evs).unwrap().contains("555-0199"), "no contact detail in the journal");
+    let m = metrics(&d);
+    assert!(gauge(&m, "crisis_complaint_first_response_fallbacks_total") >= 1.0, "{m}");
+}
+
+#[test]
 fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
-    let d = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\nmax_text = 50\n"));
+    let d = daemon("[complaints]\nmax_text = 50\n");
     let cases = [
         (json!({ "customer": "C-999", "channel": "sms", "text": "x" }), "unknown customer id `C-999`"),
         (json!({ "customer": "C-002", "channel": "fax", "text": "x" }), "channel"),
@@ -214,7 +290,7 @@ fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
     }
     assert_eq!(d.json(&["complaint", "list"]).as_array().unwrap().len(), 0, "nothing refused was journaled");
     // A VIP's complaint is escalated at once; it is then resolved with a note, all journaled.
-    let c = d.json(&["complaint", "add", "--customer", "C-001", "--channel", "sms", "--text", "太贵了"]);
+    let c = add(&d, "C-001", "sms", "太贵了");
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["escalation"], "tier", "{c}");
     assert_eq!(c["state"], "escalated");
@@ -241,22 +317,13 @@ fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
 #[test]
 fn the_classifier_plugin_decides_when_no_rule_matches_and_can_be_turned_off() {
     // No rules: the built-in keyword classifier is the step that decides.
-    let mut d = Daemon::start("engine", LOG_TARGETS);
-    let c = d.json(&[
-        "complaint",
-        "add",
-        "--customer",
-        "C-002",
-        "--channel",
-        "email",
-        "--text",
-        "The kettle arrived cracked.",
-    ]);
+    let mut d = daemon("");
+    let c = add(&d, "C-002", "email", "The kettle arrived cracked.");
     assert_eq!(c["category"], "product-quality", "{c}");
     assert_eq!(c["classified_by"]["step"], "plugin", "{c}");
     assert_eq!(c["classified_by"]["plugin"], "keyword-classifier", "{c}");
     let id = c["id"].as_str().unwrap();
-    let classified = events(&d, id).into_iter().find(|e| e["kind"] == "complaint_classified").unwrap();
+    let classified = event(&events(&d, id), "complaint_classified").unwrap();
     assert_eq!(classified["data"]["by"]["step"], "plugin", "the plugin's decision is journaled: {classified}");
     // A rule, when one matches, wins over the plugin.
     std::fs::write(
@@ -266,32 +333,14 @@ fn the_classifier_plugin_decides_when_no_rule_matches_and_can_be_turned_off() {
     )
     .unwrap();
     d.restart();
-    let c = d.json(&[
-        "complaint",
-        "add",
-        "--customer",
-        "C-002",
-        "--channel",
-        "sms",
-        "--text",
-        "The kettle arrived cracked.",
-    ]);
+    let c = add(&d, "C-002", "sms", "The kettle arrived cracked.");
     assert_eq!(
         (c["category"].as_str(), c["classified_by"]["step"].as_str()),
         (Some("service-attitude"), Some("rule")),
         "{c}"
     );
     // Turned off, nothing matched is `other`.
-    let off = Daemon::start("engine", &format!("{LOG_TARGETS}[complaints]\nclassifier = \"\"\n"));
-    let c = off.json(&[
-        "complaint",
-        "add",
-        "--customer",
-        "C-002",
-        "--channel",
-        "email",
-        "--text",
-        "The kettle arrived cracked.",
-    ]);
+    let off = daemon("[complaints]\nclassifier = \"\"\n");
+    let c = add(&off, "C-002", "email", "The kettle arrived cracked.");
     assert_eq!((c["category"].as_str(), c["classified_by"]["step"].as_str()), (Some("other"), Some("default")), "{c}");
 }

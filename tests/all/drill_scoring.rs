@@ -42,7 +42,7 @@ fn simulator() -> Arc<Simulator> {
 }
 
 fn with_sim(sim: &Arc<Simulator>) -> Extensions {
-    Extensions { sources: vec![sim.clone()], hooks: vec![sim.clone()] }
+    Extensions { sources: vec![sim.clone()], hooks: vec![sim.clone()], ..Default::default() }
 }
 
 fn run(g: &Generation, pb: &str, seed: u64, ext: &Extensions) -> drill::DrillOutcome {
@@ -122,7 +122,7 @@ impl ScenarioSource for Edited {
 }
 
 fn edited(sim: &Arc<Simulator>, edit: fn(&Playbook, &mut Vec<drill::Inject>)) -> Extensions {
-    Extensions { sources: vec![Arc::new(Edited(edit))], hooks: vec![sim.clone()] }
+    Extensions { sources: vec![Arc::new(Edited(edit))], hooks: vec![sim.clone()], ..Default::default() }
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn pass_score_is_honoured_and_validated() {
     let dir = tempfile::tempdir().unwrap();
     let src = std::fs::read_to_string(repo().join("playbooks/service-outage.toml")).unwrap();
     let with = |score: &str| src.replace("[drill]\n", &format!("[drill]\npass_score = {score}\n"));
-    let ext = Extensions { sources: vec![], hooks: vec![Arc::new(Challenged)] };
+    let ext = Extensions { sources: vec![], hooks: vec![Arc::new(Challenged)], ..Default::default() };
     let mut totals = Vec::new();
     for (n, score) in ["100", "95"].iter().enumerate() {
         let pbs = dir.path().join(format!("pbs{n}"));

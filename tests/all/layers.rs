@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "playbook"],
     &["incident"],
     &["plugin"],
-    &["drill", "report"],
+    &["drill", "report", "complaints"],
     &["daemon"],
     &["cli"],
 ];

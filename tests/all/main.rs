@@ -23,6 +23,7 @@ mod channels;
 mod classifier;
 mod cluster;
 mod cluster_sync;
+mod complaint_drill;
 mod complaint_surge;
 mod complaints;
 mod console;

@@ -250,13 +250,23 @@ fn standalone(
             "running {playbook} on the {clock} clock: this takes as long as the scenario at that speed (Ctrl-C to stop)"
         );
     }
-    // The playbook's simulator plugin (drill-sim) plans injects and adds criteria.
+    // The playbook's simulator plugin (drill-sim) plans injects and adds
+    // criteria; complaint bursts' complaints are classified and answered by
+    // the configured plugins. Either needs the plugin host.
     let mut ext = Extensions::default();
-    if g.playbooks.get(playbook).and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some()) {
-        let host = crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?;
-        let sim = Arc::new(drill::simulator::Simulator::new(Arc::new(host)));
-        ext.sources.push(sim.clone());
-        ext.hooks.push(sim);
+    let pb = g.playbooks.get(playbook);
+    let simulated = pb.and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some());
+    let bursts = pb.and_then(|p| drill::run::scenario_for(p, seed, &ext).ok()).is_some_and(|sc| {
+        sc.injects.iter().any(|i| matches!(i.kind, drill::InjectKind::ComplaintBurst { .. }))
+    });
+    if simulated || bursts {
+        let host = Arc::new(crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?);
+        if simulated {
+            let sim = Arc::new(drill::simulator::Simulator::new(host.clone()));
+            ext.sources.push(sim.clone());
+            ext.hooks.push(sim);
+        }
+        ext.plugins = Some(host);
     }
     // On a scaled or real clock a drill takes a while: show where it is, on a terminal only.
     let progress = match g.playbooks.get(playbook) {

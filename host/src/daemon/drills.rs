@@ -71,10 +71,11 @@ impl DrillService {
         *s.inner.lock().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(PluginExecutor::new(plugins.clone(), engine, None));
         {
-            let sim = Arc::new(Simulator::new(plugins));
+            let sim = Arc::new(Simulator::new(plugins.clone()));
             let mut ext = s.extensions.lock().unwrap_or_else(|p| p.into_inner());
             ext.sources.push(sim.clone());
             ext.hooks.push(sim);
+            ext.plugins = Some(plugins);
         }
         s.share(engine.store().clone(), engine.generation().config.listen.to_string())?;
         Ok(s)

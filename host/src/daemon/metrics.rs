@@ -173,67 +173,34 @@ impl Metrics {
             complaints: Default::default(),
         };
         m.complaints.register(&mut r);
-        r.register("incidents_opened", "Incidents opened", m.opened.clone());
-        r.register("incidents_open", "Incidents not yet closed, by phase", m.open.clone());
-        r.register("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack.clone());
-        r.register("time_to_resolve_seconds", "Time from opening to resolution", m.time_to_resolve.clone());
-        r.register("deadlines_missed", "Phase, acknowledgement and step deadlines missed", m.deadlines_missed.clone());
-        r.register("escalations", "Escalation notices sent", m.escalations.clone());
-        r.register("notifications", "Notifications by target and result", m.notifications.clone());
-        r.register("customer_messages", "Customer messages by channel and result", m.customer_messages.clone());
-        r.register("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls.clone());
-        r.register(
-            "plugin_quarantined",
-            "1 if the plugin's running version is quarantined",
-            m.plugin_quarantined.clone(),
+        super::metric_registry::register_all!(
+            r,
+            ("incidents_opened", "Incidents opened", m.opened),
+            ("incidents_open", "Incidents not yet closed, by phase", m.open),
+            ("time_to_acknowledge_seconds", "Time from opening to acknowledgement", m.time_to_ack),
+            ("time_to_resolve_seconds", "Time from opening to resolution", m.time_to_resolve),
+            ("deadlines_missed", "Phase, acknowledgement and step deadlines missed", m.deadlines_missed),
+            ("escalations", "Escalation notices sent", m.escalations),
+            ("notifications", "Notifications by target and result", m.notifications),
+            ("customer_messages", "Customer messages by channel and result", m.customer_messages),
+            ("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls),
+            ("plugin_quarantined", "1 if the plugin's running version is quarantined", m.plugin_quarantined),
+            ("plugin_quarantine_end_timestamp_seconds", "When a quarantined plugin's quarantine ends", m.plugin_quarantine_end),
+            ("reloads", "Reload attempts by result", m.reloads),
+            ("config_last_reload_successful", "1 if the last reload attempt succeeded", m.last_reload_successful),
+            ("config_last_reload_success_timestamp_seconds", "When the last successful reload happened", m.last_reload_success_time),
+            ("config_out_of_sync", "1 if the files on disk differ from the applied generation", m.out_of_sync),
+            ("config_generation", "The applied generation number", m.generation),
+            ("ready", "1 if a valid playbook generation is loaded", m.ready),
+            ("intake", "Intake requests by source and result", m.intake),
+            ("target_breaker_open", "1 while the target's circuit breaker holds its calls back", m.breaker_open),
+            ("outbox_depth", "Pending side effects by target", m.outbox_depth),
+            ("outbox_oldest_age_seconds", "How long the target's oldest pending side effect has waited", m.outbox_oldest_age),
+            ("outbox_executed_last_minute", "Side effects executed for the target in the last minute", m.outbox_executed_last_minute),
+            ("dead_letters", "Timers and side effects set aside after failing persistently", m.dead_letters),
+            ("node_up", "1 while the node's heartbeat is within its lease", m.node_up),
+            ("node_leases", "Live leases the node holds, by kind", m.node_leases),
         );
-        r.register(
-            "plugin_quarantine_end_timestamp_seconds",
-            "When a quarantined plugin's quarantine ends",
-            m.plugin_quarantine_end.clone(),
-        );
-        r.register("reloads", "Reload attempts by result", m.reloads.clone());
-        r.register(
-            "config_last_reload_successful",
-            "1 if the last reload attempt succeeded",
-            m.last_reload_successful.clone(),
-        );
-        r.register(
-            "config_last_reload_success_timestamp_seconds",
-            "When the last successful reload happened",
-            m.last_reload_success_time.clone(),
-        );
-        r.register(
-            "config_out_of_sync",
-            "1 if the files on disk differ from the applied generation",
-            m.out_of_sync.clone(),
-        );
-        r.register("config_generation", "The applied generation number", m.generation.clone());
-        r.register("ready", "1 if a valid playbook generation is loaded", m.ready.clone());
-        r.register("intake", "Intake requests by source and result", m.intake.clone());
-        r.register(
-            "target_breaker_open",
-            "1 while the target's circuit breaker holds its calls back",
-            m.breaker_open.clone(),
-        );
-        r.register("outbox_depth", "Pending side effects by target", m.outbox_depth.clone());
-        r.register(
-            "outbox_oldest_age_seconds",
-            "How long the target's oldest pending side effect has waited",
-            m.outbox_oldest_age.clone(),
-        );
-        r.register(
-            "outbox_executed_last_minute",
-            "Side effects executed for the target in the last minute",
-            m.outbox_executed_last_minute.clone(),
-        );
-        r.register(
-            "dead_letters",
-            "Timers and side effects set aside after failing persistently",
-            m.dead_letters.clone(),
-        );
-        r.register("node_up", "1 while the node's heartbeat is within its lease", m.node_up.clone());
-        r.register("node_leases", "Live leases the node holds, by kind", m.node_leases.clone());
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }

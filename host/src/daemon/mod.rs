@@ -18,6 +18,7 @@ pub(crate) mod executor;
 pub(crate) mod intake;
 pub(crate) mod lag;
 pub(crate) mod lock;
+pub(crate) mod metric_registry;
 pub(crate) mod metrics;
 pub(crate) mod node;
 mod node_status;

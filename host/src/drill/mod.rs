@@ -9,6 +9,7 @@
 //! - [`contain`]: [`DrillExecutor`], which keeps drills away from customers;
 //! - [`run`]: running one drill end to end;
 //! - [`score`]: HSEEP-rated criteria and the [`ScoreHook`] extension point;
+//! - [`first_response`]: the drill's complaints' first responses, rated;
 //! - [`report`]: the after-action report (Markdown and JSON);
 //! - [`report_html`]: the same report as one self-contained HTML page;
 //! - [`trend`]: a playbook's recent drill scores;
@@ -20,6 +21,7 @@ pub mod contain;
 pub mod control;
 mod criteria;
 mod facts;
+pub mod first_response;
 pub mod index;
 mod rating;
 pub mod report;

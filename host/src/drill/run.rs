@@ -5,6 +5,7 @@
 use super::clock::{ClockMode, DrillTime, start_time};
 use super::contain::DrillExecutor;
 use super::control::{Control, Hold};
+use super::first_response::FirstResponses;
 use super::report::{self, AfterActionReport, ControllerEntry};
 use super::responders::{DefaultScenario, holder};
 use super::scenario::{self, Scenario, ScenarioSource};
@@ -16,6 +17,7 @@ use crate::incident::state::{Incident, Status};
 use crate::incident::{Engine, EngineError, Generation, StepAction, TriggerRequest};
 use crate::playbook::inject::{Inject, InjectKind};
 use crate::playbook::spec::Playbook;
+use crate::plugin::PluginHost;
 use crate::store::{EventRecord, SqliteStore, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod burst;
 mod due;
 mod steer;
 
@@ -129,13 +132,17 @@ pub struct DrillOutcome {
 }
 
 /// Extension points for plugins: extra scenario sources (tried in order
-/// before the built-in default) and score hooks.
+/// before the built-in default), score hooks, and the plugin host a drill's
+/// complaints are classified and answered with.
 #[derive(Default, Clone)]
 pub struct Extensions {
     /// Scenario sources asked in order; the first with a scenario wins, the built-in default comes last.
     pub sources: Vec<Arc<dyn ScenarioSource>>,
     /// Score hooks whose criteria are added to the host's own.
     pub hooks: Vec<Arc<dyn ScoreHook>>,
+    /// The plugins a complaint burst's complaints go through (classifier,
+    /// appeasement composer); `None`: the rules classify and the plain template answers.
+    pub plugins: Option<Arc<PluginHost>>,
 }
 
 /// Picks the scenario: the first source with one (else the default), then
@@ -233,6 +240,7 @@ pub fn run(
         holds: BTreeSet::new(),
         paused_since: None,
         controller_by: BTreeMap::new(),
+        plugins: ext.plugins.clone(),
     };
     let status = r.drive(&time, &exec, opts.cancel.as_deref(), opts.control.as_deref());
     if let Some(h) = &opts.engine_hook {
@@ -248,7 +256,8 @@ pub fn run(
         Some(id) => (Some(engine.incident(id)?), store.events(id, 0)?),
         None => (None, Vec::new()),
     };
-    let score = score::score(&pb, incident.as_ref(), &events, &scenario, &ext.hooks);
+    let first_responses = FirstResponses::read(store.as_ref(), g.config.complaints.first_response)?;
+    let score = score::score(&pb, incident.as_ref(), &events, &scenario, &first_responses, &ext.hooks);
     let mut report = report::build(report::Inputs {
         run_id: &opts.run_id,
         pb: &pb,
@@ -298,6 +307,8 @@ struct Runner<'a> {
     paused_since: Option<Instant>,
     /// Injects the controller added while the drill ran, by index, with who added them.
     controller_by: BTreeMap<usize, String>,
+    /// What a complaint burst's complaints are classified and answered with.
+    plugins: Option<Arc<PluginHost>>,
 }
 
 impl Runner<'_> {
@@ -469,28 +480,7 @@ impl Runner<'_> {
                     "NOT deduplicated: a second incident opened".to_string()
                 }
             }),
-            InjectKind::ComplaintBurst { count, channel } => {
-                let mut attached = 0;
-                let mut res = Ok(());
-                for n in 1..=count {
-                    let f = BTreeMap::from([(
-                        "complaint".to_string(),
-                        format!(
-                            "customer complaint {n}/{count}{}",
-                            channel.as_ref().map(|c| format!(" by {c}")).unwrap_or_default()
-                        ),
-                    )]);
-                    match self.duplicate("complaint", f, "complaint") {
-                        Ok(true) => attached += 1,
-                        Ok(false) => {}
-                        Err(e) => {
-                            res = Err(e);
-                            break;
-                        }
-                    }
-                }
-                res.map(|()| format!("{attached} of {count} complaints attached to {id}"))
-            }
+            InjectKind::ComplaintBurst { count, channel } => self.complaint_burst(count, channel.as_deref()),
             InjectKind::NoAck { duration } => Ok(format!(
                 "the owner stays silent until +{}",
                 humantime::format_duration(self.injects[i].at + duration)

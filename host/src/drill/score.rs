@@ -3,6 +3,7 @@
 //! the journal sequence numbers it was judged on.
 
 use super::facts::Facts;
+use super::first_response::FirstResponses;
 use super::scenario::Scenario;
 use crate::incident::state::Incident;
 use crate::playbook::spec::Playbook;
@@ -66,12 +67,14 @@ pub fn verdict_rule(pass_score: u32) -> String {
     )
 }
 
-/// Scores a drill. `incident` is `None` if the drill never opened one.
+/// Scores a drill. `incident` is `None` if the drill never opened one;
+/// `first_responses` are the drill's complaints' answers.
 pub fn score(
     pb: &Playbook,
     incident: Option<&Incident>,
     events: &[EventRecord],
     scenario: &Scenario,
+    first_responses: &FirstResponses,
     hooks: &[Arc<dyn ScoreHook>],
 ) -> Score {
     let mut c = Vec::new();
@@ -86,6 +89,7 @@ pub fn score(
         )),
         Some(opened) => super::criteria::host_criteria(pb, &facts, scenario, opened, &mut c),
     }
+    c.push(first_responses.criterion());
     let mut hook_errors = Vec::new();
     let input = ScoreInput { playbook: pb, incident, events, scenario };
     for h in hooks {

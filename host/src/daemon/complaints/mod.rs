@@ -10,10 +10,8 @@
 //! journals it all in one transaction with the first response's intent and
 //! its deadline timer.
 
-mod classify;
 pub(crate) mod metrics;
 mod report;
-mod respond;
 
 pub(crate) use report::ComplaintReport;
 
@@ -23,7 +21,7 @@ use super::engine_call::with_engine;
 use super::tokens::{Caller, Grant};
 use crate::config::customers::Customer;
 use crate::incident::complaint::Complaint;
-use crate::incident::{Engine, EngineError, NewComplaint};
+use crate::incident::{Engine, EngineError};
 use crate::playbook::types::{Category, Channel, parse_duration};
 use crate::plugin::PluginHost;
 use crate::store::{ComplaintQuery, EventRecord};
@@ -173,51 +171,17 @@ fn check(engine: &Engine, b: ComplaintIntake) -> Result<Checked, ApiError> {
     Ok(Checked { customer, channel, category, text, labels })
 }
 
-/// Classifies, composes and journals a checked complaint.
+/// Classifies, composes and journals a checked complaint through the path drills share.
 fn accept(engine: &Engine, host: &PluginHost, c: Checked, source: String) -> Result<Complaint, EngineError> {
-    let g = engine.generation();
-    let cc = &g.config.complaints;
-    let id = engine.reserve_complaint_id()?;
-    let complaint = classify::Complaint {
-        id: &id,
-        given: c.category,
-        locale: &c.customer.locale,
-        text: &c.text,
+    let incoming = crate::complaints::Incoming {
+        customer: &c.customer,
         channel: c.channel,
-    };
-    let class = classify::classify(host, cc, engine.mode(), engine.now(), &complaint);
-    let who = respond::Addressee {
-        id: &c.customer.id,
-        segment: &c.customer.segment,
-        tier: &c.customer.tier,
-        locale: &c.customer.locale,
-        channel: c.channel,
-    };
-    let (composer, subject, body) =
-        respond::compose(host, cc.composer.as_deref(), &id, class.category, engine.mode(), engine.now(), &who);
-    let composer = match composer {
-        crate::incident::complaint::Composer::Template { reason } => {
-            crate::incident::complaint::Composer::Template { reason: super::contact_mask::mask(&reason, true) }
-        }
-        plugin => plugin,
-    };
-    engine.record_complaint(NewComplaint {
-        id,
-        customer: c.customer.id.clone(),
-        segment: c.customer.segment.clone(),
-        tier: c.customer.tier.clone(),
-        locale: c.customer.locale.clone(),
-        channel: c.channel,
+        category: c.category,
         text: c.text,
         labels: c.labels,
         source,
-        category: class.category,
-        confidence: class.confidence,
-        classified_by: class.by,
-        composer,
-        subject,
-        body: super::contact_mask::mask(&body, true),
-    })
+    };
+    crate::complaints::record(engine, Some(host), incoming, |s| super::contact_mask::mask(s, true))
 }
 
 async fn intake(

@@ -1,6 +1,7 @@
 //! `crisis complaint report --since 7d`: what came in and how fast it was
 //! answered, counted from the complaint rows (never their text).
 
+use crate::complaints::percentile;
 use crate::incident::complaint::{Complaint, ComplaintState, Composer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,15 +35,6 @@ pub(crate) struct ComplaintReport {
     pub followed_up: usize,
 }
 
-/// The nearest-rank percentile `p` (0 to 100) of sorted values.
-fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied()
-}
-
 /// Counts `complaints` (all received at or after `since`).
 pub(crate) fn report(since: i64, complaints: &[Complaint]) -> ComplaintReport {
     let mut r = ComplaintReport { since, total: complaints.len(), ..Default::default() };
@@ -62,18 +54,4 @@ pub(crate) fn report(since: i64, complaints: &[Complaint]) -> ComplaintReport {
     r.first_response_p50_ms = percentile(&times, 50);
     r.first_response_p95_ms = percentile(&times, 95);
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50), Some(50));
-        assert_eq!(percentile(&v, 95), Some(95));
-        assert_eq!(percentile(&[7], 95), Some(7));
-        assert_eq!(percentile(&[], 50), None);
-    }
 }

@@ -35,11 +35,11 @@ pub(crate) struct Complaint<'a> {
 }
 
 /// Classifies one complaint, trying each step in order. The plugin is asked
-/// only when no rule matched; when it fails (error, timeout, quarantine) the
-/// complaint is `other` and the reason is logged, so intake never waits on a
-/// broken classifier for longer than its deadline.
+/// only when no rule matched; when it fails (error, timeout, quarantine) or
+/// no plugin host is at hand the complaint is `other` and the reason is
+/// logged, so intake never waits on a broken classifier for longer than its deadline.
 pub(crate) fn classify(
-    host: &PluginHost,
+    host: Option<&PluginHost>,
     cfg: &ComplaintsConfig,
     mode: Mode,
     now: i64,
@@ -64,6 +64,10 @@ pub(crate) fn classify(
             budget_ms: None,
         };
         let input = ComplaintInput::new(c.text, c.channel.into(), c.locale);
+        let Some(host) = host else {
+            tracing::warn!(complaint = c.id, "classifier `{plugin}` not asked: this run has no plugin host; the complaint is `other`");
+            return Classification { category: Category::Other, confidence: 0.0, by: ClassifiedBy::Default };
+        };
         match host.classify(plugin, &inv, &input) {
             Ok(out) => {
                 return Classification {

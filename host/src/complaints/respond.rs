@@ -11,16 +11,22 @@ use crate::plugin::api::{CustomerRef, IncidentInfo, Invocation, RunMode};
 
 /// Who the answer is for, as the composer may see them (no contact details).
 pub(crate) struct Addressee<'a> {
+    /// The customer's id.
     pub id: &'a str,
+    /// The customer's segment.
     pub segment: &'a str,
+    /// The customer's tier.
     pub tier: &'a str,
+    /// The customer's locale.
     pub locale: &'a str,
+    /// The channel the answer goes out on.
     pub channel: Channel,
 }
 
-/// The first response's subject and text, and what composed them.
+/// The first response's subject and text, and what composed them; the plain
+/// template (with the reason) when the plugin fails, composes nothing or cannot be asked.
 pub(crate) fn compose(
-    host: &PluginHost,
+    host: Option<&PluginHost>,
     composer: Option<&str>,
     complaint_id: &str,
     category: Category,
@@ -56,7 +62,11 @@ pub(crate) fn compose(
         locale: who.locale.to_string(),
         channel: who.channel.into(),
     };
-    let reason = match host.compose(plugin, &inv, &info, &customer) {
+    let called = match host {
+        Some(host) => host.compose(plugin, &inv, &info, &customer).map_err(|e| format!("{plugin} failed: {e}")),
+        None => Err(format!("{plugin} not asked: this run has no plugin host")),
+    };
+    let reason = match called {
         Ok(out) => match out.value.into_iter().next() {
             Some(m) if !m.body.trim().is_empty() => {
                 let subject = m.subject.filter(|s| !s.trim().is_empty()).unwrap_or(subject);
@@ -64,7 +74,7 @@ pub(crate) fn compose(
             }
             _ => format!("{plugin} composed no message"),
         },
-        Err(e) => format!("{plugin} failed: {e}"),
+        Err(reason) => reason,
     };
     tracing::warn!(complaint = complaint_id, "first response falls back to the plain template: {reason}");
     (Composer::Template { reason }, subject, body)
