@@ -20,7 +20,10 @@ fn a_complaint_surge_drill_answers_its_complaints_and_is_scored_on_first_respons
         let k: usize = result.split(" of ").next().unwrap().parse().unwrap_or_else(|_| panic!("{result}"));
         let range = format!("; {k} drill complaints recorded (CMP-{}..CMP-{})", n + 1, n + k);
         assert!(k > 1 && result.contains(&range), "{result}");
-        assert!(result.contains(&format!("{k} first responses composed by the appeasement plugin and 0 by")), "{result}");
+        assert!(
+            result.contains(&format!("{k} first responses composed by the appeasement plugin and 0 by")),
+            "{result}"
+        );
         n += k;
     }
     assert!(n > 0, "no complaint burst: {rep:#}");
@@ -42,7 +45,11 @@ fn complaints_are_taken_in_and_answered_on_postgresql_and_the_journal_verifies()
     let d = Daemon::start_with_env("engine", &format!("{LOG_TARGETS}{store}"), &[("CRISIS_TEST_PG_URL", &db)]);
     let c = add(&d, "C-003", "sms", "The kettle arrived cracked, call me at +1 555 0100.");
     let id = c["id"].as_str().unwrap();
-    assert_eq!((c["category"].as_str(), c["composer"]["by"].as_str()), (Some("product-quality"), Some("plugin")), "{c}");
+    assert_eq!(
+        (c["category"].as_str(), c["composer"]["by"].as_str()),
+        (Some("product-quality"), Some("plugin")),
+        "{c}"
+    );
     let evs = wait_delivered(&d, id);
     let received = event(&evs, "complaint_received").unwrap();
     assert!(received["data"]["text"].as_str().unwrap().contains("[contact detail withheld]"), "{received}");

@@ -78,7 +78,9 @@ pub(crate) fn event(evs: &[Value], kind: &str) -> Option<Value> {
 /// The delivered first response's result in a complaint's journal.
 pub(crate) fn delivered(evs: &[Value]) -> Option<Value> {
     evs.iter()
-        .find(|e| e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true)
+        .find(|e| {
+            e["kind"] == "complaint_effect" && e["data"]["purpose"] == "first-response" && e["data"]["ok"] == true
+        })
         .cloned()
 }
 
@@ -90,7 +92,8 @@ pub(crate) fn wait_delivered(d: &Daemon, id: &str) -> Vec<Value> {
 
 /// The value of an unlabelled gauge in a `/metrics` page.
 pub(crate) fn gauge(metrics: &str, name: &str) -> f64 {
-    let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {metrics}"));
+    let line =
+        metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {metrics}"));
     line[name.len()..].trim().parse().unwrap()
 }
 
@@ -251,14 +254,19 @@ fn an_appeasement_plugin_that_runs_and_traps_falls_back_to_the_template_with_the
     std::fs::create_dir_all(d.dir.path().join("plugins.d")).unwrap();
     std::fs::write(d.dir.path().join("plugins.d/chaos.wasm"), fx::bytes(fx::CHAOS)).unwrap();
     let csv = d.dir.path().join("customers.csv");
-    let rows = std::fs::read_to_string(&csv).unwrap() + "trap,Trap Test,affected,standard,en,sms,+1-555-0199,trap@example.com\n";
+    let rows = std::fs::read_to_string(&csv).unwrap()
+        + "trap,Trap Test,affected,standard,en,sms,+1-555-0199,trap@example.com\n";
     std::fs::write(&csv, rows).unwrap();
     let extra = format!("plugin_dir = \"plugins.d\"\n{LOG_TARGETS}[complaints]\ncomposer = \"chaos\"\n");
     write_config(d.dir.path(), d.port, &extra);
     d.restart();
     // The plugin runs: an ordinary customer's answer is its own.
     let ok = add(&d, "C-002", "email", "It broke.");
-    assert_eq!((ok["composer"]["by"].as_str(), ok["composer"]["plugin"].as_str()), (Some("plugin"), Some("chaos")), "{ok}");
+    assert_eq!(
+        (ok["composer"]["by"].as_str(), ok["composer"]["plugin"].as_str()),
+        (Some("plugin"), Some("chaos")),
+        "{ok}"
+    );
     // It traps for this one: the plain template answers, and the journal says why.
     let c = add(&d, "trap", "sms", "It broke.");
     let id = c["id"].as_str().unwrap();
@@ -267,7 +275,9 @@ fn an_appeasement_plugin_that_runs_and_traps_falls_back_to_the_template_with_the
     let recorded = event(&evs, "first_response_recorded").unwrap();
     let reason = recorded["data"]["composer"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("chaos failed: "), "{recorded}");
-    assert!(delivered(&evs).unwrap()["data"]["detail"].as_str().unwrap().contains("we received your complaint (reference"));
+    assert!(
+        delivered(&evs).unwrap()["data"]["detail"].as_str().unwrap().contains("we received your complaint (reference")
+    );
     assert!(!serde_json::to_string(&evs).unwrap().contains("555-0199"), "no contact detail in the journal");
     let m = metrics(&d);
     assert!(gauge(&m, "crisis_complaint_first_response_fallbacks_total") >= 1.0, "{m}");

@@ -211,7 +211,8 @@ impl ScoreHook for CountingHook {
 fn plugin_sources_and_score_hooks_plug_in() {
     let dir = tempfile::tempdir().unwrap();
     let g = shipped(dir.path());
-    let ext = Extensions { sources: vec![Arc::new(FixedSource)], hooks: vec![Arc::new(CountingHook)], ..Default::default() };
+    let ext =
+        Extensions { sources: vec![Arc::new(FixedSource)], hooks: vec![Arc::new(CountingHook)], ..Default::default() };
     let out = drill::run(
         &g,
         "service-outage",

@@ -78,9 +78,8 @@ fn a_trigger_is_accepted_while_verify_walks_the_journal() {
     let d = Daemon::start_with_env("engine", LOG_TARGETS, &[("CRISIS_FAILPOINT", "verify-hold")]);
     open_one(&d, 1);
     let (config, dir) = (d.config.clone(), d.dir.path().to_path_buf());
-    let verify = std::thread::spawn(move || {
-        crisis_in(&dir, &["--config", config.to_str().unwrap(), "--json", "verify"])
-    });
+    let verify =
+        std::thread::spawn(move || crisis_in(&dir, &["--config", config.to_str().unwrap(), "--json", "verify"]));
     d.wait_for("the verify to take its snapshot", || d.log().contains("failpoint verify-hold reached"));
     let log = d.log();
     let held_at: i64 = log

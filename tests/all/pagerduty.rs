@@ -75,7 +75,13 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// The open incidents of the daemon, by CLI.
 fn open_incidents(d: &Daemon) -> Vec<Value> {
-    d.json(&["incident", "list"])["incidents"].as_array().unwrap().iter().filter(|i| i["status"] == "open").cloned().collect()
+    d.json(&["incident", "list"])["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "open")
+        .cloned()
+        .collect()
 }
 
 #[test]

@@ -70,7 +70,12 @@ struct Curve {
 }
 
 const CURVES: [Curve; 7] = [
-    Curve { name: "trigger ingest over HTTP (durable, half dedup)", unit: "/s", lower_is_better: false, goal: Some(1.5) },
+    Curve {
+        name: "trigger ingest over HTTP (durable, half dedup)",
+        unit: "/s",
+        lower_is_better: false,
+        goal: Some(1.5),
+    },
     Curve { name: "`incident list` first page (100)", unit: "ms", lower_is_better: true, goal: Some(1.5) },
     Curve { name: "`incident show`", unit: "ms", lower_is_better: true, goal: Some(1.5) },
     Curve { name: "`/metrics` scrape", unit: "ms", lower_is_better: true, goal: Some(1.5) },
@@ -90,7 +95,9 @@ pub(super) fn curve_rows(rows: &mut Vec<Row>, full: bool) -> String {
         let (small, large) = (first.values[i], last.values[i]);
         // For a rate the cost is its inverse: a ratio above 1 means slower.
         let growth = if c.lower_is_better { large / small } else { small / large };
-        let goal = c.goal.map_or("(informational)".to_string(), |g| format!("≤ {g}× from {} to {}", first.incidents, last.incidents));
+        let goal = c.goal.map_or("(informational)".to_string(), |g| {
+            format!("≤ {g}× from {} to {}", first.incidents, last.incidents)
+        });
         rows.push(row(
             &format!("curve: {} at {} incidents", c.name, last.incidents),
             large,
@@ -100,7 +107,10 @@ pub(super) fn curve_rows(rows: &mut Vec<Row>, full: bool) -> String {
             &goal,
             c.goal.is_none_or(|g| growth <= g),
         ));
-        md.push_str(&format!("\n{} (cost growth {growth:.2}×)\n\n| incidents | events | {} |\n|---|---|---|\n", c.name, c.unit));
+        md.push_str(&format!(
+            "\n{} (cost growth {growth:.2}×)\n\n| incidents | events | {} |\n|---|---|---|\n",
+            c.name, c.unit
+        ));
         for p in &points {
             md.push_str(&format!("| {} | {} | {:.3} |\n", p.incidents, p.events, p.values[i]));
         }
@@ -247,7 +257,11 @@ fn svg(points: &[Point]) -> String {
     s.push_str(&format!("<line x1=\"{x0}\" y1=\"{top}\" x2=\"{x0}\" y2=\"{y0}\" stroke=\"black\"/>\n"));
     for p in points {
         let px = x(p.incidents);
-        s.push_str(&format!("<text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n", y0 + 18.0, p.incidents));
+        s.push_str(&format!(
+            "<text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            y0 + 18.0,
+            p.incidents
+        ));
     }
     for g in (0..=y_max as usize).map(|g| g as f64) {
         s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{g}×</text>\n", x0 - 6.0, y(g) + 4.0));

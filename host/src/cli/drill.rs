@@ -256,9 +256,9 @@ fn standalone(
     let mut ext = Extensions::default();
     let pb = g.playbooks.get(playbook);
     let simulated = pb.and_then(|p| p.drill.as_ref()).is_some_and(|d| d.simulator.is_some());
-    let bursts = pb.and_then(|p| drill::run::scenario_for(p, seed, &ext).ok()).is_some_and(|sc| {
-        sc.injects.iter().any(|i| matches!(i.kind, drill::InjectKind::ComplaintBurst { .. }))
-    });
+    let bursts = pb
+        .and_then(|p| drill::run::scenario_for(p, seed, &ext).ok())
+        .is_some_and(|sc| sc.injects.iter().any(|i| matches!(i.kind, drill::InjectKind::ComplaintBurst { .. })));
     if simulated || bursts {
         let host = Arc::new(crate::daemon::plugins::host_for(&g.config).map_err(Failure::failed)?);
         if simulated {

@@ -65,7 +65,10 @@ pub(crate) fn classify(
         };
         let input = ComplaintInput::new(c.text, c.channel.into(), c.locale);
         let Some(host) = host else {
-            tracing::warn!(complaint = c.id, "classifier `{plugin}` not asked: this run has no plugin host; the complaint is `other`");
+            tracing::warn!(
+                complaint = c.id,
+                "classifier `{plugin}` not asked: this run has no plugin host; the complaint is `other`"
+            );
             return Classification { category: Category::Other, confidence: 0.0, by: ClassifiedBy::Default };
         };
         match host.classify(plugin, &inv, &input) {

@@ -6,9 +6,9 @@
 
 use super::AppState;
 use super::api_types::{
-    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentList, IncidentSummary, ListQuery, OutboxStatus,
-    OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery, RetryReply,
-    StatusReply, StepBody, Timeline, TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
+    ActorBody, ApiError, ApproveBody, AssignBody, BreakerStatus, EventsQuery, IncidentList, IncidentSummary, ListQuery,
+    OutboxStatus, OutcomeBody, PlaybookFile, PlaybookList, PlaybookSummary, ReloadAttempt, ReportFormat, ReportQuery,
+    RetryReply, StatusReply, StepBody, Timeline, TimelineEvent, TriggerReply, TriggerRequest, UpdateBody, VerifyReport,
 };
 use super::engine_call::with_engine;
 use super::tokens::Caller;
@@ -152,11 +152,9 @@ async fn trigger(
 
 /// One page of the list, newest first; `next` continues it. An unknown
 /// `after` is a 404 (it may have been mistyped), a bad `limit` a 400.
-async fn list(
-    State(st): State<Arc<AppState>>,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<IncidentList> {
-    let Query(q) = q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("bad list query: {}", r.body_text())))?;
+async fn list(State(st): State<Arc<AppState>>, q: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<IncidentList> {
+    let Query(q) =
+        q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, format!("bad list query: {}", r.body_text())))?;
     let after = q.after.clone();
     let query = crate::store::IncidentQuery {
         open_only: q.open,

@@ -2,12 +2,12 @@
 //! CLI client so both ends serialize the same types. Field names here are the
 //! wire format: renaming one breaks clients and `--json` output.
 
+pub(crate) use super::paging::PageLimit;
 use crate::drill::ClockMode;
 use crate::drill::index::RunRow;
 use crate::incident::state::{Incident, Status};
 use crate::playbook::types::{Category, Phase, Severity};
 use crate::plugin::PluginStatus;
-pub(crate) use super::paging::PageLimit;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -185,18 +185,34 @@ impl Metrics {
             ("customer_messages", "Customer messages by channel and result", m.customer_messages),
             ("plugin_calls", "Plugin calls by plugin and result", m.plugin_calls),
             ("plugin_quarantined", "1 if the plugin's running version is quarantined", m.plugin_quarantined),
-            ("plugin_quarantine_end_timestamp_seconds", "When a quarantined plugin's quarantine ends", m.plugin_quarantine_end),
+            (
+                "plugin_quarantine_end_timestamp_seconds",
+                "When a quarantined plugin's quarantine ends",
+                m.plugin_quarantine_end
+            ),
             ("reloads", "Reload attempts by result", m.reloads),
             ("config_last_reload_successful", "1 if the last reload attempt succeeded", m.last_reload_successful),
-            ("config_last_reload_success_timestamp_seconds", "When the last successful reload happened", m.last_reload_success_time),
+            (
+                "config_last_reload_success_timestamp_seconds",
+                "When the last successful reload happened",
+                m.last_reload_success_time
+            ),
             ("config_out_of_sync", "1 if the files on disk differ from the applied generation", m.out_of_sync),
             ("config_generation", "The applied generation number", m.generation),
             ("ready", "1 if a valid playbook generation is loaded", m.ready),
             ("intake", "Intake requests by source and result", m.intake),
             ("target_breaker_open", "1 while the target's circuit breaker holds its calls back", m.breaker_open),
             ("outbox_depth", "Pending side effects by target", m.outbox_depth),
-            ("outbox_oldest_age_seconds", "How long the target's oldest pending side effect has waited", m.outbox_oldest_age),
-            ("outbox_executed_last_minute", "Side effects executed for the target in the last minute", m.outbox_executed_last_minute),
+            (
+                "outbox_oldest_age_seconds",
+                "How long the target's oldest pending side effect has waited",
+                m.outbox_oldest_age
+            ),
+            (
+                "outbox_executed_last_minute",
+                "Side effects executed for the target in the last minute",
+                m.outbox_executed_last_minute
+            ),
             ("dead_letters", "Timers and side effects set aside after failing persistently", m.dead_letters),
             ("node_up", "1 while the node's heartbeat is within its lease", m.node_up),
             ("node_leases", "Live leases the node holds, by kind", m.node_leases),

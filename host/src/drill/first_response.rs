@@ -41,8 +41,9 @@ impl FirstResponses {
             let c = Complaint::from_row(&row)?;
             let mut answer = Answer { complaint: c.id.clone(), ms: c.first_response_ms(), captured: false, seq: None };
             for rec in store.events(&c.id, 0)? {
-                if let Ok(ComplaintEvent::ComplaintEffect { purpose: Purpose::FirstResponse, ok: true, detail, .. }) =
-                    ComplaintEvent::from_record(&rec)
+                if let Ok(ComplaintEvent::ComplaintEffect {
+                    purpose: Purpose::FirstResponse, ok: true, detail, ..
+                }) = ComplaintEvent::from_record(&rec)
                 {
                     answer.captured = detail.starts_with(CAPTURED);
                     answer.seq = Some(rec.seq);

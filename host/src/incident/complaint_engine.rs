@@ -325,61 +325,66 @@ impl Engine {
         let cc = &g.config.complaints;
         let now = self.now();
         let mode = self.mode;
-        let (c, evs) = self.write(|tx| {
-            let id = n.id.clone();
-            let since = now - cc.repeat_within.as_millis() as i64;
-            let earlier = tx
-                .complaints(&ComplaintQuery {
-                    customer: Some(n.customer.clone()),
-                    since: Some(since),
-                    ..Default::default()
-                })?
-                .len();
-            let received = ComplaintEvent::ComplaintReceived {
-                customer: n.customer.clone(),
-                channel: n.channel,
-                locale: n.locale.clone(),
-                tier: n.tier.clone(),
-                text: n.text.clone(),
-                labels: n.labels.clone(),
-                mode,
-                source: n.source.clone(),
-            };
-            let rec =
-                tx.append(&id, now, received.kind(), &serde_json::to_value(&received).map_err(anyhow::Error::from)?)?;
-            let c =
-                Complaint::received(&id, &received, rec.at, rec.seq).ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
-            let mut ch = Change { tx, c, now, emitted: vec![received] };
-            ch.emit(ComplaintEvent::ComplaintClassified {
-                category: n.category,
-                confidence: n.confidence,
-                by: n.classified_by.clone(),
+        let (c, evs) = self
+            .write(|tx| {
+                let id = n.id.clone();
+                let since = now - cc.repeat_within.as_millis() as i64;
+                let earlier = tx
+                    .complaints(&ComplaintQuery {
+                        customer: Some(n.customer.clone()),
+                        since: Some(since),
+                        ..Default::default()
+                    })?
+                    .len();
+                let received = ComplaintEvent::ComplaintReceived {
+                    customer: n.customer.clone(),
+                    channel: n.channel,
+                    locale: n.locale.clone(),
+                    tier: n.tier.clone(),
+                    text: n.text.clone(),
+                    labels: n.labels.clone(),
+                    mode,
+                    source: n.source.clone(),
+                };
+                let rec = tx.append(
+                    &id,
+                    now,
+                    received.kind(),
+                    &serde_json::to_value(&received).map_err(anyhow::Error::from)?,
+                )?;
+                let c = Complaint::received(&id, &received, rec.at, rec.seq)
+                    .ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
+                let mut ch = Change { tx, c, now, emitted: vec![received] };
+                ch.emit(ComplaintEvent::ComplaintClassified {
+                    category: n.category,
+                    confidence: n.confidence,
+                    by: n.classified_by.clone(),
+                })?;
+                let due_at = now + cc.first_response.as_millis() as i64;
+                let invocation_id = ch.message_customer(
+                    &g.config,
+                    Purpose::FirstResponse,
+                    "first-response",
+                    &n.segment,
+                    (n.subject.clone(), n.body.clone()),
+                )?;
+                ch.tx.add_timer(&id, due_at, FIRST_RESPONSE_TIMER, TIMER_FAMILY, &serde_json::json!({}))?;
+                ch.emit(ComplaintEvent::FirstResponseRecorded { invocation_id, composer: n.composer.clone(), due_at })?;
+                if let Some(reason) = auto_escalation(cc, &ch.c, earlier) {
+                    ch.escalate(&g.config, reason, "crisis")?;
+                }
+                let hit = self.surge_in(&mut *ch.tx, &g, &ch.c)?;
+                if let Some(h) = &hit {
+                    ch.emit(ComplaintEvent::AttachedTo { incident: h.incident.clone(), playbook: h.playbook.clone() })?;
+                }
+                Ok::<_, EngineError>((ch.save()?, hit))
+            })
+            .map(|((c, evs), hit)| {
+                if let Some(h) = hit {
+                    self.surged(h);
+                }
+                (c, evs)
             })?;
-            let due_at = now + cc.first_response.as_millis() as i64;
-            let invocation_id = ch.message_customer(
-                &g.config,
-                Purpose::FirstResponse,
-                "first-response",
-                &n.segment,
-                (n.subject.clone(), n.body.clone()),
-            )?;
-            ch.tx.add_timer(&id, due_at, FIRST_RESPONSE_TIMER, TIMER_FAMILY, &serde_json::json!({}))?;
-            ch.emit(ComplaintEvent::FirstResponseRecorded { invocation_id, composer: n.composer.clone(), due_at })?;
-            if let Some(reason) = auto_escalation(cc, &ch.c, earlier) {
-                ch.escalate(&g.config, reason, "crisis")?;
-            }
-            let hit = self.surge_in(&mut *ch.tx, &g, &ch.c)?;
-            if let Some(h) = &hit {
-                ch.emit(ComplaintEvent::AttachedTo { incident: h.incident.clone(), playbook: h.playbook.clone() })?;
-            }
-            Ok::<_, EngineError>((ch.save()?, hit))
-        })
-        .map(|((c, evs), hit)| {
-            if let Some(h) = hit {
-                self.surged(h);
-            }
-            (c, evs)
-        })?;
         self.observe_complaint(&c, &evs);
         Ok(c)
     }

@@ -208,10 +208,7 @@ fn surge_request(pb: &Playbook, spec: &SurgeSpec, group: &[(SurgeKey, String)], 
     let fields = BTreeMap::from([
         ("nature".to_string(), format!("{n} {} complaints within {within}{what}", spec.category)),
         ("scope".to_string(), format!("customers complaining about {}{what}", spec.category)),
-        (
-            "consequences".to_string(),
-            format!("more {} complaints while the cause stays unaddressed", spec.category),
-        ),
+        ("consequences".to_string(), format!("more {} complaints while the cause stays unaddressed", spec.category)),
     ]);
     TriggerRequest {
         playbook: pb.id.clone(),

@@ -321,9 +321,16 @@ impl OutcomeReport {
             return;
         }
         let span = |ms: Option<i64>| ms.map(fmt_span).unwrap_or_else(|| "—".into());
-        let list = |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
+        let list =
+            |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
         let _ = writeln!(s, "\n## Customer complaints\n");
-        let _ = writeln!(s, "- Attached: {}; by category: {}; by channel: {}", c.total, list(&c.by_category), list(&c.by_channel));
+        let _ = writeln!(
+            s,
+            "- Attached: {}; by category: {}; by channel: {}",
+            c.total,
+            list(&c.by_category),
+            list(&c.by_channel)
+        );
         let _ = writeln!(
             s,
             "- First response p50: {}; p95: {}; missed: {}",

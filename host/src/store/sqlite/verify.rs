@@ -86,11 +86,10 @@ pub(super) fn hold_for_a_writer(snapshot: &Connection, path: &std::path::Path) -
     let started = std::time::Instant::now();
     loop {
         let fresh = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let opened: i64 = fresh.query_row(
-            "SELECT COUNT(*) FROM events WHERE seq > ?1 AND kind = 'opened'",
-            params![head],
-            |r| r.get(0),
-        )?;
+        let opened: i64 =
+            fresh.query_row("SELECT COUNT(*) FROM events WHERE seq > ?1 AND kind = 'opened'", params![head], |r| {
+                r.get(0)
+            })?;
         if opened > 0 {
             return Ok(());
         }
