@@ -55,7 +55,7 @@ fn complain(d: &Daemon, n: usize, product: &str) -> Value {
 
 fn surge_incidents(d: &Daemon) -> Vec<Value> {
     let all = d.json(&["incident", "list"]);
-    all.as_array().unwrap().iter().filter(|i| i["playbook"] == PLAYBOOK).cloned().collect()
+    all["incidents"].as_array().unwrap().iter().filter(|i| i["playbook"] == PLAYBOOK).cloned().collect()
 }
 
 /// The customers the outcome message reached at the loopback notifier.
