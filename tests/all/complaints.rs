@@ -2,7 +2,8 @@
 //! classification by the shipped rules in both locales, the first response
 //! recorded within its deadline for every complaint (none lost across a
 //! kill -9), the plain-template fallback (no plugin, or one that traps), the
-//! first-response percentiles on /metrics, and no contact detail in the
+//! first-response percentiles on /metrics, a first response that can never be
+//! delivered dead-lettered on the complaint, and no contact detail in the
 //! journal, the log or the report.
 use crate::common::*;
 use crisis::plugin::test_fixtures as fx;
@@ -306,8 +307,16 @@ fn bad_complaints_are_refused_with_the_reason_and_the_flow_is_journaled() {
     assert_eq!(c["state"], "escalated");
     let r = d.cli(&["complaint", "resolve", &id, "--note", ""]);
     assert_ne!(r.code, 0, "a resolution needs a note");
-    let c = d.json(&["complaint", "resolve", &id, "--note", "refunded the difference"]);
+    // The bootstrap admin resolves it for alice: that is journaled on the complaint before the resolve.
+    let c = d.json(&["complaint", "resolve", &id, "--note", "refunded the difference", "--as", "alice"]);
     assert_eq!(c["state"], "resolved");
+    let evs = events(&d, &id);
+    let acting = event(&evs, "acting_for").expect("acting_for journaled");
+    assert_eq!(
+        (acting["data"]["by"].as_str(), acting["data"]["person"].as_str()),
+        (Some("bootstrap-admin"), Some("alice"))
+    );
+    assert_eq!(event(&evs, "complaint_resolved").unwrap()["data"]["by"], "alice");
     let r = d.cli(&["complaint", "escalate", &id]);
     assert_ne!(r.code, 0, "a resolved complaint is not escalated again");
     assert!(r.stderr.contains("resolved"), "{}", r.stderr);
@@ -353,4 +362,35 @@ fn the_classifier_plugin_decides_when_no_rule_matches_and_can_be_turned_off() {
     let off = daemon("[complaints]\nclassifier = \"\"\n");
     let c = add(&off, "C-002", "email", "The kettle arrived cracked.");
     assert_eq!((c["category"].as_str(), c["classified_by"]["step"].as_str()), (Some("other"), Some("default")), "{c}");
+}
+
+#[test]
+fn a_first_response_that_can_never_be_delivered_is_dead_lettered_on_the_complaint() {
+    // Every delivery to the customers' target fails, and the target retries for a second only.
+    let server = TestServer::start(500);
+    let lo = format!("http://127.0.0.1:{}", server.port);
+    let extra = format!(
+        "[plugins.webhook-notify]\nallowed_hosts = [\"{lo}\"]\nallow_private = [\"{lo}\"]\n\
+         [targets.superiors]\nplugin = \"log\"\n[targets.departments]\nplugin = \"log\"\n\
+         [targets.oncall]\nplugin = \"log\"\n\
+         [targets.customers]\nplugin = \"webhook-notify\"\nconfig = {{ url = \"{lo}/hook\" }}\nretry_for = \"1s\"\n"
+    );
+    let d = Daemon::start("engine", &extra);
+    let c = add(&d, "C-002", "email", "It broke.");
+    let id = c["id"].as_str().unwrap().to_string();
+    let dead = |evs: &[Value]| {
+        evs.iter()
+            .find(|e| {
+                e["kind"] == "complaint_effect"
+                    && e["data"]["ok"] == false
+                    && e["data"]["detail"].as_str().unwrap_or("").starts_with("dead-lettered: ")
+            })
+            .cloned()
+    };
+    d.wait_for("the first response dead-lettered on the complaint", || dead(&events(&d, &id)).is_some());
+    let ev = dead(&events(&d, &id)).unwrap();
+    assert_eq!(ev["data"]["purpose"], "first-response", "{ev}");
+    assert!(!server.requests().is_empty(), "the delivery was tried before it was set aside");
+    assert!(delivered(&events(&d, &id)).is_none(), "nothing was delivered");
+    assert!(d.ok(&["verify"]).contains("journal intact"));
 }

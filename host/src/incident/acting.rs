@@ -5,6 +5,18 @@ use super::engine::Engine;
 use super::error::EngineError;
 use super::events::Event;
 
+/// A person named to act must be in the roster, unless there is no roster at all.
+pub(super) fn check_roster_person(roster: &crate::config::roster::Roster, person: &str) -> Result<(), EngineError> {
+    if roster.people.is_empty() || roster.people.contains_key(person) {
+        return Ok(());
+    }
+    Err(EngineError::NotFound {
+        what: "person in the roster",
+        id: person.to_string(),
+        nearby: crate::diag::nearby(person, roster.people.keys().map(String::as_str)),
+    })
+}
+
 impl Engine {
     /// Journals that `by` (an admin's person id, or `bootstrap-admin`, holding
     /// token `token`) acts for `person` in `action` on incident `id`. Call it

@@ -1,6 +1,7 @@
 //! One incident inside one transaction: journaling events, and moving the
 //! plan forward through its phases and steps as far as it goes without people.
 
+use super::acting::check_roster_person;
 use super::ctx::Ctx;
 use super::effects::CustomerRef;
 use super::error::EngineError;
@@ -22,15 +23,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn check_person(&self, person: &str) -> Result<(), EngineError> {
-        let people = &self.generation_.config.roster.people;
-        if people.is_empty() || people.contains_key(person) {
-            return Ok(());
-        }
-        Err(EngineError::NotFound {
-            what: "person in the roster",
-            id: person.to_string(),
-            nearby: crate::diag::nearby(person, people.keys().map(String::as_str)),
-        })
+        check_roster_person(&self.generation_.config.roster, person)
     }
 
     /// Whether `person` may act as `who` (membership, not only who is on call now).

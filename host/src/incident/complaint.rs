@@ -169,6 +169,15 @@ pub enum ComplaintEvent {
     OutcomeMessageRecorded { incident: String, invocation_id: String },
     /// A side effect of the complaint ran (or finally failed).
     ComplaintEffect { invocation_id: String, purpose: Purpose, target: String, ok: bool, detail: String },
+    /// An admin (`by`, with token id `token`) acted for `person`; written just
+    /// before the action, so a refused action still leaves the attempt.
+    ActingFor {
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        person: String,
+        action: String,
+    },
 }
 
 impl ComplaintEvent {
@@ -186,6 +195,7 @@ impl ComplaintEvent {
             ComplaintEvent::AttachedTo { .. } => "attached_to",
             ComplaintEvent::OutcomeMessageRecorded { .. } => "outcome_message_recorded",
             ComplaintEvent::ComplaintEffect { .. } => "complaint_effect",
+            ComplaintEvent::ActingFor { .. } => "acting_for",
         }
     }
 
@@ -349,7 +359,7 @@ impl Complaint {
                 }
                 _ => {}
             },
-            ComplaintEvent::ComplaintEffect { .. } => {}
+            ComplaintEvent::ComplaintEffect { .. } | ComplaintEvent::ActingFor { .. } => {}
         }
     }
 

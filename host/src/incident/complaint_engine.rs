@@ -431,6 +431,29 @@ impl Engine {
         })
     }
 
+    /// Journals that admin `by` acts for roster person `person` on complaint
+    /// `id`, in its own transaction just before the action, so a refused
+    /// action still leaves the attempt on the record.
+    pub fn record_complaint_acting_for(
+        &self,
+        id: &str,
+        by: &str,
+        token: Option<&str>,
+        person: &str,
+        action: &str,
+    ) -> Result<(), EngineError> {
+        super::acting::check_roster_person(&self.generation().config.roster, person)?;
+        self.change_complaint(id, |ch, _| {
+            Ok(ch.emit(ComplaintEvent::ActingFor {
+                by: by.to_string(),
+                token: token.map(str::to_string),
+                person: person.to_string(),
+                action: action.to_string(),
+            })?)
+        })
+        .map(|_| ())
+    }
+
     /// Reports an open complaint to the superior rota by hand.
     pub fn escalate_complaint(&self, id: &str, by: &str) -> Result<Complaint, EngineError> {
         self.change_complaint(id, |ch, cfg| {
@@ -486,14 +509,7 @@ impl Engine {
             }
             Ok(())
         });
-        match res {
-            Ok(_) => Ok(()),
-            Err(EngineError::NotFound { .. }) => {
-                self.store().transaction(&mut |tx| tx.delete_timer(row.id))?;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.drop_orphan_timer(res.map(|_| ()), row.id)
     }
 
     /// Journals a complaint intent's result on the complaint, in the caller's
@@ -524,6 +540,34 @@ impl Engine {
             detail: outcome.detail.clone(),
         })?;
         Ok(ch.save()?)
+    }
+
+    /// Sets a complaint's side effect aside for good and journals that on the
+    /// complaint (as an effect that failed, with the reason), so its history
+    /// says why the customer never got that message.
+    pub(super) fn dead_letter_complaint_intent(
+        &self,
+        complaint: &str,
+        invocation_id: &str,
+        purpose: &Purpose,
+        target: &str,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        self.change_complaint(complaint, |ch, _| {
+            if ch.tx.intent(invocation_id)?.is_none_or(|i| i.result.is_some()) {
+                return Ok(());
+            }
+            ch.tx.dead_letter_intent(invocation_id, ch.now, reason)?;
+            ch.emit(ComplaintEvent::ComplaintEffect {
+                invocation_id: invocation_id.to_string(),
+                purpose: purpose.clone(),
+                target: target.to_string(),
+                ok: false,
+                detail: format!("dead-lettered: {reason}"),
+            })?;
+            Ok(())
+        })
+        .map(|_| ())
     }
 
     /// Tells the complaint observer about complaint events another operation committed.

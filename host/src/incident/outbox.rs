@@ -310,8 +310,15 @@ impl Engine {
         match res {
             Ok(_) => Ok(()),
             Err(EngineError::NotFound { .. }) => {
-                let now = self.now();
-                Ok(self.store().transaction(&mut |tx| tx.dead_letter_intent(&c.id, now, reason))?)
+                // Not an incident's: a complaint's message, journaled on the complaint.
+                let p = &c.payload;
+                match self.dead_letter_complaint_intent(&c.incident_id, &c.id, &p.purpose, &p.target, reason) {
+                    Err(EngineError::NotFound { .. }) => {
+                        let now = self.now();
+                        Ok(self.store().transaction(&mut |tx| tx.dead_letter_intent(&c.id, now, reason))?)
+                    }
+                    other => other,
+                }
             }
             Err(e) => Err(e),
         }

@@ -347,14 +347,19 @@ impl Engine {
             }
             Ok(())
         });
-        match res {
-            Ok(_) => Ok(()),
+        self.drop_orphan_timer(res.map(|_| ()), row.id)
+    }
+
+    /// Ends a timer firing: a timer whose incident or complaint does not
+    /// exist can never fire, so it is deleted instead of failing again at
+    /// every pass; any other error is the caller's.
+    pub(super) fn drop_orphan_timer(&self, fired: Result<(), EngineError>, timer: i64) -> Result<(), EngineError> {
+        match fired {
             Err(EngineError::NotFound { .. }) => {
-                // A timer for an incident that does not exist: drop it.
-                self.store().transaction(&mut |tx| tx.delete_timer(row.id))?;
+                self.store().transaction(&mut |tx| tx.delete_timer(timer))?;
                 Ok(())
             }
-            Err(e) => Err(e),
+            other => other,
         }
     }
 }

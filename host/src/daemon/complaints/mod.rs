@@ -234,9 +234,27 @@ async fn show(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result
     Ok(Json(detail))
 }
 
-/// Who acts: the caller's person, or the person an admin acts for.
-fn actor(caller: &Caller, b: &ComplaintAction) -> Result<String, ApiError> {
-    Ok(caller.acting(b.by.clone())?.person.unwrap_or_else(|| caller.label()))
+/// Runs `f` on complaint `id` as the acting person: the caller's person, or
+/// the person an admin acts for (journaled on the complaint first).
+async fn acting_on(
+    st: &AppState,
+    id: String,
+    caller: &Caller,
+    requested: Option<String>,
+    action: &'static str,
+    f: impl FnOnce(&Engine, &str, String) -> Result<Complaint, EngineError> + Send + 'static,
+) -> Result<Json<Complaint>, ApiError> {
+    let acting = caller.acting(requested)?;
+    let by = acting.person.clone().unwrap_or_else(|| caller.label());
+    Ok(Json(
+        with_engine(st, move |e| {
+            if let (Some(person), Some((admin, token))) = (&acting.person, &acting.delegated_by) {
+                e.record_complaint_acting_for(&id, admin, token.as_deref(), person, action)?;
+            }
+            f(e, &id, by)
+        })
+        .await?,
+    ))
 }
 
 async fn assign(
@@ -246,9 +264,8 @@ async fn assign(
     body: Result<Json<ComplaintAction>, JsonRejection>,
 ) -> Result<Json<Complaint>, ApiError> {
     let Json(b) = body?;
-    let by = actor(&caller, &b)?;
     let person = b.person.clone().ok_or_else(|| bad("assign needs `person`: a roster person id"))?;
-    Ok(Json(with_engine(&st, move |e| e.assign_complaint(&id, &person, &by)).await?))
+    acting_on(&st, id, &caller, b.by, "assign a complaint", move |e, id, by| e.assign_complaint(id, &person, &by)).await
 }
 
 async fn escalate(
@@ -258,8 +275,7 @@ async fn escalate(
     body: Result<Json<ComplaintAction>, JsonRejection>,
 ) -> Result<Json<Complaint>, ApiError> {
     let Json(b) = body?;
-    let by = actor(&caller, &b)?;
-    Ok(Json(with_engine(&st, move |e| e.escalate_complaint(&id, &by)).await?))
+    acting_on(&st, id, &caller, b.by, "escalate a complaint", |e, id, by| e.escalate_complaint(id, &by)).await
 }
 
 async fn resolve(
@@ -269,9 +285,8 @@ async fn resolve(
     body: Result<Json<ComplaintAction>, JsonRejection>,
 ) -> Result<Json<Complaint>, ApiError> {
     let Json(b) = body?;
-    let by = actor(&caller, &b)?;
     let note = b.note.clone().unwrap_or_default();
-    Ok(Json(with_engine(&st, move |e| e.resolve_complaint(&id, &note, &by)).await?))
+    acting_on(&st, id, &caller, b.by, "resolve a complaint", move |e, id, by| e.resolve_complaint(id, &note, &by)).await
 }
 
 async fn report_handler(
