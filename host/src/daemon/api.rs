@@ -216,8 +216,8 @@ where
     let acting = caller.acting(requested)?;
     let iid = id.to_string();
     with_incident(st, id, move |e| {
-        if let (Some(person), Some((by, token))) = (&acting.person, &acting.delegated_by) {
-            e.record_acting_for(&iid, by, token.as_deref(), person, action)?;
+        if let Some(d) = acting.delegation() {
+            e.record_acting_for(&iid, d.by, d.token, d.person, action)?;
         }
         f(e, acting.person)
     })
@@ -466,10 +466,10 @@ async fn retry(
     let acting = caller.acting(b.by)?;
     let inc = with_engine(&st, move |e| {
         // Journaled on the intent's incident, before the re-drive.
-        if let (Some(person), Some((by, token))) = (&acting.person, &acting.delegated_by)
+        if let Some(d) = acting.delegation()
             && let Some(intent) = e.store().intent(&id)?
         {
-            e.record_acting_for(&intent.incident_id, by, token.as_deref(), person, "re-drive a message")?;
+            e.record_acting_for(&intent.incident_id, d.by, d.token, d.person, "re-drive a message")?;
         }
         e.retry_intent(&id, &actor(acting.person)).map(|inc| (id, inc))
     })

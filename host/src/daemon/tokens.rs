@@ -176,6 +176,27 @@ pub(crate) struct Acting {
     pub delegated_by: Option<(String, Option<String>)>,
 }
 
+/// An admin acting for someone else, as it is journaled before the action.
+pub(crate) struct Delegation<'a> {
+    /// The admin's person id, or [`BOOTSTRAP`].
+    pub by: &'a str,
+    /// The admin's token id (none for the bootstrap token).
+    pub token: Option<&'a str>,
+    /// The person acted for.
+    pub person: &'a str,
+}
+
+impl Acting {
+    /// The admin acting for the person, when there is one: what every action
+    /// journals as `acting_for` before it runs.
+    pub(crate) fn delegation(&self) -> Option<Delegation<'_>> {
+        match (&self.person, &self.delegated_by) {
+            (Some(person), Some((by, token))) => Some(Delegation { by, token: token.as_deref(), person }),
+            _ => None,
+        }
+    }
+}
+
 impl Caller {
     /// The bootstrap admin.
     pub(crate) fn bootstrap() -> Caller {

@@ -248,8 +248,8 @@ async fn acting_on(
     let by = acting.person.clone().unwrap_or_else(|| caller.label());
     Ok(Json(
         with_engine(st, move |e| {
-            if let (Some(person), Some((admin, token))) = (&acting.person, &acting.delegated_by) {
-                e.record_complaint_acting_for(&id, admin, token.as_deref(), person, action)?;
+            if let Some(d) = acting.delegation() {
+                e.record_complaint_acting_for(&id, d.by, d.token, d.person, action)?;
             }
             f(e, &id, by)
         })
