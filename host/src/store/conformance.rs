@@ -366,9 +366,9 @@ pub(crate) fn tokens_round_trip_and_revoke_once(b: &dyn Backend) {
     assert_eq!((got.revoked_at, got.revoked_by.as_deref()), (Some(7), Some("carol")));
 }
 
-pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
-    let s = b.open(None);
-    let row = |id: &str, mode: &str, status: &str, opened_at: i64| IncidentRow {
+/// An incident row of playbook `pb`, its dedup key and state derived from its id and opening time.
+fn incident_row(id: &str, mode: &str, status: &str, opened_at: i64) -> IncidentRow {
+    IncidentRow {
         id: id.into(),
         playbook_id: "pb".into(),
         playbook_hash: "h".into(),
@@ -381,7 +381,12 @@ pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
         opened_at,
         updated_at: opened_at,
         state: json!({"n": opened_at}),
-    };
+    }
+}
+
+pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
+    let s = b.open(None);
+    let row = incident_row;
     let mut numbers = Vec::new();
     s.transaction(&mut |tx| {
         numbers =
@@ -437,20 +442,8 @@ pub(crate) fn kv_adds_from_two_stores_on_one_journal_all_count(b: &dyn Backend) 
 
 pub(crate) fn incident_pages_follow_the_list_order_and_stay_put_as_incidents_open(b: &dyn Backend) {
     let s = b.open(None);
-    let row = |n: i64, opened_at: i64, status: &str, mode: &str| IncidentRow {
-        id: format!("INC-{n}"),
-        playbook_id: "pb".into(),
-        playbook_hash: "h".into(),
-        mode: mode.into(),
-        dedup_key: None,
-        status: status.into(),
-        phase: "detect".into(),
-        severity: "sev2".into(),
-        title: "t".into(),
-        opened_at,
-        updated_at: opened_at,
-        state: json!({"n": n}),
-    };
+    let row =
+        |n: i64, opened_at: i64, status: &str, mode: &str| incident_row(&format!("INC-{n}"), mode, status, opened_at);
     // INC-3 and INC-4 opened in the same millisecond: the id breaks the tie
     // (as text, the order the whole list uses).
     let put = |rows: Vec<IncidentRow>| {
