@@ -3,8 +3,9 @@
 //! recorded within its deadline for every complaint (none lost across a
 //! kill -9), the plain-template fallback (no plugin, or one that traps), the
 //! first-response percentiles on /metrics, a first response that can never be
-//! delivered dead-lettered on the complaint, and no contact detail in the
-//! journal, the log or the report.
+//! delivered dead-lettered on the complaint, a retry under its idempotency key
+//! recording nothing new, and no contact detail in the journal, the log or the
+//! report.
 use crate::common::*;
 use crisis::plugin::test_fixtures as fx;
 use serde_json::{Value, json};
@@ -31,15 +32,22 @@ fn rules() -> String {
 
 /// POSTs a complaint with the bootstrap token; returns the status and the reply.
 fn post(d: &Daemon, body: &Value) -> Result<(u16, Value), String> {
+    post_keyed(d, body, None).map(|(status, v, _)| (status, v))
+}
+
+/// POSTs a complaint under an idempotency key, if given; returns the status,
+/// the reply and whether the reply says it was replayed.
+fn post_keyed(d: &Daemon, body: &Value, key: Option<&str>) -> Result<(u16, Value, bool), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent
-        .post(&d.url("/v1/intake/complaints"))
-        .header("Authorization", &format!("Bearer {}", d.token()))
-        .send_json(body)
-        .map_err(|e| e.to_string())?;
+    let mut req = agent.post(&d.url("/v1/intake/complaints")).header("Authorization", &format!("Bearer {}", d.token()));
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let mut r = req.send_json(body).map_err(|e| e.to_string())?;
     let status = r.status().as_u16();
+    let replayed = r.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
     let v = serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
-    Ok((status, v))
+    Ok((status, v, replayed))
 }
 
 fn complaint(customer: &str, i: usize) -> Value {
@@ -125,6 +133,7 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
                 let Ok(mut r) = agent
                     .post(&url)
                     .header("Authorization", &format!("Bearer {token}"))
+                    .header("Idempotency-Key", &format!("ticket-{i}"))
                     .send_json(complaint(customers[i % 4], i))
                 else {
                     return i;
@@ -143,13 +152,16 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
     d.kill9();
     let sent = sender.join().unwrap();
     d.restart();
+    // The sender retries from the complaint whose answer it lost, under the
+    // same keys: one the daemon committed before the kill is not recorded twice.
     for i in sent..200 {
-        let (status, v) = post(&d, &complaint(customers[i % 4], i)).unwrap();
-        assert_eq!(status, 202, "{v}");
+        let (status, v, replayed) =
+            post_keyed(&d, &complaint(customers[i % 4], i), Some(&format!("ticket-{i}"))).unwrap();
+        assert!(status == 202 || (status == 200 && replayed), "{status} {v}");
         acked.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 200, "{} acknowledged", acked.len());
+    assert_eq!(acked.len(), 200, "every complaint acknowledged once");
     // Every acknowledged complaint is there, and its first response was recorded within the deadline.
     d.wait_for("every first response delivered", || {
         let all = d.json(&["complaint", "list"]);
@@ -174,7 +186,7 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
     let report = d.ok(&["--json", "complaint", "report", "--since", "1h"]);
     assert_no_contacts("the report", &report);
     let report: Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(report["total"].as_u64().unwrap() as usize, acked.len());
+    assert_eq!(report["total"].as_u64().unwrap(), 200, "exactly one complaint per key");
     assert_eq!(report["by_category"]["price"].as_u64().unwrap() as usize, acked.len(), "the rules classified them");
     assert!(report["first_response_p95_ms"].as_i64().unwrap() <= 120_000);
     let metrics = metrics(&d);
@@ -186,6 +198,46 @@ fn two_hundred_complaints_each_get_their_first_response_in_time_and_survive_kill
         gauge(&metrics, "crisis_complaint_first_response_p95_seconds"),
     );
     assert!(p50 <= p95 && p95 <= 120.0, "p50 {p50} p95 {p95}");
+    assert!(d.ok(&["verify"]).contains("journal intact"));
+}
+
+#[test]
+fn a_retry_under_its_idempotency_key_gets_the_recorded_complaint_and_nothing_is_sent_twice() {
+    let d = daemon_with_rules("");
+    let body = complaint("C-002", 1);
+    let (status, first, replayed) = post_keyed(&d, &body, Some("zendesk-81723")).unwrap();
+    assert_eq!((status, replayed), (202, false), "{first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    let (status, again, replayed) = post_keyed(&d, &body, Some("zendesk-81723")).unwrap();
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // The same key for another complaint is refused, naming the one it holds.
+    let (status, v, _) = post_keyed(&d, &complaint("C-002", 2), Some("zendesk-81723")).unwrap();
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&id), "{v}");
+    for bad in ["", &"k".repeat(256), "two words"] {
+        let (status, v, _) = post_keyed(&d, &body, Some(bad)).unwrap();
+        assert_eq!(status, 400, "key {bad:?}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("Idempotency-Key"), "{v}");
+    }
+    // The CLI sends the key too, and says when nothing new was recorded.
+    let args = ["complaint", "add", "--customer", "C-001", "--channel", "sms", "--text", "billed twice"];
+    let cli = d.json(&[&args[..], &["--idempotency-key", "zendesk-81724"]].concat());
+    let again = d.ok(&[&args[..], &["--idempotency-key", "zendesk-81724"]].concat());
+    assert!(again.contains("already recorded"), "{again}");
+    assert!(again.starts_with(cli["id"].as_str().unwrap()), "{again}");
+    // Without a key, the same complaint sent twice is two complaints.
+    let (_, unkeyed, _) = post_keyed(&d, &body, None).unwrap();
+    assert_ne!(unkeyed["id"], first["id"]);
+    let all = d.json(&["complaint", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    // The customer of the keyed complaint gets one first response.
+    let evs = wait_delivered(&d, &id);
+    assert_eq!(evs.iter().filter(|e| e["kind"] == "first_response_recorded").count(), 1);
+    assert!(metrics(&d).contains("crisis_intake_total{source=\"complaints\",result=\"replayed\"} 2"));
+    // Only the key's digest is kept: the sender's ticket id is in neither journal nor log.
+    let journal = serde_json::to_string(&evs).unwrap();
+    assert!(!journal.contains("zendesk-81723") && !d.log().contains("zendesk-81723"));
     assert!(d.ok(&["verify"]).contains("journal intact"));
 }
 

@@ -110,12 +110,27 @@ impl Client {
 
     /// POST a typed body, returning a typed reply.
     pub(crate) fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
+        Ok(self.post_with(path, body, &[])?.1)
+    }
+
+    /// POST a typed body with extra request headers, returning the success
+    /// status (some routes tell a replay from a new record by it) and the reply.
+    pub(crate) fn post_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, T), Failure> {
         let mut req = self.agent.post(format!("{}{path}", self.base));
         if let Some(a) = self.auth() {
             req = req.header("Authorization", &a);
         }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         let resp = req.send_json(body).map_err(|e| self.unreachable(e))?;
-        parse(&self.handle(resp)?)
+        let status = resp.status().as_u16();
+        Ok((status, parse(&self.handle(resp)?)?))
     }
 }
 

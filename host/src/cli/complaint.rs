@@ -36,6 +36,11 @@ pub enum ComplaintCmd {
         /// Post this JSON file instead ({"customer", "channel", "text", "category", "labels"}).
         #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "channel", "text"])]
         file: Option<PathBuf>,
+        /// Names this complaint (your ticket id, a UUID): running the command again with
+        /// the same key after a timeout returns the complaint already recorded instead
+        /// of recording it twice, and the customer gets one first response.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
     },
     /// List complaints, oldest first.
     List {
@@ -84,7 +89,7 @@ pub enum ComplaintCmd {
 }
 
 fn intake_body(cmd: &ComplaintCmd) -> Result<ComplaintIntake, Failure> {
-    let ComplaintCmd::Add { customer, channel, text, category, labels, file } = cmd else {
+    let ComplaintCmd::Add { customer, channel, text, category, labels, file, .. } = cmd else {
         return Err(Failure::invalid("not an add command"));
     };
     if let Some(path) = file {
@@ -143,10 +148,15 @@ pub(crate) fn run(cli: &Cli, cmd: &ComplaintCmd) -> Result<(), Failure> {
         }
     };
     match cmd {
-        ComplaintCmd::Add { .. } => {
+        ComplaintCmd::Add { idempotency_key, .. } => {
             let body = intake_body(cmd)?;
-            let x: Complaint = c.post("/v1/intake/complaints", &body)?;
-            done(&x, "recorded; first response on its way");
+            let headers: Vec<(&str, &str)> = idempotency_key.iter().map(|k| ("Idempotency-Key", k.as_str())).collect();
+            let (status, x): (u16, Complaint) = c.post_with("/v1/intake/complaints", &body, &headers)?;
+            if status == 200 {
+                done(&x, "was already recorded under this idempotency key; nothing new recorded");
+            } else {
+                done(&x, "recorded; first response on its way");
+            }
         }
         ComplaintCmd::List { since } => {
             let all: Vec<Complaint> = c.get(&format!("/v1/complaints{}", query(since)))?;

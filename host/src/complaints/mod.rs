@@ -12,8 +12,8 @@ pub(crate) mod classify;
 pub(crate) mod respond;
 
 use crate::config::customers::Customer;
-use crate::incident::complaint::{Complaint, Composer};
-use crate::incident::{Engine, EngineError, NewComplaint};
+use crate::incident::complaint::Composer;
+use crate::incident::{Engine, EngineError, NewComplaint, Recorded};
 use crate::playbook::types::{Category, Channel};
 use crate::plugin::PluginHost;
 use std::collections::BTreeMap;
@@ -33,18 +33,27 @@ pub(crate) struct Incoming<'a> {
     pub labels: BTreeMap<String, String>,
     /// Where it was reported (`cli`, an intake token's name, `drill`).
     pub source: String,
+    /// The digest of the sender's idempotency key, when it sent one.
+    pub intake_key: Option<String>,
 }
 
 /// Classifies, composes and journals `c` on `engine` (live or drill, as the
 /// engine is). `mask` is applied to what a plugin wrote (the first response
 /// and a failure's reason) before it is journaled. `host` is `None` where no
 /// plugin can be called: the rules still classify, the template answers.
+/// A retry under an idempotency key already used gets its complaint back
+/// without a plugin call or a new id.
 pub(crate) fn record(
     engine: &Engine,
     host: Option<&PluginHost>,
     c: Incoming<'_>,
     mask: fn(&str) -> String,
-) -> Result<Complaint, EngineError> {
+) -> Result<Recorded, EngineError> {
+    if let Some(k) = &c.intake_key
+        && let Some(complaint) = engine.complaint_for_key(k, &c.customer.id, c.channel, &c.text)?
+    {
+        return Ok(Recorded { complaint, replayed: true });
+    }
     let g = engine.generation();
     let cc = &g.config.complaints;
     let id = engine.reserve_complaint_id()?;
@@ -81,6 +90,7 @@ pub(crate) fn record(
         composer,
         subject,
         body: mask(&body),
+        intake_key: c.intake_key,
     })
 }
 

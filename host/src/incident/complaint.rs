@@ -147,6 +147,9 @@ pub enum ComplaintEvent {
         labels: BTreeMap<String, String>,
         mode: Mode,
         source: String,
+        /// The digest of the sender's idempotency key, when it sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intake_key: Option<String>,
     },
     /// Its category was decided.
     ComplaintClassified { category: Category, confidence: f64, by: ClassifiedBy },
@@ -268,6 +271,9 @@ pub struct Complaint {
     /// The incident a complaint surge attached it to; its outcome resolves the complaint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// The digest of the sender's idempotency key: a retry with the same key gets this complaint back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake_key: Option<String>,
     /// Sequence number of its latest event.
     pub last_seq: i64,
 }
@@ -275,7 +281,17 @@ pub struct Complaint {
 impl Complaint {
     /// The complaint its first event opens; `None` if that event is not `complaint_received`.
     pub fn received(id: &str, ev: &ComplaintEvent, at: i64, seq: i64) -> Option<Complaint> {
-        let ComplaintEvent::ComplaintReceived { customer, channel, locale, tier, text, labels, mode, source } = ev
+        let ComplaintEvent::ComplaintReceived {
+            customer,
+            channel,
+            locale,
+            tier,
+            text,
+            labels,
+            mode,
+            source,
+            intake_key,
+        } = ev
         else {
             return None;
         };
@@ -307,6 +323,7 @@ impl Complaint {
             resolved_at: None,
             followed_up_at: None,
             incident: None,
+            intake_key: intake_key.clone(),
             last_seq: seq,
         })
     }
@@ -378,6 +395,7 @@ impl Complaint {
             state: self.state.to_string(),
             received_at: self.received_at,
             updated_at: self.updated_at,
+            intake_key: self.intake_key.clone(),
             data: serde_json::to_value(self)?,
         })
     }
@@ -438,6 +456,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 mode: Mode::Live,
                 source: "cli".into(),
+                intake_key: Some("k".into()),
             },
             ComplaintEvent::ComplaintClassified {
                 category: Category::Price,

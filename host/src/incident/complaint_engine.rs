@@ -18,7 +18,7 @@ use super::error::EngineError;
 use crate::config::complaints::ComplaintsConfig;
 use crate::config::{Config, Target};
 use crate::playbook::types::{Category, Channel, Phase, Purpose, Severity};
-use crate::store::{ComplaintQuery, IntentRow, TimerRow, Tx};
+use crate::store::{ComplaintQuery, ComplaintRow, IntentRow, TimerRow, Tx};
 use std::collections::BTreeMap;
 
 /// The first-response deadline timer's key (one per complaint).
@@ -62,6 +62,40 @@ pub struct NewComplaint {
     pub subject: String,
     /// The first response's text.
     pub body: String,
+    /// The digest of the sender's idempotency key, when it sent one.
+    pub intake_key: Option<String>,
+}
+
+/// What an intake did. Why: a sender that retries after losing the answer
+/// (the daemon was killed after the commit) must get the complaint its first
+/// attempt recorded, and the customer must get one first response, not two.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The complaint, new or found.
+    pub complaint: Complaint,
+    /// It was recorded earlier under the same idempotency key; nothing new was journaled.
+    pub replayed: bool,
+}
+
+/// The complaint recorded under the same idempotency key, if `found` is one;
+/// a conflict when it is not the complaint being sent now (another customer,
+/// channel or text), so a reused key never hides a different complaint.
+fn same_intake(
+    found: Option<ComplaintRow>,
+    customer: &str,
+    channel: Channel,
+    text: &str,
+) -> Result<Option<Complaint>, EngineError> {
+    let Some(row) = found else { return Ok(None) };
+    let c = Complaint::from_row(&row)?;
+    if c.customer != customer || c.channel != channel || c.text != text {
+        return Err(EngineError::conflict(format!(
+            "the idempotency key was already used for complaint {} with another customer, channel or text: \
+             send a new key for a new complaint",
+            c.id
+        )));
+    }
+    Ok(Some(c))
 }
 
 /// The plain first response, used when no appeasement plugin composes one.
@@ -311,6 +345,19 @@ impl Engine {
         })
     }
 
+    /// The complaint an earlier intake recorded under idempotency key digest
+    /// `key`, if any; a conflict when it differs from the one sent now.
+    pub fn complaint_for_key(
+        &self,
+        key: &str,
+        customer: &str,
+        channel: Channel,
+        text: &str,
+    ) -> Result<Option<Complaint>, EngineError> {
+        let q = ComplaintQuery { intake_key: Some(key.to_string()), ..Default::default() };
+        same_intake(self.store().complaints(&q)?.pop(), customer, channel, text)
+    }
+
     /// Whether this engine's complaints are live or drill ones.
     pub fn mode(&self) -> crate::playbook::types::Mode {
         self.mode
@@ -320,73 +367,79 @@ impl Engine {
     /// response (due within `[complaints] first_response`) and its deadline
     /// timer, escalates it at once when a `[complaints]` rule says so, and
     /// checks the playbooks' complaint surges (which may open or join an incident).
-    pub fn record_complaint(&self, n: NewComplaint) -> Result<Complaint, EngineError> {
+    /// A complaint already recorded under the same idempotency key is returned
+    /// as it is, checked inside the transaction so two racing retries record one.
+    pub fn record_complaint(&self, n: NewComplaint) -> Result<Recorded, EngineError> {
         let g = self.generation();
         let cc = &g.config.complaints;
         let now = self.now();
         let mode = self.mode;
-        let (c, evs) = self
-            .write(|tx| {
-                let id = n.id.clone();
-                let since = now - cc.repeat_within.as_millis() as i64;
-                let earlier = tx
-                    .complaints(&ComplaintQuery {
-                        customer: Some(n.customer.clone()),
-                        since: Some(since),
-                        ..Default::default()
-                    })?
-                    .len();
-                let received = ComplaintEvent::ComplaintReceived {
-                    customer: n.customer.clone(),
-                    channel: n.channel,
-                    locale: n.locale.clone(),
-                    tier: n.tier.clone(),
-                    text: n.text.clone(),
-                    labels: n.labels.clone(),
-                    mode,
-                    source: n.source.clone(),
-                };
-                let rec = tx.append(
-                    &id,
-                    now,
-                    received.kind(),
-                    &serde_json::to_value(&received).map_err(anyhow::Error::from)?,
-                )?;
-                let c = Complaint::received(&id, &received, rec.at, rec.seq)
-                    .ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
-                let mut ch = Change { tx, c, now, emitted: vec![received] };
-                ch.emit(ComplaintEvent::ComplaintClassified {
-                    category: n.category,
-                    confidence: n.confidence,
-                    by: n.classified_by.clone(),
-                })?;
-                let due_at = now + cc.first_response.as_millis() as i64;
-                let invocation_id = ch.message_customer(
-                    &g.config,
-                    Purpose::FirstResponse,
-                    "first-response",
-                    &n.segment,
-                    (n.subject.clone(), n.body.clone()),
-                )?;
-                ch.tx.add_timer(&id, due_at, FIRST_RESPONSE_TIMER, TIMER_FAMILY, &serde_json::json!({}))?;
-                ch.emit(ComplaintEvent::FirstResponseRecorded { invocation_id, composer: n.composer.clone(), due_at })?;
-                if let Some(reason) = auto_escalation(cc, &ch.c, earlier) {
-                    ch.escalate(&g.config, reason, "crisis")?;
+        let recorded = self.write(|tx| {
+            if let Some(k) = &n.intake_key {
+                let q = ComplaintQuery { intake_key: Some(k.clone()), ..Default::default() };
+                if let Some(c) = same_intake(tx.complaints(&q)?.pop(), &n.customer, n.channel, &n.text)? {
+                    return Ok(Err(c));
                 }
-                let hit = self.surge_in(&mut *ch.tx, &g, &ch.c)?;
-                if let Some(h) = &hit {
-                    ch.emit(ComplaintEvent::AttachedTo { incident: h.incident.clone(), playbook: h.playbook.clone() })?;
-                }
-                Ok::<_, EngineError>((ch.save()?, hit))
-            })
-            .map(|((c, evs), hit)| {
+            }
+            let id = n.id.clone();
+            let since = now - cc.repeat_within.as_millis() as i64;
+            let earlier = tx
+                .complaints(&ComplaintQuery {
+                    customer: Some(n.customer.clone()),
+                    since: Some(since),
+                    ..Default::default()
+                })?
+                .len();
+            let received = ComplaintEvent::ComplaintReceived {
+                customer: n.customer.clone(),
+                channel: n.channel,
+                locale: n.locale.clone(),
+                tier: n.tier.clone(),
+                text: n.text.clone(),
+                labels: n.labels.clone(),
+                mode,
+                source: n.source.clone(),
+                intake_key: n.intake_key.clone(),
+            };
+            let rec =
+                tx.append(&id, now, received.kind(), &serde_json::to_value(&received).map_err(anyhow::Error::from)?)?;
+            let c =
+                Complaint::received(&id, &received, rec.at, rec.seq).ok_or_else(|| anyhow::anyhow!("not a receipt"))?;
+            let mut ch = Change { tx, c, now, emitted: vec![received] };
+            ch.emit(ComplaintEvent::ComplaintClassified {
+                category: n.category,
+                confidence: n.confidence,
+                by: n.classified_by.clone(),
+            })?;
+            let due_at = now + cc.first_response.as_millis() as i64;
+            let invocation_id = ch.message_customer(
+                &g.config,
+                Purpose::FirstResponse,
+                "first-response",
+                &n.segment,
+                (n.subject.clone(), n.body.clone()),
+            )?;
+            ch.tx.add_timer(&id, due_at, FIRST_RESPONSE_TIMER, TIMER_FAMILY, &serde_json::json!({}))?;
+            ch.emit(ComplaintEvent::FirstResponseRecorded { invocation_id, composer: n.composer.clone(), due_at })?;
+            if let Some(reason) = auto_escalation(cc, &ch.c, earlier) {
+                ch.escalate(&g.config, reason, "crisis")?;
+            }
+            let hit = self.surge_in(&mut *ch.tx, &g, &ch.c)?;
+            if let Some(h) = &hit {
+                ch.emit(ComplaintEvent::AttachedTo { incident: h.incident.clone(), playbook: h.playbook.clone() })?;
+            }
+            Ok::<_, EngineError>(Ok((ch.save()?, hit)))
+        })?;
+        match recorded {
+            Ok(((c, evs), hit)) => {
                 if let Some(h) = hit {
                     self.surged(h);
                 }
-                (c, evs)
-            })?;
-        self.observe_complaint(&c, &evs);
-        Ok(c)
+                self.observe_complaint(&c, &evs);
+                Ok(Recorded { complaint: c, replayed: false })
+            }
+            Err(c) => Ok(Recorded { complaint: c, replayed: true }),
+        }
     }
 
     /// One complaint as its events left it.

@@ -40,7 +40,7 @@ pub use batch::{IntakeDone, IntakeOp};
 /// bench seeding a journal) can build an [`Engine`].
 pub use clock::{Clock, ManualClock};
 pub use commands::{StepAction, TriggerOutcome, TriggerRequest};
-pub use complaint_engine::{NewComplaint, first_response_template};
+pub use complaint_engine::{NewComplaint, Recorded, first_response_template};
 pub use dedup::FallbackKey;
 pub use engine::{Actor, Engine, MAX_DEDUP_KEY, Observer};
 pub use error::{EngineError, Hint};

@@ -37,7 +37,8 @@ macro_rules! conformance_tests {
             tokens_round_trip_and_revoke_once,
             incidents_counters_and_kv_round_trip,
             kv_adds_from_two_stores_on_one_journal_all_count,
-            incident_pages_follow_the_list_order_and_stay_put_as_incidents_open
+            incident_pages_follow_the_list_order_and_stay_put_as_incidents_open,
+            complaints_filter_by_category_and_an_intake_key_is_unique
         );
     };
     ($backend:expr; $($name:ident),+) => {
@@ -481,4 +482,43 @@ pub(crate) fn incident_pages_follow_the_list_order_and_stay_put_as_incidents_ope
     // The cursor need not match the filter (it may have been resolved since).
     assert_eq!(page(q(true, None, Some("INC-5"), 10)).0, vec!["INC-4", "INC-3", "INC-1"]);
     assert_eq!(s.incidents_page(&q(false, None, Some("INC-99"), 2)).unwrap(), None, "an unknown cursor is told apart");
+}
+
+fn complaint_row(n: i64, category: &str, received_at: i64, intake_key: Option<&str>) -> ComplaintRow {
+    ComplaintRow {
+        id: format!("CMP-{n}"),
+        customer: "C-001".into(),
+        category: category.into(),
+        channel: "sms".into(),
+        state: "classified".into(),
+        received_at,
+        updated_at: received_at,
+        intake_key: intake_key.map(str::to_string),
+        data: json!({"n": n}),
+    }
+}
+
+pub(crate) fn complaints_filter_by_category_and_an_intake_key_is_unique(b: &dyn Backend) {
+    let s = b.open(None);
+    let rows = [
+        complaint_row(1, "price", 10, Some("k1")),
+        complaint_row(2, "product-quality", 20, None),
+        complaint_row(3, "price", 30, None),
+        complaint_row(4, "price", 40, Some("k4")),
+    ];
+    s.transaction(&mut |tx| rows.iter().try_for_each(|r| tx.put_complaint(r))).unwrap();
+    let ids = |q: ComplaintQuery| -> Vec<String> { s.complaints(&q).unwrap().into_iter().map(|r| r.id).collect() };
+    let price = |since: Option<i64>| ComplaintQuery { category: Some("price".into()), since, ..Default::default() };
+    assert_eq!(ids(price(None)), vec!["CMP-1", "CMP-3", "CMP-4"]);
+    assert_eq!(ids(price(Some(30))), vec!["CMP-3", "CMP-4"]);
+    let keyed = |k: &str| ComplaintQuery { intake_key: Some(k.into()), ..Default::default() };
+    assert_eq!(ids(keyed("k4")), vec!["CMP-4"]);
+    assert!(ids(keyed("k9")).is_empty());
+    assert_eq!(s.complaints(&keyed("k1")).unwrap()[0], rows[0], "the key round-trips with the row");
+    // Rewriting a complaint's row keeps its key; a second complaint under a used key is refused.
+    s.transaction(&mut |tx| tx.put_complaint(&complaint_row(1, "price", 10, Some("k1")))).unwrap();
+    let dup = s.transaction(&mut |tx| tx.put_complaint(&complaint_row(5, "price", 50, Some("k1"))));
+    assert!(dup.is_err(), "a second complaint under the key k1 was stored");
+    assert_eq!(ids(keyed("k1")), vec!["CMP-1"]);
+    assert_eq!(ids(ComplaintQuery::default()).len(), 4, "the refused transaction left nothing");
 }

@@ -124,6 +124,9 @@ pub struct ComplaintRow {
     pub received_at: i64,
     /// Unix milliseconds of the latest change.
     pub updated_at: i64,
+    /// The digest of the sender's idempotency key, unique when present: a
+    /// retried intake finds the complaint its first attempt recorded.
+    pub intake_key: Option<String>,
     /// The full derived state as JSON.
     pub data: serde_json::Value,
 }
@@ -138,6 +141,10 @@ pub struct ComplaintQuery {
     pub customer: Option<String>,
     /// Only complaints received at or after this instant (Unix ms).
     pub since: Option<i64>,
+    /// Only complaints of this category name (a surge's window reads one category).
+    pub category: Option<String>,
+    /// Only the complaint recorded under this idempotency key digest.
+    pub intake_key: Option<String>,
 }
 
 /// A persisted timer: fires once, late if the daemon was down.

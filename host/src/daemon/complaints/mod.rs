@@ -9,6 +9,11 @@
 //! compose the first response (the plain template when it fails); and
 //! journals it all in one transaction with the first response's intent and
 //! its deadline timer.
+//!
+//! A sender that may retry (its answer was lost to a timeout or a restart)
+//! sends an `Idempotency-Key` header: the retry gets the complaint the first
+//! attempt recorded (200 with `Idempotent-Replayed: true`) and the customer
+//! one first response. Keys are scoped to the caller and kept as a digest.
 
 pub(crate) mod metrics;
 mod report;
@@ -21,17 +26,18 @@ use super::engine_call::with_engine;
 use super::tokens::{Caller, Grant};
 use crate::config::customers::Customer;
 use crate::incident::complaint::Complaint;
-use crate::incident::{Engine, EngineError};
+use crate::incident::{Engine, EngineError, Recorded};
 use crate::playbook::types::{Category, Channel, parse_duration};
 use crate::plugin::PluginHost;
 use crate::store::{ComplaintQuery, EventRecord};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +46,12 @@ use std::sync::Arc;
 const MAX_LABELS: usize = 20;
 /// Label keys and values are at most this many characters.
 const MAX_LABEL: usize = 200;
+/// The request header naming one intake attempt, the same on every retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Idempotency keys are at most this many characters.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// The response header a replayed intake carries.
+const REPLAYED: &str = "idempotent-replayed";
 
 /// `POST /v1/intake/complaints` (and `crisis complaint add`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,8 +183,34 @@ fn check(engine: &Engine, b: ComplaintIntake) -> Result<Checked, ApiError> {
     Ok(Checked { customer, channel, category, text, labels })
 }
 
+/// The digest an `Idempotency-Key` is kept as, scoped to the caller so one
+/// sender's key never finds another sender's complaint; `None` without the
+/// header, 400 when it is empty, too long or not visible ASCII.
+fn intake_key(headers: &HeaderMap, caller: &Caller) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()));
+    let Some(key) = key else {
+        return Err(bad(format!(
+            "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters: \
+             send one value per complaint, e.g. your ticket id or a UUID, and the same one when you retry"
+        )));
+    };
+    let digest = Sha256::new().chain_update(caller.label().as_bytes()).chain_update([0u8]).chain_update(key.as_bytes());
+    Ok(Some(hex::encode(digest.finalize())))
+}
+
 /// Classifies, composes and journals a checked complaint through the path drills share.
-fn accept(engine: &Engine, host: &PluginHost, c: Checked, source: String) -> Result<Complaint, EngineError> {
+fn accept(
+    engine: &Engine,
+    host: &PluginHost,
+    c: Checked,
+    source: String,
+    intake_key: Option<String>,
+) -> Result<Recorded, EngineError> {
     let incoming = crate::complaints::Incoming {
         customer: &c.customer,
         channel: c.channel,
@@ -180,6 +218,7 @@ fn accept(engine: &Engine, host: &PluginHost, c: Checked, source: String) -> Res
         text: c.text,
         labels: c.labels,
         source,
+        intake_key,
     };
     crate::complaints::record(engine, Some(host), incoming, |s| super::contact_mask::mask(s, true))
 }
@@ -188,11 +227,13 @@ async fn intake(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<ComplaintIntake>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     super::intake::limit(&st, "complaints", addr)?;
-    let checked = body.map_err(ApiError::from).and_then(|Json(b)| check(&st.engine, b));
-    let checked = match checked {
+    let checked = intake_key(&headers, &caller)
+        .and_then(|k| body.map_err(ApiError::from).and_then(|Json(b)| check(&st.engine, b)).map(|c| (c, k)));
+    let (checked, key) = match checked {
         Ok(c) => c,
         Err(e) => {
             super::intake::count_result(&st, "complaints", "rejected");
@@ -204,7 +245,13 @@ async fn intake(
         _ => caller.label(),
     };
     let host = st.plugins.clone();
-    let c = with_engine(&st, move |e| accept(e, &host, checked, source)).await?;
+    let r = with_engine(&st, move |e| accept(e, &host, checked, source, key)).await?;
+    let c = r.complaint;
+    if r.replayed {
+        super::intake::count_result(&st, "complaints", "replayed");
+        tracing::info!(complaint = %c.id, "complaint intake retried under its idempotency key; nothing new recorded");
+        return Ok((StatusCode::OK, [(REPLAYED, "true")], Json(c)).into_response());
+    }
     super::intake::count_result(&st, "complaints", "accepted");
     tracing::info!(complaint = %c.id, category = %c.category, channel = %c.channel, customer = %c.customer, "complaint received");
     Ok((StatusCode::ACCEPTED, Json(c)).into_response())

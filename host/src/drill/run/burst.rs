@@ -60,9 +60,10 @@ impl Runner<'_> {
                 text: text(&self.pb.summary, n, count, max),
                 labels: labels.clone(),
                 source: "drill".into(),
+                intake_key: None,
             };
             // Drill texts and plugin inputs hold no contact details: nothing to mask.
-            let c = record(self.engine, self.plugins.as_deref(), incoming, str::to_string)?;
+            let c = record(self.engine, self.plugins.as_deref(), incoming, str::to_string)?.complaint;
             if not_attached.is_none() {
                 let f = BTreeMap::from([(
                     "complaint".to_string(),

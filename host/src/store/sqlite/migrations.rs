@@ -174,4 +174,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_list ON incidents(opened_at, id);
     CREATE INDEX incidents_open_list ON incidents(opened_at, id) WHERE status = 'open';
     "#,
+    // 11: a complaint remembers the digest of its sender's idempotency key
+    // (unique, so a retried intake can never record a second complaint), and
+    // a surge's window is read per category.
+    r#"
+    ALTER TABLE complaints ADD COLUMN intake_key TEXT;
+    CREATE UNIQUE INDEX complaints_intake_key ON complaints(intake_key) WHERE intake_key IS NOT NULL;
+    CREATE INDEX complaints_category ON complaints(category, received_at);
+    "#,
 ];
