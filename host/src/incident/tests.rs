@@ -474,3 +474,41 @@ fn one_unjournalable_result_does_not_hold_up_the_others_of_its_group() {
     let recorded = kinds(&f, &good).iter().filter(|k| *k == "effect_result").count();
     assert_eq!(recorded, claimed.iter().filter(|c| c.incident_id == good).count());
 }
+
+#[test]
+fn verify_walks_every_page_of_incidents_and_names_an_edited_one_on_the_last() {
+    let f = fixture();
+    // More incidents than two pages of the walk: the oldest is on the third.
+    let ids: Vec<String> = (0..1001).map(|n| trigger(&f, &format!("svc-{n}")).unwrap().incident.id).collect();
+    let report = super::verify::verify(f.engine.store().as_ref(), None).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let conn = rusqlite::Connection::open(f._dir.path().join("journal.db")).unwrap();
+    conn.execute("UPDATE incidents SET title = 'edited' WHERE id = ?1", [&ids[0]]).unwrap();
+    // Timers are judged against their incident's events: one left behind after
+    // the ack, one of an incident that does not exist, one the engine has no kind for.
+    f.engine.ack(&ids[1], "alice").unwrap();
+    for (incident, kind) in [(ids[1].as_str(), "deadline:ack"), ("INC-99999", "deadline:ack"), (&ids[2], "bogus")] {
+        conn.execute(
+            "INSERT INTO timers (incident_id, due_at, kind, data, family) VALUES (?1, 1, ?2, '{}', '')",
+            [incident, kind],
+        )
+        .unwrap();
+    }
+    let report = super::verify::verify(f.engine.store().as_ref(), None).unwrap();
+    // Timer ids are the store's: compare without them.
+    let numbered = regex::Regex::new(r"^timer \d+ ").unwrap();
+    let mut problems: Vec<String> =
+        report.problems.iter().map(|p| numbered.replace(p, "timer 0 ").into_owned()).collect();
+    problems.sort();
+    let mut want = vec![
+        format!("incident {}: stored title differs from what its events say", ids[0]),
+        format!(
+            "timer 0 (deadline:ack) of incident {}: still pending although the incident's events say it is done",
+            ids[1]
+        ),
+        "timer 0 (deadline:ack) of incident INC-99999: no such incident".to_string(),
+        format!("timer 0 (bogus) of incident {}: the engine has no such timer", ids[2]),
+    ];
+    want.sort();
+    assert_eq!(problems, want);
+}

@@ -10,47 +10,68 @@ use super::state::{Incident, Status};
 use super::timers::{DeadlineKind, Timer};
 use crate::playbook::spec::Playbook;
 use crate::playbook::types::Phase;
-use crate::store::{Anchor, EventRecord, IncidentRow, Store, TimerRow, VerifyReport};
-use std::collections::BTreeMap;
+use crate::store::{Anchor, EventRecord, IncidentQuery, IncidentRow, Store, TimerRow, VerifyReport};
+use std::collections::{HashMap, HashSet};
+
+/// Incident rows read per page while verifying.
+const VERIFY_PAGE: usize = 500;
 
 /// Verifies the journal and the projections, pinned playbooks and timers
 /// derived from it; every problem is named by incident and field.
 pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result<VerifyReport> {
     let mut report = store.verify(expect_head)?;
-    let mut folded = BTreeMap::new();
-    let listed = store.incidents(false, None)?;
     super::complaint_verify::verify(store, &mut report)?;
-    // A set, so checking every incident with events stays linear in the journal.
-    let listed_ids: std::collections::HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+    // A page of rows and one incident's events at a time: memory stays that of
+    // a page, the pending timers and the largest incident, not of the whole
+    // journal. Each incident's timers are judged when it is folded.
+    let mut timers_of: HashMap<String, Vec<TimerRow>> = HashMap::new();
+    for t in store.timers()? {
+        // A complaint timer is dropped when it fires for a complaint that is gone.
+        if !is_complaint_id(&t.incident_id) {
+            timers_of.entry(t.incident_id.clone()).or_default().push(t);
+        }
+    }
+    let mut suspect: Vec<TimerRow> = Vec::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let q = IncidentQuery { open_only: false, mode: None, after: after.take(), limit: VERIFY_PAGE };
+        let Some(page) = store.incidents_page(&q)? else { break };
+        for listed_row in page.rows {
+            listed.insert(listed_row.id.clone());
+            let Some((row, events)) = snapshot(store, &listed_row.id)? else { continue };
+            let timers = timers_of.remove(&row.id).unwrap_or_default();
+            match fold(&row.id, &events) {
+                Ok(inc) => {
+                    compare(&row, &inc, &mut report.problems);
+                    suspect.extend(timers.into_iter().filter(|t| check_timer(t, Some(&inc)).is_some()));
+                }
+                Err(e) => {
+                    report.problems.push(format!("incident {}: {e}", row.id));
+                    suspect.extend(timers);
+                }
+            }
+            check_pinned(store, &row, &mut report.problems)?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
     for id in report.incidents.iter().filter(|id| !is_complaint_id(id)) {
         // Listed after the chain walk: an incident opened since has a row.
-        if !listed_ids.contains(id.as_str()) && store.incident(id)?.is_none() {
+        if !listed.contains(id.as_str()) && store.incident(id)?.is_none() {
             report.problems.push(format!("incident {id} has events but no projection row: the row was deleted"));
         }
     }
-    for listed in listed {
-        let Some((row, events)) = snapshot(store, &listed.id)? else { continue };
-        match fold(&row.id, &events) {
-            Ok(inc) => {
-                compare(&row, &inc, &mut report.problems);
-                folded.insert(row.id.clone(), inc);
-            }
-            Err(e) => report.problems.push(format!("incident {}: {e}", row.id)),
-        }
-        check_pinned(store, &row, &mut report.problems)?;
+    // Timers of incidents the walk did not list, and those it found wrong.
+    suspect.extend(timers_of.into_values().flatten());
+    if suspect.is_empty() {
+        return Ok(report);
     }
-    for t in store.timers()? {
-        if is_complaint_id(&t.incident_id) {
-            // A complaint timer is dropped when it fires for a complaint that is gone.
-            continue;
-        }
-        if check_timer(&t, folded.get(&t.incident_id)).is_none() {
-            continue;
-        }
-        // The daemon keeps working while this runs: judge again on fresh rows.
-        if !store.timers()?.iter().any(|now| now.id == t.id) {
-            continue;
-        }
+    // The daemon keeps working while this runs: judge again on fresh rows.
+    let current: HashSet<i64> = store.timers()?.into_iter().map(|t| t.id).collect();
+    for t in suspect.into_iter().filter(|t| current.contains(&t.id)) {
         let fresh = match snapshot(store, &t.incident_id)? {
             Some((row, events)) => fold(&row.id, &events).ok(),
             None => None,
