@@ -69,7 +69,7 @@ struct Curve {
     goal: Option<f64>,
 }
 
-const CURVES: [Curve; 7] = [
+const CURVES: [Curve; 8] = [
     Curve {
         name: "trigger ingest over HTTP (durable, half dedup)",
         unit: "/s",
@@ -80,14 +80,20 @@ const CURVES: [Curve; 7] = [
     Curve { name: "`incident show`", unit: "ms", lower_is_better: true, goal: Some(1.5) },
     Curve { name: "`/metrics` scrape", unit: "ms", lower_is_better: true, goal: Some(1.5) },
     Curve { name: "`crisis verify` per million events", unit: "s", lower_is_better: true, goal: Some(1.5) },
-    Curve { name: "daemon RSS", unit: "MB", lower_is_better: true, goal: None },
+    Curve { name: "daemon RSS before verify", unit: "MB", lower_is_better: true, goal: None },
+    Curve { name: "daemon RSS after verify", unit: "MB", lower_is_better: true, goal: None },
     Curve { name: "cold start to /readyz", unit: "ms", lower_is_better: true, goal: Some(1.5) },
 ];
 
 /// Measures every curve at each size, adds one row per curve (its ratio),
 /// writes the chart (full runs), and returns the tables for the summary.
 pub(super) fn curve_rows(rows: &mut Vec<Row>, full: bool) -> String {
-    let sizes: &[usize] = if full { &[100, 1_000, 10_000, 100_000] } else { &[10, 100] };
+    // `CRISIS_CURVE_SIZES=100,10000` measures only those sizes (the first is the baseline).
+    let chosen: Option<Vec<usize>> = std::env::var("CRISIS_CURVE_SIZES")
+        .ok()
+        .map(|v| v.split(',').map(|n| n.trim().parse().expect("CRISIS_CURVE_SIZES: numbers like 100,10000")).collect());
+    let sizes: Vec<usize> =
+        chosen.unwrap_or_else(|| if full { vec![100, 1_000, 10_000, 100_000] } else { vec![10, 100] });
     let points: Vec<Point> = sizes.iter().map(|&n| measure(n, full)).collect();
     let (first, last) = (&points[0], &points[points.len() - 1]);
     let mut md = String::from("\n### Cost curves (value at each journal size)\n");
@@ -149,13 +155,18 @@ fn measure(n: usize, full: bool) -> Point {
     let show_id = format!("INC-{}", n / 2 + 1);
     let show = median((0..reps).map(|_| get(&format!("/v1/incidents/{show_id}"), true)).collect());
     let scrape = median((0..reps).map(|_| get("/metrics", false)).collect());
+    let rss_before = rss_kb(d.child.id()) / 1024.0;
     let verify_ms = median((0..if full { 3 } else { 1 }).map(|_| get("/v1/verify", true)).collect());
     let verify = verify_ms / 1000.0 / (events as f64 / 1e6);
     let rss = rss_kb(d.child.id()) / 1024.0;
     let ingest = ingest_rate(port, token.trim(), if full { 2_000 } else { 100 });
     drop(d);
     drop(dir);
-    Point { incidents: n, events, values: vec![ingest, list, show, scrape, verify, rss, cold.as_secs_f64() * 1000.0] }
+    Point {
+        incidents: n,
+        events,
+        values: vec![ingest, list, show, scrape, verify, rss_before, rss, cold.as_secs_f64() * 1000.0],
+    }
 }
 
 /// Journals `n` incidents through the engine, `BATCH` per transaction: each
@@ -231,7 +242,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// to its value at the smallest size on y (a rate is inverted, so up is
 /// always dearer), with the 1.5× goal dashed.
 fn svg(points: &[Point]) -> String {
-    const COLORS: [&str; 7] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
+    const COLORS: [&str; CURVES.len()] =
+        ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f", "#e377c2"];
     let (w, h, left, right, top, bottom) = (760.0, 420.0, 60.0, 250.0, 30.0, 50.0);
     let growth = |i: usize, p: &Point| {
         let (base, v) = (points[0].values[i], p.values[i]);
