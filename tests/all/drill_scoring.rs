@@ -64,7 +64,6 @@ fn every_shipped_playbook_passes_its_default_drill_on_seeds_1_to_20() {
     let ext = with_sim(&sim);
     let example = load(&repo().join("examples/crisis.toml"));
     let embedded = embedded_default(dir.path(), &repo().join("playbooks"));
-    let started = std::time::Instant::now();
     let mut escalations_tested = 0;
     for (name, g) in [("examples/crisis.toml", &example), ("embedded default", &embedded)] {
         assert_eq!(g.playbooks.len(), 5, "{name}");
@@ -104,7 +103,6 @@ fn every_shipped_playbook_passes_its_default_drill_on_seeds_1_to_20() {
     let a = run(&example, "service-outage", 2, &ext).report;
     let b = run(&embedded, "service-outage", 2, &ext).report;
     assert_eq!(a.score, b.score);
-    assert!(started.elapsed() < Duration::from_secs(240), "took {:?}", started.elapsed());
 }
 
 /// The default scenario with its injects changed by `edit`.
