@@ -119,6 +119,13 @@ fn a_burst_reaches_superiors_as_a_few_notices_and_one_digest_per_window() {
     assert!(singles <= AFTER * windows, "{singles} single notices in {windows} windows of after = {AFTER}");
     assert_eq!(singles + carried.values().sum::<usize>() as u64, 2 * BURST as u64, "nothing lost, nothing sent twice");
     assert!(singles < BURST as u64 / 2, "the storm was folded: {singles} single notices for {BURST} incidents");
+    // A sent digest's members go with its journaled result.
+    let db = rusqlite::Connection::open(d.dir.path().join("state/journal.db")).unwrap();
+    wait_until(&d, "the members of the sent digests to be deleted", 30, || {
+        let n: i64 =
+            db.query_row("SELECT COUNT(*) FROM kv WHERE key LIKE 'digest-member:%'", [], |r| r.get(0)).unwrap();
+        n == 0
+    });
 
     // The timeline and `incident show` say which digest carried a notice.
     let (id, dg) =

@@ -142,6 +142,13 @@ pub(crate) struct Member {
     pub(crate) window_ms: i64,
 }
 
+/// The `kv` key prefix of digest `id`'s members. They are kept until the
+/// digest's result is journaled (a retry rebuilds its text from them), then
+/// deleted with that result.
+pub(super) fn member_prefix(id: &str) -> String {
+    format!("{MEMBER_KEY}{id}:")
+}
+
 /// The digest's subject line.
 pub(crate) fn subject(id: &str, target: &str, members: &[Member], drill: bool) -> String {
     let drill = if drill { "[DRILL] " } else { "" };
@@ -275,7 +282,7 @@ impl Engine {
     /// payload (the stored text is only the first member's).
     pub(super) fn fill_digest(&self, id: &str, p: &mut IntentPayload) -> anyhow::Result<()> {
         let mut members = Vec::new();
-        for (key, value) in self.store().kv_prefix(&format!("{MEMBER_KEY}{id}:"))? {
+        for (key, value) in self.store().kv_prefix(&member_prefix(id))? {
             let m: Member =
                 serde_json::from_str(&value).map_err(|e| anyhow::anyhow!("digest member {key} is unreadable: {e}"))?;
             members.push(m);

@@ -201,8 +201,16 @@ mod engine {
             "{}",
             d.payload.body
         );
+        let members = || f.engine.store().kv_prefix("digest-member:DIG-1:").unwrap().len();
+        assert_eq!(members(), 8, "the members are kept until the digest's result is journaled");
+        // A transient failure puts it back: the retry still finds its members.
+        let outbox = crate::incident::outbox::Outbox::default();
+        let failed = crate::incident::effects::EffectOutcome::failed("503", true);
+        assert!(matches!(outbox.settle(&f.engine, d, failed), Ok(crate::incident::outbox::Settled::Retrying(_))));
+        assert_eq!(members(), 8);
         let out = LogExecutor.execute(&d.id, &d.payload);
         f.engine.record_effect(&d.id, &out).unwrap();
+        assert_eq!(members(), 0, "the journaled result ends them");
         let carrier = f.engine.incident(&ids[2]).unwrap();
         assert_eq!(carrier.effects_for(&Purpose::Digest).ok, 1);
         let counters = f.engine.digest_counters().unwrap();

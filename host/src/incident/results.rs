@@ -13,6 +13,7 @@ use super::effects::{EffectOutcome, IntentPayload};
 use super::error::EngineError;
 use super::events::Event;
 use super::state::Incident;
+use crate::playbook::types::Purpose;
 
 impl Engine {
     /// Journals the result of a side effect (once; repeats are ignored).
@@ -66,6 +67,10 @@ fn record_in(
 ) -> Result<(), EngineError> {
     let p: IntentPayload = serde_json::from_value(payload.clone()).map_err(anyhow::Error::from)?;
     ctx.tx.complete_intent(invocation_id, ctx.now, &serde_json::to_value(outcome).map_err(anyhow::Error::from)?)?;
+    // A digest's members were kept only to write its text; its result ends them.
+    if p.purpose == Purpose::Digest {
+        ctx.tx.kv_delete_prefix(&super::digest::member_prefix(invocation_id))?;
+    }
     ctx.emit(Event::EffectResult {
         invocation_id: invocation_id.to_string(),
         purpose: p.purpose,

@@ -38,7 +38,8 @@ macro_rules! conformance_tests {
             incidents_counters_and_kv_round_trip,
             kv_adds_from_two_stores_on_one_journal_all_count,
             incident_pages_follow_the_list_order_and_stay_put_as_incidents_open,
-            complaints_filter_by_category_and_an_intake_key_is_unique
+            complaints_filter_by_category_and_an_intake_key_is_unique,
+            a_key_prefix_is_deleted_in_its_transaction_and_no_other_key
         );
     };
     ($backend:expr; $($name:ident),+) => {
@@ -521,4 +522,28 @@ pub(crate) fn complaints_filter_by_category_and_an_intake_key_is_unique(b: &dyn 
     assert!(dup.is_err(), "a second complaint under the key k1 was stored");
     assert_eq!(ids(keyed("k1")), vec!["CMP-1"]);
     assert_eq!(ids(ComplaintQuery::default()).len(), 4, "the refused transaction left nothing");
+}
+
+pub(crate) fn a_key_prefix_is_deleted_in_its_transaction_and_no_other_key(b: &dyn Backend) {
+    let s = b.open(None);
+    for k in ["m:1:a", "m:1:b", "m:10:c", "m:2:d", "n"] {
+        s.kv_put(k, "v").unwrap();
+    }
+    let mut deleted = 0;
+    s.transaction(&mut |tx| {
+        deleted = tx.kv_delete_prefix("m:1:")?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(deleted, 2);
+    let left: Vec<String> =
+        s.kv_prefix("").unwrap().into_iter().map(|(k, _)| k).filter(|k| k != "chain_head").collect();
+    assert_eq!(left, vec!["m:10:c", "m:2:d", "n"], "only the keys under the prefix went");
+    // A failed transaction deletes nothing.
+    let failed = s.transaction(&mut |tx| {
+        tx.kv_delete_prefix("m:")?;
+        Err(anyhow::anyhow!("refused"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(s.kv_prefix("m:").unwrap().len(), 2);
 }

@@ -253,6 +253,10 @@ pub trait Tx {
     fn kv_set(&mut self, key: &str, value: &str) -> Result<()>;
     /// A piece of daemon state by key as of this transaction; `None` if never set.
     fn kv_get(&mut self, key: &str) -> Result<Option<String>>;
+    /// Deletes every key that starts with `prefix`, in this transaction;
+    /// returns how many. Why: records kept only until an effect is journaled
+    /// (a digest's members) go with its result instead of piling up.
+    fn kv_delete_prefix(&mut self, prefix: &str) -> Result<u64>;
     /// Inserts or replaces a complaint's projection row, in the transaction that journals its change.
     fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()>;
     /// The complaint rows matching `q` as of this transaction, oldest first.

@@ -374,6 +374,12 @@ impl Tx for PgTx<'_> {
         Ok(found.first().map(|r| r.try_get(0)).transpose()?)
     }
 
+    fn kv_delete_prefix(&mut self, prefix: &str) -> Result<u64> {
+        // The same range as `kv_prefix`, so the delete stays on the primary key ("C" order).
+        let sql = "DELETE FROM kv WHERE key >= $1 AND key < $1 || chr(1114111)";
+        self.execute(sql.into(), params![prefix.to_string()])
+    }
+
     fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
         let row = row.clone();
         self.run(move |c| complaints::put(c, &row))

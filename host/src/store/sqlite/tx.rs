@@ -259,6 +259,12 @@ impl Tx for SqlTx<'_> {
         Ok(self.row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
+    fn kv_delete_prefix(&mut self, prefix: &str) -> Result<u64> {
+        // The same range as `kv_prefix`, so the delete stays on the primary key.
+        let n = self.exec("DELETE FROM kv WHERE key >= ?1 AND key < ?1 || char(1114111)", params![prefix])?;
+        Ok(n as u64)
+    }
+
     fn put_complaint(&mut self, row: &ComplaintRow) -> Result<()> {
         super::complaints::put(&self.tx, row)
     }
