@@ -27,8 +27,10 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Targets by kind rather than --all-targets, which would also build a test
+# harness for each binary (they hold no tests; each is one more large link).
 test: setup examples lint
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --lib --tests --benches
 
 # Benchmarks (release build): writes target/bench/summary.{md,json}. Never part of `make test`,
 # which only builds them and runs each measurement once as a smoke test.
