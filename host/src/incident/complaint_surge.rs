@@ -126,11 +126,7 @@ impl Engine {
                 }));
             }
             let since = now - spec.within.as_millis() as i64;
-            let rows = tx.complaints(&ComplaintQuery {
-                since: Some(since),
-                category: Some(spec.category.to_string()),
-                ..Default::default()
-            })?;
+            let rows = tx.complaints(&window(spec, since))?;
             let earlier: Vec<Complaint> = rows.iter().map(Complaint::from_row).collect::<anyhow::Result<_>>()?;
             let Some(ids) = crossing(spec, c, &earlier, now) else { continue };
             let prepared = self.prepare_trigger(g, surge_request(pb, spec, &group, &key, ids.len() + 1), None)?;
@@ -190,14 +186,15 @@ impl Engine {
         let pb = self.pinned_playbook(&inc.playbook_hash)?;
         let Some(spec) = pb.trigger.as_ref().and_then(|t| t.surge.as_ref()) else { return Ok(Vec::new()) };
         let since = inc.opened_at - spec.within.as_millis() as i64;
-        let rows = self.store().complaints(&ComplaintQuery {
-            since: Some(since),
-            category: Some(spec.category.to_string()),
-            ..Default::default()
-        })?;
+        let rows = self.store().complaints(&window(spec, since))?;
         let all: Vec<Complaint> = rows.iter().map(Complaint::from_row).collect::<anyhow::Result<_>>()?;
         Ok(all.into_iter().filter(|c| c.incident.as_deref() == Some(inc.id.as_str())).collect())
     }
+}
+
+/// The complaints a surge counts and settles: its category's, received since `since`.
+fn window(spec: &SurgeSpec, since: i64) -> ComplaintQuery {
+    ComplaintQuery { since: Some(since), category: Some(spec.category.to_string()), ..Default::default() }
 }
 
 /// The trigger a surge opens its playbook's incident with: the group's labels,
@@ -260,11 +257,7 @@ pub(super) fn settle_attached(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         None => format!("incident {} closed", ctx.inc.id),
     };
     let cfg = ctx.generation_.config.clone();
-    let rows = ctx.tx.complaints(&ComplaintQuery {
-        since: Some(since),
-        category: Some(spec.category.to_string()),
-        ..Default::default()
-    })?;
+    let rows = ctx.tx.complaints(&window(spec, since))?;
     for row in rows {
         let c = Complaint::from_row(&row)?;
         if c.incident.as_deref() != Some(ctx.inc.id.as_str()) || !c.state.may_become(ComplaintState::Resolved) {

@@ -365,7 +365,7 @@ impl Ctx<'_> {
             }
         };
         let n = w.folded;
-        self.tx.kv_set(&format!("{MEMBER_KEY}{id}:{n:08}"), &serde_json::to_string(&member)?)?;
+        self.tx.kv_set(&format!("{}{n:08}", member_prefix(&id)), &serde_json::to_string(&member)?)?;
         self.tx.kv_set(&key, &serde_json::to_string(&w)?)?;
         Ok(Some(id))
     }

@@ -39,7 +39,7 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
         let Some(page) = store.incidents_page(&q)? else { break };
         for listed_row in page.rows {
             listed.insert(listed_row.id.clone());
-            let Some((row, events)) = snapshot(store, &listed_row.id)? else { continue };
+            let Some((row, events)) = snapshot(store, &listed_row.id.clone(), Some(listed_row))? else { continue };
             let timers = timers_of.remove(&row.id).unwrap_or_default();
             match fold(&row.id, &events) {
                 Ok(inc) => {
@@ -72,7 +72,7 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
     // The daemon keeps working while this runs: judge again on fresh rows.
     let current: HashSet<i64> = store.timers()?.into_iter().map(|t| t.id).collect();
     for t in suspect.into_iter().filter(|t| current.contains(&t.id)) {
-        let fresh = match snapshot(store, &t.incident_id)? {
+        let fresh = match snapshot(store, &t.incident_id, None)? {
             Some((row, events)) => fold(&row.id, &events).ok(),
             None => None,
         };
@@ -86,10 +86,22 @@ pub fn verify(store: &dyn Store, expect_head: Option<&Anchor>) -> anyhow::Result
 /// An incident's projection row and its events as of one moment: a write
 /// commits both together, so the row is re-read until no event of the
 /// incident is newer than the row (a few tries while the daemon writes).
-fn snapshot(store: &dyn Store, id: &str) -> anyhow::Result<Option<(IncidentRow, Vec<EventRecord>)>> {
+/// `known` is a row already read (a page of the walk): it is tried first
+/// instead of being read again.
+fn snapshot(
+    store: &dyn Store,
+    id: &str,
+    mut known: Option<IncidentRow>,
+) -> anyhow::Result<Option<(IncidentRow, Vec<EventRecord>)>> {
     let mut tries = 0;
     loop {
-        let Some(row) = store.incident(id)? else { return Ok(None) };
+        let row = match known.take() {
+            Some(row) => row,
+            None => match store.incident(id)? {
+                Some(row) => row,
+                None => return Ok(None),
+            },
+        };
         let events = store.events(id, 0)?;
         let row_seq = row.state.get("last_seq").and_then(|v| v.as_i64());
         let last = events.last().map(|e| e.seq);
