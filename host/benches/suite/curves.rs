@@ -10,12 +10,14 @@
 //! the summary) and as a line chart, target/bench/curves.svg.
 
 use super::*;
+use crisis::incident::effects::EffectOutcome;
 use crisis::incident::{Engine, IntakeOp, ManualClock, TriggerRequest};
 use crisis::store::SqliteStore;
 use std::collections::BTreeMap;
 
-/// A playbook that journals its phases and sends nothing, so the seeded
-/// journal leaves no side effects for the daemon to run while it is measured.
+/// A playbook that journals its phases and sends nothing but the
+/// commander's page, which the seed journals as sent, so the daemon
+/// measured on the journal has no backlog to run.
 const CURVE_PLAYBOOK: &str = r#"
 [playbook]
 id = "curve"
@@ -161,7 +163,12 @@ fn measure(n: usize, full: bool) -> Point {
     let rss = rss_kb(d.child.id()) / 1024.0;
     let ingest = ingest_rate(port, token.trim(), if full { 2_000 } else { 100 });
     drop(d);
-    drop(dir);
+    // `CRISIS_CURVE_KEEP=1` keeps each seeded state directory for a closer look.
+    if std::env::var_os("CRISIS_CURVE_KEEP").is_some() {
+        eprintln!("curves: kept the {n}-incident journal in {}", dir.keep().display());
+    } else {
+        drop(dir);
+    }
     Point {
         incidents: n,
         events,
@@ -209,6 +216,12 @@ fn seed(config: &Path, n: usize) -> i64 {
         for r in engine.intake_batch(ops).unwrap() {
             r.unwrap();
         }
+        // A journal a year old has run its past pages: journal each one's
+        // result, or the daemon measured on it would be draining them.
+        let pending = store.pending_intents(i64::MAX, usize::MAX >> 1).unwrap();
+        let sent = EffectOutcome::sent("seeded");
+        let results: Vec<(&str, &EffectOutcome)> = pending.iter().map(|i| (i.invocation_id.as_str(), &sent)).collect();
+        engine.record_effects(&results).unwrap();
         clock.advance(1);
     }
     drop(engine);
@@ -217,6 +230,11 @@ fn seed(config: &Path, n: usize) -> i64 {
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT COUNT(*) FROM incidents"), n as i64, "every trigger of an incident attached to it");
     assert_eq!(count("SELECT COUNT(*) FROM incidents WHERE status = 'open'"), (n / 100) as i64, "resolved as seeded");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM intents WHERE result IS NULL"),
+        0,
+        "every seeded page was journaled as sent"
+    );
     count("SELECT COUNT(*) FROM events")
 }
 

@@ -388,7 +388,7 @@ async fn playbooks(State(st): State<Arc<AppState>>) -> ApiResult<PlaybookList> {
 
 /// What `crisis status` shows (reads the disk to compare hashes: call off the async runtime).
 fn status_reply(st: &AppState) -> Result<StatusReply, ApiError> {
-    let open = st.engine.store().open_severities(None).map(|r| r.len()).unwrap_or(0);
+    let open = st.engine.store().open_incidents(None).map(|r| r.len()).unwrap_or(0);
     let g = st.engine.generation();
     let reload = serde_json::from_value(st.reload.status()).map_err(ApiError::internal)?;
     Ok(StatusReply {

@@ -642,10 +642,10 @@ pub(super) fn yield_to_live(svc: &DrillService, live: &Engine, cfg: &Config, now
         BTreeSet::new()
     } else {
         live.store()
-            .open_severities(Some("live"))?
+            .open_incidents(Some("live"))?
             .into_iter()
-            .filter(|(_, sev)| sev.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
-            .map(|(id, _)| id)
+            .filter(|o| o.severity.parse::<Severity>().is_ok_and(|s| sevs.contains(&s)))
+            .map(|o| o.id)
             .collect()
     };
     {

@@ -225,7 +225,7 @@ impl Metrics {
     /// before the engine's observer is installed, so no event is missed or
     /// counted twice.
     pub(crate) fn init_open(&self, store: &dyn Store) -> anyhow::Result<()> {
-        let rows = store.incidents(true, Some(Mode::Live.to_string().as_str()))?;
+        let rows = store.open_incidents(Some(Mode::Live.as_str()))?;
         let mut map = self.open_by_incident.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows {
             let labels = OpenLabels { playbook: r.playbook_id, severity: r.severity, phase: r.phase };

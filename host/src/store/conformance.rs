@@ -414,8 +414,10 @@ pub(crate) fn incidents_counters_and_kv_round_trip(b: &dyn Backend) {
     assert_eq!(ids(false, None), vec!["INC-2", "INC-1"]);
     assert_eq!(ids(true, None), vec!["INC-2"]);
     assert_eq!(ids(false, Some("live")), vec!["INC-1"]);
-    assert_eq!(s.open_severities(None).unwrap(), vec![("INC-2".to_string(), "sev2".to_string())]);
-    assert_eq!(s.open_severities(Some("live")).unwrap(), vec![], "a resolved incident is not open");
+    let open =
+        OpenIncident { id: "INC-2".into(), playbook_id: "pb".into(), severity: "sev2".into(), phase: "detect".into() };
+    assert_eq!(s.open_incidents(None).unwrap(), vec![open]);
+    assert_eq!(s.open_incidents(Some("live")).unwrap(), vec![], "a resolved incident is not open");
     assert_eq!(s.incident_ids().unwrap(), vec!["INC-2", "INC-1"]);
     let prefixed = s.kv_prefix("digest:a:").unwrap();
     assert_eq!(prefixed, vec![("digest:a:1".into(), "uno".into()), ("digest:a:2".into(), "two".into())]);

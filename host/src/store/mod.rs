@@ -39,6 +39,21 @@ pub struct EventRecord {
     pub hash: String,
 }
 
+/// An open incident's labels without its state: what the open-incident
+/// gauge and the once-a-second checks need, read without decoding the
+/// projection of every open incident.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OpenIncident {
+    /// The incident id, e.g. `INC-42`.
+    pub id: String,
+    /// Id of the playbook it runs.
+    pub playbook_id: String,
+    /// Current severity name.
+    pub severity: String,
+    /// Current phase name.
+    pub phase: String,
+}
+
 /// The queryable projection of an incident, kept in step with its events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IncidentRow {
@@ -286,9 +301,10 @@ pub trait Store: Send + Sync {
     /// incident. Reads an index on the list order, so a page costs the same
     /// however many incidents the journal holds.
     fn incidents_page(&self, q: &IncidentQuery) -> Result<Option<IncidentPage>>;
-    /// Id and severity of every open incident (of one mode if given), without
-    /// their state, so a check that runs every second stays cheap however many are open.
-    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>>;
+    /// Every open incident (of one mode if given) by id, without its state,
+    /// so a check that runs every second, and the start, stay cheap however
+    /// many are open.
+    fn open_incidents(&self, mode: Option<&str>) -> Result<Vec<OpenIncident>>;
     /// Every incident id, for "did you mean" suggestions.
     fn incident_ids(&self) -> Result<Vec<String>>;
     /// An incident's events with `seq` greater than `after_seq`, in order.

@@ -312,11 +312,14 @@ impl Store for PgStore {
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
         let mode = mode.map(str::to_string);
         self.side(move |c| {
+            // The open filter is written out, not bound, so a prepared plan
+            // can use the open incidents' partial index.
+            let open = if open_only { "status = 'open'" } else { "TRUE" };
             let sql = format!(
-                "SELECT {INCIDENT_COLS} FROM incidents WHERE (NOT $1 OR status = 'open') \
-                 AND ($2::text IS NULL OR mode = $2) ORDER BY opened_at DESC, id DESC"
+                "SELECT {INCIDENT_COLS} FROM incidents WHERE {open} \
+                 AND ($1::text IS NULL OR mode = $1) ORDER BY opened_at DESC, id DESC"
             );
-            rows(c.query(&sql, &[&open_only, &mode])?, incident_from_row)
+            rows(c.query(&sql, &[&mode])?, incident_from_row)
         })
     }
 
@@ -325,12 +328,19 @@ impl Store for PgStore {
         self.side(move |c| incidents_page(c, &q))
     }
 
-    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
+    fn open_incidents(&self, mode: Option<&str>) -> Result<Vec<OpenIncident>> {
         let mode = mode.map(str::to_string);
         self.side(move |c| {
-            let sql = "SELECT id, severity FROM incidents WHERE status = 'open' AND ($1::text IS NULL OR mode = $1) \
-                       ORDER BY id";
-            rows(c.query(sql, &[&mode])?, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            let sql = "SELECT id, playbook_id, severity, phase FROM incidents \
+                       WHERE status = 'open' AND ($1::text IS NULL OR mode = $1) ORDER BY id COLLATE \"C\"";
+            rows(c.query(sql, &[&mode])?, |r| {
+                Ok(OpenIncident {
+                    id: r.try_get(0)?,
+                    playbook_id: r.try_get(1)?,
+                    severity: r.try_get(2)?,
+                    phase: r.try_get(3)?,
+                })
+            })
         })
     }
 

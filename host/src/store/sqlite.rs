@@ -256,10 +256,13 @@ impl Store for SqliteStore {
 
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {INCIDENT_COLS} FROM incidents WHERE (?1 = 0 OR status = 'open') AND (?2 IS NULL OR mode = ?2) ORDER BY opened_at DESC, id DESC"
+        // The open filter is written out, not bound, so the planner reads
+        // the open incidents' partial index instead of every incident.
+        let open = if open_only { "status = 'open'" } else { "1" };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLS} FROM incidents WHERE {open} AND (?1 IS NULL OR mode = ?1) ORDER BY opened_at DESC, id DESC"
         ))?;
-        let rows = stmt.query_map(params![open_only as i64, mode], incident_from_row)?;
+        let rows = stmt.query_map(params![mode], incident_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -267,13 +270,19 @@ impl Store for SqliteStore {
         rows::incidents_page(&self.lock(), q)
     }
 
-    fn open_severities(&self, mode: Option<&str>) -> Result<Vec<(String, String)>> {
+    fn open_incidents(&self, mode: Option<&str>) -> Result<Vec<OpenIncident>> {
         let conn = self.lock();
+        // Sorted here: `ORDER BY id` makes SQLite walk every incident in id
+        // order instead of the open incidents' partial index.
         let mut stmt = conn.prepare_cached(
-            "SELECT id, severity FROM incidents WHERE status = 'open' AND (?1 IS NULL OR mode = ?1) ORDER BY id",
+            "SELECT id, playbook_id, severity, phase FROM incidents WHERE status = 'open' AND (?1 IS NULL OR mode = ?1)",
         )?;
-        let rows = stmt.query_map(params![mode], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(params![mode], |r| {
+            Ok(OpenIncident { id: r.get(0)?, playbook_id: r.get(1)?, severity: r.get(2)?, phase: r.get(3)? })
+        })?;
+        let mut out: Vec<OpenIncident> = rows.collect::<rusqlite::Result<_>>()?;
+        out.sort();
+        Ok(out)
     }
 
     fn incident_ids(&self) -> Result<Vec<String>> {
@@ -374,7 +383,9 @@ impl Store for SqliteStore {
             "UPDATE intents SET held = 0, not_before = MIN(not_before, ?1) WHERE held != 0 AND result IS NULL",
             params![now],
         )?;
-        Ok(conn.execute("UPDATE intents SET claimed = 0 WHERE claimed != 0", [])?)
+        // Executed intents keep their claim mark, which nothing reads, so
+        // only pending ones are reset (through their partial index).
+        Ok(conn.execute("UPDATE intents SET claimed = 0 WHERE claimed != 0 AND result IS NULL", [])?)
     }
 
     fn hold_intent(&self, invocation_id: &str, until: i64) -> Result<()> {
