@@ -115,6 +115,48 @@ fn a_hanging_target_never_delays_another_and_its_backlog_is_delivered_once() {
 }
 
 #[test]
+fn a_lane_calls_its_target_again_while_the_last_result_is_still_being_journaled() {
+    // One call at a time to `good`, and no result can be journaled: the lane's
+    // slot covers the call only, so every notice still reaches the target.
+    let server = ChaosServer::start(Mode::Ok);
+    let cfg = format!(
+        "{}{QUIET}{}{}",
+        plugin_grant(&[server.port], "2s"),
+        webhook(server.port, "good", "concurrency = 1\n"),
+        webhook(server.port, "bad", "concurrency = 1\n")
+    ) + "[targets.pager]\nplugin = \"log\"\n[targets.managers]\nplugin = \"log\"\n";
+    let mut d = Daemon::start_with_env("outbox", &cfg, &[("CRISIS_FAILPOINT", "before-record")]);
+    let ids: Vec<String> = (0..5).map(|n| trigger(&d, "pair", n)).collect();
+    wait_until(&d, "every notice to reach its target with no result journaled", 30, || {
+        server.delivered().len() >= 2 * ids.len()
+    });
+    assert!(d.log().contains("failpoint before-record reached"), "{}", d.log());
+    for id in &ids {
+        assert!(!events(&d, id).iter().any(|e| e["kind"] == "effect_result"), "{id}: a result was journaled");
+    }
+
+    // Killed before any result was journaled: each notice runs again under its
+    // own invocation id, and its result is journaled once.
+    d.kill9();
+    d.restart_with_env(&[]);
+    wait_until(&d, "every result journaled after the restart", 30, || {
+        ids.iter().all(|id| events(&d, id).iter().filter(|e| e["kind"] == "effect_result").count() >= 2)
+    });
+    let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+    for r in server.delivered() {
+        *per_key.entry(format!("{}{}", r.path, r.key)).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), 2 * ids.len(), "one key per notice: {per_key:?}");
+    assert!(per_key.values().all(|n| *n == 2), "each ran once before the kill and once after: {per_key:?}");
+    for id in &ids {
+        let results: Vec<Value> = events(&d, id).into_iter().filter(|e| e["kind"] == "effect_result").collect();
+        let ids: BTreeSet<String> =
+            results.iter().map(|e| e["data"]["invocation_id"].as_str().unwrap_or_default().to_string()).collect();
+        assert_eq!(ids.len(), results.len(), "{id}: a result journaled twice: {results:?}");
+    }
+}
+
+#[test]
 fn a_failing_targets_breaker_opens_the_next_level_is_paged_at_once_and_it_closes_after_recovery() {
     let pager = ChaosServer::start(Mode::Fail);
     let managers = ChaosServer::start(Mode::Ok);

@@ -8,7 +8,7 @@
 
 use crate::incident::Engine;
 use crate::incident::effects::EffectOutcome;
-use crate::incident::outbox::{ClaimedIntent, Outbox, Settled};
+use crate::incident::outbox::{ClaimedIntent, Outbox, Settled, failpoint};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,7 +51,13 @@ async fn record_groups(engine: Arc<Engine>, outbox: Arc<Outbox>, mut rx: mpsc::U
     while rx.recv_many(&mut group, GROUP).await > 0 {
         let (items, answers): (Vec<_>, Vec<_>) = group.drain(..).map(|p| ((p.intent, p.outcome), p.done)).unzip();
         let (e, o) = (engine.clone(), outbox.clone());
-        match tokio::task::spawn_blocking(move || o.settle_all(&e, items)).await {
+        let first = items.first().map(|(c, _)| c.id.clone()).unwrap_or_default();
+        match tokio::task::spawn_blocking(move || {
+            failpoint("before-record", &first);
+            o.settle_all(&e, items)
+        })
+        .await
+        {
             Ok(results) => {
                 for (result, answer) in results.into_iter().zip(answers) {
                     let _ = answer.send(result);

@@ -286,7 +286,8 @@ async fn give_back(engine: &Arc<Engine>, id: &str, at: Option<i64>) {
 }
 
 /// Runs one intent in its lane: waits for a lane slot, asks the breaker,
-/// takes a global slot, executes and settles it.
+/// takes a global slot, executes it, tells the breaker, frees both slots and
+/// then settles it.
 async fn deliver(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
@@ -296,7 +297,7 @@ async fn deliver(
     c: ClaimedIntent,
     stop: Arc<AtomicBool>,
 ) {
-    let Ok(_slot) = lane.slots.clone().acquire_owned().await else { return };
+    let Ok(slot) = lane.slots.clone().acquire_owned().await else { return };
     // Stopping: thousands may be waiting here, so each ends without a write of its
     // own; their claims are released together when the daemon next starts, or their
     // leases run out for the other nodes.
@@ -337,7 +338,7 @@ async fn deliver(
         }
         return;
     }
-    let Ok(_global) = dispatch.global.clone().acquire_owned().await else { return };
+    let Ok(global) = dispatch.global.clone().acquire_owned().await else { return };
     if stop.load(Ordering::SeqCst) {
         return;
     }
@@ -353,28 +354,36 @@ async fn deliver(
         }
     })
     .await;
-    let res = match ran {
+    // The breaker hears how the call went before the lane's slot is free, so
+    // a failing target is not called again on a stale count.
+    let now = engine.now();
+    let recovered = match &ran {
         Ok(Ok(Some(outcome))) => {
             let (ok, transient) = (outcome.ok, outcome.transient);
-            Ok(recorder.settle(c.clone(), outcome).await.map(|settled| Some((ok, transient, settled))))
+            let mut b = lane.breaker.lock().unwrap_or_else(|p| p.into_inner());
+            // A refusal (not transient) still shows the target answering.
+            let recovered = (ok || !transient) && b.success();
+            if !ok && transient && b.failure(now) {
+                tracing::warn!(target = %c.payload.target, "circuit opened after repeated failures; calls wait for the cooldown");
+            }
+            recovered
         }
+        _ => false,
+    };
+    // The slots bound calls to the target, not the journaling after one: held
+    // through it, a lane's throughput would be its concurrency over the
+    // flush latency, which in an alert storm is intake's, not the target's.
+    drop(global);
+    drop(slot);
+    let res = match ran {
+        Ok(Ok(Some(outcome))) => Ok(recorder.settle(c.clone(), outcome).await.map(Some)),
         Ok(Ok(None)) => Ok(Ok(None)),
         Ok(Err(err)) => Ok(Err(err)),
         Err(err) => Err(err),
     };
-    let now = engine.now();
     match res {
         Ok(Ok(None)) => {}
-        Ok(Ok(Some((ok, transient, settled)))) => {
-            let recovered = {
-                let mut b = lane.breaker.lock().unwrap_or_else(|p| p.into_inner());
-                // A refusal (not transient) still shows the target answering.
-                let recovered = (ok || !transient) && b.success();
-                if !ok && transient && b.failure(now) {
-                    tracing::warn!(target = %c.payload.target, "circuit opened after repeated failures; calls wait for the cooldown");
-                }
-                recovered
-            };
+        Ok(Ok(Some(settled))) => {
             if recovered {
                 // Its backlog need not wait out each item's own backoff.
                 let (e, target) = (engine.clone(), c.payload.target.clone());

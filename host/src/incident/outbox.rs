@@ -430,7 +430,8 @@ pub(crate) fn run_pending_until(
 
 /// Test hook for crash tests: with `CRISIS_FAILPOINT=after-execute`, the
 /// worker announces the invocation id on stderr and stops right after running
-/// an intent, before journaling its result, so a test can kill -9 it there.
+/// an intent, before journaling its result, so a test can kill -9 it there;
+/// `before-record` stops the result recorder instead, while calls go on.
 pub(crate) fn failpoint(name: &str, id: &str) {
     if std::env::var("CRISIS_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name} reached for {id}");
