@@ -192,6 +192,21 @@ impl SqliteStore {
 }
 
 use rows::{INCIDENT_COLS, incident_from_row};
+
+/// Every incident or the open ones, newest first. The open filter is
+/// written out, not bound, so the planner reads the open incidents' partial
+/// index instead of every incident.
+fn incidents_sql(open_only: bool) -> String {
+    let open = if open_only { "status = 'open'" } else { "1" };
+    format!(
+        "SELECT {INCIDENT_COLS} FROM incidents WHERE {open} AND (?1 IS NULL OR mode = ?1) ORDER BY opened_at DESC, id DESC"
+    )
+}
+
+/// The open incidents' labels, from the covering `incidents_open_labels`
+/// index alone, in its order.
+const OPEN_INCIDENTS_SQL: &str = "SELECT id, playbook_id, severity, phase FROM incidents \
+     WHERE status = 'open' AND (?1 IS NULL OR mode = ?1) ORDER BY id";
 pub(super) use rows::{INTENT_COLS, intent_from_row, json};
 
 impl Store for SqliteStore {
@@ -256,12 +271,7 @@ impl Store for SqliteStore {
 
     fn incidents(&self, open_only: bool, mode: Option<&str>) -> Result<Vec<IncidentRow>> {
         let conn = self.lock();
-        // The open filter is written out, not bound, so the planner reads
-        // the open incidents' partial index instead of every incident.
-        let open = if open_only { "status = 'open'" } else { "1" };
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {INCIDENT_COLS} FROM incidents WHERE {open} AND (?1 IS NULL OR mode = ?1) ORDER BY opened_at DESC, id DESC"
-        ))?;
+        let mut stmt = conn.prepare_cached(&incidents_sql(open_only))?;
         let rows = stmt.query_map(params![mode], incident_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -272,17 +282,11 @@ impl Store for SqliteStore {
 
     fn open_incidents(&self, mode: Option<&str>) -> Result<Vec<OpenIncident>> {
         let conn = self.lock();
-        // Sorted here: `ORDER BY id` makes SQLite walk every incident in id
-        // order instead of the open incidents' partial index.
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, playbook_id, severity, phase FROM incidents WHERE status = 'open' AND (?1 IS NULL OR mode = ?1)",
-        )?;
+        let mut stmt = conn.prepare_cached(OPEN_INCIDENTS_SQL)?;
         let rows = stmt.query_map(params![mode], |r| {
             Ok(OpenIncident { id: r.get(0)?, playbook_id: r.get(1)?, severity: r.get(2)?, phase: r.get(3)? })
         })?;
-        let mut out: Vec<OpenIncident> = rows.collect::<rusqlite::Result<_>>()?;
-        out.sort();
-        Ok(out)
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn incident_ids(&self) -> Result<Vec<String>> {

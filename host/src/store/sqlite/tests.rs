@@ -131,6 +131,20 @@ fn intents_stored_before_the_target_column_get_theirs_and_lanes_read_it() {
 }
 
 #[test]
+fn open_incident_reads_touch_the_open_incidents_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    let plan = |sql: &str| -> String {
+        conn.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [None::<String>], |r| r.get(3)).unwrap()
+    };
+    let labels = plan(super::OPEN_INCIDENTS_SQL);
+    assert!(labels.contains("COVERING INDEX incidents_open_labels"), "plan: {labels}");
+    let open = plan(&super::incidents_sql(true));
+    assert!(open.contains("incidents_open_list"), "plan: {open}");
+}
+
+#[test]
 fn corrupt_rows_are_returned_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
