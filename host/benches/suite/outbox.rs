@@ -87,20 +87,22 @@ pub(crate) fn notice_rows(rows: &mut Vec<Row>, d: &Daemon, token: &str, intake_p
         "≤ 2,000 ms",
         p99 <= 2000.0,
     ));
-    let first_open = pairs.iter().map(|p| p.0).min().unwrap();
-    let last_open = pairs.iter().map(|p| p.0).max().unwrap();
-    let last_effect = pairs.iter().map(|p| p.1).max().unwrap();
+    // Each rate over its own window: an outbox that keeps up runs its notices
+    // over the same span as intake created them, shifted by the latency above;
+    // one that falls behind needs a longer one. Each window is bounded by
+    // single events, so 1% is allowed for where they fall.
+    let span = |v: Vec<i64>| (v.iter().max().unwrap() - v.iter().min().unwrap()).max(1) as f64 / 1000.0;
     let n = pairs.len() as f64;
-    let created = n / ((last_open - first_open).max(1) as f64 / 1000.0);
-    let drained = n / ((last_effect - first_open).max(1) as f64 / 1000.0);
+    let created = n / span(pairs.iter().map(|p| p.0).collect());
+    let drained = n / span(pairs.iter().map(|p| p.1).collect());
     rows.push(row(
-        "notices executed per second, first trigger to last notice",
+        "notices executed per second, first to last notice executed",
         drained,
         "/s",
         "notices created per second by intake, first to last trigger",
         created,
-        "≥ 1.0× intake",
-        drained >= created,
+        "≥ 1.0× intake (within 1%)",
+        drained >= 0.99 * created,
     ));
 }
 
