@@ -448,7 +448,8 @@ fn raw_sqlite_rate(n: u64) -> f64 {
 
 /// Whether the row group `group` runs: all of them unless `CRISIS_BENCH_ONLY`
 /// names a comma-separated subset (plugin, validate, drill, daemon, ingest,
-/// console, outbox, pg, curves), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
+/// console, outbox, pg, curves; `webhook` and `backlog` are the two halves of
+/// outbox), e.g. `CRISIS_BENCH_ONLY=ingest,outbox cargo bench --bench suite`.
 fn wanted(group: &str) -> bool {
     match std::env::var("CRISIS_BENCH_ONLY") {
         Ok(only) if !only.trim().is_empty() => only.split(',').any(|g| g.trim() == group),
@@ -480,8 +481,10 @@ fn main() {
     if wanted("console") {
         console::console_rows(&mut rows, full);
     }
-    if wanted("outbox") {
+    if wanted("outbox") || wanted("webhook") {
         outbox::webhook_rows(&mut rows, full);
+    }
+    if wanted("outbox") || wanted("backlog") {
         outbox::backlog_rows(&mut rows, full);
     }
     if wanted("pg") || wanted("pg_ingest") {
