@@ -150,9 +150,9 @@ fn a_lane_calls_its_target_again_while_the_last_result_is_still_being_journaled(
     assert!(per_key.values().all(|n| *n == 2), "each ran once before the kill and once after: {per_key:?}");
     for id in &ids {
         let results: Vec<Value> = events(&d, id).into_iter().filter(|e| e["kind"] == "effect_result").collect();
-        let ids: BTreeSet<String> =
+        let invocations: BTreeSet<String> =
             results.iter().map(|e| e["data"]["invocation_id"].as_str().unwrap_or_default().to_string()).collect();
-        assert_eq!(ids.len(), results.len(), "{id}: a result journaled twice: {results:?}");
+        assert_eq!(invocations.len(), results.len(), "{id}: a result journaled twice: {results:?}");
     }
 }
 

@@ -201,7 +201,7 @@ mod engine {
             "{}",
             d.payload.body
         );
-        let members = || f.engine.store().kv_prefix("digest-member:DIG-1:").unwrap().len();
+        let members = || f.engine.store().kv_prefix(&crate::incident::digest::member_prefix("DIG-1")).unwrap().len();
         assert_eq!(members(), 8, "the members are kept until the digest's result is journaled");
         // A transient failure puts it back: the retry still finds its members.
         let outbox = crate::incident::outbox::Outbox::default();

@@ -42,7 +42,7 @@ pub struct EventRecord {
 /// An open incident's labels without its state: what the open-incident
 /// gauge and the once-a-second checks need, read without decoding the
 /// projection of every open incident.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenIncident {
     /// The incident id, e.g. `INC-42`.
     pub id: String,
