@@ -116,6 +116,8 @@ pub(crate) struct CallEnv<'a> {
     pub(crate) slots: &'a CallSlots,
     /// Answers outgoing HTTP in place of the network (`crisis plugin test`).
     pub(crate) stub: Option<Arc<dyn super::stub::StubUpstream>>,
+    /// Connections to receivers, kept between calls.
+    pub(crate) transport: &'a Arc<super::transport::Transport>,
 }
 
 impl CallEnv<'_> {
@@ -150,6 +152,7 @@ impl CallEnv<'_> {
                     records: records.clone(),
                     budget: super::egress::EgressBudget::for_grant(&grant),
                     stub: self.stub.clone(),
+                    transport: self.transport.clone(),
                 }),
             }),
             _ => Hooks::None(NoEgress),

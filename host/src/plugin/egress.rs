@@ -34,6 +34,7 @@ use super::api::{HttpDisposition, HttpRecord, RunMode};
 use super::grant::{ResolvedGrant, ResolvedInject};
 use super::pattern::{HostPattern, Scheme};
 use super::stub::{StubAnswer, StubFailure, StubRequest, StubUpstream};
+use super::transport::{Destination, Transport};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ pub(crate) struct EgressContext {
     /// When set, answers every request that passes the policy instead of
     /// the network or the drill capture (`crisis plugin test`).
     pub stub: Option<Arc<dyn StubUpstream>>,
+    /// Connections to receivers, kept between calls.
+    pub transport: Arc<Transport>,
 }
 
 /// One call's allowance of concurrent requests and buffered body bytes.
@@ -433,7 +436,7 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
     }
 
     // 5./6. connect to a vetted address, inject secrets, send.
-    match send_vetted(&ctx, &parts, scheme.as_str(), &host, &path, &usable, &injected, body).await {
+    match send_vetted(&ctx, &parts, scheme, &host, &path, &usable, &injected, body).await {
         Ok((status, headers, body)) => {
             let Some(lease) = ctx.budget.reserve(body.len()) else {
                 let reason = format!(
@@ -464,33 +467,13 @@ async fn send(ctx: Arc<EgressContext>, req: http::Request<WasiBody>) -> Result<h
 async fn send_vetted(
     ctx: &EgressContext,
     parts: &http::request::Parts,
-    scheme: &str,
+    scheme: Scheme,
     host: &str,
     path: &str,
     addrs: &[SocketAddr],
     injected: &[&ResolvedInject],
     body: Bytes,
 ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), (HttpError, String)> {
-    use wasmtime_wasi_http::io::TokioIo;
-    let mut last_err = None;
-    let mut stream = None;
-    for addr in addrs {
-        match tokio::time::timeout(remaining(ctx), tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last_err = Some((HttpError::ConnectionRefused, format!("connect to {addr}: {e}"))),
-            Err(_) => {
-                last_err = Some((HttpError::ConnectionTimeout, format!("connect to {addr} timed out")));
-                break;
-            }
-        }
-    }
-    let Some(tcp) = stream else {
-        return Err(last_err.unwrap_or((HttpError::ConnectionRefused, "no address to connect to".into())));
-    };
-
     let mut builder = http::Request::builder().method(parts.method.clone()).uri(path);
     for (k, v) in parts.headers.iter() {
         if injected.iter().any(|r| r.header == *k) {
@@ -510,61 +493,19 @@ async fn send_vetted(
     let req = builder
         .body(Full::new(body))
         .map_err(|e| (HttpError::HttpRequestUriInvalid, format!("building the request: {e}")))?;
-
-    macro_rules! exchange {
-        ($io:expr) => {{
-            let (mut sender, conn) = tokio::time::timeout(remaining(ctx), hyper::client::conn::http1::handshake($io))
-                .await
-                .map_err(|_| (HttpError::ConnectionTimeout, "HTTP handshake timed out".to_string()))?
-                .map_err(|e| (HttpError::HttpProtocolError, format!("HTTP handshake: {e}")))?;
-            let conn_task = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let resp = tokio::time::timeout(remaining(ctx), sender.send_request(req))
-                .await
-                .map_err(|_| (HttpError::HttpResponseTimeout, "no response within the call's budget".to_string()))?
-                .map_err(|e| (HttpError::HttpProtocolError, format!("sending the request: {e}")))?;
-            let (rparts, rbody) = resp.into_parts();
-            // The response may use what the request body (counted until it is
-            // sent) leaves of the buffer allowance.
-            let response_cap = ctx.max_response_bytes.min(ctx.budget.available());
-            let collected = tokio::time::timeout(remaining(ctx), Limited::new(rbody, response_cap).collect())
-                .await
-                .map_err(|_| (HttpError::ConnectionReadTimeout, "response body not read within the call's budget".to_string()))?;
-            conn_task.abort();
-            let bytes = match collected {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err((
-                        HttpError::HttpResponseBodySize(Some(response_cap as u64)),
-                        format!(
-                            "response body larger than {response_cap} bytes (limits.max_response_bytes, or what is left of [plugins.{}] max_buffered_bytes)",
-                            ctx.plugin
-                        ),
-                    ))
-                }
-                Err(e) => return Err((HttpError::HttpProtocolError, format!("reading the response: {e}"))),
-            };
-            Ok((rparts.status, rparts.headers, bytes))
-        }};
-    }
-
-    if scheme == "https" {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS server name `{host}`: {e}")))?;
-        let tls = tokio::time::timeout(remaining(ctx), connector.connect(name, tcp))
-            .await
-            .map_err(|_| (HttpError::ConnectionTimeout, "TLS handshake timed out".to_string()))?
-            .map_err(|e| (HttpError::TlsProtocolError, format!("TLS handshake with `{host}`: {e}")))?;
-        exchange!(TokioIo::new(tls))
-    } else {
-        exchange!(TokioIo::new(tcp))
+    // The response may use what the request body (counted until it is sent)
+    // leaves of the buffer allowance.
+    let response_cap = ctx.max_response_bytes.min(ctx.budget.available());
+    let dest = Destination { plugin: &ctx.plugin, scheme, host, addrs };
+    match ctx.transport.exchange(&dest, req, ctx.deadline, response_cap).await {
+        Ok(reply) => Ok((reply.status, reply.headers, reply.body)),
+        Err((e @ HttpError::HttpResponseBodySize(_), _)) => Err((
+            e,
+            format!(
+                "response body larger than {response_cap} bytes (limits.max_response_bytes, or what is left of [plugins.{}] max_buffered_bytes)",
+                ctx.plugin
+            ),
+        )),
+        Err(e) => Err(e),
     }
 }

@@ -156,6 +156,8 @@ pub struct PluginHost {
     /// Bounds concurrent calls to what the instance pool holds, so a burst
     /// waits instead of failing (and never counts as a plugin crash).
     slots: CallSlots,
+    /// Connections to notifier receivers, kept open between calls.
+    transport: Arc<super::transport::Transport>,
 }
 
 // The daemon shares one host across threads; keep that a compile-time fact.
@@ -201,6 +203,7 @@ impl PluginHost {
             slots: CallSlots::new(
                 (config.engine.pool_instances as usize).min(config.engine.pool_memories as usize / 2),
             ),
+            transport: Arc::default(),
         };
         if config.load_builtins {
             for (name, bytes) in super::builtin::BUILTINS {
@@ -256,7 +259,7 @@ impl PluginHost {
 
     /// What one call needs from the host: the engine, the runtime and the call slots.
     pub(super) fn call_env(&self) -> CallEnv<'_> {
-        CallEnv { engine: &self.engine, rt: self.rt(), slots: &self.slots, stub: None }
+        CallEnv { engine: &self.engine, rt: self.rt(), slots: &self.slots, stub: None, transport: &self.transport }
     }
 
     // ----------------------------------------------------------------- load

@@ -14,7 +14,8 @@
 //! Layout: `engine.rs` (Engine, pooling, epoch ticker), `limits.rs`,
 //! `cache.rs`, `capabilities.rs` (world/import checks, linkers),
 //! `pattern.rs` (host patterns), `addr.rs` (address ranges refused by
-//! default), `egress.rs` (HTTP hook), `scrub.rs` (secrets and contact
+//! default), `egress.rs` (HTTP hook), `transport.rs` (connections to
+//! receivers, kept between calls), `scrub.rs` (secrets and contact
 //! details removed from call output), `secret.rs`, `state.rs` (store state,
 //! host import), `bindings.rs` (one module per WIT version), `convert.rs`,
 //! `warm.rs`, `classifier.rs` (complaint classification), `registry.rs`, `quarantine.rs` (fault breaker with backoff), `call.rs` (one sandboxed call), `host.rs`
@@ -50,6 +51,7 @@ mod secret;
 mod stage;
 mod state;
 mod stub;
+mod transport;
 mod warm;
 
 pub use api::*;

@@ -23,7 +23,7 @@ pub(crate) struct HostPattern {
 }
 
 /// The URL schemes a notifier may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Scheme {
     Http,
     Https,
