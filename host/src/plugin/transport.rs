@@ -97,7 +97,7 @@ impl Transport {
         response_cap: usize,
     ) -> Result<Reply, ExchangeError> {
         let replayable = replayable(&req);
-        for addr in dest.addrs {
+        'kept: for addr in dest.addrs {
             let key = self.key(dest, *addr);
             while let Some(mut sender) = self.take(&key) {
                 if !matches!(tokio::time::timeout(left(deadline), sender.ready()).await, Ok(Ok(()))) {
@@ -110,9 +110,14 @@ impl Transport {
                         return Ok(reply);
                     }
                     Err(Unsent(back)) => req = back,
-                    // Closed by the receiver as the request went out, nothing answered.
+                    // Closed by the receiver as the request went out, nothing
+                    // answered: sent once more, on a new connection, so a
+                    // receiver that drops every request sees it twice at most.
                     Err(Closed(e)) => match copy {
-                        Some(copy) => req = copy,
+                        Some(copy) => {
+                            req = copy;
+                            break 'kept;
+                        }
                         None => return Err(e),
                     },
                     Err(Failed(e)) => return Err(e),
@@ -598,6 +603,69 @@ mod tests {
                 assert!(socket2::SockRef::from(&client.0).tcp_quickack().unwrap(), "quick ACKs after a read");
             }
         });
+    }
+
+    #[test]
+    fn a_receiver_that_drops_every_request_gets_a_keyed_one_twice_at_most() {
+        // Three connections answer once each and are kept; then the receiver
+        // reads every request and closes without answering.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let answering = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (s, a) = (seen.clone(), answering.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (s, a) = (s.clone(), a.clone());
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = line.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        if !a.load(Ordering::SeqCst) {
+                            s.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        if out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let rt = runtime();
+        let t = Transport::default();
+        rt.block_on(async {
+            let addrs = [addr];
+            let dest = Destination { plugin: "webhook-notify", scheme: Scheme::Http, host: "127.0.0.1", addrs: &addrs };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let calls = (0..3).map(|_| t.exchange(&dest, request(), deadline, 1024));
+            for reply in futures_util::future::join_all(calls).await {
+                assert_eq!(reply.unwrap().status, 200);
+            }
+        });
+        answering.store(false, Ordering::SeqCst);
+        assert!(call(&rt, &t, "webhook-notify", addr).is_err());
+        let seen = seen.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&seen), "the request reached the receiver {seen} times");
     }
 
     #[test]
