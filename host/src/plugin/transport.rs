@@ -417,27 +417,11 @@ mod tests {
                 a.fetch_add(1, Ordering::SeqCst);
                 let c = c.clone();
                 std::thread::spawn(move || {
-                    let _closed = Closed(c);
+                    let _closed = CountClose(c);
                     let mut out = stream.try_clone().unwrap();
                     let mut r = BufReader::new(stream);
                     for _ in 0..per_conn {
-                        let mut len = 0usize;
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((k, v)) = line.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if r.read_exact(&mut body).is_err() {
+                        if !read_request(&mut r) {
                             return;
                         }
                         if out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
@@ -450,10 +434,32 @@ mod tests {
         (addr, accepted, closed)
     }
 
-    /// Counts a connection closed by the server when its thread ends.
-    struct Closed(Arc<AtomicUsize>);
+    /// Reads one request (head and body) from `r`; false once the client
+    /// has closed the connection or sent something unreadable.
+    fn read_request(r: &mut BufReader<std::net::TcpStream>) -> bool {
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return false;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).is_ok()
+    }
 
-    impl Drop for Closed {
+    /// Counts a connection closed by the server when its thread ends.
+    struct CountClose(Arc<AtomicUsize>);
+
+    impl Drop for CountClose {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
@@ -549,23 +555,7 @@ mod tests {
                     let mut out = stream.try_clone().unwrap();
                     let mut r = BufReader::new(stream);
                     loop {
-                        let mut len = 0usize;
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((k, v)) = line.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if r.read_exact(&mut body).is_err() {
+                        if !read_request(&mut r) {
                             return;
                         }
                         if out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n").is_err()
@@ -621,23 +611,7 @@ mod tests {
                     let mut out = stream.try_clone().unwrap();
                     let mut r = BufReader::new(stream);
                     loop {
-                        let mut len = 0usize;
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((k, v)) = line.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if r.read_exact(&mut body).is_err() {
+                        if !read_request(&mut r) {
                             return;
                         }
                         if !a.load(Ordering::SeqCst) {
