@@ -40,6 +40,8 @@ pub struct SqliteStore {
     exit_on_fsync_failure: bool,
     /// Authenticates new events and pinned playbooks; `None`: plain SHA-256 (drills, tests).
     key: Option<JournalKey>,
+    /// Checkpoints the WAL off the commit path; `None` for in-memory stores.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 #[derive(Default)]
@@ -87,6 +89,15 @@ impl SqliteStore {
         s.wal = Some(wal.into());
         s.path = Some(path.to_path_buf());
         s.fail_fsync_at = fsync_failpoint();
+        // Commits leave checkpoints to a thread of their own; without one
+        // (it could not start) SQLite checkpoints inside commits as usual.
+        match checkpoint::Checkpointer::start(path) {
+            Ok(c) => {
+                s.lock().pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
+                s._checkpointer = Some(c);
+            }
+            Err(e) => tracing::warn!("journal checkpoints stay inside commits: cannot start their thread: {e}"),
+        }
         Ok(s)
     }
 
@@ -125,6 +136,7 @@ impl SqliteStore {
             fail_fsync_at: None,
             exit_on_fsync_failure: true,
             key: None,
+            _checkpointer: None,
         })
     }
 
@@ -485,6 +497,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod checkpoint;
 mod complaints;
 mod migrations;
 mod outbox;
