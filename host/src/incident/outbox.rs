@@ -220,7 +220,16 @@ impl Engine {
     /// Claims up to `limit` due intents. Rows whose payload cannot be read are
     /// dead-lettered here, so the caller only sees intents it can run.
     pub(crate) fn claim_intents(&self, limit: usize) -> Result<Vec<ClaimedIntent>, EngineError> {
-        let rows = self.store().claim_intents(self.now(), limit)?;
+        self.claim_intents_except(limit, &[])
+    }
+
+    /// [`Engine::claim_intents`], passing over the intents of `skip_targets`.
+    pub(crate) fn claim_intents_except(
+        &self,
+        limit: usize,
+        skip_targets: &[String],
+    ) -> Result<Vec<ClaimedIntent>, EngineError> {
+        let rows = self.store().claim_intents_except(self.now(), limit, skip_targets)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(node) = &row.reclaimed_from {

@@ -349,7 +349,13 @@ pub trait Store: Send + Sync {
     /// returned again until released, or (on a shared database) until the
     /// lease of the node that claimed it expires because that node stopped
     /// renewing it; then it runs again with the same invocation id.
-    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>>;
+    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+        self.claim_intents_except(now, limit, &[])
+    }
+    /// [`Store::claim_intents`], passing over the intents of `skip_targets`
+    /// (targets with enough work already waiting in this process), so a
+    /// target that cannot keep up never holds back the others' claims.
+    fn claim_intents_except(&self, now: i64, limit: usize, skip_targets: &[String]) -> Result<Vec<IntentRow>>;
     /// Gives a claimed intent back, due at `not_before` if given.
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
     /// Releases every claim of this node (never another live node's), and

@@ -442,9 +442,10 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+    fn claim_intents_except(&self, now: i64, limit: usize, skip_targets: &[String]) -> Result<Vec<IntentRow>> {
         let lease = self.lease.clone();
-        self.side(move |c| outbox::claim_intents(c, &lease, now, limit))
+        let skip = skip_targets.to_vec();
+        self.side(move |c| outbox::claim_intents(c, &lease, now, limit, &skip))
     }
 
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {

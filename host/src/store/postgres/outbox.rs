@@ -69,16 +69,23 @@ fn taken_over(prev: Option<String>, until: Option<i64>, lease: &Lease, now: i64)
 /// whose holder's lease ran out (it stopped renewing: it died mid-call).
 /// Each kind is picked on its own partial index (`intents_unclaimed`,
 /// `intents_leased`), so live claims, however many, are never read.
-pub(super) fn claim_intents(c: &mut Client, lease: &Lease, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+pub(super) fn claim_intents(
+    c: &mut Client,
+    lease: &Lease,
+    now: i64,
+    limit: usize,
+    skip: &[String],
+) -> Result<Vec<IntentRow>> {
     let found = c.query(
         "WITH free AS ( \
              SELECT invocation_id, claimed_by AS prev, lease_until AS prev_until, not_before, created_at \
              FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NULL AND not_before <= $1 \
+               AND NOT (target = ANY($5)) \
              ORDER BY not_before, created_at, invocation_id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          expired AS ( \
              SELECT invocation_id, claimed_by AS prev, lease_until AS prev_until, not_before, created_at \
              FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NOT NULL \
-               AND lease_until < $1 AND not_before <= $1 \
+               AND lease_until < $1 AND not_before <= $1 AND NOT (target = ANY($5)) \
              ORDER BY not_before, created_at, invocation_id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          picked AS ( \
              SELECT * FROM free UNION ALL SELECT * FROM expired \
@@ -87,7 +94,7 @@ pub(super) fn claim_intents(c: &mut Client, lease: &Lease, now: i64, limit: usiz
          FROM picked WHERE i.invocation_id = picked.invocation_id \
          RETURNING i.invocation_id, i.incident_id, i.created_at, i.not_before, i.payload, i.attempts, \
                    picked.prev, picked.prev_until",
-        &[&now, &(limit as i64), &lease.node, &lease.ms],
+        &[&now, &(limit as i64), &lease.node, &lease.ms, &skip],
     )?;
     let mut rows = found
         .iter()

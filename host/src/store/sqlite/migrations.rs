@@ -189,4 +189,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_open_labels ON incidents(id, mode, playbook_id, severity, phase, status)
         WHERE status = 'open';
     "#,
+    // 13: the claim index also holds each intent's target, so a claim that
+    // passes over a busy target's rows reads the index alone.
+    r#"
+    DROP INDEX intents_claimable;
+    CREATE INDEX intents_claimable ON intents(not_before, created_at, invocation_id, target)
+        WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0;
+    "#,
 ];

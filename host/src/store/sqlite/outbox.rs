@@ -49,15 +49,19 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
     })
 }
 
-pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
+pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize, skip: &[String]) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
+        // The claim index holds the target too, so passing over a skipped
+        // target's rows never reads the table.
         let mut stmt = tx.prepare_cached(
             "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts \
              FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
+               AND target NOT IN (SELECT value FROM json_each(?3)) \
              ORDER BY not_before, created_at, invocation_id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64], |r| tolerant_intent(r, now))?;
+        let skip = serde_json::to_string(skip)?;
+        let rows = stmt.query_map(params![now, limit as i64, skip], |r| tolerant_intent(r, now))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     {
