@@ -2,10 +2,15 @@
 //! timers and outbox.
 //!
 //! Timers fire on their own task, never behind a side-effect call. Intents
-//! are claimed in batches by a dispatcher and run concurrently: each delivery
-//! lane (a target, or a target and channel for customer messages) has its own
-//! concurrency limit and circuit breaker, and every call also takes a permit
-//! of the global cap, so a failing or hanging target never delays another.
+//! are claimed in small batches by a dispatcher and run concurrently: each
+//! delivery lane (a target, or a target and channel for customer messages)
+//! has its own concurrency limit and circuit breaker, and every call also
+//! takes a permit of the global cap, so a failing or hanging target never
+//! delays another. Claims keep pace with the calls: a target with enough
+//! claimed work waiting is passed over until it has room, so a backlog is
+//! not claimed all at once (each claim holds the journal's writer, which
+//! intake is waiting for) and a slow target's backlog never stands in front
+//! of another target's claims.
 //!
 //! On shutdown the `stop` flag is raised before anything else: from then on
 //! no timer fires and no intent is claimed or started; calls already running
@@ -24,8 +29,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 
-/// Intents claimed per dispatcher pass.
-const BATCH: usize = 256;
+/// Intents claimed per dispatcher pass: small, because a claim holds the
+/// journal's writer while intake may be waiting for it.
+const BATCH: usize = 128;
+/// How many claimed deliveries may wait per target (running or waiting for a
+/// slot) before claims pass over it: this many at least, or this many per
+/// slot of its lane.
+const AHEAD_MIN: usize = 128;
+const AHEAD_PER_SLOT: usize = 4;
 /// The shortest pause between passes that made no progress: the loops never spin.
 const MIN_IDLE: Duration = Duration::from_millis(20);
 /// The longest pause: new work also wakes the loops.
@@ -59,6 +70,45 @@ pub(crate) struct Dispatch {
     rerouted: Mutex<HashSet<String>>,
     /// Messages executed per target over the last minute.
     pub(crate) throughput: super::lag::Throughput,
+    /// Claimed deliveries per target that have not finished their call yet.
+    waiting: Mutex<HashMap<String, usize>>,
+    /// Raised when a delivery finishes its call, so a dispatcher passing over
+    /// full targets claims again as soon as one has room.
+    room: Notify,
+}
+
+/// A claimed delivery's place in its target's count of waiting work; given
+/// up when its call ends, or when it ends without one.
+struct Queued {
+    dispatch: Arc<Dispatch>,
+    target: Option<String>,
+}
+
+impl Queued {
+    fn join(dispatch: &Arc<Dispatch>, target: &str) -> Queued {
+        *dispatch.waiting.lock().unwrap_or_else(|p| p.into_inner()).entry(target.to_string()).or_default() += 1;
+        Queued { dispatch: dispatch.clone(), target: Some(target.to_string()) }
+    }
+
+    fn leave(&mut self) {
+        let Some(target) = self.target.take() else { return };
+        {
+            let mut waiting = self.dispatch.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = waiting.get_mut(&target) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    waiting.remove(&target);
+                }
+            }
+        }
+        self.dispatch.room.notify_one();
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 impl Dispatch {
@@ -70,7 +120,22 @@ impl Dispatch {
             outbox: Arc::new(Outbox::default()),
             rerouted: Mutex::default(),
             throughput: super::lag::Throughput::default(),
+            waiting: Mutex::default(),
+            room: Notify::new(),
         }
+    }
+
+    /// Targets with at least their share of claimed work still waiting.
+    fn full_targets(&self, config: &Config) -> Vec<String> {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting
+            .iter()
+            .filter(|(target, n)| {
+                let slots = config.targets.get(target.as_str()).map_or(1, |t| t.delivery.concurrency);
+                **n >= AHEAD_MIN.max(AHEAD_PER_SLOT * slots)
+            })
+            .map(|(target, _)| target.clone())
+            .collect()
     }
 
     /// Every lane that has been used, with its breaker.
@@ -235,8 +300,15 @@ async fn dispatcher(
             break;
         }
         let e = engine.clone();
+        // Targets with enough work already waiting here are passed over: the
+        // outbox is claimed as fast as it runs, not all at once (a claim holds
+        // the journal's writer, which intake waits for), and a target that
+        // cannot keep up never holds back another's claims.
+        let config = engine.generation().config.clone();
+        let skip = dispatch.full_targets(&config);
+        let skipping = !skip.is_empty();
         let claimed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ClaimedIntent>> {
-            let claimed = e.claim_intents(BATCH).map_err(|err| anyhow::anyhow!("{err}"))?;
+            let claimed = e.claim_intents_except(BATCH, &skip).map_err(|err| anyhow::anyhow!("{err}"))?;
             // An intent is recorded before it runs: never run one that is not yet on disk.
             if !claimed.is_empty() {
                 e.store().sync()?;
@@ -256,19 +328,32 @@ async fn dispatcher(
             }
         };
         if claimed.is_empty() {
-            let e = engine.clone();
-            let next =
-                tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten()).await.ok().flatten();
-            if !idle(until(&engine, next), &wake, &mut shutdown).await {
+            // With targets passed over, what is due may be theirs: wait for
+            // room in one of them (or new work) instead of polling for it.
+            let delay = if skipping {
+                MAX_IDLE
+            } else {
+                let e = engine.clone();
+                let next = tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten())
+                    .await
+                    .ok()
+                    .flatten();
+                until(&engine, next)
+            };
+            let woken = tokio::select! {
+                w = idle(delay, &wake, &mut shutdown) => w,
+                _ = dispatch.room.notified() => true,
+            };
+            if !woken {
                 break;
             }
             continue;
         }
-        let config = engine.generation().config.clone();
         for c in claimed {
             let lane = dispatch.lane(&c, &config);
-            let (x, d, r) = (executor.clone(), dispatch.clone(), recorder.clone());
-            running.spawn(deliver(engine.clone(), x, d, r, lane, c, stop.clone()));
+            let queued = Queued::join(&dispatch, &c.payload.target);
+            let (x, r) = (executor.clone(), recorder.clone());
+            running.spawn(deliver(engine.clone(), x, r, lane, c, queued, stop.clone()));
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
@@ -291,12 +376,13 @@ async fn give_back(engine: &Arc<Engine>, id: &str, at: Option<i64>) {
 async fn deliver(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
-    dispatch: Arc<Dispatch>,
     recorder: Arc<Recorder>,
     lane: Arc<Lane>,
     c: ClaimedIntent,
+    mut queued: Queued,
     stop: Arc<AtomicBool>,
 ) {
+    let dispatch = queued.dispatch.clone();
     let Ok(slot) = lane.slots.clone().acquire_owned().await else { return };
     // Stopping: thousands may be waiting here, so each ends without a write of its
     // own; their claims are released together when the daemon next starts, or their
@@ -375,6 +461,7 @@ async fn deliver(
     // flush latency, which in an alert storm is intake's, not the target's.
     drop(global);
     drop(slot);
+    queued.leave();
     let res = match ran {
         Ok(Ok(Some(outcome))) => Ok(recorder.settle(c.clone(), outcome).await.map(Some)),
         Ok(Ok(None)) => Ok(Ok(None)),
