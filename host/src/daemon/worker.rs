@@ -330,19 +330,20 @@ async fn dispatcher(
         if claimed.is_empty() {
             // With targets passed over, what is due may be theirs: wait for
             // room in one of them (or new work) instead of polling for it.
-            let delay = if skipping {
-                MAX_IDLE
+            // Otherwise a finished call frees nothing to claim, so only new
+            // work or the next due intent wakes the dispatcher.
+            let woken = if skipping {
+                tokio::select! {
+                    w = idle(MAX_IDLE, &wake, &mut shutdown) => w,
+                    _ = dispatch.room.notified() => true,
+                }
             } else {
                 let e = engine.clone();
                 let next = tokio::task::spawn_blocking(move || e.store().next_intent_due().ok().flatten())
                     .await
                     .ok()
                     .flatten();
-                until(&engine, next)
-            };
-            let woken = tokio::select! {
-                w = idle(delay, &wake, &mut shutdown) => w,
-                _ = dispatch.room.notified() => true,
+                idle(until(&engine, next), &wake, &mut shutdown).await
             };
             if !woken {
                 break;
