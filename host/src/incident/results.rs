@@ -14,6 +14,10 @@ use super::error::EngineError;
 use super::events::Event;
 use super::state::Incident;
 use crate::playbook::types::Purpose;
+use std::collections::{HashMap, HashSet};
+
+/// A result to journal: its invocation id, the outcome and the intent's payload.
+type Unjournaled<'a> = (&'a str, &'a EffectOutcome, serde_json::Value);
 
 impl Engine {
     /// Journals the result of a side effect (once; repeats are ignored).
@@ -32,9 +36,15 @@ impl Engine {
         self.write(|tx| {
             observed.clear();
             complaints.clear();
+            // An incident's results are journaled together, so its state is
+            // loaded and saved once for the group, not once per result.
+            let mut per_incident: Vec<(String, Vec<Unjournaled<'_>>)> = Vec::new();
+            let mut at: HashMap<String, usize> = HashMap::new();
+            let mut seen = HashSet::new();
             for (invocation_id, outcome) in results {
                 let Some(intent) = tx.intent(invocation_id)? else { continue };
-                if intent.result.is_some() {
+                // Journaled already, or earlier in this group.
+                if intent.result.is_some() || !seen.insert(*invocation_id) {
                     continue;
                 }
                 // A complaint's message is journaled on the complaint's own stream.
@@ -42,9 +52,15 @@ impl Engine {
                     complaints.push(self.record_complaint_effect(tx, &intent, outcome)?);
                     continue;
                 }
-                let incident_id = intent.incident_id.clone();
-                let done = self.mutate_in(tx, &generation_, &incident_id, true, &mut |ctx| {
-                    record_in(ctx, invocation_id, outcome, &intent.payload)
+                let i = *at.entry(intent.incident_id.clone()).or_insert_with(|| {
+                    per_incident.push((intent.incident_id.clone(), Vec::new()));
+                    per_incident.len() - 1
+                });
+                per_incident[i].1.push((invocation_id, outcome, intent.payload));
+            }
+            for (incident_id, items) in &per_incident {
+                let done = self.mutate_in(tx, &generation_, incident_id, true, &mut |ctx| {
+                    items.iter().try_for_each(|(id, outcome, payload)| record_in(ctx, id, outcome, payload))
                 })?;
                 observed.push(done);
             }

@@ -453,6 +453,16 @@ fn results_that_end_together_are_journaled_together_and_once() {
 }
 
 #[test]
+fn a_result_given_twice_in_one_group_is_journaled_once() {
+    let f = fixture();
+    let id = trigger(&f, "checkout").unwrap().incident.id;
+    let c = f.engine.claim_intents(100).unwrap().remove(0);
+    let (first, again) = (EffectOutcome::sent("ok"), EffectOutcome::sent("again"));
+    f.engine.record_effects(&[(c.id.as_str(), &first), (c.id.as_str(), &again)]).unwrap();
+    assert_eq!(kinds(&f, &id).iter().filter(|k| *k == "effect_result").count(), 1);
+}
+
+#[test]
 fn one_unjournalable_result_does_not_hold_up_the_others_of_its_group() {
     let f = fixture();
     let good = trigger(&f, "checkout").unwrap().incident.id;
