@@ -7,7 +7,7 @@
 //! knows nothing of the registry beyond the version it is handed.
 
 use super::api::*;
-use super::bindings::v0_1_0::exports::crisis::plugin::{appease, classify, meta, notify, simulate};
+use super::bindings::v0_1_0::exports::crisis::plugin::meta;
 use super::classifier::types::{self as classify_types, Classification, ComplaintInput};
 use super::convert;
 use super::egress::{EgressContext, EgressHooks};
@@ -211,6 +211,7 @@ impl CallEnv<'_> {
         });
         let budget_ms = budget.as_millis().min(u32::MAX as u128) as u32;
         let pre = v.pre.clone();
+        let indices = &v.indices;
         let store_ref = &mut store;
         let fut = async move {
             let instance = match instance {
@@ -223,13 +224,13 @@ impl CallEnv<'_> {
                     Ok(CallValue::Describe(convert::description(g.call_describe(&mut *store_ref).await?)))
                 }
                 CallKind::Send(inv, note) => {
-                    let g = notify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    let g = indices.notifier()?.load(&mut *store_ref, &instance)?;
                     g.call_send(&mut *store_ref, &convert::invocation(&inv, budget_ms), &convert::notification(&note))
                         .await?
                         .map(|r| CallValue::Send(convert::receipt(r)))
                 }
                 CallKind::Compose(inv, inc, who) => {
-                    let g = appease::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    let g = indices.appeasement()?.load(&mut *store_ref, &instance)?;
                     g.call_compose(
                         &mut *store_ref,
                         &convert::invocation(&inv, budget_ms),
@@ -240,7 +241,7 @@ impl CallEnv<'_> {
                     .map(|m| CallValue::Compose(m.into_iter().map(convert::message).collect()))
                 }
                 CallKind::Plan(inv, inc, params) => {
-                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    let g = indices.drill()?.load(&mut *store_ref, &instance)?;
                     g.call_plan(
                         &mut *store_ref,
                         &convert::invocation(&inv, budget_ms),
@@ -251,13 +252,13 @@ impl CallEnv<'_> {
                     .map(|s| CallValue::Plan(convert::scenario(s)))
                 }
                 CallKind::Score(inv, journal) => {
-                    let g = simulate::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    let g = indices.drill()?.load(&mut *store_ref, &instance)?;
                     g.call_score(&mut *store_ref, &convert::invocation(&inv, budget_ms), &journal)
                         .await?
                         .map(|c| CallValue::Score(c.into_iter().map(convert::criterion).collect()))
                 }
                 CallKind::Classify(inv, complaint) => {
-                    let g = classify::GuestIndices::new(&pre)?.load(&mut *store_ref, &instance)?;
+                    let g = indices.classifier()?.load(&mut *store_ref, &instance)?;
                     g.call_classify(
                         &mut *store_ref,
                         &convert::invocation(&inv, budget_ms),

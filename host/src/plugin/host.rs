@@ -306,6 +306,8 @@ impl PluginHost {
             .for_world(shape.world)
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let indices =
+            super::indices::WorldIndices::resolve(shape.world, &pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let mut version = PluginVersion {
             name: name.to_string(),
             world: shape.world,
@@ -314,6 +316,7 @@ impl PluginHost {
             size: bytes.len(),
             source,
             pre,
+            indices,
             describe: PluginDescription::default(),
             declared: Vec::new(),
             imports: shape.imports,
@@ -665,4 +668,18 @@ fn target_scrubber(target: &NotifyTarget) -> super::Scrubber {
 
 pub(super) fn plugin_ref(v: &PluginVersion) -> PluginRef {
     PluginRef { name: v.name.clone(), version: v.describe.version.clone(), sha256: v.sha256.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loaded_plugin_holds_its_worlds_export_indices_and_no_other() {
+        let host = PluginHost::new(PluginHostConfig::default()).unwrap();
+        let v = host.registry.get("drill-sim").unwrap().current.load_full();
+        assert!(v.indices.drill().is_ok());
+        let err = v.indices.notifier().err().unwrap().to_string();
+        assert!(err.contains("drill") && err.contains("not a notifier"), "{err}");
+    }
 }

@@ -42,6 +42,7 @@ mod engine;
 mod error;
 mod grant;
 mod host;
+mod indices;
 mod limits;
 mod pattern;
 mod quarantine;

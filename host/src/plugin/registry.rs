@@ -27,6 +27,8 @@ pub(crate) struct PluginVersion {
     pub size: usize,
     pub source: PluginSource,
     pub pre: InstancePre<StoreState>,
+    /// Its world's export indices, resolved once with `pre`.
+    pub indices: super::indices::WorldIndices,
     pub describe: super::api::PluginDescription,
     pub declared: Vec<HostPattern>,
     pub imports: Vec<String>,
