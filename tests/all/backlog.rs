@@ -1,6 +1,7 @@
 //! A restart with a large backlog of pending notices: every notice runs
-//! exactly once (counted by invocation id at the receiving server), and
-//! intake keeps answering while the backlog drains.
+//! exactly once (counted by invocation id at the receiving server), intake
+//! keeps answering while the backlog drains, and the notices of incidents
+//! opened meanwhile do not queue behind it.
 
 use crate::common::*;
 use serde_json::json;
@@ -77,4 +78,16 @@ fn a_restart_with_ten_thousand_pending_notices_runs_each_once_and_intake_answers
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     assert_eq!(per_key.len(), expected);
     assert_eq!(d.json(&["status"])["outbox"]["dead_letter_count"], 0);
+
+    // Incidents are numbered in order, so those past the backlog's opened
+    // during the drain; each of their notices went out while at least half
+    // of the backlog was still waiting, and none waited for all of it.
+    let during_drain = |key: &str| {
+        let n = key.strip_prefix("INC-").and_then(|k| k.split('.').next()).and_then(|n| n.parse::<u64>().ok());
+        n.unwrap_or_else(|| panic!("unexpected invocation id {key}")) > INCIDENTS
+    };
+    let order: Vec<bool> = server.delivered().iter().map(|r| during_drain(&r.key)).collect();
+    let last_backlog = order.iter().rposition(|d| !d).unwrap();
+    let late = order.iter().enumerate().filter(|(i, d)| **d && *i > last_backlog).count();
+    assert_eq!(late, 0, "{late} notices of new incidents waited for the whole backlog");
 }

@@ -6,6 +6,7 @@
 pub(crate) mod api;
 pub(crate) mod api_types;
 pub(crate) mod auth;
+pub(crate) mod background;
 pub(crate) mod breaker;
 mod cluster_gen;
 pub(crate) mod complaints;

@@ -12,19 +12,29 @@
 //! intake is waiting for) and a slow target's backlog never stands in front
 //! of another target's claims.
 //!
+//! A backlog inherited from the previous run (intents that fell due before
+//! this one started) is already late, and must not make new incidents late
+//! too: it is claimed apart from new work (each claim reads only its own
+//! range of the claim index), only so many of its deliveries wait at once,
+//! it takes at most half of a lane's slots, and its calls run on
+//! low-priority threads, so intake and new notices get the CPU first.
+//! Inherited pages still run at normal priority.
+//!
 //! On shutdown the `stop` flag is raised before anything else: from then on
 //! no timer fires and no intent is claimed or started; calls already running
 //! may finish, and claimed intents not yet started are given back.
 
+use super::background::Background;
 use super::breaker::{Admit, Breaker, BreakerState};
 use super::recorder::Recorder;
 use crate::config::{Config, Delivery};
 use crate::incident::Engine;
 use crate::incident::effects::{EffectKind, EffectOutcome, Executor};
 use crate::incident::outbox::{ClaimedIntent, Next, Outbox, Settled, failpoint};
+use crate::store::DueWindow;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -37,6 +47,9 @@ const BATCH: usize = 128;
 /// slot of its lane.
 const AHEAD_MIN: usize = 128;
 const AHEAD_PER_SLOT: usize = 4;
+/// How many claimed deliveries of the inherited backlog may wait at once,
+/// over every target.
+const INHERITED_AHEAD: usize = AHEAD_MIN;
 /// The shortest pause between passes that made no progress: the loops never spin.
 const MIN_IDLE: Duration = Duration::from_millis(20);
 /// The longest pause: new work also wakes the loops.
@@ -46,6 +59,8 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 struct Lane {
     target: String,
     slots: Arc<Semaphore>,
+    /// Taken by inherited deliveries before a slot: half the slots at most.
+    inherited_slots: Arc<Semaphore>,
     concurrency: usize,
     breaker: Mutex<Breaker>,
 }
@@ -70,8 +85,11 @@ pub(crate) struct Dispatch {
     rerouted: Mutex<HashSet<String>>,
     /// Messages executed per target over the last minute.
     pub(crate) throughput: super::lag::Throughput,
-    /// Claimed deliveries per target that have not finished their call yet.
+    /// Claimed deliveries per target that have not finished their call yet;
+    /// the inherited backlog's are counted apart, in `inherited`.
     waiting: Mutex<HashMap<String, usize>>,
+    /// Claimed deliveries of the inherited backlog that have not finished their call yet.
+    inherited: AtomicUsize,
     /// Raised when a delivery finishes its call, so a dispatcher passing over
     /// full targets claims again as soon as one has room.
     room: Notify,
@@ -82,17 +100,24 @@ pub(crate) struct Dispatch {
 struct Queued {
     dispatch: Arc<Dispatch>,
     target: Option<String>,
+    inherited: bool,
 }
 
 impl Queued {
-    fn join(dispatch: &Arc<Dispatch>, target: &str) -> Queued {
-        *dispatch.waiting.lock().unwrap_or_else(|p| p.into_inner()).entry(target.to_string()).or_default() += 1;
-        Queued { dispatch: dispatch.clone(), target: Some(target.to_string()) }
+    fn join(dispatch: &Arc<Dispatch>, target: &str, inherited: bool) -> Queued {
+        if inherited {
+            dispatch.inherited.fetch_add(1, Ordering::SeqCst);
+        } else {
+            *dispatch.waiting.lock().unwrap_or_else(|p| p.into_inner()).entry(target.to_string()).or_default() += 1;
+        }
+        Queued { dispatch: dispatch.clone(), target: Some(target.to_string()), inherited }
     }
 
     fn leave(&mut self) {
         let Some(target) = self.target.take() else { return };
-        {
+        if self.inherited {
+            self.dispatch.inherited.fetch_sub(1, Ordering::SeqCst);
+        } else {
             let mut waiting = self.dispatch.waiting.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = waiting.get_mut(&target) {
                 *n = n.saturating_sub(1);
@@ -121,6 +146,7 @@ impl Dispatch {
             rerouted: Mutex::default(),
             throughput: super::lag::Throughput::default(),
             waiting: Mutex::default(),
+            inherited: AtomicUsize::new(0),
             room: Notify::new(),
         }
     }
@@ -193,6 +219,7 @@ fn new_lane(target: &str, d: &Delivery, breaker: Option<Breaker>) -> Lane {
     Lane {
         target: target.to_string(),
         slots: Arc::new(Semaphore::new(d.concurrency.max(1))),
+        inherited_slots: Arc::new(Semaphore::new((d.concurrency / 2).max(1))),
         concurrency: d.concurrency,
         breaker: Mutex::new(breaker),
     }
@@ -211,6 +238,9 @@ pub(crate) async fn run(
     // per state dir, so per node id); other nodes' claims are left alone.
     let e = engine.clone();
     let now = engine.now();
+    // What fell due before this instant is the previous run's backlog (the
+    // release below makes what it held due now at the latest).
+    let started = now;
     match tokio::task::spawn_blocking(move || e.store().release_claims(now)).await {
         Ok(Ok(n)) if n > 0 => {
             tracing::info!("{n} side effects this node claimed in its previous run are back in the outbox")
@@ -232,7 +262,15 @@ pub(crate) async fn run(
     };
     let timers = tokio::spawn(timer_loop(engine.clone(), stop.clone(), timers_wake, shutdown.clone()));
     let recorder = Arc::new(super::recorder::Recorder::start(engine.clone(), dispatch.outbox.clone()));
-    dispatcher(engine, executor, dispatch, recorder, stop, intents_wake, shutdown).await;
+    let background = match Background::start(dispatch.global.available_permits()) {
+        Ok(pool) => Some(Arc::new(pool)),
+        Err(e) => {
+            tracing::error!("cannot start the backlog's low-priority threads; it runs beside new work: {e}");
+            None
+        }
+    };
+    let inherited = Inherited { started, background };
+    dispatcher(engine, executor, dispatch, recorder, inherited, stop, intents_wake, shutdown).await;
     let _ = timers.await;
     fan_out.abort();
 }
@@ -283,12 +321,23 @@ async fn timer_loop(
     }
 }
 
+/// How this run tells and runs the backlog it inherited.
+#[derive(Clone)]
+struct Inherited {
+    /// Intents due before this instant (Unix ms) are the previous run's.
+    started: i64,
+    /// Where their calls run; `None` when the threads could not be started.
+    background: Option<Arc<Background>>,
+}
+
 /// Claims due intents and hands each to its lane.
+#[allow(clippy::too_many_arguments)]
 async fn dispatcher(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
     dispatch: Arc<Dispatch>,
     recorder: Arc<Recorder>,
+    inherited: Inherited,
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
@@ -306,14 +355,23 @@ async fn dispatcher(
         // cannot keep up never holds back another's claims.
         let config = engine.generation().config.clone();
         let skip = dispatch.full_targets(&config);
-        let skipping = !skip.is_empty();
-        let claimed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ClaimedIntent>> {
-            let claimed = e.claim_intents_except(BATCH, &skip).map_err(|err| anyhow::anyhow!("{err}"))?;
+        // New work first; the inherited backlog up to its own allowance, on
+        // which its targets' new work never waits.
+        let room = INHERITED_AHEAD.saturating_sub(dispatch.inherited.load(Ordering::SeqCst)).min(BATCH);
+        let skipping = !skip.is_empty() || room == 0;
+        let started = inherited.started;
+        let claimed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(ClaimedIntent, bool)>> {
+            let err = |err| anyhow::anyhow!("{err}");
+            let new = e.claim_intents_except(BATCH, &skip, DueWindow::Since(started)).map_err(err)?;
+            let old = match room {
+                0 => Vec::new(),
+                n => e.claim_intents_except(n, &[], DueWindow::Before(started)).map_err(err)?,
+            };
             // An intent is recorded before it runs: never run one that is not yet on disk.
-            if !claimed.is_empty() {
+            if !new.is_empty() || !old.is_empty() {
                 e.store().sync()?;
             }
-            Ok(claimed)
+            Ok(new.into_iter().map(|c| (c, false)).chain(old.into_iter().map(|c| (c, true))).collect())
         })
         .await;
         let claimed = match claimed {
@@ -350,11 +408,13 @@ async fn dispatcher(
             }
             continue;
         }
-        for c in claimed {
+        for (c, old) in claimed {
             let lane = dispatch.lane(&c, &config);
-            let queued = Queued::join(&dispatch, &c.payload.target);
+            let queued = Queued::join(&dispatch, &c.payload.target, old);
+            // An inherited page is as urgent as a new one; the rest yield.
+            let pool = if old && !c.is_page() { inherited.background.clone() } else { None };
             let (x, r) = (executor.clone(), recorder.clone());
-            running.spawn(deliver(engine.clone(), x, r, lane, c, queued, stop.clone()));
+            running.spawn(deliver(engine.clone(), x, r, lane, c, queued, pool, stop.clone()));
         }
     }
     // Calls already running finish (the daemon bounds this by its grace period);
@@ -373,7 +433,9 @@ async fn give_back(engine: &Arc<Engine>, id: &str, at: Option<i64>) {
 
 /// Runs one intent in its lane: waits for a lane slot, asks the breaker,
 /// takes a global slot, executes it, tells the breaker, frees both slots and
-/// then settles it.
+/// then settles it. With `background`, the call itself runs there, and only
+/// once one of the lane's slots for inherited work is free.
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
     engine: Arc<Engine>,
     executor: Arc<dyn Executor>,
@@ -381,9 +443,17 @@ async fn deliver(
     lane: Arc<Lane>,
     c: ClaimedIntent,
     mut queued: Queued,
+    background: Option<Arc<Background>>,
     stop: Arc<AtomicBool>,
 ) {
     let dispatch = queued.dispatch.clone();
+    let inherited_slot = match background {
+        Some(_) => match lane.inherited_slots.clone().acquire_owned().await {
+            Ok(s) => Some(s),
+            Err(_) => return,
+        },
+        None => None,
+    };
     let Ok(slot) = lane.slots.clone().acquire_owned().await else { return };
     // Stopping: thousands may be waiting here, so each ends without a write of its
     // own; their claims are released together when the daemon next starts, or their
@@ -430,17 +500,28 @@ async fn deliver(
         return;
     }
     let (e, x, d, item) = (engine.clone(), executor.clone(), dispatch.clone(), c.clone());
-    let ran = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<EffectOutcome>> {
-        match d.outbox.prepare(&e, &item)? {
-            Next::Settled => Ok(None),
-            Next::Execute => {
-                let outcome = x.execute(&item.id, &item.payload);
-                failpoint("after-execute", &item.id);
-                Ok(Some(outcome))
-            }
+    let ran = match background {
+        None => {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Option<EffectOutcome>> {
+                match d.outbox.prepare(&e, &item)? {
+                    Next::Settled => Ok(None),
+                    Next::Execute => Ok(Some(execute(&*x, &item))),
+                }
+            })
+            .await
         }
-    })
-    .await;
+        // The attempt is journaled on an ordinary thread: a low-priority one
+        // must never hold the journal's writer.
+        Some(pool) => match tokio::task::spawn_blocking(move || d.outbox.prepare(&e, &item)).await {
+            Ok(Ok(Next::Execute)) => {
+                let item = c.clone();
+                pool.run(move || -> anyhow::Result<Option<EffectOutcome>> { Ok(Some(execute(&*x, &item))) }).await
+            }
+            Ok(Ok(Next::Settled)) => Ok(Ok(None)),
+            Ok(Err(err)) => Ok(Err(err)),
+            Err(err) => Err(err),
+        },
+    };
     // The breaker hears how the call went before the lane's slot is free, so
     // a failing target is not called again on a stale count.
     let now = engine.now();
@@ -462,6 +543,7 @@ async fn deliver(
     // flush latency, which in an alert storm is intake's, not the target's.
     drop(global);
     drop(slot);
+    drop(inherited_slot);
     queued.leave();
     let res = match ran {
         Ok(Ok(Some(outcome))) => Ok(recorder.settle(c.clone(), outcome).await.map(Some)),
@@ -503,4 +585,11 @@ async fn deliver(
             let _ = tokio::task::spawn_blocking(move || d.outbox.item_failed(&e, &item, &err)).await;
         }
     }
+}
+
+/// Runs a prepared intent's call.
+fn execute(x: &dyn Executor, item: &ClaimedIntent) -> EffectOutcome {
+    let outcome = x.execute(&item.id, &item.payload);
+    failpoint("after-execute", &item.id);
+    outcome
 }

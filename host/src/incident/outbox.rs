@@ -20,7 +20,7 @@ use super::state::{Incident, Status};
 use super::timers::Timer;
 use crate::config::Delivery;
 use crate::playbook::types::Purpose;
-use crate::store::{DeadItemKind, IntentRow};
+use crate::store::{DeadItemKind, DueWindow, IntentRow};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -220,16 +220,18 @@ impl Engine {
     /// Claims up to `limit` due intents. Rows whose payload cannot be read are
     /// dead-lettered here, so the caller only sees intents it can run.
     pub(crate) fn claim_intents(&self, limit: usize) -> Result<Vec<ClaimedIntent>, EngineError> {
-        self.claim_intents_except(limit, &[])
+        self.claim_intents_except(limit, &[], DueWindow::Any)
     }
 
-    /// [`Engine::claim_intents`], passing over the intents of `skip_targets`.
+    /// [`Engine::claim_intents`], passing over the intents of `skip_targets`
+    /// and those that fell due outside `window`.
     pub(crate) fn claim_intents_except(
         &self,
         limit: usize,
         skip_targets: &[String],
+        window: DueWindow,
     ) -> Result<Vec<ClaimedIntent>, EngineError> {
-        let rows = self.store().claim_intents_except(self.now(), limit, skip_targets)?;
+        let rows = self.store().claim_intents_except(self.now(), limit, skip_targets, window)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(node) = &row.reclaimed_from {

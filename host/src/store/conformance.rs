@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             claimed_intents_are_skipped_until_released_and_dead_letters_are_listed,
             a_recovered_targets_backlog_is_made_due_and_no_other,
             a_claim_passes_over_the_skipped_targets,
+            a_claim_takes_only_the_intents_due_within_its_window,
             keyed_chain_verifies_and_a_different_key_is_named_as_such,
             an_unkeyed_prefix_verifies_under_keyed_events_and_editing_it_is_caught,
             rewriting_only_the_unkeyed_prefix_breaks_the_link_into_the_keyed_events,
@@ -242,10 +243,42 @@ pub(crate) fn a_claim_passes_over_the_skipped_targets(b: &dyn Backend) {
         .unwrap();
     let ids = |rows: Vec<IntentRow>| rows.into_iter().map(|r| r.invocation_id).collect::<Vec<_>>();
     let skip = ["pager".to_string(), "regulator".to_string()];
-    assert_eq!(ids(store.claim_intents_except(10, 1, &skip).unwrap()), vec!["INC-1.3"], "the skipped ones come first");
-    assert!(store.claim_intents_except(10, 10, &skip).unwrap().is_empty(), "they are passed over, not claimed");
-    assert_eq!(ids(store.claim_intents_except(10, 10, &skip[..1]).unwrap()), vec!["INC-1.4"]);
+    assert_eq!(
+        ids(store.claim_intents_except(10, 1, &skip, DueWindow::Any).unwrap()),
+        vec!["INC-1.3"],
+        "the skipped ones come first"
+    );
+    assert!(
+        store.claim_intents_except(10, 10, &skip, DueWindow::Any).unwrap().is_empty(),
+        "they are passed over, not claimed"
+    );
+    assert_eq!(ids(store.claim_intents_except(10, 10, &skip[..1], DueWindow::Any).unwrap()), vec!["INC-1.4"]);
     assert_eq!(ids(store.claim_intents(10, 10).unwrap()), vec!["INC-1.1", "INC-1.2"]);
+}
+
+pub(crate) fn a_claim_takes_only_the_intents_due_within_its_window(b: &dyn Backend) {
+    let store = b.open(None);
+    store
+        .transaction(&mut |tx| {
+            tx.add_intent(&intent("INC-1.1", "pager", 10, 0))?;
+            tx.add_intent(&intent("INC-1.2", "pager", 99, 0))?;
+            tx.add_intent(&intent("INC-1.3", "pager", 100, 0))?;
+            tx.add_intent(&intent("INC-1.4", "pager", 160, 0))?;
+            tx.add_intent(&intent("INC-1.5", "pager", 300, 0))?;
+            Ok(())
+        })
+        .unwrap();
+    let ids = |rows: Vec<IntentRow>| rows.into_iter().map(|r| r.invocation_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.claim_intents_except(200, 10, &[], DueWindow::Since(100)).unwrap()),
+        vec!["INC-1.3", "INC-1.4"]
+    );
+    assert_eq!(
+        ids(store.claim_intents_except(200, 10, &[], DueWindow::Before(100)).unwrap()),
+        vec!["INC-1.1", "INC-1.2"]
+    );
+    assert!(store.claim_intents_except(200, 10, &[], DueWindow::Any).unwrap().is_empty(), "INC-1.5 is not due yet");
+    assert_eq!(ids(store.claim_intents_except(300, 10, &[], DueWindow::Any).unwrap()), vec!["INC-1.5"]);
 }
 
 /// What someone without the key can do: recompute plain SHA-256 for events

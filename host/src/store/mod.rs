@@ -183,6 +183,30 @@ pub struct TimerRow {
     pub reclaimed_from: Option<String>,
 }
 
+/// Which due intents a claim may take, by the instant they fell due: a
+/// daemon drains the backlog it inherited (due before it started) apart
+/// from new work, and each claim reads only its own range of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueWindow {
+    /// Every due intent.
+    Any,
+    /// Intents due at or after this instant (Unix ms).
+    Since(i64),
+    /// Intents due before this instant (Unix ms).
+    Before(i64),
+}
+
+impl DueWindow {
+    /// The window as `lo <= not_before < hi`.
+    pub(crate) fn bounds(self) -> (i64, i64) {
+        match self {
+            DueWindow::Any => (i64::MIN, i64::MAX),
+            DueWindow::Since(t) => (t, i64::MAX),
+            DueWindow::Before(t) => (i64::MIN, t),
+        }
+    }
+}
+
 /// A side effect recorded before it runs; `result` is set once it ran.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IntentRow {
@@ -350,12 +374,19 @@ pub trait Store: Send + Sync {
     /// lease of the node that claimed it expires because that node stopped
     /// renewing it; then it runs again with the same invocation id.
     fn claim_intents(&self, now: i64, limit: usize) -> Result<Vec<IntentRow>> {
-        self.claim_intents_except(now, limit, &[])
+        self.claim_intents_except(now, limit, &[], DueWindow::Any)
     }
     /// [`Store::claim_intents`], passing over the intents of `skip_targets`
     /// (targets with enough work already waiting in this process), so a
-    /// target that cannot keep up never holds back the others' claims.
-    fn claim_intents_except(&self, now: i64, limit: usize, skip_targets: &[String]) -> Result<Vec<IntentRow>>;
+    /// target that cannot keep up never holds back the others' claims; and
+    /// only intents that fell due within `window`.
+    fn claim_intents_except(
+        &self,
+        now: i64,
+        limit: usize,
+        skip_targets: &[String],
+        window: DueWindow,
+    ) -> Result<Vec<IntentRow>>;
     /// Gives a claimed intent back, due at `not_before` if given.
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()>;
     /// Releases every claim of this node (never another live node's), and

@@ -442,10 +442,16 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_intents_except(&self, now: i64, limit: usize, skip_targets: &[String]) -> Result<Vec<IntentRow>> {
+    fn claim_intents_except(
+        &self,
+        now: i64,
+        limit: usize,
+        skip_targets: &[String],
+        window: DueWindow,
+    ) -> Result<Vec<IntentRow>> {
         let lease = self.lease.clone();
         let skip = skip_targets.to_vec();
-        self.side(move |c| outbox::claim_intents(c, &lease, now, limit, &skip))
+        self.side(move |c| outbox::claim_intents(c, &lease, now, limit, &skip, window))
     }
 
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {

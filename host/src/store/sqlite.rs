@@ -385,8 +385,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn claim_intents_except(&self, now: i64, limit: usize, skip_targets: &[String]) -> Result<Vec<IntentRow>> {
-        outbox::claim_intents(&mut self.lock(), now, limit, skip_targets)
+    fn claim_intents_except(
+        &self,
+        now: i64,
+        limit: usize,
+        skip_targets: &[String],
+        window: DueWindow,
+    ) -> Result<Vec<IntentRow>> {
+        outbox::claim_intents(&mut self.lock(), now, limit, skip_targets, window)
     }
 
     fn release_intent(&self, invocation_id: &str, not_before: Option<i64>) -> Result<()> {

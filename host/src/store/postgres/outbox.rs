@@ -10,7 +10,7 @@
 //! dead-letters it, while every other row still runs.
 
 use super::nodes::Lease;
-use super::{DeadItemKind, DeadLetter, IntentRow, OutboxLane, Result, TimerRow, json};
+use super::{DeadItemKind, DeadLetter, DueWindow, IntentRow, OutboxLane, Result, TimerRow, json};
 use ::postgres::Client;
 
 fn timer_from_row(r: &::postgres::Row) -> Result<TimerRow> {
@@ -75,17 +75,20 @@ pub(super) fn claim_intents(
     now: i64,
     limit: usize,
     skip: &[String],
+    window: DueWindow,
 ) -> Result<Vec<IntentRow>> {
+    let (lo, hi) = window.bounds();
     let found = c.query(
         "WITH free AS ( \
              SELECT invocation_id, claimed_by AS prev, lease_until AS prev_until, not_before, created_at \
              FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NULL AND not_before <= $1 \
-               AND NOT (target = ANY($5)) \
+               AND not_before >= $6 AND not_before < $7 AND NOT (target = ANY($5)) \
              ORDER BY not_before, created_at, invocation_id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          expired AS ( \
              SELECT invocation_id, claimed_by AS prev, lease_until AS prev_until, not_before, created_at \
              FROM intents WHERE result IS NULL AND dead_letter IS NULL AND claimed_by IS NOT NULL \
-               AND lease_until < $1 AND not_before <= $1 AND NOT (target = ANY($5)) \
+               AND lease_until < $1 AND not_before <= $1 AND not_before >= $6 AND not_before < $7 \
+               AND NOT (target = ANY($5)) \
              ORDER BY not_before, created_at, invocation_id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          picked AS ( \
              SELECT * FROM free UNION ALL SELECT * FROM expired \
@@ -94,7 +97,7 @@ pub(super) fn claim_intents(
          FROM picked WHERE i.invocation_id = picked.invocation_id \
          RETURNING i.invocation_id, i.incident_id, i.created_at, i.not_before, i.payload, i.attempts, \
                    picked.prev, picked.prev_until",
-        &[&now, &(limit as i64), &lease.node, &lease.ms, &skip],
+        &[&now, &(limit as i64), &lease.node, &lease.ms, &skip, &lo, &hi],
     )?;
     let mut rows = found
         .iter()

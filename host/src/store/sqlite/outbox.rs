@@ -5,7 +5,7 @@
 //! (or JSON `null`) instead of failing the whole query, so one corrupt row
 //! reaches the engine, which dead-letters it, while every other row still runs.
 
-use super::{DeadItemKind, DeadLetter, IntentRow, OutboxLane, Result, TimerRow, json};
+use super::{DeadItemKind, DeadLetter, DueWindow, IntentRow, OutboxLane, Result, TimerRow, json};
 use rusqlite::{Connection, params};
 
 /// A text column, or empty if it is missing or not text.
@@ -49,19 +49,28 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
     })
 }
 
-pub(super) fn claim_intents(conn: &mut Connection, now: i64, limit: usize, skip: &[String]) -> Result<Vec<IntentRow>> {
+pub(super) fn claim_intents(
+    conn: &mut Connection,
+    now: i64,
+    limit: usize,
+    skip: &[String],
+    window: DueWindow,
+) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
         // The claim index holds the target too, so passing over a skipped
-        // target's rows never reads the table.
+        // target's rows never reads the table, and the window bounds the
+        // index range, so the other window's rows are never read either.
         let mut stmt = tx.prepare_cached(
             "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts \
-             FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND not_before <= ?1 \
+             FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 \
+               AND not_before <= ?1 AND not_before >= ?4 AND not_before < ?5 \
                AND target NOT IN (SELECT value FROM json_each(?3)) \
              ORDER BY not_before, created_at, invocation_id LIMIT ?2",
         )?;
         let skip = serde_json::to_string(skip)?;
-        let rows = stmt.query_map(params![now, limit as i64, skip], |r| tolerant_intent(r, now))?;
+        let (lo, hi) = window.bounds();
+        let rows = stmt.query_map(params![now, limit as i64, skip, lo, hi], |r| tolerant_intent(r, now))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     {
