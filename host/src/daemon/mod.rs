@@ -246,6 +246,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         let store = engine.store().clone();
         tokio::task::spawn_blocking(move || store.tokens()).await??
     };
+    let started = worker::release_previous_run(&engine).await;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {listen}: {e} (is another crisis daemon running? change `listen` in crisis.toml)"
@@ -293,7 +294,7 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>, now: i64) -> anyhow::R
         status_page::serve(addr, tls.clone(), board, engine.clone(), stop_rx.clone()).await?;
     }
     tokio::spawn(node::heartbeat(engine.clone(), node.clone(), metrics.clone(), stop_rx.clone()));
-    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, stop.clone(), stop_rx.clone()));
+    let worker = tokio::spawn(worker::run(engine.clone(), executor, dispatch, started, stop.clone(), stop_rx.clone()));
     tokio::spawn(reload.clone().run(stop_rx.clone()));
     tokio::spawn(lag::watch(engine.clone(), stop_rx.clone()));
     tokio::spawn(drills::scheduler(state.clone(), stop_rx.clone()));

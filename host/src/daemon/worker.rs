@@ -18,7 +18,10 @@
 //! range of the claim index), only so many of its deliveries wait at once,
 //! it takes at most half of a lane's slots, and its calls run on
 //! low-priority threads, so intake and new notices get the CPU first.
-//! Inherited pages still run at normal priority.
+//! While intake is busy (triggers keep arriving) it yields the journal too:
+//! only a trickle of it is claimed, so its claims, attempts and results do
+//! not compete with intake for the writer. Inherited pages still run at
+//! normal priority.
 //!
 //! On shutdown the `stop` flag is raised before anything else: from then on
 //! no timer fires and no intent is claimed or started; calls already running
@@ -50,6 +53,13 @@ const AHEAD_PER_SLOT: usize = 4;
 /// How many claimed deliveries of the inherited backlog may wait at once,
 /// over every target.
 const INHERITED_AHEAD: usize = AHEAD_MIN;
+/// Intake counts as busy until this long after its latest trigger.
+const INTAKE_QUIET_MS: i64 = 250;
+/// While intake is busy, the inherited backlog is claimed this many at a
+/// time, once per [`TRICKLE_EVERY_MS`]: an intake that never rests slows
+/// the backlog down but never stops it.
+const TRICKLE: usize = 16;
+const TRICKLE_EVERY_MS: i64 = 1000;
 /// The shortest pause between passes that made no progress: the loops never spin.
 const MIN_IDLE: Duration = Duration::from_millis(20);
 /// The longest pause: new work also wakes the loops.
@@ -225,22 +235,15 @@ fn new_lane(target: &str, d: &Delivery, breaker: Option<Breaker>) -> Lane {
     }
 }
 
-/// Runs the timer task and the dispatcher until `stop` is raised and
-/// `shutdown` flips to true; returns once the calls already running finished.
-pub(crate) async fn run(
-    engine: Arc<Engine>,
-    executor: Arc<dyn Executor>,
-    dispatch: Arc<Dispatch>,
-    stop: Arc<AtomicBool>,
-    shutdown: watch::Receiver<bool>,
-) {
+/// Gives the previous run's claims back to the outbox and returns the
+/// instant before which what is due is that run's backlog. Called before the
+/// API serves: it rewrites every intent the previous run held (tens of
+/// thousands after a long outage of a target), which intake would wait for.
+pub(crate) async fn release_previous_run(engine: &Arc<Engine>) -> i64 {
     // This node's claims belong to its previous run, which is gone (one daemon
     // per state dir, so per node id); other nodes' claims are left alone.
     let e = engine.clone();
     let now = engine.now();
-    // What fell due before this instant is the previous run's backlog (the
-    // release below makes what it held due now at the latest).
-    let started = now;
     match tokio::task::spawn_blocking(move || e.store().release_claims(now)).await {
         Ok(Ok(n)) if n > 0 => {
             tracing::info!("{n} side effects this node claimed in its previous run are back in the outbox")
@@ -248,6 +251,21 @@ pub(crate) async fn run(
         Ok(Err(e)) => tracing::error!("cannot release the previous run's claims: {e:#}"),
         _ => {}
     }
+    // What the release held back is due `now` at the latest, so due before the next instant.
+    now + 1
+}
+
+/// Runs the timer task and the dispatcher until `stop` is raised and
+/// `shutdown` flips to true; returns once the calls already running finished.
+/// `started` is what [`release_previous_run`] returned.
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    executor: Arc<dyn Executor>,
+    dispatch: Arc<Dispatch>,
+    started: i64,
+    stop: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
     let timers_wake = Arc::new(Notify::new());
     let intents_wake = Arc::new(Notify::new());
     let fan_out = {
@@ -343,6 +361,7 @@ async fn dispatcher(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut running = tokio::task::JoinSet::new();
+    let mut next_trickle = i64::MIN;
     loop {
         while running.try_join_next().is_some() {}
         if stop.load(Ordering::SeqCst) {
@@ -356,8 +375,22 @@ async fn dispatcher(
         let config = engine.generation().config.clone();
         let skip = dispatch.full_targets(&config);
         // New work first; the inherited backlog up to its own allowance, on
-        // which its targets' new work never waits.
-        let room = INHERITED_AHEAD.saturating_sub(dispatch.inherited.load(Ordering::SeqCst)).min(BATCH);
+        // which its targets' new work never waits, refilled once half of it
+        // ran: one claim (and one flush) per half allowance, not per call.
+        let waiting_old = dispatch.inherited.load(Ordering::SeqCst);
+        let now = engine.now();
+        let room = if now.saturating_sub(engine.last_intake()) < INTAKE_QUIET_MS {
+            if now < next_trickle {
+                0
+            } else {
+                next_trickle = now + TRICKLE_EVERY_MS;
+                TRICKLE.min(INHERITED_AHEAD.saturating_sub(waiting_old))
+            }
+        } else if waiting_old <= INHERITED_AHEAD / 2 {
+            (INHERITED_AHEAD - waiting_old).min(BATCH)
+        } else {
+            0
+        };
         let skipping = !skip.is_empty() || room == 0;
         let started = inherited.started;
         let claimed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(ClaimedIntent, bool)>> {

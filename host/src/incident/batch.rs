@@ -67,6 +67,7 @@ impl Engine {
     /// failure (nothing of the batch was written); each inner `Err` is one
     /// operation the engine refused before anything was written.
     pub fn intake_batch(&self, ops: Vec<IntakeOp>) -> Result<Vec<Result<IntakeDone, EngineError>>, EngineError> {
+        self.note_intake();
         let generation_ = self.generation();
         let checked: Vec<Result<Checked, EngineError>> = ops
             .into_iter()

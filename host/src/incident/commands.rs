@@ -41,6 +41,7 @@ pub enum StepAction {
 impl Engine {
     /// Opens an incident, or attaches the trigger to the open incident with its dedup key.
     pub fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, EngineError> {
+        self.note_intake();
         let generation_ = self.generation();
         let prepared = self.prepare_trigger(&generation_, req, None)?;
         self.trigger_grouped(generation_, prepared)

@@ -18,6 +18,7 @@ use crate::playbook::types::Mode;
 use crate::store::{Store, Tx};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Maximum bytes in a dedup key.
@@ -51,6 +52,9 @@ pub struct Engine {
     pub(super) complaint_observer: Mutex<Option<super::complaint::ComplaintObserver>>,
     /// Triggers waiting for the writer lock, journaled together by whoever holds it next.
     pub(super) triggers: super::trigger_types::TriggerQueue,
+    /// When the latest trigger or intake batch arrived (Unix ms, this engine's
+    /// clock), so background work can tell whether intake is busy.
+    pub(super) last_intake: AtomicI64,
 }
 
 /// What the store is told when a write closure refused: the typed error
@@ -85,7 +89,19 @@ impl Engine {
             budgets: Default::default(),
             complaint_observer: Mutex::new(None),
             triggers: Default::default(),
+            last_intake: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// When the latest trigger or intake batch arrived (Unix ms), or
+    /// `i64::MIN` before the first.
+    pub fn last_intake(&self) -> i64 {
+        self.last_intake.load(Ordering::Relaxed)
+    }
+
+    /// Notes that intake work arrived now.
+    pub(super) fn note_intake(&self) {
+        self.last_intake.fetch_max(self.now(), Ordering::Relaxed);
     }
 
     /// Numbers incidents `{prefix}-{n}` instead of `INC-n`/`DRL-n`; drills run

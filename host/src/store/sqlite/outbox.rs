@@ -6,7 +6,7 @@
 //! reaches the engine, which dead-letters it, while every other row still runs.
 
 use super::{DeadItemKind, DeadLetter, DueWindow, IntentRow, OutboxLane, Result, TimerRow, json};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A text column, or empty if it is missing or not text.
 fn text(r: &rusqlite::Row<'_>, i: usize) -> String {
@@ -49,6 +49,29 @@ fn tolerant_intent(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<IntentRo
     })
 }
 
+/// One target's due intents within a window, in claim order, as keys.
+pub(super) const DUE_KEYS_SQL: &str = "SELECT not_before, created_at, invocation_id FROM intents INDEXED BY intents_claimable \
+     WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 \
+       AND target = ?1 AND not_before <= ?2 AND not_before >= ?3 AND not_before < ?4 \
+     ORDER BY not_before, created_at, invocation_id LIMIT ?5";
+
+/// The targets with pending intents, one index seek each: the claim reads
+/// each target's own range of the claim index instead of walking past the
+/// rows of the targets it passes over.
+fn pending_targets(conn: &Connection) -> Result<Vec<String>> {
+    let mut next = conn.prepare_cached(
+        "SELECT target FROM intents INDEXED BY intents_claimable \
+         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND target > ?1 ORDER BY target LIMIT 1",
+    )?;
+    let mut targets = Vec::new();
+    let mut after = String::new();
+    while let Some(t) = next.query_row(params![after], |r| r.get::<_, String>(0)).optional()? {
+        targets.push(t.clone());
+        after = t;
+    }
+    Ok(targets)
+}
+
 pub(super) fn claim_intents(
     conn: &mut Connection,
     now: i64,
@@ -58,20 +81,34 @@ pub(super) fn claim_intents(
 ) -> Result<Vec<IntentRow>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<IntentRow> = {
-        // The claim index holds the target too, so passing over a skipped
-        // target's rows never reads the table, and the window bounds the
-        // index range, so the other window's rows are never read either.
-        let mut stmt = tx.prepare_cached(
-            "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts \
-             FROM intents INDEXED BY intents_claimable WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 \
-               AND not_before <= ?1 AND not_before >= ?4 AND not_before < ?5 \
-               AND target NOT IN (SELECT value FROM json_each(?3)) \
-             ORDER BY not_before, created_at, invocation_id LIMIT ?2",
-        )?;
-        let skip = serde_json::to_string(skip)?;
+        // Each target's due rows in its range of the claim index (target
+        // first, then due time), read from the index alone, so neither a
+        // skipped target's backlog nor the rows outside the window are read;
+        // the first `limit` of them all, in due order, are then loaded.
         let (lo, hi) = window.bounds();
-        let rows = stmt.query_map(params![now, limit as i64, skip, lo, hi], |r| tolerant_intent(r, now))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        let mut due = tx.prepare_cached(DUE_KEYS_SQL)?;
+        let mut keys: Vec<(i64, i64, String)> = Vec::new();
+        for target in pending_targets(&tx)? {
+            if skip.contains(&target) {
+                continue;
+            }
+            let found = due.query_map(params![target, now, lo, hi, limit as i64], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(now), r.get::<_, Option<i64>>(1)?.unwrap_or(now), r.get(2)?))
+            })?;
+            for key in found {
+                keys.push(key?);
+            }
+        }
+        keys.sort();
+        keys.truncate(limit);
+        let mut load = tx.prepare_cached(
+            "SELECT invocation_id, incident_id, created_at, not_before, payload, attempts FROM intents WHERE invocation_id = ?1",
+        )?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for (_, _, id) in keys {
+            rows.push(load.query_row(params![id], |r| tolerant_intent(r, now))?);
+        }
+        rows
     };
     {
         let mut claim = tx.prepare_cached("UPDATE intents SET claimed = 1 WHERE invocation_id = ?1")?;
@@ -84,12 +121,17 @@ pub(super) fn claim_intents(
 }
 
 pub(super) fn next_intent_due(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT MIN(not_before) FROM intents INDEXED BY intents_claimable \
-             WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0",
-        )?
-        .query_row([], |r| r.get(0))?)
+    let mut first = conn.prepare_cached(
+        "SELECT not_before FROM intents INDEXED BY intents_claimable \
+         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND target = ?1 ORDER BY not_before LIMIT 1",
+    )?;
+    let mut due: Option<i64> = None;
+    for target in pending_targets(conn)? {
+        if let Some(t) = first.query_row(params![target], |r| r.get::<_, i64>(0)).optional()? {
+            due = Some(due.map_or(t, |d| d.min(t)));
+        }
+    }
+    Ok(due)
 }
 
 pub(super) fn release_intent(conn: &Connection, invocation_id: &str, not_before: Option<i64>) -> Result<()> {

@@ -131,6 +131,19 @@ fn intents_stored_before_the_target_column_get_theirs_and_lanes_read_it() {
 }
 
 #[test]
+fn a_claim_reads_each_targets_due_range_from_the_claim_index_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    let plan: String = conn
+        .query_row(&format!("EXPLAIN QUERY PLAN {}", super::outbox::DUE_KEYS_SQL), params!["pager", 0, 0, 0, 1], |r| {
+            r.get(3)
+        })
+        .unwrap();
+    assert!(plan.contains("INDEX intents_claimable (target=? AND not_before>? AND not_before<?)"), "plan: {plan}");
+}
+
+#[test]
 fn open_incident_reads_touch_the_open_incidents_alone() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
