@@ -19,9 +19,9 @@
 //! it takes at most half of a lane's slots, and its calls run on
 //! low-priority threads, so intake and new notices get the CPU first.
 //! While intake is busy (triggers keep arriving) it yields the journal too:
-//! only a trickle of it is claimed, so its claims, attempts and results do
-//! not compete with intake for the writer. Inherited pages still run at
-//! normal priority.
+//! its deliveries start at a trickle, so its attempts and results do not
+//! compete with intake for the writer. Inherited pages still run at normal
+//! priority.
 //!
 //! On shutdown the `stop` flag is raised before anything else: from then on
 //! no timer fires and no intent is claimed or started; calls already running
@@ -37,6 +37,7 @@ use crate::incident::outbox::{ClaimedIntent, Next, Outbox, Settled, failpoint};
 use crate::store::DueWindow;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,11 +56,10 @@ const AHEAD_PER_SLOT: usize = 4;
 const INHERITED_AHEAD: usize = AHEAD_MIN;
 /// Intake counts as busy until this long after its latest trigger.
 const INTAKE_QUIET_MS: i64 = 250;
-/// While intake is busy, the inherited backlog is claimed this many at a
-/// time, once per [`TRICKLE_EVERY_MS`]: an intake that never rests slows
-/// the backlog down but never stops it.
-const TRICKLE: usize = 16;
-const TRICKLE_EVERY_MS: i64 = 1000;
+/// While intake is busy, the inherited backlog's deliveries start at most
+/// this many a second: an intake that never rests slows the backlog down
+/// but never stops it.
+const TRICKLE_PER_SECOND: u32 = 16;
 /// The shortest pause between passes that made no progress: the loops never spin.
 const MIN_IDLE: Duration = Duration::from_millis(20);
 /// The longest pause: new work also wakes the loops.
@@ -100,6 +100,10 @@ pub(crate) struct Dispatch {
     waiting: Mutex<HashMap<String, usize>>,
     /// Claimed deliveries of the inherited backlog that have not finished their call yet.
     inherited: AtomicUsize,
+    /// Paces the inherited backlog's deliveries while intake is busy; one
+    /// waits on it at a time (`trickle_turn`), the rest queue without waking.
+    trickle: governor::DefaultDirectRateLimiter,
+    trickle_turn: tokio::sync::Mutex<()>,
     /// Raised when a delivery finishes its call, so a dispatcher passing over
     /// full targets claims again as soon as one has room.
     room: Notify,
@@ -157,6 +161,11 @@ impl Dispatch {
             throughput: super::lag::Throughput::default(),
             waiting: Mutex::default(),
             inherited: AtomicUsize::new(0),
+            trickle: governor::RateLimiter::direct(
+                governor::Quota::per_second(NonZeroU32::new(TRICKLE_PER_SECOND).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::MIN),
+            ),
+            trickle_turn: tokio::sync::Mutex::new(()),
             room: Notify::new(),
         }
     }
@@ -361,7 +370,6 @@ async fn dispatcher(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut running = tokio::task::JoinSet::new();
-    let mut next_trickle = i64::MIN;
     loop {
         while running.try_join_next().is_some() {}
         if stop.load(Ordering::SeqCst) {
@@ -378,18 +386,9 @@ async fn dispatcher(
         // which its targets' new work never waits, refilled once half of it
         // ran: one claim (and one flush) per half allowance, not per call.
         let waiting_old = dispatch.inherited.load(Ordering::SeqCst);
-        let now = engine.now();
-        let room = if now.saturating_sub(engine.last_intake()) < INTAKE_QUIET_MS {
-            if now < next_trickle {
-                0
-            } else {
-                next_trickle = now + TRICKLE_EVERY_MS;
-                TRICKLE.min(INHERITED_AHEAD.saturating_sub(waiting_old))
-            }
-        } else if waiting_old <= INHERITED_AHEAD / 2 {
-            (INHERITED_AHEAD - waiting_old).min(BATCH)
-        } else {
-            0
+        let room = match waiting_old <= INHERITED_AHEAD / 2 {
+            true => (INHERITED_AHEAD - waiting_old).min(BATCH),
+            false => 0,
         };
         let skipping = !skip.is_empty() || room == 0;
         let started = inherited.started;
@@ -487,6 +486,19 @@ async fn deliver(
         },
         None => None,
     };
+    if inherited_slot.is_some() {
+        // While triggers keep arriving, wait for the trickle's turn, or for intake to rest.
+        let _turn = dispatch.trickle_turn.lock().await;
+        while engine.now().saturating_sub(engine.last_intake()) < INTAKE_QUIET_MS {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::select! {
+                _ = dispatch.trickle.until_ready() => break,
+                _ = tokio::time::sleep(Duration::from_millis(INTAKE_QUIET_MS as u64)) => {}
+            }
+        }
+    }
     let Ok(slot) = lane.slots.clone().acquire_owned().await else { return };
     // Stopping: thousands may be waiting here, so each ends without a write of its
     // own; their claims are released together when the daemon next starts, or their
