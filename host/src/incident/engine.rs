@@ -54,7 +54,7 @@ pub struct Engine {
     pub(super) triggers: super::trigger_types::TriggerQueue,
     /// When the latest trigger or intake batch arrived (Unix ms, this engine's
     /// clock), so background work can tell whether intake is busy.
-    pub(super) last_intake: AtomicI64,
+    last_intake: AtomicI64,
 }
 
 /// What the store is told when a write closure refused: the typed error
