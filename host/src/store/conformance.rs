@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             a_recovered_targets_backlog_is_made_due_and_no_other,
             a_claim_passes_over_the_skipped_targets,
             a_claim_takes_only_the_intents_due_within_its_window,
+            an_intent_with_an_empty_target_is_claimed_and_due,
             keyed_chain_verifies_and_a_different_key_is_named_as_such,
             an_unkeyed_prefix_verifies_under_keyed_events_and_editing_it_is_caught,
             rewriting_only_the_unkeyed_prefix_breaks_the_link_into_the_keyed_events,
@@ -279,6 +280,14 @@ pub(crate) fn a_claim_takes_only_the_intents_due_within_its_window(b: &dyn Backe
     );
     assert!(store.claim_intents_except(200, 10, &[], DueWindow::Any).unwrap().is_empty(), "INC-1.5 is not due yet");
     assert_eq!(ids(store.claim_intents_except(300, 10, &[], DueWindow::Any).unwrap()), vec!["INC-1.5"]);
+}
+
+pub(crate) fn an_intent_with_an_empty_target_is_claimed_and_due(b: &dyn Backend) {
+    let store = b.open(None);
+    store.transaction(&mut |tx| tx.add_intent(&intent("INC-1.1", "", 10, 0))).unwrap();
+    assert_eq!(store.next_intent_due().unwrap(), Some(10));
+    let claimed: Vec<String> = store.claim_intents(10, 10).unwrap().into_iter().map(|r| r.invocation_id).collect();
+    assert_eq!(claimed, vec!["INC-1.1"]);
 }
 
 /// What someone without the key can do: recompute plain SHA-256 for events

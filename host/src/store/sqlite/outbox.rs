@@ -59,18 +59,24 @@ pub(super) const DUE_KEYS_SQL: &str = "SELECT not_before, created_at, invocation
 /// each target's own range of the claim index instead of walking past the
 /// rows of the targets it passes over.
 fn pending_targets(conn: &Connection) -> Result<Vec<String>> {
-    let mut next = conn.prepare_cached(
-        "SELECT target FROM intents INDEXED BY intents_claimable \
-         WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND target > ?1 ORDER BY target LIMIT 1",
-    )?;
-    let mut targets = Vec::new();
-    let mut after = String::new();
-    while let Some(t) = next.query_row(params![after], |r| r.get::<_, String>(0)).optional()? {
-        targets.push(t.clone());
-        after = t;
+    // The first seek has no lower bound, so even an empty target is found;
+    // each next one starts past the last (an `OR` in one statement would
+    // make SQLite walk the index instead of seeking).
+    let first = conn.prepare_cached(FIRST_TARGET_SQL)?.query_row([], |r| r.get(0));
+    let mut targets: Vec<String> = first.optional()?.into_iter().collect();
+    let mut next = conn.prepare_cached(NEXT_TARGET_SQL)?;
+    while let Some(t) = next.query_row(params![targets.last()], |r| r.get::<_, String>(0)).optional()? {
+        targets.push(t);
     }
     Ok(targets)
 }
+
+/// The first target with claimable intents, in index order.
+const FIRST_TARGET_SQL: &str = "SELECT target FROM intents INDEXED BY intents_claimable \
+     WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 ORDER BY target LIMIT 1";
+/// The next target with claimable intents after `?1`.
+pub(super) const NEXT_TARGET_SQL: &str = "SELECT target FROM intents INDEXED BY intents_claimable \
+     WHERE result IS NULL AND dead_letter IS NULL AND claimed = 0 AND target > ?1 ORDER BY target LIMIT 1";
 
 pub(super) fn claim_intents(
     conn: &mut Connection,

@@ -141,6 +141,10 @@ fn a_claim_reads_each_targets_due_range_from_the_claim_index_alone() {
         })
         .unwrap();
     assert!(plan.contains("INDEX intents_claimable (target=? AND not_before>? AND not_before<?)"), "plan: {plan}");
+    let next: String = conn
+        .query_row(&format!("EXPLAIN QUERY PLAN {}", super::outbox::NEXT_TARGET_SQL), params!["pager"], |r| r.get(3))
+        .unwrap();
+    assert!(next.contains("INDEX intents_claimable (target>?)"), "each target is one seek, plan: {next}");
 }
 
 #[test]
