@@ -10,6 +10,18 @@ use std::sync::Mutex;
 
 use migrations::MIGRATIONS;
 
+/// A read-only connection on the journal at `path`; each statement reads the
+/// latest committed state.
+fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open journal {} for reading", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 /// Exit status of a process whose journal could not be flushed (`EX_SOFTWARE`).
 pub const EXIT_FSYNC_FAILED: i32 = 70;
 
@@ -42,6 +54,10 @@ pub struct SqliteStore {
     key: Option<JournalKey>,
     /// Checkpoints the WAL off the commit path; `None` for in-memory stores.
     _checkpointer: Option<checkpoint::Checkpointer>,
+    /// A read-only connection for counts over the whole outbox, opened on
+    /// first use: WAL gives it the committed journal without the store lock,
+    /// so a status read or a scrape never makes a trigger wait.
+    reader: Mutex<Option<Connection>>,
 }
 
 #[derive(Default)]
@@ -137,6 +153,7 @@ impl SqliteStore {
             exit_on_fsync_failure: true,
             key: None,
             _checkpointer: None,
+            reader: Mutex::new(None),
         })
     }
 
@@ -194,6 +211,25 @@ impl SqliteStore {
         if self.exit_on_fsync_failure {
             std::process::exit(EXIT_FSYNC_FAILED);
         }
+    }
+
+    /// Runs `read` on the reader connection of a file-backed journal, or on
+    /// the store's own connection for an in-memory one or when the reader
+    /// cannot be opened.
+    fn read<T>(&self, read: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        let Some(path) = &self.path else { return read(&self.lock()) };
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if reader.is_none() {
+            match open_reader(path) {
+                Ok(c) => *reader = Some(c),
+                Err(e) => {
+                    tracing::warn!("outbox counts are read through the writer's connection: {e:#}");
+                    drop(reader);
+                    return read(&self.lock());
+                }
+            }
+        }
+        read(reader.as_ref().expect("opened above"))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -427,11 +463,11 @@ impl Store for SqliteStore {
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        outbox::dead_letters(&self.lock())
+        self.read(outbox::dead_letters)
     }
 
     fn outbox_lanes(&self) -> Result<Vec<OutboxLane>> {
-        outbox::outbox_lanes(&self.lock())
+        self.read(outbox::outbox_lanes)
     }
 
     fn playbook_version(&self, hash: &str) -> Result<Option<serde_json::Value>> {
@@ -487,12 +523,7 @@ impl Store for SqliteStore {
         let Some(path) = &self.path else {
             return verify::verify(&self.lock(), self.key.as_ref(), expect_head);
         };
-        let mut conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open journal {} to verify it", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut conn = open_reader(path).context("cannot verify the journal")?;
         let snapshot = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
         verify::hold_for_a_writer(&snapshot, path)?;
         verify::verify(&snapshot, self.key.as_ref(), expect_head)

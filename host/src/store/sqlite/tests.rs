@@ -205,3 +205,29 @@ fn the_fsync_failpoint_is_read_as_a_positive_count() {
     assert_eq!(parse_fsync_failpoint("fsync-error-after:0"), None);
     assert_eq!(parse_fsync_failpoint("after-execute"), None);
 }
+
+#[test]
+fn outbox_counts_are_read_without_the_writers_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let intent = IntentRow {
+        invocation_id: "INC-1.1".into(),
+        incident_id: "INC-1".into(),
+        created_at: 7,
+        not_before: 7,
+        payload: json!({"target": "oncall"}),
+        attempts: 0,
+        result: None,
+        reclaimed_from: None,
+    };
+    store.transaction(&mut |tx| tx.add_intent(&intent)).unwrap();
+    // A long write holds the store lock: the counts still answer, and they
+    // include everything committed before it.
+    let writing = store.lock();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = store.clone();
+    std::thread::spawn(move || tx.send(reader.outbox_lanes().map(|l| (l[0].target.clone(), l[0].depth))).unwrap());
+    let lanes = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the counts waited for the writer");
+    assert_eq!(lanes.unwrap(), ("oncall".to_string(), 1));
+    drop(writing);
+}
