@@ -8,7 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Runs `crisis-load` against `d` and returns its JSON report.
 fn load(d: &Daemon, token: &str, count: u64, rate: u64, key_prefix: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_crisis-load"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crisis-load"));
+    // `CRISIS_BENCH_TRACE=DIR` keeps each run's per-request latencies as DIR/PREFIX.csv.
+    if let Some(dir) = std::env::var_os("CRISIS_BENCH_TRACE") {
+        cmd.arg("--latencies").arg(std::path::Path::new(&dir).join(format!("{key_prefix}.csv")));
+    }
+    let out = cmd
         .args(["--url", &format!("http://127.0.0.1:{}", d.port), "--token", token, "--playbook", "service-outage"])
         .args(["--count", &count.to_string(), "--rate", &rate.to_string(), "--concurrency", "16"])
         .args(["--dedup-ratio", "0", "--max-seconds", "300", "--json", "--key-prefix", key_prefix])

@@ -49,6 +49,10 @@ struct Args {
     /// prefix, or its triggers attach to the first run's open incidents.
     #[arg(long, default_value = "load")]
     key_prefix: String,
+    /// Also write each answered request as CSV `sent_ms,latency_ms` (sent_ms
+    /// counted from the start of the run) to this file, to find when stalls happened.
+    #[arg(long)]
+    latencies: Option<std::path::PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -127,7 +131,7 @@ fn main() {
                         serde_json::json!({"playbook": playbook, "dedup_key": key, "fields": fields, "source": "load"});
                     let t = Instant::now();
                     match agent.post(&url).header("Authorization", &auth).send_json(&body) {
-                        Ok(r) if r.status().is_success() => mine.push(t.elapsed()),
+                        Ok(r) if r.status().is_success() => mine.push((t - start, t.elapsed())),
                         _ => {
                             errors.fetch_add(1, Ordering::SeqCst);
                         }
@@ -141,7 +145,19 @@ fn main() {
         let _ = t.join();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut timeline = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(path) = &a.latencies {
+        timeline.sort();
+        let csv: String = timeline
+            .iter()
+            .map(|(sent, took)| format!("{:.3},{:.3}\n", sent.as_secs_f64() * 1000.0, took.as_secs_f64() * 1000.0))
+            .collect();
+        if let Err(e) = std::fs::write(path, format!("sent_ms,latency_ms\n{csv}")) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+    let mut l: Vec<Duration> = timeline.into_iter().map(|(_, took)| took).collect();
     l.sort();
     let pct = |p: f64| {
         l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
