@@ -150,7 +150,8 @@ pub(crate) fn timers_cancel_by_exact_key_or_family(b: &dyn Backend) {
     );
 }
 
-fn intent(id: &str, target: &str, not_before: i64, attempts: i64) -> IntentRow {
+/// A pending intent of `INC-1` for `target`, created at 0.
+pub(crate) fn intent(id: &str, target: &str, not_before: i64, attempts: i64) -> IntentRow {
     IntentRow {
         invocation_id: id.into(),
         incident_id: "INC-1".into(),

@@ -3,7 +3,7 @@
 //! run against it.
 
 use super::*;
-use crate::store::conformance::{Backend, conformance_tests};
+use crate::store::conformance::{Backend, conformance_tests, intent};
 use serde_json::json;
 
 /// A SQLite journal in a temporary directory, for the conformance tests.
@@ -210,17 +210,7 @@ fn the_fsync_failpoint_is_read_as_a_positive_count() {
 fn outbox_counts_are_read_without_the_writers_lock() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let intent = IntentRow {
-        invocation_id: "INC-1.1".into(),
-        incident_id: "INC-1".into(),
-        created_at: 7,
-        not_before: 7,
-        payload: json!({"target": "oncall"}),
-        attempts: 0,
-        result: None,
-        reclaimed_from: None,
-    };
-    store.transaction(&mut |tx| tx.add_intent(&intent)).unwrap();
+    store.transaction(&mut |tx| tx.add_intent(&intent("INC-1.1", "oncall", 7, 0))).unwrap();
     // A long write holds the store lock: the counts still answer, and they
     // include everything committed before it.
     let writing = store.lock();
